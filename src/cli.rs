@@ -1,0 +1,105 @@
+//! The command line (DESIGN.md's contract). Each command has one entry point; see `main.rs`.
+
+use clap::{Args, Parser, Subcommand};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "breakerbox",
+    version,
+    about = "Keeps LLM agents answering when a provider fails, and shows the on-call operator what is happening.",
+    long_about = None,
+    propagate_version = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    #[command(flatten)]
+    pub common: CommonArgs,
+
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Send one request through breakerbox and stream the reply to stdout.
+    Ask(AskArgs),
+    /// Run the simulated providers as a standalone HTTP server for any client to use.
+    Sim(SimArgs),
+}
+
+/// Flags shared by the commands that choose providers.
+#[derive(Debug, Clone, Args, Default)]
+pub struct CommonArgs {
+    /// Use the built-in simulated providers instead of real ones.
+    #[arg(long, global = true)]
+    pub demo: bool,
+
+    /// A TOML config file (providers, simulated providers, timeouts).
+    #[arg(long, global = true, value_name = "FILE", env = "BREAKERBOX_CONFIG")]
+    pub config: Option<PathBuf>,
+
+    /// A steady fault on a simulated provider, as NAME=KIND[:PARAM=VALUE,...] (repeatable),
+    /// e.g. `anthropic=rate_limit:retry_after=2s`. See `breakerbox sim --help-faults`.
+    #[arg(long = "fault", global = true, value_name = "NAME=KIND[:PARAMS]")]
+    pub faults: Vec<String>,
+
+    /// A scenario file scheduling faults over time on the simulated providers.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub scenario: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args, Default)]
+pub struct LogArgs {
+    /// Write diagnostics to this file (filter with BREAKERBOX_LOG, e.g. `debug`).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub log_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AskArgs {
+    /// The prompt to send.
+    pub prompt: String,
+
+    /// Send to this provider only (a name from the config, or `anthropic` / `openai`).
+    #[arg(long, value_name = "NAME")]
+    pub provider: Option<String>,
+
+    /// Override the provider's model.
+    #[arg(long, value_name = "MODEL")]
+    pub model: Option<String>,
+
+    /// A system prompt.
+    #[arg(long, value_name = "TEXT")]
+    pub system: Option<String>,
+
+    /// The most tokens the reply may have.
+    #[arg(long, default_value_t = 1024, value_name = "N")]
+    pub max_tokens: u32,
+
+    /// Print the event stream as JSON lines instead of the reply text.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct SimArgs {
+    /// Address to listen on; port 0 picks a free port and prints it.
+    #[arg(long, default_value = "127.0.0.1:8765", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// Allow listening on an address other than loopback (the simulator has no authentication).
+    #[arg(long)]
+    pub allow_remote: bool,
+
+    /// Seed for the generated replies and the jitter.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Print the fault kinds and their parameters, then exit.
+    #[arg(long)]
+    pub help_faults: bool,
+}

@@ -1,0 +1,1 @@
+//! Pricing and cost. (Being written.)

@@ -1,0 +1,3 @@
+//! The failover engine: classification policy, retries, breakers and cost.
+
+pub mod cost;

@@ -1,0 +1,13 @@
+//! breakerbox: a multi-provider LLM failover engine with a live operator console.
+//!
+//! The architecture is one stream of [`event::Event`]s: the engine publishes, the console, the
+//! recorder and the tests fold. See DESIGN.md in the project's shared notes and the README.
+
+pub mod ask;
+pub mod cli;
+pub mod config;
+pub mod engine;
+pub mod event;
+pub mod logging;
+pub mod provider;
+pub mod sim;

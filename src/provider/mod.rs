@@ -1,0 +1,353 @@
+//! Provider clients: one file per wire protocol, all yielding the same normalized stream events.
+//!
+//! A provider's `stream` call never fails up front: connection, header and stream failures all arrive as
+//! an `Err(ProviderError)` item on the returned stream, after which the stream ends. That lets a caller
+//! peek at the first item to decide whether the provider is healthy (the recipe's design).
+
+pub mod anthropic;
+pub mod error;
+pub mod http;
+pub mod openai;
+pub mod sse;
+
+use futures::stream::BoxStream;
+use serde::{Deserialize, Serialize};
+use std::fmt;
+use std::time::Duration;
+
+pub use error::{ErrorClass, Phase, ProviderError};
+
+/// A request in breakerbox's own terms; each protocol maps it to its wire format.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    /// The model to ask for; empty means the provider's configured default.
+    #[serde(default)]
+    pub model: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system: Option<String>,
+    pub messages: Vec<Message>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tools: Vec<ToolDef>,
+    pub max_tokens: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub temperature: Option<f32>,
+}
+
+impl Request {
+    /// A one-turn text request.
+    pub fn prompt(text: impl Into<String>) -> Self {
+        Request {
+            messages: vec![Message::user(text)],
+            max_tokens: 1024,
+            ..Request::default()
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Role {
+    User,
+    Assistant,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Message {
+    pub role: Role,
+    pub content: Vec<Content>,
+}
+
+impl Message {
+    pub fn user(text: impl Into<String>) -> Self {
+        Message {
+            role: Role::User,
+            content: vec![Content::Text { text: text.into() }],
+        }
+    }
+
+    pub fn assistant(text: impl Into<String>) -> Self {
+        Message {
+            role: Role::Assistant,
+            content: vec![Content::Text { text: text.into() }],
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Content {
+    Text {
+        text: String,
+    },
+    ToolUse {
+        id: String,
+        name: String,
+        input: serde_json::Value,
+    },
+    ToolResult {
+        tool_use_id: String,
+        content: String,
+        #[serde(default)]
+        is_error: bool,
+    },
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ToolDef {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    /// JSON Schema of the tool's input.
+    pub input_schema: serde_json::Value,
+}
+
+/// Token usage, normalized to Anthropic's convention: `input_tokens` excludes cached tokens, so
+/// total input = `input_tokens + cache_read_tokens + cache_write_tokens`. (OpenAI counts cached tokens
+/// inside `prompt_tokens`; its client subtracts them.) Values are cumulative for the attempt so far.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+}
+
+impl Usage {
+    pub fn total_input(&self) -> u64 {
+        self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
+    }
+}
+
+/// Why the model stopped, normalized across protocols. The raw value travels alongside.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StopReason {
+    /// Natural end (`end_turn`, `stop`).
+    EndTurn,
+    /// Hit the output limit (`max_tokens`, `length`).
+    MaxTokens,
+    StopSequence,
+    /// The model wants a tool result (`tool_use`, `tool_calls`).
+    ToolUse,
+    /// The provider filtered or the model refused (`refusal`, `content_filter`).
+    ContentFilter,
+    /// Anthropic's `pause_turn`.
+    PauseTurn,
+    /// Anthropic's `model_context_window_exceeded`.
+    ContextWindowExceeded,
+    /// Anything not listed above; see the raw value.
+    Other,
+}
+
+impl StopReason {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            StopReason::EndTurn => "end_turn",
+            StopReason::MaxTokens => "max_tokens",
+            StopReason::StopSequence => "stop_sequence",
+            StopReason::ToolUse => "tool_use",
+            StopReason::ContentFilter => "content_filter",
+            StopReason::PauseTurn => "pause_turn",
+            StopReason::ContextWindowExceeded => "context_window_exceeded",
+            StopReason::Other => "other",
+        }
+    }
+}
+
+/// One normalized stream event. Errors travel as the `Err` side of the stream's items.
+#[derive(Debug, Clone, PartialEq)]
+pub enum StreamEvent {
+    MessageStart {
+        id: String,
+        model: String,
+    },
+    TextDelta {
+        text: String,
+    },
+    /// Reasoning text, kept apart from the reply.
+    ThinkingDelta {
+        text: String,
+    },
+    /// A tool call begins. `index` identifies it among this message's tool calls.
+    ToolCallStart {
+        index: u32,
+        id: String,
+        name: String,
+    },
+    /// A piece of a tool call's JSON arguments; the pieces concatenate to valid JSON.
+    ToolCallDelta {
+        index: u32,
+        partial_json: String,
+    },
+    /// Cumulative usage so far; the last one is final.
+    Usage(Usage),
+    /// The message is complete. Only a stream that yields `Done` was a success.
+    Done {
+        stop_reason: StopReason,
+        raw_stop_reason: Option<String>,
+    },
+}
+
+pub type ProviderStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;
+
+/// A source of streamed model replies.
+pub trait Provider: Send + Sync {
+    /// The configured name (`anthropic`, `openai`, `groq`, …).
+    fn name(&self) -> &str;
+    /// The model used when a request does not name one.
+    fn default_model(&self) -> &str;
+    /// Start a streamed reply. Failures of any phase arrive as an `Err` item, after which the stream
+    /// ends; a stream that ends without `Done` was cut (the clients report that as an error too).
+    /// Dropping the stream aborts the HTTP request.
+    fn stream(&self, request: Request) -> ProviderStream;
+}
+
+/// Wire protocols breakerbox speaks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Protocol {
+    Anthropic,
+    Openai,
+}
+
+impl Protocol {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Protocol::Anthropic => "anthropic",
+            Protocol::Openai => "openai",
+        }
+    }
+}
+
+impl fmt::Display for Protocol {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Protocol {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "anthropic" => Ok(Protocol::Anthropic),
+            "openai" => Ok(Protocol::Openai),
+            other => Err(format!(
+                "unknown protocol `{other}` (expected `anthropic` or `openai`)"
+            )),
+        }
+    }
+}
+
+/// An API key. Its `Debug` and `Display` never show the secret.
+#[derive(Clone, Default, PartialEq, Eq)]
+pub struct ApiKey(String);
+
+impl ApiKey {
+    pub fn new(key: impl Into<String>) -> Self {
+        ApiKey(key.into())
+    }
+    /// The secret itself, for a request header and nothing else.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl fmt::Debug for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.0.is_empty() {
+            f.write_str("ApiKey(<none>)")
+        } else {
+            f.write_str("ApiKey(<redacted>)")
+        }
+    }
+}
+
+impl fmt::Display for ApiKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("<redacted>")
+    }
+}
+
+/// Per-attempt time limits. `first_event` counts from sending the request, so it covers waiting for
+/// the response headers too; `idle` is the longest silence allowed between two events (a stall).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Timeouts {
+    pub connect: Duration,
+    pub headers: Duration,
+    pub first_event: Duration,
+    pub idle: Duration,
+    pub total: Duration,
+}
+
+impl Default for Timeouts {
+    fn default() -> Self {
+        Timeouts {
+            connect: Duration::from_secs(5),
+            headers: Duration::from_secs(10),
+            first_event: Duration::from_secs(10),
+            idle: Duration::from_secs(10),
+            total: Duration::from_secs(300),
+        }
+    }
+}
+
+/// Largest single SSE event a client accepts before failing the stream as `malformed`.
+pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
+
+/// Everything a protocol client needs to reach one provider.
+#[derive(Debug, Clone)]
+pub struct ProviderConfig {
+    pub name: String,
+    pub protocol: Protocol,
+    /// For Anthropic, without `/v1` (`https://api.anthropic.com`); for OpenAI, with it
+    /// (`https://api.openai.com/v1`), as the official clients and their `*_BASE_URL` variables expect.
+    pub base_url: String,
+    pub api_key: ApiKey,
+    pub model: String,
+    pub timeouts: Timeouts,
+    pub max_event_bytes: usize,
+}
+
+impl ProviderConfig {
+    pub fn new(name: impl Into<String>, protocol: Protocol, base_url: impl Into<String>) -> Self {
+        ProviderConfig {
+            name: name.into(),
+            protocol,
+            base_url: base_url.into(),
+            api_key: ApiKey::default(),
+            model: String::new(),
+            timeouts: Timeouts::default(),
+            max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+        }
+    }
+}
+
+/// Build the client for a configured provider.
+pub fn build(config: ProviderConfig) -> Result<std::sync::Arc<dyn Provider>, ProviderError> {
+    let http = http::client(&config.timeouts)?;
+    Ok(match config.protocol {
+        Protocol::Anthropic => std::sync::Arc::new(anthropic::AnthropicClient::new(config, http)),
+        Protocol::Openai => std::sync::Arc::new(openai::OpenAiClient::new(config, http)),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn api_key_never_shows_in_debug_or_display() {
+        let key = ApiKey::new("sk-ant-secret-123");
+        let cfg = ProviderConfig {
+            api_key: key.clone(),
+            ..ProviderConfig::new("anthropic", Protocol::Anthropic, "http://x")
+        };
+        for text in [format!("{key:?}"), format!("{key}"), format!("{cfg:?}")] {
+            assert!(!text.contains("secret"), "{text}");
+        }
+        assert_eq!(key.expose(), "sk-ant-secret-123");
+    }
+}
