@@ -1,1 +1,514 @@
-//! Configuration. (Being written.)
+//! The TOML config: providers, timeouts, pricing overrides and simulated providers.
+//!
+//! Every field has a default (the same values as the annotated sample `assets/breakerbox.toml`, which
+//! a test keeps equal), so an empty file is a valid config. Errors name the file, the line and the
+//! field, and say what to do.
+
+use serde::Deserialize;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use toml::Spanned;
+
+use crate::engine::cost::ModelPrice;
+use crate::provider::{ApiKey, Protocol, ProviderConfig, Timeouts};
+use crate::sim::{Fault, SimConfig, SimProviderSpec};
+
+/// The annotated sample config, shipped with the program.
+pub const SAMPLE: &str = include_str!("../assets/breakerbox.toml");
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// The real (or any OpenAI/Anthropic-compatible) providers, in failover order.
+    #[serde(default = "default_providers")]
+    pub providers: Vec<ProviderEntry>,
+    #[serde(default)]
+    pub timeouts: TimeoutsConfig,
+    /// Per-model price overrides, USD per million tokens, merged over `assets/pricing.toml`.
+    #[serde(default)]
+    pub pricing: BTreeMap<String, ModelPrice>,
+    #[serde(default)]
+    pub sim: SimSection,
+    /// Where the config came from, for messages.
+    #[serde(skip)]
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    pub name: Spanned<String>,
+    pub protocol: Protocol,
+    pub model: String,
+    /// Explicit base URL; else the value of `base_url_env`; else the protocol's public endpoint.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub base_url_env: Option<String>,
+    /// The environment variable holding the key (default `ANTHROPIC_API_KEY` / `OPENAI_API_KEY`).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+}
+
+impl ProviderEntry {
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+
+    fn api_key_var(&self) -> &str {
+        self.api_key_env.as_deref().unwrap_or(match self.protocol {
+            Protocol::Anthropic => "ANTHROPIC_API_KEY",
+            Protocol::Openai => "OPENAI_API_KEY",
+        })
+    }
+
+    fn base_url_var(&self) -> &str {
+        self.base_url_env.as_deref().unwrap_or(match self.protocol {
+            Protocol::Anthropic => "ANTHROPIC_BASE_URL",
+            Protocol::Openai => "OPENAI_BASE_URL",
+        })
+    }
+
+    /// Resolve URL and key from the config and the environment.
+    pub fn resolve(
+        &self,
+        timeouts: Timeouts,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> ProviderConfig {
+        let base_url = self
+            .base_url
+            .clone()
+            .or_else(|| env(self.base_url_var()).filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| {
+                match self.protocol {
+                    Protocol::Anthropic => "https://api.anthropic.com",
+                    Protocol::Openai => "https://api.openai.com/v1",
+                }
+                .to_string()
+            });
+        ProviderConfig {
+            api_key: ApiKey::new(env(self.api_key_var()).unwrap_or_default()),
+            model: self.model.clone(),
+            timeouts,
+            ..ProviderConfig::new(self.name(), self.protocol, base_url.trim_end_matches('/'))
+        }
+    }
+
+    /// The variable holding this provider's key, if it is not set.
+    pub fn missing_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<&str> {
+        let var = self.api_key_var();
+        env(var).filter(|v| !v.is_empty()).is_none().then_some(var)
+    }
+}
+
+fn default_providers() -> Vec<ProviderEntry> {
+    let entry = |name: &str, protocol, model: &str| ProviderEntry {
+        name: Spanned::new(0..0, name.to_string()),
+        protocol,
+        model: model.to_string(),
+        base_url: None,
+        base_url_env: None,
+        api_key_env: None,
+    };
+    vec![
+        entry("anthropic", Protocol::Anthropic, "claude-sonnet-4-5"),
+        entry("openai", Protocol::Openai, "gpt-5"),
+    ]
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TimeoutsConfig {
+    #[serde(default = "d5s")]
+    pub connect: Dur,
+    #[serde(default = "d10s")]
+    pub headers: Dur,
+    #[serde(default = "d10s")]
+    pub first_event: Dur,
+    #[serde(default = "d10s")]
+    pub idle: Dur,
+    #[serde(default = "d300s")]
+    pub total: Dur,
+}
+
+fn d5s() -> Dur {
+    Dur(Duration::from_secs(5))
+}
+fn d10s() -> Dur {
+    Dur(Duration::from_secs(10))
+}
+fn d300s() -> Dur {
+    Dur(Duration::from_secs(300))
+}
+
+impl Default for TimeoutsConfig {
+    fn default() -> Self {
+        TimeoutsConfig {
+            connect: d5s(),
+            headers: d10s(),
+            first_event: d10s(),
+            idle: d10s(),
+            total: d300s(),
+        }
+    }
+}
+
+impl TimeoutsConfig {
+    pub fn to_timeouts(self) -> Timeouts {
+        Timeouts {
+            connect: self.connect.0,
+            headers: self.headers.0,
+            first_event: self.first_event.0,
+            idle: self.idle.0,
+            total: self.total.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimSection {
+    #[serde(default)]
+    pub seed: u64,
+    #[serde(default = "default_sim_providers")]
+    pub providers: Vec<SimEntry>,
+}
+
+impl Default for SimSection {
+    fn default() -> Self {
+        SimSection {
+            seed: 0,
+            providers: default_sim_providers(),
+        }
+    }
+}
+
+fn default_sim_providers() -> Vec<SimEntry> {
+    SimConfig::default()
+        .providers
+        .into_iter()
+        .map(|p| SimEntry {
+            name: p.name,
+            protocol: p.protocol,
+            model: Some(p.model),
+            first_event_latency: Some(Dur(p.first_event_latency)),
+            token_delay: Some(Dur(p.token_delay)),
+            jitter: Some(p.jitter),
+            use_tools: Some(p.use_tools),
+            fault: None,
+        })
+        .collect()
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SimEntry {
+    pub name: String,
+    pub protocol: Protocol,
+    pub model: Option<String>,
+    pub first_event_latency: Option<Dur>,
+    pub token_delay: Option<Dur>,
+    pub jitter: Option<f64>,
+    pub use_tools: Option<bool>,
+    pub fault: Option<FaultString>,
+}
+
+/// A fault in `KIND[:PARAMS]` form, checked while parsing so errors carry the line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultString(pub Fault);
+
+impl<'de> Deserialize<'de> for FaultString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<Fault>()
+            .map(FaultString)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// A duration written as `500ms`, `2s`, `1.5s`, `3m` or `1h`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Dur(pub Duration);
+
+impl<'de> Deserialize<'de> for Dur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_duration(&text)
+            .map(Dur)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Parse `500ms`, `2s`, `1.5s`, `3m`, `1h` (a number and a unit; no unit is an error, to avoid
+/// seconds-versus-milliseconds mistakes).
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    let t = text.trim();
+    let split = t
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(t.len());
+    let (num, unit) = t.split_at(split);
+    let value: f64 = num.parse().map_err(|_| {
+        format!(
+            "invalid duration `{text}`: expected a number and a unit, like `500ms`, `2s` or `1m`"
+        )
+    })?;
+    let secs = match unit.trim() {
+        "ms" => value / 1000.0,
+        "s" => value,
+        "m" => value * 60.0,
+        "h" => value * 3600.0,
+        "" => {
+            return Err(format!(
+                "invalid duration `{text}`: add a unit (`ms`, `s`, `m` or `h`), like `{num}s`"
+            ));
+        }
+        other => {
+            return Err(format!(
+                "invalid duration `{text}`: unknown unit `{other}` (use `ms`, `s`, `m` or `h`)"
+            ));
+        }
+    };
+    Duration::try_from_secs_f64(secs)
+        .map_err(|_| format!("invalid duration `{text}`: out of range"))
+}
+
+/// A config problem, with where it is and what to do.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct ConfigError(pub String);
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            providers: default_providers(),
+            timeouts: TimeoutsConfig::default(),
+            pricing: BTreeMap::new(),
+            sim: SimSection::default(),
+            source: None,
+        }
+    }
+}
+
+impl Config {
+    /// Read and validate a config file.
+    pub fn load(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|e| {
+            ConfigError(format!(
+                "cannot read the config file {}: {e}",
+                path.display()
+            ))
+        })?;
+        let mut config = Config::parse(&text, &path.display().to_string())?;
+        config.source = Some(path.to_path_buf());
+        Ok(config)
+    }
+
+    /// Parse and validate config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
+        let config: Config = toml::from_str(text).map_err(|e| {
+            let place = e
+                .span()
+                .map(|span| {
+                    let (line, col) = line_col(text, span.start);
+                    format!(":{line}:{col}")
+                })
+                .unwrap_or_default();
+            ConfigError(format!(
+                "{origin}{place}: {}\n(see assets/breakerbox.toml for every field and its default)",
+                e.message()
+            ))
+        })?;
+        config.validate(text, origin)?;
+        Ok(config)
+    }
+
+    fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
+        let at = |span: std::ops::Range<usize>| {
+            let (line, col) = line_col(text, span.start);
+            format!("{origin}:{line}:{col}")
+        };
+        if self.providers.is_empty() {
+            return Err(ConfigError(format!(
+                "{origin}: `providers` is empty: declare at least one [[providers]] entry"
+            )));
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.providers {
+            let name = p.name();
+            if !valid_name(name) {
+                return Err(ConfigError(format!(
+                    "{}: providers.name `{name}` is not a valid name: use letters, digits, `-` and `_`",
+                    at(p.name.span())
+                )));
+            }
+            if !seen.insert(name) {
+                return Err(ConfigError(format!(
+                    "{}: providers.name `{name}` is declared twice: give each provider its own name",
+                    at(p.name.span())
+                )));
+            }
+        }
+        let mut seen = std::collections::HashSet::new();
+        for p in &self.sim.providers {
+            if !valid_name(&p.name) || p.name == "_sim" {
+                return Err(ConfigError(format!(
+                    "{origin}: sim.providers.name `{}` is not a valid name: use letters, digits, `-` and `_` (and not `_sim`)",
+                    p.name
+                )));
+            }
+            if !seen.insert(&p.name) {
+                return Err(ConfigError(format!(
+                    "{origin}: sim.providers.name `{}` is declared twice",
+                    p.name
+                )));
+            }
+            if let Some(j) = p.jitter
+                && !(0.0..=1.0).contains(&j)
+            {
+                return Err(ConfigError(format!(
+                    "{origin}: sim.providers `{}`: jitter {j} is out of range: use a fraction from 0 to 1",
+                    p.name
+                )));
+            }
+        }
+        Ok(())
+    }
+
+    pub fn timeouts(&self) -> Timeouts {
+        self.timeouts.to_timeouts()
+    }
+
+    /// The simulated providers this config declares.
+    pub fn sim_config(&self) -> Result<SimConfig, ConfigError> {
+        let providers = self
+            .sim
+            .providers
+            .iter()
+            .map(|e| {
+                let base = SimProviderSpec::new(&e.name, e.protocol);
+                SimProviderSpec {
+                    model: e.model.clone().unwrap_or(base.model),
+                    first_event_latency: e
+                        .first_event_latency
+                        .map_or(base.first_event_latency, |d| d.0),
+                    token_delay: e.token_delay.map_or(base.token_delay, |d| d.0),
+                    jitter: e.jitter.unwrap_or(base.jitter),
+                    use_tools: e.use_tools.unwrap_or(base.use_tools),
+                    fault: e.fault.clone().map_or(base.fault, |f| f.0),
+                    name: base.name,
+                    protocol: base.protocol,
+                }
+            })
+            .collect();
+        Ok(SimConfig {
+            providers,
+            seed: self.sim.seed,
+        })
+    }
+}
+
+fn valid_name(name: &str) -> bool {
+    !name.is_empty()
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+}
+
+/// 1-based line and column of a byte offset.
+pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
+    let before = &text[..offset.min(text.len())];
+    let line = before.matches('\n').count() + 1;
+    let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+    (line, col)
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    #[test]
+    fn empty_config_is_the_defaults() {
+        let c = Config::parse("", "empty.toml").unwrap();
+        assert_eq!(c.providers.len(), 2);
+        assert_eq!(c.providers[0].name(), "anthropic");
+        assert_eq!(c.providers[1].model, "gpt-5");
+        assert_eq!(c.timeouts(), Timeouts::default());
+        assert_eq!(c.sim_config().unwrap(), SimConfig::default());
+    }
+
+    #[test]
+    fn shipped_sample_equals_the_defaults() {
+        let sample = Config::parse(SAMPLE, "assets/breakerbox.toml").unwrap();
+        let defaults = Config::default();
+        assert_eq!(sample.timeouts, defaults.timeouts);
+        assert_eq!(sample.sim, defaults.sim);
+        let names = |c: &Config| {
+            c.providers
+                .iter()
+                .map(|p| (p.name().to_string(), p.protocol, p.model.clone()))
+                .collect::<Vec<_>>()
+        };
+        assert_eq!(names(&sample), names(&defaults));
+    }
+
+    #[test]
+    fn errors_name_file_line_and_field() {
+        let text = "[timeouts]\nconnect = \"5\"\n";
+        let err = Config::parse(text, "my.toml").unwrap_err().to_string();
+        assert!(err.starts_with("my.toml:2:"), "{err}");
+        assert!(err.contains("add a unit"), "{err}");
+
+        let text = "[[providers]]\nname = \"a\"\nprotocol = \"gemini\"\nmodel = \"m\"\n";
+        let err = Config::parse(text, "my.toml").unwrap_err().to_string();
+        assert!(err.starts_with("my.toml:3:"), "{err}");
+        assert!(err.contains("anthropic"), "{err}");
+
+        let text = "[timeouts]\nconect = \"5s\"\n";
+        let err = Config::parse(text, "my.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("my.toml:2:") && err.contains("conect"),
+            "{err}"
+        );
+
+        let text = "[[providers]]\nname = \"a\"\nprotocol = \"openai\"\nmodel = \"m\"\n\n[[providers]]\nname = \"a\"\nprotocol = \"openai\"\nmodel = \"m\"\n";
+        let err = Config::parse(text, "my.toml").unwrap_err().to_string();
+        assert!(
+            err.starts_with("my.toml:7:") && err.contains("twice"),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn base_url_and_key_resolution() {
+        let text = "[[providers]]\nname = \"groq\"\nprotocol = \"openai\"\nmodel = \"llama\"\nbase_url = \"https://api.groq.com/openai/v1/\"\napi_key_env = \"GROQ_API_KEY\"\n\n[[providers]]\nname = \"openai\"\nprotocol = \"openai\"\nmodel = \"gpt-5\"\n";
+        let c = Config::parse(text, "t").unwrap();
+        let env = |k: &str| match k {
+            "GROQ_API_KEY" => Some("gsk-1".to_string()),
+            "OPENAI_BASE_URL" => Some("http://127.0.0.1:9/v1".to_string()),
+            _ => None,
+        };
+        let groq = c.providers[0].resolve(Timeouts::default(), &env);
+        assert_eq!(groq.base_url, "https://api.groq.com/openai/v1");
+        assert_eq!(groq.api_key.expose(), "gsk-1");
+        let openai = c.providers[1].resolve(Timeouts::default(), &env);
+        assert_eq!(openai.base_url, "http://127.0.0.1:9/v1");
+        assert_eq!(c.providers[1].missing_key(&env), Some("OPENAI_API_KEY"));
+        assert_eq!(c.providers[0].missing_key(&env), None);
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
+        assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
+        assert_eq!(parse_duration("2m").unwrap(), Duration::from_secs(120));
+        assert!(parse_duration("5").unwrap_err().contains("add a unit"));
+        assert!(
+            parse_duration("5 parsecs")
+                .unwrap_err()
+                .contains("unknown unit")
+        );
+        assert!(parse_duration("fast").is_err());
+    }
+}

@@ -10,4 +10,5 @@ pub mod engine;
 pub mod event;
 pub mod logging;
 pub mod provider;
+pub mod setup;
 pub mod sim;

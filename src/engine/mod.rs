@@ -1,3 +1,5 @@
-//! The failover engine: classification policy, retries, breakers and cost.
+//! The failover engine: classification policy, attempts, retries, breakers and cost.
 
+pub mod attempt;
+pub mod classify;
 pub mod cost;
