@@ -1,0 +1,286 @@
+//! The real `breakerbox ask` binary: output, exit status, events, bad input and secrets.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use breakerbox::provider::Protocol;
+use breakerbox::sim::{SimConfig, SimProviderSpec, Simulator};
+use serde_json::Value;
+
+const KEY_VARS: [&str; 5] = [
+    "ANTHROPIC_API_KEY",
+    "OPENAI_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "OPENAI_BASE_URL",
+    "BREAKERBOX_CONFIG",
+];
+
+fn breakerbox(args: &[&str]) -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_breakerbox"));
+    cmd.args(args);
+    for var in KEY_VARS {
+        cmd.env_remove(var);
+    }
+    cmd
+}
+
+fn run(args: &[&str]) -> Output {
+    breakerbox(args).output().expect("breakerbox runs")
+}
+
+fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+fn events(o: &Output) -> Vec<Value> {
+    stdout(o)
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("not JSON: {l:?}: {e}")))
+        .collect()
+}
+
+fn of_type<'a>(events: &'a [Value], ty: &str) -> Vec<&'a Value> {
+    events.iter().filter(|e| e["type"] == ty).collect()
+}
+
+#[test]
+fn demo_streams_a_complete_reply_and_exits_zero() {
+    let out = run(&["ask", "--demo", "Why is the sky blue?"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stdout(&out).split_whitespace().count() >= 5,
+        "{}",
+        stdout(&out)
+    );
+    let err = stderr(&out);
+    assert!(err.contains("ok: anthropic"), "{err}");
+    assert!(err.contains("stop: end_turn"), "{err}");
+}
+
+#[test]
+fn json_prints_the_event_vocabulary_in_order() {
+    let out = run(&["ask", "--demo", "--json", "Name three rivers."]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let evs = events(&out);
+    let types: Vec<&str> = evs.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert_eq!(
+        types[..4],
+        [
+            "session_started",
+            "request_started",
+            "attempt_started",
+            "first_event"
+        ],
+        "{types:?}"
+    );
+    assert_eq!(
+        types[types.len() - 2..],
+        ["usage", "request_finished"],
+        "{types:?}"
+    );
+    assert!(types.iter().filter(|t| **t == "text_delta").count() >= 5);
+    // seq increases, every event has a millisecond timestamp.
+    for pair in evs.windows(2) {
+        assert!(pair[1]["seq"].as_u64() > pair[0]["seq"].as_u64());
+    }
+    assert!(
+        evs.iter()
+            .all(|e| e["ts"].as_str().is_some_and(|t| t.len() == 24))
+    );
+    let finished = of_type(&evs, "request_finished")[0];
+    assert_eq!(finished["outcome"], "ok");
+    assert_eq!(finished["provider"], "anthropic");
+    assert!(finished["cost_usd"].as_f64().unwrap() > 0.0);
+    let usage = of_type(&evs, "usage")[0];
+    assert!(usage["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(usage["model"], "claude-sonnet-4-5");
+    assert_eq!(of_type(&evs, "session_started")[0]["mode"], "demo");
+}
+
+#[test]
+fn another_provider_can_be_chosen() {
+    let out = run(&["ask", "--demo", "--provider", "openai", "hello"]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("ok: openai (gpt-5)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn a_rate_limit_is_reported_with_its_class_and_retry_after() {
+    let out = run(&[
+        "ask",
+        "--demo",
+        "--json",
+        "--fault",
+        "anthropic=rate_limit:retry_after=3s",
+        "hello",
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    let evs = events(&out);
+    let failed = of_type(&evs, "attempt_failed")[0];
+    assert_eq!(failed["class"], "rate_limited");
+    assert_eq!(failed["phase"], "headers");
+    assert_eq!(failed["retryable"], true);
+    assert_eq!(failed["status"], 429);
+    assert_eq!(failed["retry_after_ms"], 3000);
+    let finished = of_type(&evs, "request_finished")[0];
+    assert_eq!(finished["outcome"], "error");
+    assert_eq!(finished["class"], "rate_limited");
+    assert!(of_type(&evs, "first_event").is_empty());
+}
+
+#[test]
+fn a_cut_reply_is_never_a_success() {
+    let out = run(&[
+        "ask",
+        "--demo",
+        "--fault",
+        "anthropic=stream_cut:after=4",
+        "hello",
+    ]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(!stdout(&out).is_empty(), "the partial text was shown");
+    let err = stderr(&out);
+    assert!(err.contains("stream_cut in mid_stream"), "{err}");
+    assert!(err.contains("INCOMPLETE"), "{err}");
+}
+
+#[test]
+fn bad_input_gets_a_clear_error_and_no_panic() {
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &["ask", "--demo", "--fault", "nosuch=stall", "hi"],
+            "no simulated provider is named `nosuch`",
+        ),
+        (
+            &["ask", "--demo", "--fault", "anthropic=bogus", "hi"],
+            "bogus",
+        ),
+        (
+            &["ask", "--demo", "--fault", "anthropic", "hi"],
+            "NAME=KIND",
+        ),
+        (
+            &["ask", "--demo", "--provider", "gemini", "hi"],
+            "--provider gemini: no such provider",
+        ),
+        (
+            &["ask", "--config", "/nonexistent/bb.toml", "hi"],
+            "/nonexistent/bb.toml",
+        ),
+        (&["ask", "--fault", "anthropic=stall", "hi"], "add --demo"),
+    ];
+    for (args, needle) in cases {
+        let out = run(args);
+        let err = stderr(&out);
+        assert_ne!(out.status.code(), Some(0), "{args:?}");
+        assert!(err.contains(needle), "{args:?}: {err}");
+        assert!(!err.contains("panicked"), "{args:?}: {err}");
+    }
+}
+
+#[test]
+fn without_keys_it_says_which_variables_to_set() {
+    let out = run(&["ask", "hello"]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(
+        err.contains("ANTHROPIC_API_KEY") && err.contains("OPENAI_API_KEY"),
+        "{err}"
+    );
+    assert!(err.contains("--demo"), "{err}");
+}
+
+#[test]
+fn a_bad_config_names_the_file_and_line() {
+    let dir = std::env::temp_dir().join(format!("bb-ask-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("bad.toml");
+    std::fs::write(&path, "[timeouts]\nconnect = \"5\"\n").unwrap();
+    let out = run(&["ask", "--demo", "--config", path.to_str().unwrap(), "hi"]);
+    assert_ne!(out.status.code(), Some(0));
+    let err = stderr(&out);
+    assert!(err.contains(&format!("{}:2:", path.display())), "{err}");
+}
+
+/// Real-provider mode against the simulator, with secret keys in the environment: the keys must not
+/// appear on stdout, stderr or in the log, even at the most verbose level and on auth failures.
+#[tokio::test(flavor = "multi_thread")]
+async fn api_keys_never_appear_in_any_output() {
+    let spec = |name: &str, p| SimProviderSpec {
+        first_event_latency: Duration::ZERO,
+        token_delay: Duration::ZERO,
+        ..SimProviderSpec::new(name, p)
+    };
+    let config = SimConfig {
+        providers: vec![
+            spec("anthropic", Protocol::Anthropic),
+            spec("openai", Protocol::Openai),
+        ],
+        seed: 1,
+    };
+    let sim = Simulator::start(config, "127.0.0.1:0".parse().unwrap())
+        .await
+        .unwrap();
+    let secrets = ["sk-ant-SECRET-a1b2c3d4e5", "sk-proj-SECRET-f6g7h8i9"];
+    let log = std::env::temp_dir().join(format!("bb-keys-{}.log", std::process::id()));
+    for fault in ["none", "auth", "bad_request", "stream_cut:after=2", "reset"] {
+        for name in ["anthropic", "openai"] {
+            sim.set_fault(name, fault.parse().unwrap()).unwrap();
+            let sim_anthropic = sim.base_url("anthropic").unwrap();
+            let sim_openai = sim.base_url("openai").unwrap();
+            let log_arg = log.to_str().unwrap().to_string();
+            let name = name.to_string();
+            let secrets_env = secrets;
+            let out = tokio::task::spawn_blocking(move || {
+                breakerbox(&[
+                    "ask",
+                    "--json",
+                    "--provider",
+                    &name,
+                    "--log-file",
+                    &log_arg,
+                    "hi",
+                ])
+                .env("ANTHROPIC_API_KEY", secrets_env[0])
+                .env("OPENAI_API_KEY", secrets_env[1])
+                .env("ANTHROPIC_BASE_URL", sim_anthropic)
+                .env("OPENAI_BASE_URL", sim_openai)
+                .env("BREAKERBOX_LOG", "trace")
+                .output()
+                .unwrap()
+            })
+            .await
+            .unwrap();
+            let logged = std::fs::read_to_string(&log).unwrap_or_default();
+            for secret in secrets {
+                for (what, text) in [
+                    ("stdout", stdout(&out)),
+                    ("stderr", stderr(&out)),
+                    ("log", logged.clone()),
+                ] {
+                    assert!(
+                        !text.contains(secret),
+                        "{fault}: the key appeared in {what}"
+                    );
+                    assert!(
+                        !text.contains("SECRET"),
+                        "{fault}: part of a key appeared in {what}"
+                    );
+                }
+            }
+            if fault == "none" {
+                assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+            }
+        }
+    }
+    let _ = std::fs::remove_file(&log);
+}
