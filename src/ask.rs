@@ -1,40 +1,53 @@
-//! `breakerbox ask`: one request, no console. The reply goes to stdout as it streams and a summary to
-//! stderr; `--json` prints the event stream as JSON lines instead. Exit status 0 only when a complete
-//! reply arrived.
+//! `breakerbox ask`: requests through the failover engine, no console.
+//!
+//! One request: the reply goes to stdout and a summary to stderr. On a terminal the reply streams as
+//! it arrives and a withdrawn partial reply is marked; into a pipe only the final, complete answer is
+//! written, so a script never receives half of one provider's reply spliced to another's.
+//! `--count N`: a line per request and the breaker changes as they happen. `--json`: the event stream
+//! as JSON lines. Exit status 0 only when every request got a complete answer.
 
 use color_eyre::eyre::{Result, bail};
-use std::io::Write;
-use std::sync::Arc;
+use futures::StreamExt;
+use std::collections::BTreeMap;
+use std::io::{IsTerminal, Write};
 use tokio::sync::broadcast::error::RecvError;
-use tokio::time::Instant;
 
 use crate::cli::{AskArgs, CommonArgs};
-use crate::engine::attempt::{self, AttemptContext, AttemptReport};
+use crate::config::TargetEntry;
+use crate::engine::failover::{FailoverEngine, MidStreamPolicy, RequestMeta};
 use crate::event::{Bus, Event, EventKind, FORMAT_VERSION, Outcome, Source};
 use crate::provider::{Message, Request};
 use crate::setup;
 
 pub async fn run(common: &CommonArgs, args: &AskArgs) -> Result<i32> {
     let config = setup::load_config(common)?;
-    let setup = setup::build(common, &config, &|var| std::env::var(var).ok()).await?;
-    let provider = match &args.provider {
-        Some(name) => match setup.provider(name) {
-            Some(p) => Arc::clone(p),
-            None => bail!(
-                "--provider {name}: no such provider (there are: {})",
-                setup
-                    .infos
-                    .iter()
-                    .map(|i| i.name.as_str())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        },
-        None => match setup.providers.first() {
-            Some(p) => Arc::clone(p),
-            None => bail!("no providers are configured"),
-        },
+    // Large enough that a printer on a slow terminal does not lag behind a burst of requests.
+    let bus = Bus::new(1 << 16);
+    let mut rx = bus.subscribe();
+    let setup = setup::build(common, &config, bus.clone(), &|var| std::env::var(var).ok()).await?;
+    let engine = match &args.provider {
+        Some(name) => {
+            if setup.provider(name).is_none() {
+                bail!(
+                    "--provider {name}: no such provider (there are: {})",
+                    setup
+                        .infos
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
+            }
+            let only = [TargetEntry::Name(name.clone())];
+            setup.engine_for(name, &only, MidStreamPolicy::default(), None)?
+        }
+        None => setup.engine(args.chain.as_deref())?,
     };
+    bus.publish(EventKind::SessionStarted {
+        format_version: FORMAT_VERSION,
+        mode: setup.mode,
+        providers: setup.infos.clone(),
+    });
 
     let request = Request {
         model: args.model.clone().unwrap_or_default(),
@@ -43,55 +56,17 @@ pub async fn run(common: &CommonArgs, args: &AskArgs) -> Result<i32> {
         max_tokens: args.max_tokens,
         ..Request::default()
     };
+    let producer = tokio::spawn(send_all(engine, request, args.clone()));
 
-    // Large enough that a printer on a slow terminal never lags behind one reply.
-    let bus = Bus::new(1 << 16);
-    let mut rx = bus.subscribe();
-    let request_id = "r1".to_string();
-    let producer = {
-        let bus = bus.clone();
-        let infos = setup.infos.clone();
-        let pricing = setup.pricing.clone();
-        let mode = setup.mode;
-        let prompt = args.prompt.clone();
-        let request_id = request_id.clone();
-        tokio::spawn(async move {
-            bus.publish(EventKind::SessionStarted {
-                format_version: FORMAT_VERSION,
-                mode,
-                providers: infos,
-            });
-            bus.publish(EventKind::RequestStarted {
-                request_id: request_id.clone(),
-                source: Source::Ask,
-                chain: vec![provider.name().to_string()],
-                prompt: Some(prompt),
-            });
-            let started = Instant::now();
-            let ctx = AttemptContext {
-                bus: &bus,
-                pricing: &pricing,
-                request_id: &request_id,
-                number: 1,
-            };
-            let report = attempt::run(provider.as_ref(), request, ctx).await;
-            bus.publish(finished(
-                &request_id,
-                &report,
-                attempt::millis(started.elapsed()),
-            ));
-            report
-        })
-    };
-
-    let mut printer = Printer::new(args.json);
-    loop {
+    let mut printer = Printer::new(args.json, args.count, std::io::stdout().is_terminal());
+    let mut finished = 0;
+    while finished < args.count {
         match rx.recv().await {
             Ok(event) => {
-                printer.print(&event);
                 if matches!(event.kind, EventKind::RequestFinished { .. }) {
-                    break;
+                    finished += 1;
                 }
+                printer.print(&event);
             }
             Err(RecvError::Lagged(n)) => {
                 eprintln!("breakerbox: output fell behind; {n} events were not printed");
@@ -99,139 +74,288 @@ pub async fn run(common: &CommonArgs, args: &AskArgs) -> Result<i32> {
             Err(RecvError::Closed) => break,
         }
     }
-    let report = producer.await?;
+    let all_ok = producer.await?;
     printer.finish();
-    eprintln!("{}", summary(&report));
     if let Some(sim) = setup.sim {
         sim.shutdown().await;
     }
-    Ok(if report.result.is_ok() { 0 } else { 1 })
+    Ok(if all_ok && finished == args.count {
+        0
+    } else {
+        1
+    })
 }
 
-fn finished(request_id: &str, report: &AttemptReport, total_ms: u64) -> EventKind {
-    let (outcome, stop_reason, class, message) = match &report.result {
-        Ok(done) => (
-            Outcome::Ok,
-            Some(done.stop_reason.as_str().to_string()),
-            None,
-            None,
-        ),
-        Err(err) => (
-            Outcome::Error,
-            None,
-            Some(err.class),
-            Some(err.message.clone()),
-        ),
-    };
-    EventKind::RequestFinished {
-        request_id: request_id.to_string(),
-        outcome,
-        provider: report.result.is_ok().then(|| report.provider.clone()),
-        stop_reason,
-        class,
-        message,
-        total_ms,
-        cost_usd: report.cost_usd,
-    }
-}
-
-/// One line for stderr about how the request went.
-fn summary(report: &AttemptReport) -> String {
-    let tokens = format!(
-        "{} in / {} out tokens",
-        report.usage.total_input(),
-        report.usage.output_tokens
-    );
-    let cost = format!("${:.6}", report.cost_usd);
-    match &report.result {
-        Ok(done) => {
-            let first = report
-                .first_event_ms
-                .map(|ms| format!("first event {ms} ms · "))
-                .unwrap_or_default();
-            format!(
-                "ok: {} ({}) · {first}{:.2} s · {tokens} · {cost} · stop: {}",
-                report.provider,
-                report.model,
-                report.elapsed.as_secs_f64(),
-                done.raw_stop_reason
-                    .as_deref()
-                    .unwrap_or(done.stop_reason.as_str()),
-            )
+/// Send the request `count` times, `interval` apart; true when every one was answered in full.
+async fn send_all(engine: FailoverEngine, request: Request, args: AskArgs) -> bool {
+    let mut tasks = Vec::new();
+    for i in 0..args.count {
+        if i > 0 {
+            tokio::time::sleep(args.interval).await;
         }
-        Err(err) => {
-            let retry = err
-                .retry_after
-                .map(|d| format!(", retry after {:.1} s", d.as_secs_f64()))
-                .unwrap_or_default();
-            let status = err
-                .status
-                .map(|s| format!("HTTP {s}, "))
-                .unwrap_or_default();
-            let partial = if report.text.is_empty() {
-                String::new()
-            } else {
-                format!(
-                    " · the reply above is INCOMPLETE ({} chars)",
-                    report.text.chars().count()
-                )
-            };
-            format!(
-                "failed: {} · {} in {} ({status}after {} ms{retry}): {}{partial}",
-                err.provider,
-                err.class,
-                err.phase,
-                report.elapsed.as_millis(),
-                err.message
-            )
-        }
+        let engine = engine.clone();
+        let request = request.clone();
+        let meta = RequestMeta {
+            prompt: Some(args.prompt.clone()),
+            ..RequestMeta::new(Source::Ask)
+        };
+        tasks.push(tokio::spawn(async move {
+            let (_, mut stream) = engine.send(request, meta);
+            let mut complete = false;
+            while let Some(item) = stream.next().await {
+                complete = matches!(item, Ok(crate::provider::StreamEvent::Done { .. }));
+            }
+            complete
+        }));
     }
+    let mut all_ok = true;
+    for task in tasks {
+        all_ok &= task.await.unwrap_or(false);
+    }
+    all_ok
 }
 
-/// Writes either the reply text or the JSON lines to stdout. A closed stdout (`| head`) stops the
-/// printing quietly instead of panicking.
+/// What one request did, folded from its events.
+#[derive(Default)]
+struct RequestView {
+    text: String,
+    /// provider → model, as attempted
+    models: BTreeMap<String, String>,
+    failures: Vec<String>,
+    first_event_ms: Option<u64>,
+    input_tokens: u64,
+    output_tokens: u64,
+}
+
+/// Prints events as the output mode asks. A closed stdout (`| head`) stops the printing quietly.
 struct Printer {
     json: bool,
-    out: std::io::Stdout,
+    many: bool,
+    live: bool,
     open: bool,
-    wrote_text: bool,
+    requests: BTreeMap<String, RequestView>,
 }
 
 impl Printer {
-    fn new(json: bool) -> Self {
+    fn new(json: bool, count: u32, terminal: bool) -> Self {
         Printer {
             json,
-            out: std::io::stdout(),
+            many: count > 1,
+            live: terminal,
             open: true,
-            wrote_text: false,
+            requests: BTreeMap::new(),
         }
     }
 
-    fn print(&mut self, event: &Event) {
+    fn out(&mut self, text: &str) {
         if !self.open {
             return;
         }
-        let mut out = self.out.lock();
-        let result = if self.json {
-            serde_json::to_string(event)
-                .map_err(std::io::Error::other)
-                .and_then(|line| writeln!(out, "{line}"))
-        } else if let EventKind::TextDelta { text, .. } = &event.kind {
-            self.wrote_text = true;
-            write!(out, "{text}").and_then(|()| out.flush())
-        } else {
-            Ok(())
-        };
-        if result.is_err() {
+        let mut out = std::io::stdout().lock();
+        if out
+            .write_all(text.as_bytes())
+            .and_then(|()| out.flush())
+            .is_err()
+        {
             self.open = false;
         }
     }
 
-    fn finish(&mut self) {
-        if self.open && !self.json && self.wrote_text {
-            let _ = writeln!(self.out.lock());
+    fn print(&mut self, event: &Event) {
+        if self.json {
+            match serde_json::to_string(event) {
+                Ok(line) => self.out(&format!("{line}\n")),
+                Err(e) => eprintln!("breakerbox: cannot encode an event: {e}"),
+            }
+            return;
         }
-        let _ = self.out.lock().flush();
+        match &event.kind {
+            EventKind::AttemptStarted {
+                request_id,
+                provider,
+                model,
+                ..
+            } => {
+                self.view(request_id)
+                    .models
+                    .insert(provider.clone(), model.clone());
+            }
+            EventKind::AttemptFailed {
+                request_id,
+                provider,
+                class,
+                phase,
+                retryable,
+                ..
+            } => {
+                let kind = if *retryable {
+                    "retryable"
+                } else {
+                    "not retryable"
+                };
+                let line = format!("{provider}: {class} in {phase} ({kind})");
+                if !self.many {
+                    eprintln!("breakerbox: attempt failed: {line}");
+                }
+                self.view(request_id).failures.push(line);
+            }
+            EventKind::AttemptSkipped {
+                provider, reason, ..
+            } if !self.many => {
+                eprintln!("breakerbox: skipped {provider}: {reason}");
+            }
+            EventKind::FirstEvent {
+                request_id,
+                latency_ms,
+                ..
+            } => {
+                self.view(request_id).first_event_ms = Some(*latency_ms);
+            }
+            EventKind::TextDelta {
+                request_id, text, ..
+            } => {
+                self.view(request_id).text.push_str(text);
+                if self.live && !self.many {
+                    self.out(text);
+                }
+            }
+            EventKind::Rewind {
+                request_id,
+                provider,
+                reason,
+                ..
+            } => {
+                self.view(request_id).text.clear();
+                if self.live && !self.many {
+                    self.out(&format!(
+                        "\n⟲ withdrawn: {provider} failed mid-reply ({reason}); starting over\n"
+                    ));
+                }
+            }
+            EventKind::Usage {
+                request_id,
+                input_tokens,
+                output_tokens,
+                cache_read_tokens,
+                cache_write_tokens,
+                ..
+            } => {
+                let view = self.view(request_id);
+                view.input_tokens = input_tokens + cache_read_tokens + cache_write_tokens;
+                view.output_tokens = *output_tokens;
+            }
+            EventKind::BreakerChanged {
+                provider,
+                from,
+                to,
+                reason,
+                ..
+            } => {
+                eprintln!("breakerbox: breaker {provider}: {from} → {to} ({reason})");
+            }
+            EventKind::ProviderFlagged {
+                provider,
+                flag,
+                reason,
+            } => {
+                eprintln!("breakerbox: {provider} looks {flag}: {reason}");
+            }
+            EventKind::RequestFinished { .. } => self.finished(event),
+            _ => {}
+        }
+    }
+
+    fn view(&mut self, request_id: &str) -> &mut RequestView {
+        self.requests.entry(request_id.to_string()).or_default()
+    }
+
+    fn finished(&mut self, event: &Event) {
+        let EventKind::RequestFinished {
+            request_id,
+            outcome,
+            provider,
+            stop_reason,
+            class,
+            message,
+            total_ms,
+            cost_usd,
+            attempts,
+            ..
+        } = &event.kind
+        else {
+            return;
+        };
+        let view = self.requests.remove(request_id).unwrap_or_default();
+        let ok = *outcome == Outcome::Ok;
+        let who = provider.as_deref().unwrap_or("-");
+        let model = provider
+            .as_ref()
+            .and_then(|p| view.models.get(p))
+            .map_or("", String::as_str);
+        let first = view
+            .first_event_ms
+            .map(|ms| format!("first event {ms} ms · "))
+            .unwrap_or_default();
+        let after = if view.failures.is_empty() {
+            String::new()
+        } else {
+            format!(" · after {}", view.failures.join(", "))
+        };
+        let tokens = format!(
+            "{} in / {} out tokens",
+            view.input_tokens, view.output_tokens
+        );
+        if self.many {
+            let status = if ok {
+                "ok".to_string()
+            } else {
+                format!("FAILED {}", class.map_or("", |c| c.as_str()))
+            };
+            self.out(&format!(
+                "{request_id:>4}  {status:<22} {who:<12} attempts {attempts}  {first}total {:.2} s  ${cost_usd:.6}{after}\n",
+                *total_ms as f64 / 1000.0
+            ));
+            return;
+        }
+        if ok {
+            if self.live {
+                self.out("\n");
+            } else {
+                self.out(&format!("{}\n", view.text));
+            }
+            eprintln!(
+                "ok: {who} ({model}) · {first}{:.2} s · {tokens} · ${cost_usd:.6} · stop: {}{after}",
+                *total_ms as f64 / 1000.0,
+                stop_reason.as_deref().unwrap_or("?"),
+            );
+        } else {
+            let incomplete = if view.text.is_empty() {
+                String::new()
+            } else if self.live {
+                format!(
+                    " · the reply above is INCOMPLETE ({} chars)",
+                    view.text.chars().count()
+                )
+            } else {
+                format!(
+                    " · an INCOMPLETE reply ({} chars) was not printed",
+                    view.text.chars().count()
+                )
+            };
+            if self.live && !view.text.is_empty() {
+                self.out("\n");
+            }
+            eprintln!(
+                "failed: {} · {}: {}{after}{incomplete}",
+                class.map_or("error", |c| c.as_str()),
+                who,
+                message.as_deref().unwrap_or(""),
+            );
+        }
+    }
+
+    fn finish(&mut self) {
+        let _ = std::io::stdout().lock().flush();
     }
 }
 

@@ -64,9 +64,21 @@ pub struct AskArgs {
     /// The prompt to send.
     pub prompt: String,
 
-    /// Send to this provider only (a name from the config, or `anthropic` / `openai`).
-    #[arg(long, value_name = "NAME")]
+    /// Send to this provider only, with no failover (a name from the config, or `anthropic` / `openai`).
+    #[arg(long, value_name = "NAME", conflicts_with = "chain")]
     pub provider: Option<String>,
+
+    /// Use this chain from the config (default: the chain named `default`, else every provider in order).
+    #[arg(long, value_name = "NAME")]
+    pub chain: Option<String>,
+
+    /// Send the prompt this many times through one engine, to watch breakers from the command line.
+    #[arg(long, default_value_t = 1, value_name = "N", value_parser = clap::value_parser!(u32).range(1..))]
+    pub count: u32,
+
+    /// Time between the starts of the requests of --count: milliseconds, or a duration like `2s`.
+    #[arg(long, default_value = "1000", value_name = "MS", value_parser = parse_interval)]
+    pub interval: std::time::Duration,
 
     /// Override the provider's model.
     #[arg(long, value_name = "MODEL")]
@@ -102,4 +114,20 @@ pub struct SimArgs {
     /// Print the fault kinds and their parameters, then exit.
     #[arg(long)]
     pub help_faults: bool,
+
+    /// Time to the first event for every provider (e.g. `0ms` for load tests), instead of the
+    /// config's.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub first_event_latency: Option<std::time::Duration>,
+
+    /// Time between tokens for every provider (e.g. `0ms`), instead of the config's.
+    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    pub token_delay: Option<std::time::Duration>,
+}
+
+fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
+    match text.parse::<u64>() {
+        Ok(ms) => Ok(std::time::Duration::from_millis(ms)),
+        Err(_) => crate::config::parse_duration(text),
+    }
 }

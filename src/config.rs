@@ -10,7 +10,12 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
 
+use crate::engine::breaker::BreakerConfig;
+use crate::engine::classify::ClassPolicyOverride;
 use crate::engine::cost::ModelPrice;
+use crate::engine::failover::{HedgeTrigger, MidStreamPolicy, WhenAllOpen};
+use crate::engine::retry::{BudgetConfig, RetryConfig};
+use crate::provider::ErrorClass;
 use crate::provider::{ApiKey, Protocol, ProviderConfig, Timeouts};
 use crate::sim::{Fault, SimConfig, SimProviderSpec};
 
@@ -23,8 +28,20 @@ pub struct Config {
     /// The real (or any OpenAI/Anthropic-compatible) providers, in failover order.
     #[serde(default = "default_providers")]
     pub providers: Vec<ProviderEntry>,
+    /// Named chains of targets; the default chain is every provider in order.
+    #[serde(default)]
+    pub chains: Vec<ChainEntry>,
     #[serde(default)]
     pub timeouts: TimeoutsConfig,
+    #[serde(default)]
+    pub engine: EngineSection,
+    #[serde(default)]
+    pub breaker: BreakerSection,
+    #[serde(default)]
+    pub retry: RetrySection,
+    /// Per-class overrides of the retry / failover / breaker policy.
+    #[serde(default)]
+    pub policy: BTreeMap<ErrorClass, ClassPolicyOverride>,
     /// Per-model price overrides, USD per million tokens, merged over `assets/pricing.toml`.
     #[serde(default)]
     pub pricing: BTreeMap<String, ModelPrice>,
@@ -49,6 +66,231 @@ pub struct ProviderEntry {
     /// The environment variable holding the key (default `ANTHROPIC_API_KEY` / `OPENAI_API_KEY`).
     #[serde(default)]
     pub api_key_env: Option<String>,
+    /// Accepts a partial assistant reply to continue from (default: yes for Anthropic, no for OpenAI).
+    #[serde(default)]
+    pub accepts_prefill: Option<bool>,
+    /// Context window in tokens, for failing over `context_length` errors to a larger model.
+    #[serde(default)]
+    pub context_window: Option<u64>,
+    /// One breaker for the provider (`provider`, the default) or one per model (`model`).
+    #[serde(default)]
+    pub breaker: BreakerScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerScope {
+    #[default]
+    Provider,
+    Model,
+}
+
+/// A named, ordered chain of targets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainEntry {
+    pub name: Spanned<String>,
+    pub targets: Vec<Spanned<TargetEntry>>,
+    #[serde(default)]
+    pub mid_stream: MidStreamPolicy,
+    /// `off`, a duration (`2s`) or a percentile of recent first-event latency (`p95`).
+    #[serde(default)]
+    pub hedge: HedgeSetting,
+}
+
+/// A target: a provider name, or a table naming a provider and a model.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum TargetEntry {
+    Name(String),
+    Table {
+        provider: String,
+        #[serde(default)]
+        model: Option<String>,
+    },
+}
+
+impl TargetEntry {
+    pub fn provider(&self) -> &str {
+        match self {
+            TargetEntry::Name(name) => name,
+            TargetEntry::Table { provider, .. } => provider,
+        }
+    }
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            TargetEntry::Name(_) => None,
+            TargetEntry::Table { model, .. } => model.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct HedgeSetting(pub Option<HedgeTrigger>);
+
+impl<'de> Deserialize<'de> for HedgeSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_hedge(&text)
+            .map(HedgeSetting)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_hedge(text: &str) -> Result<Option<HedgeTrigger>, String> {
+    let t = text.trim();
+    if t == "off" {
+        return Ok(None);
+    }
+    if let Some(p) = t.strip_prefix('p') {
+        let percentile: f64 = p
+            .parse()
+            .ok()
+            .filter(|p| (1.0..=99.9).contains(p))
+            .ok_or_else(|| {
+                format!("invalid hedge `{text}`: a percentile is written like `p95` (1 to 99.9)")
+            })?;
+        return Ok(Some(HedgeTrigger::Percentile {
+            percentile,
+            fallback: Duration::from_secs(2),
+        }));
+    }
+    parse_duration(t)
+        .map(|d| Some(HedgeTrigger::After(d)))
+        .map_err(|e| {
+            format!("{e}; hedge is `off`, a duration like `2s`, or a percentile like `p95`")
+        })
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EngineSection {
+    #[serde(default)]
+    pub when_all_open: WhenAllOpen,
+    #[serde(default)]
+    pub retry_silent_timeouts: bool,
+}
+
+impl Default for EngineSection {
+    fn default() -> Self {
+        EngineSection {
+            when_all_open: WhenAllOpen::Fail,
+            retry_silent_timeouts: false,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct BreakerSection {
+    pub consecutive_failures: u32,
+    pub failure_rate: f64,
+    pub window: Dur,
+    pub min_calls: u32,
+    pub recovery: Dur,
+    pub recovery_growth: f64,
+    pub recovery_max: Dur,
+    pub half_open_probes: u32,
+    /// `off`, or a retry-after this long or longer opens the breaker at once.
+    pub open_on_retry_after: OptionalDur,
+}
+
+impl Default for BreakerSection {
+    fn default() -> Self {
+        let d = BreakerConfig::default();
+        BreakerSection {
+            consecutive_failures: d.consecutive_failures,
+            failure_rate: d.failure_rate,
+            window: Dur(d.window),
+            min_calls: d.min_calls,
+            recovery: Dur(d.recovery),
+            recovery_growth: d.recovery_growth,
+            recovery_max: Dur(d.recovery_max),
+            half_open_probes: d.half_open_probes,
+            open_on_retry_after: OptionalDur(d.open_on_retry_after),
+        }
+    }
+}
+
+impl BreakerSection {
+    pub fn to_config(&self) -> BreakerConfig {
+        BreakerConfig {
+            consecutive_failures: self.consecutive_failures,
+            failure_rate: self.failure_rate,
+            window: self.window.0,
+            min_calls: self.min_calls,
+            recovery: self.recovery.0,
+            recovery_growth: self.recovery_growth,
+            recovery_max: self.recovery_max.0,
+            half_open_probes: self.half_open_probes,
+            open_on_retry_after: self.open_on_retry_after.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RetrySection {
+    pub max_retries: u32,
+    pub max_attempts: u32,
+    pub min_delay: Dur,
+    pub max_delay: Dur,
+    pub factor: f32,
+    pub jitter: bool,
+    pub retry_after_cap: Dur,
+    pub budget_capacity: f64,
+    pub budget_refill_per_sec: f64,
+}
+
+impl Default for RetrySection {
+    fn default() -> Self {
+        let d = RetryConfig::default();
+        RetrySection {
+            max_retries: d.max_retries,
+            max_attempts: d.max_attempts,
+            min_delay: Dur(d.min_delay),
+            max_delay: Dur(d.max_delay),
+            factor: d.factor,
+            jitter: d.jitter,
+            retry_after_cap: Dur(d.retry_after_cap),
+            budget_capacity: d.budget.capacity,
+            budget_refill_per_sec: d.budget.refill_per_sec,
+        }
+    }
+}
+
+impl RetrySection {
+    pub fn to_config(&self) -> RetryConfig {
+        RetryConfig {
+            max_retries: self.max_retries,
+            max_attempts: self.max_attempts,
+            min_delay: self.min_delay.0,
+            max_delay: self.max_delay.0,
+            factor: self.factor,
+            jitter: self.jitter,
+            retry_after_cap: self.retry_after_cap.0,
+            budget: BudgetConfig {
+                capacity: self.budget_capacity,
+                refill_per_sec: self.budget_refill_per_sec,
+            },
+        }
+    }
+}
+
+/// A duration or `off`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct OptionalDur(pub Option<Duration>);
+
+impl<'de> Deserialize<'de> for OptionalDur {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        if text.trim() == "off" {
+            return Ok(OptionalDur(None));
+        }
+        parse_duration(&text)
+            .map(|d| OptionalDur(Some(d)))
+            .map_err(|e| serde::de::Error::custom(format!("{e}, or `off`")))
+    }
 }
 
 impl ProviderEntry {
@@ -110,6 +352,9 @@ fn default_providers() -> Vec<ProviderEntry> {
         base_url: None,
         base_url_env: None,
         api_key_env: None,
+        accepts_prefill: None,
+        context_window: None,
+        breaker: BreakerScope::Provider,
     };
     vec![
         entry("anthropic", Protocol::Anthropic, "claude-sonnet-4-5"),
@@ -282,7 +527,12 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             providers: default_providers(),
+            chains: Vec::new(),
             timeouts: TimeoutsConfig::default(),
+            engine: EngineSection::default(),
+            breaker: BreakerSection::default(),
+            retry: RetrySection::default(),
+            policy: BTreeMap::new(),
             pricing: BTreeMap::new(),
             sim: SimSection::default(),
             source: None,
@@ -348,6 +598,62 @@ impl Config {
                     at(p.name.span())
                 )));
             }
+        }
+        let known: Vec<&str> = self
+            .providers
+            .iter()
+            .map(ProviderEntry::name)
+            .chain(self.sim.providers.iter().map(|p| p.name.as_str()))
+            .collect();
+        let mut chain_names = std::collections::HashSet::new();
+        for chain in &self.chains {
+            if !chain_names.insert(chain.name.get_ref()) {
+                return Err(ConfigError(format!(
+                    "{}: chains.name `{}` is declared twice",
+                    at(chain.name.span()),
+                    chain.name.get_ref()
+                )));
+            }
+            if chain.targets.is_empty() {
+                return Err(ConfigError(format!(
+                    "{}: chain `{}` has no targets: list provider names in `targets`",
+                    at(chain.name.span()),
+                    chain.name.get_ref()
+                )));
+            }
+            for target in &chain.targets {
+                let name = target.get_ref().provider();
+                if !known.contains(&name) {
+                    return Err(ConfigError(format!(
+                        "{}: chains.targets: no provider is named `{name}` (declared: {})",
+                        at(target.span()),
+                        known.join(", ")
+                    )));
+                }
+            }
+        }
+        let b = &self.breaker;
+        let checks = [
+            (
+                !(0.0..=1.0).contains(&b.failure_rate),
+                "breaker.failure_rate must be a fraction from 0 to 1",
+            ),
+            (
+                b.half_open_probes == 0,
+                "breaker.half_open_probes must be at least 1",
+            ),
+            (
+                b.recovery_growth < 1.0,
+                "breaker.recovery_growth must be 1 or more (1 = fixed)",
+            ),
+            (
+                self.retry.max_attempts == 0,
+                "retry.max_attempts must be at least 1",
+            ),
+            (self.retry.factor < 1.0, "retry.factor must be 1 or more"),
+        ];
+        if let Some((_, message)) = checks.iter().find(|(bad, _)| *bad) {
+            return Err(ConfigError(format!("{origin}: {message}")));
         }
         let mut seen = std::collections::HashSet::new();
         for p in &self.sim.providers {

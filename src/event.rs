@@ -93,6 +93,9 @@ pub enum EventKind {
         cache_read_tokens: u64,
         cache_write_tokens: u64,
         cost_usd: f64,
+        /// The provider reported no usage before the stream broke: the tokens are estimated.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        estimated: bool,
     },
     RequestFinished {
         request_id: String,
@@ -107,12 +110,31 @@ pub enum EventKind {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         message: Option<String>,
         total_ms: u64,
+        /// Every attempt's cost, failed ones included.
         cost_usd: f64,
+        #[serde(default)]
+        attempts: u32,
+        /// The part of `cost_usd` spent on attempts that failed or were cancelled.
+        #[serde(default)]
+        failed_cost_usd: f64,
+        /// What the answer would have cost at the primary target's prices (the failover cost delta
+        /// is `cost_usd - primary_cost_usd`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        primary_cost_usd: Option<f64>,
     },
     BreakerChanged {
         provider: String,
         from: String,
         to: String,
+        reason: String,
+        /// How long it stays open, when `to` is `open`.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        recovery_ms: Option<u64>,
+    },
+    /// The engine noticed something wrong with a provider's setup (a rejected key, no access).
+    ProviderFlagged {
+        provider: String,
+        flag: String,
         reason: String,
     },
     OperatorAction {
@@ -139,6 +161,7 @@ impl EventKind {
             EventKind::Usage { .. } => "usage",
             EventKind::RequestFinished { .. } => "request_finished",
             EventKind::BreakerChanged { .. } => "breaker_changed",
+            EventKind::ProviderFlagged { .. } => "provider_flagged",
             EventKind::OperatorAction { .. } => "operator_action",
         }
     }

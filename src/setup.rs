@@ -6,26 +6,173 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use crate::cli::CommonArgs;
-use crate::config::Config;
+use crate::config::{BreakerScope, Config, TargetEntry};
+use crate::engine::breaker::Breakers;
+use crate::engine::classify::Policy;
 use crate::engine::cost::Pricing;
-use crate::event::{Mode, ProviderInfo};
-use crate::provider::{self, ApiKey, Provider};
+use crate::engine::failover::{EngineSettings, FailoverEngine, MidStreamPolicy, Shared, Target};
+use crate::engine::retry::RetryBudget;
+use crate::event::{Bus, Mode, ProviderInfo};
+use crate::provider::{self, ApiKey, Protocol, Provider};
 use crate::sim::{self, Simulator};
 
-/// The providers a command will use, in failover order.
+/// The providers a command will use, in failover order, and the engine parts they share.
 pub struct Setup {
     pub mode: Mode,
     pub providers: Vec<Arc<dyn Provider>>,
     pub infos: Vec<ProviderInfo>,
-    pub pricing: Pricing,
+    pub shared: Shared,
     /// The in-process simulator, in demo mode. Dropping it stops it.
     pub sim: Option<Simulator>,
+    config: Config,
 }
 
 impl Setup {
     pub fn provider(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.providers.iter().find(|p| p.name() == name)
     }
+
+    pub fn pricing(&self) -> &Pricing {
+        &self.shared.pricing
+    }
+
+    /// The engine for a chain: the named one from the config, else the config's `default` chain,
+    /// else every provider in order.
+    pub fn engine(&self, chain: Option<&str>) -> Result<FailoverEngine> {
+        let declared = match chain {
+            Some(name) => Some(
+                self.config
+                    .chains
+                    .iter()
+                    .find(|c| c.name.get_ref() == name)
+                    .ok_or_else(|| {
+                        let names: Vec<&str> = self
+                            .config
+                            .chains
+                            .iter()
+                            .map(|c| c.name.get_ref().as_str())
+                            .collect();
+                        eyre!(
+                            "no chain is named `{name}` (declared: {})",
+                            if names.is_empty() {
+                                "none".to_string()
+                            } else {
+                                names.join(", ")
+                            }
+                        )
+                    })?,
+            ),
+            None => self
+                .config
+                .chains
+                .iter()
+                .find(|c| c.name.get_ref() == "default"),
+        };
+        let (name, entries, mid_stream, hedge) = match declared {
+            Some(c) => (
+                c.name.get_ref().clone(),
+                c.targets
+                    .iter()
+                    .map(|t| t.get_ref().clone())
+                    .collect::<Vec<_>>(),
+                c.mid_stream,
+                c.hedge.0,
+            ),
+            None => (
+                "default".to_string(),
+                self.providers
+                    .iter()
+                    .map(|p| TargetEntry::Name(p.name().to_string()))
+                    .collect::<Vec<_>>(),
+                MidStreamPolicy::default(),
+                None,
+            ),
+        };
+        self.engine_for(&name, &entries, mid_stream, hedge)
+    }
+
+    /// An engine over the given targets.
+    pub fn engine_for(
+        &self,
+        name: &str,
+        entries: &[TargetEntry],
+        mid_stream: MidStreamPolicy,
+        hedge: Option<crate::engine::failover::HedgeTrigger>,
+    ) -> Result<FailoverEngine> {
+        let mut targets = Vec::new();
+        for entry in entries {
+            let provider = self.provider(entry.provider()).ok_or_else(|| {
+                eyre!(
+                    "chain `{name}`: no provider `{}` in {} mode (there are: {})",
+                    entry.provider(),
+                    mode_name(self.mode),
+                    self.infos
+                        .iter()
+                        .map(|i| i.name.as_str())
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                )
+            })?;
+            let mut target = Target::new(Arc::clone(provider));
+            target.model = entry.model().map(str::to_string);
+            let protocol = self
+                .infos
+                .iter()
+                .find(|i| i.name == entry.provider())
+                .map(|i| i.protocol.as_str());
+            let configured = self
+                .config
+                .providers
+                .iter()
+                .find(|p| p.name() == entry.provider());
+            target.accepts_prefill = configured
+                .and_then(|p| p.accepts_prefill)
+                .unwrap_or(protocol == Some(Protocol::Anthropic.as_str()));
+            target.context_window = configured.and_then(|p| p.context_window);
+            if configured.is_some_and(|p| p.breaker == BreakerScope::Model) {
+                let model = target
+                    .model
+                    .clone()
+                    .unwrap_or_else(|| provider.default_model().to_string());
+                target.breaker_key = format!("{}/{model}", provider.name());
+            }
+            targets.push(target);
+        }
+        let settings = EngineSettings {
+            policy: Policy::with_overrides(&self.config.policy),
+            retry: self.config.retry.to_config(),
+            mid_stream,
+            when_all_open: self.config.engine.when_all_open,
+            retry_silent_timeouts: self.config.engine.retry_silent_timeouts,
+            hedge,
+        };
+        Ok(FailoverEngine::new(
+            name,
+            targets,
+            settings,
+            self.shared.clone(),
+        ))
+    }
+}
+
+fn mode_name(mode: Mode) -> &'static str {
+    match mode {
+        Mode::Demo => "demo",
+        Mode::Live => "live",
+        Mode::Serve => "serve",
+        Mode::Replay => "replay",
+    }
+}
+
+fn shared(config: &Config, bus: Bus) -> Shared {
+    let breakers = Breakers::new(config.breaker.to_config(), bus.clone());
+    let budget = RetryBudget::new(&config.retry.to_config().budget);
+    Shared::new(
+        bus,
+        breakers,
+        budget,
+        Pricing::with_overrides(&config.pricing),
+    )
 }
 
 /// Read `--config` (or the defaults).
@@ -41,11 +188,11 @@ pub fn load_config(common: &CommonArgs) -> Result<Config> {
 pub async fn build(
     common: &CommonArgs,
     config: &Config,
+    bus: Bus,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Setup> {
-    let pricing = Pricing::with_overrides(&config.pricing);
     if common.demo {
-        return demo(common, config, pricing).await;
+        return demo(common, config, bus).await;
     }
     if !common.faults.is_empty() || common.scenario.is_some() {
         bail!("--fault and --scenario act on the simulated providers: add --demo");
@@ -75,12 +222,13 @@ pub async fn build(
         mode: Mode::Live,
         providers,
         infos,
-        pricing,
+        shared: shared(config, bus),
         sim: None,
+        config: config.clone(),
     })
 }
 
-async fn demo(common: &CommonArgs, config: &Config, pricing: Pricing) -> Result<Setup> {
+async fn demo(common: &CommonArgs, config: &Config, bus: Bus) -> Result<Setup> {
     let mut sim_config = config.sim_config()?;
     let names: Vec<String> = sim_config
         .providers
@@ -131,8 +279,9 @@ async fn demo(common: &CommonArgs, config: &Config, pricing: Pricing) -> Result<
         mode: Mode::Demo,
         providers,
         infos,
-        pricing,
+        shared: shared(config, bus),
         sim: Some(simulator),
+        config: config.clone(),
     })
 }
 

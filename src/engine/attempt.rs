@@ -3,9 +3,10 @@
 
 use futures::StreamExt;
 use std::time::Duration;
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use crate::engine::classify;
+use crate::engine::classify::{self, Policy};
 use crate::engine::cost::Pricing;
 use crate::event::{Bus, EventKind};
 use crate::provider::{
@@ -19,6 +20,27 @@ pub struct AttemptContext<'a> {
     pub request_id: &'a str,
     /// 1-based attempt number within the request.
     pub number: u32,
+    /// Where the attempt's stream events go as they arrive (the engine's caller); `None` to only
+    /// collect them into the report.
+    pub out: Option<&'a mpsc::Sender<Result<StreamEvent, ProviderError>>>,
+    /// Do not forward `MessageStart`: this attempt continues a reply already started.
+    pub continuing: bool,
+    /// The engine's policy, for the `retryable` flag of `attempt_failed`; the default if `None`.
+    pub policy: Option<&'a Policy>,
+}
+
+impl<'a> AttemptContext<'a> {
+    pub fn new(bus: &'a Bus, pricing: &'a Pricing, request_id: &'a str, number: u32) -> Self {
+        AttemptContext {
+            bus,
+            pricing,
+            request_id,
+            number,
+            out: None,
+            continuing: false,
+            policy: None,
+        }
+    }
 }
 
 /// How a completed attempt ended.
@@ -37,10 +59,21 @@ pub struct AttemptReport {
     pub result: Result<Completion, ProviderError>,
     pub text: String,
     pub usage: Usage,
+    /// The provider reported no usage (the stream was cut first): `usage` is estimated from text.
+    pub usage_estimated: bool,
     /// Zero when the model has no price.
     pub cost_usd: f64,
     pub first_event_ms: Option<u64>,
+    /// A tool call had started streaming.
+    pub tool_call: bool,
     pub elapsed: Duration,
+}
+
+impl AttemptReport {
+    /// The attempt got as far as a first healthy event (the engine committed to it).
+    pub fn committed(&self) -> bool {
+        self.first_event_ms.is_some()
+    }
 }
 
 /// Run one attempt to its end. The caller decides what a failure means for the request.
@@ -64,10 +97,13 @@ pub async fn run(
         )),
         text: String::new(),
         usage: Usage::default(),
+        usage_estimated: false,
         cost_usd: 0.0,
         first_event_ms: None,
+        tool_call: false,
         elapsed: Duration::ZERO,
     };
+    let request_chars = request_chars(&request);
     ctx.bus.publish(EventKind::AttemptStarted {
         request_id: ctx.request_id.to_string(),
         attempt: ctx.number,
@@ -78,7 +114,19 @@ pub async fn run(
     let started = Instant::now();
     let mut stream = provider.stream(request);
     let mut outcome = None;
-    while let Some(item) = stream.next().await {
+    loop {
+        let item = match ctx.out {
+            // Stop as soon as the caller is gone, even while the provider is silent.
+            Some(out) => tokio::select! {
+                item = stream.next() => item,
+                () = out.closed() => {
+                    outcome = Some(Err(cancelled(&name, report.committed())));
+                    break;
+                }
+            },
+            None => stream.next().await,
+        };
+        let Some(item) = item else { break };
         let event = match item {
             Ok(event) => event,
             Err(err) => {
@@ -96,28 +144,52 @@ pub async fn run(
                 latency_ms,
             });
         }
-        match event {
-            StreamEvent::MessageStart { model, .. } if !model.is_empty() => report.model = model,
+        let forward = match &event {
+            StreamEvent::MessageStart { model, .. } => {
+                if !model.is_empty() {
+                    report.model = model.clone();
+                }
+                !ctx.continuing
+            }
             StreamEvent::TextDelta { text } => {
-                report.text.push_str(&text);
+                report.text.push_str(text);
                 ctx.bus.publish(EventKind::TextDelta {
                     request_id: ctx.request_id.to_string(),
                     provider: name.clone(),
-                    text,
+                    text: text.clone(),
                 });
+                true
             }
-            StreamEvent::Usage(usage) => report.usage = usage,
+            StreamEvent::ToolCallStart { .. } => {
+                report.tool_call = true;
+                true
+            }
+            StreamEvent::Usage(usage) => {
+                report.usage = *usage;
+                true
+            }
             StreamEvent::Done {
                 stop_reason,
                 raw_stop_reason,
             } => {
                 outcome = Some(Ok(Completion {
-                    stop_reason,
-                    raw_stop_reason,
+                    stop_reason: *stop_reason,
+                    raw_stop_reason: raw_stop_reason.clone(),
                 }));
-                break;
+                // The caller gets `Done` from the engine once the request is settled.
+                false
             }
-            _ => {}
+            _ => true,
+        };
+        if forward
+            && let Some(out) = ctx.out
+            && out.send(Ok(event)).await.is_err()
+        {
+            outcome = Some(Err(cancelled(&name, true)));
+            break;
+        }
+        if outcome.is_some() {
+            break;
         }
     }
     // Dropping the stream here aborts the HTTP request if it is still open.
@@ -139,6 +211,16 @@ pub async fn run(
         ))
     });
 
+    if report.usage == Usage::default() && !report.text.is_empty() {
+        // Cut before the provider reported usage (OpenAI sends it last): the tokens were still
+        // consumed and billed, so estimate them (about four characters a token).
+        report.usage = Usage {
+            input_tokens: request_chars.div_ceil(4),
+            output_tokens: (report.text.chars().count() as u64).div_ceil(4),
+            ..Usage::default()
+        };
+        report.usage_estimated = true;
+    }
     report.cost_usd = ctx
         .pricing
         .cost(&report.model, &report.usage)
@@ -153,6 +235,7 @@ pub async fn run(
             cache_read_tokens: report.usage.cache_read_tokens,
             cache_write_tokens: report.usage.cache_write_tokens,
             cost_usd: report.cost_usd,
+            estimated: report.usage_estimated,
         });
     }
     if let Err(err) = &report.result {
@@ -162,7 +245,10 @@ pub async fn run(
             provider: name,
             phase: err.phase,
             class: err.class,
-            retryable: classify::retryable(err.class),
+            retryable: ctx.policy.map_or_else(
+                || classify::retryable(err.class),
+                |p| p.retryable(err.class),
+            ),
             status: err.status,
             retry_after_ms: err.retry_after_ms(),
             message: err.message.clone(),
@@ -170,6 +256,36 @@ pub async fn run(
         });
     }
     report
+}
+
+fn cancelled(provider: &str, committed: bool) -> ProviderError {
+    let phase = if committed {
+        Phase::MidStream
+    } else {
+        Phase::FirstEvent
+    };
+    ProviderError::new(
+        provider,
+        ErrorClass::Cancelled,
+        phase,
+        "the caller went away",
+    )
+}
+
+/// Characters of text in a request, for estimating its tokens.
+fn request_chars(request: &Request) -> u64 {
+    let content: usize = request
+        .messages
+        .iter()
+        .flat_map(|m| &m.content)
+        .map(|c| match c {
+            crate::provider::Content::Text { text } => text.chars().count(),
+            crate::provider::Content::ToolUse { input, .. } => input.to_string().len(),
+            crate::provider::Content::ToolResult { content, .. } => content.chars().count(),
+        })
+        .sum();
+    let system = request.system.as_ref().map_or(0, |s| s.chars().count());
+    (content + system) as u64
 }
 
 pub fn millis(d: Duration) -> u64 {
@@ -231,12 +347,7 @@ mod tests {
         let bus = Bus::new(64);
         let mut rx = bus.subscribe();
         let pricing = Pricing::built_in();
-        let ctx = AttemptContext {
-            bus: &bus,
-            pricing: &pricing,
-            request_id: "r1",
-            number: 1,
-        };
+        let ctx = AttemptContext::new(&bus, &pricing, "r1", 1);
         let report = run(&provider, Request::prompt("hello"), ctx).await;
         assert_eq!(report.text, "Hi there");
         assert_eq!(report.model, "gpt-5-2025-08-07");
@@ -260,13 +371,11 @@ mod tests {
         let bus = Bus::new(64);
         let mut rx = bus.subscribe();
         let pricing = Pricing::built_in();
-        let ctx = AttemptContext {
-            bus: &bus,
-            pricing: &pricing,
-            request_id: "r1",
-            number: 1,
-        };
+        let ctx = AttemptContext::new(&bus, &pricing, "r1", 1);
         let report = run(&provider, Request::prompt("hello"), ctx).await;
+        // The tokens were consumed and billed, so they are estimated rather than lost.
+        assert!(report.usage_estimated);
+        assert_eq!(report.usage.output_tokens, 1);
         let err = report.result.unwrap_err();
         assert_eq!(
             (err.class, err.phase),
@@ -278,6 +387,7 @@ mod tests {
                 "attempt_started",
                 "first_event",
                 "text_delta",
+                "usage",
                 "attempt_failed"
             ]
         );
@@ -297,12 +407,7 @@ mod tests {
         let bus = Bus::new(64);
         let mut rx = bus.subscribe();
         let pricing = Pricing::built_in();
-        let ctx = AttemptContext {
-            bus: &bus,
-            pricing: &pricing,
-            request_id: "r1",
-            number: 1,
-        };
+        let ctx = AttemptContext::new(&bus, &pricing, "r1", 1);
         let report = run(&provider, Request::prompt("hello"), ctx).await;
         assert!(report.first_event_ms.is_none());
         let _started = rx.try_recv().unwrap();

@@ -1,12 +1,551 @@
-//! Shared HTTP transport for the protocol clients. (Being written.)
+//! Shared HTTP transport for the protocol clients: POST a JSON body, turn the reply into normalized
+//! events through a protocol's [`SseParser`], and classify every way that can fail, with the per-attempt
+//! time limits of [`Timeouts`].
+//!
+//! Time limits use `tokio::time`, so they are deterministic under a paused test clock.
 
-use super::{ErrorClass, Phase, ProviderError, Timeouts};
+use super::sse::{SseEvent, SseStream, SseStreamError};
+use super::{
+    ApiKey, ErrorClass, Phase, ProviderConfig, ProviderError, ProviderStream, StreamEvent, Timeouts,
+};
+use bytes::Bytes;
+use futures::StreamExt;
+use futures::stream::BoxStream;
+use reqwest::header::{HeaderMap, HeaderValue, InvalidHeaderValue};
+use serde_json::Value;
+use std::collections::VecDeque;
+use std::time::Duration;
+use tokio::time::{Instant, timeout_at};
+
+/// Error bodies are read up to this size; the rest is not worth waiting for.
+const MAX_ERROR_BODY: usize = 64 * 1024;
+/// Provider messages are cut to this many characters.
+const MAX_MESSAGE_CHARS: usize = 1000;
 
 /// The reqwest client every protocol client shares.
+// `ProviderError` is large, but this signature is the one `provider::build` passes on.
+#[allow(clippy::result_large_err)]
 pub fn client(timeouts: &Timeouts) -> Result<reqwest::Client, ProviderError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
         .build()
         .map_err(|e| ProviderError::new("http", ErrorClass::Connect, Phase::Connect, e.to_string()))
+}
+
+/// A header value holding a secret, hidden from `Debug` output. The error does not echo the value.
+pub fn secret_header(value: &str) -> Result<HeaderValue, InvalidHeaderValue> {
+    let mut header = HeaderValue::from_str(value)?;
+    header.set_sensitive(true);
+    Ok(header)
+}
+
+/// The reply of a client whose key cannot be sent.
+pub fn unusable_key(provider: &str) -> ProviderStream {
+    let err = ProviderError::new(
+        provider,
+        ErrorClass::Auth,
+        Phase::Connect,
+        "the API key contains characters not allowed in an HTTP header",
+    );
+    futures::stream::iter([Err(err)]).boxed()
+}
+
+/// What a protocol parser reports when a stream fails; the transport adds the provider, phase and status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Failure {
+    pub class: ErrorClass,
+    pub error_type: Option<String>,
+    pub code: Option<String>,
+    pub message: String,
+    pub request_id: Option<String>,
+}
+
+impl Failure {
+    pub fn new(class: ErrorClass, message: impl Into<String>) -> Self {
+        Failure {
+            class,
+            error_type: None,
+            code: None,
+            message: message.into(),
+            request_id: None,
+        }
+    }
+
+    /// A payload that is not what the protocol promises.
+    pub fn malformed(what: &str, err: impl std::fmt::Display) -> Self {
+        Failure::new(ErrorClass::Malformed, format!("{what}: {err}"))
+    }
+
+    /// An error payload (a non-2xx body or an in-stream error event), parsed leniently: Anthropic's
+    /// `{"type":"error","error":{"type","message"},"request_id"}`, OpenAI's
+    /// `{"error":{"message","type","param","code"}}`, flat `{"object":"error","message",…}`,
+    /// `{"error":"text"}`, or plain text.
+    pub fn from_error_body(status: Option<u16>, body: &str) -> Self {
+        let json: Option<Value> = serde_json::from_str(body).ok();
+        let text = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            _ => None,
+        };
+        let (mut error_type, mut code, mut message, mut request_id) = (None, None, None, None);
+        if let Some(json) = &json {
+            request_id = json.get("request_id").and_then(text);
+            let fields = match json.get("error") {
+                Some(Value::String(s)) => {
+                    message = Some(s.clone());
+                    None
+                }
+                Some(obj @ Value::Object(_)) => Some(obj),
+                _ => Some(json),
+            };
+            if let Some(fields) = fields {
+                // Gemini names its type `status`; the flat form's `type` is beside the message.
+                error_type = fields
+                    .get("type")
+                    .and_then(text)
+                    .or_else(|| fields.get("status").and_then(text));
+                code = fields.get("code").and_then(text);
+                message = fields.get("message").and_then(text);
+            }
+        }
+        let message = match message.filter(|m| !m.trim().is_empty()) {
+            Some(m) => m,
+            None if json.is_none() && !body.trim().is_empty() => body.trim().to_string(),
+            None => status.map_or_else(
+                || "error without a message".to_string(),
+                |s| format!("HTTP {s}"),
+            ),
+        };
+        let class =
+            ErrorClass::from_provider(status, error_type.as_deref(), code.as_deref(), &message);
+        Failure {
+            class,
+            error_type,
+            code,
+            message,
+            request_id,
+        }
+    }
+}
+
+/// Whether a protocol's stream goes on after an event.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Flow {
+    More,
+    /// The protocol's terminal event arrived: the reply is complete.
+    Finished,
+}
+
+/// A wire protocol's event grammar: SSE events in, normalized events out.
+pub trait SseParser: Send + 'static {
+    /// Handle one SSE event, pushing the normalized events it means onto `out`. On `Err` the stream
+    /// fails and whatever was pushed is dropped.
+    fn event(&mut self, event: SseEvent, out: &mut VecDeque<StreamEvent>) -> Result<Flow, Failure>;
+    /// The body ended cleanly without the terminal event. `Ok` (after pushing `Done`) if the protocol
+    /// accepts that as complete, else the failure (usually `stream_cut`).
+    fn end(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), Failure>;
+}
+
+/// POST `body` (JSON) with `headers` to `url` and stream the reply through `parser`.
+///
+/// The request is sent when the returned stream is first polled; dropping the stream aborts it.
+/// Errors of any phase arrive as the stream's last item.
+pub fn post_sse<P: SseParser>(
+    http: &reqwest::Client,
+    config: &ProviderConfig,
+    url: &str,
+    headers: HeaderMap,
+    body: String,
+    parser: P,
+) -> ProviderStream {
+    let request = http
+        .post(url)
+        .headers(headers)
+        .body(body)
+        .build()
+        .map_err(|e| describe(&e));
+    let attempt = Attempt {
+        provider: config.name.clone(),
+        key: config.api_key.clone(),
+        timeouts: config.timeouts,
+        max_event_bytes: config.max_event_bytes,
+        http: http.clone(),
+        parser,
+        stage: Stage::Start(request),
+        ready: VecDeque::new(),
+        yielded: false,
+        started: Instant::now(),
+    };
+    futures::stream::unfold(attempt, |mut attempt| async move {
+        let item = attempt.next().await?;
+        Some((item, attempt))
+    })
+    .boxed()
+}
+
+type Body = SseStream<BoxStream<'static, Result<Bytes, reqwest::Error>>>;
+
+enum Stage {
+    Start(Result<reqwest::Request, String>),
+    Streaming(Body),
+    Ended,
+}
+
+/// Which time limit a wait runs against.
+#[derive(Debug, Clone, Copy)]
+enum Limit {
+    Total,
+    Headers,
+    FirstEvent,
+    Idle,
+}
+
+/// One attempt's state, driven by the stream's consumer.
+struct Attempt<P> {
+    provider: String,
+    key: ApiKey,
+    timeouts: Timeouts,
+    max_event_bytes: usize,
+    http: reqwest::Client,
+    parser: P,
+    stage: Stage,
+    ready: VecDeque<StreamEvent>,
+    /// Whether a normalized event has been yielded: the line between `first_event` and `mid_stream`.
+    yielded: bool,
+    started: Instant,
+}
+
+impl<P: SseParser> Attempt<P> {
+    async fn next(&mut self) -> Option<Result<StreamEvent, ProviderError>> {
+        loop {
+            if let Some(event) = self.ready.pop_front() {
+                self.yielded = true;
+                return Some(Ok(event));
+            }
+            let result = match std::mem::replace(&mut self.stage, Stage::Ended) {
+                Stage::Ended => return None,
+                Stage::Start(request) => self.open(request).await,
+                Stage::Streaming(body) => self.read(body).await,
+            };
+            if let Err(err) = result {
+                self.ready.clear();
+                return Some(Err(err));
+            }
+        }
+    }
+
+    /// Send the request and wait for a 2xx status; then the body streams.
+    async fn open(
+        &mut self,
+        request: Result<reqwest::Request, String>,
+    ) -> Result<(), ProviderError> {
+        self.started = Instant::now();
+        let request = request
+            .map_err(|m| self.error(Failure::new(ErrorClass::Connect, m), Phase::Connect))?;
+        let t = self.timeouts;
+        let (limit, deadline) = earliest([
+            (Limit::Total, self.started + t.total),
+            (Limit::Headers, self.started + t.headers),
+            (Limit::FirstEvent, self.started + t.first_event),
+        ]);
+        let response = match timeout_at(deadline, self.http.execute(request)).await {
+            Err(_) => return Err(self.timed_out(limit, Phase::Headers)),
+            Ok(Err(e)) => {
+                // Refused or timed-out connects are `is_connect`; a reset or close before the status
+                // line is not, but means the same to a caller: this server did not answer.
+                let phase = if e.is_connect() {
+                    Phase::Connect
+                } else {
+                    Phase::Headers
+                };
+                return Err(self.error(Failure::new(ErrorClass::Connect, describe(&e)), phase));
+            }
+            Ok(Ok(response)) => response,
+        };
+        if !response.status().is_success() {
+            return Err(self.error_response(response).await);
+        }
+        let body = response.bytes_stream().boxed();
+        self.stage = Stage::Streaming(SseStream::new(body, self.max_event_bytes));
+        Ok(())
+    }
+
+    /// Read SSE events until the parser has produced something to yield, or the body ends.
+    async fn read(&mut self, mut body: Body) -> Result<(), ProviderError> {
+        while self.ready.is_empty() {
+            let phase = if self.yielded {
+                Phase::MidStream
+            } else {
+                Phase::FirstEvent
+            };
+            let t = self.timeouts;
+            let first_event =
+                (!self.yielded).then_some((Limit::FirstEvent, self.started + t.first_event));
+            // Idle counts from now, not from the last event: time the consumer spent is not silence.
+            let (limit, deadline) = earliest(
+                [
+                    Some((Limit::Total, self.started + t.total)),
+                    first_event,
+                    Some((Limit::Idle, Instant::now() + t.idle)),
+                ]
+                .into_iter()
+                .flatten(),
+            );
+            let flow = match timeout_at(deadline, body.next()).await {
+                Err(_) => return Err(self.timed_out(limit, phase)),
+                Ok(None) => self.parser.end(&mut self.ready).map(|()| Flow::Finished),
+                Ok(Some(Ok(event))) => self.parser.event(event, &mut self.ready),
+                Ok(Some(Err(SseStreamError::Decode(e)))) => {
+                    Err(Failure::malformed("bad SSE event", e))
+                }
+                Ok(Some(Err(SseStreamError::Body(e)))) => Err(Failure::new(
+                    ErrorClass::StreamCut,
+                    format!("stream broke: {}", describe(&e)),
+                )),
+            };
+            match flow {
+                Err(failure) => return Err(self.error(failure, phase)),
+                Ok(Flow::Finished) => return Ok(()),
+                Ok(Flow::More) => {}
+            }
+        }
+        self.stage = Stage::Streaming(body);
+        Ok(())
+    }
+
+    /// A non-2xx response: read its body (bounded in size and time) and classify it.
+    async fn error_response(&mut self, mut response: reqwest::Response) -> ProviderError {
+        let status = response.status().as_u16();
+        let headers = response.headers().clone();
+        let deadline =
+            (Instant::now() + self.timeouts.idle).min(self.started + self.timeouts.total);
+        let mut body = Vec::new();
+        while body.len() < MAX_ERROR_BODY {
+            match timeout_at(deadline, response.chunk()).await {
+                Ok(Ok(Some(chunk))) => {
+                    let room = MAX_ERROR_BODY - body.len();
+                    body.extend_from_slice(&chunk[..chunk.len().min(room)]);
+                }
+                // Classify from what arrived; the status alone is enough to go on.
+                _ => break,
+            }
+        }
+        let mut failure = Failure::from_error_body(Some(status), &String::from_utf8_lossy(&body));
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        if let Some(id) = header("request-id").or_else(|| header("x-request-id")) {
+            failure.request_id = Some(id.to_string());
+        }
+        let mut err = self.error(failure, Phase::Headers);
+        err.status = Some(status);
+        err.retry_after = retry_after(&headers);
+        err
+    }
+
+    fn timed_out(&self, limit: Limit, phase: Phase) -> ProviderError {
+        let t = &self.timeouts;
+        let (class, message) = match limit {
+            Limit::Total => (
+                ErrorClass::Timeout,
+                format!("no complete reply within the total limit of {:?}", t.total),
+            ),
+            Limit::Headers => (
+                ErrorClass::Timeout,
+                format!("no response headers within {:?}", t.headers),
+            ),
+            Limit::FirstEvent => (
+                ErrorClass::Timeout,
+                format!("no first event within {:?}", t.first_event),
+            ),
+            Limit::Idle => (ErrorClass::Stalled, format!("no event for {:?}", t.idle)),
+        };
+        self.error(Failure::new(class, message), phase)
+    }
+
+    fn error(&self, failure: Failure, phase: Phase) -> ProviderError {
+        let mut message = truncate(failure.message, MAX_MESSAGE_CHARS);
+        // A server may echo what it was sent; the key must not reach logs or the console.
+        if !self.key.is_empty() {
+            message = message.replace(self.key.expose(), "<redacted>");
+        }
+        ProviderError {
+            class: failure.class,
+            error_type: failure.error_type,
+            code: failure.code,
+            request_id: failure.request_id,
+            ..ProviderError::new(self.provider.clone(), failure.class, phase, message)
+        }
+    }
+}
+
+/// The earliest of several deadlines; ties go to the earlier entry, so list the more telling limit first.
+fn earliest(limits: impl IntoIterator<Item = (Limit, Instant)>) -> (Limit, Instant) {
+    limits
+        .into_iter()
+        .min_by_key(|&(_, at)| at)
+        .unwrap_or((Limit::Total, Instant::now()))
+}
+
+/// A reqwest error with its causes: the top line alone ("error sending request") says too little.
+fn describe(err: &reqwest::Error) -> String {
+    let mut text = err.to_string();
+    let mut source = std::error::Error::source(err);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    text
+}
+
+fn truncate(mut text: String, max_chars: usize) -> String {
+    if let Some((cut, _)) = text.char_indices().nth(max_chars) {
+        text.truncate(cut);
+        text.push('…');
+    }
+    text
+}
+
+/// `retry-after-ms` (milliseconds), else `retry-after` (seconds, possibly fractional, or an HTTP date).
+pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let header = |name: &str| {
+        headers
+            .get(name)
+            .and_then(|v| v.to_str().ok())
+            .map(str::trim)
+    };
+    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+        if let Ok(d) = Duration::try_from_secs_f64(ms / 1000.0) {
+            return Some(d);
+        }
+    }
+    let value = header("retry-after")?;
+    if let Ok(secs) = value.parse::<f64>() {
+        return Duration::try_from_secs_f64(secs).ok();
+    }
+    let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
+    // A date in the past means "now".
+    Some(
+        (date.with_timezone(&chrono::Utc) - chrono::Utc::now())
+            .to_std()
+            .unwrap_or(Duration::ZERO),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.insert(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn retry_after_forms() {
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "7")])),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "1.5")])),
+            Some(Duration::from_millis(1500))
+        );
+        assert_eq!(
+            retry_after(&headers(&[("retry-after", "7"), ("retry-after-ms", "250")])),
+            Some(Duration::from_millis(250))
+        );
+        assert_eq!(retry_after(&headers(&[("retry-after", "-3")])), None);
+        assert_eq!(retry_after(&headers(&[("retry-after", "soon")])), None);
+        assert_eq!(
+            retry_after(&headers(&[(
+                "retry-after",
+                "Wed, 21 Oct 2015 07:28:00 GMT"
+            )])),
+            Some(Duration::ZERO)
+        );
+        let later = (chrono::Utc::now() + chrono::Duration::seconds(30)).to_rfc2822();
+        let got = retry_after(&headers(&[("retry-after", &later)])).unwrap();
+        assert!(
+            got > Duration::from_secs(27) && got <= Duration::from_secs(30),
+            "{got:?}"
+        );
+        assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn error_bodies_of_every_shape() {
+        let f = Failure::from_error_body(
+            Some(529),
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"},"request_id":"req_1"}"#,
+        );
+        assert_eq!(
+            (
+                f.class,
+                f.error_type.as_deref(),
+                f.message.as_str(),
+                f.request_id.as_deref()
+            ),
+            (
+                ErrorClass::Overloaded,
+                Some("overloaded_error"),
+                "Overloaded",
+                Some("req_1")
+            )
+        );
+        let f = Failure::from_error_body(
+            Some(429),
+            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+        );
+        assert_eq!(
+            (f.class, f.code.as_deref()),
+            (ErrorClass::Quota, Some("insufficient_quota"))
+        );
+        let f = Failure::from_error_body(
+            Some(400),
+            r#"{"object":"error","message":"This model's maximum context length is 4096 tokens","type":"BadRequestError","param":null,"code":400}"#,
+        );
+        assert_eq!(
+            (f.class, f.code.as_deref()),
+            (ErrorClass::ContextLength, Some("400"))
+        );
+        let f = Failure::from_error_body(Some(500), r#"{"error":"boom"}"#);
+        assert_eq!(
+            (f.class, f.message.as_str()),
+            (ErrorClass::ServerError, "boom")
+        );
+        let f = Failure::from_error_body(Some(502), "  <html>Bad Gateway</html>\n");
+        assert_eq!(
+            (f.class, f.message.as_str()),
+            (ErrorClass::ServerError, "<html>Bad Gateway</html>")
+        );
+        let f = Failure::from_error_body(Some(503), "");
+        assert_eq!(
+            (f.class, f.message.as_str()),
+            (ErrorClass::Overloaded, "HTTP 503")
+        );
+        let f = Failure::from_error_body(
+            Some(429),
+            r#"{"error":{"code":429,"message":"Resource exhausted","status":"RESOURCE_EXHAUSTED"}}"#,
+        );
+        assert_eq!(
+            (f.class, f.error_type.as_deref()),
+            (ErrorClass::RateLimited, Some("RESOURCE_EXHAUSTED"))
+        );
+        let f = Failure::from_error_body(
+            None,
+            r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
+        );
+        assert_eq!(f.class, ErrorClass::Overloaded);
+    }
+
+    #[test]
+    fn long_messages_are_cut_on_a_char_boundary() {
+        assert_eq!(truncate("ééé".into(), 2), "éé…");
+        assert_eq!(truncate("abc".into(), 3), "abc");
+    }
 }

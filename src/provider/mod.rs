@@ -181,6 +181,11 @@ pub enum StreamEvent {
     },
     /// Cumulative usage so far; the last one is final.
     Usage(Usage),
+    /// Everything received so far for this reply is withdrawn: the request restarts elsewhere and
+    /// a new `MessageStart` follows. Only the failover engine emits it.
+    Rewind {
+        discarded_chars: u64,
+    },
     /// The message is complete. Only a stream that yields `Done` was a success.
     Done {
         stop_reason: StopReason,

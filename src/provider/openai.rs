@@ -1,16 +1,130 @@
-//! (Being written.)
+//! OpenAI Chat Completions, streaming (`POST {base_url}/chat/completions`), as spoken by OpenAI and the
+//! compatible servers (Ollama, vLLM, OpenRouter, Groq, …).
 
-use super::{Provider, ProviderConfig, ProviderStream, Request};
+use super::http::{self, Failure, Flow, SseParser};
+use super::sse::SseEvent;
+use super::{
+    Content, ErrorClass, Provider, ProviderConfig, ProviderStream, Request, Role, StopReason,
+    StreamEvent, Usage,
+};
+use reqwest::header::{
+    ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, InvalidHeaderValue,
+};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::collections::VecDeque;
 
 pub struct OpenAiClient {
     config: ProviderConfig,
-    #[allow(dead_code)]
     http: reqwest::Client,
 }
 
 impl OpenAiClient {
     pub fn new(config: ProviderConfig, http: reqwest::Client) -> Self {
         OpenAiClient { config, http }
+    }
+
+    /// The JSON body for `request`; the model defaults to the configured one.
+    pub fn request_body(&self, request: &Request) -> Value {
+        let model = if request.model.is_empty() {
+            &self.config.model
+        } else {
+            &request.model
+        };
+        let mut messages = Vec::new();
+        if let Some(system) = &request.system {
+            messages.push(json!({ "role": "system", "content": system }));
+        }
+        for message in &request.messages {
+            push_messages(message.role, &message.content, &mut messages);
+        }
+        // api.openai.com rejects `max_tokens` for reasoning models (GPT-5, o-series) and wants
+        // `max_completion_tokens`, which many compatible servers do not know; so only OpenAI gets it.
+        let max_tokens_field = if self.config.base_url.contains("api.openai.com") {
+            "max_completion_tokens"
+        } else {
+            "max_tokens"
+        };
+        let mut body = json!({
+            "model": model,
+            "messages": messages,
+            "stream": true,
+            "stream_options": { "include_usage": true },
+        });
+        body[max_tokens_field] = json!(request.max_tokens);
+        if let Some(t) = request.temperature {
+            body["temperature"] = json!(t);
+        }
+        if !request.tools.is_empty() {
+            let tools: Vec<Value> = request
+                .tools
+                .iter()
+                .map(|t| {
+                    let mut function = json!({ "name": t.name, "parameters": t.input_schema });
+                    if !t.description.is_empty() {
+                        function["description"] = json!(t.description);
+                    }
+                    json!({ "type": "function", "function": function })
+                })
+                .collect();
+            body["tools"] = json!(tools);
+        }
+        body
+    }
+
+    fn headers(&self) -> Result<HeaderMap, InvalidHeaderValue> {
+        let mut headers = HeaderMap::new();
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+        headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
+        // Local servers such as Ollama need no key, and some reject an empty bearer token.
+        if !self.config.api_key.is_empty() {
+            let bearer = format!("Bearer {}", self.config.api_key.expose());
+            headers.insert(AUTHORIZATION, http::secret_header(&bearer)?);
+        }
+        Ok(headers)
+    }
+}
+
+/// One of our messages as Chat Completions messages: tool results become `tool` messages (which must
+/// directly follow the assistant's tool calls, so they go first), the rest one user or assistant message.
+fn push_messages(role: Role, content: &[Content], messages: &mut Vec<Value>) {
+    let mut text = Vec::new();
+    let mut tool_calls = Vec::new();
+    for block in content {
+        match block {
+            Content::Text { text: t } => text.push(t.as_str()),
+            Content::ToolUse { id, name, input } => tool_calls.push(json!({
+                "id": id,
+                "type": "function",
+                "function": { "name": name, "arguments": input.to_string() },
+            })),
+            Content::ToolResult {
+                tool_use_id,
+                content,
+                ..
+            } => messages.push(json!({
+                "role": "tool",
+                "tool_call_id": tool_use_id,
+                "content": content,
+            })),
+        }
+    }
+    let text = text.join("\n");
+    match role {
+        Role::User if !text.is_empty() => {
+            messages.push(json!({ "role": "user", "content": text }));
+        }
+        Role::User => {}
+        Role::Assistant => {
+            let mut message = json!({ "role": "assistant", "content": text });
+            if !tool_calls.is_empty() {
+                message["tool_calls"] = json!(tool_calls);
+                if text.is_empty() {
+                    message["content"] = Value::Null;
+                }
+            }
+            messages.push(message);
+        }
     }
 }
 
@@ -21,7 +135,200 @@ impl Provider for OpenAiClient {
     fn default_model(&self) -> &str {
         &self.config.model
     }
-    fn stream(&self, _request: Request) -> ProviderStream {
-        Box::pin(futures::stream::empty())
+    fn stream(&self, request: Request) -> ProviderStream {
+        let Ok(headers) = self.headers() else {
+            return http::unusable_key(&self.config.name);
+        };
+        let url = format!(
+            "{}/chat/completions",
+            self.config.base_url.trim_end_matches('/')
+        );
+        let body = self.request_body(&request).to_string();
+        http::post_sse(
+            &self.http,
+            &self.config,
+            &url,
+            headers,
+            body,
+            OpenAiParser::default(),
+        )
+    }
+}
+
+/// Chat Completions chunks → normalized events.
+#[derive(Debug, Default)]
+pub struct OpenAiParser {
+    started: bool,
+    /// Tool call indices already announced: some servers repeat the id on every chunk.
+    tool_calls: Vec<u32>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Chunk {
+    id: Option<String>,
+    model: Option<String>,
+    choices: Option<Vec<Choice>>,
+    usage: Option<WireUsage>,
+    error: Option<Value>,
+    object: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Choice {
+    delta: Option<Delta>,
+    finish_reason: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct Delta {
+    content: Option<String>,
+    /// vLLM, DeepSeek.
+    reasoning_content: Option<String>,
+    /// OpenRouter, Ollama; a Value because not every server makes it a string.
+    reasoning: Option<Value>,
+    tool_calls: Option<Vec<ToolCallDelta>>,
+}
+
+#[derive(Deserialize)]
+struct ToolCallDelta {
+    index: Option<u32>,
+    id: Option<String>,
+    function: Option<FunctionDelta>,
+}
+
+#[derive(Deserialize)]
+struct FunctionDelta {
+    name: Option<String>,
+    arguments: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct WireUsage {
+    prompt_tokens: Option<u64>,
+    completion_tokens: Option<u64>,
+    prompt_tokens_details: Option<PromptDetails>,
+}
+
+#[derive(Deserialize)]
+struct PromptDetails {
+    cached_tokens: Option<u64>,
+}
+
+impl OpenAiParser {
+    fn done(&self, out: &mut VecDeque<StreamEvent>) {
+        out.push_back(StreamEvent::Done {
+            stop_reason: self
+                .finish_reason
+                .as_deref()
+                .map_or(StopReason::Other, finish_reason),
+            raw_stop_reason: self.finish_reason.clone(),
+        });
+    }
+
+    fn delta(&mut self, delta: Delta, out: &mut VecDeque<StreamEvent>) {
+        let reasoning = match delta.reasoning {
+            Some(Value::String(s)) if delta.reasoning_content.is_none() => Some(s),
+            _ => delta.reasoning_content,
+        };
+        if let Some(text) = reasoning.filter(|t| !t.is_empty()) {
+            out.push_back(StreamEvent::ThinkingDelta { text });
+        }
+        if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
+            out.push_back(StreamEvent::TextDelta { text });
+        }
+        for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
+            // Some servers leave out `index`; the position in the list is then the best guess.
+            let index = call
+                .index
+                .unwrap_or(u32::try_from(position).unwrap_or(u32::MAX));
+            let function = call.function.unwrap_or(FunctionDelta {
+                name: None,
+                arguments: None,
+            });
+            if let (Some(id), Some(name)) = (call.id, function.name) {
+                if !self.tool_calls.contains(&index) {
+                    self.tool_calls.push(index);
+                    out.push_back(StreamEvent::ToolCallStart { index, id, name });
+                }
+            }
+            if let Some(partial_json) = function.arguments.filter(|a| !a.is_empty()) {
+                out.push_back(StreamEvent::ToolCallDelta {
+                    index,
+                    partial_json,
+                });
+            }
+        }
+    }
+}
+
+impl SseParser for OpenAiParser {
+    fn event(&mut self, event: SseEvent, out: &mut VecDeque<StreamEvent>) -> Result<Flow, Failure> {
+        if event.data.trim() == "[DONE]" {
+            self.done(out);
+            return Ok(Flow::Finished);
+        }
+        let chunk: Chunk = serde_json::from_str(&event.data)
+            .map_err(|e| Failure::malformed("bad chat.completion.chunk", e))?;
+        if chunk.error.as_ref().is_some_and(|e| !e.is_null())
+            || chunk.object.as_deref() == Some("error")
+        {
+            return Err(Failure::from_error_body(None, &event.data));
+        }
+        if !self.started {
+            if let Some(id) = chunk.id {
+                self.started = true;
+                out.push_back(StreamEvent::MessageStart {
+                    id,
+                    model: chunk.model.unwrap_or_default(),
+                });
+            }
+        }
+        for choice in chunk.choices.into_iter().flatten() {
+            if let Some(delta) = choice.delta {
+                self.delta(delta, out);
+            }
+            if let Some(reason) = choice.finish_reason.filter(|r| !r.is_empty()) {
+                self.finish_reason = Some(reason);
+            }
+        }
+        if let Some(usage) = chunk.usage {
+            // `cached_tokens` is part of `prompt_tokens`; ours counts them apart (Anthropic's way).
+            let prompt = usage.prompt_tokens.unwrap_or(0);
+            let cached = usage
+                .prompt_tokens_details
+                .and_then(|d| d.cached_tokens)
+                .unwrap_or(0);
+            out.push_back(StreamEvent::Usage(Usage {
+                input_tokens: prompt.saturating_sub(cached),
+                output_tokens: usage.completion_tokens.unwrap_or(0),
+                cache_read_tokens: cached,
+                cache_write_tokens: 0,
+            }));
+        }
+        Ok(Flow::More)
+    }
+
+    fn end(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), Failure> {
+        // Some compatible servers never send `[DONE]`; a finish reason shows the reply was complete.
+        if self.finish_reason.is_some() {
+            self.done(out);
+            Ok(())
+        } else {
+            Err(Failure::new(
+                ErrorClass::StreamCut,
+                "stream ended before a finish_reason",
+            ))
+        }
+    }
+}
+
+fn finish_reason(raw: &str) -> StopReason {
+    match raw {
+        "stop" => StopReason::EndTurn,
+        "length" => StopReason::MaxTokens,
+        "tool_calls" | "function_call" => StopReason::ToolUse,
+        "content_filter" => StopReason::ContentFilter,
+        _ => StopReason::Other,
     }
 }

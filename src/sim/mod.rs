@@ -1,13 +1,42 @@
 //! The simulated providers: an axum server speaking the real wire protocols, breaking on purpose.
-//! (Being written: this file fixes the public interface.)
+//!
+//! Each provider lives under `/{name}` on the shared port (Anthropic: `POST /{name}/v1/messages`,
+//! OpenAI: `POST /{name}/v1/chat/completions`) and also on a port of its own (the "direct" port),
+//! which `connect_refused` really closes. The control endpoint is `/_sim/…` on the shared port.
+//!
+//! Files: `fault.rs` (fault kinds and their syntax), `scenario.rs` (faults over time),
+//! `server.rs` (listeners, connections, routes), `serve.rs` (one request), `reply.rs` (what is
+//! said), `wire.rs` + `anthropic.rs` + `openai.rs` (how it is said), `stream.rs` (playing a stream
+//! out over time), `state.rs` (counters and the request log), `control.rs` (`/_sim`),
+//! `command.rs` (`breakerbox sim`).
 
+mod anthropic;
+mod command;
+mod control;
 pub mod fault;
+mod openai;
+mod reply;
+mod rng;
+pub mod scenario;
+mod serve;
+mod server;
+mod state;
+mod stream;
+mod wire;
 
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
 use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
 
 use crate::provider::Protocol;
+pub use command::run;
 pub use fault::{Fault, FaultKind};
+pub use scenario::{Scenario, ScenarioError, ScenarioStep};
+use state::{ProviderState, RequestLog, SimState};
+pub use state::{ProviderStatus, RequestRecord};
 
 /// One simulated provider.
 #[derive(Debug, Clone, PartialEq)]
@@ -80,35 +109,206 @@ pub enum SimError {
     Invalid(String),
 }
 
-/// A running simulator.
+/// A running simulator. Dropping it stops it; [`Simulator::shutdown`] also waits for its tasks.
 pub struct Simulator {
     addr: SocketAddr,
+    state: Arc<SimState>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
 }
 
 impl Simulator {
-    pub async fn start(_config: SimConfig, listen: SocketAddr) -> Result<Simulator, SimError> {
-        Ok(Simulator { addr: listen })
+    /// Listen on `listen` (port 0 picks one) and give each provider its own port: the next ports
+    /// after `listen`'s, in order, or free ones when `listen`'s port is 0.
+    pub async fn start(config: SimConfig, listen: SocketAddr) -> Result<Simulator, SimError> {
+        validate(&config)?;
+        let bind = |addr: SocketAddr| async move {
+            TcpListener::bind(addr)
+                .await
+                .map_err(|source| SimError::Bind { addr, source })
+        };
+        let shared = bind(listen).await?;
+        let addr = shared.local_addr().map_err(|source| SimError::Bind {
+            addr: listen,
+            source,
+        })?;
+        let url_host = SocketAddr::new(url_ip(addr.ip()), addr.port());
+        let log = Arc::new(RequestLog::default());
+        let mut providers = Vec::new();
+        let mut direct_listeners = Vec::new();
+        for (i, spec) in config.providers.into_iter().enumerate() {
+            let port = match listen.port() {
+                0 => 0,
+                p => u16::try_from(usize::from(p) + 1 + i).map_err(|_| {
+                    SimError::Invalid(format!(
+                        "no port left after {p} for provider `{}`'s own port: listen on a lower port",
+                        spec.name
+                    ))
+                })?,
+            };
+            let listener = bind(SocketAddr::new(listen.ip(), port)).await?;
+            let direct = listener.local_addr().map_err(|source| SimError::Bind {
+                addr: listen,
+                source,
+            })?;
+            let direct_host = SocketAddr::new(url_ip(direct.ip()), direct.port());
+            let (base_url, direct_base_url) = match spec.protocol {
+                Protocol::Anthropic => (
+                    format!("http://{url_host}/{}", spec.name),
+                    format!("http://{direct_host}"),
+                ),
+                Protocol::Openai => (
+                    format!("http://{url_host}/{}/v1", spec.name),
+                    format!("http://{direct_host}/v1"),
+                ),
+            };
+            providers.push(Arc::new(ProviderState::new(
+                spec,
+                config.seed,
+                base_url,
+                direct_base_url,
+                Arc::clone(&log),
+            )));
+            direct_listeners.push((listener, direct));
+        }
+        let state = Arc::new(SimState { providers, log });
+        let stop = CancellationToken::new();
+        let tasks = TaskTracker::new();
+        tasks.spawn(server::serve_shared(
+            shared,
+            server::shared_router(Arc::clone(&state)),
+            stop.clone(),
+            tasks.clone(),
+        ));
+        for (provider, (listener, direct)) in state.providers.iter().zip(direct_listeners) {
+            tasks.spawn(server::serve_direct(
+                Arc::clone(provider),
+                listener,
+                direct,
+                stop.clone(),
+                tasks.clone(),
+            ));
+        }
+        Ok(Simulator {
+            addr,
+            state,
+            stop,
+            tasks,
+        })
     }
+
     pub fn addr(&self) -> SocketAddr {
         self.addr
     }
+
     /// The base URL an official client would use for this provider on the shared port.
-    pub fn base_url(&self, _name: &str) -> Option<String> {
-        None
+    pub fn base_url(&self, name: &str) -> Option<String> {
+        let provider = self.state.provider(name).ok()?;
+        Some(provider.base_url.clone())
     }
+
     /// The base URL on the provider's own port, where `connect_refused` truly refuses.
-    pub fn direct_base_url(&self, _name: &str) -> Option<String> {
-        None
+    pub fn direct_base_url(&self, name: &str) -> Option<String> {
+        let provider = self.state.provider(name).ok()?;
+        Some(provider.direct_base_url.clone())
     }
-    pub fn set_fault(&self, name: &str, _fault: Fault) -> Result<(), SimError> {
-        Err(SimError::UnknownProvider(name.to_string()))
+
+    pub fn set_fault(&self, name: &str, fault: Fault) -> Result<(), SimError> {
+        self.state.provider(name)?.set_fault(fault);
+        Ok(())
     }
-    pub async fn shutdown(self) {}
+
+    /// The fault in force on a provider.
+    pub fn fault(&self, name: &str) -> Option<Fault> {
+        Some(self.state.provider(name).ok()?.fault())
+    }
+
+    /// Every provider with its fault, URLs and counters (what `GET /_sim/providers` shows).
+    pub fn providers(&self) -> Vec<ProviderStatus> {
+        self.state.providers.iter().map(|p| p.status()).collect()
+    }
+
+    /// The last `limit` finished requests, oldest first.
+    pub fn recent_requests(&self, limit: usize) -> Vec<RequestRecord> {
+        self.state.log.recent(limit)
+    }
+
+    /// Play a scenario in the background until it ends or the simulator stops.
+    pub fn run_scenario(&self, scenario: Scenario) -> Result<(), SimError> {
+        let names: Vec<&str> = self
+            .state
+            .providers
+            .iter()
+            .map(|p| p.spec.name.as_str())
+            .collect();
+        scenario
+            .check_providers(&names)
+            .map_err(|e| SimError::Invalid(e.to_string()))?;
+        let state = Arc::clone(&self.state);
+        let stop = self.stop.clone();
+        self.tasks.spawn(async move {
+            let apply = |step: &ScenarioStep| {
+                if let Ok(provider) = state.provider(&step.provider) {
+                    tracing::info!(scenario = %scenario.name, provider = %step.provider, fault = %step.fault, "scenario step");
+                    provider.set_fault(step.fault.clone());
+                }
+            };
+            tokio::select! {
+                () = stop.cancelled() => {}
+                () = scenario.run(apply) => {}
+            }
+        });
+        Ok(())
+    }
+
+    /// Stop listening, let open responses finish briefly, and wait for every task.
+    pub async fn shutdown(self) {
+        self.stop.cancel();
+        self.tasks.close();
+        self.tasks.wait().await;
+    }
 }
 
-pub async fn run(
-    _common: &crate::cli::CommonArgs,
-    _args: &crate::cli::SimArgs,
-) -> color_eyre::Result<()> {
+impl Drop for Simulator {
+    fn drop(&mut self) {
+        self.stop.cancel();
+    }
+}
+
+/// URLs name loopback when listening on every address.
+fn url_ip(ip: IpAddr) -> IpAddr {
+    if ip.is_unspecified() {
+        IpAddr::V4(Ipv4Addr::LOCALHOST)
+    } else {
+        ip
+    }
+}
+
+fn validate(config: &SimConfig) -> Result<(), SimError> {
+    let mut seen = std::collections::HashSet::new();
+    for p in &config.providers {
+        let valid = !p.name.is_empty()
+            && p.name
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_');
+        if !valid || p.name == "_sim" {
+            return Err(SimError::Invalid(format!(
+                "`{}` cannot name a simulated provider: use letters, digits, `-` and `_` (and not `_sim`, the control path)",
+                p.name
+            )));
+        }
+        if !seen.insert(&p.name) {
+            return Err(SimError::Invalid(format!(
+                "two simulated providers are named `{}`: give each its own name",
+                p.name
+            )));
+        }
+        if !(0.0..=1.0).contains(&p.jitter) {
+            return Err(SimError::Invalid(format!(
+                "simulated provider `{}`: jitter {} is out of range: use a fraction from 0 to 1",
+                p.name, p.jitter
+            )));
+        }
+    }
     Ok(())
 }

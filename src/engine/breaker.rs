@@ -1,0 +1,1110 @@
+//! One circuit breaker per provider, in resilience4j's vocabulary, and the registry that requests share.
+//!
+//! [`Breaker`] is a pure state machine: whatever depends on time takes `now`, so tests drive it with
+//! explicit instants or under `tokio::time::pause()`. [`Breakers`] keeps one per key behind a std
+//! mutex (never held across an await), reads tokio's clock and publishes every transition on the bus.
+//!
+//! ```text
+//!            failures reach a trigger                 recovery elapsed (at the next admit)
+//!   Closed ─────────────────────────► Open ──────────────────────────────────────► HalfOpen
+//!     ▲                                ▲                  probe failed (recovery × growth) │
+//!     │                                └───────────────────────────────────────────────────┤
+//!     └────────────────────────────────────────────────────────────────────────────────────┘
+//!                                       probe succeeded
+//!   ForcedOpen / ForcedClosed: set by the operator from any state; automatic again only after reset.
+//! ```
+
+use std::collections::{HashMap, VecDeque};
+use std::fmt;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::time::Instant;
+
+use crate::event::{Bus, EventKind};
+
+/// The longest a breaker stays open, whatever the provider's retry-after says: a header of years is a
+/// provider bug, and an instant that far ahead would overflow. A day leaves the operator time to step in.
+const MAX_OPEN: Duration = Duration::from_secs(24 * 60 * 60);
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerConfig {
+    /// Consecutive failures that open the breaker; 0 disables this trigger.
+    pub consecutive_failures: u32,
+    /// Fraction of failed calls in the window that opens the breaker.
+    pub failure_rate: f64,
+    /// A sliding time window of call outcomes for the failure rate.
+    pub window: Duration,
+    /// The rate trigger needs at least this many calls in the window.
+    pub min_calls: u32,
+    /// How long the breaker stays open before it lets a probe through.
+    pub recovery: Duration,
+    /// Each re-open from half-open multiplies the recovery by this (1.0 keeps it fixed).
+    pub recovery_growth: f64,
+    /// Cap on the grown recovery.
+    pub recovery_max: Duration,
+    /// Probes admitted at once while half-open (at least one).
+    pub half_open_probes: u32,
+    /// A failure whose retry-after is at least this opens the breaker at once.
+    pub open_on_retry_after: Option<Duration>,
+}
+
+impl Default for BreakerConfig {
+    fn default() -> Self {
+        BreakerConfig {
+            consecutive_failures: 5,
+            failure_rate: 0.5,
+            window: Duration::from_secs(60),
+            min_calls: 10,
+            recovery: Duration::from_secs(30),
+            recovery_growth: 2.0,
+            recovery_max: Duration::from_secs(5 * 60),
+            half_open_probes: 1,
+            open_on_retry_after: Some(Duration::from_secs(20)),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerState {
+    Closed,
+    Open,
+    HalfOpen,
+    /// Tripped by the operator: rejects everything until reset.
+    ForcedOpen,
+    /// Held closed by the operator: admits everything and never trips until reset.
+    ForcedClosed,
+}
+
+impl BreakerState {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            BreakerState::Closed => "closed",
+            BreakerState::Open => "open",
+            BreakerState::HalfOpen => "half_open",
+            BreakerState::ForcedOpen => "forced_open",
+            BreakerState::ForcedClosed => "forced_closed",
+        }
+    }
+}
+
+impl fmt::Display for BreakerState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A change of state, with the reason an operator reads in the console.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Transition {
+    pub from: BreakerState,
+    pub to: BreakerState,
+    pub reason: String,
+    /// The open period, when `to` is `Open`.
+    pub recovery: Option<Duration>,
+}
+
+/// What an admitted call tells the breaker about the provider's health.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum CallOutcome {
+    Success,
+    Failure {
+        retry_after: Option<Duration>,
+    },
+    /// Says nothing about health (a bad request, a cancelled call): not counted.
+    Neutral,
+}
+
+/// Why a call was not admitted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    /// `breaker_open`, `forced_open` or `half_open_busy` (the `attempt_skipped` reason).
+    pub reason: &'static str,
+    /// How long until the breaker lets a probe through, when that is known.
+    pub retry_in: Option<Duration>,
+}
+
+/// What the console and the gateway show of one breaker.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct BreakerSnapshot {
+    pub state: BreakerState,
+    pub consecutive_failures: u32,
+    /// The consecutive-failure threshold (0: disabled).
+    pub threshold: u32,
+    pub calls_in_window: u32,
+    pub failures_in_window: u32,
+    /// While open: how long until the next admit turns it half-open.
+    pub open_remaining: Option<Duration>,
+    pub probes_in_flight: u32,
+    /// How many times it opened by itself since it was created.
+    pub trips: u32,
+}
+
+/// The circuit breaker of one provider.
+#[derive(Debug, Clone)]
+pub struct Breaker {
+    config: BreakerConfig,
+    state: BreakerState,
+    consecutive_failures: u32,
+    /// Outcomes of the calls recorded while closed, oldest first: when, and whether it failed. One
+    /// entry per call in the window is cheap at LLM request rates and keeps the rate exact.
+    window: VecDeque<(Instant, bool)>,
+    /// The recovery the next opening uses: the base, grown by each failed probe.
+    recovery: Duration,
+    opened_at: Option<Instant>,
+    open_until: Option<Instant>,
+    /// Probes admitted and not yet recorded or released. Operator actions do not clear it: those calls
+    /// are still out, and counting them keeps a later half-open period within its limit.
+    probes_in_flight: u32,
+    trips: u32,
+}
+
+impl Breaker {
+    pub fn new(config: BreakerConfig) -> Self {
+        Breaker {
+            recovery: config.recovery,
+            config,
+            state: BreakerState::Closed,
+            consecutive_failures: 0,
+            window: VecDeque::new(),
+            opened_at: None,
+            open_until: None,
+            probes_in_flight: 0,
+            trips: 0,
+        }
+    }
+
+    pub fn state(&self) -> BreakerState {
+        self.state
+    }
+
+    /// When the breaker last opened, while it is open or half-open.
+    pub fn opened_at(&self) -> Option<Instant> {
+        match self.state {
+            BreakerState::Open | BreakerState::HalfOpen => self.opened_at,
+            _ => None,
+        }
+    }
+
+    /// Ask to send a call now. `Ok(true)` means the call is a half-open probe. An open breaker whose
+    /// recovery has elapsed turns half-open here, lazily, and says so in the transition.
+    pub fn admit(&mut self, now: Instant) -> (Result<bool, Rejection>, Option<Transition>) {
+        let recovered = self.open_until.is_none_or(|until| now >= until);
+        let transition = if self.state == BreakerState::Open && recovered {
+            self.move_to(BreakerState::HalfOpen, "recovery elapsed", None)
+        } else {
+            None
+        };
+        let admission = match self.state {
+            BreakerState::Closed | BreakerState::ForcedClosed => Ok(false),
+            BreakerState::ForcedOpen => Err(Rejection {
+                reason: "forced_open",
+                retry_in: None,
+            }),
+            BreakerState::Open => Err(Rejection {
+                reason: "breaker_open",
+                retry_in: self
+                    .open_until
+                    .map(|until| until.saturating_duration_since(now)),
+            }),
+            // Zero probes would leave it half-open for ever.
+            BreakerState::HalfOpen
+                if self.probes_in_flight < self.config.half_open_probes.max(1) =>
+            {
+                self.probes_in_flight += 1;
+                Ok(true)
+            }
+            BreakerState::HalfOpen => Err(Rejection {
+                reason: "half_open_busy",
+                retry_in: None,
+            }),
+        };
+        (admission, transition)
+    }
+
+    /// Record the outcome of an admitted call; `probe` is what [`Breaker::admit`] returned.
+    pub fn record(
+        &mut self,
+        now: Instant,
+        probe: bool,
+        outcome: CallOutcome,
+    ) -> Option<Transition> {
+        if probe {
+            self.release_probe();
+        }
+        match self.state {
+            BreakerState::HalfOpen if probe => self.record_probe(now, outcome),
+            BreakerState::Closed => self.record_closed(now, outcome),
+            // Forced states ignore outcomes. Open, and half-open for a non-probe, only hear late calls
+            // admitted before the breaker opened: it has already acted on what they would say.
+            _ => None,
+        }
+    }
+
+    /// A probe ended without an outcome (its caller was cancelled): free its slot.
+    pub fn release_probe(&mut self) {
+        self.probes_in_flight = self.probes_in_flight.saturating_sub(1);
+    }
+
+    /// The operator's trip: rejects everything until reset or forced closed.
+    pub fn force_open(&mut self) -> Option<Transition> {
+        self.move_to(BreakerState::ForcedOpen, "operator: trip", None)
+    }
+
+    /// Admits everything and never trips until reset.
+    pub fn force_closed(&mut self) -> Option<Transition> {
+        self.move_to(BreakerState::ForcedClosed, "operator: force closed", None)
+    }
+
+    /// Back to automatic: closed, with counters, window and recovery cleared.
+    pub fn reset(&mut self) -> Option<Transition> {
+        self.clear();
+        self.move_to(BreakerState::Closed, "operator: reset", None)
+    }
+
+    pub fn snapshot(&self, now: Instant) -> BreakerSnapshot {
+        let mut calls_in_window = 0;
+        let mut failures_in_window = 0;
+        for &(at, failed) in &self.window {
+            if now.saturating_duration_since(at) < self.config.window {
+                calls_in_window += 1;
+                failures_in_window += u32::from(failed);
+            }
+        }
+        BreakerSnapshot {
+            state: self.state,
+            consecutive_failures: self.consecutive_failures,
+            threshold: self.config.consecutive_failures,
+            calls_in_window,
+            failures_in_window,
+            open_remaining: match self.state {
+                BreakerState::Open => self
+                    .open_until
+                    .map(|until| until.saturating_duration_since(now)),
+                _ => None,
+            },
+            probes_in_flight: self.probes_in_flight,
+            trips: self.trips,
+        }
+    }
+
+    fn record_closed(&mut self, now: Instant, outcome: CallOutcome) -> Option<Transition> {
+        let retry_after = match outcome {
+            CallOutcome::Neutral => return None,
+            CallOutcome::Success => {
+                self.push_outcome(now, false);
+                self.consecutive_failures = 0;
+                // Only a failure opens the breaker: opening on a success would read as nonsense,
+                // even when old successes leaving the window raise the rate.
+                return None;
+            }
+            CallOutcome::Failure { retry_after } => retry_after,
+        };
+        self.push_outcome(now, true);
+        self.consecutive_failures = self.consecutive_failures.saturating_add(1);
+        let reason = self.trip_reason(retry_after)?;
+        self.open(now, reason, retry_after)
+    }
+
+    fn record_probe(&mut self, now: Instant, outcome: CallOutcome) -> Option<Transition> {
+        match outcome {
+            // The slot is already free; stay half-open for the next probe.
+            CallOutcome::Neutral => None,
+            CallOutcome::Success => {
+                self.clear();
+                self.move_to(BreakerState::Closed, "probe succeeded", None)
+            }
+            CallOutcome::Failure { retry_after } => {
+                let growth = self.config.recovery_growth.max(1.0);
+                let cap = self.config.recovery_max.max(self.config.recovery);
+                let grown = Duration::try_from_secs_f64(self.recovery.as_secs_f64() * growth)
+                    .unwrap_or(cap);
+                self.recovery = grown.min(cap);
+                self.open(now, "probe failed".to_owned(), retry_after)
+            }
+        }
+    }
+
+    /// Why the failure just recorded opens the breaker, if it does.
+    fn trip_reason(&self, retry_after: Option<Duration>) -> Option<String> {
+        if let (Some(retry_after), Some(limit)) = (retry_after, self.config.open_on_retry_after) {
+            if retry_after >= limit {
+                return Some(format!("retry-after {}", human(retry_after)));
+            }
+        }
+        let threshold = self.config.consecutive_failures;
+        if threshold > 0 && self.consecutive_failures >= threshold {
+            return Some(format!(
+                "{} consecutive failures",
+                self.consecutive_failures
+            ));
+        }
+        let calls = self.window.len();
+        let failures = self.window.iter().filter(|(_, failed)| *failed).count();
+        let rate = failures as f64 / calls as f64;
+        if calls >= self.config.min_calls as usize && rate >= self.config.failure_rate {
+            return Some(format!(
+                "failure rate {:.0}% over {calls} calls in {}",
+                rate * 100.0,
+                human(self.config.window)
+            ));
+        }
+        None
+    }
+
+    /// Open for the current recovery, but never for less than the provider asked us to stay away.
+    fn open(
+        &mut self,
+        now: Instant,
+        reason: String,
+        retry_after: Option<Duration>,
+    ) -> Option<Transition> {
+        let period = retry_after
+            .map_or(self.recovery, |after| after.max(self.recovery))
+            .min(MAX_OPEN);
+        self.opened_at = Some(now);
+        self.open_until = Some(now + period);
+        self.trips += 1;
+        self.move_to(BreakerState::Open, reason, Some(period))
+    }
+
+    fn push_outcome(&mut self, now: Instant, failed: bool) {
+        while let Some(&(at, _)) = self.window.front() {
+            if now.saturating_duration_since(at) < self.config.window {
+                break;
+            }
+            self.window.pop_front();
+        }
+        self.window.push_back((now, failed));
+    }
+
+    fn clear(&mut self) {
+        self.consecutive_failures = 0;
+        self.window.clear();
+        self.recovery = self.config.recovery;
+        self.opened_at = None;
+        self.open_until = None;
+    }
+
+    fn move_to(
+        &mut self,
+        to: BreakerState,
+        reason: impl Into<String>,
+        recovery: Option<Duration>,
+    ) -> Option<Transition> {
+        if to == self.state {
+            return None;
+        }
+        let from = std::mem::replace(&mut self.state, to);
+        Some(Transition {
+            from,
+            to,
+            reason: reason.into(),
+            recovery,
+        })
+    }
+}
+
+/// "30s", "1.5s", "500ms": short enough for a reason column.
+fn human(d: Duration) -> String {
+    if d.subsec_millis() == 0 && d >= Duration::from_secs(1) {
+        format!("{}s", d.as_secs())
+    } else if d < Duration::from_secs(1) {
+        format!("{}ms", d.as_millis())
+    } else {
+        format!("{:.1}s", d.as_secs_f64())
+    }
+}
+
+/// The breakers of all providers, shared by every request of an engine. Cloning shares them.
+#[derive(Clone)]
+pub struct Breakers {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    bus: Bus,
+    registry: Mutex<Registry>,
+}
+
+struct Registry {
+    default: BreakerConfig,
+    overrides: HashMap<String, BreakerConfig>,
+    breakers: HashMap<String, Breaker>,
+}
+
+impl Registry {
+    fn config(&self, key: &str) -> &BreakerConfig {
+        self.overrides.get(key).unwrap_or(&self.default)
+    }
+
+    fn breaker(&mut self, key: &str) -> &mut Breaker {
+        let config = self.overrides.get(key).unwrap_or(&self.default);
+        self.breakers
+            .entry(key.to_owned())
+            .or_insert_with(|| Breaker::new(config.clone()))
+    }
+}
+
+impl Breakers {
+    pub fn new(config: BreakerConfig, bus: Bus) -> Self {
+        Breakers {
+            shared: Arc::new(Shared {
+                bus,
+                registry: Mutex::new(Registry {
+                    default: config,
+                    overrides: HashMap::new(),
+                    breakers: HashMap::new(),
+                }),
+            }),
+        }
+    }
+
+    /// Give one key its own thresholds. A breaker that exists keeps its state under the new config.
+    pub fn configure(&self, key: &str, config: BreakerConfig) {
+        let mut registry = self.lock();
+        if let Some(breaker) = registry.breakers.get_mut(key) {
+            breaker.config = config.clone();
+        }
+        registry.overrides.insert(key.to_owned(), config);
+    }
+
+    /// Ask to send a call to `key` now. The permit must be recorded, or dropped if the call was cancelled.
+    pub fn admit(&self, key: &str) -> Result<Permit, Rejection> {
+        let probe = self.update(key, |breaker, now| breaker.admit(now))?;
+        Ok(Permit {
+            breakers: self.clone(),
+            key: key.to_owned(),
+            probe,
+            settled: false,
+        })
+    }
+
+    /// Operator trip; whether the state changed.
+    pub fn force_open(&self, key: &str) -> bool {
+        self.update(key, |breaker, _| {
+            let transition = breaker.force_open();
+            (transition.is_some(), transition)
+        })
+    }
+
+    /// Operator hold closed; whether the state changed.
+    pub fn force_closed(&self, key: &str) -> bool {
+        self.update(key, |breaker, _| {
+            let transition = breaker.force_closed();
+            (transition.is_some(), transition)
+        })
+    }
+
+    /// Operator reset to automatic; whether the state changed.
+    pub fn reset(&self, key: &str) -> bool {
+        self.update(key, |breaker, _| {
+            let transition = breaker.reset();
+            (transition.is_some(), transition)
+        })
+    }
+
+    pub fn state(&self, key: &str) -> BreakerState {
+        self.lock()
+            .breakers
+            .get(key)
+            .map_or(BreakerState::Closed, Breaker::state)
+    }
+
+    pub fn snapshot(&self, key: &str) -> BreakerSnapshot {
+        let now = Instant::now();
+        let registry = self.lock();
+        match registry.breakers.get(key) {
+            Some(breaker) => breaker.snapshot(now),
+            None => Breaker::new(registry.config(key).clone()).snapshot(now),
+        }
+    }
+
+    /// When the breaker of `key` last opened, while it is open or half-open (to try the one that
+    /// opened first when all are open).
+    pub fn opened_at(&self, key: &str) -> Option<Instant> {
+        self.lock().breakers.get(key).and_then(Breaker::opened_at)
+    }
+
+    /// Run `f` on the breaker of `key` (created on first use) and publish the transition it returns.
+    fn update<T>(
+        &self,
+        key: &str,
+        f: impl FnOnce(&mut Breaker, Instant) -> (T, Option<Transition>),
+    ) -> T {
+        let mut registry = self.lock();
+        let (value, transition) = f(registry.breaker(key), Instant::now());
+        // Published under the lock so that the bus carries the transitions of a breaker in the order
+        // they happened; publishing never waits.
+        if let Some(transition) = transition {
+            self.shared.bus.publish(EventKind::BreakerChanged {
+                provider: key.to_owned(),
+                from: transition.from.as_str().to_owned(),
+                to: transition.to.as_str().to_owned(),
+                reason: transition.reason,
+                recovery_ms: transition
+                    .recovery
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            });
+        }
+        value
+    }
+
+    fn lock(&self) -> MutexGuard<'_, Registry> {
+        // A panic elsewhere while holding the lock leaves a consistent registry: every update is a
+        // single state-machine step.
+        self.shared
+            .registry
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+}
+
+/// Leave to send one call through a breaker. Record its outcome; dropping it unrecorded (a cancelled
+/// call) frees its probe slot and counts nothing.
+pub struct Permit {
+    breakers: Breakers,
+    key: String,
+    probe: bool,
+    settled: bool,
+}
+
+impl Permit {
+    /// Whether this call is a half-open probe.
+    pub fn is_probe(&self) -> bool {
+        self.probe
+    }
+
+    pub fn record(mut self, outcome: CallOutcome) {
+        self.settled = true;
+        let probe = self.probe;
+        self.breakers.update(&self.key, |breaker, now| {
+            ((), breaker.record(now, probe, outcome))
+        });
+    }
+}
+
+impl fmt::Debug for Permit {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Permit")
+            .field("key", &self.key)
+            .field("probe", &self.probe)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Drop for Permit {
+    fn drop(&mut self) {
+        if !self.settled && self.probe {
+            self.breakers.update(&self.key, |breaker, _| {
+                breaker.release_probe();
+                ((), None)
+            });
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+
+    use super::*;
+    use crate::event::Event;
+    use tokio::sync::broadcast;
+
+    fn secs(n: u64) -> Duration {
+        Duration::from_secs(n)
+    }
+
+    fn failure() -> CallOutcome {
+        CallOutcome::Failure { retry_after: None }
+    }
+
+    fn failure_after(retry_after: Duration) -> CallOutcome {
+        CallOutcome::Failure {
+            retry_after: Some(retry_after),
+        }
+    }
+
+    /// Admit a call at `now` and record its outcome.
+    fn call(b: &mut Breaker, now: Instant, outcome: CallOutcome) -> Option<Transition> {
+        let probe = b.admit(now).0.unwrap();
+        b.record(now, probe, outcome)
+    }
+
+    /// A breaker that only the consecutive trigger opens.
+    fn consecutive_only(threshold: u32) -> BreakerConfig {
+        BreakerConfig {
+            consecutive_failures: threshold,
+            failure_rate: 2.0,
+            open_on_retry_after: None,
+            ..BreakerConfig::default()
+        }
+    }
+
+    fn opened(b: &mut Breaker, now: Instant) {
+        let (admission, _) = b.admit(now);
+        let probe = admission.unwrap();
+        let t = b.record(now, probe, failure_after(MAX_OPEN));
+        assert_eq!(b.state(), BreakerState::Open, "{t:?}");
+    }
+
+    #[test]
+    fn consecutive_failures_open_it_and_a_success_restarts_the_count() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(consecutive_only(3));
+        assert_eq!(call(&mut b, t0, failure()), None);
+        assert_eq!(call(&mut b, t0, failure()), None);
+        assert_eq!(call(&mut b, t0, CallOutcome::Success), None);
+        assert_eq!(call(&mut b, t0, failure()), None);
+        assert_eq!(call(&mut b, t0, failure()), None);
+        assert_eq!(
+            call(&mut b, t0, failure()),
+            Some(Transition {
+                from: BreakerState::Closed,
+                to: BreakerState::Open,
+                reason: "3 consecutive failures".into(),
+                recovery: Some(secs(30)),
+            })
+        );
+        let snap = b.snapshot(t0);
+        assert_eq!(snap.consecutive_failures, 3);
+        assert_eq!(snap.threshold, 3);
+        assert_eq!(snap.trips, 1);
+        assert_eq!(snap.open_remaining, Some(secs(30)));
+    }
+
+    #[test]
+    fn zero_threshold_disables_the_consecutive_trigger() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(consecutive_only(0));
+        for _ in 0..100 {
+            assert_eq!(call(&mut b, t0, failure()), None);
+        }
+        assert_eq!(b.state(), BreakerState::Closed);
+    }
+
+    #[test]
+    fn neutral_outcomes_are_not_counted() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(consecutive_only(2));
+        call(&mut b, t0, failure());
+        for _ in 0..10 {
+            call(&mut b, t0, CallOutcome::Neutral);
+        }
+        let snap = b.snapshot(t0);
+        assert_eq!((snap.consecutive_failures, snap.calls_in_window), (1, 1));
+        assert!(call(&mut b, t0, failure()).is_some());
+    }
+
+    #[test]
+    fn failure_rate_needs_min_calls_in_the_sliding_window() {
+        let config = BreakerConfig {
+            consecutive_failures: 0,
+            failure_rate: 0.5,
+            min_calls: 4,
+            window: secs(60),
+            open_on_retry_after: None,
+            ..BreakerConfig::default()
+        };
+        let t0 = Instant::now();
+        let mut b = Breaker::new(config);
+        // Three failures: 100% but below min_calls.
+        for i in 0..3 {
+            assert_eq!(call(&mut b, t0 + secs(i), failure()), None);
+        }
+        // 30s later the first three are still in the window: four calls, all failed.
+        let t = call(&mut b, t0 + secs(30), failure()).unwrap();
+        assert_eq!(t.reason, "failure rate 100% over 4 calls in 60s");
+
+        // Old calls leave the window: failures at 0..3s are gone at 65s.
+        let mut b = Breaker::new(b.config.clone());
+        for i in 0..3 {
+            call(&mut b, t0 + secs(i), failure());
+        }
+        call(&mut b, t0 + secs(50), CallOutcome::Success);
+        call(&mut b, t0 + secs(55), CallOutcome::Success);
+        let snap = b.snapshot(t0 + secs(65));
+        assert_eq!((snap.calls_in_window, snap.failures_in_window), (2, 0));
+        // 2 of 4 in the window at 66s: 50%, at the threshold.
+        assert_eq!(call(&mut b, t0 + secs(66), failure()), None);
+        let t = call(&mut b, t0 + secs(66), failure()).unwrap();
+        assert_eq!(t.reason, "failure rate 50% over 4 calls in 60s");
+
+        // A call exactly one window old has left it.
+        let mut b = Breaker::new(b.config.clone());
+        for _ in 0..3 {
+            call(&mut b, t0, failure());
+        }
+        assert_eq!(b.snapshot(t0 + secs(60)).calls_in_window, 0);
+        assert_eq!(call(&mut b, t0 + secs(60), failure()), None);
+    }
+
+    #[test]
+    fn a_long_retry_after_opens_at_once_for_at_least_that_long() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(BreakerConfig::default());
+        // Below the trigger: counted as an ordinary failure.
+        assert_eq!(call(&mut b, t0, failure_after(secs(19))), None);
+        let t = call(&mut b, t0, failure_after(secs(45))).unwrap();
+        assert_eq!(t.reason, "retry-after 45s");
+        assert_eq!(t.recovery, Some(secs(45)));
+        // At the trigger it opens too, for no less than the recovery.
+        let mut at_trigger = Breaker::new(BreakerConfig::default());
+        let t = call(&mut at_trigger, t0, failure_after(secs(20))).unwrap();
+        assert_eq!(
+            (t.reason.as_str(), t.recovery),
+            ("retry-after 20s", Some(secs(30)))
+        );
+
+        let (admission, _) = b.admit(t0 + secs(44));
+        assert_eq!(
+            admission,
+            Err(Rejection {
+                reason: "breaker_open",
+                retry_in: Some(secs(1)),
+            })
+        );
+        let (admission, t) = b.admit(t0 + secs(45));
+        assert_eq!(admission, Ok(true));
+        assert_eq!(t.unwrap().reason, "recovery elapsed");
+    }
+
+    #[test]
+    fn the_open_period_is_never_shorter_than_the_retry_after() {
+        let t0 = Instant::now();
+        let config = BreakerConfig {
+            recovery: secs(10),
+            ..consecutive_only(2)
+        };
+        let mut b = Breaker::new(config);
+        call(&mut b, t0, failure());
+        let t = call(&mut b, t0, failure_after(secs(15))).unwrap();
+        assert_eq!(t.reason, "2 consecutive failures");
+        assert_eq!(t.recovery, Some(secs(15)));
+        assert_eq!(b.admit(t0 + secs(14)).0.unwrap_err().reason, "breaker_open");
+        assert_eq!(b.admit(t0 + secs(15)).0, Ok(true));
+    }
+
+    #[test]
+    fn an_absurd_retry_after_is_capped_at_a_day() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(BreakerConfig::default());
+        let t = call(&mut b, t0, failure_after(Duration::MAX)).unwrap();
+        assert_eq!(t.recovery, Some(MAX_OPEN));
+    }
+
+    #[test]
+    fn half_open_admits_a_limited_number_of_probes() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(BreakerConfig {
+            half_open_probes: 2,
+            ..BreakerConfig::default()
+        });
+        opened(&mut b, t0);
+        let later = t0 + MAX_OPEN;
+        assert_eq!(b.admit(later).0, Ok(true));
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert_eq!(b.admit(later).0, Ok(true));
+        let busy = Rejection {
+            reason: "half_open_busy",
+            retry_in: None,
+        };
+        assert_eq!(b.admit(later), (Err(busy.clone()), None));
+        assert_eq!(b.snapshot(later).probes_in_flight, 2);
+        // A neutral probe frees its slot and leaves it half-open.
+        assert_eq!(b.record(later, true, CallOutcome::Neutral), None);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        assert_eq!(b.admit(later).0, Ok(true));
+        assert_eq!(b.admit(later).0, Err(busy));
+        // A cancelled probe frees its slot too.
+        b.release_probe();
+        assert_eq!(b.admit(later).0, Ok(true));
+    }
+
+    #[test]
+    fn a_successful_probe_closes_and_clears() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(consecutive_only(2));
+        call(&mut b, t0, failure());
+        call(&mut b, t0, failure());
+        let t1 = t0 + secs(30);
+        assert_eq!(b.admit(t1).0, Ok(true));
+        let t = b.record(t1, true, CallOutcome::Success).unwrap();
+        assert_eq!(
+            (t.from, t.to, t.reason.as_str()),
+            (
+                BreakerState::HalfOpen,
+                BreakerState::Closed,
+                "probe succeeded"
+            )
+        );
+        let snap = b.snapshot(t1);
+        assert_eq!(
+            (snap.consecutive_failures, snap.calls_in_window, snap.trips),
+            (0, 0, 1)
+        );
+        assert_eq!(b.opened_at(), None);
+    }
+
+    #[test]
+    fn failed_probes_grow_the_recovery_up_to_the_cap_and_closing_resets_it() {
+        let config = BreakerConfig {
+            recovery: secs(10),
+            recovery_growth: 3.0,
+            recovery_max: secs(60),
+            ..consecutive_only(1)
+        };
+        let mut now = Instant::now();
+        let mut b = Breaker::new(config);
+        let mut periods = vec![call(&mut b, now, failure()).unwrap().recovery.unwrap()];
+        for _ in 0..3 {
+            now += *periods.last().unwrap();
+            let t = call(&mut b, now, failure()).unwrap();
+            assert_eq!(t.reason, "probe failed");
+            periods.push(t.recovery.unwrap());
+        }
+        assert_eq!(periods, [secs(10), secs(30), secs(60), secs(60)]);
+
+        // A failed probe with a long retry-after stays away that long, without growing past the cap.
+        now += secs(60);
+        let t = call(&mut b, now, failure_after(secs(90))).unwrap();
+        assert_eq!(t.recovery, Some(secs(90)));
+
+        now += secs(90);
+        call(&mut b, now, CallOutcome::Success);
+        assert_eq!(b.state(), BreakerState::Closed);
+        let t = call(&mut b, now, failure()).unwrap();
+        assert_eq!(t.recovery, Some(secs(10)));
+    }
+
+    #[test]
+    fn late_outcomes_do_not_move_an_open_breaker() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(consecutive_only(1));
+        let early = b.admit(t0).0.unwrap();
+        call(&mut b, t0, failure());
+        assert_eq!(b.record(t0, early, CallOutcome::Success), None);
+        assert_eq!(b.state(), BreakerState::Open);
+        // Nor a half-open one: only probes decide.
+        assert_eq!(b.admit(t0 + secs(30)).0, Ok(true));
+        assert_eq!(b.record(t0 + secs(30), false, CallOutcome::Success), None);
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn forced_states_ignore_outcomes_until_reset() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(consecutive_only(1));
+        let t = b.force_open().unwrap();
+        assert_eq!(
+            (t.from, t.to, t.reason.as_str()),
+            (
+                BreakerState::Closed,
+                BreakerState::ForcedOpen,
+                "operator: trip"
+            )
+        );
+        assert_eq!(b.force_open(), None);
+        assert_eq!(
+            b.admit(t0 + MAX_OPEN).0,
+            Err(Rejection {
+                reason: "forced_open",
+                retry_in: None,
+            })
+        );
+        assert_eq!(b.record(t0, false, CallOutcome::Success), None);
+        assert_eq!(b.state(), BreakerState::ForcedOpen);
+
+        assert_eq!(b.force_closed().unwrap().reason, "operator: force closed");
+        for _ in 0..10 {
+            assert_eq!(call(&mut b, t0, failure_after(MAX_OPEN)), None);
+        }
+        assert_eq!(b.state(), BreakerState::ForcedClosed);
+        assert_eq!(b.snapshot(t0).consecutive_failures, 0);
+
+        let t = b.reset().unwrap();
+        assert_eq!(
+            (t.to, t.reason.as_str()),
+            (BreakerState::Closed, "operator: reset")
+        );
+        assert_eq!(b.reset(), None);
+        assert!(call(&mut b, t0, failure()).is_some());
+    }
+
+    #[test]
+    fn reset_clears_counters_and_recovery() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(BreakerConfig {
+            recovery: secs(10),
+            ..consecutive_only(2)
+        });
+        call(&mut b, t0, failure());
+        call(&mut b, t0, failure());
+        call(&mut b, t0 + secs(10), failure());
+        assert_eq!(b.snapshot(t0).open_remaining, Some(secs(30)));
+        b.reset();
+        let snap = b.snapshot(t0 + secs(10));
+        assert_eq!(
+            (snap.state, snap.consecutive_failures, snap.calls_in_window),
+            (BreakerState::Closed, 0, 0)
+        );
+        call(&mut b, t0, failure());
+        let t = call(&mut b, t0, failure()).unwrap();
+        assert_eq!(t.recovery, Some(secs(10)));
+    }
+
+    fn breaker_events(rx: &mut broadcast::Receiver<Arc<Event>>) -> Vec<EventKind> {
+        std::iter::from_fn(|| rx.try_recv().ok())
+            .map(|event| event.kind.clone())
+            .collect()
+    }
+
+    fn changed(from: &str, to: &str, reason: &str, recovery_ms: Option<u64>) -> EventKind {
+        EventKind::BreakerChanged {
+            provider: "anthropic".into(),
+            from: from.into(),
+            to: to.into(),
+            reason: reason.into(),
+            recovery_ms,
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_registry_publishes_every_transition_with_its_reason() {
+        let bus = Bus::new(64);
+        let mut rx = bus.subscribe();
+        let breakers = Breakers::new(consecutive_only(2), bus);
+        for _ in 0..2 {
+            breakers.admit("anthropic").unwrap().record(failure());
+        }
+        let opened = breakers.opened_at("anthropic").unwrap();
+        assert_eq!(
+            breakers.admit("anthropic").unwrap_err(),
+            Rejection {
+                reason: "breaker_open",
+                retry_in: Some(secs(30)),
+            }
+        );
+        tokio::time::advance(secs(30)).await;
+        let probe = breakers.admit("anthropic").unwrap();
+        assert!(probe.is_probe());
+        probe.record(CallOutcome::Success);
+        assert_eq!(breakers.opened_at("anthropic"), None);
+        assert!(breakers.force_open("anthropic"));
+        assert!(!breakers.force_open("anthropic"));
+        assert!(breakers.force_closed("anthropic"));
+        assert!(breakers.reset("anthropic"));
+        assert!(!breakers.reset("anthropic"));
+
+        assert_eq!(
+            breaker_events(&mut rx),
+            [
+                changed("closed", "open", "2 consecutive failures", Some(30_000)),
+                changed("open", "half_open", "recovery elapsed", None),
+                changed("half_open", "closed", "probe succeeded", None),
+                changed("closed", "forced_open", "operator: trip", None),
+                changed(
+                    "forced_open",
+                    "forced_closed",
+                    "operator: force closed",
+                    None
+                ),
+                changed("forced_closed", "closed", "operator: reset", None),
+            ]
+        );
+        assert!(opened <= Instant::now());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_permit_dropped_unrecorded_frees_its_probe_slot() {
+        let breakers = Breakers::new(consecutive_only(1), Bus::new(16));
+        breakers.admit("p").unwrap().record(failure());
+        tokio::time::advance(secs(30)).await;
+        let probe = breakers.admit("p").unwrap();
+        assert_eq!(breakers.admit("p").unwrap_err().reason, "half_open_busy");
+        drop(probe);
+        assert_eq!(breakers.snapshot("p").probes_in_flight, 0);
+        let probe = breakers.admit("p").unwrap();
+        assert!(probe.is_probe());
+        // An ordinary permit dropped unrecorded counts nothing.
+        probe.record(CallOutcome::Success);
+        drop(breakers.admit("p").unwrap());
+        assert_eq!(breakers.snapshot("p").calls_in_window, 0);
+    }
+
+    #[test]
+    fn concurrent_admits_let_exactly_the_probe_limit_through() {
+        const THREADS: usize = 16;
+        let config = BreakerConfig {
+            half_open_probes: 3,
+            // Half-open at the first admit after the trip, without waiting on a clock.
+            recovery: Duration::ZERO,
+            ..consecutive_only(1)
+        };
+        let breakers = Breakers::new(config, Bus::new(16));
+        breakers.admit("p").unwrap().record(failure());
+        assert_eq!(breakers.state("p"), BreakerState::Open);
+
+        let barrier = Arc::new(std::sync::Barrier::new(THREADS));
+        let handles: Vec<_> = (0..THREADS)
+            .map(|_| {
+                let breakers = breakers.clone();
+                let barrier = barrier.clone();
+                std::thread::spawn(move || {
+                    barrier.wait();
+                    breakers.admit("p")
+                })
+            })
+            .collect();
+        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
+        let admitted: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
+        assert_eq!(admitted.len(), 3);
+        assert!(admitted.iter().all(|permit| permit.is_probe()));
+        assert!(
+            results
+                .iter()
+                .filter_map(|r| r.as_ref().err())
+                .all(|rejection| rejection.reason == "half_open_busy")
+        );
+        assert_eq!(breakers.snapshot("p").probes_in_flight, 3);
+        drop(results);
+        assert_eq!(breakers.snapshot("p").probes_in_flight, 0);
+        assert_eq!(breakers.state("p"), BreakerState::HalfOpen);
+    }
+
+    #[test]
+    fn a_key_can_have_its_own_config() {
+        let breakers = Breakers::new(consecutive_only(5), Bus::new(16));
+        breakers.configure("fragile", consecutive_only(1));
+        breakers.admit("fragile").unwrap().record(failure());
+        breakers.admit("sturdy").unwrap().record(failure());
+        assert_eq!(breakers.state("fragile"), BreakerState::Open);
+        assert_eq!(breakers.state("sturdy"), BreakerState::Closed);
+        assert_eq!(breakers.snapshot("unseen").threshold, 5);
+        assert_eq!(breakers.state("unseen"), BreakerState::Closed);
+    }
+
+    #[test]
+    fn states_serialize_as_their_names() {
+        for state in [
+            BreakerState::Closed,
+            BreakerState::Open,
+            BreakerState::HalfOpen,
+            BreakerState::ForcedOpen,
+            BreakerState::ForcedClosed,
+        ] {
+            let json = serde_json::to_string(&state).unwrap();
+            assert_eq!(json, format!("\"{state}\""));
+        }
+    }
+
+    #[test]
+    fn reasons_read_durations_briefly() {
+        assert_eq!(human(secs(30)), "30s");
+        assert_eq!(human(Duration::from_millis(1500)), "1.5s");
+        assert_eq!(human(Duration::from_millis(500)), "500ms");
+    }
+}

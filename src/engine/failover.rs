@@ -1,0 +1,740 @@
+//! The failover engine: a request goes down an ordered chain of targets and comes back complete from
+//! whichever could answer.
+//!
+//! ```text
+//!  request ─► target 1 ─ breaker admits? ─► attempt ─► first healthy event? ─► commit, stream ─► done
+//!               │            │ no: skip                  │ no: classify                 │ mid-stream failure:
+//!               │            ▼                           ▼                              ▼ restart / continue / fail
+//!               └──────► target 2 … ◄── retry here (backoff, retry-after, budgets) or fail over
+//! ```
+//!
+//! Every step is an event on the bus. The engine is itself a [`Provider`], so engines compose.
+
+use serde::Deserialize;
+use std::collections::{HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+
+use crate::engine::attempt::{self, AttemptContext, AttemptReport};
+use crate::engine::breaker::{Breakers, CallOutcome, Permit, Rejection};
+use crate::engine::classify::{Failover, Policy};
+use crate::engine::cost::Pricing;
+use crate::engine::retry::{self, Backoff, RetryBudget, RetryConfig, RetryDecision};
+use crate::event::{Bus, EventKind, Outcome, Source};
+use crate::provider::{
+    ErrorClass, Message, Phase, Provider, ProviderError, ProviderStream, Request, StreamEvent,
+};
+
+/// One link of a chain: a provider and how to use it.
+#[derive(Clone)]
+pub struct Target {
+    pub provider: Arc<dyn Provider>,
+    /// The model to ask for; the provider's default when `None`.
+    pub model: Option<String>,
+    /// The context window in tokens, when known (for `context_length` failover).
+    pub context_window: Option<u64>,
+    /// Accepts a partial assistant reply to continue from (Anthropic does; OpenAI does not).
+    pub accepts_prefill: bool,
+    /// The breaker guarding this target: the provider's name, or `name/model` for per-model breakers.
+    pub breaker_key: String,
+}
+
+impl Target {
+    pub fn new(provider: Arc<dyn Provider>) -> Self {
+        let breaker_key = provider.name().to_string();
+        Target {
+            provider,
+            model: None,
+            context_window: None,
+            accepts_prefill: false,
+            breaker_key,
+        }
+    }
+
+    fn name(&self) -> &str {
+        self.provider.name()
+    }
+}
+
+/// What to do when a committed stream fails.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MidStreamPolicy {
+    /// Withdraw the partial reply (`rewind`) and re-issue the whole request: the answer is one
+    /// provider's complete reply, never a splice.
+    #[default]
+    Restart,
+    /// Send the partial reply as an assistant prefill to a target that accepts one and splice the
+    /// continuation on; restart where that is not possible.
+    Continue,
+    /// End the request with the error.
+    Fail,
+}
+
+/// What to do when every target's breaker refuses.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum WhenAllOpen {
+    /// Fail at once with a clear error.
+    #[default]
+    Fail,
+    /// Try the target whose breaker opened first, once, despite its breaker.
+    TryEarliest,
+}
+
+/// When to start the next target in parallel with a silent one.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum HedgeTrigger {
+    /// After a fixed time without a first event.
+    After(Duration),
+    /// After this percentile (0–100) of the target's recent first-event latencies; `fallback` until
+    /// there are enough samples.
+    Percentile { percentile: f64, fallback: Duration },
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct EngineSettings {
+    pub policy: Policy,
+    pub retry: RetryConfig,
+    pub mid_stream: MidStreamPolicy,
+    pub when_all_open: WhenAllOpen,
+    /// Retry a target on the same route after it timed out without a byte (default: fail over).
+    pub retry_silent_timeouts: bool,
+    /// Hedging; off when `None`.
+    pub hedge: Option<HedgeTrigger>,
+}
+
+impl Default for EngineSettings {
+    fn default() -> Self {
+        EngineSettings {
+            policy: Policy::default(),
+            retry: RetryConfig::default(),
+            mid_stream: MidStreamPolicy::default(),
+            when_all_open: WhenAllOpen::default(),
+            retry_silent_timeouts: false,
+            hedge: None,
+        }
+    }
+}
+
+/// What all engines of one process share: the bus, the breakers, the retry budget, prices, and
+/// recent first-event latencies.
+#[derive(Clone)]
+pub struct Shared {
+    pub bus: Bus,
+    pub breakers: Breakers,
+    pub budget: RetryBudget,
+    pub pricing: Pricing,
+    latencies: Arc<Mutex<HashMap<String, VecDeque<u64>>>>,
+    next_request: Arc<AtomicU64>,
+}
+
+/// Recent first-event latencies kept per provider, for percentile hedging.
+const LATENCY_SAMPLES: usize = 200;
+/// Samples needed before a percentile is trusted.
+const MIN_LATENCY_SAMPLES: usize = 20;
+
+impl Shared {
+    pub fn new(bus: Bus, breakers: Breakers, budget: RetryBudget, pricing: Pricing) -> Self {
+        Shared {
+            bus,
+            breakers,
+            budget,
+            pricing,
+            latencies: Arc::default(),
+            next_request: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    fn next_request_id(&self) -> String {
+        format!("r{}", self.next_request.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    fn note_latency(&self, provider: &str, ms: u64) {
+        let mut map = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = map.entry(provider.to_string()).or_default();
+        if ring.len() == LATENCY_SAMPLES {
+            ring.pop_front();
+        }
+        ring.push_back(ms);
+    }
+
+    fn latency_percentile(&self, provider: &str, percentile: f64) -> Option<Duration> {
+        let map = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = map.get(provider)?;
+        if ring.len() < MIN_LATENCY_SAMPLES {
+            return None;
+        }
+        let mut sorted: Vec<u64> = ring.iter().copied().collect();
+        sorted.sort_unstable();
+        let rank = ((percentile / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        sorted
+            .get(rank.min(sorted.len() - 1))
+            .map(|&ms| Duration::from_millis(ms))
+    }
+}
+
+/// How a request entered the engine.
+#[derive(Debug, Clone)]
+pub struct RequestMeta {
+    pub source: Source,
+    /// A request id to use; the engine numbers requests itself when `None`.
+    pub request_id: Option<String>,
+    /// The prompt text for `request_started`, when content may be recorded.
+    pub prompt: Option<String>,
+}
+
+impl RequestMeta {
+    pub fn new(source: Source) -> Self {
+        RequestMeta {
+            source,
+            request_id: None,
+            prompt: None,
+        }
+    }
+}
+
+/// An ordered chain of targets with its settings. Cheap to clone.
+#[derive(Clone)]
+pub struct FailoverEngine {
+    name: String,
+    targets: Arc<Vec<Target>>,
+    settings: Arc<EngineSettings>,
+    shared: Shared,
+    /// The source reported for requests that come through the `Provider` interface.
+    source: Source,
+}
+
+/// Items the engine sends its caller; capacity bounds how far the engine runs ahead of a slow one.
+const OUT_CAPACITY: usize = 64;
+
+impl FailoverEngine {
+    pub fn new(
+        name: impl Into<String>,
+        targets: Vec<Target>,
+        settings: EngineSettings,
+        shared: Shared,
+    ) -> Self {
+        FailoverEngine {
+            name: name.into(),
+            targets: Arc::new(targets),
+            settings: Arc::new(settings),
+            shared,
+            source: Source::Ask,
+        }
+    }
+
+    /// The source `request_started` names for requests sent through [`Provider::stream`].
+    pub fn with_source(mut self, source: Source) -> Self {
+        self.source = source;
+        self
+    }
+
+    pub fn targets(&self) -> &[Target] {
+        &self.targets
+    }
+
+    pub fn shared(&self) -> &Shared {
+        &self.shared
+    }
+
+    /// Send a request down the chain. Returns its id and the stream of the answer: events of the
+    /// committed target, `StreamEvent::Rewind` when a partial reply is withdrawn, and a final `Done`
+    /// or `Err`. Dropping the stream cancels the request.
+    pub fn send(&self, request: Request, meta: RequestMeta) -> (String, ProviderStream) {
+        let request_id = meta
+            .request_id
+            .clone()
+            .unwrap_or_else(|| self.shared.next_request_id());
+        let (tx, rx) = mpsc::channel(OUT_CAPACITY);
+        let run = Run {
+            engine: self.clone(),
+            request_id: request_id.clone(),
+            out: tx,
+        };
+        tokio::spawn(run.drive(request, meta));
+        let stream = futures::stream::unfold(rx, |mut rx| async move {
+            rx.recv().await.map(|item| (item, rx))
+        });
+        (request_id, Box::pin(stream))
+    }
+}
+
+impl Provider for FailoverEngine {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn default_model(&self) -> &str {
+        self.targets.first().map_or("", |t| {
+            t.model.as_deref().unwrap_or(t.provider.default_model())
+        })
+    }
+
+    fn stream(&self, request: Request) -> ProviderStream {
+        self.send(request, RequestMeta::new(self.source)).1
+    }
+}
+
+/// What to do after a failed attempt.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Step {
+    /// Try the same target again after this delay.
+    Retry(Duration),
+    /// Move on to the next target.
+    NextTarget,
+    /// End the request with this error.
+    Fail,
+}
+
+/// The failover decision for one failed attempt, as a pure function of the facts.
+pub struct Facts<'a> {
+    pub error: &'a ProviderError,
+    /// The attempt had committed (its first event was healthy) before it failed.
+    pub committed: bool,
+    pub has_next_target: bool,
+    /// Retries already made on this target.
+    pub retries: u32,
+}
+
+pub fn next_step(
+    settings: &EngineSettings,
+    facts: &Facts<'_>,
+    backoff: &mut Backoff,
+    budget: &RetryBudget,
+) -> (Step, &'static str) {
+    let class = facts.error.class;
+    let policy = settings.policy.get(class);
+    let may_fail_over = policy.failover != Failover::No && facts.has_next_target;
+    // A target that said nothing at all is not worth another wait on the same route.
+    let silent = matches!(class, ErrorClass::Timeout | ErrorClass::Stalled)
+        && matches!(facts.error.phase, Phase::Headers | Phase::FirstEvent);
+    if silent && !settings.retry_silent_timeouts {
+        return if may_fail_over {
+            (Step::NextTarget, "timed out in silence")
+        } else {
+            (Step::Fail, "timed out in silence and no target is left")
+        };
+    }
+    // A mid-stream failure restarts on the next target when there is one.
+    if facts.committed && may_fail_over {
+        return (Step::NextTarget, "failed mid-stream");
+    }
+    if policy.retry {
+        match retry::decide(
+            &settings.retry,
+            backoff,
+            facts.error.retry_after,
+            facts.retries,
+            budget,
+        ) {
+            RetryDecision::RetryAfter(delay) => return (Step::Retry(delay), "retryable"),
+            RetryDecision::GiveUp(why) if may_fail_over => return (Step::NextTarget, why),
+            RetryDecision::GiveUp(why) => return (Step::Fail, why),
+        }
+    }
+    if may_fail_over {
+        (Step::NextTarget, "not retryable on this target")
+    } else if policy.failover == Failover::No {
+        (Step::Fail, "the next provider would fail the same way")
+    } else {
+        (Step::Fail, "no target is left")
+    }
+}
+
+/// One request's journey down the chain.
+struct Run {
+    engine: FailoverEngine,
+    request_id: String,
+    out: mpsc::Sender<Result<StreamEvent, ProviderError>>,
+}
+
+/// Running totals of one request.
+#[derive(Default)]
+struct Tally {
+    attempts: u32,
+    cost: f64,
+    failed_cost: f64,
+    /// The error the caller will get if nothing answers: the most informative one seen.
+    error: Option<ProviderError>,
+    /// Reply text the caller has received and that has not been withdrawn.
+    delivered: String,
+    /// The caller has received a `MessageStart`.
+    started: bool,
+}
+
+impl Run {
+    async fn drive(self, request: Request, meta: RequestMeta) {
+        let started = Instant::now();
+        let engine = &self.engine;
+        let bus = &engine.shared.bus;
+        bus.publish(EventKind::RequestStarted {
+            request_id: self.request_id.clone(),
+            source: meta.source,
+            chain: engine
+                .targets
+                .iter()
+                .map(|t| t.name().to_string())
+                .collect(),
+            prompt: meta.prompt,
+        });
+        let mut tally = Tally::default();
+        let result = self.walk(&request, &mut tally).await;
+        self.finish(result, tally, started).await;
+    }
+
+    /// Walk the chain; `Ok` carries the answering attempt.
+    async fn walk(
+        &self,
+        request: &Request,
+        tally: &mut Tally,
+    ) -> Result<AttemptReport, ProviderError> {
+        let engine = &self.engine;
+        let settings = &*engine.settings;
+        let targets = &*engine.targets;
+        let mut skipped: Vec<(usize, Rejection)> = Vec::new();
+        let mut min_context: Option<u64> = None;
+        let mut index = 0;
+        while index < targets.len() {
+            let target = &targets[index];
+            if let Some(min) = min_context
+                && target.context_window.is_none_or(|c| c <= min)
+            {
+                self.skip(target, "context_too_small");
+                index += 1;
+                continue;
+            }
+            match self
+                .on_target(target, request, tally, index + 1 < targets.len(), None)
+                .await
+            {
+                TargetEnd::Answered(report) => return Ok(*report),
+                TargetEnd::Rejected(rejection) => {
+                    skipped.push((index, rejection));
+                    index += 1;
+                }
+                TargetEnd::NextTarget(class) => {
+                    if settings.policy.get(class).failover == Failover::LargerContext {
+                        min_context = Some(target.context_window.unwrap_or(0));
+                    }
+                    index += 1;
+                }
+                TargetEnd::Stop(err) => return Err(err),
+            }
+        }
+        // Nothing answered. If every target refused at its breaker, the operator may prefer one try
+        // at the provider that has been down longest over no answer at all.
+        if tally.attempts == 0 && !skipped.is_empty() {
+            if settings.when_all_open == WhenAllOpen::TryEarliest
+                && let Some(&(i, _)) = skipped
+                    .iter()
+                    .filter(|(_, r)| r.reason != "forced_open")
+                    .min_by_key(|(i, _)| engine.shared.breakers.opened_at(&targets[*i].breaker_key))
+            {
+                let bypass = Some(i);
+                if let TargetEnd::Answered(report) = self
+                    .on_target(&targets[i], request, tally, false, bypass)
+                    .await
+                {
+                    return Ok(*report);
+                }
+            }
+            if tally.attempts == 0 {
+                return Err(self.all_unavailable(&skipped));
+            }
+        }
+        Err(tally.error.clone().unwrap_or_else(|| {
+            ProviderError::new(
+                &engine.name,
+                ErrorClass::Unavailable,
+                Phase::Connect,
+                "no target could be tried",
+            )
+        }))
+    }
+
+    /// Attempts on one target until it answers, gives way to the next, or ends the request.
+    /// `bypass` skips the breaker (the all-open fallback).
+    async fn on_target(
+        &self,
+        target: &Target,
+        request: &Request,
+        tally: &mut Tally,
+        has_next_target: bool,
+        bypass: Option<usize>,
+    ) -> TargetEnd {
+        let engine = &self.engine;
+        let settings = &*engine.settings;
+        let mut backoff = Backoff::new(&settings.retry);
+        let mut retries = 0;
+        loop {
+            let permit = if bypass.is_some() {
+                None
+            } else {
+                match engine.shared.breakers.admit(&target.breaker_key) {
+                    Ok(permit) => Some(permit),
+                    Err(rejection) => {
+                        self.skip(target, rejection.reason);
+                        return TargetEnd::Rejected(rejection);
+                    }
+                }
+            };
+            if tally.attempts >= settings.retry.max_attempts {
+                return TargetEnd::Stop(tally.error.clone().unwrap_or_else(|| {
+                    ProviderError::new(
+                        target.name(),
+                        ErrorClass::Unavailable,
+                        Phase::Connect,
+                        "the request's attempt budget is spent",
+                    )
+                }));
+            }
+            tally.attempts += 1;
+
+            // Carry on from the text the caller already has, or withdraw it first.
+            let prefill = self.prepare_prefill(target, tally).await;
+            let mut attempt_request = request.clone();
+            if let Some(model) = &target.model {
+                attempt_request.model.clone_from(model);
+            }
+            if let Some(text) = &prefill {
+                attempt_request
+                    .messages
+                    .push(Message::assistant(text.clone()));
+            }
+            let mut ctx = AttemptContext::new(
+                &engine.shared.bus,
+                &engine.shared.pricing,
+                &self.request_id,
+                tally.attempts,
+            );
+            ctx.out = Some(&self.out);
+            ctx.continuing = prefill.is_some() && tally.started;
+            ctx.policy = Some(&settings.policy);
+            let report = attempt::run(target.provider.as_ref(), attempt_request, ctx).await;
+            tally.cost += report.cost_usd;
+            if report.committed() {
+                tally.started = true;
+            }
+            tally.delivered.push_str(&report.text);
+
+            let err = match &report.result {
+                Ok(_) => {
+                    record(permit, CallOutcome::Success);
+                    if let Some(ms) = report.first_event_ms {
+                        engine.shared.note_latency(target.name(), ms);
+                    }
+                    return TargetEnd::Answered(Box::new(report));
+                }
+                Err(err) => err.clone(),
+            };
+            tally.failed_cost += report.cost_usd;
+            let policy = settings.policy.get(err.class);
+            let outcome = if policy.breaker {
+                CallOutcome::Failure {
+                    retry_after: err.retry_after,
+                }
+            } else {
+                CallOutcome::Neutral
+            };
+            record(permit, outcome);
+            if err.class == ErrorClass::Cancelled {
+                return TargetEnd::Stop(err);
+            }
+            if matches!(err.class, ErrorClass::Auth | ErrorClass::Permission) {
+                engine.shared.bus.publish(EventKind::ProviderFlagged {
+                    provider: target.name().to_string(),
+                    flag: "misconfigured".to_string(),
+                    reason: format!("{}: {}", err.class, err.message),
+                });
+            }
+
+            // A target that refuses the prefill gets the request again from the start; its
+            // refusal must not hide the failure that made us continue.
+            if prefill.is_some() && !report.committed() && err.class == ErrorClass::BadRequest {
+                self.rewind(target, tally, "prefill rejected").await;
+                tally.attempts -= 1;
+                continue;
+            }
+            tally.error = Some(err.clone());
+
+            if report.committed() || prefill.is_some() {
+                match settings.mid_stream {
+                    MidStreamPolicy::Fail => return TargetEnd::Stop(err),
+                    MidStreamPolicy::Restart => {
+                        self.rewind(target, tally, err.class.as_str()).await
+                    }
+                    // Tool calls cannot be spliced: their arguments would be two providers' halves.
+                    MidStreamPolicy::Continue if report.tool_call => {
+                        self.rewind(target, tally, "tool call interrupted").await;
+                    }
+                    MidStreamPolicy::Continue => {}
+                }
+            }
+
+            let facts = Facts {
+                error: &err,
+                committed: report.committed(),
+                has_next_target,
+                retries,
+            };
+            let (step, _why) = next_step(settings, &facts, &mut backoff, &engine.shared.budget);
+            match step {
+                Step::Retry(delay) => {
+                    retries += 1;
+                    tokio::select! {
+                        () = tokio::time::sleep(delay) => {}
+                        () = self.out.closed() => {
+                            return TargetEnd::Stop(ProviderError::new(target.name(), ErrorClass::Cancelled, Phase::Connect, "the caller went away"));
+                        }
+                    }
+                }
+                Step::NextTarget => return TargetEnd::NextTarget(err.class),
+                Step::Fail => return TargetEnd::Stop(err),
+            }
+        }
+    }
+
+    /// Under `continue`, the text to send as a prefill to this target; otherwise withdraw it.
+    async fn prepare_prefill(&self, target: &Target, tally: &mut Tally) -> Option<String> {
+        if tally.delivered.is_empty() {
+            return None;
+        }
+        if self.engine.settings.mid_stream == MidStreamPolicy::Continue && target.accepts_prefill {
+            return Some(tally.delivered.clone());
+        }
+        self.rewind(target, tally, "target cannot continue a partial reply")
+            .await;
+        None
+    }
+
+    /// Withdraw everything the caller has received for this request.
+    async fn rewind(&self, target: &Target, tally: &mut Tally, reason: &str) {
+        if !tally.started && tally.delivered.is_empty() {
+            return;
+        }
+        let discarded_chars = tally.delivered.chars().count() as u64;
+        self.engine.shared.bus.publish(EventKind::Rewind {
+            request_id: self.request_id.clone(),
+            provider: target.name().to_string(),
+            discarded_chars,
+            reason: reason.to_string(),
+        });
+        let _ = self
+            .out
+            .send(Ok(StreamEvent::Rewind { discarded_chars }))
+            .await;
+        tally.delivered.clear();
+        tally.started = false;
+    }
+
+    fn skip(&self, target: &Target, reason: &str) {
+        self.engine.shared.bus.publish(EventKind::AttemptSkipped {
+            request_id: self.request_id.clone(),
+            provider: target.name().to_string(),
+            reason: reason.to_string(),
+        });
+    }
+
+    fn all_unavailable(&self, skipped: &[(usize, Rejection)]) -> ProviderError {
+        let parts: Vec<String> = skipped
+            .iter()
+            .map(|(i, r)| {
+                let name = self.engine.targets[*i].name();
+                match r.retry_in {
+                    Some(d) => format!(
+                        "{name} {} (retry in {:.0} s)",
+                        r.reason,
+                        d.as_secs_f64().ceil()
+                    ),
+                    None => format!("{name} {}", r.reason),
+                }
+            })
+            .collect();
+        ProviderError::new(
+            &self.engine.name,
+            ErrorClass::Unavailable,
+            Phase::Connect,
+            format!("every provider is unavailable: {}", parts.join(", ")),
+        )
+    }
+
+    async fn finish(
+        self,
+        result: Result<AttemptReport, ProviderError>,
+        tally: Tally,
+        started: Instant,
+    ) {
+        let engine = &self.engine;
+        let total_ms = attempt::millis(started.elapsed());
+        let (event, last) = match result {
+            Ok(report) => {
+                let done = report.result.as_ref().ok().cloned();
+                // What this answer would have cost at the primary's prices.
+                let primary_cost_usd = engine.targets.first().and_then(|t| {
+                    let model = t.model.as_deref().unwrap_or(t.provider.default_model());
+                    engine.shared.pricing.cost(model, &report.usage)
+                });
+                let stop = done.as_ref().map(|d| d.stop_reason.as_str().to_string());
+                (
+                    EventKind::RequestFinished {
+                        request_id: self.request_id.clone(),
+                        outcome: Outcome::Ok,
+                        provider: Some(report.provider.clone()),
+                        stop_reason: stop,
+                        class: None,
+                        message: None,
+                        total_ms,
+                        cost_usd: tally.cost,
+                        attempts: tally.attempts,
+                        failed_cost_usd: tally.failed_cost,
+                        primary_cost_usd,
+                    },
+                    done.map(|d| {
+                        Ok(StreamEvent::Done {
+                            stop_reason: d.stop_reason,
+                            raw_stop_reason: d.raw_stop_reason,
+                        })
+                    }),
+                )
+            }
+            Err(err) => (
+                EventKind::RequestFinished {
+                    request_id: self.request_id.clone(),
+                    outcome: Outcome::Error,
+                    provider: None,
+                    stop_reason: None,
+                    class: Some(err.class),
+                    message: Some(err.message.clone()),
+                    total_ms,
+                    cost_usd: tally.cost,
+                    attempts: tally.attempts,
+                    failed_cost_usd: tally.failed_cost,
+                    primary_cost_usd: None,
+                },
+                Some(Err(err)),
+            ),
+        };
+        engine.shared.bus.publish(event);
+        if let Some(item) = last {
+            // The caller may be gone; the request is settled either way.
+            let _ = self.out.send(item).await;
+        }
+    }
+}
+
+enum TargetEnd {
+    Answered(Box<AttemptReport>),
+    Rejected(Rejection),
+    NextTarget(ErrorClass),
+    Stop(ProviderError),
+}
+
+fn record(permit: Option<Permit>, outcome: CallOutcome) {
+    if let Some(permit) = permit {
+        permit.record(outcome);
+    }
+}

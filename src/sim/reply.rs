@@ -1,0 +1,327 @@
+//! What a simulated provider answers: deterministic words generated from the prompt and a seed, or a
+//! tool call built from the offered tool's input schema. Protocol-neutral; `anthropic.rs` and
+//! `openai.rs` put it on the wire.
+
+use serde_json::{Map, Value};
+
+use super::rng::{Rng, hash, mix};
+
+/// A request reduced to what the simulator needs, read from either protocol's body.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(crate) struct SimRequest {
+    pub model: Option<String>,
+    /// System prompt and every message's text, in order: what the reply is seeded from.
+    pub prompt: String,
+    pub messages: usize,
+    pub max_tokens: Option<u32>,
+    pub tools: Vec<Tool>,
+    /// The client asked for no tool call (`tool_choice` none).
+    pub tools_disabled: bool,
+    /// The last message carries a tool's result, so the model now answers in words (a tool call
+    /// again would loop an agent forever).
+    pub after_tool_result: bool,
+    pub stream: bool,
+    /// OpenAI's `stream_options.include_usage`.
+    pub include_usage: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Tool {
+    pub name: String,
+    pub schema: Value,
+}
+
+/// Why the reply ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Stop {
+    EndTurn,
+    MaxTokens,
+    ToolUse,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ToolCall {
+    pub name: String,
+    pub input: Value,
+    /// The input's JSON in the pieces it is streamed in; they concatenate to `input`.
+    pub pieces: Vec<String>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Reply {
+    /// One token per word, each with its leading space (the first has none).
+    pub tokens: Vec<String>,
+    pub tool_call: Option<ToolCall>,
+    pub stop: Stop,
+    pub input_tokens: u64,
+}
+
+impl Reply {
+    /// `lead_in`: say a few words before a tool call, as Claude does (OpenAI models call at once).
+    pub fn generate(request: &SimRequest, seed: u64, use_tools: bool, lead_in: bool) -> Reply {
+        let mut rng = Rng::new(mix(&[seed, hash(&[request.prompt.as_bytes()])]));
+        let budget = request.max_tokens.map_or(usize::MAX, |m| m as usize);
+        let tool = request
+            .tools
+            .first()
+            .filter(|_| use_tools && !request.tools_disabled && !request.after_tool_result);
+        let mut tokens = match tool {
+            Some(tool) if lead_in => words_of(&format!("I'll use {} for that.", tool.name)),
+            Some(_) => Vec::new(),
+            None => {
+                let count = rng.between(20, 80) as usize;
+                sentences(&mut rng, count)
+            }
+        };
+        let capped = tokens.len() > budget;
+        tokens.truncate(budget);
+        let tool_call = tool.filter(|_| !capped).map(|tool| {
+            let input = sample(&tool.schema, &mut rng, 0);
+            ToolCall {
+                name: tool.name.clone(),
+                pieces: pieces(&input.to_string(), &mut rng),
+                input,
+            }
+        });
+        let stop = match (&tool_call, capped) {
+            (Some(_), _) => Stop::ToolUse,
+            (None, true) => Stop::MaxTokens,
+            (None, false) => Stop::EndTurn,
+        };
+        Reply {
+            tokens,
+            tool_call,
+            stop,
+            input_tokens: input_tokens(request),
+        }
+    }
+
+    pub fn text(&self) -> String {
+        self.tokens.concat()
+    }
+
+    /// One token per word and per streamed piece of tool input.
+    pub fn output_tokens(&self) -> u64 {
+        let tool = self.tool_call.as_ref().map_or(0, |t| t.pieces.len());
+        (self.tokens.len() + tool) as u64
+    }
+}
+
+/// About four characters a token, plus a little per message, as real tokenizers roughly give.
+fn input_tokens(request: &SimRequest) -> u64 {
+    let tools: usize = request
+        .tools
+        .iter()
+        .map(|t| t.name.len() + t.schema.to_string().len())
+        .sum();
+    let chars = (request.prompt.chars().count() + tools) as u64;
+    chars.div_ceil(4) + 4 * request.messages as u64 + 3
+}
+
+fn words_of(text: &str) -> Vec<String> {
+    text.split(' ')
+        .enumerate()
+        .map(|(i, w)| {
+            if i == 0 {
+                w.to_string()
+            } else {
+                format!(" {w}")
+            }
+        })
+        .collect()
+}
+
+const WORDS: &[&str] = &[
+    "the", "a", "system", "request", "provider", "stream", "token", "reply", "model", "answer",
+    "breaker", "circuit", "latency", "error", "retry", "fallback", "primary", "route", "signal",
+    "window", "budget", "cost", "queue", "agent", "operator", "console", "incident", "traffic",
+    "health", "check", "probe", "state", "open", "closed", "half", "steady", "quick", "slow",
+    "careful", "simple", "clear", "small", "large", "early", "late", "every", "each", "some",
+    "many", "few", "with", "without", "after", "before", "during", "while", "when", "because",
+    "so", "and", "but", "or", "then", "now", "here", "there", "always", "rarely", "often",
+    "usually", "first", "next", "last", "again", "still", "already", "is", "was", "keeps", "sends",
+    "reads", "waits", "fails", "recovers", "answers", "streams", "counts", "measures", "watches",
+    "holds", "moves", "returns", "starts", "stops", "opens", "closes", "trips", "resets", "shows",
+    "of", "to", "in", "on", "for", "from", "by", "at", "over", "under", "between", "through", "it",
+    "they", "we", "this", "that", "these", "those", "its", "their", "our", "good", "fine", "ready",
+    "busy", "calm", "fast", "bright", "quiet", "plain",
+];
+
+/// `count` words in sentences of 5 to 14 words, each capitalized and ending with a full stop.
+fn sentences(rng: &mut Rng, count: usize) -> Vec<String> {
+    let mut tokens = Vec::with_capacity(count);
+    let mut left_in_sentence = 0;
+    for i in 0..count {
+        let word = rng.pick(WORDS).copied().unwrap_or("the");
+        let starts = left_in_sentence == 0;
+        if starts {
+            left_in_sentence = rng.between(5, 14) as usize;
+        }
+        left_in_sentence -= 1;
+        let mut token = String::with_capacity(word.len() + 2);
+        if i > 0 {
+            token.push(' ');
+        }
+        if starts {
+            let mut chars = word.chars();
+            token.extend(chars.next().map(|c| c.to_ascii_uppercase()));
+            token.push_str(chars.as_str());
+        } else {
+            token.push_str(word);
+        }
+        if left_in_sentence == 0 || i + 1 == count {
+            token.push('.');
+            left_in_sentence = 0;
+        } else if rng.chance(0.08) {
+            token.push(',');
+        }
+        tokens.push(token);
+    }
+    tokens
+}
+
+/// A value fitting a JSON schema: an enum's first value, else one by type. Objects get every
+/// listed property.
+fn sample(schema: &Value, rng: &mut Rng, depth: usize) -> Value {
+    if let Some(first) = schema
+        .get("enum")
+        .and_then(Value::as_array)
+        .and_then(|e| e.first())
+    {
+        return first.clone();
+    }
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let ty = match schema.get("type") {
+        Some(Value::String(t)) => t.as_str(),
+        // `["string", "null"]`: the first non-null type.
+        Some(Value::Array(types)) => types
+            .iter()
+            .filter_map(Value::as_str)
+            .find(|t| *t != "null")
+            .unwrap_or("null"),
+        _ if properties.is_some() => "object",
+        _ => "string",
+    };
+    match ty {
+        "object" if depth < 4 => {
+            let mut object = Map::new();
+            for (name, property) in properties.into_iter().flatten() {
+                object.insert(name.clone(), sample(property, rng, depth + 1));
+            }
+            Value::Object(object)
+        }
+        "object" => Value::Object(Map::new()),
+        "array" if depth < 4 => {
+            let items = schema.get("items").unwrap_or(&Value::Null);
+            Value::Array(vec![sample(items, rng, depth + 1)])
+        }
+        "array" => Value::Array(Vec::new()),
+        "integer" => Value::from(rng.between(1, 100)),
+        "number" => Value::from(rng.between(0, 1000) as f64 / 10.0),
+        "boolean" => Value::Bool(rng.chance(0.5)),
+        "null" => Value::Null,
+        _ => Value::from(*rng.pick(WORDS).unwrap_or(&"value")),
+    }
+}
+
+/// Split text into pieces of 1 to 8 characters (on character boundaries).
+fn pieces(text: &str, rng: &mut Rng) -> Vec<String> {
+    let chars: Vec<char> = text.chars().collect();
+    let mut out = Vec::new();
+    let mut start = 0;
+    while start < chars.len() {
+        let len = (rng.between(1, 8) as usize).min(chars.len() - start);
+        out.push(chars[start..start + len].iter().collect());
+        start += len;
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use serde_json::json;
+
+    fn request(prompt: &str) -> SimRequest {
+        SimRequest {
+            prompt: prompt.to_string(),
+            messages: 1,
+            ..SimRequest::default()
+        }
+    }
+
+    #[test]
+    fn same_prompt_and_seed_give_the_same_reply() {
+        let a = Reply::generate(&request("hello"), 1, true, true);
+        assert_eq!(a, Reply::generate(&request("hello"), 1, true, true));
+        assert_ne!(
+            a.text(),
+            Reply::generate(&request("hello"), 2, true, true).text()
+        );
+        assert_ne!(
+            a.text(),
+            Reply::generate(&request("hullo"), 1, true, true).text()
+        );
+        assert!((20..=80).contains(&a.tokens.len()), "{}", a.tokens.len());
+        assert!(!a.tokens[0].starts_with(' '));
+        assert!(a.tokens[1..].iter().all(|t| t.starts_with(' ')));
+        assert!(a.text().ends_with('.'));
+        assert_eq!(a.stop, Stop::EndTurn);
+        assert_eq!(a.output_tokens(), a.tokens.len() as u64);
+    }
+
+    #[test]
+    fn max_tokens_caps_the_reply() {
+        let mut r = request("hello");
+        r.max_tokens = Some(3);
+        let reply = Reply::generate(&r, 1, true, true);
+        assert_eq!(reply.tokens.len(), 3);
+        assert_eq!(reply.stop, Stop::MaxTokens);
+    }
+
+    #[test]
+    fn input_tokens_grow_with_the_prompt() {
+        let short = Reply::generate(&request("hi"), 1, true, true).input_tokens;
+        let long = Reply::generate(&request(&"x".repeat(400)), 1, true, true).input_tokens;
+        assert_eq!(long - short, 100 - 1);
+    }
+
+    #[test]
+    fn tool_calls_follow_the_schema_and_stream_as_valid_json() {
+        let mut r = request("weather in Paris?");
+        r.tools = vec![Tool {
+            name: "get_weather".into(),
+            schema: json!({
+                "type": "object",
+                "properties": {
+                    "city": {"type": "string"},
+                    "units": {"type": "string", "enum": ["c", "f"]},
+                    "days": {"type": "integer"},
+                    "detail": {"type": ["boolean", "null"]},
+                    "where": {"type": "object", "properties": {"lat": {"type": "number"}}},
+                    "tags": {"type": "array", "items": {"type": "string"}},
+                },
+                "required": ["city"],
+            }),
+        }];
+        let reply = Reply::generate(&r, 1, true, true);
+        let call = reply.tool_call.clone().unwrap();
+        assert_eq!(reply.stop, Stop::ToolUse);
+        assert_eq!(call.name, "get_weather");
+        assert_eq!(reply.text(), "I'll use get_weather for that.");
+        let joined: String = call.pieces.concat();
+        assert_eq!(serde_json::from_str::<Value>(&joined).unwrap(), call.input);
+        assert_eq!(call.input["units"], "c");
+        assert!(call.input["city"].is_string());
+        assert!(call.input["days"].is_u64());
+        assert!(call.input["detail"].is_boolean());
+        assert!(call.input["where"]["lat"].is_f64());
+        assert!(call.input["tags"][0].is_string());
+
+        assert!(Reply::generate(&r, 1, true, false).tokens.is_empty());
+        assert!(Reply::generate(&r, 1, false, true).tool_call.is_none());
+        r.after_tool_result = true;
+        assert!(Reply::generate(&r, 1, true, true).tool_call.is_none());
+    }
+}

@@ -1,0 +1,178 @@
+//! Answers one request to a simulated provider: draws the fault, then replies in the provider's
+//! protocol, breaking the reply the way the fault says.
+
+use axum::body::Body;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use bytes::Bytes;
+use futures::StreamExt;
+use serde_json::Value;
+use std::sync::Arc;
+
+use super::fault::FaultKind;
+use super::reply::Reply;
+use super::server::ConnControl;
+use super::state::ProviderState;
+use super::stream::{self, Disruption, StreamPlan};
+use super::wire::{ErrorReply, Meta, Wire, wire};
+
+pub(crate) async fn answer(
+    provider: Arc<ProviderState>,
+    conn: Arc<ConnControl>,
+    body: Bytes,
+) -> Response {
+    let wire = wire(provider.spec.protocol);
+    let parsed = serde_json::from_slice::<Value>(&body)
+        .map_err(|e| format!("The request body is not valid JSON: {e}"))
+        .and_then(|v| wire.parse_request(&v));
+    let request = parsed.as_ref().cloned().unwrap_or_default();
+    let (kind, mut rng) = provider.draw(&request.prompt);
+    let model = request
+        .model
+        .clone()
+        .filter(|m| !m.is_empty())
+        .unwrap_or_else(|| provider.spec.model.clone());
+    let meta = wire.new_meta(&mut rng, model, request.include_usage);
+    let tracker = provider.track(&meta, request.stream, &kind);
+    let outcome = match kind {
+        FaultKind::None => "ok",
+        ref other => other.name(),
+    };
+
+    if let Err(message) = parsed {
+        tracker.finish("invalid_request", Some(400));
+        return error_response(wire, wire.invalid_request(&message, &meta), &meta);
+    }
+    if let Some(error) = wire.fault_error(&kind, &meta) {
+        tracker.finish(outcome, Some(error.status.as_u16()));
+        return error_response(wire, error, &meta);
+    }
+    match kind {
+        FaultKind::Reset | FaultKind::ConnectRefused => {
+            tracker.finish(outcome, None);
+            conn.reset();
+            return std::future::pending().await;
+        }
+        FaultKind::NoResponse { duration } => {
+            tokio::time::sleep(duration).await;
+            tracker.finish(outcome, None);
+            conn.close();
+            return std::future::pending().await;
+        }
+        _ => {}
+    }
+
+    let spec = &provider.spec;
+    let reply = Reply::generate(&request, provider.seed, spec.use_tools, wire.lead_in());
+    let (first, token) = match kind {
+        FaultKind::Latency { first, token } => (first, token),
+        FaultKind::SlowFirstEvent { delay } => (delay, spec.token_delay),
+        _ => (spec.first_event_latency, spec.token_delay),
+    };
+    let headers = [
+        (wire.request_id_header(), meta.request_id.as_str()),
+        ("cache-control", "no-cache"),
+    ];
+
+    if request.stream {
+        let mut frames = wire.stream(&reply, &meta);
+        if kind == FaultKind::NoDone {
+            // The last frame is the end marker in both protocols.
+            frames.pop();
+        }
+        let disruption = match kind {
+            FaultKind::Stall { after, duration } => Some((after, Disruption::Stall(duration))),
+            FaultKind::StreamCut { after } => Some((after, Disruption::Cut)),
+            FaultKind::MidStreamError {
+                after,
+                ref error_type,
+            } => Some((after, Disruption::Replace(wire.stream_error(error_type)))),
+            FaultKind::Malformed { after } => {
+                Some((after, Disruption::Replace(wire.malformed(&meta))))
+            }
+            _ => None,
+        };
+        let plan = StreamPlan {
+            frames,
+            first,
+            token,
+            jitter: spec.jitter,
+            rng,
+            disruption,
+        };
+        let body = stream::body(plan, tracker, outcome);
+        return (
+            [(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")],
+            headers,
+            body,
+        )
+            .into_response();
+    }
+
+    // Not streamed: the client waits for the whole generation.
+    let tokens = u32::try_from(reply.output_tokens()).unwrap_or(u32::MAX);
+    let mut wait = rng.jitter(first, spec.jitter) + rng.jitter(token * tokens, spec.jitter);
+    if let FaultKind::Stall { duration, .. } = kind {
+        wait += duration;
+    }
+    tokio::time::sleep(wait).await;
+    if let FaultKind::MidStreamError { error_type, .. } = &kind {
+        // Without a stream there is no "mid": answer with the HTTP error of that type.
+        let as_http = match error_type.as_str() {
+            "overloaded_error" => FaultKind::Overloaded {
+                status: None,
+                retry_after: None,
+            },
+            _ => FaultKind::ServerError { status: 500 },
+        };
+        if let Some(error) = wire.fault_error(&as_http, &meta) {
+            tracker.finish(outcome, Some(error.status.as_u16()));
+            return error_response(wire, error, &meta);
+        }
+    }
+    let json = Bytes::from(wire.message(&reply, &meta).to_string());
+    let half = json.slice(..json.len() / 2);
+    let body = match kind {
+        // Promise the whole body, send half, then abort.
+        FaultKind::StreamCut { .. } => Body::from_stream(
+            futures::stream::once(async { Ok(half) })
+                .chain(futures::stream::once(async { Err(stream::cut().await) })),
+        ),
+        FaultKind::Malformed { .. } => Body::from(half),
+        _ => Body::from(json.clone()),
+    };
+    tracker.finish(outcome, Some(200));
+    let mut response =
+        ([(header::CONTENT_TYPE, "application/json")], headers, body).into_response();
+    if let FaultKind::StreamCut { .. } = kind {
+        response
+            .headers_mut()
+            .insert(header::CONTENT_LENGTH, HeaderValue::from(json.len()));
+    }
+    response
+}
+
+fn error_response(wire: &dyn Wire, error: ErrorReply, meta: &Meta) -> Response {
+    let mut response = (error.status, axum::Json(error.body)).into_response();
+    let headers = response.headers_mut();
+    for (name, value) in error
+        .headers
+        .iter()
+        .map(|(n, v)| (*n, v.as_str()))
+        .chain([(wire.request_id_header(), meta.request_id.as_str())])
+    {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            headers.insert(name, value);
+        }
+    }
+    response
+}
+
+/// A 404 shaped so both official clients can read its message.
+pub(crate) fn not_found(message: String) -> Response {
+    let body = serde_json::json!({
+        "type": "error",
+        "error": {"type": "not_found_error", "message": message},
+    });
+    (StatusCode::NOT_FOUND, axum::Json(body)).into_response()
+}

@@ -1,0 +1,164 @@
+//! Plays a stream's frames out over time, with the in-stream faults (stall, cut, error, malformed)
+//! at their place. The body is dropped when the client goes away, and its [`Tracker`] with it.
+
+use axum::body::Body;
+use bytes::Bytes;
+use std::time::Duration;
+
+use super::rng::Rng;
+use super::state::Tracker;
+use super::wire::{Frame, FrameKind};
+
+/// Something that happens to the stream after some tokens.
+pub(crate) enum Disruption {
+    /// Silence for a while, then the rest of the stream.
+    Stall(Duration),
+    /// Abort the connection: hyper drops it without the chunked body's terminating chunk.
+    Cut,
+    /// Send this instead of the rest, then end the body.
+    Replace(Bytes),
+}
+
+pub(crate) struct StreamPlan {
+    pub frames: Vec<Frame>,
+    /// Before the first frame.
+    pub first: Duration,
+    /// Before each token.
+    pub token: Duration,
+    pub jitter: f64,
+    pub rng: Rng,
+    /// What happens after how many tokens.
+    pub disruption: Option<(u32, Disruption)>,
+}
+
+/// Where a disruption `after` tokens goes: before the next token, or before the closing frames
+/// when the content is shorter. So a cut stream never carries its end marker.
+fn position(frames: &[Frame], after: u32) -> usize {
+    let mut tokens = 0;
+    frames
+        .iter()
+        .position(|f| match f.kind {
+            FrameKind::Closing => true,
+            FrameKind::Token if tokens == after => true,
+            FrameKind::Token => {
+                tokens += 1;
+                false
+            }
+            FrameKind::Meta => false,
+        })
+        .unwrap_or(frames.len())
+}
+
+struct Playback {
+    plan: StreamPlan,
+    next: usize,
+    disruption: Option<(usize, Disruption)>,
+    ended: bool,
+    tracker: Option<Tracker>,
+    outcome: &'static str,
+}
+
+impl Playback {
+    fn finish(&mut self) {
+        self.ended = true;
+        if let Some(tracker) = self.tracker.take() {
+            tracker.finish(self.outcome, Some(200));
+        }
+    }
+
+    async fn next_chunk(&mut self) -> Option<std::io::Result<Bytes>> {
+        if self.ended {
+            return None;
+        }
+        if self
+            .disruption
+            .as_ref()
+            .is_some_and(|(at, _)| *at == self.next)
+            && let Some((_, disruption)) = self.disruption.take()
+        {
+            match disruption {
+                Disruption::Stall(quiet) => tokio::time::sleep(quiet).await,
+                Disruption::Cut => {
+                    self.finish();
+                    return Some(Err(cut().await));
+                }
+                Disruption::Replace(bytes) => {
+                    self.finish();
+                    return Some(Ok(bytes));
+                }
+            }
+        }
+        let Some(frame) = self.plan.frames.get(self.next) else {
+            self.finish();
+            return None;
+        };
+        let delay = match frame.kind {
+            _ if self.next == 0 => self.plan.rng.jitter(self.plan.first, self.plan.jitter),
+            FrameKind::Token => self.plan.rng.jitter(self.plan.token, self.plan.jitter),
+            FrameKind::Meta | FrameKind::Closing => Duration::ZERO,
+        };
+        let bytes = frame.bytes.clone();
+        if !delay.is_zero() {
+            tokio::time::sleep(delay).await;
+        }
+        self.next += 1;
+        Some(Ok(bytes))
+    }
+}
+
+/// The error that cuts a body. It waits one turn first: hyper flushes what it has buffered while
+/// the body is pending, so the client gets the bytes before the cut instead of nothing at all.
+pub(crate) async fn cut() -> std::io::Error {
+    tokio::task::yield_now().await;
+    std::io::Error::other("simulated stream cut")
+}
+
+/// The response body for a plan; `outcome` is recorded when it completes.
+pub(crate) fn body(mut plan: StreamPlan, mut tracker: Tracker, outcome: &'static str) -> Body {
+    tracker.sent_status(200);
+    let disruption = plan
+        .disruption
+        .take()
+        .map(|(after, d)| (position(&plan.frames, after), d));
+    let playback = Playback {
+        plan,
+        next: 0,
+        disruption,
+        ended: false,
+        tracker: Some(tracker),
+        outcome,
+    };
+    Body::from_stream(futures::stream::unfold(playback, |mut p| async move {
+        let chunk = p.next_chunk().await?;
+        Some((chunk, p))
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn frames(kinds: &str) -> Vec<Frame> {
+        kinds
+            .chars()
+            .map(|c| {
+                let kind = match c {
+                    'm' => FrameKind::Meta,
+                    't' => FrameKind::Token,
+                    _ => FrameKind::Closing,
+                };
+                Frame::new(kind, Bytes::new())
+            })
+            .collect()
+    }
+
+    #[test]
+    fn disruptions_land_after_n_tokens_and_before_the_end() {
+        let f = frames("mmtttmmtmcc");
+        assert_eq!(position(&f, 0), 2);
+        assert_eq!(position(&f, 2), 4);
+        assert_eq!(position(&f, 3), 7);
+        assert_eq!(position(&f, 4), 9);
+        assert_eq!(position(&f, 50), 9);
+    }
+}

@@ -1,0 +1,126 @@
+//! What the two wire protocols have in common, and the trait each implements (`anthropic.rs`,
+//! `openai.rs`). Formats follow PROTOCOLS.md and the recorded fixtures of the official SDKs.
+
+use axum::http::StatusCode;
+use bytes::Bytes;
+use serde_json::Value;
+
+use super::fault::FaultKind;
+use super::reply::{Reply, SimRequest};
+use super::rng::Rng;
+use crate::provider::Protocol;
+
+/// One piece of a streamed body.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Frame {
+    pub kind: FrameKind,
+    pub bytes: Bytes,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FrameKind {
+    /// Framing around the content (`message_start`, the role delta, `ping`).
+    Meta,
+    /// One token of content: a word, or a piece of a tool call's input.
+    Token,
+    /// The end of the message: what `stream_cut` and friends must never reach.
+    Closing,
+}
+
+impl Frame {
+    pub fn new(kind: FrameKind, bytes: impl Into<Bytes>) -> Self {
+        Frame {
+            kind,
+            bytes: bytes.into(),
+        }
+    }
+}
+
+/// The identifiers and settings of one response.
+#[derive(Debug, Clone)]
+pub(crate) struct Meta {
+    pub request_id: String,
+    /// `msg_…` or `chatcmpl-…`.
+    pub message_id: String,
+    /// `toolu_…` or `call_…`.
+    pub tool_call_id: String,
+    pub model: String,
+    /// Unix seconds, for OpenAI's `created`.
+    pub created: u64,
+    pub include_usage: bool,
+}
+
+/// A non-2xx answer.
+#[derive(Debug, Clone)]
+pub(crate) struct ErrorReply {
+    pub status: StatusCode,
+    pub headers: Vec<(&'static str, String)>,
+    pub body: Value,
+}
+
+impl ErrorReply {
+    pub fn new(status: u16, body: Value) -> Self {
+        ErrorReply {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            headers: Vec::new(),
+            body,
+        }
+    }
+
+    pub fn header(mut self, name: &'static str, value: impl Into<String>) -> Self {
+        self.headers.push((name, value.into()));
+        self
+    }
+}
+
+/// One wire protocol, as a server speaks it.
+pub(crate) trait Wire: Send + Sync {
+    /// The request path below the base URL (`/v1/messages`, `/v1/chat/completions`).
+    fn path(&self) -> &'static str;
+    /// The response header carrying the request id.
+    fn request_id_header(&self) -> &'static str;
+    fn new_meta(&self, rng: &mut Rng, model: String, include_usage: bool) -> Meta;
+    /// Read a request body; the error is a message for a 400.
+    fn parse_request(&self, body: &Value) -> Result<SimRequest, String>;
+    /// Whether the model says a few words before a tool call.
+    fn lead_in(&self) -> bool;
+    /// The whole stream, its end marker included.
+    fn stream(&self, reply: &Reply, meta: &Meta) -> Vec<Frame>;
+    /// The whole reply as one JSON body (`stream` false).
+    fn message(&self, reply: &Reply, meta: &Meta) -> Value;
+    /// The HTTP error a fault answers with, if it is that kind of fault.
+    fn fault_error(&self, kind: &FaultKind, meta: &Meta) -> Option<ErrorReply>;
+    fn invalid_request(&self, message: &str, meta: &Meta) -> ErrorReply;
+    /// An in-stream error event.
+    fn stream_error(&self, error_type: &str) -> Bytes;
+    /// An event that is not valid JSON.
+    fn malformed(&self, meta: &Meta) -> Bytes;
+}
+
+pub(crate) fn wire(protocol: Protocol) -> &'static dyn Wire {
+    match protocol {
+        Protocol::Anthropic => &super::anthropic::Anthropic,
+        Protocol::Openai => &super::openai::Openai,
+    }
+}
+
+/// `retry-after` is whole seconds; round up so a client never retries early.
+pub(crate) fn retry_after_secs(d: std::time::Duration) -> String {
+    d.as_millis().div_ceil(1000).to_string()
+}
+
+/// The text of a message's `content`: a string, or the text of its blocks / parts.
+pub(crate) fn content_text(content: &Value) -> String {
+    match content {
+        Value::String(s) => s.clone(),
+        Value::Array(blocks) => blocks
+            .iter()
+            .filter_map(|b| match b {
+                Value::String(s) => Some(s.as_str()),
+                _ => b.get("text").and_then(Value::as_str),
+            })
+            .collect::<Vec<_>>()
+            .join("\n"),
+        _ => String::new(),
+    }
+}

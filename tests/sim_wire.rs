@@ -1,0 +1,514 @@
+//! The simulator's wire formats, checked on the raw bytes against PROTOCOLS.md and the recorded
+//! fixtures: framing, event order, ids, usage, end markers, headers, tool calls, plain JSON replies.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod sim_support;
+
+use breakerbox::provider::Protocol;
+use serde_json::{Value, json};
+use sim_support::*;
+use std::time::{Duration, Instant};
+
+#[tokio::test]
+async fn anthropic_stream_follows_the_wire_format() {
+    let sim = start_fast().await;
+    let response = post(
+        &url(&sim, "anthropic", Protocol::Anthropic),
+        &anthropic_body(true),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(headers["request-id"].to_str().unwrap().starts_with("req_"));
+    assert!(headers.get("x-request-id").is_none());
+    let body = response.text().await.unwrap();
+    assert!(
+        body.ends_with("\n\n"),
+        "the last event ends with a blank line"
+    );
+    assert!(!body.contains("[DONE]"));
+
+    let events = sse_events(&body);
+    let data: Vec<Value> = events.iter().map(|(_, d)| json(d)).collect();
+    for ((event, _), d) in events.iter().zip(&data) {
+        assert_eq!(event.as_deref(), d["type"].as_str(), "event line = type");
+    }
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_deref().unwrap()).collect();
+    let n = names.len();
+    assert_eq!(
+        names[..3],
+        ["message_start", "content_block_start", "ping"],
+        "{names:?}"
+    );
+    assert_eq!(
+        names[n - 3..],
+        ["content_block_stop", "message_delta", "message_stop"]
+    );
+    assert!(names[3..n - 3].iter().all(|e| *e == "content_block_delta"));
+    let deltas = n - 6;
+    assert!((20..=80).contains(&deltas), "{deltas} words");
+
+    let message = &data[0]["message"];
+    assert!(message["id"].as_str().unwrap().starts_with("msg_"));
+    assert_eq!(message["type"], "message");
+    assert_eq!(message["role"], "assistant");
+    assert_eq!(
+        message["model"], "claude-test-model",
+        "the request's model is echoed"
+    );
+    assert_eq!(message["content"], json!([]));
+    assert!(message["stop_reason"].is_null());
+    let usage = &message["usage"];
+    assert!(usage["input_tokens"].as_u64().unwrap() > 0);
+    assert_eq!(usage["output_tokens"], 1);
+    assert_eq!(usage["cache_creation_input_tokens"], 0);
+    assert_eq!(usage["cache_read_input_tokens"], 0);
+    assert_eq!(
+        data[1]["content_block"],
+        json!({"type": "text", "text": ""})
+    );
+
+    let text: String = data[3..n - 3]
+        .iter()
+        .map(|d| {
+            assert_eq!(d["index"], 0);
+            assert_eq!(d["delta"]["type"], "text_delta");
+            d["delta"]["text"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(text.ends_with('.'), "{text}");
+    assert_eq!(data[n - 2]["delta"]["stop_reason"], "end_turn");
+    assert!(data[n - 2]["delta"]["stop_sequence"].is_null());
+    assert_eq!(data[n - 2]["usage"]["output_tokens"], deltas as u64);
+}
+
+#[tokio::test]
+async fn anthropic_tool_use_streams_a_text_block_then_the_call() {
+    let sim = start_fast().await;
+    let mut body = anthropic_body(true);
+    body["tools"] = json!([
+        {"name": "get_weather", "description": "Weather", "input_schema": weather_schema()},
+        {"name": "other_tool", "input_schema": {"type": "object"}},
+    ]);
+    let url = url(&sim, "anthropic", Protocol::Anthropic);
+    let text = post(&url, &body).await.text().await.unwrap();
+    let data: Vec<Value> = sse_events(&text).iter().map(|(_, d)| json(d)).collect();
+
+    let starts: Vec<&Value> = data
+        .iter()
+        .filter(|d| d["type"] == "content_block_start")
+        .collect();
+    assert_eq!(starts.len(), 2);
+    assert_eq!(starts[0]["content_block"]["type"], "text");
+    let tool = &starts[1]["content_block"];
+    assert_eq!(starts[1]["index"], 1);
+    assert_eq!(tool["type"], "tool_use");
+    assert_eq!(tool["name"], "get_weather", "the first tool offered");
+    assert!(tool["id"].as_str().unwrap().starts_with("toolu_"));
+    assert_eq!(tool["input"], json!({}));
+
+    let pieces: Vec<&str> = data
+        .iter()
+        .filter(|d| d["type"] == "content_block_delta" && d["index"] == 1)
+        .map(|d| {
+            assert_eq!(d["delta"]["type"], "input_json_delta");
+            d["delta"]["partial_json"].as_str().unwrap()
+        })
+        .collect();
+    assert_eq!(
+        pieces[0], "",
+        "the first piece is empty, as from the real API"
+    );
+    assert!(pieces.len() > 2);
+    let input = json(&pieces.concat());
+    assert!(input["location"].is_string(), "{input}");
+    assert_eq!(input["unit"], "celsius", "an enum's first value");
+
+    let end = data.iter().find(|d| d["type"] == "message_delta").unwrap();
+    assert_eq!(end["delta"]["stop_reason"], "tool_use");
+    let words = data
+        .iter()
+        .filter(|d| d["type"] == "content_block_delta" && d["index"] == 0)
+        .count();
+    assert_eq!(
+        end["usage"]["output_tokens"],
+        (words + pieces.len() - 1) as u64
+    );
+
+    // Given the tool's result, the model answers in words (an agent would loop otherwise).
+    body["messages"] = json!([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": [{"type": "tool_use", "id": "toolu_1", "name": "get_weather", "input": {"location": "Paris"}}]},
+        {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "toolu_1", "content": "18C"}]},
+    ]);
+    let text = post(&url, &body).await.text().await.unwrap();
+    assert!(!text.contains("tool_use\""), "{text}");
+    assert!(text.contains("\"stop_reason\":\"end_turn\""));
+}
+
+#[tokio::test]
+async fn anthropic_without_stream_returns_one_message() {
+    let sim = start_fast().await;
+    let mut body = anthropic_body(false);
+    body.as_object_mut().unwrap().remove("stream");
+    let response = post(&url(&sim, "anthropic", Protocol::Anthropic), &body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert!(response.headers().contains_key("request-id"));
+    let message: Value = response.json_body().await;
+    assert_eq!(message["type"], "message");
+    assert!(message["id"].as_str().unwrap().starts_with("msg_"));
+    assert_eq!(message["model"], "claude-test-model");
+    assert_eq!(message["content"][0]["type"], "text");
+    assert_eq!(message["stop_reason"], "end_turn");
+    let words = message["content"][0]["text"]
+        .as_str()
+        .unwrap()
+        .split(' ')
+        .count();
+    assert_eq!(message["usage"]["output_tokens"], words as u64);
+
+    // The same request streamed says the same words.
+    let streamed = post(
+        &url(&sim, "anthropic", Protocol::Anthropic),
+        &anthropic_body(true),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    let text: String = sse_events(&streamed)
+        .iter()
+        .map(|(_, d)| json(d))
+        .filter(|d| d["type"] == "content_block_delta")
+        .map(|d| d["delta"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(message["content"][0]["text"], text.as_str());
+}
+
+#[tokio::test]
+async fn openai_stream_follows_the_wire_format() {
+    let sim = start_fast().await;
+    let response = post(
+        &url(&sim, "openai", Protocol::Openai),
+        &openai_body(true, true),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(
+        headers["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+    let body = response.text().await.unwrap();
+    assert!(body.ends_with("data: [DONE]\n\n"), "{body}");
+    let events = sse_events(&body);
+    assert!(events.iter().all(|(e, _)| e.is_none()), "no event: lines");
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|(_, d)| json(d))
+        .collect();
+    let n = chunks.len();
+    let id = chunks[0]["id"].as_str().unwrap();
+    assert!(id.starts_with("chatcmpl-"));
+    for c in &chunks {
+        assert_eq!(c["id"], id, "one id on every chunk");
+        assert_eq!(c["object"], "chat.completion.chunk");
+        assert_eq!(c["model"], "gpt-test-model");
+        assert!(c["created"].as_u64().unwrap() > 1_700_000_000);
+    }
+    for c in &chunks[..n - 1] {
+        assert!(c["usage"].is_null() && c.get("usage").is_some());
+        assert_eq!(c["choices"][0]["index"], 0);
+    }
+    assert_eq!(
+        chunks[0]["choices"][0]["delta"],
+        json!({"role": "assistant", "content": "", "refusal": null})
+    );
+    let words: Vec<&str> = chunks[1..n - 2]
+        .iter()
+        .map(|c| {
+            assert!(c["choices"][0]["finish_reason"].is_null());
+            c["choices"][0]["delta"]["content"].as_str().unwrap()
+        })
+        .collect();
+    assert!((20..=80).contains(&words.len()));
+    assert_eq!(chunks[n - 2]["choices"][0]["delta"], json!({}));
+    assert_eq!(chunks[n - 2]["choices"][0]["finish_reason"], "stop");
+    assert_eq!(chunks[n - 1]["choices"], json!([]));
+    let usage = &chunks[n - 1]["usage"];
+    let prompt = usage["prompt_tokens"].as_u64().unwrap();
+    assert!(prompt > 0);
+    assert_eq!(usage["completion_tokens"], words.len() as u64);
+    assert_eq!(usage["total_tokens"], prompt + words.len() as u64);
+    assert_eq!(usage["prompt_tokens_details"]["cached_tokens"], 0);
+    assert_eq!(usage["completion_tokens_details"]["reasoning_tokens"], 0);
+}
+
+#[tokio::test]
+async fn openai_usage_chunk_only_when_asked_for() {
+    let sim = start_fast().await;
+    let body = post(
+        &url(&sim, "openai", Protocol::Openai),
+        &openai_body(true, false),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(!body.contains("usage"), "{body}");
+    assert!(!body.contains("\"choices\":[]"));
+    assert!(body.ends_with("data: [DONE]\n\n"));
+}
+
+#[tokio::test]
+async fn openai_tool_calls_stream_as_deltas() {
+    let sim = start_fast().await;
+    let mut body = openai_body(true, true);
+    body["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}}]);
+    let url = url(&sim, "openai", Protocol::Openai);
+    let text = post(&url, &body).await.text().await.unwrap();
+    let events = sse_events(&text);
+    let chunks: Vec<Value> = events[..events.len() - 1]
+        .iter()
+        .map(|(_, d)| json(d))
+        .collect();
+    let first = &chunks[0]["choices"][0]["delta"];
+    assert_eq!(first["role"], "assistant");
+    let call = &first["tool_calls"][0];
+    assert_eq!(call["index"], 0);
+    assert!(call["id"].as_str().unwrap().starts_with("call_"));
+    assert_eq!(call["type"], "function");
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert_eq!(call["function"]["arguments"], "");
+    let n = chunks.len();
+    let args: String = chunks[1..n - 2]
+        .iter()
+        .map(|c| {
+            let call = &c["choices"][0]["delta"]["tool_calls"][0];
+            assert_eq!(call["index"], 0);
+            assert!(call.get("id").is_none());
+            call["function"]["arguments"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(json(&args)["location"].is_string());
+    assert_eq!(chunks[n - 2]["choices"][0]["finish_reason"], "tool_calls");
+    assert_eq!(chunks[n - 1]["usage"]["completion_tokens"], (n - 3) as u64);
+
+    // After the tool's result: words.
+    body["messages"] = json!([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{}"}}]},
+        {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+    ]);
+    let text = post(&url, &body).await.text().await.unwrap();
+    assert!(!text.contains("tool_calls"), "{text}");
+}
+
+#[tokio::test]
+async fn openai_without_stream_returns_one_completion() {
+    let sim = start_fast().await;
+    let mut body = openai_body(false, false);
+    body.as_object_mut().unwrap().remove("model");
+    body["tools"] = json!([{"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}}]);
+    let response = post(&url(&sim, "openai", Protocol::Openai), &body).await;
+    assert_eq!(response.status(), 200);
+    let completion: Value = response.json_body().await;
+    assert_eq!(completion["object"], "chat.completion");
+    assert_eq!(
+        completion["model"], "gpt-5",
+        "no model asked: the provider's own"
+    );
+    let choice = &completion["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert!(choice["message"]["content"].is_null());
+    let call = &choice["message"]["tool_calls"][0];
+    assert_eq!(call["function"]["name"], "get_weather");
+    assert!(json(call["function"]["arguments"].as_str().unwrap())["location"].is_string());
+    let usage = &completion["usage"];
+    assert_eq!(
+        usage["total_tokens"].as_u64().unwrap(),
+        usage["prompt_tokens"].as_u64().unwrap() + usage["completion_tokens"].as_u64().unwrap()
+    );
+}
+
+#[tokio::test]
+async fn max_tokens_caps_the_reply() {
+    let sim = start_fast().await;
+    let mut body = anthropic_body(true);
+    body["max_tokens"] = json!(4);
+    let text = post(&url(&sim, "anthropic", Protocol::Anthropic), &body)
+        .await
+        .text()
+        .await
+        .unwrap();
+    let data: Vec<Value> = sse_events(&text).iter().map(|(_, d)| json(d)).collect();
+    let end = data.iter().find(|d| d["type"] == "message_delta").unwrap();
+    assert_eq!(end["delta"]["stop_reason"], "max_tokens");
+    assert_eq!(end["usage"]["output_tokens"], 4);
+
+    let mut body = openai_body(false, false);
+    body["max_completion_tokens"] = json!(3);
+    let completion: Value = post(&url(&sim, "openai", Protocol::Openai), &body)
+        .await
+        .json_body()
+        .await;
+    assert_eq!(completion["choices"][0]["finish_reason"], "length");
+    assert_eq!(completion["usage"]["completion_tokens"], 3);
+}
+
+#[tokio::test]
+async fn replies_depend_on_prompt_and_seed_only() {
+    let reply = |sim: &breakerbox::sim::Simulator, prompt: &str| {
+        let mut body = openai_body(false, false);
+        body["messages"] = json!([{"role": "user", "content": prompt}]);
+        let url = url(sim, "openai", Protocol::Openai);
+        async move {
+            let c: Value = post(&url, &body).await.json_body().await;
+            c["choices"][0]["message"]["content"]
+                .as_str()
+                .unwrap()
+                .to_string()
+        }
+    };
+    let sim = start_fast().await;
+    let a = reply(&sim, "one").await;
+    assert_eq!(a, reply(&sim, "one").await);
+    assert_ne!(a, reply(&sim, "two").await);
+    let mut config = fast_config();
+    config.seed = 8;
+    let other_seed = start(config).await;
+    assert_ne!(a, reply(&other_seed, "one").await);
+    let same_seed = start_fast().await;
+    assert_eq!(a, reply(&same_seed, "one").await);
+}
+
+#[tokio::test]
+async fn bad_requests_and_wrong_paths_get_clear_errors() {
+    let sim = start_fast().await;
+    let anthropic = url(&sim, "anthropic", Protocol::Anthropic);
+    let response = client()
+        .post(&anthropic)
+        .body("{not json")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json_body().await;
+    assert_eq!(body["type"], "error");
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(body["error"]["message"].as_str().unwrap().contains("JSON"));
+
+    let mut no_max = anthropic_body(true);
+    no_max.as_object_mut().unwrap().remove("max_tokens");
+    let response = post(&anthropic, &no_max).await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json_body().await;
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("max_tokens")
+    );
+
+    let response = post(
+        &url(&sim, "openai", Protocol::Openai),
+        &json!({"model": "m"}),
+    )
+    .await;
+    assert_eq!(response.status(), 400);
+    let body: Value = response.json_body().await;
+    assert_eq!(body["error"]["type"], "invalid_request_error");
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("messages")
+    );
+    assert_eq!(
+        breakerbox::sim::Simulator::providers(&sim)
+            .iter()
+            .find(|p| p.name == "openai")
+            .unwrap()
+            .outcomes["invalid_request"],
+        1
+    );
+
+    let base = format!("http://{}", sim.addr());
+    let response = post(&format!("{base}/nobody/v1/messages"), &anthropic_body(true)).await;
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json_body().await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("nobody") && message.contains("anthropic, openai"),
+        "{message}"
+    );
+
+    let response = post(
+        &format!("{base}/anthropic/v1/chat/completions"),
+        &openai_body(true, false),
+    )
+    .await;
+    assert_eq!(response.status(), 404);
+    let body: Value = response.json_body().await;
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("POST /anthropic/v1/messages"), "{message}");
+}
+
+#[tokio::test]
+async fn each_provider_also_answers_on_its_own_port() {
+    let sim = start_fast().await;
+    for (name, protocol) in PROTOCOLS {
+        let direct = sim.direct_base_url(name).unwrap();
+        assert_ne!(direct, sim.base_url(name).unwrap());
+        match protocol {
+            Protocol::Anthropic => assert!(!direct.ends_with("/v1")),
+            Protocol::Openai => assert!(direct.ends_with("/v1")),
+        }
+        let response = post(&endpoint(&direct, protocol), &body_for(protocol, true)).await;
+        assert_eq!(response.status(), 200, "{name}");
+        let text = response.text().await.unwrap();
+        assert!(
+            text.contains("message_stop") || text.contains("[DONE]"),
+            "{name}: {text}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn latency_and_token_delay_pace_the_stream() {
+    let mut config = fast_config();
+    config.providers[0].first_event_latency = Duration::from_millis(200);
+    config.providers[0].token_delay = Duration::from_millis(2);
+    let sim = start(config).await;
+    let started = Instant::now();
+    let mut response = post(
+        &url(&sim, "anthropic", Protocol::Anthropic),
+        &anthropic_body(true),
+    )
+    .await;
+    assert!(
+        started.elapsed() < Duration::from_millis(150),
+        "headers come at once"
+    );
+    let first = response.chunk().await.unwrap().unwrap();
+    assert!(started.elapsed() >= Duration::from_millis(200));
+    assert!(String::from_utf8_lossy(&first).starts_with("event: message_start"));
+    let rest = response.text().await.unwrap();
+    let words = rest.matches("text_delta").count() as u32;
+    assert!(started.elapsed() >= Duration::from_millis(200) + Duration::from_millis(2) * words);
+}
