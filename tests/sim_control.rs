@@ -26,7 +26,11 @@ async fn providers_lists_faults_urls_and_counts() {
         .await;
     assert_eq!(health["status"], "ok");
 
-    post(&url(&sim, "anthropic", Protocol::Anthropic), &anthropic_body(false)).await;
+    post(
+        &url(&sim, "anthropic", Protocol::Anthropic),
+        &anthropic_body(false),
+    )
+    .await;
     let list: Value = client()
         .get(control(&sim, "/providers"))
         .send()
@@ -40,7 +44,10 @@ async fn providers_lists_faults_urls_and_counts() {
     assert_eq!(first["model"], "claude-sonnet-4-5");
     assert_eq!(first["fault"], "none");
     assert_eq!(first["fault_now"], "none");
-    assert_eq!(first["base_url"], sim.base_url("anthropic").unwrap().as_str());
+    assert_eq!(
+        first["base_url"],
+        sim.base_url("anthropic").unwrap().as_str()
+    );
     assert_eq!(
         first["direct_base_url"],
         sim.direct_base_url("anthropic").unwrap().as_str()
@@ -49,7 +56,10 @@ async fn providers_lists_faults_urls_and_counts() {
     assert_eq!(first["requests"], 1);
     assert_eq!(first["active"], 0);
     assert_eq!(first["outcomes"], json!({"ok": 1}));
-    assert_eq!(list[1]["base_url"], format!("http://{}/openai/v1", sim.addr()));
+    assert_eq!(
+        list[1]["base_url"],
+        format!("http://{}/openai/v1", sim.addr())
+    );
 }
 
 #[tokio::test]
@@ -69,7 +79,11 @@ async fn faults_change_live_through_put() {
     assert_eq!(response.status(), 200);
     let status: Value = response.json_body().await;
     assert_eq!(status["fault"], "rate_limit:retry_after=4s");
-    let response = post(&url(&sim, "anthropic", Protocol::Anthropic), &anthropic_body(true)).await;
+    let response = post(
+        &url(&sim, "anthropic", Protocol::Anthropic),
+        &anthropic_body(true),
+    )
+    .await;
     assert_eq!(response.status(), 429);
     assert_eq!(response.headers()["retry-after"], "4");
 
@@ -81,8 +95,14 @@ async fn faults_change_live_through_put() {
     assert_eq!(response.status(), 400);
     let error: Value = response.json_body().await;
     let message = error["error"].as_str().unwrap();
-    assert!(message.contains("unknown fault kind `overlaoded`"), "{message}");
-    assert!(message.contains("rate_limit"), "lists the valid kinds: {message}");
+    assert!(
+        message.contains("unknown fault kind `overlaoded`"),
+        "{message}"
+    );
+    assert!(
+        message.contains("rate_limit"),
+        "lists the valid kinds: {message}"
+    );
     assert_eq!(sim.fault("openai").unwrap().to_string(), "overloaded:p=0.5");
 
     let response = put("openai", r#"{"fault": 3}"#, true).await;
@@ -91,10 +111,19 @@ async fn faults_change_live_through_put() {
     let response = put("nobody", "none", false).await;
     assert_eq!(response.status(), 404);
     let error: Value = response.json_body().await;
-    assert!(error["error"].as_str().unwrap().contains("anthropic, openai"));
+    assert!(
+        error["error"]
+            .as_str()
+            .unwrap()
+            .contains("anthropic, openai")
+    );
 
     put("anthropic", "none", false).await;
-    let response = post(&url(&sim, "anthropic", Protocol::Anthropic), &anthropic_body(true)).await;
+    let response = post(
+        &url(&sim, "anthropic", Protocol::Anthropic),
+        &anthropic_body(true),
+    )
+    .await;
     assert_eq!(response.status(), 200);
 }
 
@@ -102,11 +131,19 @@ async fn faults_change_live_through_put() {
 async fn the_log_shows_recent_requests_with_outcomes() {
     let sim = start_fast().await;
     let anthropic = url(&sim, "anthropic", Protocol::Anthropic);
-    post(&anthropic, &anthropic_body(true)).await.text().await.unwrap();
+    post(&anthropic, &anthropic_body(true))
+        .await
+        .text()
+        .await
+        .unwrap();
     set(&sim, "anthropic", "auth");
     post(&anthropic, &anthropic_body(true)).await;
     set(&sim, "openai", "quota");
-    post(&url(&sim, "openai", Protocol::Openai), &openai_body(true, true)).await;
+    post(
+        &url(&sim, "openai", Protocol::Openai),
+        &openai_body(true, true),
+    )
+    .await;
 
     let log: Value = client()
         .get(control(&sim, "/log?limit=2"))
@@ -200,7 +237,9 @@ fn shipped_scenarios_parse_and_name_the_default_providers() {
 fn scenario_errors_name_file_line_and_what_to_do() {
     let error = |text: &str| Scenario::parse(text, "bad.toml").unwrap_err().to_string();
 
-    let e = error("name = \"x\"\n[[step]]\nat = \"1s\"\nprovider = \"anthropic\"\nfault = \"overlaoded\"\n");
+    let e = error(
+        "name = \"x\"\n[[step]]\nat = \"1s\"\nprovider = \"anthropic\"\nfault = \"overlaoded\"\n",
+    );
     assert!(e.starts_with("bad.toml:5:"), "{e}");
     assert!(e.contains("unknown fault kind `overlaoded`"), "{e}");
     assert!(e.contains("--help-faults"), "{e}");
@@ -211,8 +250,13 @@ fn scenario_errors_name_file_line_and_what_to_do() {
     let e = error("name = \"x\"\n[[step]]\nat = \"1\"\nprovider = \"a\"\nfault = \"none\"\n");
     assert!(e.starts_with("bad.toml:3:") && e.contains("unit"), "{e}");
 
-    let e = error("name = \"x\"\nlength = \"5s\"\n[[step]]\nat = \"10s\"\nprovider = \"a\"\nfault = \"none\"\n");
-    assert!(e.starts_with("bad.toml:2:") && e.contains("shorter than the last step"), "{e}");
+    let e = error(
+        "name = \"x\"\nlength = \"5s\"\n[[step]]\nat = \"10s\"\nprovider = \"a\"\nfault = \"none\"\n",
+    );
+    assert!(
+        e.starts_with("bad.toml:2:") && e.contains("shorter than the last step"),
+        "{e}"
+    );
 
     let e = error("name = \"x\"\nloop = true\n");
     assert!(e.contains("needs a length"), "{e}");
@@ -230,7 +274,10 @@ fn scenario_errors_name_file_line_and_what_to_do() {
         .unwrap_err()
         .to_string();
     assert!(e.starts_with("typo.toml:10:"), "{e}");
-    assert!(e.contains("`claude`") && e.contains("anthropic, openai"), "{e}");
+    assert!(
+        e.contains("`claude`") && e.contains("anthropic, openai"),
+        "{e}"
+    );
 }
 
 #[tokio::test(start_paused = true)]
@@ -261,7 +308,11 @@ fault = "none"
     let runner = tokio::spawn(async move {
         scenario
             .run(|step| {
-                let _ = tx.send((start.elapsed().as_secs(), step.provider.clone(), step.fault.to_string()));
+                let _ = tx.send((
+                    start.elapsed().as_secs(),
+                    step.provider.clone(),
+                    step.fault.to_string(),
+                ));
             })
             .await;
     });
@@ -311,7 +362,10 @@ async fn the_simulator_plays_a_scenario() {
         sim.fault("openai").unwrap().kind.name() == "stall"
     })
     .await;
-    eventually("the second step applies", || sim.fault("openai").unwrap().is_none()).await;
+    eventually("the second step applies", || {
+        sim.fault("openai").unwrap().is_none()
+    })
+    .await;
 
     let unknown = Scenario::parse(
         "name = \"s\"\n[[step]]\nat = \"0s\"\nprovider = \"nobody\"\nfault = \"none\"\n",
@@ -331,12 +385,31 @@ fn help_faults_lists_every_kind() {
     assert!(output.status.success());
     let text = String::from_utf8(output.stdout).unwrap();
     for kind in [
-        "none", "rate_limit", "quota", "overloaded", "server_error", "bad_request",
-        "context_length", "content_filter", "auth", "connect_refused", "reset", "no_response",
-        "slow_first_event", "stall", "stream_cut", "mid_stream_error", "malformed", "no_done",
-        "flap", "latency",
+        "none",
+        "rate_limit",
+        "quota",
+        "overloaded",
+        "server_error",
+        "bad_request",
+        "context_length",
+        "content_filter",
+        "auth",
+        "connect_refused",
+        "reset",
+        "no_response",
+        "slow_first_event",
+        "stall",
+        "stream_cut",
+        "mid_stream_error",
+        "malformed",
+        "no_done",
+        "flap",
+        "latency",
     ] {
-        assert!(text.contains(&format!("\n  {kind} ")), "{kind} missing from:\n{text}");
+        assert!(
+            text.contains(&format!("\n  {kind} ")),
+            "{kind} missing from:\n{text}"
+        );
     }
 }
 
@@ -356,5 +429,8 @@ fn refuses_other_addresses_without_allow_remote_and_bad_faults() {
         .unwrap();
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(stderr.contains("`claude`") && stderr.contains("anthropic, openai"), "{stderr}");
+    assert!(
+        stderr.contains("`claude`") && stderr.contains("anthropic, openai"),
+        "{stderr}"
+    );
 }

@@ -120,7 +120,10 @@ async fn error_faults_answer_with_status_headers_and_body() {
                     "{what}"
                 );
                 let text = response.text().await.unwrap();
-                assert!(!text.contains("sk-secret"), "{what}: the key is never echoed");
+                assert!(
+                    !text.contains("sk-secret"),
+                    "{what}: the key is never echoed"
+                );
                 let body: Value = serde_json::from_str(&text).unwrap();
                 let message = body["error"]["message"].as_str().unwrap();
                 assert!(message.contains(case.message_has), "{what}: {message}");
@@ -166,7 +169,10 @@ async fn error_faults_answer_with_status_headers_and_body() {
                     assert!(message.starts_with("Your credit balance is too low"));
                 }
                 if case.fault == "context_length" && protocol == Protocol::Anthropic {
-                    assert_eq!(message, "prompt is too long: 250000 tokens > 200000 maximum");
+                    assert_eq!(
+                        message,
+                        "prompt is too long: 250000 tokens > 200000 maximum"
+                    );
                 }
                 if case.fault == "content_filter" && protocol == Protocol::Anthropic {
                     assert_eq!(message, "Output blocked by content filtering policy");
@@ -213,7 +219,11 @@ async fn connect_refused_closes_the_direct_port_until_cleared() {
         })
         .await;
         let error = TcpStream::connect(port_addr).await.unwrap_err();
-        assert_eq!(error.kind(), std::io::ErrorKind::ConnectionRefused, "{name}");
+        assert_eq!(
+            error.kind(),
+            std::io::ErrorKind::ConnectionRefused,
+            "{name}"
+        );
 
         set(&sim, name, "none");
         eventually("the direct port listens again", || {
@@ -245,9 +255,17 @@ async fn no_response_keeps_the_connection_open_then_closes() {
         let mut stream =
             raw_post(sim.addr(), &path(name, protocol), &body_for(protocol, true)).await;
         let (bytes, end) = read_until_end(&mut stream, Duration::from_millis(300)).await;
-        assert_eq!((bytes.len(), end), (0, End::Silent), "{name}: open and silent");
+        assert_eq!(
+            (bytes.len(), end),
+            (0, End::Silent),
+            "{name}: open and silent"
+        );
         let (bytes, end) = read_until_end(&mut stream, Duration::from_secs(3)).await;
-        assert_eq!((bytes.len(), end), (0, End::Closed), "{name}: closed after `for`");
+        assert_eq!(
+            (bytes.len(), end),
+            (0, End::Closed),
+            "{name}: closed after `for`"
+        );
         assert!(started.elapsed() >= Duration::from_millis(600));
         assert_eq!(outcome_count(&sim, name, "no_response"), 1);
     }
@@ -293,7 +311,10 @@ async fn stall_goes_silent_mid_stream_then_resumes() {
                 break waited;
             }
             before.push_str(std::str::from_utf8(&chunk).unwrap());
-            assert!(started.elapsed() < Duration::from_secs(2), "{name}: no stall");
+            assert!(
+                started.elapsed() < Duration::from_secs(2),
+                "{name}: no stall"
+            );
         };
         assert!(gap >= Duration::from_millis(450), "{name}: {gap:?}");
         assert_eq!(tokens(&before), 2, "{name}: two tokens, then silence");
@@ -371,7 +392,11 @@ async fn mid_stream_error_is_an_in_stream_error_event() {
         let response = post(&url(&sim, name, protocol), &body_for(protocol, false)).await;
         assert_eq!(
             response.status(),
-            if protocol == Protocol::Anthropic { 529 } else { 503 }
+            if protocol == Protocol::Anthropic {
+                529
+            } else {
+                503
+            }
         );
     }
 }
@@ -388,8 +413,14 @@ async fn malformed_sends_one_invalid_event_then_ends() {
             .unwrap();
         let events = sse_events(&text);
         let (last, rest) = events.split_last().unwrap();
-        assert!(serde_json::from_str::<Value>(&last.1).is_err(), "{name}: {last:?}");
-        assert!(rest.iter().all(|(_, d)| serde_json::from_str::<Value>(d).is_ok()));
+        assert!(
+            serde_json::from_str::<Value>(&last.1).is_err(),
+            "{name}: {last:?}"
+        );
+        assert!(
+            rest.iter()
+                .all(|(_, d)| serde_json::from_str::<Value>(d).is_ok())
+        );
         assert_eq!(tokens(&text), 3, "{name}");
 
         let body = post(&url(&sim, name, protocol), &body_for(protocol, false))
@@ -397,7 +428,10 @@ async fn malformed_sends_one_invalid_event_then_ends() {
             .text()
             .await
             .unwrap();
-        assert!(serde_json::from_str::<Value>(&body).is_err(), "{name}: {body}");
+        assert!(
+            serde_json::from_str::<Value>(&body).is_err(),
+            "{name}: {body}"
+        );
     }
 }
 
@@ -417,7 +451,10 @@ async fn no_done_completes_without_the_end_marker() {
             }
             Protocol::Openai => {
                 assert!(text.contains("\"finish_reason\":\"stop\"") && !text.contains("[DONE]"));
-                assert!(text.contains("\"choices\":[]"), "the usage chunk is still sent");
+                assert!(
+                    text.contains("\"choices\":[]"),
+                    "the usage chunk is still sent"
+                );
             }
         }
     }
@@ -446,10 +483,13 @@ async fn latency_is_slow_but_healthy() {
 async fn flap_alternates_down_and_up_from_when_it_is_set() {
     let sim = start_fast().await;
     let status = || async {
-        post(&url(&sim, "openai", Protocol::Openai), &openai_body(false, false))
-            .await
-            .status()
-            .as_u16()
+        post(
+            &url(&sim, "openai", Protocol::Openai),
+            &openai_body(false, false),
+        )
+        .await
+        .status()
+        .as_u16()
     };
     set(&sim, "openai", "flap:down=500ms,up=500ms,fault=rate_limit");
     let started = Instant::now();
@@ -480,8 +520,11 @@ async fn probability_affects_a_seeded_share_of_requests() {
         set(&sim, "openai", "rate_limit:p=0.5");
         let mut out = Vec::new();
         for _ in 0..30 {
-            let response =
-                post(&url(&sim, "openai", Protocol::Openai), &openai_body(false, false)).await;
+            let response = post(
+                &url(&sim, "openai", Protocol::Openai),
+                &openai_body(false, false),
+            )
+            .await;
             out.push(response.status().as_u16());
         }
         out
@@ -501,7 +544,8 @@ async fn silent_providers_leak_nothing_when_clients_hang_up() {
     let mut streams = Vec::new();
     for (name, protocol) in PROTOCOLS {
         for _ in 0..3 {
-            streams.push(raw_post(sim.addr(), &path(name, protocol), &body_for(protocol, true)).await);
+            streams
+                .push(raw_post(sim.addr(), &path(name, protocol), &body_for(protocol, true)).await);
         }
     }
     eventually("all six are being answered", || active(&sim) == 6).await;

@@ -738,3 +738,604 @@ fn record(permit: Option<Permit>, outcome: CallOutcome) {
         permit.record(outcome);
     }
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use super::*;
+    use crate::engine::breaker::BreakerConfig;
+    use crate::engine::retry::BudgetConfig;
+    use crate::provider::{Role, StopReason, Usage};
+    use futures::StreamExt;
+    use std::sync::Mutex as StdMutex;
+
+    /// One step of a scripted reply.
+    #[derive(Clone)]
+    enum Play {
+        Emit(Result<StreamEvent, ProviderError>),
+        Wait(Duration),
+    }
+
+    /// A provider that plays one script per call and remembers the requests it got.
+    struct Scripted {
+        name: String,
+        scripts: StdMutex<VecDeque<Vec<Play>>>,
+        seen: StdMutex<Vec<Request>>,
+    }
+
+    impl Scripted {
+        fn new(name: &str, scripts: Vec<Vec<Play>>) -> Arc<Self> {
+            Arc::new(Scripted {
+                name: name.to_string(),
+                scripts: StdMutex::new(scripts.into()),
+                seen: StdMutex::default(),
+            })
+        }
+        fn calls(&self) -> usize {
+            self.seen.lock().unwrap().len()
+        }
+        fn last_request(&self) -> Request {
+            self.seen.lock().unwrap().last().cloned().unwrap()
+        }
+    }
+
+    impl Provider for Scripted {
+        fn name(&self) -> &str {
+            &self.name
+        }
+        fn default_model(&self) -> &str {
+            "claude-sonnet-4-5"
+        }
+        fn stream(&self, request: Request) -> ProviderStream {
+            self.seen.lock().unwrap().push(request);
+            let script = self.scripts.lock().unwrap().pop_front().unwrap_or_default();
+            Box::pin(futures::stream::unfold(
+                script.into_iter(),
+                |mut steps| async move {
+                    loop {
+                        match steps.next()? {
+                            Play::Wait(d) => tokio::time::sleep(d).await,
+                            Play::Emit(item) => return Some((item, steps)),
+                        }
+                    }
+                },
+            ))
+        }
+    }
+
+    fn start() -> Play {
+        Play::Emit(Ok(StreamEvent::MessageStart {
+            id: "m".into(),
+            model: "claude-sonnet-4-5".into(),
+        }))
+    }
+    fn text(t: &str) -> Play {
+        Play::Emit(Ok(StreamEvent::TextDelta { text: t.into() }))
+    }
+    fn done() -> Play {
+        Play::Emit(Ok(StreamEvent::Done {
+            stop_reason: StopReason::EndTurn,
+            raw_stop_reason: Some("end_turn".into()),
+        }))
+    }
+    fn usage(input: u64, output: u64) -> Play {
+        Play::Emit(Ok(StreamEvent::Usage(Usage {
+            input_tokens: input,
+            output_tokens: output,
+            ..Usage::default()
+        })))
+    }
+    fn fail(provider: &str, class: ErrorClass, phase: Phase) -> Play {
+        Play::Emit(Err(ProviderError::new(
+            provider,
+            class,
+            phase,
+            format!("{class} from {provider}"),
+        )))
+    }
+    fn reply(words: &[&str]) -> Vec<Play> {
+        let mut s = vec![start()];
+        s.extend(words.iter().map(|w| text(w)));
+        s.extend([usage(10, words.len() as u64), done()]);
+        s
+    }
+
+    fn settings(mid_stream: MidStreamPolicy) -> EngineSettings {
+        EngineSettings {
+            mid_stream,
+            retry: RetryConfig {
+                max_retries: 1,
+                min_delay: Duration::from_millis(10),
+                max_delay: Duration::from_millis(40),
+                jitter: false,
+                ..RetryConfig::default()
+            },
+            ..EngineSettings::default()
+        }
+    }
+
+    fn engine(targets: Vec<Target>, settings: EngineSettings) -> FailoverEngine {
+        let bus = Bus::new(4096);
+        let breakers = Breakers::new(BreakerConfig::default(), bus.clone());
+        let budget = RetryBudget::new(&BudgetConfig {
+            capacity: 100.0,
+            refill_per_sec: 10.0,
+        });
+        FailoverEngine::new(
+            "chain",
+            targets,
+            settings,
+            Shared::new(bus, breakers, budget, Pricing::built_in()),
+        )
+    }
+
+    fn target(p: &Arc<Scripted>, prefill: bool) -> Target {
+        let provider: Arc<dyn Provider> = p.clone();
+        Target {
+            accepts_prefill: prefill,
+            ..Target::new(provider)
+        }
+    }
+
+    /// The caller's view (text with rewinds applied, the end) and the bus's event types.
+    struct Seen {
+        text: String,
+        starts: usize,
+        rewinds: Vec<u64>,
+        end: Result<StopReason, ProviderError>,
+        types: Vec<&'static str>,
+        finished: EventKind,
+    }
+
+    async fn ask(engine: &FailoverEngine) -> Seen {
+        let mut rx = engine.shared().bus.subscribe();
+        let (_, mut stream) = engine.send(Request::prompt("hi"), RequestMeta::new(Source::Ask));
+        let mut seen = Seen {
+            text: String::new(),
+            starts: 0,
+            rewinds: vec![],
+            end: Err(ProviderError::new(
+                "",
+                ErrorClass::StreamCut,
+                Phase::Connect,
+                "no end",
+            )),
+            types: vec![],
+            finished: EventKind::OperatorAction {
+                action: String::new(),
+                provider: None,
+                detail: String::new(),
+            },
+        };
+        while let Some(item) = stream.next().await {
+            match item {
+                Ok(StreamEvent::MessageStart { .. }) => seen.starts += 1,
+                Ok(StreamEvent::TextDelta { text }) => seen.text.push_str(&text),
+                Ok(StreamEvent::Rewind { discarded_chars }) => {
+                    seen.rewinds.push(discarded_chars);
+                    seen.text.clear();
+                }
+                Ok(StreamEvent::Done { stop_reason, .. }) => seen.end = Ok(stop_reason),
+                Ok(_) => {}
+                Err(e) => seen.end = Err(e),
+            }
+        }
+        while let Ok(e) = rx.try_recv() {
+            seen.types.push(e.kind.type_name());
+            if matches!(e.kind, EventKind::RequestFinished { .. }) {
+                seen.finished = e.kind.clone();
+            }
+        }
+        seen
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn restart_withdraws_the_partial_reply_and_answers_from_one_provider() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                text("Hello "),
+                text("wor"),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new("b", vec![reply(&["Complete ", "answer."])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Restart),
+        ))
+        .await;
+        assert_eq!(seen.text, "Complete answer.");
+        assert_eq!(seen.rewinds, [9]);
+        assert_eq!(seen.starts, 2);
+        assert_eq!(seen.end.unwrap(), StopReason::EndTurn);
+        assert_eq!(
+            (a.calls(), b.calls()),
+            (1, 1),
+            "restart goes to the next target"
+        );
+        let pos = |t: &str| seen.types.iter().position(|x| *x == t).unwrap();
+        assert!(pos("attempt_failed") < pos("rewind"));
+        match seen.finished {
+            EventKind::RequestFinished {
+                outcome,
+                provider,
+                attempts,
+                failed_cost_usd,
+                cost_usd,
+                ..
+            } => {
+                assert_eq!(outcome, Outcome::Ok);
+                assert_eq!(provider.as_deref(), Some("b"));
+                assert_eq!(attempts, 2);
+                // The cut attempt consumed tokens (estimated) and is paid for.
+                assert!(failed_cost_usd > 0.0 && cost_usd > failed_cost_usd);
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continue_sends_the_partial_reply_as_prefill_and_splices() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                text("Hello "),
+                text("wor"),
+                fail("a", ErrorClass::Stalled, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new("b", vec![reply(&["ld", "!"])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, true)],
+            settings(MidStreamPolicy::Continue),
+        ))
+        .await;
+        assert_eq!(seen.text, "Hello world!");
+        assert!(seen.rewinds.is_empty());
+        assert_eq!(
+            seen.starts, 1,
+            "the continuation does not start a second message"
+        );
+        let last = b.last_request().messages.last().cloned().unwrap();
+        assert_eq!(last.role, Role::Assistant);
+        assert_eq!(last, Message::assistant("Hello wor"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continue_restarts_where_the_target_cannot_take_a_prefill() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                text("Hello "),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new("b", vec![reply(&["Fresh."])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Continue),
+        ))
+        .await;
+        assert_eq!(seen.text, "Fresh.");
+        assert_eq!(seen.rewinds, [6]);
+        assert_eq!(b.last_request().messages.len(), 1, "no prefill sent");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_refused_prefill_restarts_and_never_masks_the_original_error() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                text("Hello "),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        // b refuses the prefill, then is down for the plain request too.
+        let b = Scripted::new(
+            "b",
+            vec![
+                vec![fail("b", ErrorClass::BadRequest, Phase::Headers)],
+                vec![fail("b", ErrorClass::Overloaded, Phase::Headers)],
+                vec![fail("b", ErrorClass::Overloaded, Phase::Headers)],
+            ],
+        );
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, true)],
+            settings(MidStreamPolicy::Continue),
+        ))
+        .await;
+        let err = seen.end.unwrap_err();
+        assert_ne!(
+            err.class,
+            ErrorClass::BadRequest,
+            "the prefill refusal must not be what the caller sees"
+        );
+        assert_eq!(err.class, ErrorClass::Overloaded);
+        assert_eq!(
+            seen.rewinds,
+            [6],
+            "the partial reply is withdrawn before restarting"
+        );
+        assert_eq!(
+            b.calls(),
+            3,
+            "prefill, then the plain request and its retry"
+        );
+        assert_eq!(b.last_request().messages.len(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn tool_call_streams_restart_even_under_continue() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                Play::Emit(Ok(StreamEvent::ToolCallStart {
+                    index: 0,
+                    id: "t1".into(),
+                    name: "get_weather".into(),
+                })),
+                Play::Emit(Ok(StreamEvent::ToolCallDelta {
+                    index: 0,
+                    partial_json: "{\"loc".into(),
+                })),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new("b", vec![reply(&["ok"])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, true)],
+            settings(MidStreamPolicy::Continue),
+        ))
+        .await;
+        assert_eq!(seen.rewinds.len(), 1);
+        assert_eq!(
+            b.last_request().messages.len(),
+            1,
+            "no prefill of a half tool call"
+        );
+        assert_eq!(seen.text, "ok");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn fail_policy_ends_with_the_error_and_tries_nothing_else() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                text("Hel"),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new("b", vec![reply(&["unused"])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Fail),
+        ))
+        .await;
+        assert_eq!(seen.end.unwrap_err().class, ErrorClass::StreamCut);
+        assert_eq!(b.calls(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retry_after_is_honoured_on_the_same_target() {
+        let mut limited =
+            ProviderError::new("a", ErrorClass::RateLimited, Phase::Headers, "slow down");
+        limited.retry_after = Some(Duration::from_secs(3));
+        let a = Scripted::new(
+            "a",
+            vec![
+                vec![Play::Emit(Err(limited))],
+                reply(&["after ", "waiting"]),
+            ],
+        );
+        let b = Scripted::new("b", vec![reply(&["unused"])]);
+        let started = Instant::now();
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Restart),
+        ))
+        .await;
+        assert_eq!(seen.text, "after waiting");
+        assert!(
+            started.elapsed() >= Duration::from_secs(3),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!((a.calls(), b.calls()), (2, 0));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn request_faults_do_not_fail_over_and_the_caller_gets_the_providers_reason() {
+        for class in [
+            ErrorClass::BadRequest,
+            ErrorClass::ContentFilter,
+            ErrorClass::NotFound,
+            ErrorClass::TooLarge,
+            ErrorClass::ContextLength,
+        ] {
+            let a = Scripted::new("a", vec![vec![fail("a", class, Phase::Headers)]]);
+            let b = Scripted::new("b", vec![reply(&["unused"])]);
+            let seen = ask(&engine(
+                vec![target(&a, false), target(&b, false)],
+                settings(MidStreamPolicy::Restart),
+            ))
+            .await;
+            let err = seen.end.unwrap_err();
+            assert_eq!(err.class, class);
+            assert_eq!(err.message, format!("{class} from a"));
+            assert_eq!((a.calls(), b.calls()), (1, 0), "{class}");
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn context_length_goes_only_to_a_larger_context() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![fail("a", ErrorClass::ContextLength, Phase::Headers)]],
+        );
+        let small = Scripted::new("small", vec![reply(&["unused"])]);
+        let large = Scripted::new("large", vec![reply(&["roomy"])]);
+        let mut ta = target(&a, false);
+        ta.context_window = Some(200_000);
+        let mut ts = target(&small, false);
+        ts.context_window = Some(128_000);
+        let mut tl = target(&large, false);
+        tl.context_window = Some(1_000_000);
+        let seen = ask(&engine(
+            vec![ta, ts, tl],
+            settings(MidStreamPolicy::Restart),
+        ))
+        .await;
+        assert_eq!(seen.text, "roomy");
+        assert_eq!((a.calls(), small.calls(), large.calls()), (1, 0, 1));
+        assert!(seen.types.contains(&"attempt_skipped"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn auth_fails_over_and_flags_the_provider() {
+        let a = Scripted::new("a", vec![vec![fail("a", ErrorClass::Auth, Phase::Headers)]]);
+        let b = Scripted::new("b", vec![reply(&["fine"])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Restart),
+        ))
+        .await;
+        assert_eq!(seen.text, "fine");
+        assert_eq!(a.calls(), 1, "auth is not retried");
+        assert!(seen.types.contains(&"provider_flagged"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_timeout_fails_over_at_once() {
+        let a = Scripted::new(
+            "a",
+            vec![
+                vec![fail("a", ErrorClass::Timeout, Phase::FirstEvent)],
+                reply(&["unused"]),
+            ],
+        );
+        let b = Scripted::new("b", vec![reply(&["fast"])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Restart),
+        ))
+        .await;
+        assert_eq!(seen.text, "fast");
+        assert_eq!(a.calls(), 1);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn dropping_the_stream_cancels_the_request() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                text("slow"),
+                Play::Wait(Duration::from_secs(60)),
+                done(),
+            ]],
+        );
+        let e = engine(vec![target(&a, false)], settings(MidStreamPolicy::Restart));
+        let mut rx = e.shared().bus.subscribe();
+        let (_, mut stream) = e.send(Request::prompt("hi"), RequestMeta::new(Source::Ask));
+        while let Some(Ok(ev)) = stream.next().await {
+            if matches!(ev, StreamEvent::TextDelta { .. }) {
+                break;
+            }
+        }
+        drop(stream);
+        let finished = loop {
+            let ev = rx.recv().await.unwrap();
+            if let EventKind::RequestFinished { class, .. } = &ev.kind {
+                break *class;
+            }
+        };
+        assert_eq!(finished, Some(ErrorClass::Cancelled));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn all_targets_forced_open_fails_fast_naming_them() {
+        let a = Scripted::new("a", vec![reply(&["x"])]);
+        let b = Scripted::new("b", vec![reply(&["y"])]);
+        let e = engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Restart),
+        );
+        e.shared().breakers.force_open("a");
+        e.shared().breakers.force_open("b");
+        let seen = ask(&e).await;
+        let err = seen.end.unwrap_err();
+        assert_eq!(err.class, ErrorClass::Unavailable);
+        assert!(
+            err.message.contains("a forced_open") && err.message.contains("b forced_open"),
+            "{}",
+            err.message
+        );
+        assert_eq!((a.calls(), b.calls()), (0, 0));
+    }
+
+    #[test]
+    fn next_step_decisions() {
+        let s = settings(MidStreamPolicy::Restart);
+        let budget = RetryBudget::new(&BudgetConfig {
+            capacity: 10.0,
+            refill_per_sec: 0.0,
+        });
+        let decide = |class, phase, committed, has_next, retries| {
+            let err = ProviderError::new("a", class, phase, "x");
+            let facts = Facts {
+                error: &err,
+                committed,
+                has_next_target: has_next,
+                retries,
+            };
+            let mut backoff = Backoff::new(&s.retry);
+            next_step(&s, &facts, &mut backoff, &budget).0
+        };
+        use ErrorClass::*;
+        assert!(matches!(
+            decide(Overloaded, Phase::Headers, false, true, 0),
+            Step::Retry(_)
+        ));
+        assert_eq!(
+            decide(Overloaded, Phase::Headers, false, true, 1),
+            Step::NextTarget,
+            "retries spent"
+        );
+        assert_eq!(
+            decide(Overloaded, Phase::Headers, false, false, 1),
+            Step::Fail
+        );
+        assert_eq!(
+            decide(StreamCut, Phase::MidStream, true, true, 0),
+            Step::NextTarget,
+            "restart elsewhere"
+        );
+        assert!(
+            matches!(
+                decide(StreamCut, Phase::MidStream, true, false, 0),
+                Step::Retry(_)
+            ),
+            "last target: again"
+        );
+        assert_eq!(
+            decide(Timeout, Phase::Headers, false, true, 0),
+            Step::NextTarget,
+            "silent"
+        );
+        assert_eq!(
+            decide(BadRequest, Phase::Headers, false, true, 0),
+            Step::Fail
+        );
+        assert_eq!(
+            decide(Quota, Phase::Headers, false, true, 0),
+            Step::NextTarget
+        );
+    }
+}

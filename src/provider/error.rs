@@ -124,7 +124,11 @@ impl ErrorClass {
         let msg = message.to_ascii_lowercase();
         let says = |needle: &str| ty == needle || code == needle;
 
-        if says("insufficient_quota") || says("billing_error") {
+        // Anthropic reports an empty balance as a 400 `invalid_request_error`; only the message tells.
+        if says("insufficient_quota")
+            || says("billing_error")
+            || msg.contains("credit balance is too low")
+        {
             return ErrorClass::Quota;
         }
         if says("context_length_exceeded")
@@ -255,6 +259,13 @@ mod tests {
                 Some("insufficient_quota"),
                 Some("insufficient_quota"),
                 "",
+                Quota,
+            ),
+            (
+                Some(400),
+                Some("invalid_request_error"),
+                None,
+                "Your credit balance is too low to access the Anthropic API.",
                 Quota,
             ),
             (

@@ -106,12 +106,17 @@ impl Failure {
                     .and_then(text)
                     .or_else(|| fields.get("status").and_then(text));
                 code = fields.get("code").and_then(text);
-                message = fields.get("message").and_then(text);
+                // `detail` is FastAPI's (some self-hosted servers).
+                message = fields
+                    .get("message")
+                    .or_else(|| fields.get("detail"))
+                    .and_then(text);
             }
         }
         let message = match message.filter(|m| !m.trim().is_empty()) {
             Some(m) => m,
-            None if json.is_none() && !body.trim().is_empty() => body.trim().to_string(),
+            // Plain text, or JSON of a shape we do not know: the body itself says most.
+            None if !body.trim().is_empty() => body.trim().to_string(),
             None => status.map_or_else(
                 || "error without a message".to_string(),
                 |s| format!("HTTP {s}"),
@@ -283,6 +288,8 @@ impl<P: SseParser> Attempt<P> {
             let first_event =
                 (!self.yielded).then_some((Limit::FirstEvent, self.started + t.first_event));
             // Idle counts from now, not from the last event: time the consumer spent is not silence.
+            // Keepalive comments are not events, so they do not hold off a stall: a proxy keeps
+            // sending them while the model behind it has hung.
             let (limit, deadline) = earliest(
                 [
                     Some((Limit::Total, self.started + t.total)),
@@ -523,6 +530,13 @@ mod tests {
             (f.class, f.message.as_str()),
             (ErrorClass::ServerError, "<html>Bad Gateway</html>")
         );
+        let f = Failure::from_error_body(Some(404), r#"{"detail":"Not Found"}"#);
+        assert_eq!(
+            (f.class, f.message.as_str()),
+            (ErrorClass::NotFound, "Not Found")
+        );
+        let f = Failure::from_error_body(Some(500), "[1,2]");
+        assert_eq!(f.message, "[1,2]");
         let f = Failure::from_error_body(Some(503), "");
         assert_eq!(
             (f.class, f.message.as_str()),

@@ -332,3 +332,23 @@ fn finish_reason(raw: &str) -> StopReason {
         _ => StopReason::Other,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body_for(base_url: &str) -> Value {
+        let config = ProviderConfig::new("openai", super::super::Protocol::Openai, base_url);
+        OpenAiClient::new(config, reqwest::Client::new()).request_body(&Request::prompt("hi"))
+    }
+
+    #[test]
+    fn only_openai_itself_gets_max_completion_tokens() {
+        let body = body_for("https://api.openai.com/v1");
+        assert_eq!(body["max_completion_tokens"], 1024);
+        assert!(body.get("max_tokens").is_none());
+        let body = body_for("http://localhost:11434/v1");
+        assert_eq!(body["max_tokens"], 1024);
+        assert!(body.get("max_completion_tokens").is_none());
+    }
+}

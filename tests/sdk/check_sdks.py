@@ -20,8 +20,11 @@ if len(sys.argv) != 2:
     sys.exit(__doc__)
 BASE = sys.argv[1].rstrip("/")
 
-ANT = anthropic.Anthropic(base_url=f"{BASE}/anthropic", api_key="sk-ant-sim", max_retries=0)
-OAI = openai.OpenAI(base_url=f"{BASE}/openai/v1", api_key="sk-sim", max_retries=0)
+# A short timeout, so a simulator that hangs fails the check instead of stalling it.
+ANT = anthropic.Anthropic(
+    base_url=f"{BASE}/anthropic", api_key="sk-ant-sim", max_retries=0, timeout=30.0
+)
+OAI = openai.OpenAI(base_url=f"{BASE}/openai/v1", api_key="sk-sim", max_retries=0, timeout=30.0)
 
 WEATHER = {
     "type": "object",
