@@ -255,10 +255,10 @@ async fn demo(common: &CommonArgs, config: &Config, bus: Bus) -> Result<Setup> {
         .await
         .wrap_err("cannot start the simulated providers")?;
     if let Some(path) = &common.scenario {
-        bail!(
-            "--scenario {}: scenarios are not wired into demo mode yet",
-            path.display()
-        );
+        let scenario = sim::Scenario::load(path)?;
+        let known: Vec<&str> = names.iter().map(String::as_str).collect();
+        scenario.check_providers(&known)?;
+        simulator.run_scenario(scenario)?;
     }
     let mut providers = Vec::new();
     let mut infos = Vec::new();

@@ -550,15 +550,15 @@ async fn headers_then_silence_is_a_first_event_timeout() {
 
     // Pings alone do not make a first event, but they do keep the stall detector quiet.
     let server = TestServer::start(Reply::Stream {
-        chunks: vec![b"event: ping\ndata: {\"type\":\"ping\"}\n\n".to_vec(); 20],
-        pause: Duration::from_millis(50),
+        chunks: vec![b"event: ping\ndata: {\"type\":\"ping\"}\n\n".to_vec(); 40],
+        pause: Duration::from_millis(25),
         end: End::Hang,
     })
     .await;
     let provider = timed_client(
         Protocol::Anthropic,
         server.url(),
-        short(1000, 5000, 400, 200, 9000),
+        short(1000, 5000, 500, 300, 9000),
     );
     let err = error_of(&*provider).await;
     assert_eq!(

@@ -335,11 +335,13 @@ fn finish_reason(raw: &str) -> StopReason {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     fn body_for(base_url: &str) -> Value {
         let config = ProviderConfig::new("openai", super::super::Protocol::Openai, base_url);
-        OpenAiClient::new(config, reqwest::Client::new()).request_body(&Request::prompt("hi"))
+        let http = http::client(&config.timeouts).unwrap();
+        OpenAiClient::new(config, http).request_body(&Request::prompt("hi"))
     }
 
     #[test]

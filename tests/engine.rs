@@ -1,0 +1,512 @@
+//! The failover engine against the simulated providers over real sockets: every fault kind on the
+//! primary, breakers opening and skipping, operator overrides, and a flapping primary.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use futures::StreamExt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use breakerbox::cli::CommonArgs;
+use breakerbox::config::Config;
+use breakerbox::engine::failover::{FailoverEngine, RequestMeta};
+use breakerbox::event::{Bus, Event, EventKind, Outcome, Source};
+use breakerbox::provider::{Request, StreamEvent};
+use breakerbox::setup::{self, Setup};
+
+const CONFIG: &str = r#"
+[timeouts]
+connect = "500ms"
+headers = "500ms"
+first_event = "500ms"
+idle = "500ms"
+total = "10s"
+
+[retry]
+max_retries = #MAX_RETRIES
+min_delay = "10ms"
+max_delay = "20ms"
+jitter = false
+retry_after_cap = "500ms"
+
+[breaker]
+#BREAKER
+
+[sim]
+seed = 3
+
+[[sim.providers]]
+name = "anthropic"
+protocol = "anthropic"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+
+[[sim.providers]]
+name = "openai"
+protocol = "openai"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+"#;
+
+/// A demo setup; `breaker` holds lines added to that section.
+async fn demo(breaker: &str, max_retries: u32) -> (Setup, FailoverEngine) {
+    let text = CONFIG
+        .replace("#BREAKER", breaker)
+        .replace("#MAX_RETRIES", &max_retries.to_string());
+    let config = Config::parse(&text, "test config").expect("config parses");
+    let common = CommonArgs {
+        demo: true,
+        ..CommonArgs::default()
+    };
+    let setup = setup::build(&common, &config, Bus::new(1 << 16), &|_| None)
+        .await
+        .expect("demo setup");
+    let engine = setup.engine(None).expect("engine");
+    (setup, engine)
+}
+
+/// A finished request as the caller and the bus saw it.
+struct Seen {
+    text: String,
+    complete: bool,
+    events: Vec<Arc<Event>>,
+}
+
+impl Seen {
+    fn of(&self, ty: &str) -> Vec<&EventKind> {
+        self.events
+            .iter()
+            .filter(|e| e.kind.type_name() == ty)
+            .map(|e| &e.kind)
+            .collect()
+    }
+
+    fn attempts_on(&self, provider: &str) -> usize {
+        self.of("attempt_started")
+            .iter()
+            .filter(|k| matches!(k, EventKind::AttemptStarted { provider: p, .. } if p == provider))
+            .count()
+    }
+
+    fn finished(&self) -> (Outcome, Option<String>, Option<String>) {
+        match self.of("request_finished").last() {
+            Some(EventKind::RequestFinished {
+                outcome,
+                provider,
+                class,
+                ..
+            }) => (*outcome, provider.clone(), class.map(|c| c.to_string())),
+            other => panic!("no request_finished: {other:?}"),
+        }
+    }
+}
+
+async fn ask(engine: &FailoverEngine, prompt: &str) -> Seen {
+    let mut rx = engine.shared().bus.subscribe();
+    let (id, mut stream) = engine.send(Request::prompt(prompt), RequestMeta::new(Source::Ask));
+    let mut text = String::new();
+    let mut complete = false;
+    while let Some(item) = tokio::time::timeout(Duration::from_secs(20), stream.next())
+        .await
+        .expect("the engine never hangs")
+    {
+        match item {
+            Ok(StreamEvent::TextDelta { text: t }) => text.push_str(&t),
+            Ok(StreamEvent::Rewind { .. }) => text.clear(),
+            Ok(StreamEvent::Done { .. }) => complete = true,
+            _ => {}
+        }
+    }
+    let mut events = Vec::new();
+    while let Ok(e) = rx.try_recv() {
+        let mine = serde_json::to_value(&*e).unwrap()["request_id"].as_str() == Some(id.as_str());
+        if mine
+            || matches!(
+                e.kind,
+                EventKind::BreakerChanged { .. } | EventKind::ProviderFlagged { .. }
+            )
+        {
+            events.push(e);
+        }
+    }
+    Seen {
+        text,
+        complete,
+        events,
+    }
+}
+
+/// What the engine should do with each fault on the primary: (fault, attempts on the primary, the
+/// class of its failures, retryable, who answers (None: the request fails), a rewind expected).
+fn table() -> Vec<(
+    &'static str,
+    usize,
+    Option<&'static str>,
+    bool,
+    Option<&'static str>,
+    bool,
+)> {
+    vec![
+        // retry-after 2s is over the 500ms cap: fail over instead of waiting.
+        (
+            "rate_limit:retry_after=2s",
+            1,
+            Some("rate_limited"),
+            true,
+            Some("openai"),
+            false,
+        ),
+        (
+            "overloaded",
+            2,
+            Some("overloaded"),
+            true,
+            Some("openai"),
+            false,
+        ),
+        (
+            "server_error",
+            2,
+            Some("server_error"),
+            true,
+            Some("openai"),
+            false,
+        ),
+        (
+            "connect_refused",
+            2,
+            Some("connect"),
+            true,
+            Some("openai"),
+            false,
+        ),
+        ("reset", 2, Some("connect"), true, Some("openai"), false),
+        (
+            "flap:down=30s",
+            2,
+            Some("overloaded"),
+            true,
+            Some("openai"),
+            false,
+        ),
+        ("quota", 1, Some("quota"), false, Some("openai"), false),
+        ("auth", 1, Some("auth"), false, Some("openai"), false),
+        // Timed out in silence: no second wait on the same route.
+        (
+            "no_response",
+            1,
+            Some("timeout"),
+            true,
+            Some("openai"),
+            false,
+        ),
+        (
+            "slow_first_event:delay=5s",
+            1,
+            Some("timeout"),
+            true,
+            Some("openai"),
+            false,
+        ),
+        // Mid-stream: the partial reply is withdrawn and the request restarts on the fallback.
+        (
+            "stall:after=3",
+            1,
+            Some("stalled"),
+            true,
+            Some("openai"),
+            true,
+        ),
+        (
+            "stream_cut:after=3",
+            1,
+            Some("stream_cut"),
+            true,
+            Some("openai"),
+            true,
+        ),
+        (
+            "mid_stream_error:after=3",
+            1,
+            Some("overloaded"),
+            true,
+            Some("openai"),
+            true,
+        ),
+        (
+            "malformed:after=3",
+            1,
+            Some("malformed"),
+            true,
+            Some("openai"),
+            true,
+        ),
+        // The request is at fault: the fallback would fail the same way.
+        ("bad_request", 1, Some("bad_request"), false, None, false),
+        (
+            "context_length",
+            1,
+            Some("context_length"),
+            false,
+            None,
+            false,
+        ),
+        (
+            "content_filter",
+            1,
+            Some("content_filter"),
+            false,
+            None,
+            false,
+        ),
+        // Healthy quirks.
+        ("no_done", 1, None, false, Some("anthropic"), false),
+        (
+            "latency:first=50ms,token=1ms",
+            1,
+            None,
+            false,
+            Some("anthropic"),
+            false,
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_fault_on_the_primary_through_the_engine() {
+    const PROMPT: &str = "Why do circuit breakers half-open?";
+    // What the fallback says to this prompt when asked directly.
+    let (direct_setup, _) = demo("", 1).await;
+    let only_openai = direct_setup
+        .engine_for(
+            "direct",
+            &[breakerbox::config::TargetEntry::Name("openai".into())],
+            Default::default(),
+            None,
+        )
+        .unwrap();
+    let openai_text = ask(&only_openai, PROMPT).await.text;
+    assert!(!openai_text.is_empty());
+
+    for (fault, primary_attempts, class, retryable, answered_by, rewind) in table() {
+        let (setup, engine) = demo("", 1).await;
+        let sim = setup.sim.as_ref().unwrap();
+        sim.set_fault("anthropic", fault.parse().unwrap()).unwrap();
+        let seen = ask(&engine, PROMPT).await;
+
+        assert_eq!(
+            seen.attempts_on("anthropic"),
+            primary_attempts,
+            "{fault}: attempts on the primary"
+        );
+        let failures: Vec<_> = seen
+            .of("attempt_failed")
+            .into_iter()
+            .filter_map(|k| match k {
+                EventKind::AttemptFailed {
+                    provider,
+                    class,
+                    retryable,
+                    ..
+                } if provider == "anthropic" => Some((class.to_string(), *retryable)),
+                _ => None,
+            })
+            .collect();
+        match class {
+            Some(c) => {
+                assert_eq!(failures.len(), primary_attempts, "{fault}: {failures:?}");
+                assert!(
+                    failures.iter().all(|(got, r)| got == c && *r == retryable),
+                    "{fault}: {failures:?}"
+                );
+            }
+            None => assert!(failures.is_empty(), "{fault}: {failures:?}"),
+        }
+        let (outcome, provider, final_class) = seen.finished();
+        match answered_by {
+            Some(who) => {
+                assert_eq!(outcome, Outcome::Ok, "{fault}: {final_class:?}");
+                assert_eq!(provider.as_deref(), Some(who), "{fault}");
+                assert!(seen.complete, "{fault}: the caller got Done");
+                if who == "openai" {
+                    assert_eq!(
+                        seen.text, openai_text,
+                        "{fault}: one provider's complete answer, no splice"
+                    );
+                    assert_eq!(seen.attempts_on("openai"), 1, "{fault}");
+                }
+            }
+            None => {
+                assert_eq!(outcome, Outcome::Error, "{fault}");
+                assert_eq!(
+                    final_class.as_deref(),
+                    class,
+                    "{fault}: the provider's own reason"
+                );
+                assert_eq!(seen.attempts_on("openai"), 0, "{fault}: no failover");
+                assert!(!seen.complete, "{fault}");
+            }
+        }
+        let rewinds = seen.of("rewind");
+        assert_eq!(!rewinds.is_empty(), rewind, "{fault}: rewind");
+        if let Some(EventKind::Rewind {
+            discarded_chars, ..
+        }) = rewinds.first()
+        {
+            assert!(*discarded_chars > 0, "{fault}");
+        }
+        if fault == "auth" {
+            assert_eq!(seen.of("provider_flagged").len(), 1);
+        }
+        setup.sim.unwrap().shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mid_stream_cut_is_paid_for() {
+    let (setup, engine) = demo("", 1).await;
+    setup
+        .sim
+        .as_ref()
+        .unwrap()
+        .set_fault("anthropic", "stream_cut:after=5".parse().unwrap())
+        .unwrap();
+    let seen = ask(&engine, "hello").await;
+    let usage_of = |p: &str| {
+        seen.of("usage")
+            .into_iter()
+            .filter_map(|k| match k {
+                EventKind::Usage {
+                    provider, cost_usd, ..
+                } if provider == p => Some(*cost_usd),
+                _ => None,
+            })
+            .sum::<f64>()
+    };
+    assert!(
+        usage_of("anthropic") > 0.0,
+        "the cut attempt's tokens are accounted"
+    );
+    match seen.of("request_finished")[0] {
+        EventKind::RequestFinished {
+            cost_usd,
+            failed_cost_usd,
+            primary_cost_usd,
+            ..
+        } => {
+            assert!((*failed_cost_usd - usage_of("anthropic")).abs() < 1e-12);
+            assert!((*cost_usd - usage_of("anthropic") - usage_of("openai")).abs() < 1e-12);
+            // The answer came from gpt-5 but is priced at the primary's (Sonnet 4.5) rates too.
+            assert!(primary_cost_usd.unwrap() > 0.0);
+        }
+        _ => unreachable!(),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_breaker_opens_and_later_requests_skip_the_primary() {
+    let (setup, engine) = demo("consecutive_failures = 2\nrecovery = \"30s\"", 0).await;
+    let sim = setup.sim.as_ref().unwrap();
+    sim.set_fault("anthropic", "server_error".parse().unwrap())
+        .unwrap();
+    let first = ask(&engine, "one").await;
+    assert!(first.of("breaker_changed").is_empty());
+    let second = ask(&engine, "two").await;
+    match second.of("breaker_changed").as_slice() {
+        [
+            EventKind::BreakerChanged {
+                provider,
+                from,
+                to,
+                reason,
+                ..
+            },
+        ] => {
+            assert_eq!(
+                (provider.as_str(), from.as_str(), to.as_str()),
+                ("anthropic", "closed", "open")
+            );
+            assert!(reason.contains("2 consecutive failures"), "{reason}");
+        }
+        other => panic!("{other:?}"),
+    }
+    let third = ask(&engine, "three").await;
+    assert_eq!(third.attempts_on("anthropic"), 0);
+    match third.of("attempt_skipped").as_slice() {
+        [
+            EventKind::AttemptSkipped {
+                provider, reason, ..
+            },
+        ] => {
+            assert_eq!(
+                (provider.as_str(), reason.as_str()),
+                ("anthropic", "breaker_open")
+            );
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(third.finished().1.as_deref(), Some("openai"));
+    let anthropic = sim
+        .providers()
+        .into_iter()
+        .find(|p| p.name == "anthropic")
+        .unwrap();
+    assert_eq!(anthropic.requests, 2, "the open breaker spares the primary");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn operator_overrides_trip_and_reset() {
+    let (_setup, engine) = demo("", 1).await;
+    let breakers = &engine.shared().breakers;
+    assert!(breakers.force_open("anthropic"));
+    let tripped = ask(&engine, "hi").await;
+    assert!(matches!(tripped.of("attempt_skipped").as_slice(),
+        [EventKind::AttemptSkipped { reason, .. }] if reason == "forced_open"));
+    assert_eq!(tripped.finished().1.as_deref(), Some("openai"));
+    assert!(breakers.reset("anthropic"));
+    let back = ask(&engine, "hi").await;
+    assert_eq!(back.finished().1.as_deref(), Some("anthropic"));
+    assert!(back.of("attempt_skipped").is_empty());
+}
+
+/// A flapping primary: down for a while, then healthy. Requests spread over it are all answered, the
+/// primary sees only probes while its breaker is open (no retry storm), and traffic returns to it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_flapping_primary_is_spared_and_then_trusted_again() {
+    let (setup, engine) = demo(
+        "consecutive_failures = 2\nrecovery = \"300ms\"\nrecovery_growth = 1.0\nhalf_open_probes = 1",
+        0,
+    )
+    .await;
+    let sim = setup.sim.as_ref().unwrap();
+    sim.set_fault("anthropic", "flap:down=1500ms".parse().unwrap())
+        .unwrap();
+    let mut answered_by = Vec::new();
+    for i in 0..20 {
+        let seen = ask(&engine, &format!("request {i}")).await;
+        let (outcome, provider, _) = seen.finished();
+        assert_eq!(outcome, Outcome::Ok, "request {i}");
+        answered_by.push(provider.unwrap());
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let anthropic = sim
+        .providers()
+        .into_iter()
+        .find(|p| p.name == "anthropic")
+        .unwrap();
+    let failed = anthropic.requests - anthropic.outcomes.get("ok").copied().unwrap_or(0);
+    // Two failures open it; then at most one probe per 300 ms recovery over the ~1.5 s outage.
+    assert!(
+        failed <= 2 + 6,
+        "the primary saw {failed} failing requests: a retry storm"
+    );
+    assert!(failed >= 2);
+    assert!(answered_by.iter().any(|p| p == "openai"), "{answered_by:?}");
+    assert!(
+        answered_by[answered_by.len() - 5..]
+            .iter()
+            .all(|p| p == "anthropic"),
+        "traffic returns to the primary: {answered_by:?}"
+    );
+}
