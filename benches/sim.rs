@@ -132,14 +132,8 @@ async fn round(
     (elapsed, results)
 }
 
-fn main() {
-    let args: Vec<usize> = std::env::args()
-        .skip(1)
-        .filter_map(|a| a.parse().ok())
-        .collect();
-    let streams = args.first().copied().unwrap_or(STREAMS);
-    let rounds = args.get(1).copied().unwrap_or(ROUNDS);
-
+/// Start the binary with this token delay; measure `rounds` rounds of `streams` streams.
+fn measure(runtime: &tokio::runtime::Runtime, token_delay: &str, streams: usize, rounds: usize) {
     let mut server = Server(
         Command::new(env!("CARGO_BIN_EXE_breakerbox"))
             .args([
@@ -148,9 +142,8 @@ fn main() {
                 "127.0.0.1:0",
                 "--first-event-latency",
                 "0ms",
-                "--token-delay",
-                "0ms",
             ])
+            .args(["--token-delay", token_delay])
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
             .spawn()
@@ -169,18 +162,14 @@ fn main() {
             .to_string(),
     );
     let (idle_rss, _) = memory_mib(pid);
-
-    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
-    let _ = rustls::crypto::ring::default_provider().install_default();
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(streams)
         .build()
         .expect("an HTTP client");
 
     println!(
-        "breakerbox sim under load: {streams} concurrent streams x {rounds} rounds, max_tokens {MAX_TOKENS}, no latency"
+        "{streams} concurrent streams x {rounds} rounds, max_tokens {MAX_TOKENS}, token delay {token_delay}; server idle RSS {idle_rss:.1} MiB"
     );
-    println!("server idle RSS {idle_rss:.1} MiB");
     runtime.block_on(round(&client, &base, 50)); // warm-up: connections, allocator
     for r in 1..=rounds {
         let (elapsed, results) = runtime.block_on(round(&client, &base, streams));
@@ -189,7 +178,7 @@ fn main() {
         first.sort();
         let (rss, peak) = memory_mib(pid);
         println!(
-            "round {r}: {} streams ok in {:.0} ms, {events} events, {:.0} events/s, first byte p50 {:.1} ms p99 {:.1} ms, server RSS {rss:.1} MiB (peak {peak:.1} MiB)",
+            "  round {r}: {} streams ok in {:.0} ms, {events} events, {:.0} events/s, first byte p50 {:.1} ms p99 {:.1} ms, server RSS {rss:.1} MiB (peak {peak:.1} MiB)",
             results.len(),
             elapsed.as_secs_f64() * 1000.0,
             events as f64 / elapsed.as_secs_f64(),
@@ -197,4 +186,21 @@ fn main() {
             percentile(&first, 0.99).as_secs_f64() * 1000.0,
         );
     }
+}
+
+fn main() {
+    let args: Vec<usize> = std::env::args()
+        .skip(1)
+        .filter_map(|a| a.parse().ok())
+        .collect();
+    let streams = args.first().copied().unwrap_or(STREAMS);
+    let rounds = args.get(1).copied().unwrap_or(ROUNDS);
+    let runtime = tokio::runtime::Runtime::new().expect("a tokio runtime");
+    let _ = rustls::crypto::ring::default_provider().install_default();
+
+    println!("breakerbox sim under load (client and server share this machine's cores)");
+    // Flat out: how many events the server can push.
+    measure(&runtime, "0ms", streams, rounds);
+    // Paced like a real model (10 ms a token), so all streams are open at once: memory held.
+    measure(&runtime, "10ms", streams, 1);
 }

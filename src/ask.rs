@@ -299,7 +299,7 @@ impl Printer {
         let after = if view.failures.is_empty() {
             String::new()
         } else {
-            format!(" · after {}", view.failures.join(", "))
+            format!(" · after {}", collapse(&view.failures))
         };
         let tokens = format!(
             "{} in / {} out tokens",
@@ -346,9 +346,8 @@ impl Printer {
                 self.out("\n");
             }
             eprintln!(
-                "failed: {} · {}: {}{after}{incomplete}",
+                "failed: {}: {}{after}{incomplete}",
                 class.map_or("error", |c| c.as_str()),
-                who,
                 message.as_deref().unwrap_or(""),
             );
         }
@@ -357,6 +356,22 @@ impl Printer {
     fn finish(&mut self) {
         let _ = std::io::stdout().lock().flush();
     }
+}
+
+/// `a, a, a, b` → `a ×3, b`
+fn collapse(items: &[String]) -> String {
+    let mut parts: Vec<(String, usize)> = Vec::new();
+    for item in items {
+        match parts.last_mut() {
+            Some((last, n)) if last == item => *n += 1,
+            _ => parts.push((item.clone(), 1)),
+        }
+    }
+    parts
+        .into_iter()
+        .map(|(item, n)| if n > 1 { format!("{item} ×{n}") } else { item })
+        .collect::<Vec<_>>()
+        .join(", ")
 }
 
 /// The console is not built yet: say so and point at what works.

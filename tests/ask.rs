@@ -115,22 +115,26 @@ fn another_provider_can_be_chosen() {
 
 #[test]
 fn a_rate_limit_is_reported_with_its_class_and_retry_after() {
+    // A retry-after beyond the cap (30 s) is not waited for; with one provider, the request fails.
     let out = run(&[
         "ask",
         "--demo",
         "--json",
+        "--provider",
+        "anthropic",
         "--fault",
-        "anthropic=rate_limit:retry_after=3s",
+        "anthropic=rate_limit:retry_after=60s",
         "hello",
     ]);
     assert_eq!(out.status.code(), Some(1));
     let evs = events(&out);
-    let failed = of_type(&evs, "attempt_failed")[0];
-    assert_eq!(failed["class"], "rate_limited");
-    assert_eq!(failed["phase"], "headers");
-    assert_eq!(failed["retryable"], true);
-    assert_eq!(failed["status"], 429);
-    assert_eq!(failed["retry_after_ms"], 3000);
+    let failed = of_type(&evs, "attempt_failed");
+    assert_eq!(failed.len(), 1, "not retried: {failed:?}");
+    assert_eq!(failed[0]["class"], "rate_limited");
+    assert_eq!(failed[0]["phase"], "headers");
+    assert_eq!(failed[0]["retryable"], true);
+    assert_eq!(failed[0]["status"], 429);
+    assert_eq!(failed[0]["retry_after_ms"], 60000);
     let finished = of_type(&evs, "request_finished")[0];
     assert_eq!(finished["outcome"], "error");
     assert_eq!(finished["class"], "rate_limited");
@@ -138,16 +142,46 @@ fn a_rate_limit_is_reported_with_its_class_and_retry_after() {
 }
 
 #[test]
+fn the_default_chain_fails_over_to_the_fallback() {
+    let out = run(&[
+        "ask",
+        "--demo",
+        "--json",
+        "--fault",
+        "anthropic=overloaded",
+        "hello",
+    ]);
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let evs = events(&out);
+    let chain = &of_type(&evs, "request_started")[0]["chain"];
+    assert_eq!(chain, &serde_json::json!(["anthropic", "openai"]));
+    let failed = of_type(&evs, "attempt_failed");
+    assert!(
+        !failed.is_empty()
+            && failed
+                .iter()
+                .all(|f| f["provider"] == "anthropic" && f["class"] == "overloaded")
+    );
+    let finished = of_type(&evs, "request_finished")[0];
+    assert_eq!(finished["outcome"], "ok");
+    assert_eq!(finished["provider"], "openai");
+    assert_eq!(finished["attempts"], failed.len() + 1);
+}
+
+#[test]
 fn a_cut_reply_is_never_a_success() {
     let out = run(&[
         "ask",
         "--demo",
+        "--provider",
+        "anthropic",
         "--fault",
         "anthropic=stream_cut:after=4",
         "hello",
     ]);
     assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(!stdout(&out).is_empty(), "the partial text was shown");
+    // Into a pipe, only complete answers are written.
+    assert!(stdout(&out).is_empty(), "{}", stdout(&out));
     let err = stderr(&out);
     assert!(err.contains("stream_cut in mid_stream"), "{err}");
     assert!(err.contains("INCOMPLETE"), "{err}");

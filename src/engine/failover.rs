@@ -364,6 +364,10 @@ struct Tally {
     delivered: String,
     /// The caller has received a `MessageStart`.
     started: bool,
+    /// The caller has part of a tool call.
+    tool_call: bool,
+    /// Who failed after the caller got part of a reply, and why: the reason of the next rewind.
+    interrupted: Option<(String, String)>,
 }
 
 impl Run {
@@ -555,24 +559,22 @@ impl Run {
             // A target that refuses the prefill gets the request again from the start; its
             // refusal must not hide the failure that made us continue.
             if prefill.is_some() && !report.committed() && err.class == ErrorClass::BadRequest {
-                self.rewind(target, tally, "prefill rejected").await;
+                tally.interrupted =
+                    Some((target.name().to_string(), "prefill rejected".to_string()));
+                self.rewind(tally).await;
                 tally.attempts -= 1;
                 continue;
             }
             tally.error = Some(err.clone());
 
             if report.committed() || prefill.is_some() {
-                match settings.mid_stream {
-                    MidStreamPolicy::Fail => return TargetEnd::Stop(err),
-                    MidStreamPolicy::Restart => {
-                        self.rewind(target, tally, err.class.as_str()).await
-                    }
-                    // Tool calls cannot be spliced: their arguments would be two providers' halves.
-                    MidStreamPolicy::Continue if report.tool_call => {
-                        self.rewind(target, tally, "tool call interrupted").await;
-                    }
-                    MidStreamPolicy::Continue => {}
+                if settings.mid_stream == MidStreamPolicy::Fail {
+                    return TargetEnd::Stop(err);
                 }
+                // What the caller has is withdrawn or continued at the next attempt, if one comes.
+                tally.interrupted =
+                    Some((target.name().to_string(), err.class.as_str().to_string()));
+                tally.tool_call |= report.tool_call;
             }
 
             let facts = Facts {
@@ -600,28 +602,38 @@ impl Run {
 
     /// Under `continue`, the text to send as a prefill to this target; otherwise withdraw it.
     async fn prepare_prefill(&self, target: &Target, tally: &mut Tally) -> Option<String> {
-        if tally.delivered.is_empty() {
+        if !tally.started && tally.delivered.is_empty() {
             return None;
         }
-        if self.engine.settings.mid_stream == MidStreamPolicy::Continue && target.accepts_prefill {
+        // Tool calls cannot be spliced: their arguments would be two providers' halves.
+        if self.engine.settings.mid_stream == MidStreamPolicy::Continue
+            && target.accepts_prefill
+            && !tally.tool_call
+            && !tally.delivered.is_empty()
+        {
             return Some(tally.delivered.clone());
         }
-        self.rewind(target, tally, "target cannot continue a partial reply")
-            .await;
+        self.rewind(tally).await;
         None
     }
 
     /// Withdraw everything the caller has received for this request.
-    async fn rewind(&self, target: &Target, tally: &mut Tally, reason: &str) {
-        if !tally.started && tally.delivered.is_empty() {
-            return;
-        }
+    async fn rewind(&self, tally: &mut Tally) {
+        let (provider, reason) = tally
+            .interrupted
+            .take()
+            .unwrap_or_else(|| (self.engine.name.clone(), "restart".to_string()));
+        let reason = if tally.tool_call {
+            format!("{reason}; a tool call cannot be continued")
+        } else {
+            reason
+        };
         let discarded_chars = tally.delivered.chars().count() as u64;
         self.engine.shared.bus.publish(EventKind::Rewind {
             request_id: self.request_id.clone(),
-            provider: target.name().to_string(),
+            provider,
             discarded_chars,
-            reason: reason.to_string(),
+            reason,
         });
         let _ = self
             .out
@@ -629,6 +641,7 @@ impl Run {
             .await;
         tally.delivered.clear();
         tally.started = false;
+        tally.tool_call = false;
     }
 
     fn skip(&self, target: &Target, reason: &str) {

@@ -9,7 +9,7 @@ use axum::routing::{get, post, put};
 use bytes::Bytes;
 use hyper::server::conn::http1;
 use hyper::service::Service as _;
-use hyper_util::rt::{TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -64,8 +64,11 @@ async fn serve_connection(stream: TcpStream, router: Router, stop: CancellationT
             router.call(request)
         })
     };
+    // hyper's default 30 s header timeout also runs while a keep-alive connection waits idle
+    // for its next request; closing those would race with clients' pools, so idle connections
+    // stay open until the client closes them.
     let mut conn = http1::Builder::new()
-        .timer(TokioTimer::new())
+        .header_read_timeout(None)
         .serve_connection(TokioIo::new(stream), service);
     tokio::select! {
         result = &mut conn => {
