@@ -70,6 +70,27 @@ pub struct AttemptReport {
 }
 
 impl AttemptReport {
+    /// An attempt that left no report of its own (its task died): a server error, nothing spent.
+    pub fn lost(provider: &str, why: &str) -> AttemptReport {
+        AttemptReport {
+            provider: provider.to_string(),
+            model: String::new(),
+            result: Err(ProviderError::new(
+                provider,
+                ErrorClass::ServerError,
+                Phase::FirstEvent,
+                why,
+            )),
+            text: String::new(),
+            usage: Usage::default(),
+            usage_estimated: false,
+            cost_usd: 0.0,
+            first_event_ms: None,
+            tool_call: false,
+            elapsed: Duration::ZERO,
+        }
+    }
+
     /// The attempt got as far as a first healthy event (the engine committed to it).
     pub fn committed(&self) -> bool {
         self.first_event_ms.is_some()

@@ -412,7 +412,7 @@ impl Run {
                 continue;
             }
             match self
-                .on_target(target, request, tally, index + 1 < targets.len(), None)
+                .on_target(target, request, tally, targets.get(index + 1), None)
                 .await
             {
                 TargetEnd::Answered(report) => return Ok(*report),
@@ -440,7 +440,7 @@ impl Run {
             {
                 let bypass = Some(i);
                 if let TargetEnd::Answered(report) = self
-                    .on_target(&targets[i], request, tally, false, bypass)
+                    .on_target(&targets[i], request, tally, None, bypass)
                     .await
                 {
                     return Ok(*report);
@@ -467,13 +467,15 @@ impl Run {
         target: &Target,
         request: &Request,
         tally: &mut Tally,
-        has_next_target: bool,
+        next: Option<&Target>,
         bypass: Option<usize>,
     ) -> TargetEnd {
         let engine = &self.engine;
         let settings = &*engine.settings;
+        let has_next_target = next.is_some();
         let mut backoff = Backoff::new(&settings.retry);
         let mut retries = 0;
+        let mut tries = 0;
         loop {
             let permit = if bypass.is_some() {
                 None
@@ -509,51 +511,54 @@ impl Run {
                     .messages
                     .push(Message::assistant(text.clone()));
             }
-            let mut ctx = AttemptContext::new(
-                &engine.shared.bus,
-                &engine.shared.pricing,
-                &self.request_id,
-                tally.attempts,
-            );
-            ctx.out = Some(&self.out);
-            ctx.continuing = prefill.is_some() && tally.started;
-            ctx.policy = Some(&settings.policy);
-            let report = attempt::run(target.provider.as_ref(), attempt_request, ctx).await;
-            tally.cost += report.cost_usd;
-            if report.committed() {
-                tally.started = true;
-            }
-            tally.delivered.push_str(&report.text);
-
-            let err = match &report.result {
-                Ok(_) => {
-                    record(permit, CallOutcome::Success);
-                    if let Some(ms) = report.first_event_ms {
-                        engine.shared.note_latency(target.name(), ms);
+            // Hedge only a fresh first try: a retry or a continuation has its reasons to wait.
+            let hedge = match (settings.hedge, next) {
+                (Some(trigger), Some(next))
+                    if tries == 0 && prefill.is_none() && bypass.is_none() =>
+                {
+                    Some((trigger, next))
+                }
+                _ => None,
+            };
+            tries += 1;
+            let report = match hedge {
+                None => {
+                    let mut ctx = AttemptContext::new(
+                        &engine.shared.bus,
+                        &engine.shared.pricing,
+                        &self.request_id,
+                        tally.attempts,
+                    );
+                    ctx.out = Some(&self.out);
+                    ctx.continuing = prefill.is_some() && tally.started;
+                    ctx.policy = Some(&settings.policy);
+                    attempt::run(target.provider.as_ref(), attempt_request, ctx).await
+                }
+                Some((trigger, next)) => {
+                    match self
+                        .race(target, next, trigger, attempt_request, request, tally)
+                        .await
+                    {
+                        Race::Primary(report) => report,
+                        Race::Secondary {
+                            report,
+                            permit: next_permit,
+                        } => {
+                            // The primary only lost a race: that says nothing about its health.
+                            record(permit, CallOutcome::Neutral);
+                            return match self.account(next, next_permit, &report, tally, true) {
+                                None => TargetEnd::Answered(report),
+                                Some(err) => self.after_failure(next, &report, err, tally),
+                            };
+                        }
                     }
-                    return TargetEnd::Answered(Box::new(report));
                 }
-                Err(err) => err.clone(),
             };
-            tally.failed_cost += report.cost_usd;
-            let policy = settings.policy.get(err.class);
-            let outcome = if policy.breaker {
-                CallOutcome::Failure {
-                    retry_after: err.retry_after,
-                }
-            } else {
-                CallOutcome::Neutral
+            let Some(err) = self.account(target, permit, &report, tally, true) else {
+                return TargetEnd::Answered(Box::new(report));
             };
-            record(permit, outcome);
             if err.class == ErrorClass::Cancelled {
                 return TargetEnd::Stop(err);
-            }
-            if matches!(err.class, ErrorClass::Auth | ErrorClass::Permission) {
-                engine.shared.bus.publish(EventKind::ProviderFlagged {
-                    provider: target.name().to_string(),
-                    flag: "misconfigured".to_string(),
-                    reason: format!("{}: {}", err.class, err.message),
-                });
             }
 
             // A target that refuses the prefill gets the request again from the start; its
@@ -566,15 +571,10 @@ impl Run {
                 continue;
             }
             tally.error = Some(err.clone());
-
-            if report.committed() || prefill.is_some() {
-                if settings.mid_stream == MidStreamPolicy::Fail {
-                    return TargetEnd::Stop(err);
-                }
-                // What the caller has is withdrawn or continued at the next attempt, if one comes.
-                tally.interrupted =
-                    Some((target.name().to_string(), err.class.as_str().to_string()));
-                tally.tool_call |= report.tool_call;
+            if (report.committed() || prefill.is_some())
+                && !self.note_interruption(target, &report, &err, tally)
+            {
+                return TargetEnd::Stop(err);
             }
 
             let facts = Facts {
@@ -598,6 +598,214 @@ impl Run {
                 Step::Fail => return TargetEnd::Stop(err),
             }
         }
+    }
+
+    /// Book an attempt's cost, text and outcome (breaker, latency, flags). `None` if it answered.
+    /// `delivered`: the attempt's events reached the caller (not a hedge that lost).
+    fn account(
+        &self,
+        target: &Target,
+        permit: Option<Permit>,
+        report: &AttemptReport,
+        tally: &mut Tally,
+        delivered: bool,
+    ) -> Option<ProviderError> {
+        let shared = &self.engine.shared;
+        tally.cost += report.cost_usd;
+        if delivered {
+            tally.started |= report.committed();
+            tally.delivered.push_str(&report.text);
+        }
+        let err = match &report.result {
+            Ok(_) => {
+                record(permit, CallOutcome::Success);
+                if let Some(ms) = report.first_event_ms {
+                    shared.note_latency(target.name(), ms);
+                }
+                return None;
+            }
+            Err(err) => err.clone(),
+        };
+        tally.failed_cost += report.cost_usd;
+        let counts = err.class != ErrorClass::Cancelled
+            && self.engine.settings.policy.get(err.class).breaker;
+        let outcome = if counts {
+            CallOutcome::Failure {
+                retry_after: err.retry_after,
+            }
+        } else {
+            CallOutcome::Neutral
+        };
+        record(permit, outcome);
+        if matches!(err.class, ErrorClass::Auth | ErrorClass::Permission) {
+            shared.bus.publish(EventKind::ProviderFlagged {
+                provider: target.name().to_string(),
+                flag: "misconfigured".to_string(),
+                reason: format!("{}: {}", err.class, err.message),
+            });
+        }
+        Some(err)
+    }
+
+    /// The caller holds part of a reply that just broke. False when the policy is to fail; otherwise
+    /// the partial reply is withdrawn or continued at the next attempt, if one comes.
+    fn note_interruption(
+        &self,
+        target: &Target,
+        report: &AttemptReport,
+        err: &ProviderError,
+        tally: &mut Tally,
+    ) -> bool {
+        if self.engine.settings.mid_stream == MidStreamPolicy::Fail {
+            return false;
+        }
+        tally.interrupted = Some((target.name().to_string(), err.class.as_str().to_string()));
+        tally.tool_call |= report.tool_call;
+        true
+    }
+
+    /// A hedge that won and then failed: settle it and move down the chain.
+    fn after_failure(
+        &self,
+        target: &Target,
+        report: &AttemptReport,
+        err: ProviderError,
+        tally: &mut Tally,
+    ) -> TargetEnd {
+        tally.error = Some(err.clone());
+        if err.class == ErrorClass::Cancelled
+            || (report.committed() && !self.note_interruption(target, report, &err, tally))
+            || self.engine.settings.policy.get(err.class).failover == Failover::No
+        {
+            return TargetEnd::Stop(err);
+        }
+        TargetEnd::NextTarget(err.class)
+    }
+
+    /// Run `primary`; if it has no first event within the hedge delay, start `next` too. The first
+    /// healthy first event wins and reaches the caller; the other attempt is cancelled and paid for.
+    async fn race(
+        &self,
+        primary: &Target,
+        next: &Target,
+        trigger: HedgeTrigger,
+        primary_request: Request,
+        original: &Request,
+        tally: &mut Tally,
+    ) -> Race {
+        let shared = &self.engine.shared;
+        let delay = match trigger {
+            HedgeTrigger::After(delay) => delay,
+            HedgeTrigger::Percentile {
+                percentile,
+                fallback,
+            } => shared
+                .latency_percentile(primary.name(), percentile)
+                .unwrap_or(fallback),
+        };
+        let (mut rx_a, task_a) = self.spawn_attempt(primary, primary_request, tally.attempts);
+        tokio::select! {
+            first = rx_a.recv() => return Race::Primary(self.pump(first, rx_a, task_a).await),
+            () = tokio::time::sleep(delay) => {}
+        }
+        let next_permit = match shared.breakers.admit(&next.breaker_key) {
+            Ok(permit) => permit,
+            Err(rejection) => {
+                self.skip(next, rejection.reason);
+                let first = rx_a.recv().await;
+                return Race::Primary(self.pump(first, rx_a, task_a).await);
+            }
+        };
+        tally.attempts += 1;
+        let mut next_request = original.clone();
+        if let Some(model) = &next.model {
+            next_request.model.clone_from(model);
+        }
+        let (mut rx_b, task_b) = self.spawn_attempt(next, next_request, tally.attempts);
+        let (mut a_open, mut b_open) = (true, true);
+        while a_open || b_open {
+            tokio::select! {
+                item = rx_a.recv(), if a_open => match item {
+                    Some(first) => {
+                        drop(rx_b);
+                        let lost = join(task_b, next).await;
+                        self.account(next, Some(next_permit), &lost, tally, false);
+                        return Race::Primary(self.pump(Some(first), rx_a, task_a).await);
+                    }
+                    None => a_open = false,
+                },
+                item = rx_b.recv(), if b_open => match item {
+                    Some(first) => {
+                        drop(rx_a);
+                        // The primary's permit is released by the caller; its cost is booked here.
+                        let lost = join(task_a, primary).await;
+                        self.account(primary, None, &lost, tally, false);
+                        let report = self.pump(Some(first), rx_b, task_b).await;
+                        return Race::Secondary { report: Box::new(report), permit: Some(next_permit) };
+                    }
+                    None => b_open = false,
+                },
+            }
+        }
+        // Neither had a healthy first event: book the hedge's failure, hand back the primary's.
+        let failed = join(task_b, next).await;
+        if let Some(err) = self.account(next, Some(next_permit), &failed, tally, false) {
+            tally.error = Some(err);
+        }
+        Race::Primary(join(task_a, primary).await)
+    }
+
+    /// An attempt running on its own, its events held back in a channel until it wins.
+    fn spawn_attempt(
+        &self,
+        target: &Target,
+        request: Request,
+        number: u32,
+    ) -> (
+        mpsc::Receiver<Result<StreamEvent, ProviderError>>,
+        tokio::task::JoinHandle<AttemptReport>,
+    ) {
+        let (tx, rx) = mpsc::channel(OUT_CAPACITY);
+        let engine = self.engine.clone();
+        let request_id = self.request_id.clone();
+        let provider = Arc::clone(&target.provider);
+        let task = tokio::spawn(async move {
+            let mut ctx = AttemptContext::new(
+                &engine.shared.bus,
+                &engine.shared.pricing,
+                &request_id,
+                number,
+            );
+            ctx.out = Some(&tx);
+            ctx.policy = Some(&engine.settings.policy);
+            attempt::run(provider.as_ref(), request, ctx).await
+        });
+        (rx, task)
+    }
+
+    /// Forward a held-back attempt's events to the caller, then wait for its report.
+    async fn pump(
+        &self,
+        first: Option<Result<StreamEvent, ProviderError>>,
+        mut rx: mpsc::Receiver<Result<StreamEvent, ProviderError>>,
+        task: tokio::task::JoinHandle<AttemptReport>,
+    ) -> AttemptReport {
+        let mut item = first;
+        while let Some(event) = item {
+            if self.out.send(event).await.is_err() {
+                break;
+            }
+            item = tokio::select! {
+                next = rx.recv() => next,
+                () = self.out.closed() => None,
+            };
+        }
+        // Dropping the receiver cancels the attempt if the caller went away.
+        drop(rx);
+        let name = self.engine.name.clone();
+        task.await.unwrap_or_else(|e| {
+            AttemptReport::lost(&name, &format!("the attempt task ended abnormally: {e}"))
+        })
     }
 
     /// Under `continue`, the text to send as a prefill to this target; otherwise withdraw it.
@@ -737,6 +945,26 @@ impl Run {
             let _ = self.out.send(item).await;
         }
     }
+}
+
+/// How a hedged attempt ended.
+enum Race {
+    /// The primary answered first (or alone); its permit is still the caller's.
+    Primary(AttemptReport),
+    /// The hedge won; the primary was cancelled.
+    Secondary {
+        report: Box<AttemptReport>,
+        permit: Option<Permit>,
+    },
+}
+
+async fn join(task: tokio::task::JoinHandle<AttemptReport>, target: &Target) -> AttemptReport {
+    task.await.unwrap_or_else(|e| {
+        AttemptReport::lost(
+            target.name(),
+            &format!("the attempt task ended abnormally: {e}"),
+        )
+    })
 }
 
 enum TargetEnd {
@@ -1291,6 +1519,92 @@ mod tests {
             err.message
         );
         assert_eq!((a.calls(), b.calls()), (0, 0));
+    }
+
+    fn slow(wait_ms: u64, words: &[&str]) -> Vec<Play> {
+        let mut s = vec![Play::Wait(Duration::from_millis(wait_ms))];
+        s.extend(reply(words));
+        s
+    }
+
+    fn hedged(trigger: HedgeTrigger) -> EngineSettings {
+        EngineSettings {
+            hedge: Some(trigger),
+            ..settings(MidStreamPolicy::Restart)
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_silent_primary_is_hedged_and_the_first_healthy_event_wins() {
+        let a = Scripted::new("a", vec![slow(5_000, &["late"])]);
+        let b = Scripted::new("b", vec![slow(100, &["hedged ", "answer"])]);
+        let e = engine(
+            vec![target(&a, false), target(&b, false)],
+            hedged(HedgeTrigger::After(Duration::from_secs(1))),
+        );
+        let started = Instant::now();
+        let seen = ask(&e).await;
+        assert_eq!(seen.text, "hedged answer");
+        assert_eq!(seen.starts, 1, "only the winner reaches the caller");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "{:?}",
+            started.elapsed()
+        );
+        assert_eq!((a.calls(), b.calls()), (1, 1));
+        match seen.finished {
+            EventKind::RequestFinished {
+                provider, attempts, ..
+            } => {
+                assert_eq!(provider.as_deref(), Some("b"));
+                assert_eq!(attempts, 2, "both attempts are accounted");
+            }
+            other => panic!("{other:?}"),
+        }
+        // The loser was cancelled, not blamed: its breaker saw nothing.
+        assert_eq!(e.shared().breakers.snapshot("a").consecutive_failures, 0);
+        let types = &seen.types;
+        let failed = types.iter().filter(|t| **t == "attempt_failed").count();
+        assert_eq!(failed, 1, "{types:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_prompt_primary_is_not_hedged() {
+        let a = Scripted::new("a", vec![slow(200, &["quick"])]);
+        let b = Scripted::new("b", vec![reply(&["unused"])]);
+        let e = engine(
+            vec![target(&a, false), target(&b, false)],
+            hedged(HedgeTrigger::After(Duration::from_secs(1))),
+        );
+        let seen = ask(&e).await;
+        assert_eq!(seen.text, "quick");
+        assert_eq!(b.calls(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn the_percentile_trigger_follows_recent_latency() {
+        // Twenty quick answers teach the engine that `a` answers within 10 ms.
+        let mut scripts: Vec<Vec<Play>> = (0..20).map(|_| slow(10, &["ok"])).collect();
+        scripts.push(slow(3_000, &["too late"]));
+        let a = Scripted::new("a", scripts);
+        let b = Scripted::new("b", vec![slow(50, &["hedge"])]);
+        let trigger = HedgeTrigger::Percentile {
+            percentile: 95.0,
+            fallback: Duration::from_secs(10),
+        };
+        let e = engine(vec![target(&a, false), target(&b, false)], hedged(trigger));
+        for _ in 0..20 {
+            assert_eq!(ask(&e).await.text, "ok");
+        }
+        assert_eq!(b.calls(), 0);
+        let started = Instant::now();
+        let seen = ask(&e).await;
+        assert_eq!(seen.text, "hedge");
+        assert!(
+            started.elapsed() < Duration::from_millis(200),
+            "hedged after ~p95 (10 ms), not the fallback: {:?}",
+            started.elapsed()
+        );
     }
 
     #[test]
