@@ -137,16 +137,18 @@ async fn ask(engine: &FailoverEngine, prompt: &str) -> Seen {
     }
 }
 
-/// What the engine should do with each fault on the primary: (fault, attempts on the primary, the
-/// class of its failures, retryable, who answers (None: the request fails), a rewind expected).
-fn table() -> Vec<(
+/// What the engine should do with a fault on the primary: (fault, attempts on the primary, the class
+/// of its failures, retryable, who answers (None: the request fails), a rewind expected).
+type Row = (
     &'static str,
     usize,
     Option<&'static str>,
     bool,
     Option<&'static str>,
     bool,
-)> {
+);
+
+fn table() -> Vec<Row> {
     vec![
         // retry-after 2s is over the 500ms cap: fail over instead of waiting.
         (

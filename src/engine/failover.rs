@@ -95,7 +95,7 @@ pub enum HedgeTrigger {
     Percentile { percentile: f64, fallback: Duration },
 }
 
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Default)]
 pub struct EngineSettings {
     pub policy: Policy,
     pub retry: RetryConfig,
@@ -105,19 +105,6 @@ pub struct EngineSettings {
     pub retry_silent_timeouts: bool,
     /// Hedging; off when `None`.
     pub hedge: Option<HedgeTrigger>,
-}
-
-impl Default for EngineSettings {
-    fn default() -> Self {
-        EngineSettings {
-            policy: Policy::default(),
-            retry: RetryConfig::default(),
-            mid_stream: MidStreamPolicy::default(),
-            when_all_open: WhenAllOpen::default(),
-            retry_silent_timeouts: false,
-            hedge: None,
-        }
-    }
 }
 
 /// What all engines of one process share: the bus, the breakers, the retry budget, prices, and
@@ -539,7 +526,7 @@ impl Run {
                         .race(target, next, trigger, attempt_request, request, tally)
                         .await
                     {
-                        Race::Primary(report) => report,
+                        Race::Primary(report) => *report,
                         Race::Secondary {
                             report,
                             permit: next_permit,
@@ -705,7 +692,7 @@ impl Run {
         };
         let (mut rx_a, task_a) = self.spawn_attempt(primary, primary_request, tally.attempts);
         tokio::select! {
-            first = rx_a.recv() => return Race::Primary(self.pump(first, rx_a, task_a).await),
+            first = rx_a.recv() => return Race::Primary(Box::new(self.pump(first, rx_a, task_a).await)),
             () = tokio::time::sleep(delay) => {}
         }
         let next_permit = match shared.breakers.admit(&next.breaker_key) {
@@ -713,7 +700,7 @@ impl Run {
             Err(rejection) => {
                 self.skip(next, rejection.reason);
                 let first = rx_a.recv().await;
-                return Race::Primary(self.pump(first, rx_a, task_a).await);
+                return Race::Primary(Box::new(self.pump(first, rx_a, task_a).await));
             }
         };
         tally.attempts += 1;
@@ -730,7 +717,7 @@ impl Run {
                         drop(rx_b);
                         let lost = join(task_b, next).await;
                         self.account(next, Some(next_permit), &lost, tally, false);
-                        return Race::Primary(self.pump(Some(first), rx_a, task_a).await);
+                        return Race::Primary(Box::new(self.pump(Some(first), rx_a, task_a).await));
                     }
                     None => a_open = false,
                 },
@@ -752,7 +739,7 @@ impl Run {
         if let Some(err) = self.account(next, Some(next_permit), &failed, tally, false) {
             tally.error = Some(err);
         }
-        Race::Primary(join(task_a, primary).await)
+        Race::Primary(Box::new(join(task_a, primary).await))
     }
 
     /// An attempt running on its own, its events held back in a channel until it wins.
@@ -950,7 +937,7 @@ impl Run {
 /// How a hedged attempt ended.
 enum Race {
     /// The primary answered first (or alone); its permit is still the caller's.
-    Primary(AttemptReport),
+    Primary(Box<AttemptReport>),
     /// The hedge won; the primary was cancelled.
     Secondary {
         report: Box<AttemptReport>,

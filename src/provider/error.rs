@@ -246,7 +246,14 @@ mod tests {
     #[test]
     fn classes_from_status_and_type() {
         use ErrorClass::*;
-        let cases: &[(Option<u16>, Option<&str>, Option<&str>, &str, ErrorClass)] = &[
+        type Case<'a> = (
+            Option<u16>,
+            Option<&'a str>,
+            Option<&'a str>,
+            &'a str,
+            ErrorClass,
+        );
+        let cases: &[Case] = &[
             (
                 Some(429),
                 Some("rate_limit_error"),
