@@ -25,7 +25,7 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 pub enum Command {
-    /// Send one request through breakerbox and stream the reply to stdout.
+    /// Send a prompt through the failover engine and stream the reply to stdout.
     Ask(AskArgs),
     /// Run the simulated providers as a standalone HTTP server for any client to use.
     Sim(SimArgs),

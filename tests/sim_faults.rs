@@ -561,3 +561,24 @@ async fn silent_providers_leak_nothing_when_clients_hang_up() {
     assert!(log.iter().all(|r| r.outcome == "client_gone"), "{log:?}");
     assert!(log.iter().filter(|r| r.fault == "stall").count() == 3);
 }
+
+#[tokio::test]
+async fn a_flapping_refusal_closes_and_reopens_the_direct_port() {
+    let sim = start_fast().await;
+    let listening = || {
+        sim.providers()
+            .iter()
+            .any(|p| p.name == "anthropic" && p.direct_listening)
+    };
+    set(
+        &sim,
+        "anthropic",
+        "flap:down=300ms,up=300ms,fault=connect_refused",
+    );
+    eventually("down: the port is closed", || !listening()).await;
+    eventually("up: the port listens", listening).await;
+    eventually("down again", || !listening()).await;
+    set(&sim, "anthropic", "flap:down=200ms,fault=connect_refused");
+    eventually("down once", || !listening()).await;
+    eventually("then up for good", listening).await;
+}

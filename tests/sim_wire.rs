@@ -512,3 +512,128 @@ async fn latency_and_token_delay_pace_the_stream() {
     let words = rest.matches("text_delta").count() as u32;
     assert!(started.elapsed() >= Duration::from_millis(200) + Duration::from_millis(2) * words);
 }
+
+/// Where `fixture` has a field `ours` lacks or types differently; `optional` fields may be absent.
+fn shape_differences(fixture: &Value, ours: &Value, path: &str, optional: &[&str]) -> Vec<String> {
+    let kind = |v: &Value| match v {
+        Value::Null => "null",
+        Value::Bool(_) => "bool",
+        Value::Number(_) => "number",
+        Value::String(_) => "string",
+        Value::Array(_) => "array",
+        Value::Object(_) => "object",
+    };
+    if kind(fixture) != kind(ours) {
+        return vec![format!(
+            "{path}: {} in the fixture, {} here",
+            kind(fixture),
+            kind(ours)
+        )];
+    }
+    match (fixture, ours) {
+        (Value::Object(f), Value::Object(o)) => f
+            .iter()
+            .filter(|(k, _)| !optional.contains(&k.as_str()))
+            .flat_map(|(k, v)| match o.get(k) {
+                Some(mine) => shape_differences(v, mine, &format!("{path}.{k}"), optional),
+                None => vec![format!("{path}.{k} is missing")],
+            })
+            .collect(),
+        (Value::Array(f), Value::Array(o)) => match (f.first(), o.first()) {
+            (Some(f), Some(o)) => shape_differences(f, o, &format!("{path}[0]"), optional),
+            _ => Vec::new(),
+        },
+        _ => Vec::new(),
+    }
+}
+
+fn fixture_events(name: &str) -> Vec<Value> {
+    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    // Some fixtures end without the final blank line; the data lines are what matter here.
+    text.lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(json)
+        .collect()
+}
+
+/// What kind of event this is, finely enough that two events of one kind have one shape.
+fn event_kind(event: &Value) -> String {
+    if let Some(t) = event["type"].as_str() {
+        let sub = event["delta"]["type"]
+            .as_str()
+            .or(event["content_block"]["type"].as_str())
+            .unwrap_or("");
+        return format!("{t}/{sub}");
+    }
+    let delta = &event["choices"][0]["delta"];
+    match () {
+        _ if event["choices"] == json!([]) => "usage",
+        _ if delta.get("role").is_some() && delta.get("tool_calls").is_some() => "tool_first",
+        _ if delta.get("role").is_some() => "first",
+        _ if delta.get("tool_calls").is_some() => "tool_arguments",
+        _ if delta.get("content").is_some() => "content",
+        _ => "finish",
+    }
+    .to_string()
+}
+
+#[tokio::test]
+async fn streams_have_the_shape_of_the_recorded_fixtures() {
+    let sim = start_fast().await;
+    // Fields the recordings carry that no client needs: service tier, the tool caller.
+    let optional = ["service_tier", "caller"];
+    for (name, protocol, fixtures) in [
+        (
+            "anthropic",
+            Protocol::Anthropic,
+            [
+                "anthropic/basic_response.sse",
+                "anthropic/tool_use_response.sse",
+            ],
+        ),
+        (
+            "openai",
+            Protocol::Openai,
+            ["openai/basic_stream.sse", "openai/tool_calls_stream.sse"],
+        ),
+    ] {
+        let mut ours = Vec::new();
+        for with_tools in [false, true] {
+            let mut body = body_for(protocol, true);
+            if with_tools {
+                body["tools"] = match protocol {
+                    Protocol::Anthropic => {
+                        json!([{"name": "get_weather", "input_schema": weather_schema()}])
+                    }
+                    Protocol::Openai => {
+                        json!([{"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}}])
+                    }
+                };
+            }
+            let text = post(&url(&sim, name, protocol), &body)
+                .await
+                .text()
+                .await
+                .unwrap();
+            ours.extend(
+                sse_events(&text)
+                    .into_iter()
+                    .filter(|(_, d)| d != "[DONE]")
+                    .map(|(_, d)| json(&d)),
+            );
+        }
+        for fixture in fixtures {
+            for recorded in fixture_events(fixture) {
+                let kind = event_kind(&recorded);
+                let mine = ours
+                    .iter()
+                    .find(|e| event_kind(e) == kind)
+                    .unwrap_or_else(|| panic!("{fixture}: we never send a {kind} event"));
+                let differences = shape_differences(&recorded, mine, &kind, &optional);
+                assert!(differences.is_empty(), "{fixture}: {differences:?}");
+            }
+        }
+    }
+}

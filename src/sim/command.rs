@@ -14,18 +14,14 @@ impl SimConfig {
         for assignment in assignments {
             let (name, fault) = fault::parse_assignment(assignment)
                 .map_err(|e| eyre!("--fault {assignment}: {e}"))?;
-            let names: Vec<&str> = self.providers.iter().map(|p| p.name.as_str()).collect();
-            let known = names.join(", ");
-            let spec = self
-                .providers
-                .iter_mut()
-                .find(|p| p.name == name)
-                .ok_or_else(|| {
-                    eyre!(
-                        "--fault {assignment}: no simulated provider is named `{name}` (there are: {known})"
-                    )
-                })?;
-            spec.fault = fault;
+            let Some(i) = self.providers.iter().position(|p| p.name == name) else {
+                let names: Vec<&str> = self.providers.iter().map(|p| p.name.as_str()).collect();
+                bail!(
+                    "--fault {assignment}: no simulated provider is named `{name}` (there are: {})",
+                    names.join(", ")
+                );
+            };
+            self.providers[i].fault = fault;
         }
         Ok(())
     }
@@ -70,8 +66,9 @@ pub async fn run(common: &CommonArgs, args: &SimArgs) -> Result<()> {
         }
         None => None,
     };
+    let stop = stop_signal()?;
     print_banner(&sim, scenario_line)?;
-    wait_for_stop_signal().await?;
+    stop.await?;
     eprintln!("breakerbox sim: stopping");
     sim.shutdown().await;
     Ok(())
@@ -111,23 +108,30 @@ fn print_banner(sim: &Simulator, scenario: Option<String>) -> Result<()> {
             p.name
         );
     }
-    out += "faults: breakerbox sim --help-faults. Ctrl-C stops.\n";
+    out += "faults: breakerbox sim --help-faults. Each request is logged with BREAKERBOX_LOG=info. \
+            Ctrl-C stops.\n";
     let mut stdout = std::io::stdout().lock();
     stdout.write_all(out.as_bytes())?;
     stdout.flush()?;
     Ok(())
 }
 
-async fn wait_for_stop_signal() -> Result<()> {
+/// Ctrl-C or SIGTERM. The handlers are installed at once (not on first poll), so a signal sent
+/// right after the banner still stops the simulator gracefully.
+fn stop_signal() -> Result<impl Future<Output = std::io::Result<()>>> {
     #[cfg(unix)]
     {
-        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        tokio::select! {
-            r = tokio::signal::ctrl_c() => r?,
-            _ = term.recv() => {}
-        }
+        use tokio::signal::unix::{SignalKind, signal};
+        let mut interrupt = signal(SignalKind::interrupt())?;
+        let mut terminate = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! {
+                _ = interrupt.recv() => {}
+                _ = terminate.recv() => {}
+            }
+            Ok(())
+        })
     }
     #[cfg(not(unix))]
-    tokio::signal::ctrl_c().await?;
-    Ok(())
+    Ok(tokio::signal::ctrl_c())
 }

@@ -122,16 +122,12 @@ impl Simulator {
     /// after `listen`'s, in order, or free ones when `listen`'s port is 0.
     pub async fn start(config: SimConfig, listen: SocketAddr) -> Result<Simulator, SimError> {
         validate(&config)?;
-        let bind = |addr: SocketAddr| async move {
-            TcpListener::bind(addr)
-                .await
-                .map_err(|source| SimError::Bind { addr, source })
-        };
-        let shared = bind(listen).await?;
-        let addr = shared.local_addr().map_err(|source| SimError::Bind {
+        let bind_error = |source| SimError::Bind {
             addr: listen,
             source,
-        })?;
+        };
+        let shared = TcpListener::bind(listen).await.map_err(bind_error)?;
+        let addr = shared.local_addr().map_err(bind_error)?;
         let url_host = SocketAddr::new(url_ip(addr.ip()), addr.port());
         let log = Arc::new(RequestLog::default());
         let mut providers = Vec::new();
@@ -146,11 +142,16 @@ impl Simulator {
                     ))
                 })?,
             };
-            let listener = bind(SocketAddr::new(listen.ip(), port)).await?;
-            let direct = listener.local_addr().map_err(|source| SimError::Bind {
-                addr: listen,
-                source,
+            let own = SocketAddr::new(listen.ip(), port);
+            let listener = TcpListener::bind(own).await.map_err(|e| {
+                SimError::Invalid(format!(
+                    "cannot listen on {own}, provider `{}`'s own port (the listening port + {}): \
+                     {e}. Listen on another port, or on port 0 to take free ones",
+                    spec.name,
+                    i + 1
+                ))
             })?;
+            let direct = listener.local_addr().map_err(bind_error)?;
             let direct_host = SocketAddr::new(url_ip(direct.ip()), direct.port());
             let (base_url, direct_base_url) = match spec.protocol {
                 Protocol::Anthropic => (

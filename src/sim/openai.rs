@@ -28,6 +28,9 @@ fn error_body(message: &str, error_type: &str, param: Option<&str>, code: Option
     json!({"error": {"message": message, "type": error_type, "param": param, "code": code}})
 }
 
+/// Real responses name the backend configuration; clients ignore it.
+const FINGERPRINT: &str = "fp_breakerbox";
+
 const SERVER_ERROR: &str =
     "The server had an error while processing your request. Sorry about that!";
 
@@ -124,10 +127,11 @@ impl Wire for Openai {
 
     fn stream(&self, reply: &Reply, meta: &Meta) -> Vec<Frame> {
         let head = format!(
-            r#"data: {{"id":{},"object":"chat.completion.chunk","created":{},"model":{},"choices":"#,
+            r#"data: {{"id":{},"object":"chat.completion.chunk","created":{},"model":{},"system_fingerprint":{},"choices":"#,
             q(&meta.message_id),
             meta.created,
-            q(&meta.model)
+            q(&meta.model),
+            q(FINGERPRINT)
         );
         // With include_usage every chunk says `"usage":null` until the last.
         let tail = if meta.include_usage {
@@ -209,6 +213,7 @@ impl Wire for Openai {
         json!({
             "id": meta.message_id,
             "object": "chat.completion",
+            "system_fingerprint": FINGERPRINT,
             "created": meta.created,
             "model": meta.model,
             "choices": [{

@@ -11,9 +11,10 @@ use std::sync::Arc;
 
 use super::fault::FaultKind;
 use super::reply::Reply;
+use super::rng::Rng;
 use super::server::ConnControl;
-use super::state::ProviderState;
-use super::stream::{self, Disruption, StreamPlan};
+use super::state::{ProviderState, Tracker};
+use super::stream::{self, Disruption, Pace, StreamPlan};
 use super::wire::{ErrorReply, Meta, Wire, wire};
 
 pub(crate) async fn answer(
@@ -34,28 +35,24 @@ pub(crate) async fn answer(
         .unwrap_or_else(|| provider.spec.model.clone());
     let meta = wire.new_meta(&mut rng, model, request.include_usage);
     let tracker = provider.track(&meta, request.stream, &kind);
-    let outcome = match kind {
-        FaultKind::None => "ok",
-        ref other => other.name(),
-    };
 
     if let Err(message) = parsed {
-        tracker.finish("invalid_request", Some(400));
+        tracker.reject();
         return error_response(wire, wire.invalid_request(&message, &meta), &meta);
     }
     if let Some(error) = wire.fault_error(&kind, &meta) {
-        tracker.finish(outcome, Some(error.status.as_u16()));
+        tracker.finish(Some(error.status.as_u16()));
         return error_response(wire, error, &meta);
     }
     match kind {
         FaultKind::Reset | FaultKind::ConnectRefused => {
-            tracker.finish(outcome, None);
+            tracker.finish(None);
             conn.reset();
             return std::future::pending().await;
         }
         FaultKind::NoResponse { duration } => {
             tokio::time::sleep(duration).await;
-            tracker.finish(outcome, None);
+            tracker.finish(None);
             conn.close();
             return std::future::pending().await;
         }
@@ -69,54 +66,83 @@ pub(crate) async fn answer(
         FaultKind::SlowFirstEvent { delay } => (delay, spec.token_delay),
         _ => (spec.first_event_latency, spec.token_delay),
     };
-    let headers = [
-        (wire.request_id_header(), meta.request_id.as_str()),
-        ("cache-control", "no-cache"),
-    ];
-
+    let pace = Pace {
+        first,
+        token,
+        jitter: spec.jitter,
+    };
     if request.stream {
-        let mut frames = wire.stream(&reply, &meta);
-        if kind == FaultKind::NoDone {
-            // The last frame is the end marker in both protocols.
-            frames.pop();
-        }
-        let disruption = match kind {
-            FaultKind::Stall { after, duration } => Some((after, Disruption::Stall(duration))),
-            FaultKind::StreamCut { after } => Some((after, Disruption::Cut)),
-            FaultKind::MidStreamError {
-                after,
-                ref error_type,
-            } => Some((after, Disruption::Replace(wire.stream_error(error_type)))),
-            FaultKind::Malformed { after } => {
-                Some((after, Disruption::Replace(wire.malformed(&meta))))
-            }
-            _ => None,
-        };
-        let plan = StreamPlan {
-            frames,
-            first,
-            token,
-            jitter: spec.jitter,
-            rng,
-            disruption,
-        };
-        let body = stream::body(plan, tracker, outcome);
-        return (
-            [(header::CONTENT_TYPE, "text/event-stream; charset=utf-8")],
-            headers,
-            body,
-        )
-            .into_response();
+        streamed(wire, &reply, &meta, &kind, pace, rng, tracker)
+    } else {
+        whole(wire, &reply, &meta, &kind, pace, rng, tracker).await
     }
+}
 
-    // Not streamed: the client waits for the whole generation.
+/// A 200 with the request id, as both providers send it.
+fn success(wire: &dyn Wire, meta: &Meta, content_type: &'static str, body: Body) -> Response {
+    let headers = [
+        (header::CONTENT_TYPE.as_str(), content_type),
+        (wire.request_id_header(), meta.request_id.as_str()),
+        (header::CACHE_CONTROL.as_str(), "no-cache"),
+    ];
+    (headers, body).into_response()
+}
+
+fn streamed(
+    wire: &dyn Wire,
+    reply: &Reply,
+    meta: &Meta,
+    kind: &FaultKind,
+    pace: Pace,
+    rng: Rng,
+    tracker: Tracker,
+) -> Response {
+    let mut frames = wire.stream(reply, meta);
+    if *kind == FaultKind::NoDone {
+        // The last frame is the end marker in both protocols.
+        frames.pop();
+    }
+    let disruption = match kind {
+        FaultKind::Stall { after, duration } => Some((*after, Disruption::Stall(*duration))),
+        FaultKind::StreamCut { after } => Some((*after, Disruption::Cut)),
+        FaultKind::MidStreamError { after, error_type } => {
+            Some((*after, Disruption::Replace(wire.stream_error(error_type))))
+        }
+        FaultKind::Malformed { after } => Some((*after, Disruption::Replace(wire.malformed(meta)))),
+        _ => None,
+    };
+    let plan = StreamPlan {
+        frames,
+        pace,
+        rng,
+        disruption,
+    };
+    success(
+        wire,
+        meta,
+        "text/event-stream; charset=utf-8",
+        stream::body(plan, tracker),
+    )
+}
+
+/// Not streamed: the client waits for the whole generation, then gets one JSON body.
+async fn whole(
+    wire: &dyn Wire,
+    reply: &Reply,
+    meta: &Meta,
+    kind: &FaultKind,
+    pace: Pace,
+    mut rng: Rng,
+    tracker: Tracker,
+) -> Response {
     let tokens = u32::try_from(reply.output_tokens()).unwrap_or(u32::MAX);
-    let mut wait = rng.jitter(first, spec.jitter) + rng.jitter(token * tokens, spec.jitter);
+    let mut wait =
+        rng.jitter(pace.first, pace.jitter) + rng.jitter(pace.token * tokens, pace.jitter);
     if let FaultKind::Stall { duration, .. } = kind {
-        wait += duration;
+        wait += *duration;
     }
     tokio::time::sleep(wait).await;
-    if let FaultKind::MidStreamError { error_type, .. } = &kind {
+    if let FaultKind::MidStreamError { error_type, .. } = kind {
         // Without a stream there is no "mid": answer with the HTTP error of that type.
         let as_http = match error_type.as_str() {
             "overloaded_error" => FaultKind::Overloaded {
@@ -125,31 +151,33 @@ pub(crate) async fn answer(
             },
             _ => FaultKind::ServerError { status: 500 },
         };
-        if let Some(error) = wire.fault_error(&as_http, &meta) {
-            tracker.finish(outcome, Some(error.status.as_u16()));
-            return error_response(wire, error, &meta);
+        if let Some(error) = wire.fault_error(&as_http, meta) {
+            tracker.finish(Some(error.status.as_u16()));
+            return error_response(wire, error, meta);
         }
     }
-    let json = Bytes::from(wire.message(&reply, &meta).to_string());
-    let half = json.slice(..json.len() / 2);
-    let body = match kind {
+    let json = Bytes::from(wire.message(reply, meta).to_string());
+    tracker.finish(Some(200));
+    match kind {
         // Promise the whole body, send half, then abort.
-        FaultKind::StreamCut { .. } => Body::from_stream(
-            futures::stream::once(async { Ok(half) })
-                .chain(futures::stream::once(async { Err(stream::cut().await) })),
+        FaultKind::StreamCut { .. } => {
+            let half = json.slice(..json.len() / 2);
+            let body = futures::stream::once(async { Ok(half) })
+                .chain(futures::stream::once(async { Err(stream::cut().await) }));
+            let mut response = success(wire, meta, "application/json", Body::from_stream(body));
+            response
+                .headers_mut()
+                .insert(header::CONTENT_LENGTH, HeaderValue::from(json.len()));
+            response
+        }
+        FaultKind::Malformed { .. } => success(
+            wire,
+            meta,
+            "application/json",
+            Body::from(json.slice(..json.len() / 2)),
         ),
-        FaultKind::Malformed { .. } => Body::from(half),
-        _ => Body::from(json.clone()),
-    };
-    tracker.finish(outcome, Some(200));
-    let mut response =
-        ([(header::CONTENT_TYPE, "application/json")], headers, body).into_response();
-    if let FaultKind::StreamCut { .. } = kind {
-        response
-            .headers_mut()
-            .insert(header::CONTENT_LENGTH, HeaderValue::from(json.len()));
+        _ => success(wire, meta, "application/json", Body::from(json)),
     }
-    response
 }
 
 fn error_response(wire: &dyn Wire, error: ErrorReply, meta: &Meta) -> Response {

@@ -162,6 +162,10 @@ impl ProviderState {
             }),
             started: Instant::now(),
             status: None,
+            outcome: match fault {
+                FaultKind::None => "ok",
+                other => other.name(),
+            },
         }
     }
 
@@ -203,6 +207,8 @@ pub(crate) struct Tracker {
     record: Option<RequestRecord>,
     started: Instant,
     status: Option<u16>,
+    /// `ok` or the fault's kind: what the request ends as unless the client leaves first.
+    outcome: &'static str,
 }
 
 impl Tracker {
@@ -211,9 +217,16 @@ impl Tracker {
         self.status = Some(status);
     }
 
-    pub fn finish(mut self, outcome: &'static str, status: Option<u16>) {
+    /// The answer is complete (as far as the fault lets it be).
+    pub fn finish(mut self, status: Option<u16>) {
         self.status = status;
-        self.write(outcome);
+        self.write(self.outcome);
+    }
+
+    /// The request was refused as invalid.
+    pub fn reject(mut self) {
+        self.status = Some(400);
+        self.write("invalid_request");
     }
 
     fn write(&mut self, outcome: &'static str) {

@@ -19,13 +19,20 @@ pub(crate) enum Disruption {
     Replace(Bytes),
 }
 
-pub(crate) struct StreamPlan {
-    pub frames: Vec<Frame>,
-    /// Before the first frame.
+/// How fast a reply comes.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Pace {
+    /// Before the first event.
     pub first: Duration,
     /// Before each token.
     pub token: Duration,
+    /// The fraction by which each delay varies.
     pub jitter: f64,
+}
+
+pub(crate) struct StreamPlan {
+    pub frames: Vec<Frame>,
+    pub pace: Pace,
     pub rng: Rng,
     /// What happens after how many tokens.
     pub disruption: Option<(u32, Disruption)>,
@@ -55,14 +62,13 @@ struct Playback {
     disruption: Option<(usize, Disruption)>,
     ended: bool,
     tracker: Option<Tracker>,
-    outcome: &'static str,
 }
 
 impl Playback {
     fn finish(&mut self) {
         self.ended = true;
         if let Some(tracker) = self.tracker.take() {
-            tracker.finish(self.outcome, Some(200));
+            tracker.finish(Some(200));
         }
     }
 
@@ -92,9 +98,10 @@ impl Playback {
             self.finish();
             return None;
         };
+        let pace = self.plan.pace;
         let delay = match frame.kind {
-            _ if self.next == 0 => self.plan.rng.jitter(self.plan.first, self.plan.jitter),
-            FrameKind::Token => self.plan.rng.jitter(self.plan.token, self.plan.jitter),
+            _ if self.next == 0 => self.plan.rng.jitter(pace.first, pace.jitter),
+            FrameKind::Token => self.plan.rng.jitter(pace.token, pace.jitter),
             FrameKind::Meta | FrameKind::Closing => Duration::ZERO,
         };
         let bytes = frame.bytes.clone();
@@ -113,8 +120,8 @@ pub(crate) async fn cut() -> std::io::Error {
     std::io::Error::other("simulated stream cut")
 }
 
-/// The response body for a plan; `outcome` is recorded when it completes.
-pub(crate) fn body(mut plan: StreamPlan, mut tracker: Tracker, outcome: &'static str) -> Body {
+/// The response body for a plan; the request's record is written when it completes.
+pub(crate) fn body(mut plan: StreamPlan, mut tracker: Tracker) -> Body {
     tracker.sent_status(200);
     let disruption = plan
         .disruption
@@ -126,7 +133,6 @@ pub(crate) fn body(mut plan: StreamPlan, mut tracker: Tracker, outcome: &'static
         disruption,
         ended: false,
         tracker: Some(tracker),
-        outcome,
     };
     Body::from_stream(futures::stream::unfold(playback, |mut p| async move {
         let chunk = p.next_chunk().await?;
