@@ -133,6 +133,8 @@ struct Printer {
     many: bool,
     live: bool,
     open: bool,
+    /// The reply streamed to the terminal stopped mid-line.
+    mid_line: bool,
     requests: BTreeMap<String, RequestView>,
 }
 
@@ -143,6 +145,7 @@ impl Printer {
             many: count > 1,
             live: terminal,
             open: true,
+            mid_line: false,
             requests: BTreeMap::new(),
         }
     }
@@ -150,6 +153,9 @@ impl Printer {
     fn out(&mut self, text: &str) {
         if !self.open {
             return;
+        }
+        if let Some(last) = text.chars().last() {
+            self.mid_line = last != '\n';
         }
         let mut out = std::io::stdout().lock();
         if out
@@ -159,6 +165,14 @@ impl Printer {
         {
             self.open = false;
         }
+    }
+
+    /// A note on stderr, on a line of its own even when the reply on the terminal is mid-line.
+    fn note(&mut self, text: &str) {
+        if self.live && self.mid_line {
+            self.out("\n");
+        }
+        eprintln!("{text}");
     }
 
     fn print(&mut self, event: &Event) {
@@ -195,7 +209,7 @@ impl Printer {
                 };
                 let line = format!("{provider}: {class} in {phase} ({kind})");
                 if !self.many {
-                    eprintln!("breakerbox: attempt failed: {line}");
+                    self.note(&format!("breakerbox: attempt failed: {line}"));
                 }
                 self.view(request_id).failures.push(line);
             }
@@ -227,8 +241,11 @@ impl Printer {
             } => {
                 self.view(request_id).text.clear();
                 if self.live && !self.many {
+                    if self.mid_line {
+                        self.out("\n");
+                    }
                     self.out(&format!(
-                        "\n⟲ withdrawn: {provider} failed mid-reply ({reason}); starting over\n"
+                        "⟲ withdrawn: {provider} failed mid-reply ({reason}); starting over\n"
                     ));
                 }
             }

@@ -30,7 +30,12 @@ fn official_sdks_accept_the_simulator() {
         .output();
     if !import.as_ref().is_ok_and(|o| o.status.success()) {
         let why = match &import {
-            Ok(o) => String::from_utf8_lossy(&o.stderr).trim().to_string(),
+            // The last line of the traceback says what is missing.
+            Ok(o) => String::from_utf8_lossy(&o.stderr)
+                .lines()
+                .last()
+                .unwrap_or_default()
+                .to_string(),
             Err(e) => e.to_string(),
         };
         assert!(

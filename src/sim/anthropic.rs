@@ -239,8 +239,11 @@ impl Wire for Anthropic {
         };
         Some(match kind {
             FaultKind::RateLimit { retry_after } => {
-                let reset = chrono::Utc::now()
-                    + chrono::Duration::from_std(*retry_after).unwrap_or_default();
+                let now = chrono::Utc::now();
+                let reset = chrono::Duration::from_std(*retry_after)
+                    .ok()
+                    .and_then(|d| now.checked_add_signed(d))
+                    .unwrap_or(now);
                 ErrorReply::new(
                     429,
                     error_body(

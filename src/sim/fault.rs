@@ -554,13 +554,16 @@ impl FaultKind {
             None if elapsed < *down => (fault, Some(*down - elapsed)),
             None => (&HEALTHY, None),
             Some(up) => {
-                let cycle = (*down + *up).as_nanos();
-                let pos = u64::try_from(elapsed.as_nanos() % cycle).unwrap_or(u64::MAX);
-                let pos = Duration::from_nanos(pos);
+                let cycle = down.saturating_add(*up);
+                if cycle.is_zero() {
+                    return (&HEALTHY, None);
+                }
+                let pos = elapsed.as_nanos() % cycle.as_nanos();
+                let pos = Duration::from_nanos(u64::try_from(pos).unwrap_or(u64::MAX));
                 if pos < *down {
                     (fault, Some(*down - pos))
                 } else {
-                    (&HEALTHY, Some(*down + *up - pos))
+                    (&HEALTHY, Some(cycle - pos))
                 }
             }
         }
@@ -859,6 +862,16 @@ mod tests {
 
         let steady = FaultKind::Auth;
         assert_eq!(steady.at(s(99)), (&FaultKind::Auth, None));
+
+        // Absurd but parseable periods must not overflow.
+        let huge = parse("flap:down=5000000000000h,up=5000000000000h").kind;
+        assert_eq!(
+            huge.at(s(1)).0,
+            &FaultKind::Overloaded {
+                status: None,
+                retry_after: None
+            }
+        );
     }
 
     #[test]

@@ -46,8 +46,9 @@ impl Rng {
         if base.is_zero() || jitter <= 0.0 {
             return base;
         }
-        let factor = 1.0 + jitter * (2.0 * self.unit() - 1.0);
-        base.mul_f64(factor.max(0.0))
+        let factor = 1.0 + jitter.min(1.0) * (2.0 * self.unit() - 1.0);
+        // Not `mul_f64`, which panics when a huge delay overflows.
+        Duration::try_from_secs_f64(base.as_secs_f64() * factor).unwrap_or(Duration::MAX)
     }
 
     /// Letters and digits, as in provider ids (`msg_01…`, `call_…`).
@@ -102,5 +103,9 @@ mod tests {
             let d = rng.jitter(Duration::from_millis(100), 0.2);
             assert!(d >= Duration::from_millis(80) && d <= Duration::from_millis(120));
         }
+        assert!(
+            rng.jitter(Duration::MAX, 1.0) > Duration::ZERO,
+            "no overflow panic"
+        );
     }
 }

@@ -164,14 +164,25 @@ impl Scenario {
         let mut start = tokio::time::Instant::now();
         loop {
             for step in &self.steps {
-                tokio::time::sleep_until(start + step.at).await;
+                sleep_until(start.checked_add(step.at)).await;
                 apply(step);
             }
             if !self.repeat {
                 return;
             }
-            start += self.length;
-            tokio::time::sleep_until(start).await;
+            let Some(next) = start.checked_add(self.length) else {
+                return;
+            };
+            start = next;
+            sleep_until(Some(start)).await;
         }
+    }
+}
+
+/// Sleep until `deadline`; forever when it is too far to represent (a huge `at`).
+async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(d) => tokio::time::sleep_until(d).await,
+        None => std::future::pending().await,
     }
 }

@@ -136,10 +136,11 @@ async fn whole(
     tracker: Tracker,
 ) -> Response {
     let tokens = u32::try_from(reply.output_tokens()).unwrap_or(u32::MAX);
-    let mut wait =
-        rng.jitter(pace.first, pace.jitter) + rng.jitter(pace.token * tokens, pace.jitter);
+    let mut wait = rng
+        .jitter(pace.first, pace.jitter)
+        .saturating_add(rng.jitter(pace.token.saturating_mul(tokens), pace.jitter));
     if let FaultKind::Stall { duration, .. } = kind {
-        wait += *duration;
+        wait = wait.saturating_add(*duration);
     }
     tokio::time::sleep(wait).await;
     if let FaultKind::MidStreamError { error_type, .. } = kind {
