@@ -1,31 +1,12 @@
 //! `breakerbox sim`: the simulated providers as a standalone server.
 
-use color_eyre::eyre::{Result, bail, eyre};
+use color_eyre::eyre::{Result, bail};
 use std::io::Write;
 
 use super::{SimConfig, Simulator, fault, scenario::Scenario};
 use crate::cli::{CommonArgs, SimArgs};
 use crate::config::Config;
 use crate::provider::Protocol;
-
-impl SimConfig {
-    /// Apply `--fault NAME=KIND[:PARAMS]` assignments.
-    pub fn apply_fault_assignments(&mut self, assignments: &[String]) -> Result<()> {
-        for assignment in assignments {
-            let (name, fault) = fault::parse_assignment(assignment)
-                .map_err(|e| eyre!("--fault {assignment}: {e}"))?;
-            let Some(i) = self.providers.iter().position(|p| p.name == name) else {
-                let names: Vec<&str> = self.providers.iter().map(|p| p.name.as_str()).collect();
-                bail!(
-                    "--fault {assignment}: no simulated provider is named `{name}` (there are: {})",
-                    names.join(", ")
-                );
-            };
-            self.providers[i].fault = fault;
-        }
-        Ok(())
-    }
-}
 
 pub async fn run(common: &CommonArgs, args: &SimArgs) -> Result<()> {
     if args.help_faults {
@@ -91,15 +72,15 @@ fn print_banner(sim: &Simulator, scenario: Option<String>) -> Result<()> {
         out += &format!("{line}\n");
     }
     out += "try (any API key works):\n";
-    let first = |protocol: &str| providers.iter().find(|p| p.protocol == protocol);
-    if let Some(p) = first(Protocol::Anthropic.as_str()) {
+    let first = |protocol| providers.iter().find(|p| p.protocol == protocol);
+    if let Some(p) = first(Protocol::Anthropic) {
         out += &format!(
             "  curl -N {}/v1/messages -H 'content-type: application/json' -d '{{\"model\":\"{}\",\"max_tokens\":200,\"stream\":true,\"messages\":[{{\"role\":\"user\",\"content\":\"Hello\"}}]}}'\n",
             p.base_url, p.model
         );
         out += &format!("  export ANTHROPIC_BASE_URL={}\n", p.base_url);
     }
-    if let Some(p) = first(Protocol::Openai.as_str()) {
+    if let Some(p) = first(Protocol::Openai) {
         out += &format!("  export OPENAI_BASE_URL={}\n", p.base_url);
     }
     if let Some(p) = providers.first() {

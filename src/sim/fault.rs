@@ -89,12 +89,6 @@ impl Fault {
     }
 }
 
-impl Default for Fault {
-    fn default() -> Self {
-        Fault::none()
-    }
-}
-
 /// A fault string that does not parse; the message names the bad part and lists the valid ones.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]

@@ -95,6 +95,25 @@ impl Default for SimConfig {
     }
 }
 
+impl SimConfig {
+    /// Apply `--fault NAME=KIND[:PARAMS]` assignments, in order.
+    pub fn apply_fault_assignments(&mut self, assignments: &[String]) -> Result<(), SimError> {
+        for assignment in assignments {
+            let (name, fault) = fault::parse_assignment(assignment)
+                .map_err(|e| SimError::Invalid(format!("--fault {assignment}: {e}")))?;
+            let Some(i) = self.providers.iter().position(|p| p.name == name) else {
+                let names: Vec<&str> = self.providers.iter().map(|p| p.name.as_str()).collect();
+                return Err(SimError::Invalid(format!(
+                    "--fault {assignment}: no simulated provider is named `{name}` (there are: {})",
+                    names.join(", ")
+                )));
+            };
+            self.providers[i].fault = fault;
+        }
+        Ok(())
+    }
+}
+
 /// Errors starting or controlling the simulator.
 #[derive(Debug, thiserror::Error)]
 pub enum SimError {

@@ -12,6 +12,7 @@ use super::fault::{Fault, FaultKind};
 use super::rng::{Rng, hash, mix};
 use super::wire::Meta;
 use super::{SimError, SimProviderSpec};
+use crate::provider::Protocol;
 
 /// How many finished requests `GET /_sim/log` can show.
 const LOG_CAPACITY: usize = 1000;
@@ -60,7 +61,7 @@ pub struct RequestRecord {
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ProviderStatus {
     pub name: String,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub model: String,
     /// The fault in force, as a fault string.
     pub fault: String,
@@ -173,7 +174,7 @@ impl ProviderState {
         let active = self.fault.borrow();
         ProviderStatus {
             name: self.spec.name.clone(),
-            protocol: self.spec.protocol.to_string(),
+            protocol: self.spec.protocol,
             model: self.spec.model.clone(),
             fault: active.fault.to_string(),
             fault_now: active

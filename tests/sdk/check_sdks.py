@@ -12,9 +12,13 @@ reaches the caller as it was sent.
 import json
 import sys
 import urllib.request
+import warnings
 
 import anthropic
 import openai
+
+# The SDKs warn about retired model names; the simulator answers to any name.
+warnings.filterwarnings("ignore", category=DeprecationWarning)
 
 if len(sys.argv) != 2:
     sys.exit(__doc__)
