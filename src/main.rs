@@ -1,19 +1,41 @@
 use clap::Parser;
 use color_eyre::eyre::Result;
+use std::io::IsTerminal;
 
 use breakerbox::cli::{Cli, Command};
 
-fn main() -> Result<()> {
-    color_eyre::install()?;
+fn main() {
+    // color-eyre reports panics (colour only on a terminal); errors from bad input are printed
+    // plainly below: they are messages for the user, not bugs with backtraces.
+    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let theme = if colour {
+        color_eyre::config::Theme::dark()
+    } else {
+        color_eyre::config::Theme::new()
+    };
+    let _ = color_eyre::config::HookBuilder::default()
+        .theme(theme)
+        .install();
+
     let cli = Cli::parse();
+    match run(cli) {
+        Ok(code) => std::process::exit(code),
+        Err(err) => {
+            let causes: Vec<String> = err.chain().map(ToString::to_string).collect();
+            eprintln!("breakerbox: error: {}", causes.join(": "));
+            std::process::exit(1);
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<i32> {
     let _log_guard = breakerbox::logging::init(&cli.log)?;
     let runtime = tokio::runtime::Runtime::new()?;
-    let code = runtime.block_on(async {
+    runtime.block_on(async {
         match cli.command {
             Some(Command::Ask(args)) => breakerbox::ask::run(&cli.common, &args).await,
             Some(Command::Sim(args)) => breakerbox::sim::run(&cli.common, &args).await.map(|()| 0),
             None => breakerbox::ask::no_console_yet(),
         }
-    })?;
-    std::process::exit(code);
+    })
 }

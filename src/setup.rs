@@ -230,33 +230,18 @@ pub async fn build(
 
 async fn demo(common: &CommonArgs, config: &Config, bus: Bus) -> Result<Setup> {
     let mut sim_config = config.sim_config()?;
-    let names: Vec<String> = sim_config
-        .providers
-        .iter()
-        .map(|p| p.name.clone())
-        .collect();
-    for assignment in &common.faults {
-        let (name, fault) = sim::fault::parse_assignment(assignment)
-            .map_err(|e| eyre!("--fault {assignment}: {e}"))?;
-        let spec = sim_config
-            .providers
-            .iter_mut()
-            .find(|p| p.name == name)
-            .ok_or_else(|| {
-                eyre!(
-                    "--fault {assignment}: no simulated provider is named `{name}` (there are: {})",
-                    names.join(", ")
-                )
-            })?;
-        spec.fault = fault;
-    }
+    sim_config.apply_fault_assignments(&common.faults)?;
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
     let simulator = Simulator::start(sim_config.clone(), listen)
         .await
         .wrap_err("cannot start the simulated providers")?;
     if let Some(path) = &common.scenario {
         let scenario = sim::Scenario::load(path)?;
-        let known: Vec<&str> = names.iter().map(String::as_str).collect();
+        let known: Vec<&str> = sim_config
+            .providers
+            .iter()
+            .map(|p| p.name.as_str())
+            .collect();
         scenario.check_providers(&known)?;
         simulator.run_scenario(scenario)?;
     }

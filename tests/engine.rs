@@ -512,3 +512,62 @@ async fn a_flapping_primary_is_spared_and_then_trusted_again() {
         "traffic returns to the primary: {answered_by:?}"
     );
 }
+
+/// `continue`: the primary breaks mid-reply and a prefill-capable target carries on from the text
+/// the caller already has. No rewind; one message; the answer begins with what was already shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_splices_onto_the_partial_reply_through_a_real_prefill() {
+    let extra_sim = r#"
+[[sim.providers]]
+name = "claude_b"
+protocol = "anthropic"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+
+[[chains]]
+name = "default"
+targets = ["anthropic", "claude_b"]
+mid_stream = "continue"
+"#;
+    let text = CONFIG.replace("#BREAKER", "").replace("#MAX_RETRIES", "0") + extra_sim;
+    let config = Config::parse(&text, "test config").unwrap();
+    let common = CommonArgs {
+        demo: true,
+        ..CommonArgs::default()
+    };
+    let setup = setup::build(&common, &config, Bus::new(1 << 16), &|_| None)
+        .await
+        .unwrap();
+    let engine = setup.engine(None).unwrap();
+    setup
+        .sim
+        .as_ref()
+        .unwrap()
+        .set_fault("anthropic", "stream_cut:after=6".parse().unwrap())
+        .unwrap();
+
+    let seen = ask(&engine, "Tell me about breakers.").await;
+    assert!(seen.complete, "answered");
+    assert!(seen.of("rewind").is_empty(), "continued, not restarted");
+    let partial: String = seen
+        .of("text_delta")
+        .into_iter()
+        .filter_map(|k| match k {
+            EventKind::TextDelta { provider, text, .. } if provider == "anthropic" => {
+                Some(text.as_str())
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(partial.split_whitespace().count(), 6, "{partial:?}");
+    assert!(
+        seen.text.starts_with(&partial) && seen.text.len() > partial.len(),
+        "{:?}",
+        seen.text
+    );
+    assert_eq!(seen.finished().1.as_deref(), Some("claude_b"));
+    // The continuation was asked for with the partial reply as the assistant's last message.
+    let log = setup.sim.as_ref().unwrap().recent_requests(10);
+    assert!(log.iter().any(|r| r.provider == "claude_b"), "{log:?}");
+}

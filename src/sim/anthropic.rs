@@ -72,8 +72,16 @@ impl Wire for Anthropic {
                 .and_then(|m| u32::try_from(m).ok())
                 .ok_or("max_tokens: Input should be an integer greater than or equal to 1")?,
         };
+        // A last message from the assistant is a prefill: the reply continues it (Anthropic's
+        // documented behaviour), so it is not part of what the reply is seeded from.
+        let prefill = messages
+            .last()
+            .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
+            .map(|m| m.get("content").map(content_text).unwrap_or_default())
+            .filter(|text| !text.is_empty());
+        let asked = &messages[..messages.len() - usize::from(prefill.is_some())];
         let mut prompt = body.get("system").map(content_text).unwrap_or_default();
-        for m in messages {
+        for m in asked {
             prompt.push('\n');
             prompt.push_str(&m.get("content").map(content_text).unwrap_or_default());
         }
@@ -109,6 +117,7 @@ impl Wire for Anthropic {
             after_tool_result,
             stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
             include_usage: false,
+            prefill,
         })
     }
 

@@ -118,6 +118,8 @@ impl Wire for Openai {
                 .pointer("/stream_options/include_usage")
                 .and_then(Value::as_bool)
                 .unwrap_or(false),
+            // Chat Completions has no prefill: a last assistant message is just history.
+            prefill: None,
         })
     }
 

@@ -23,6 +23,8 @@ pub(crate) struct SimRequest {
     pub stream: bool,
     /// OpenAI's `stream_options.include_usage`.
     pub include_usage: bool,
+    /// A partial assistant reply to continue from (Anthropic's prefill).
+    pub prefill: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -61,10 +63,13 @@ impl Reply {
     pub fn generate(request: &SimRequest, seed: u64, use_tools: bool, lead_in: bool) -> Reply {
         let mut rng = Rng::new(mix(&[seed, hash(&[request.prompt.as_bytes()])]));
         let budget = request.max_tokens.map_or(usize::MAX, |m| m as usize);
-        let tool = request
-            .tools
-            .first()
-            .filter(|_| use_tools && !request.tools_disabled && !request.after_tool_result);
+        // A continued reply is words only: a tool call cannot be spliced onto text.
+        let tool = request.tools.first().filter(|_| {
+            use_tools
+                && !request.tools_disabled
+                && !request.after_tool_result
+                && request.prefill.is_none()
+        });
         let mut tokens = match tool {
             Some(tool) if lead_in => words_of(&format!("I'll use {} for that.", tool.name)),
             Some(_) => Vec::new(),
@@ -73,6 +78,9 @@ impl Reply {
                 sentences(&mut rng, count)
             }
         };
+        if let Some(prefill) = &request.prefill {
+            tokens = continuation(&tokens, prefill);
+        }
         let capped = tokens.len() > budget;
         tokens.truncate(budget);
         let tool_call = tool.filter(|_| !capped).map(|tool| {
@@ -107,6 +115,41 @@ impl Reply {
     }
 }
 
+/// What follows `prefill`: the rest of this reply when the prefill is how it begins (the same
+/// provider continuing itself), else the reply less as many words as the prefill already has.
+fn continuation(tokens: &[String], prefill: &str) -> Vec<String> {
+    let full = tokens.concat();
+    if let Some(rest) = full.strip_prefix(prefill) {
+        return split_tokens(rest);
+    }
+    let said = prefill.split_whitespace().count();
+    let keep = tokens.len().saturating_sub(said).max(5).min(tokens.len());
+    let mut rest = tokens[tokens.len() - keep..].to_vec();
+    // Joined to a prefill that ends mid-word or without a space, start with one.
+    if let Some(first) = rest.first_mut()
+        && !first.starts_with(' ')
+        && !prefill.ends_with(char::is_whitespace)
+    {
+        first.insert(0, ' ');
+    }
+    rest
+}
+
+/// Text back into tokens: each word with its leading space, as the reply streams them.
+fn split_tokens(text: &str) -> Vec<String> {
+    let mut tokens: Vec<String> = Vec::new();
+    for (i, piece) in text.split(' ').enumerate() {
+        if i == 0 {
+            if !piece.is_empty() {
+                tokens.push(piece.to_string());
+            }
+        } else {
+            tokens.push(format!(" {piece}"));
+        }
+    }
+    tokens
+}
+
 /// About four characters a token, plus a little per message, as real tokenizers roughly give.
 fn input_tokens(request: &SimRequest) -> u64 {
     let tools: usize = request
@@ -114,7 +157,8 @@ fn input_tokens(request: &SimRequest) -> u64 {
         .iter()
         .map(|t| t.name.len() + t.schema.to_string().len())
         .sum();
-    let chars = (request.prompt.chars().count() + tools) as u64;
+    let prefill = request.prefill.as_ref().map_or(0, |p| p.chars().count());
+    let chars = (request.prompt.chars().count() + prefill + tools) as u64;
     chars.div_ceil(4) + 4 * request.messages as u64 + 3
 }
 
@@ -249,6 +293,40 @@ mod tests {
             messages: 1,
             ..SimRequest::default()
         }
+    }
+
+    #[test]
+    fn a_prefill_is_continued_not_repeated() {
+        let whole = Reply::generate(&request("hello"), 1, false, true).text();
+        // Cut mid-word, as a broken stream leaves it.
+        let cut = whole.char_indices().nth(23).map_or(whole.len(), |(i, _)| i);
+        let with_prefill = SimRequest {
+            prefill: Some(whole[..cut].to_string()),
+            ..request("hello")
+        };
+        let rest = Reply::generate(&with_prefill, 1, false, true).text();
+        assert_eq!(
+            format!("{}{rest}", &whole[..cut]),
+            whole,
+            "the same provider continues itself"
+        );
+
+        // Another provider's partial reply: a continuation, joined with a space, no tool call.
+        let foreign = SimRequest {
+            prefill: Some("Something else entirely".to_string()),
+            tools: vec![Tool {
+                name: "t".into(),
+                schema: json!({"type": "object"}),
+            }],
+            ..request("hello")
+        };
+        let reply = Reply::generate(&foreign, 1, true, true);
+        assert!(reply.tool_call.is_none());
+        assert!(
+            reply.text().starts_with(' ') && reply.tokens.len() >= 5,
+            "{:?}",
+            reply.text()
+        );
     }
 
     #[test]
