@@ -14,7 +14,7 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::cli::{AskArgs, CommonArgs};
 use crate::config::TargetEntry;
-use crate::engine::failover::{FailoverEngine, MidStreamPolicy, RequestMeta};
+use crate::engine::failover::{FailoverEngine, MidStreamPolicy, ProviderTotals, RequestMeta};
 use crate::event::{Bus, Event, EventKind, FORMAT_VERSION, Outcome, Source};
 use crate::provider::{Message, Request};
 use crate::setup;
@@ -56,6 +56,7 @@ pub async fn run(common: &CommonArgs, args: &AskArgs) -> Result<i32> {
         max_tokens: args.max_tokens,
         ..Request::default()
     };
+    let shared = engine.shared().clone();
     let producer = tokio::spawn(send_all(engine, request, args.clone()));
 
     let mut printer = Printer::new(args.json, args.count, std::io::stdout().is_terminal());
@@ -76,6 +77,9 @@ pub async fn run(common: &CommonArgs, args: &AskArgs) -> Result<i32> {
     }
     let all_ok = producer.await?;
     printer.finish();
+    if args.count > 1 && !args.json {
+        print_totals(&shared.totals());
+    }
     if let Some(sim) = setup.sim {
         sim.shutdown().await;
     }
@@ -372,6 +376,25 @@ impl Printer {
 
     fn finish(&mut self) {
         let _ = std::io::stdout().lock().flush();
+    }
+}
+
+/// What each provider was asked and what it cost, after `--count`.
+fn print_totals(totals: &BTreeMap<String, ProviderTotals>) {
+    eprintln!(
+        "{:<12} {:>8} {:>8} {:>10} {:>10} {:>11} {:>11}",
+        "provider", "attempts", "failed", "tokens in", "tokens out", "cost", "of it failed"
+    );
+    for (name, t) in totals {
+        eprintln!(
+            "{name:<12} {:>8} {:>8} {:>10} {:>10} {:>11} {:>11}",
+            t.attempts,
+            t.failures,
+            t.input_tokens + t.cache_read_tokens + t.cache_write_tokens,
+            t.output_tokens,
+            format!("${:.6}", t.cost_usd),
+            format!("${:.6}", t.failed_cost_usd),
+        );
     }
 }
 

@@ -750,6 +750,10 @@ mod tests {
         let defaults = Config::default();
         assert_eq!(sample.timeouts, defaults.timeouts);
         assert_eq!(sample.sim, defaults.sim);
+        assert_eq!(sample.engine, defaults.engine);
+        assert_eq!(sample.breaker, defaults.breaker);
+        assert_eq!(sample.retry, defaults.retry);
+        assert!(sample.chains.is_empty() && sample.policy.is_empty());
         let names = |c: &Config| {
             c.providers
                 .iter()

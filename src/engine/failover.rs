@@ -10,8 +10,8 @@
 //!
 //! Every step is an event on the bus. The engine is itself a [`Provider`], so engines compose.
 
-use serde::Deserialize;
-use std::collections::{HashMap, VecDeque};
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -107,8 +107,8 @@ pub struct EngineSettings {
     pub hedge: Option<HedgeTrigger>,
 }
 
-/// What all engines of one process share: the bus, the breakers, the retry budget, prices, and
-/// recent first-event latencies.
+/// What all engines of one process share: the bus, the breakers, the retry budget, prices, recent
+/// first-event latencies and the running totals per provider.
 #[derive(Clone)]
 pub struct Shared {
     pub bus: Bus,
@@ -116,7 +116,22 @@ pub struct Shared {
     pub budget: RetryBudget,
     pub pricing: Pricing,
     latencies: Arc<Mutex<HashMap<String, VecDeque<u64>>>>,
+    totals: Arc<Mutex<BTreeMap<String, ProviderTotals>>>,
     next_request: Arc<AtomicU64>,
+}
+
+/// Everything spent at one provider so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProviderTotals {
+    pub attempts: u64,
+    pub failures: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub cost_usd: f64,
+    /// The part of `cost_usd` spent on attempts that failed or were cancelled.
+    pub failed_cost_usd: f64,
 }
 
 /// Recent first-event latencies kept per provider, for percentile hedging.
@@ -132,12 +147,36 @@ impl Shared {
             budget,
             pricing,
             latencies: Arc::default(),
+            totals: Arc::default(),
             next_request: Arc::new(AtomicU64::new(0)),
         }
     }
 
     fn next_request_id(&self) -> String {
         format!("r{}", self.next_request.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Running totals per provider, attempts of every engine of this process included.
+    pub fn totals(&self) -> BTreeMap<String, ProviderTotals> {
+        self.totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    fn note_attempt(&self, report: &AttemptReport) {
+        let mut map = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let t = map.entry(report.provider.clone()).or_default();
+        t.attempts += 1;
+        t.input_tokens += report.usage.input_tokens;
+        t.output_tokens += report.usage.output_tokens;
+        t.cache_read_tokens += report.usage.cache_read_tokens;
+        t.cache_write_tokens += report.usage.cache_write_tokens;
+        t.cost_usd += report.cost_usd;
+        if report.result.is_err() {
+            t.failures += 1;
+            t.failed_cost_usd += report.cost_usd;
+        }
     }
 
     fn note_latency(&self, provider: &str, ms: u64) {
@@ -598,6 +637,7 @@ impl Run {
         delivered: bool,
     ) -> Option<ProviderError> {
         let shared = &self.engine.shared;
+        shared.note_attempt(report);
         tally.cost += report.cost_usd;
         if delivered {
             tally.started |= report.committed();
@@ -1205,6 +1245,31 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn totals_per_provider_count_every_attempt() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                usage(100, 0),
+                text("x"),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new("b", vec![reply(&["one", "two"])]);
+        let e = engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Restart),
+        );
+        ask(&e).await;
+        let totals = e.shared().totals();
+        let (ta, tb) = (&totals["a"], &totals["b"]);
+        assert_eq!((ta.attempts, ta.failures, ta.input_tokens), (1, 1, 100));
+        assert!(ta.cost_usd > 0.0 && ta.failed_cost_usd == ta.cost_usd);
+        assert_eq!((tb.attempts, tb.failures, tb.output_tokens), (1, 0, 2));
+        assert_eq!(tb.failed_cost_usd, 0.0);
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn continue_sends_the_partial_reply_as_prefill_and_splices() {
         let a = Scripted::new(
             "a",
@@ -1591,6 +1656,58 @@ mod tests {
             started.elapsed() < Duration::from_millis(200),
             "hedged after ~p95 (10 ms), not the fallback: {:?}",
             started.elapsed()
+        );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn when_all_are_open_try_earliest_tries_the_one_down_longest() {
+        let a = Scripted::new(
+            "a",
+            vec![
+                vec![fail("a", ErrorClass::ServerError, Phase::Headers)],
+                reply(&["unused"]),
+            ],
+        );
+        let b = Scripted::new("b", vec![reply(&["from b, down longest"])]);
+        let bus = Bus::new(4096);
+        let one_strike = BreakerConfig {
+            consecutive_failures: 1,
+            ..BreakerConfig::default()
+        };
+        let breakers = Breakers::new(one_strike, bus.clone());
+        let budget = RetryBudget::new(&BudgetConfig {
+            capacity: 100.0,
+            refill_per_sec: 10.0,
+        });
+        let mut s = settings(MidStreamPolicy::Restart);
+        s.retry.max_retries = 0;
+        s.when_all_open = WhenAllOpen::TryEarliest;
+        let e = FailoverEngine::new(
+            "chain",
+            vec![target(&a, false), target(&b, false)],
+            s,
+            Shared::new(bus, breakers, budget, Pricing::built_in()),
+        );
+        // b's breaker opens first (a failure seen elsewhere), a's a second later.
+        e.shared()
+            .breakers
+            .admit("b")
+            .unwrap()
+            .record(CallOutcome::Failure { retry_after: None });
+        tokio::time::advance(Duration::from_secs(1)).await;
+        let first = ask(&e).await;
+        assert_eq!(first.end.unwrap_err().class, ErrorClass::ServerError);
+        // Everything is open: rather than no answer, one try at b, open longest.
+        let second = ask(&e).await;
+        assert_eq!(second.text, "from b, down longest");
+        assert_eq!((a.calls(), b.calls()), (1, 1));
+        assert_eq!(
+            second
+                .types
+                .iter()
+                .filter(|t| **t == "attempt_skipped")
+                .count(),
+            2
         );
     }
 
