@@ -70,17 +70,16 @@ pub struct AttemptReport {
 }
 
 impl AttemptReport {
-    /// An attempt that left no report of its own (its task died): a server error, nothing spent.
-    pub fn lost(provider: &str, why: &str) -> AttemptReport {
+    /// A report with nothing done yet, ending in `result`.
+    fn new(
+        provider: &str,
+        model: &str,
+        result: Result<Completion, ProviderError>,
+    ) -> AttemptReport {
         AttemptReport {
             provider: provider.to_string(),
-            model: String::new(),
-            result: Err(ProviderError::new(
-                provider,
-                ErrorClass::ServerError,
-                Phase::FirstEvent,
-                why,
-            )),
+            model: model.to_string(),
+            result,
             text: String::new(),
             usage: Usage::default(),
             usage_estimated: false,
@@ -89,6 +88,12 @@ impl AttemptReport {
             tool_call: false,
             elapsed: Duration::ZERO,
         }
+    }
+
+    /// An attempt that left no report of its own (its task died): a server error, nothing spent.
+    pub fn lost(provider: &str, why: &str) -> AttemptReport {
+        let err = ProviderError::new(provider, ErrorClass::ServerError, Phase::FirstEvent, why);
+        AttemptReport::new(provider, "", Err(err))
     }
 
     /// The attempt got as far as a first healthy event (the engine committed to it).
@@ -107,23 +112,9 @@ pub async fn run(
         request.model = provider.default_model().to_string();
     }
     let name = provider.name().to_string();
-    let mut report = AttemptReport {
-        provider: name.clone(),
-        model: request.model.clone(),
-        result: Err(ProviderError::new(
-            &name,
-            ErrorClass::StreamCut,
-            Phase::FirstEvent,
-            "",
-        )),
-        text: String::new(),
-        usage: Usage::default(),
-        usage_estimated: false,
-        cost_usd: 0.0,
-        first_event_ms: None,
-        tool_call: false,
-        elapsed: Duration::ZERO,
-    };
+    // A placeholder: `result` is set from the stream's real end below.
+    let placeholder = ProviderError::new(&name, ErrorClass::StreamCut, Phase::FirstEvent, "");
+    let mut report = AttemptReport::new(&name, &request.model, Err(placeholder));
     let request_chars = request_chars(&request);
     ctx.bus.publish(EventKind::AttemptStarted {
         request_id: ctx.request_id.to_string(),
