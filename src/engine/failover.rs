@@ -593,7 +593,6 @@ impl Run {
                 tally.interrupted =
                     Some((target.name().to_string(), "prefill rejected".to_string()));
                 self.rewind(tally).await;
-                tally.attempts -= 1;
                 continue;
             }
             tally.error = Some(err.clone());
@@ -1188,12 +1187,23 @@ mod tests {
                 Err(e) => seen.end = Err(e),
             }
         }
+        let mut numbers = Vec::new();
         while let Ok(e) = rx.try_recv() {
             seen.types.push(e.kind.type_name());
-            if matches!(e.kind, EventKind::RequestFinished { .. }) {
-                seen.finished = e.kind.clone();
+            match &e.kind {
+                EventKind::RequestFinished { .. } => seen.finished = e.kind.clone(),
+                EventKind::AttemptStarted { attempt, .. } => numbers.push(*attempt),
+                _ => {}
             }
         }
+        // Every attempt has its own number, 1, 2, 3…: consumers fold by it.
+        let mut sorted = numbers.clone();
+        sorted.sort_unstable();
+        assert_eq!(
+            sorted,
+            (1..=numbers.len() as u32).collect::<Vec<_>>(),
+            "attempt numbers {numbers:?}"
+        );
         seen
     }
 
