@@ -47,6 +47,7 @@ pub async fn run(common: &CommonArgs, args: &AskArgs) -> Result<i32> {
         format_version: FORMAT_VERSION,
         mode: setup.mode,
         providers: setup.infos.clone(),
+        breaker_threshold: Some(config.breaker.consecutive_failures),
     });
 
     let request = Request {

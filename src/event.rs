@@ -33,6 +33,9 @@ pub enum EventKind {
         format_version: u32,
         mode: Mode,
         providers: Vec<ProviderInfo>,
+        /// The breakers' consecutive-failure threshold, for showing failures against it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        breaker_threshold: Option<u32>,
     },
     RequestStarted {
         request_id: String,

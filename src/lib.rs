@@ -6,6 +6,7 @@
 pub mod ask;
 pub mod cli;
 pub mod config;
+pub mod console;
 pub mod engine;
 pub mod event;
 pub mod logging;

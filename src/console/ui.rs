@@ -1,0 +1,173 @@
+//! The console's local state: focus, selection, scrolling, filters, popups. It changes only through
+//! keys and mouse (in `app.rs`), never through events, so the same `Dashboard` can be looked at in
+//! different ways.
+
+/// The panels that take keys, in Tab order.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Focus {
+    Providers,
+    Requests,
+    Reply,
+    Log,
+    Prompt,
+}
+
+impl Focus {
+    pub const ORDER: [Focus; 5] = [
+        Focus::Providers,
+        Focus::Requests,
+        Focus::Reply,
+        Focus::Log,
+        Focus::Prompt,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Focus::Providers => "providers",
+            Focus::Requests => "requests",
+            Focus::Reply => "reply",
+            Focus::Log => "event log",
+            Focus::Prompt => "prompt",
+        }
+    }
+}
+
+/// An operator action on a breaker, waiting for `y`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BreakerAction {
+    /// Force open (trip).
+    Trip,
+    ForceClosed,
+    Reset,
+}
+
+impl BreakerAction {
+    pub fn describe(self) -> &'static str {
+        match self {
+            BreakerAction::Trip => "trip (force open)",
+            BreakerAction::ForceClosed => "force closed",
+            BreakerAction::Reset => "reset to automatic",
+        }
+    }
+}
+
+/// Something drawn over the panels, taking the keys while it is open.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Overlay {
+    Help,
+    Confirm {
+        action: BreakerAction,
+        provider: String,
+    },
+    /// Choosing a fault for a simulated provider; `selected` indexes `FAULT_CHOICES`.
+    FaultPicker {
+        provider: String,
+        selected: usize,
+    },
+    /// Choosing what the event log shows; `selected` indexes the rows of the filter list.
+    LogFilter {
+        selected: usize,
+    },
+}
+
+/// What the event log shows.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Only lines about this provider.
+    pub provider: Option<String>,
+    /// Only events of this `type`.
+    pub kind: Option<String>,
+}
+
+/// Background traffic, as the operator set it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadView {
+    pub on: bool,
+    pub per_sec: f64,
+}
+
+/// Faults offered by the `f` picker, with the parameters that make a good rehearsal.
+pub const FAULT_CHOICES: &[(&str, &str)] = &[
+    ("none", "healthy"),
+    ("rate_limit:retry_after=5s", "429, retry after 5 s"),
+    ("overloaded", "529 / 503 overloaded"),
+    ("server_error", "500"),
+    ("connect_refused", "connection refused"),
+    ("no_response", "accepts, never answers"),
+    ("slow_first_event:delay=15s", "first event after 15 s"),
+    ("stall:after=10", "silent mid-stream"),
+    ("stream_cut:after=10", "cut mid-stream"),
+    ("mid_stream_error:after=10", "in-stream error"),
+    ("malformed:after=5", "invalid event mid-stream"),
+    ("flap:down=10s,up=20s", "down 10 s, up 20 s, …"),
+    ("latency:first=2s,token=80ms", "slow but healthy"),
+    ("auth", "401, bad key"),
+    ("bad_request", "400"),
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Ui {
+    pub focus: Focus,
+    /// Index into `Dashboard::providers`.
+    pub selected_provider: usize,
+    /// The request shown in the reply panel; `None` follows the newest.
+    pub selected_request: Option<String>,
+    /// Lines scrolled down in the reply panel.
+    pub reply_scroll: u16,
+    /// Lines scrolled up from the newest in the event log (0 follows the newest).
+    pub log_scroll: usize,
+    pub log_filter: LogFilter,
+    pub overlay: Option<Overlay>,
+    /// The display is frozen (data is still collected).
+    pub frozen: bool,
+    /// `None` where there is no background load (live providers without a demo).
+    pub load: Option<LoadView>,
+    /// Draw with colour (off with `NO_COLOR` or `--no-color`).
+    pub color: bool,
+    /// The simulated providers can take faults (demo mode).
+    pub faults_available: bool,
+    /// A short message for the status bar (the result of the last action).
+    pub flash: Option<String>,
+}
+
+impl Default for Ui {
+    fn default() -> Self {
+        Ui {
+            focus: Focus::Providers,
+            selected_provider: 0,
+            selected_request: None,
+            reply_scroll: 0,
+            log_scroll: 0,
+            log_filter: LogFilter::default(),
+            overlay: None,
+            frozen: false,
+            load: None,
+            color: true,
+            faults_available: false,
+            flash: None,
+        }
+    }
+}
+
+/// The fault kind names the picker offers, checked against the simulator's parser in a test.
+pub fn fault_choice(index: usize) -> Option<&'static str> {
+    FAULT_CHOICES.get(index).map(|(f, _)| *f)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::sim::FaultKind;
+
+    #[test]
+    fn every_fault_choice_parses() {
+        for (fault, _) in FAULT_CHOICES {
+            let parsed: Result<crate::sim::Fault, _> = fault.parse();
+            assert!(parsed.is_ok(), "{fault}");
+        }
+        assert!(matches!(
+            "none".parse::<crate::sim::Fault>().map(|f| f.kind),
+            Ok(FaultKind::None)
+        ));
+    }
+}
