@@ -230,6 +230,8 @@ impl fmt::Display for Key {
         }
         match self.code {
             KeyCodeName::Char(' ') => f.write_str("space"),
+            // Ctrl-letters are written as the convention has them: Ctrl-C.
+            KeyCodeName::Char(c) if self.ctrl => write!(f, "{}", c.to_ascii_uppercase()),
             KeyCodeName::Char(c) => write!(f, "{c}"),
             KeyCodeName::Up => f.write_str("↑"),
             KeyCodeName::Down => f.write_str("↓"),
