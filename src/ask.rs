@@ -414,14 +414,3 @@ fn collapse(items: &[String]) -> String {
         .collect::<Vec<_>>()
         .join(", ")
 }
-
-/// The console is not built yet: say so and point at what works.
-pub fn no_console_yet() -> Result<i32> {
-    eprintln!(
-        "breakerbox: the live console is not available in this version yet.\n\
-         Try:  breakerbox ask --demo \"Why is the sky blue?\"\n\
-         or:   breakerbox sim --listen 127.0.0.1:0\n\
-         See `breakerbox --help` for every command."
-    );
-    Ok(2)
-}

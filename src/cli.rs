@@ -21,6 +21,10 @@ pub struct Cli {
 
     #[command(flatten)]
     pub log: LogArgs,
+
+    /// Draw the console without colour (states are always written as words). `NO_COLOR` does the same.
+    #[arg(long)]
+    pub no_color: bool,
 }
 
 #[derive(Debug, Subcommand)]

@@ -47,6 +47,9 @@ pub struct Config {
     pub pricing: BTreeMap<String, ModelPrice>,
     #[serde(default)]
     pub sim: SimSection,
+    /// Console key overrides: an action name → a key or a list of keys.
+    #[serde(default)]
+    pub keys: BTreeMap<String, crate::console::keys::KeyList>,
     /// Where the config came from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -535,6 +538,7 @@ impl Default for Config {
             policy: BTreeMap::new(),
             pricing: BTreeMap::new(),
             sim: SimSection::default(),
+            keys: BTreeMap::new(),
             source: None,
         }
     }
@@ -631,6 +635,9 @@ impl Config {
                     )));
                 }
             }
+        }
+        if let Err(e) = crate::console::keys::Bindings::with_overrides(&self.keys) {
+            return Err(ConfigError(format!("{origin}: {e}")));
         }
         let b = &self.breaker;
         let checks = [

@@ -35,7 +35,7 @@ fn run(cli: Cli) -> Result<i32> {
         match cli.command {
             Some(Command::Ask(args)) => breakerbox::ask::run(&cli.common, &args).await,
             Some(Command::Sim(args)) => breakerbox::sim::run(&cli.common, &args).await.map(|()| 0),
-            None => breakerbox::ask::no_console_yet(),
+            None => breakerbox::console::run(&cli.common, cli.no_color).await,
         }
     })
 }

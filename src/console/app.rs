@@ -1,0 +1,430 @@
+//! The console's loop: one `tokio::select!` over the terminal's events, the event bus, a tick and a
+//! render interval. It draws only when something changed, at most 60 times a second, folding bursts
+//! of events into one frame; it never awaits I/O of its own (the engine and the network run in other
+//! tasks, reached through the controller).
+
+use chrono::Utc;
+use futures::StreamExt;
+use ratatui::crossterm::event::{
+    Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
+};
+use ratatui::{DefaultTerminal, Frame};
+use ratatui_textarea::TextArea;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::sync::broadcast::{self, error::RecvError};
+
+use super::control::{Controller, LoadChange};
+use super::dashboard::Dashboard;
+use super::keys::{Action, Bindings};
+use super::panels::{self, View};
+use super::ui::{BreakerAction, FAULT_CHOICES, Focus, LogFilter, Overlay, Ui};
+use crate::event::Event;
+
+/// At most 60 frames a second.
+const FRAME: Duration = Duration::from_millis(16);
+/// Clocks and countdowns move on this tick even without events.
+const TICK: Duration = Duration::from_millis(500);
+/// Events folded before the loop looks at the keyboard again (a burst never starves the keys).
+const BURST: usize = 4096;
+
+/// The console's state and what it talks to.
+pub struct App {
+    /// Folded from every event, frozen or not.
+    pub live: Dashboard,
+    /// What the screen shows while frozen.
+    frozen: Option<Box<Dashboard>>,
+    pub ui: Ui,
+    pub keys: Bindings,
+    pub prompt: TextArea<'static>,
+    controller: Controller,
+    quit: bool,
+}
+
+impl App {
+    pub fn new(ui: Ui, keys: Bindings, controller: Controller) -> Self {
+        App {
+            live: Dashboard::new(),
+            frozen: None,
+            ui,
+            keys,
+            prompt: TextArea::default(),
+            controller,
+            quit: false,
+        }
+    }
+
+    /// Run until the operator quits, the terminal's input ends, or SIGTERM.
+    pub async fn run(
+        &mut self,
+        terminal: &mut DefaultTerminal,
+        mut bus: broadcast::Receiver<Arc<Event>>,
+    ) -> std::io::Result<()> {
+        let mut input = EventStream::new();
+        let mut tick = tokio::time::interval(TICK);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut frame = tokio::time::interval(FRAME);
+        frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut terminate = terminate_signal()?;
+        let mut dirty = true;
+        while !self.quit {
+            tokio::select! {
+                input_event = input.next() => match input_event {
+                    Some(Ok(event)) => {
+                        self.on_terminal(&event);
+                        dirty = true;
+                    }
+                    Some(Err(e)) => return Err(e),
+                    None => break,
+                },
+                received = bus.recv() => {
+                    self.receive(received, &mut bus);
+                    dirty = true;
+                }
+                _ = tick.tick() => {
+                    self.live.tick(Utc::now());
+                    dirty |= !self.ui.frozen;
+                }
+                _ = frame.tick(), if dirty => {
+                    terminal.draw(|f| self.draw(f))?;
+                    dirty = false;
+                }
+                () = terminate.recv() => break,
+            }
+        }
+        Ok(())
+    }
+
+    /// Fold one event from the bus and whatever else is already waiting, up to a burst.
+    fn receive(
+        &mut self,
+        first: Result<Arc<Event>, RecvError>,
+        bus: &mut broadcast::Receiver<Arc<Event>>,
+    ) {
+        let mut next = first;
+        for _ in 0..BURST {
+            match next {
+                Ok(event) => self.live.apply(&event),
+                Err(RecvError::Lagged(n)) => self.live.missed(n),
+                Err(RecvError::Closed) => return,
+            }
+            next = match bus.try_recv() {
+                Ok(event) => Ok(event),
+                Err(broadcast::error::TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
+                Err(_) => return,
+            };
+        }
+    }
+
+    pub fn draw(&self, frame: &mut Frame) {
+        let dash = self.frozen.as_deref().unwrap_or(&self.live);
+        let view = View {
+            dash,
+            ui: &self.ui,
+            keys: &self.keys,
+            prompt: &self.prompt,
+        };
+        panels::draw(frame, &view);
+    }
+
+    pub fn should_quit(&self) -> bool {
+        self.quit
+    }
+
+    pub fn on_terminal(&mut self, event: &TermEvent) {
+        match event {
+            TermEvent::Key(key) if key.kind != KeyEventKind::Release => self.on_key(key),
+            TermEvent::Mouse(mouse) => match mouse.kind {
+                MouseEventKind::ScrollUp => self.scroll(-3),
+                MouseEventKind::ScrollDown => self.scroll(3),
+                _ => {}
+            },
+            TermEvent::Paste(text) if self.ui.focus == Focus::Prompt => {
+                self.prompt.insert_str(text);
+            }
+            _ => {}
+        }
+    }
+
+    pub fn on_key(&mut self, key: &KeyEvent) {
+        // Ctrl-C quits from anywhere, the prompt and popups included.
+        if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
+            self.quit = true;
+            return;
+        }
+        if let Some(overlay) = self.ui.overlay.clone() {
+            self.on_overlay_key(overlay, key);
+            return;
+        }
+        if self.ui.focus == Focus::Prompt {
+            self.on_prompt_key(key);
+            return;
+        }
+        if let Some(action) = self.keys.action(key) {
+            self.on_action(action);
+        }
+    }
+
+    fn on_prompt_key(&mut self, key: &KeyEvent) {
+        match key.code {
+            KeyCode::Esc => self.ui.focus = Focus::Reply,
+            KeyCode::Enter if key.modifiers.contains(KeyModifiers::ALT) => {
+                self.prompt.insert_newline();
+            }
+            KeyCode::Enter => {
+                let text = self.prompt.lines().join("\n");
+                if text.trim().is_empty() {
+                    self.ui.flash = Some("type a prompt first".to_string());
+                } else {
+                    self.controller.send_prompt(text.trim());
+                    self.prompt = TextArea::default();
+                    // Show the reply as it streams: follow the newest request.
+                    self.ui.selected_request = None;
+                    self.ui.reply_scroll = 0;
+                    self.ui.flash = Some("sent".to_string());
+                }
+            }
+            _ => {
+                self.prompt.input(*key);
+            }
+        }
+    }
+
+    fn on_overlay_key(&mut self, overlay: Overlay, key: &KeyEvent) {
+        let up = matches!(self.keys.action(key), Some(Action::Up));
+        let down = matches!(self.keys.action(key), Some(Action::Down));
+        match overlay {
+            Overlay::Help => {
+                if matches!(key.code, KeyCode::Esc | KeyCode::Enter)
+                    || matches!(self.keys.action(key), Some(Action::Help | Action::Quit))
+                {
+                    self.ui.overlay = None;
+                }
+            }
+            Overlay::Confirm { action, provider } => {
+                self.ui.overlay = None;
+                self.ui.flash = Some(if key.code == KeyCode::Char('y') {
+                    self.controller.breaker(action, &provider)
+                } else {
+                    "cancelled".to_string()
+                });
+            }
+            Overlay::FaultPicker { provider, selected } => {
+                if key.code == KeyCode::Esc {
+                    self.ui.overlay = None;
+                } else if key.code == KeyCode::Enter {
+                    self.ui.overlay = None;
+                    if let Some((fault, _)) = FAULT_CHOICES.get(selected) {
+                        self.ui.flash = Some(self.controller.set_fault(&provider, fault));
+                    }
+                } else if up || down {
+                    let n = FAULT_CHOICES.len();
+                    let selected = if up {
+                        (selected + n - 1) % n
+                    } else {
+                        (selected + 1) % n
+                    };
+                    self.ui.overlay = Some(Overlay::FaultPicker { provider, selected });
+                }
+            }
+            Overlay::LogFilter { selected } => {
+                let choices = self.log_filter_choices();
+                if key.code == KeyCode::Esc {
+                    self.ui.overlay = None;
+                } else if key.code == KeyCode::Enter {
+                    self.ui.overlay = None;
+                    if let Some(filter) = choices.get(selected) {
+                        self.ui.log_filter = filter.clone();
+                        self.ui.log_scroll = 0;
+                    }
+                } else if (up || down) && !choices.is_empty() {
+                    let n = choices.len();
+                    let selected = if up {
+                        (selected + n - 1) % n
+                    } else {
+                        (selected + 1) % n
+                    };
+                    self.ui.overlay = Some(Overlay::LogFilter { selected });
+                }
+            }
+        }
+    }
+
+    /// The filters the `e` popup offers, in its order: everything, each provider, each event type.
+    pub fn log_filter_choices(&self) -> Vec<LogFilter> {
+        let mut choices = vec![LogFilter::default()];
+        choices.extend(self.live.providers.iter().map(|p| LogFilter {
+            provider: Some(p.name.clone()),
+            kind: None,
+        }));
+        choices.extend(LOG_KINDS.iter().map(|k| LogFilter {
+            provider: None,
+            kind: Some((*k).to_string()),
+        }));
+        choices
+    }
+
+    fn on_action(&mut self, action: Action) {
+        self.ui.flash = None;
+        match action {
+            Action::Quit => self.quit = true,
+            Action::Help => self.ui.overlay = Some(Overlay::Help),
+            Action::FocusNext => self.ui.focus = cycle(self.ui.focus, 1),
+            Action::FocusPrev => self.ui.focus = cycle(self.ui.focus, -1),
+            Action::Prompt => self.ui.focus = Focus::Prompt,
+            Action::Up => self.select(-1),
+            Action::Down => self.select(1),
+            Action::PageUp => self.scroll(-10),
+            Action::PageDown => self.scroll(10),
+            Action::Trip => self.confirm(BreakerAction::Trip),
+            Action::ForceClosed => self.confirm(BreakerAction::ForceClosed),
+            Action::Reset => {
+                if let Some(provider) = self.selected_provider() {
+                    self.ui.flash = Some(self.controller.breaker(BreakerAction::Reset, &provider));
+                }
+            }
+            Action::PickFault => match self.selected_provider() {
+                Some(provider) if self.ui.faults_available => {
+                    let current = self.live.provider(&provider).and_then(|p| p.fault.clone());
+                    let selected = current
+                        .and_then(|f| FAULT_CHOICES.iter().position(|(c, _)| *c == f))
+                        .unwrap_or(0);
+                    self.ui.overlay = Some(Overlay::FaultPicker { provider, selected });
+                }
+                _ => {
+                    self.ui.flash =
+                        Some("faults apply to the simulated providers (demo mode)".to_string());
+                }
+            },
+            Action::ToggleLoad => self.load(LoadChange::Toggle),
+            Action::LoadFaster => self.load(LoadChange::Faster),
+            Action::LoadSlower => self.load(LoadChange::Slower),
+            Action::Freeze => {
+                self.ui.frozen = !self.ui.frozen;
+                self.frozen = self.ui.frozen.then(|| Box::new(self.live.clone()));
+            }
+            Action::FilterLog => self.ui.overlay = Some(Overlay::LogFilter { selected: 0 }),
+        }
+    }
+
+    fn load(&mut self, change: LoadChange) {
+        self.ui.flash = Some(self.controller.adjust_load(change));
+        self.ui.load = self.controller.load();
+    }
+
+    fn selected_provider(&self) -> Option<String> {
+        self.live
+            .providers
+            .get(self.ui.selected_provider)
+            .map(|p| p.name.clone())
+    }
+
+    fn confirm(&mut self, action: BreakerAction) {
+        if let Some(provider) = self.selected_provider() {
+            self.ui.overlay = Some(Overlay::Confirm { action, provider });
+        }
+    }
+
+    /// Up/down in the focused panel.
+    fn select(&mut self, by: i32) {
+        match self.ui.focus {
+            Focus::Providers => {
+                let n = self.live.providers.len();
+                if n > 0 {
+                    let i = self.ui.selected_provider as i64 + i64::from(by);
+                    self.ui.selected_provider = i.clamp(0, n as i64 - 1) as usize;
+                }
+            }
+            Focus::Requests => self.select_request(by),
+            Focus::Reply | Focus::Log | Focus::Prompt => self.scroll(by),
+        }
+    }
+
+    /// Older (`by` < 0) or newer requests; past the newest, follow new ones again.
+    fn select_request(&mut self, by: i32) {
+        let ids: Vec<&str> = self.live.requests.iter().map(|r| r.id.as_str()).collect();
+        if ids.is_empty() {
+            return;
+        }
+        let current = self
+            .ui
+            .selected_request
+            .as_deref()
+            .and_then(|id| ids.iter().position(|x| *x == id))
+            .unwrap_or(ids.len());
+        let next = current as i64 + i64::from(by);
+        self.ui.selected_request = if next >= ids.len() as i64 {
+            None
+        } else {
+            Some(ids[next.max(0) as usize].to_string())
+        };
+        self.ui.reply_scroll = 0;
+    }
+
+    fn scroll(&mut self, by: i32) {
+        match self.ui.focus {
+            Focus::Log => {
+                // The log scrolls up from the newest line.
+                let up = -i64::from(by);
+                self.ui.log_scroll = (self.ui.log_scroll as i64 + up).max(0) as usize;
+            }
+            _ => {
+                let down = i64::from(self.ui.reply_scroll) + i64::from(by);
+                self.ui.reply_scroll = down.clamp(0, i64::from(u16::MAX)) as u16;
+            }
+        }
+    }
+}
+
+/// The event types the log filter offers.
+const LOG_KINDS: [&str; 10] = [
+    "request_started",
+    "attempt_started",
+    "attempt_failed",
+    "attempt_skipped",
+    "first_event",
+    "rewind",
+    "request_finished",
+    "breaker_changed",
+    "operator_action",
+    "provider_flagged",
+];
+
+fn cycle(focus: Focus, by: i32) -> Focus {
+    let order = Focus::ORDER;
+    let i = order.iter().position(|f| *f == focus).unwrap_or(0) as i32;
+    let n = order.len() as i32;
+    order[((i + by).rem_euclid(n)) as usize]
+}
+
+/// SIGTERM ends the console like `q` does, so the terminal is restored.
+fn terminate_signal() -> std::io::Result<Terminate> {
+    #[cfg(unix)]
+    {
+        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
+        Ok(Terminate(signal))
+    }
+    #[cfg(not(unix))]
+    {
+        Ok(Terminate(()))
+    }
+}
+
+#[cfg(unix)]
+struct Terminate(tokio::signal::unix::Signal);
+
+#[cfg(not(unix))]
+struct Terminate(());
+
+impl Terminate {
+    async fn recv(&mut self) {
+        #[cfg(unix)]
+        {
+            if self.0.recv().await.is_none() {
+                std::future::pending::<()>().await;
+            }
+        }
+        #[cfg(not(unix))]
+        std::future::pending::<()>().await;
+    }
+}
