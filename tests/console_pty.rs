@@ -84,6 +84,20 @@ impl Console {
         }
     }
 
+    /// Wait until the screen no longer shows `text` (case-insensitive).
+    fn wait_gone(&self, text: &str, within: Duration) {
+        let deadline = Instant::now() + within;
+        let needle = text.to_lowercase();
+        while self.contents().to_lowercase().contains(&needle) {
+            assert!(
+                Instant::now() < deadline,
+                "{text:?} stayed; the screen:\n{}",
+                self.contents()
+            );
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     fn keys(&mut self, bytes: &[u8]) {
         self.writer.write_all(bytes).expect("typing");
         self.writer.flush().expect("typing");
@@ -135,11 +149,13 @@ fn the_console_starts_answers_trips_resets_and_quits_cleanly() {
         "{screen}"
     );
 
-    // A prompt, answered.
+    // A prompt, answered. Background load off first, so the reply panel (which follows the newest
+    // request) shows ours.
+    console.keys(b"l");
     console.keys(b"i");
     console.keys(b"Name three rivers");
     console.keys(b"\r");
-    console.wait_for("Name three rivers", Duration::from_secs(10));
+    console.wait_for("› Name three rivers", Duration::from_secs(10));
     console.wait_for(PROMPT_ANSWERED, Duration::from_secs(20));
 
     // Trip the selected breaker (anthropic, the first row): it asks, then it is forced open.
@@ -150,6 +166,7 @@ fn the_console_starts_answers_trips_resets_and_quits_cleanly() {
     console.wait_for(FORCED_OPEN, Duration::from_secs(5));
     // Reset: back to automatic.
     console.keys(b"r");
+    console.wait_gone(FORCED_OPEN, Duration::from_secs(5));
     console.wait_for("reset to automatic", Duration::from_secs(5));
 
     console.keys(b"q");
@@ -172,5 +189,5 @@ fn sigterm_restores_the_terminal_too() {
 }
 
 /// What the screen shows once the operator's prompt is answered, and a forced-open breaker.
-const PROMPT_ANSWERED: &str = "answered by";
-const FORCED_OPEN: &str = "forced";
+const PROMPT_ANSWERED: &str = "✓ ok · end_turn";
+const FORCED_OPEN: &str = "FORCED OPEN until reset";
