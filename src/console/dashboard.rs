@@ -225,9 +225,10 @@ pub struct Ledger {
     threshold: Option<u32>,
     /// Attempts started while their provider was half-open and not yet ended, oldest first.
     probes: VecDeque<Probe>,
-    /// The latest usage cost per (request, provider): the engine publishes an attempt's `usage` just
-    /// before its `attempt_failed`, which charges it to the provider's failed cost.
-    usage: VecDeque<UsageCost>,
+    /// The latest usage cost per request and provider: the engine publishes an attempt's `usage`
+    /// just before its `attempt_failed`, which charges it to the provider's failed cost. Ordered
+    /// (not hashed) so that the dashboard's `Debug` is the same for the same events.
+    usage: BTreeMap<String, Vec<(String, f64)>>,
 }
 
 #[derive(Debug, Clone)]
@@ -235,13 +236,6 @@ struct Probe {
     provider: String,
     request_id: String,
     attempt: u32,
-}
-
-#[derive(Debug, Clone)]
-struct UsageCost {
-    request_id: String,
-    provider: String,
-    cost_usd: f64,
 }
 
 // Bounds on what a hostile or endless stream could otherwise grow without limit.
@@ -260,8 +254,9 @@ const PROBES_KEPT: usize = 1_024;
 const USAGE_KEPT: usize = 4_096;
 /// Longest error message, reason or detail kept (one line).
 const MESSAGE_CHARS_KEPT: usize = 2_000;
-/// Longest field quoted in a log line.
+/// Longest field quoted in a log line, and longest line.
 const LOG_FIELD_CHARS: usize = 300;
+const LOG_LINE_CHARS: usize = 1_000;
 
 /// The default policy says which classes count for a breaker (the console has no engine config).
 static POLICY: LazyLock<Policy> = LazyLock::new(Policy::default);
@@ -828,7 +823,7 @@ impl Dashboard {
             view.consecutive_failures = 0;
         }
         self.release_probe(|p| p.request_id == request_id);
-        self.ledger.usage.retain(|u| u.request_id != request_id);
+        self.ledger.usage.remove(request_id);
     }
 
     fn on_breaker_changed(
@@ -902,36 +897,38 @@ impl Dashboard {
 
     fn note_usage(&mut self, request_id: &str, provider: &str, cost_usd: f64) {
         let usage = &mut self.ledger.usage;
-        if let Some(u) = usage
-            .iter_mut()
-            .rev()
-            .find(|u| u.request_id == request_id && u.provider == provider)
-        {
-            u.cost_usd = cost_usd;
+        if let Some(costs) = usage.get_mut(request_id) {
+            if let Some((_, cost)) = costs.iter_mut().find(|(p, _)| p == provider) {
+                *cost = cost_usd;
+            } else if costs.len() < PROVIDERS_KEPT {
+                costs.push((provider.to_string(), cost_usd));
+            }
             return;
         }
-        push_ring(
-            usage,
-            UsageCost {
-                request_id: request_id.to_string(),
-                provider: provider.to_string(),
-                cost_usd,
-            },
-            USAGE_KEPT,
+        // Requests whose end was never seen must not pile up: drop one (any) to make room.
+        if usage.len() >= USAGE_KEPT {
+            usage.pop_first();
+        }
+        usage.insert(
+            request_id.to_string(),
+            vec![(provider.to_string(), cost_usd)],
         );
     }
 
     /// The cost of the usage just reported for this request at this provider, if any (taken, so
     /// that it is charged once).
     fn take_usage(&mut self, request_id: &str, provider: &str) -> f64 {
-        let usage = &mut self.ledger.usage;
-        match usage
-            .iter()
-            .rposition(|u| u.request_id == request_id && u.provider == provider)
-        {
-            Some(i) => usage.remove(i).map_or(0.0, |u| u.cost_usd),
-            None => 0.0,
+        let Some(costs) = self.ledger.usage.get_mut(request_id) else {
+            return 0.0;
+        };
+        let Some(i) = costs.iter().position(|(p, _)| p == provider) else {
+            return 0.0;
+        };
+        let (_, cost) = costs.swap_remove(i);
+        if costs.is_empty() {
+            self.ledger.usage.remove(request_id);
         }
+        cost
     }
 
     fn push_log(&mut self, event: &Event) {
@@ -1009,7 +1006,10 @@ impl ProviderView {
 
     /// Attempts per second over the last `RATE_WINDOW` before `now`.
     pub fn rate_per_sec(&self, now: DateTime<Utc>) -> f64 {
-        let since = now - RATE_WINDOW;
+        // At the very start of time there is no window to subtract: count everything.
+        let since = now
+            .checked_sub_signed(RATE_WINDOW)
+            .unwrap_or(DateTime::<Utc>::MIN_UTC);
         let n = self.recent_attempts.iter().filter(|t| **t > since).count();
         n as f64 / RATE_WINDOW.as_seconds_f64()
     }
@@ -1219,6 +1219,12 @@ fn describe(kind: &EventKind) -> String {
     let mut s = String::with_capacity(96);
     // Writing to a String cannot fail.
     let _ = write_description(&mut s, kind);
+    if s.len() > LOG_LINE_CHARS
+        && let Some((cut, _)) = s.char_indices().nth(LOG_LINE_CHARS)
+    {
+        s.truncate(cut);
+        s.push('…');
+    }
     s
 }
 
@@ -1434,4 +1440,1329 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use chrono::TimeDelta;
+
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
+    /// `ms` milliseconds after `t0`.
+    fn at(ms: i64) -> DateTime<Utc> {
+        t0() + TimeDelta::milliseconds(ms)
+    }
+
+    /// Events at fixed times with increasing `seq`.
+    #[derive(Default)]
+    struct Script(Vec<Event>);
+
+    impl Script {
+        fn at(&mut self, ms: i64, kind: EventKind) -> &mut Self {
+            self.at_time(at(ms), kind)
+        }
+
+        fn at_time(&mut self, ts: DateTime<Utc>, kind: EventKind) -> &mut Self {
+            let seq = self.0.len() as u64 + 1;
+            self.0.push(Event { ts, seq, kind });
+            self
+        }
+
+        fn apply_to(&self, dash: &mut Dashboard) {
+            for e in &self.0 {
+                dash.apply(e);
+            }
+        }
+
+        fn fold(&self) -> Dashboard {
+            let mut dash = Dashboard::new();
+            self.apply_to(&mut dash);
+            dash
+        }
+    }
+
+    fn session(names: &[&str], threshold: Option<u32>) -> EventKind {
+        EventKind::SessionStarted {
+            format_version: crate::event::FORMAT_VERSION,
+            mode: Mode::Demo,
+            providers: names
+                .iter()
+                .map(|n| ProviderInfo {
+                    name: n.to_string(),
+                    protocol: format!("{n}-protocol"),
+                    model: format!("{n}-model"),
+                })
+                .collect(),
+            breaker_threshold: threshold,
+        }
+    }
+
+    fn request(id: &str, chain: &[&str]) -> EventKind {
+        EventKind::RequestStarted {
+            request_id: id.into(),
+            source: Source::Prompt,
+            chain: chain.iter().map(|s| s.to_string()).collect(),
+            prompt: Some("hello?".into()),
+        }
+    }
+
+    fn attempt(id: &str, n: u32, provider: &str) -> EventKind {
+        EventKind::AttemptStarted {
+            request_id: id.into(),
+            attempt: n,
+            provider: provider.into(),
+            model: format!("{provider}-model"),
+        }
+    }
+
+    fn failed(id: &str, n: u32, provider: &str, class: ErrorClass, phase: Phase) -> EventKind {
+        EventKind::AttemptFailed {
+            request_id: id.into(),
+            attempt: n,
+            provider: provider.into(),
+            phase,
+            class,
+            retryable: crate::engine::classify::retryable(class),
+            status: None,
+            retry_after_ms: None,
+            message: format!("{class} at {provider}"),
+            elapsed_ms: 10,
+        }
+    }
+
+    fn skipped(id: &str, provider: &str, reason: &str) -> EventKind {
+        EventKind::AttemptSkipped {
+            request_id: id.into(),
+            provider: provider.into(),
+            reason: reason.into(),
+        }
+    }
+
+    fn first(id: &str, n: u32, provider: &str, latency_ms: u64) -> EventKind {
+        EventKind::FirstEvent {
+            request_id: id.into(),
+            attempt: n,
+            provider: provider.into(),
+            latency_ms,
+        }
+    }
+
+    fn delta(id: &str, provider: &str, text: &str) -> EventKind {
+        EventKind::TextDelta {
+            request_id: id.into(),
+            provider: provider.into(),
+            text: text.into(),
+        }
+    }
+
+    fn rewind(id: &str, provider: &str, discarded_chars: u64, reason: &str) -> EventKind {
+        EventKind::Rewind {
+            request_id: id.into(),
+            provider: provider.into(),
+            discarded_chars,
+            reason: reason.into(),
+        }
+    }
+
+    fn usage(id: &str, provider: &str, cost_usd: f64) -> EventKind {
+        EventKind::Usage {
+            request_id: id.into(),
+            provider: provider.into(),
+            model: format!("{provider}-model"),
+            input_tokens: 10,
+            output_tokens: 20,
+            cache_read_tokens: 1,
+            cache_write_tokens: 2,
+            cost_usd,
+            estimated: false,
+        }
+    }
+
+    fn ok(id: &str, provider: &str, cost: f64, failed_cost: f64, primary: f64) -> EventKind {
+        EventKind::RequestFinished {
+            request_id: id.into(),
+            outcome: Outcome::Ok,
+            provider: Some(provider.into()),
+            stop_reason: Some("end_turn".into()),
+            class: None,
+            message: None,
+            total_ms: 1234,
+            cost_usd: cost,
+            attempts: 2,
+            failed_cost_usd: failed_cost,
+            primary_cost_usd: Some(primary),
+        }
+    }
+
+    fn error(id: &str, class: ErrorClass) -> EventKind {
+        EventKind::RequestFinished {
+            request_id: id.into(),
+            outcome: Outcome::Error,
+            provider: None,
+            stop_reason: None,
+            class: Some(class),
+            message: Some(format!("it was {class}")),
+            total_ms: 500,
+            cost_usd: 0.0,
+            attempts: 1,
+            failed_cost_usd: 0.0,
+            primary_cost_usd: None,
+        }
+    }
+
+    fn breaker(
+        provider: &str,
+        from: &str,
+        to: &str,
+        reason: &str,
+        recovery: Option<u64>,
+    ) -> EventKind {
+        EventKind::BreakerChanged {
+            provider: provider.into(),
+            from: from.into(),
+            to: to.into(),
+            reason: reason.into(),
+            recovery_ms: recovery,
+        }
+    }
+
+    fn operator(action: &str, provider: Option<&str>, detail: &str) -> EventKind {
+        EventKind::OperatorAction {
+            action: action.into(),
+            provider: provider.map(str::to_string),
+            detail: detail.into(),
+        }
+    }
+
+    fn close(a: f64, b: f64) -> bool {
+        (a - b).abs() < 1e-12
+    }
+
+    /// anthropic streams "Hello", is cut mid-stream, the reply is withdrawn and openai answers.
+    fn failover_script() -> Script {
+        let mut s = Script::default();
+        s.at(0, session(&["anthropic", "openai"], Some(5)))
+            .at(10, request("r1", &["anthropic", "openai"]))
+            .at(20, attempt("r1", 1, "anthropic"))
+            .at(220, first("r1", 1, "anthropic", 200))
+            .at(230, delta("r1", "anthropic", "Hel"))
+            .at(240, delta("r1", "anthropic", "lo"))
+            .at(250, usage("r1", "anthropic", 0.001))
+            .at(
+                260,
+                failed(
+                    "r1",
+                    1,
+                    "anthropic",
+                    ErrorClass::StreamCut,
+                    Phase::MidStream,
+                ),
+            )
+            .at(270, rewind("r1", "anthropic", 5, "stream_cut"))
+            .at(280, attempt("r1", 2, "openai"))
+            .at(580, first("r1", 2, "openai", 300))
+            .at(590, delta("r1", "openai", "Hi"))
+            .at(600, delta("r1", "openai", " there"))
+            .at(610, usage("r1", "openai", 0.002))
+            .at(620, ok("r1", "openai", 0.003, 0.001, 0.0025));
+        s
+    }
+
+    #[test]
+    fn a_request_that_fails_over_is_folded_in_full() {
+        let dash = failover_script().fold();
+        let r = dash.request("r1").unwrap();
+        assert_eq!(r.text, "Hi there");
+        assert!(!r.text_truncated);
+        assert_eq!(
+            r.rewinds,
+            vec![RewindView {
+                provider: "anthropic".into(),
+                discarded_chars: 5,
+                reason: "stream_cut".into()
+            }]
+        );
+        assert_eq!(r.attempts.len(), 2);
+        assert_eq!(
+            (r.attempts[0].number, r.attempts[0].provider.as_str()),
+            (1, "anthropic")
+        );
+        assert!(matches!(
+            r.attempts[0].state,
+            AttemptState::Failed {
+                class: ErrorClass::StreamCut,
+                phase: Phase::MidStream,
+                retryable: true,
+                ..
+            }
+        ));
+        assert_eq!(r.attempts[1].model, "openai-model");
+        assert_eq!(
+            r.attempts[1].state,
+            AttemptState::Streaming { latency_ms: 300 }
+        );
+        assert_eq!(r.provider.as_deref(), Some("openai"));
+        assert_eq!(r.outcome, Some(Outcome::Ok));
+        assert_eq!(r.stop_reason.as_deref(), Some("end_turn"));
+        assert_eq!(r.total_ms, Some(1234));
+        assert!(close(r.cost_usd, 0.003));
+
+        let t = dash.totals;
+        assert_eq!(
+            (t.requests, t.answered, t.failed_over, t.failed, t.in_flight),
+            (1, 1, 1, 0, 0)
+        );
+        assert!(close(t.cost_usd, 0.003), "{}", t.cost_usd);
+        assert!(close(t.failed_cost_usd, 0.001));
+        assert!(
+            close(t.failover_delta_usd, 0.0005),
+            "{}",
+            t.failover_delta_usd
+        );
+
+        let a = dash.provider("anthropic").unwrap();
+        assert_eq!((a.attempts, a.successes, a.failures), (1, 0, 1));
+        assert!(close(a.cost_usd, 0.001) && close(a.failed_cost_usd, 0.001));
+        assert_eq!(a.consecutive_failures, 1);
+        assert_eq!(a.latency_ms(0.5), Some(200));
+        let points: Vec<_> = a.latency_series.iter().map(|p| p.latency_ms).collect();
+        assert_eq!(points, vec![Some(200), None]);
+        assert_eq!(a.last_error.as_ref().unwrap().class, ErrorClass::StreamCut);
+        assert_eq!(
+            a.tokens,
+            Tokens {
+                input: 10,
+                output: 20,
+                cache_read: 1,
+                cache_write: 2
+            }
+        );
+        let o = dash.provider("openai").unwrap();
+        assert_eq!((o.attempts, o.successes, o.failures), (1, 1, 0));
+        assert!(close(o.cost_usd, 0.002) && o.failed_cost_usd == 0.0);
+        assert_eq!(o.success_rate(), Some(1.0));
+        assert_eq!(o.rate_per_sec(at(620)), 0.1);
+
+        let e = &dash.errors[&("anthropic".to_string(), ErrorClass::StreamCut)];
+        assert_eq!((e.count, e.retryable, e.last_at), (1, true, at(260)));
+        assert_eq!(e.last_message, "stream_cut at anthropic");
+        assert_eq!(dash.errors.len(), 1);
+
+        // Every event but the four text deltas is in the log.
+        assert_eq!(dash.events_applied, 15);
+        assert_eq!(dash.log.len(), 11);
+        assert!(dash.log.iter().all(|l| l.kind != "text_delta"));
+    }
+
+    #[test]
+    fn the_session_names_the_providers_their_order_and_threshold() {
+        let dash = Script::default()
+            .at(0, session(&["anthropic", "openai", "anthropic"], Some(3)))
+            .fold();
+        assert_eq!(dash.mode, Some(Mode::Demo));
+        assert_eq!(dash.started_at, Some(at(0)));
+        let names: Vec<&str> = dash.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["anthropic", "openai"]);
+        let a = &dash.providers[0];
+        assert_eq!(
+            (a.protocol.as_str(), a.model.as_str()),
+            ("anthropic-protocol", "anthropic-model")
+        );
+        assert_eq!(a.threshold, Some(3));
+        assert_eq!(a.breaker, BreakerState::Closed);
+        assert_eq!(
+            a.timeline,
+            [BreakerSpan {
+                from: at(0),
+                state: BreakerState::Closed
+            }]
+        );
+    }
+
+    #[test]
+    fn breaker_transitions_count_down_and_draw_a_timeline() {
+        let mut s = Script::default();
+        s.at(0, session(&["anthropic"], Some(5))).at(
+            10_000,
+            breaker(
+                "anthropic",
+                "closed",
+                "open",
+                "5 consecutive failures",
+                Some(30_000),
+            ),
+        );
+        let mut dash = s.fold();
+        let a = dash.provider("anthropic").unwrap();
+        assert_eq!(a.breaker, BreakerState::Open);
+        assert_eq!(a.breaker_since, Some(at(10_000)));
+        assert_eq!(a.breaker_reason, "5 consecutive failures");
+        assert_eq!(a.open_until, Some(at(40_000)));
+        let now = dash.now.unwrap();
+        assert_eq!(a.open_remaining(now), Some(TimeDelta::seconds(30)));
+
+        dash.tick(at(25_000));
+        let a = dash.provider("anthropic").unwrap();
+        assert_eq!(
+            a.open_remaining(dash.now.unwrap()),
+            Some(TimeDelta::seconds(15))
+        );
+        dash.tick(at(45_000));
+        let a = dash.provider("anthropic").unwrap();
+        assert_eq!(a.open_remaining(dash.now.unwrap()), Some(TimeDelta::zero()));
+
+        Script::default()
+            .at(
+                45_000,
+                breaker("anthropic", "open", "half_open", "recovery elapsed", None),
+            )
+            .at(
+                46_000,
+                breaker("anthropic", "half_open", "closed", "probe succeeded", None),
+            )
+            .at(
+                50_000,
+                breaker("anthropic", "closed", "forced_open", "operator: trip", None),
+            )
+            .apply_to(&mut dash);
+        let a = dash.provider("anthropic").unwrap();
+        assert_eq!(a.breaker, BreakerState::ForcedOpen);
+        assert_eq!(a.open_until, None);
+        assert_eq!(a.open_remaining(at(50_000)), None);
+        let spans: Vec<(DateTime<Utc>, BreakerState)> =
+            a.timeline.iter().map(|s| (s.from, s.state)).collect();
+        assert_eq!(
+            spans,
+            [
+                (at(0), BreakerState::Closed),
+                (at(10_000), BreakerState::Open),
+                (at(45_000), BreakerState::HalfOpen),
+                (at(46_000), BreakerState::Closed),
+                (at(50_000), BreakerState::ForcedOpen),
+            ]
+        );
+    }
+
+    #[test]
+    fn an_unknown_breaker_state_changes_nothing_but_is_logged() {
+        let dash = Script::default()
+            .at(0, session(&["anthropic"], None))
+            .at(1, breaker("anthropic", "closed", "sideways", "?", Some(5)))
+            .fold();
+        let a = dash.provider("anthropic").unwrap();
+        assert_eq!(a.breaker, BreakerState::Closed);
+        assert_eq!(a.timeline.len(), 1);
+        let line = dash.log.back().unwrap();
+        assert_eq!(
+            line.text,
+            "anthropic breaker closed → sideways (?): unknown state, ignored"
+        );
+    }
+
+    #[test]
+    fn the_timeline_keeps_the_span_in_force_at_the_window_start() {
+        let min = 60_000;
+        let dash = Script::default()
+            .at(0, session(&["a"], None))
+            .at(min, breaker("a", "closed", "open", "x", Some(1000)))
+            .at(2 * min, breaker("a", "open", "closed", "x", None))
+            .at(40 * min, breaker("a", "closed", "open", "x", Some(1000)))
+            .fold();
+        // The window starts at 10 min, inside the closed span that began at 2 min.
+        let spans: Vec<_> = dash.providers[0]
+            .timeline
+            .iter()
+            .map(|s| (s.from, s.state))
+            .collect();
+        assert_eq!(
+            spans,
+            [
+                (at(2 * min), BreakerState::Closed),
+                (at(40 * min), BreakerState::Open)
+            ]
+        );
+
+        // A breaker flapping every millisecond stays within the span cap.
+        let mut s = Script::default();
+        s.at(0, session(&["a"], None));
+        for i in 0..(10 * TIMELINE_SPANS_KEPT as i64) {
+            let (from, to) = if i % 2 == 0 {
+                ("closed", "open")
+            } else {
+                ("open", "closed")
+            };
+            s.at(i, breaker("a", from, to, "flap", Some(10)));
+        }
+        let dash = s.fold();
+        assert_eq!(dash.providers[0].timeline.len(), TIMELINE_SPANS_KEPT);
+    }
+
+    #[test]
+    fn half_open_probes_are_released_exactly_once() {
+        let mut s = Script::default();
+        s.at(0, session(&["a", "b"], None))
+            .at(1_000, breaker("a", "closed", "open", "x", Some(30_000)))
+            // Attempts while open or closed are not probes.
+            .at(1_500, request("r0", &["a"]))
+            .at(1_600, attempt("r0", 1, "a"))
+            .at(
+                31_000,
+                breaker("a", "open", "half_open", "recovery elapsed", None),
+            )
+            .at(31_100, request("r1", &["a", "b"]))
+            .at(31_200, attempt("r1", 1, "a"));
+        let mut dash = s.fold();
+        assert_eq!(dash.provider("a").unwrap().probes_in_flight, 1);
+        assert_eq!(dash.provider("b").unwrap().probes_in_flight, 0);
+
+        let mut s = Script::default();
+        s.at(
+            31_300,
+            failed("r1", 1, "a", ErrorClass::Overloaded, Phase::Headers),
+        )
+        .at(
+            31_400,
+            breaker("a", "half_open", "open", "probe failed", Some(60_000)),
+        )
+        .at(31_500, attempt("r1", 2, "b"))
+        .at(31_600, ok("r1", "b", 0.0, 0.0, 0.0))
+        .at(31_700, error("r0", ErrorClass::Overloaded));
+        s.apply_to(&mut dash);
+        // Released by the failure, not again by the request's end.
+        assert_eq!(dash.provider("a").unwrap().probes_in_flight, 0);
+
+        let mut s = Script::default();
+        s.at(
+            92_000,
+            breaker("a", "open", "half_open", "recovery elapsed", None),
+        )
+        .at(92_100, request("r2", &["a"]))
+        .at(92_100, request("r3", &["a"]))
+        .at(92_200, attempt("r2", 1, "a"))
+        .at(92_200, attempt("r3", 1, "a"));
+        s.apply_to(&mut dash);
+        assert_eq!(dash.provider("a").unwrap().probes_in_flight, 2);
+        Script::default()
+            .at(92_300, ok("r2", "a", 0.0, 0.0, 0.0))
+            .apply_to(&mut dash);
+        assert_eq!(dash.provider("a").unwrap().probes_in_flight, 1);
+        Script::default()
+            .at(
+                92_400,
+                failed("r3", 1, "a", ErrorClass::Timeout, Phase::FirstEvent),
+            )
+            .at(
+                92_500,
+                failed("r3", 1, "a", ErrorClass::Timeout, Phase::FirstEvent),
+            )
+            .at(92_600, error("r3", ErrorClass::Timeout))
+            .apply_to(&mut dash);
+        assert_eq!(dash.provider("a").unwrap().probes_in_flight, 0);
+
+        // A probe whose end was lost is forgotten when the next half-open period starts.
+        Script::default()
+            .at(93_000, request("r4", &["a"]))
+            .at(93_000, attempt("r4", 1, "a"))
+            .at(
+                93_100,
+                breaker("a", "half_open", "open", "probe failed", Some(1)),
+            )
+            .apply_to(&mut dash);
+        assert_eq!(dash.provider("a").unwrap().probes_in_flight, 1);
+        Script::default()
+            .at(
+                94_000,
+                breaker("a", "open", "half_open", "recovery elapsed", None),
+            )
+            .apply_to(&mut dash);
+        assert_eq!(dash.provider("a").unwrap().probes_in_flight, 0);
+        assert!(dash.ledger.probes.is_empty());
+    }
+
+    #[test]
+    fn consecutive_failures_reset_by_success_and_by_closing() {
+        let mut s = Script::default();
+        s.at(0, session(&["a", "b"], Some(5)))
+            .at(1, request("r1", &["a", "b"]));
+        for n in 1..=3 {
+            s.at(10 * n as i64, attempt("r1", n, "a")).at(
+                10 * n as i64 + 5,
+                failed("r1", n, "a", ErrorClass::Overloaded, Phase::Headers),
+            );
+        }
+        // A bad request is the caller's fault, not the provider's health.
+        s.at(40, attempt("r1", 4, "a")).at(
+            45,
+            failed("r1", 4, "a", ErrorClass::BadRequest, Phase::Headers),
+        );
+        let mut dash = s.fold();
+        let a = dash.provider("a").unwrap();
+        assert_eq!((a.consecutive_failures, a.failures), (3, 4));
+
+        Script::default()
+            .at(50, attempt("r1", 5, "a"))
+            .at(60, ok("r1", "a", 0.0, 0.0, 0.0))
+            .apply_to(&mut dash);
+        let a = dash.provider("a").unwrap();
+        assert_eq!((a.consecutive_failures, a.successes), (0, 1));
+        assert_eq!(a.success_rate(), Some(0.2));
+
+        Script::default()
+            .at(70, request("r2", &["a", "b"]))
+            .at(71, attempt("r2", 1, "a"))
+            .at(
+                72,
+                failed("r2", 1, "a", ErrorClass::ServerError, Phase::Headers),
+            )
+            .at(73, attempt("r2", 2, "a"))
+            .at(
+                74,
+                failed("r2", 2, "a", ErrorClass::Timeout, Phase::FirstEvent),
+            )
+            .at(75, attempt("r2", 3, "b"))
+            .at(76, ok("r2", "b", 0.0, 0.0, 0.0))
+            .apply_to(&mut dash);
+        // Another provider's success is not this one's.
+        assert_eq!(dash.provider("a").unwrap().consecutive_failures, 2);
+        assert_eq!(dash.totals.failed_over, 1);
+
+        Script::default()
+            .at(80, breaker("a", "closed", "open", "x", Some(100)))
+            .at(81, breaker("a", "open", "half_open", "x", None))
+            .apply_to(&mut dash);
+        assert_eq!(dash.provider("a").unwrap().consecutive_failures, 2);
+        Script::default()
+            .at(
+                90,
+                breaker("a", "half_open", "closed", "probe succeeded", None),
+            )
+            .apply_to(&mut dash);
+        assert_eq!(dash.provider("a").unwrap().consecutive_failures, 0);
+    }
+
+    #[test]
+    fn a_cancelled_attempt_is_paid_for_but_not_a_failure() {
+        // A hedge: b's first event wins, a's attempt (a half-open probe) is cancelled.
+        let dash = Script::default()
+            .at(0, session(&["a", "b"], None))
+            .at(1, breaker("a", "closed", "open", "x", Some(10)))
+            .at(20, breaker("a", "open", "half_open", "x", None))
+            .at(30, request("r1", &["a", "b"]))
+            .at(31, attempt("r1", 1, "a"))
+            .at(40, attempt("r1", 2, "b"))
+            .at(50, first("r1", 2, "b", 10))
+            .at(51, usage("r1", "a", 0.0004))
+            .at(
+                52,
+                failed("r1", 1, "a", ErrorClass::Cancelled, Phase::FirstEvent),
+            )
+            .fold();
+        let a = dash.provider("a").unwrap();
+        assert_eq!(
+            (a.failures, a.consecutive_failures, a.probes_in_flight),
+            (0, 0, 0)
+        );
+        assert!(a.last_error.is_none());
+        assert!(a.latency_series.is_empty());
+        assert!(close(a.failed_cost_usd, 0.0004));
+        assert!(dash.errors.is_empty());
+        let r = dash.request("r1").unwrap();
+        assert!(matches!(
+            r.attempts[0].state,
+            AttemptState::Failed {
+                class: ErrorClass::Cancelled,
+                ..
+            }
+        ));
+        assert_eq!(r.provider.as_deref(), Some("b"));
+    }
+
+    #[test]
+    fn a_failed_attempt_is_charged_once_and_only_to_its_provider() {
+        let dash = Script::default()
+            .at(0, request("r1", &["a", "b"]))
+            .at(1, attempt("r1", 1, "a"))
+            .at(2, usage("r1", "a", 0.5))
+            .at(
+                3,
+                failed("r1", 1, "a", ErrorClass::StreamCut, Phase::MidStream),
+            )
+            // A retry on the same provider that fails before any usage costs nothing.
+            .at(4, attempt("r1", 2, "a"))
+            .at(5, failed("r1", 2, "a", ErrorClass::Connect, Phase::Connect))
+            .at(6, attempt("r1", 3, "b"))
+            .at(7, usage("r1", "b", 0.25))
+            .at(8, ok("r1", "b", 0.75, 0.5, 0.6))
+            .fold();
+        assert!(close(dash.provider("a").unwrap().failed_cost_usd, 0.5));
+        assert!(close(dash.provider("b").unwrap().failed_cost_usd, 0.0));
+        assert!(close(dash.totals.failed_cost_usd, 0.5));
+        assert!(dash.ledger.usage.is_empty(), "{:?}", dash.ledger.usage);
+    }
+
+    #[test]
+    fn ring_buffers_stay_bounded() {
+        let mut dash = Dashboard::new();
+        let mut s = Script::default();
+        s.at(0, session(&["a"], None));
+        for i in 0..(10 * REQUESTS_KEPT) {
+            let id = format!("r{i}");
+            s.at(i as i64, request(&id, &["a"]))
+                .at(i as i64, ok(&id, "a", 0.0, 0.0, 0.0));
+        }
+        s.apply_to(&mut dash);
+        assert_eq!(dash.requests.len(), REQUESTS_KEPT);
+        assert_eq!(
+            dash.requests.front().unwrap().id,
+            format!("r{}", 9 * REQUESTS_KEPT)
+        );
+        assert_eq!(dash.totals.requests, 10 * REQUESTS_KEPT as u64);
+        assert_eq!(dash.totals.in_flight, 0);
+
+        let mut s = Script::default();
+        for i in 0..(10 * LOG_KEPT) {
+            s.at(10_000, operator("trip", Some("a"), &i.to_string()));
+        }
+        s.apply_to(&mut dash);
+        assert_eq!(dash.log.len(), LOG_KEPT);
+        assert_eq!(
+            dash.log.back().unwrap().text,
+            format!("operator trip a {}", 10 * LOG_KEPT - 1)
+        );
+
+        let mut s = Script::default();
+        for i in 0..(10 * LATENCY_POINTS_KEPT) {
+            s.at(20_000, first("x", 1, "a", i as u64));
+        }
+        // A burst of attempts within one rate window.
+        for _ in 0..(10 * RATE_POINTS_KEPT) {
+            s.at(20_000, attempt("x", 1, "a"));
+        }
+        s.apply_to(&mut dash);
+        let a = dash.provider("a").unwrap();
+        assert_eq!(a.latency_series.len(), LATENCY_POINTS_KEPT);
+        assert_eq!(a.latency.len(), 10 * LATENCY_POINTS_KEPT as u64);
+        assert_eq!(a.recent_attempts.len(), RATE_POINTS_KEPT);
+        assert_eq!(a.rate_per_sec(at(20_000)), RATE_POINTS_KEPT as f64 / 10.0);
+
+        // Outside the window the old starts go at the next attempt.
+        Script::default()
+            .at(40_000, attempt("x", 1, "a"))
+            .apply_to(&mut dash);
+        assert_eq!(dash.provider("a").unwrap().recent_attempts.len(), 1);
+
+        // One request with endless attempts and rewinds; usage and probes never settled.
+        let mut s = Script::default();
+        s.at(50_000, request("big", &["a"]))
+            .at(50_000, breaker("a", "closed", "open", "x", Some(1)))
+            .at(50_000, breaker("a", "open", "half_open", "x", None));
+        for i in 0..(10 * ATTEMPTS_KEPT as u32) {
+            s.at(50_001, attempt("big", i, "a"))
+                .at(50_001, rewind("big", "a", 1, "restart"));
+        }
+        for i in 0..(10 * PROBES_KEPT as u32) {
+            s.at(50_002, attempt(&format!("p{i}"), 1, "a"));
+        }
+        for i in 0..(10 * USAGE_KEPT) {
+            s.at(50_003, usage(&format!("u{i}"), "a", 0.0));
+        }
+        s.apply_to(&mut dash);
+        let big = dash.request("big").unwrap();
+        assert_eq!(big.attempts.len(), ATTEMPTS_KEPT);
+        assert_eq!(
+            big.attempts.last().unwrap().number,
+            10 * ATTEMPTS_KEPT as u32 - 1
+        );
+        assert_eq!(big.rewinds.len(), ATTEMPTS_KEPT);
+        assert_eq!(dash.ledger.probes.len(), PROBES_KEPT);
+        assert_eq!(
+            dash.provider("a").unwrap().probes_in_flight,
+            PROBES_KEPT as u32
+        );
+        assert_eq!(dash.ledger.usage.len(), USAGE_KEPT);
+    }
+
+    #[test]
+    fn reply_text_is_cut_at_the_limit_on_a_character_boundary() {
+        let mut s = Script::default();
+        s.at(0, request("r1", &["a"]));
+        // Multi-byte characters: bytes run well past the limit before characters do.
+        let chunk = "é€😀x".repeat(100);
+        for _ in 0..(10 * REPLY_CHARS_KEPT / 400) {
+            s.at(1, delta("r1", "a", &chunk));
+        }
+        let dash = s.fold();
+        let r = dash.request("r1").unwrap();
+        assert_eq!(r.text.chars().count(), REPLY_CHARS_KEPT);
+        assert!(r.text_truncated);
+        assert!(r.text.starts_with("é€😀x"));
+
+        // A rewind withdraws the text and with it the mark.
+        let mut dash = dash;
+        Script::default()
+            .at(2, rewind("r1", "a", 0, "restart"))
+            .at(3, delta("r1", "b", "fresh"))
+            .apply_to(&mut dash);
+        let r = dash.request("r1").unwrap();
+        assert_eq!((r.text.as_str(), r.text_truncated), ("fresh", false));
+
+        // ASCII exactly at the limit is not truncated.
+        let mut s = Script::default();
+        s.at(0, request("r2", &["a"]))
+            .at(1, delta("r2", "a", &"x".repeat(REPLY_CHARS_KEPT - 1)))
+            .at(2, delta("r2", "a", "y"))
+            .at(3, delta("r2", "a", ""));
+        let dash = s.fold();
+        let r = dash.request("r2").unwrap();
+        assert_eq!((r.text.len(), r.text_truncated), (REPLY_CHARS_KEPT, false));
+    }
+
+    #[test]
+    fn unknown_providers_appear_in_order_of_first_appearance() {
+        let mut dash = Script::default()
+            .at(0, attempt("r1", 1, "mystery"))
+            .at(1, usage("r1", "other", 0.0))
+            .fold();
+        let names: Vec<&str> = dash.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["mystery", "other"]);
+        let m = &dash.providers[0];
+        assert_eq!(
+            (m.protocol.as_str(), m.model.as_str()),
+            ("", "mystery-model")
+        );
+        assert_eq!(m.attempts, 1);
+        assert_eq!(
+            m.timeline.front().map(|s| (s.from, s.state)),
+            Some((at(0), BreakerState::Closed))
+        );
+
+        // A session arriving late puts its providers first, and gives everyone its threshold.
+        Script::default()
+            .at(2, session(&["anthropic", "other"], Some(4)))
+            .at(
+                3,
+                breaker("anthropic/claude", "closed", "open", "x", Some(1)),
+            )
+            .apply_to(&mut dash);
+        let names: Vec<&str> = dash.providers.iter().map(|p| p.name.as_str()).collect();
+        assert_eq!(names, ["anthropic", "other", "mystery", "anthropic/claude"]);
+        assert_eq!(dash.providers[1].protocol, "other-protocol");
+        assert!(dash.providers.iter().all(|p| p.threshold == Some(4)));
+        // Late providers' timelines start with the session.
+        assert_eq!(dash.providers[3].timeline[0].from, at(2));
+
+        // A stream naming endless providers cannot grow the dashboard without bound.
+        let mut s = Script::default();
+        for i in 0..1_000 {
+            s.at(4, skipped("r1", &format!("p{i}"), "breaker_open"));
+        }
+        s.apply_to(&mut dash);
+        assert_eq!(dash.providers.len(), PROVIDERS_KEPT);
+    }
+
+    #[test]
+    fn time_never_goes_backwards() {
+        let mut dash = Script::default()
+            .at(10_000, operator("trip", Some("a"), ""))
+            .at(5_000, operator("reset", Some("a"), ""))
+            .fold();
+        assert_eq!((dash.now, dash.events_applied), (Some(at(10_000)), 2));
+        dash.tick(at(3_000));
+        assert_eq!(dash.now, Some(at(10_000)));
+        dash.tick(at(20_000));
+        assert_eq!(dash.now, Some(at(20_000)));
+        Script::default()
+            .at(15_000, operator("trip", Some("a"), ""))
+            .apply_to(&mut dash);
+        assert_eq!((dash.now, dash.events_applied), (Some(at(20_000)), 3));
+        dash.missed(7);
+        dash.missed(u64::MAX);
+        assert_eq!(dash.events_missed, u64::MAX);
+    }
+
+    #[test]
+    fn the_fold_is_deterministic() {
+        let mut s = failover_script();
+        s.at(
+            700,
+            breaker(
+                "anthropic",
+                "closed",
+                "open",
+                "5 consecutive failures",
+                Some(30_000),
+            ),
+        )
+        .at(800, request("r2", &["anthropic", "openai"]))
+        .at(801, skipped("r2", "anthropic", "breaker_open"))
+        .at(802, attempt("r2", 1, "openai"))
+        .at(803, first("r2", 1, "openai", 99))
+        .at(804, delta("r2", "openai", "Yes."))
+        .at(900, operator("set_fault", Some("openai"), "overloaded"))
+        .at(
+            901,
+            failed("r2", 1, "openai", ErrorClass::Overloaded, Phase::MidStream),
+        )
+        .at(902, error("r2", ErrorClass::Overloaded))
+        .at(
+            40_000,
+            breaker("anthropic", "open", "half_open", "recovery elapsed", None),
+        );
+        let one = s.fold();
+        let two = s.fold();
+        assert_eq!(format!("{one:?}"), format!("{two:?}"));
+        assert_eq!(one.totals.failed, 1);
+    }
+
+    #[test]
+    fn hostile_content_never_panics() {
+        let huge = "\u{1b}[2J\n\r\t".repeat(200_000);
+        let mut s = Script::default();
+        s.at_time(
+            DateTime::<Utc>::MIN_UTC,
+            session(&["a\nb", ""], Some(u32::MAX)),
+        )
+        .at_time(DateTime::<Utc>::MIN_UTC, attempt("r", 1, "a\nb"))
+        .at_time(
+            DateTime::<Utc>::MIN_UTC,
+            breaker("a\nb", "closed", "open", &huge, Some(u64::MAX)),
+        )
+        .at(
+            0,
+            EventKind::RequestStarted {
+                request_id: huge.clone(),
+                source: Source::Gateway,
+                chain: vec![huge.clone(); 1_000],
+                prompt: Some(huge.clone()),
+            },
+        )
+        .at(1, attempt(&huge, u32::MAX, &huge))
+        .at(2, first(&huge, u32::MAX, &huge, u64::MAX))
+        .at(2, first(&huge, u32::MAX, &huge, 0))
+        .at(
+            3,
+            EventKind::Usage {
+                request_id: huge.clone(),
+                provider: "a\nb".into(),
+                model: huge.clone(),
+                input_tokens: u64::MAX,
+                output_tokens: u64::MAX,
+                cache_read_tokens: u64::MAX,
+                cache_write_tokens: u64::MAX,
+                cost_usd: f64::NAN,
+                estimated: true,
+            },
+        )
+        .at(3, usage("r", "a\nb", f64::INFINITY))
+        .at(3, usage("r", "a\nb", f64::MAX))
+        .at(
+            4,
+            EventKind::AttemptFailed {
+                request_id: huge.clone(),
+                attempt: u32::MAX,
+                provider: huge.clone(),
+                phase: Phase::MidStream,
+                class: ErrorClass::Unavailable,
+                retryable: false,
+                status: Some(u16::MAX),
+                retry_after_ms: Some(u64::MAX),
+                message: huge.clone(),
+                elapsed_ms: u64::MAX,
+            },
+        )
+        .at(5, rewind(&huge, &huge, u64::MAX, &huge))
+        .at(
+            6,
+            EventKind::RequestFinished {
+                request_id: "never started".into(),
+                outcome: Outcome::Ok,
+                provider: Some(huge.clone()),
+                stop_reason: Some(huge.clone()),
+                class: Some(ErrorClass::Cancelled),
+                message: Some(huge.clone()),
+                total_ms: u64::MAX,
+                cost_usd: f64::NEG_INFINITY,
+                attempts: u32::MAX,
+                failed_cost_usd: f64::NAN,
+                primary_cost_usd: Some(f64::NAN),
+            },
+        )
+        .at(7, breaker(&huge, &huge, &huge, &huge, Some(u64::MAX)))
+        .at(
+            8,
+            EventKind::ProviderFlagged {
+                provider: "a\nb".into(),
+                flag: huge.clone(),
+                reason: huge.clone(),
+            },
+        )
+        .at(9, operator("set_fault", Some("a\nb"), &huge))
+        .at(10, operator(&huge, None, &huge))
+        .at_time(DateTime::<Utc>::MAX_UTC, attempt("r", 2, "a\nb"))
+        .at_time(
+            DateTime::<Utc>::MAX_UTC,
+            breaker("a\nb", "open", "open", "", Some(u64::MAX)),
+        )
+        .at_time(
+            DateTime::<Utc>::MAX_UTC,
+            failed("r", 2, "a\nb", ErrorClass::Timeout, Phase::Connect),
+        );
+        let mut dash = s.fold();
+        dash.tick(DateTime::<Utc>::MIN_UTC);
+        assert_eq!(dash.now, Some(DateTime::<Utc>::MAX_UTC));
+        for p in &dash.providers {
+            p.rate_per_sec(DateTime::<Utc>::MIN_UTC);
+            p.rate_per_sec(DateTime::<Utc>::MAX_UTC);
+            p.open_remaining(DateTime::<Utc>::MIN_UTC);
+        }
+        assert!(dash.totals.cost_usd.is_finite());
+        assert!(dash.totals.failed_cost_usd.is_finite());
+        assert!(dash.totals.failover_delta_usd.is_finite());
+        let a = dash.provider("a\nb").unwrap();
+        assert_eq!(a.tokens.input, u64::MAX);
+        assert_eq!(a.open_until, Some(DateTime::<Utc>::MAX_UTC));
+        // Clamped into the histogram: u64::MAX reads back as its top, 0 as its bottom.
+        let h = dash.provider(&huge).unwrap();
+        assert!(h.latency_ms(1.0).unwrap() >= 600_000);
+        assert!(h.latency_ms(0.0).unwrap() <= 1);
+        assert!(a.breaker_reason.is_empty());
+        assert!(a.fault.as_ref().unwrap().chars().count() <= MESSAGE_CHARS_KEPT + 1);
+        for line in &dash.log {
+            assert!(!line.text.contains(char::is_control), "{:?}", line.text);
+            assert!(
+                line.text.chars().count() <= LOG_LINE_CHARS + 1,
+                "{}",
+                line.text.len()
+            );
+        }
+        let r = dash.requests.back().unwrap();
+        assert!(r.chain.len() <= CHAIN_KEPT);
+        assert!(r.prompt.as_ref().unwrap().chars().count() <= REPLY_CHARS_KEPT + 1);
+        assert!(dash.errors.values().all(|e| !e.last_message.contains('\n')));
+    }
+
+    #[test]
+    fn log_lines_read_well() {
+        let dash = Script::default()
+            .at(0, session(&["anthropic", "openai"], Some(5)))
+            .at(1, request("r12", &["anthropic", "openai"]))
+            .at(2, attempt("r12", 2, "anthropic"))
+            .at(
+                3,
+                EventKind::AttemptFailed {
+                    request_id: "r12".into(),
+                    attempt: 2,
+                    provider: "anthropic".into(),
+                    phase: Phase::Headers,
+                    class: ErrorClass::RateLimited,
+                    retryable: true,
+                    status: Some(429),
+                    retry_after_ms: Some(5_000),
+                    message: "Rate limited".into(),
+                    elapsed_ms: 12,
+                },
+            )
+            .at(
+                4,
+                breaker(
+                    "anthropic",
+                    "closed",
+                    "open",
+                    "5 consecutive failures",
+                    None,
+                ),
+            )
+            .at(
+                5,
+                breaker("anthropic", "open", "half_open", "recovery elapsed", None),
+            )
+            .at(
+                6,
+                EventKind::RequestFinished {
+                    request_id: "r12".into(),
+                    outcome: Outcome::Ok,
+                    provider: Some("openai".into()),
+                    stop_reason: Some("end_turn".into()),
+                    class: None,
+                    message: None,
+                    total_ms: 1_234,
+                    cost_usd: 0.000_512,
+                    attempts: 2,
+                    failed_cost_usd: 0.0,
+                    primary_cost_usd: None,
+                },
+            )
+            .at(7, operator("trip", Some("anthropic"), ""))
+            .at(8, error("r13", ErrorClass::Unavailable))
+            .at(
+                9,
+                EventKind::ProviderFlagged {
+                    provider: "anthropic".into(),
+                    flag: "misconfigured".into(),
+                    reason: "auth: invalid x-api-key".into(),
+                },
+            )
+            .at(
+                10,
+                breaker("openai", "closed", "open", "retry-after 45s", Some(45_000)),
+            )
+            .fold();
+        let lines: Vec<(&str, Option<&str>, &str)> = dash
+            .log
+            .iter()
+            .map(|l| (l.kind, l.provider.as_deref(), l.text.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (
+                    "session_started",
+                    None,
+                    "session started in demo mode: anthropic (anthropic-model), openai (openai-model); breakers open after 5 failures in a row"
+                ),
+                (
+                    "request_started",
+                    None,
+                    "r12 started (prompt): anthropic → openai"
+                ),
+                (
+                    "attempt_started",
+                    Some("anthropic"),
+                    "r12 #2 anthropic started (anthropic-model)"
+                ),
+                (
+                    "attempt_failed",
+                    Some("anthropic"),
+                    "r12 #2 anthropic rate_limited in headers (HTTP 429, retry after 5.0 s, retryable): Rate limited"
+                ),
+                (
+                    "breaker_changed",
+                    Some("anthropic"),
+                    "anthropic breaker closed → open (5 consecutive failures)"
+                ),
+                (
+                    "breaker_changed",
+                    Some("anthropic"),
+                    "anthropic breaker open → half_open (recovery elapsed)"
+                ),
+                (
+                    "request_finished",
+                    Some("openai"),
+                    "r12 answered by openai in 1.23 s, $0.000512 (2 attempts)"
+                ),
+                (
+                    "operator_action",
+                    Some("anthropic"),
+                    "operator trip anthropic"
+                ),
+                (
+                    "request_finished",
+                    None,
+                    "r13 failed in 0.50 s, $0.000000 (1 attempt): unavailable: it was unavailable"
+                ),
+                (
+                    "provider_flagged",
+                    Some("anthropic"),
+                    "anthropic flagged misconfigured: auth: invalid x-api-key"
+                ),
+                (
+                    "breaker_changed",
+                    Some("openai"),
+                    "openai breaker closed → open (retry-after 45s), half-open in 45.0 s"
+                ),
+            ]
+        );
+        assert_eq!(dash.log[3].seq, 4);
+        assert_eq!(dash.log[3].at, at(3));
+    }
+
+    #[test]
+    fn operator_faults_and_flags_are_shown_on_the_provider() {
+        let dash = Script::default()
+            .at(0, session(&["anthropic"], None))
+            .at(1, operator("set_fault", Some("anthropic"), "overloaded"))
+            .at(2, operator("trip", Some("anthropic"), ""))
+            .at(3, operator("set_fault", None, "none"))
+            .at(
+                4,
+                EventKind::ProviderFlagged {
+                    provider: "anthropic".into(),
+                    flag: "misconfigured".into(),
+                    reason: "auth: invalid x-api-key".into(),
+                },
+            )
+            .fold();
+        let a = dash.provider("anthropic").unwrap();
+        assert_eq!(a.fault.as_deref(), Some("overloaded"));
+        assert_eq!(
+            a.flagged.as_deref(),
+            Some("misconfigured: auth: invalid x-api-key")
+        );
+        assert_eq!(dash.providers.len(), 1);
+    }
+
+    const DEMO_CONFIG: &str = r#"
+[timeouts]
+connect = "500ms"
+headers = "500ms"
+first_event = "500ms"
+idle = "500ms"
+total = "10s"
+
+[retry]
+max_retries = 1
+min_delay = "10ms"
+max_delay = "20ms"
+jitter = false
+
+[breaker]
+consecutive_failures = 2
+
+[sim]
+seed = 3
+
+[[sim.providers]]
+name = "anthropic"
+protocol = "anthropic"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+
+[[sim.providers]]
+name = "openai"
+protocol = "openai"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+"#;
+
+    /// What `breakerbox ask --demo --json` prints, replayed into a dashboard, agrees with what the
+    /// engine itself counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_demo_session_replayed_from_json_agrees_with_the_engine() {
+        use crate::engine::failover::RequestMeta;
+        use crate::event::Bus;
+        use crate::provider::{Request, StreamEvent};
+        use futures::StreamExt;
+
+        const REQUESTS: usize = 5;
+        let config = crate::config::Config::parse(DEMO_CONFIG, "test config").unwrap();
+        let common = crate::cli::CommonArgs {
+            demo: true,
+            faults: vec!["anthropic=stream_cut:after=3".into()],
+            ..crate::cli::CommonArgs::default()
+        };
+        let bus = Bus::new(1 << 16);
+        let mut rx = bus.subscribe();
+        let setup = crate::setup::build(&common, &config, bus.clone(), &|_| None)
+            .await
+            .unwrap();
+        let engine = setup.engine(None).unwrap();
+        bus.publish(EventKind::SessionStarted {
+            format_version: crate::event::FORMAT_VERSION,
+            mode: setup.mode,
+            providers: setup.infos.clone(),
+            breaker_threshold: Some(config.breaker.consecutive_failures),
+        });
+        let mut replies = Vec::new();
+        for i in 0..REQUESTS {
+            let (id, mut stream) = engine.send(
+                Request::prompt(format!("question {i}")),
+                RequestMeta::new(Source::Ask),
+            );
+            let mut text = String::new();
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(StreamEvent::TextDelta { text: t }) => text.push_str(&t),
+                    Ok(StreamEvent::Rewind { .. }) => text.clear(),
+                    _ => {}
+                }
+            }
+            replies.push((id, text));
+        }
+        let mut lines = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            lines.push(serde_json::to_string(&*e).unwrap());
+        }
+        if let Some(sim) = setup.sim {
+            sim.shutdown().await;
+        }
+
+        let mut dash = Dashboard::new();
+        let (mut ok, mut failed_over, mut cost, mut failed_cost) = (0, 0, 0.0, 0.0);
+        for line in &lines {
+            let event: Event = serde_json::from_str(line).unwrap();
+            dash.apply(&event);
+            if let EventKind::RequestFinished {
+                outcome,
+                provider,
+                cost_usd,
+                failed_cost_usd,
+                ..
+            } = &event.kind
+            {
+                if *outcome == Outcome::Ok {
+                    ok += 1;
+                    failed_over += u64::from(provider.as_deref() != Some("anthropic"));
+                }
+                cost += cost_usd;
+                failed_cost += failed_cost_usd;
+            }
+        }
+        let approx = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+
+        let t = dash.totals;
+        assert_eq!(t.requests, REQUESTS as u64);
+        assert_eq!(
+            (t.answered, t.failed, t.in_flight),
+            (ok, REQUESTS as u64 - ok, 0)
+        );
+        assert_eq!(t.answered, REQUESTS as u64, "openai answers every request");
+        assert_eq!(t.failed_over, failed_over);
+        assert!(approx(t.cost_usd, cost), "{} vs {cost}", t.cost_usd);
+        assert!(approx(t.failed_cost_usd, failed_cost));
+        assert!(failed_cost > 0.0, "the cut replies were paid for");
+        assert_eq!(dash.events_applied, lines.len() as u64);
+
+        let engine_totals = engine.shared().totals();
+        for (name, e) in &engine_totals {
+            let p = dash.provider(name).unwrap();
+            assert_eq!((p.attempts, p.failures), (e.attempts, e.failures), "{name}");
+            assert_eq!(
+                (p.tokens.input, p.tokens.output),
+                (e.input_tokens, e.output_tokens),
+                "{name}"
+            );
+            assert!(approx(p.cost_usd, e.cost_usd), "{name}");
+            assert!(
+                approx(p.failed_cost_usd, e.failed_cost_usd),
+                "{name}: {} vs {}",
+                p.failed_cost_usd,
+                e.failed_cost_usd
+            );
+        }
+        assert!(engine_totals["anthropic"].failed_cost_usd > 0.0);
+
+        // Two cuts opened anthropic's breaker; later requests skipped it.
+        let a = dash.provider("anthropic").unwrap();
+        assert_eq!(a.breaker, BreakerState::Open);
+        assert!(a.open_until.is_some());
+        assert_eq!(a.threshold, Some(2));
+        let last = dash.requests.back().unwrap();
+        assert!(
+            matches!(&last.attempts[0].state, AttemptState::Skipped { reason } if reason == "breaker_open")
+        );
+
+        // Each reply as the caller got it, rewinds applied.
+        for (id, text) in &replies {
+            let r = dash.request(id).unwrap();
+            assert_eq!(&r.text, text, "{id}");
+            assert_eq!(r.provider.as_deref(), Some("openai"));
+        }
+    }
 }

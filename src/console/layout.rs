@@ -72,8 +72,8 @@ pub const STATS_MAX_HEIGHT: u16 = 11;
 /// The requests, reply and log row never gets less than this in the full layout.
 pub const BOTTOM_MIN_HEIGHT: u16 = 12;
 /// The share of the bottom row's width left of the event log (requests, reply, prompt).
-pub const REPLY_SIDE_PERCENT: u16 = 60;
-pub const REQUESTS_WIDTH: u16 = 36;
+pub const REPLY_SIDE_PERCENT: u16 = 65;
+pub const REQUESTS_WIDTH: u16 = 44;
 /// The prompt: borders plus one line, growing with what is typed up to this.
 pub const PROMPT_MIN_HEIGHT: u16 = 3;
 pub const PROMPT_MAX_HEIGHT: u16 = 6;
@@ -142,7 +142,10 @@ fn prompt_height(needs: Needs, max: u16) -> u16 {
 fn full(area: Rect, needs: Needs) -> Option<Areas> {
     let n = u16::try_from(needs.providers.max(1)).unwrap_or(u16::MAX);
     let providers = providers_height(needs);
-    let charts = n.saturating_mul(2).saturating_add(2).max(n.saturating_add(4));
+    let charts = n
+        .saturating_mul(2)
+        .saturating_add(2)
+        .max(n.saturating_add(4));
     let charts = charts.clamp(CHARTS_MIN_HEIGHT, CHARTS_MAX_HEIGHT);
     let stats = n
         .saturating_add(5)
@@ -240,9 +243,11 @@ fn compact(area: Rect, needs: Needs) -> Areas {
 }
 
 fn requests_and_reply(area: Rect) -> (Option<Rect>, Option<Rect>) {
-    let [requests, reply] =
-        Layout::horizontal([Constraint::Length(COMPACT_REQUESTS_WIDTH), Constraint::Fill(1)])
-            .areas(area);
+    let [requests, reply] = Layout::horizontal([
+        Constraint::Length(COMPACT_REQUESTS_WIDTH),
+        Constraint::Fill(1),
+    ])
+    .areas(area);
     (Some(requests), Some(reply))
 }
 
@@ -268,7 +273,9 @@ mod tests {
     #[test]
     fn full_size_has_every_panel() {
         let a = panels(160, 48, 3, Focus::Providers);
-        for panel in [a.latency, a.timeline, a.errors, a.cost, a.requests, a.reply, a.log] {
+        for panel in [
+            a.latency, a.timeline, a.errors, a.cost, a.requests, a.reply, a.log,
+        ] {
             assert!(panel.is_some_and(|r| r.height >= 5), "{a:?}");
         }
         assert_eq!(a.status.y, 47);
@@ -280,7 +287,10 @@ mod tests {
         assert_eq!(a.providers.height, 6);
         assert!(a.requests.is_some() && a.reply.is_some());
         assert!(a.reply.is_some_and(|r| r.height >= 8));
-        assert_eq!((a.latency, a.errors, a.cost, a.log), (None, None, None, None));
+        assert_eq!(
+            (a.latency, a.errors, a.cost, a.log),
+            (None, None, None, None)
+        );
         let a = panels(80, 24, 3, Focus::Log);
         assert!(a.log.is_some() && a.reply.is_none());
     }
@@ -296,6 +306,9 @@ mod tests {
     #[test]
     fn many_providers_fall_back_to_compact() {
         let a = panels(160, 40, 12, Focus::Providers);
-        assert!(a.reply.is_some_and(|r| r.height >= COMPACT_BOTTOM_MIN_HEIGHT));
+        assert!(
+            a.reply
+                .is_some_and(|r| r.height >= COMPACT_BOTTOM_MIN_HEIGHT)
+        );
     }
 }

@@ -8,7 +8,9 @@ pub mod app;
 pub mod control;
 pub mod dashboard;
 pub mod keys;
+pub mod layout;
 pub mod panels;
+pub mod theme;
 pub mod ui;
 
 use color_eyre::eyre::{Result, WrapErr, bail};

@@ -1,12 +1,41 @@
-//! Drawing: a pure function of the dashboard, the UI state, the key bindings and the prompt.
-//! (Being written.)
+//! Drawing: a pure function of the dashboard, the UI state, the key bindings and the prompt. No
+//! clock and no I/O: time is `Dashboard::now`, so a replay draws exactly what was seen live.
+//!
+//! One file per panel; `layout.rs` decides where each goes and which ones a small terminal leaves
+//! out; `theme.rs` holds the styles.
+
+mod columns;
+mod confirm;
+mod cost;
+mod errors;
+mod faults;
+mod filter;
+mod header;
+mod help;
+mod latency;
+mod log;
+mod popup;
+mod prompt;
+mod providers;
+mod reply;
+mod requests;
+mod status;
+mod text;
+mod timeline;
+mod too_small;
+mod window;
+
+pub use filter::{LOG_KINDS, log_filter_choices};
 
 use ratatui::Frame;
+use ratatui::layout::Rect;
 use ratatui_textarea::TextArea;
 
 use super::dashboard::Dashboard;
 use super::keys::Bindings;
-use super::ui::Ui;
+use super::layout::{self, Areas, Needs, Screen};
+use super::theme::Theme;
+use super::ui::{Focus, Overlay, Ui};
 
 /// Everything a frame is drawn from.
 pub struct View<'a> {
@@ -16,5 +45,73 @@ pub struct View<'a> {
     pub prompt: &'a TextArea<'static>,
 }
 
+/// What every panel draws with.
+struct Paint<'a> {
+    view: &'a View<'a>,
+    theme: Theme,
+}
+
+impl Paint<'_> {
+    fn focused(&self, focus: Focus) -> bool {
+        self.view.ui.overlay.is_none() && self.view.ui.focus == focus
+    }
+}
+
 /// Draw the whole screen.
-pub fn draw(_frame: &mut Frame, _view: &View) {}
+pub fn draw(frame: &mut Frame, view: &View) {
+    let paint = Paint {
+        view,
+        theme: Theme::new(view.ui.color),
+    };
+    let area = frame.area();
+    let needs = Needs {
+        providers: view.dash.providers.len(),
+        prompt_lines: view.prompt.lines().len(),
+        focus: view.ui.focus,
+    };
+    match layout::split(area, needs) {
+        Screen::TooSmall => too_small::draw(frame, area, &paint),
+        Screen::Panels(areas) => {
+            panels(frame, &areas, &paint);
+            overlay(frame, area, &paint);
+        }
+    }
+}
+
+/// A panel's drawing function.
+type DrawPanel = fn(&mut Frame, Rect, &Paint);
+
+fn panels(frame: &mut Frame, areas: &Areas, paint: &Paint) {
+    header::draw(frame, areas.header, paint);
+    providers::draw(frame, areas.providers, paint);
+    let optional: [(Option<Rect>, DrawPanel); 7] = [
+        (areas.latency, latency::draw),
+        (areas.timeline, timeline::draw),
+        (areas.errors, errors::draw),
+        (areas.cost, cost::draw),
+        (areas.requests, requests::draw),
+        (areas.reply, reply::draw),
+        (areas.log, log::draw),
+    ];
+    for (area, draw) in optional {
+        if let Some(area) = area {
+            draw(frame, area, paint);
+        }
+    }
+    prompt::draw(frame, areas.prompt, paint);
+    status::draw(frame, areas.status, paint);
+}
+
+fn overlay(frame: &mut Frame, area: Rect, paint: &Paint) {
+    match &paint.view.ui.overlay {
+        None => {}
+        Some(Overlay::Help) => help::draw(frame, area, paint),
+        Some(Overlay::Confirm { action, provider }) => {
+            confirm::draw(frame, area, paint, *action, provider);
+        }
+        Some(Overlay::FaultPicker { provider, selected }) => {
+            faults::draw(frame, area, paint, provider, *selected);
+        }
+        Some(Overlay::LogFilter { selected }) => filter::draw(frame, area, paint, *selected),
+    }
+}

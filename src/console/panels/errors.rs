@@ -1,0 +1,122 @@
+//! Failures by class and provider. Retryable classes (worth failing over for) come first, marked
+//! `↻` in yellow; the rest (a bad request fails everywhere) follow, marked `✗` in red; the last
+//! message of each class says what the provider actually answered.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Paragraph, Table};
+
+use super::columns::{self, Column};
+use super::providers::retry_mark;
+use super::{Paint, text};
+use crate::provider::ErrorClass;
+
+/// One class across providers.
+struct ClassRow<'d> {
+    class: ErrorClass,
+    retryable: bool,
+    counts: Vec<u64>,
+    last: Option<(&'d str, &'d str, DateTime<Utc>)>,
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
+    let theme = &paint.theme;
+    let legend = Line::from(vec![
+        Span::raw(" "),
+        Span::styled("↻ retryable", theme.retryable),
+        Span::raw(" · "),
+        Span::styled("✗ not retryable", theme.fatal),
+        Span::raw(" "),
+    ]);
+    let block = theme
+        .block(" errors ", false)
+        .title_bottom(legend.right_aligned());
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let rows = class_rows(paint);
+    if rows.is_empty() {
+        let none = Line::styled(" no errors", theme.muted);
+        frame.render_widget(Paragraph::new(none), inner);
+        return;
+    }
+    let fitted = columns::fit(
+        table_columns(&rows, paint),
+        inner.width,
+        theme.muted.patch(theme.title),
+    );
+    let table = Table::new(fitted.rows, fitted.widths)
+        .header(fitted.header)
+        .column_spacing(columns::SPACING);
+    frame.render_widget(table, inner);
+}
+
+/// Classes seen, retryable ones first, each group in the classes' fixed order so rows stay put
+/// while counts change.
+fn class_rows<'d>(paint: &Paint<'d>) -> Vec<ClassRow<'d>> {
+    let dash = paint.view.dash;
+    let mut by_class: BTreeMap<(bool, ErrorClass), ClassRow<'d>> = BTreeMap::new();
+    for ((provider, class), count) in &dash.errors {
+        let Some(column) = dash.providers.iter().position(|p| &p.name == provider) else {
+            continue;
+        };
+        let row = by_class
+            .entry((!count.retryable, *class))
+            .or_insert_with(|| ClassRow {
+                class: *class,
+                retryable: count.retryable,
+                counts: vec![0; dash.providers.len()],
+                last: None,
+            });
+        row.counts[column] += count.count;
+        if row.last.is_none_or(|(_, _, at)| count.last_at > at) {
+            row.last = Some((provider, &count.last_message, count.last_at));
+        }
+    }
+    by_class.into_values().collect()
+}
+
+fn table_columns<'a>(rows: &[ClassRow], paint: &Paint) -> Vec<Column<'a>> {
+    let theme = &paint.theme;
+    let mut class = Column::new("class", 0);
+    let mut per_provider: Vec<Column<'a>> = paint
+        .view
+        .dash
+        .providers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            Column::new(p.name.clone(), 1 + u8::try_from(i).unwrap_or(u8::MAX - 2)).right()
+        })
+        .collect();
+    let mut last = Column::new("last message", u8::MAX).fill();
+    for row in rows {
+        let style = theme.error(row.retryable);
+        class.push(Span::styled(
+            format!("{} {}", retry_mark(row.retryable), row.class.as_str()),
+            style,
+        ));
+        for (column, n) in per_provider.iter_mut().zip(&row.counts) {
+            column.push(if *n == 0 {
+                Span::styled("·", theme.muted)
+            } else {
+                Span::styled(n.to_string(), style)
+            });
+        }
+        last.push(match row.last {
+            Some((provider, message, at)) => Line::from(vec![
+                Span::styled(format!("{} ", text::time_of_day(at)), theme.muted),
+                Span::styled(format!("{provider}: "), theme.title),
+                Span::raw(message.to_string()),
+            ]),
+            None => Line::default(),
+        });
+    }
+    let mut columns = vec![class];
+    columns.append(&mut per_provider);
+    columns.push(last);
+    columns
+}

@@ -1,0 +1,82 @@
+//! Choosing what the event log shows: everything, one provider, or one event type. The choices
+//! are `log_filter_choices`, in the order the key handling walks them, so that
+//! `Overlay::LogFilter { selected }` means the same row to both.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Margin, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{HighlightSpacing, Row, Table, TableState};
+
+use super::{Paint, popup, text};
+use crate::console::dashboard::Dashboard;
+use crate::console::ui::LogFilter;
+
+/// The event types offered, in the order things happen (text deltas are too many to be useful).
+pub const LOG_KINDS: [&str; 10] = [
+    "request_started",
+    "attempt_started",
+    "attempt_failed",
+    "attempt_skipped",
+    "first_event",
+    "rewind",
+    "request_finished",
+    "breaker_changed",
+    "operator_action",
+    "provider_flagged",
+];
+
+const SELECTED: &str = "▶ ";
+
+/// Everything, each provider, each event type.
+pub fn log_filter_choices(dash: &Dashboard) -> Vec<LogFilter> {
+    let providers = dash.providers.iter().map(|p| LogFilter {
+        provider: Some(p.name.clone()),
+        kind: None,
+    });
+    let kinds = LOG_KINDS.iter().map(|k| LogFilter {
+        provider: None,
+        kind: Some((*k).to_string()),
+    });
+    std::iter::once(LogFilter::default())
+        .chain(providers)
+        .chain(kinds)
+        .collect()
+}
+
+fn label<'a>(choice: &LogFilter, paint: &Paint) -> Line<'a> {
+    let (what, value) = match (&choice.provider, &choice.kind) {
+        (Some(p), _) => ("provider ", p.clone()),
+        (None, Some(k)) => ("type     ", k.clone()),
+        (None, None) => ("", "every event".to_string()),
+    };
+    Line::from(vec![
+        Span::styled(what, paint.theme.muted),
+        Span::raw(value),
+    ])
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, selected: usize) {
+    let theme = &paint.theme;
+    let in_force = &paint.view.ui.log_filter;
+    let choices = log_filter_choices(paint.view.dash);
+    let labels: Vec<Line> = choices.iter().map(|c| label(c, paint)).collect();
+    let widest = labels.iter().map(Line::width).max().unwrap_or(0);
+    let rows = choices.iter().zip(labels).map(|(choice, label)| {
+        let mark = if choice == in_force { "●" } else { " " };
+        Row::new([Line::styled(mark, theme.title), label])
+    });
+    let table = Table::new(rows, [Constraint::Length(1), Constraint::Fill(1)])
+        .column_spacing(1)
+        .highlight_symbol(SELECTED)
+        .highlight_spacing(HighlightSpacing::Always)
+        .row_highlight_style(theme.selected);
+    let title = " filter the event log · ● in force ";
+    let width = (widest + 2 + 2 + 4).max(text::width(title) + 2);
+    let width = u16::try_from(width).unwrap_or(u16::MAX);
+    let height = u16::try_from(choices.len() + 2).unwrap_or(u16::MAX);
+    let boxed = popup::centred(area, width, height);
+    let inner = popup::open(frame, boxed, popup::block(title, paint));
+    let selected = selected.min(choices.len().saturating_sub(1));
+    let mut state = TableState::default().with_selected(Some(selected));
+    frame.render_stateful_widget(table, inner.inner(Margin::new(1, 0)), &mut state);
+}

@@ -1,0 +1,123 @@
+//! The two header rows: what this session is (mode, clock, uptime, recording, frozen) and how it
+//! is going (requests, answered, failed over, failed, in flight, cost).
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{Paint, text};
+use crate::event::Mode;
+
+const SEPARATOR: &str = "   ";
+
+pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
+    let [top, bottom] =
+        Layout::vertical([Constraint::Length(1), Constraint::Length(1)]).areas(area);
+    let left = identity(paint);
+    let room = usize::from(top.width).saturating_sub(left.width() + SEPARATOR.len());
+    let right = text::fit_line(conditions(paint), room);
+    frame.render_widget(Paragraph::new(left), top);
+    frame.render_widget(Paragraph::new(right).right_aligned(), top);
+    frame.render_widget(Paragraph::new(totals(paint, bottom.width)), bottom);
+}
+
+fn mode_word(mode: Option<Mode>) -> &'static str {
+    match mode {
+        Some(Mode::Demo) => "DEMO",
+        Some(Mode::Live) => "LIVE",
+        Some(Mode::Serve) => "SERVE",
+        Some(Mode::Replay) => "REPLAY",
+        None => "STARTING",
+    }
+}
+
+/// Mode, name, clock and uptime.
+fn identity<'a>(paint: &Paint) -> Line<'a> {
+    let dash = paint.view.dash;
+    let theme = &paint.theme;
+    let clock = dash
+        .now
+        .map_or_else(|| "--:--:--".to_string(), text::time_of_day);
+    let mut spans = vec![
+        Span::styled(format!(" {} ", mode_word(dash.mode)), theme.badge),
+        Span::styled(" breakerbox", theme.title),
+        Span::raw(SEPARATOR),
+        Span::styled(clock, theme.title),
+        Span::styled(" UTC", theme.muted),
+    ];
+    if let (Some(now), Some(started)) = (dash.now, dash.started_at) {
+        spans.push(Span::raw(SEPARATOR));
+        spans.push(Span::styled("up ", theme.muted));
+        spans.push(Span::raw(text::clock_span(now - started)));
+    }
+    Line::from(spans)
+}
+
+/// What the operator must not miss about the display itself: frozen, events lost, recording.
+fn conditions<'a>(paint: &Paint) -> Line<'a> {
+    let dash = paint.view.dash;
+    let theme = &paint.theme;
+    let mut spans = Vec::new();
+    if paint.view.ui.frozen {
+        spans.push(Span::styled(" FROZEN ", theme.badge));
+        spans.push(Span::raw("  "));
+    }
+    if dash.events_missed > 0 {
+        let missed = text::plural(dash.events_missed, "event", "events");
+        spans.push(Span::styled(format!("⚠ {missed} missed"), theme.warning));
+        spans.push(Span::raw("  "));
+    }
+    match &dash.recording {
+        Some(path) => {
+            spans.push(Span::styled("● recording ", theme.title));
+            spans.push(Span::raw(path.clone()));
+        }
+        None => spans.push(Span::styled("not recording", theme.muted)),
+    }
+    spans.push(Span::raw(" "));
+    Line::from(spans)
+}
+
+/// The totals, dropping the least important when the row is too narrow.
+fn totals<'a>(paint: &Paint, width: u16) -> Line<'a> {
+    let t = &paint.view.dash.totals;
+    let theme = &paint.theme;
+    let failed_style = if t.failed > 0 {
+        theme.failed
+    } else {
+        theme.title
+    };
+    // (rank, label, value, style): the highest rank goes first when there is no room.
+    let mut segments = vec![
+        (2, "requests", t.requests.to_string(), theme.title),
+        (0, "answered", t.answered.to_string(), theme.title),
+        (1, "failed over", t.failed_over.to_string(), theme.title),
+        (0, "failed", t.failed.to_string(), failed_style),
+        (3, "in flight", t.in_flight.to_string(), theme.title),
+        (0, "cost", text::usd(t.cost_usd), theme.title),
+    ];
+    loop {
+        let line = segments_line(&segments, paint);
+        let worst = segments.iter().map(|s| s.0).max();
+        match worst {
+            Some(worst) if line.width() > usize::from(width) => {
+                if let Some(at) = segments.iter().rposition(|s| s.0 == worst) {
+                    segments.remove(at);
+                }
+            }
+            _ => return line,
+        }
+    }
+}
+
+fn segments_line<'a>(segments: &[(u8, &str, String, Style)], paint: &Paint) -> Line<'a> {
+    let mut spans = Vec::with_capacity(segments.len() * 3);
+    for (i, (_, label, value, style)) in segments.iter().enumerate() {
+        spans.push(Span::raw(if i == 0 { " " } else { SEPARATOR }));
+        spans.push(Span::styled(format!("{label} "), paint.theme.muted));
+        spans.push(Span::styled(value.clone(), *style));
+    }
+    Line::from(spans)
+}

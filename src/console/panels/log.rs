@@ -1,0 +1,91 @@
+//! The event log: one line per event, newest at the bottom, following the newest unless scrolled
+//! up (`ui.log_scroll`), and filtered by provider and type (`ui.log_filter`, shown in the title).
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{Paint, text};
+use crate::console::dashboard::LogLine;
+use crate::console::theme::Theme;
+use crate::console::ui::{Focus, LogFilter};
+
+/// Wide enough for the longest event type (`request_finished`).
+const KIND_WIDTH: usize = 16;
+
+pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
+    let dash = paint.view.dash;
+    let ui = paint.view.ui;
+    let theme = &paint.theme;
+    let mut title = " event log".to_string();
+    if let Some(p) = &ui.log_filter.provider {
+        title.push_str(&format!(" · provider {p}"));
+    }
+    if let Some(k) = &ui.log_filter.kind {
+        title.push_str(&format!(" · type {k}"));
+    }
+    if ui.log_scroll > 0 {
+        title.push_str(&format!(" · ↑ {} lines up", ui.log_scroll));
+    }
+    title.push(' ');
+    let block = theme.block(title, paint.focused(Focus::Log));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    let height = usize::from(inner.height);
+    let mut lines: Vec<Line> = dash
+        .log
+        .iter()
+        .rev()
+        .filter(|l| shown(l, &ui.log_filter))
+        .skip(ui.log_scroll)
+        .take(height)
+        .map(|l| text::fit_line(log_line(l, theme), usize::from(inner.width)))
+        .collect();
+    if lines.is_empty() {
+        let why = if dash.log.is_empty() {
+            " no events yet"
+        } else {
+            " no events match the filter"
+        };
+        lines.push(Line::styled(why, theme.muted));
+    }
+    lines.reverse();
+    // Newest at the bottom: pad above when there are fewer lines than rows.
+    let pad = height.saturating_sub(lines.len());
+    let lines: Vec<Line> = std::iter::repeat_n(Line::default(), pad)
+        .chain(lines)
+        .collect();
+    frame.render_widget(Paragraph::new(lines), inner);
+}
+
+fn shown(line: &LogLine, filter: &LogFilter) -> bool {
+    filter
+        .provider
+        .as_deref()
+        .is_none_or(|p| line.provider.as_deref() == Some(p))
+        && filter.kind.as_deref().is_none_or(|k| line.kind == k)
+}
+
+/// Time, type, and the line the dashboard wrote (which names the request and the provider).
+fn log_line<'a>(l: &LogLine, theme: &Theme) -> Line<'a> {
+    Line::from(vec![
+        Span::styled(format!("{} ", text::time_of_day(l.at)), theme.muted),
+        Span::styled(
+            format!("{:<KIND_WIDTH$} ", l.kind),
+            kind_style(l.kind, theme),
+        ),
+        Span::raw(l.text.clone()),
+    ])
+}
+
+/// Failures in the failure colour, the operator's actions in the operator's (forced) colour.
+fn kind_style(kind: &str, theme: &Theme) -> Style {
+    match kind {
+        "attempt_failed" => theme.failed,
+        "breaker_changed" | "provider_flagged" => theme.title,
+        "operator_action" => theme.state(crate::engine::breaker::BreakerState::ForcedOpen),
+        _ => theme.muted,
+    }
+}

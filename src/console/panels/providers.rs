@@ -1,0 +1,166 @@
+//! A row per provider: its breaker (as a word and a colour), how close it is to tripping or to
+//! recovering, its health, its first-event latency, its traffic and its cost. The selected row is
+//! the one the breaker keys act on.
+
+use chrono::{DateTime, Utc};
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{HighlightSpacing, Paragraph, Table, TableState};
+
+use super::columns::{self, Column};
+use super::{Paint, text};
+use crate::console::dashboard::ProviderView;
+use crate::console::theme::{Theme, state_word};
+use crate::console::ui::Focus;
+use crate::engine::breaker::BreakerState;
+
+const SELECTED: &str = "▶ ";
+const SELECTED_WIDTH: u16 = 2;
+
+pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
+    let dash = paint.view.dash;
+    let block = paint
+        .theme
+        .block(" providers ", paint.focused(Focus::Providers));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if dash.providers.is_empty() {
+        let waiting = Line::styled(" waiting for the session to start…", paint.theme.muted);
+        frame.render_widget(Paragraph::new(waiting), inner);
+        return;
+    }
+    let available = inner.width.saturating_sub(SELECTED_WIDTH);
+    let fitted = columns::fit(
+        table_columns(paint),
+        available,
+        paint.theme.muted.patch(paint.theme.title),
+    );
+    let table = Table::new(fitted.rows, fitted.widths)
+        .header(fitted.header)
+        .column_spacing(columns::SPACING)
+        .highlight_symbol(SELECTED)
+        .highlight_spacing(HighlightSpacing::Always)
+        .row_highlight_style(paint.theme.selected);
+    let selected = paint
+        .view
+        .ui
+        .selected_provider
+        .min(dash.providers.len() - 1);
+    let mut state = TableState::default().with_selected(Some(selected));
+    frame.render_stateful_widget(table, inner, &mut state);
+}
+
+/// Every column, most important first in rank; `columns::fit` keeps what the width allows.
+fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
+    let theme = &paint.theme;
+    let now = paint.view.dash.now;
+    let mut name = Column::new("provider", 0).max(20);
+    let mut breaker = Column::new("breaker", 1);
+    let mut next = Column::new("next", 2);
+    let mut fails = Column::new("fails", 3).right();
+    let mut last_error = Column::new("last error", 4).max(16);
+    let mut ok = Column::new("ok", 5).right();
+    let mut p99 = Column::new("p99", 6).right();
+    let mut p50 = Column::new("p50", 7).right();
+    let mut rate = Column::new("rate", 8).right();
+    let mut cost = Column::new("cost", 9).right();
+    let mut p95 = Column::new("p95", 10).right();
+    let mut model = Column::new("model", 11).max(24);
+    let mut notes = Column::new("notes", 12).fill();
+    for p in &paint.view.dash.providers {
+        name.push(name_cell(p, theme));
+        breaker.push(Span::styled(state_word(p.breaker), theme.state(p.breaker)));
+        next.push(next_cell(p, now, theme));
+        fails.push(match p.threshold {
+            Some(t) => format!("{}/{t}", p.consecutive_failures),
+            None => p.consecutive_failures.to_string(),
+        });
+        last_error.push(last_error_cell(p, theme));
+        ok.push(p.success_rate().map_or(text::NONE.into(), text::percent));
+        p50.push(latency(p, 0.50));
+        p95.push(latency(p, 0.95));
+        p99.push(latency(p, 0.99));
+        rate.push(now.map_or(text::NONE.into(), |now| {
+            format!("{:.1}/s", p.rate_per_sec(now))
+        }));
+        cost.push(text::usd(p.cost_usd));
+        model.push(p.model.clone());
+        notes.push(notes_cell(p, theme));
+    }
+    vec![
+        name, model, breaker, next, fails, ok, p50, p95, p99, rate, cost, last_error, notes,
+    ]
+}
+
+/// The name, flagged with `⚑` so a misconfigured provider shows even when the notes do not fit.
+fn name_cell<'a>(p: &ProviderView, theme: &Theme) -> Line<'a> {
+    let mut spans = vec![Span::styled(p.name.clone(), theme.title)];
+    if p.flagged.is_some() {
+        spans.push(Span::styled(" ⚑", theme.fatal));
+    }
+    Line::from(spans)
+}
+
+fn next_cell<'a>(p: &ProviderView, now: Option<DateTime<Utc>>, theme: &Theme) -> Line<'a> {
+    next_text(p, now).map_or_else(Line::default, |t| Line::styled(t, theme.state(p.breaker)))
+}
+
+/// What happens next to the breaker: the countdown to half-open, the probes, or the operator's hold.
+pub fn next_text(p: &ProviderView, now: Option<DateTime<Utc>>) -> Option<String> {
+    let next = match p.breaker {
+        BreakerState::Closed => return None,
+        BreakerState::Open => match now.and_then(|now| p.open_remaining(now)) {
+            Some(left) if left.num_seconds() > 0 => format!("half-open in {}", text::span(left)),
+            Some(_) => "half-open next request".to_string(),
+            None => "waiting to recover".to_string(),
+        },
+        BreakerState::HalfOpen if p.probes_in_flight > 0 => format!(
+            "{} in flight",
+            text::plural(u64::from(p.probes_in_flight), "probe", "probes")
+        ),
+        BreakerState::HalfOpen => "probe next request".to_string(),
+        BreakerState::ForcedOpen | BreakerState::ForcedClosed => "until reset".to_string(),
+    };
+    Some(next)
+}
+
+fn last_error_cell<'a>(p: &ProviderView, theme: &Theme) -> Line<'a> {
+    match &p.last_error {
+        Some(e) => Line::styled(
+            format!("{} {}", retry_mark(e.retryable), e.class.as_str()),
+            theme.error(e.retryable),
+        ),
+        None => Line::raw(text::NONE),
+    }
+}
+
+/// `↻` for an error worth retrying elsewhere, `✗` for one that is not: readable without colour.
+pub fn retry_mark(retryable: bool) -> &'static str {
+    if retryable { "↻" } else { "✗" }
+}
+
+fn latency(p: &ProviderView, q: f64) -> String {
+    p.latency_ms(q).map_or(text::NONE.into(), text::millis)
+}
+
+/// Why the provider is as it is: a flag, the breaker's reason, the simulated fault in force.
+fn notes_cell<'a>(p: &ProviderView, theme: &Theme) -> Line<'a> {
+    let mut spans = Vec::new();
+    if let Some(flag) = &p.flagged {
+        spans.push(Span::styled(format!("⚑ {flag}"), theme.fatal));
+    }
+    if p.breaker != BreakerState::Closed && !p.breaker_reason.is_empty() {
+        if !spans.is_empty() {
+            spans.push(Span::raw(" · "));
+        }
+        spans.push(Span::raw(p.breaker_reason.clone()));
+    }
+    if let Some(fault) = p.fault.as_deref().filter(|f| *f != "none") {
+        if !spans.is_empty() {
+            spans.push(Span::raw(" · "));
+        }
+        spans.push(Span::styled(format!("fault {fault}"), theme.title));
+    }
+    Line::from(spans)
+}

@@ -1,0 +1,117 @@
+//! The recent requests, newest first, to pick the one the reply panel shows: its status, who
+//! answered (`↪` when it failed over), how long it took and what it cost.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::style::Style;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{HighlightSpacing, Paragraph, Table, TableState};
+
+use super::columns::{self, Column};
+use super::{Paint, text};
+use crate::console::dashboard::{Dashboard, RequestView};
+use crate::console::theme::Theme;
+use crate::console::ui::{Focus, Ui};
+use crate::event::Outcome;
+
+const SELECTED: &str = "▶ ";
+const SELECTED_WIDTH: u16 = 2;
+
+/// The request the reply panel shows: the one picked, else the newest.
+pub fn selected<'d>(dash: &'d Dashboard, ui: &Ui) -> Option<&'d RequestView> {
+    ui.selected_request
+        .as_deref()
+        .and_then(|id| dash.requests.iter().rev().find(|r| r.id == id))
+        .or_else(|| dash.requests.back())
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
+    let dash = paint.view.dash;
+    let theme = &paint.theme;
+    let title = format!(" requests ({}) ", dash.requests.len());
+    let block = theme.block(title, paint.focused(Focus::Requests));
+    let inner = block.inner(area);
+    frame.render_widget(block, area);
+    if dash.requests.is_empty() {
+        frame.render_widget(
+            Paragraph::new(Line::styled(" none yet", theme.muted)),
+            inner,
+        );
+        return;
+    }
+    let available = inner.width.saturating_sub(SELECTED_WIDTH);
+    let fitted = columns::fit(
+        table_columns(paint),
+        available,
+        theme.muted.patch(theme.title),
+    );
+    let table = Table::new(fitted.rows, fitted.widths)
+        .header(fitted.header)
+        .column_spacing(columns::SPACING)
+        .highlight_symbol(SELECTED)
+        .highlight_spacing(HighlightSpacing::Always)
+        .row_highlight_style(theme.selected);
+    let chosen = selected(dash, paint.view.ui).map(|r| r.id.as_str());
+    let row = dash
+        .requests
+        .iter()
+        .rev()
+        .position(|r| Some(r.id.as_str()) == chosen);
+    let mut state = TableState::default().with_selected(row);
+    frame.render_stateful_widget(table, inner, &mut state);
+}
+
+fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
+    let dash = paint.view.dash;
+    let theme = &paint.theme;
+    let mut id = Column::new("id", 0).max(10);
+    let mut status = Column::new("status", 1);
+    let mut provider = Column::new("provider", 3).max(14);
+    let mut took = Column::new("time", 4).right();
+    let mut cost = Column::new("cost", 2).right();
+    for r in dash.requests.iter().rev() {
+        id.push(Span::styled(r.id.clone(), theme.title));
+        status.push(status_cell(r, theme));
+        provider.push(provider_cell(r));
+        took.push(took_cell(r, paint));
+        cost.push(text::usd(r.cost_usd));
+    }
+    vec![id, status, provider, took, cost]
+}
+
+/// `ok`, `failed`, `streaming`, `waiting`, with `⟲` when text was withdrawn on the way.
+pub fn status_cell<'a>(r: &RequestView, theme: &Theme) -> Line<'a> {
+    let (word, style) = match (r.outcome, &r.provider) {
+        (Some(Outcome::Ok), _) => ("ok", theme.ok),
+        (Some(Outcome::Error), _) => ("failed", theme.failed),
+        (None, Some(_)) => ("streaming", theme.title),
+        (None, None) => ("waiting", Style::new()),
+    };
+    let mut spans = vec![Span::styled(word, style)];
+    if !r.rewinds.is_empty() {
+        spans.push(Span::raw(" ⟲"));
+    }
+    Line::from(spans)
+}
+
+/// Who answered; `↪` marks a provider other than the first of the chain (a failover).
+fn provider_cell<'a>(r: &RequestView) -> Line<'a> {
+    match &r.provider {
+        Some(p) if r.chain.first() != Some(p) => Line::raw(format!("↪ {p}")),
+        Some(p) => Line::raw(p.clone()),
+        None => Line::raw(text::NONE),
+    }
+}
+
+/// The total time once finished, the time so far while running.
+fn took_cell<'a>(r: &RequestView, paint: &Paint) -> Line<'a> {
+    // Plain text only: the selected row's background would hide muted grey.
+    match (r.total_ms, paint.view.dash.now) {
+        (Some(ms), _) => Line::raw(text::millis(ms)),
+        (None, Some(now)) => {
+            let ms = u64::try_from((now - r.started_at).num_milliseconds()).unwrap_or(0);
+            Line::raw(format!("{}…", text::millis(ms)))
+        }
+        (None, None) => Line::raw(text::NONE),
+    }
+}

@@ -1,0 +1,171 @@
+//! The status bar: the keys that work here and now (built from the bindings, so a rebound key
+//! shows as rebound), the least useful dropped first on a narrow terminal, and the last action's
+//! result on the right.
+
+use ratatui::Frame;
+use ratatui::layout::Rect;
+use ratatui::text::{Line, Span};
+use ratatui::widgets::Paragraph;
+
+use super::{Paint, text};
+use crate::console::keys::{Action, Bindings};
+use crate::console::ui::{Focus, Overlay};
+use crate::engine::breaker::BreakerState;
+
+const GAP: &str = "  ";
+
+/// One key hint; the highest `rank` goes first when the bar is too narrow.
+struct Hint {
+    keys: String,
+    label: &'static str,
+    rank: u8,
+}
+
+fn hint(keys: String, label: &'static str, rank: u8) -> Hint {
+    Hint { keys, label, rank }
+}
+
+/// The keys of an action as one label: `q/Ctrl-C`, or `i or /` when a key is itself a slash.
+pub fn keys_label(keys: &Bindings, action: Action) -> String {
+    let bound = keys.keys(action);
+    if bound.iter().any(|k| k.to_string().contains('/')) {
+        let names: Vec<String> = bound.iter().map(ToString::to_string).collect();
+        names.join(" or ")
+    } else {
+        keys.describe(action)
+    }
+}
+
+/// Two actions that go together (up and down) as one hint, by their first keys: `↑↓ select`.
+fn pair(keys: &Bindings, a: Action, b: Action, label: &'static str, rank: u8) -> Hint {
+    let first = |action| keys.keys(action).first().map(ToString::to_string);
+    let joined = match (first(a), first(b)) {
+        (Some(a), Some(b)) if a.chars().count() == 1 && b.chars().count() == 1 => a + &b,
+        (Some(a), Some(b)) => format!("{a} {b}"),
+        (a, b) => a.or(b).unwrap_or_default(),
+    };
+    hint(joined, label, rank)
+}
+
+fn one(keys: &Bindings, action: Action, rank: u8) -> Hint {
+    hint(keys_label(keys, action), action.label(), rank)
+}
+
+pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
+    let flash = paint.view.ui.flash.as_deref().unwrap_or("");
+    let flash = text::fit(flash, usize::from(area.width) / 2);
+    let room = usize::from(area.width).saturating_sub(text::width(&flash) + GAP.len());
+    let mut hints = hints(paint);
+    let mut line = hints_line(&hints, paint);
+    while line.width() > room {
+        let Some(worst) = hints.iter().map(|h| h.rank).max() else {
+            break;
+        };
+        if let Some(at) = hints.iter().rposition(|h| h.rank == worst) {
+            hints.remove(at);
+        }
+        line = hints_line(&hints, paint);
+    }
+    frame.render_widget(Paragraph::new(line), area);
+    let flash = Line::styled(format!("{flash} "), paint.theme.title).right_aligned();
+    frame.render_widget(Paragraph::new(flash), area);
+}
+
+fn hints_line<'a>(hints: &[Hint], paint: &Paint) -> Line<'a> {
+    let mut spans = Vec::with_capacity(hints.len() * 3);
+    for h in hints {
+        spans.push(Span::raw(if spans.is_empty() { " " } else { GAP }));
+        spans.push(Span::styled(h.keys.clone(), paint.theme.key));
+        spans.push(Span::styled(format!(" {}", h.label), paint.theme.muted));
+    }
+    Line::from(spans)
+}
+
+fn hints(paint: &Paint) -> Vec<Hint> {
+    let keys = paint.view.keys;
+    let ui = paint.view.ui;
+    let s = |text: &str| text.to_string();
+    match &ui.overlay {
+        Some(Overlay::Help) => vec![
+            hint(s("Esc"), "close", 0),
+            pair(keys, Action::Up, Action::Down, "scroll", 1),
+            pair(keys, Action::PageUp, Action::PageDown, "page", 2),
+        ],
+        Some(Overlay::Confirm { .. }) => vec![
+            hint(s("y"), "confirm", 0),
+            hint(s("any other key"), "cancel", 0),
+        ],
+        Some(Overlay::FaultPicker { .. } | Overlay::LogFilter { .. }) => vec![
+            pair(keys, Action::Up, Action::Down, "select", 0),
+            hint(s("Enter"), "apply", 0),
+            hint(s("Esc"), "cancel", 0),
+        ],
+        None if ui.focus == Focus::Prompt => vec![
+            hint(s("Enter"), "send", 0),
+            hint(s("Alt-Enter"), "newline", 0),
+            hint(s("Esc"), "leave", 0),
+        ],
+        None => main_hints(paint),
+    }
+}
+
+/// The panels' keys: the focused panel's own, the breaker's that make sense for its state, the rest.
+fn main_hints(paint: &Paint) -> Vec<Hint> {
+    let keys = paint.view.keys;
+    let ui = paint.view.ui;
+    let mut hints = vec![one(keys, Action::Help, 0), one(keys, Action::Quit, 0)];
+    hints.extend(match ui.focus {
+        Focus::Providers | Focus::Requests => {
+            vec![pair(keys, Action::Up, Action::Down, "select", 1)]
+        }
+        Focus::Reply | Focus::Log | Focus::Prompt => vec![
+            pair(keys, Action::Up, Action::Down, "scroll", 1),
+            pair(keys, Action::PageUp, Action::PageDown, "page", 4),
+        ],
+    });
+    let selected = paint.view.dash.providers.get(ui.selected_provider);
+    if let Some(p) = selected {
+        // An action that would change nothing (tripping a tripped breaker) is not offered.
+        let actions = [
+            (Action::Trip, p.breaker != BreakerState::ForcedOpen, 1),
+            (
+                Action::ForceClosed,
+                p.breaker != BreakerState::ForcedClosed,
+                3,
+            ),
+            (Action::Reset, p.breaker != BreakerState::Closed, 1),
+            (Action::PickFault, ui.faults_available, 3),
+        ];
+        for (action, meaningful, rank) in actions {
+            if meaningful {
+                hints.push(one(keys, action, rank));
+            }
+        }
+    }
+    hints.push(one(keys, Action::FocusNext, 2));
+    hints.push(one(keys, Action::Prompt, 1));
+    hints.push(hint(
+        keys_label(keys, Action::Freeze),
+        if ui.frozen { "unfreeze" } else { "freeze" },
+        4,
+    ));
+    hints.push(one(
+        keys,
+        Action::FilterLog,
+        if ui.focus == Focus::Log { 1 } else { 5 },
+    ));
+    if let Some(load) = ui.load {
+        let label = if load.on { "load off" } else { "load on" };
+        hints.push(hint(keys_label(keys, Action::ToggleLoad), label, 5));
+        if load.on {
+            hints.push(pair(
+                keys,
+                Action::LoadFaster,
+                Action::LoadSlower,
+                "rate",
+                6,
+            ));
+        }
+    }
+    hints
+}
