@@ -1,5 +1,6 @@
 //! Keys drive the console's App against a real demo engine: trip → `forced_open` → the next request
 //! skips the provider; reset; the fault picker sets a simulated fault; load keys; freeze.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use futures::StreamExt;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyEventState, KeyModifiers};

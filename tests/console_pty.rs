@@ -1,5 +1,6 @@
 //! The real `breakerbox` console in a pseudo-terminal: it starts, shows the panels, answers a prompt,
 //! trips and resets a breaker, and `q` gives the terminal back.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
 use std::io::{Read, Write};

@@ -77,7 +77,7 @@ pub struct ProviderView {
     pub probes_in_flight: u32,
     pub last_error: Option<LastError>,
     pub attempts: u64,
-    /// Attempts that reached a healthy first event / ended in a failure.
+    /// Requests this provider answered / attempts of it that failed (cancelled ones not counted).
     pub successes: u64,
     pub failures: u64,
     /// First-event latency, milliseconds (p50 / p95 / p99 read from it).

@@ -27,6 +27,9 @@ pub struct AttemptContext<'a> {
     pub continuing: bool,
     /// The engine's policy, for the `retryable` flag of `attempt_failed`; the default if `None`.
     pub policy: Option<&'a Policy>,
+    /// A hedged attempt: it may lose, so its `first_event` and text are published by whoever
+    /// forwards them to the caller, never here.
+    pub held: bool,
 }
 
 impl<'a> AttemptContext<'a> {
@@ -39,6 +42,7 @@ impl<'a> AttemptContext<'a> {
             out: None,
             continuing: false,
             policy: None,
+            held: false,
         }
     }
 }
@@ -149,12 +153,15 @@ pub async fn run(
         if report.first_event_ms.is_none() {
             let latency_ms = millis(started.elapsed());
             report.first_event_ms = Some(latency_ms);
-            ctx.bus.publish(EventKind::FirstEvent {
-                request_id: ctx.request_id.to_string(),
-                attempt: ctx.number,
-                provider: name.clone(),
-                latency_ms,
-            });
+            // A held (hedged) attempt may yet lose: whoever forwards it announces its first event.
+            if !ctx.held {
+                ctx.bus.publish(EventKind::FirstEvent {
+                    request_id: ctx.request_id.to_string(),
+                    attempt: ctx.number,
+                    provider: name.clone(),
+                    latency_ms,
+                });
+            }
         }
         let forward = match &event {
             StreamEvent::MessageStart { model, .. } => {
@@ -165,11 +172,13 @@ pub async fn run(
             }
             StreamEvent::TextDelta { text } => {
                 report.text.push_str(text);
-                ctx.bus.publish(EventKind::TextDelta {
-                    request_id: ctx.request_id.to_string(),
-                    provider: name.clone(),
-                    text: text.clone(),
-                });
+                if !ctx.held {
+                    ctx.bus.publish(EventKind::TextDelta {
+                        request_id: ctx.request_id.to_string(),
+                        provider: name.clone(),
+                        text: text.clone(),
+                    });
+                }
                 true
             }
             StreamEvent::ToolCallStart { .. } => {

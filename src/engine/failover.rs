@@ -729,17 +729,17 @@ impl Run {
                 .latency_percentile(primary.name(), percentile)
                 .unwrap_or(fallback),
         };
-        let (mut rx_a, task_a) = self.spawn_attempt(primary, primary_request, tally.attempts);
+        let mut a = self.spawn_attempt(primary, primary_request, tally.attempts);
         tokio::select! {
-            first = rx_a.recv() => return Race::Primary(Box::new(self.pump(first, rx_a, task_a).await)),
+            first = a.rx.recv() => return Race::Primary(Box::new(self.pump(first, a).await)),
             () = tokio::time::sleep(delay) => {}
         }
         let next_permit = match shared.breakers.admit(&next.breaker_key) {
             Ok(permit) => permit,
             Err(rejection) => {
                 self.skip(next, rejection.reason);
-                let first = rx_a.recv().await;
-                return Race::Primary(Box::new(self.pump(first, rx_a, task_a).await));
+                let first = a.rx.recv().await;
+                return Race::Primary(Box::new(self.pump(first, a).await));
             }
         };
         tally.attempts += 1;
@@ -747,26 +747,24 @@ impl Run {
         if let Some(model) = &next.model {
             next_request.model.clone_from(model);
         }
-        let (mut rx_b, task_b) = self.spawn_attempt(next, next_request, tally.attempts);
+        let mut b = self.spawn_attempt(next, next_request, tally.attempts);
         let (mut a_open, mut b_open) = (true, true);
         while a_open || b_open {
             tokio::select! {
-                item = rx_a.recv(), if a_open => match item {
+                item = a.rx.recv(), if a_open => match item {
                     Some(first) => {
-                        drop(rx_b);
-                        let lost = join(task_b, next).await;
+                        let lost = join(b.cancel(), next.name()).await;
                         self.account(next, Some(next_permit), &lost, tally, false);
-                        return Race::Primary(Box::new(self.pump(Some(first), rx_a, task_a).await));
+                        return Race::Primary(Box::new(self.pump(Some(first), a).await));
                     }
                     None => a_open = false,
                 },
-                item = rx_b.recv(), if b_open => match item {
+                item = b.rx.recv(), if b_open => match item {
                     Some(first) => {
-                        drop(rx_a);
                         // The primary's permit is released by the caller; its cost is booked here.
-                        let lost = join(task_a, primary).await;
+                        let lost = join(a.cancel(), primary.name()).await;
                         self.account(primary, None, &lost, tally, false);
-                        let report = self.pump(Some(first), rx_b, task_b).await;
+                        let report = self.pump(Some(first), b).await;
                         return Race::Secondary { report: Box::new(report), permit: Some(next_permit) };
                     }
                     None => b_open = false,
@@ -774,23 +772,15 @@ impl Run {
             }
         }
         // Neither had a healthy first event: book the hedge's failure, hand back the primary's.
-        let failed = join(task_b, next).await;
+        let failed = join(b.task, next.name()).await;
         if let Some(err) = self.account(next, Some(next_permit), &failed, tally, false) {
             tally.error = Some(err);
         }
-        Race::Primary(Box::new(join(task_a, primary).await))
+        Race::Primary(Box::new(join(a.task, primary.name()).await))
     }
 
     /// An attempt running on its own, its events held back in a channel until it wins.
-    fn spawn_attempt(
-        &self,
-        target: &Target,
-        request: Request,
-        number: u32,
-    ) -> (
-        mpsc::Receiver<Result<StreamEvent, ProviderError>>,
-        tokio::task::JoinHandle<AttemptReport>,
-    ) {
+    fn spawn_attempt(&self, target: &Target, request: Request, number: u32) -> Held {
         let (tx, rx) = mpsc::channel(OUT_CAPACITY);
         let engine = self.engine.clone();
         let request_id = self.request_id.clone();
@@ -804,20 +794,52 @@ impl Run {
             );
             ctx.out = Some(&tx);
             ctx.policy = Some(&engine.settings.policy);
+            ctx.held = true;
             attempt::run(provider.as_ref(), request, ctx).await
         });
-        (rx, task)
+        Held {
+            rx,
+            task,
+            started: Instant::now(),
+            provider: target.name().to_string(),
+            number,
+        }
     }
 
-    /// Forward a held-back attempt's events to the caller, then wait for its report.
+    /// Forward a held attempt's events to the caller — announcing its first event and its text,
+    /// which it held back while it might lose — then wait for its report.
     async fn pump(
         &self,
         first: Option<Result<StreamEvent, ProviderError>>,
-        mut rx: mpsc::Receiver<Result<StreamEvent, ProviderError>>,
-        task: tokio::task::JoinHandle<AttemptReport>,
+        held: Held,
     ) -> AttemptReport {
+        let Held {
+            mut rx,
+            task,
+            started,
+            provider,
+            number,
+        } = held;
+        let bus = &self.engine.shared.bus;
         let mut item = first;
+        let mut announced = false;
         while let Some(event) = item {
+            if !announced {
+                announced = true;
+                bus.publish(EventKind::FirstEvent {
+                    request_id: self.request_id.clone(),
+                    attempt: number,
+                    provider: provider.clone(),
+                    latency_ms: attempt::millis(started.elapsed()),
+                });
+            }
+            if let Ok(StreamEvent::TextDelta { text }) = &event {
+                bus.publish(EventKind::TextDelta {
+                    request_id: self.request_id.clone(),
+                    provider: provider.clone(),
+                    text: text.clone(),
+                });
+            }
             if self.out.send(event).await.is_err() {
                 break;
             }
@@ -828,10 +850,7 @@ impl Run {
         }
         // Dropping the receiver cancels the attempt if the caller went away.
         drop(rx);
-        let name = self.engine.name.clone();
-        task.await.unwrap_or_else(|e| {
-            AttemptReport::lost(&name, &format!("the attempt task ended abnormally: {e}"))
-        })
+        join(task, &provider).await
     }
 
     /// Under `continue`, the text to send as a prefill to this target; otherwise withdraw it.
@@ -984,12 +1003,25 @@ enum Race {
     },
 }
 
-async fn join(task: tokio::task::JoinHandle<AttemptReport>, target: &Target) -> AttemptReport {
+/// A hedged attempt in flight: its held-back events and its task.
+struct Held {
+    rx: mpsc::Receiver<Result<StreamEvent, ProviderError>>,
+    task: tokio::task::JoinHandle<AttemptReport>,
+    started: Instant,
+    provider: String,
+    number: u32,
+}
+
+impl Held {
+    /// It lost: dropping its receiver cancels it; its task is joined for its cost.
+    fn cancel(self) -> tokio::task::JoinHandle<AttemptReport> {
+        self.task
+    }
+}
+
+async fn join(task: tokio::task::JoinHandle<AttemptReport>, provider: &str) -> AttemptReport {
     task.await.unwrap_or_else(|e| {
-        AttemptReport::lost(
-            target.name(),
-            &format!("the attempt task ended abnormally: {e}"),
-        )
+        AttemptReport::lost(provider, &format!("the attempt task ended abnormally: {e}"))
     })
 }
 
@@ -1628,6 +1660,37 @@ mod tests {
         let types = &seen.types;
         let failed = types.iter().filter(|t| **t == "attempt_failed").count();
         assert_eq!(failed, 1, "{types:?}");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_hedge_that_loses_publishes_no_first_event_and_no_text() {
+        // Both produce their first event at the same instant (1.2 s): either may win, but only
+        // the winner may announce a first event or text.
+        let a = Scripted::new("a", vec![slow(1_200, &["from ", "a"])]);
+        let b = Scripted::new("b", vec![slow(200, &["from ", "b"])]);
+        let e = engine(
+            vec![target(&a, false), target(&b, false)],
+            hedged(HedgeTrigger::After(Duration::from_secs(1))),
+        );
+        let mut rx = e.shared().bus.subscribe();
+        let seen = ask(&e).await;
+        let winner = match &seen.finished {
+            EventKind::RequestFinished {
+                provider: Some(p), ..
+            } => p.clone(),
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(seen.text, format!("from {winner}"));
+        let (mut firsts, mut texts_from) = (Vec::new(), Vec::new());
+        while let Ok(ev) = rx.try_recv() {
+            match &ev.kind {
+                EventKind::FirstEvent { provider, .. } => firsts.push(provider.clone()),
+                EventKind::TextDelta { provider, .. } => texts_from.push(provider.clone()),
+                _ => {}
+            }
+        }
+        assert_eq!(firsts, [winner.clone()], "one first_event, the winner's");
+        assert!(texts_from.iter().all(|p| *p == winner), "{texts_from:?}");
     }
 
     #[tokio::test(start_paused = true)]

@@ -4,7 +4,6 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use super::providers::next_text;
 use super::{Paint, popup, text};
@@ -45,7 +44,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, action: BreakerAction,
     let boxed = popup::centred(area, width, height);
     let inner = popup::open(frame, boxed, popup::block(" confirm ", paint));
     let inner = inner.inner(ratatui::layout::Margin::new(1, 0));
-    frame.render_widget(Paragraph::new(lines), inner);
+    text::draw_lines(frame, inner, lines);
 }
 
 /// The question, and what happens after `y`.

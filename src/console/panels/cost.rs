@@ -4,7 +4,7 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Table};
+use ratatui::widgets::Table;
 
 use super::columns::{self, Column};
 use super::{Paint, text};
@@ -26,7 +26,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         .header(fitted.header)
         .column_spacing(columns::SPACING);
     frame.render_widget(table, table_area);
-    frame.render_widget(Paragraph::new(summary(paint)), summary_area);
+    frame.render_widget(summary(paint), summary_area);
 }
 
 fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Paragraph, Table};
+use ratatui::widgets::Table;
 
 use super::columns::{self, Column};
 use super::providers::retry_mark;
@@ -40,7 +40,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let rows = class_rows(paint);
     if rows.is_empty() {
         let none = Line::styled(" no errors", theme.muted);
-        frame.render_widget(Paragraph::new(none), inner);
+        frame.render_widget(none, inner);
         return;
     }
     let fitted = columns::fit(

@@ -5,7 +5,6 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use super::{Paint, text};
 use crate::event::Mode;
@@ -18,9 +17,9 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let left = identity(paint);
     let room = usize::from(top.width).saturating_sub(left.width() + SEPARATOR.len());
     let right = text::fit_line(conditions(paint), room);
-    frame.render_widget(Paragraph::new(left), top);
-    frame.render_widget(Paragraph::new(right).right_aligned(), top);
-    frame.render_widget(Paragraph::new(totals(paint, bottom.width)), bottom);
+    frame.render_widget(left, top);
+    frame.render_widget(right.right_aligned(), top);
+    frame.render_widget(totals(paint, bottom.width), bottom);
 }
 
 fn mode_word(mode: Option<Mode>) -> &'static str {

@@ -5,7 +5,6 @@
 use ratatui::Frame;
 use ratatui::layout::{Margin, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use super::{Paint, popup, status, text};
 use crate::console::keys::Action;
@@ -40,7 +39,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let boxed = popup::centred(area, width, height);
     let lines = fit(sections, usize::from(boxed.height.saturating_sub(2)), paint);
     let inner = popup::open(frame, boxed, popup::block(" help ", paint));
-    frame.render_widget(Paragraph::new(lines), inner.inner(Margin::new(1, 0)));
+    text::draw_lines(frame, inner.inner(Margin::new(1, 0)), lines);
 }
 
 /// As many sections as fit in `rows`, the keys first; keys that do not fit are counted instead.

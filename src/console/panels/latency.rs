@@ -7,7 +7,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use super::window::Window;
 use super::{Paint, text};
@@ -55,7 +54,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         lines.extend(provider_rows(p, &window, per_provider, paint));
     }
     lines.truncate(usize::from(inner.height));
-    frame.render_widget(Paragraph::new(lines), inner);
+    text::draw_lines(frame, inner, lines);
 }
 
 fn steps(p: &ProviderView, window: &Window) -> Vec<Step> {

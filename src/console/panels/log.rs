@@ -5,7 +5,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use super::{Paint, text};
 use crate::console::dashboard::LogLine;
@@ -57,7 +56,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let lines: Vec<Line> = std::iter::repeat_n(Line::default(), pad)
         .chain(lines)
         .collect();
-    frame.render_widget(Paragraph::new(lines), inner);
+    text::draw_lines(frame, inner, lines);
 }
 
 fn shown(line: &LogLine, filter: &LogFilter) -> bool {

@@ -6,7 +6,7 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{HighlightSpacing, Paragraph, Table, TableState};
+use ratatui::widgets::{HighlightSpacing, Table, TableState};
 
 use super::columns::{self, Column};
 use super::{Paint, text};
@@ -27,7 +27,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     frame.render_widget(block, area);
     if dash.providers.is_empty() {
         let waiting = Line::styled(" waiting for the session to start…", paint.theme.muted);
-        frame.render_widget(Paragraph::new(waiting), inner);
+        frame.render_widget(waiting, inner);
         return;
     }
     let available = inner.width.saturating_sub(SELECTED_WIDTH);

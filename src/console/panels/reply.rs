@@ -6,7 +6,6 @@
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use super::providers::retry_mark;
 use super::requests::selected;
@@ -29,7 +28,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         );
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        frame.render_widget(Paragraph::new(Line::styled(hint, paint.theme.muted)), inner);
+        frame.render_widget(Line::styled(hint, paint.theme.muted), inner);
         return;
     };
     let title = match &request.provider {
@@ -58,14 +57,14 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         block = block.title_bottom(Line::styled(position, paint.theme.muted).right_aligned());
     }
     frame.render_widget(block, area);
-    frame.render_widget(Paragraph::new(meta), meta_area);
+    text::draw_lines(frame, meta_area, meta);
     let lines: Vec<Line> = body
         .into_iter()
         .skip(top)
         .take(visible)
         .map(Line::raw)
         .collect();
-    frame.render_widget(Paragraph::new(lines), body_area);
+    text::draw_lines(frame, body_area, lines);
 }
 
 fn meta_lines<'a>(r: &RequestView, width: usize, paint: &Paint) -> Vec<Line<'a>> {

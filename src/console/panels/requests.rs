@@ -5,7 +5,7 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{HighlightSpacing, Paragraph, Table, TableState};
+use ratatui::widgets::{HighlightSpacing, Table, TableState};
 
 use super::columns::{self, Column};
 use super::{Paint, text};
@@ -33,15 +33,22 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let inner = block.inner(area);
     frame.render_widget(block, area);
     if dash.requests.is_empty() {
-        frame.render_widget(
-            Paragraph::new(Line::styled(" none yet", theme.muted)),
-            inner,
-        );
+        frame.render_widget(Line::styled(" none yet", theme.muted), inner);
         return;
     }
+    let chosen = selected(dash, paint.view.ui).map(|r| r.id.as_str());
+    let row = dash
+        .requests
+        .iter()
+        .rev()
+        .position(|r| Some(r.id.as_str()) == chosen)
+        .unwrap_or(0);
+    // Only the rows that fit are built (the list holds hundreds), scrolled to keep the selection.
+    let shown = usize::from(inner.height.saturating_sub(1)).max(1);
+    let first = (row + 1).saturating_sub(shown);
     let available = inner.width.saturating_sub(SELECTED_WIDTH);
     let fitted = columns::fit(
-        table_columns(paint),
+        table_columns(paint, first, shown),
         available,
         theme.muted.patch(theme.title),
     );
@@ -51,17 +58,12 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         .highlight_symbol(SELECTED)
         .highlight_spacing(HighlightSpacing::Always)
         .row_highlight_style(theme.selected);
-    let chosen = selected(dash, paint.view.ui).map(|r| r.id.as_str());
-    let row = dash
-        .requests
-        .iter()
-        .rev()
-        .position(|r| Some(r.id.as_str()) == chosen);
-    let mut state = TableState::default().with_selected(row);
+    let mut state = TableState::default().with_selected(Some(row - first));
     frame.render_stateful_widget(table, inner, &mut state);
 }
 
-fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
+/// Newest first, `count` requests from the `first`.
+fn table_columns<'a>(paint: &Paint, first: usize, count: usize) -> Vec<Column<'a>> {
     let dash = paint.view.dash;
     let theme = &paint.theme;
     let mut id = Column::new("id", 0).max(10);
@@ -69,7 +71,7 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
     let mut provider = Column::new("provider", 3).max(14);
     let mut took = Column::new("time", 4).right();
     let mut cost = Column::new("cost", 2).right();
-    for r in dash.requests.iter().rev() {
+    for r in dash.requests.iter().rev().skip(first).take(count) {
         id.push(Span::styled(r.id.clone(), theme.title));
         status.push(status_cell(r, theme));
         provider.push(provider_cell(r));

@@ -5,7 +5,6 @@
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use super::{Paint, text};
 use crate::console::keys::{Action, Bindings};
@@ -66,9 +65,9 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         }
         line = hints_line(&hints, paint);
     }
-    frame.render_widget(Paragraph::new(line), area);
+    frame.render_widget(line, area);
     let flash = Line::styled(format!("{flash} "), paint.theme.title).right_aligned();
-    frame.render_widget(Paragraph::new(flash), area);
+    frame.render_widget(flash, area);
 }
 
 fn hints_line<'a>(hints: &[Hint], paint: &Paint) -> Line<'a> {

@@ -4,12 +4,27 @@
 use std::borrow::Cow;
 
 use chrono::{DateTime, TimeDelta, Utc};
+use ratatui::Frame;
+use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 /// Display width of a string.
 pub fn width(text: &str) -> usize {
-    Span::raw(text).width()
+    // Printable ASCII, by far the common case, is one column a byte: no Unicode tables needed.
+    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+        text.len()
+    } else {
+        Span::raw(text).width()
+    }
+}
+
+/// Lines top to bottom, one a row, each cut at the area's width. Cheaper than a `Paragraph`,
+/// which runs every grapheme through its reflow even when nothing wraps.
+pub fn draw_lines<'a>(frame: &mut Frame, area: Rect, lines: impl IntoIterator<Item = Line<'a>>) {
+    for (row, line) in area.rows().zip(lines) {
+        frame.render_widget(line, row);
+    }
 }
 
 /// `text` cut to `max` columns, ending in `…` when something was cut.

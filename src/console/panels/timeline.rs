@@ -10,7 +10,6 @@ use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
 use super::window::Window;
 use super::{Paint, text};
@@ -56,7 +55,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     if spare >= 2 && !lines.is_empty() {
         lines.push(legend(paint));
     }
-    frame.render_widget(Paragraph::new(lines), inner);
+    text::draw_lines(frame, inner, lines);
 }
 
 fn provider_row<'a>(
