@@ -1689,7 +1689,11 @@ mod tests {
                 _ => {}
             }
         }
-        assert_eq!(firsts, [winner.clone()], "one first_event, the winner's");
+        assert_eq!(
+            firsts,
+            std::slice::from_ref(&winner),
+            "one first_event, the winner's"
+        );
         assert!(texts_from.iter().all(|p| *p == winner), "{texts_from:?}");
     }
 
