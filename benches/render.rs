@@ -169,7 +169,7 @@ fn busy() -> Dashboard {
 }
 
 fn render(c: &mut Criterion) {
-    let dash = busy();
+    let mut dash = busy();
     let ui = Ui {
         faults_available: true,
         load: Some(LoadView {
@@ -180,22 +180,39 @@ fn render(c: &mut Criterion) {
     };
     let keys = Bindings::default();
     let prompt = TextArea::from(["a prompt being typed"]);
-    let view = View {
-        dash: &dash,
-        ui: &ui,
-        keys: &keys,
-        prompt: &prompt,
-    };
     for (w, h) in [(160, 48), (240, 70)] {
         let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
         c.bench_function(&format!("render {w}x{h}"), |b| {
-            b.iter(|| {
-                terminal
-                    .draw(|frame| draw(frame, black_box(&view)))
-                    .unwrap();
-            });
+            b.iter(|| frame(&mut terminal, &dash, &ui, &keys, &prompt));
         });
     }
+    // The clock moving every frame: countdowns, rates and chart windows change, so more of the
+    // screen is new and column widths vary (the worst case for ratatui's layout cache).
+    let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
+    let mut tick = 0;
+    c.bench_function("render 160x48, clock moving", |b| {
+        b.iter(|| {
+            tick = (tick + 1) % 600;
+            dash.now = Some(at(NOW + tick));
+            frame(&mut terminal, &dash, &ui, &keys, &prompt);
+        });
+    });
+}
+
+fn frame(
+    terminal: &mut Terminal<TestBackend>,
+    dash: &Dashboard,
+    ui: &Ui,
+    keys: &Bindings,
+    prompt: &TextArea<'static>,
+) {
+    let view = View {
+        dash,
+        ui,
+        keys,
+        prompt,
+    };
+    terminal.draw(|f| draw(f, black_box(&view))).unwrap();
 }
 
 criterion_group!(benches, render);

@@ -268,6 +268,7 @@ fn requests() -> VecDeque<RequestView> {
             failed(ErrorClass::Overloaded, Phase::Headers, true),
         );
         r.stop_reason = None;
+        r.text = String::new();
     }
     if let Some(r) = out.back_mut() {
         // The newest: anthropic cut the stream mid-way; openai is answering now.
@@ -551,9 +552,23 @@ fn eighty_by_twenty_four() {
 fn eighty_by_twenty_four_with_the_log_focused() {
     let ui = Ui {
         focus: Focus::Log,
+        log_scroll: 5,
         ..demo_ui()
     };
     let terminal = render(&incident(), &ui, 80, 24);
+    insta::assert_snapshot!(screen(&terminal));
+}
+
+/// The smallest full layout, an older (failed) request picked, the log scrolled up.
+#[test]
+fn full_layout_at_its_smallest_with_a_picked_request() {
+    let ui = Ui {
+        focus: Focus::Requests,
+        selected_request: Some("r476".into()),
+        log_scroll: 3,
+        ..demo_ui()
+    };
+    let terminal = render(&incident(), &ui, 120, 40);
     insta::assert_snapshot!(screen(&terminal));
 }
 
@@ -565,19 +580,6 @@ fn help_overlay() {
     };
     let terminal = render(&incident(), &ui, 160, 48);
     insta::assert_snapshot!(screen(&terminal));
-}
-
-#[test]
-fn help_on_a_short_terminal_counts_what_does_not_fit() {
-    let ui = Ui {
-        overlay: Some(Overlay::Help),
-        ..demo_ui()
-    };
-    let text = screen(&render(&incident(), &ui, 80, 24));
-    assert!(
-        text.contains("more: a taller terminal shows them all"),
-        "{text}"
-    );
 }
 
 /// The operator tripped anthropic and held openai closed a minute ago.
@@ -672,12 +674,15 @@ fn prompt_focused_with_text() {
 }
 
 #[test]
-fn no_colour() {
+fn no_colour_frozen_with_events_missed() {
     let ui = Ui {
         color: false,
+        frozen: true,
         ..demo_ui()
     };
-    let terminal = render(&forced(), &ui, 160, 48);
+    let mut dash = forced();
+    dash.events_missed = 12;
+    let terminal = render(&dash, &ui, 160, 48);
     assert_no_colour(&terminal);
     insta::assert_snapshot!(screen(&terminal));
 }
@@ -724,8 +729,9 @@ fn an_empty_dashboard_waits_for_the_session() {
     insta::assert_snapshot!(screen(&terminal));
 }
 
-/// Every width and every height from nothing to 200, on an empty, a busy and a forced dashboard,
-/// and with each popup open: drawing never panics.
+/// Every width and every height from nothing to 200, on an empty and a busy dashboard, and with
+/// each popup open: drawing never panics. (Fewer sizes with popups: each frame costs milliseconds
+/// in a debug build, most of it ratatui's layout solver meeting a new size.)
 #[test]
 fn any_size_draws_without_panicking() {
     let ui = Ui {
@@ -736,13 +742,23 @@ fn any_size_draws_without_panicking() {
         ..demo_ui()
     };
     let mut frames = Frames::new();
-    for dash in [Dashboard::new(), incident(), forced()] {
-        for n in 0..=200u16 {
-            for (w, h) in [(n, n), (n, 24), (n, 48), (80, n), (160, n)] {
-                frames.draw(&dash, &ui, w, h);
+    let busy = incident();
+    // Every small size (where edge cases live), a sample of the rest, and each layout breakpoint
+    // ±1: all 201 sizes would cost ~25 s of layout solving for little more coverage.
+    let sizes: Vec<u16> = (0..=40)
+        .chain((41..=200).step_by(9))
+        .chain([
+            59, 60, 61, 79, 80, 81, 109, 110, 111, 119, 120, 121, 159, 160, 161,
+        ])
+        .collect();
+    for &n in &sizes {
+        for dash in [&Dashboard::new(), &busy] {
+            for (w, h) in [(n, n), (n, 24), (80, n)] {
+                frames.draw(dash, &ui, w, h);
             }
         }
     }
+    let forced = forced();
     let overlays = [
         Overlay::Help,
         Overlay::Confirm {
@@ -755,16 +771,13 @@ fn any_size_draws_without_panicking() {
         },
         Overlay::LogFilter { selected: 99 },
     ];
-    let dash = incident();
     for overlay in overlays {
         let ui = Ui {
             overlay: Some(overlay),
             ..ui.clone()
         };
-        for n in 0..=200u16 {
-            for (w, h) in [(n, n), (n, 20), (70, n)] {
-                frames.draw(&dash, &ui, w, h);
-            }
+        for &n in &sizes {
+            frames.draw(&forced, &ui, n, n);
         }
     }
 }
@@ -798,4 +811,18 @@ impl Frames {
             .unwrap();
         self.terminal.draw(|frame| draw(frame, &view)).unwrap();
     }
+}
+
+#[test]
+fn help_on_a_short_terminal_counts_what_does_not_fit() {
+    let ui = Ui {
+        overlay: Some(Overlay::Help),
+        ..demo_ui()
+    };
+    let text = screen(&render(&incident(), &ui, 80, 24));
+    assert!(
+        text.contains("more: a taller terminal shows them all"),
+        "{text}"
+    );
+    insta::assert_snapshot!(text);
 }

@@ -8,6 +8,7 @@ use futures::StreamExt;
 use ratatui::crossterm::event::{
     Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
+use ratatui::style::{Color, Modifier, Style};
 use ratatui::{DefaultTerminal, Frame};
 use ratatui_textarea::TextArea;
 use std::sync::Arc;
@@ -18,7 +19,7 @@ use super::control::{Controller, LoadChange};
 use super::dashboard::Dashboard;
 use super::keys::{Action, Bindings};
 use super::panels::{self, View};
-use super::ui::{BreakerAction, FAULT_CHOICES, Focus, LogFilter, Overlay, Ui};
+use super::ui::{BreakerAction, FAULT_CHOICES, Focus, Overlay, Ui};
 use crate::event::Event;
 
 /// At most 60 frames a second.
@@ -43,7 +44,7 @@ pub struct App {
 
 impl App {
     pub fn new(ui: Ui, keys: Bindings, controller: Controller) -> Self {
-        App {
+        let mut app = App {
             live: Dashboard::new(),
             frozen: None,
             ui,
@@ -51,7 +52,25 @@ impl App {
             prompt: TextArea::default(),
             controller,
             quit: false,
-        }
+        };
+        app.style_prompt();
+        app
+    }
+
+    /// The prompt's cursor shows only while it has focus, and without colour under NO_COLOR
+    /// (the textarea's own defaults are grey and light blue).
+    fn style_prompt(&mut self) {
+        let focused = self.ui.focus == Focus::Prompt;
+        let reversed = Style::default().add_modifier(Modifier::REVERSED);
+        self.prompt
+            .set_cursor_style(if focused { reversed } else { Style::default() });
+        self.prompt.set_cursor_line_style(Style::default());
+        self.prompt.set_selection_style(reversed);
+        self.prompt.set_placeholder_style(if self.ui.color {
+            Style::default().fg(Color::DarkGray)
+        } else {
+            Style::default().add_modifier(Modifier::DIM)
+        });
     }
 
     /// Run until the operator quits, the terminal's input ends, or SIGTERM.
@@ -147,6 +166,11 @@ impl App {
     }
 
     pub fn on_key(&mut self, key: &KeyEvent) {
+        self.handle_key(key);
+        self.style_prompt();
+    }
+
+    fn handle_key(&mut self, key: &KeyEvent) {
         // Ctrl-C quits from anywhere, the prompt and popups included.
         if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
             self.quit = true;
@@ -228,7 +252,7 @@ impl App {
                 }
             }
             Overlay::LogFilter { selected } => {
-                let choices = self.log_filter_choices();
+                let choices = panels::log_filter_choices(&self.live);
                 if key.code == KeyCode::Esc {
                     self.ui.overlay = None;
                 } else if key.code == KeyCode::Enter {
@@ -248,20 +272,6 @@ impl App {
                 }
             }
         }
-    }
-
-    /// The filters the `e` popup offers, in its order: everything, each provider, each event type.
-    pub fn log_filter_choices(&self) -> Vec<LogFilter> {
-        let mut choices = vec![LogFilter::default()];
-        choices.extend(self.live.providers.iter().map(|p| LogFilter {
-            provider: Some(p.name.clone()),
-            kind: None,
-        }));
-        choices.extend(LOG_KINDS.iter().map(|k| LogFilter {
-            provider: None,
-            kind: Some((*k).to_string()),
-        }));
-        choices
     }
 
     fn on_action(&mut self, action: Action) {
@@ -375,20 +385,6 @@ impl App {
         }
     }
 }
-
-/// The event types the log filter offers.
-const LOG_KINDS: [&str; 10] = [
-    "request_started",
-    "attempt_started",
-    "attempt_failed",
-    "attempt_skipped",
-    "first_event",
-    "rewind",
-    "request_finished",
-    "breaker_changed",
-    "operator_action",
-    "provider_flagged",
-];
 
 fn cycle(focus: Focus, by: i32) -> Focus {
     let order = Focus::ORDER;

@@ -344,13 +344,15 @@ impl Bindings {
         self.by_action.get(&action).map_or(&[], Vec::as_slice)
     }
 
-    /// `q/Ctrl-C`: the keys of an action as one label.
+    /// The keys of an action as one label: `q/Ctrl-C`, or `i or /` when a key is itself a slash.
     pub fn describe(&self, action: Action) -> String {
-        self.keys(action)
-            .iter()
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join("/")
+        let names: Vec<String> = self.keys(action).iter().map(ToString::to_string).collect();
+        let separator = if names.iter().any(|n| n.contains('/')) {
+            " or "
+        } else {
+            "/"
+        };
+        names.join(separator)
     }
 
     /// (keys, what it does) for every action, in the help popup's order.
@@ -424,6 +426,7 @@ mod tests {
             Some(Action::Freeze)
         );
         assert_eq!(b.describe(Action::Quit), "q/Ctrl-C");
+        assert_eq!(b.describe(Action::Prompt), "i or /");
         assert_eq!(b.help_rows().len(), Action::ALL.len());
         assert!(b.help_rows().iter().all(|(keys, _)| !keys.is_empty()));
     }

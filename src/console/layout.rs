@@ -16,7 +16,8 @@
 //! └───────────────────────────────────────┘└───────────────────────────────────────┘
 //! ┌ requests ──┐┌ reply ──────────────────┐┌ event log ────────────────────────────┐
 //! │ REQUESTS_  ││ the selected request's  ││ newest at the bottom                  │
-//! │ WIDTH      ││ reply, wrapped          ││                                       │ (fill)
+//! │ WIDTH      ││ reply, wrapped (at least││                                       │ (fill)
+//! │            ││ REPLY_MIN_WIDTH)        ││                                       │
 //! └────────────┘└─────────────────────────┘│                                       │
 //! ┌ prompt ─────────────────────────────────┐│                                       │
 //! └─────────────────────────────────────────┘└───────────────────────────────────────┘
@@ -73,7 +74,9 @@ pub const STATS_MAX_HEIGHT: u16 = 11;
 pub const BOTTOM_MIN_HEIGHT: u16 = 12;
 /// The share of the bottom row's width left of the event log (requests, reply, prompt).
 pub const REPLY_SIDE_PERCENT: u16 = 65;
-pub const REQUESTS_WIDTH: u16 = 44;
+pub const REQUESTS_WIDTH: u16 = 46;
+/// The reply keeps at least this width; the requests list narrows to the compact width first.
+pub const REPLY_MIN_WIDTH: u16 = 50;
 /// The prompt: borders plus one line, growing with what is typed up to this.
 pub const PROMPT_MIN_HEIGHT: u16 = 3;
 pub const PROMPT_MAX_HEIGHT: u16 = 6;
@@ -82,7 +85,7 @@ pub const COMPACT_PROMPT_MAX_HEIGHT: u16 = 4;
 pub const COMPACT_BOTTOM_MIN_HEIGHT: u16 = 5;
 /// The compact layout shows the timeline only when this many rows remain for requests and reply.
 pub const COMPACT_REPLY_ROOM: u16 = 10;
-pub const COMPACT_REQUESTS_WIDTH: u16 = 26;
+pub const COMPACT_REQUESTS_WIDTH: u16 = 28;
 /// From this width the compact layout keeps the event log on the right.
 pub const COMPACT_LOG_WIDTH: u16 = 110;
 pub const COMPACT_LOG_PERCENT: u16 = 35;
@@ -175,8 +178,13 @@ fn full(area: Rect, needs: Needs) -> Option<Areas> {
         Constraint::Length(prompt_height(needs, PROMPT_MAX_HEIGHT)),
     ])
     .areas(left);
+    let requests_width = if talk.width >= REQUESTS_WIDTH + REPLY_MIN_WIDTH {
+        REQUESTS_WIDTH
+    } else {
+        COMPACT_REQUESTS_WIDTH
+    };
     let [requests, reply] =
-        Layout::horizontal([Constraint::Length(REQUESTS_WIDTH), Constraint::Fill(1)]).areas(talk);
+        Layout::horizontal([Constraint::Length(requests_width), Constraint::Fill(1)]).areas(talk);
     Some(Areas {
         header,
         providers,

@@ -80,6 +80,6 @@ fn summary<'a>(paint: &Paint) -> Line<'a> {
     Line::from(vec![
         Span::styled("failover delta ", paint.theme.muted),
         Span::styled(text::usd_delta(delta), paint.theme.title),
-        Span::styled(" over the primaries' price", paint.theme.muted),
+        Span::styled(" vs. the primaries' price", paint.theme.muted),
     ])
 }

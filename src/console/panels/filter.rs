@@ -4,7 +4,7 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Margin, Rect};
-use ratatui::text::{Line, Span};
+use ratatui::text::Line;
 use ratatui::widgets::{HighlightSpacing, Row, Table, TableState};
 
 use super::{Paint, popup, text};
@@ -43,27 +43,24 @@ pub fn log_filter_choices(dash: &Dashboard) -> Vec<LogFilter> {
         .collect()
 }
 
-fn label<'a>(choice: &LogFilter, paint: &Paint) -> Line<'a> {
-    let (what, value) = match (&choice.provider, &choice.kind) {
-        (Some(p), _) => ("provider ", p.clone()),
-        (None, Some(k)) => ("type     ", k.clone()),
-        (None, None) => ("", "every event".to_string()),
-    };
-    Line::from(vec![
-        Span::styled(what, paint.theme.muted),
-        Span::raw(value),
-    ])
+/// Plain text: the selected row's grey background would hide muted grey.
+fn label(choice: &LogFilter) -> String {
+    match (&choice.provider, &choice.kind) {
+        (Some(p), _) => format!("provider {p}"),
+        (None, Some(k)) => format!("type     {k}"),
+        (None, None) => "every event".to_string(),
+    }
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, selected: usize) {
     let theme = &paint.theme;
     let in_force = &paint.view.ui.log_filter;
     let choices = log_filter_choices(paint.view.dash);
-    let labels: Vec<Line> = choices.iter().map(|c| label(c, paint)).collect();
-    let widest = labels.iter().map(Line::width).max().unwrap_or(0);
+    let labels: Vec<String> = choices.iter().map(label).collect();
+    let widest = labels.iter().map(|l| text::width(l)).max().unwrap_or(0);
     let rows = choices.iter().zip(labels).map(|(choice, label)| {
         let mark = if choice == in_force { "●" } else { " " };
-        Row::new([Line::styled(mark, theme.title), label])
+        Row::new([Line::styled(mark, theme.title), Line::raw(label)])
     });
     let table = Table::new(rows, [Constraint::Length(1), Constraint::Fill(1)])
         .column_spacing(1)

@@ -6,8 +6,7 @@ use ratatui::Frame;
 use ratatui::layout::{Margin, Rect};
 use ratatui::text::{Line, Span};
 
-use super::{Paint, popup, status, text};
-use crate::console::keys::Action;
+use super::{Paint, popup, text};
 use crate::console::theme::{state_glyph, state_word};
 use crate::engine::breaker::BreakerState;
 
@@ -67,10 +66,7 @@ fn fit<'a>(sections: Vec<Vec<Line<'a>>>, rows: usize, paint: &Paint) -> Vec<Line
 fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {
     let theme = &paint.theme;
     let keys = paint.view.keys;
-    let bound: Vec<(String, &'static str)> = Action::ALL
-        .iter()
-        .map(|a| (status::keys_label(keys, *a), a.about()))
-        .collect();
+    let bound = keys.help_rows();
     let fixed = [
         ("Enter", "in the prompt: send"),
         ("Alt-Enter", "in the prompt: new line"),

@@ -79,14 +79,16 @@ fn provider_rows<'a>(p: &ProviderView, window: &Window, rows: u16, paint: &Paint
     let steps = steps(p, window);
     let scale = steps.iter().filter_map(|s| s.slowest_ms).max().unwrap_or(0);
     let levels = u64::from(rows) * 8;
-    let height = |ms: u64| (ms * levels).div_ceil(scale.max(1)).clamp(1, levels);
+    let height = |ms: u64| {
+        ms.saturating_mul(levels)
+            .div_ceil(scale.max(1))
+            .clamp(1, levels)
+    };
+    let label = usize::from(GUTTER - 1);
     let gutter = [
+        Span::styled(text::pad(&p.name, label) + " ", paint.theme.title),
         Span::styled(
-            format!("{:<w$}", text::fit(&p.name, 11), w = usize::from(GUTTER)),
-            paint.theme.title,
-        ),
-        Span::styled(
-            format!("{:<w$}", gutter_scale(scale), w = usize::from(GUTTER)),
+            text::pad(&gutter_scale(scale), label) + " ",
             paint.theme.muted,
         ),
     ];

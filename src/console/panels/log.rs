@@ -16,29 +16,33 @@ const KIND_WIDTH: usize = 16;
 
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let dash = paint.view.dash;
-    let ui = paint.view.ui;
+    let filter = &paint.view.ui.log_filter;
     let theme = &paint.theme;
-    let mut title = " event log".to_string();
-    if let Some(p) = &ui.log_filter.provider {
-        title.push_str(&format!(" · provider {p}"));
-    }
-    if let Some(k) = &ui.log_filter.kind {
-        title.push_str(&format!(" · type {k}"));
-    }
-    if ui.log_scroll > 0 {
-        title.push_str(&format!(" · ↑ {} lines up", ui.log_scroll));
-    }
-    title.push(' ');
-    let block = theme.block(title, paint.focused(Focus::Log));
+    let mut block = theme.block(title(filter), paint.focused(Focus::Log));
     let inner = block.inner(area);
-    frame.render_widget(block, area);
     let height = usize::from(inner.height);
+    let matching = if *filter == LogFilter::default() {
+        dash.log.len()
+    } else {
+        dash.log.iter().filter(|l| shown(l, filter)).count()
+    };
+    // Scrolling stops at the oldest line rather than running into emptiness.
+    let up = paint
+        .view
+        .ui
+        .log_scroll
+        .min(matching.saturating_sub(height));
+    if up > 0 {
+        let position = format!(" ↑ {up} lines up · newest below ");
+        block = block.title_bottom(Line::styled(position, theme.muted).right_aligned());
+    }
+    frame.render_widget(block, area);
     let mut lines: Vec<Line> = dash
         .log
         .iter()
         .rev()
-        .filter(|l| shown(l, &ui.log_filter))
-        .skip(ui.log_scroll)
+        .filter(|l| shown(l, filter))
+        .skip(up)
         .take(height)
         .map(|l| text::fit_line(log_line(l, theme), usize::from(inner.width)))
         .collect();
@@ -53,10 +57,21 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     lines.reverse();
     // Newest at the bottom: pad above when there are fewer lines than rows.
     let pad = height.saturating_sub(lines.len());
-    let lines: Vec<Line> = std::iter::repeat_n(Line::default(), pad)
-        .chain(lines)
-        .collect();
+    let lines = std::iter::repeat_n(Line::default(), pad).chain(lines);
     text::draw_lines(frame, inner, lines);
+}
+
+/// `event log`, with the filter in force.
+fn title(filter: &LogFilter) -> String {
+    let mut title = " event log".to_string();
+    if let Some(p) = &filter.provider {
+        title.push_str(&format!(" · provider {p}"));
+    }
+    if let Some(k) = &filter.kind {
+        title.push_str(&format!(" · type {k}"));
+    }
+    title.push(' ');
+    title
 }
 
 fn shown(line: &LogLine, filter: &LogFilter) -> bool {

@@ -14,7 +14,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     } else {
         format!(
             " prompt · {} to type ",
-            super::status::keys_label(paint.view.keys, Action::Prompt)
+            paint.view.keys.describe(Action::Prompt)
         )
     };
     let block = paint.theme.block(title, focused);

@@ -45,10 +45,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let meta_height = u16::try_from(meta.len()).unwrap_or(u16::MAX);
     let [meta_area, body_area] =
         Layout::vertical([Constraint::Length(meta_height), Constraint::Fill(1)]).areas(inner);
-    let mut body = text::wrap(&request.text, width);
-    if request.text_truncated {
-        body.push("… the rest was not kept (64 KiB per reply)".to_string());
-    }
+    let body = body_lines(request, width, paint);
     let visible = usize::from(body_area.height);
     let top = usize::from(paint.view.ui.reply_scroll).min(body.len().saturating_sub(visible));
     if body.len() > visible && visible > 0 {
@@ -58,13 +55,35 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     }
     frame.render_widget(block, area);
     text::draw_lines(frame, meta_area, meta);
-    let lines: Vec<Line> = body
-        .into_iter()
-        .skip(top)
-        .take(visible)
-        .map(Line::raw)
-        .collect();
-    text::draw_lines(frame, body_area, lines);
+    text::draw_lines(frame, body_area, body.into_iter().skip(top).take(visible));
+}
+
+/// The reply wrapped to the panel, then, for a failed request, what went wrong (it can be long).
+fn body_lines<'a>(r: &RequestView, width: usize, paint: &Paint) -> Vec<Line<'a>> {
+    let mut body: Vec<Line> = if r.text.is_empty() {
+        Vec::new()
+    } else {
+        text::wrap(&r.text, width)
+            .into_iter()
+            .map(Line::raw)
+            .collect()
+    };
+    if r.text_truncated {
+        let note = "… the rest was not kept (64 KiB per reply)";
+        body.push(Line::styled(note, paint.theme.muted));
+    }
+    if let (Some(Outcome::Error), Some(message)) = (r.outcome, &r.message) {
+        if !body.is_empty() {
+            body.push(Line::default());
+        }
+        let failed = paint.theme.failed;
+        body.extend(
+            text::wrap(message, width)
+                .into_iter()
+                .map(|l| Line::styled(l, failed)),
+        );
+    }
+    body
 }
 
 fn meta_lines<'a>(r: &RequestView, width: usize, paint: &Paint) -> Vec<Line<'a>> {
@@ -165,11 +184,7 @@ fn outcome_line<'a>(r: &RequestView, paint: &Paint) -> Line<'a> {
         }
         Some(Outcome::Error) => {
             let class = r.class.map_or("error", |c| c.as_str());
-            let message = r.message.as_deref().unwrap_or("");
-            Line::from(vec![
-                Span::styled(format!("✗ failed · {class}"), theme.failed),
-                Span::raw(format!(": {message}")),
-            ])
+            Line::styled(format!("✗ failed · {class}"), theme.failed)
         }
         None => match &r.provider {
             Some(p) => Line::styled(format!("… streaming from {p}"), theme.title),

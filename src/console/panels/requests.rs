@@ -62,15 +62,17 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     frame.render_stateful_widget(table, inner, &mut state);
 }
 
-/// Newest first, `count` requests from the `first`.
+/// Newest first, `count` requests from the `first`. No cell is muted: the selected row's grey
+/// background would hide muted grey.
 fn table_columns<'a>(paint: &Paint, first: usize, count: usize) -> Vec<Column<'a>> {
     let dash = paint.view.dash;
     let theme = &paint.theme;
     let mut id = Column::new("id", 0).max(10);
     let mut status = Column::new("status", 1);
-    let mut provider = Column::new("provider", 3).max(14);
+    // Filling, so the numbers line up against the right border.
+    let mut provider = Column::new("provider", 2).fill();
     let mut took = Column::new("time", 4).right();
-    let mut cost = Column::new("cost", 2).right();
+    let mut cost = Column::new("cost", 3).right();
     for r in dash.requests.iter().rev().skip(first).take(count) {
         id.push(Span::styled(r.id.clone(), theme.title));
         status.push(status_cell(r, theme));
@@ -82,7 +84,7 @@ fn table_columns<'a>(paint: &Paint, first: usize, count: usize) -> Vec<Column<'a
 }
 
 /// `ok`, `failed`, `streaming`, `waiting`, with `⟲` when text was withdrawn on the way.
-pub fn status_cell<'a>(r: &RequestView, theme: &Theme) -> Line<'a> {
+fn status_cell<'a>(r: &RequestView, theme: &Theme) -> Line<'a> {
     let (word, style) = match (r.outcome, &r.provider) {
         (Some(Outcome::Ok), _) => ("ok", theme.ok),
         (Some(Outcome::Error), _) => ("failed", theme.failed),
@@ -107,7 +109,6 @@ fn provider_cell<'a>(r: &RequestView) -> Line<'a> {
 
 /// The total time once finished, the time so far while running.
 fn took_cell<'a>(r: &RequestView, paint: &Paint) -> Line<'a> {
-    // Plain text only: the selected row's background would hide muted grey.
     match (r.total_ms, paint.view.dash.now) {
         (Some(ms), _) => Line::raw(text::millis(ms)),
         (None, Some(now)) => {

@@ -24,17 +24,6 @@ fn hint(keys: String, label: &'static str, rank: u8) -> Hint {
     Hint { keys, label, rank }
 }
 
-/// The keys of an action as one label: `q/Ctrl-C`, or `i or /` when a key is itself a slash.
-pub fn keys_label(keys: &Bindings, action: Action) -> String {
-    let bound = keys.keys(action);
-    if bound.iter().any(|k| k.to_string().contains('/')) {
-        let names: Vec<String> = bound.iter().map(ToString::to_string).collect();
-        names.join(" or ")
-    } else {
-        keys.describe(action)
-    }
-}
-
 /// Two actions that go together (up and down) as one hint, by their first keys: `↑↓ select`.
 fn pair(keys: &Bindings, a: Action, b: Action, label: &'static str, rank: u8) -> Hint {
     let first = |action| keys.keys(action).first().map(ToString::to_string);
@@ -47,7 +36,7 @@ fn pair(keys: &Bindings, a: Action, b: Action, label: &'static str, rank: u8) ->
 }
 
 fn one(keys: &Bindings, action: Action, rank: u8) -> Hint {
-    hint(keys_label(keys, action), action.label(), rank)
+    hint(keys.describe(action), action.label(), rank)
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
@@ -66,7 +55,8 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         line = hints_line(&hints, paint);
     }
     frame.render_widget(line, area);
-    let flash = Line::styled(format!("{flash} "), paint.theme.title).right_aligned();
+    // Styled as a span, not as the line: a line's style would cover the whole bar.
+    let flash = Line::from(Span::styled(format!("{flash} "), paint.theme.title)).right_aligned();
     frame.render_widget(flash, area);
 }
 
@@ -144,7 +134,7 @@ fn main_hints(paint: &Paint) -> Vec<Hint> {
     hints.push(one(keys, Action::FocusNext, 2));
     hints.push(one(keys, Action::Prompt, 1));
     hints.push(hint(
-        keys_label(keys, Action::Freeze),
+        keys.describe(Action::Freeze),
         if ui.frozen { "unfreeze" } else { "freeze" },
         4,
     ));
@@ -155,7 +145,7 @@ fn main_hints(paint: &Paint) -> Vec<Hint> {
     ));
     if let Some(load) = ui.load {
         let label = if load.on { "load off" } else { "load on" };
-        hints.push(hint(keys_label(keys, Action::ToggleLoad), label, 5));
+        hints.push(hint(keys.describe(Action::ToggleLoad), label, 5));
         if load.on {
             hints.push(pair(
                 keys,

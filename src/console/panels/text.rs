@@ -5,26 +5,67 @@ use std::borrow::Cow;
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ratatui::Frame;
-use ratatui::layout::Rect;
+use ratatui::buffer::Buffer;
+use ratatui::layout::{Alignment, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
+use ratatui::widgets::Widget;
 
 /// Display width of a string.
 pub fn width(text: &str) -> usize {
-    // Printable ASCII, by far the common case, is one column a byte: no Unicode tables needed.
-    if text.bytes().all(|b| (b' '..=b'~').contains(&b)) {
+    if printable_ascii(text) {
         text.len()
     } else {
         Span::raw(text).width()
     }
 }
 
-/// Lines top to bottom, one a row, each cut at the area's width. Cheaper than a `Paragraph`,
-/// which runs every grapheme through its reflow even when nothing wraps.
+/// Printable ASCII, by far the common case, is one column a byte: no Unicode tables needed.
+fn printable_ascii(text: &str) -> bool {
+    text.bytes().all(|b| (b' '..=b'~').contains(&b))
+}
+
+/// Lines top to bottom, one a row, each cut at the area's width. The text-heavy panels (log,
+/// reply) draw through here rather than a `Paragraph`, which reflows every grapheme even when
+/// nothing wraps.
 pub fn draw_lines<'a>(frame: &mut Frame, area: Rect, lines: impl IntoIterator<Item = Line<'a>>) {
+    let area = area.intersection(frame.area());
+    let buf = frame.buffer_mut();
     for (row, line) in area.rows().zip(lines) {
-        frame.render_widget(line, row);
+        if !put_simple(buf, row, &line) {
+            line.render(row, buf);
+        }
     }
+}
+
+/// Write a left-aligned line of one-column characters straight into the cells, as `Line::render`
+/// would but without segmenting it into graphemes first. `false` at the first character that is
+/// not that simple (wide, combining, control): `Line::render` then draws the whole line over
+/// what was written, which was the same.
+fn put_simple(buf: &mut Buffer, row: Rect, line: &Line) -> bool {
+    if !matches!(line.alignment, None | Some(Alignment::Left)) {
+        return false;
+    }
+    if line.spans.iter().all(|s| s.content.is_empty()) {
+        return true;
+    }
+    buf.set_style(row, line.style);
+    let mut columns = (row.x..row.right()).map(|x| (x, row.y));
+    for span in &line.spans {
+        for c in span.content.chars() {
+            let narrow = (' '..='~').contains(&c) || width(c.encode_utf8(&mut [0; 4])) == 1;
+            if !narrow || c.is_control() {
+                return false;
+            }
+            let Some(at) = columns.next() else {
+                return true;
+            };
+            if let Some(cell) = buf.cell_mut(at) {
+                cell.set_char(c).set_style(span.style);
+            }
+        }
+    }
+    true
 }
 
 /// `text` cut to `max` columns, ending in `…` when something was cut.
@@ -48,6 +89,13 @@ pub fn fit(text: &str, max: usize) -> Cow<'_, str> {
     } else {
         Cow::Owned(format!("{}…", &text[..end]))
     }
+}
+
+/// `text` cut or padded with spaces to exactly `columns` columns, for a fixed-width gutter.
+pub fn pad(text: &str, columns: usize) -> String {
+    let cut = fit(text, columns);
+    let fill = columns.saturating_sub(width(&cut));
+    format!("{cut}{}", " ".repeat(fill))
 }
 
 /// A styled line cut to `max` columns, its last kept span ending in `…` when something was cut.
@@ -87,15 +135,19 @@ pub fn wrap(text: &str, max: usize) -> Vec<String> {
     let max = max.max(1);
     let mut lines = Vec::new();
     for paragraph in text.split('\n') {
-        let clean: String = paragraph
-            .chars()
-            .filter_map(|c| match c {
-                '\t' => Some(' '),
-                c if c.is_control() => None,
-                c => Some(c),
-            })
-            .collect();
-        wrap_paragraph(&clean, max, &mut lines);
+        if paragraph.chars().any(char::is_control) {
+            let clean: String = paragraph
+                .chars()
+                .filter_map(|c| match c {
+                    '\t' => Some(' '),
+                    c if c.is_control() => None,
+                    c => Some(c),
+                })
+                .collect();
+            wrap_paragraph(&clean, max, &mut lines);
+        } else {
+            wrap_paragraph(paragraph, max, &mut lines);
+        }
     }
     lines
 }
@@ -236,6 +288,8 @@ mod tests {
         assert_eq!(fit("anthropic", 1), "…");
         assert_eq!(fit("anthropic", 0), "");
         assert_eq!(fit("日本語のテキスト", 5), "日本…");
+        assert_eq!(pad("日本", 6), "日本  ");
+        assert_eq!(pad("anthropic", 5), "anth…");
     }
 
     #[test]
@@ -245,6 +299,35 @@ mod tests {
         assert_eq!(wrap("a\n\nb", 4), ["a", "", "b"]);
         assert_eq!(wrap("tab\there", 20), ["tab here"]);
         assert_eq!(wrap("", 0), [""]);
+    }
+
+    #[test]
+    fn the_fast_path_draws_what_line_render_draws() {
+        use ratatui::style::{Color, Modifier};
+        let red = Style::new().fg(Color::Red);
+        let lines = [
+            Line::from(vec![
+                Span::styled("12:04:31 ", red),
+                Span::raw("plain ascii"),
+            ]),
+            Line::from(vec![Span::raw("bars ▁▂█ ✗ · … ⟲"), Span::styled(" x", red)]),
+            Line::raw("cut at the edge of the area, well past it"),
+            Line::styled("a styled line", Style::new().add_modifier(Modifier::BOLD)),
+            Line::raw("wide 日本 and e\u{301} combining"),
+            Line::raw("right").right_aligned(),
+            Line::raw("tab\there"),
+            Line::default(),
+        ];
+        let area = Rect::new(0, 0, 20, 1);
+        for line in lines {
+            let mut expected = Buffer::empty(area);
+            line.clone().render(area, &mut expected);
+            let mut fast = Buffer::empty(area);
+            if !put_simple(&mut fast, area, &line) {
+                line.clone().render(area, &mut fast);
+            }
+            assert_eq!(fast, expected, "{line:?}");
+        }
     }
 
     #[test]

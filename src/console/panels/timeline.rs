@@ -53,7 +53,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         lines.push(axis(&window, inner.width, paint));
     }
     if spare >= 2 && !lines.is_empty() {
-        lines.push(legend(paint));
+        lines.push(legend(inner.width, paint));
     }
     text::draw_lines(frame, inner, lines);
 }
@@ -64,7 +64,7 @@ fn provider_row<'a>(
     started: Option<DateTime<Utc>>,
     paint: &Paint,
 ) -> Line<'a> {
-    let name = format!("{:<w$}", text::fit(&p.name, 11), w = usize::from(GUTTER));
+    let name = text::pad(&p.name, usize::from(GUTTER - 1)) + " ";
     let mut spans = vec![Span::styled(name, paint.theme.title)];
     let cells = states(p, window, started).into_iter().map(|s| match s {
         Some(state) => (state_glyph(state), paint.theme.state(state)),
@@ -154,14 +154,19 @@ fn axis<'a>(window: &Window, width: u16, paint: &Paint) -> Line<'a> {
     Line::styled(axis, paint.theme.muted)
 }
 
-fn legend<'a>(paint: &Paint) -> Line<'a> {
-    let mut spans = vec![Span::raw(" ".repeat(usize::from(GUTTER)))];
-    for state in LEGEND {
+/// Under the bars when they leave room, from the left edge when they do not.
+fn legend<'a>(width: u16, paint: &Paint) -> Line<'a> {
+    let words = LEGEND.map(|state| state_word(state).to_lowercase());
+    let roomy: usize = words.iter().map(|w| text::width(w) + 4).sum();
+    let (indent, gap) = if usize::from(GUTTER) + roomy <= usize::from(width) {
+        (usize::from(GUTTER), "  ")
+    } else {
+        (0, " ")
+    };
+    let mut spans = vec![Span::raw(" ".repeat(indent))];
+    for (state, word) in LEGEND.into_iter().zip(words) {
         spans.push(Span::styled(state_glyph(state), paint.theme.state(state)));
-        spans.push(Span::styled(
-            format!(" {}  ", state_word(state).to_lowercase()),
-            paint.theme.muted,
-        ));
+        spans.push(Span::styled(format!(" {word}{gap}"), paint.theme.muted));
     }
     Line::from(spans)
 }
