@@ -90,7 +90,7 @@ impl Action {
             Action::PageDown => "scroll a page down",
             Action::Trip => "trip the selected breaker (force open; asks y)",
             Action::ForceClosed => "force the selected breaker closed (asks y)",
-            Action::Reset => "reset the selected breaker to automatic (asks y)",
+            Action::Reset => "reset the selected breaker to automatic",
             Action::PickFault => "pick a fault for the selected simulated provider",
             Action::ToggleLoad => "background load on / off",
             Action::LoadFaster => "more background load",
