@@ -4,7 +4,7 @@ use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
-#[derive(Debug, Parser)]
+#[derive(Debug, Clone, Parser)]
 #[command(
     name = "breakerbox",
     version,
@@ -22,17 +22,85 @@ pub struct Cli {
     #[command(flatten)]
     pub log: LogArgs,
 
+    #[command(flatten)]
+    pub record: RecordArgs,
+
     /// Draw the console without colour (states are always written as words). `NO_COLOR` does the same.
     #[arg(long)]
     pub no_color: bool,
 }
 
-#[derive(Debug, Subcommand)]
+#[derive(Debug, Clone, Subcommand)]
 pub enum Command {
     /// Send a prompt through the failover engine and stream the reply to stdout.
     Ask(AskArgs),
     /// Run the simulated providers as a standalone HTTP server for any client to use.
     Sim(SimArgs),
+    /// Replay a recording in the console, report on it, export it, or re-drive its prompts.
+    Replay(ReplayArgs),
+}
+
+/// Recording, for the commands that run sessions (the console, `ask`).
+#[derive(Debug, Clone, Args, Default)]
+pub struct RecordArgs {
+    /// Record the session (JSON Lines) to this file. The console records by default into the
+    /// sessions directory under the user's data directory.
+    #[arg(long, global = true, value_name = "FILE")]
+    pub record: Option<PathBuf>,
+
+    /// Do not record (the console records by default).
+    #[arg(long, global = true, conflicts_with = "record")]
+    pub no_record: bool,
+
+    /// Leave prompt and reply text out of the recording.
+    #[arg(long, global = true)]
+    pub redact_content: bool,
+}
+
+/// What `replay --report` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum, Default)]
+pub enum ReportFormat {
+    #[default]
+    Md,
+    Json,
+}
+
+/// What `replay --export` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ExportFormat {
+    /// OpenTelemetry spans as OTLP/JSON (one span per request and per attempt, `gen_ai.*` attributes).
+    OtlpJson,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReplayArgs {
+    /// The recording.
+    pub file: PathBuf,
+
+    /// Print an incident report instead of opening the console.
+    #[arg(long, conflicts_with_all = ["export", "redrive"])]
+    pub report: bool,
+
+    /// The report's format.
+    #[arg(long, value_enum, default_value = "md", requires = "report")]
+    pub format: ReportFormat,
+
+    /// Print the recording as OpenTelemetry spans instead of opening the console.
+    #[arg(long, value_enum, conflicts_with = "redrive")]
+    pub export: Option<ExportFormat>,
+
+    /// Send the recorded prompts again through the current configuration (with --demo, the
+    /// simulated providers), to see what other breaker or timeout settings would have done.
+    #[arg(long)]
+    pub redrive: bool,
+
+    /// With --redrive: send as fast as possible instead of with the recorded timing.
+    #[arg(long, requires = "redrive")]
+    pub asap: bool,
+
+    /// Start at this speed: 0.5, 1, 2, 10, or `max`.
+    #[arg(long, default_value = "1", value_name = "SPEED")]
+    pub speed: String,
 }
 
 /// Flags shared by the commands that choose providers.

@@ -11,5 +11,7 @@ pub mod engine;
 pub mod event;
 pub mod logging;
 pub mod provider;
+pub mod record;
+pub mod replay;
 pub mod setup;
 pub mod sim;
