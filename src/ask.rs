@@ -12,14 +12,15 @@ use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use tokio::sync::broadcast::error::RecvError;
 
-use crate::cli::{AskArgs, CommonArgs};
+use crate::cli::{AskArgs, CommonArgs, RecordArgs};
 use crate::config::TargetEntry;
 use crate::engine::failover::{FailoverEngine, MidStreamPolicy, ProviderTotals, RequestMeta};
 use crate::event::{Bus, Event, EventKind, FORMAT_VERSION, Outcome, Source};
 use crate::provider::{Message, Request};
+use crate::record::writer::{Recorder, session_header};
 use crate::setup;
 
-pub async fn run(common: &CommonArgs, args: &AskArgs) -> Result<i32> {
+pub async fn run(common: &CommonArgs, args: &AskArgs, record: &RecordArgs) -> Result<i32> {
     let config = setup::load_config(common)?;
     // Large enough that a printer on a slow terminal does not lag behind a burst of requests.
     let bus = Bus::new(1 << 16);
@@ -42,6 +43,20 @@ pub async fn run(common: &CommonArgs, args: &AskArgs) -> Result<i32> {
             setup.engine_for(name, &only, MidStreamPolicy::default(), None)?
         }
         None => setup.engine(args.chain.as_deref())?,
+    };
+    // Started before the first event is published, so the recording holds the whole session.
+    let recorder = match &record.record {
+        Some(path) => {
+            let header = session_header(
+                setup.mode,
+                &setup.infos,
+                &config,
+                &|var| std::env::var(var).ok(),
+                record.redact_content,
+            );
+            Some(Recorder::start(path, &header, &bus, record.redact_content)?)
+        }
+        None => None,
     };
     bus.publish(EventKind::SessionStarted {
         format_version: FORMAT_VERSION,
@@ -78,13 +93,20 @@ pub async fn run(common: &CommonArgs, args: &AskArgs) -> Result<i32> {
     }
     let all_ok = producer.await?;
     printer.finish();
+    let recorded_ok = match recorder {
+        Some(recorder) => {
+            let summary = recorder.finish().await;
+            summary.error.is_none() && summary.lost == 0
+        }
+        None => true,
+    };
     if args.count > 1 && !args.json {
         print_totals(&shared.totals());
     }
     if let Some(sim) = setup.sim {
         sim.shutdown().await;
     }
-    Ok(if all_ok && finished == args.count {
+    Ok(if all_ok && finished == args.count && recorded_ok {
         0
     } else {
         1

@@ -33,10 +33,10 @@ fn run(cli: Cli) -> Result<i32> {
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
         match cli.command.clone() {
-            Some(Command::Ask(args)) => breakerbox::ask::run(&cli.common, &args).await,
+            Some(Command::Ask(args)) => breakerbox::ask::run(&cli.common, &args, &cli.record).await,
             Some(Command::Sim(args)) => breakerbox::sim::run(&cli.common, &args).await.map(|()| 0),
             Some(Command::Replay(args)) => breakerbox::replay::run(&cli, &args).await,
-            None => breakerbox::console::run(&cli.common, cli.no_color).await,
+            None => breakerbox::console::run(&cli.common, cli.no_color, &cli.record).await,
         }
     })
 }

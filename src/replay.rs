@@ -1,10 +1,146 @@
-//! `breakerbox replay`: the console on a recording, or a report, an export, a re-drive.
-//! (Being written.)
+//! `breakerbox replay FILE`: the console on a recording (header REPLAY; pause, step, speed, jumps), or
+//! `--report` (an incident report), `--export otlp-json` (OpenTelemetry spans), `--redrive` (the
+//! recorded prompts sent again through the current configuration).
 
-use color_eyre::eyre::{Result, bail};
+use color_eyre::eyre::{Result, bail, eyre};
+use std::io::Write;
+use std::time::Duration;
 
-use crate::cli::{Cli, ReplayArgs};
+use crate::cli::{Cli, ExportFormat, ReplayArgs, ReportFormat};
+use crate::console::app::{self, App};
+use crate::console::keys::Bindings;
+use crate::console::replay::{Player, Speed};
+use crate::console::ui::Ui;
+use crate::event::{Bus, EventKind};
+use crate::record::otlp::to_otlp_json;
+use crate::record::reader::Reader;
+use crate::record::report::Report;
+use crate::setup;
 
-pub async fn run(_cli: &Cli, args: &ReplayArgs) -> Result<i32> {
-    bail!("replay of {} is not available yet", args.file.display())
+pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<i32> {
+    if args.report {
+        return report(args);
+    }
+    if let Some(ExportFormat::OtlpJson) = args.export {
+        return export(args);
+    }
+    if args.redrive {
+        return redrive(cli, args).await;
+    }
+    let speed: Speed = args
+        .speed
+        .parse()
+        .map_err(|e: String| eyre!("--speed: {e}"))?;
+    let config = setup::load_config(&cli.common)?;
+    let keys = Bindings::with_overrides(&config.keys).map_err(|e| eyre!(e))?;
+    let player = Player::open(&args.file, speed)?;
+    let ui = Ui {
+        color: !cli.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        ..Ui::default()
+    };
+    let mut app = App::replay(ui, keys, player);
+    // Nothing is published in a replay: the player feeds the dashboard directly.
+    let idle = Bus::new(1);
+    app::run_in_terminal(&mut app, idle.subscribe()).await?;
+    Ok(0)
+}
+
+/// `--report`: read the whole recording (streamed) and print the incident report.
+fn report(args: &ReplayArgs) -> Result<i32> {
+    let report = Report::from_reader(Reader::open(&args.file)?);
+    let text = match args.format {
+        ReportFormat::Md => report.to_markdown(),
+        ReportFormat::Json => format!("{:#}\n", report.to_json()),
+    };
+    print_stdout(&text);
+    if report.skipped_lines() > 0 {
+        eprintln!(
+            "breakerbox: {} unreadable lines of {} were skipped (listed in the report)",
+            report.skipped_lines(),
+            args.file.display()
+        );
+    }
+    Ok(0)
+}
+
+/// `--export otlp-json`: the recording as OpenTelemetry spans.
+fn export(args: &ReplayArgs) -> Result<i32> {
+    let mut reader = Reader::open(&args.file)?;
+    let header = reader.header().clone();
+    let mut skipped = 0u64;
+    let events = reader.by_ref().filter_map(|item| match item {
+        Ok(event) => Some(event),
+        Err(e) => {
+            skipped += 1;
+            if skipped <= 10 {
+                eprintln!("breakerbox: skipped {e}");
+            }
+            None
+        }
+    });
+    let spans = to_otlp_json(&header, events);
+    print_stdout(&format!("{spans}\n"));
+    Ok(0)
+}
+
+/// A recorded prompt and when it was sent, from the start of the recording.
+struct Prompt {
+    after: Duration,
+    text: String,
+}
+
+/// The prompts of a recording, in order, with their offsets.
+fn recorded_prompts(reader: Reader) -> Vec<Prompt> {
+    let mut start = None;
+    let mut prompts = Vec::new();
+    for event in reader.flatten() {
+        let first = *start.get_or_insert(event.ts);
+        if let EventKind::RequestStarted {
+            prompt: Some(text), ..
+        } = &event.kind
+        {
+            let after = (event.ts - first).to_std().unwrap_or_default();
+            prompts.push(Prompt {
+                after,
+                text: text.clone(),
+            });
+        }
+    }
+    prompts
+}
+
+/// `--redrive`: the recorded prompts, with their recorded timing (or `--asap`), sent through the
+/// current configuration, with the console watching — so an operator sees what other breaker or
+/// timeout settings would have done. `--record` records the result like any session.
+async fn redrive(cli: &Cli, args: &ReplayArgs) -> Result<i32> {
+    let reader = Reader::open(&args.file)?;
+    if reader.header().redacted {
+        bail!(
+            "{} was recorded with --redact-content: it holds no prompts to send again",
+            args.file.display()
+        );
+    }
+    let prompts = recorded_prompts(reader);
+    if prompts.is_empty() {
+        bail!("{} holds no prompts to send again", args.file.display());
+    }
+    let asap = args.asap;
+    crate::console::run_with(cli, move |controller| {
+        tokio::spawn(async move {
+            let started = tokio::time::Instant::now();
+            for prompt in prompts {
+                if !asap {
+                    tokio::time::sleep_until(started + prompt.after).await;
+                }
+                controller.send_prompt(&prompt.text);
+            }
+        });
+    })
+    .await
+}
+
+/// Write to stdout; a closed pipe (`| head`) ends quietly.
+fn print_stdout(text: &str) {
+    let mut out = std::io::stdout().lock();
+    let _ = out.write_all(text.as_bytes()).and_then(|()| out.flush());
 }

@@ -39,6 +39,8 @@ impl Console {
         ] {
             cmd.env_remove(var);
         }
+        // The console records by default into the user's data directory: keep that in the test's.
+        cmd.env("XDG_DATA_HOME", data_dir());
         let child = pair.slave.spawn_command(cmd).expect("breakerbox starts");
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("pty reader");
@@ -173,6 +175,27 @@ fn the_console_starts_answers_trips_resets_and_quits_cleanly() {
     console.keys(b"q");
     assert_eq!(console.exit(Duration::from_secs(10)), 0);
     console.assert_restored();
+
+    // The session was recorded by default, and the recording holds the prompt's request.
+    let sessions = data_dir().join("breakerbox/sessions");
+    let recorded: Vec<String> = std::fs::read_dir(&sessions)
+        .expect("the sessions directory")
+        .filter_map(Result::ok)
+        .map(|e| std::fs::read_to_string(e.path()).unwrap_or_default())
+        .collect();
+    assert!(
+        recorded.iter().any(
+            |text| text.starts_with("{\"format\":\"breakerbox-session\"")
+                && text.contains("Name three rivers")
+        ),
+        "no recording of this session in {}",
+        sessions.display()
+    );
+}
+
+/// Where the tests' consoles keep their data.
+fn data_dir() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("bb-console-pty-{}", std::process::id()))
 }
 
 #[test]

@@ -19,6 +19,7 @@ use super::control::{Controller, LoadChange};
 use super::dashboard::Dashboard;
 use super::keys::{Action, Bindings};
 use super::panels::{self, View};
+use super::replay::Player;
 use super::ui::{BreakerAction, FAULT_CHOICES, Focus, Overlay, Ui};
 use crate::event::Event;
 
@@ -38,7 +39,10 @@ pub struct App {
     pub ui: Ui,
     pub keys: Bindings,
     pub prompt: TextArea<'static>,
-    controller: Controller,
+    /// Reaches the engine; `None` in a replay, which is read-only.
+    controller: Option<Controller>,
+    /// Plays a recording instead of the bus.
+    player: Option<Player>,
     quit: bool,
 }
 
@@ -50,11 +54,27 @@ impl App {
             ui,
             keys,
             prompt: TextArea::default(),
-            controller,
+            controller: Some(controller),
+            player: None,
             quit: false,
         };
         app.style_prompt();
         app
+    }
+
+    /// A console playing a recording.
+    pub fn replay(mut ui: Ui, keys: Bindings, player: Player) -> Self {
+        ui.replay = Some(player.view());
+        App {
+            live: Dashboard::new(),
+            frozen: None,
+            ui,
+            keys,
+            prompt: TextArea::default(),
+            controller: None,
+            player: Some(player),
+            quit: false,
+        }
     }
 
     /// The prompt's cursor shows only while it has focus, and without colour under NO_COLOR
@@ -85,6 +105,9 @@ impl App {
         let mut frame = tokio::time::interval(FRAME);
         frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut terminate = terminate_signal()?;
+        let mut replay_frame = tokio::time::interval(FRAME);
+        replay_frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+        let mut replay_clock = tokio::time::Instant::now();
         let mut dirty = true;
         while !self.quit {
             tokio::select! {
@@ -100,9 +123,18 @@ impl App {
                     self.receive(received, &mut bus);
                     dirty = true;
                 }
-                _ = tick.tick() => {
+                // A replay keeps its own, recorded time: the wall clock never reaches it.
+                _ = tick.tick(), if self.player.is_none() => {
                     self.live.tick(Utc::now());
                     dirty |= !self.ui.frozen;
+                }
+                _ = replay_frame.tick(), if self.player.is_some() => {
+                    let elapsed = replay_clock.elapsed();
+                    replay_clock = tokio::time::Instant::now();
+                    if let Some(player) = &mut self.player {
+                        dirty |= player.advance(&mut self.live, elapsed);
+                        self.ui.replay = Some(player.view());
+                    }
                 }
                 _ = frame.tick(), if dirty => {
                     terminal.draw(|f| self.draw(f))?;
@@ -180,6 +212,9 @@ impl App {
             self.on_overlay_key(overlay, key);
             return;
         }
+        if self.player.is_some() && self.on_replay_key(key) {
+            return;
+        }
         if self.ui.focus == Focus::Prompt {
             self.on_prompt_key(key);
             return;
@@ -187,6 +222,48 @@ impl App {
         if let Some(action) = self.keys.action(key) {
             self.on_action(action);
         }
+    }
+
+    /// Replay's own keys; false when the key is not one of them.
+    fn on_replay_key(&mut self, key: &KeyEvent) -> bool {
+        let Some(player) = &mut self.player else {
+            return false;
+        };
+        let result = match key.code {
+            KeyCode::Char(' ') => {
+                player.toggle_pause();
+                Ok(())
+            }
+            KeyCode::Char('.') => {
+                player.step(&mut self.live);
+                Ok(())
+            }
+            KeyCode::Left => player.jump(&mut self.live, -10),
+            KeyCode::Right => player.jump(&mut self.live, 10),
+            KeyCode::Char('[') | KeyCode::Char(']') => {
+                match player.jump_to_mark(&mut self.live, key.code == KeyCode::Char(']')) {
+                    Ok(false) => {
+                        self.ui.flash = Some("no failover or breaker change that way".to_string());
+                        Ok(())
+                    }
+                    other => other.map(|_| ()),
+                }
+            }
+            KeyCode::Char('<') => {
+                player.change_speed(false);
+                Ok(())
+            }
+            KeyCode::Char('>') => {
+                player.change_speed(true);
+                Ok(())
+            }
+            _ => return false,
+        };
+        if let Err(e) = result {
+            self.ui.flash = Some(e.to_string());
+        }
+        self.ui.replay = Some(player.view());
+        true
     }
 
     fn on_prompt_key(&mut self, key: &KeyEvent) {
@@ -200,7 +277,9 @@ impl App {
                 if text.trim().is_empty() {
                     self.ui.flash = Some("type a prompt first".to_string());
                 } else {
-                    self.controller.send_prompt(text.trim());
+                    if let Some(controller) = &self.controller {
+                        controller.send_prompt(text.trim());
+                    }
                     self.prompt = TextArea::default();
                     // Show the reply as it streams: follow the newest request.
                     self.ui.selected_request = None;
@@ -227,10 +306,9 @@ impl App {
             }
             Overlay::Confirm { action, provider } => {
                 self.ui.overlay = None;
-                self.ui.flash = Some(if key.code == KeyCode::Char('y') {
-                    self.controller.breaker(action, &provider)
-                } else {
-                    "cancelled".to_string()
+                self.ui.flash = Some(match (&self.controller, key.code) {
+                    (Some(controller), KeyCode::Char('y')) => controller.breaker(action, &provider),
+                    _ => "cancelled".to_string(),
                 });
             }
             Overlay::FaultPicker { provider, selected } => {
@@ -238,8 +316,10 @@ impl App {
                     self.ui.overlay = None;
                 } else if key.code == KeyCode::Enter {
                     self.ui.overlay = None;
-                    if let Some((fault, _)) = FAULT_CHOICES.get(selected) {
-                        self.ui.flash = Some(self.controller.set_fault(&provider, fault));
+                    if let (Some((fault, _)), Some(controller)) =
+                        (FAULT_CHOICES.get(selected), &self.controller)
+                    {
+                        self.ui.flash = Some(controller.set_fault(&provider, fault));
                     }
                 } else if up || down {
                     let n = FAULT_CHOICES.len();
@@ -276,6 +356,21 @@ impl App {
 
     fn on_action(&mut self, action: Action) {
         self.ui.flash = None;
+        let changes_something = matches!(
+            action,
+            Action::Prompt
+                | Action::Trip
+                | Action::ForceClosed
+                | Action::Reset
+                | Action::PickFault
+                | Action::ToggleLoad
+                | Action::LoadFaster
+                | Action::LoadSlower
+        );
+        if self.controller.is_none() && changes_something {
+            self.ui.flash = Some("a replay is read-only".to_string());
+            return;
+        }
         match action {
             Action::Quit => self.quit = true,
             Action::Help => self.ui.overlay = Some(Overlay::Help),
@@ -289,8 +384,10 @@ impl App {
             Action::Trip => self.confirm(BreakerAction::Trip),
             Action::ForceClosed => self.confirm(BreakerAction::ForceClosed),
             Action::Reset => {
-                if let Some(provider) = self.selected_provider() {
-                    self.ui.flash = Some(self.controller.breaker(BreakerAction::Reset, &provider));
+                if let (Some(provider), Some(controller)) =
+                    (self.selected_provider(), &self.controller)
+                {
+                    self.ui.flash = Some(controller.breaker(BreakerAction::Reset, &provider));
                 }
             }
             Action::PickFault => match self.selected_provider() {
@@ -318,8 +415,10 @@ impl App {
     }
 
     fn load(&mut self, change: LoadChange) {
-        self.ui.flash = Some(self.controller.adjust_load(change));
-        self.ui.load = self.controller.load();
+        if let Some(controller) = &self.controller {
+            self.ui.flash = Some(controller.adjust_load(change));
+            self.ui.load = controller.load();
+        }
     }
 
     fn selected_provider(&self) -> Option<String> {
@@ -423,4 +522,42 @@ impl Terminate {
         #[cfg(not(unix))]
         std::future::pending::<()>().await;
     }
+}
+
+/// Take over the terminal, run the app, and give the terminal back — on quit, on error, on
+/// SIGTERM (the loop ends) and on panic (ratatui's hook, plus ours for the mouse and paste modes).
+pub async fn run_in_terminal(
+    app: &mut App,
+    events: broadcast::Receiver<Arc<Event>>,
+) -> color_eyre::Result<()> {
+    use color_eyre::eyre::WrapErr;
+    use ratatui::crossterm::event::{
+        DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
+    };
+    use ratatui::crossterm::execute;
+
+    if !std::io::IsTerminal::is_terminal(&std::io::stdout()) {
+        color_eyre::eyre::bail!(
+            "the console needs a terminal; for scripts use `breakerbox ask` or `breakerbox replay --report` (see --help)"
+        );
+    }
+    let mut terminal = ratatui::try_init().wrap_err("cannot take over the terminal")?;
+    let previous = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let _ = execute!(
+            std::io::stdout(),
+            DisableMouseCapture,
+            DisableBracketedPaste
+        );
+        previous(info);
+    }));
+    let _ = execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste);
+    let result = app.run(&mut terminal, events).await;
+    let _ = execute!(
+        std::io::stdout(),
+        DisableMouseCapture,
+        DisableBracketedPaste
+    );
+    ratatui::restore();
+    result.wrap_err("the console's terminal failed")
 }

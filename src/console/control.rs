@@ -128,16 +128,14 @@ impl Controller {
 
     /// Send the operator's prompt through the engine; the reply arrives as events.
     pub fn send_prompt(&self, text: &str) {
-        let engine = self.engine.clone();
-        let meta = RequestMeta {
-            prompt: Some(text.to_string()),
-            ..RequestMeta::new(Source::Prompt)
-        };
-        let request = Request::prompt(text);
-        tokio::spawn(async move {
-            let (_, mut stream) = engine.send(request, meta);
-            while stream.next().await.is_some() {}
-        });
+        self.prompter().send_prompt(text);
+    }
+
+    /// A handle that sends prompts, for tasks of their own (re-driving a recording).
+    pub fn prompter(&self) -> Prompter {
+        Prompter {
+            engine: self.engine.clone(),
+        }
     }
 
     /// Turn the background load on or off, or step its rate. Returns a line for the status bar.
@@ -159,6 +157,27 @@ impl Controller {
             detail: format!("{state}, {} requests/s", view.per_sec),
         });
         format!("background load {state}, {} requests/s", view.per_sec)
+    }
+}
+
+/// Sends prompts through the engine: the reply arrives as events.
+#[derive(Clone)]
+pub struct Prompter {
+    engine: FailoverEngine,
+}
+
+impl Prompter {
+    pub fn send_prompt(&self, text: &str) {
+        let engine = self.engine.clone();
+        let meta = RequestMeta {
+            prompt: Some(text.to_string()),
+            ..RequestMeta::new(Source::Prompt)
+        };
+        let request = Request::prompt(text);
+        tokio::spawn(async move {
+            let (_, mut stream) = engine.send(request, meta);
+            while stream.next().await.is_some() {}
+        });
     }
 }
 

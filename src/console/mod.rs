@@ -10,23 +10,23 @@ pub mod dashboard;
 pub mod keys;
 pub mod layout;
 pub mod panels;
+pub mod replay;
 pub mod theme;
 pub mod ui;
 
-use color_eyre::eyre::{Result, WrapErr, bail};
-use ratatui::crossterm::event::{
-    DisableBracketedPaste, DisableMouseCapture, EnableBracketedPaste, EnableMouseCapture,
-};
-use ratatui::crossterm::execute;
+use color_eyre::eyre::{Result, bail};
 use std::io::IsTerminal;
 use std::sync::Arc;
 
-use crate::cli::CommonArgs;
+use crate::cli::{CommonArgs, RecordArgs};
 use crate::event::{Bus, EventKind, FORMAT_VERSION};
+use crate::record::writer::{
+    Recorder, RecorderHandle, default_sessions_dir, session_file_name, session_header,
+};
 use crate::setup;
 use crate::sim::Scenario;
 use app::App;
-use control::Controller;
+use control::{Controller, Prompter};
 use keys::Bindings;
 use ui::{LoadView, Ui};
 
@@ -34,7 +34,33 @@ use ui::{LoadView, Ui};
 const DEMO_LOAD: f64 = 1.0;
 
 /// `breakerbox` with no command: the console.
-pub async fn run(common: &CommonArgs, no_color: bool) -> Result<i32> {
+pub async fn run(common: &CommonArgs, no_color: bool, record: &RecordArgs) -> Result<i32> {
+    session(common, no_color, record, None).await
+}
+
+/// The console with `start` given a prompt sender once the session is up (re-driving a
+/// recording's prompts); background load stays off.
+pub async fn run_with(
+    cli: &crate::cli::Cli,
+    start: impl FnOnce(Prompter) + Send + 'static,
+) -> Result<i32> {
+    session(
+        &cli.common,
+        cli.no_color,
+        &cli.record,
+        Some(Box::new(start)),
+    )
+    .await
+}
+
+type Start = Box<dyn FnOnce(Prompter) + Send>;
+
+async fn session(
+    common: &CommonArgs,
+    no_color: bool,
+    record: &RecordArgs,
+    start: Option<Start>,
+) -> Result<i32> {
     if !std::io::stdout().is_terminal() {
         bail!("the console needs a terminal; for scripts use `breakerbox ask` (see --help)");
     }
@@ -65,6 +91,8 @@ pub async fn run(common: &CommonArgs, no_color: bool) -> Result<i32> {
         )?;
         sim.run_scenario(incident)?;
     }
+    // Started before the first event is published, so the recording holds the whole session.
+    let (recorder, recording) = start_recording(record, &setup, &config, &bus, &env);
     bus.publish(EventKind::SessionStarted {
         format_version: FORMAT_VERSION,
         mode: setup.mode,
@@ -75,9 +103,12 @@ pub async fn run(common: &CommonArgs, no_color: bool) -> Result<i32> {
     let mut controller = Controller::new(engine, sim.clone());
     // Background load is on in the demo; against real providers it costs money, so it starts off.
     controller.start_load(LoadView {
-        on: demo,
+        on: demo && start.is_none(),
         per_sec: DEMO_LOAD,
     });
+    if let Some(start) = start {
+        start(controller.prompter());
+    }
     let ui = Ui {
         color: !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
         faults_available: sim.is_some(),
@@ -85,36 +116,56 @@ pub async fn run(common: &CommonArgs, no_color: bool) -> Result<i32> {
         ..Ui::default()
     };
     let mut app = App::new(ui, keys, controller);
+    app.live.recording = recording;
 
-    let mut terminal = ratatui::try_init().wrap_err("cannot take over the terminal")?;
-    restore_on_panic();
-    let _ = execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste);
-    let result = app.run(&mut terminal, events).await;
-    restore();
-    result.wrap_err("the console's terminal failed")?;
+    let result = app::run_in_terminal(&mut app, events).await;
+    if let Some(recorder) = recorder {
+        let path = recorder.path().display().to_string();
+        let summary = recorder.finish().await;
+        if summary.error.is_none() {
+            eprintln!("breakerbox: session recorded to {path}");
+        }
+    }
+    result?;
     Ok(0)
 }
 
-/// Give the terminal back: raw mode off, main screen, mouse and paste modes off.
-fn restore() {
-    let _ = execute!(
-        std::io::stdout(),
-        DisableMouseCapture,
-        DisableBracketedPaste
-    );
-    ratatui::restore();
-}
-
-/// ratatui's own hook restores raw mode and the screen; mouse capture must be released too, or
-/// the shell after a panic receives mouse escape codes.
-fn restore_on_panic() {
-    let previous = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let _ = execute!(
-            std::io::stdout(),
-            DisableMouseCapture,
-            DisableBracketedPaste
-        );
-        previous(info);
-    }));
+/// Start recording as the flags ask: `--record FILE`, nothing with `--no-record`, else a new file in
+/// the sessions directory. Returns the recorder and what the header shows (`Dashboard.recording`). A recording that cannot
+/// start never stops the console: the header says why instead.
+fn start_recording(
+    record: &RecordArgs,
+    setup: &setup::Setup,
+    config: &crate::config::Config,
+    bus: &Bus,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> (Option<RecorderHandle>, Option<String>) {
+    // The header shows "not recording" for `None`; a failure shows its reason instead.
+    if record.no_record {
+        return (None, None);
+    }
+    let path = match &record.record {
+        Some(path) => path.clone(),
+        None => {
+            let dir = match default_sessions_dir(env) {
+                Ok(dir) => dir,
+                Err(why) => return (None, Some(format!("not recording: {why}"))),
+            };
+            if let Err(e) = std::fs::create_dir_all(&dir) {
+                return (
+                    None,
+                    Some(format!(
+                        "not recording: cannot create {}: {e}",
+                        dir.display()
+                    )),
+                );
+            }
+            dir.join(session_file_name(chrono::Utc::now()))
+        }
+    };
+    let header = session_header(setup.mode, &setup.infos, config, env, record.redact_content);
+    match Recorder::start(&path, &header, bus, record.redact_content) {
+        Ok(recorder) => (Some(recorder), Some(path.display().to_string())),
+        Err(e) => (None, Some(format!("not recording: {e}"))),
+    }
 }

@@ -128,6 +128,8 @@ pub struct Ui {
     pub faults_available: bool,
     /// A short message for the status bar (the result of the last action).
     pub flash: Option<String>,
+    /// Where a replay stands; `None` when live.
+    pub replay: Option<super::replay::ReplayView>,
 }
 
 impl Default for Ui {
@@ -145,6 +147,7 @@ impl Default for Ui {
             color: true,
             faults_available: false,
             flash: None,
+            replay: None,
         }
     }
 }

@@ -3,7 +3,10 @@
 //! line reported with its number), and turned into an incident report (`report.rs`) or
 //! OpenTelemetry spans (`otlp.rs`).
 
+pub mod otlp;
 pub mod reader;
+pub mod report;
+pub mod writer;
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};

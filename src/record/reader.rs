@@ -1,9 +1,14 @@
-//! Reading a recording back. (A first, minimal version: robust reading is being written.)
+//! Reading a recording back: streamed line by line (never the whole file), with memory bounded even
+//! on a single enormous line, and every problem reported with the file and line number.
+//!
+//! The header (line 1) must be right or nothing is read: a file of another format or a newer major
+//! version would otherwise be misread. After it, a bad line is an `Err` item naming the line and the
+//! iterator goes on, so a caller can warn and skip (or stop, where skipping would mislead).
 
-use std::io::BufRead;
+use std::io::{BufRead, BufReader};
 use std::path::Path;
 
-use super::SessionHeader;
+use super::{FORMAT, RECORDING_VERSION, SessionHeader};
 use crate::event::Event;
 
 /// A problem with a recording, saying where.
@@ -11,39 +16,206 @@ use crate::event::Event;
 #[error("{0}")]
 pub struct RecordError(pub String);
 
+/// The longest line read. Real events are a few hundred bytes; a longer line is not one of ours,
+/// and holding it would let one bad line take unbounded memory.
+pub const MAX_LINE: usize = 8 * 1024 * 1024;
+
+/// Warnings kept in full (the count goes on): a file of garbage must not fill memory with them.
+const MAX_KEPT_WARNINGS: usize = 1000;
+
 /// A recording opened for reading: its header, then its events in order.
 pub struct Reader {
     header: SessionHeader,
-    lines: std::io::Lines<std::io::BufReader<std::fs::File>>,
+    input: Box<dyn BufRead + Send>,
+    /// The number of the last line read (1 is the header).
     line: u64,
     origin: String,
+    buf: Vec<u8>,
+    warnings: Vec<String>,
+    warning_count: u64,
+    done: bool,
+}
+
+/// One line as read.
+enum Line {
+    /// The text without its `\n` (and `\r`); `terminated` is false for a last line with no newline.
+    Text {
+        terminated: bool,
+    },
+    /// Longer than [`MAX_LINE`]: skipped to its end without being held. `len` is its length.
+    TooLong {
+        len: u64,
+    },
+    Eof,
 }
 
 impl Reader {
     pub fn open(path: &Path) -> Result<Reader, RecordError> {
         let origin = path.display().to_string();
+        if path.is_dir() {
+            return Err(RecordError(format!(
+                "{origin} is a directory; give the path of a recording (a .jsonl file)"
+            )));
+        }
         let file = std::fs::File::open(path)
             .map_err(|e| RecordError(format!("cannot open the recording {origin}: {e}")))?;
-        let mut lines = std::io::BufReader::new(file).lines();
-        let first = lines
-            .next()
-            .ok_or_else(|| RecordError(format!("{origin}: the file is empty")))?
-            .map_err(|e| RecordError(format!("{origin}:1: {e}")))?;
-        let header: SessionHeader = serde_json::from_str(&first).map_err(|e| {
-            RecordError(format!(
-                "{origin}:1: not a breakerbox recording header: {e}"
-            ))
-        })?;
-        Ok(Reader {
-            header,
-            lines,
-            line: 1,
-            origin,
-        })
+        Reader::from_reader(BufReader::with_capacity(64 * 1024, file), &origin)
+    }
+
+    /// Read a recording from any byte stream; `origin` names it in messages.
+    pub fn from_reader(
+        input: impl BufRead + Send + 'static,
+        origin: &str,
+    ) -> Result<Reader, RecordError> {
+        let mut reader = Reader {
+            header: placeholder_header(),
+            input: Box::new(input),
+            line: 0,
+            origin: origin.to_string(),
+            buf: Vec::new(),
+            warnings: Vec::new(),
+            warning_count: 0,
+            done: false,
+        };
+        reader.header = reader.read_header()?;
+        Ok(reader)
     }
 
     pub fn header(&self) -> &SessionHeader {
         &self.header
+    }
+
+    /// The number of the last line read (1 is the header).
+    pub fn line(&self) -> u64 {
+        self.line
+    }
+
+    /// Every line skipped so far, with its number and why (the first thousand; see
+    /// [`Reader::warning_count`] for the total).
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// How many lines were skipped so far.
+    pub fn warning_count(&self) -> u64 {
+        self.warning_count
+    }
+
+    fn not_ours(&self, why: &str) -> RecordError {
+        RecordError(format!(
+            "{}:1: not a breakerbox recording (line 1 should be its header, a JSON object with \"format\": \"{FORMAT}\"; {why})",
+            self.origin
+        ))
+    }
+
+    fn read_header(&mut self) -> Result<SessionHeader, RecordError> {
+        let origin = self.origin.clone();
+        let terminated = match self.read_line() {
+            Err(e) => return Err(RecordError(format!("cannot read {origin}: {e}"))),
+            Ok(Line::Eof) => {
+                return Err(RecordError(format!(
+                    "{origin}: the file is empty; not a recording"
+                )));
+            }
+            Ok(Line::TooLong { len }) => {
+                return Err(self.not_ours(&format!("its first line is {len} bytes long")));
+            }
+            Ok(Line::Text { terminated }) => terminated,
+        };
+        let Ok(text) = std::str::from_utf8(&self.buf) else {
+            return Err(self.not_ours("it is not text"));
+        };
+        // A byte-order mark from an editor is harmless.
+        let text = text.trim_start_matches('\u{feff}').trim();
+        let value: serde_json::Value = match serde_json::from_str(text) {
+            Ok(v) => v,
+            Err(_) if !terminated && text.contains(FORMAT) => {
+                return Err(RecordError(format!(
+                    "{origin}:1: the header is incomplete (the recording was cut off before its first event)"
+                )));
+            }
+            Err(e) => return Err(self.not_ours(&format!("it is not JSON: {e}"))),
+        };
+        match value.get("format").and_then(|f| f.as_str()) {
+            Some(FORMAT) => {}
+            Some(other) => {
+                return Err(self.not_ours(&format!("this file's format is \"{other}\"")));
+            }
+            None => return Err(self.not_ours("it has no \"format\"")),
+        }
+        match value.get("format_version").and_then(|v| v.as_u64()) {
+            Some(v) if v > u64::from(RECORDING_VERSION) => {
+                return Err(RecordError(format!(
+                    "{origin}: recorded by a newer breakerbox (format version {v}); this one reads version {RECORDING_VERSION} — upgrade breakerbox"
+                )));
+            }
+            Some(v) if v >= 1 => {}
+            _ => {
+                return Err(RecordError(format!(
+                    "{origin}:1: the header's \"format_version\" is missing or invalid (this breakerbox reads version {RECORDING_VERSION})"
+                )));
+            }
+        }
+        serde_json::from_value(value)
+            .map_err(|e| RecordError(format!("{origin}:1: the header is invalid: {e}")))
+    }
+
+    /// Read the next line into `self.buf`, holding at most [`MAX_LINE`] bytes of it.
+    fn read_line(&mut self) -> std::io::Result<Line> {
+        self.buf.clear();
+        let mut len: u64 = 0;
+        let mut too_long = false;
+        loop {
+            let chunk = match self.input.fill_buf() {
+                Ok(c) => c,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(e),
+            };
+            if chunk.is_empty() {
+                if len == 0 {
+                    return Ok(Line::Eof);
+                }
+                self.line += 1;
+                return Ok(if too_long {
+                    Line::TooLong { len }
+                } else {
+                    Line::Text { terminated: false }
+                });
+            }
+            let (take, end) = match memchr::memchr(b'\n', chunk) {
+                Some(i) => (i, true),
+                None => (chunk.len(), false),
+            };
+            if !too_long {
+                if self.buf.len() + take > MAX_LINE {
+                    too_long = true;
+                    // Give the memory back: this line will not be parsed.
+                    self.buf = Vec::new();
+                } else {
+                    self.buf.extend_from_slice(&chunk[..take]);
+                }
+            }
+            len += take as u64;
+            self.input.consume(if end { take + 1 } else { take });
+            if end {
+                self.line += 1;
+                if too_long {
+                    return Ok(Line::TooLong { len });
+                }
+                if self.buf.last() == Some(&b'\r') {
+                    self.buf.pop();
+                }
+                return Ok(Line::Text { terminated: true });
+            }
+        }
+    }
+
+    fn warn(&mut self, message: String) -> RecordError {
+        self.warning_count += 1;
+        if self.warnings.len() < MAX_KEPT_WARNINGS {
+            self.warnings.push(message.clone());
+        }
+        RecordError(message)
     }
 }
 
@@ -52,12 +224,111 @@ impl Iterator for Reader {
     type Item = Result<Event, RecordError>;
 
     fn next(&mut self) -> Option<Self::Item> {
-        let text = self.lines.next()?;
-        self.line += 1;
-        Some(match text {
-            Ok(text) => serde_json::from_str(&text)
-                .map_err(|e| RecordError(format!("{}:{}: {e}", self.origin, self.line))),
-            Err(e) => Err(RecordError(format!("{}:{}: {e}", self.origin, self.line))),
-        })
+        loop {
+            if self.done {
+                return None;
+            }
+            let terminated = match self.read_line() {
+                Ok(Line::Eof) => {
+                    self.done = true;
+                    return None;
+                }
+                Err(e) => {
+                    // An I/O error is not a bad line: more reads would fail the same way.
+                    self.done = true;
+                    let message = format!("{}:{}: cannot read: {e}", self.origin, self.line + 1);
+                    return Some(Err(self.warn(message)));
+                }
+                Ok(Line::TooLong { len }) => {
+                    let message = format!(
+                        "{}:{}: the line is {len} bytes long, over the {} MiB limit for one event; skipped",
+                        self.origin,
+                        self.line,
+                        MAX_LINE / (1024 * 1024)
+                    );
+                    return Some(Err(self.warn(message)));
+                }
+                Ok(Line::Text { terminated }) => terminated,
+            };
+            if self.buf.iter().all(u8::is_ascii_whitespace) {
+                // A blank line (an editor's extra newline) carries nothing; not worth a warning.
+                continue;
+            }
+            let parsed = match std::str::from_utf8(&self.buf) {
+                Err(_) => Err("not valid UTF-8 text".to_string()),
+                Ok(text) => serde_json::from_str::<Event>(text)
+                    .map_err(|e| format!("not a valid event: {e}")),
+            };
+            return Some(match parsed {
+                Ok(event) => Ok(event),
+                // Only the very end of a file can be torn by a crash: say so rather than "invalid".
+                Err(_) if !terminated => {
+                    let message = format!(
+                        "{}:{}: the last line is incomplete (the recording was cut off); skipped",
+                        self.origin, self.line
+                    );
+                    Err(self.warn(message))
+                }
+                Err(why) => {
+                    let message = format!("{}:{}: {why}; skipped", self.origin, self.line);
+                    Err(self.warn(message))
+                }
+            });
+        }
+    }
+}
+
+/// The whole of a (small) recording: its header, its readable events, and a warning per skipped line.
+pub fn read_events(path: &Path) -> Result<(SessionHeader, Vec<Event>, Vec<String>), RecordError> {
+    let mut reader = Reader::open(path)?;
+    // The errors are kept as the reader's warnings.
+    let events: Vec<Event> = reader.by_ref().flatten().collect();
+    let header = reader.header().clone();
+    Ok((header, events, reader.warnings().to_vec()))
+}
+
+/// Stands in until the real header is read in `from_reader` (which fails rather than keep it).
+fn placeholder_header() -> SessionHeader {
+    SessionHeader {
+        format: FORMAT.to_string(),
+        format_version: RECORDING_VERSION,
+        breakerbox_version: String::new(),
+        started_at: chrono::DateTime::<chrono::Utc>::UNIX_EPOCH,
+        mode: crate::event::Mode::Replay,
+        providers: Vec::new(),
+        config: serde_json::Value::Null,
+        redacted: false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn read(text: &[u8]) -> Result<Reader, RecordError> {
+        Reader::from_reader(std::io::Cursor::new(text.to_vec()), "t.jsonl")
+    }
+
+    #[test]
+    fn a_long_line_is_skipped_without_being_held() {
+        let header = r#"{"format":"breakerbox-session","format_version":1,"breakerbox_version":"0","started_at":"2026-01-01T00:00:00Z","mode":"demo","providers":[]}"#;
+        let event = r#"{"ts":"2026-01-01T00:00:00.000Z","seq":1,"type":"operator_action","action":"x","detail":""}"#;
+        let mut text = format!("{header}\n").into_bytes();
+        text.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
+        text.push(b'\n');
+        text.extend_from_slice(event.as_bytes());
+        text.push(b'\n');
+        let mut r = read(&text)
+            .map_err(|e| e.0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = r.next();
+        assert!(
+            matches!(&first, Some(Err(e)) if e.0.contains("t.jsonl:2:")),
+            "{first:?}"
+        );
+        assert!(r.buf.capacity() <= MAX_LINE, "the long line was held");
+        assert!(matches!(r.next(), Some(Ok(_))));
+        assert!(r.next().is_none());
+        assert_eq!(r.warning_count(), 1);
     }
 }

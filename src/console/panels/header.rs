@@ -22,7 +22,11 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     frame.render_widget(totals(paint, bottom.width), bottom);
 }
 
-fn mode_word(mode: Option<Mode>) -> &'static str {
+/// The session's mode; a replay says REPLAY whatever the recorded session was.
+fn mode_word(mode: Option<Mode>, replaying: bool) -> &'static str {
+    if replaying {
+        return "REPLAY";
+    }
     match mode {
         Some(Mode::Demo) => "DEMO",
         Some(Mode::Live) => "LIVE",
@@ -40,7 +44,10 @@ fn identity<'a>(paint: &Paint) -> Line<'a> {
         .now
         .map_or_else(|| "--:--:--".to_string(), text::time_of_day);
     let mut spans = vec![
-        Span::styled(format!(" {} ", mode_word(dash.mode)), theme.badge),
+        Span::styled(
+            format!(" {} ", mode_word(dash.mode, paint.view.ui.replay.is_some())),
+            theme.badge,
+        ),
         Span::styled(" breakerbox", theme.title),
         Span::raw(SEPARATOR),
         Span::styled(clock, theme.title),
@@ -69,6 +76,10 @@ fn conditions<'a>(paint: &Paint) -> Line<'a> {
         spans.push(Span::raw("  "));
     }
     match &dash.recording {
+        // Recording could not start: the reason, as a warning.
+        Some(why) if why.starts_with("not recording") => {
+            spans.push(Span::styled(why.clone(), theme.warning));
+        }
         Some(path) => {
             spans.push(Span::styled("● recording ", theme.title));
             spans.push(Span::raw(path.clone()));

@@ -17,6 +17,7 @@ mod log;
 mod popup;
 mod prompt;
 mod providers;
+mod replay_bar;
 mod reply;
 mod requests;
 mod status;
@@ -98,7 +99,10 @@ fn panels(frame: &mut Frame, areas: &Areas, paint: &Paint) {
             draw(frame, area, paint);
         }
     }
-    prompt::draw(frame, areas.prompt, paint);
+    match &paint.view.ui.replay {
+        Some(replay) => replay_bar::draw(frame, areas.prompt, paint, replay),
+        None => prompt::draw(frame, areas.prompt, paint),
+    }
     status::draw(frame, areas.status, paint);
 }
 

@@ -89,6 +89,24 @@ fn hints(paint: &Paint) -> Vec<Hint> {
             hint(s("Enter"), "apply", 0),
             hint(s("Esc"), "cancel", 0),
         ],
+        None if ui.replay.is_some() => vec![
+            hint(
+                s("space"),
+                if ui.replay.as_ref().is_some_and(|r| r.paused) {
+                    "play"
+                } else {
+                    "pause"
+                },
+                0,
+            ),
+            hint(s("."), "step", 1),
+            hint(s("← →"), "±10 s", 1),
+            hint(s("[ ]"), "failover/breaker", 2),
+            hint(s("< >"), "speed", 2),
+            one(keys, Action::Quit, 0),
+            one(keys, Action::Help, 3),
+            one(keys, Action::FilterLog, 4),
+        ],
         None if ui.focus == Focus::Prompt => vec![
             hint(s("Enter"), "send", 0),
             hint(s("Alt-Enter"), "newline", 0),

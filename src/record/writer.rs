@@ -1,0 +1,441 @@
+//! Writing a recording: line 1 the header, then every event exactly as on the bus, one JSON line each.
+//!
+//! Crash safety comes from only ever handing the OS whole lines: events are serialized into a buffer
+//! that always ends in `\n`, and the buffer is written with one `write_all` when it is flushed (at
+//! most ~100 ms after an event arrives, at once when the bus goes idle, and on `finish`). A process
+//! killed with SIGKILL therefore leaves a file whose complete lines all parse; at worst the very
+//! last line is torn, which the reader reports and skips.
+
+use chrono::Utc;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+use super::reader::RecordError;
+use super::{FORMAT, RECORDING_VERSION, SessionHeader};
+use crate::config::Config;
+use crate::event::{Bus, Event, EventKind, Mode, ProviderInfo};
+
+/// The longest an event waits in the buffer before it is written (the "about 100 ms").
+const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
+/// Write early when this much is buffered, so a burst never holds much in memory.
+const FLUSH_BYTES: usize = 64 * 1024;
+
+/// Starts recorders. See [`Recorder::start`].
+pub struct Recorder;
+
+/// A running recorder; [`RecorderHandle::finish`] flushes and closes the file.
+pub struct RecorderHandle {
+    path: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<RecordSummary>>,
+}
+
+/// What a recorder wrote.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RecordSummary {
+    /// Events written (the header not counted).
+    pub events: u64,
+    /// Events the recorder missed because it fell behind the bus (the file lacks them).
+    pub lost: u64,
+    /// The first write error, after which nothing more was written.
+    pub error: Option<String>,
+}
+
+impl Recorder {
+    /// Create (or truncate) `path`, write the header, and record every event published on `bus`
+    /// from now on. The subscription is taken before this returns, so no later event is missed.
+    /// With `redact`, prompt text and reply text are left out (and the header says so).
+    pub fn start(
+        path: &Path,
+        header: &SessionHeader,
+        bus: &Bus,
+        redact: bool,
+    ) -> Result<RecorderHandle, RecordError> {
+        let rx = bus.subscribe();
+        let shown = path.display().to_string();
+        let mut file = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .open(path)
+            .map_err(|e| {
+                RecordError(format!(
+                    "cannot create the recording {shown}: {e} (check that its directory exists and is writable)"
+                ))
+            })?;
+        let mut header = header.clone();
+        header.redacted |= redact;
+        let mut line = serde_json::to_vec(&header)
+            .map_err(|e| RecordError(format!("cannot encode the recording's header: {e}")))?;
+        line.push(b'\n');
+        file.write_all(&line)
+            .and_then(|()| file.flush())
+            .map_err(|e| RecordError(format!("cannot write the recording {shown}: {e}")))?;
+        let (stop_tx, stop_rx) = oneshot::channel();
+        let task = tokio::spawn(record(file, shown, rx, stop_rx, redact));
+        Ok(RecorderHandle {
+            path: path.to_path_buf(),
+            stop: Some(stop_tx),
+            task: Some(task),
+        })
+    }
+}
+
+impl RecorderHandle {
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Write every event already published, flush, sync and close. A lag or a write error is
+    /// reported on stderr (the console has given the terminal back by then) and returned.
+    pub async fn finish(mut self) -> RecordSummary {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        let summary = match self.task.take() {
+            Some(task) => task.await.unwrap_or_else(|e| RecordSummary {
+                error: Some(format!("the recorder stopped unexpectedly: {e}")),
+                ..RecordSummary::default()
+            }),
+            None => RecordSummary::default(),
+        };
+        let path = self.path.display();
+        if summary.lost > 0 {
+            eprintln!(
+                "breakerbox: the recording {path} is missing {} events: the recorder fell behind the event bus",
+                summary.lost
+            );
+        }
+        if let Some(e) = &summary.error {
+            eprintln!("breakerbox: the recording {path} is incomplete: {e}");
+        }
+        summary
+    }
+}
+
+impl Drop for RecorderHandle {
+    /// Dropped without `finish` (an error path): still ask the task to write what it has.
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The recorder's task: buffer lines, flush on idle, on the interval, when large, and at the end.
+async fn record(
+    file: std::fs::File,
+    shown: String,
+    mut rx: tokio::sync::broadcast::Receiver<std::sync::Arc<Event>>,
+    mut stop: oneshot::Receiver<()>,
+    redact: bool,
+) -> RecordSummary {
+    let mut out = LineSink {
+        file,
+        buf: Vec::with_capacity(FLUSH_BYTES),
+        summary: RecordSummary::default(),
+    };
+    let mut ticker = tokio::time::interval(FLUSH_INTERVAL);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            biased;
+            _ = &mut stop => break,
+            received = rx.recv() => match received {
+                Ok(event) => {
+                    out.push(&event, redact);
+                    // Idle: nothing else waiting, so write now rather than at the next tick.
+                    if rx.is_empty() || out.buf.len() >= FLUSH_BYTES {
+                        out.flush();
+                    }
+                }
+                Err(RecvError::Lagged(n)) => {
+                    out.summary.lost += n;
+                    tracing::warn!(recording = %shown, lost = n, "the recorder fell behind the event bus; events are missing from the recording");
+                }
+                Err(RecvError::Closed) => break,
+            },
+            _ = ticker.tick() => out.flush(),
+        }
+    }
+    // Whatever was published before `finish` is still in the channel: write it too.
+    loop {
+        match rx.try_recv() {
+            Ok(event) => out.push(&event, redact),
+            Err(TryRecvError::Lagged(n)) => out.summary.lost += n,
+            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+        }
+    }
+    out.flush();
+    if out.summary.error.is_none()
+        && let Err(e) = out.file.sync_data()
+    {
+        out.summary.error = Some(format!("cannot sync it to disk: {e}"));
+    }
+    out.summary
+}
+
+struct LineSink {
+    file: std::fs::File,
+    buf: Vec<u8>,
+    summary: RecordSummary,
+}
+
+impl LineSink {
+    fn push(&mut self, event: &Event, redact: bool) {
+        if self.summary.error.is_some() {
+            return;
+        }
+        let encoded = if redact {
+            serde_json::to_writer(&mut self.buf, &redacted(event))
+        } else {
+            serde_json::to_writer(&mut self.buf, event)
+        };
+        match encoded {
+            Ok(()) => {
+                self.buf.push(b'\n');
+                self.summary.events += 1;
+            }
+            // Cannot happen for these types; never write a partial line if it somehow does.
+            Err(e) => tracing::warn!("cannot encode an event for the recording: {e}"),
+        }
+    }
+
+    /// One `write_all` of whole lines.
+    fn flush(&mut self) {
+        if self.buf.is_empty() || self.summary.error.is_some() {
+            return;
+        }
+        if let Err(e) = self.file.write_all(&self.buf) {
+            tracing::warn!("cannot write the recording: {e}");
+            self.summary.error = Some(format!("cannot write to it: {e}"));
+        }
+        self.buf.clear();
+    }
+}
+
+/// The event without prompt or reply text.
+fn redacted(event: &Event) -> Event {
+    let mut event = event.clone();
+    match &mut event.kind {
+        EventKind::RequestStarted { prompt, .. } => *prompt = None,
+        EventKind::TextDelta { text, .. } => text.clear(),
+        _ => {}
+    }
+    event
+}
+
+/// The header for a session starting now: what ran and with which settings, every secret removed.
+pub fn session_header(
+    mode: Mode,
+    providers: &[ProviderInfo],
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+    redacted: bool,
+) -> SessionHeader {
+    SessionHeader {
+        format: FORMAT.to_string(),
+        format_version: RECORDING_VERSION,
+        breakerbox_version: env!("CARGO_PKG_VERSION").to_string(),
+        started_at: Utc::now(),
+        mode,
+        providers: providers.to_vec(),
+        config: config_summary(mode, config, env),
+        redacted,
+    }
+}
+
+/// The settings that explain what a session did. Keys never appear: only the *names* of the
+/// variables that hold them, and base URLs lose any user info and query (where keys hide too).
+pub fn config_summary(
+    mode: Mode,
+    config: &Config,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> serde_json::Value {
+    use serde_json::json;
+    let timeouts = config.timeouts.to_timeouts();
+    let providers: Vec<serde_json::Value> = if mode == Mode::Demo {
+        config
+            .sim
+            .providers
+            .iter()
+            .map(|p| {
+                json!({
+                    "name": p.name,
+                    "protocol": p.protocol.to_string(),
+                    "model": p.model,
+                    "simulated": true,
+                    "fault": p.fault.as_ref().map(|f| f.0.to_string()),
+                })
+            })
+            .collect()
+    } else {
+        config
+            .providers
+            .iter()
+            .map(|p| {
+                let resolved = p.resolve(timeouts, env);
+                json!({
+                    "name": p.name(),
+                    "protocol": p.protocol.to_string(),
+                    "model": p.model,
+                    "base_url": strip_url_secrets(&resolved.base_url),
+                    "api_key_env": p.api_key_env.clone().unwrap_or_else(|| default_key_var(p.protocol)),
+                    "breaker": format!("{:?}", p.breaker).to_lowercase(),
+                })
+            })
+            .collect()
+    };
+    let chains: Vec<serde_json::Value> = config
+        .chains
+        .iter()
+        .map(|c| {
+            json!({
+                "name": c.name.get_ref(),
+                "targets": c.targets.iter().map(|t| {
+                    let t = t.get_ref();
+                    match t.model() {
+                        Some(m) => format!("{}/{m}", t.provider()),
+                        None => t.provider().to_string(),
+                    }
+                }).collect::<Vec<_>>(),
+                "mid_stream": format!("{:?}", c.mid_stream),
+                "hedge": c.hedge.0.map_or_else(|| "off".to_string(), |h| format!("{h:?}")),
+            })
+        })
+        .collect();
+    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
+    let b = &config.breaker;
+    let r = &config.retry;
+    json!({
+        "source": config.source.as_ref().map(|p| p.display().to_string()),
+        "providers": providers,
+        "chains": chains,
+        "timeouts_ms": {
+            "connect": ms(timeouts.connect),
+            "headers": ms(timeouts.headers),
+            "first_event": ms(timeouts.first_event),
+            "idle": ms(timeouts.idle),
+            "total": ms(timeouts.total),
+        },
+        "breaker": {
+            "consecutive_failures": b.consecutive_failures,
+            "failure_rate": b.failure_rate,
+            "window_ms": ms(b.window.0),
+            "min_calls": b.min_calls,
+            "recovery_ms": ms(b.recovery.0),
+            "recovery_growth": b.recovery_growth,
+            "recovery_max_ms": ms(b.recovery_max.0),
+            "half_open_probes": b.half_open_probes,
+            "open_on_retry_after_ms": b.open_on_retry_after.0.map(ms),
+        },
+        "retry": {
+            "max_retries": r.max_retries,
+            "max_attempts": r.max_attempts,
+            "min_delay_ms": ms(r.min_delay.0),
+            "max_delay_ms": ms(r.max_delay.0),
+            "factor": r.factor,
+            "jitter": r.jitter,
+            "retry_after_cap_ms": ms(r.retry_after_cap.0),
+            "budget_capacity": r.budget_capacity,
+            "budget_refill_per_sec": r.budget_refill_per_sec,
+        },
+        "engine": {
+            "when_all_open": format!("{:?}", config.engine.when_all_open),
+            "retry_silent_timeouts": config.engine.retry_silent_timeouts,
+        },
+        "sim_seed": (mode == Mode::Demo).then_some(config.sim.seed),
+    })
+}
+
+fn default_key_var(protocol: crate::provider::Protocol) -> String {
+    match protocol {
+        crate::provider::Protocol::Anthropic => "ANTHROPIC_API_KEY",
+        crate::provider::Protocol::Openai => "OPENAI_API_KEY",
+    }
+    .to_string()
+}
+
+/// `https://user:key@host/v1?key=…#x` → `https://host/v1`: user info, query and fragment can carry
+/// credentials, and the host and path are all a reader of the recording needs.
+pub fn strip_url_secrets(url: &str) -> String {
+    let url = url.split(['?', '#']).next().unwrap_or("");
+    let (scheme, rest) = match url.split_once("://") {
+        Some((s, r)) => (Some(s), r),
+        None => (None, url),
+    };
+    let (authority, path) = match rest.find('/') {
+        Some(i) => rest.split_at(i),
+        None => (rest, ""),
+    };
+    let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+    match scheme {
+        Some(s) => format!("{s}://{host}{path}"),
+        None => format!("{host}{path}"),
+    }
+}
+
+/// Where the console records by default: `$XDG_DATA_HOME/breakerbox/sessions`, else
+/// `~/.local/share/breakerbox/sessions` (`~/Library/Application Support/…` on macOS).
+pub fn default_sessions_dir(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, String> {
+    let set = |v: &str| env(v).filter(|s| !s.is_empty());
+    if let Some(xdg) = set("XDG_DATA_HOME")
+        && Path::new(&xdg).is_absolute()
+    {
+        return Ok(PathBuf::from(xdg).join("breakerbox").join("sessions"));
+    }
+    let home = set("HOME").ok_or_else(|| {
+        "neither XDG_DATA_HOME nor HOME is set, so there is no data directory".to_string()
+    })?;
+    let base = if cfg!(target_os = "macos") {
+        PathBuf::from(home)
+            .join("Library")
+            .join("Application Support")
+    } else {
+        PathBuf::from(home).join(".local").join("share")
+    };
+    Ok(base.join("breakerbox").join("sessions"))
+}
+
+/// `session-YYYYMMDD-HHMMSS.jsonl`, UTC.
+pub fn session_file_name(at: chrono::DateTime<Utc>) -> String {
+    format!("session-{}.jsonl", at.format("%Y%m%d-%H%M%S"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_secrets_are_stripped() {
+        assert_eq!(
+            strip_url_secrets("https://u:sk-x@api.example.com/v1?key=sk-y#f"),
+            "https://api.example.com/v1"
+        );
+        assert_eq!(
+            strip_url_secrets("http://127.0.0.1:9/anthropic"),
+            "http://127.0.0.1:9/anthropic"
+        );
+        assert_eq!(strip_url_secrets("host:1@x"), "x");
+    }
+
+    #[test]
+    fn sessions_dir_follows_xdg_then_home() {
+        let env = |v: &str| (v == "XDG_DATA_HOME").then(|| "/x/data".to_string());
+        assert_eq!(
+            default_sessions_dir(&env),
+            Ok(PathBuf::from("/x/data/breakerbox/sessions"))
+        );
+        assert!(default_sessions_dir(&|_| None).is_err());
+        let t = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
+            .map(|t| t.with_timezone(&Utc));
+        assert_eq!(
+            t.map(session_file_name).ok().as_deref(),
+            Some("session-20260102-030405.jsonl")
+        );
+    }
+}
