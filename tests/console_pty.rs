@@ -215,3 +215,45 @@ fn sigterm_restores_the_terminal_too() {
 /// What the screen shows once the operator's prompt is answered, and a forced-open breaker.
 const PROMPT_ANSWERED: &str = "✓ ok · end_turn";
 const FORCED_OPEN: &str = "FORCED OPEN until reset";
+
+/// `replay --redrive`: a recording's prompts sent again through the current configuration, with
+/// the console watching them answered.
+#[test]
+fn redrive_sends_the_recorded_prompts_again() {
+    let dir = data_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("three-prompts.jsonl");
+    let header = r#"{"format":"breakerbox-session","format_version":1,"breakerbox_version":"test","started_at":"2026-03-14T12:00:00Z","mode":"demo","providers":[],"config":null,"redacted":false}"#;
+    let mut text = format!("{header}\n");
+    for (i, prompt) in ["alpha question", "beta question", "gamma question"]
+        .iter()
+        .enumerate()
+    {
+        text.push_str(&format!(
+            r#"{{"ts":"2026-03-14T12:00:0{i}.000Z","seq":{},"type":"request_started","request_id":"r{}","source":"prompt","chain":["anthropic"],"prompt":"{prompt}"}}"#,
+            i + 1,
+            i + 1
+        ));
+        text.push('\n');
+    }
+    std::fs::write(&path, text).unwrap();
+    let mut console = Console::start(
+        &[
+            "replay",
+            path.to_str().unwrap(),
+            "--redrive",
+            "--asap",
+            "--demo",
+            "--no-record",
+        ],
+        ROWS,
+        COLS,
+    );
+    console.wait_for("DEMO", Duration::from_secs(20));
+    console.wait_for("requests 3", Duration::from_secs(20));
+    // Sent at once, any of them may be the newest in the reply panel.
+    console.wait_for(" question", Duration::from_secs(10));
+    console.wait_for("answered 3", Duration::from_secs(20));
+    console.keys(b"q");
+    assert_eq!(console.exit(Duration::from_secs(10)), 0);
+}
