@@ -63,6 +63,15 @@ fn fit<'a>(sections: Vec<Vec<Line<'a>>>, rows: usize, paint: &Paint) -> Vec<Line
     lines
 }
 
+/// The replay's own keys (a replay is read-only: trip, fault, prompt and load do nothing there).
+const REPLAY_KEYS: [(&str, &str); 5] = [
+    ("space", "replay: pause / play"),
+    (".", "replay: one event forward (and pause)"),
+    ("← →", "replay: 10 s back / forward"),
+    ("[ ]", "replay: previous / next failover or breaker change"),
+    ("< >", "replay: slower / faster (×0.5, ×1, ×2, ×10, max)"),
+];
+
 fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {
     let theme = &paint.theme;
     let keys = paint.view.keys;
@@ -86,6 +95,9 @@ fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {
         ])
     };
     let mut keys_section = vec![Line::styled("Keys", theme.title)];
+    if paint.view.ui.replay.is_some() {
+        keys_section.extend(REPLAY_KEYS.iter().map(|(k, about)| row(k, about)));
+    }
     keys_section.extend(bound.iter().map(|(k, about)| row(k, about)));
     keys_section.extend(fixed.iter().map(|(k, about)| row(k, about)));
     let mut states = vec![Line::styled("Breaker states", theme.title)];
