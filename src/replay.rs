@@ -39,9 +39,10 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<i32> {
         ..Ui::default()
     };
     let mut app = App::replay(ui, keys, player);
-    // Nothing is published in a replay: the player feeds the dashboard directly.
-    let idle = Bus::new(1);
-    app::run_in_terminal(&mut app, idle.subscribe()).await?;
+    // Nothing is published in a replay: the player feeds the dashboard directly, and the loop
+    // stops listening to a bus that is closed.
+    let closed = Bus::new(1).subscribe();
+    app::run_in_terminal(&mut app, closed).await?;
     Ok(0)
 }
 

@@ -109,6 +109,7 @@ impl App {
         replay_frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut replay_clock = tokio::time::Instant::now();
         let mut dirty = true;
+        let mut bus_open = true;
         while !self.quit {
             tokio::select! {
                 input_event = input.next() => match input_event {
@@ -119,7 +120,9 @@ impl App {
                     Some(Err(e)) => return Err(e),
                     None => break,
                 },
-                received = bus.recv() => {
+                // A closed bus would answer at once forever: stop listening to it.
+                received = bus.recv(), if bus_open => {
+                    bus_open = !matches!(received, Err(RecvError::Closed));
                     self.receive(received, &mut bus);
                     dirty = true;
                 }
