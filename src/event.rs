@@ -3,7 +3,7 @@
 //! Everything the console shows, the recorder writes and the tests assert is a fold over one stream of
 //! these events. Names and fields are a contract: add, never rename.
 
-use chrono::{DateTime, SecondsFormat, Utc};
+use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize, Serializer};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -225,7 +225,9 @@ impl Bus {
     /// Stamp the event with the time and the next sequence number and publish it.
     pub fn publish(&self, kind: EventKind) -> Arc<Event> {
         let event = Arc::new(Event {
-            ts: Utc::now(),
+            // Milliseconds, as events are written: an event in memory equals its recorded form,
+            // so a replay folds exactly what the live console folded.
+            ts: Utc::now().trunc_subsecs(3),
             seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
             kind,
         });

@@ -534,3 +534,40 @@ fn a_huge_line_is_skipped_without_holding_it() {
     assert!(reader.next().is_none());
     let _ = std::fs::remove_file(&path);
 }
+
+/// What the operator saw live is what the replay shows: the dashboard folded from the bus and the
+/// one folded from the recording are the same, to the last field.
+#[tokio::test(flavor = "multi_thread")]
+async fn record_then_replay_gives_the_same_dashboard() {
+    let path = temp("same-dashboard.jsonl");
+    let live_events = record_demo(&path, false, "What went wrong?", 6).await;
+    let mut live = breakerbox::console::dashboard::Dashboard::new();
+    for event in &live_events {
+        live.apply(event);
+    }
+    let (_, replayed, warnings) = read_events(&path).unwrap();
+    assert!(warnings.is_empty(), "{warnings:?}");
+    let mut replay = breakerbox::console::dashboard::Dashboard::new();
+    for event in &replayed {
+        replay.apply(event);
+    }
+    assert!(
+        live.totals.requests == 6 && live.totals.failed_over > 0,
+        "a real incident was recorded"
+    );
+    let (a, b) = (format!("{live:?}"), format!("{replay:?}"));
+    if let Some(at) = a.chars().zip(b.chars()).position(|(x, y)| x != y) {
+        let around = |s: &str| {
+            s.chars()
+                .skip(at.saturating_sub(80))
+                .take(160)
+                .collect::<String>()
+        };
+        panic!(
+            "the replayed dashboard differs:\nlive:   …{}…\nreplay: …{}…",
+            around(&a),
+            around(&b)
+        );
+    }
+    assert_eq!(a.len(), b.len());
+}
