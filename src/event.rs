@@ -179,6 +179,18 @@ pub enum Mode {
     Replay,
 }
 
+impl Mode {
+    /// The name used in events and messages.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Mode::Live => "live",
+            Mode::Demo => "demo",
+            Mode::Serve => "serve",
+            Mode::Replay => "replay",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Source {
@@ -268,6 +280,16 @@ mod tests {
         assert!(ts.ends_with('Z'));
         let back: Event = serde_json::from_value(json).expect("round-trips");
         assert_eq!(back.kind, ev.kind);
+    }
+
+    #[test]
+    fn mode_names_match_their_json() {
+        for mode in [Mode::Live, Mode::Demo, Mode::Serve, Mode::Replay] {
+            assert_eq!(
+                serde_json::to_string(&mode).unwrap(),
+                format!("\"{}\"", mode.as_str())
+            );
+        }
     }
 
     #[test]

@@ -105,7 +105,7 @@ impl Setup {
                 eyre!(
                     "chain `{name}`: no provider `{}` in {} mode (there are: {})",
                     entry.provider(),
-                    mode_name(self.mode),
+                    self.mode.as_str(),
                     self.infos
                         .iter()
                         .map(|i| i.name.as_str())
@@ -152,15 +152,6 @@ impl Setup {
             settings,
             self.shared.clone(),
         ))
-    }
-}
-
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Demo => "demo",
-        Mode::Live => "live",
-        Mode::Serve => "serve",
-        Mode::Replay => "replay",
     }
 }
 

@@ -1192,15 +1192,6 @@ fn event_provider(kind: &EventKind) -> Option<&str> {
     }
 }
 
-fn mode_name(mode: Mode) -> &'static str {
-    match mode {
-        Mode::Live => "live",
-        Mode::Demo => "demo",
-        Mode::Serve => "serve",
-        Mode::Replay => "replay",
-    }
-}
-
 fn source_name(source: Source) -> &'static str {
     match source {
         Source::Prompt => "prompt",
@@ -1236,7 +1227,7 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             breaker_threshold,
             ..
         } => {
-            write!(s, "session started in {} mode:", mode_name(*mode))?;
+            write!(s, "session started in {} mode:", mode.as_str())?;
             for (i, p) in providers.iter().take(PROVIDERS_KEPT).enumerate() {
                 let sep = if i == 0 { " " } else { ", " };
                 write!(s, "{sep}{} ({})", q(&p.name), q(&p.model))?;
