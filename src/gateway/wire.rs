@@ -1,0 +1,1323 @@
+//! Translation between the two inbound protocols (OpenAI Chat Completions, Anthropic Messages) and
+//! breakerbox's own types, following PROTOCOLS.md.
+//!
+//! - Inbound: [`parse_openai_request`] and [`parse_anthropic_request`] turn a client's JSON body into a
+//!   [`Request`] plus [`InboundOptions`]; a body we cannot honour is a [`WireError`] (HTTP 400) naming
+//!   the field, renderable in either protocol's error shape.
+//! - Outbound, streaming: [`AnthropicEncoder`] and [`OpenAiEncoder`] turn [`StreamEvent`]s into SSE
+//!   frames exactly as the real provider frames them, and a [`ProviderError`] into the protocol's
+//!   in-stream error.
+//! - Outbound, whole: [`anthropic_message`], [`openai_completion`] and [`error_response`].
+//!
+//! Nothing here panics on any input. [`StreamEvent::Rewind`] is the gateway's business (it decides
+//! whether a rewind can be hidden from the client); the encoders ignore it, while the non-streaming
+//! builders, which see the whole reply at once, honour it by dropping everything before the last one.
+
+use crate::provider::{
+    Content, ErrorClass, Message, Protocol, ProviderError, Request, Role, StopReason, StreamEvent,
+    ToolDef, Usage,
+};
+use serde_json::{Map, Value, json};
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+/// Output limit used when the client names none (OpenAI allows that; Anthropic requires it, but we
+/// are lenient).
+pub const DEFAULT_MAX_TOKENS: u32 = 4096;
+
+/// What the client asked for beyond the [`Request`] itself.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct InboundOptions {
+    /// `"stream": true`.
+    pub stream: bool,
+    /// OpenAI's `stream_options.include_usage`. Anthropic always reports usage, so its parser sets
+    /// this to `true`.
+    pub include_usage: bool,
+    /// The model name exactly as the client sent it (it picks the route).
+    pub model: String,
+}
+
+/// A request body we cannot honour: always a client error, with the field that is wrong.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WireError {
+    /// The HTTP status to answer with (400).
+    pub status: u16,
+    /// The offending field, as a path (`messages[2].tool_call_id`), when there is one.
+    pub param: Option<String>,
+    /// A message for the client; it starts with the field's path.
+    pub message: String,
+}
+
+impl WireError {
+    fn field(param: impl Into<String>, problem: impl fmt::Display) -> Self {
+        let param = param.into();
+        WireError {
+            status: 400,
+            message: format!("{param}: {problem}"),
+            param: Some(param),
+        }
+    }
+
+    fn body(problem: impl Into<String>) -> Self {
+        WireError {
+            status: 400,
+            param: None,
+            message: problem.into(),
+        }
+    }
+
+    /// `{"error":{"message","type":"invalid_request_error","param","code"}}`.
+    pub fn to_openai_json(&self) -> Value {
+        json!({"error": {
+            "message": self.message,
+            "type": "invalid_request_error",
+            "param": self.param,
+            "code": Value::Null,
+        }})
+    }
+
+    /// `{"type":"error","error":{"type":"invalid_request_error","message"}}`.
+    pub fn to_anthropic_json(&self) -> Value {
+        json!({"type": "error", "error": {"type": "invalid_request_error", "message": self.message}})
+    }
+
+    /// The body in `protocol`'s shape.
+    pub fn to_json(&self, protocol: Protocol) -> Value {
+        match protocol {
+            Protocol::Anthropic => self.to_anthropic_json(),
+            Protocol::Openai => self.to_openai_json(),
+        }
+    }
+}
+
+impl fmt::Display for WireError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for WireError {}
+
+// ---------------------------------------------------------------------------------------------
+// Inbound
+// ---------------------------------------------------------------------------------------------
+
+fn parse_object(body: &[u8]) -> Result<Map<String, Value>, WireError> {
+    match serde_json::from_slice::<Value>(body) {
+        Ok(Value::Object(map)) => Ok(map),
+        Ok(_) => Err(WireError::body("the request body must be a JSON object")),
+        Err(e) => Err(WireError::body(format!(
+            "the request body is not valid JSON: {e}"
+        ))),
+    }
+}
+
+fn describe(value: &Value) -> &'static str {
+    match value {
+        Value::Null => "null",
+        Value::Bool(_) => "a boolean",
+        Value::Number(_) => "a number",
+        Value::String(_) => "a string",
+        Value::Array(_) => "an array",
+        Value::Object(_) => "an object",
+    }
+}
+
+/// A present, non-null field.
+fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+    obj.get(key).filter(|v| !v.is_null())
+}
+
+fn req_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str, WireError> {
+    match get(obj, key) {
+        Some(Value::String(s)) => Ok(s),
+        Some(other) => Err(WireError::field(
+            path,
+            format!("expected a string, got {}", describe(other)),
+        )),
+        None => Err(WireError::field(path, "required")),
+    }
+}
+
+fn opt_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<&'a str>, WireError> {
+    match get(obj, key) {
+        Some(Value::String(s)) => Ok(Some(s)),
+        Some(other) => Err(WireError::field(
+            path,
+            format!("expected a string, got {}", describe(other)),
+        )),
+        None => Ok(None),
+    }
+}
+
+fn opt_bool(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<bool>, WireError> {
+    match get(obj, key) {
+        Some(Value::Bool(b)) => Ok(Some(*b)),
+        Some(other) => Err(WireError::field(
+            path,
+            format!("expected a boolean, got {}", describe(other)),
+        )),
+        None => Ok(None),
+    }
+}
+
+fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, WireError> {
+    value.as_object().ok_or_else(|| {
+        WireError::field(path, format!("expected an object, got {}", describe(value)))
+    })
+}
+
+fn as_array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], WireError> {
+    match value {
+        Value::Array(items) => Ok(items),
+        other => Err(WireError::field(
+            path,
+            format!("expected an array, got {}", describe(other)),
+        )),
+    }
+}
+
+fn max_tokens(obj: &Map<String, Value>, keys: &[&str]) -> Result<u32, WireError> {
+    for key in keys {
+        if let Some(value) = get(obj, key) {
+            return match value.as_u64() {
+                Some(n) if n >= 1 => Ok(u32::try_from(n).unwrap_or(u32::MAX)),
+                _ => Err(WireError::field(*key, "expected a positive integer")),
+            };
+        }
+    }
+    Ok(DEFAULT_MAX_TOKENS)
+}
+
+fn temperature(obj: &Map<String, Value>) -> Result<Option<f32>, WireError> {
+    match get(obj, "temperature") {
+        None => Ok(None),
+        Some(value) => match value.as_f64() {
+            Some(t) if t.is_finite() && t >= 0.0 => Ok(Some(t as f32)),
+            _ => Err(WireError::field(
+                "temperature",
+                "expected a non-negative number",
+            )),
+        },
+    }
+}
+
+/// Text of a `content` that is a string or an array of text parts / blocks. Other part kinds
+/// (images, audio, files) are refused: silently dropping them would change the request's meaning.
+fn text_parts(value: &Value, path: &str) -> Result<Vec<String>, WireError> {
+    match value {
+        Value::Null => Ok(Vec::new()),
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(parts) => {
+            let mut texts = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                let path = format!("{path}[{j}]");
+                match part {
+                    Value::String(s) => texts.push(s.clone()),
+                    Value::Object(obj) => {
+                        let kind = opt_str(obj, "type", &format!("{path}.type"))?.unwrap_or("text");
+                        if kind != "text" {
+                            return Err(WireError::field(
+                                format!("{path}.type"),
+                                format!("`{kind}` content is not supported by this gateway"),
+                            ));
+                        }
+                        texts.push(req_str(obj, "text", &format!("{path}.text"))?.to_string());
+                    }
+                    other => {
+                        return Err(WireError::field(
+                            path,
+                            format!("expected an object, got {}", describe(other)),
+                        ));
+                    }
+                }
+            }
+            Ok(texts)
+        }
+        other => Err(WireError::field(
+            path,
+            format!("expected a string or an array, got {}", describe(other)),
+        )),
+    }
+}
+
+fn texts_to_content(texts: Vec<String>) -> Vec<Content> {
+    texts
+        .into_iter()
+        .filter(|t| !t.is_empty())
+        .map(|text| Content::Text { text })
+        .collect()
+}
+
+/// Tool-call arguments: a JSON object normally; empty means `{}`; anything unparsable is kept as a
+/// string rather than refused (the model wrote it, and the agent is only echoing it back).
+fn tool_arguments(raw: &str) -> Value {
+    if raw.trim().is_empty() {
+        return json!({});
+    }
+    serde_json::from_str(raw).unwrap_or_else(|_| Value::String(raw.to_string()))
+}
+
+/// Append `content` as a `role` message, merging into the previous message when both are user
+/// messages and one of them carries tool results (OpenAI sends each tool result as its own
+/// message; Anthropic wants them together in one user turn).
+fn push_message(messages: &mut Vec<Message>, role: Role, content: Vec<Content>) {
+    if content.is_empty() {
+        return;
+    }
+    let is_result = |c: &Content| matches!(c, Content::ToolResult { .. });
+    if let Some(last) = messages.last_mut() {
+        if role == Role::User
+            && last.role == Role::User
+            && (content.iter().any(is_result) || last.content.iter().any(is_result))
+        {
+            last.content.extend(content);
+            return;
+        }
+    }
+    messages.push(Message { role, content });
+}
+
+/// Parse an OpenAI Chat Completions request body.
+pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), WireError> {
+    let obj = parse_object(body)?;
+    let model = req_str(&obj, "model", "model")?.to_string();
+    let raw_messages = as_array(
+        get(&obj, "messages").ok_or_else(|| WireError::field("messages", "required"))?,
+        "messages",
+    )?;
+    let mut system: Vec<String> = Vec::new();
+    let mut messages = Vec::new();
+    for (i, raw) in raw_messages.iter().enumerate() {
+        let path = format!("messages[{i}]");
+        let msg = as_object(raw, &path)?;
+        let role = req_str(msg, "role", &format!("{path}.role"))?;
+        let content_path = format!("{path}.content");
+        let content = get(msg, "content").unwrap_or(&Value::Null);
+        match role {
+            "system" | "developer" => {
+                system.extend(
+                    text_parts(content, &content_path)?
+                        .into_iter()
+                        .filter(|t| !t.is_empty()),
+                );
+            }
+            "user" => {
+                let texts = text_parts(content, &content_path)?;
+                push_message(&mut messages, Role::User, texts_to_content(texts));
+            }
+            "assistant" => {
+                let mut blocks = texts_to_content(text_parts(content, &content_path)?);
+                if let Some(calls) = get(msg, "tool_calls") {
+                    let calls_path = format!("{path}.tool_calls");
+                    for (j, call) in as_array(calls, &calls_path)?.iter().enumerate() {
+                        let call_path = format!("{calls_path}[{j}]");
+                        let call = as_object(call, &call_path)?;
+                        let id = req_str(call, "id", &format!("{call_path}.id"))?;
+                        let function_path = format!("{call_path}.function");
+                        let function = as_object(
+                            get(call, "function")
+                                .ok_or_else(|| WireError::field(&function_path, "required"))?,
+                            &function_path,
+                        )?;
+                        let name = req_str(function, "name", &format!("{function_path}.name"))?;
+                        let arguments =
+                            opt_str(function, "arguments", &format!("{function_path}.arguments"))?
+                                .unwrap_or("");
+                        blocks.push(Content::ToolUse {
+                            id: id.to_string(),
+                            name: name.to_string(),
+                            input: tool_arguments(arguments),
+                        });
+                    }
+                }
+                push_message(&mut messages, Role::Assistant, blocks);
+            }
+            "tool" => {
+                let id = req_str(msg, "tool_call_id", &format!("{path}.tool_call_id"))?;
+                let text = text_parts(content, &content_path)?.join("\n");
+                push_message(
+                    &mut messages,
+                    Role::User,
+                    vec![Content::ToolResult {
+                        tool_use_id: id.to_string(),
+                        content: text,
+                        is_error: false,
+                    }],
+                );
+            }
+            other => {
+                return Err(WireError::field(
+                    format!("{path}.role"),
+                    format!(
+                        "unsupported role `{other}` (expected system, developer, user, assistant or tool)"
+                    ),
+                ));
+            }
+        }
+    }
+    let mut tools = Vec::new();
+    if let Some(raw_tools) = get(&obj, "tools") {
+        for (i, tool) in as_array(raw_tools, "tools")?.iter().enumerate() {
+            let path = format!("tools[{i}]");
+            let tool = as_object(tool, &path)?;
+            let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("function");
+            if kind != "function" {
+                return Err(WireError::field(
+                    format!("{path}.type"),
+                    format!("unsupported tool type `{kind}` (expected function)"),
+                ));
+            }
+            let function_path = format!("{path}.function");
+            let function = as_object(
+                get(tool, "function")
+                    .ok_or_else(|| WireError::field(&function_path, "required"))?,
+                &function_path,
+            )?;
+            tools.push(ToolDef {
+                name: req_str(function, "name", &format!("{function_path}.name"))?.to_string(),
+                description: opt_str(
+                    function,
+                    "description",
+                    &format!("{function_path}.description"),
+                )?
+                .unwrap_or("")
+                .to_string(),
+                input_schema: get(function, "parameters")
+                    .cloned()
+                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+            });
+        }
+    }
+    let stream = opt_bool(&obj, "stream", "stream")?.unwrap_or(false);
+    let include_usage = match get(&obj, "stream_options") {
+        Some(options) => opt_bool(
+            as_object(options, "stream_options")?,
+            "include_usage",
+            "stream_options.include_usage",
+        )?
+        .unwrap_or(false),
+        None => false,
+    };
+    let request = Request {
+        model: model.clone(),
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
+        messages,
+        tools,
+        max_tokens: max_tokens(&obj, &["max_completion_tokens", "max_tokens"])?,
+        temperature: temperature(&obj)?,
+    };
+    Ok((
+        request,
+        InboundOptions {
+            stream,
+            include_usage,
+            model,
+        },
+    ))
+}
+
+/// Parse an Anthropic Messages request body.
+pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions), WireError> {
+    let obj = parse_object(body)?;
+    let model = req_str(&obj, "model", "model")?.to_string();
+    let system = match get(&obj, "system") {
+        None => None,
+        Some(value) => {
+            let texts: Vec<String> = text_parts(value, "system")?
+                .into_iter()
+                .filter(|t| !t.is_empty())
+                .collect();
+            (!texts.is_empty()).then(|| texts.join("\n\n"))
+        }
+    };
+    let raw_messages = as_array(
+        get(&obj, "messages").ok_or_else(|| WireError::field("messages", "required"))?,
+        "messages",
+    )?;
+    let mut messages = Vec::new();
+    for (i, raw) in raw_messages.iter().enumerate() {
+        let path = format!("messages[{i}]");
+        let msg = as_object(raw, &path)?;
+        let role = match req_str(msg, "role", &format!("{path}.role"))? {
+            "user" => Role::User,
+            "assistant" => Role::Assistant,
+            other => {
+                return Err(WireError::field(
+                    format!("{path}.role"),
+                    format!("unsupported role `{other}` (expected user or assistant)"),
+                ));
+            }
+        };
+        let content_path = format!("{path}.content");
+        let content = match get(msg, "content") {
+            None => return Err(WireError::field(content_path, "required")),
+            Some(Value::String(s)) => texts_to_content(vec![s.clone()]),
+            Some(Value::Array(blocks)) => {
+                let mut out = Vec::new();
+                for (j, block) in blocks.iter().enumerate() {
+                    if let Some(content) = anthropic_block(block, &format!("{content_path}[{j}]"))?
+                    {
+                        out.push(content);
+                    }
+                }
+                out
+            }
+            Some(other) => {
+                return Err(WireError::field(
+                    content_path,
+                    format!("expected a string or an array, got {}", describe(other)),
+                ));
+            }
+        };
+        push_message(&mut messages, role, content);
+    }
+    let mut tools = Vec::new();
+    if let Some(raw_tools) = get(&obj, "tools") {
+        for (i, tool) in as_array(raw_tools, "tools")?.iter().enumerate() {
+            let path = format!("tools[{i}]");
+            let tool = as_object(tool, &path)?;
+            let name = req_str(tool, "name", &format!("{path}.name"))?;
+            let Some(schema) = get(tool, "input_schema") else {
+                // Server tools (`web_search_20250305`, …) have a `type` and no schema.
+                let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("custom");
+                return Err(WireError::field(
+                    format!("{path}.input_schema"),
+                    format!("required (tool type `{kind}` is not supported by this gateway)"),
+                ));
+            };
+            tools.push(ToolDef {
+                name: name.to_string(),
+                description: opt_str(tool, "description", &format!("{path}.description"))?
+                    .unwrap_or("")
+                    .to_string(),
+                input_schema: schema.clone(),
+            });
+        }
+    }
+    let stream = opt_bool(&obj, "stream", "stream")?.unwrap_or(false);
+    let request = Request {
+        model: model.clone(),
+        system,
+        messages,
+        tools,
+        max_tokens: max_tokens(&obj, &["max_tokens"])?,
+        temperature: temperature(&obj)?,
+    };
+    Ok((
+        request,
+        InboundOptions {
+            stream,
+            include_usage: true,
+            model,
+        },
+    ))
+}
+
+/// One Anthropic content block; `None` for blocks that carry nothing for another provider
+/// (`thinking`, `redacted_thinking`: their signatures are only valid for the model that wrote them).
+fn anthropic_block(block: &Value, path: &str) -> Result<Option<Content>, WireError> {
+    let obj = match block {
+        Value::String(s) => return Ok((!s.is_empty()).then(|| Content::Text { text: s.clone() })),
+        other => as_object(other, path)?,
+    };
+    let kind = req_str(obj, "type", &format!("{path}.type"))?;
+    Ok(match kind {
+        "text" => {
+            let text = req_str(obj, "text", &format!("{path}.text"))?;
+            (!text.is_empty()).then(|| Content::Text {
+                text: text.to_string(),
+            })
+        }
+        "tool_use" => Some(Content::ToolUse {
+            id: req_str(obj, "id", &format!("{path}.id"))?.to_string(),
+            name: req_str(obj, "name", &format!("{path}.name"))?.to_string(),
+            input: get(obj, "input").cloned().unwrap_or_else(|| json!({})),
+        }),
+        "tool_result" => {
+            let content = match get(obj, "content") {
+                None => String::new(),
+                Some(value) => text_parts(value, &format!("{path}.content"))?.join("\n"),
+            };
+            Some(Content::ToolResult {
+                tool_use_id: req_str(obj, "tool_use_id", &format!("{path}.tool_use_id"))?
+                    .to_string(),
+                content,
+                is_error: opt_bool(obj, "is_error", &format!("{path}.is_error"))?.unwrap_or(false),
+            })
+        }
+        "thinking" | "redacted_thinking" => None,
+        other => {
+            return Err(WireError::field(
+                format!("{path}.type"),
+                format!("`{other}` blocks are not supported by this gateway"),
+            ));
+        }
+    })
+}
+
+// ---------------------------------------------------------------------------------------------
+// Shared outbound helpers
+// ---------------------------------------------------------------------------------------------
+
+static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
+
+fn unix_now() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// A fresh, process-unique id with `prefix` (`msg_`, `chatcmpl-`, `toolu_`).
+fn new_id(prefix: &str) -> String {
+    let nanos = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_nanos());
+    let n = ID_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!("{prefix}gw{:x}{n:04x}", nanos & 0xffff_ffff_ffff)
+}
+
+fn anthropic_frame(name: &str, data: &Value) -> String {
+    format!("event: {name}\ndata: {data}\n\n")
+}
+
+fn openai_frame(data: &Value) -> String {
+    format!("data: {data}\n\n")
+}
+
+/// Our stop reason as Anthropic's `stop_reason`. `Other` passes the raw value on when there is one.
+pub fn anthropic_stop_reason(reason: StopReason, raw: Option<&str>) -> String {
+    match reason {
+        StopReason::EndTurn => "end_turn",
+        StopReason::MaxTokens => "max_tokens",
+        StopReason::StopSequence => "stop_sequence",
+        StopReason::ToolUse => "tool_use",
+        StopReason::ContentFilter => "refusal",
+        StopReason::PauseTurn => "pause_turn",
+        StopReason::ContextWindowExceeded => "model_context_window_exceeded",
+        StopReason::Other => return raw.filter(|r| !r.is_empty()).unwrap_or("end_turn").into(),
+    }
+    .to_string()
+}
+
+/// Our stop reason as OpenAI's `finish_reason` (`stop`, `length`, `tool_calls`, `content_filter`).
+pub fn openai_finish_reason(reason: StopReason, raw: Option<&str>) -> String {
+    match reason {
+        StopReason::EndTurn | StopReason::StopSequence | StopReason::PauseTurn => "stop",
+        StopReason::MaxTokens | StopReason::ContextWindowExceeded => "length",
+        StopReason::ToolUse => "tool_calls",
+        StopReason::ContentFilter => "content_filter",
+        StopReason::Other => return raw.filter(|r| !r.is_empty()).unwrap_or("stop").into(),
+    }
+    .to_string()
+}
+
+fn anthropic_usage(usage: &Usage) -> Value {
+    json!({
+        "input_tokens": usage.input_tokens,
+        "output_tokens": usage.output_tokens,
+        "cache_creation_input_tokens": usage.cache_write_tokens,
+        "cache_read_input_tokens": usage.cache_read_tokens,
+    })
+}
+
+/// OpenAI counts cached tokens inside `prompt_tokens` and has no cache-write count, so cache writes
+/// are folded into `prompt_tokens` and `cached_tokens` is the cache reads.
+fn openai_usage(usage: &Usage) -> Value {
+    let prompt = usage.total_input();
+    json!({
+        "prompt_tokens": prompt,
+        "completion_tokens": usage.output_tokens,
+        "total_tokens": prompt.saturating_add(usage.output_tokens),
+        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens, "audio_tokens": 0},
+        "completion_tokens_details": {
+            "reasoning_tokens": 0,
+            "audio_tokens": 0,
+            "accepted_prediction_tokens": 0,
+            "rejected_prediction_tokens": 0,
+        },
+    })
+}
+
+/// The `(error.type, code)` an error of `class` gets in `protocol`, chosen so that the official
+/// clients and our own parsers classify it back to the same class (for Anthropic, `bad_request`,
+/// `context_length` and `content_filter` share `invalid_request_error` and are told apart by the
+/// provider's message, as with the real API).
+fn error_kind(protocol: Protocol, class: ErrorClass) -> (&'static str, Option<&'static str>) {
+    use ErrorClass as C;
+    match protocol {
+        Protocol::Anthropic => (
+            match class {
+                C::RateLimited => "rate_limit_error",
+                C::Overloaded => "overloaded_error",
+                C::Auth => "authentication_error",
+                C::Permission => "permission_error",
+                C::BadRequest | C::ContextLength | C::ContentFilter => "invalid_request_error",
+                C::NotFound => "not_found_error",
+                C::TooLarge => "request_too_large",
+                C::Quota => "billing_error",
+                C::Timeout | C::Stalled => "timeout_error",
+                C::ServerError
+                | C::Connect
+                | C::StreamCut
+                | C::Malformed
+                | C::Conflict
+                | C::Unavailable
+                | C::Cancelled => "api_error",
+            },
+            None,
+        ),
+        Protocol::Openai => match class {
+            C::RateLimited => ("requests", Some("rate_limit_exceeded")),
+            C::Quota => ("insufficient_quota", Some("insufficient_quota")),
+            C::Overloaded => ("overloaded", None),
+            C::Auth => ("authentication_error", Some("invalid_api_key")),
+            C::Permission => ("permission_error", None),
+            C::NotFound => ("not_found_error", Some("model_not_found")),
+            C::TooLarge => ("request_too_large", None),
+            C::BadRequest => ("invalid_request_error", None),
+            C::ContextLength => ("invalid_request_error", Some("context_length_exceeded")),
+            C::ContentFilter => ("invalid_request_error", Some("content_policy_violation")),
+            C::Timeout | C::Stalled => ("timeout", None),
+            C::ServerError
+            | C::Connect
+            | C::StreamCut
+            | C::Malformed
+            | C::Conflict
+            | C::Unavailable
+            | C::Cancelled => ("server_error", None),
+        },
+    }
+}
+
+fn error_message(err: &ProviderError) -> String {
+    if err.message.trim().is_empty() {
+        format!("{} ({})", err.class, err.provider)
+    } else {
+        err.message.clone()
+    }
+}
+
+fn anthropic_error_body(err: &ProviderError) -> Value {
+    let (kind, _) = error_kind(Protocol::Anthropic, err.class);
+    let mut body = json!({"type": "error", "error": {"type": kind, "message": error_message(err)}});
+    if let Some(id) = &err.request_id {
+        body["request_id"] = json!(id);
+    }
+    body
+}
+
+fn openai_error_body(err: &ProviderError) -> Value {
+    let (kind, code) = error_kind(Protocol::Openai, err.class);
+    json!({"error": {
+        "message": error_message(err),
+        "type": kind,
+        "param": Value::Null,
+        "code": code.map(str::to_string).or_else(|| err.code.clone()),
+    }})
+}
+
+/// A non-streaming error response in `protocol`: status, body (keeping the provider's message) and
+/// the `retry-after` header value (whole seconds, rounded up) when the provider gave one.
+///
+/// Status by class: rate_limited 429; overloaded 529 (Anthropic) / 503 (OpenAI); auth 401;
+/// permission 403; not_found 404; conflict 409; too_large 413; bad_request, context_length and
+/// content_filter 400; quota 429 `insufficient_quota` (OpenAI) / 400 `billing_error` (Anthropic);
+/// timeout and stalled 504; cancelled 500; every other upstream failure 502.
+pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, Option<String>) {
+    use ErrorClass as C;
+    let status = match err.class {
+        C::RateLimited => 429,
+        C::Overloaded => match protocol {
+            Protocol::Anthropic => 529,
+            Protocol::Openai => 503,
+        },
+        C::Auth => 401,
+        C::Permission => 403,
+        C::NotFound => 404,
+        C::Conflict => 409,
+        C::TooLarge => 413,
+        C::BadRequest | C::ContextLength | C::ContentFilter => 400,
+        C::Quota => match protocol {
+            Protocol::Anthropic => 400,
+            Protocol::Openai => 429,
+        },
+        C::Timeout | C::Stalled => 504,
+        C::Cancelled => 500,
+        C::ServerError | C::Connect | C::StreamCut | C::Malformed | C::Unavailable => 502,
+    };
+    let body = match protocol {
+        Protocol::Anthropic => anthropic_error_body(err),
+        Protocol::Openai => openai_error_body(err),
+    };
+    let retry_after = err
+        .retry_after
+        .map(|d| d.as_millis().div_ceil(1000).max(1).to_string());
+    (status, body, retry_after)
+}
+
+// ---------------------------------------------------------------------------------------------
+// Anthropic streaming encoder
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BlockKind {
+    Text,
+    Thinking,
+    Tool,
+}
+
+/// Our stream events → Anthropic Messages SSE frames.
+///
+/// `message_start` is held back until the next event so that a `Usage` right after `MessageStart`
+/// (Anthropic's own shape) lands in `message_start.usage`; later `Usage` events are kept and the
+/// last one goes out in full in `message_delta.usage` (its counts are cumulative). Tool calls keep
+/// their content block index when the upstream's indices fit Anthropic's contiguous numbering, and
+/// are renumbered otherwise (OpenAI numbers tool calls from 0 even after text).
+#[derive(Debug)]
+pub struct AnthropicEncoder {
+    model: String,
+    id: Option<String>,
+    /// `message_start` waiting to go out.
+    pending_start: bool,
+    started: bool,
+    finished: bool,
+    usage: Usage,
+    open: Option<(u32, BlockKind)>,
+    next_index: u32,
+    /// Our tool call index → content block index.
+    tools: HashMap<u32, u32>,
+}
+
+impl AnthropicEncoder {
+    /// `model` is used until a `MessageStart` names the model that actually answers.
+    pub fn new(model: impl Into<String>) -> Self {
+        AnthropicEncoder {
+            model: model.into(),
+            id: None,
+            pending_start: false,
+            started: false,
+            finished: false,
+            usage: Usage::default(),
+            open: None,
+            next_index: 0,
+            tools: HashMap::new(),
+        }
+    }
+
+    /// The frames for one event. [`StreamEvent::Rewind`] is ignored (see the module doc); events
+    /// after `Done` or an error produce nothing.
+    pub fn event(&mut self, event: &StreamEvent) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.finished {
+            return out;
+        }
+        match event {
+            StreamEvent::MessageStart { id, model } => {
+                if !self.started && !self.pending_start {
+                    if !id.is_empty() {
+                        self.id = Some(id.clone());
+                    }
+                    if !model.is_empty() {
+                        self.model = model.clone();
+                    }
+                    self.pending_start = true;
+                }
+            }
+            StreamEvent::Usage(usage) => {
+                self.usage = *usage;
+                if self.pending_start || !self.started {
+                    self.flush_start(&mut out);
+                }
+            }
+            StreamEvent::TextDelta { text } => {
+                self.flush_start(&mut out);
+                if !text.is_empty() {
+                    let index = self.ensure_block(BlockKind::Text, &mut out);
+                    out.push(anthropic_frame(
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta", "index": index,
+                                "delta": {"type": "text_delta", "text": text}}),
+                    ));
+                }
+            }
+            StreamEvent::ThinkingDelta { text } => {
+                self.flush_start(&mut out);
+                if !text.is_empty() {
+                    let index = self.ensure_block(BlockKind::Thinking, &mut out);
+                    out.push(anthropic_frame(
+                        "content_block_delta",
+                        &json!({"type": "content_block_delta", "index": index,
+                                "delta": {"type": "thinking_delta", "thinking": text}}),
+                    ));
+                }
+            }
+            StreamEvent::ToolCallStart { index, id, name } => {
+                self.flush_start(&mut out);
+                self.close_block(&mut out);
+                let block = self.next_index.max(*index);
+                self.next_index = block.saturating_add(1);
+                self.tools.insert(*index, block);
+                self.open = Some((block, BlockKind::Tool));
+                out.push(anthropic_frame(
+                    "content_block_start",
+                    &json!({"type": "content_block_start", "index": block,
+                            "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+                ));
+            }
+            StreamEvent::ToolCallDelta {
+                index,
+                partial_json,
+            } => {
+                self.flush_start(&mut out);
+                // A delta for a call never started has nowhere to go in Anthropic's grammar.
+                if let Some(block) = self.tools.get(index).copied() {
+                    if !partial_json.is_empty() {
+                        out.push(anthropic_frame(
+                            "content_block_delta",
+                            &json!({"type": "content_block_delta", "index": block,
+                                    "delta": {"type": "input_json_delta", "partial_json": partial_json}}),
+                        ));
+                    }
+                }
+            }
+            StreamEvent::Rewind { .. } => {}
+            StreamEvent::Done {
+                stop_reason,
+                raw_stop_reason,
+            } => {
+                self.flush_start(&mut out);
+                self.close_block(&mut out);
+                out.push(anthropic_frame(
+                    "message_delta",
+                    &json!({"type": "message_delta",
+                            "delta": {"stop_reason": anthropic_stop_reason(*stop_reason, raw_stop_reason.as_deref()),
+                                      "stop_sequence": Value::Null},
+                            "usage": anthropic_usage(&self.usage)}),
+                ));
+                out.push(anthropic_frame(
+                    "message_stop",
+                    &json!({"type": "message_stop"}),
+                ));
+                self.finished = true;
+            }
+        }
+        out
+    }
+
+    /// The end of the upstream stream. After `Done` (or an error) nothing is left to send; without
+    /// one the reply was cut, so the client gets an `api_error` event, never a clean finish.
+    pub fn finish(&mut self) -> Vec<String> {
+        if self.finished {
+            return Vec::new();
+        }
+        let err = ProviderError::new(
+            "gateway",
+            ErrorClass::StreamCut,
+            crate::provider::Phase::MidStream,
+            "the upstream stream ended before the message was complete",
+        );
+        self.error(&err)
+    }
+
+    /// An in-stream `event: error` for `err`; the stream is over after it.
+    pub fn error(&mut self, err: &ProviderError) -> Vec<String> {
+        if self.finished {
+            return Vec::new();
+        }
+        self.finished = true;
+        let mut body = anthropic_error_body(err);
+        if let Some(obj) = body.as_object_mut() {
+            obj.remove("request_id");
+        }
+        vec![anthropic_frame("error", &body)]
+    }
+
+    fn flush_start(&mut self, out: &mut Vec<String>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.pending_start = false;
+        let id = self.id.get_or_insert_with(|| new_id("msg_")).clone();
+        out.push(anthropic_frame(
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": id, "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": Value::Null, "stop_sequence": Value::Null,
+                "usage": anthropic_usage(&self.usage),
+            }}),
+        ));
+        out.push(anthropic_frame("ping", &json!({"type": "ping"})));
+    }
+
+    fn close_block(&mut self, out: &mut Vec<String>) {
+        if let Some((index, _)) = self.open.take() {
+            out.push(anthropic_frame(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": index}),
+            ));
+        }
+    }
+
+    fn ensure_block(&mut self, kind: BlockKind, out: &mut Vec<String>) -> u32 {
+        if let Some((index, open)) = self.open {
+            if open == kind {
+                return index;
+            }
+        }
+        self.close_block(out);
+        let index = self.next_index;
+        self.next_index = index.saturating_add(1);
+        self.open = Some((index, kind));
+        let block = match kind {
+            BlockKind::Thinking => json!({"type": "thinking", "thinking": "", "signature": ""}),
+            _ => json!({"type": "text", "text": ""}),
+        };
+        out.push(anthropic_frame(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        ));
+        index
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// OpenAI streaming encoder
+// ---------------------------------------------------------------------------------------------
+
+/// Our stream events → Chat Completions chunks.
+///
+/// Every chunk carries the same `id` (the upstream message id, or a fresh `chatcmpl-…`) and
+/// `created`. Tool calls are numbered 0, 1, … in order of appearance, as OpenAI does. Usage events
+/// are kept and the last one is sent in the usage chunk (`choices: []`) when `include_usage`.
+/// Thinking goes out as `delta.reasoning_content` (vLLM / DeepSeek's field; the official clients
+/// ignore it).
+#[derive(Debug)]
+pub struct OpenAiEncoder {
+    model: String,
+    include_usage: bool,
+    id: Option<String>,
+    created: u64,
+    started: bool,
+    finished: bool,
+    usage: Usage,
+    /// Our tool call index → OpenAI's.
+    tools: HashMap<u32, u32>,
+}
+
+impl OpenAiEncoder {
+    /// `model` is used until a `MessageStart` names the model that actually answers.
+    pub fn new(model: impl Into<String>, include_usage: bool) -> Self {
+        OpenAiEncoder {
+            model: model.into(),
+            include_usage,
+            id: None,
+            created: unix_now(),
+            started: false,
+            finished: false,
+            usage: Usage::default(),
+            tools: HashMap::new(),
+        }
+    }
+
+    /// The frames for one event. [`StreamEvent::Rewind`] is ignored (see the module doc); events
+    /// after `Done` or an error produce nothing.
+    pub fn event(&mut self, event: &StreamEvent) -> Vec<String> {
+        let mut out = Vec::new();
+        if self.finished {
+            return out;
+        }
+        match event {
+            StreamEvent::MessageStart { id, model } => {
+                if !self.started {
+                    if !id.is_empty() {
+                        self.id = Some(id.clone());
+                    }
+                    if !model.is_empty() {
+                        self.model = model.clone();
+                    }
+                    self.start(&mut out);
+                }
+            }
+            StreamEvent::Usage(usage) => self.usage = *usage,
+            StreamEvent::TextDelta { text } => {
+                self.start(&mut out);
+                if !text.is_empty() {
+                    out.push(self.chunk(json!({"content": text}), Value::Null));
+                }
+            }
+            StreamEvent::ThinkingDelta { text } => {
+                self.start(&mut out);
+                if !text.is_empty() {
+                    out.push(self.chunk(json!({"reasoning_content": text}), Value::Null));
+                }
+            }
+            StreamEvent::ToolCallStart { index, id, name } => {
+                self.start(&mut out);
+                let next = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
+                let position = *self.tools.entry(*index).or_insert(next);
+                out.push(self.chunk(
+                    json!({"tool_calls": [{"index": position, "id": id, "type": "function",
+                                           "function": {"name": name, "arguments": ""}}]}),
+                    Value::Null,
+                ));
+            }
+            StreamEvent::ToolCallDelta {
+                index,
+                partial_json,
+            } => {
+                self.start(&mut out);
+                if let Some(position) = self.tools.get(index).copied() {
+                    if !partial_json.is_empty() {
+                        out.push(self.chunk(
+                            json!({"tool_calls": [{"index": position,
+                                                   "function": {"arguments": partial_json}}]}),
+                            Value::Null,
+                        ));
+                    }
+                }
+            }
+            StreamEvent::Rewind { .. } => {}
+            StreamEvent::Done {
+                stop_reason,
+                raw_stop_reason,
+            } => {
+                self.start(&mut out);
+                let reason = openai_finish_reason(*stop_reason, raw_stop_reason.as_deref());
+                out.push(self.chunk(json!({}), json!(reason)));
+                if self.include_usage {
+                    out.push(openai_frame(&json!({
+                        "id": self.id_str(), "object": "chat.completion.chunk",
+                        "created": self.created, "model": self.model,
+                        "system_fingerprint": Value::Null, "choices": [],
+                        "usage": openai_usage(&self.usage),
+                    })));
+                }
+                out.push("data: [DONE]\n\n".to_string());
+                self.finished = true;
+            }
+        }
+        out
+    }
+
+    /// The end of the upstream stream. After `Done` (or an error) nothing is left to send; without
+    /// one the reply was cut, so the client gets an error chunk (and no `[DONE]`).
+    pub fn finish(&mut self) -> Vec<String> {
+        if self.finished {
+            return Vec::new();
+        }
+        let err = ProviderError::new(
+            "gateway",
+            ErrorClass::StreamCut,
+            crate::provider::Phase::MidStream,
+            "the upstream stream ended before the message was complete",
+        );
+        self.error(&err)
+    }
+
+    /// An in-stream error chunk for `err`; no `[DONE]` follows.
+    pub fn error(&mut self, err: &ProviderError) -> Vec<String> {
+        if self.finished {
+            return Vec::new();
+        }
+        self.finished = true;
+        vec![openai_frame(&openai_error_body(err))]
+    }
+
+    fn id_str(&mut self) -> String {
+        self.id.get_or_insert_with(|| new_id("chatcmpl-")).clone()
+    }
+
+    fn start(&mut self, out: &mut Vec<String>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        out.push(self.chunk(
+            json!({"role": "assistant", "content": "", "refusal": Value::Null}),
+            Value::Null,
+        ));
+    }
+
+    fn chunk(&mut self, delta: Value, finish_reason: Value) -> String {
+        let mut chunk = json!({
+            "id": self.id_str(), "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model, "system_fingerprint": Value::Null,
+            "choices": [{"index": 0, "delta": delta, "logprobs": Value::Null,
+                         "finish_reason": finish_reason}],
+        });
+        if self.include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        openai_frame(&chunk)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Non-streaming replies
+// ---------------------------------------------------------------------------------------------
+
+#[derive(Debug)]
+enum Block {
+    Text(String),
+    Thinking(String),
+    Tool {
+        index: u32,
+        id: String,
+        name: String,
+        json: String,
+    },
+}
+
+/// A whole reply, folded from its events.
+#[derive(Debug, Default)]
+struct Folded {
+    id: Option<String>,
+    model: Option<String>,
+    blocks: Vec<Block>,
+    usage: Usage,
+    stop: Option<(StopReason, Option<String>)>,
+}
+
+fn fold(events: &[StreamEvent]) -> Folded {
+    // Everything before the last rewind was withdrawn.
+    let from = events
+        .iter()
+        .rposition(|e| matches!(e, StreamEvent::Rewind { .. }))
+        .map_or(0, |i| i + 1);
+    let mut reply = Folded::default();
+    for event in &events[from..] {
+        match event {
+            StreamEvent::MessageStart { id, model } => {
+                if reply.id.is_none() && !id.is_empty() {
+                    reply.id = Some(id.clone());
+                }
+                if reply.model.is_none() && !model.is_empty() {
+                    reply.model = Some(model.clone());
+                }
+            }
+            StreamEvent::TextDelta { text } => match reply.blocks.last_mut() {
+                Some(Block::Text(t)) => t.push_str(text),
+                _ => reply.blocks.push(Block::Text(text.clone())),
+            },
+            StreamEvent::ThinkingDelta { text } => match reply.blocks.last_mut() {
+                Some(Block::Thinking(t)) => t.push_str(text),
+                _ => reply.blocks.push(Block::Thinking(text.clone())),
+            },
+            StreamEvent::ToolCallStart { index, id, name } => reply.blocks.push(Block::Tool {
+                index: *index,
+                id: id.clone(),
+                name: name.clone(),
+                json: String::new(),
+            }),
+            StreamEvent::ToolCallDelta {
+                index,
+                partial_json,
+            } => {
+                let call = reply.blocks.iter_mut().rev().find_map(|b| match b {
+                    Block::Tool { index: i, json, .. } if i == index => Some(json),
+                    _ => None,
+                });
+                if let Some(json) = call {
+                    json.push_str(partial_json);
+                }
+            }
+            StreamEvent::Usage(usage) => reply.usage = *usage,
+            StreamEvent::Rewind { .. } => {}
+            StreamEvent::Done {
+                stop_reason,
+                raw_stop_reason,
+            } => reply.stop = Some((*stop_reason, raw_stop_reason.clone())),
+        }
+    }
+    reply
+}
+
+/// A whole Anthropic `Message` for a completed reply (`"stream": false`). `model` is used unless a
+/// `MessageStart` names the model that answered. A reply without `Done` gets `end_turn`; the
+/// gateway should not call this for an incomplete reply.
+pub fn anthropic_message(model: &str, events: &[StreamEvent]) -> Value {
+    let reply = fold(events);
+    let content: Vec<Value> = reply
+        .blocks
+        .iter()
+        .map(|block| match block {
+            Block::Text(text) => json!({"type": "text", "text": text}),
+            Block::Thinking(text) => json!({"type": "thinking", "thinking": text, "signature": ""}),
+            Block::Tool { id, name, json, .. } => {
+                json!({"type": "tool_use", "id": id, "name": name, "input": tool_arguments(json)})
+            }
+        })
+        .collect();
+    let (reason, raw) = reply.stop.unwrap_or((StopReason::EndTurn, None));
+    json!({
+        "id": reply.id.unwrap_or_else(|| new_id("msg_")),
+        "type": "message",
+        "role": "assistant",
+        "model": reply.model.as_deref().unwrap_or(model),
+        "content": content,
+        "stop_reason": anthropic_stop_reason(reason, raw.as_deref()),
+        "stop_sequence": Value::Null,
+        "usage": anthropic_usage(&reply.usage),
+    })
+}
+
+/// A whole OpenAI `ChatCompletion` for a completed reply (`"stream": false`). `model` is used
+/// unless a `MessageStart` names the model that answered.
+pub fn openai_completion(model: &str, events: &[StreamEvent]) -> Value {
+    let reply = fold(events);
+    let mut text = String::new();
+    let mut thinking = String::new();
+    let mut calls: Vec<(u32, Value)> = Vec::new();
+    for block in &reply.blocks {
+        match block {
+            Block::Text(t) => text.push_str(t),
+            Block::Thinking(t) => thinking.push_str(t),
+            Block::Tool {
+                index,
+                id,
+                name,
+                json,
+            } => calls.push((
+                *index,
+                json!({"id": id, "type": "function",
+                       "function": {"name": name,
+                                    "arguments": if json.trim().is_empty() { "{}" } else { json.as_str() }}}),
+            )),
+        }
+    }
+    let mut message = json!({
+        "role": "assistant",
+        "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) },
+        "refusal": Value::Null,
+        "annotations": [],
+    });
+    if !calls.is_empty() {
+        message["tool_calls"] = Value::Array(calls.into_iter().map(|(_, c)| c).collect());
+    }
+    if !thinking.is_empty() {
+        message["reasoning_content"] = json!(thinking);
+    }
+    let (reason, raw) = reply.stop.unwrap_or((StopReason::EndTurn, None));
+    json!({
+        "id": reply.id.unwrap_or_else(|| new_id("chatcmpl-")),
+        "object": "chat.completion",
+        "created": unix_now(),
+        "model": reply.model.as_deref().unwrap_or(model),
+        "choices": [{
+            "index": 0,
+            "message": message,
+            "logprobs": Value::Null,
+            "finish_reason": openai_finish_reason(reason, raw.as_deref()),
+        }],
+        "usage": openai_usage(&reply.usage),
+        "system_fingerprint": Value::Null,
+    })
+}

@@ -1,0 +1,755 @@
+//! The gateway's wire translation, checked against our own clients' parsers (which follow the real
+//! wire formats, see tests/provider_sse.rs): encode our events, parse them back, compare.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod provider_common;
+
+use breakerbox::gateway::wire::{
+    AnthropicEncoder, OpenAiEncoder, anthropic_message, error_response, openai_completion,
+    parse_anthropic_request, parse_openai_request,
+};
+use breakerbox::provider::anthropic::{AnthropicClient, AnthropicParser};
+use breakerbox::provider::http::{self, Failure};
+use breakerbox::provider::openai::{OpenAiClient, OpenAiParser};
+use breakerbox::provider::{
+    Content, ErrorClass, Phase, Protocol, ProviderConfig, ProviderError, Request, Role, StopReason,
+    StreamEvent, Usage,
+};
+use provider_common::normalize;
+use serde_json::{Value, json};
+use std::time::Duration;
+
+fn start(id: &str, model: &str) -> StreamEvent {
+    StreamEvent::MessageStart {
+        id: id.into(),
+        model: model.into(),
+    }
+}
+fn text(t: &str) -> StreamEvent {
+    StreamEvent::TextDelta { text: t.into() }
+}
+fn usage(input: u64, output: u64, read: u64, write: u64) -> StreamEvent {
+    StreamEvent::Usage(Usage {
+        input_tokens: input,
+        output_tokens: output,
+        cache_read_tokens: read,
+        cache_write_tokens: write,
+    })
+}
+fn done(reason: StopReason, raw: &str) -> StreamEvent {
+    StreamEvent::Done {
+        stop_reason: reason,
+        raw_stop_reason: Some(raw.into()),
+    }
+}
+fn tool_start(index: u32, id: &str, name: &str) -> StreamEvent {
+    StreamEvent::ToolCallStart {
+        index,
+        id: id.into(),
+        name: name.into(),
+    }
+}
+fn tool_delta(index: u32, piece: &str) -> StreamEvent {
+    StreamEvent::ToolCallDelta {
+        index,
+        partial_json: piece.into(),
+    }
+}
+
+fn encode_anthropic(events: &[StreamEvent]) -> String {
+    let mut enc = AnthropicEncoder::new("asked-model");
+    let mut out: Vec<String> = events.iter().flat_map(|e| enc.event(e)).collect();
+    out.extend(enc.finish());
+    for frame in &out {
+        assert!(
+            frame.starts_with("event: ") && frame.ends_with("\n\n"),
+            "{frame}"
+        );
+    }
+    out.concat()
+}
+
+fn encode_openai(events: &[StreamEvent], include_usage: bool) -> String {
+    let mut enc = OpenAiEncoder::new("asked-model", include_usage);
+    let mut out: Vec<String> = events.iter().flat_map(|e| enc.event(e)).collect();
+    out.extend(enc.finish());
+    for frame in &out {
+        assert!(
+            frame.starts_with("data: ") && frame.ends_with("\n\n"),
+            "{frame}"
+        );
+    }
+    out.concat()
+}
+
+fn via_anthropic(events: &[StreamEvent]) -> Vec<StreamEvent> {
+    let bytes = encode_anthropic(events);
+    // Odd read sizes too: the frames must not depend on how they are cut.
+    let whole = normalize(AnthropicParser::default(), bytes.as_bytes(), &[usize::MAX]).unwrap();
+    let split = normalize(AnthropicParser::default(), bytes.as_bytes(), &[1, 7, 3]).unwrap();
+    assert_eq!(whole, split);
+    whole
+}
+
+fn via_openai(events: &[StreamEvent], include_usage: bool) -> Vec<StreamEvent> {
+    let bytes = encode_openai(events, include_usage);
+    let whole = normalize(OpenAiParser::default(), bytes.as_bytes(), &[usize::MAX]).unwrap();
+    let split = normalize(OpenAiParser::default(), bytes.as_bytes(), &[1, 7, 3]).unwrap();
+    assert_eq!(whole, split);
+    whole
+}
+
+/// Sequences in Anthropic's own shape (usage right after the start, tool calls numbered as content
+/// blocks), which the Anthropic encoder must reproduce exactly.
+fn anthropic_shaped() -> Vec<(&'static str, Vec<StreamEvent>)> {
+    vec![
+        (
+            "text",
+            vec![
+                start("msg_1", "claude-sonnet-4-5"),
+                usage(11, 1, 0, 0),
+                text("Hello"),
+                text(" there"),
+                usage(11, 6, 0, 0),
+                done(StopReason::EndTurn, "end_turn"),
+            ],
+        ),
+        (
+            "text + tool call",
+            vec![
+                start("msg_2", "claude-sonnet-4-5"),
+                usage(377, 1, 0, 0),
+                text("I'll check."),
+                tool_start(1, "toolu_01", "get_weather"),
+                tool_delta(1, "{\"locati"),
+                tool_delta(1, "on\": \"Paris\"}"),
+                usage(377, 65, 0, 0),
+                done(StopReason::ToolUse, "tool_use"),
+            ],
+        ),
+        (
+            "max_tokens",
+            vec![
+                start("msg_3", "claude-haiku-4-5"),
+                usage(5, 1, 0, 0),
+                text("cut sh"),
+                usage(5, 2, 0, 0),
+                done(StopReason::MaxTokens, "max_tokens"),
+            ],
+        ),
+        (
+            "content filter",
+            vec![
+                start("msg_4", "claude-opus-4-5"),
+                usage(20, 1, 0, 0),
+                usage(20, 0, 0, 0),
+                done(StopReason::ContentFilter, "refusal"),
+            ],
+        ),
+        (
+            "cache tokens",
+            vec![
+                start("msg_5", "claude-sonnet-4-5"),
+                usage(3, 1, 1000, 200),
+                text("cached"),
+                usage(3, 9, 1000, 200),
+                done(StopReason::EndTurn, "end_turn"),
+            ],
+        ),
+    ]
+}
+
+#[test]
+fn anthropic_encoder_round_trips_through_our_parser() {
+    for (name, events) in anthropic_shaped() {
+        assert_eq!(via_anthropic(&events), events, "{name}");
+    }
+}
+
+/// What OpenAI's wire forces on the same sequences:
+/// - usage is reported once, at the end (only with `include_usage`); cache writes have no field, so
+///   they count as plain input (`prompt_tokens` includes them, `cached_tokens` is the cache reads);
+/// - tool calls are numbered 0, 1, … regardless of preceding text blocks;
+/// - stop reasons go through finish_reason (`refusal` → `content_filter`, `end_turn` → `stop`, …).
+fn openai_normalized(events: &[StreamEvent], include_usage: bool) -> Vec<StreamEvent> {
+    let last_usage = events.iter().rev().find_map(|e| match e {
+        StreamEvent::Usage(u) => Some(*u),
+        _ => None,
+    });
+    let mut tools: Vec<u32> = Vec::new();
+    let mut out = Vec::new();
+    for event in events {
+        match event {
+            StreamEvent::Usage(_) => {}
+            StreamEvent::ToolCallStart { index, id, name } => {
+                tools.push(*index);
+                out.push(tool_start((tools.len() - 1) as u32, id, name));
+            }
+            StreamEvent::ToolCallDelta {
+                index,
+                partial_json,
+            } => {
+                let pos = tools.iter().position(|i| i == index).unwrap() as u32;
+                out.push(tool_delta(pos, partial_json));
+            }
+            StreamEvent::Done { stop_reason, .. } => {
+                if include_usage {
+                    let u = last_usage.unwrap_or_default();
+                    out.push(StreamEvent::Usage(Usage {
+                        input_tokens: u.input_tokens + u.cache_write_tokens,
+                        output_tokens: u.output_tokens,
+                        cache_read_tokens: u.cache_read_tokens,
+                        cache_write_tokens: 0,
+                    }));
+                }
+                let raw = match stop_reason {
+                    StopReason::EndTurn => "stop",
+                    StopReason::MaxTokens => "length",
+                    StopReason::ToolUse => "tool_calls",
+                    StopReason::ContentFilter => "content_filter",
+                    other => panic!("not in these sequences: {other:?}"),
+                };
+                out.push(done(*stop_reason, raw));
+            }
+            other => out.push(other.clone()),
+        }
+    }
+    out
+}
+
+#[test]
+fn openai_encoder_round_trips_through_our_parser() {
+    for (name, events) in anthropic_shaped() {
+        for include_usage in [true, false] {
+            assert_eq!(
+                via_openai(&events, include_usage),
+                openai_normalized(&events, include_usage),
+                "{name} include_usage={include_usage}"
+            );
+        }
+    }
+}
+
+#[test]
+fn openai_shaped_sequences_round_trip_exactly_through_openai() {
+    let events = vec![
+        start("chatcmpl-abc", "gpt-4o-2024-08-06"),
+        text("Let me look."),
+        tool_start(0, "call_1", "get_weather"),
+        tool_delta(0, "{\"city\":"),
+        tool_delta(0, "\"Paris\"}"),
+        tool_start(1, "call_2", "get_time"),
+        tool_delta(1, "{}"),
+        usage(70, 24, 30, 0),
+        done(StopReason::ToolUse, "tool_calls"),
+    ];
+    assert_eq!(via_openai(&events, true), events);
+}
+
+#[test]
+fn openai_shaped_sequences_through_anthropic() {
+    // OpenAI reports usage at the end and numbers tool calls from 0: Anthropic's `message_start`
+    // carries zero usage then, and the tool call becomes content block 1 after the text block.
+    let events = vec![
+        start("chatcmpl-abc", "gpt-4o"),
+        text("Let me look."),
+        tool_start(0, "call_1", "get_weather"),
+        tool_delta(0, "{\"city\":\"Paris\"}"),
+        usage(40, 24, 30, 0),
+        done(StopReason::ToolUse, "tool_calls"),
+    ];
+    assert_eq!(
+        via_anthropic(&events),
+        vec![
+            start("chatcmpl-abc", "gpt-4o"),
+            usage(0, 0, 0, 0),
+            text("Let me look."),
+            tool_start(1, "call_1", "get_weather"),
+            tool_delta(1, "{\"city\":\"Paris\"}"),
+            usage(40, 24, 30, 0),
+            done(StopReason::ToolUse, "tool_use"),
+        ]
+    );
+}
+
+#[test]
+fn model_is_the_one_that_answered_and_ids_are_stable() {
+    let events = [
+        start("", "gpt-5-mini"),
+        text("hi"),
+        done(StopReason::EndTurn, "stop"),
+    ];
+    let frames = encode_openai(&events, true);
+    let chunks: Vec<Value> = frames
+        .split("\n\n")
+        .filter_map(|f| f.strip_prefix("data: "))
+        .filter(|d| *d != "[DONE]")
+        .map(|d| serde_json::from_str(d).unwrap())
+        .collect();
+    assert!(chunks.len() >= 4);
+    let id = chunks[0]["id"].as_str().unwrap().to_string();
+    assert!(id.starts_with("chatcmpl-"));
+    for chunk in &chunks {
+        assert_eq!(chunk["id"], json!(id));
+        assert_eq!(chunk["model"], "gpt-5-mini");
+        assert_eq!(chunk["created"], chunks[0]["created"]);
+    }
+    assert_eq!(chunks[0]["choices"][0]["delta"]["role"], "assistant");
+    assert_eq!(chunks.last().unwrap()["choices"], json!([]));
+    assert!(frames.ends_with("data: [DONE]\n\n"));
+
+    let anthropic = encode_anthropic(&events);
+    assert!(anthropic.contains("\"model\":\"gpt-5-mini\""));
+    // Without a MessageStart the asked-for model is used.
+    let anthropic = encode_anthropic(&[text("x"), done(StopReason::EndTurn, "end_turn")]);
+    assert!(anthropic.contains("\"model\":\"asked-model\""));
+}
+
+#[test]
+fn rewind_is_ignored_and_a_cut_stream_never_finishes_cleanly() {
+    let mut enc = AnthropicEncoder::new("m");
+    assert!(
+        enc.event(&StreamEvent::Rewind { discarded_chars: 3 })
+            .is_empty()
+    );
+    let mut frames = enc.event(&text("partial"));
+    frames.extend(enc.finish());
+    let bytes = frames.concat();
+    assert!(!bytes.contains("message_stop"));
+    let err = normalize(AnthropicParser::default(), bytes.as_bytes(), &[usize::MAX]).unwrap_err();
+    assert_eq!(err.class, ErrorClass::ServerError);
+    assert!(enc.finish().is_empty());
+
+    let mut enc = OpenAiEncoder::new("m", true);
+    let mut frames = enc.event(&text("partial"));
+    frames.extend(enc.finish());
+    let bytes = frames.concat();
+    assert!(!bytes.contains("[DONE]"));
+    assert!(normalize(OpenAiParser::default(), bytes.as_bytes(), &[usize::MAX]).is_err());
+}
+
+// ---- errors ----
+
+fn provider_error(class: ErrorClass, message: &str) -> ProviderError {
+    let mut err = ProviderError::new("upstream", class, Phase::MidStream, message);
+    if class == ErrorClass::RateLimited {
+        err.retry_after = Some(Duration::from_millis(1500));
+    }
+    err
+}
+
+/// Realistic provider messages; for Anthropic, `context_length` and `content_filter` are told apart
+/// from `bad_request` by the message alone (they share `invalid_request_error`), as with the real API.
+fn message_for(class: ErrorClass) -> &'static str {
+    match class {
+        ErrorClass::ContextLength => "prompt is too long: 250000 tokens > 200000 maximum",
+        ErrorClass::ContentFilter => "Output blocked by content filtering policy",
+        ErrorClass::Overloaded => "Overloaded",
+        _ => "something went wrong upstream",
+    }
+}
+
+/// The classes that survive the trip; the others all read back as `server_error` (stalled as
+/// `timeout`), since neither protocol has a word for them.
+const FAITHFUL: [ErrorClass; 13] = [
+    ErrorClass::RateLimited,
+    ErrorClass::Overloaded,
+    ErrorClass::ServerError,
+    ErrorClass::Timeout,
+    ErrorClass::Auth,
+    ErrorClass::Permission,
+    ErrorClass::BadRequest,
+    ErrorClass::ContextLength,
+    ErrorClass::ContentFilter,
+    ErrorClass::NotFound,
+    ErrorClass::TooLarge,
+    ErrorClass::Quota,
+    ErrorClass::Conflict,
+];
+
+fn expected_back(class: ErrorClass, in_stream: bool) -> ErrorClass {
+    match class {
+        c if FAITHFUL.contains(&c) && !(in_stream && c == ErrorClass::Conflict) => c,
+        ErrorClass::Stalled => ErrorClass::Timeout,
+        _ => ErrorClass::ServerError,
+    }
+}
+
+#[test]
+fn in_stream_errors_classify_back_to_their_class() {
+    for class in ErrorClass::ALL {
+        let err = provider_error(class, message_for(class));
+        let mut enc = AnthropicEncoder::new("m");
+        let mut frames = enc.event(&start("msg_1", "m"));
+        frames.extend(enc.event(&text("so far")));
+        frames.extend(enc.error(&err));
+        assert!(enc.event(&text("more")).is_empty());
+        let bytes = frames.concat();
+        assert!(bytes.contains("event: error\n"));
+        let got =
+            normalize(AnthropicParser::default(), bytes.as_bytes(), &[usize::MAX]).unwrap_err();
+        assert_eq!(got.class, expected_back(class, true), "anthropic {class}");
+        assert_eq!(got.message, err.message);
+
+        let mut enc = OpenAiEncoder::new("m", true);
+        let mut frames = enc.event(&text("so far"));
+        frames.extend(enc.error(&err));
+        frames.extend(enc.finish());
+        let bytes = frames.concat();
+        assert!(!bytes.contains("[DONE]"));
+        let got = normalize(OpenAiParser::default(), bytes.as_bytes(), &[usize::MAX]).unwrap_err();
+        assert_eq!(got.class, expected_back(class, true), "openai {class}");
+        assert_eq!(got.message, err.message);
+    }
+}
+
+#[test]
+fn error_responses_have_the_right_status_and_classify_back() {
+    for class in ErrorClass::ALL {
+        let err = provider_error(class, message_for(class));
+        for protocol in [Protocol::Anthropic, Protocol::Openai] {
+            let (status, body, retry_after) = error_response(protocol, &err);
+            let back = Failure::from_error_body(Some(status), &body.to_string());
+            assert_eq!(
+                back.class,
+                expected_back(class, false),
+                "{protocol} {class}"
+            );
+            assert_eq!(back.message, err.message);
+            match protocol {
+                Protocol::Anthropic => assert_eq!(body["type"], "error"),
+                Protocol::Openai => assert!(body["error"]["message"].is_string()),
+            }
+            if class == ErrorClass::RateLimited {
+                assert_eq!(status, 429);
+                assert_eq!(retry_after.as_deref(), Some("2"));
+            } else {
+                assert_eq!(retry_after, None);
+            }
+        }
+    }
+    let status = |p, c| error_response(p, &provider_error(c, "x")).0;
+    assert_eq!(status(Protocol::Anthropic, ErrorClass::Overloaded), 529);
+    assert_eq!(status(Protocol::Openai, ErrorClass::Overloaded), 503);
+    assert_eq!(status(Protocol::Openai, ErrorClass::Quota), 429);
+    assert_eq!(
+        error_response(Protocol::Openai, &provider_error(ErrorClass::Quota, "x")).1["error"]["code"],
+        "insufficient_quota"
+    );
+    assert_eq!(status(Protocol::Openai, ErrorClass::Auth), 401);
+    assert_eq!(status(Protocol::Anthropic, ErrorClass::TooLarge), 413);
+    assert_eq!(status(Protocol::Anthropic, ErrorClass::Stalled), 504);
+    assert_eq!(status(Protocol::Openai, ErrorClass::ContextLength), 400);
+}
+
+// ---- non-streaming ----
+
+#[test]
+fn whole_replies_in_both_shapes() {
+    let events = vec![
+        start("msg_9", "claude-sonnet-4-5"),
+        usage(10, 1, 5, 2),
+        text("Checking"),
+        text("."),
+        tool_start(1, "toolu_9", "get_weather"),
+        tool_delta(1, "{\"city\":"),
+        tool_delta(1, "\"Paris\"}"),
+        usage(10, 30, 5, 2),
+        done(StopReason::ToolUse, "tool_use"),
+    ];
+    let message = anthropic_message("asked", &events);
+    assert_eq!(message["model"], "claude-sonnet-4-5");
+    assert_eq!(message["id"], "msg_9");
+    assert_eq!(message["stop_reason"], "tool_use");
+    assert_eq!(
+        message["content"],
+        json!([
+            {"type": "text", "text": "Checking."},
+            {"type": "tool_use", "id": "toolu_9", "name": "get_weather", "input": {"city": "Paris"}},
+        ])
+    );
+    assert_eq!(
+        message["usage"],
+        json!({"input_tokens": 10, "output_tokens": 30,
+               "cache_creation_input_tokens": 2, "cache_read_input_tokens": 5})
+    );
+
+    let completion = openai_completion("asked", &events);
+    assert_eq!(completion["object"], "chat.completion");
+    assert_eq!(completion["model"], "claude-sonnet-4-5");
+    let choice = &completion["choices"][0];
+    assert_eq!(choice["finish_reason"], "tool_calls");
+    assert_eq!(choice["message"]["content"], "Checking.");
+    assert_eq!(
+        choice["message"]["tool_calls"],
+        json!([{"id": "toolu_9", "type": "function",
+                "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}}])
+    );
+    assert_eq!(completion["usage"]["prompt_tokens"], 17);
+    assert_eq!(completion["usage"]["completion_tokens"], 30);
+    assert_eq!(completion["usage"]["total_tokens"], 47);
+    assert_eq!(
+        completion["usage"]["prompt_tokens_details"]["cached_tokens"],
+        5
+    );
+
+    // A rewind withdraws what came before it.
+    let rewound = [
+        start("msg_a", "first"),
+        text("abandoned"),
+        StreamEvent::Rewind { discarded_chars: 9 },
+        start("chatcmpl-b", "second"),
+        text("kept"),
+        done(StopReason::MaxTokens, "length"),
+    ];
+    let message = anthropic_message("asked", &rewound);
+    assert_eq!(message["model"], "second");
+    assert_eq!(
+        message["content"],
+        json!([{"type": "text", "text": "kept"}])
+    );
+    assert_eq!(message["stop_reason"], "max_tokens");
+    assert_eq!(
+        openai_completion("asked", &rewound)["choices"][0]["finish_reason"],
+        "length"
+    );
+}
+
+// ---- inbound ----
+
+fn sample_request() -> Request {
+    Request {
+        model: "default".into(),
+        system: Some("Be brief.".into()),
+        messages: vec![
+            Request::prompt("Weather in Paris?").messages[0].clone(),
+            breakerbox::provider::Message {
+                role: Role::Assistant,
+                content: vec![
+                    Content::Text {
+                        text: "Checking.".into(),
+                    },
+                    Content::ToolUse {
+                        id: "call_1".into(),
+                        name: "get_weather".into(),
+                        input: json!({"city": "Paris"}),
+                    },
+                ],
+            },
+            breakerbox::provider::Message {
+                role: Role::User,
+                content: vec![
+                    Content::ToolResult {
+                        tool_use_id: "call_1".into(),
+                        content: "18C, sunny".into(),
+                        is_error: false,
+                    },
+                    Content::Text {
+                        text: "Thanks, and Rome?".into(),
+                    },
+                ],
+            },
+        ],
+        tools: vec![breakerbox::provider::ToolDef {
+            name: "get_weather".into(),
+            description: "Current weather".into(),
+            input_schema: json!({"type": "object", "properties": {"city": {"type": "string"}}}),
+        }],
+        max_tokens: 512,
+        temperature: Some(0.7),
+    }
+}
+
+fn openai_body(request: &Request) -> Value {
+    let config = ProviderConfig::new("openai", Protocol::Openai, "http://localhost/v1");
+    let client = OpenAiClient::new(config.clone(), http::client(&config.timeouts).unwrap());
+    client.request_body(request)
+}
+
+fn anthropic_body(request: &Request) -> Value {
+    let config = ProviderConfig::new("anthropic", Protocol::Anthropic, "http://localhost");
+    let client = AnthropicClient::new(config.clone(), http::client(&config.timeouts).unwrap());
+    client.request_body(request)
+}
+
+#[test]
+fn requests_round_trip_through_our_clients_bodies() {
+    let request = sample_request();
+    let (parsed, options) =
+        parse_openai_request(openai_body(&request).to_string().as_bytes()).unwrap();
+    assert_eq!(parsed, request);
+    assert!(options.stream && options.include_usage);
+    assert_eq!(options.model, "default");
+
+    let (parsed, options) =
+        parse_anthropic_request(anthropic_body(&request).to_string().as_bytes()).unwrap();
+    assert_eq!(parsed, request);
+    assert!(options.stream);
+}
+
+#[test]
+fn an_openai_request_crosses_to_anthropic_keeping_tools_and_results() {
+    let body = json!({
+        "model": "default",
+        "messages": [
+            {"role": "developer", "content": "Be brief."},
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and Rome?"}]},
+            {"role": "assistant", "content": null, "tool_calls": [
+                {"id": "call_1", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Paris\"}"}},
+                {"id": "call_2", "type": "function", "function": {"name": "get_weather", "arguments": "{\"city\":\"Rome\"}"}}
+            ]},
+            {"role": "tool", "tool_call_id": "call_1", "content": "18C"},
+            {"role": "tool", "tool_call_id": "call_2", "content": [{"type": "text", "text": "25C"}]}
+        ],
+        "tools": [{"type": "function", "function": {"name": "get_weather", "description": "Weather",
+                   "parameters": {"type": "object", "properties": {"city": {"type": "string"}}}}}],
+        "max_completion_tokens": 300,
+        "stream": false
+    });
+    let (request, options) = parse_openai_request(body.to_string().as_bytes()).unwrap();
+    assert!(!options.stream && !options.include_usage);
+    assert_eq!(request.max_tokens, 300);
+    let anthropic = anthropic_body(&request);
+    assert_eq!(anthropic["system"], "Be brief.");
+    assert_eq!(anthropic["max_tokens"], 300);
+    assert_eq!(
+        anthropic["tools"],
+        json!([{"name": "get_weather", "description": "Weather",
+                "input_schema": {"type": "object", "properties": {"city": {"type": "string"}}}}])
+    );
+    assert_eq!(
+        anthropic["messages"],
+        json!([
+            {"role": "user", "content": [{"type": "text", "text": "Weather in Paris and Rome?"}]},
+            {"role": "assistant", "content": [
+                {"type": "tool_use", "id": "call_1", "name": "get_weather", "input": {"city": "Paris"}},
+                {"type": "tool_use", "id": "call_2", "name": "get_weather", "input": {"city": "Rome"}}
+            ]},
+            {"role": "user", "content": [
+                {"type": "tool_result", "tool_use_id": "call_1", "content": "18C", "is_error": false},
+                {"type": "tool_result", "tool_use_id": "call_2", "content": "25C", "is_error": false}
+            ]}
+        ])
+    );
+    // And back to OpenAI: the same messages.
+    let (again, _) = parse_anthropic_request(anthropic.to_string().as_bytes()).unwrap();
+    assert_eq!(again, request);
+    let openai = openai_body(&again);
+    assert_eq!(openai["messages"][3]["tool_call_id"], "call_1");
+    assert_eq!(openai["messages"][4]["tool_call_id"], "call_2");
+}
+
+#[test]
+fn anthropic_requests_with_blocks_and_defaults() {
+    let body = json!({
+        "model": "claude-x",
+        "system": [{"type": "text", "text": "One."}, {"type": "text", "text": "Two."}],
+        "messages": [
+            {"role": "user", "content": "hi"},
+            {"role": "assistant", "content": [{"type": "thinking", "thinking": "hm", "signature": "s"},
+                                              {"type": "text", "text": "hello"}]},
+            {"role": "user", "content": [{"type": "tool_result", "tool_use_id": "t1",
+                                          "content": [{"type": "text", "text": "ok"}], "is_error": true}]}
+        ]
+    });
+    let (request, options) = parse_anthropic_request(body.to_string().as_bytes()).unwrap();
+    assert_eq!(request.system.as_deref(), Some("One.\n\nTwo."));
+    assert_eq!(request.max_tokens, 4096);
+    assert!(!options.stream);
+    assert_eq!(request.messages[1].content.len(), 1);
+    assert_eq!(
+        request.messages[2].content,
+        vec![Content::ToolResult {
+            tool_use_id: "t1".into(),
+            content: "ok".into(),
+            is_error: true
+        }]
+    );
+}
+
+#[test]
+fn inbound_errors_name_the_field() {
+    let openai = |body: Value| parse_openai_request(body.to_string().as_bytes()).unwrap_err();
+    let anthropic = |body: Value| parse_anthropic_request(body.to_string().as_bytes()).unwrap_err();
+    let cases = [
+        (openai(json!({"messages": []})), "model"),
+        (openai(json!({"model": "m"})), "messages"),
+        (
+            openai(json!({"model": "m", "messages": [{"role": "tool", "content": "x"}]})),
+            "messages[0].tool_call_id",
+        ),
+        (
+            openai(json!({"model": "m", "messages": [{"role": "wizard", "content": "x"}]})),
+            "messages[0].role",
+        ),
+        (
+            openai(
+                json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
+            ),
+            "messages[0].content[0].type",
+        ),
+        (
+            openai(json!({"model": "m", "messages": [], "max_tokens": -3})),
+            "max_tokens",
+        ),
+        (
+            openai(json!({"model": "m", "messages": [], "tools": [{"type": "function"}]})),
+            "tools[0].function",
+        ),
+        (
+            openai(
+                json!({"model": "m", "messages": [{"role": "assistant", "tool_calls": [{"id": "c", "function": {}}]}]}),
+            ),
+            "messages[0].tool_calls[0].function.name",
+        ),
+        (
+            anthropic(json!({"model": "m", "messages": [{"role": "user"}]})),
+            "messages[0].content",
+        ),
+        (
+            anthropic(
+                json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}),
+            ),
+            "messages[0].content[0].tool_use_id",
+        ),
+        (
+            anthropic(
+                json!({"model": "m", "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
+            ),
+            "tools[0].input_schema",
+        ),
+        (
+            anthropic(json!({"model": "m", "messages": [], "temperature": "hot"})),
+            "temperature",
+        ),
+    ];
+    for (err, field) in cases {
+        assert_eq!(err.status, 400);
+        assert_eq!(err.param.as_deref(), Some(field), "{err}");
+        assert!(err.message.starts_with(field), "{err}");
+        let o = err.to_openai_json();
+        assert_eq!(o["error"]["type"], "invalid_request_error");
+        assert_eq!(o["error"]["param"], field);
+        assert_eq!(o["error"]["message"], json!(err.message));
+        let a = err.to_anthropic_json();
+        assert_eq!(a["type"], "error");
+        assert_eq!(a["error"]["type"], "invalid_request_error");
+        // Our own clients read these bodies as a bad request.
+        for body in [o, a] {
+            assert_eq!(
+                Failure::from_error_body(Some(400), &body.to_string()).class,
+                ErrorClass::BadRequest
+            );
+        }
+    }
+    for junk in [
+        &b"not json"[..],
+        b"[1,2]",
+        b"",
+        b"\xff\xfe",
+        b"{\"model\": 3}",
+    ] {
+        assert_eq!(parse_openai_request(junk).unwrap_err().status, 400);
+        assert_eq!(parse_anthropic_request(junk).unwrap_err().status, 400);
+    }
+}
