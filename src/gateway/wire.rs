@@ -917,13 +917,7 @@ impl AnthropicEncoder {
         if self.finished {
             return Vec::new();
         }
-        let err = ProviderError::new(
-            "gateway",
-            ErrorClass::StreamCut,
-            crate::provider::Phase::MidStream,
-            "the upstream stream ended before the message was complete",
-        );
-        self.error(&err)
+        self.error(&upstream_cut())
     }
 
     /// An in-stream `event: error` for `err`; the stream is over after it.
@@ -1113,13 +1107,7 @@ impl OpenAiEncoder {
         if self.finished {
             return Vec::new();
         }
-        let err = ProviderError::new(
-            "gateway",
-            ErrorClass::StreamCut,
-            crate::provider::Phase::MidStream,
-            "the upstream stream ended before the message was complete",
-        );
-        self.error(&err)
+        self.error(&upstream_cut())
     }
 
     /// An in-stream error chunk for `err`; no `[DONE]` follows.
@@ -1320,4 +1308,14 @@ pub fn openai_completion(model: &str, events: &[StreamEvent]) -> Value {
         "usage": openai_usage(&reply.usage),
         "system_fingerprint": Value::Null,
     })
+}
+
+/// What a client is told when the upstream stream ended without its terminating event.
+fn upstream_cut() -> ProviderError {
+    ProviderError::new(
+        "gateway",
+        ErrorClass::StreamCut,
+        crate::provider::Phase::MidStream,
+        "the upstream stream ended before the message was complete",
+    )
 }
