@@ -38,6 +38,52 @@ pub enum Command {
     Sim(SimArgs),
     /// Replay a recording in the console, report on it, export it, or re-drive its prompts.
     Replay(ReplayArgs),
+    /// Run a local gateway that agents point their OpenAI or Anthropic base URL at; the console
+    /// watches its traffic.
+    Serve(ServeArgs),
+    /// Open the console on a gateway running elsewhere (its `/events` and `/control`).
+    Attach(AttachArgs),
+}
+
+/// The shared secret of a gateway's `/events` and `/control` (and, when set, its `/v1` routes).
+#[derive(Debug, Clone, Args, Default)]
+pub struct TokenArgs {
+    /// The token (visible to other local users in the process list: prefer --token-file or
+    /// BREAKERBOX_TOKEN).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "BREAKERBOX_TOKEN",
+        hide_env_values = true
+    )]
+    pub token: Option<String>,
+
+    /// Read the token from this file (its first line).
+    #[arg(long, value_name = "FILE", conflicts_with = "token")]
+    pub token_file: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// Address to listen on. Anything but loopback requires a token.
+    #[arg(long, default_value = "127.0.0.1:8080", value_name = "ADDR")]
+    pub listen: SocketAddr,
+
+    /// No console: serve until SIGINT or SIGTERM, logging to stderr.
+    #[arg(long)]
+    pub headless: bool,
+
+    #[command(flatten)]
+    pub token: TokenArgs,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AttachArgs {
+    /// The gateway's base URL, e.g. `http://127.0.0.1:8080`.
+    pub url: String,
+
+    #[command(flatten)]
+    pub token: TokenArgs,
 }
 
 /// Recording, for the commands that run sessions (the console, `ask`).

@@ -31,6 +31,10 @@ pub struct Config {
     /// Named chains of targets; the default chain is every provider in order.
     #[serde(default)]
     pub chains: Vec<ChainEntry>,
+    /// The gateway's routes: a model name clients send → a chain. Without any, the route
+    /// `default` uses the chain `default`.
+    #[serde(default)]
+    pub routes: Vec<RouteEntry>,
     #[serde(default)]
     pub timeouts: TimeoutsConfig,
     #[serde(default)]
@@ -99,6 +103,50 @@ pub struct ChainEntry {
     /// `off`, a duration (`2s`) or a percentile of recent first-event latency (`p95`).
     #[serde(default)]
     pub hedge: HedgeSetting,
+}
+
+/// A gateway route: requests naming `model` go down `chain`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteEntry {
+    /// The model name a client sends to pick this route.
+    pub model: Spanned<String>,
+    /// The chain to use (`default`: the chain named so, else every provider in order).
+    #[serde(default = "default_chain_name")]
+    pub chain: Spanned<String>,
+    /// What a streaming client sees of a failover after text reached it.
+    #[serde(default)]
+    pub mode: RouteMode,
+    /// Forward the client's own API key to the targets that speak the client's protocol, instead
+    /// of the gateway's keys.
+    #[serde(default)]
+    pub passthrough: bool,
+}
+
+fn default_chain_name() -> Spanned<String> {
+    Spanned::new(0..0, "default".to_string())
+}
+
+/// How a route streams to its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteMode {
+    /// Forward events as they arrive. A failure after text reached the client continues on a
+    /// target that accepts a prefill, else ends the client's stream with an error.
+    #[default]
+    Live,
+    /// Hold the reply until the provider's stream completes: any failover is invisible, at the
+    /// cost of first-token latency.
+    Buffered,
+}
+
+impl RouteMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteMode::Live => "live",
+            RouteMode::Buffered => "buffered",
+        }
+    }
 }
 
 /// A target: a provider name, or a table naming a provider and a model.
@@ -531,6 +579,7 @@ impl Default for Config {
         Config {
             providers: default_providers(),
             chains: Vec::new(),
+            routes: Vec::new(),
             timeouts: TimeoutsConfig::default(),
             engine: EngineSection::default(),
             breaker: BreakerSection::default(),
@@ -634,6 +683,36 @@ impl Config {
                         known.join(", ")
                     )));
                 }
+            }
+        }
+        let mut route_names = std::collections::HashSet::new();
+        for route in &self.routes {
+            let model = route.model.get_ref();
+            if model.trim().is_empty() {
+                return Err(ConfigError(format!(
+                    "{}: routes.model is empty: give the model name clients will send",
+                    at(route.model.span())
+                )));
+            }
+            if !route_names.insert(model) {
+                return Err(ConfigError(format!(
+                    "{}: routes.model `{model}` is declared twice: each model name picks one route",
+                    at(route.model.span())
+                )));
+            }
+            let chain = route.chain.get_ref();
+            if chain != "default" && !chain_names.contains(chain) {
+                return Err(ConfigError(format!(
+                    "{}: route `{model}`: no chain is named `{chain}` (declared: {})",
+                    at(route.chain.span()),
+                    if chain_names.is_empty() {
+                        "none; declare it under [[chains]]".to_string()
+                    } else {
+                        let mut names: Vec<&str> = chain_names.iter().map(|n| n.as_str()).collect();
+                        names.sort_unstable();
+                        names.join(", ")
+                    }
+                )));
             }
         }
         if let Err(e) = crate::console::keys::Bindings::with_overrides(&self.keys) {
@@ -760,7 +839,7 @@ mod tests {
         assert_eq!(sample.engine, defaults.engine);
         assert_eq!(sample.breaker, defaults.breaker);
         assert_eq!(sample.retry, defaults.retry);
-        assert!(sample.chains.is_empty() && sample.policy.is_empty());
+        assert!(sample.chains.is_empty() && sample.policy.is_empty() && sample.routes.is_empty());
         let names = |c: &Config| {
             c.providers
                 .iter()
@@ -827,5 +906,41 @@ mod tests {
                 .contains("unknown unit")
         );
         assert!(parse_duration("fast").is_err());
+    }
+
+    #[test]
+    fn routes_name_a_model_and_a_declared_chain() {
+        let ok = Config::parse(
+            "[[chains]]\nname = \"fast\"\ntargets = [\"openai\"]\n\n[[routes]]\nmodel = \"default\"\n\n[[routes]]\nmodel = \"quick\"\nchain = \"fast\"\nmode = \"buffered\"\npassthrough = true\n",
+            "gw.toml",
+        )
+        .unwrap();
+        assert_eq!(ok.routes.len(), 2);
+        assert_eq!(ok.routes[0].chain.get_ref(), "default");
+        assert_eq!(ok.routes[0].mode, RouteMode::Live);
+        assert_eq!(ok.routes[1].mode, RouteMode::Buffered);
+        assert!(ok.routes[1].passthrough);
+
+        let err = Config::parse("[[routes]]\nmodel = \"x\"\nchain = \"nope\"\n", "gw.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("gw.toml:3:9: route `x`: no chain is named `nope`"),
+            "{err}"
+        );
+        let err = Config::parse(
+            "[[routes]]\nmodel = \"x\"\n\n[[routes]]\nmodel = \"x\"\n",
+            "gw.toml",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            err.starts_with("gw.toml:5:9: routes.model `x` is declared twice"),
+            "{err}"
+        );
+        let err = Config::parse("[[routes]]\nmodel = \"x\"\nmode = \"fast\"\n", "gw.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.starts_with("gw.toml:3:8"), "{err}");
     }
 }

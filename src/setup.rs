@@ -16,6 +16,15 @@ use crate::event::{Bus, Mode, ProviderInfo};
 use crate::provider::{self, ApiKey, Protocol, Provider};
 use crate::sim::{self, Simulator};
 
+/// A chain's targets and settings, as the config declares them.
+#[derive(Debug, Clone)]
+pub struct Chain {
+    pub name: String,
+    pub entries: Vec<TargetEntry>,
+    pub mid_stream: MidStreamPolicy,
+    pub hedge: Option<crate::engine::failover::HedgeTrigger>,
+}
+
 /// The providers a command will use, in failover order, and the engine parts they share.
 pub struct Setup {
     pub mode: Mode,
@@ -39,19 +48,22 @@ impl Setup {
     /// The engine for a chain: the named one from the config, else the config's `default` chain,
     /// else every provider in order.
     pub fn engine(&self, chain: Option<&str>) -> Result<FailoverEngine> {
+        let c = self.chain(chain)?;
+        self.engine_for(&c.name, &c.entries, c.mid_stream, c.hedge)
+    }
+
+    /// A chain as declared: the named one from the config, else the config's `default` chain,
+    /// else every provider in order.
+    pub fn chain(&self, chain: Option<&str>) -> Result<Chain> {
+        let chains = &self.config.chains;
         let declared = match chain {
-            Some(name) => Some(
-                self.config
-                    .chains
+            Some(name) if name != "default" => Some(
+                chains
                     .iter()
                     .find(|c| c.name.get_ref() == name)
                     .ok_or_else(|| {
-                        let names: Vec<&str> = self
-                            .config
-                            .chains
-                            .iter()
-                            .map(|c| c.name.get_ref().as_str())
-                            .collect();
+                        let names: Vec<&str> =
+                            chains.iter().map(|c| c.name.get_ref().as_str()).collect();
                         eyre!(
                             "no chain is named `{name}` (declared: {})",
                             if names.is_empty() {
@@ -62,33 +74,31 @@ impl Setup {
                         )
                     })?,
             ),
-            None => self
-                .config
-                .chains
-                .iter()
-                .find(|c| c.name.get_ref() == "default"),
+            _ => chains.iter().find(|c| c.name.get_ref() == "default"),
         };
-        let (name, entries, mid_stream, hedge) = match declared {
-            Some(c) => (
-                c.name.get_ref().clone(),
-                c.targets
-                    .iter()
-                    .map(|t| t.get_ref().clone())
-                    .collect::<Vec<_>>(),
-                c.mid_stream,
-                c.hedge.0,
-            ),
-            None => (
-                "default".to_string(),
-                self.providers
+        Ok(match declared {
+            Some(c) => Chain {
+                name: c.name.get_ref().clone(),
+                entries: c.targets.iter().map(|t| t.get_ref().clone()).collect(),
+                mid_stream: c.mid_stream,
+                hedge: c.hedge.0,
+            },
+            None => Chain {
+                name: "default".to_string(),
+                entries: self
+                    .providers
                     .iter()
                     .map(|p| TargetEntry::Name(p.name().to_string()))
-                    .collect::<Vec<_>>(),
-                MidStreamPolicy::default(),
-                None,
-            ),
-        };
-        self.engine_for(&name, &entries, mid_stream, hedge)
+                    .collect(),
+                mid_stream: MidStreamPolicy::default(),
+                hedge: None,
+            },
+        })
+    }
+
+    /// The config this setup was built from.
+    pub fn config(&self) -> &Config {
+        &self.config
     }
 
     /// An engine over the given targets.

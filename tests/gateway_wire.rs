@@ -13,7 +13,7 @@ use breakerbox::provider::http::{self, Failure};
 use breakerbox::provider::openai::{OpenAiClient, OpenAiParser};
 use breakerbox::provider::{
     Content, ErrorClass, Phase, Protocol, ProviderConfig, ProviderError, Request, Role, StopReason,
-    StreamEvent, Usage,
+    StreamEvent, ToolChoice, Usage,
 };
 use provider_common::normalize;
 use serde_json::{Value, json};
@@ -371,6 +371,8 @@ fn expected_back(class: ErrorClass, in_stream: bool) -> ErrorClass {
     match class {
         c if FAITHFUL.contains(&c) && !(in_stream && c == ErrorClass::Conflict) => c,
         ErrorClass::Stalled => ErrorClass::Timeout,
+        // "Every provider is unavailable" is a 503, which clients read (and retry) as overloaded.
+        ErrorClass::Unavailable if !in_stream => ErrorClass::Overloaded,
         _ => ErrorClass::ServerError,
     }
 }
@@ -557,6 +559,12 @@ fn sample_request() -> Request {
         }],
         max_tokens: 512,
         temperature: Some(0.7),
+        top_p: Some(0.9),
+        stop: vec!["END".into(), "STOP".into()],
+        tool_choice: Some(ToolChoice::Tool {
+            name: "get_weather".into(),
+        }),
+        credentials: None,
     }
 }
 
@@ -585,6 +593,26 @@ fn requests_round_trip_through_our_clients_bodies() {
         parse_anthropic_request(anthropic_body(&request).to_string().as_bytes()).unwrap();
     assert_eq!(parsed, request);
     assert!(options.stream);
+
+    // Every tool choice survives both ways.
+    for choice in [ToolChoice::Auto, ToolChoice::None, ToolChoice::Any] {
+        let request = Request {
+            tool_choice: Some(choice),
+            ..sample_request()
+        };
+        let (parsed, _) =
+            parse_openai_request(openai_body(&request).to_string().as_bytes()).unwrap();
+        assert_eq!(parsed, request);
+        let (parsed, _) =
+            parse_anthropic_request(anthropic_body(&request).to_string().as_bytes()).unwrap();
+        assert_eq!(parsed, request);
+    }
+    let bad = parse_openai_request(br#"{"model":"m","messages":[],"tool_choice":"sometimes"}"#)
+        .unwrap_err();
+    assert_eq!(bad.param.as_deref(), Some("tool_choice"));
+    let bad = parse_anthropic_request(br#"{"model":"m","messages":[],"stop_sequences":"END"}"#)
+        .unwrap_err();
+    assert_eq!(bad.param.as_deref(), Some("stop_sequences"));
 }
 
 #[test]

@@ -155,6 +155,8 @@ fn conversation() -> Request {
         }],
         max_tokens: 300,
         temperature: Some(0.5),
+        credentials: None,
+        ..Request::default()
     }
 }
 

@@ -2,6 +2,10 @@
 //! render interval. It draws only when something changed, at most 60 times a second, folding bursts
 //! of events into one frame; it never awaits I/O of its own (the engine and the network run in other
 //! tasks, reached through the controller).
+//!
+//! The same loop serves a local session (the engine in this process, [`Controller`]), a replay
+//! (read-only) and a console attached to a remote gateway ([`RemoteControl`], whose results and
+//! stream state arrive as [`Note`]s).
 
 use chrono::Utc;
 use futures::StreamExt;
@@ -14,14 +18,16 @@ use ratatui_textarea::TextArea;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::mpsc;
 
 use super::control::{Controller, LoadChange};
 use super::dashboard::Dashboard;
 use super::keys::{Action, Bindings};
 use super::panels::{self, View};
+use super::remote::{Note, RemoteControl};
 use super::replay::Player;
 use super::ui::{BreakerAction, FAULT_CHOICES, Focus, Overlay, Ui};
-use crate::event::Event;
+use crate::event::{Event, EventKind};
 
 /// At most 60 frames a second.
 const FRAME: Duration = Duration::from_millis(16);
@@ -29,6 +35,41 @@ const FRAME: Duration = Duration::from_millis(16);
 const TICK: Duration = Duration::from_millis(500);
 /// Events folded before the loop looks at the keyboard again (a burst never starves the keys).
 const BURST: usize = 4096;
+
+/// What the operator's commands reach.
+pub enum Control {
+    /// The engine and simulator in this process.
+    Local(Controller),
+    /// A gateway elsewhere, through its `/control`; results come back as notes.
+    Remote(RemoteControl),
+}
+
+impl Control {
+    /// Trip, force closed or reset a breaker. Returns a line for the status bar.
+    fn breaker(&self, action: BreakerAction, provider: &str) -> String {
+        match self {
+            Control::Local(c) => c.breaker(action, provider),
+            Control::Remote(r) => r.breaker(action, provider),
+        }
+    }
+
+    fn set_fault(&self, provider: &str, fault: &str) -> String {
+        match self {
+            Control::Local(c) => c.set_fault(provider, fault),
+            Control::Remote(r) => r.set_fault(provider, fault),
+        }
+    }
+
+    fn send_prompt(&self, text: &str) -> String {
+        match self {
+            Control::Local(c) => {
+                c.send_prompt(text);
+                "sent".to_string()
+            }
+            Control::Remote(r) => r.send_prompt(text),
+        }
+    }
+}
 
 /// The console's state and what it talks to.
 pub struct App {
@@ -39,8 +80,10 @@ pub struct App {
     pub ui: Ui,
     pub keys: Bindings,
     pub prompt: TextArea<'static>,
-    /// Reaches the engine; `None` in a replay, which is read-only.
-    controller: Option<Controller>,
+    /// Reaches the engine or the gateway; `None` in a replay, which is read-only.
+    control: Option<Control>,
+    /// Results of remote commands and the remote stream's state (attached only).
+    notes: Option<mpsc::UnboundedReceiver<Note>>,
     /// Plays a recording instead of the bus.
     player: Option<Player>,
     quit: bool,
@@ -48,18 +91,44 @@ pub struct App {
 
 impl App {
     pub fn new(ui: Ui, keys: Bindings, controller: Controller) -> Self {
+        Self::with_control(ui, keys, Control::Local(controller), None)
+    }
+
+    /// A console attached to a remote gateway (`breakerbox attach`): commands go to `control`,
+    /// whose results, like the event stream's state, arrive on `notes`. `ui.attached` names the
+    /// gateway in the header (see `remote::Attachment::into_app`).
+    pub fn attached(
+        ui: Ui,
+        keys: Bindings,
+        control: RemoteControl,
+        notes: mpsc::UnboundedReceiver<Note>,
+    ) -> Self {
+        Self::with_control(ui, keys, Control::Remote(control), Some(notes))
+    }
+
+    fn with_control(
+        ui: Ui,
+        keys: Bindings,
+        control: Control,
+        notes: Option<mpsc::UnboundedReceiver<Note>>,
+    ) -> Self {
         let mut app = App {
             live: Dashboard::new(),
             frozen: None,
             ui,
             keys,
             prompt: TextArea::default(),
-            controller: Some(controller),
+            control: Some(control),
+            notes,
             player: None,
             quit: false,
         };
         app.style_prompt();
         app
+    }
+
+    fn is_attached(&self) -> bool {
+        matches!(self.control, Some(Control::Remote(_)))
     }
 
     /// A console playing a recording.
@@ -71,7 +140,8 @@ impl App {
             ui,
             keys,
             prompt: TextArea::default(),
-            controller: None,
+            control: None,
+            notes: None,
             player: Some(player),
             quit: false,
         }
@@ -110,6 +180,8 @@ impl App {
         let mut replay_clock = tokio::time::Instant::now();
         let mut dirty = true;
         let mut bus_open = true;
+        // Out of `self` while the loop runs, so its branch does not hold `self` borrowed.
+        let mut notes = self.notes.take();
         while !self.quit {
             tokio::select! {
                 input_event = input.next() => match input_event {
@@ -124,6 +196,13 @@ impl App {
                 received = bus.recv(), if bus_open => {
                     bus_open = !matches!(received, Err(RecvError::Closed));
                     self.receive(received, &mut bus);
+                    dirty = true;
+                }
+                note = next_note(&mut notes), if notes.is_some() => {
+                    match note {
+                        Some(note) => self.on_note(note),
+                        None => notes = None,
+                    }
                     dirty = true;
                 }
                 // A replay keeps its own, recorded time: the wall clock never reaches it.
@@ -146,6 +225,7 @@ impl App {
                 () = terminate.recv() => break,
             }
         }
+        self.notes = notes;
         Ok(())
     }
 
@@ -157,16 +237,77 @@ impl App {
     ) {
         let mut next = first;
         for _ in 0..BURST {
-            match next {
-                Ok(event) => self.live.apply(&event),
-                Err(RecvError::Lagged(n)) => self.live.missed(n),
-                Err(RecvError::Closed) => return,
+            if matches!(next, Err(RecvError::Closed)) {
+                return;
             }
+            self.on_event(next);
             next = match bus.try_recv() {
                 Ok(event) => Ok(event),
                 Err(broadcast::error::TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
                 Err(_) => return,
             };
+        }
+    }
+
+    /// Fold one item from the event channel. An attached console starts afresh at each
+    /// `session_started`: the gateway sends one first on every (re)connection, followed by its
+    /// snapshot and recent events, so nothing is counted twice across a reconnect.
+    pub fn on_event(&mut self, received: Result<Arc<Event>, RecvError>) {
+        match received {
+            Ok(event) => {
+                if self.is_attached()
+                    && self.live.events_applied > 0
+                    && matches!(event.kind, EventKind::SessionStarted { .. })
+                {
+                    self.restart_dashboard();
+                }
+                self.live.apply(&event);
+            }
+            Err(RecvError::Lagged(n)) => self.live.missed(n),
+            Err(RecvError::Closed) => {}
+        }
+    }
+
+    /// Wait for the next event or note and fold it, without a terminal (tests, headless drivers
+    /// of an attached console). False once the event channel has closed.
+    pub async fn fold_next(&mut self, bus: &mut broadcast::Receiver<Arc<Event>>) -> bool {
+        let mut notes = self.notes.take();
+        // Events first: a note sent after them (the stream dropped) is folded after them.
+        let open = tokio::select! {
+            biased;
+            received = bus.recv() => {
+                let open = !matches!(received, Err(RecvError::Closed));
+                self.on_event(received);
+                open
+            }
+            Some(note) = next_note(&mut notes) => {
+                self.on_note(note);
+                true
+            }
+        };
+        self.notes = notes;
+        open
+    }
+
+    /// A fresh fold for a new stream of the same gateway; what the screen is set to look at stays.
+    fn restart_dashboard(&mut self) {
+        let recording = self.live.recording.take();
+        self.live = Dashboard::new();
+        self.live.recording = recording;
+        self.ui.selected_request = None;
+    }
+
+    /// Fold one note from an attached console's gateway: a command's result, lost events, the
+    /// stream's state.
+    pub fn on_note(&mut self, note: Note) {
+        match note {
+            Note::Flash(text) => self.ui.flash = Some(text),
+            Note::Missed(n) => self.live.missed(n),
+            Note::Link(link) => {
+                if let Some(attached) = &mut self.ui.attached {
+                    attached.link = link;
+                }
+            }
         }
     }
 
@@ -280,14 +421,15 @@ impl App {
                 if text.trim().is_empty() {
                     self.ui.flash = Some("type a prompt first".to_string());
                 } else {
-                    if let Some(controller) = &self.controller {
-                        controller.send_prompt(text.trim());
-                    }
+                    let flash = match &self.control {
+                        Some(control) => control.send_prompt(text.trim()),
+                        None => "a replay is read-only".to_string(),
+                    };
                     self.prompt = TextArea::default();
                     // Show the reply as it streams: follow the newest request.
                     self.ui.selected_request = None;
                     self.ui.reply_scroll = 0;
-                    self.ui.flash = Some("sent".to_string());
+                    self.ui.flash = Some(flash);
                 }
             }
             _ => {
@@ -309,8 +451,8 @@ impl App {
             }
             Overlay::Confirm { action, provider } => {
                 self.ui.overlay = None;
-                self.ui.flash = Some(match (&self.controller, key.code) {
-                    (Some(controller), KeyCode::Char('y')) => controller.breaker(action, &provider),
+                self.ui.flash = Some(match (&self.control, key.code) {
+                    (Some(control), KeyCode::Char('y')) => control.breaker(action, &provider),
                     _ => "cancelled".to_string(),
                 });
             }
@@ -319,10 +461,10 @@ impl App {
                     self.ui.overlay = None;
                 } else if key.code == KeyCode::Enter {
                     self.ui.overlay = None;
-                    if let (Some((fault, _)), Some(controller)) =
-                        (FAULT_CHOICES.get(selected), &self.controller)
+                    if let (Some((fault, _)), Some(control)) =
+                        (FAULT_CHOICES.get(selected), &self.control)
                     {
-                        self.ui.flash = Some(controller.set_fault(&provider, fault));
+                        self.ui.flash = Some(control.set_fault(&provider, fault));
                     }
                 } else if up || down {
                     let n = FAULT_CHOICES.len();
@@ -370,7 +512,7 @@ impl App {
                 | Action::LoadFaster
                 | Action::LoadSlower
         );
-        if self.controller.is_none() && changes_something {
+        if self.control.is_none() && changes_something {
             self.ui.flash = Some("a replay is read-only".to_string());
             return;
         }
@@ -387,10 +529,8 @@ impl App {
             Action::Trip => self.confirm(BreakerAction::Trip),
             Action::ForceClosed => self.confirm(BreakerAction::ForceClosed),
             Action::Reset => {
-                if let (Some(provider), Some(controller)) =
-                    (self.selected_provider(), &self.controller)
-                {
-                    self.ui.flash = Some(controller.breaker(BreakerAction::Reset, &provider));
+                if let (Some(provider), Some(control)) = (self.selected_provider(), &self.control) {
+                    self.ui.flash = Some(control.breaker(BreakerAction::Reset, &provider));
                 }
             }
             Action::PickFault => match self.selected_provider() {
@@ -400,6 +540,11 @@ impl App {
                         .and_then(|f| FAULT_CHOICES.iter().position(|(c, _)| *c == f))
                         .unwrap_or(0);
                     self.ui.overlay = Some(Overlay::FaultPicker { provider, selected });
+                }
+                _ if self.is_attached() => {
+                    self.ui.flash = Some(
+                        "faults apply to simulated providers; this gateway has none".to_string(),
+                    );
                 }
                 _ => {
                     self.ui.flash =
@@ -418,9 +563,15 @@ impl App {
     }
 
     fn load(&mut self, change: LoadChange) {
-        if let Some(controller) = &self.controller {
-            self.ui.flash = Some(controller.adjust_load(change));
-            self.ui.load = controller.load();
+        match &self.control {
+            Some(Control::Local(controller)) => {
+                self.ui.flash = Some(controller.adjust_load(change));
+                self.ui.load = controller.load();
+            }
+            Some(Control::Remote(_)) => {
+                self.ui.flash = Some("no background load on an attached console".to_string());
+            }
+            None => {}
         }
     }
 
@@ -485,6 +636,14 @@ impl App {
                 self.ui.reply_scroll = down.clamp(0, i64::from(u16::MAX)) as u16;
             }
         }
+    }
+}
+
+/// The next note, or never when there is no channel of notes.
+async fn next_note(notes: &mut Option<mpsc::UnboundedReceiver<Note>>) -> Option<Note> {
+    match notes {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }
 

@@ -10,6 +10,7 @@ pub mod dashboard;
 pub mod keys;
 pub mod layout;
 pub mod panels;
+pub mod remote;
 pub mod replay;
 pub mod theme;
 pub mod ui;
@@ -92,7 +93,7 @@ async fn session(
         sim.run_scenario(incident)?;
     }
     // Started before the first event is published, so the recording holds the whole session.
-    let (recorder, recording) = start_recording(record, &setup, &config, &bus, &env);
+    let (recorder, recording) = start_recording(record, setup.mode, &setup, &config, &bus, &env);
     bus.publish(EventKind::SessionStarted {
         format_version: FORMAT_VERSION,
         mode: setup.mode,
@@ -133,8 +134,9 @@ async fn session(
 /// Start recording as the flags ask: `--record FILE`, nothing with `--no-record`, else a new file in
 /// the sessions directory. Returns the recorder and what the header shows (`Dashboard.recording`). A recording that cannot
 /// start never stops the console: the header says why instead.
-fn start_recording(
+pub(crate) fn start_recording(
     record: &RecordArgs,
+    mode: crate::event::Mode,
     setup: &setup::Setup,
     config: &crate::config::Config,
     bus: &Bus,
@@ -163,7 +165,7 @@ fn start_recording(
             dir.join(session_file_name(chrono::Utc::now()))
         }
     };
-    let header = session_header(setup.mode, &setup.infos, config, env, record.redact_content);
+    let header = session_header(mode, &setup.infos, config, env, record.redact_content);
     match Recorder::start(&path, &header, bus, record.redact_content) {
         Ok(recorder) => (Some(recorder), Some(path.display().to_string())),
         Err(e) => (None, Some(format!("not recording: {e}"))),

@@ -105,8 +105,28 @@ pub const FAULT_CHOICES: &[(&str, &str)] = &[
     ("bad_request", "400"),
 ];
 
+/// The gateway an attached console (`breakerbox attach`) watches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Attached {
+    /// The gateway's `host:port`, for the header. Never the token, never credentials from the URL.
+    pub target: String,
+    pub link: Link,
+}
+
+/// Whether an attached console's event stream is up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Connected,
+    /// The stream dropped; the next try is this many milliseconds after it did.
+    Disconnected {
+        retry_in_ms: u64,
+    },
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct Ui {
+    /// The address this console's gateway (`breakerbox serve`) listens on, for the header.
+    pub serving: Option<String>,
     pub focus: Focus,
     /// Index into `Dashboard::providers`.
     pub selected_provider: usize,
@@ -130,11 +150,14 @@ pub struct Ui {
     pub flash: Option<String>,
     /// Where a replay stands; `None` when live.
     pub replay: Option<super::replay::ReplayView>,
+    /// The remote gateway, when the console is attached to one; `None` when local.
+    pub attached: Option<Attached>,
 }
 
 impl Default for Ui {
     fn default() -> Self {
         Ui {
+            serving: None,
             focus: Focus::Providers,
             selected_provider: 0,
             selected_request: None,
@@ -148,6 +171,7 @@ impl Default for Ui {
             faults_available: false,
             flash: None,
             replay: None,
+            attached: None,
         }
     }
 }

@@ -70,6 +70,15 @@ pub enum MidStreamPolicy {
     /// Send the partial reply as an assistant prefill to a target that accepts one and splice the
     /// continuation on; restart where that is not possible.
     Continue,
+    /// For callers that can never withdraw what they have shown (the gateway's live mode): like
+    /// `continue` until the caller has visible content (reply text or part of a tool call); from
+    /// then on only a target that accepts a prefill may carry on, and only after text (a tool call
+    /// cannot be spliced). Targets that cannot are skipped (`attempt_skipped`, reason
+    /// `cannot_continue`); one that refuses the prefill (a 400) is passed over too, never asked
+    /// again without it. When none can, the request ends with the mid-stream error (see
+    /// `Tally::keep`). Never a `Rewind` once content is visible; before, a `Rewind` of zero
+    /// characters may withdraw a bare `MessageStart`.
+    ContinueOrFail,
     /// End the request with the error.
     Fail,
 }
@@ -234,6 +243,9 @@ pub struct FailoverEngine {
     source: Source,
 }
 
+/// The `attempt_skipped` reason for a target that cannot continue a reply under `continue_or_fail`.
+const CANNOT_CONTINUE: &str = "cannot_continue";
+
 /// Items the engine sends its caller; capacity bounds how far the engine runs ahead of a slow one.
 const OUT_CAPACITY: usize = 64;
 
@@ -261,6 +273,14 @@ impl FailoverEngine {
 
     pub fn targets(&self) -> &[Target] {
         &self.targets
+    }
+
+    /// The same engine (settings, breakers, bus) over other targets.
+    pub fn with_targets(&self, targets: Vec<Target>) -> Self {
+        FailoverEngine {
+            targets: Arc::new(targets),
+            ..self.clone()
+        }
     }
 
     pub fn shared(&self) -> &Shared {
@@ -384,7 +404,8 @@ struct Tally {
     attempts: u32,
     cost: f64,
     failed_cost: f64,
-    /// The error the caller will get if nothing answers: the most informative one seen.
+    /// The error the caller will get if nothing answers: the most informative one seen (see
+    /// [`Tally::keep`]), not merely the last.
     error: Option<ProviderError>,
     /// Reply text the caller has received and that has not been withdrawn.
     delivered: String,
@@ -394,6 +415,64 @@ struct Tally {
     tool_call: bool,
     /// Who failed after the caller got part of a reply, and why: the reason of the next rewind.
     interrupted: Option<(String, String)>,
+}
+
+impl Tally {
+    /// Offer a failure as the request's error: it replaces the one held only if it tells the
+    /// caller more ([`informativeness`]); on a tie the one held — the earliest — stays. The request
+    /// ends with the kept error whenever it runs out of targets, retries or attempts; only a
+    /// cancellation and the `fail` mid-stream policy end it with the failure at hand.
+    ///
+    /// Every real failure of the request is offered, a mid-stream one included, and a failed
+    /// continuation or restart competes with it by the same rule: a stream cut followed by a 503
+    /// on the restart reports the 503 (the provider said something), a stream cut followed by a
+    /// connect failure reports the cut (the earlier of two transport failures). What is never
+    /// offered: a target's refusal of a prefill (the engine's own doing, not the caller's fault).
+    fn keep(&mut self, err: ProviderError) {
+        if self
+            .error
+            .as_ref()
+            .is_none_or(|held| informativeness(&err) > informativeness(held))
+        {
+            self.error = Some(err);
+        }
+    }
+
+    /// The error to end the request with when nothing is left to try: the one kept, else `err`.
+    fn kept_or(&self, err: ProviderError) -> ProviderError {
+        self.error.clone().unwrap_or(err)
+    }
+
+    /// The caller has seen part of the reply it could not un-see: text, or part of a tool call.
+    /// (A bare `MessageStart` or `Usage` is not content.)
+    fn visible(&self) -> bool {
+        !self.delivered.is_empty() || self.tool_call
+    }
+}
+
+/// How much an error tells the caller, for [`Tally::keep`]: higher is more. The rank, then a
+/// `retry-after` as a tie-break within rank 2.
+///
+/// - 3: the request itself is at fault and the caller can fix it (`bad_request`, `context_length`,
+///   `content_filter`, `too_large`, `not_found`);
+/// - 2: a provider answered: an HTTP error status, or an error it named in the stream
+///   (`rate_limited`, `overloaded`, `server_error`, `auth`, `quota`, …); one with a `retry-after`
+///   (a 429 that says when) beats one without (a plain 500);
+/// - 1: the transport failed without a word from the provider (`connect`, `timeout`, `stalled`,
+///   `stream_cut`, `malformed`);
+/// - 0: the engine's own verdicts (`unavailable`, `cancelled`).
+fn informativeness(err: &ProviderError) -> (u8, bool) {
+    use ErrorClass::*;
+    match err.class {
+        BadRequest | ContextLength | ContentFilter | TooLarge | NotFound => (3, false),
+        Unavailable | Cancelled => (0, false),
+        Connect | Timeout | Stalled | StreamCut | Malformed
+            if err.status.is_none() && err.error_type.is_none() =>
+        {
+            (1, false)
+        }
+        _ => (2, err.retry_after.is_some()),
+    }
 }
 
 impl Run {
@@ -438,7 +517,7 @@ impl Run {
                 continue;
             }
             match self
-                .on_target(target, request, tally, targets.get(index + 1), None)
+                .on_target(target, request, tally, &targets[index + 1..], None)
                 .await
             {
                 TargetEnd::Answered(report) => return Ok(*report),
@@ -466,7 +545,7 @@ impl Run {
             {
                 let bypass = Some(i);
                 if let TargetEnd::Answered(report) = self
-                    .on_target(&targets[i], request, tally, None, bypass)
+                    .on_target(&targets[i], request, tally, &[], bypass)
                     .await
                 {
                     return Ok(*report);
@@ -487,22 +566,25 @@ impl Run {
     }
 
     /// Attempts on one target until it answers, gives way to the next, or ends the request.
-    /// `bypass` skips the breaker (the all-open fallback).
+    /// `later`: the targets after this one. `bypass` skips the breaker (the all-open fallback).
     async fn on_target(
         &self,
         target: &Target,
         request: &Request,
         tally: &mut Tally,
-        next: Option<&Target>,
+        later: &[Target],
         bypass: Option<usize>,
     ) -> TargetEnd {
         let engine = &self.engine;
         let settings = &*engine.settings;
-        let has_next_target = next.is_some();
+        let next = later.first();
         let mut backoff = Backoff::new(&settings.retry);
         let mut retries = 0;
         let mut tries = 0;
         loop {
+            if self.cannot_continue(target, tally) {
+                return self.pass_over(target);
+            }
             let permit = if bypass.is_some() {
                 None
             } else {
@@ -590,18 +672,29 @@ impl Run {
             // A target that refuses the prefill gets the request again from the start; its
             // refusal must not hide the failure that made us continue.
             if prefill.is_some() && !report.committed() && err.class == ErrorClass::BadRequest {
+                // The caller's text cannot be withdrawn: this target just cannot continue it, and
+                // the request's error stays the one that interrupted the reply.
+                if settings.mid_stream == MidStreamPolicy::ContinueOrFail {
+                    return TargetEnd::Rejected(Rejection {
+                        reason: CANNOT_CONTINUE,
+                        retry_in: None,
+                    });
+                }
                 tally.interrupted =
                     Some((target.name().to_string(), "prefill rejected".to_string()));
                 self.rewind(tally).await;
                 continue;
             }
-            tally.error = Some(err.clone());
+            tally.keep(err.clone());
             if (report.committed() || prefill.is_some())
                 && !self.note_interruption(target, &report, &err, tally)
             {
                 return TargetEnd::Stop(err);
             }
 
+            // Under `continue_or_fail` with content out, only a target that can carry it on counts
+            // as a next one; when none can, this one (if it can) is retried with the prefill.
+            let has_next_target = later.iter().any(|t| !self.cannot_continue(t, tally));
             let facts = Facts {
                 error: &err,
                 committed: report.committed(),
@@ -611,6 +704,11 @@ impl Run {
             let (step, _why) = next_step(settings, &facts, &mut backoff, &engine.shared.budget);
             match step {
                 Step::Retry(delay) => {
+                    // No point waiting for a target that could not take the reply on anyway:
+                    // it was tried, not skipped; the later ones say for themselves why not.
+                    if self.cannot_continue(target, tally) {
+                        return TargetEnd::NextTarget(err.class);
+                    }
                     retries += 1;
                     tokio::select! {
                         () = tokio::time::sleep(delay) => {}
@@ -620,7 +718,8 @@ impl Run {
                     }
                 }
                 Step::NextTarget => return TargetEnd::NextTarget(err.class),
-                Step::Fail => return TargetEnd::Stop(err),
+                // Nothing left to try: the request ends with the most telling failure of all.
+                Step::Fail => return TargetEnd::Stop(tally.kept_or(err)),
             }
         }
     }
@@ -690,6 +789,23 @@ impl Run {
         true
     }
 
+    /// Under `continue_or_fail`, the caller has visible content and `target` cannot carry it on: it
+    /// takes no prefill, or the content includes a tool call (which cannot be spliced).
+    fn cannot_continue(&self, target: &Target, tally: &Tally) -> bool {
+        self.engine.settings.mid_stream == MidStreamPolicy::ContinueOrFail
+            && tally.visible()
+            && (!target.accepts_prefill || tally.tool_call)
+    }
+
+    /// Skip a target that cannot continue the reply.
+    fn pass_over(&self, target: &Target) -> TargetEnd {
+        self.skip(target, CANNOT_CONTINUE);
+        TargetEnd::Rejected(Rejection {
+            reason: CANNOT_CONTINUE,
+            retry_in: None,
+        })
+    }
+
     /// A hedge that won and then failed: settle it and move down the chain.
     fn after_failure(
         &self,
@@ -698,12 +814,14 @@ impl Run {
         err: ProviderError,
         tally: &mut Tally,
     ) -> TargetEnd {
-        tally.error = Some(err.clone());
+        tally.keep(err.clone());
         if err.class == ErrorClass::Cancelled
             || (report.committed() && !self.note_interruption(target, report, &err, tally))
-            || self.engine.settings.policy.get(err.class).failover == Failover::No
         {
             return TargetEnd::Stop(err);
+        }
+        if self.engine.settings.policy.get(err.class).failover == Failover::No {
+            return TargetEnd::Stop(tally.kept_or(err));
         }
         TargetEnd::NextTarget(err.class)
     }
@@ -774,7 +892,7 @@ impl Run {
         // Neither had a healthy first event: book the hedge's failure, hand back the primary's.
         let failed = join(b.task, next.name()).await;
         if let Some(err) = self.account(next, Some(next_permit), &failed, tally, false) {
-            tally.error = Some(err);
+            tally.keep(err);
         }
         Race::Primary(Box::new(join(a.task, primary.name()).await))
     }
@@ -853,14 +971,19 @@ impl Run {
         join(task, &provider).await
     }
 
-    /// Under `continue`, the text to send as a prefill to this target; otherwise withdraw it.
+    /// Under `continue` (and `continue_or_fail`), the text to send as a prefill to this target;
+    /// otherwise withdraw it. Under `continue_or_fail`, `on_target` has already passed over a
+    /// target that cannot continue visible content, so what is withdrawn here is at most a bare
+    /// `MessageStart`.
     async fn prepare_prefill(&self, target: &Target, tally: &mut Tally) -> Option<String> {
         if !tally.started && tally.delivered.is_empty() {
             return None;
         }
         // Tool calls cannot be spliced: their arguments would be two providers' halves.
-        if self.engine.settings.mid_stream == MidStreamPolicy::Continue
-            && target.accepts_prefill
+        if matches!(
+            self.engine.settings.mid_stream,
+            MidStreamPolicy::Continue | MidStreamPolicy::ContinueOrFail
+        ) && target.accepts_prefill
             && !tally.tool_call
             && !tally.delivered.is_empty()
         {
@@ -872,6 +995,11 @@ impl Run {
 
     /// Withdraw everything the caller has received for this request.
     async fn rewind(&self, tally: &mut Tally) {
+        debug_assert!(
+            !(self.engine.settings.mid_stream == MidStreamPolicy::ContinueOrFail
+                && tally.visible()),
+            "continue_or_fail never withdraws visible content"
+        );
         let (provider, reason) = tally
             .interrupted
             .take()
@@ -920,12 +1048,16 @@ impl Run {
                 }
             })
             .collect();
-        ProviderError::new(
+        let mut err = ProviderError::new(
             &self.engine.name,
             ErrorClass::Unavailable,
             Phase::Connect,
             format!("every provider is unavailable: {}", parts.join(", ")),
-        )
+        );
+        // When the first breaker lets a probe through: what a caller's retry should wait for.
+        // A breaker forced open by the operator has no such time.
+        err.retry_after = skipped.iter().filter_map(|(_, r)| r.retry_in).min();
+        err
     }
 
     async fn finish(
@@ -1132,6 +1264,31 @@ mod tests {
             format!("{class} from {provider}"),
         )))
     }
+    /// A provider's HTTP error answer.
+    fn answer(provider: &str, class: ErrorClass, status: u16, retry_after: Option<u64>) -> Play {
+        let mut err = ProviderError::new(
+            provider,
+            class,
+            Phase::Headers,
+            format!("HTTP {status} from {provider}"),
+        );
+        err.status = Some(status);
+        err.retry_after = retry_after.map(Duration::from_secs);
+        Play::Emit(Err(err))
+    }
+    fn tool_call() -> [Play; 2] {
+        [
+            Play::Emit(Ok(StreamEvent::ToolCallStart {
+                index: 0,
+                id: "t1".into(),
+                name: "get_weather".into(),
+            })),
+            Play::Emit(Ok(StreamEvent::ToolCallDelta {
+                index: 0,
+                partial_json: "{\"loc".into(),
+            })),
+        ]
+    }
     fn reply(words: &[&str]) -> Vec<Play> {
         let mut s = vec![start()];
         s.extend(words.iter().map(|w| text(w)));
@@ -1183,6 +1340,8 @@ mod tests {
         rewinds: Vec<u64>,
         end: Result<StopReason, ProviderError>,
         types: Vec<&'static str>,
+        /// `attempt_skipped` events: (provider, reason).
+        skips: Vec<(String, String)>,
         finished: EventKind,
     }
 
@@ -1200,6 +1359,7 @@ mod tests {
                 "no end",
             )),
             types: vec![],
+            skips: vec![],
             finished: EventKind::OperatorAction {
                 action: String::new(),
                 provider: None,
@@ -1225,6 +1385,9 @@ mod tests {
             match &e.kind {
                 EventKind::RequestFinished { .. } => seen.finished = e.kind.clone(),
                 EventKind::AttemptStarted { attempt, .. } => numbers.push(*attempt),
+                EventKind::AttemptSkipped {
+                    provider, reason, ..
+                } => seen.skips.push((provider.clone(), reason.clone())),
                 _ => {}
             }
         }
@@ -1786,6 +1949,466 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    fn cannot_continue(provider: &str) -> (String, String) {
+        (provider.to_string(), "cannot_continue".to_string())
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continue_or_fail_carries_visible_text_on_where_a_target_takes_a_prefill() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                text("Hello "),
+                text("wor"),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new("b", vec![reply(&["unused"])]);
+        let c = Scripted::new("c", vec![reply(&["ld", "!"])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, false), target(&c, true)],
+            settings(MidStreamPolicy::ContinueOrFail),
+        ))
+        .await;
+        assert_eq!(seen.text, "Hello world!");
+        assert_eq!(seen.end.unwrap(), StopReason::EndTurn);
+        assert!(seen.rewinds.is_empty());
+        assert!(!seen.types.contains(&"rewind"), "{:?}", seen.types);
+        assert_eq!(seen.starts, 1);
+        assert_eq!(seen.skips, [cannot_continue("b")], "b takes no prefill");
+        assert_eq!((a.calls(), b.calls(), c.calls()), (1, 0, 1));
+        let last = c.last_request().messages.last().cloned().unwrap();
+        assert_eq!(last, Message::assistant("Hello wor"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continue_or_fail_ends_with_the_cut_when_no_target_can_continue() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                text("Hello "),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new("b", vec![reply(&["unused"])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::ContinueOrFail),
+        ))
+        .await;
+        let err = seen.end.unwrap_err();
+        assert_eq!(
+            (err.class, err.provider.as_str()),
+            (ErrorClass::StreamCut, "a")
+        );
+        assert_eq!(seen.text, "Hello ", "what the caller saw stays");
+        assert!(seen.rewinds.is_empty());
+        assert!(!seen.types.contains(&"rewind"), "{:?}", seen.types);
+        assert_eq!(seen.skips, [cannot_continue("b")]);
+        assert_eq!(b.calls(), 0);
+        match seen.finished {
+            EventKind::RequestFinished { outcome, class, .. } => {
+                assert_eq!(outcome, Outcome::Error);
+                assert_eq!(class, Some(ErrorClass::StreamCut));
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continue_or_fail_restarts_invisibly_before_any_text() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                usage(10, 0),
+                fail("a", ErrorClass::Overloaded, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new("b", vec![reply(&["Fresh."])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::ContinueOrFail),
+        ))
+        .await;
+        assert_eq!(seen.text, "Fresh.");
+        assert_eq!(seen.end.unwrap(), StopReason::EndTurn);
+        assert_eq!(seen.rewinds, [0], "only a bare message start is withdrawn");
+        assert!(seen.skips.is_empty());
+        assert_eq!(b.last_request().messages.len(), 1, "no prefill");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continue_or_fail_never_splices_or_withdraws_a_tool_call() {
+        let mut script = vec![start()];
+        script.extend(tool_call());
+        script.push(fail("a", ErrorClass::StreamCut, Phase::MidStream));
+        let a = Scripted::new("a", vec![script]);
+        let b = Scripted::new("b", vec![reply(&["unused"])]);
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, true)],
+            settings(MidStreamPolicy::ContinueOrFail),
+        ))
+        .await;
+        assert_eq!(seen.end.unwrap_err().class, ErrorClass::StreamCut);
+        assert!(seen.rewinds.is_empty());
+        assert!(!seen.types.contains(&"rewind"), "{:?}", seen.types);
+        assert_eq!(
+            seen.skips,
+            [cannot_continue("b")],
+            "b takes a prefill, but not of a tool call"
+        );
+        assert_eq!(b.calls(), 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continue_or_fail_a_refused_prefill_keeps_the_original_error() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                text("Hello "),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new(
+            "b",
+            vec![
+                vec![answer("b", ErrorClass::BadRequest, 400, None)],
+                reply(&["unused"]),
+            ],
+        );
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, true)],
+            settings(MidStreamPolicy::ContinueOrFail),
+        ))
+        .await;
+        let err = seen.end.unwrap_err();
+        assert_eq!(
+            (err.class, err.provider.as_str()),
+            (ErrorClass::StreamCut, "a"),
+            "the refusal must not mask the cut"
+        );
+        assert!(seen.rewinds.is_empty());
+        assert!(!seen.types.contains(&"rewind"), "{:?}", seen.types);
+        assert_eq!(b.calls(), 1, "no restart without the prefill");
+        assert_eq!(seen.text, "Hello ");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continue_or_fail_retries_the_last_target_with_the_prefill() {
+        let a = Scripted::new(
+            "a",
+            vec![
+                vec![
+                    start(),
+                    text("Hel"),
+                    fail("a", ErrorClass::Stalled, Phase::MidStream),
+                ],
+                reply(&["lo"]),
+            ],
+        );
+        let seen = ask(&engine(
+            vec![target(&a, true)],
+            settings(MidStreamPolicy::ContinueOrFail),
+        ))
+        .await;
+        assert_eq!(seen.text, "Hello");
+        assert_eq!(seen.end.unwrap(), StopReason::EndTurn);
+        assert!(seen.rewinds.is_empty());
+        assert_eq!(seen.starts, 1);
+        assert_eq!(a.calls(), 2);
+        let last = a.last_request().messages.last().cloned().unwrap();
+        assert_eq!(last, Message::assistant("Hel"));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continue_or_fail_retries_its_own_target_when_the_next_cannot_continue() {
+        let a = Scripted::new(
+            "a",
+            vec![
+                vec![
+                    start(),
+                    text("Hel"),
+                    fail("a", ErrorClass::StreamCut, Phase::MidStream),
+                ],
+                reply(&["lo"]),
+            ],
+        );
+        let b = Scripted::new("b", vec![reply(&["unused"])]);
+        let seen = ask(&engine(
+            vec![target(&a, true), target(&b, false)],
+            settings(MidStreamPolicy::ContinueOrFail),
+        ))
+        .await;
+        assert_eq!(seen.text, "Hello", "a carried its own reply on");
+        assert_eq!(seen.end.unwrap(), StopReason::EndTurn);
+        assert_eq!(
+            b.calls(),
+            0,
+            "b could only have restarted, which the caller can't unsee"
+        );
+        assert_eq!(a.calls(), 2);
+        assert!(seen.rewinds.is_empty());
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn continue_or_fail_does_not_wait_to_retry_a_target_that_cannot_continue() {
+        let a = Scripted::new(
+            "a",
+            vec![
+                vec![
+                    start(),
+                    text("Hel"),
+                    fail("a", ErrorClass::StreamCut, Phase::MidStream),
+                ],
+                reply(&["unused"]),
+            ],
+        );
+        let started = Instant::now();
+        let seen = ask(&engine(
+            vec![target(&a, false)],
+            settings(MidStreamPolicy::ContinueOrFail),
+        ))
+        .await;
+        assert_eq!(seen.end.unwrap_err().class, ErrorClass::StreamCut);
+        assert_eq!(
+            started.elapsed(),
+            Duration::ZERO,
+            "no backoff before giving up"
+        );
+        assert!(seen.skips.is_empty(), "a was tried, not skipped");
+        assert_eq!(a.calls(), 1);
+        assert!(seen.rewinds.is_empty());
+    }
+
+    #[test]
+    fn continue_or_fail_has_its_config_name() {
+        #[derive(Deserialize)]
+        struct Chain {
+            mid_stream: MidStreamPolicy,
+        }
+        let chain: Chain = toml::from_str("mid_stream = \"continue_or_fail\"").unwrap();
+        assert_eq!(chain.mid_stream, MidStreamPolicy::ContinueOrFail);
+    }
+
+    fn no_retries() -> EngineSettings {
+        let mut s = settings(MidStreamPolicy::Restart);
+        s.retry.max_retries = 0;
+        s
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_rate_limit_with_retry_after_outranks_a_later_refused_connection() {
+        let anthropic = Scripted::new(
+            "anthropic",
+            vec![vec![answer(
+                "anthropic",
+                ErrorClass::RateLimited,
+                429,
+                Some(7),
+            )]],
+        );
+        let openai = Scripted::new(
+            "openai",
+            vec![vec![fail("openai", ErrorClass::Connect, Phase::Connect)]],
+        );
+        let seen = ask(&engine(
+            vec![target(&anthropic, false), target(&openai, false)],
+            no_retries(),
+        ))
+        .await;
+        let err = seen.end.unwrap_err();
+        assert_eq!(err.class, ErrorClass::RateLimited);
+        assert_eq!(
+            (err.provider.as_str(), err.status),
+            ("anthropic", Some(429))
+        );
+        assert_eq!(err.retry_after, Some(Duration::from_secs(7)));
+        assert_eq!((anthropic.calls(), openai.calls()), (1, 1));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_providers_503_outranks_an_earlier_refused_connection() {
+        let anthropic = Scripted::new(
+            "anthropic",
+            vec![vec![fail("anthropic", ErrorClass::Connect, Phase::Connect)]],
+        );
+        let openai = Scripted::new(
+            "openai",
+            vec![vec![answer("openai", ErrorClass::Overloaded, 503, None)]],
+        );
+        let seen = ask(&engine(
+            vec![target(&anthropic, false), target(&openai, false)],
+            no_retries(),
+        ))
+        .await;
+        let err = seen.end.unwrap_err();
+        assert_eq!((err.class, err.status), (ErrorClass::Overloaded, Some(503)));
+        assert_eq!(err.provider, "openai");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_retry_after_outranks_an_earlier_server_error() {
+        let anthropic = Scripted::new(
+            "anthropic",
+            vec![vec![answer(
+                "anthropic",
+                ErrorClass::ServerError,
+                500,
+                None,
+            )]],
+        );
+        let openai = Scripted::new(
+            "openai",
+            vec![vec![answer(
+                "openai",
+                ErrorClass::RateLimited,
+                429,
+                Some(3),
+            )]],
+        );
+        let seen = ask(&engine(
+            vec![target(&anthropic, false), target(&openai, false)],
+            no_retries(),
+        ))
+        .await;
+        let err = seen.end.unwrap_err();
+        assert_eq!((err.provider.as_str(), err.status), ("openai", Some(429)));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_request_fault_that_fails_over_is_not_masked_by_a_later_timeout() {
+        let mut s = no_retries();
+        let failover = crate::engine::classify::ClassPolicyOverride {
+            failover: Some(Failover::Yes),
+            ..Default::default()
+        };
+        s.policy = Policy::with_overrides(&BTreeMap::from([(ErrorClass::BadRequest, failover)]));
+        let a = Scripted::new(
+            "a",
+            vec![vec![answer("a", ErrorClass::BadRequest, 400, None)]],
+        );
+        let b = Scripted::new(
+            "b",
+            vec![vec![fail("b", ErrorClass::Timeout, Phase::Headers)]],
+        );
+        let seen = ask(&engine(vec![target(&a, false), target(&b, false)], s)).await;
+        let err = seen.end.unwrap_err();
+        assert_eq!(
+            (err.class, err.provider.as_str()),
+            (ErrorClass::BadRequest, "a")
+        );
+        assert_eq!(b.calls(), 1, "the policy let it fail over");
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_cut_whose_restart_fails_to_connect_reports_the_cut() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                text("Hel"),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new(
+            "b",
+            vec![vec![fail("b", ErrorClass::Connect, Phase::Connect)]],
+        );
+        let seen = ask(&engine(
+            vec![target(&a, false), target(&b, false)],
+            no_retries(),
+        ))
+        .await;
+        let err = seen.end.unwrap_err();
+        assert_eq!(
+            (err.class, err.provider.as_str()),
+            (ErrorClass::StreamCut, "a"),
+            "two transport failures: the earlier stays"
+        );
+    }
+
+    #[test]
+    fn keep_holds_the_most_informative_error_and_the_earliest_on_a_tie() {
+        let plain = |p: &str, class| ProviderError::new(p, class, Phase::Headers, "x");
+        let http = |p: &str, class, status, retry_after: Option<u64>| ProviderError {
+            status: Some(status),
+            retry_after: retry_after.map(Duration::from_secs),
+            ..plain(p, class)
+        };
+        let in_stream = |p: &str, class, ty: &str| ProviderError {
+            error_type: Some(ty.to_string()),
+            phase: Phase::MidStream,
+            ..plain(p, class)
+        };
+        let kept = |errors: Vec<ProviderError>| {
+            let mut tally = Tally::default();
+            for e in errors {
+                tally.keep(e);
+            }
+            let e = tally.error.unwrap();
+            (e.provider, e.class)
+        };
+        use ErrorClass::*;
+        let cases: Vec<(Vec<ProviderError>, (&str, ErrorClass))> = vec![
+            (
+                vec![plain("a", Connect), plain("b", Timeout)],
+                ("a", Connect),
+            ),
+            (
+                vec![plain("a", Cancelled), plain("b", Stalled)],
+                ("b", Stalled),
+            ),
+            (
+                vec![plain("a", StreamCut), plain("b", Unavailable)],
+                ("a", StreamCut),
+            ),
+            (
+                vec![
+                    plain("a", StreamCut),
+                    in_stream("b", Overloaded, "overloaded_error"),
+                ],
+                ("b", Overloaded),
+            ),
+            (
+                vec![plain("a", Malformed), http("b", Timeout, 504, None)],
+                ("b", Timeout),
+            ),
+            (
+                vec![
+                    http("a", ServerError, 500, None),
+                    http("b", Overloaded, 503, None),
+                ],
+                ("a", ServerError),
+            ),
+            (
+                vec![
+                    http("a", RateLimited, 429, None),
+                    http("b", RateLimited, 429, Some(2)),
+                ],
+                ("b", RateLimited),
+            ),
+            (
+                vec![
+                    http("a", NotFound, 404, None),
+                    http("b", RateLimited, 429, Some(2)),
+                ],
+                ("a", NotFound),
+            ),
+            (
+                vec![http("a", Auth, 401, None), plain("b", ContextLength)],
+                ("b", ContextLength),
+            ),
+        ];
+        for (errors, (provider, class)) in cases {
+            let names: Vec<String> = errors.iter().map(|e| e.to_string()).collect();
+            assert_eq!(kept(errors), (provider.to_string(), class), "{names:?}");
+        }
     }
 
     #[test]

@@ -15,7 +15,7 @@
 
 use crate::provider::{
     Content, ErrorClass, Message, Protocol, ProviderError, Request, Role, StopReason, StreamEvent,
-    ToolDef, Usage,
+    ToolChoice, ToolDef, Usage,
 };
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
@@ -284,6 +284,106 @@ fn push_message(messages: &mut Vec<Message>, role: Role, content: Vec<Content>) 
     messages.push(Message { role, content });
 }
 
+fn top_p(obj: &Map<String, Value>) -> Result<Option<f32>, WireError> {
+    match get(obj, "top_p") {
+        None => Ok(None),
+        Some(v) => match v.as_f64() {
+            Some(p) if (0.0..=1.0).contains(&p) => Ok(Some(p as f32)),
+            _ => Err(WireError::field("top_p", "expected a number from 0 to 1")),
+        },
+    }
+}
+
+fn string_list(value: &Value, path: &str) -> Result<Vec<String>, WireError> {
+    match value {
+        Value::String(s) => Ok(vec![s.clone()]),
+        Value::Array(items) => items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| {
+                item.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| WireError::field(format!("{path}[{i}]"), "expected a string"))
+            })
+            .collect(),
+        other => Err(WireError::field(
+            path,
+            format!(
+                "expected a string or an array of strings, got {}",
+                describe(other)
+            ),
+        )),
+    }
+}
+
+/// `stop`: a string or a list of them.
+fn openai_stop(obj: &Map<String, Value>) -> Result<Vec<String>, WireError> {
+    get(obj, "stop").map_or(Ok(Vec::new()), |v| string_list(v, "stop"))
+}
+
+/// `stop_sequences`: a list of strings.
+fn anthropic_stop(obj: &Map<String, Value>) -> Result<Vec<String>, WireError> {
+    match get(obj, "stop_sequences") {
+        None => Ok(Vec::new()),
+        Some(v @ Value::Array(_)) => string_list(v, "stop_sequences"),
+        Some(other) => Err(WireError::field(
+            "stop_sequences",
+            format!("expected an array of strings, got {}", describe(other)),
+        )),
+    }
+}
+
+/// `tool_choice`: `"auto"`, `"none"`, `"required"` or `{"type":"function","function":{"name"}}`.
+fn openai_tool_choice(obj: &Map<String, Value>) -> Result<Option<ToolChoice>, WireError> {
+    let Some(value) = get(obj, "tool_choice") else {
+        return Ok(None);
+    };
+    match value {
+        Value::String(s) => match s.as_str() {
+            "auto" => Ok(Some(ToolChoice::Auto)),
+            "none" => Ok(Some(ToolChoice::None)),
+            "required" => Ok(Some(ToolChoice::Any)),
+            other => Err(WireError::field(
+                "tool_choice",
+                format!("unknown value `{other}` (expected auto, none, required or an object)"),
+            )),
+        },
+        Value::Object(choice) => {
+            let function = get(choice, "function")
+                .ok_or_else(|| WireError::field("tool_choice.function", "required"))?;
+            let function = as_object(function, "tool_choice.function")?;
+            let name = req_str(function, "name", "tool_choice.function.name")?;
+            Ok(Some(ToolChoice::Tool {
+                name: name.to_string(),
+            }))
+        }
+        other => Err(WireError::field(
+            "tool_choice",
+            format!("expected a string or an object, got {}", describe(other)),
+        )),
+    }
+}
+
+/// `tool_choice`: `{"type": "auto" | "any" | "none" | "tool", "name"}`.
+fn anthropic_tool_choice(obj: &Map<String, Value>) -> Result<Option<ToolChoice>, WireError> {
+    let Some(value) = get(obj, "tool_choice") else {
+        return Ok(None);
+    };
+    let choice = as_object(value, "tool_choice")?;
+    match req_str(choice, "type", "tool_choice.type")? {
+        "auto" => Ok(Some(ToolChoice::Auto)),
+        "none" => Ok(Some(ToolChoice::None)),
+        "any" => Ok(Some(ToolChoice::Any)),
+        "tool" => Ok(Some(ToolChoice::Tool {
+            name: req_str(choice, "name", "tool_choice.name")?.to_string(),
+        })),
+        other => Err(WireError::field(
+            "tool_choice.type",
+            format!("unknown value `{other}` (expected auto, any, none or tool)"),
+        )),
+    }
+}
+
 /// Parse an OpenAI Chat Completions request body.
 pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), WireError> {
     let obj = parse_object(body)?;
@@ -412,6 +512,10 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
         tools,
         max_tokens: max_tokens(&obj, &["max_completion_tokens", "max_tokens"])?,
         temperature: temperature(&obj)?,
+        top_p: top_p(&obj)?,
+        stop: openai_stop(&obj)?,
+        tool_choice: openai_tool_choice(&obj)?,
+        credentials: None,
     };
     Ok((
         request,
@@ -509,6 +613,10 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
         tools,
         max_tokens: max_tokens(&obj, &["max_tokens"])?,
         temperature: temperature(&obj)?,
+        top_p: top_p(&obj)?,
+        stop: anthropic_stop(&obj)?,
+        tool_choice: anthropic_tool_choice(&obj)?,
+        credentials: None,
     };
     Ok((
         request,
@@ -729,7 +837,8 @@ fn openai_error_body(err: &ProviderError) -> Value {
 /// Status by class: rate_limited 429; overloaded 529 (Anthropic) / 503 (OpenAI); auth 401;
 /// permission 403; not_found 404; conflict 409; too_large 413; bad_request, context_length and
 /// content_filter 400; quota 429 `insufficient_quota` (OpenAI) / 400 `billing_error` (Anthropic);
-/// timeout and stalled 504; cancelled 500; every other upstream failure 502.
+/// timeout and stalled 504; unavailable (every breaker open) 503; cancelled 500; every other
+/// upstream failure 502.
 pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, Option<String>) {
     use ErrorClass as C;
     let status = match err.class {
@@ -750,7 +859,9 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         },
         C::Timeout | C::Stalled => 504,
         C::Cancelled => 500,
-        C::ServerError | C::Connect | C::StreamCut | C::Malformed | C::Unavailable => 502,
+        // Every breaker open, or no target left to try: the service is unavailable for now.
+        C::Unavailable => 503,
+        C::ServerError | C::Connect | C::StreamCut | C::Malformed => 502,
     };
     let body = match protocol {
         Protocol::Anthropic => anthropic_error_body(err),
@@ -1311,7 +1422,7 @@ pub fn openai_completion(model: &str, events: &[StreamEvent]) -> Value {
 }
 
 /// What a client is told when the upstream stream ended without its terminating event.
-fn upstream_cut() -> ProviderError {
+pub fn upstream_cut() -> ProviderError {
     ProviderError::new(
         "gateway",
         ErrorClass::StreamCut,

@@ -3,8 +3,8 @@
 use super::http::{self, Failure, Flow, SseParser};
 use super::sse::SseEvent;
 use super::{
-    Content, ErrorClass, Provider, ProviderConfig, ProviderStream, Request, Role, StopReason,
-    StreamEvent, Usage,
+    ApiKey, Content, ErrorClass, Protocol, Provider, ProviderConfig, ProviderStream, Request, Role,
+    StopReason, StreamEvent, ToolChoice, Usage,
 };
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, InvalidHeaderValue};
 use serde::Deserialize;
@@ -53,6 +53,20 @@ impl AnthropicClient {
         if let Some(t) = request.temperature {
             body["temperature"] = json!(t);
         }
+        if let Some(p) = request.top_p {
+            body["top_p"] = json!(p);
+        }
+        if !request.stop.is_empty() {
+            body["stop_sequences"] = json!(request.stop);
+        }
+        if let (Some(choice), false) = (&request.tool_choice, request.tools.is_empty()) {
+            body["tool_choice"] = match choice {
+                ToolChoice::Auto => json!({"type": "auto"}),
+                ToolChoice::None => json!({"type": "none"}),
+                ToolChoice::Any => json!({"type": "any"}),
+                ToolChoice::Tool { name } => json!({"type": "tool", "name": name}),
+            };
+        }
         if !request.tools.is_empty() {
             let tools: Vec<Value> = request
                 .tools
@@ -70,16 +84,13 @@ impl AnthropicClient {
         body
     }
 
-    fn headers(&self) -> Result<HeaderMap, InvalidHeaderValue> {
+    fn headers(&self, key: &ApiKey) -> Result<HeaderMap, InvalidHeaderValue> {
         let mut headers = HeaderMap::new();
         headers.insert("anthropic-version", HeaderValue::from_static("2023-06-01"));
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
-        if !self.config.api_key.is_empty() {
-            headers.insert(
-                "x-api-key",
-                http::secret_header(self.config.api_key.expose())?,
-            );
+        if !key.is_empty() {
+            headers.insert("x-api-key", http::secret_header(key.expose())?);
         }
         Ok(headers)
     }
@@ -112,7 +123,10 @@ impl Provider for AnthropicClient {
         &self.config.model
     }
     fn stream(&self, request: Request) -> ProviderStream {
-        let Ok(headers) = self.headers() else {
+        let key = request
+            .key_for(Protocol::Anthropic, &self.config.api_key)
+            .clone();
+        let Ok(headers) = self.headers(&key) else {
             return http::unusable_key(&self.config.name);
         };
         let url = format!("{}/v1/messages", self.config.base_url.trim_end_matches('/'));
@@ -120,6 +134,7 @@ impl Provider for AnthropicClient {
         http::post_sse(
             &self.http,
             &self.config,
+            &key,
             &url,
             headers,
             body,

@@ -159,6 +159,7 @@ pub trait SseParser: Send + 'static {
 pub fn post_sse<P: SseParser>(
     http: &reqwest::Client,
     config: &ProviderConfig,
+    key: &ApiKey,
     url: &str,
     headers: HeaderMap,
     body: String,
@@ -172,7 +173,7 @@ pub fn post_sse<P: SseParser>(
         .map_err(|e| describe(&e));
     let attempt = Attempt {
         provider: config.name.clone(),
-        key: config.api_key.clone(),
+        key: key.clone(),
         timeouts: config.timeouts,
         max_event_bytes: config.max_event_bytes,
         http: http.clone(),

@@ -31,6 +31,50 @@ pub struct Request {
     pub max_tokens: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub temperature: Option<f32>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_p: Option<f32>,
+    /// Sequences that end the reply where they appear.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub stop: Vec<String>,
+    /// Whether and which tool the model must call; the provider decides when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tool_choice: Option<ToolChoice>,
+    /// The caller's own key, used instead of the provider's by the providers that speak its
+    /// protocol (the gateway's `passthrough` routes). Never serialized.
+    #[serde(skip)]
+    pub credentials: Option<Credentials>,
+}
+
+/// Whether the model may, must or must not call a tool.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum ToolChoice {
+    /// The model decides (the default).
+    Auto,
+    /// No tool call.
+    None,
+    /// Some tool call (OpenAI `required`, Anthropic `any`).
+    Any,
+    /// This tool.
+    Tool { name: String },
+}
+
+/// A caller's API key for one protocol.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Credentials {
+    pub protocol: Protocol,
+    pub key: ApiKey,
+}
+
+impl Request {
+    /// The key to send to a provider speaking `protocol`: the caller's own when it brought one
+    /// for that protocol, else `configured`.
+    pub fn key_for<'a>(&'a self, protocol: Protocol, configured: &'a ApiKey) -> &'a ApiKey {
+        match &self.credentials {
+            Some(c) if c.protocol == protocol && !c.key.is_empty() => &c.key,
+            _ => configured,
+        }
+    }
 }
 
 impl Request {

@@ -4,8 +4,8 @@
 use super::http::{self, Failure, Flow, SseParser};
 use super::sse::SseEvent;
 use super::{
-    Content, ErrorClass, Provider, ProviderConfig, ProviderStream, Request, Role, StopReason,
-    StreamEvent, Usage,
+    ApiKey, Content, ErrorClass, Protocol, Provider, ProviderConfig, ProviderStream, Request, Role,
+    StopReason, StreamEvent, ToolChoice, Usage,
 };
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, InvalidHeaderValue,
@@ -55,6 +55,22 @@ impl OpenAiClient {
         if let Some(t) = request.temperature {
             body["temperature"] = json!(t);
         }
+        if let Some(p) = request.top_p {
+            body["top_p"] = json!(p);
+        }
+        if !request.stop.is_empty() {
+            body["stop"] = json!(request.stop);
+        }
+        if let (Some(choice), false) = (&request.tool_choice, request.tools.is_empty()) {
+            body["tool_choice"] = match choice {
+                ToolChoice::Auto => json!("auto"),
+                ToolChoice::None => json!("none"),
+                ToolChoice::Any => json!("required"),
+                ToolChoice::Tool { name } => {
+                    json!({"type": "function", "function": {"name": name}})
+                }
+            };
+        }
         if !request.tools.is_empty() {
             let tools: Vec<Value> = request
                 .tools
@@ -72,13 +88,13 @@ impl OpenAiClient {
         body
     }
 
-    fn headers(&self) -> Result<HeaderMap, InvalidHeaderValue> {
+    fn headers(&self, key: &ApiKey) -> Result<HeaderMap, InvalidHeaderValue> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(ACCEPT, HeaderValue::from_static("text/event-stream"));
         // Local servers such as Ollama need no key, and some reject an empty bearer token.
-        if !self.config.api_key.is_empty() {
-            let bearer = format!("Bearer {}", self.config.api_key.expose());
+        if !key.is_empty() {
+            let bearer = format!("Bearer {}", key.expose());
             headers.insert(AUTHORIZATION, http::secret_header(&bearer)?);
         }
         Ok(headers)
@@ -136,7 +152,10 @@ impl Provider for OpenAiClient {
         &self.config.model
     }
     fn stream(&self, request: Request) -> ProviderStream {
-        let Ok(headers) = self.headers() else {
+        let key = request
+            .key_for(Protocol::Openai, &self.config.api_key)
+            .clone();
+        let Ok(headers) = self.headers(&key) else {
             return http::unusable_key(&self.config.name);
         };
         let url = format!(
@@ -147,6 +166,7 @@ impl Provider for OpenAiClient {
         http::post_sse(
             &self.http,
             &self.config,
+            &key,
             &url,
             headers,
             body,

@@ -1,15 +1,18 @@
-//! The two header rows: what this session is (mode, clock, uptime, recording, frozen) and how it
-//! is going (requests, answered, failed over, failed, in flight, cost).
+//! The two header rows: what this session is (mode or attached gateway, clock, uptime, recording,
+//! frozen) and how it is going (requests, answered, failed over, failed, in flight, cost).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
+use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use super::{Paint, text};
+use crate::console::ui::{Attached, Link};
 use crate::event::Mode;
 
 const SEPARATOR: &str = "   ";
+/// The most of a gateway's `host:port` (attached or served) the header gives room to.
+const TARGET_CHARS: usize = 32;
 
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let [top, bottom] =
@@ -36,6 +39,19 @@ fn mode_word(mode: Option<Mode>, replaying: bool) -> &'static str {
     }
 }
 
+/// An attached console says so, and to what, where a local one shows its mode; a lost stream
+/// says DISCONNECTED (the status bar says when the next try is).
+fn attached_badge<'a>(attached: &Attached, paint: &Paint) -> Span<'a> {
+    let target = text::fit(&attached.target, TARGET_CHARS);
+    match attached.link {
+        Link::Connected => Span::styled(format!(" ATTACHED {target} "), paint.theme.badge),
+        Link::Disconnected { .. } => Span::styled(
+            format!(" DISCONNECTED {target} "),
+            paint.theme.warning.add_modifier(Modifier::REVERSED),
+        ),
+    }
+}
+
 /// Mode, name, clock and uptime.
 fn identity<'a>(paint: &Paint) -> Line<'a> {
     let dash = paint.view.dash;
@@ -43,11 +59,19 @@ fn identity<'a>(paint: &Paint) -> Line<'a> {
     let clock = dash
         .now
         .map_or_else(|| "--:--:--".to_string(), text::time_of_day);
+    let badge = match &paint.view.ui.attached {
+        Some(attached) => attached_badge(attached, paint),
+        None => {
+            let mode = mode_word(dash.mode, paint.view.ui.replay.is_some());
+            let badge = match &paint.view.ui.serving {
+                Some(addr) => format!(" {mode} {} ", text::fit(addr, TARGET_CHARS)),
+                None => format!(" {mode} "),
+            };
+            Span::styled(badge, theme.badge)
+        }
+    };
     let mut spans = vec![
-        Span::styled(
-            format!(" {} ", mode_word(dash.mode, paint.view.ui.replay.is_some())),
-            theme.badge,
-        ),
+        badge,
         Span::styled(" breakerbox", theme.title),
         Span::raw(SEPARATOR),
         Span::styled(clock, theme.title),
@@ -61,11 +85,24 @@ fn identity<'a>(paint: &Paint) -> Line<'a> {
     Line::from(spans)
 }
 
-/// What the operator must not miss about the display itself: frozen, events lost, recording.
+/// What the operator must not miss about the display itself: a lost gateway, frozen, events lost,
+/// recording.
 fn conditions<'a>(paint: &Paint) -> Line<'a> {
     let dash = paint.view.dash;
     let theme = &paint.theme;
     let mut spans = Vec::new();
+    if let Some(Attached {
+        link: Link::Disconnected { retry_in_ms },
+        ..
+    }) = &paint.view.ui.attached
+    {
+        let retry = text::millis(*retry_in_ms);
+        spans.push(Span::styled(
+            format!("reconnecting in {retry}"),
+            theme.warning,
+        ));
+        spans.push(Span::raw("  "));
+    }
     if paint.view.ui.frozen {
         spans.push(Span::styled(" FROZEN ", theme.badge));
         spans.push(Span::raw("  "));

@@ -1,0 +1,140 @@
+//! The gateway's shared secret: where it comes from, where it is required, and how it is checked.
+
+use color_eyre::eyre::{Result, WrapErr, bail};
+use std::net::SocketAddr;
+
+use crate::cli::TokenArgs;
+
+/// The token from `--token`, `BREAKERBOX_TOKEN` or `--token-file` (its first line, trimmed).
+/// An empty token is refused rather than silently meaning "no token".
+pub fn read_token(args: &TokenArgs) -> Result<Option<String>> {
+    let token = match (&args.token, &args.token_file) {
+        (Some(token), _) => token.trim().to_string(),
+        (None, Some(path)) => {
+            let text = std::fs::read_to_string(path)
+                .wrap_err_with(|| format!("cannot read the token file {}", path.display()))?;
+            let first = text.lines().next().unwrap_or("").trim().to_string();
+            if first.is_empty() {
+                bail!(
+                    "{}: the token file is empty; put the token on its first line",
+                    path.display()
+                );
+            }
+            first
+        }
+        (None, None) => return Ok(None),
+    };
+    if token.is_empty() {
+        bail!("the token is empty; give a non-empty --token or BREAKERBOX_TOKEN");
+    }
+    Ok(Some(token))
+}
+
+/// Binding anything but loopback exposes `/control` and the upstream keys' spending to the
+/// network, so it needs a token.
+pub fn check_bind(listen: SocketAddr, token: Option<&str>) -> Result<()> {
+    if !listen.ip().is_loopback() && token.is_none() {
+        bail!(
+            "refusing to listen on {listen} without a token: anyone who can reach it could spend \
+             your provider keys and trip your breakers. Give --token-file FILE (or \
+             BREAKERBOX_TOKEN), or listen on 127.0.0.1"
+        );
+    }
+    Ok(())
+}
+
+/// Compare a presented token with the expected one in time that does not depend on where they
+/// differ (only on the presented length), so the token cannot be guessed byte by byte.
+pub fn token_matches(expected: &str, presented: &str) -> bool {
+    let (a, b) = (expected.as_bytes(), presented.as_bytes());
+    let mut diff = u8::from(a.len() != b.len());
+    for (i, byte) in b.iter().enumerate() {
+        // Compare against the expected byte, or a fixed one past its end: same work either way.
+        let want = a.get(i).copied().unwrap_or(0);
+        diff |= byte ^ want;
+    }
+    diff == 0
+}
+
+/// The token a request presents: `Authorization: Bearer T` or `x-breakerbox-token: T`.
+pub fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
+    if let Some(value) = headers
+        .get("x-breakerbox-token")
+        .and_then(|v| v.to_str().ok())
+    {
+        return Some(value.trim());
+    }
+    headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_match_only_when_equal() {
+        assert!(token_matches("s3cret-token", "s3cret-token"));
+        assert!(!token_matches("s3cret-token", "s3cret-tokeN"));
+        assert!(!token_matches("s3cret-token", "s3cret-token2"));
+        assert!(!token_matches("s3cret-token", "s3cret"));
+        assert!(!token_matches("s3cret-token", ""));
+        assert!(
+            !token_matches("a", "\0"),
+            "a shorter expected value is not padded into a match"
+        );
+    }
+
+    #[test]
+    fn binding_beyond_loopback_needs_a_token() {
+        let local: SocketAddr = "127.0.0.1:8080".parse().unwrap();
+        let v6_local: SocketAddr = "[::1]:8080".parse().unwrap();
+        let any: SocketAddr = "0.0.0.0:8080".parse().unwrap();
+        assert!(check_bind(local, None).is_ok());
+        assert!(check_bind(v6_local, None).is_ok());
+        let err = check_bind(any, None).unwrap_err().to_string();
+        assert!(err.contains("--token-file"), "{err}");
+        assert!(check_bind(any, Some("t")).is_ok());
+    }
+
+    #[test]
+    fn the_token_comes_from_a_flag_or_a_file() {
+        let file = std::env::temp_dir().join(format!("bb-token-{}", std::process::id()));
+        std::fs::write(&file, "  abc123 \nignored\n").unwrap();
+        let from_file = TokenArgs {
+            token: None,
+            token_file: Some(file.clone()),
+        };
+        assert_eq!(read_token(&from_file).unwrap().as_deref(), Some("abc123"));
+        std::fs::write(&file, "\n").unwrap();
+        assert!(
+            read_token(&from_file)
+                .unwrap_err()
+                .to_string()
+                .contains("empty")
+        );
+        let none = TokenArgs::default();
+        assert_eq!(read_token(&none).unwrap(), None);
+        let blank = TokenArgs {
+            token: Some("  ".into()),
+            token_file: None,
+        };
+        assert!(read_token(&blank).is_err());
+        let _ = std::fs::remove_file(&file);
+    }
+
+    #[test]
+    fn the_presented_token_is_read_from_either_header() {
+        let mut headers = axum::http::HeaderMap::new();
+        headers.insert("authorization", "Bearer tok".parse().unwrap());
+        assert_eq!(presented_token(&headers), Some("tok"));
+        headers.insert("x-breakerbox-token", "other".parse().unwrap());
+        assert_eq!(presented_token(&headers), Some("other"));
+    }
+}

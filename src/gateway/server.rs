@@ -1,0 +1,739 @@
+//! The gateway's HTTP server: `/v1/chat/completions` and `/v1/messages` through the failover engine,
+//! and `/events`, `/control`, `/metrics`, `/healthz` for the people watching.
+//!
+//! ```text
+//!  client ─► parse (its protocol) ─► route by model ─► engine.send ─┬─ live:     hold until the first
+//!                                                                   │            content, then forward
+//!                                                                   ├─ buffered: hold until Done
+//!                                                                   └─ whole:    hold until Done, one JSON
+//!  ◄── encoded in the client's protocol (errors too), whoever answered
+//! ```
+//!
+//! Nothing reaches a client before the engine's first *content* event (text, thinking, a tool call)
+//! or the end of the reply, so a failover before then is invisible and an error before then has its
+//! proper HTTP status. Dropping a response body (the client went away) drops the engine's stream,
+//! which cancels the upstream request.
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::State;
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use bytes::Bytes;
+use futures::StreamExt;
+use hyper::server::conn::http1;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::auth;
+use super::events::History;
+use super::routes::{Route, Routes};
+use super::wire::{self, AnthropicEncoder, OpenAiEncoder};
+use crate::console::control::Controller;
+use crate::console::ui::BreakerAction;
+use crate::engine::failover::RequestMeta;
+use crate::event::{Bus, Mode, Source};
+use crate::metrics::{self, Metrics};
+use crate::provider::{
+    ApiKey, Content, Credentials, ErrorClass, Phase, Protocol, ProviderError, ProviderStream,
+    Request, Role, StreamEvent,
+};
+use crate::sim::Simulator;
+
+/// Request bodies up to this size are read (agents send long contexts).
+const BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// How long open responses may finish at shutdown before their connections are dropped.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Everything a request handler needs.
+pub struct Gateway {
+    routes: Routes,
+    token: Option<String>,
+    /// Trip / reset / faults / prompts from `/control`.
+    control: Option<Controller>,
+    /// Provider names, for `/control` to check against.
+    providers: Vec<String>,
+    mode: Mode,
+    simulated: bool,
+    history: History,
+    metrics: Arc<Mutex<Metrics>>,
+}
+
+/// What [`start`] needs.
+pub struct GatewayParts {
+    pub routes: Routes,
+    pub bus: Bus,
+    pub token: Option<String>,
+    pub providers: Vec<String>,
+    /// `Live` or `Demo`: where the providers are.
+    pub mode: Mode,
+    pub sim: Option<Arc<Simulator>>,
+}
+
+/// A running gateway. Dropping it does not stop it; call [`Running::stop`].
+pub struct Running {
+    pub addr: SocketAddr,
+    pub gateway: Arc<Gateway>,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+}
+
+impl Running {
+    /// Stop accepting, give open responses a moment to finish, then drop them.
+    pub async fn stop(self) {
+        self.stop.cancel();
+        self.tasks.close();
+        let _ = tokio::time::timeout(SHUTDOWN_GRACE * 2, self.tasks.wait()).await;
+    }
+}
+
+/// Start serving on `listener`. Call before the session's first event is published, so that
+/// `/events` and `/metrics` see the whole session.
+pub fn start(parts: GatewayParts, listener: TcpListener) -> std::io::Result<Running> {
+    let addr = listener.local_addr()?;
+    let history = History::follow(&parts.bus);
+    let metrics = Arc::new(Mutex::new(Metrics::new()));
+    follow_metrics(&parts.bus, Arc::clone(&metrics));
+    let control = parts
+        .routes
+        .control_engine()
+        .map(|engine| Controller::new(engine, parts.sim.clone()));
+    let gateway = Arc::new(Gateway {
+        routes: parts.routes,
+        token: parts.token,
+        control,
+        providers: parts.providers,
+        mode: parts.mode,
+        simulated: parts.sim.is_some(),
+        history,
+        metrics,
+    });
+    let router = router(Arc::clone(&gateway));
+    let stop = CancellationToken::new();
+    let tasks = TaskTracker::new();
+    tasks.spawn(accept(listener, router, stop.clone(), tasks.clone()));
+    Ok(Running {
+        addr,
+        gateway,
+        stop,
+        tasks,
+    })
+}
+
+fn follow_metrics(bus: &Bus, metrics: Arc<Mutex<Metrics>>) {
+    let mut rx = bus.subscribe();
+    tokio::spawn(async move {
+        loop {
+            let received = rx.recv().await;
+            let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
+            match received {
+                Ok(event) => m.apply(&event),
+                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => m.missed(n),
+                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+            }
+        }
+    });
+}
+
+async fn accept(
+    listener: TcpListener,
+    router: Router,
+    stop: CancellationToken,
+    tasks: TaskTracker,
+) {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => return,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _)) => {
+                    tasks.spawn(connection(stream, router.clone(), stop.clone()));
+                }
+                Err(e) => {
+                    // Out of file descriptors and the like: wait instead of spinning.
+                    tracing::warn!("gateway accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
+            },
+        }
+    }
+}
+
+async fn connection(stream: TcpStream, router: Router, stop: CancellationToken) {
+    // Tokens go out one small write at a time; don't let Nagle hold them back.
+    let _ = stream.set_nodelay(true);
+    let service = TowerToHyperService::new(router);
+    let mut conn = http1::Builder::new()
+        .header_read_timeout(None)
+        .serve_connection(TokioIo::new(stream), service);
+    tokio::select! {
+        result = &mut conn => {
+            if let Err(e) = result {
+                tracing::debug!("gateway connection ended: {e}");
+            }
+        }
+        () = stop.cancelled() => {
+            std::pin::Pin::new(&mut conn).graceful_shutdown();
+            let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut conn).await;
+        }
+    }
+}
+
+/// The gateway's routes.
+pub fn router(gateway: Arc<Gateway>) -> Router {
+    Router::new()
+        .route("/v1/chat/completions", post(openai_chat))
+        .route("/v1/messages", post(anthropic_messages))
+        .route("/v1/models", get(models))
+        .route("/events", get(events))
+        .route("/control", post(control))
+        .route("/metrics", get(metrics_text))
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .with_state(gateway)
+}
+
+// ---------------------------------------------------------------------------------------------
+// /v1: the agents' traffic
+// ---------------------------------------------------------------------------------------------
+
+async fn openai_chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    gw.proxy(Protocol::Openai, &headers, body).await
+}
+
+async fn anthropic_messages(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.proxy(Protocol::Anthropic, &headers, body).await
+}
+
+impl Gateway {
+    /// The routes, for messages and tests.
+    pub fn routes(&self) -> &Routes {
+        &self.routes
+    }
+
+    async fn proxy(&self, protocol: Protocol, headers: &HeaderMap, body: Body) -> Response {
+        if !self.v1_authorized(headers) {
+            return gateway_error(
+                protocol,
+                ErrorClass::Auth,
+                "this gateway needs its token: send it as the API key, or in x-breakerbox-token",
+            );
+        }
+        let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+            Ok(body) => body,
+            Err(e) => {
+                return gateway_error(
+                    protocol,
+                    ErrorClass::TooLarge,
+                    &format!("the request body could not be read (limit {BODY_LIMIT} bytes): {e}"),
+                );
+            }
+        };
+        let parsed = match protocol {
+            Protocol::Openai => wire::parse_openai_request(&body),
+            Protocol::Anthropic => wire::parse_anthropic_request(&body),
+        };
+        let (mut request, options) = match parsed {
+            Ok(parsed) => parsed,
+            Err(e) => return json_response(e.status, &e.to_json(protocol), None),
+        };
+        let Some(route) = self.routes.get(&options.model) else {
+            return gateway_error(
+                protocol,
+                ErrorClass::NotFound,
+                &format!(
+                    "model `{}` has no route on this gateway; the routes are: {}",
+                    options.model,
+                    self.routes.names().join(", ")
+                ),
+            );
+        };
+        // The client's model name picks the route; each target asks for its own model.
+        request.model.clear();
+        if route.passthrough {
+            request.credentials = self
+                .client_key(protocol, headers)
+                .map(|key| Credentials { protocol, key });
+        }
+        let meta = RequestMeta {
+            prompt: last_user_text(&request),
+            ..RequestMeta::new(Source::Gateway)
+        };
+        let streaming = options.stream;
+        let (request_id, stream) = route.engine(streaming).send(request, meta);
+        let reply = Reply {
+            protocol,
+            request_id,
+            model: options.model.clone(),
+            include_usage: options.include_usage,
+        };
+        match (streaming, route.mode) {
+            (false, _) => reply.whole(stream).await,
+            (true, crate::config::RouteMode::Buffered) => reply.buffered(stream).await,
+            (true, crate::config::RouteMode::Live) => reply.live(stream).await,
+        }
+    }
+
+    /// With a token, `/v1` wants it too: as the API key (`x-api-key` or a bearer token), or in
+    /// `x-breakerbox-token` (the way for passthrough routes, whose API key goes upstream).
+    fn v1_authorized(&self, headers: &HeaderMap) -> bool {
+        let Some(token) = &self.token else {
+            return true;
+        };
+        let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+        [auth::presented_token(headers), api_key]
+            .into_iter()
+            .flatten()
+            .any(|presented| auth::token_matches(token, presented.trim()))
+    }
+
+    /// The client's own API key for a passthrough route (never the gateway's token).
+    fn client_key(&self, protocol: Protocol, headers: &HeaderMap) -> Option<ApiKey> {
+        let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+        let bearer = header("authorization").and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        });
+        let key = match protocol {
+            Protocol::Anthropic => header("x-api-key").or(bearer),
+            Protocol::Openai => bearer,
+        }?
+        .trim();
+        let is_token = self
+            .token
+            .as_deref()
+            .is_some_and(|t| auth::token_matches(t, key));
+        (!key.is_empty() && !is_token).then(|| ApiKey::new(key))
+    }
+}
+
+/// The text of the last user message, for the console's request list.
+fn last_user_text(request: &Request) -> Option<String> {
+    let message = request
+        .messages
+        .iter()
+        .rev()
+        .find(|m| m.role == Role::User)?;
+    let text: Vec<&str> = message
+        .content
+        .iter()
+        .filter_map(|c| match c {
+            Content::Text { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    (!text.is_empty()).then(|| text.join("\n"))
+}
+
+/// One reply on its way back to the client.
+struct Reply {
+    protocol: Protocol,
+    request_id: String,
+    /// The model name the client asked for; used until the answering model is known.
+    model: String,
+    include_usage: bool,
+}
+
+/// Text, thinking and tool calls: what a client can see and never unsee.
+fn is_content(event: &StreamEvent) -> bool {
+    matches!(
+        event,
+        StreamEvent::TextDelta { .. }
+            | StreamEvent::ThinkingDelta { .. }
+            | StreamEvent::ToolCallStart { .. }
+            | StreamEvent::ToolCallDelta { .. }
+    )
+}
+
+impl Reply {
+    /// `"stream": false`: one JSON body once the reply is complete.
+    async fn whole(self, stream: ProviderStream) -> Response {
+        match complete(stream).await {
+            Ok(events) => {
+                let body = match self.protocol {
+                    Protocol::Anthropic => wire::anthropic_message(&self.model, &events),
+                    Protocol::Openai => wire::openai_completion(&self.model, &events),
+                };
+                self.with_ids(json_response(200, &body, None))
+            }
+            Err(err) => self.error(&err),
+        }
+    }
+
+    /// A streaming client of a buffered route: the whole reply as one burst of SSE frames.
+    async fn buffered(self, stream: ProviderStream) -> Response {
+        match complete(stream).await {
+            Ok(events) => {
+                let mut encoder = self.encoder();
+                let mut text = String::new();
+                for event in &events {
+                    for frame in encoder.event(event) {
+                        text.push_str(&frame);
+                    }
+                }
+                for frame in encoder.finish() {
+                    text.push_str(&frame);
+                }
+                self.sse(Body::from(text))
+            }
+            Err(err) => self.error(&err),
+        }
+    }
+
+    /// A streaming client of a live route: hold back until the first content, then forward each
+    /// event as it comes. After that a failure can only end the stream with an in-stream error.
+    async fn live(self, mut stream: ProviderStream) -> Response {
+        let mut held = Vec::new();
+        loop {
+            match stream.next().await {
+                Some(Ok(StreamEvent::Rewind { .. })) => held.clear(),
+                Some(Ok(event)) => {
+                    let go = is_content(&event) || matches!(event, StreamEvent::Done { .. });
+                    held.push(event);
+                    if go {
+                        break;
+                    }
+                }
+                Some(Err(err)) => return self.error(&err),
+                None => return self.error(&wire::upstream_cut()),
+            }
+        }
+        let mut encoder = self.encoder();
+        let first: String = held.iter().flat_map(|e| encoder.event(e)).collect();
+        let done = matches!(held.last(), Some(StreamEvent::Done { .. }));
+        let rest = futures::stream::unfold(
+            (stream, encoder, done),
+            |(mut stream, mut encoder, finished)| async move {
+                if finished {
+                    return None;
+                }
+                let (frames, finished) = match stream.next().await {
+                    Some(Ok(StreamEvent::Rewind { .. })) => {
+                        // The engine never withdraws content on a live route; if it ever did, the
+                        // client must not get a splice that looks whole.
+                        let err = ProviderError::new(
+                            "gateway",
+                            ErrorClass::StreamCut,
+                            Phase::MidStream,
+                            "the upstream reply was withdrawn after part of it was sent",
+                        );
+                        (encoder.error(&err), true)
+                    }
+                    Some(Ok(event)) => {
+                        let done = matches!(event, StreamEvent::Done { .. });
+                        (encoder.event(&event), done)
+                    }
+                    Some(Err(err)) => (encoder.error(&err), true),
+                    None => (encoder.finish(), true),
+                };
+                let bytes = Bytes::from(frames.concat());
+                Some((Ok::<_, Infallible>(bytes), (stream, encoder, finished)))
+            },
+        );
+        let body = futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(first)) })
+            .chain(rest)
+            .filter(|chunk| {
+                let keep = chunk.as_ref().is_ok_and(|b| !b.is_empty());
+                async move { keep }
+            });
+        self.sse(Body::from_stream(body))
+    }
+
+    fn encoder(&self) -> Encoder {
+        match self.protocol {
+            Protocol::Anthropic => Encoder::Anthropic(AnthropicEncoder::new(self.model.clone())),
+            Protocol::Openai => {
+                Encoder::Openai(OpenAiEncoder::new(self.model.clone(), self.include_usage))
+            }
+        }
+    }
+
+    fn sse(&self, body: Body) -> Response {
+        let mut response = Response::new(body);
+        let headers = response.headers_mut();
+        headers.insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("text/event-stream; charset=utf-8"),
+        );
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        self.with_ids(response)
+    }
+
+    fn error(&self, err: &ProviderError) -> Response {
+        let (status, body, retry_after) = wire::error_response(self.protocol, err);
+        self.with_ids(json_response(status, &body, retry_after.as_deref()))
+    }
+
+    /// The gateway's request id, under the names each protocol's clients read.
+    fn with_ids(&self, mut response: Response) -> Response {
+        if let Ok(value) = HeaderValue::from_str(&self.request_id) {
+            let headers = response.headers_mut();
+            headers.insert("x-breakerbox-request-id", value.clone());
+            headers.insert("request-id", value.clone());
+            headers.insert("x-request-id", value);
+        }
+        response
+    }
+}
+
+/// Read a whole reply: the events after the last rewind, ending in `Done`; a stream that ends
+/// without `Done` was cut, and is an error, never a short success.
+async fn complete(mut stream: ProviderStream) -> Result<Vec<StreamEvent>, ProviderError> {
+    let mut events = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item? {
+            StreamEvent::Rewind { .. } => events.clear(),
+            event => {
+                let done = matches!(event, StreamEvent::Done { .. });
+                events.push(event);
+                if done {
+                    return Ok(events);
+                }
+            }
+        }
+    }
+    Err(wire::upstream_cut())
+}
+
+enum Encoder {
+    Anthropic(AnthropicEncoder),
+    Openai(OpenAiEncoder),
+}
+
+impl Encoder {
+    fn event(&mut self, event: &StreamEvent) -> Vec<String> {
+        match self {
+            Encoder::Anthropic(e) => e.event(event),
+            Encoder::Openai(e) => e.event(event),
+        }
+    }
+    fn finish(&mut self) -> Vec<String> {
+        match self {
+            Encoder::Anthropic(e) => e.finish(),
+            Encoder::Openai(e) => e.finish(),
+        }
+    }
+    fn error(&mut self, err: &ProviderError) -> Vec<String> {
+        match self {
+            Encoder::Anthropic(e) => e.error(err),
+            Encoder::Openai(e) => e.error(err),
+        }
+    }
+}
+
+fn json_response(status: u16, body: &Value, retry_after: Option<&str>) -> Response {
+    let status = StatusCode::from_u16(status).unwrap_or(StatusCode::BAD_GATEWAY);
+    let mut response = (status, axum::Json(body)).into_response();
+    if let Some(value) = retry_after.and_then(|v| HeaderValue::from_str(v).ok()) {
+        response.headers_mut().insert(header::RETRY_AFTER, value);
+    }
+    response
+}
+
+/// An error of the gateway's own (not a provider's), in the client's protocol.
+fn gateway_error(protocol: Protocol, class: ErrorClass, message: &str) -> Response {
+    let err = ProviderError::new("gateway", class, Phase::Connect, message);
+    let (status, body, _) = wire::error_response(protocol, &err);
+    json_response(status, &body, None)
+}
+
+/// `GET /v1/models`: the routes, as the client's protocol lists models.
+async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let names = gw.routes.names();
+    let body = if headers.contains_key("anthropic-version") {
+        let data: Vec<Value> = names
+            .iter()
+            .map(|n| {
+                json!({"type": "model", "id": n, "display_name": n,
+                       "created_at": "1970-01-01T00:00:00Z"})
+            })
+            .collect();
+        json!({"data": data, "has_more": false,
+               "first_id": names.first(), "last_id": names.last()})
+    } else {
+        let data: Vec<Value> = names
+            .iter()
+            .map(|n| json!({"id": n, "object": "model", "created": 0, "owned_by": "breakerbox"}))
+            .collect();
+        json!({"object": "list", "data": data})
+    };
+    json_response(200, &body, None)
+}
+
+async fn not_found() -> Response {
+    json_response(
+        404,
+        &json!({"error": "no such endpoint; the gateway serves /v1/chat/completions, /v1/messages, \
+                          /v1/models, /events, /control, /metrics and /healthz"}),
+        None,
+    )
+}
+
+// ---------------------------------------------------------------------------------------------
+// Watching and control
+// ---------------------------------------------------------------------------------------------
+
+impl Gateway {
+    /// `/events` and `/control` demand the token when there is one.
+    fn operator_authorized(&self, headers: &HeaderMap) -> bool {
+        match &self.token {
+            None => true,
+            Some(token) => {
+                auth::presented_token(headers).is_some_and(|p| auth::token_matches(token, p))
+            }
+        }
+    }
+}
+
+fn unauthorized() -> Response {
+    json_response(
+        401,
+        &json!({"ok": false, "error": "missing or wrong token: send `Authorization: Bearer TOKEN`"}),
+        None,
+    )
+}
+
+async fn events(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    if !gw.operator_authorized(&headers) {
+        return unauthorized();
+    }
+    let rx = gw.history.stream();
+    let body = futures::stream::unfold(rx, |mut rx| async move {
+        rx.recv()
+            .await
+            .map(|bytes| (Ok::<_, Infallible>(bytes), rx))
+    });
+    let mut response = Response::new(Body::from_stream(body));
+    let h = response.headers_mut();
+    h.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/event-stream; charset=utf-8"),
+    );
+    h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+    response
+}
+
+/// A `/control` command.
+#[derive(Debug, Deserialize)]
+#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
+enum Command {
+    Trip { provider: String },
+    ForceClosed { provider: String },
+    Reset { provider: String },
+    SetFault { provider: String, fault: String },
+    Prompt { text: String },
+}
+
+async fn control(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+    if !gw.operator_authorized(&headers) {
+        return unauthorized();
+    }
+    let bad = |error: String| json_response(400, &json!({"ok": false, "error": error}), None);
+    let command: Command = match serde_json::from_slice(&body) {
+        Ok(command) => command,
+        Err(e) => {
+            return bad(format!(
+                "{e}; send {{\"action\": \"trip\"|\"force_closed\"|\"reset\", \"provider\": NAME}}, \
+                 {{\"action\": \"set_fault\", \"provider\": NAME, \"fault\": KIND}} or \
+                 {{\"action\": \"prompt\", \"text\": TEXT}}"
+            ));
+        }
+    };
+    match gw.command(command) {
+        Ok(message) => json_response(200, &json!({"ok": true, "message": message}), None),
+        Err(error) => bad(error),
+    }
+}
+
+impl Gateway {
+    /// Carry out an operator's command; `Err` is a message for a 400.
+    fn command(&self, command: Command) -> Result<String, String> {
+        let controller = self
+            .control
+            .as_ref()
+            .ok_or_else(|| "this gateway has no routes to control".to_string())?;
+        let known = |provider: &str| {
+            if self.providers.iter().any(|p| p == provider) {
+                Ok(())
+            } else {
+                Err(format!(
+                    "no provider is named `{provider}` (there are: {})",
+                    self.providers.join(", ")
+                ))
+            }
+        };
+        let breaker = |action: BreakerAction, provider: &str| {
+            known(provider)?;
+            Ok(controller.breaker(action, provider))
+        };
+        match command {
+            Command::Trip { provider } => breaker(BreakerAction::Trip, &provider),
+            Command::ForceClosed { provider } => breaker(BreakerAction::ForceClosed, &provider),
+            Command::Reset { provider } => breaker(BreakerAction::Reset, &provider),
+            Command::SetFault { provider, fault } => {
+                if !self.simulated {
+                    return Err(
+                        "faults apply to simulated providers: start the gateway with --demo"
+                            .to_string(),
+                    );
+                }
+                known(&provider)?;
+                fault
+                    .parse::<crate::sim::Fault>()
+                    .map_err(|e| format!("fault `{fault}`: {e}"))?;
+                Ok(controller.set_fault(&provider, &fault))
+            }
+            Command::Prompt { text } => {
+                if text.trim().is_empty() {
+                    return Err("the prompt is empty".to_string());
+                }
+                controller.send_prompt(text.trim());
+                Ok("prompt sent".to_string())
+            }
+        }
+    }
+}
+
+async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
+    let text = gw
+        .metrics
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .render();
+    let mut response = Response::new(Body::from(text));
+    response.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(metrics::CONTENT_TYPE),
+    );
+    response
+}
+
+async fn healthz(State(gw): State<Arc<Gateway>>) -> Response {
+    let routes: Vec<Value> = gw
+        .routes
+        .iter()
+        .map(|r: &Route| {
+            json!({"model": r.model, "chain": r.chain, "targets": r.targets(),
+                   "mode": r.mode.as_str(), "passthrough": r.passthrough})
+        })
+        .collect();
+    json_response(
+        200,
+        &json!({"status": "ok", "mode": gw.mode.as_str(), "simulated": gw.simulated,
+                "providers": gw.providers, "routes": routes}),
+        None,
+    )
+}
