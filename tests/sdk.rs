@@ -8,6 +8,8 @@
 //!   BREAKERBOX_SDK_PYTHON=/tmp/sdkvenv/bin/python cargo test --test sdk -- --nocapture
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sdk_support;
+
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
@@ -23,32 +25,9 @@ impl Drop for Running {
 
 #[test]
 fn official_sdks_accept_the_simulator() {
-    let python = std::env::var("BREAKERBOX_SDK_PYTHON").unwrap_or_else(|_| "python3".into());
-    let required = std::env::var("BREAKERBOX_REQUIRE_SDK").is_ok_and(|v| v == "1");
-    let import = Command::new(&python)
-        .args(["-c", "import anthropic, openai"])
-        .output();
-    if !import.as_ref().is_ok_and(|o| o.status.success()) {
-        let why = match &import {
-            // The last line of the traceback says what is missing.
-            Ok(o) => String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .to_string(),
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            !required,
-            "BREAKERBOX_REQUIRE_SDK=1 but `{python}` cannot import anthropic and openai: {why}"
-        );
-        eprintln!(
-            "\n*** SKIPPED official_sdks_accept_the_simulator: `{python}` cannot import anthropic \
-             and openai ({why}).\n*** Install them: pip install -r tests/sdk/requirements.txt, \
-             and point BREAKERBOX_SDK_PYTHON at that interpreter.\n"
-        );
+    let Some(python) = sdk_support::python_with_sdks("official_sdks_accept_the_simulator") else {
         return;
-    }
+    };
 
     let mut sim = Running(
         Command::new(env!("CARGO_BIN_EXE_breakerbox"))

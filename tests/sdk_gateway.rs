@@ -12,6 +12,8 @@
 //!   BREAKERBOX_SDK_PYTHON=/tmp/sdkvenv/bin/python cargo test --test sdk_gateway -- --nocapture
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sdk_support;
+
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -52,10 +54,6 @@ use_tools = true
 
 /// However a script hangs, the test ends.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(120);
-
-fn required() -> bool {
-    std::env::var("BREAKERBOX_REQUIRE_SDK").is_ok_and(|v| v == "1")
-}
 
 /// A demo gateway of the real binary; killed however the test ends.
 struct Gateway {
@@ -194,31 +192,11 @@ fn check_against_gateway(name: &str, command: &mut Command) {
 
 #[test]
 fn official_python_sdks_work_through_the_gateway() {
-    let python = std::env::var("BREAKERBOX_SDK_PYTHON").unwrap_or_else(|_| "python3".into());
-    let import = Command::new(&python)
-        .args(["-c", "import anthropic, openai"])
-        .output();
-    if !import.as_ref().is_ok_and(|o| o.status.success()) {
-        let why = match &import {
-            // The last line of the traceback says what is missing.
-            Ok(o) => String::from_utf8_lossy(&o.stderr)
-                .lines()
-                .last()
-                .unwrap_or_default()
-                .to_string(),
-            Err(e) => e.to_string(),
-        };
-        assert!(
-            !required(),
-            "BREAKERBOX_REQUIRE_SDK=1 but `{python}` cannot import anthropic and openai: {why}"
-        );
-        eprintln!(
-            "\n*** SKIPPED official_python_sdks_work_through_the_gateway: `{python}` cannot import \
-             anthropic and openai ({why}).\n*** Install them: pip install -r \
-             tests/sdk/requirements.txt, and point BREAKERBOX_SDK_PYTHON at that interpreter.\n"
-        );
+    let Some(python) =
+        sdk_support::python_with_sdks("official_python_sdks_work_through_the_gateway")
+    else {
         return;
-    }
+    };
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/check_gateway.py");
     check_against_gateway("python", Command::new(&python).arg(script));
 }
@@ -241,7 +219,7 @@ fn official_js_sdks_work_through_the_gateway() {
     };
     if let Some(why) = why {
         assert!(
-            !required(),
+            !sdk_support::required(),
             "BREAKERBOX_REQUIRE_SDK=1 but the JS clients cannot run: {why}"
         );
         eprintln!(

@@ -601,7 +601,7 @@ impl Gateway {
 fn unauthorized() -> Response {
     json_response(
         401,
-        &json!({"ok": false, "error": "missing or wrong token: send `Authorization: Bearer TOKEN`"}),
+        &json!({"ok": false, "error": "the token is missing or does not match: send `Authorization: Bearer TOKEN`"}),
         None,
     )
 }
