@@ -922,3 +922,31 @@ async fn with_every_breaker_open_the_client_is_told_when_to_come_back() {
     );
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn stopping_the_gateway_ends_its_event_streams() {
+    use futures::StreamExt;
+    let gw = Gw::start("", &[], None).await;
+    let events = gw
+        .http
+        .get(format!("{}/events", gw.base))
+        .send()
+        .await
+        .unwrap();
+    let mut events = events.bytes_stream();
+    // The session's first event has arrived: the watcher is connected.
+    events.next().await.unwrap().unwrap();
+    let stopping = tokio::spawn(gw.stop());
+    // The stream ends properly (the body is complete), not by the connection being cut after
+    // the shutdown grace period.
+    let ended = tokio::time::timeout(Duration::from_secs(10), async {
+        while let Some(chunk) = events.next().await {
+            chunk?;
+        }
+        Ok::<(), reqwest::Error>(())
+    })
+    .await
+    .expect("the stream ends with the gateway");
+    assert!(ended.is_ok(), "{ended:?}");
+    stopping.await.unwrap();
+}

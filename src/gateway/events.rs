@@ -18,6 +18,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
 
 use crate::event::{Bus, Event, EventKind};
 
@@ -101,8 +102,8 @@ impl History {
     }
 
     /// The SSE body for a new watcher: a channel of frames fed by a task that ends when the
-    /// watcher goes away.
-    pub fn stream(&self) -> mpsc::Receiver<Bytes> {
+    /// watcher goes away or `stop` is cancelled (the gateway is shutting down).
+    pub fn stream(&self, stop: CancellationToken) -> mpsc::Receiver<Bytes> {
         let (snapshot, mut live) = self.watch();
         let (tx, rx) = mpsc::channel(64);
         tokio::spawn(async move {
@@ -122,6 +123,7 @@ impl History {
                     },
                     _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
                     () = tx.closed() => return,
+                    () = stop.cancelled() => return,
                 };
                 if tx.send(bytes).await.is_err() {
                     return;

@@ -67,6 +67,8 @@ pub struct Gateway {
     simulated: bool,
     history: History,
     metrics: Arc<Mutex<Metrics>>,
+    /// Cancelled when the gateway stops: ends the `/events` streams, which never end otherwise.
+    stop: CancellationToken,
 }
 
 /// What [`start`] needs.
@@ -108,6 +110,7 @@ pub fn start(parts: GatewayParts, listener: TcpListener) -> std::io::Result<Runn
         .routes
         .control_engine()
         .map(|engine| Controller::new(engine, parts.sim.clone()));
+    let stop = CancellationToken::new();
     let gateway = Arc::new(Gateway {
         routes: parts.routes,
         token: parts.token,
@@ -117,9 +120,9 @@ pub fn start(parts: GatewayParts, listener: TcpListener) -> std::io::Result<Runn
         simulated: parts.sim.is_some(),
         history,
         metrics,
+        stop: stop.clone(),
     });
     let router = router(Arc::clone(&gateway));
-    let stop = CancellationToken::new();
     let tasks = TaskTracker::new();
     tasks.spawn(accept(listener, router, stop.clone(), tasks.clone()));
     Ok(Running {
@@ -610,7 +613,7 @@ async fn events(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
     if !gw.operator_authorized(&headers) {
         return unauthorized();
     }
-    let rx = gw.history.stream();
+    let rx = gw.history.stream(gw.stop.clone());
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
             .await
