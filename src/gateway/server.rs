@@ -21,7 +21,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use hyper::server::conn::http1;
 use hyper_util::rt::TokioIo;
 use hyper_util::service::TowerToHyperService;
@@ -52,6 +52,8 @@ use crate::sim::Simulator;
 
 /// Request bodies up to this size are read (agents send long contexts).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// Frames already waiting are sent together, up to about this many bytes per write.
+const WRITE_BATCH: usize = 16 * 1024;
 /// How long open responses may finish at shutdown before their connections are dropped.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
@@ -419,31 +421,32 @@ impl Reply {
         let done = matches!(held.last(), Some(StreamEvent::Done { .. }));
         let rest = futures::stream::unfold(
             (stream, encoder, done),
-            |(mut stream, mut encoder, finished)| async move {
+            |(mut stream, mut encoder, mut finished)| async move {
                 if finished {
                     return None;
                 }
-                let (frames, finished) = match stream.next().await {
-                    Some(Ok(StreamEvent::Rewind { .. })) => {
-                        // The engine never withdraws content on a live route; if it ever did, the
-                        // client must not get a splice that looks whole.
-                        let err = ProviderError::new(
-                            "gateway",
-                            ErrorClass::StreamCut,
-                            Phase::MidStream,
-                            "the upstream reply was withdrawn after part of it was sent",
-                        );
-                        (encoder.error(&err), true)
+                // Wait for one event, then take whatever else is already there, so a burst
+                // goes out in one write instead of one per token.
+                let mut out = String::new();
+                let mut next = stream.next().await;
+                loop {
+                    let (frames, end) = encode_live(&mut encoder, next);
+                    for frame in frames {
+                        out.push_str(&frame);
                     }
-                    Some(Ok(event)) => {
-                        let done = matches!(event, StreamEvent::Done { .. });
-                        (encoder.event(&event), done)
+                    finished = end;
+                    if finished || out.len() >= WRITE_BATCH {
+                        break;
                     }
-                    Some(Err(err)) => (encoder.error(&err), true),
-                    None => (encoder.finish(), true),
-                };
-                let bytes = Bytes::from(frames.concat());
-                Some((Ok::<_, Infallible>(bytes), (stream, encoder, finished)))
+                    match stream.next().now_or_never() {
+                        Some(item) => next = item,
+                        None => break,
+                    }
+                }
+                Some((
+                    Ok::<_, Infallible>(Bytes::from(out)),
+                    (stream, encoder, finished),
+                ))
             },
         );
         let body = futures::stream::once(async move { Ok::<_, Infallible>(Bytes::from(first)) })
@@ -489,6 +492,32 @@ impl Reply {
             headers.insert("x-request-id", value);
         }
         response
+    }
+}
+
+/// The frames for one item of a live stream, and whether the client's stream is over.
+fn encode_live(
+    encoder: &mut Encoder,
+    item: Option<Result<StreamEvent, ProviderError>>,
+) -> (Vec<String>, bool) {
+    match item {
+        Some(Ok(StreamEvent::Rewind { .. })) => {
+            // The engine never withdraws content on a live route; if it ever did, the client
+            // must not get a splice that looks whole.
+            let err = ProviderError::new(
+                "gateway",
+                ErrorClass::StreamCut,
+                Phase::MidStream,
+                "the upstream reply was withdrawn after part of it was sent",
+            );
+            (encoder.error(&err), true)
+        }
+        Some(Ok(event)) => {
+            let done = matches!(event, StreamEvent::Done { .. });
+            (encoder.event(&event), done)
+        }
+        Some(Err(err)) => (encoder.error(&err), true),
+        None => (encoder.finish(), true),
     }
 }
 
