@@ -120,6 +120,13 @@ async fn session(
     app.live.recording = recording;
 
     let result = app::run_in_terminal(&mut app, events).await;
+    finish_recording(recorder).await;
+    result?;
+    Ok(0)
+}
+
+/// Flush and close a session's recording, and say where it is (a failure was already reported).
+pub(crate) async fn finish_recording(recorder: Option<RecorderHandle>) {
     if let Some(recorder) = recorder {
         let path = recorder.path().display().to_string();
         let summary = recorder.finish().await;
@@ -127,8 +134,6 @@ async fn session(
             eprintln!("breakerbox: session recorded to {path}");
         }
     }
-    result?;
-    Ok(0)
 }
 
 /// Start recording as the flags ask: `--record FILE`, nothing with `--no-record`, else a new file in

@@ -104,13 +104,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
         .await
     };
     running.stop().await;
-    if let Some(recorder) = recorder {
-        let path = recorder.path().display().to_string();
-        let summary = recorder.finish().await;
-        if summary.error.is_none() {
-            eprintln!("breakerbox: session recorded to {path}");
-        }
-    }
+    console::finish_recording(recorder).await;
     result?;
     Ok(0)
 }
