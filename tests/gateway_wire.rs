@@ -5,7 +5,7 @@
 mod provider_common;
 
 use breakerbox::gateway::wire::{
-    AnthropicEncoder, OpenAiEncoder, anthropic_message, error_response, openai_completion,
+    AnthropicEncoder, Encode, OpenAiEncoder, anthropic_message, error_response, openai_completion,
     parse_anthropic_request, parse_openai_request,
 };
 use breakerbox::provider::anthropic::{AnthropicClient, AnthropicParser};

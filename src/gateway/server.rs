@@ -38,7 +38,7 @@ use tokio_util::task::TaskTracker;
 use super::auth;
 use super::events::History;
 use super::routes::{Route, Routes};
-use super::wire::{self, AnthropicEncoder, OpenAiEncoder};
+use super::wire::{self, AnthropicEncoder, Encode, OpenAiEncoder};
 use crate::console::control::Controller;
 use crate::console::ui::BreakerAction;
 use crate::engine::failover::RequestMeta;
@@ -430,7 +430,7 @@ impl Reply {
                 let mut out = String::new();
                 let mut next = stream.next().await;
                 loop {
-                    let (frames, end) = encode_live(&mut encoder, next);
+                    let (frames, end) = encode_live(encoder.as_mut(), next);
                     for frame in frames {
                         out.push_str(&frame);
                     }
@@ -458,11 +458,11 @@ impl Reply {
         self.sse(Body::from_stream(body))
     }
 
-    fn encoder(&self) -> Encoder {
+    fn encoder(&self) -> Box<dyn Encode> {
         match self.protocol {
-            Protocol::Anthropic => Encoder::Anthropic(AnthropicEncoder::new(self.model.clone())),
+            Protocol::Anthropic => Box::new(AnthropicEncoder::new(self.model.clone())),
             Protocol::Openai => {
-                Encoder::Openai(OpenAiEncoder::new(self.model.clone(), self.include_usage))
+                Box::new(OpenAiEncoder::new(self.model.clone(), self.include_usage))
             }
         }
     }
@@ -497,7 +497,7 @@ impl Reply {
 
 /// The frames for one item of a live stream, and whether the client's stream is over.
 fn encode_live(
-    encoder: &mut Encoder,
+    encoder: &mut dyn Encode,
     item: Option<Result<StreamEvent, ProviderError>>,
 ) -> (Vec<String>, bool) {
     match item {
@@ -538,32 +538,6 @@ async fn complete(mut stream: ProviderStream) -> Result<Vec<StreamEvent>, Provid
         }
     }
     Err(wire::upstream_cut())
-}
-
-enum Encoder {
-    Anthropic(AnthropicEncoder),
-    Openai(OpenAiEncoder),
-}
-
-impl Encoder {
-    fn event(&mut self, event: &StreamEvent) -> Vec<String> {
-        match self {
-            Encoder::Anthropic(e) => e.event(event),
-            Encoder::Openai(e) => e.event(event),
-        }
-    }
-    fn finish(&mut self) -> Vec<String> {
-        match self {
-            Encoder::Anthropic(e) => e.finish(),
-            Encoder::Openai(e) => e.finish(),
-        }
-    }
-    fn error(&mut self, err: &ProviderError) -> Vec<String> {
-        match self {
-            Encoder::Anthropic(e) => e.error(err),
-            Encoder::Openai(e) => e.error(err),
-        }
-    }
 }
 
 fn json_response(status: u16, body: &Value, retry_after: Option<&str>) -> Response {

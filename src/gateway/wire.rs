@@ -4,7 +4,7 @@
 //! - Inbound: [`parse_openai_request`] and [`parse_anthropic_request`] turn a client's JSON body into a
 //!   [`Request`] plus [`InboundOptions`]; a body we cannot honour is a [`WireError`] (HTTP 400) naming
 //!   the field, renderable in either protocol's error shape.
-//! - Outbound, streaming: [`AnthropicEncoder`] and [`OpenAiEncoder`] turn [`StreamEvent`]s into SSE
+//! - Outbound, streaming: [`AnthropicEncoder`] and [`OpenAiEncoder`] (both [`Encode`]) turn [`StreamEvent`]s into SSE
 //!   frames exactly as the real provider frames them, and a [`ProviderError`] into the protocol's
 //!   in-stream error.
 //! - Outbound, whole: [`anthropic_message`], [`openai_completion`] and [`error_response`].
@@ -873,6 +873,21 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
     (status, body, retry_after)
 }
 
+/// A streaming encoder: our stream events → one protocol's SSE frames.
+pub trait Encode: Send {
+    /// The frames for one event; nothing after the stream is over.
+    fn event(&mut self, event: &StreamEvent) -> Vec<String>;
+
+    /// The in-stream error for `err`; the stream is over after it.
+    fn error(&mut self, err: &ProviderError) -> Vec<String>;
+
+    /// The end of the upstream stream. After `Done` (or an error) nothing is left to send; without
+    /// one the reply was cut, so the client gets the protocol's error, never a clean finish.
+    fn finish(&mut self) -> Vec<String> {
+        self.error(&upstream_cut())
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Anthropic streaming encoder
 // ---------------------------------------------------------------------------------------------
@@ -922,9 +937,59 @@ impl AnthropicEncoder {
         }
     }
 
+    fn flush_start(&mut self, out: &mut Vec<String>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        self.pending_start = false;
+        let id = self.id.get_or_insert_with(|| new_id("msg_")).clone();
+        out.push(anthropic_frame(
+            "message_start",
+            &json!({"type": "message_start", "message": {
+                "id": id, "type": "message", "role": "assistant", "model": self.model,
+                "content": [], "stop_reason": Value::Null, "stop_sequence": Value::Null,
+                "usage": anthropic_usage(&self.usage),
+            }}),
+        ));
+        out.push(anthropic_frame("ping", &json!({"type": "ping"})));
+    }
+
+    fn close_block(&mut self, out: &mut Vec<String>) {
+        if let Some((index, _)) = self.open.take() {
+            out.push(anthropic_frame(
+                "content_block_stop",
+                &json!({"type": "content_block_stop", "index": index}),
+            ));
+        }
+    }
+
+    fn ensure_block(&mut self, kind: BlockKind, out: &mut Vec<String>) -> u32 {
+        if let Some((index, open)) = self.open {
+            if open == kind {
+                return index;
+            }
+        }
+        self.close_block(out);
+        let index = self.next_index;
+        self.next_index = index.saturating_add(1);
+        self.open = Some((index, kind));
+        let block = match kind {
+            BlockKind::Thinking => json!({"type": "thinking", "thinking": "", "signature": ""}),
+            _ => json!({"type": "text", "text": ""}),
+        };
+        out.push(anthropic_frame(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": index, "content_block": block}),
+        ));
+        index
+    }
+}
+
+impl Encode for AnthropicEncoder {
     /// The frames for one event. [`StreamEvent::Rewind`] is ignored (see the module doc); events
     /// after `Done` or an error produce nothing.
-    pub fn event(&mut self, event: &StreamEvent) -> Vec<String> {
+    fn event(&mut self, event: &StreamEvent) -> Vec<String> {
         let mut out = Vec::new();
         if self.finished {
             return out;
@@ -1022,17 +1087,8 @@ impl AnthropicEncoder {
         out
     }
 
-    /// The end of the upstream stream. After `Done` (or an error) nothing is left to send; without
-    /// one the reply was cut, so the client gets an `api_error` event, never a clean finish.
-    pub fn finish(&mut self) -> Vec<String> {
-        if self.finished {
-            return Vec::new();
-        }
-        self.error(&upstream_cut())
-    }
-
     /// An in-stream `event: error` for `err`; the stream is over after it.
-    pub fn error(&mut self, err: &ProviderError) -> Vec<String> {
+    fn error(&mut self, err: &ProviderError) -> Vec<String> {
         if self.finished {
             return Vec::new();
         }
@@ -1042,54 +1098,6 @@ impl AnthropicEncoder {
             obj.remove("request_id");
         }
         vec![anthropic_frame("error", &body)]
-    }
-
-    fn flush_start(&mut self, out: &mut Vec<String>) {
-        if self.started {
-            return;
-        }
-        self.started = true;
-        self.pending_start = false;
-        let id = self.id.get_or_insert_with(|| new_id("msg_")).clone();
-        out.push(anthropic_frame(
-            "message_start",
-            &json!({"type": "message_start", "message": {
-                "id": id, "type": "message", "role": "assistant", "model": self.model,
-                "content": [], "stop_reason": Value::Null, "stop_sequence": Value::Null,
-                "usage": anthropic_usage(&self.usage),
-            }}),
-        ));
-        out.push(anthropic_frame("ping", &json!({"type": "ping"})));
-    }
-
-    fn close_block(&mut self, out: &mut Vec<String>) {
-        if let Some((index, _)) = self.open.take() {
-            out.push(anthropic_frame(
-                "content_block_stop",
-                &json!({"type": "content_block_stop", "index": index}),
-            ));
-        }
-    }
-
-    fn ensure_block(&mut self, kind: BlockKind, out: &mut Vec<String>) -> u32 {
-        if let Some((index, open)) = self.open {
-            if open == kind {
-                return index;
-            }
-        }
-        self.close_block(out);
-        let index = self.next_index;
-        self.next_index = index.saturating_add(1);
-        self.open = Some((index, kind));
-        let block = match kind {
-            BlockKind::Thinking => json!({"type": "thinking", "thinking": "", "signature": ""}),
-            _ => json!({"type": "text", "text": ""}),
-        };
-        out.push(anthropic_frame(
-            "content_block_start",
-            &json!({"type": "content_block_start", "index": index, "content_block": block}),
-        ));
-        index
     }
 }
 
@@ -1132,9 +1140,39 @@ impl OpenAiEncoder {
         }
     }
 
+    fn id_str(&mut self) -> String {
+        self.id.get_or_insert_with(|| new_id("chatcmpl-")).clone()
+    }
+
+    fn start(&mut self, out: &mut Vec<String>) {
+        if self.started {
+            return;
+        }
+        self.started = true;
+        out.push(self.chunk(
+            json!({"role": "assistant", "content": "", "refusal": Value::Null}),
+            Value::Null,
+        ));
+    }
+
+    fn chunk(&mut self, delta: Value, finish_reason: Value) -> String {
+        let mut chunk = json!({
+            "id": self.id_str(), "object": "chat.completion.chunk", "created": self.created,
+            "model": self.model, "system_fingerprint": Value::Null,
+            "choices": [{"index": 0, "delta": delta, "logprobs": Value::Null,
+                         "finish_reason": finish_reason}],
+        });
+        if self.include_usage {
+            chunk["usage"] = Value::Null;
+        }
+        openai_frame(&chunk)
+    }
+}
+
+impl Encode for OpenAiEncoder {
     /// The frames for one event. [`StreamEvent::Rewind`] is ignored (see the module doc); events
     /// after `Done` or an error produce nothing.
-    pub fn event(&mut self, event: &StreamEvent) -> Vec<String> {
+    fn event(&mut self, event: &StreamEvent) -> Vec<String> {
         let mut out = Vec::new();
         if self.finished {
             return out;
@@ -1212,50 +1250,13 @@ impl OpenAiEncoder {
         out
     }
 
-    /// The end of the upstream stream. After `Done` (or an error) nothing is left to send; without
-    /// one the reply was cut, so the client gets an error chunk (and no `[DONE]`).
-    pub fn finish(&mut self) -> Vec<String> {
-        if self.finished {
-            return Vec::new();
-        }
-        self.error(&upstream_cut())
-    }
-
     /// An in-stream error chunk for `err`; no `[DONE]` follows.
-    pub fn error(&mut self, err: &ProviderError) -> Vec<String> {
+    fn error(&mut self, err: &ProviderError) -> Vec<String> {
         if self.finished {
             return Vec::new();
         }
         self.finished = true;
         vec![openai_frame(&openai_error_body(err))]
-    }
-
-    fn id_str(&mut self) -> String {
-        self.id.get_or_insert_with(|| new_id("chatcmpl-")).clone()
-    }
-
-    fn start(&mut self, out: &mut Vec<String>) {
-        if self.started {
-            return;
-        }
-        self.started = true;
-        out.push(self.chunk(
-            json!({"role": "assistant", "content": "", "refusal": Value::Null}),
-            Value::Null,
-        ));
-    }
-
-    fn chunk(&mut self, delta: Value, finish_reason: Value) -> String {
-        let mut chunk = json!({
-            "id": self.id_str(), "object": "chat.completion.chunk", "created": self.created,
-            "model": self.model, "system_fingerprint": Value::Null,
-            "choices": [{"index": 0, "delta": delta, "logprobs": Value::Null,
-                         "finish_reason": finish_reason}],
-        });
-        if self.include_usage {
-            chunk["usage"] = Value::Null;
-        }
-        openai_frame(&chunk)
     }
 }
 
