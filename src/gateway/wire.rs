@@ -4,9 +4,9 @@
 //! - Inbound: [`parse_openai_request`] and [`parse_anthropic_request`] turn a client's JSON body into a
 //!   [`Request`] plus [`InboundOptions`]; a body we cannot honour is a [`WireError`] (HTTP 400) naming
 //!   the field, renderable in either protocol's error shape.
-//! - Outbound, streaming: [`AnthropicEncoder`] and [`OpenAiEncoder`] (both [`Encode`]) turn [`StreamEvent`]s into SSE
-//!   frames exactly as the real provider frames them, and a [`ProviderError`] into the protocol's
-//!   in-stream error.
+//! - Outbound, streaming: [`AnthropicEncoder`] and [`OpenAiEncoder`] (both [`Encode`]) turn
+//!   [`StreamEvent`]s into SSE frames exactly as the real provider frames them, and a
+//!   [`ProviderError`] into the protocol's in-stream error.
 //! - Outbound, whole: [`anthropic_message`], [`openai_completion`] and [`error_response`].
 //!
 //! Nothing here panics on any input. [`StreamEvent::Rewind`] is the gateway's business (it decides
