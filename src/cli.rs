@@ -46,7 +46,8 @@ pub enum Command {
 }
 
 /// The shared secret of a gateway's `/events` and `/control` (and, when set, its `/v1` routes).
-#[derive(Debug, Clone, Args, Default)]
+/// Its `Debug` never shows the token.
+#[derive(Clone, Args, Default)]
 pub struct TokenArgs {
     /// The token (visible to other local users in the process list: prefer --token-file or
     /// BREAKERBOX_TOKEN).
@@ -61,6 +62,15 @@ pub struct TokenArgs {
     /// Read the token from this file (its first line).
     #[arg(long, value_name = "FILE", conflicts_with = "token")]
     pub token_file: Option<PathBuf>,
+}
+
+impl std::fmt::Debug for TokenArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenArgs")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field("token_file", &self.token_file)
+            .finish()
+    }
 }
 
 #[derive(Debug, Clone, Args)]

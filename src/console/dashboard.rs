@@ -1205,8 +1205,9 @@ fn seconds(ms: u64) -> f64 {
     ms as f64 / 1000.0
 }
 
-/// One line for people about an event.
-fn describe(kind: &EventKind) -> String {
+/// One line for people about an event: the event log's, and a headless gateway's stderr. Control
+/// characters from providers' messages are escaped.
+pub fn describe(kind: &EventKind) -> String {
     let mut s = String::with_capacity(96);
     // Writing to a String cannot fail.
     let _ = write_description(&mut s, kind);

@@ -130,6 +130,19 @@ mod tests {
     }
 
     #[test]
+    fn the_token_never_shows_in_debug() {
+        let args = TokenArgs {
+            token: Some("s3cret".into()),
+            token_file: None,
+        };
+        let shown = format!("{args:?}");
+        assert!(
+            !shown.contains("s3cret") && shown.contains("<redacted>"),
+            "{shown}"
+        );
+    }
+
+    #[test]
     fn the_presented_token_is_read_from_either_header() {
         let mut headers = axum::http::HeaderMap::new();
         headers.insert("authorization", "Bearer tok".parse().unwrap());

@@ -22,7 +22,7 @@ use tokio::net::TcpListener;
 use crate::cli::{Cli, CommonArgs, ServeArgs};
 use crate::config::Config;
 use crate::console::{self, app::App, control::Controller, keys::Bindings, ui::LoadView, ui::Ui};
-use crate::event::{Bus, EventKind, FORMAT_VERSION, Mode, Outcome, Source};
+use crate::event::{Bus, EventKind, FORMAT_VERSION, Mode};
 use crate::record::writer::{Recorder, session_header};
 use crate::setup;
 use crate::sim::Simulator;
@@ -269,11 +269,10 @@ async fn wait_for_shutdown() {
     }
 }
 
-/// A headless gateway's log on stderr: one line per finished gateway request, breaker change and
-/// operator action.
+/// A headless gateway's log on stderr: one line per finished request, breaker change and operator
+/// action, worded as the console's event log words them.
 async fn log_requests(mut rx: tokio::sync::broadcast::Receiver<Arc<crate::event::Event>>) {
     use tokio::sync::broadcast::error::RecvError;
-    let mut sources = std::collections::HashMap::new();
     loop {
         let event = match rx.recv().await {
             Ok(event) => event,
@@ -283,77 +282,17 @@ async fn log_requests(mut rx: tokio::sync::broadcast::Receiver<Arc<crate::event:
             }
             Err(RecvError::Closed) => return,
         };
-        if let Some(line) = log_line(&event, &mut sources) {
-            eprintln!("{line}");
+        if matches!(
+            event.kind,
+            EventKind::RequestFinished { .. }
+                | EventKind::BreakerChanged { .. }
+                | EventKind::OperatorAction { .. }
+        ) {
+            eprintln!(
+                "{} {}",
+                event.ts.format("%H:%M:%S%.3f"),
+                crate::console::dashboard::describe(&event.kind)
+            );
         }
-    }
-}
-
-/// The log line for one event, if it gets one. `sources` remembers each running request's source.
-fn log_line(
-    event: &crate::event::Event,
-    sources: &mut std::collections::HashMap<String, Source>,
-) -> Option<String> {
-    let ts = event.ts.format("%H:%M:%S%.3f");
-    match &event.kind {
-        EventKind::RequestStarted {
-            request_id, source, ..
-        } => {
-            sources.insert(request_id.clone(), *source);
-            None
-        }
-        EventKind::RequestFinished {
-            request_id,
-            outcome,
-            provider,
-            class,
-            message,
-            total_ms,
-            cost_usd,
-            attempts,
-            ..
-        } => {
-            let source = sources.remove(request_id);
-            let how = match outcome {
-                Outcome::Ok => format!("ok via {}", provider.as_deref().unwrap_or("?")),
-                Outcome::Error => format!(
-                    "error {}: {}",
-                    class.map_or("unknown", |c| c.as_str()),
-                    message.as_deref().unwrap_or("")
-                ),
-            };
-            let source = source.map_or(String::new(), |s| {
-                format!(
-                    " {}",
-                    serde_json::to_string(&s)
-                        .unwrap_or_default()
-                        .trim_matches('"')
-                )
-            });
-            Some(format!(
-                "{ts} {request_id}{source} {how} · {total_ms} ms · {attempts} attempt(s) · ${cost_usd:.6}"
-            ))
-        }
-        EventKind::BreakerChanged {
-            provider,
-            from,
-            to,
-            reason,
-            ..
-        } => Some(format!("{ts} breaker {provider}: {from} → {to} ({reason})")),
-        EventKind::OperatorAction {
-            action,
-            provider,
-            detail,
-        } => Some(format!(
-            "{ts} operator {action} {}{}",
-            provider.as_deref().unwrap_or(""),
-            if detail.is_empty() {
-                String::new()
-            } else {
-                format!(" ({detail})")
-            }
-        )),
-        _ => None,
     }
 }

@@ -224,11 +224,6 @@ async fn anthropic_messages(
 }
 
 impl Gateway {
-    /// The routes, for messages and tests.
-    pub fn routes(&self) -> &Routes {
-        &self.routes
-    }
-
     async fn proxy(&self, protocol: Protocol, headers: &HeaderMap, body: Body) -> Response {
         if !self.v1_authorized(headers) {
             return gateway_error(
