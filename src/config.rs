@@ -51,6 +51,9 @@ pub struct Config {
     pub pricing: BTreeMap<String, ModelPrice>,
     #[serde(default)]
     pub sim: SimSection,
+    /// The gateway's limits on client connections (`breakerbox serve`).
+    #[serde(default)]
+    pub gateway: GatewaySection,
     /// Console key overrides: an action name → a key or a list of keys.
     #[serde(default)]
     pub keys: BTreeMap<String, crate::console::keys::KeyList>,
@@ -569,6 +572,64 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         .map_err(|_| format!("invalid duration `{text}`: out of range"))
 }
 
+/// `[gateway]`: what a client connection may take before it has a request in progress. None of
+/// these cuts a reply that is streaming. Each value is range-checked where it is read, so a bad
+/// one is reported at its line and column.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct GatewaySection {
+    /// From accepting a connection to the end of its first request's headers.
+    #[serde(deserialize_with = "connection_limit")]
+    pub header_timeout: Dur,
+    /// Reading a request body, from the end of its headers.
+    #[serde(deserialize_with = "connection_limit")]
+    pub body_timeout: Dur,
+    /// A kept-alive connection between requests: from the end of a response to the end of the
+    /// next request's headers.
+    #[serde(deserialize_with = "connection_limit")]
+    pub idle_timeout: Dur,
+    /// Client connections open at once; past it a new one gets a 503 and is closed.
+    #[serde(deserialize_with = "connection_count")]
+    pub max_connections: u32,
+}
+
+impl Default for GatewaySection {
+    fn default() -> Self {
+        GatewaySection {
+            header_timeout: Dur(Duration::from_secs(10)),
+            body_timeout: Dur(Duration::from_secs(60)),
+            idle_timeout: Dur(Duration::from_secs(60)),
+            // Half of the common 1,024 file descriptors: each open request also holds an
+            // upstream connection.
+            max_connections: 512,
+        }
+    }
+}
+
+/// A duration from 1 ms to 1 hour.
+fn connection_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
+    let Dur(duration) = Dur::deserialize(d)?;
+    if duration < Duration::from_millis(1) || duration > Duration::from_secs(3600) {
+        return Err(serde::de::Error::custom(format!(
+            "{duration:?} is out of range: use a duration from 1ms to 1h"
+        )));
+    }
+    Ok(Dur(duration))
+}
+
+/// A connection count from 1 to 1,000,000.
+fn connection_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
+    let n = i64::deserialize(d)?;
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (1..=1_000_000).contains(n))
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{n} is out of range: use a number of connections from 1 to 1000000"
+            ))
+        })
+}
+
 /// A config problem, with where it is and what to do.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -587,6 +648,7 @@ impl Default for Config {
             policy: BTreeMap::new(),
             pricing: BTreeMap::new(),
             sim: SimSection::default(),
+            gateway: GatewaySection::default(),
             keys: BTreeMap::new(),
             source: None,
         }
@@ -839,6 +901,7 @@ mod tests {
         assert_eq!(sample.engine, defaults.engine);
         assert_eq!(sample.breaker, defaults.breaker);
         assert_eq!(sample.retry, defaults.retry);
+        assert_eq!(sample.gateway, defaults.gateway);
         assert!(sample.chains.is_empty() && sample.policy.is_empty() && sample.routes.is_empty());
         let names = |c: &Config| {
             c.providers
@@ -874,6 +937,23 @@ mod tests {
             err.starts_with("my.toml:7:") && err.contains("twice"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn gateway_limits_are_range_checked_where_they_are_written() {
+        for (text, says) in [
+            ("[gateway]\nheader_timeout = \"0s\"\n", "from 1ms to 1h"),
+            ("[gateway]\nidle_timeout = \"2h\"\n", "from 1ms to 1h"),
+            ("[gateway]\nmax_connections = 0\n", "from 1 to 1000000"),
+            ("[gateway]\nmax_connections = -5\n", "from 1 to 1000000"),
+        ] {
+            let err = Config::parse(text, "my.toml").unwrap_err().to_string();
+            assert!(err.starts_with("my.toml:2:"), "{err}");
+            assert!(err.contains(says), "{err}");
+        }
+        let c = Config::parse("[gateway]\nbody_timeout = \"5s\"\n", "t").unwrap();
+        assert_eq!(c.gateway.body_timeout.0, Duration::from_secs(5));
+        assert_eq!(c.gateway.max_connections, 512);
     }
 
     #[test]

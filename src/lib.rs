@@ -15,5 +15,6 @@ pub mod metrics;
 pub mod provider;
 pub mod record;
 pub mod replay;
+pub mod secret;
 pub mod setup;
 pub mod sim;

@@ -576,6 +576,40 @@ fn source_name(source: Source) -> &'static str {
     }
 }
 
+/// The gateway's client connections, in the same exposition format: open now, the cap, and how
+/// many were refused at the cap. Not a fold of events: the server counts them itself.
+pub fn render_connections(open: u64, cap: u64, refused: u64) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    family(
+        o,
+        "breakerbox_gateway_connections",
+        "gauge",
+        "Client connections open now.",
+    );
+    sample(o, "breakerbox_gateway_connections", &[], open);
+    family(
+        o,
+        "breakerbox_gateway_connections_max",
+        "gauge",
+        "The most client connections allowed at once ([gateway] max_connections).",
+    );
+    sample(o, "breakerbox_gateway_connections_max", &[], cap);
+    family(
+        o,
+        "breakerbox_gateway_connections_refused_total",
+        "counter",
+        "Client connections refused with a 503 because the cap was reached.",
+    );
+    sample(
+        o,
+        "breakerbox_gateway_connections_refused_total",
+        &[],
+        refused,
+    );
+    out
+}
+
 fn family(out: &mut String, name: &str, kind: &str, help: &str) {
     let _ = writeln!(out, "# HELP {name} {}", escape_help(help));
     let _ = writeln!(out, "# TYPE {name} {kind}");

@@ -14,6 +14,7 @@ use crate::engine::failover::{EngineSettings, FailoverEngine, MidStreamPolicy, S
 use crate::engine::retry::RetryBudget;
 use crate::event::{Bus, Mode, ProviderInfo};
 use crate::provider::{self, ApiKey, Protocol, Provider};
+use crate::secret::Secrets;
 use crate::sim::{self, Simulator};
 
 /// A chain's targets and settings, as the config declares them.
@@ -192,24 +193,33 @@ pub async fn build(
     bus: Bus,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Setup> {
+    build_guarding(common, config, bus, env, None).await
+}
+
+/// [`build`], with one more secret for the providers to keep out of what they pass on: the
+/// gateway's token.
+pub async fn build_guarding(
+    common: &CommonArgs,
+    config: &Config,
+    bus: Bus,
+    env: &dyn Fn(&str) -> Option<String>,
+    token: Option<&str>,
+) -> Result<Setup> {
     if common.demo {
-        return demo(common, config, bus).await;
+        return demo(common, config, bus, token).await;
     }
     if !common.faults.is_empty() || common.scenario.is_some() {
         bail!("--fault and --scenario act on the simulated providers: add --demo");
     }
-    let mut providers = Vec::new();
-    let mut infos = Vec::new();
+    let mut resolved = Vec::new();
     let mut missing = Vec::new();
     for entry in &config.providers {
-        if let Some(var) = entry.missing_key(env) {
-            missing.push(format!("{} (set {var})", entry.name()));
-            continue;
+        match entry.missing_key(env) {
+            Some(var) => missing.push(format!("{} (set {var})", entry.name())),
+            None => resolved.push(entry.resolve(config.timeouts(), env)),
         }
-        let resolved = entry.resolve(config.timeouts(), env);
-        infos.push(info(&resolved.name, resolved.protocol, &resolved.model));
-        providers.push(provider::build(resolved)?);
     }
+    let (providers, infos) = build_providers(resolved, token)?;
     if providers.is_empty() {
         bail!(
             "no provider has an API key: {}. Set the keys, or try the simulated providers with --demo",
@@ -229,7 +239,47 @@ pub async fn build(
     })
 }
 
-async fn demo(common: &CommonArgs, config: &Config, bus: Bus) -> Result<Setup> {
+/// Provider clients and what the events say of them, in the same order.
+type Built = (Vec<Arc<dyn Provider>>, Vec<ProviderInfo>);
+
+/// The clients of `configs`, each guarding every secret of the others too, sharing HTTP clients.
+fn build_providers(configs: Vec<provider::ProviderConfig>, token: Option<&str>) -> Result<Built> {
+    let secrets = secrets_of(&configs, token);
+    let mut http: Vec<(provider::Timeouts, reqwest::Client)> = Vec::new();
+    let mut providers = Vec::new();
+    let mut infos = Vec::new();
+    for mut cfg in configs {
+        cfg.secrets = secrets.clone();
+        infos.push(info(&cfg.name, cfg.protocol, &cfg.model));
+        let client = match http.iter().find(|(t, _)| *t == cfg.timeouts) {
+            Some((_, client)) => client.clone(),
+            None => {
+                let client = provider::http::client(&cfg.timeouts)?;
+                http.push((cfg.timeouts, client.clone()));
+                client
+            }
+        };
+        providers.push(provider::build_with(cfg, client));
+    }
+    Ok((providers, infos))
+}
+
+/// Every provider's key and the credentials in its base URL, and the gateway's token.
+fn secrets_of(configs: &[provider::ProviderConfig], token: Option<&str>) -> Secrets {
+    let mut all: Vec<String> = token.map(str::to_string).into_iter().collect();
+    for cfg in configs {
+        all.push(cfg.api_key.expose().to_string());
+        all.extend(crate::secret::url_secrets(&cfg.base_url));
+    }
+    Secrets::new(all)
+}
+
+async fn demo(
+    common: &CommonArgs,
+    config: &Config,
+    bus: Bus,
+    token: Option<&str>,
+) -> Result<Setup> {
     let mut sim_config = config.sim_config()?;
     sim_config.apply_fault_assignments(&common.faults)?;
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
@@ -246,8 +296,7 @@ async fn demo(common: &CommonArgs, config: &Config, bus: Bus) -> Result<Setup> {
         scenario.check_providers(&known)?;
         simulator.run_scenario(scenario)?;
     }
-    let mut providers = Vec::new();
-    let mut infos = Vec::new();
+    let mut configs = Vec::new();
     for spec in &sim_config.providers {
         // The provider's own port, so that `connect_refused` really refuses.
         let base_url = simulator
@@ -258,9 +307,9 @@ async fn demo(common: &CommonArgs, config: &Config, bus: Bus) -> Result<Setup> {
         cfg.api_key = ApiKey::new("sim-key");
         cfg.model = spec.model.clone();
         cfg.timeouts = config.timeouts();
-        infos.push(info(&spec.name, spec.protocol, &spec.model));
-        providers.push(provider::build(cfg)?);
+        configs.push(cfg);
     }
+    let (providers, infos) = build_providers(configs, token)?;
     Ok(Setup {
         mode: Mode::Demo,
         providers,

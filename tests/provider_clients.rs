@@ -386,6 +386,31 @@ async fn a_key_echoed_by_the_server_is_redacted() {
     }
 }
 
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_names_only_its_host() {
+    for protocol in [Protocol::Anthropic, Protocol::Openai] {
+        let mut elsewhere = TestServer::start(Reply::stream(b"")).await;
+        let location = format!("{}/steal?key={KEY}", elsewhere.url());
+        let server =
+            TestServer::start(Reply::error(307, vec![("location", location.clone())], "")).await;
+        let err = error_of(&*client(protocol, &server)).await;
+        assert_eq!(
+            (err.class, err.status, err.phase),
+            (ErrorClass::Redirect, Some(307), Phase::Headers)
+        );
+        let host = elsewhere.url().trim_start_matches("http://").to_string();
+        assert!(
+            err.message
+                .contains(&format!("redirect to {host} not followed")),
+            "{}",
+            err.message
+        );
+        assert!(!err.message.contains("steal"), "{}", err.message);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        assert!(elsewhere.untouched(), "the other origin was contacted");
+    }
+}
+
 // ---- in-stream errors ----
 
 #[tokio::test]

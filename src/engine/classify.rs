@@ -64,7 +64,7 @@ fn default_policy(class: ErrorClass) -> ClassPolicy {
         RateLimited | Overloaded | ServerError | Timeout | Connect | Stalled | StreamCut
         | Malformed | Conflict => p(true, Failover::Yes, true),
         // This provider cannot serve us (bad key, no access, no money): another one may.
-        Auth | Permission | Quota => p(false, Failover::Yes, true),
+        Auth | Permission | Quota | Redirect => p(false, Failover::Yes, true),
         // The request itself is at fault: the next provider would fail the same way.
         BadRequest | ContentFilter | NotFound | TooLarge => p(false, Failover::No, false),
         ContextLength => p(false, Failover::LargerContext, false),

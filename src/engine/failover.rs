@@ -762,7 +762,10 @@ impl Run {
             CallOutcome::Neutral
         };
         record(permit, outcome);
-        if matches!(err.class, ErrorClass::Auth | ErrorClass::Permission) {
+        if matches!(
+            err.class,
+            ErrorClass::Auth | ErrorClass::Permission | ErrorClass::Redirect
+        ) {
             shared.bus.publish(EventKind::ProviderFlagged {
                 provider: target.name().to_string(),
                 flag: "misconfigured".to_string(),

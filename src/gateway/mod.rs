@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod reject;
 pub mod routes;
 pub mod server;
 pub mod wire;
@@ -41,7 +42,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
     // Subscribed before the first event, so the console and the recording see the whole session.
     let bus = Bus::new(1 << 16);
     let console_events = bus.subscribe();
-    let mut setup = setup::build(&cli.common, &config, bus.clone(), &env).await?;
+    let mut setup =
+        setup::build_guarding(&cli.common, &config, bus.clone(), &env, token.as_deref()).await?;
     let routes = Routes::build(&setup)?;
     let listener = bind(args.listen).await?;
     let sim = setup.sim.take().map(Arc::new);
@@ -138,6 +140,7 @@ fn launch(
             providers: setup.infos.iter().map(|i| i.name.clone()).collect(),
             mode: setup.mode,
             sim,
+            limits: config.gateway,
         },
         listener,
     )
@@ -161,7 +164,8 @@ pub async fn start(
     token: Option<String>,
 ) -> Result<(Running, Option<Arc<Simulator>>, Bus)> {
     let bus = Bus::new(1 << 16);
-    let mut setup = setup::build(common, config, bus.clone(), env).await?;
+    let mut setup =
+        setup::build_guarding(common, config, bus.clone(), env, token.as_deref()).await?;
     let routes = Routes::build(&setup)?;
     let listener = bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
     let sim = setup.sim.take().map(Arc::new);

@@ -23,15 +23,19 @@ use axum::routing::{get, post};
 use bytes::Bytes;
 use futures::{FutureExt, StreamExt};
 use hyper::server::conn::http1;
-use hyper_util::rt::TokioIo;
+use hyper::service::Service as _;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
@@ -39,6 +43,7 @@ use super::auth;
 use super::events::History;
 use super::routes::{Route, Routes};
 use super::wire::{self, AnthropicEncoder, Encode, OpenAiEncoder};
+use crate::config::GatewaySection;
 use crate::console::control::Controller;
 use crate::console::ui::BreakerAction;
 use crate::engine::failover::RequestMeta;
@@ -52,6 +57,8 @@ use crate::sim::Simulator;
 
 /// Request bodies up to this size are read (agents send long contexts).
 const BODY_LIMIT: usize = 32 * 1024 * 1024;
+/// `/control` commands are small.
+const CONTROL_BODY_LIMIT: usize = 64 * 1024;
 /// Frames already waiting are sent together, up to about this many bytes per write.
 const WRITE_BATCH: usize = 16 * 1024;
 /// How long open responses may finish at shutdown before their connections are dropped.
@@ -71,6 +78,11 @@ pub struct Gateway {
     metrics: Arc<Mutex<Metrics>>,
     /// Cancelled when the gateway stops: ends the `/events` streams, which never end otherwise.
     stop: CancellationToken,
+    limits: GatewaySection,
+    /// One permit per open client connection.
+    connections: Arc<Semaphore>,
+    /// Connections refused because every permit was taken.
+    refused: AtomicU64,
 }
 
 /// What [`start`] needs.
@@ -82,6 +94,7 @@ pub struct GatewayParts {
     /// `Live` or `Demo`: where the providers are.
     pub mode: Mode,
     pub sim: Option<Arc<Simulator>>,
+    pub limits: GatewaySection,
 }
 
 /// A running gateway. Dropping it does not stop it; call [`Running::stop`].
@@ -123,10 +136,18 @@ pub fn start(parts: GatewayParts, listener: TcpListener) -> std::io::Result<Runn
         history,
         metrics,
         stop: stop.clone(),
+        limits: parts.limits,
+        connections: Arc::new(Semaphore::new(parts.limits.max_connections as usize)),
+        refused: AtomicU64::new(0),
     });
     let router = router(Arc::clone(&gateway));
     let tasks = TaskTracker::new();
-    tasks.spawn(accept(listener, router, stop.clone(), tasks.clone()));
+    tasks.spawn(accept(
+        listener,
+        router,
+        Arc::clone(&gateway),
+        tasks.clone(),
+    ));
     Ok(Running {
         addr,
         gateway,
@@ -150,19 +171,26 @@ fn follow_metrics(bus: &Bus, metrics: Arc<Mutex<Metrics>>) {
     });
 }
 
-async fn accept(
-    listener: TcpListener,
-    router: Router,
-    stop: CancellationToken,
-    tasks: TaskTracker,
-) {
+async fn accept(listener: TcpListener, router: Router, gw: Arc<Gateway>, tasks: TaskTracker) {
     loop {
         tokio::select! {
-            () = stop.cancelled() => return,
+            () = gw.stop.cancelled() => return,
             accepted = listener.accept() => match accepted {
-                Ok((stream, _)) => {
-                    tasks.spawn(connection(stream, router.clone(), stop.clone()));
-                }
+                Ok((stream, _)) => match Arc::clone(&gw.connections).try_acquire_owned() {
+                    Ok(permit) => {
+                        tasks.spawn(connection(
+                            stream,
+                            router.clone(),
+                            gw.stop.clone(),
+                            gw.limits,
+                            permit,
+                        ));
+                    }
+                    Err(_) => {
+                        gw.refused.fetch_add(1, Ordering::Relaxed);
+                        refuse(stream, gw.limits.max_connections);
+                    }
+                },
                 Err(e) => {
                     // Out of file descriptors and the like: wait instead of spinning.
                     tracing::warn!("gateway accept failed: {e}");
@@ -173,22 +201,91 @@ async fn accept(
     }
 }
 
-async fn connection(stream: TcpStream, router: Router, stop: CancellationToken) {
+/// Over the connection cap: a 503 at once, without reading the request, and the connection closed.
+/// Written without waiting, so a flood of refusals costs no task and no memory.
+fn refuse(stream: TcpStream, cap: u32) {
+    let body = json!({"type": "error", "error": {"type": "overloaded_error", "message":
+        format!("the gateway has {cap} client connections open, its limit ([gateway] \
+                 max_connections); try again shortly")}})
+    .to_string();
+    let response = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    );
+    // What already arrived is read first: closing with unread data would reset the connection
+    // and the client might never see the answer.
+    let mut sink = [0u8; 4096];
+    while matches!(stream.try_read(&mut sink), Ok(n) if n > 0) {}
+    let _ = stream.try_write(response.as_bytes());
+}
+
+/// The answer to a connection that did not send a whole request in time.
+fn too_slow(limit: Duration) -> Vec<u8> {
+    let body = json!({"type": "error", "error": {"type": "timeout_error", "message":
+        format!("no complete request headers within {limit:?} ([gateway] header_timeout)")}})
+    .to_string();
+    format!(
+        "HTTP/1.1 408 Request Timeout\r\ncontent-type: application/json\r\n\
+         content-length: {}\r\nconnection: close\r\n\r\n{body}",
+        body.len()
+    )
+    .into_bytes()
+}
+
+/// One client connection. Before its first request's headers are complete it has
+/// `header_timeout`; between requests `idle_timeout` (hyper's header timer, which starts when
+/// the connection goes idle); a request body has `body_timeout` (in the handlers). A response in
+/// progress has no limit here: replies stream as long as they need.
+async fn connection(
+    stream: TcpStream,
+    router: Router,
+    stop: CancellationToken,
+    limits: GatewaySection,
+    _permit: OwnedSemaphorePermit,
+) {
     // Tokens go out one small write at a time; don't let Nagle hold them back.
     let _ = stream.set_nodelay(true);
-    let service = TowerToHyperService::new(router);
+    let (started, mut first_request) = tokio::sync::watch::channel(false);
+    let inner = TowerToHyperService::new(router);
+    let service = hyper::service::service_fn(move |request| {
+        started.send_replace(true);
+        inner.call(request)
+    });
     let mut conn = http1::Builder::new()
-        .header_read_timeout(None)
-        .serve_connection(TokioIo::new(stream), service);
-    tokio::select! {
-        result = &mut conn => {
-            if let Err(e) = result {
-                tracing::debug!("gateway connection ended: {e}");
+        .timer(TokioTimer::new())
+        .header_read_timeout(limits.idle_timeout.0)
+        .serve_connection(
+            TokioIo::new(super::reject::EmptyErrors::new(stream)),
+            service,
+        );
+    let first_headers = tokio::time::sleep(limits.header_timeout.0);
+    tokio::pin!(first_headers);
+    let mut waiting = true;
+    loop {
+        tokio::select! {
+            result = &mut conn => {
+                if let Err(e) = result {
+                    tracing::debug!("gateway connection ended: {e}");
+                }
+                return;
             }
-        }
-        () = stop.cancelled() => {
-            std::pin::Pin::new(&mut conn).graceful_shutdown();
-            let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut conn).await;
+            _ = first_request.changed(), if waiting => waiting = false,
+            () = &mut first_headers, if waiting => {
+                let mut socket = conn.into_parts().io.into_inner();
+                let _ = tokio::time::timeout(
+                    Duration::from_secs(1),
+                    socket.write_all(&too_slow(limits.header_timeout.0)),
+                )
+                .await;
+                let _ = socket.shutdown().await;
+                return;
+            }
+            () = stop.cancelled() => {
+                std::pin::Pin::new(&mut conn).graceful_shutdown();
+                let _ = tokio::time::timeout(SHUTDOWN_GRACE, &mut conn).await;
+                return;
+            }
         }
     }
 }
@@ -204,6 +301,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
         .with_state(gateway)
 }
 
@@ -232,14 +330,13 @@ impl Gateway {
                 "this gateway needs its token: send it as the API key, or in x-breakerbox-token",
             );
         }
-        let body = match axum::body::to_bytes(body, BODY_LIMIT).await {
+        let body = match read_body(body, headers, BODY_LIMIT, self.limits.body_timeout.0).await {
             Ok(body) => body,
-            Err(e) => {
-                return gateway_error(
-                    protocol,
-                    ErrorClass::TooLarge,
-                    &format!("the request body could not be read (limit {BODY_LIMIT} bytes): {e}"),
-                );
+            Err(unread) => {
+                let err =
+                    ProviderError::new("gateway", unread.class, Phase::Connect, unread.message);
+                let (_, body, _) = wire::error_response(protocol, &err);
+                return json_response(unread.status, &body, None);
             }
         };
         let parsed = match protocol {
@@ -317,6 +414,56 @@ impl Gateway {
             .as_deref()
             .is_some_and(|t| auth::token_matches(t, key));
         (!key.is_empty() && !is_token).then(|| ApiKey::new(key))
+    }
+}
+
+/// Why a request body could not be read.
+struct Unread {
+    status: u16,
+    class: ErrorClass,
+    message: String,
+}
+
+/// A request body, whole: at most `limit` bytes, within `within` of the end of the headers.
+async fn read_body(
+    body: Body,
+    headers: &HeaderMap,
+    limit: usize,
+    within: Duration,
+) -> Result<Bytes, Unread> {
+    let too_large = || Unread {
+        status: 413,
+        class: ErrorClass::TooLarge,
+        message: format!("the request body is larger than the gateway's limit of {limit} bytes"),
+    };
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(too_large());
+    }
+    match tokio::time::timeout(within, axum::body::to_bytes(body, limit)).await {
+        Ok(Ok(body)) => Ok(body),
+        Err(_) => Err(Unread {
+            status: 408,
+            class: ErrorClass::Timeout,
+            message: format!(
+                "the request body did not arrive within {within:?} ([gateway] body_timeout)"
+            ),
+        }),
+        Ok(Err(e)) => {
+            let inner = e.into_inner();
+            if inner.is::<http_body_util::LengthLimitError>() {
+                Err(too_large())
+            } else {
+                Err(Unread {
+                    status: 400,
+                    class: ErrorClass::BadRequest,
+                    message: format!("the request body could not be read: {inner}"),
+                })
+            }
+        }
     }
 }
 
@@ -551,10 +698,24 @@ fn gateway_error(protocol: Protocol, class: ErrorClass, message: &str) -> Respon
     json_response(status, &body, None)
 }
 
-/// `GET /v1/models`: the routes, as the client's protocol lists models.
+/// `GET /v1/models`: the routes, as the client's protocol lists models. Behind the token, like the
+/// rest of `/v1`.
 async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
+    let anthropic = headers.contains_key("anthropic-version");
+    let protocol = if anthropic {
+        Protocol::Anthropic
+    } else {
+        Protocol::Openai
+    };
+    if !gw.v1_authorized(&headers) {
+        return gateway_error(
+            protocol,
+            ErrorClass::Auth,
+            "this gateway needs its token: send it as the API key, or in x-breakerbox-token",
+        );
+    }
     let names = gw.routes.names();
-    let body = if headers.contains_key("anthropic-version") {
+    let body = if anthropic {
         let data: Vec<Value> = names
             .iter()
             .map(|n| {
@@ -572,6 +733,25 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
         json!({"object": "list", "data": data})
     };
     json_response(200, &body, None)
+}
+
+/// A known path with the wrong method: the error in the protocol of the path.
+async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) -> Response {
+    let path = uri.path();
+    let message = format!("{method} is not allowed on {path}");
+    let (status, body) = match path {
+        "/v1/messages" => (
+            405,
+            json!({"type": "error", "error": {"type": "invalid_request_error", "message": message}}),
+        ),
+        p if p.starts_with("/v1/") => (
+            405,
+            json!({"error": {"message": message, "type": "invalid_request_error",
+                             "param": Value::Null, "code": "method_not_allowed"}}),
+        ),
+        _ => (405, json!({"ok": false, "error": message})),
+    };
+    json_response(status, &body, None)
 }
 
 async fn not_found() -> Response {
@@ -638,10 +818,20 @@ enum Command {
     Prompt { text: String },
 }
 
-async fn control(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Bytes) -> Response {
+async fn control(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     if !gw.operator_authorized(&headers) {
         return unauthorized();
     }
+    let body = match read_body(body, &headers, CONTROL_BODY_LIMIT, gw.limits.body_timeout.0).await {
+        Ok(body) => body,
+        Err(unread) => {
+            return json_response(
+                unread.status,
+                &json!({"ok": false, "error": unread.message}),
+                None,
+            );
+        }
+    };
     let bad = |error: String| json_response(400, &json!({"ok": false, "error": error}), None);
     let command: Command = match serde_json::from_slice(&body) {
         Ok(command) => command,
@@ -709,11 +899,18 @@ impl Gateway {
 }
 
 async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
-    let text = gw
+    let mut text = gw
         .metrics
         .lock()
         .unwrap_or_else(|e| e.into_inner())
         .render();
+    let cap = u64::from(gw.limits.max_connections);
+    let open = cap.saturating_sub(gw.connections.available_permits() as u64);
+    text.push_str(&metrics::render_connections(
+        open,
+        cap,
+        gw.refused.load(Ordering::Relaxed),
+    ));
     let mut response = Response::new(Body::from(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -776,6 +776,7 @@ fn error_kind(protocol: Protocol, class: ErrorClass) -> (&'static str, Option<&'
                 | C::StreamCut
                 | C::Malformed
                 | C::Conflict
+                | C::Redirect
                 | C::Unavailable
                 | C::Cancelled => "api_error",
             },
@@ -798,6 +799,7 @@ fn error_kind(protocol: Protocol, class: ErrorClass) -> (&'static str, Option<&'
             | C::StreamCut
             | C::Malformed
             | C::Conflict
+            | C::Redirect
             | C::Unavailable
             | C::Cancelled => ("server_error", None),
         },
@@ -861,7 +863,7 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         C::Cancelled => 500,
         // Every breaker open, or no target left to try: the service is unavailable for now.
         C::Unavailable => 503,
-        C::ServerError | C::Connect | C::StreamCut | C::Malformed => 502,
+        C::ServerError | C::Connect | C::StreamCut | C::Malformed | C::Redirect => 502,
     };
     let body = match protocol {
         Protocol::Anthropic => anthropic_error_body(err),

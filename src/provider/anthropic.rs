@@ -129,7 +129,7 @@ impl Provider for AnthropicClient {
         let Ok(headers) = self.headers(&key) else {
             return http::unusable_key(&self.config.name);
         };
-        let url = format!("{}/v1/messages", self.config.base_url.trim_end_matches('/'));
+        let url = http::endpoint(&self.config.base_url, "/v1/messages");
         let body = self.request_body(&request).to_string();
         http::post_sse(
             &self.http,

@@ -58,6 +58,9 @@ pub enum ErrorClass {
     Quota,
     /// 409: a conflicting concurrent request; the official clients retry it.
     Conflict,
+    /// A 3xx: provider calls never follow redirects (the request carries the key), so a provider
+    /// that redirects is misconfigured (a wrong base URL, http for https).
+    Redirect,
     /// Every target was skipped or exhausted (used by the engine).
     Unavailable,
     /// The caller cancelled.
@@ -65,7 +68,7 @@ pub enum ErrorClass {
 }
 
 impl ErrorClass {
-    pub const ALL: [ErrorClass; 19] = [
+    pub const ALL: [ErrorClass; 20] = [
         ErrorClass::RateLimited,
         ErrorClass::Overloaded,
         ErrorClass::ServerError,
@@ -83,6 +86,7 @@ impl ErrorClass {
         ErrorClass::TooLarge,
         ErrorClass::Quota,
         ErrorClass::Conflict,
+        ErrorClass::Redirect,
         ErrorClass::Unavailable,
         ErrorClass::Cancelled,
     ];
@@ -106,6 +110,7 @@ impl ErrorClass {
             ErrorClass::TooLarge => "too_large",
             ErrorClass::Quota => "quota",
             ErrorClass::Conflict => "conflict",
+            ErrorClass::Redirect => "redirect",
             ErrorClass::Unavailable => "unavailable",
             ErrorClass::Cancelled => "cancelled",
         }
@@ -153,6 +158,7 @@ impl ErrorClass {
             Some(403) => return ErrorClass::Permission,
             Some(404) => return ErrorClass::NotFound,
             Some(409) => return ErrorClass::Conflict,
+            Some(300..=399) => return ErrorClass::Redirect,
             Some(413) => return ErrorClass::TooLarge,
             Some(s) if s >= 500 => return ErrorClass::ServerError,
             Some(s) if s >= 400 => return ErrorClass::BadRequest,

@@ -8,6 +8,7 @@ use super::sse::{SseEvent, SseStream, SseStreamError};
 use super::{
     ApiKey, ErrorClass, Phase, ProviderConfig, ProviderError, ProviderStream, StreamEvent, Timeouts,
 };
+use crate::secret::{Secrets, url_for_display};
 use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
@@ -21,6 +22,8 @@ use tokio::time::{Instant, timeout_at};
 const MAX_ERROR_BODY: usize = 64 * 1024;
 /// Provider messages are cut to this many characters.
 const MAX_MESSAGE_CHARS: usize = 1000;
+/// A provider's error type, code and request id are cut to this many: they are names, not prose.
+const MAX_FIELD_CHARS: usize = 200;
 
 /// The reqwest client every protocol client shares.
 // `ProviderError` is large, but this signature is the one `provider::build` passes on.
@@ -29,8 +32,21 @@ pub fn client(timeouts: &Timeouts) -> Result<reqwest::Client, ProviderError> {
     let _ = rustls::crypto::ring::default_provider().install_default();
     reqwest::Client::builder()
         .connect_timeout(timeouts.connect)
+        // A provider API never legitimately redirects a POST, and following one would send the
+        // body and the key to wherever the `Location` points.
+        .redirect(reqwest::redirect::Policy::none())
         .build()
         .map_err(|e| ProviderError::new("http", ErrorClass::Connect, Phase::Connect, e.to_string()))
+}
+
+/// `path` under `base`, before any query the base URL carries (`https://h/v1?api-version=1` →
+/// `https://h/v1/chat/completions?api-version=1`).
+pub fn endpoint(base: &str, path: &str) -> String {
+    let (base, query) = match base.find(['?', '#']) {
+        Some(i) => base.split_at(i),
+        None => (base, ""),
+    };
+    format!("{}{path}{query}", base.trim_end_matches('/'))
 }
 
 /// A header value holding a secret, hidden from `Debug` output. The error does not echo the value.
@@ -171,9 +187,16 @@ pub fn post_sse<P: SseParser>(
         .body(body)
         .build()
         .map_err(|e| describe(&e));
+    // The key this attempt sends is a secret even when the setup did not list it (a caller's own
+    // key on a passthrough route, a client built by hand).
+    let secrets = if key.is_empty() || config.secrets.holds(key.expose()) {
+        config.secrets.clone()
+    } else {
+        config.secrets.with([key.expose()])
+    };
     let attempt = Attempt {
         provider: config.name.clone(),
-        key: key.clone(),
+        secrets,
         timeouts: config.timeouts,
         max_event_bytes: config.max_event_bytes,
         http: http.clone(),
@@ -210,7 +233,8 @@ enum Limit {
 /// One attempt's state, driven by the stream's consumer.
 struct Attempt<P> {
     provider: String,
-    key: ApiKey,
+    /// Removed from everything the provider sends back, before it is cut or passed on.
+    secrets: Secrets,
     timeouts: Timeouts,
     max_event_bytes: usize,
     http: reqwest::Client,
@@ -225,8 +249,9 @@ struct Attempt<P> {
 impl<P: SseParser> Attempt<P> {
     async fn next(&mut self) -> Option<Result<StreamEvent, ProviderError>> {
         loop {
-            if let Some(event) = self.ready.pop_front() {
+            if let Some(mut event) = self.ready.pop_front() {
                 self.yielded = true;
+                redact_event(&self.secrets, &mut event);
                 return Some(Ok(event));
             }
             let result = match std::mem::replace(&mut self.stage, Stage::Ended) {
@@ -269,6 +294,9 @@ impl<P: SseParser> Attempt<P> {
             }
             Ok(Ok(response)) => response,
         };
+        if response.status().is_redirection() {
+            return Err(self.redirected(&response));
+        }
         if !response.status().is_success() {
             return Err(self.error_response(response).await);
         }
@@ -350,6 +378,31 @@ impl<P: SseParser> Attempt<P> {
         err
     }
 
+    /// A 3xx: named with the host it points to (never its path or query, where keys hide), and
+    /// not followed.
+    fn redirected(&self, response: &reqwest::Response) -> ProviderError {
+        let status = response.status().as_u16();
+        let target = response
+            .headers()
+            .get(reqwest::header::LOCATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|location| response.url().join(location).ok());
+        let to = match target.as_ref().and_then(|url| url.host_str()) {
+            Some(host) => match target.as_ref().and_then(reqwest::Url::port) {
+                Some(port) => format!(" to {host}:{port}"),
+                None => format!(" to {host}"),
+            },
+            None => String::new(),
+        };
+        let message = format!(
+            "HTTP {status} redirect{to} not followed: provider calls never follow redirects; \
+             check the provider's base_url"
+        );
+        let mut err = self.error(Failure::new(ErrorClass::Redirect, message), Phase::Headers);
+        err.status = Some(status);
+        err
+    }
+
     fn timed_out(&self, limit: Limit, phase: Phase) -> ProviderError {
         let t = &self.timeouts;
         let (class, message) = match limit {
@@ -370,17 +423,20 @@ impl<P: SseParser> Attempt<P> {
         self.error(Failure::new(class, message), phase)
     }
 
+    /// Everything a server says may echo what it was sent: every field is redacted, and before
+    /// it is cut, so that a cut cannot leave part of a key behind.
     fn error(&self, failure: Failure, phase: Phase) -> ProviderError {
-        let mut message = truncate(failure.message, MAX_MESSAGE_CHARS);
-        // A server may echo what it was sent; the key must not reach logs or the console.
-        if !self.key.is_empty() {
-            message = message.replace(self.key.expose(), "<redacted>");
-        }
+        let clean =
+            |text: String| truncate(self.secrets.redact(&text).into_owned(), MAX_FIELD_CHARS);
+        let message = truncate(
+            self.secrets.redact(&failure.message).into_owned(),
+            MAX_MESSAGE_CHARS,
+        );
         ProviderError {
             class: failure.class,
-            error_type: failure.error_type,
-            code: failure.code,
-            request_id: failure.request_id,
+            error_type: failure.error_type.map(clean),
+            code: failure.code.map(clean),
+            request_id: failure.request_id.map(clean),
             ..ProviderError::new(self.provider.clone(), failure.class, phase, message)
         }
     }
@@ -394,9 +450,35 @@ fn earliest(limits: impl IntoIterator<Item = (Limit, Instant)>) -> (Limit, Insta
         .unwrap_or((Limit::Total, Instant::now()))
 }
 
+/// Every string a provider sent in `event`, redacted.
+fn redact_event(secrets: &Secrets, event: &mut StreamEvent) {
+    match event {
+        StreamEvent::MessageStart { id, model } => {
+            secrets.scrub(id);
+            secrets.scrub(model);
+        }
+        StreamEvent::TextDelta { text } | StreamEvent::ThinkingDelta { text } => {
+            secrets.scrub(text)
+        }
+        StreamEvent::ToolCallStart { id, name, .. } => {
+            secrets.scrub(id);
+            secrets.scrub(name);
+        }
+        StreamEvent::ToolCallDelta { partial_json, .. } => secrets.scrub(partial_json),
+        StreamEvent::Done {
+            raw_stop_reason, ..
+        } => secrets.scrub_opt(raw_stop_reason),
+        StreamEvent::Usage(_) | StreamEvent::Rewind { .. } => {}
+    }
+}
+
 /// A reqwest error with its causes: the top line alone ("error sending request") says too little.
+/// Its URL is shown without user info or query, where credentials hide.
 fn describe(err: &reqwest::Error) -> String {
     let mut text = err.to_string();
+    if let Some(url) = err.url() {
+        text = text.replace(url.as_str(), &url_for_display(url.as_str()));
+    }
     let mut source = std::error::Error::source(err);
     while let Some(cause) = source {
         text.push_str(": ");
@@ -556,6 +638,22 @@ mod tests {
             r#"{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}"#,
         );
         assert_eq!(f.class, ErrorClass::Overloaded);
+    }
+
+    #[test]
+    fn endpoints_go_before_the_query() {
+        assert_eq!(
+            endpoint("https://h/v1/", "/chat/completions"),
+            "https://h/v1/chat/completions"
+        );
+        assert_eq!(
+            endpoint(
+                "https://h/openai/v1?api-version=2024-10-21",
+                "/chat/completions"
+            ),
+            "https://h/openai/v1/chat/completions?api-version=2024-10-21"
+        );
+        assert_eq!(endpoint("http://h", "/v1/messages"), "http://h/v1/messages");
     }
 
     #[test]

@@ -358,6 +358,9 @@ pub struct ProviderConfig {
     pub model: String,
     pub timeouts: Timeouts,
     pub max_event_bytes: usize,
+    /// Every secret of this process (all providers' keys, the gateway's token, credentials in
+    /// base URLs), removed from whatever this provider sends back.
+    pub secrets: crate::secret::Secrets,
 }
 
 impl ProviderConfig {
@@ -370,6 +373,7 @@ impl ProviderConfig {
             model: String::new(),
             timeouts: Timeouts::default(),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
+            secrets: crate::secret::Secrets::default(),
         }
     }
 }
@@ -377,10 +381,17 @@ impl ProviderConfig {
 /// Build the client for a configured provider.
 pub fn build(config: ProviderConfig) -> Result<std::sync::Arc<dyn Provider>, ProviderError> {
     let http = http::client(&config.timeouts)?;
-    Ok(match config.protocol {
+    Ok(build_with(config, http))
+}
+
+/// Build the client for a configured provider on an HTTP client made by [`http::client`] with the
+/// same timeouts (providers can share one: a connection pool and TLS set-up per process, not per
+/// provider).
+pub fn build_with(config: ProviderConfig, http: reqwest::Client) -> std::sync::Arc<dyn Provider> {
+    match config.protocol {
         Protocol::Anthropic => std::sync::Arc::new(anthropic::AnthropicClient::new(config, http)),
         Protocol::Openai => std::sync::Arc::new(openai::OpenAiClient::new(config, http)),
-    })
+    }
 }
 
 #[cfg(test)]
@@ -395,7 +406,7 @@ mod tests {
             ..ProviderConfig::new("anthropic", Protocol::Anthropic, "http://x")
         };
         for text in [format!("{key:?}"), format!("{key}"), format!("{cfg:?}")] {
-            assert!(!text.contains("secret"), "{text}");
+            assert!(!text.contains("sk-ant-secret-123"), "{text}");
         }
         assert_eq!(key.expose(), "sk-ant-secret-123");
     }

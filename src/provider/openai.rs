@@ -158,10 +158,7 @@ impl Provider for OpenAiClient {
         let Ok(headers) = self.headers(&key) else {
             return http::unusable_key(&self.config.name);
         };
-        let url = format!(
-            "{}/chat/completions",
-            self.config.base_url.trim_end_matches('/')
-        );
+        let url = http::endpoint(&self.config.base_url, "/chat/completions");
         let body = self.request_body(&request).to_string();
         http::post_sse(
             &self.http,

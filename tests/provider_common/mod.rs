@@ -341,6 +341,11 @@ impl TestServer {
     }
 
     /// Wait until the client has closed a held-open connection.
+    /// Whether no request has reached this server (so far).
+    pub fn untouched(&mut self) -> bool {
+        self.requests.try_recv().is_err()
+    }
+
     pub async fn client_closed(&mut self, within: Duration) -> bool {
         matches!(
             tokio::time::timeout(within, self.closed.recv()).await,
