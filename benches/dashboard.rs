@@ -249,6 +249,7 @@ impl Traffic {
             source: Source::Load,
             chain: CHAIN.iter().map(|s| s.to_string()).collect(),
             prompt: Some("Summarise the incident in two sentences.".into()),
+            prompt_chars: None,
         });
         let phase = self.requests % BREAKER_CYCLE;
         if phase == 0 {

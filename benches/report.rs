@@ -83,6 +83,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
             source: Source::Load,
             chain: chain.clone(),
             prompt: Some("Summarise the incident in one paragraph.".into()),
+            prompt_chars: None,
         })?;
         if n % 500 == 0 {
             g.emit(EventKind::BreakerChanged {

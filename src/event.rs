@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use tokio::sync::broadcast;
 
 use crate::provider::{ErrorClass, Phase};
+use crate::text::floor_boundary;
 
 /// One event as it travels on the bus and is written to a recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -41,9 +42,13 @@ pub enum EventKind {
         request_id: String,
         source: Source,
         chain: Vec<String>,
-        /// The prompt text, when the request came from a prompt and content is not redacted.
+        /// The prompt text, when the request came from a prompt and content is not redacted: at
+        /// most [`PROMPT_EXCERPT_BYTES`] of it (see [`prompt_excerpt`]).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prompt: Option<String>,
+        /// The whole prompt's length in characters, when `prompt` is an excerpt of it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        prompt_chars: Option<u64>,
     },
     AttemptStarted {
         request_id: String,
@@ -214,6 +219,43 @@ pub struct ProviderInfo {
     pub model: String,
 }
 
+/// The most of a prompt an event carries. Events are held in memory (the bus's ring, the gateway's
+/// `/events` history) and written to recordings one per line: a 30 MB prompt must not be held
+/// 75,000 times or make a line no reader takes. A prompt typed in the console is far shorter.
+pub const PROMPT_EXCERPT_BYTES: usize = 4096;
+
+/// The most text one `text_delta` carries; a longer piece of reply is published as several.
+pub const MAX_DELTA_BYTES: usize = 64 * 1024;
+
+/// A prompt as `request_started` carries it: the text, cut to at most [`PROMPT_EXCERPT_BYTES`] on
+/// a character boundary, and the whole length in characters when it was cut.
+pub fn prompt_excerpt(prompt: Option<String>) -> (Option<String>, Option<u64>) {
+    match prompt {
+        Some(mut text) if text.len() > PROMPT_EXCERPT_BYTES => {
+            let chars = text.chars().count() as u64;
+            text.truncate(floor_boundary(&text, PROMPT_EXCERPT_BYTES));
+            text.shrink_to_fit();
+            (Some(text), Some(chars))
+        }
+        other => (other, None),
+    }
+}
+
+/// `text` in pieces of at most `max` bytes, cut on character boundaries (one piece if it fits).
+pub fn pieces(text: &str, max: usize) -> impl Iterator<Item = &str> {
+    let mut rest = text;
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        // A character is at most 4 bytes: the cut always moves forward.
+        let cut = floor_boundary(rest, max.max(4));
+        let (piece, tail) = rest.split_at(cut);
+        rest = tail;
+        Some(piece)
+    })
+}
+
 /// The version of the event vocabulary written into `session_started` and recordings.
 pub const FORMAT_VERSION: u32 = 1;
 
@@ -246,6 +288,17 @@ impl Bus {
         // No receivers is fine: nobody is watching yet.
         let _ = self.tx.send(Arc::clone(&event));
         event
+    }
+
+    /// Publish a piece of reply as `text_delta` events of at most [`MAX_DELTA_BYTES`] each.
+    pub fn publish_text(&self, request_id: &str, provider: &str, text: &str) {
+        for piece in pieces(text, MAX_DELTA_BYTES) {
+            self.publish(EventKind::TextDelta {
+                request_id: request_id.to_string(),
+                provider: provider.to_string(),
+                text: piece.to_string(),
+            });
+        }
     }
 
     pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
@@ -290,6 +343,52 @@ mod tests {
                 format!("\"{}\"", mode.as_str())
             );
         }
+    }
+
+    #[test]
+    fn a_long_prompt_is_an_excerpt_with_its_length() {
+        let short = Some("héllo".to_string());
+        assert_eq!(prompt_excerpt(short.clone()), (short, None));
+        let long = "é".repeat(PROMPT_EXCERPT_BYTES);
+        let (text, chars) = prompt_excerpt(Some(long));
+        let text = text.unwrap_or_default();
+        assert!(text.len() <= PROMPT_EXCERPT_BYTES && !text.is_empty());
+        assert!(
+            text.chars().all(|c| c == 'é'),
+            "cut on a character boundary"
+        );
+        assert_eq!(chars, Some(PROMPT_EXCERPT_BYTES as u64));
+        assert_eq!(prompt_excerpt(None), (None, None));
+    }
+
+    #[test]
+    fn long_text_is_published_in_pieces_that_join_to_it() {
+        let bus = Bus::new(64);
+        let mut rx = bus.subscribe();
+        let text = format!(
+            "{}€{}",
+            "a".repeat(MAX_DELTA_BYTES - 1),
+            "b".repeat(MAX_DELTA_BYTES)
+        );
+        bus.publish_text("r1", "p", &text);
+        bus.publish_text("r1", "p", "");
+        let mut joined = String::new();
+        let mut n = 0;
+        while let Ok(event) = rx.try_recv() {
+            let EventKind::TextDelta { text, .. } = &event.kind else {
+                panic!("{event:?}")
+            };
+            assert!(text.len() <= MAX_DELTA_BYTES && !text.is_empty());
+            joined.push_str(text);
+            n += 1;
+        }
+        assert_eq!(joined, text);
+        assert_eq!(n, 3);
+        assert_eq!(
+            pieces("abc", 1).collect::<Vec<_>>(),
+            ["abc"],
+            "at least a character"
+        );
     }
 
     #[test]

@@ -10,6 +10,7 @@
 //! are cut to [`LABEL_VALUE_BYTES`]; the request → chain map used to spot failovers keeps at most
 //! [`REQUESTS_TRACKED`] requests, the oldest dropped first.
 
+use crate::text::cut;
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt::Write as _;
 
@@ -553,18 +554,6 @@ impl Histogram {
 
 fn bump(counter: &mut u64, by: u64) {
     *counter = counter.saturating_add(by);
-}
-
-/// At most `max` bytes of `s`, cut on a character boundary.
-fn cut(s: &str, max: usize) -> &str {
-    if s.len() <= max {
-        return s;
-    }
-    let mut end = max;
-    while end > 0 && !s.is_char_boundary(end) {
-        end -= 1;
-    }
-    s.get(..end).unwrap_or("")
 }
 
 fn source_name(source: Source) -> &'static str {

@@ -88,6 +88,8 @@ fn export(args: &ReplayArgs) -> Result<i32> {
 struct Prompt {
     after: Duration,
     text: String,
+    /// Only an excerpt was recorded (the prompt was longer than events carry).
+    cut: bool,
 }
 
 /// The prompts of a recording, in order, with their offsets.
@@ -97,13 +99,16 @@ fn recorded_prompts(reader: Reader) -> Vec<Prompt> {
     for event in reader.flatten() {
         let first = *start.get_or_insert(event.ts);
         if let EventKind::RequestStarted {
-            prompt: Some(text), ..
+            prompt: Some(text),
+            prompt_chars,
+            ..
         } = &event.kind
         {
             let after = (event.ts - first).to_std().unwrap_or_default();
             prompts.push(Prompt {
                 after,
                 text: text.clone(),
+                cut: prompt_chars.is_some(),
             });
         }
     }
@@ -124,6 +129,14 @@ async fn redrive(cli: &Cli, args: &ReplayArgs) -> Result<i32> {
     let prompts = recorded_prompts(reader);
     if prompts.is_empty() {
         bail!("{} holds no prompts to send again", args.file.display());
+    }
+    let cut = prompts.iter().filter(|p| p.cut).count();
+    if cut > 0 {
+        eprintln!(
+            "breakerbox: {cut} of {} prompts were recorded as their first {} bytes (events carry no more); they are sent as recorded",
+            prompts.len(),
+            crate::event::PROMPT_EXCERPT_BYTES
+        );
     }
     let asap = args.asap;
     crate::console::run_with(cli, move |controller| {

@@ -8,6 +8,7 @@
 //! [`MIN_FRAGMENT`] characters from either end of a secret counts as the secret, so a key that was
 //! cut (by the upstream, or across two stream events) does not survive in part either.
 
+use crate::text::{ceil_boundary, floor_boundary};
 use std::borrow::Cow;
 use std::sync::Arc;
 
@@ -154,20 +155,6 @@ fn common_suffix(a: &[u8], b: &[u8]) -> usize {
         .zip(b.iter().rev())
         .take_while(|(x, y)| x == y)
         .count()
-}
-
-fn floor_boundary(text: &str, mut i: usize) -> usize {
-    while i > 0 && !text.is_char_boundary(i) {
-        i -= 1;
-    }
-    i
-}
-
-fn ceil_boundary(text: &str, mut i: usize) -> usize {
-    while i < text.len() && !text.is_char_boundary(i) {
-        i += 1;
-    }
-    i
 }
 
 /// `https://user:key@host/v1?key=…#x` → `https://host/v1`: user info, query and fragment can carry

@@ -155,6 +155,7 @@ fn incident() -> Vec<Event> {
             source: Source::Load,
             chain: chain.clone(),
             prompt: Some(s("Summarise the deploy log.")),
+            prompt_chars: None,
         },
     );
     answered(
@@ -174,6 +175,7 @@ fn incident() -> Vec<Event> {
             source: Source::Load,
             chain: chain.clone(),
             prompt: Some(s("Which test is flaky?")),
+            prompt_chars: None,
         },
     );
     for (n, t) in [(1, 5_000), (2, 5_600)] {
@@ -229,6 +231,7 @@ fn incident() -> Vec<Event> {
             source: Source::Prompt,
             chain,
             prompt: Some(s("Why half-open?")),
+            prompt_chars: None,
         },
     );
     sc.at(

@@ -571,13 +571,13 @@ fn sample_request() -> Request {
 fn openai_body(request: &Request) -> Value {
     let config = ProviderConfig::new("openai", Protocol::Openai, "http://localhost/v1");
     let client = OpenAiClient::new(config.clone(), http::client(&config.timeouts).unwrap());
-    client.request_body(request)
+    serde_json::from_str(&client.request_body(request)).unwrap()
 }
 
 fn anthropic_body(request: &Request) -> Value {
     let config = ProviderConfig::new("anthropic", Protocol::Anthropic, "http://localhost");
     let client = AnthropicClient::new(config.clone(), http::client(&config.timeouts).unwrap());
-    client.request_body(request)
+    serde_json::from_str(&client.request_body(request)).unwrap()
 }
 
 #[test]

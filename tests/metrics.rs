@@ -37,6 +37,7 @@ fn started(id: &str, source: Source, chain: &[&str]) -> EventKind {
         source,
         chain: chain.iter().map(|s| s.to_string()).collect(),
         prompt: None,
+        prompt_chars: None,
     }
 }
 

@@ -67,6 +67,7 @@ fn events() -> Vec<Event> {
                 source: Source::Load,
                 chain: vec![s("anthropic"), s("openai")],
                 prompt: Some(format!("question {i}")),
+                prompt_chars: None,
             },
         );
         let failing = i >= 20;

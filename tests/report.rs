@@ -65,6 +65,7 @@ impl Script {
                 source,
                 chain: vec![A.into(), O.into()],
                 prompt: Some(format!("prompt {id}")),
+                prompt_chars: None,
             },
         );
     }

@@ -306,6 +306,7 @@ impl Dashboard {
                 source,
                 chain,
                 prompt,
+                ..
             } => self.on_request_started(ts, request_id, *source, chain, prompt.as_deref()),
             EventKind::AttemptStarted {
                 request_id,
@@ -1500,6 +1501,7 @@ mod tests {
             source: Source::Prompt,
             chain: chain.iter().map(|s| s.to_string()).collect(),
             prompt: Some("hello?".into()),
+            prompt_chars: None,
         }
     }
 
@@ -2331,6 +2333,7 @@ mod tests {
                 source: Source::Gateway,
                 chain: vec![huge.clone(); 1_000],
                 prompt: Some(huge.clone()),
+                prompt_chars: None,
             },
         )
         .at(1, attempt(&huge, u32::MAX, &huge))

@@ -173,11 +173,7 @@ pub async fn run(
             StreamEvent::TextDelta { text } => {
                 report.text.push_str(text);
                 if !ctx.held {
-                    ctx.bus.publish(EventKind::TextDelta {
-                        request_id: ctx.request_id.to_string(),
-                        provider: name.clone(),
-                        text: text.clone(),
-                    });
+                    ctx.bus.publish_text(ctx.request_id, &name, text);
                 }
                 true
             }

@@ -480,6 +480,7 @@ impl Run {
         let started = Instant::now();
         let engine = &self.engine;
         let bus = &engine.shared.bus;
+        let (prompt, prompt_chars) = crate::event::prompt_excerpt(meta.prompt);
         bus.publish(EventKind::RequestStarted {
             request_id: self.request_id.clone(),
             source: meta.source,
@@ -488,7 +489,8 @@ impl Run {
                 .iter()
                 .map(|t| t.name().to_string())
                 .collect(),
-            prompt: meta.prompt,
+            prompt,
+            prompt_chars,
         });
         let mut tally = Tally::default();
         let result = self.walk(&request, &mut tally).await;
@@ -955,11 +957,7 @@ impl Run {
                 });
             }
             if let Ok(StreamEvent::TextDelta { text }) = &event {
-                bus.publish(EventKind::TextDelta {
-                    request_id: self.request_id.clone(),
-                    provider: provider.clone(),
-                    text: text.clone(),
-                });
+                bus.publish_text(&self.request_id, &provider, text);
             }
             if self.out.send(event).await.is_err() {
                 break;

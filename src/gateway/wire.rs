@@ -13,10 +13,12 @@
 //! whether a rewind can be hidden from the client); the encoders ignore it, while the non-streaming
 //! builders, which see the whole reply at once, honour it by dropping everything before the last one.
 
+use crate::json;
 use crate::provider::{
     Content, ErrorClass, Message, Protocol, ProviderError, Request, Role, StopReason, StreamEvent,
     ToolChoice, ToolDef, Usage,
 };
+use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
 use std::collections::HashMap;
 use std::fmt;
@@ -104,14 +106,42 @@ impl std::error::Error for WireError {}
 // Inbound
 // ---------------------------------------------------------------------------------------------
 
-fn parse_object(body: &[u8]) -> Result<Map<String, Value>, WireError> {
-    match serde_json::from_slice::<Value>(body) {
-        Ok(Value::Object(map)) => Ok(map),
-        Ok(_) => Err(WireError::body("the request body must be a JSON object")),
-        Err(e) => Err(WireError::body(format!(
+/// The body read one level deep (see [`crate::json`]): the long arrays (`messages`, `tools`) stay raw
+/// and are parsed one item at a time; the other fields are values.
+fn parse_object(body: &[u8]) -> Result<(json::Fields<'_>, Map<String, Value>), WireError> {
+    match json::Fields::parse(body) {
+        Ok(fields) => {
+            let obj = fields.values_except(LONG_ARRAYS);
+            Ok((fields, obj))
+        }
+        Err(json::NotAnObject::Kind(_)) => {
+            Err(WireError::body("the request body must be a JSON object"))
+        }
+        Err(json::NotAnObject::Invalid(e)) => Err(WireError::body(format!(
             "the request body is not valid JSON: {e}"
         ))),
     }
+}
+
+/// The fields that can be long, walked item by item.
+const LONG_ARRAYS: &[&str] = &["messages", "tools"];
+
+/// The raw items of the array `key`; `None` when it is absent (or null).
+fn long_array<'a>(
+    fields: &json::Fields<'a>,
+    key: &str,
+) -> Result<Option<Vec<&'a RawValue>>, WireError> {
+    let Some(raw) = fields.raw(key) else {
+        return Ok(None);
+    };
+    json::items(raw)
+        .map(Some)
+        .map_err(|kind| WireError::field(key, format!("expected an array, got {kind}")))
+}
+
+/// One item of a long array, parsed on its own.
+fn item(raw: &RawValue, path: &str) -> Result<Value, WireError> {
+    json::parse(raw).map_err(|e| WireError::field(path, format!("cannot be read: {e}")))
 }
 
 fn describe(value: &Value) -> &'static str {
@@ -267,10 +297,13 @@ fn tool_arguments(raw: &str) -> Value {
 /// Append `content` as a `role` message, merging into the previous message when both are user
 /// messages and one of them carries tool results (OpenAI sends each tool result as its own
 /// message; Anthropic wants them together in one user turn).
-fn push_message(messages: &mut Vec<Message>, role: Role, content: Vec<Content>) {
+fn push_message(messages: &mut Vec<Message>, role: Role, mut content: Vec<Content>) {
     if content.is_empty() {
         return;
     }
+    // A collected or pushed-to vector starts with room for four blocks; most messages hold one,
+    // and a long conversation would pay four times over.
+    content.shrink_to_fit();
     let is_result = |c: &Content| matches!(c, Content::ToolResult { .. });
     if let Some(last) = messages.last_mut() {
         if role == Role::User
@@ -278,10 +311,17 @@ fn push_message(messages: &mut Vec<Message>, role: Role, content: Vec<Content>) 
             && (content.iter().any(is_result) || last.content.iter().any(is_result))
         {
             last.content.extend(content);
+            last.content.shrink_to_fit();
             return;
         }
     }
     messages.push(Message { role, content });
+}
+
+/// The messages without the spare room a growing vector keeps.
+fn shrunk(mut messages: Vec<Message>) -> Vec<Message> {
+    messages.shrink_to_fit();
+    messages
 }
 
 fn top_p(obj: &Map<String, Value>) -> Result<Option<f32>, WireError> {
@@ -386,17 +426,16 @@ fn anthropic_tool_choice(obj: &Map<String, Value>) -> Result<Option<ToolChoice>,
 
 /// Parse an OpenAI Chat Completions request body.
 pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), WireError> {
-    let obj = parse_object(body)?;
+    let (fields, obj) = parse_object(body)?;
     let model = req_str(&obj, "model", "model")?.to_string();
-    let raw_messages = as_array(
-        get(&obj, "messages").ok_or_else(|| WireError::field("messages", "required"))?,
-        "messages",
-    )?;
+    let raw_messages =
+        long_array(&fields, "messages")?.ok_or_else(|| WireError::field("messages", "required"))?;
     let mut system: Vec<String> = Vec::new();
     let mut messages = Vec::new();
-    for (i, raw) in raw_messages.iter().enumerate() {
+    for (i, raw) in raw_messages.into_iter().enumerate() {
         let path = format!("messages[{i}]");
-        let msg = as_object(raw, &path)?;
+        let value = item(raw, &path)?;
+        let msg = as_object(&value, &path)?;
         let role = req_str(msg, "role", &format!("{path}.role"))?;
         let content_path = format!("{path}.content");
         let content = get(msg, "content").unwrap_or(&Value::Null);
@@ -463,10 +502,11 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
         }
     }
     let mut tools = Vec::new();
-    if let Some(raw_tools) = get(&obj, "tools") {
-        for (i, tool) in as_array(raw_tools, "tools")?.iter().enumerate() {
+    if let Some(raw_tools) = long_array(&fields, "tools")? {
+        for (i, raw) in raw_tools.into_iter().enumerate() {
             let path = format!("tools[{i}]");
-            let tool = as_object(tool, &path)?;
+            let value = item(raw, &path)?;
+            let tool = as_object(&value, &path)?;
             let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("function");
             if kind != "function" {
                 return Err(WireError::field(
@@ -508,7 +548,7 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
     let request = Request {
         model: model.clone(),
         system: (!system.is_empty()).then(|| system.join("\n\n")),
-        messages,
+        messages: shrunk(messages),
         tools,
         max_tokens: max_tokens(&obj, &["max_completion_tokens", "max_tokens"])?,
         temperature: temperature(&obj)?,
@@ -529,7 +569,7 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
 
 /// Parse an Anthropic Messages request body.
 pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions), WireError> {
-    let obj = parse_object(body)?;
+    let (fields, obj) = parse_object(body)?;
     let model = req_str(&obj, "model", "model")?.to_string();
     let system = match get(&obj, "system") {
         None => None,
@@ -541,14 +581,13 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
             (!texts.is_empty()).then(|| texts.join("\n\n"))
         }
     };
-    let raw_messages = as_array(
-        get(&obj, "messages").ok_or_else(|| WireError::field("messages", "required"))?,
-        "messages",
-    )?;
+    let raw_messages =
+        long_array(&fields, "messages")?.ok_or_else(|| WireError::field("messages", "required"))?;
     let mut messages = Vec::new();
-    for (i, raw) in raw_messages.iter().enumerate() {
+    for (i, raw) in raw_messages.into_iter().enumerate() {
         let path = format!("messages[{i}]");
-        let msg = as_object(raw, &path)?;
+        let value = item(raw, &path)?;
+        let msg = as_object(&value, &path)?;
         let role = match req_str(msg, "role", &format!("{path}.role"))? {
             "user" => Role::User,
             "assistant" => Role::Assistant,
@@ -583,10 +622,11 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
         push_message(&mut messages, role, content);
     }
     let mut tools = Vec::new();
-    if let Some(raw_tools) = get(&obj, "tools") {
-        for (i, tool) in as_array(raw_tools, "tools")?.iter().enumerate() {
+    if let Some(raw_tools) = long_array(&fields, "tools")? {
+        for (i, raw) in raw_tools.into_iter().enumerate() {
             let path = format!("tools[{i}]");
-            let tool = as_object(tool, &path)?;
+            let value = item(raw, &path)?;
+            let tool = as_object(&value, &path)?;
             let name = req_str(tool, "name", &format!("{path}.name"))?;
             let Some(schema) = get(tool, "input_schema") else {
                 // Server tools (`web_search_20250305`, …) have a `type` and no schema.
@@ -609,7 +649,7 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
     let request = Request {
         model: model.clone(),
         system,
-        messages,
+        messages: shrunk(messages),
         tools,
         max_tokens: max_tokens(&obj, &["max_tokens"])?,
         temperature: temperature(&obj)?,

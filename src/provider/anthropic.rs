@@ -6,6 +6,7 @@ use super::{
     ApiKey, Content, ErrorClass, Protocol, Provider, ProviderConfig, ProviderStream, Request, Role,
     StopReason, StreamEvent, ToolChoice, Usage,
 };
+use crate::json;
 use reqwest::header::{ACCEPT, CONTENT_TYPE, HeaderMap, HeaderValue, InvalidHeaderValue};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
@@ -23,28 +24,15 @@ impl AnthropicClient {
     }
 
     /// The JSON body for `request`; the model defaults to the configured one.
-    pub fn request_body(&self, request: &Request) -> Value {
+    pub fn request_body(&self, request: &Request) -> String {
         let model = if request.model.is_empty() {
             &self.config.model
         } else {
             &request.model
         };
-        let messages: Vec<Value> = request
-            .messages
-            .iter()
-            .map(|m| {
-                let role = match m.role {
-                    Role::User => "user",
-                    Role::Assistant => "assistant",
-                };
-                let content: Vec<Value> = m.content.iter().map(content_block).collect();
-                json!({ "role": role, "content": content })
-            })
-            .collect();
         let mut body = json!({
             "model": model,
             "max_tokens": request.max_tokens,
-            "messages": messages,
             "stream": true,
         });
         if let Some(system) = &request.system {
@@ -81,7 +69,16 @@ impl AnthropicClient {
                 .collect();
             body["tools"] = json!(tools);
         }
-        body
+        // The messages one at a time: a long conversation is never a tree in memory.
+        let messages = request.messages.iter().map(|m| {
+            let role = match m.role {
+                Role::User => "user",
+                Role::Assistant => "assistant",
+            };
+            let content: Vec<Value> = m.content.iter().map(content_block).collect();
+            json!({ "role": role, "content": content })
+        });
+        json::object_with_array(&body, "messages", messages)
     }
 
     fn headers(&self, key: &ApiKey) -> Result<HeaderMap, InvalidHeaderValue> {
@@ -130,7 +127,7 @@ impl Provider for AnthropicClient {
             return http::unusable_key(&self.config.name);
         };
         let url = http::endpoint(&self.config.base_url, "/v1/messages");
-        let body = self.request_body(&request).to_string();
+        let body = self.request_body(&request);
         http::post_sse(
             &self.http,
             &self.config,

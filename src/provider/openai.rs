@@ -7,6 +7,7 @@ use super::{
     ApiKey, Content, ErrorClass, Protocol, Provider, ProviderConfig, ProviderStream, Request, Role,
     StopReason, StreamEvent, ToolChoice, Usage,
 };
+use crate::json;
 use reqwest::header::{
     ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, InvalidHeaderValue,
 };
@@ -25,19 +26,12 @@ impl OpenAiClient {
     }
 
     /// The JSON body for `request`; the model defaults to the configured one.
-    pub fn request_body(&self, request: &Request) -> Value {
+    pub fn request_body(&self, request: &Request) -> String {
         let model = if request.model.is_empty() {
             &self.config.model
         } else {
             &request.model
         };
-        let mut messages = Vec::new();
-        if let Some(system) = &request.system {
-            messages.push(json!({ "role": "system", "content": system }));
-        }
-        for message in &request.messages {
-            push_messages(message.role, &message.content, &mut messages);
-        }
         // api.openai.com rejects `max_tokens` for reasoning models (GPT-5, o-series) and wants
         // `max_completion_tokens`, which many compatible servers do not know; so only OpenAI gets it.
         let max_tokens_field = if self.config.base_url.contains("api.openai.com") {
@@ -47,7 +41,6 @@ impl OpenAiClient {
         };
         let mut body = json!({
             "model": model,
-            "messages": messages,
             "stream": true,
             "stream_options": { "include_usage": true },
         });
@@ -85,7 +78,17 @@ impl OpenAiClient {
                 .collect();
             body["tools"] = json!(tools);
         }
-        body
+        // The messages one at a time: a long conversation is never a tree in memory.
+        let system = request
+            .system
+            .iter()
+            .map(|system| json!({ "role": "system", "content": system }));
+        let messages = request.messages.iter().flat_map(|message| {
+            let mut out = Vec::new();
+            push_messages(message.role, &message.content, &mut out);
+            out
+        });
+        json::object_with_array(&body, "messages", system.chain(messages))
     }
 
     fn headers(&self, key: &ApiKey) -> Result<HeaderMap, InvalidHeaderValue> {
@@ -159,7 +162,7 @@ impl Provider for OpenAiClient {
             return http::unusable_key(&self.config.name);
         };
         let url = http::endpoint(&self.config.base_url, "/chat/completions");
-        let body = self.request_body(&request).to_string();
+        let body = self.request_body(&request);
         http::post_sse(
             &self.http,
             &self.config,
@@ -358,7 +361,8 @@ mod tests {
     fn body_for(base_url: &str) -> Value {
         let config = ProviderConfig::new("openai", super::super::Protocol::Openai, base_url);
         let http = http::client(&config.timeouts).unwrap();
-        OpenAiClient::new(config, http).request_body(&Request::prompt("hi"))
+        let body = OpenAiClient::new(config, http).request_body(&Request::prompt("hi"));
+        serde_json::from_str(&body).unwrap()
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub const FORMAT: &str = "breakerbox-session";
 /// The recording format's version. A reader accepts the same major version.
 pub const RECORDING_VERSION: u32 = 1;
 
+/// The longest line of a recording: the writer never writes a longer one, and the reader skips a
+/// longer one without holding it. Events are a few hundred bytes; the largest (an excerpt of a
+/// prompt, a piece of reply text, every character escaped) stay far below it.
+pub const MAX_LINE: usize = 8 * 1024 * 1024;
+
 /// Line 1 of a recording.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct SessionHeader {

@@ -16,9 +16,7 @@ use crate::event::Event;
 #[error("{0}")]
 pub struct RecordError(pub String);
 
-/// The longest line read. Real events are a few hundred bytes; a longer line is not one of ours,
-/// and holding it would let one bad line take unbounded memory.
-pub const MAX_LINE: usize = 8 * 1024 * 1024;
+pub use super::MAX_LINE;
 
 /// Warnings kept in full (the count goes on): a file of garbage must not fill memory with them.
 const MAX_KEPT_WARNINGS: usize = 1000;

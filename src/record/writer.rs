@@ -15,7 +15,7 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use super::reader::RecordError;
-use super::{FORMAT, RECORDING_VERSION, SessionHeader};
+use super::{FORMAT, MAX_LINE, RECORDING_VERSION, SessionHeader};
 use crate::config::Config;
 use crate::event::{Bus, Event, EventKind, Mode, ProviderInfo};
 
@@ -41,6 +41,8 @@ pub struct RecordSummary {
     pub events: u64,
     /// Events the recorder missed because it fell behind the bus (the file lacks them).
     pub lost: u64,
+    /// Events left out because even without their text they exceed a line's limit.
+    pub oversized: u64,
     /// The first write error, after which nothing more was written.
     pub error: Option<String>,
 }
@@ -108,6 +110,13 @@ impl RecorderHandle {
             eprintln!(
                 "breakerbox: the recording {path} is missing {} events: the recorder fell behind the event bus",
                 summary.lost
+            );
+        }
+        if summary.oversized > 0 {
+            eprintln!(
+                "breakerbox: the recording {path} is missing {} events larger than a line may be ({} MiB)",
+                summary.oversized,
+                MAX_LINE / (1024 * 1024)
             );
         }
         if let Some(e) = &summary.error {
@@ -190,18 +199,37 @@ impl LineSink {
         if self.summary.error.is_some() {
             return;
         }
+        let start = self.buf.len();
         let encoded = if redact {
             serde_json::to_writer(&mut self.buf, &redacted(event))
         } else {
             serde_json::to_writer(&mut self.buf, event)
         };
+        // Events are bounded (prompt excerpts, text in pieces), so a line over the reader's limit
+        // cannot be written by this breakerbox; if one ever were, it is written without its text
+        // rather than as a line no reader takes.
+        let encoded = match encoded {
+            Ok(()) if self.buf.len() - start > MAX_LINE && !redact => {
+                self.buf.truncate(start);
+                tracing::warn!("an event is too large for the recording; written without its text");
+                serde_json::to_writer(&mut self.buf, &redacted(event))
+            }
+            other => other,
+        };
         match encoded {
-            Ok(()) => {
+            Ok(()) if self.buf.len() - start <= MAX_LINE => {
                 self.buf.push(b'\n');
                 self.summary.events += 1;
             }
+            Ok(()) => {
+                self.buf.truncate(start);
+                self.summary.oversized += 1;
+            }
             // Cannot happen for these types; never write a partial line if it somehow does.
-            Err(e) => tracing::warn!("cannot encode an event for the recording: {e}"),
+            Err(e) => {
+                self.buf.truncate(start);
+                tracing::warn!("cannot encode an event for the recording: {e}");
+            }
         }
     }
 

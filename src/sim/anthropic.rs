@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 use super::fault::FaultKind;
 use super::reply::{Reply, SimRequest, Stop, Tool};
 use super::rng::Rng;
-use super::wire::{ErrorReply, Frame, FrameKind, Meta, Wire, content_text, retry_after_secs};
+use super::wire::{
+    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, raw_items, retry_after_secs,
+    value,
+};
 
 pub(crate) struct Anthropic;
 
@@ -56,15 +59,11 @@ impl Wire for Anthropic {
         }
     }
 
-    fn parse_request(&self, body: &Value) -> Result<SimRequest, String> {
-        if !body.is_object() {
-            return Err("the request body must be a JSON object".into());
-        }
-        let messages = body
-            .get("messages")
-            .and_then(Value::as_array)
+    fn parse_request(&self, body: &[u8]) -> Result<SimRequest, String> {
+        let body = fields(body, "the request body must be a JSON object")?;
+        let messages = raw_items(&body, "messages")
             .ok_or("messages: Field required (an array of messages)")?;
-        let max_tokens = match body.get("max_tokens") {
+        let max_tokens = match body.value("max_tokens") {
             None => return Err("max_tokens: Field required".into()),
             Some(v) => v
                 .as_u64()
@@ -72,33 +71,41 @@ impl Wire for Anthropic {
                 .and_then(|m| u32::try_from(m).ok())
                 .ok_or("max_tokens: Input should be an integer greater than or equal to 1")?,
         };
+        let last = messages.last().map(|m| value(m));
         // A last message from the assistant is a prefill: the reply continues it (Anthropic's
         // documented behaviour), so it is not part of what the reply is seeded from.
-        let prefill = messages
-            .last()
+        let prefill = last
+            .as_ref()
             .filter(|m| m.get("role").and_then(Value::as_str) == Some("assistant"))
             .map(|m| m.get("content").map(content_text).unwrap_or_default())
             .filter(|text| !text.is_empty());
         let asked = &messages[..messages.len() - usize::from(prefill.is_some())];
-        let mut prompt = body.get("system").map(content_text).unwrap_or_default();
+        let mut prompt = body
+            .value("system")
+            .map(|s| content_text(&s))
+            .unwrap_or_default();
         for m in asked {
             prompt.push('\n');
-            prompt.push_str(&m.get("content").map(content_text).unwrap_or_default());
+            prompt.push_str(
+                &value(m)
+                    .get("content")
+                    .map(content_text)
+                    .unwrap_or_default(),
+            );
         }
-        let tools = body
-            .get("tools")
-            .and_then(Value::as_array)
+        let tools = raw_items(&body, "tools")
             .into_iter()
             .flatten()
             .filter_map(|t| {
+                let t = value(t);
                 Some(Tool {
                     name: t.get("name")?.as_str()?.to_string(),
                     schema: t.get("input_schema").cloned().unwrap_or(Value::Null),
                 })
             })
             .collect();
-        let after_tool_result = messages
-            .last()
+        let after_tool_result = last
+            .as_ref()
             .and_then(|m| m.get("content"))
             .and_then(Value::as_array)
             .is_some_and(|blocks| {
@@ -107,15 +114,21 @@ impl Wire for Anthropic {
                     .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
             });
         Ok(SimRequest {
-            model: body.get("model").and_then(Value::as_str).map(String::from),
+            model: body
+                .value("model")
+                .and_then(|m| m.as_str().map(String::from)),
             prompt,
             messages: messages.len(),
             max_tokens: Some(max_tokens),
             tools,
-            tools_disabled: body.pointer("/tool_choice/type").and_then(Value::as_str)
-                == Some("none"),
+            tools_disabled: body
+                .value("tool_choice")
+                .is_some_and(|c| c.pointer("/type").and_then(Value::as_str) == Some("none")),
             after_tool_result,
-            stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
+            stream: body
+                .value("stream")
+                .and_then(|s| s.as_bool())
+                .unwrap_or(false),
             include_usage: false,
             prefill,
         })

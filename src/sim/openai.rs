@@ -7,7 +7,10 @@ use serde_json::{Value, json};
 use super::fault::{FaultKind, format_duration};
 use super::reply::{Reply, SimRequest, Stop, Tool};
 use super::rng::Rng;
-use super::wire::{ErrorReply, Frame, FrameKind, Meta, Wire, content_text, retry_after_secs};
+use super::wire::{
+    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, raw_items, retry_after_secs,
+    value,
+};
 
 pub(crate) struct Openai;
 
@@ -66,34 +69,34 @@ impl Wire for Openai {
         }
     }
 
-    fn parse_request(&self, body: &Value) -> Result<SimRequest, String> {
-        if !body.is_object() {
-            return Err("The request body must be a JSON object.".into());
-        }
-        let messages = body
-            .get("messages")
-            .and_then(Value::as_array)
-            .ok_or("Missing required parameter: 'messages'.")?;
+    fn parse_request(&self, body: &[u8]) -> Result<SimRequest, String> {
+        let body = fields(body, "The request body must be a JSON object.")?;
+        let messages =
+            raw_items(&body, "messages").ok_or("Missing required parameter: 'messages'.")?;
         let max_tokens = ["max_completion_tokens", "max_tokens"]
             .iter()
-            .find_map(|k| body.get(*k).filter(|v| !v.is_null()))
+            .find_map(|k| body.value(k))
             .map(|v| {
                 v.as_u64()
                     .and_then(|m| u32::try_from(m).ok())
                     .ok_or("Invalid 'max_tokens': expected an integer.")
             })
             .transpose()?;
-        let prompt = messages
-            .iter()
-            .map(|m| m.get("content").map(content_text).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("\n");
-        let tools = body
-            .get("tools")
-            .and_then(Value::as_array)
+        let mut prompt = String::new();
+        let mut last_role = None;
+        for (i, m) in messages.iter().enumerate() {
+            let m = value(m);
+            if i > 0 {
+                prompt.push('\n');
+            }
+            prompt.push_str(&m.get("content").map(content_text).unwrap_or_default());
+            last_role = m.get("role").and_then(Value::as_str).map(str::to_string);
+        }
+        let tools = raw_items(&body, "tools")
             .into_iter()
             .flatten()
             .filter_map(|t| {
+                let t = value(t);
                 let function = t.get("function")?;
                 Some(Tool {
                     name: function.get("name")?.as_str()?.to_string(),
@@ -102,22 +105,24 @@ impl Wire for Openai {
             })
             .collect();
         Ok(SimRequest {
-            model: body.get("model").and_then(Value::as_str).map(String::from),
+            model: body
+                .value("model")
+                .and_then(|m| m.as_str().map(String::from)),
             prompt,
             messages: messages.len(),
             max_tokens,
             tools,
-            tools_disabled: body.get("tool_choice").and_then(Value::as_str) == Some("none"),
-            after_tool_result: messages
-                .last()
-                .and_then(|m| m.get("role"))
-                .and_then(Value::as_str)
-                == Some("tool"),
-            stream: body.get("stream").and_then(Value::as_bool).unwrap_or(false),
-            include_usage: body
-                .pointer("/stream_options/include_usage")
-                .and_then(Value::as_bool)
+            tools_disabled: body
+                .value("tool_choice")
+                .is_some_and(|c| c.as_str() == Some("none")),
+            after_tool_result: last_role.as_deref() == Some("tool"),
+            stream: body
+                .value("stream")
+                .and_then(|s| s.as_bool())
                 .unwrap_or(false),
+            include_usage: body
+                .value("stream_options")
+                .is_some_and(|o| o.get("include_usage").and_then(Value::as_bool) == Some(true)),
             // Chat Completions has no prefill: a last assistant message is just history.
             prefill: None,
         })

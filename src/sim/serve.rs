@@ -6,11 +6,10 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use bytes::Bytes;
 use futures::StreamExt;
-use serde_json::Value;
 use std::sync::Arc;
 
 use super::fault::FaultKind;
-use super::reply::Reply;
+use super::reply::{Reply, SimRequest};
 use super::rng::Rng;
 use super::server::ConnControl;
 use super::state::{ProviderState, Tracker};
@@ -23,10 +22,12 @@ pub(crate) async fn answer(
     body: Bytes,
 ) -> Response {
     let wire = wire(provider.spec.protocol);
-    let parsed = serde_json::from_slice::<Value>(&body)
-        .map_err(|e| format!("The request body is not valid JSON: {e}"))
-        .and_then(|v| wire.parse_request(&v));
-    let request = parsed.as_ref().cloned().unwrap_or_default();
+    let parsed = wire.parse_request(&body);
+    drop(body);
+    let (request, parsed) = match parsed {
+        Ok(request) => (request, Ok(())),
+        Err(message) => (SimRequest::default(), Err(message)),
+    };
     let (kind, mut rng) = provider.draw(&request.prompt);
     let model = request
         .model

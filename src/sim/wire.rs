@@ -1,9 +1,11 @@
 //! What the two wire protocols have in common, and the trait each implements (`anthropic.rs`,
 //! `openai.rs`). Formats follow PROTOCOLS.md and the recorded fixtures of the official SDKs.
 
+use crate::json::{self, Fields, NotAnObject};
 use axum::http::StatusCode;
 use bytes::Bytes;
 use serde_json::Value;
+use serde_json::value::RawValue;
 
 use super::fault::FaultKind;
 use super::reply::{Reply, SimRequest};
@@ -80,8 +82,8 @@ pub(crate) trait Wire: Send + Sync {
     /// The response header carrying the request id.
     fn request_id_header(&self) -> &'static str;
     fn new_meta(&self, rng: &mut Rng, model: String, include_usage: bool) -> Meta;
-    /// Read a request body; the error is a message for a 400.
-    fn parse_request(&self, body: &Value) -> Result<SimRequest, String>;
+    /// Read a request body (see [`fields`]); the error is a message for a 400.
+    fn parse_request(&self, body: &[u8]) -> Result<SimRequest, String>;
     /// Whether the model says a few words before a tool call.
     fn lead_in(&self) -> bool;
     /// The whole stream, its end marker included.
@@ -107,6 +109,25 @@ pub(crate) fn wire(protocol: Protocol) -> &'static dyn Wire {
 /// `retry-after` is whole seconds; round up so a client never retries early.
 pub(crate) fn retry_after_secs(d: std::time::Duration) -> String {
     d.as_millis().div_ceil(1000).to_string()
+}
+
+/// A request body read one level deep (its messages are parsed one at a time, never as one tree:
+/// see [`crate::json`]); `not_an_object` is the protocol's message for a body of another kind.
+pub(crate) fn fields<'a>(body: &'a [u8], not_an_object: &str) -> Result<Fields<'a>, String> {
+    Fields::parse(body).map_err(|e| match e {
+        NotAnObject::Invalid(e) => format!("The request body is not valid JSON: {e}"),
+        NotAnObject::Kind(_) => not_an_object.to_string(),
+    })
+}
+
+/// The items of the array field `key`, still raw (`None` when it is missing or not an array).
+pub(crate) fn raw_items<'a>(body: &Fields<'a>, key: &str) -> Option<Vec<&'a RawValue>> {
+    body.raw(key).and_then(|raw| json::items(raw).ok())
+}
+
+/// One raw item as a value (`Null` if it cannot be read).
+pub(crate) fn value(raw: &RawValue) -> Value {
+    json::parse(raw).unwrap_or_default()
 }
 
 /// The text of a message's `content`: a string, or the text of its blocks / parts.
