@@ -663,9 +663,30 @@ fn limit(d: Duration) -> String {
     }
 }
 
+/// A whole number; anything else gets an error that says so.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            Ok(i64::try_from(v).unwrap_or(i64::MAX))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            Err(E::custom(format!("{v} is not a whole number")))
+        }
+    }
+    d.deserialize_any(Whole)
+}
+
 /// A whole number from `MIN` to `MAX`.
 fn count<'de, D: Deserializer<'de>, const MIN: u32, const MAX: u32>(d: D) -> Result<u32, D::Error> {
-    let n = i64::deserialize(d)?;
+    let n = whole_number(d)?;
     u32::try_from(n)
         .ok()
         .filter(|n| (MIN..=MAX).contains(n))
@@ -718,7 +739,7 @@ fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
 }
 
 fn context_window<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
-    let n = i64::deserialize(d)?;
+    let n = whole_number(d)?;
     u64::try_from(n)
         .ok()
         .filter(|n| *n >= 1)
@@ -960,7 +981,7 @@ impl Config {
             .chain(self.sim.providers.iter().map(|p| p.name.as_str()))
             .collect();
         let mut chain_names = std::collections::HashSet::new();
-        for chain in &self.chains {
+        for (i, chain) in self.chains.iter().enumerate() {
             let name = chain.name.get_ref();
             if !valid_name(name) {
                 return invalid(
@@ -978,8 +999,8 @@ impl Config {
             }
             if chain.targets.is_empty() {
                 return invalid(
-                    chain.name.span(),
-                    format!("chain `{name}` has no targets: list provider names in `targets`"),
+                    at(&["chains".into(), i.into(), "targets".into()]),
+                    format!("chains.targets: chain `{name}` has none: list provider names"),
                 );
             }
             for target in &chain.targets {
@@ -1030,7 +1051,7 @@ impl Config {
                 return invalid(
                     route.chain.span(),
                     format!(
-                        "route `{model}`: no chain is named `{chain}` (declared: {})",
+                        "routes.chain: no chain is named `{chain}`, for route `{model}` (declared: {})",
                         if chain_names.is_empty() {
                             "none; declare it under [[chains]]".to_string()
                         } else {
@@ -1290,7 +1311,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("gw.toml:3:9: route `x`: no chain is named `nope`"),
+            err.starts_with("gw.toml:3:9: routes.chain: no chain is named `nope`"),
             "{err}"
         );
         let err = Config::parse(
