@@ -303,7 +303,8 @@ impl BreakerSection {
 pub struct RetrySection {
     #[serde(deserialize_with = "count::<_, 0, 100>")]
     pub max_retries: u32,
-    #[serde(deserialize_with = "count::<_, 1, 100>")]
+    // Chains may be long: the hostile-upstream test runs one past a hundred targets.
+    #[serde(deserialize_with = "count::<_, 1, 10_000>")]
     pub max_attempts: u32,
     #[serde(deserialize_with = "duration::<_, 0, HOUR_MS>")]
     pub min_delay: Dur,

@@ -59,7 +59,7 @@ const CASES: &[Case] = &[
     ("[breaker]\nrecovery_max = ^\"9300000000000000000s\"\n", "breaker.recovery_max", "24h"),
     ("[breaker]\nopen_on_retry_after = ^\"2d\"\n", "breaker.open_on_retry_after", "or `off`"),
     // Retries.
-    ("[retry]\nmax_attempts = ^0\n", "retry.max_attempts", "from 1 to 100"),
+    ("[retry]\nmax_attempts = ^0\n", "retry.max_attempts", "from 1 to 10000"),
     ("[retry]\nmax_retries = ^101\n", "retry.max_retries", "from 0 to 100"),
     ("[retry]\nmax_retries = ^2.5\n", "retry.max_retries", "2.5 is not a whole number"),
     ("[retry]\nmax_retries = ^\"2\"\n", "retry.max_retries", "expected a whole number"),
@@ -211,7 +211,7 @@ const FIELDS: &[(&str, &str, Kind)] = &[
         Kind::Duration(0, DAY, true),
     ),
     ("[retry]", "max_retries", Kind::Count(0, 100)),
-    ("[retry]", "max_attempts", Kind::Count(1, 100)),
+    ("[retry]", "max_attempts", Kind::Count(1, 10_000)),
     ("[retry]", "min_delay", Kind::Duration(0, HOUR, false)),
     ("[retry]", "max_delay", Kind::Duration(0, HOUR, false)),
     ("[retry]", "factor", Kind::Number(1.0, 100.0)),
@@ -626,7 +626,7 @@ open_on_retry_after = "24h"
 
 [retry]
 max_retries = 1
-max_attempts = 100
+max_attempts = 10000
 min_delay = "1h"
 max_delay = "1h"
 factor = 100.0
