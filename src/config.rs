@@ -3,9 +3,19 @@
 //! Every field has a default (the same values as the annotated sample `assets/breakerbox.toml`, which
 //! a test keeps equal), so an empty file is a valid config. Errors name the file, the line and the
 //! field, and say what to do.
+//!
+//! Every value is range-checked at load, so that nothing the engine computes from it can overflow
+//! or wait for ever: no duration is longer than [`MAX_DURATION`], and each field that needs a
+//! narrower range (time limits, retry delays, counts, rates, factors) reads its value through a
+//! `deserialize_with` check, whose error toml reports at the value's line and column. Checks of
+//! several values together run after deserialization and name their field by its path
+//! ([`locate`]).
 
-use serde::Deserialize;
+pub(crate) mod locate;
+
+use serde::{Deserialize, Deserializer};
 use std::collections::BTreeMap;
+use std::ops::Range;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 use toml::Spanned;
@@ -26,7 +36,7 @@ pub const SAMPLE: &str = include_str!("../assets/breakerbox.toml");
 #[serde(deny_unknown_fields)]
 pub struct Config {
     /// The real (or any OpenAI/Anthropic-compatible) providers, in failover order.
-    #[serde(default = "default_providers")]
+    #[serde(default = "default_providers", deserialize_with = "non_empty")]
     pub providers: Vec<ProviderEntry>,
     /// Named chains of targets; the default chain is every provider in order.
     #[serde(default)]
@@ -80,7 +90,7 @@ pub struct ProviderEntry {
     #[serde(default)]
     pub accepts_prefill: Option<bool>,
     /// Context window in tokens, for failing over `context_length` errors to a larger model.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "context_window")]
     pub context_window: Option<u64>,
     /// One breaker for the provider (`provider`, the default) or one per model (`model`).
     #[serde(default)]
@@ -237,13 +247,19 @@ impl Default for EngineSection {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct BreakerSection {
+    #[serde(deserialize_with = "count::<_, 0, 1_000_000>")]
     pub consecutive_failures: u32,
+    #[serde(deserialize_with = "fraction")]
     pub failure_rate: f64,
+    #[serde(deserialize_with = "duration::<_, 1, DAY_MS>")]
     pub window: Dur,
+    #[serde(deserialize_with = "count::<_, 0, 1_000_000>")]
     pub min_calls: u32,
     pub recovery: Dur,
+    #[serde(deserialize_with = "factor")]
     pub recovery_growth: f64,
     pub recovery_max: Dur,
+    #[serde(deserialize_with = "count::<_, 1, 1_000>")]
     pub half_open_probes: u32,
     /// `off`, or a retry-after this long or longer opens the breaker at once.
     pub open_on_retry_after: OptionalDur,
@@ -285,14 +301,23 @@ impl BreakerSection {
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RetrySection {
+    #[serde(deserialize_with = "count::<_, 0, 100>")]
     pub max_retries: u32,
+    // Chains may be long: the hostile-upstream test runs one past a hundred targets.
+    #[serde(deserialize_with = "count::<_, 1, 10_000>")]
     pub max_attempts: u32,
+    #[serde(deserialize_with = "duration::<_, 0, HOUR_MS>")]
     pub min_delay: Dur,
+    #[serde(deserialize_with = "duration::<_, 0, HOUR_MS>")]
     pub max_delay: Dur,
+    #[serde(deserialize_with = "factor_f32")]
     pub factor: f32,
     pub jitter: bool,
+    #[serde(deserialize_with = "duration::<_, 0, HOUR_MS>")]
     pub retry_after_cap: Dur,
+    #[serde(deserialize_with = "amount")]
     pub budget_capacity: f64,
+    #[serde(deserialize_with = "amount")]
     pub budget_refill_per_sec: f64,
 }
 
@@ -337,7 +362,7 @@ pub struct OptionalDur(pub Option<Duration>);
 
 impl<'de> Deserialize<'de> for OptionalDur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
+        let text = duration_text(d)?;
         if text.trim() == "off" {
             return Ok(OptionalDur(None));
         }
@@ -419,15 +444,15 @@ fn default_providers() -> Vec<ProviderEntry> {
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TimeoutsConfig {
-    #[serde(default = "d5s")]
+    #[serde(default = "d5s", deserialize_with = "duration::<_, 1, DAY_MS>")]
     pub connect: Dur,
-    #[serde(default = "d10s")]
+    #[serde(default = "d10s", deserialize_with = "duration::<_, 1, DAY_MS>")]
     pub headers: Dur,
-    #[serde(default = "d10s")]
+    #[serde(default = "d10s", deserialize_with = "duration::<_, 1, DAY_MS>")]
     pub first_event: Dur,
-    #[serde(default = "d10s")]
+    #[serde(default = "d10s", deserialize_with = "duration::<_, 1, DAY_MS>")]
     pub idle: Dur,
-    #[serde(default = "d300s")]
+    #[serde(default = "d300s", deserialize_with = "duration::<_, 1, DAY_MS>")]
     pub total: Dur,
 }
 
@@ -470,7 +495,7 @@ impl TimeoutsConfig {
 pub struct SimSection {
     #[serde(default)]
     pub seed: u64,
-    #[serde(default = "default_sim_providers")]
+    #[serde(default = "default_sim_providers", deserialize_with = "non_empty")]
     pub providers: Vec<SimEntry>,
 }
 
@@ -508,6 +533,7 @@ pub struct SimEntry {
     pub model: Option<String>,
     pub first_event_latency: Option<Dur>,
     pub token_delay: Option<Dur>,
+    #[serde(default, deserialize_with = "optional_fraction")]
     pub jitter: Option<f64>,
     pub use_tools: Option<bool>,
     pub fault: Option<FaultString>,
@@ -526,21 +552,28 @@ impl<'de> Deserialize<'de> for FaultString {
     }
 }
 
-/// A duration written as `500ms`, `2s`, `1.5s`, `3m` or `1h`.
+/// A duration written as `500ms`, `2s`, `1.5s`, `3m` or `1h`, at most [`MAX_DURATION`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub struct Dur(pub Duration);
 
 impl<'de> Deserialize<'de> for Dur {
     fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        let text = String::deserialize(d)?;
+        let text = duration_text(d)?;
         parse_duration(&text)
             .map(Dur)
             .map_err(serde::de::Error::custom)
     }
 }
 
+/// The longest duration a config, a scenario, a fault or a flag may give: a day. Every time limit
+/// is added to the clock's present, and a day is far from where that could overflow; a longer wait
+/// is a mistake, not a setting.
+pub const MAX_DURATION: Duration = Duration::from_secs(24 * 60 * 60);
+const HOUR_MS: u64 = 60 * 60 * 1000;
+const DAY_MS: u64 = 24 * HOUR_MS;
+
 /// Parse `500ms`, `2s`, `1.5s`, `3m`, `1h` (a number and a unit; no unit is an error, to avoid
-/// seconds-versus-milliseconds mistakes).
+/// seconds-versus-milliseconds mistakes), up to [`MAX_DURATION`].
 pub fn parse_duration(text: &str) -> Result<Duration, String> {
     let t = text.trim();
     let split = t
@@ -569,7 +602,165 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
         }
     };
     Duration::try_from_secs_f64(secs)
-        .map_err(|_| format!("invalid duration `{text}`: out of range"))
+        .ok()
+        .filter(|d| *d <= MAX_DURATION)
+        .ok_or_else(|| format!("invalid duration `{text}`: the longest allowed is 24h"))
+}
+
+/// The text of a duration. A bare number gets an error that says how to write one.
+fn duration_text<'de, D: Deserializer<'de>>(d: D) -> Result<String, D::Error> {
+    struct Text;
+    impl serde::de::Visitor<'_> for Text {
+        type Value = String;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a duration with a unit, like \"500ms\", \"2s\" or \"1m\"")
+        }
+        fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_string())
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<String, E> {
+            Err(E::custom(format!(
+                "invalid duration {v}: write it as a string with a unit, like \"{v}s\""
+            )))
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<String, E> {
+            self.visit_i64(i64::try_from(v).unwrap_or(i64::MAX))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<String, E> {
+            Err(E::custom(format!(
+                "invalid duration {v}: write it as a string with a unit, like \"{v}s\""
+            )))
+        }
+    }
+    d.deserialize_any(Text)
+}
+
+/// A duration from `MIN` to `MAX` milliseconds.
+fn duration<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+    d: D,
+) -> Result<Dur, D::Error> {
+    let text = duration_text(d)?;
+    let value = parse_duration(&text).map_err(serde::de::Error::custom)?;
+    let (min, max) = (Duration::from_millis(MIN), Duration::from_millis(MAX));
+    if value < min || value > max {
+        return Err(serde::de::Error::custom(format!(
+            "`{text}` is out of range: use a duration from {} to {}",
+            limit(min),
+            limit(max)
+        )));
+    }
+    Ok(Dur(value))
+}
+
+/// A limit as people write it: `0s`, `1ms`, `1h`, `24h`.
+fn limit(d: Duration) -> String {
+    let ms = d.as_millis();
+    match ms {
+        0 => "0s".to_string(),
+        _ if ms % 3_600_000 == 0 => format!("{}h", ms / 3_600_000),
+        _ if ms % 60_000 == 0 => format!("{}m", ms / 60_000),
+        _ if ms % 1000 == 0 => format!("{}s", ms / 1000),
+        _ => format!("{ms}ms"),
+    }
+}
+
+/// A whole number; anything else gets an error that says so.
+fn whole_number<'de, D: Deserializer<'de>>(d: D) -> Result<i64, D::Error> {
+    struct Whole;
+    impl serde::de::Visitor<'_> for Whole {
+        type Value = i64;
+        fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+            f.write_str("a whole number")
+        }
+        fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<i64, E> {
+            Ok(v)
+        }
+        fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<i64, E> {
+            Ok(i64::try_from(v).unwrap_or(i64::MAX))
+        }
+        fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<i64, E> {
+            Err(E::custom(format!("{v} is not a whole number")))
+        }
+    }
+    d.deserialize_any(Whole)
+}
+
+/// A whole number from `MIN` to `MAX`.
+fn count<'de, D: Deserializer<'de>, const MIN: u32, const MAX: u32>(d: D) -> Result<u32, D::Error> {
+    let n = whole_number(d)?;
+    u32::try_from(n)
+        .ok()
+        .filter(|n| (MIN..=MAX).contains(n))
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{n} is out of range: use a whole number from {MIN} to {MAX}"
+            ))
+        })
+}
+
+/// A number from `min` to `max` (so never NaN or infinite); `what` says what it is.
+fn number<'de, D: Deserializer<'de>>(
+    d: D,
+    min: f64,
+    max: f64,
+    what: &str,
+) -> Result<f64, D::Error> {
+    let n = f64::deserialize(d)?;
+    if (min..=max).contains(&n) {
+        Ok(n)
+    } else {
+        Err(serde::de::Error::custom(format!(
+            "{n} is out of range: use {what} from {min} to {max}"
+        )))
+    }
+}
+
+/// A share of something: from 0 to 1.
+fn fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    number(d, 0.0, 1.0, "a fraction")
+}
+
+fn optional_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    fraction(d).map(Some)
+}
+
+/// A growth factor: from 1 (fixed) to 100.
+fn factor<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    number(d, 1.0, 100.0, "a factor (1 = no growth)")
+}
+
+fn factor_f32<'de, D: Deserializer<'de>>(d: D) -> Result<f32, D::Error> {
+    // Within 1 to 100, so the conversion is exact enough and cannot overflow.
+    factor(d).map(|f| f as f32)
+}
+
+/// A budget's size or rate: from 0 to a million.
+fn amount<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error> {
+    number(d, 0.0, 1_000_000.0, "a number")
+}
+
+fn context_window<'de, D: Deserializer<'de>>(d: D) -> Result<Option<u64>, D::Error> {
+    let n = whole_number(d)?;
+    u64::try_from(n)
+        .ok()
+        .filter(|n| *n >= 1)
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "{n} is out of range: use the model's context window in tokens (1 or more)"
+            ))
+        })
+}
+
+/// A list that must hold something: leaving the key out gives the defaults.
+fn non_empty<'de, D: Deserializer<'de>, T: Deserialize<'de>>(d: D) -> Result<Vec<T>, D::Error> {
+    let list = Vec::<T>::deserialize(d)?;
+    if list.is_empty() {
+        return Err(serde::de::Error::custom(
+            "the list is empty: declare at least one entry, or leave the key out for the defaults",
+        ));
+    }
+    Ok(list)
 }
 
 /// `[gateway]`: what a client connection may take before it has a request in progress. None of
@@ -579,17 +770,17 @@ pub fn parse_duration(text: &str) -> Result<Duration, String> {
 #[serde(deny_unknown_fields, default)]
 pub struct GatewaySection {
     /// From accepting a connection to the end of its first request's headers.
-    #[serde(deserialize_with = "connection_limit")]
+    #[serde(deserialize_with = "duration::<_, 1, HOUR_MS>")]
     pub header_timeout: Dur,
     /// Reading a request body, from the end of its headers.
-    #[serde(deserialize_with = "connection_limit")]
+    #[serde(deserialize_with = "duration::<_, 1, HOUR_MS>")]
     pub body_timeout: Dur,
     /// A kept-alive connection between requests: from the end of a response to the end of the
     /// next request's headers.
-    #[serde(deserialize_with = "connection_limit")]
+    #[serde(deserialize_with = "duration::<_, 1, HOUR_MS>")]
     pub idle_timeout: Dur,
     /// Client connections open at once; past it a new one gets a 503 and is closed.
-    #[serde(deserialize_with = "connection_count")]
+    #[serde(deserialize_with = "count::<_, 1, 1_000_000>")]
     pub max_connections: u32,
 }
 
@@ -606,34 +797,80 @@ impl Default for GatewaySection {
     }
 }
 
-/// A duration from 1 ms to 1 hour.
-fn connection_limit<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Dur, D::Error> {
-    let Dur(duration) = Dur::deserialize(d)?;
-    if duration < Duration::from_millis(1) || duration > Duration::from_secs(3600) {
-        return Err(serde::de::Error::custom(format!(
-            "{duration:?} is out of range: use a duration from 1ms to 1h"
-        )));
-    }
-    Ok(Dur(duration))
-}
-
-/// A connection count from 1 to 1,000,000.
-fn connection_count<'de, D: serde::Deserializer<'de>>(d: D) -> Result<u32, D::Error> {
-    let n = i64::deserialize(d)?;
-    u32::try_from(n)
-        .ok()
-        .filter(|n| (1..=1_000_000).contains(n))
-        .ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "{n} is out of range: use a number of connections from 1 to 1000000"
-            ))
-        })
-}
-
 /// A config problem, with where it is and what to do.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
+
+/// A check that failed after deserialization: where, and what to say (naming the field).
+struct Invalid {
+    span: Range<usize>,
+    message: String,
+}
+
+fn invalid<T>(span: Range<usize>, message: String) -> Result<T, Invalid> {
+    Err(Invalid { span, message })
+}
+
+/// `origin:line:column`, for an error at `offset` in `text`.
+fn place(text: &str, origin: &str, offset: usize) -> String {
+    let (line, column) = line_col(text, offset);
+    format!("{origin}:{line}:{column}")
+}
+
+/// A toml error as `origin:line:column: field: message`, naming the field written where toml
+/// found the problem. Scenario files read the same way.
+pub fn toml_error(text: &str, origin: &str, e: &toml::de::Error) -> String {
+    let message = e.message().trim_end();
+    let Some(span) = e.span() else {
+        return format!("{origin}: {message}");
+    };
+    match locate::field_at(text, span.start) {
+        Some(field) => format!("{}: {field}: {message}", place(text, origin, span.start)),
+        None => format!("{}: {message}", place(text, origin, span.start)),
+    }
+}
+
+/// The highest price accepted, USD per million tokens: far above any model's, low enough that a
+/// cost cannot overflow.
+const MAX_PRICE: f64 = 1_000_000.0;
+
+/// Every price of a model, with the path of its field.
+fn prices(price: &ModelPrice) -> Vec<(Vec<&'static str>, f64)> {
+    let mut all = vec![(vec!["input"], price.input), (vec!["output"], price.output)];
+    all.extend(price.cache_write.map(|v| (vec!["cache_write"], v)));
+    all.extend(price.cache_read.map(|v| (vec!["cache_read"], v)));
+    if let Some(long) = &price.long_context {
+        all.push((vec!["long_context", "input"], long.input));
+        all.push((vec!["long_context", "output"], long.output));
+        all.extend(
+            long.cache_write
+                .map(|v| (vec!["long_context", "cache_write"], v)),
+        );
+        all.extend(
+            long.cache_read
+                .map(|v| (vec!["long_context", "cache_read"], v)),
+        );
+    }
+    all
+}
+
+/// A base URL the HTTP client can use.
+fn check_base_url(url: &str) -> Result<(), String> {
+    // Shown without the user info and query, where keys hide.
+    let shown = crate::secret::url_for_display(url);
+    match reqwest::Url::parse(url) {
+        Ok(u) if matches!(u.scheme(), "http" | "https") && u.has_host() => Ok(()),
+        Ok(_) => Err(format!("`{shown}` is not an http:// or https:// URL")),
+        Err(e) => Err(format!(
+            "`{shown}` is not a URL ({e}): write e.g. `https://api.example.com/v1`"
+        )),
+    }
+}
+
+fn valid_env_name(name: &str) -> bool {
+    !name.is_empty() && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
 
 impl Default for Config {
     fn default() -> Self {
@@ -672,46 +909,70 @@ impl Config {
     /// Parse and validate config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Config, ConfigError> {
         let config: Config = toml::from_str(text).map_err(|e| {
-            let place = e
-                .span()
-                .map(|span| {
-                    let (line, col) = line_col(text, span.start);
-                    format!(":{line}:{col}")
-                })
-                .unwrap_or_default();
             ConfigError(format!(
-                "{origin}{place}: {}\n(see assets/breakerbox.toml for every field and its default)",
-                e.message()
+                "{}\n(see assets/breakerbox.toml for every field and its default)",
+                toml_error(text, origin, &e)
             ))
         })?;
-        config.validate(text, origin)?;
+        config.validate(text).map_err(|Invalid { span, message }| {
+            ConfigError(format!("{}: {message}", place(text, origin, span.start)))
+        })?;
         Ok(config)
     }
 
-    fn validate(&self, text: &str, origin: &str) -> Result<(), ConfigError> {
-        let at = |span: std::ops::Range<usize>| {
-            let (line, col) = line_col(text, span.start);
-            format!("{origin}:{line}:{col}")
-        };
-        if self.providers.is_empty() {
-            return Err(ConfigError(format!(
-                "{origin}: `providers` is empty: declare at least one [[providers]] entry"
-            )));
-        }
+    /// The checks of values that deserialized, alone or together. Each failure names the field
+    /// (by its [`Spanned`] span, or its path in the text) and says what to do.
+    fn validate(&self, text: &str) -> Result<(), Invalid> {
+        let at = |path: &[locate::Step<'_>]| locate::span_of(text, path);
         let mut seen = std::collections::HashSet::new();
-        for p in &self.providers {
+        for (i, p) in self.providers.iter().enumerate() {
             let name = p.name();
             if !valid_name(name) {
-                return Err(ConfigError(format!(
-                    "{}: providers.name `{name}` is not a valid name: use letters, digits, `-` and `_`",
-                    at(p.name.span())
-                )));
+                return invalid(
+                    p.name.span(),
+                    format!(
+                        "providers.name `{name}` is not a valid name: use letters, digits, `-` and `_`"
+                    ),
+                );
             }
             if !seen.insert(name) {
-                return Err(ConfigError(format!(
-                    "{}: providers.name `{name}` is declared twice: give each provider its own name",
-                    at(p.name.span())
-                )));
+                return invalid(
+                    p.name.span(),
+                    format!(
+                        "providers.name `{name}` is declared twice: give each provider its own name"
+                    ),
+                );
+            }
+            let field = |key: &'static str| at(&["providers".into(), i.into(), key.into()]);
+            if p.model.trim().is_empty() {
+                return invalid(
+                    field("model"),
+                    format!("providers.model of `{name}` is empty: name the model to ask for"),
+                );
+            }
+            if let Some(url) = &p.base_url {
+                check_base_url(url).or_else(|why| {
+                    invalid(
+                        field("base_url"),
+                        format!("providers.base_url of `{name}`: {why}"),
+                    )
+                })?;
+            }
+            for (key, var) in [
+                ("base_url_env", &p.base_url_env),
+                ("api_key_env", &p.api_key_env),
+            ] {
+                if let Some(var) = var
+                    && !valid_env_name(var)
+                {
+                    return invalid(
+                        field(key),
+                        format!(
+                            "providers.{key} of `{name}`: `{var}` is not an environment variable \
+                             name: use letters, digits and `_`"
+                        ),
+                    );
+                }
             }
         }
         let known: Vec<&str> = self
@@ -721,29 +982,51 @@ impl Config {
             .chain(self.sim.providers.iter().map(|p| p.name.as_str()))
             .collect();
         let mut chain_names = std::collections::HashSet::new();
-        for chain in &self.chains {
-            if !chain_names.insert(chain.name.get_ref()) {
-                return Err(ConfigError(format!(
-                    "{}: chains.name `{}` is declared twice",
-                    at(chain.name.span()),
-                    chain.name.get_ref()
-                )));
+        for (i, chain) in self.chains.iter().enumerate() {
+            let name = chain.name.get_ref();
+            if !valid_name(name) {
+                return invalid(
+                    chain.name.span(),
+                    format!(
+                        "chains.name `{name}` is not a valid name: use letters, digits, `-` and `_`"
+                    ),
+                );
+            }
+            if !chain_names.insert(name) {
+                return invalid(
+                    chain.name.span(),
+                    format!("chains.name `{name}` is declared twice"),
+                );
             }
             if chain.targets.is_empty() {
-                return Err(ConfigError(format!(
-                    "{}: chain `{}` has no targets: list provider names in `targets`",
-                    at(chain.name.span()),
-                    chain.name.get_ref()
-                )));
+                return invalid(
+                    at(&["chains".into(), i.into(), "targets".into()]),
+                    format!("chains.targets: chain `{name}` has none: list provider names"),
+                );
             }
             for target in &chain.targets {
-                let name = target.get_ref().provider();
-                if !known.contains(&name) {
-                    return Err(ConfigError(format!(
-                        "{}: chains.targets: no provider is named `{name}` (declared: {})",
-                        at(target.span()),
-                        known.join(", ")
-                    )));
+                let provider = target.get_ref().provider();
+                if !known.contains(&provider) {
+                    return invalid(
+                        target.span(),
+                        format!(
+                            "chains.targets: no provider is named `{provider}` (declared: {})",
+                            known.join(", ")
+                        ),
+                    );
+                }
+                if target
+                    .get_ref()
+                    .model()
+                    .is_some_and(|m| m.trim().is_empty())
+                {
+                    return invalid(
+                        target.span(),
+                        format!(
+                            "chains.targets: the model for `{provider}` is empty: name a model, \
+                             or leave `model` out for the provider's own"
+                        ),
+                    );
                 }
             }
         }
@@ -751,79 +1034,99 @@ impl Config {
         for route in &self.routes {
             let model = route.model.get_ref();
             if model.trim().is_empty() {
-                return Err(ConfigError(format!(
-                    "{}: routes.model is empty: give the model name clients will send",
-                    at(route.model.span())
-                )));
+                return invalid(
+                    route.model.span(),
+                    "routes.model is empty: give the model name clients will send".to_string(),
+                );
             }
             if !route_names.insert(model) {
-                return Err(ConfigError(format!(
-                    "{}: routes.model `{model}` is declared twice: each model name picks one route",
-                    at(route.model.span())
-                )));
+                return invalid(
+                    route.model.span(),
+                    format!(
+                        "routes.model `{model}` is declared twice: each model name picks one route"
+                    ),
+                );
             }
             let chain = route.chain.get_ref();
             if chain != "default" && !chain_names.contains(chain) {
-                return Err(ConfigError(format!(
-                    "{}: route `{model}`: no chain is named `{chain}` (declared: {})",
-                    at(route.chain.span()),
-                    if chain_names.is_empty() {
-                        "none; declare it under [[chains]]".to_string()
-                    } else {
-                        let mut names: Vec<&str> = chain_names.iter().map(|n| n.as_str()).collect();
-                        names.sort_unstable();
-                        names.join(", ")
-                    }
-                )));
+                return invalid(
+                    route.chain.span(),
+                    format!(
+                        "routes.chain: no chain is named `{chain}`, for route `{model}` (declared: {})",
+                        if chain_names.is_empty() {
+                            "none; declare it under [[chains]]".to_string()
+                        } else {
+                            let mut names: Vec<&str> =
+                                chain_names.iter().map(|n| n.as_str()).collect();
+                            names.sort_unstable();
+                            names.join(", ")
+                        }
+                    ),
+                );
             }
         }
-        if let Err(e) = crate::console::keys::Bindings::with_overrides(&self.keys) {
-            return Err(ConfigError(format!("{origin}: {e}")));
+        // One action at a time, so that an error points at the override that caused it.
+        let mut keys = BTreeMap::new();
+        for (action, list) in &self.keys {
+            keys.insert(action.clone(), list.clone());
+            if let Err(e) = crate::console::keys::Bindings::with_overrides(&keys) {
+                return invalid(at(&["keys".into(), action.as_str().into()]), e);
+            }
         }
-        let b = &self.breaker;
-        let checks = [
-            (
-                !(0.0..=1.0).contains(&b.failure_rate),
-                "breaker.failure_rate must be a fraction from 0 to 1",
-            ),
-            (
-                b.half_open_probes == 0,
-                "breaker.half_open_probes must be at least 1",
-            ),
-            (
-                b.recovery_growth < 1.0,
-                "breaker.recovery_growth must be 1 or more (1 = fixed)",
-            ),
-            (
-                self.retry.max_attempts == 0,
-                "retry.max_attempts must be at least 1",
-            ),
-            (self.retry.factor < 1.0, "retry.factor must be 1 or more"),
-        ];
-        if let Some((_, message)) = checks.iter().find(|(bad, _)| *bad) {
-            return Err(ConfigError(format!("{origin}: {message}")));
+        for (model, price) in &self.pricing {
+            let here = |fields: &[&str]| {
+                let mut path = vec!["pricing".into(), model.as_str().into()];
+                path.extend(fields.iter().map(|&f| locate::Step::Key(f)));
+                at(&path)
+            };
+            if model.trim().is_empty() {
+                return invalid(
+                    here(&[]),
+                    "pricing: a model name is empty: name the model (or its prefix) the prices are for"
+                        .to_string(),
+                );
+            }
+            for (fields, value) in prices(price) {
+                if !(0.0..=MAX_PRICE).contains(&value) {
+                    return invalid(
+                        here(&fields),
+                        format!(
+                            "pricing.{}.{}: {value} is out of range: use USD per million tokens, \
+                             from 0 to {MAX_PRICE}",
+                            locate::quoted(model),
+                            fields.join(".")
+                        ),
+                    );
+                }
+            }
         }
         let mut seen = std::collections::HashSet::new();
-        for p in &self.sim.providers {
+        for (i, p) in self.sim.providers.iter().enumerate() {
+            let field =
+                |key: &'static str| at(&["sim".into(), "providers".into(), i.into(), key.into()]);
             if !valid_name(&p.name) || p.name == "_sim" {
-                return Err(ConfigError(format!(
-                    "{origin}: sim.providers.name `{}` is not a valid name: use letters, digits, `-` and `_` (and not `_sim`)",
-                    p.name
-                )));
+                return invalid(
+                    field("name"),
+                    format!(
+                        "sim.providers.name `{}` is not a valid name: use letters, digits, `-` and `_` (and not `_sim`)",
+                        p.name
+                    ),
+                );
             }
             if !seen.insert(&p.name) {
-                return Err(ConfigError(format!(
-                    "{origin}: sim.providers.name `{}` is declared twice",
-                    p.name
-                )));
+                return invalid(
+                    field("name"),
+                    format!("sim.providers.name `{}` is declared twice", p.name),
+                );
             }
-            if let Some(j) = p.jitter
-                && !(0.0..=1.0).contains(&j)
-            {
-                return Err(ConfigError(format!(
-                    "{origin}: sim.providers `{}`: jitter {j} is out of range: use a fraction from 0 to 1",
-                    p.name
-                )));
+            if p.model.as_ref().is_some_and(|m| m.trim().is_empty()) {
+                return invalid(
+                    field("model"),
+                    format!(
+                        "sim.providers.model of `{}` is empty: name a model, or leave it out for the default",
+                        p.name
+                    ),
+                );
             }
         }
         Ok(())
@@ -871,7 +1174,11 @@ fn valid_name(name: &str) -> bool {
 
 /// 1-based line and column of a byte offset.
 pub fn line_col(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
+    let mut end = offset.min(text.len());
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let before = &text[..end];
     let line = before.matches('\n').count() + 1;
     let col = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
     (line, col)
@@ -1005,7 +1312,7 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(
-            err.starts_with("gw.toml:3:9: route `x`: no chain is named `nope`"),
+            err.starts_with("gw.toml:3:9: routes.chain: no chain is named `nope`"),
             "{err}"
         );
         let err = Config::parse(

@@ -259,7 +259,27 @@ fn scenario_errors_name_file_line_and_what_to_do() {
     );
 
     let e = error("name = \"x\"\nloop = true\n");
-    assert!(e.contains("needs a length"), "{e}");
+    assert!(
+        e.starts_with("bad.toml:2:8: ") && e.contains("needs a length"),
+        "{e}"
+    );
+
+    // No step, length or fault parameter may be longer than a day.
+    let e = error(
+        "name = \"x\"\n[[step]]\nat = \"9300000000000000000s\"\nprovider = \"a\"\nfault = \"none\"\n",
+    );
+    assert!(
+        e.starts_with("bad.toml:3:6: step.at: ") && e.contains("24h"),
+        "{e}"
+    );
+    let e = error("name = \"x\"\nlength = \"25h\"\n");
+    assert!(
+        e.starts_with("bad.toml:2:10: length: ") && e.contains("24h"),
+        "{e}"
+    );
+    let e =
+        error("name = \"x\"\n[[step]]\nat = \"1s\"\nprovider = \"a\"\nfault = \"stall:for=2d\"\n");
+    assert!(e.starts_with("bad.toml:5:9: step.fault: "), "{e}");
 
     let e = error("description = \"no name\"\n");
     assert!(e.contains("name"), "{e}");

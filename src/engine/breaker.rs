@@ -365,7 +365,8 @@ impl Breaker {
             .map_or(self.recovery, |after| after.max(self.recovery))
             .min(MAX_OPEN);
         self.opened_at = Some(now);
-        self.open_until = Some(now + period);
+        // A day from now is always representable; checked all the same, since it is the clock.
+        self.open_until = Some(now.checked_add(period).unwrap_or(now));
         self.trips += 1;
         self.move_to(BreakerState::Open, reason, Some(period))
     }
@@ -794,6 +795,40 @@ mod tests {
         let mut b = Breaker::new(BreakerConfig::default());
         let t = call(&mut b, t0, failure_after(Duration::MAX)).unwrap();
         assert_eq!(t.recovery, Some(MAX_OPEN));
+    }
+
+    #[test]
+    fn extreme_recoveries_and_growths_open_for_a_day_at_most() {
+        for (recovery, growth, recovery_max) in [
+            (Duration::MAX, 2.0, Duration::MAX),
+            (secs(10), f64::MAX, Duration::MAX),
+            (secs(10), f64::INFINITY, Duration::MAX),
+            (secs(10), f64::NAN, secs(60)),
+            (secs(10), -3.0, secs(60)),
+        ] {
+            let mut b = Breaker::new(BreakerConfig {
+                consecutive_failures: 1,
+                recovery,
+                recovery_growth: growth,
+                recovery_max,
+                ..BreakerConfig::default()
+            });
+            let mut now = Instant::now();
+            let first = call(&mut b, now, failure()).unwrap().recovery.unwrap();
+            assert!(first <= MAX_OPEN, "{first:?}");
+            // Probes fail over and over: the recovery grows, the clock never overflows.
+            for _ in 0..5 {
+                now += MAX_OPEN;
+                let (admitted, _) = b.admit(now);
+                assert_eq!(admitted, Ok(true));
+                let t = b.record(now, true, failure()).unwrap();
+                let period = t.recovery.unwrap();
+                assert!(
+                    period >= first.min(recovery) && period <= MAX_OPEN,
+                    "{period:?}"
+                );
+            }
+        }
     }
 
     #[test]

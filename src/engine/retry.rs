@@ -69,6 +69,9 @@ pub enum RetryDecision {
     GiveUp(&'static str),
 }
 
+/// No backoff delay is longer than this, whatever the config says (it allows an hour).
+const LONGEST_DELAY: Duration = Duration::from_secs(24 * 60 * 60);
+
 /// The backoff schedule of one target: exponential, capped, optionally jittered, and as long as the
 /// target's retries.
 #[derive(Debug)]
@@ -79,25 +82,34 @@ pub struct Backoff {
 
 impl Backoff {
     pub fn new(config: &RetryConfig) -> Self {
+        // The config allows delays up to an hour and factors from 1; bounded here too, for any
+        // other caller: backon multiplies a delay by its jitter unchecked, and a factor below 1
+        // (or NaN) would shrink the delays instead of growing them.
+        let max_delay = config.max_delay.min(LONGEST_DELAY);
+        let factor = if config.factor >= 1.0 && config.factor.is_finite() {
+            config.factor
+        } else {
+            1.0
+        };
         // backon caps the delay before its jitter, which then adds a random part in [0, delay): a
         // jittered delay lies in [d, 2d). Capping at half the maximum keeps the spread at the cap and
         // keeps every delay within `max_delay`.
         let cap = if config.jitter {
-            config.max_delay / 2
+            max_delay / 2
         } else {
-            config.max_delay
+            max_delay
         };
         let mut builder = ExponentialBuilder::default()
-            .with_min_delay(config.min_delay)
+            .with_min_delay(config.min_delay.min(max_delay))
             .with_max_delay(cap)
-            .with_factor(config.factor)
+            .with_factor(factor)
             .with_max_times(config.max_retries as usize);
         if config.jitter {
             builder = builder.with_jitter();
         }
         Backoff {
             schedule: builder.build(),
-            max_delay: config.max_delay,
+            max_delay,
         }
     }
 
@@ -260,6 +272,40 @@ mod tests {
         };
         for _ in 0..50 {
             assert!(schedule(&config).iter().all(|d| *d <= ms(8000)));
+        }
+    }
+
+    #[test]
+    fn extreme_configs_give_bounded_delays_without_overflow() {
+        let huge = Duration::MAX;
+        for (min_delay, max_delay, factor) in [
+            (huge, huge, 2.0),
+            (ms(500), huge, f32::MAX),
+            (ms(500), huge, f32::INFINITY),
+            (ms(500), ms(8000), f32::NAN),
+            (ms(500), ms(8000), 0.0),
+            (ms(500), ms(8000), -2.0),
+        ] {
+            for jitter in [false, true] {
+                let config = RetryConfig {
+                    max_retries: 100,
+                    min_delay,
+                    max_delay,
+                    factor,
+                    jitter,
+                    ..RetryConfig::default()
+                };
+                let delays = schedule(&config);
+                assert_eq!(delays.len(), 100);
+                assert!(
+                    delays.iter().all(|d| *d <= max_delay.min(LONGEST_DELAY)),
+                    "{config:?}"
+                );
+                // A factor that cannot grow the delays keeps them steady, never shrinking.
+                if (factor.is_nan() || factor < 1.0) && !jitter {
+                    assert!(delays.iter().all(|d| *d == min_delay), "{config:?}");
+                }
+            }
         }
     }
 

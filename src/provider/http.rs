@@ -276,9 +276,9 @@ impl<P: SseParser> Attempt<P> {
             .map_err(|m| self.error(Failure::new(ErrorClass::Connect, m), Phase::Connect))?;
         let t = self.timeouts;
         let (limit, deadline) = earliest([
-            (Limit::Total, self.started + t.total),
-            (Limit::Headers, self.started + t.headers),
-            (Limit::FirstEvent, self.started + t.first_event),
+            (Limit::Total, after(self.started, t.total)),
+            (Limit::Headers, after(self.started, t.headers)),
+            (Limit::FirstEvent, after(self.started, t.first_event)),
         ]);
         let response = match timeout_at(deadline, self.http.execute(request)).await {
             Err(_) => return Err(self.timed_out(limit, Phase::Headers)),
@@ -315,15 +315,15 @@ impl<P: SseParser> Attempt<P> {
             };
             let t = self.timeouts;
             let first_event =
-                (!self.yielded).then_some((Limit::FirstEvent, self.started + t.first_event));
+                (!self.yielded).then(|| (Limit::FirstEvent, after(self.started, t.first_event)));
             // Idle counts from now, not from the last event: time the consumer spent is not silence.
             // Keepalive comments are not events, so they do not hold off a stall: a proxy keeps
             // sending them while the model behind it has hung.
             let (limit, deadline) = earliest(
                 [
-                    Some((Limit::Total, self.started + t.total)),
+                    Some((Limit::Total, after(self.started, t.total))),
                     first_event,
-                    Some((Limit::Idle, Instant::now() + t.idle)),
+                    Some((Limit::Idle, after(Instant::now(), t.idle))),
                 ]
                 .into_iter()
                 .flatten(),
@@ -355,7 +355,7 @@ impl<P: SseParser> Attempt<P> {
         let status = response.status().as_u16();
         let headers = response.headers().clone();
         let deadline =
-            (Instant::now() + self.timeouts.idle).min(self.started + self.timeouts.total);
+            after(Instant::now(), self.timeouts.idle).min(after(self.started, self.timeouts.total));
         let mut body = Vec::new();
         while body.len() < MAX_ERROR_BODY {
             match timeout_at(deadline, response.chunk()).await {
@@ -442,6 +442,17 @@ impl<P: SseParser> Attempt<P> {
     }
 }
 
+/// `start + limit`, saturating: a limit past what the clock can represent is as good as none.
+/// (The config allows a day at most; this keeps any other caller from a panic.)
+fn after(start: Instant, limit: Duration) -> Instant {
+    // tokio's own horizon for a sleep that never ends.
+    const FAR: Duration = Duration::from_secs(30 * 365 * 24 * 60 * 60);
+    start
+        .checked_add(limit)
+        .or_else(|| start.checked_add(FAR))
+        .unwrap_or(start)
+}
+
 /// The earliest of several deadlines; ties go to the earlier entry, so list the more telling limit first.
 fn earliest(limits: impl IntoIterator<Item = (Limit, Instant)>) -> (Limit, Instant) {
     limits
@@ -496,7 +507,8 @@ fn truncate(mut text: String, max_chars: usize) -> String {
     text
 }
 
-/// `retry-after-ms` (milliseconds), else `retry-after` (seconds, possibly fractional, or an HTTP date).
+/// `retry-after-ms` (milliseconds), else `retry-after` (seconds, possibly fractional, or an HTTP
+/// date), at most [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let header = |name: &str| {
         headers
@@ -505,21 +517,32 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .map(str::trim)
     };
     if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
-        if let Ok(d) = Duration::try_from_secs_f64(ms / 1000.0) {
+        if let Some(d) = seconds(ms / 1000.0) {
             return Some(d);
         }
     }
     let value = header("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {
-        return Duration::try_from_secs_f64(secs).ok();
+        return seconds(secs);
     }
     let date = chrono::DateTime::parse_from_rfc2822(value).ok()?;
     // A date in the past means "now".
-    Some(
-        (date.with_timezone(&chrono::Utc) - chrono::Utc::now())
-            .to_std()
-            .unwrap_or(Duration::ZERO),
-    )
+    let wait = (date.with_timezone(&chrono::Utc) - chrono::Utc::now())
+        .to_std()
+        .unwrap_or(Duration::ZERO);
+    Some(wait.min(MAX_RETRY_AFTER))
+}
+
+/// The longest retry-after taken from a provider; a longer one (a larger number than a duration
+/// holds included) is read as this. A breaker opens for a day at most, and no wait computed from
+/// a retry-after can overflow the clock.
+pub const MAX_RETRY_AFTER: Duration = Duration::from_secs(24 * 60 * 60);
+
+/// A number of seconds as a retry-after: `None` when negative or not a number.
+fn seconds(secs: f64) -> Option<Duration> {
+    (secs.is_finite() && secs >= 0.0).then(|| {
+        Duration::try_from_secs_f64(secs).map_or(MAX_RETRY_AFTER, |d| d.min(MAX_RETRY_AFTER))
+    })
 }
 
 #[cfg(test)]
@@ -565,6 +588,37 @@ mod tests {
             "{got:?}"
         );
         assert_eq!(retry_after(&HeaderMap::new()), None);
+    }
+
+    #[test]
+    fn a_huge_retry_after_is_read_as_a_day() {
+        for (name, value) in [
+            ("retry-after", "9300000000000000000"),
+            ("retry-after", "1e300"),
+            ("retry-after-ms", "1e300"),
+            ("retry-after", "Fri, 31 Dec 9999 23:59:59 GMT"),
+        ] {
+            assert_eq!(
+                retry_after(&headers(&[(name, value)])),
+                Some(MAX_RETRY_AFTER),
+                "{name}: {value}"
+            );
+        }
+        assert_eq!(retry_after(&headers(&[("retry-after", "inf")])), None);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn deadlines_saturate_instead_of_overflowing() {
+        let now = Instant::now();
+        assert_eq!(
+            after(now, Duration::from_secs(5)),
+            now + Duration::from_secs(5)
+        );
+        let far = after(now, Duration::MAX);
+        assert!(
+            far > now + Duration::from_secs(365 * 24 * 60 * 60),
+            "{far:?}"
+        );
     }
 
     #[test]

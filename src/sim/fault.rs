@@ -402,7 +402,7 @@ impl Params<'_> {
     }
 
     fn opt_duration(&self, name: &str) -> Result<Option<Duration>, FaultParseError> {
-        self.parsed(name, "a duration like 500ms, 2s or 1m", |v| {
+        self.parsed(name, "a duration like 500ms, 2s or 1m, up to 24h", |v| {
             parse_duration(v).ok()
         })
     }
@@ -801,6 +801,17 @@ mod tests {
 
         let e = error("reset:p=1.5");
         assert!(e.contains("probability"), "{e}");
+        let e = error("reset:p=NaN");
+        assert!(e.contains("probability"), "{e}");
+
+        for long in [
+            "rate_limit:retry_after=25h",
+            "no_response:for=9300000000000000000s",
+            "latency:token=1441m",
+        ] {
+            let e = error(long);
+            assert!(e.contains("up to 24h"), "{long}: {e}");
+        }
 
         let e = error("server_error:status=200");
         assert!(e.contains("400 to 599"), "{e}");
@@ -857,8 +868,14 @@ mod tests {
         let steady = FaultKind::Auth;
         assert_eq!(steady.at(s(99)), (&FaultKind::Auth, None));
 
-        // Absurd but parseable periods must not overflow.
-        let huge = parse("flap:down=5000000000000h,up=5000000000000h").kind;
+        // Absurd periods are refused, and must not overflow where they are used.
+        let e = error("flap:down=5000000000000h,up=5000000000000h");
+        assert!(e.contains("`down`") && e.contains("up to 24h"), "{e}");
+        let huge = FaultKind::Flap {
+            down: Duration::MAX,
+            up: Some(Duration::MAX),
+            fault: Box::new(parse("overloaded").kind),
+        };
         assert_eq!(
             huge.at(s(1)).0,
             &FaultKind::Overloaded {

@@ -17,7 +17,7 @@ use std::time::Duration;
 use toml::Spanned;
 
 use super::fault::Fault;
-use crate::config::{Dur, FaultString, line_col};
+use crate::config::{Dur, FaultString, line_col, toml_error};
 
 /// The demo incident shipped with the program (`assets/scenarios/incident.toml`).
 pub const INCIDENT: &str = include_str!("../../assets/scenarios/incident.toml");
@@ -91,10 +91,8 @@ impl Scenario {
             let (line, column) = line_col(text, offset);
             format!("{origin}:{line}:{column}")
         };
-        let file: ScenarioFile = toml::from_str(text).map_err(|e| {
-            let place = e.span().map_or_else(|| origin.to_string(), |s| at(s.start));
-            ScenarioError(format!("{place}: {}\n({HINT})", e.message().trim_end()))
-        })?;
+        let file: ScenarioFile = toml::from_str(text)
+            .map_err(|e| ScenarioError(format!("{}\n({HINT})", toml_error(text, origin, &e))))?;
         let mut steps: Vec<(ScenarioStep, std::ops::Range<usize>)> = file
             .step
             .into_iter()
@@ -124,8 +122,10 @@ impl Scenario {
             None => last,
         };
         if file.repeat && length.is_zero() {
+            let written = crate::config::locate::span_of(text, &["loop".into()]);
             return Err(ScenarioError(format!(
-                "{origin}: a looping scenario needs a length above 0: add e.g. `length = \"60s\"`"
+                "{}: a looping scenario needs a length above 0: add e.g. `length = \"60s\"`",
+                at(written.start)
             )));
         }
         let (steps, provider_spans) = steps.into_iter().unzip();
