@@ -12,7 +12,7 @@ use crate::console::keys::Bindings;
 use crate::console::replay::{Player, Speed};
 use crate::console::ui::Ui;
 use crate::event::{Bus, EventKind};
-use crate::record::otlp::to_otlp_json;
+use crate::record::otlp::write_otlp_json;
 use crate::record::reader::Reader;
 use crate::record::report::Report;
 use crate::setup;
@@ -48,12 +48,18 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<i32> {
 
 /// `--report`: read the whole recording (streamed) and print the incident report.
 fn report(args: &ReplayArgs) -> Result<i32> {
-    let report = Report::from_reader(Reader::open(&args.file)?);
+    let mut reader = Reader::open(&args.file)?;
+    let header = reader.header().clone();
+    let report = Report::from_events(&header, reader.by_ref());
     let text = match args.format {
         ReportFormat::Md => report.to_markdown(),
         ReportFormat::Json => format!("{:#}\n", report.to_json()),
     };
     print_stdout(&text);
+    if let Some(why) = reader.stopped() {
+        eprintln!("breakerbox: {why}; the report covers what came before");
+        return Ok(1);
+    }
     if report.skipped_lines() > 0 {
         eprintln!(
             "breakerbox: {} unreadable lines of {} were skipped (listed in the report)",
@@ -64,7 +70,8 @@ fn report(args: &ReplayArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// `--export otlp-json`: the recording as OpenTelemetry spans.
+/// `--export otlp-json`: the recording as OpenTelemetry spans, written as each request ends (memory
+/// holds the requests in flight, not the file).
 fn export(args: &ReplayArgs) -> Result<i32> {
     let mut reader = Reader::open(&args.file)?;
     let header = reader.header().clone();
@@ -79,8 +86,20 @@ fn export(args: &ReplayArgs) -> Result<i32> {
             None
         }
     });
-    let spans = to_otlp_json(&header, events);
-    print_stdout(&format!("{spans}\n"));
+    let mut out = std::io::BufWriter::with_capacity(64 * 1024, std::io::stdout().lock());
+    let written = write_otlp_json(&header, events, &mut out)
+        .and_then(|()| out.write_all(b"\n"))
+        .and_then(|()| out.flush());
+    match written {
+        // A closed pipe (`| head`) ends quietly.
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => return Ok(0),
+        Err(e) => bail!("cannot write the export: {e}"),
+        Ok(()) => {}
+    }
+    if let Some(why) = reader.stopped() {
+        eprintln!("breakerbox: {why}; the export covers what came before");
+        return Ok(1);
+    }
     Ok(0)
 }
 

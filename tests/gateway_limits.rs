@@ -330,3 +330,40 @@ async fn the_models_list_wants_the_token_when_there_is_one() {
     assert_eq!(list["data"][0]["id"], "default");
     gw.stop().await;
 }
+
+#[tokio::test]
+async fn a_long_prompt_travels_on_the_bus_as_an_excerpt_with_its_length() {
+    let config = Config::parse(LIMITS, "limits.toml").unwrap();
+    let (gw, _sim, bus) = gateway::start_demo(&config, &[], None).await.unwrap();
+    let mut events = bus.subscribe();
+    // A long conversation whose last message is a megabyte of text ("é" is two bytes).
+    let last = "é".repeat(500_000);
+    let mut messages: Vec<Value> = (0..20_000)
+        .map(|i| serde_json::json!({"role": if i % 2 == 0 { "user" } else { "assistant" }, "content": format!("m{i}")}))
+        .collect();
+    messages.push(serde_json::json!({"role": "user", "content": last}));
+    let body = serde_json::json!({"model": "default", "max_tokens": 5, "messages": messages});
+    let reply = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", gw.addr))
+        .json(&body)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let started = loop {
+        let event = events.recv().await.unwrap();
+        if let breakerbox::event::EventKind::RequestStarted {
+            prompt,
+            prompt_chars,
+            ..
+        } = &event.kind
+        {
+            break (prompt.clone(), *prompt_chars);
+        }
+    };
+    let (prompt, chars) = started;
+    let prompt = prompt.expect("a prompt excerpt");
+    assert!(prompt.len() <= breakerbox::event::PROMPT_EXCERPT_BYTES);
+    assert!(prompt.len() > 4000 && prompt.chars().all(|c| c == 'é'));
+    assert_eq!(chars, Some(500_000));
+}

@@ -346,3 +346,47 @@ fn replay_refuses_a_file_that_is_not_a_recording_clearly() {
         assert!(!err.contains("panicked"), "{name}: {err}");
     }
 }
+
+/// `replay` on an input that never ends: a clear error, not a wait for ever. (`/dev/zero` is on
+/// every Linux and macOS; the garbage stream goes through a pipe, like `<(…)` would.)
+#[test]
+fn an_endless_input_is_an_error_not_a_wait() {
+    for mode in ["--report", "--export=otlp-json"] {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_breakerbox"))
+            .args(["replay", "/dev/zero", mode])
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{mode}: {err}");
+        assert!(err.contains("no line break"), "{mode}: {err}");
+    }
+    // A recording's start, then lines of garbage for ever (through a pipe).
+    let header = recording("endless", &[]);
+    let start = std::fs::read(&header).unwrap();
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_breakerbox"))
+        .args(["replay", "/dev/stdin", "--report"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdin = child.stdin.take().unwrap();
+    let feeder = std::thread::spawn(move || {
+        use std::io::Write;
+        let garbage = "not an event\n".repeat(1000);
+        // Ends when breakerbox stops reading (a broken pipe).
+        if stdin.write_all(&start).is_ok() {
+            while stdin.write_all(garbage.as_bytes()).is_ok() {}
+        }
+    });
+    let out = child.wait_with_output().unwrap();
+    feeder.join().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("lines were not events"), "{err}");
+    let report = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        report.contains("# "),
+        "the report of what came before: {report}"
+    );
+}

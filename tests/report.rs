@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 use breakerbox::event::{Event, EventKind, Mode, Outcome, ProviderInfo, Source};
 use breakerbox::provider::{ErrorClass, Phase};
-use breakerbox::record::otlp::to_otlp_json;
+use breakerbox::record::otlp::{to_otlp_json, write_otlp_json};
 use breakerbox::record::reader::Reader;
 use breakerbox::record::report::Report;
 use breakerbox::record::{FORMAT, RECORDING_VERSION, SessionHeader};
@@ -745,4 +745,74 @@ fn demo_incident_report_shows_the_breaker_and_failovers() {
         report.to_markdown()
     );
     assert!(report.to_markdown().contains("→ open"));
+}
+
+#[test]
+fn the_streamed_export_writes_the_same_bytes_as_the_whole_one() {
+    let mut streamed = Vec::new();
+    write_otlp_json(&header(), incident(), &mut streamed).expect("written");
+    let whole = to_otlp_json(&header(), incident()).to_string();
+    assert_eq!(String::from_utf8_lossy(&streamed), whole);
+    // No events: an empty span list, still the same bytes.
+    let mut empty = Vec::new();
+    write_otlp_json(&header(), Vec::new(), &mut empty).expect("written");
+    assert_eq!(
+        String::from_utf8_lossy(&empty),
+        to_otlp_json(&header(), Vec::new()).to_string()
+    );
+}
+
+/// A writer into a buffer that the test can look at while the export runs.
+struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_export_writes_spans_as_requests_end_and_never_holds_more_than_it_must() {
+    // 30,000 requests that never finish: the export holds only so many open, so spans come out
+    // long before the end of the input, and none is lost.
+    let n = 30_000u64;
+    let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let spans_before_last = std::rc::Rc::new(std::cell::Cell::new(0));
+    let events = {
+        let (out, spans_before_last) = (out.clone(), spans_before_last.clone());
+        (1..=n).map(move |seq| {
+            if seq == n {
+                let text = String::from_utf8_lossy(&out.borrow()).into_owned();
+                spans_before_last.set(text.matches(r#""name":"request""#).count());
+            }
+            Event {
+                ts: t0() + Duration::milliseconds(seq as i64),
+                seq,
+                kind: EventKind::RequestStarted {
+                    request_id: format!("r{seq}"),
+                    source: Source::Gateway,
+                    chain: vec![A.into()],
+                    prompt: None,
+                    prompt_chars: None,
+                },
+            }
+        })
+    };
+    write_otlp_json(&header(), events, &mut Shared(out.clone())).expect("written");
+    // At most 10,000 are held open: of the 29,999 before the last, 19,999 were pushed out, and
+    // all but the one pushed out by the event just read are written.
+    assert_eq!(spans_before_last.get(), 19_998);
+    let value: Value = serde_json::from_slice(&out.borrow()).expect("valid JSON");
+    let spans = value["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .expect("spans");
+    assert_eq!(spans.len() as u64, n, "every request is a span");
+    assert_eq!(
+        attr(&spans[0], "breakerbox.request_id"),
+        Some(&json!({"stringValue": "r1"}))
+    );
 }

@@ -5,7 +5,7 @@
 //! Ids are derived from the session's start time and the request id with a fixed hash, so exporting
 //! the same file twice gives the same trace and span ids (and a re-import deduplicates).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 
 use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
@@ -30,6 +30,7 @@ struct Req {
     attempts: Vec<Attempt>,
     /// `attempt_skipped` and `rewind`, as span events.
     skips: Vec<Value>,
+    dropped_skips: u64,
 }
 
 struct Attempt {
@@ -47,6 +48,7 @@ struct Attempt {
     first_event_ms: Option<u64>,
     failure: Option<Failure>,
     events: Vec<Value>,
+    dropped_events: u64,
 }
 
 struct Failure {
@@ -57,10 +59,77 @@ struct Failure {
     status: Option<u16>,
 }
 
+/// Requests held open at once; past it the oldest is exported as unfinished, so a recording of
+/// requests that never finish cannot take unbounded memory.
+const MAX_OPEN: usize = 10_000;
+/// Span events (`attempt_skipped`, `rewind`) kept per span; the rest are counted as dropped.
+const MAX_SPAN_EVENTS: usize = 128;
+/// Attempts kept per request (the engine allows at most `retry.max_attempts`, 10,000 at most).
+const MAX_ATTEMPTS: usize = 10_000;
+
 /// Export a recording's events as OTLP/JSON (`{"resourceSpans": [...]}`). Unreadable lines are the
 /// caller's to report: pass only the events (e.g. `reader.filter_map(Result::ok)` after logging the
 /// errors). Requests still open at the end become spans that end at the last event, status unset.
 pub fn to_otlp_json(header: &SessionHeader, events: impl IntoIterator<Item = Event>) -> Value {
+    let mut spans = Vec::new();
+    export(header, events, |span| spans.push(span));
+    envelope(header, spans)
+}
+
+/// [`to_otlp_json`], written to `out` as each request ends: memory holds the requests in flight,
+/// not the file. The bytes are those of `to_otlp_json(…).to_string()`.
+pub fn write_otlp_json(
+    header: &SessionHeader,
+    events: impl IntoIterator<Item = Event>,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    // The envelope around an empty span list, split where the spans go.
+    let shell = envelope(header, Vec::new()).to_string();
+    let at = shell
+        .rfind("\"spans\":[]")
+        .map_or(shell.len(), |i| i + "\"spans\":[".len());
+    let (open, close) = shell.split_at(at);
+    out.write_all(open.as_bytes())?;
+    let mut first = true;
+    let mut result = Ok(());
+    export(header, events, |span| {
+        if result.is_err() {
+            return;
+        }
+        let comma: &[u8] = if first { b"" } else { b"," };
+        first = false;
+        result = out
+            .write_all(comma)
+            .and_then(|()| serde_json::to_writer(&mut *out, &span).map_err(std::io::Error::from));
+    });
+    result?;
+    out.write_all(close.as_bytes())
+}
+
+fn envelope(header: &SessionHeader, spans: Vec<Value>) -> Value {
+    json!({
+        "resourceSpans": [{
+            "resource": {
+                "attributes": [
+                    kv_str("service.name", "breakerbox"),
+                    kv_str("service.version", &header.breakerbox_version),
+                ],
+            },
+            "scopeSpans": [{
+                // No scope version: it would change every export (and golden) with each release.
+                "scope": {"name": SCOPE},
+                "spans": spans,
+            }],
+        }],
+    })
+}
+
+/// Fold the events into spans, handing each to `sink` as soon as its request ends.
+fn export(
+    header: &SessionHeader,
+    events: impl IntoIterator<Item = Event>,
+    mut sink: impl FnMut(Value),
+) {
     let session_key = header.started_at.timestamp_micros().to_string();
     let protocols: HashMap<&str, &str> = header
         .providers
@@ -72,7 +141,10 @@ pub fn to_otlp_json(header: &SessionHeader, events: impl IntoIterator<Item = Eve
     let mut order = 0u64;
     let mut last_ts: Option<DateTime<Utc>> = None;
 
+    // Request ids in the order they started, to find the oldest when too many are open.
+    let mut started: VecDeque<(u64, String)> = VecDeque::new();
     for event in events {
+        spans.drain(..).for_each(&mut sink);
         let ts = event.ts;
         last_ts = Some(last_ts.map_or(ts, |t| t.max(ts)));
         match event.kind {
@@ -91,6 +163,22 @@ pub fn to_otlp_json(header: &SessionHeader, events: impl IntoIterator<Item = Eve
                 if let Some(prev) = open.remove(&request_id) {
                     emit(&mut spans, &session_key, &protocols, prev, ts, None);
                 }
+                // Too many open: the oldest still open goes out unfinished.
+                while open.len() >= MAX_OPEN {
+                    let Some((order, id)) = started.pop_front() else {
+                        break;
+                    };
+                    if open.get(&id).is_some_and(|r| r.order == order) {
+                        if let Some(oldest) = open.remove(&id) {
+                            emit(&mut spans, &session_key, &protocols, oldest, ts, None);
+                        }
+                    }
+                }
+                started.push_back((order, request_id.clone()));
+                if started.len() > 2 * MAX_OPEN {
+                    // Ids of finished requests pile up at the front: drop them.
+                    started.retain(|(order, id)| open.get(id).is_some_and(|r| r.order == *order));
+                }
                 open.insert(
                     request_id.clone(),
                     Req {
@@ -101,6 +189,7 @@ pub fn to_otlp_json(header: &SessionHeader, events: impl IntoIterator<Item = Eve
                         start: ts,
                         attempts: Vec::new(),
                         skips: Vec::new(),
+                        dropped_skips: 0,
                     },
                 );
             }
@@ -110,7 +199,10 @@ pub fn to_otlp_json(header: &SessionHeader, events: impl IntoIterator<Item = Eve
                 provider,
                 model,
             } => {
-                if let Some(req) = open.get_mut(&request_id) {
+                if let Some(req) = open
+                    .get_mut(&request_id)
+                    .filter(|r| r.attempts.len() < MAX_ATTEMPTS)
+                {
                     req.attempts.push(Attempt {
                         number: attempt,
                         provider,
@@ -126,6 +218,7 @@ pub fn to_otlp_json(header: &SessionHeader, events: impl IntoIterator<Item = Eve
                         first_event_ms: None,
                         failure: None,
                         events: Vec::new(),
+                        dropped_events: 0,
                     });
                 }
             }
@@ -157,14 +250,18 @@ pub fn to_otlp_json(header: &SessionHeader, events: impl IntoIterator<Item = Eve
                 reason,
             } => {
                 if let Some(req) = open.get_mut(&request_id) {
-                    req.skips.push(json!({
-                        "timeUnixNano": nanos(ts),
-                        "name": "attempt_skipped",
-                        "attributes": [
-                            kv_str("breakerbox.provider", &provider),
-                            kv_str("breakerbox.reason", &reason),
-                        ],
-                    }));
+                    push_event(
+                        &mut req.skips,
+                        &mut req.dropped_skips,
+                        json!({
+                            "timeUnixNano": nanos(ts),
+                            "name": "attempt_skipped",
+                            "attributes": [
+                                kv_str("breakerbox.provider", &provider),
+                                kv_str("breakerbox.reason", &reason),
+                            ],
+                        }),
+                    );
                 }
             }
             EventKind::FirstEvent {
@@ -184,14 +281,18 @@ pub fn to_otlp_json(header: &SessionHeader, events: impl IntoIterator<Item = Eve
                 reason,
             } => {
                 if let Some(a) = find_attempt(&mut open, &request_id, &provider, None) {
-                    a.events.push(json!({
-                        "timeUnixNano": nanos(ts),
-                        "name": "rewind",
-                        "attributes": [
-                            kv_int("breakerbox.discarded_chars", discarded_chars),
-                            kv_str("breakerbox.reason", &reason),
-                        ],
-                    }));
+                    push_event(
+                        &mut a.events,
+                        &mut a.dropped_events,
+                        json!({
+                            "timeUnixNano": nanos(ts),
+                            "name": "rewind",
+                            "attributes": [
+                                kv_int("breakerbox.discarded_chars", discarded_chars),
+                                kv_str("breakerbox.reason", &reason),
+                            ],
+                        }),
+                    );
                 }
             }
             EventKind::Usage {
@@ -252,22 +353,7 @@ pub fn to_otlp_json(header: &SessionHeader, events: impl IntoIterator<Item = Eve
     for req in rest.into_values() {
         emit(&mut spans, &session_key, &protocols, req, end, None);
     }
-
-    json!({
-        "resourceSpans": [{
-            "resource": {
-                "attributes": [
-                    kv_str("service.name", "breakerbox"),
-                    kv_str("service.version", &header.breakerbox_version),
-                ],
-            },
-            "scopeSpans": [{
-                // No scope version: it would change every export (and golden) with each release.
-                "scope": {"name": SCOPE},
-                "spans": spans,
-            }],
-        }],
-    })
+    spans.drain(..).for_each(&mut sink);
 }
 
 struct Finish {
@@ -349,6 +435,7 @@ fn emit(
         "attributes": attrs,
         "events": req.skips,
     });
+    dropped(&mut span, req.dropped_skips);
     if let (Some(status), Some(obj)) = (status, span.as_object_mut()) {
         obj.insert("status".to_string(), status);
     }
@@ -416,10 +503,27 @@ fn emit(
             "attributes": attrs,
             "events": a.events,
         });
+        dropped(&mut span, a.dropped_events);
         if let (Some(status), Some(obj)) = (status, span.as_object_mut()) {
             obj.insert("status".to_string(), status);
         }
         spans.push(span);
+    }
+}
+
+/// Keep a span event, or count it as dropped past [`MAX_SPAN_EVENTS`].
+fn push_event(events: &mut Vec<Value>, dropped: &mut u64, event: Value) {
+    if events.len() < MAX_SPAN_EVENTS {
+        events.push(event);
+    } else {
+        *dropped = dropped.saturating_add(1);
+    }
+}
+
+/// OTLP's `droppedEventsCount`, when events were left out.
+fn dropped(span: &mut Value, count: u64) {
+    if let (true, Some(obj)) = (count > 0, span.as_object_mut()) {
+        obj.insert("droppedEventsCount".to_string(), json!(count));
     }
 }
 

@@ -21,6 +21,15 @@ pub use super::MAX_LINE;
 /// Warnings kept in full (the count goes on): a file of garbage must not fill memory with them.
 const MAX_KEPT_WARNINGS: usize = 1000;
 
+/// How far a line too long to hold is skipped looking for its end. A crash can leave a long run
+/// of zeros in a file, worth skipping; an input with no line breaks at all (`/dev/zero`) is not a
+/// recording, and reading it to its end would never end.
+const MAX_SKIP: u64 = 64 * 1024 * 1024;
+
+/// Unreadable lines in a row after which the input is taken not to be a recording (an endless
+/// stream of anything else must end too); a good line starts the count again.
+const MAX_BAD_RUN: u64 = 10_000;
+
 /// A recording opened for reading: its header, then its events in order.
 pub struct Reader {
     header: SessionHeader,
@@ -31,6 +40,10 @@ pub struct Reader {
     buf: Vec<u8>,
     warnings: Vec<String>,
     warning_count: u64,
+    /// Unreadable lines since the last event.
+    bad_run: u64,
+    /// Why reading stopped before the end of the input, if it did.
+    stopped: Option<String>,
     done: bool,
 }
 
@@ -44,6 +57,8 @@ enum Line {
     TooLong {
         len: u64,
     },
+    /// Longer than [`MAX_SKIP`] (or, for the header, than [`MAX_LINE`]): not skipped to its end.
+    Endless,
     Eof,
 }
 
@@ -73,6 +88,8 @@ impl Reader {
             buf: Vec::new(),
             warnings: Vec::new(),
             warning_count: 0,
+            bad_run: 0,
+            stopped: None,
             done: false,
         };
         reader.header = reader.read_header()?;
@@ -99,6 +116,12 @@ impl Reader {
         self.warning_count
     }
 
+    /// Why reading stopped before the end of the input (it is not a recording past some line), if
+    /// it did. The last item read was the same message as an `Err`.
+    pub fn stopped(&self) -> Option<&str> {
+        self.stopped.as_deref()
+    }
+
     fn not_ours(&self, why: &str) -> RecordError {
         RecordError(format!(
             "{}:1: not a breakerbox recording (line 1 should be its header, a JSON object with \"format\": \"{FORMAT}\"; {why})",
@@ -108,8 +131,14 @@ impl Reader {
 
     fn read_header(&mut self) -> Result<SessionHeader, RecordError> {
         let origin = self.origin.clone();
-        let terminated = match self.read_line() {
+        let terminated = match self.read_line(MAX_LINE as u64) {
             Err(e) => return Err(RecordError(format!("cannot read {origin}: {e}"))),
+            Ok(Line::Endless) => {
+                return Err(self.not_ours(&format!(
+                    "its first {} MiB hold no line break",
+                    MAX_LINE / (1024 * 1024)
+                )));
+            }
             Ok(Line::Eof) => {
                 return Err(RecordError(format!(
                     "{origin}: the file is empty; not a recording"
@@ -158,8 +187,9 @@ impl Reader {
             .map_err(|e| RecordError(format!("{origin}:1: the header is invalid: {e}")))
     }
 
-    /// Read the next line into `self.buf`, holding at most [`MAX_LINE`] bytes of it.
-    fn read_line(&mut self) -> std::io::Result<Line> {
+    /// Read the next line into `self.buf`, holding at most [`MAX_LINE`] bytes of it and reading at
+    /// most `give_up` bytes of it.
+    fn read_line(&mut self, give_up: u64) -> std::io::Result<Line> {
         self.buf.clear();
         let mut len: u64 = 0;
         let mut too_long = false;
@@ -195,6 +225,10 @@ impl Reader {
             }
             len += take as u64;
             self.input.consume(if end { take + 1 } else { take });
+            if !end && len > give_up {
+                self.line += 1;
+                return Ok(Line::Endless);
+            }
             if end {
                 self.line += 1;
                 if too_long {
@@ -208,7 +242,15 @@ impl Reader {
         }
     }
 
+    /// Stop reading: the input is not a recording past this point.
+    fn stop(&mut self, message: String) -> RecordError {
+        self.done = true;
+        self.stopped = Some(message.clone());
+        self.warn(message)
+    }
+
     fn warn(&mut self, message: String) -> RecordError {
+        self.bad_run += 1;
         self.warning_count += 1;
         if self.warnings.len() < MAX_KEPT_WARNINGS {
             self.warnings.push(message.clone());
@@ -226,7 +268,23 @@ impl Iterator for Reader {
             if self.done {
                 return None;
             }
-            let terminated = match self.read_line() {
+            if self.bad_run >= MAX_BAD_RUN {
+                let message = format!(
+                    "{}:{}: the last {MAX_BAD_RUN} lines were not events: this is not a recording past here; stopped reading",
+                    self.origin, self.line
+                );
+                return Some(Err(self.stop(message)));
+            }
+            let terminated = match self.read_line(MAX_SKIP) {
+                Ok(Line::Endless) => {
+                    let message = format!(
+                        "{}:{}: over {} MiB without a line break: this is not a recording past here (an endless input such as /dev/zero?); stopped reading",
+                        self.origin,
+                        self.line,
+                        MAX_SKIP / (1024 * 1024)
+                    );
+                    return Some(Err(self.stop(message)));
+                }
                 Ok(Line::Eof) => {
                     self.done = true;
                     return None;
@@ -258,7 +316,10 @@ impl Iterator for Reader {
                     .map_err(|e| format!("not a valid event: {e}")),
             };
             return Some(match parsed {
-                Ok(event) => Ok(event),
+                Ok(event) => {
+                    self.bad_run = 0;
+                    Ok(event)
+                }
                 // Only the very end of a file can be torn by a crash: say so rather than "invalid".
                 Err(_) if !terminated => {
                     let message = format!(
@@ -305,6 +366,78 @@ mod tests {
 
     fn read(text: &[u8]) -> Result<Reader, RecordError> {
         Reader::from_reader(std::io::Cursor::new(text.to_vec()), "t.jsonl")
+    }
+
+    const HEADER: &str = r#"{"format":"breakerbox-session","format_version":1,"breakerbox_version":"0","started_at":"2026-01-01T00:00:00Z","mode":"demo","providers":[]}"#;
+    const EVENT: &str = r#"{"ts":"2026-01-01T00:00:00.000Z","seq":1,"type":"operator_action","action":"x","detail":""}"#;
+
+    /// `x\n` forever.
+    struct LinesOfX;
+
+    impl std::io::Read for LinesOfX {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            for (i, b) in buf.iter_mut().enumerate() {
+                *b = if i % 2 == 0 { b'x' } else { b'\n' };
+            }
+            Ok(buf.len() & !1)
+        }
+    }
+
+    fn after_header(rest: impl std::io::Read + Send + 'static) -> Reader {
+        let input =
+            std::io::Read::chain(std::io::Cursor::new(format!("{HEADER}\n{EVENT}\n")), rest);
+        Reader::from_reader(BufReader::new(input), "t.jsonl")
+            .map_err(|e| e.0)
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    #[test]
+    fn an_endless_input_is_refused_at_its_first_line() {
+        let zeros = BufReader::new(std::io::repeat(0));
+        let Err(e) = Reader::from_reader(zeros, "/dev/zero") else {
+            panic!("read a header from zeros")
+        };
+        assert!(e.0.contains("not a breakerbox recording"), "{e}");
+        assert!(e.0.contains("no line break"), "{e}");
+    }
+
+    #[test]
+    fn an_endless_line_after_the_header_stops_reading_with_a_reason() {
+        let mut r = after_header(std::io::repeat(0));
+        assert!(
+            matches!(r.next(), Some(Ok(_))),
+            "the event before the zeros"
+        );
+        let Some(Err(e)) = r.next() else {
+            panic!("no error for an endless line")
+        };
+        assert!(
+            e.0.contains("t.jsonl:3:") && e.0.contains("stopped reading"),
+            "{e}"
+        );
+        assert!(r.next().is_none());
+        assert_eq!(r.stopped(), Some(e.0.as_str()));
+        assert!(r.buf.capacity() <= MAX_LINE, "the endless line was held");
+    }
+
+    #[test]
+    fn endless_garbage_lines_stop_reading_and_good_lines_reset_the_count() {
+        // Garbage in runs just short of the limit, each followed by an event: read to the end.
+        let run = format!("{}{EVENT}\n", "x\n".repeat(MAX_BAD_RUN as usize - 1));
+        let mut r = after_header(std::io::Cursor::new(run.repeat(3)));
+        let events = r.by_ref().filter(Result::is_ok).count();
+        assert_eq!(events, 4);
+        assert!(r.stopped().is_none());
+        // An endless run of it stops.
+        let mut r = after_header(LinesOfX);
+        let read = r.by_ref().count() as u64;
+        assert_eq!(
+            read,
+            1 + MAX_BAD_RUN + 1,
+            "the event, the bad lines, the reason"
+        );
+        let why = r.stopped().unwrap_or_default();
+        assert!(why.contains("10000 lines were not events"), "{why}");
     }
 
     #[test]
