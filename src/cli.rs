@@ -254,8 +254,9 @@ pub struct SimArgs {
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
-    match text.parse::<u64>() {
-        Ok(ms) => Ok(std::time::Duration::from_millis(ms)),
+    match text.trim().parse::<u64>() {
+        // A bare number is milliseconds, within the bounds of any duration.
+        Ok(ms) => crate::config::parse_duration(&format!("{ms}ms")),
         Err(_) => crate::config::parse_duration(text),
     }
 }
