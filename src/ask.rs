@@ -8,12 +8,14 @@
 
 use color_eyre::eyre::{Result, bail};
 use futures::StreamExt;
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
 use tokio::sync::broadcast::error::RecvError;
 
 use crate::cli::{AskArgs, CommonArgs, RecordArgs};
 use crate::config::TargetEntry;
+use crate::console::dashboard::printable;
 use crate::engine::failover::{FailoverEngine, MidStreamPolicy, ProviderTotals, RequestMeta};
 use crate::event::{Bus, Event, EventKind, FORMAT_VERSION, Outcome, Source};
 use crate::provider::{Message, Request};
@@ -86,7 +88,9 @@ pub async fn run(common: &CommonArgs, args: &AskArgs, record: &RecordArgs) -> Re
                 printer.print(&event);
             }
             Err(RecvError::Lagged(n)) => {
-                eprintln!("breakerbox: output fell behind; {n} events were not printed");
+                say(&format!(
+                    "breakerbox: output fell behind; {n} events were not printed"
+                ));
             }
             Err(RecvError::Closed) => break,
         }
@@ -177,10 +181,18 @@ impl Printer {
         }
     }
 
+    /// Write to stdout. On a terminal, control characters in the text (a provider's escape
+    /// sequences, BEL, CR) are shown as spaces, newlines kept; into a pipe or a file the text is
+    /// written byte for byte.
     fn out(&mut self, text: &str) {
         if !self.open {
             return;
         }
+        let text = if self.live {
+            printable(text, true)
+        } else {
+            Cow::Borrowed(text)
+        };
         if let Some(last) = text.chars().last() {
             self.mid_line = last != '\n';
         }
@@ -199,14 +211,14 @@ impl Printer {
         if self.live && self.mid_line {
             self.out("\n");
         }
-        eprintln!("{text}");
+        say(text);
     }
 
     fn print(&mut self, event: &Event) {
         if self.json {
             match serde_json::to_string(event) {
                 Ok(line) => self.out(&format!("{line}\n")),
-                Err(e) => eprintln!("breakerbox: cannot encode an event: {e}"),
+                Err(e) => say(&format!("breakerbox: cannot encode an event: {e}")),
             }
             return;
         }
@@ -243,7 +255,7 @@ impl Printer {
             EventKind::AttemptSkipped {
                 provider, reason, ..
             } if !self.many => {
-                eprintln!("breakerbox: skipped {provider}: {reason}");
+                say(&format!("breakerbox: skipped {provider}: {reason}"));
             }
             EventKind::FirstEvent {
                 request_id,
@@ -295,14 +307,16 @@ impl Printer {
                 reason,
                 ..
             } => {
-                eprintln!("breakerbox: breaker {provider}: {from} → {to} ({reason})");
+                say(&format!(
+                    "breakerbox: breaker {provider}: {from} → {to} ({reason})"
+                ));
             }
             EventKind::ProviderFlagged {
                 provider,
                 flag,
                 reason,
             } => {
-                eprintln!("breakerbox: {provider} looks {flag}: {reason}");
+                say(&format!("breakerbox: {provider} looks {flag}: {reason}"));
             }
             EventKind::RequestFinished { .. } => self.finished(event),
             _ => {}
@@ -367,11 +381,11 @@ impl Printer {
             } else {
                 self.out(&format!("{}\n", view.text));
             }
-            eprintln!(
+            say(&format!(
                 "ok: {who} ({model}) · {first}{:.2} s · {tokens} · ${cost_usd:.6} · stop: {}{after}",
                 *total_ms as f64 / 1000.0,
                 stop_reason.as_deref().unwrap_or("?"),
-            );
+            ));
         } else {
             let incomplete = if view.text.is_empty() {
                 String::new()
@@ -389,11 +403,11 @@ impl Printer {
             if self.live && !view.text.is_empty() {
                 self.out("\n");
             }
-            eprintln!(
+            say(&format!(
                 "failed: {}: {}{after}{incomplete}",
                 class.map_or("error", |c| c.as_str()),
                 message.as_deref().unwrap_or(""),
-            );
+            ));
         }
     }
 
@@ -402,14 +416,21 @@ impl Printer {
     }
 }
 
+/// One line on stderr, control characters and newlines shown as spaces (as the headless gateway's
+/// log shows them): a provider's message can neither drive the terminal nor forge a line. A
+/// stderr that is gone stops nothing.
+fn say(line: &str) {
+    let _ = writeln!(std::io::stderr().lock(), "{}", printable(line, false));
+}
+
 /// What each provider was asked and what it cost, after `--count`.
 fn print_totals(totals: &BTreeMap<String, ProviderTotals>) {
-    eprintln!(
+    say(&format!(
         "{:<12} {:>8} {:>8} {:>10} {:>10} {:>11} {:>11}",
         "provider", "attempts", "failed", "tokens in", "tokens out", "cost", "of it failed"
-    );
+    ));
     for (name, t) in totals {
-        eprintln!(
+        say(&format!(
             "{name:<12} {:>8} {:>8} {:>10} {:>10} {:>11} {:>11}",
             t.attempts,
             t.failures,
@@ -417,7 +438,7 @@ fn print_totals(totals: &BTreeMap<String, ProviderTotals>) {
             t.output_tokens,
             format!("${:.6}", t.cost_usd),
             format!("${:.6}", t.failed_cost_usd),
-        );
+        ));
     }
 }
 

@@ -5,8 +5,7 @@
 
 use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
 use serde::{Deserialize, Serialize, Serializer};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use tokio::sync::broadcast;
 
 use crate::provider::{ErrorClass, Phase};
@@ -259,12 +258,15 @@ pub fn pieces(text: &str, max: usize) -> impl Iterator<Item = &str> {
 /// The version of the event vocabulary written into `session_started` and recordings.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// A broadcast bus of events. Publishing never waits: a consumer that falls behind by more than the
-/// capacity is told it lagged (tokio's `RecvError::Lagged`) and skips ahead.
+/// A broadcast bus of events. Publishing never waits for a consumer: one that falls behind by more
+/// than the capacity is told it lagged (tokio's `RecvError::Lagged`) and skips ahead.
 #[derive(Clone)]
 pub struct Bus {
     tx: broadcast::Sender<Arc<Event>>,
-    seq: Arc<AtomicU64>,
+    /// The last sequence number given. Held while an event is stamped and sent, so every
+    /// subscriber (the recorder, `/events`, the console) receives events in `seq` order, with
+    /// timestamps that never go back, however many tasks publish at once.
+    seq: Arc<Mutex<u64>>,
 }
 
 impl Bus {
@@ -272,21 +274,25 @@ impl Bus {
         let (tx, _) = broadcast::channel(capacity.max(1));
         Bus {
             tx,
-            seq: Arc::new(AtomicU64::new(0)),
+            seq: Arc::new(Mutex::new(0)),
         }
     }
 
     /// Stamp the event with the time and the next sequence number and publish it.
     pub fn publish(&self, kind: EventKind) -> Arc<Event> {
+        // Nothing panics while it is held; were it poisoned, the count is still right.
+        let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
+        *seq += 1;
         let event = Arc::new(Event {
             // Milliseconds, as events are written: an event in memory equals its recorded form,
             // so a replay folds exactly what the live console folded.
             ts: Utc::now().trunc_subsecs(3),
-            seq: self.seq.fetch_add(1, Ordering::Relaxed) + 1,
+            seq: *seq,
             kind,
         });
         // No receivers is fine: nobody is watching yet.
         let _ = self.tx.send(Arc::clone(&event));
+        drop(seq);
         event
     }
 

@@ -318,3 +318,191 @@ async fn api_keys_never_appear_in_any_output() {
     }
     let _ = std::fs::remove_file(&log);
 }
+
+/// What a hostile upstream puts in its error message and its reply: a window-title change (OSC …
+/// BEL), CSI sequences (clear the screen, colour, C1 CSI), a carriage return, and a newline
+/// followed by a forged log line.
+const HOSTILE: &str = "start\x1b]0;pwned-title\x07 \x1b[2J\x1b[31mred\u{9b}1m over\rwrite\nok: anthropic (forged) · stop: end_turn";
+
+/// A fake Anthropic upstream on 127.0.0.1: under `/error` every request gets a 400 whose message
+/// is `HOSTILE`; under `/reply` a streamed reply whose text is `HOSTILE`, split across deltas.
+async fn hostile_upstream() -> String {
+    use axum::http::{StatusCode, header};
+    use axum::response::IntoResponse;
+    use axum::routing::post;
+    let error = || async {
+        let body = serde_json::json!({"type": "error", "error": {"type": "invalid_request_error", "message": HOSTILE}});
+        (StatusCode::BAD_REQUEST, axum::Json(body))
+    };
+    let reply = || async {
+        let frame = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
+        let mut sse = frame(
+            "message_start",
+            serde_json::json!({"type": "message_start", "message": {"id": "msg_1", "type": "message",
+                "role": "assistant", "model": "claude-sonnet-4-5", "content": [], "stop_reason": null,
+                "stop_sequence": null, "usage": {"input_tokens": 5, "output_tokens": 1}}}),
+        );
+        sse += &frame(
+            "content_block_start",
+            serde_json::json!({"type": "content_block_start", "index": 0,
+                "content_block": {"type": "text", "text": ""}}),
+        );
+        let chars: Vec<char> = HOSTILE.chars().collect();
+        for piece in chars.chunks(3) {
+            let text: String = piece.iter().collect();
+            sse += &frame(
+                "content_block_delta",
+                serde_json::json!({"type": "content_block_delta", "index": 0,
+                    "delta": {"type": "text_delta", "text": text}}),
+            );
+        }
+        sse += &frame(
+            "content_block_stop",
+            serde_json::json!({"type": "content_block_stop", "index": 0}),
+        );
+        sse += &frame(
+            "message_delta",
+            serde_json::json!({"type": "message_delta", "delta": {"stop_reason": "end_turn",
+                "stop_sequence": null}, "usage": {"output_tokens": 20}}),
+        );
+        sse += &frame("message_stop", serde_json::json!({"type": "message_stop"}));
+        ([(header::CONTENT_TYPE, "text/event-stream")], sse).into_response()
+    };
+    let app = axum::Router::new()
+        .route("/error/v1/messages", post(error))
+        .route("/reply/v1/messages", post(reply));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let base = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, app).await });
+    base
+}
+
+/// `ask` against the hostile upstream at `base_url`.
+fn hostile_ask(base_url: &str) -> Command {
+    let mut cmd = breakerbox(&["ask", "--provider", "anthropic", "hi"]);
+    cmd.env("ANTHROPIC_API_KEY", "sk-ant-test")
+        .env("OPENAI_API_KEY", "sk-test")
+        .env("ANTHROPIC_BASE_URL", base_url);
+    cmd
+}
+
+/// No byte that makes a terminal do something: ESC, BEL, C1 controls, CR (but the CR of a
+/// terminal's own CR LF). Newlines stay: a reply has lines.
+fn assert_inert(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    for (i, c) in text.char_indices() {
+        let cr_lf = c == '\r' && text[i + 1..].starts_with('\n');
+        assert!(
+            !c.is_control() || c == '\n' || cr_lf,
+            "{what}: a raw {c:?} at byte {i}: {text:?}"
+        );
+    }
+}
+
+/// A log (stderr) where every line is breakerbox's own: none starts with the forged text.
+fn assert_no_forged_line(what: &str, bytes: &[u8]) {
+    let text = String::from_utf8_lossy(bytes);
+    assert!(
+        !text
+            .lines()
+            .any(|l| l.starts_with("ok: anthropic (forged)")),
+        "{what}: a forged line: {text:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_upstreams_error_text_reaches_stderr_escaped() {
+    let base = hostile_upstream().await;
+    let out = tokio::task::spawn_blocking(move || {
+        hostile_ask(&format!("{base}/error")).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert_inert("stderr", &out.stderr);
+    assert_no_forged_line("stderr", &out.stderr);
+    // Escaped, not dropped: the message is still there to read, on the failure's own line.
+    let err = stderr(&out);
+    let failed = err.lines().find(|l| l.starts_with("failed: ")).unwrap();
+    assert!(
+        failed.contains("]0;pwned-title") && failed.contains("ok: anthropic (forged)"),
+        "{err}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_reply_into_a_pipe_is_byte_exact_and_stderr_is_escaped() {
+    let base = hostile_upstream().await;
+    let out = tokio::task::spawn_blocking(move || {
+        hostile_ask(&format!("{base}/reply")).output().unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    assert_eq!(stdout(&out), format!("{HOSTILE}\n"), "the reply as sent");
+    assert_inert("stderr", &out.stderr);
+    assert_no_forged_line("stderr", &out.stderr);
+}
+
+/// On a terminal the streamed reply is escaped too (and so is stderr): nothing reaches the
+/// terminal that it would act on, and the text is still there to read. (The reply keeps its
+/// newlines, so there its last line is the reply's own.)
+#[tokio::test(flavor = "multi_thread")]
+async fn on_a_terminal_the_reply_and_the_error_are_escaped() {
+    let base = hostile_upstream().await;
+    for (path, code) in [("/reply", 0), ("/error", 1)] {
+        let url = format!("{base}{path}");
+        let (status, bytes) = tokio::task::spawn_blocking(move || in_a_terminal(&url))
+            .await
+            .unwrap();
+        assert_eq!(status, code, "{path}: {}", String::from_utf8_lossy(&bytes));
+        assert_inert(path, &bytes);
+        if path == "/error" {
+            assert_no_forged_line(path, &bytes);
+        }
+        let text = String::from_utf8_lossy(&bytes);
+        assert!(text.contains("]0;pwned-title"), "{path}: {text}");
+    }
+}
+
+/// `ask` against `base_url` with stdout and stderr on a pseudo-terminal: its exit code and every
+/// byte it wrote.
+fn in_a_terminal(base_url: &str) -> (u32, Vec<u8>) {
+    use portable_pty::{CommandBuilder, PtySize, native_pty_system};
+    use std::io::Read;
+    let pair = native_pty_system()
+        .openpty(PtySize {
+            rows: 24,
+            cols: 200,
+            pixel_width: 0,
+            pixel_height: 0,
+        })
+        .unwrap();
+    let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_breakerbox"));
+    cmd.args(["ask", "--provider", "anthropic", "hi"]);
+    for var in KEY_VARS {
+        cmd.env_remove(var);
+    }
+    cmd.env("ANTHROPIC_API_KEY", "sk-ant-test");
+    cmd.env("OPENAI_API_KEY", "sk-test");
+    cmd.env("ANTHROPIC_BASE_URL", base_url);
+    let mut child = pair.slave.spawn_command(cmd).unwrap();
+    drop(pair.slave);
+    let mut reader = pair.master.try_clone_reader().unwrap();
+    // Read until the terminal's other side closes (the process ended): every byte it wrote.
+    let output = std::thread::spawn(move || {
+        let mut bytes = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = reader.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            bytes.extend_from_slice(&buf[..n]);
+        }
+        bytes
+    });
+    let status = child.wait().unwrap();
+    let bytes = output.join().unwrap();
+    drop(pair.master);
+    (status.exit_code(), bytes)
+}

@@ -1,5 +1,6 @@
 //! The real `breakerbox` console in a pseudo-terminal: it starts, shows the panels, answers a prompt,
-//! trips and resets a breaker, and `q` gives the terminal back.
+//! trips and resets a breaker, and `q` gives the terminal back; so do SIGTERM, SIGINT, SIGHUP and
+//! SIGQUIT sent from outside, to every command that runs the console.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use portable_pty::{CommandBuilder, PtySize, native_pty_system};
@@ -15,6 +16,12 @@ struct Console {
     screen: Arc<Mutex<vt100::Parser>>,
     writer: Box<dyn Write + Send>,
     child: Box<dyn portable_pty::Child + Send + Sync>,
+    /// Held for the terminal's settings, which outlive the console.
+    master: Box<dyn portable_pty::MasterPty + Send>,
+    /// The terminal's settings before the console started (cooked mode, echo on).
+    cooked: Option<String>,
+    /// Feeds the screen until the console's side of the terminal closes.
+    reader: std::thread::JoinHandle<()>,
 }
 
 impl Console {
@@ -41,6 +48,7 @@ impl Console {
         }
         // The console records by default into the user's data directory: keep that in the test's.
         cmd.env("XDG_DATA_HOME", data_dir());
+        let cooked = settings(pair.master.as_ref());
         let child = pair.slave.spawn_command(cmd).expect("breakerbox starts");
         drop(pair.slave);
         let mut reader = pair.master.try_clone_reader().expect("pty reader");
@@ -48,9 +56,7 @@ impl Console {
         let size = |n: u16| std::num::NonZeroU16::new(n).expect("a non-zero size");
         let screen = Arc::new(Mutex::new(vt100::Parser::new(size(rows), size(cols), 0)));
         let feed = Arc::clone(&screen);
-        std::thread::spawn(move || {
-            // Keep the master alive as long as the reader runs.
-            let _master = pair.master;
+        let reader = std::thread::spawn(move || {
             let mut buf = [0u8; 8192];
             while let Ok(n) = reader.read(&mut buf) {
                 if n == 0 {
@@ -63,7 +69,15 @@ impl Console {
             screen,
             writer,
             child,
+            master: pair.master,
+            cooked,
+            reader,
         }
+    }
+
+    /// The terminal's settings now.
+    fn settings(&self) -> Option<String> {
+        settings(self.master.as_ref())
     }
 
     fn contents(&self) -> String {
@@ -107,11 +121,13 @@ impl Console {
         std::thread::sleep(Duration::from_millis(150));
     }
 
-    /// Wait for the process to end; its exit code.
+    /// Wait for the process to end and the screen to have everything it wrote; its exit code.
     fn exit(&mut self, within: Duration) -> u32 {
         let deadline = Instant::now() + within;
         loop {
-            if let Some(status) = self.child.try_wait().expect("wait") {
+            if let Some(status) = self.child.try_wait().expect("wait")
+                && self.reader.is_finished()
+            {
                 return status.exit_code();
             }
             assert!(
@@ -123,7 +139,8 @@ impl Console {
         }
     }
 
-    /// The terminal is back to normal: main screen, cursor visible, no mouse reporting.
+    /// The terminal is back to normal: main screen, cursor visible, no mouse reporting, and the
+    /// tty's settings (line editing, echo, signals: raw mode off) exactly as before.
     fn assert_restored(&self) {
         let parser = self.screen.lock().expect("screen lock");
         let screen = parser.screen();
@@ -134,7 +151,19 @@ impl Console {
             vt100::MouseProtocolMode::None,
             "mouse still captured"
         );
+        assert_eq!(self.settings(), self.cooked, "the tty is still in raw mode");
     }
+}
+
+/// A terminal's settings, as the pty's master reads them (`tcgetattr`): every flag and control
+/// character. `None` where the platform has no termios.
+fn settings(master: &dyn portable_pty::MasterPty) -> Option<String> {
+    master.get_termios().map(|t| {
+        format!(
+            "{:?} {:?} {:?} {:?}",
+            t.input_flags, t.output_flags, t.local_flags, t.control_chars
+        )
+    })
 }
 
 impl Drop for Console {
@@ -198,18 +227,149 @@ fn data_dir() -> std::path::PathBuf {
     std::env::temp_dir().join(format!("bb-console-pty-{}", std::process::id()))
 }
 
-#[test]
-fn sigterm_restores_the_terminal_too() {
-    let mut console = Console::start(&["--demo"], 24, 80);
-    console.wait_for("DEMO", Duration::from_secs(20));
+/// Start the console with `args`, wait until it has taken the terminal over, send it `signal` from
+/// outside and wait for it to end; its exit code.
+fn signalled(args: &[&str], ready: &str, signal: &str) -> (Console, u32) {
+    let mut console = Console::start(args, 24, 80);
+    console.wait_for(ready, Duration::from_secs(20));
+    let taken = console.settings();
+    assert!(
+        taken.is_none() || taken != console.cooked,
+        "the console runs in raw mode: {taken:?}"
+    );
     let pid = console.child.process_id().expect("a pid");
     let status = std::process::Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
+        .args([&format!("-{signal}"), &pid.to_string()])
         .status()
         .expect("kill");
     assert!(status.success());
-    assert_eq!(console.exit(Duration::from_secs(10)), 0);
+    let code = console.exit(Duration::from_secs(10));
+    (console, code)
+}
+
+#[test]
+fn sigterm_restores_the_terminal_too() {
+    let (console, code) = signalled(&["--demo", "--no-record"], "DEMO", "TERM");
+    assert_eq!(code, 0);
     console.assert_restored();
+}
+
+#[test]
+fn sigint_from_outside_restores_the_terminal() {
+    let (console, code) = signalled(&["--demo", "--no-record"], "DEMO", "INT");
+    assert_eq!(code, 0);
+    console.assert_restored();
+}
+
+#[test]
+fn sighup_restores_the_terminal() {
+    let (console, code) = signalled(&["--demo", "--no-record"], "DEMO", "HUP");
+    assert_eq!(code, 0);
+    console.assert_restored();
+}
+
+#[test]
+fn sigquit_restores_the_terminal() {
+    let (console, code) = signalled(&["--demo", "--no-record"], "DEMO", "QUIT");
+    assert_eq!(code, 0);
+    console.assert_restored();
+}
+
+/// `serve`'s, `replay`'s and `attach`'s consoles run the same terminal code as the console's: a
+/// signal gives the terminal back there too.
+#[test]
+fn serve_replay_and_attach_restore_the_terminal_on_signals() {
+    let serve = ["serve", "--demo", "--listen", "127.0.0.1:0", "--no-record"];
+    let (console, code) = signalled(&serve, "SERVE", "INT");
+    assert_eq!(code, 0);
+    console.assert_restored();
+
+    let dir = data_dir();
+    std::fs::create_dir_all(&dir).unwrap();
+    let path = dir.join("one-request.jsonl");
+    let header = r#"{"format":"breakerbox-session","format_version":1,"breakerbox_version":"test","started_at":"2026-03-14T12:00:00Z","mode":"demo","providers":[],"config":null,"redacted":false}"#;
+    std::fs::write(&path, format!("{header}\n")).unwrap();
+    let (console, code) = signalled(&["replay", path.to_str().unwrap()], "REPLAY", "HUP");
+    assert_eq!(code, 0);
+    console.assert_restored();
+
+    let gateway = Gateway::start();
+    let (console, code) = signalled(&["attach", &gateway.base], "anthropic", "INT");
+    assert_eq!(code, 0);
+    console.assert_restored();
+}
+
+/// A headless demo gateway on a free loopback port, for `attach`.
+struct Gateway {
+    child: std::process::Child,
+    base: String,
+}
+
+impl Gateway {
+    fn start() -> Gateway {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_breakerbox"));
+        cmd.args([
+            "serve",
+            "--demo",
+            "--headless",
+            "--no-record",
+            "--listen",
+            "127.0.0.1:0",
+        ]);
+        for var in ["BREAKERBOX_CONFIG", "BREAKERBOX_TOKEN"] {
+            cmd.env_remove(var);
+        }
+        let mut child = cmd
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("the gateway starts");
+        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut line = String::new();
+        let base = loop {
+            line.clear();
+            assert_ne!(
+                stderr.read_line(&mut line).unwrap(),
+                0,
+                "the gateway exited"
+            );
+            if let Some(base) = line
+                .trim()
+                .strip_prefix("breakerbox: gateway listening on ")
+                .and_then(|rest| rest.split_whitespace().next())
+            {
+                break base.to_string();
+            }
+        };
+        // Keep draining its log, so a full pipe never stalls it.
+        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+        Gateway { child, base }
+    }
+}
+
+impl Drop for Gateway {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The checks above can fail: a console killed outright (no handler can run) leaves the terminal
+/// as it had it.
+#[test]
+fn a_killed_console_leaves_the_terminal_taken_over() {
+    let (console, _) = signalled(&["--demo", "--no-record"], "DEMO", "KILL");
+    let screen = console.screen.lock().unwrap();
+    assert!(screen.screen().alternate_screen());
+    assert!(screen.screen().hide_cursor());
+    assert_ne!(
+        screen.screen().mouse_protocol_mode(),
+        vt100::MouseProtocolMode::None
+    );
+    assert_ne!(console.settings(), console.cooked, "raw mode stays on");
 }
 
 /// What the screen shows once the operator's prompt is answered, and a forced-open breaker.

@@ -10,7 +10,7 @@ use breakerbox::cli::CommonArgs;
 use breakerbox::config::Config;
 use breakerbox::engine::failover::{FailoverEngine, RequestMeta};
 use breakerbox::event::{Bus, Event, EventKind, Outcome, Source};
-use breakerbox::provider::{Request, StreamEvent};
+use breakerbox::provider::{Provider, ProviderStream, Request, StreamEvent};
 use breakerbox::setup::{self, Setup};
 
 const CONFIG: &str = r#"
@@ -103,8 +103,16 @@ impl Seen {
 }
 
 async fn ask(engine: &FailoverEngine, prompt: &str) -> Seen {
+    ask_for(engine, prompt, Request::prompt(prompt).max_tokens).await
+}
+
+async fn ask_for(engine: &FailoverEngine, prompt: &str, max_tokens: u32) -> Seen {
     let mut rx = engine.shared().bus.subscribe();
-    let (id, mut stream) = engine.send(Request::prompt(prompt), RequestMeta::new(Source::Ask));
+    let request = Request {
+        max_tokens,
+        ..Request::prompt(prompt)
+    };
+    let (id, mut stream) = engine.send(request, RequestMeta::new(Source::Ask));
     let mut text = String::new();
     let mut complete = false;
     while let Some(item) = tokio::time::timeout(Duration::from_secs(20), stream.next())
@@ -570,4 +578,118 @@ mid_stream = "continue"
     // The continuation was asked for with the partial reply as the assistant's last message.
     let log = setup.sim.as_ref().unwrap().recent_requests(10);
     assert!(log.iter().any(|r| r.provider == "claude_b"), "{log:?}");
+}
+
+/// A provider that remembers what it was asked and passes it on.
+struct Recording {
+    inner: Arc<dyn Provider>,
+    asked: std::sync::Mutex<Vec<Request>>,
+}
+
+impl Provider for Recording {
+    fn name(&self) -> &str {
+        self.inner.name()
+    }
+    fn default_model(&self) -> &str {
+        self.inner.default_model()
+    }
+    fn stream(&self, request: Request) -> ProviderStream {
+        self.asked.lock().unwrap().push(request.clone());
+        self.inner.stream(request)
+    }
+}
+
+/// `continue` asks the next target only for what is left of the caller's `max_tokens`, so the
+/// spliced reply never runs past it; with nothing left it ends with `max_tokens` and no call.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_continuation_never_runs_past_max_tokens() {
+    let extra_sim = r#"
+[[sim.providers]]
+name = "claude_b"
+protocol = "anthropic"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+
+[[chains]]
+name = "default"
+targets = ["anthropic", "claude_b"]
+mid_stream = "continue"
+"#;
+    let text = CONFIG.replace("#BREAKER", "").replace("#MAX_RETRIES", "0") + extra_sim;
+    let config = Config::parse(&text, "test config").unwrap();
+    let common = CommonArgs {
+        demo: true,
+        ..CommonArgs::default()
+    };
+    let setup = setup::build(&common, &config, Bus::new(1 << 16), &|_| None)
+        .await
+        .unwrap();
+    let engine = setup.engine(None).unwrap();
+    let mut targets = engine.targets().to_vec();
+    let second = Arc::new(Recording {
+        inner: Arc::clone(&targets[1].provider),
+        asked: Default::default(),
+    });
+    targets[1].provider = second.clone();
+    let engine = engine.with_targets(targets);
+    let sim = setup.sim.as_ref().unwrap();
+    sim.set_fault("anthropic", "stream_cut:after=6".parse().unwrap())
+        .unwrap();
+
+    // Six tokens (one a word) arrive before the cut; twelve were asked for.
+    let seen = ask_for(&engine, "Tell me about breakers.", 12).await;
+    assert!(seen.complete, "answered");
+    assert!(seen.of("rewind").is_empty(), "continued, not restarted");
+    let asked = second.asked.lock().unwrap().clone();
+    assert_eq!(asked.len(), 1);
+    let left = asked[0].max_tokens;
+    assert!(
+        (1..=12 - 6).contains(&left),
+        "the continuation asked for {left} tokens"
+    );
+    let first_tokens = seen
+        .of("text_delta")
+        .iter()
+        .filter(|k| matches!(k, EventKind::TextDelta { provider, .. } if provider == "anthropic"))
+        .count() as u64;
+    assert_eq!(first_tokens, 6);
+    let second_tokens: u64 = seen
+        .of("usage")
+        .iter()
+        .filter_map(|k| match k {
+            EventKind::Usage {
+                provider,
+                output_tokens,
+                ..
+            } if provider == "claude_b" => Some(*output_tokens),
+            _ => None,
+        })
+        .sum();
+    assert!(second_tokens >= 1 && second_tokens <= u64::from(left));
+    assert!(
+        first_tokens + second_tokens <= 12,
+        "{first_tokens} + {second_tokens} tokens for a max_tokens of 12"
+    );
+
+    // Six asked for, six delivered before the cut: the reply is complete as it stands.
+    second.asked.lock().unwrap().clear();
+    let seen = ask_for(&engine, "Tell me about breakers.", 6).await;
+    assert!(seen.complete, "answered");
+    assert!(
+        second.asked.lock().unwrap().is_empty(),
+        "no call for nothing"
+    );
+    match seen.of("request_finished").last() {
+        Some(EventKind::RequestFinished {
+            outcome,
+            stop_reason,
+            ..
+        }) => {
+            assert_eq!(*outcome, Outcome::Ok);
+            assert_eq!(stop_reason.as_deref(), Some("max_tokens"));
+        }
+        other => panic!("{other:?}"),
+    }
+    assert_eq!(seen.text.split_whitespace().count(), 6, "{:?}", seen.text);
 }

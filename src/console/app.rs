@@ -163,18 +163,18 @@ impl App {
         });
     }
 
-    /// Run until the operator quits, the terminal's input ends, or SIGTERM.
+    /// Run until the operator quits, the terminal's input ends, or one of `stop`'s signals comes.
     pub async fn run(
         &mut self,
         terminal: &mut DefaultTerminal,
         mut bus: broadcast::Receiver<Arc<Event>>,
+        stop: &mut StopSignals,
     ) -> std::io::Result<()> {
         let mut input = EventStream::new();
         let mut tick = tokio::time::interval(TICK);
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut frame = tokio::time::interval(FRAME);
         frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-        let mut terminate = terminate_signal()?;
         let mut replay_frame = tokio::time::interval(FRAME);
         replay_frame.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let mut replay_clock = tokio::time::Instant::now();
@@ -222,7 +222,7 @@ impl App {
                     terminal.draw(|f| self.draw(f))?;
                     dirty = false;
                 }
-                () = terminate.recv() => break,
+                () = stop.recv() => break,
             }
         }
         self.notes = notes;
@@ -654,40 +654,58 @@ fn cycle(focus: Focus, by: i32) -> Focus {
     order[((i + by).rem_euclid(n)) as usize]
 }
 
-/// SIGTERM ends the console like `q` does, so the terminal is restored.
-fn terminate_signal() -> std::io::Result<Terminate> {
+/// The signals that would otherwise kill the console with the terminal still taken over (alternate
+/// screen, hidden cursor, mouse reporting, raw mode): each ends it as `q` does, so the terminal is
+/// given back. In raw mode Ctrl-C and Ctrl-\ are keys, so SIGINT and SIGQUIT come only from
+/// outside; SIGHUP when someone sends it or the terminal goes away.
+pub struct StopSignals {
     #[cfg(unix)]
-    {
-        let signal = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-        Ok(Terminate(signal))
-    }
-    #[cfg(not(unix))]
-    {
-        Ok(Terminate(()))
-    }
+    signals: [tokio::signal::unix::Signal; 4],
 }
 
-#[cfg(unix)]
-struct Terminate(tokio::signal::unix::Signal);
+impl StopSignals {
+    /// Install the handlers: from here on these signals no longer kill the process.
+    pub fn install() -> std::io::Result<StopSignals> {
+        #[cfg(unix)]
+        {
+            use tokio::signal::unix::{SignalKind, signal};
+            Ok(StopSignals {
+                signals: [
+                    signal(SignalKind::terminate())?,
+                    signal(SignalKind::interrupt())?,
+                    signal(SignalKind::hangup())?,
+                    signal(SignalKind::quit())?,
+                ],
+            })
+        }
+        #[cfg(not(unix))]
+        {
+            Ok(StopSignals {})
+        }
+    }
 
-#[cfg(not(unix))]
-struct Terminate(());
-
-impl Terminate {
+    /// The next of those signals.
     async fn recv(&mut self) {
         #[cfg(unix)]
         {
-            if self.0.recv().await.is_none() {
-                std::future::pending::<()>().await;
+            let [term, int, hup, quit] = &mut self.signals;
+            // A handler that can no longer deliver disables its branch.
+            tokio::select! {
+                Some(()) = term.recv() => return,
+                Some(()) = int.recv() => return,
+                Some(()) = hup.recv() => return,
+                Some(()) = quit.recv() => return,
+                else => {}
             }
         }
-        #[cfg(not(unix))]
         std::future::pending::<()>().await;
     }
 }
 
 /// Take over the terminal, run the app, and give the terminal back — on quit, on error, on
-/// SIGTERM (the loop ends) and on panic (ratatui's hook, plus ours for the mouse and paste modes).
+/// SIGTERM, SIGINT, SIGHUP and SIGQUIT (the loop ends, see [`StopSignals`]) and on panic (ratatui's
+/// hook, plus ours for the mouse and paste modes). Every console (`breakerbox`, `serve`, `attach`,
+/// `replay`) comes through here.
 pub async fn run_in_terminal(
     app: &mut App,
     events: broadcast::Receiver<Arc<Event>>,
@@ -703,6 +721,8 @@ pub async fn run_in_terminal(
             "the console needs a terminal; for scripts use `breakerbox ask` or `breakerbox replay --report` (see --help)"
         );
     }
+    // Before the terminal is taken, so no moment is left where a signal kills the console with it.
+    let mut stop = StopSignals::install().wrap_err("cannot install the signal handlers")?;
     let mut terminal = ratatui::try_init().wrap_err("cannot take over the terminal")?;
     let previous = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
@@ -714,12 +734,13 @@ pub async fn run_in_terminal(
         previous(info);
     }));
     let _ = execute!(std::io::stdout(), EnableMouseCapture, EnableBracketedPaste);
-    let result = app.run(&mut terminal, events).await;
+    let result = app.run(&mut terminal, events, &mut stop).await;
     let _ = execute!(
         std::io::stdout(),
         DisableMouseCapture,
         DisableBracketedPaste
     );
-    ratatui::restore();
+    // A terminal that hung up cannot be restored, and saying so would fail too.
+    let _ = ratatui::try_restore();
     result.wrap_err("the console's terminal failed")
 }

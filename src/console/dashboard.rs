@@ -7,6 +7,7 @@
 
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
+use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
 use std::fmt::{self, Write as _};
@@ -1137,10 +1138,32 @@ impl fmt::Display for OneLine<'_> {
             if i == max {
                 return f.write_char('…');
             }
-            f.write_char(if c.is_control() { ' ' } else { c })?;
+            f.write_char(shown(c))?;
         }
         Ok(())
     }
+}
+
+/// A character as a terminal may be given it: a control character (ESC and so every escape
+/// sequence, BEL, CR, backspace, the C1 controls) becomes a space, so text from a provider can
+/// neither drive the terminal nor forge a line.
+fn shown(c: char) -> char {
+    if c.is_control() { ' ' } else { c }
+}
+
+/// `s` for a terminal, as the event log and a headless gateway's log show text: control characters
+/// become spaces (see [`shown`]); newlines stay when `lines` is true (a reply), else they go too
+/// (a log line stays one line). Unchanged, and not copied, when there is nothing to escape.
+pub fn printable(s: &str, lines: bool) -> Cow<'_, str> {
+    let escaped = |c: char| c.is_control() && !(lines && c == '\n');
+    if !s.contains(escaped) {
+        return Cow::Borrowed(s);
+    }
+    Cow::Owned(
+        s.chars()
+            .map(|c| if escaped(c) { shown(c) } else { c })
+            .collect(),
+    )
 }
 
 /// A field quoted in a log line.
@@ -2759,5 +2782,21 @@ jitter = 0.0
             assert_eq!(&r.text, text, "{id}");
             assert_eq!(r.provider.as_deref(), Some("openai"));
         }
+    }
+
+    #[test]
+    fn printable_escapes_every_control_character_and_keeps_newlines_only_in_a_reply() {
+        let hostile = "a\x1b]0;title\x07b\x1b[2Jc\rd\u{9b}31me\u{7f}\tf\nbreakerbox: forged";
+        let line = printable(hostile, false);
+        assert_eq!(line, "a ]0;title b [2Jc d 31me  f breakerbox: forged");
+        let reply = printable(hostile, true);
+        assert_eq!(reply, "a ]0;title b [2Jc d 31me  f\nbreakerbox: forged");
+        // The same rule as the event log's and the headless log's.
+        assert_eq!(line, one_line(hostile, 1000));
+        // Nothing to escape: the text itself, not a copy.
+        assert!(matches!(
+            printable("plain · ✓ text\n", true),
+            Cow::Borrowed(_)
+        ));
     }
 }

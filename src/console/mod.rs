@@ -16,7 +16,7 @@ pub mod theme;
 pub mod ui;
 
 use color_eyre::eyre::{Result, bail};
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use crate::cli::{CommonArgs, RecordArgs};
@@ -131,7 +131,8 @@ pub(crate) async fn finish_recording(recorder: Option<RecorderHandle>) {
         let path = recorder.path().display().to_string();
         let summary = recorder.finish().await;
         if summary.error.is_none() {
-            eprintln!("breakerbox: session recorded to {path}");
+            // After a hangup the terminal is gone: saying where the recording is cannot fail loudly.
+            let _ = writeln!(std::io::stderr(), "breakerbox: session recorded to {path}");
         }
     }
 }

@@ -65,6 +65,8 @@ pub struct AttemptReport {
     pub usage: Usage,
     /// The provider reported no usage (the stream was cut first): `usage` is estimated from text.
     pub usage_estimated: bool,
+    /// Pieces of output streamed (text, thinking, tool-call input): each is at least one token.
+    pub output_pieces: u64,
     /// Zero when the model has no price.
     pub cost_usd: f64,
     pub first_event_ms: Option<u64>,
@@ -87,11 +89,17 @@ impl AttemptReport {
             text: String::new(),
             usage: Usage::default(),
             usage_estimated: false,
+            output_pieces: 0,
             cost_usd: 0.0,
             first_event_ms: None,
             tool_call: false,
             elapsed: Duration::ZERO,
         }
+    }
+
+    /// No call made: the request stands complete as it is, ending with `completion`.
+    pub fn without_call(provider: &str, completion: Completion) -> AttemptReport {
+        AttemptReport::new(provider, "", Ok(completion))
     }
 
     /// An attempt that left no report of its own (its task died): a server error, nothing spent.
@@ -162,6 +170,14 @@ pub async fn run(
                     latency_ms,
                 });
             }
+        }
+        if matches!(
+            event,
+            StreamEvent::TextDelta { .. }
+                | StreamEvent::ThinkingDelta { .. }
+                | StreamEvent::ToolCallDelta { .. }
+        ) {
+            report.output_pieces += 1;
         }
         let forward = match &event {
             StreamEvent::MessageStart { model, .. } => {

@@ -25,7 +25,8 @@ use crate::engine::cost::Pricing;
 use crate::engine::retry::{self, Backoff, RetryBudget, RetryConfig, RetryDecision};
 use crate::event::{Bus, EventKind, Outcome, Source};
 use crate::provider::{
-    ErrorClass, Message, Phase, Provider, ProviderError, ProviderStream, Request, StreamEvent,
+    ErrorClass, Message, Phase, Provider, ProviderError, ProviderStream, Request, StopReason,
+    StreamEvent,
 };
 
 /// One link of a chain: a provider and how to use it.
@@ -409,6 +410,9 @@ struct Tally {
     error: Option<ProviderError>,
     /// Reply text the caller has received and that has not been withdrawn.
     delivered: String,
+    /// The output tokens that text cost (see [`output_tokens`]): what a continuation may no longer
+    /// ask for.
+    delivered_tokens: u64,
     /// The caller has received a `MessageStart`.
     started: bool,
     /// The caller has part of a tool call.
@@ -443,11 +447,30 @@ impl Tally {
         self.error.clone().unwrap_or(err)
     }
 
+    /// Of the caller's `max_tokens`, what a continuation may still ask for.
+    fn tokens_left(&self, request: &Request) -> u32 {
+        let left = u64::from(request.max_tokens).saturating_sub(self.delivered_tokens);
+        u32::try_from(left).unwrap_or(u32::MAX)
+    }
+
     /// The caller has seen part of the reply it could not un-see: text, or part of a tool call.
     /// (A bare `MessageStart` or `Usage` is not content.)
     fn visible(&self) -> bool {
         !self.delivered.is_empty() || self.tool_call
     }
+}
+
+/// The output tokens an attempt spent of the caller's `max_tokens`. A cut stream reports too few
+/// or none (Anthropic's `message_start` says 1; OpenAI reports usage last), so never fewer than
+/// the pieces it streamed (each at least a token) nor than its text at about four characters a
+/// token: a continuation must not be asked for more than is left.
+fn output_tokens(report: &AttemptReport) -> u64 {
+    let by_text = (report.text.chars().count() as u64).div_ceil(4);
+    report
+        .usage
+        .output_tokens
+        .max(report.output_pieces)
+        .max(by_text)
 }
 
 /// How much an error tells the caller, for [`Tally::keep`]: higher is more. The rank, then a
@@ -584,6 +607,9 @@ impl Run {
         let mut retries = 0;
         let mut tries = 0;
         loop {
+            if let Some(done) = self.out_of_tokens(request, tally) {
+                return TargetEnd::Answered(Box::new(done));
+            }
             if self.cannot_continue(target, tally) {
                 return self.pass_over(target);
             }
@@ -620,6 +646,8 @@ impl Run {
                 attempt_request
                     .messages
                     .push(Message::assistant(text.clone()));
+                // The caller asked for `max_tokens` in all: the continuation gets what is left.
+                attempt_request.max_tokens = tally.tokens_left(request);
             }
             // Hedge only a fresh first try: a retry or a continuation has its reasons to wait.
             let hedge = match (settings.hedge, next) {
@@ -742,6 +770,7 @@ impl Run {
         if delivered {
             tally.started |= report.committed();
             tally.delivered.push_str(&report.text);
+            tally.delivered_tokens += output_tokens(report);
         }
         let err = match &report.result {
             Ok(_) => {
@@ -792,6 +821,30 @@ impl Run {
         tally.interrupted = Some((target.name().to_string(), err.class.as_str().to_string()));
         tally.tool_call |= report.tool_call;
         true
+    }
+
+    /// A reply that would be continued has used up the caller's `max_tokens`: it is complete as it
+    /// stands, and ends with `max_tokens` as it would have had it not broken — no call is made.
+    fn out_of_tokens(&self, request: &Request, tally: &Tally) -> Option<AttemptReport> {
+        let continues = matches!(
+            self.engine.settings.mid_stream,
+            MidStreamPolicy::Continue | MidStreamPolicy::ContinueOrFail
+        ) && !tally.delivered.is_empty()
+            && !tally.tool_call;
+        if !continues || tally.tokens_left(request) > 0 {
+            return None;
+        }
+        let provider = tally
+            .interrupted
+            .as_ref()
+            .map_or(self.engine.name.as_str(), |(provider, _)| provider.as_str());
+        Some(AttemptReport::without_call(
+            provider,
+            attempt::Completion {
+                stop_reason: StopReason::MaxTokens,
+                raw_stop_reason: None,
+            },
+        ))
     }
 
     /// Under `continue_or_fail`, the caller has visible content and `target` cannot carry it on: it
@@ -1022,6 +1075,7 @@ impl Run {
             .send(Ok(StreamEvent::Rewind { discarded_chars }))
             .await;
         tally.delivered.clear();
+        tally.delivered_tokens = 0;
         tally.started = false;
         tally.tool_call = false;
     }
@@ -1347,8 +1401,12 @@ mod tests {
     }
 
     async fn ask(engine: &FailoverEngine) -> Seen {
+        ask_for(engine, Request::prompt("hi")).await
+    }
+
+    async fn ask_for(engine: &FailoverEngine, request: Request) -> Seen {
         let mut rx = engine.shared().bus.subscribe();
-        let (_, mut stream) = engine.send(Request::prompt("hi"), RequestMeta::new(Source::Ask));
+        let (_, mut stream) = engine.send(request, RequestMeta::new(Source::Ask));
         let mut seen = Seen {
             text: String::new(),
             starts: 0,
@@ -1501,6 +1559,91 @@ mod tests {
         let last = b.last_request().messages.last().cloned().unwrap();
         assert_eq!(last.role, Role::Assistant);
         assert_eq!(last, Message::assistant("Hello wor"));
+    }
+
+    /// A request for `max_tokens`.
+    fn asking(max_tokens: u32) -> Request {
+        Request {
+            max_tokens,
+            ..Request::prompt("hi")
+        }
+    }
+
+    /// A stream cut after `pieces`, reporting usage as Anthropic's `message_start` does (1 token).
+    fn cut_after(provider: &str, pieces: &[&str]) -> Vec<Play> {
+        let mut s = vec![start(), usage(10, 1)];
+        s.extend(pieces.iter().map(|p| text(p)));
+        s.push(fail(provider, ErrorClass::StreamCut, Phase::MidStream));
+        s
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_continuation_asks_only_for_the_tokens_left() {
+        // Four characters a piece: three tokens by either count, whatever usage said (1).
+        let a = Scripted::new("a", vec![cut_after("a", &["One ", "two ", "six "])]);
+        // Short pieces: each is still a token, though their text is only five characters.
+        let b = Scripted::new("b", vec![cut_after("b", &["a", "b", "c", "d", "e"])]);
+        let c = Scripted::new("c", vec![reply(&["end"])]);
+        let seen = ask_for(
+            &engine(
+                vec![target(&a, true), target(&b, true), target(&c, true)],
+                settings(MidStreamPolicy::Continue),
+            ),
+            asking(10),
+        )
+        .await;
+        assert_eq!(seen.text, "One two six abcdeend");
+        assert_eq!(seen.end.unwrap(), StopReason::EndTurn);
+        assert_eq!(a.last_request().max_tokens, 10);
+        assert_eq!(b.last_request().max_tokens, 10 - 3);
+        assert_eq!(c.last_request().max_tokens, 10 - 3 - 5);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_continuation_with_no_tokens_left_ends_with_max_tokens_and_no_call() {
+        for policy in [MidStreamPolicy::Continue, MidStreamPolicy::ContinueOrFail] {
+            let a = Scripted::new("a", vec![cut_after("a", &["One ", "two ", "six "])]);
+            let b = Scripted::new("b", vec![reply(&["more"])]);
+            let seen = ask_for(
+                &engine(vec![target(&a, true), target(&b, true)], settings(policy)),
+                asking(3),
+            )
+            .await;
+            assert_eq!(seen.text, "One two six ");
+            assert_eq!(seen.end.unwrap(), StopReason::MaxTokens, "{policy:?}");
+            assert_eq!(b.calls(), 0, "nothing left to ask for");
+            match seen.finished {
+                EventKind::RequestFinished {
+                    outcome,
+                    provider,
+                    stop_reason,
+                    attempts,
+                    ..
+                } => {
+                    assert_eq!(outcome, Outcome::Ok);
+                    assert_eq!(provider.as_deref(), Some("a"), "who wrote the reply");
+                    assert_eq!(stop_reason.as_deref(), Some("max_tokens"));
+                    assert_eq!(attempts, 1);
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_restart_asks_for_the_whole_max_tokens_again() {
+        let a = Scripted::new("a", vec![cut_after("a", &["One ", "two ", "six "])]);
+        let b = Scripted::new("b", vec![reply(&["Fresh."])]);
+        let seen = ask_for(
+            &engine(
+                vec![target(&a, true), target(&b, true)],
+                settings(MidStreamPolicy::Restart),
+            ),
+            asking(3),
+        )
+        .await;
+        assert_eq!(seen.text, "Fresh.");
+        assert_eq!(b.last_request().max_tokens, 3, "the text was withdrawn");
     }
 
     #[tokio::test(start_paused = true)]
