@@ -70,11 +70,12 @@ fn start_serve(bin: &Path, config: &Path) -> (Proc, String) {
         .args(["--demo", "serve", "--headless", "--no-record"])
         .args(["--listen", "127.0.0.1:0"])
         .env_remove("BREAKERBOX_TOKEN")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
         .spawn()
         .expect("the breakerbox binary starts");
-    let out = child.stdout.take().expect("stdout is piped");
+    // The banner (and then the headless log) is on stderr.
+    let out = child.stderr.take().expect("stderr is piped");
     let mut reader = BufReader::new(out);
     let mut line = String::new();
     let addr = loop {

@@ -3,174 +3,13 @@
 //! SIGQUIT sent from outside, to every command that runs the console.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use portable_pty::{CommandBuilder, PtySize, native_pty_system};
-use std::io::{Read, Write};
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+mod pty;
+
+use pty::{Console, data_dir};
+use std::time::Duration;
 
 const ROWS: u16 = 48;
 const COLS: u16 = 160;
-
-/// A running console and the screen it has drawn so far.
-struct Console {
-    screen: Arc<Mutex<vt100::Parser>>,
-    writer: Box<dyn Write + Send>,
-    child: Box<dyn portable_pty::Child + Send + Sync>,
-    /// Held for the terminal's settings, which outlive the console.
-    master: Box<dyn portable_pty::MasterPty + Send>,
-    /// The terminal's settings before the console started (cooked mode, echo on).
-    cooked: Option<String>,
-    /// Feeds the screen until the console's side of the terminal closes.
-    reader: std::thread::JoinHandle<()>,
-}
-
-impl Console {
-    fn start(args: &[&str], rows: u16, cols: u16) -> Console {
-        let pty = native_pty_system();
-        let pair = pty
-            .openpty(PtySize {
-                rows,
-                cols,
-                pixel_width: 0,
-                pixel_height: 0,
-            })
-            .expect("a pseudo-terminal");
-        let mut cmd = CommandBuilder::new(env!("CARGO_BIN_EXE_breakerbox"));
-        cmd.args(args);
-        cmd.env("TERM", "xterm-256color");
-        for var in [
-            "ANTHROPIC_API_KEY",
-            "OPENAI_API_KEY",
-            "BREAKERBOX_CONFIG",
-            "NO_COLOR",
-        ] {
-            cmd.env_remove(var);
-        }
-        // The console records by default into the user's data directory: keep that in the test's.
-        cmd.env("XDG_DATA_HOME", data_dir());
-        let cooked = settings(pair.master.as_ref());
-        let child = pair.slave.spawn_command(cmd).expect("breakerbox starts");
-        drop(pair.slave);
-        let mut reader = pair.master.try_clone_reader().expect("pty reader");
-        let writer = pair.master.take_writer().expect("pty writer");
-        let size = |n: u16| std::num::NonZeroU16::new(n).expect("a non-zero size");
-        let screen = Arc::new(Mutex::new(vt100::Parser::new(size(rows), size(cols), 0)));
-        let feed = Arc::clone(&screen);
-        let reader = std::thread::spawn(move || {
-            let mut buf = [0u8; 8192];
-            while let Ok(n) = reader.read(&mut buf) {
-                if n == 0 {
-                    break;
-                }
-                feed.lock().expect("screen lock").process(&buf[..n]);
-            }
-        });
-        Console {
-            screen,
-            writer,
-            child,
-            master: pair.master,
-            cooked,
-            reader,
-        }
-    }
-
-    /// The terminal's settings now.
-    fn settings(&self) -> Option<String> {
-        settings(self.master.as_ref())
-    }
-
-    fn contents(&self) -> String {
-        self.screen.lock().expect("screen lock").screen().contents()
-    }
-
-    /// Wait until the screen shows `text` (case-insensitive), or fail with the screen.
-    fn wait_for(&self, text: &str, within: Duration) -> String {
-        let deadline = Instant::now() + within;
-        let needle = text.to_lowercase();
-        loop {
-            let screen = self.contents();
-            if screen.to_lowercase().contains(&needle) {
-                return screen;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "never saw {text:?}; the screen:\n{screen}"
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// Wait until the screen no longer shows `text` (case-insensitive).
-    fn wait_gone(&self, text: &str, within: Duration) {
-        let deadline = Instant::now() + within;
-        let needle = text.to_lowercase();
-        while self.contents().to_lowercase().contains(&needle) {
-            assert!(
-                Instant::now() < deadline,
-                "{text:?} stayed; the screen:\n{}",
-                self.contents()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    fn keys(&mut self, bytes: &[u8]) {
-        self.writer.write_all(bytes).expect("typing");
-        self.writer.flush().expect("typing");
-        std::thread::sleep(Duration::from_millis(150));
-    }
-
-    /// Wait for the process to end and the screen to have everything it wrote; its exit code.
-    fn exit(&mut self, within: Duration) -> u32 {
-        let deadline = Instant::now() + within;
-        loop {
-            if let Some(status) = self.child.try_wait().expect("wait")
-                && self.reader.is_finished()
-            {
-                return status.exit_code();
-            }
-            assert!(
-                Instant::now() < deadline,
-                "the console did not exit:\n{}",
-                self.contents()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-
-    /// The terminal is back to normal: main screen, cursor visible, no mouse reporting, and the
-    /// tty's settings (line editing, echo, signals: raw mode off) exactly as before.
-    fn assert_restored(&self) {
-        let parser = self.screen.lock().expect("screen lock");
-        let screen = parser.screen();
-        assert!(!screen.alternate_screen(), "still on the alternate screen");
-        assert!(!screen.hide_cursor(), "the cursor is still hidden");
-        assert_eq!(
-            screen.mouse_protocol_mode(),
-            vt100::MouseProtocolMode::None,
-            "mouse still captured"
-        );
-        assert_eq!(self.settings(), self.cooked, "the tty is still in raw mode");
-    }
-}
-
-/// A terminal's settings, as the pty's master reads them (`tcgetattr`): every flag and control
-/// character. `None` where the platform has no termios.
-fn settings(master: &dyn portable_pty::MasterPty) -> Option<String> {
-    master.get_termios().map(|t| {
-        format!(
-            "{:?} {:?} {:?} {:?}",
-            t.input_flags, t.output_flags, t.local_flags, t.control_chars
-        )
-    })
-}
-
-impl Drop for Console {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-    }
-}
 
 #[test]
 fn the_console_starts_answers_trips_resets_and_quits_cleanly() {
@@ -220,11 +59,6 @@ fn the_console_starts_answers_trips_resets_and_quits_cleanly() {
         "no recording of this session in {}",
         sessions.display()
     );
-}
-
-/// Where the tests' consoles keep their data.
-fn data_dir() -> std::path::PathBuf {
-    std::env::temp_dir().join(format!("bb-console-pty-{}", std::process::id()))
 }
 
 /// Start the console with `args`, wait until it has taken the terminal over, send it `signal` from

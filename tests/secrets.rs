@@ -2,10 +2,13 @@
 //! error types, codes, params, request ids, plain-text bodies, in-stream errors, stream ids,
 //! model names, reply text split across events, tool calls, stop reasons, a redirect to another
 //! origin, and a key placed across the message cut at every offset — for both protocols, through
-//! the real binary: `ask` (text and JSON), `serve` (every client-facing response, `/events` and its
-//! headless log), the recordings of both, and the report and export of each. No secret, nor any
-//! fragment of one long enough to count as it, appears anywhere; the redirect is never followed.
+//! the real binary: `ask` (text and JSON), the console in a terminal (every screen it drew), `serve`
+//! (every client-facing response, `/events` and its headless log), the recordings of all three, and
+//! the report and export of each. No secret, nor any fragment of one long enough to count as it,
+//! appears anywhere; the redirect is never followed.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod pty;
 
 use axum::Router;
 use axum::extract::State;
@@ -630,6 +633,41 @@ async fn client_responses(http: &reqwest::Client, base: &str, route: &str) -> Ve
     seen
 }
 
+/// The console on `config` in a terminal: a prompt sent down the chain, every screen drawn until it
+/// is answered (and the log panel with the failures), then `q`. The screens, and the recording it
+/// made by default under `data`.
+fn console_session(config: &Path, data: &Path) -> (String, PathBuf) {
+    let args = ["--config", config.to_str().unwrap()];
+    let env: [(&str, &dyn AsRef<std::ffi::OsStr>); 3] = [
+        ("ANTHROPIC_API_KEY", &ANTHROPIC_KEY),
+        ("OPENAI_API_KEY", &OPENAI_KEY),
+        ("XDG_DATA_HOME", &data),
+    ];
+    let mut console = pty::Console::start_with(&args, 48, 200, &env);
+    let mut screens = console.wait_for("providers", Duration::from_secs(20));
+    console.keys(b"i");
+    console.keys(b"hello");
+    console.keys(b"\r");
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while !screens.contains("the key is <redacted>") {
+        assert!(std::time::Instant::now() < deadline, "no reply: {screens}");
+        std::thread::sleep(Duration::from_millis(100));
+        screens.push_str(&console.contents());
+    }
+    console.keys(b"\x1b");
+    screens.push_str(&console.contents());
+    console.keys(b"q");
+    assert_eq!(console.exit(Duration::from_secs(10)), 0, "{screens}");
+    let sessions = data.join("breakerbox/sessions");
+    let recording = std::fs::read_dir(&sessions)
+        .expect("the console recorded into its sessions directory")
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .next()
+        .expect("a recording");
+    (screens, recording)
+}
+
 /// The report (markdown and JSON) and the OTLP export of a recording.
 fn readers_of(config: &Path, recording: &Path, what: &str) -> Vec<(String, String)> {
     let mut all = Vec::new();
@@ -696,6 +734,35 @@ async fn no_secret_leaves_whatever_the_upstream_echoes() {
     );
     assert!(!ask_events.contains("steal"), "not its path");
     texts.extend(asked.into_iter().map(|(w, t)| (w, t, &ASK_SECRETS[..])));
+
+    // The console, in a terminal, down the same chain: every screen it drew, and its recording.
+    let console_config = temp("console.toml");
+    let chain_all = std::fs::read_to_string(&config)
+        .unwrap()
+        .replace("name = \"all\"", "name = \"default\"");
+    std::fs::write(&console_config, chain_all).unwrap();
+    let console_data = temp("console-data");
+    let (screens, console_recording) = tokio::task::spawn_blocking({
+        let (config, data) = (console_config.clone(), console_data.clone());
+        move || console_session(&config, &data)
+    })
+    .await
+    .unwrap();
+    assert!(
+        screens.contains("the key is <redacted>"),
+        "the console showed the reply, redacted: {screens}"
+    );
+    texts.push(("console screens".into(), screens, &ASK_SECRETS));
+    texts.extend(
+        readers_of(&config, &console_recording, "console")
+            .into_iter()
+            .map(|(w, t)| (w, t, &ASK_SECRETS[..])),
+    );
+    texts.push((
+        "console recording".into(),
+        std::fs::read_to_string(&console_recording).unwrap(),
+        &ASK_SECRETS,
+    ));
 
     // `serve`: every route, both protocols, streaming and not, while /events is watched.
     let serve = tokio::task::spawn_blocking({
@@ -791,7 +858,14 @@ async fn no_secret_leaves_whatever_the_upstream_echoes() {
         found.len(),
         found.join("\n")
     );
-    for path in [config, ask_recording, serve_recording, temp("token")] {
+    for path in [
+        config,
+        console_config,
+        ask_recording,
+        serve_recording,
+        temp("token"),
+    ] {
         let _ = std::fs::remove_file(path);
     }
+    let _ = std::fs::remove_dir_all(console_data);
 }
