@@ -41,8 +41,9 @@ fn status_kb(pid: u32, field: &str) -> Option<u64> {
     line.split_whitespace().nth(1)?.parse().ok()
 }
 
+/// Megabytes (10^6 bytes), like the body's size.
 fn mb(kb: u64) -> f64 {
-    kb as f64 / 1024.0
+    kb as f64 * 1024.0 / 1e6
 }
 
 const SIM: &str = r#"
@@ -63,18 +64,8 @@ token_delay = "0ms"
 jitter = 0.0
 "#;
 
-fn start_serve(bin: &Path, config: &Path) -> (Proc, String) {
-    let mut child = Command::new(bin)
-        .arg("--config")
-        .arg(config)
-        .args(["--demo", "serve", "--headless", "--no-record"])
-        .args(["--listen", "127.0.0.1:0"])
-        .env_remove("BREAKERBOX_TOKEN")
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the breakerbox binary starts");
-    // The banner (and then the headless log) is on stderr.
+/// The first `http://` address a process prints on stderr; the rest of stderr is drained.
+fn banner(child: &mut Child) -> String {
     let out = child.stderr.take().expect("stderr is piped");
     let mut reader = BufReader::new(out);
     let mut line = String::new();
@@ -92,7 +83,71 @@ fn start_serve(bin: &Path, config: &Path) -> (Proc, String) {
         }
     };
     std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    addr
+}
+
+/// `serve --headless`: with `--demo` on the in-process simulator (`config` holds `[sim]`), else
+/// on the providers `config` names.
+fn start_serve(bin: &Path, config: &Path, demo: bool) -> (Proc, String) {
+    let mut command = Command::new(bin);
+    command.arg("--config").arg(config);
+    if demo {
+        command.arg("--demo");
+    }
+    let mut child = command
+        .args([
+            "serve",
+            "--headless",
+            "--no-record",
+            "--listen",
+            "127.0.0.1:0",
+        ])
+        .env_remove("BREAKERBOX_TOKEN")
+        .env("BENCH_SIM_KEY", "sim-key")
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("the breakerbox binary starts");
+    let addr = banner(&mut child);
     (Proc(child), addr)
+}
+
+/// `breakerbox sim` on its own, answering both protocols.
+fn start_sim(bin: &Path, config: &Path) -> (Proc, String) {
+    let mut child = Command::new(bin)
+        .arg("--config")
+        .arg(config)
+        .args(["sim", "--listen", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the breakerbox binary starts");
+    // The simulator prints its banner on stdout.
+    let out = child.stdout.take().expect("stdout is piped");
+    let mut reader = BufReader::new(out);
+    let mut line = String::new();
+    let addr = loop {
+        line.clear();
+        assert!(
+            reader.read_line(&mut line).expect("the banner") > 0,
+            "sim exited"
+        );
+        if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
+            break url.trim_end_matches('/').to_string();
+        }
+    };
+    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
+    (Proc(child), addr)
+}
+
+/// Providers on a simulator at `url`, with no retries (the body is sent once).
+fn live_config(url: &str) -> String {
+    format!(
+        "[[providers]]\nname = \"anthropic\"\nprotocol = \"anthropic\"\nmodel = \"claude-sonnet-4-5\"\n\
+         base_url = \"{url}/anthropic\"\napi_key_env = \"BENCH_SIM_KEY\"\n\n\
+         [[providers]]\nname = \"openai\"\nprotocol = \"openai\"\nmodel = \"gpt-5\"\n\
+         base_url = \"{url}/openai/v1\"\napi_key_env = \"BENCH_SIM_KEY\"\n"
+    )
 }
 
 /// One POST over a fresh connection; the status code.
@@ -132,8 +187,15 @@ struct Serve {
 }
 
 /// A fresh gateway, `rounds` rounds of `at_once` requests; its peak and its resident set after.
-fn serve_run(bin: &Path, config: &Path, body: &[u8], rounds: usize, at_once: usize) -> Serve {
-    let (proc, addr) = start_serve(bin, config);
+fn serve_run(
+    bin: &Path,
+    config: &Path,
+    demo: bool,
+    body: &[u8],
+    rounds: usize,
+    at_once: usize,
+) -> Serve {
+    let (proc, addr) = start_serve(bin, config, demo);
     let pid = proc.0.id();
     for _ in 0..rounds {
         std::thread::scope(|s| {
@@ -276,24 +338,35 @@ fn main() {
     let messages = env_usize("BENCH_MEMORY_MESSAGES", 300_001);
     let body = conversation(messages);
     let body_mb = body.len() as f64 / 1e6;
-    println!("serve --demo: a {body_mb:.1} MB body of {messages} messages (fresh process per row)");
+    // The gateway alone, its providers a separate simulator process.
+    let (_sim, sim_url) = start_sim(&bins[0].1, &config);
+    let live = dir.join("live.toml");
+    std::fs::write(&live, live_config(&sim_url)).unwrap();
     println!(
-        "  {:<9} {:<22} {:>10} {:>10} {:>12}",
+        "serve: a {body_mb:.1} MB body of {messages} messages (fresh gateway per row); MB = 10^6 bytes"
+    );
+    println!(
+        "  {:<9} {:<44} {:>8} {:>9} {:>12}",
         "binary", "run", "peak MB", "after MB", "peak / body"
     );
     for (name, bin) in &bins {
-        for (label, rounds, at_once) in [
-            ("1 request", 1, 1),
-            ("7 one after another", 7, 1),
-            ("4 at once", 1, 4),
+        for (mode, config, demo) in [
+            ("gateway alone", &live, false),
+            ("--demo (simulator in it)", &config, true),
         ] {
-            let run = serve_run(bin, &config, &body, rounds, at_once);
-            println!(
-                "  {name:<9} {label:<22} {:>10.0} {:>10.0} {:>11.1}x",
-                mb(run.peak_kb),
-                mb(run.after_kb),
-                mb(run.peak_kb) * 1.048_576 / body_mb
-            );
+            for (label, rounds, at_once) in [
+                ("1 request", 1, 1),
+                ("7 one after another", 7, 1),
+                ("4 at once", 1, 4),
+            ] {
+                let run = serve_run(bin, config, demo, &body, rounds, at_once);
+                let (peak, after) = (mb(run.peak_kb), mb(run.after_kb));
+                println!(
+                    "  {name:<9} {:<44} {peak:>8.0} {after:>9.0} {:>11.1}x",
+                    format!("{mode}, {label}"),
+                    peak / body_mb
+                );
+            }
         }
     }
 

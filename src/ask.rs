@@ -70,7 +70,7 @@ pub async fn run(common: &CommonArgs, args: &AskArgs, record: &RecordArgs) -> Re
     let request = Request {
         model: args.model.clone().unwrap_or_default(),
         system: args.system.clone(),
-        messages: vec![Message::user(args.prompt.clone())],
+        messages: std::sync::Arc::new(vec![Message::user(args.prompt.clone())]),
         max_tokens: args.max_tokens,
         ..Request::default()
     };

@@ -523,7 +523,7 @@ fn sample_request() -> Request {
     Request {
         model: "default".into(),
         system: Some("Be brief.".into()),
-        messages: vec![
+        messages: std::sync::Arc::new(vec![
             Request::prompt("Weather in Paris?").messages[0].clone(),
             breakerbox::provider::Message {
                 role: Role::Assistant,
@@ -551,7 +551,7 @@ fn sample_request() -> Request {
                     },
                 ],
             },
-        ],
+        ]),
         tools: vec![breakerbox::provider::ToolDef {
             name: "get_weather".into(),
             description: "Current weather".into(),

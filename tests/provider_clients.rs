@@ -124,7 +124,7 @@ fn conversation() -> Request {
     Request {
         model: String::new(),
         system: Some("Be brief.".into()),
-        messages: vec![
+        messages: std::sync::Arc::new(vec![
             Message::user("Weather in Paris?"),
             Message {
                 role: Role::Assistant,
@@ -147,7 +147,7 @@ fn conversation() -> Request {
                     is_error: false,
                 }],
             },
-        ],
+        ]),
         tools: vec![ToolDef {
             name: "get_weather".into(),
             description: "Current weather".into(),

@@ -643,9 +643,8 @@ impl Run {
                 attempt_request.model.clone_from(model);
             }
             if let Some(text) = &prefill {
-                attempt_request
-                    .messages
-                    .push(Message::assistant(text.clone()));
+                // The one copy of the conversation (the other attempts share it).
+                Arc::make_mut(&mut attempt_request.messages).push(Message::assistant(text.clone()));
                 // The caller asked for `max_tokens` in all: the continuation gets what is left.
                 attempt_request.max_tokens = tally.tokens_left(request);
             }

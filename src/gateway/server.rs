@@ -343,6 +343,8 @@ impl Gateway {
             Protocol::Openai => wire::parse_openai_request(&body),
             Protocol::Anthropic => wire::parse_anthropic_request(&body),
         };
+        // The request is parsed: the body's bytes are not held while it is answered.
+        drop(body);
         let (mut request, options) = match parsed {
             Ok(parsed) => parsed,
             Err(e) => return json_response(e.status, &e.to_json(protocol), None),

@@ -318,10 +318,10 @@ fn push_message(messages: &mut Vec<Message>, role: Role, mut content: Vec<Conten
     messages.push(Message { role, content });
 }
 
-/// The messages without the spare room a growing vector keeps.
-fn shrunk(mut messages: Vec<Message>) -> Vec<Message> {
+/// The messages without the spare room a growing vector keeps, ready to share.
+fn shrunk(mut messages: Vec<Message>) -> std::sync::Arc<Vec<Message>> {
     messages.shrink_to_fit();
-    messages
+    std::sync::Arc::new(messages)
 }
 
 fn top_p(obj: &Map<String, Value>) -> Result<Option<f32>, WireError> {

@@ -13,6 +13,7 @@ pub mod sse;
 use futures::stream::BoxStream;
 use serde::{Deserialize, Serialize};
 use std::fmt;
+use std::sync::Arc;
 use std::time::Duration;
 
 pub use error::{ErrorClass, Phase, ProviderError};
@@ -25,7 +26,9 @@ pub struct Request {
     pub model: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub system: Option<String>,
-    pub messages: Vec<Message>,
+    /// Shared: every attempt of a request asks with the same conversation, and a long one is not
+    /// copied per attempt (a continuation's prefill copies it once, `Arc::make_mut`).
+    pub messages: Arc<Vec<Message>>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tools: Vec<ToolDef>,
     pub max_tokens: u32,
@@ -81,7 +84,7 @@ impl Request {
     /// A one-turn text request.
     pub fn prompt(text: impl Into<String>) -> Self {
         Request {
-            messages: vec![Message::user(text)],
+            messages: Arc::new(vec![Message::user(text)]),
             max_tokens: 1024,
             ..Request::default()
         }
