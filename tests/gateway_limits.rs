@@ -367,3 +367,39 @@ async fn a_long_prompt_travels_on_the_bus_as_an_excerpt_with_its_length() {
     assert!(prompt.len() > 4000 && prompt.chars().all(|c| c == 'é'));
     assert_eq!(chars, Some(500_000));
 }
+
+#[tokio::test]
+async fn an_unknown_endpoint_is_a_404_in_the_callers_protocol() {
+    let gw = gateway(&[], None).await;
+    let http = reqwest::Client::new();
+    let url = |path: &str| format!("http://{}{path}", gw.addr);
+    // An OpenAI client on a path the gateway does not serve.
+    let reply = http
+        .post(url("/v1/embeddings"))
+        .body("{}")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 404);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "invalid_request_error", "{body}");
+    assert_eq!(body["error"]["code"], "unknown_url", "{body}");
+    assert!(message(&body).contains("POST /v1/embeddings"), "{body}");
+    // An Anthropic client (its version header, or its paths).
+    for (path, version) in [("/v1/files", true), ("/v1/messages/batches", false)] {
+        let mut request = http.post(url(path)).body("{}");
+        if version {
+            request = request.header("anthropic-version", "2023-06-01");
+        }
+        let reply = request.send().await.unwrap();
+        assert_eq!(reply.status(), 404);
+        let body: Value = reply.json().await.unwrap();
+        assert_eq!(body["type"], "error", "{path}: {body}");
+        assert_eq!(body["error"]["type"], "not_found_error", "{path}: {body}");
+    }
+    // Anything else: the shape both read.
+    let reply = http.get(url("/nope")).send().await.unwrap();
+    assert_eq!(reply.status(), 404);
+    let body: Value = reply.json().await.unwrap();
+    assert_eq!(body["error"]["type"], "not_found_error", "{body}");
+}

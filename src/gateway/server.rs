@@ -756,13 +756,32 @@ async fn method_not_allowed(method: axum::http::Method, uri: axum::http::Uri) ->
     json_response(status, &body, None)
 }
 
-async fn not_found() -> Response {
-    json_response(
-        404,
-        &json!({"error": "no such endpoint; the gateway serves /v1/chat/completions, /v1/messages, \
-                          /v1/models, /events, /control, /metrics and /healthz"}),
-        None,
-    )
+/// An unknown path: a 404 in the error shape of the caller's protocol (an Anthropic client says so
+/// with `anthropic-version`, or by its paths; other `/v1/` calls get OpenAI's), so its SDK reports
+/// it as what it is rather than as an unreadable body.
+async fn not_found(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+    headers: HeaderMap,
+) -> Response {
+    let path = uri.path();
+    let message = format!(
+        "no such endpoint: {method} {path}; the gateway serves /v1/chat/completions, /v1/messages, \
+         /v1/models, /events, /control, /metrics and /healthz"
+    );
+    let anthropic = headers.contains_key("anthropic-version")
+        || path.starts_with("/v1/messages")
+        || path.starts_with("/v1/complete");
+    let body = if anthropic {
+        json!({"type": "error", "error": {"type": "not_found_error", "message": message}})
+    } else if path.starts_with("/v1/") {
+        json!({"error": {"message": message, "type": "invalid_request_error",
+                         "param": Value::Null, "code": "unknown_url"}})
+    } else {
+        // The shape both clients read.
+        json!({"type": "error", "error": {"type": "not_found_error", "message": message}})
+    };
+    json_response(404, &body, None)
 }
 
 // ---------------------------------------------------------------------------------------------
