@@ -781,3 +781,87 @@ fn inbound_errors_name_the_field() {
         assert_eq!(parse_anthropic_request(junk).unwrap_err().status, 400);
     }
 }
+
+/// Claude Code's shape: a block-list `system` with `cache_control`, `role: "system"` messages inside
+/// the conversation, and fields breakerbox does not know (`thinking`, `context_management`,
+/// `output_config`, `metadata`). Accepted: the system messages join the system prompt, in order.
+#[test]
+fn system_messages_inside_the_conversation_join_the_system_prompt() {
+    let body = json!({
+        "model": "claude-sonnet-4-5-20250929",
+        "max_tokens": 32000,
+        "system": [
+            {"type": "text", "text": "You are Claude Code.", "cache_control": {"type": "ephemeral"}},
+        ],
+        "messages": [
+            {"role": "user", "content": [{"type": "text", "text": "fix the bug"}]},
+            {"role": "system", "content": "The user switched to plan mode."},
+            {"role": "assistant", "content": "Looking."},
+            {"role": "system", "content": [{"type": "text", "text": "Reminder: be brief."}]},
+            {"role": "user", "content": "go on"},
+        ],
+        "thinking": {"type": "enabled", "budget_tokens": 1024},
+        "context_management": {"edits": []},
+        "output_config": {"effort": "high"},
+        "metadata": {"user_id": "u1"},
+        "stream": true,
+    });
+    let (request, options) = parse_anthropic_request(body.to_string().as_bytes()).unwrap();
+    assert!(options.stream);
+    assert_eq!(
+        request.system.as_deref(),
+        Some("You are Claude Code.\n\nThe user switched to plan mode.\n\nReminder: be brief.")
+    );
+    let roles: Vec<Role> = request.messages.iter().map(|m| m.role).collect();
+    assert_eq!(roles, [Role::User, Role::Assistant, Role::User]);
+    // Any other role is still refused, naming the roles that are accepted.
+    let bad =
+        json!({"model": "m", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]});
+    let err = parse_anthropic_request(bad.to_string().as_bytes()).unwrap_err();
+    assert!(
+        err.message.contains("expected user, assistant or system"),
+        "{}",
+        err.message
+    );
+}
+
+/// A tool called without arguments (Anthropic streams no `input_json_delta` for `{}`) reaches an
+/// OpenAI client with `arguments` that parse: `{}`, not `""`.
+#[test]
+fn a_tool_call_without_arguments_streams_them_as_an_empty_object() {
+    let events = [
+        start("msg_1", "m"),
+        tool_start(0, "toolu_1", "list_files"),
+        tool_start(1, "toolu_2", "read_file"),
+        tool_delta(1, r#"{"path":"#),
+        tool_delta(1, r#""a.rs"}"#),
+        done(StopReason::ToolUse, "tool_use"),
+    ];
+    let bytes = encode_openai(&events, false);
+    let mut arguments: std::collections::BTreeMap<u64, String> = Default::default();
+    for data in bytes.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        let Ok(chunk) = serde_json::from_str::<Value>(data) else {
+            continue; // [DONE]
+        };
+        for call in chunk["choices"][0]["delta"]["tool_calls"]
+            .as_array()
+            .into_iter()
+            .flatten()
+        {
+            let piece = call["function"]["arguments"].as_str().unwrap_or("");
+            arguments
+                .entry(call["index"].as_u64().unwrap())
+                .or_default()
+                .push_str(piece);
+        }
+    }
+    assert_eq!(arguments.len(), 2);
+    for (index, args) in &arguments {
+        assert!(
+            serde_json::from_str::<Value>(args).is_ok(),
+            "tool {index}: {args:?}"
+        );
+    }
+    assert_eq!(arguments[&0], "{}");
+    assert_eq!(arguments[&1], r#"{"path":"a.rs"}"#);
+}

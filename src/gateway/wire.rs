@@ -571,15 +571,9 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
 pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions), WireError> {
     let (fields, obj) = parse_object(body)?;
     let model = req_str(&obj, "model", "model")?.to_string();
-    let system = match get(&obj, "system") {
-        None => None,
-        Some(value) => {
-            let texts: Vec<String> = text_parts(value, "system")?
-                .into_iter()
-                .filter(|t| !t.is_empty())
-                .collect();
-            (!texts.is_empty()).then(|| texts.join("\n\n"))
-        }
+    let mut system: Vec<String> = match get(&obj, "system") {
+        None => Vec::new(),
+        Some(value) => text_parts(value, "system")?,
     };
     let raw_messages =
         long_array(&fields, "messages")?.ok_or_else(|| WireError::field("messages", "required"))?;
@@ -591,10 +585,17 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
         let role = match req_str(msg, "role", &format!("{path}.role"))? {
             "user" => Role::User,
             "assistant" => Role::Assistant,
+            // Claude Code sends system messages inside the conversation; breakerbox's own request
+            // has one system prompt, so they join it (in order).
+            "system" => {
+                let content = get(msg, "content").unwrap_or(&Value::Null);
+                system.extend(text_parts(content, &format!("{path}.content"))?);
+                continue;
+            }
             other => {
                 return Err(WireError::field(
                     format!("{path}.role"),
-                    format!("unsupported role `{other}` (expected user or assistant)"),
+                    format!("unsupported role `{other}` (expected user, assistant or system)"),
                 ));
             }
         };
@@ -646,9 +647,10 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
         }
     }
     let stream = opt_bool(&obj, "stream", "stream")?.unwrap_or(false);
+    system.retain(|t| !t.is_empty());
     let request = Request {
         model: model.clone(),
-        system,
+        system: (!system.is_empty()).then(|| system.join("\n\n")),
         messages: shrunk(messages),
         tools,
         max_tokens: max_tokens(&obj, &["max_tokens"])?,
@@ -1165,6 +1167,9 @@ pub struct OpenAiEncoder {
     usage: Usage,
     /// Our tool call index → OpenAI's.
     tools: HashMap<u32, u32>,
+    /// OpenAI's indices of the tool calls that got no arguments yet: they are sent `{}` at the
+    /// end, since `""` is not JSON and clients parse the arguments.
+    no_arguments: std::collections::BTreeSet<u32>,
 }
 
 impl OpenAiEncoder {
@@ -1179,6 +1184,7 @@ impl OpenAiEncoder {
             finished: false,
             usage: Usage::default(),
             tools: HashMap::new(),
+            no_arguments: std::collections::BTreeSet::new(),
         }
     }
 
@@ -1248,6 +1254,7 @@ impl Encode for OpenAiEncoder {
                 self.start(&mut out);
                 let next = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
                 let position = *self.tools.entry(*index).or_insert(next);
+                self.no_arguments.insert(position);
                 out.push(self.chunk(
                     json!({"tool_calls": [{"index": position, "id": id, "type": "function",
                                            "function": {"name": name, "arguments": ""}}]}),
@@ -1261,6 +1268,7 @@ impl Encode for OpenAiEncoder {
                 self.start(&mut out);
                 if let Some(position) = self.tools.get(index).copied() {
                     if !partial_json.is_empty() {
+                        self.no_arguments.remove(&position);
                         out.push(self.chunk(
                             json!({"tool_calls": [{"index": position,
                                                    "function": {"arguments": partial_json}}]}),
@@ -1275,6 +1283,13 @@ impl Encode for OpenAiEncoder {
                 raw_stop_reason,
             } => {
                 self.start(&mut out);
+                for position in std::mem::take(&mut self.no_arguments) {
+                    out.push(self.chunk(
+                        json!({"tool_calls": [{"index": position,
+                                               "function": {"arguments": "{}"}}]}),
+                        Value::Null,
+                    ));
+                }
                 let reason = openai_finish_reason(*stop_reason, raw_stop_reason.as_deref());
                 out.push(self.chunk(json!({}), json!(reason)));
                 if self.include_usage {
