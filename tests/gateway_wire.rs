@@ -565,6 +565,7 @@ fn sample_request() -> Request {
             name: "get_weather".into(),
         }),
         credentials: None,
+        as_requested: None,
     }
 }
 

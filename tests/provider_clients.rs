@@ -156,6 +156,7 @@ fn conversation() -> Request {
         max_tokens: 300,
         temperature: Some(0.5),
         credentials: None,
+        as_requested: None,
         ..Request::default()
     }
 }

@@ -44,6 +44,19 @@ pub struct Target {
 }
 
 impl Target {
+    /// The model this target asks for with `request`: its own, else the caller's when the request
+    /// is "as requested" and the target speaks the caller's protocol, else the request's (empty:
+    /// the provider's configured default).
+    pub fn model_for(&self, request: &Request) -> String {
+        if let Some(model) = &self.model {
+            return model.clone();
+        }
+        match &request.as_requested {
+            Some((protocol, model)) if self.provider.protocol() == Some(*protocol) => model.clone(),
+            _ => request.model.clone(),
+        }
+    }
+
     pub fn new(provider: Arc<dyn Provider>) -> Self {
         let breaker_key = provider.name().to_string();
         Target {
@@ -639,9 +652,7 @@ impl Run {
             // Carry on from the text the caller already has, or withdraw it first.
             let prefill = self.prepare_prefill(target, tally).await;
             let mut attempt_request = request.clone();
-            if let Some(model) = &target.model {
-                attempt_request.model.clone_from(model);
-            }
+            attempt_request.model = target.model_for(request);
             if let Some(text) = &prefill {
                 // The one copy of the conversation (the other attempts share it).
                 Arc::make_mut(&mut attempt_request.messages).push(Message::assistant(text.clone()));
@@ -919,9 +930,7 @@ impl Run {
         };
         tally.attempts += 1;
         let mut next_request = original.clone();
-        if let Some(model) = &next.model {
-            next_request.model.clone_from(model);
-        }
+        next_request.model = next.model_for(original);
         let mut b = self.spawn_attempt(next, next_request, tally.attempts);
         let (mut a_open, mut b_open) = (true, true);
         while a_open || b_open {

@@ -10,7 +10,8 @@ use crate::setup::Setup;
 /// One route, with its two engines over the same chain (and the same breakers).
 #[derive(Clone)]
 pub struct Route {
-    /// The model name clients send.
+    /// The model name clients send, or a pattern of them (`claude-*`, `*`: `*` matches any run of
+    /// characters).
     pub model: String,
     pub chain: String,
     pub mode: RouteMode,
@@ -49,8 +50,37 @@ pub struct Routes {
     routes: Vec<Route>,
 }
 
-/// The route used when the config declares none.
-pub const DEFAULT_ROUTE: &str = "default";
+/// The route used when the config declares none: any model name.
+pub const DEFAULT_ROUTE: &str = "*";
+
+/// Whether `name` matches `pattern`, where `*` stands for any run of characters (none included)
+/// and everything else for itself.
+pub fn matches(pattern: &str, name: &str) -> bool {
+    let mut parts = pattern.split('*');
+    let Some(first) = parts.next() else {
+        return pattern == name;
+    };
+    let Some(mut rest) = name.strip_prefix(first) else {
+        return false;
+    };
+    let parts: Vec<&str> = parts.collect();
+    let Some((last, middle)) = parts.split_last() else {
+        // No `*`: the whole name.
+        return rest.is_empty();
+    };
+    for part in middle {
+        match rest.find(part) {
+            Some(i) => rest = &rest[i + part.len()..],
+            None => return false,
+        }
+    }
+    rest.len() >= last.len() && rest.ends_with(last)
+}
+
+/// Whether a route's model is a pattern rather than one name.
+pub fn is_pattern(model: &str) -> bool {
+    model.contains('*')
+}
 
 impl Routes {
     /// Build the routes of the config (or the one `default` route) over `setup`'s providers.
@@ -105,14 +135,53 @@ impl Routes {
         Ok(Routes { routes })
     }
 
-    /// The route for a model name, exactly as the client sent it.
+    /// The route for a model name as the client sent it: the route of that exact name, else the
+    /// first (in the config's order) whose pattern matches it.
     pub fn get(&self, model: &str) -> Option<&Route> {
-        self.routes.iter().find(|r| r.model == model)
+        self.routes
+            .iter()
+            .find(|r| !is_pattern(&r.model) && r.model == model)
+            .or_else(|| {
+                self.routes
+                    .iter()
+                    .find(|r| is_pattern(&r.model) && matches(&r.model, model))
+            })
     }
 
-    /// The model names that pick a route.
+    /// The routes' model names and patterns, as configured (for messages).
     pub fn names(&self) -> Vec<&str> {
         self.routes.iter().map(|r| r.model.as_str()).collect()
+    }
+
+    /// The model names a client can send, for `GET /v1/models`: each route of one name, and for a
+    /// pattern the configured models of its targets that it matches (`default` for the built-in
+    /// route), each once.
+    pub fn listed(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        let mut add = |name: &str| {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        };
+        for route in &self.routes {
+            if !is_pattern(&route.model) {
+                add(&route.model);
+                continue;
+            }
+            if route.model == DEFAULT_ROUTE {
+                add("default");
+            }
+            for target in route.whole.targets() {
+                let model = target
+                    .model
+                    .as_deref()
+                    .unwrap_or_else(|| target.provider.default_model());
+                if matches(&route.model, model) {
+                    add(model);
+                }
+            }
+        }
+        names
     }
 
     pub fn iter(&self) -> impl Iterator<Item = &Route> {
@@ -132,5 +201,33 @@ impl Routes {
             }
         }
         Some(first.whole.with_targets(targets))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_star_matches_any_run_of_characters() {
+        for (pattern, name, expected) in [
+            ("*", "anything", true),
+            ("*", "", true),
+            ("claude-*", "claude-sonnet-4-5", true),
+            ("claude-*", "claude-", true),
+            ("claude-*", "gpt-5", false),
+            ("*-mini", "gpt-5-mini", true),
+            ("*-mini", "gpt-5", false),
+            ("gpt-*-mini", "gpt-4o-mini", true),
+            ("gpt-*-mini", "gpt-mini", false),
+            ("a*a", "a", false),
+            ("a*a", "aa", true),
+            ("*o*", "gpt-4o", true),
+            ("exact", "exact", true),
+            ("exact", "exactly", false),
+        ] {
+            assert_eq!(matches(pattern, name), expected, "{pattern} ~ {name}");
+        }
+        assert!(is_pattern("claude-*") && !is_pattern("default"));
     }
 }

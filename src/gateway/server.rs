@@ -41,7 +41,7 @@ use tokio_util::task::TaskTracker;
 
 use super::auth;
 use super::events::History;
-use super::routes::{Route, Routes};
+use super::routes::{self, Route, Routes};
 use super::wire::{self, AnthropicEncoder, Encode, OpenAiEncoder};
 use crate::config::GatewaySection;
 use crate::console::control::Controller;
@@ -360,8 +360,12 @@ impl Gateway {
                 ),
             );
         };
-        // The client's model name picks the route; each target asks for its own model.
+        // The client's model name picks the route; each target asks for its own model, except that
+        // a route by pattern asks targets of the client's protocol for the model it named.
         request.model.clear();
+        if routes::is_pattern(&route.model) && options.model != "default" {
+            request.as_requested = Some((protocol, options.model.clone()));
+        }
         if route.passthrough {
             request.credentials = self
                 .client_key(protocol, headers)
@@ -716,7 +720,7 @@ async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
             "this gateway needs its token: send it as the API key, or in x-breakerbox-token",
         );
     }
-    let names = gw.routes.names();
+    let names = gw.routes.listed();
     let body = if anthropic {
         let data: Vec<Value> = names
             .iter()

@@ -556,6 +556,7 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
         stop: openai_stop(&obj)?,
         tool_choice: openai_tool_choice(&obj)?,
         credentials: None,
+        as_requested: None,
     };
     Ok((
         request,
@@ -659,6 +660,7 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
         stop: anthropic_stop(&obj)?,
         tool_choice: anthropic_tool_choice(&obj)?,
         credentials: None,
+        as_requested: None,
     };
     Ok((
         request,

@@ -119,6 +119,9 @@ impl Provider for AnthropicClient {
     fn default_model(&self) -> &str {
         &self.config.model
     }
+    fn protocol(&self) -> Option<Protocol> {
+        Some(Protocol::Anthropic)
+    }
     fn stream(&self, request: Request) -> ProviderStream {
         let key = request
             .key_for(Protocol::Anthropic, &self.config.api_key)

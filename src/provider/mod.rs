@@ -46,6 +46,11 @@ pub struct Request {
     /// protocol (the gateway's `passthrough` routes). Never serialized.
     #[serde(skip)]
     pub credentials: Option<Credentials>,
+    /// The model the caller named and the protocol it speaks, for targets that ask "as
+    /// requested": a target of that protocol without a model of its own asks for this one (the
+    /// gateway's pattern routes). Never serialized.
+    #[serde(skip)]
+    pub as_requested: Option<(Protocol, String)>,
 }
 
 /// Whether the model may, must or must not call a tool.
@@ -248,6 +253,10 @@ pub trait Provider: Send + Sync {
     fn name(&self) -> &str;
     /// The model used when a request does not name one.
     fn default_model(&self) -> &str;
+    /// The wire protocol it speaks, when it speaks one (test doubles need not say).
+    fn protocol(&self) -> Option<Protocol> {
+        None
+    }
     /// Start a streamed reply. Failures of any phase arrive as an `Err` item, after which the stream
     /// ends; a stream that ends without `Done` was cut (the clients report that as an error too).
     /// Dropping the stream aborts the HTTP request.

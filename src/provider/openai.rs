@@ -154,6 +154,9 @@ impl Provider for OpenAiClient {
     fn default_model(&self) -> &str {
         &self.config.model
     }
+    fn protocol(&self) -> Option<Protocol> {
+        Some(Protocol::Openai)
+    }
     fn stream(&self, request: Request) -> ProviderStream {
         let key = request
             .key_for(Protocol::Openai, &self.config.api_key)
