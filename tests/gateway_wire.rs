@@ -866,3 +866,43 @@ fn a_tool_call_without_arguments_streams_them_as_an_empty_object() {
     assert_eq!(arguments[&0], "{}");
     assert_eq!(arguments[&1], r#"{"path":"a.rs"}"#);
 }
+
+/// The upstream's tool call indices may skip blocks this stream does not carry (a server tool, a
+/// citation): what the Anthropic client gets is numbered 0, 1, 2, … with no gap.
+#[test]
+fn content_block_indices_are_contiguous_whatever_the_upstream_numbers() {
+    let events = [
+        start("msg_1", "m"),
+        text("Let me look."),
+        tool_start(3, "toolu_1", "read_file"),
+        tool_delta(3, r#"{"path":"a"}"#),
+        tool_start(7, "toolu_2", "list_files"),
+        done(StopReason::ToolUse, "tool_use"),
+    ];
+    let bytes = encode_anthropic(&events);
+    let mut started = Vec::new();
+    for data in bytes.lines().filter_map(|l| l.strip_prefix("data: ")) {
+        let frame: Value = serde_json::from_str(data).unwrap();
+        if frame["type"] == "content_block_start" {
+            started.push(frame["index"].as_u64().unwrap());
+        }
+        if frame["type"] == "content_block_delta" || frame["type"] == "content_block_stop" {
+            let index = frame["index"].as_u64().unwrap();
+            assert!(
+                started.contains(&index),
+                "{index} was never started: {bytes}"
+            );
+        }
+    }
+    assert_eq!(started, [0, 1, 2]);
+    // And it still reads back as the same calls.
+    let back = via_anthropic(&events);
+    let names: Vec<&str> = back
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::ToolCallStart { name, .. } => Some(name.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(names, ["read_file", "list_files"]);
+}

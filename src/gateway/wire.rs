@@ -1083,7 +1083,10 @@ impl Encode for AnthropicEncoder {
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.flush_start(&mut out);
                 self.close_block(&mut out);
-                let block = self.next_index.max(*index);
+                // Blocks are numbered as the client gets them, 0, 1, …: the upstream's own index
+                // may skip blocks this stream does not carry, and a gap breaks the official
+                // clients (they index a list by it).
+                let block = self.next_index;
                 self.next_index = block.saturating_add(1);
                 self.tools.insert(*index, block);
                 self.open = Some((block, BlockKind::Tool));
