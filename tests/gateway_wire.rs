@@ -906,3 +906,56 @@ fn content_block_indices_are_contiguous_whatever_the_upstream_numbers() {
         .collect();
     assert_eq!(names, ["read_file", "list_files"]);
 }
+
+/// An OpenAI refusal (`delta.refusal`, finish `stop`) is a refusal for every client: an OpenAI
+/// client reads it from `refusal` with `stop`, an Anthropic client as text with `refusal`, and the
+/// engine sees the content-filter stop reason.
+#[test]
+fn an_openai_refusal_stays_a_refusal_in_both_protocols() {
+    let upstream = concat!(
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-5\",",
+        "\"choices\":[{\"index\":0,\"delta\":{\"role\":\"assistant\",\"content\":null,\"refusal\":\"\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-5\",",
+        "\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"I can't help \"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-5\",",
+        "\"choices\":[{\"index\":0,\"delta\":{\"refusal\":\"with that.\"},\"finish_reason\":null}]}\n\n",
+        "data: {\"id\":\"chatcmpl-1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"gpt-5\",",
+        "\"choices\":[{\"index\":0,\"delta\":{},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let events = normalize(OpenAiParser::default(), upstream.as_bytes(), &[usize::MAX]).unwrap();
+    let refusal: String = events
+        .iter()
+        .filter_map(|e| match e {
+            StreamEvent::RefusalDelta { text } => Some(text.as_str()),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(refusal, "I can't help with that.");
+    assert!(matches!(
+        events.last(),
+        Some(StreamEvent::Done {
+            stop_reason: StopReason::ContentFilter,
+            ..
+        })
+    ));
+
+    // OpenAI client, streaming: `refusal` deltas and `stop`; it reads back the same.
+    let bytes = encode_openai(&events, false);
+    assert!(bytes.contains(r#""refusal":"I can't help ""#), "{bytes}");
+    assert!(bytes.contains(r#""finish_reason":"stop""#), "{bytes}");
+    assert_eq!(via_openai(&events, false), events);
+    // Anthropic client, streaming: text, and the stop reason `refusal`.
+    let bytes = encode_anthropic(&events);
+    assert!(bytes.contains(r#""stop_reason":"refusal""#), "{bytes}");
+    assert!(bytes.contains(r#""text":"with that.""#), "{bytes}");
+    // Whole replies.
+    let completion = openai_completion("gpt-5", &events);
+    let message = &completion["choices"][0]["message"];
+    assert_eq!(message["refusal"], "I can't help with that.");
+    assert!(message["content"].is_null());
+    assert_eq!(completion["choices"][0]["finish_reason"], "stop");
+    let anthropic = anthropic_message("gpt-5", &events);
+    assert_eq!(anthropic["stop_reason"], "refusal");
+    assert_eq!(anthropic["content"][0]["text"], "I can't help with that.");
+}

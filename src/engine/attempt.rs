@@ -174,6 +174,7 @@ pub async fn run(
         if matches!(
             event,
             StreamEvent::TextDelta { .. }
+                | StreamEvent::RefusalDelta { .. }
                 | StreamEvent::ThinkingDelta { .. }
                 | StreamEvent::ToolCallDelta { .. }
         ) {
@@ -186,7 +187,7 @@ pub async fn run(
                 }
                 !ctx.continuing
             }
-            StreamEvent::TextDelta { text } => {
+            StreamEvent::TextDelta { text } | StreamEvent::RefusalDelta { text } => {
                 report.text.push_str(text);
                 if !ctx.held {
                     ctx.bus.publish_text(ctx.request_id, &name, text);

@@ -505,6 +505,7 @@ fn is_content(event: &StreamEvent) -> bool {
     matches!(
         event,
         StreamEvent::TextDelta { .. }
+            | StreamEvent::RefusalDelta { .. }
             | StreamEvent::ThinkingDelta { .. }
             | StreamEvent::ToolCallStart { .. }
             | StreamEvent::ToolCallDelta { .. }

@@ -770,6 +770,16 @@ pub fn openai_finish_reason(reason: StopReason, raw: Option<&str>) -> String {
     .to_string()
 }
 
+/// A reply whose words are in `refusal` ends with `stop`, as OpenAI ends its refusals; without
+/// them a refusal is a `content_filter`.
+fn refusal_finish(refused: bool, reason: String) -> String {
+    if refused && reason == "content_filter" {
+        "stop".to_string()
+    } else {
+        reason
+    }
+}
+
 fn anthropic_usage(usage: &Usage) -> Value {
     json!({
         "input_tokens": usage.input_tokens,
@@ -1058,7 +1068,7 @@ impl Encode for AnthropicEncoder {
                     self.flush_start(&mut out);
                 }
             }
-            StreamEvent::TextDelta { text } => {
+            StreamEvent::TextDelta { text } | StreamEvent::RefusalDelta { text } => {
                 self.flush_start(&mut out);
                 if !text.is_empty() {
                     let index = self.ensure_block(BlockKind::Text, &mut out);
@@ -1175,6 +1185,8 @@ pub struct OpenAiEncoder {
     /// OpenAI's indices of the tool calls that got no arguments yet: they are sent `{}` at the
     /// end, since `""` is not JSON and clients parse the arguments.
     no_arguments: std::collections::BTreeSet<u32>,
+    /// A refusal went out in `refusal`: OpenAI ends those with `stop`.
+    refused: bool,
 }
 
 impl OpenAiEncoder {
@@ -1190,6 +1202,7 @@ impl OpenAiEncoder {
             usage: Usage::default(),
             tools: HashMap::new(),
             no_arguments: std::collections::BTreeSet::new(),
+            refused: false,
         }
     }
 
@@ -1255,6 +1268,13 @@ impl Encode for OpenAiEncoder {
                     out.push(self.chunk(json!({"reasoning_content": text}), Value::Null));
                 }
             }
+            StreamEvent::RefusalDelta { text } => {
+                self.start(&mut out);
+                if !text.is_empty() {
+                    self.refused = true;
+                    out.push(self.chunk(json!({"refusal": text}), Value::Null));
+                }
+            }
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.start(&mut out);
                 let next = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
@@ -1295,7 +1315,10 @@ impl Encode for OpenAiEncoder {
                         Value::Null,
                     ));
                 }
-                let reason = openai_finish_reason(*stop_reason, raw_stop_reason.as_deref());
+                let reason = refusal_finish(
+                    self.refused,
+                    openai_finish_reason(*stop_reason, raw_stop_reason.as_deref()),
+                );
                 out.push(self.chunk(json!({}), json!(reason)));
                 if self.include_usage {
                     out.push(openai_frame(&json!({
@@ -1329,6 +1352,7 @@ impl Encode for OpenAiEncoder {
 #[derive(Debug)]
 enum Block {
     Text(String),
+    Refusal(String),
     Thinking(String),
     Tool {
         index: u32,
@@ -1368,6 +1392,10 @@ fn fold(events: &[StreamEvent]) -> Folded {
             StreamEvent::TextDelta { text } => match reply.blocks.last_mut() {
                 Some(Block::Text(t)) => t.push_str(text),
                 _ => reply.blocks.push(Block::Text(text.clone())),
+            },
+            StreamEvent::RefusalDelta { text } => match reply.blocks.last_mut() {
+                Some(Block::Refusal(t)) => t.push_str(text),
+                _ => reply.blocks.push(Block::Refusal(text.clone())),
             },
             StreamEvent::ThinkingDelta { text } => match reply.blocks.last_mut() {
                 Some(Block::Thinking(t)) => t.push_str(text),
@@ -1411,7 +1439,7 @@ pub fn anthropic_message(model: &str, events: &[StreamEvent]) -> Value {
         .blocks
         .iter()
         .map(|block| match block {
-            Block::Text(text) => json!({"type": "text", "text": text}),
+            Block::Text(text) | Block::Refusal(text) => json!({"type": "text", "text": text}),
             Block::Thinking(text) => json!({"type": "thinking", "thinking": text, "signature": ""}),
             Block::Tool { id, name, json, .. } => {
                 json!({"type": "tool_use", "id": id, "name": name, "input": tool_arguments(json)})
@@ -1436,11 +1464,13 @@ pub fn anthropic_message(model: &str, events: &[StreamEvent]) -> Value {
 pub fn openai_completion(model: &str, events: &[StreamEvent]) -> Value {
     let reply = fold(events);
     let mut text = String::new();
+    let mut refusal = String::new();
     let mut thinking = String::new();
     let mut calls: Vec<(u32, Value)> = Vec::new();
     for block in &reply.blocks {
         match block {
             Block::Text(t) => text.push_str(t),
+            Block::Refusal(t) => refusal.push_str(t),
             Block::Thinking(t) => thinking.push_str(t),
             Block::Tool {
                 index,
@@ -1457,8 +1487,8 @@ pub fn openai_completion(model: &str, events: &[StreamEvent]) -> Value {
     }
     let mut message = json!({
         "role": "assistant",
-        "content": if text.is_empty() && !calls.is_empty() { Value::Null } else { json!(text) },
-        "refusal": Value::Null,
+        "content": if text.is_empty() && (!calls.is_empty() || !refusal.is_empty()) { Value::Null } else { json!(text) },
+        "refusal": if refusal.is_empty() { Value::Null } else { json!(refusal) },
         "annotations": [],
     });
     if !calls.is_empty() {
@@ -1477,7 +1507,7 @@ pub fn openai_completion(model: &str, events: &[StreamEvent]) -> Value {
             "index": 0,
             "message": message,
             "logprobs": Value::Null,
-            "finish_reason": openai_finish_reason(reason, raw.as_deref()),
+            "finish_reason": refusal_finish(!refusal.is_empty(), openai_finish_reason(reason, raw.as_deref())),
         }],
         "usage": openai_usage(&reply.usage),
         "system_fingerprint": Value::Null,

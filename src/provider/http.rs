@@ -468,9 +468,9 @@ fn redact_event(secrets: &Secrets, event: &mut StreamEvent) {
             secrets.scrub(id);
             secrets.scrub(model);
         }
-        StreamEvent::TextDelta { text } | StreamEvent::ThinkingDelta { text } => {
-            secrets.scrub(text)
-        }
+        StreamEvent::TextDelta { text }
+        | StreamEvent::ThinkingDelta { text }
+        | StreamEvent::RefusalDelta { text } => secrets.scrub(text),
         StreamEvent::ToolCallStart { id, name, .. } => {
             secrets.scrub(id);
             secrets.scrub(name);

@@ -220,6 +220,11 @@ pub enum StreamEvent {
     ThinkingDelta {
         text: String,
     },
+    /// The model declining, in words (OpenAI's `delta.refusal`): reply text that an OpenAI
+    /// client reads from `refusal` and an Anthropic client as text, with stop reason `refusal`.
+    RefusalDelta {
+        text: String,
+    },
     /// A tool call begins. `index` identifies it among this message's tool calls.
     ToolCallStart {
         index: u32,

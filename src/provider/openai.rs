@@ -185,6 +185,8 @@ pub struct OpenAiParser {
     /// Tool call indices already announced: some servers repeat the id on every chunk.
     tool_calls: Vec<u32>,
     finish_reason: Option<String>,
+    /// The model refused (`delta.refusal`): the reply ends as a refusal, not a normal stop.
+    refused: bool,
 }
 
 #[derive(Deserialize)]
@@ -211,6 +213,7 @@ struct Delta {
     /// OpenRouter, Ollama; a Value because not every server makes it a string.
     reasoning: Option<Value>,
     tool_calls: Option<Vec<ToolCallDelta>>,
+    refusal: Option<String>,
 }
 
 #[derive(Deserialize)]
@@ -240,12 +243,20 @@ struct PromptDetails {
 
 impl OpenAiParser {
     fn done(&self, out: &mut VecDeque<StreamEvent>) {
+        let stop_reason = self
+            .finish_reason
+            .as_deref()
+            .map_or(StopReason::Other, finish_reason);
+        // OpenAI ends a refusal with `stop`; it is a refusal all the same.
+        let (stop_reason, raw_stop_reason) = match stop_reason {
+            StopReason::EndTurn if self.refused => {
+                (StopReason::ContentFilter, Some("refusal".to_string()))
+            }
+            _ => (stop_reason, self.finish_reason.clone()),
+        };
         out.push_back(StreamEvent::Done {
-            stop_reason: self
-                .finish_reason
-                .as_deref()
-                .map_or(StopReason::Other, finish_reason),
-            raw_stop_reason: self.finish_reason.clone(),
+            stop_reason,
+            raw_stop_reason,
         });
     }
 
@@ -259,6 +270,10 @@ impl OpenAiParser {
         }
         if let Some(text) = delta.content.filter(|t| !t.is_empty()) {
             out.push_back(StreamEvent::TextDelta { text });
+        }
+        if let Some(text) = delta.refusal.filter(|t| !t.is_empty()) {
+            self.refused = true;
+            out.push_back(StreamEvent::RefusalDelta { text });
         }
         for (position, call) in delta.tool_calls.into_iter().flatten().enumerate() {
             // Some servers leave out `index`; the position in the list is then the best guess.
