@@ -34,6 +34,7 @@ fn usage(input: u64, output: u64, read: u64, write: u64) -> StreamEvent {
         output_tokens: output,
         cache_read_tokens: read,
         cache_write_tokens: write,
+        reasoning_tokens: 0,
     })
 }
 fn done(reason: StopReason, raw: &str) -> StreamEvent {
@@ -200,6 +201,7 @@ fn openai_normalized(events: &[StreamEvent], include_usage: bool) -> Vec<StreamE
                         output_tokens: u.output_tokens,
                         cache_read_tokens: u.cache_read_tokens,
                         cache_write_tokens: 0,
+                        reasoning_tokens: 0,
                     }));
                 }
                 let raw = match stop_reason {
@@ -958,4 +960,27 @@ fn an_openai_refusal_stays_a_refusal_in_both_protocols() {
     let anthropic = anthropic_message("gpt-5", &events);
     assert_eq!(anthropic["stop_reason"], "refusal");
     assert_eq!(anthropic["content"][0]["text"], "I can't help with that.");
+}
+
+/// Reasoning tokens reported by an OpenAI upstream reach an OpenAI client, streaming or not.
+#[test]
+fn reasoning_tokens_are_carried() {
+    let upstream = concat!(
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"o3\",",
+        "\"choices\":[{\"index\":0,\"delta\":{\"content\":\"4\"},\"finish_reason\":\"stop\"}]}\n\n",
+        "data: {\"id\":\"c1\",\"object\":\"chat.completion.chunk\",\"created\":1,\"model\":\"o3\",\"choices\":[],",
+        "\"usage\":{\"prompt_tokens\":12,\"completion_tokens\":70,\"total_tokens\":82,",
+        "\"prompt_tokens_details\":{\"cached_tokens\":0},\"completion_tokens_details\":{\"reasoning_tokens\":64}}}\n\n",
+        "data: [DONE]\n\n",
+    );
+    let events = normalize(OpenAiParser::default(), upstream.as_bytes(), &[usize::MAX]).unwrap();
+    let reported = events.iter().find_map(|e| match e {
+        StreamEvent::Usage(u) => Some(u.reasoning_tokens),
+        _ => None,
+    });
+    assert_eq!(reported, Some(64));
+    let whole = openai_completion("o3", &events);
+    assert_eq!(whole["usage"]["completion_tokens_details"]["reasoning_tokens"], 64);
+    let streamed = encode_openai(&events, true);
+    assert!(streamed.contains(r#""reasoning_tokens":64"#), "{streamed}");
 }

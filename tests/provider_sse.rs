@@ -630,7 +630,8 @@ data: [DONE]
                 input_tokens: 40,
                 output_tokens: 7,
                 cache_read_tokens: 60,
-                cache_write_tokens: 0
+                cache_write_tokens: 0,
+                reasoning_tokens: 0,
             }),
             StreamEvent::Done {
                 stop_reason: breakerbox::provider::StopReason::ToolUse,

@@ -106,6 +106,7 @@ mod tests {
             output_tokens: output,
             cache_read_tokens: cache_read,
             cache_write_tokens: cache_write,
+            reasoning_tokens: 0,
         }
     }
 

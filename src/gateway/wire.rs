@@ -799,7 +799,7 @@ fn openai_usage(usage: &Usage) -> Value {
         "total_tokens": prompt.saturating_add(usage.output_tokens),
         "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens, "audio_tokens": 0},
         "completion_tokens_details": {
-            "reasoning_tokens": 0,
+            "reasoning_tokens": usage.reasoning_tokens,
             "audio_tokens": 0,
             "accepted_prediction_tokens": 0,
             "rejected_prediction_tokens": 0,

@@ -41,6 +41,7 @@ fn usage(input: u64, output: u64, cache_read: u64, cache_write: u64) -> StreamEv
         output_tokens: output,
         cache_read_tokens: cache_read,
         cache_write_tokens: cache_write,
+        reasoning_tokens: 0,
     })
 }
 fn done(reason: StopReason, raw: &str) -> StreamEvent {
