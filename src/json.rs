@@ -83,6 +83,29 @@ pub fn kind(raw: &RawValue) -> &'static str {
     }
 }
 
+/// The object `fields` came from, with `key` set to `value` (added last if it was not there); every
+/// other field as it was sent, byte for byte.
+pub fn with_field(fields: &Fields<'_>, key: &str, value: &str) -> String {
+    let mut out = String::from("{");
+    let mut first = true;
+    let mut push = |out: &mut String, k: &str, v: &str| {
+        if !std::mem::take(&mut first) {
+            out.push(',');
+        }
+        out.push_str(&Value::from(k).to_string());
+        out.push(':');
+        out.push_str(v);
+    };
+    for (k, raw) in &fields.fields {
+        if k != key {
+            push(&mut out, k, raw.get());
+        }
+    }
+    push(&mut out, key, &Value::from(value).to_string());
+    out.push('}');
+    out
+}
+
 /// `head` (an object) with one more field, `key`, an array of `items` serialized one at a time: a
 /// long conversation costs its bytes, not a tree of them.
 pub fn object_with_array(
@@ -129,6 +152,25 @@ mod tests {
         assert_eq!(messages[1].get(), "2");
         let head = fields.values_except(&["messages"]);
         assert_eq!(head.keys().collect::<Vec<_>>(), ["model", "stream"]);
+    }
+
+    #[test]
+    fn a_field_is_set_and_the_others_kept_byte_for_byte() {
+        let body = br#"{"model":"a","messages":[ {"x" : 1.50} ],"z":null}"#;
+        let Ok(fields) = Fields::parse(body) else {
+            panic!("an object")
+        };
+        let text = with_field(&fields, "model", "b\"c");
+        assert!(text.contains(r#""messages":[ {"x" : 1.50} ]"#), "{text}");
+        let back: Value = serde_json::from_str(&text).unwrap_or_default();
+        assert_eq!(back["model"], "b\"c");
+        assert!(back["z"].is_null() && back.as_object().is_some_and(|o| o.len() == 3));
+        let added = with_field(&fields, "stream", "x");
+        let back: Value = serde_json::from_str(&added).unwrap_or_default();
+        assert_eq!(
+            (back["stream"].as_str(), back["model"].as_str()),
+            (Some("x"), Some("a"))
+        );
     }
 
     #[test]

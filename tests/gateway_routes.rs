@@ -181,3 +181,42 @@ async fn the_models_list_says_what_is_routable() {
         .collect();
     assert_eq!(ids, ["default", "claude-sonnet-4-5", "gpt-5"]);
 }
+
+/// `POST /v1/messages/count_tokens` against a gateway: the count of the route's Anthropic target,
+/// the estimate (marked) when that target cannot answer.
+async fn count(faults: &[&str]) -> (u16, Option<String>, Value) {
+    let config = Config::parse(SIM, "routes.toml").unwrap();
+    let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
+    let (gw, _sim, _bus) = gateway::start_demo(&config, &faults, None).await.unwrap();
+    let reply = reqwest::Client::new()
+        .post(format!("http://{}/v1/messages/count_tokens", gw.addr))
+        .header("anthropic-version", "2023-06-01")
+        .json(&json!({
+            "model": "claude-haiku-4-5",
+            "system": "You are terse.",
+            "messages": [{"role": "user", "content": "How many tokens is this?"}],
+        }))
+        .send()
+        .await
+        .unwrap();
+    let status = reply.status().as_u16();
+    let estimate = reply
+        .headers()
+        .get("breakerbox-estimate")
+        .map(|v| v.to_str().unwrap().to_string());
+    (status, estimate, reply.json().await.unwrap())
+}
+
+#[tokio::test]
+async fn count_tokens_asks_an_anthropic_target_or_says_it_estimated() {
+    let (status, estimate, body) = count(&[]).await;
+    assert_eq!(status, 200);
+    assert_eq!(estimate, None, "the simulator counted: {body}");
+    let counted = body["input_tokens"].as_u64().unwrap();
+    assert!(counted > 3, "{body}");
+    // The Anthropic target overloaded: an estimate, said to be one.
+    let (status, estimate, body) = count(&["anthropic=overloaded"]).await;
+    assert_eq!(status, 200);
+    assert_eq!(estimate.as_deref(), Some("true"));
+    assert!(body["input_tokens"].as_u64().unwrap() > 0, "{body}");
+}

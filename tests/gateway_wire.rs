@@ -980,7 +980,10 @@ fn reasoning_tokens_are_carried() {
     });
     assert_eq!(reported, Some(64));
     let whole = openai_completion("o3", &events);
-    assert_eq!(whole["usage"]["completion_tokens_details"]["reasoning_tokens"], 64);
+    assert_eq!(
+        whole["usage"]["completion_tokens_details"]["reasoning_tokens"],
+        64
+    );
     let streamed = encode_openai(&events, true);
     assert!(streamed.contains(r#""reasoning_tokens":64"#), "{streamed}");
 }

@@ -295,6 +295,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/messages", post(anthropic_messages))
+        .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
         .route("/events", get(events))
         .route("/control", post(control))
@@ -319,6 +320,83 @@ async fn anthropic_messages(
     body: Body,
 ) -> Response {
     gw.proxy(Protocol::Anthropic, &headers, body).await
+}
+
+/// `POST /v1/messages/count_tokens`: asked of the first Anthropic target of the model's route
+/// whose breaker is not open (each in turn), else estimated — about four characters a token — and
+/// then marked `breakerbox-estimate: true`. Counting is not traffic: no events, no breaker change.
+async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
+    let protocol = Protocol::Anthropic;
+    if !gw.v1_authorized(&headers) {
+        return gateway_error(
+            protocol,
+            ErrorClass::Auth,
+            "this gateway needs its token: send it as the API key, or in x-breakerbox-token",
+        );
+    }
+    let body = match read_body(body, &headers, BODY_LIMIT, gw.limits.body_timeout.0).await {
+        Ok(body) => body,
+        Err(unread) => return gateway_error(protocol, unread.class, &unread.message),
+    };
+    let Ok(fields) = crate::json::Fields::parse(&body) else {
+        return gateway_error(
+            protocol,
+            ErrorClass::BadRequest,
+            "the request body must be a JSON object",
+        );
+    };
+    let Some(model) = fields
+        .value("model")
+        .and_then(|m| m.as_str().map(str::to_string))
+    else {
+        return gateway_error(protocol, ErrorClass::BadRequest, "model: required");
+    };
+    let Some(route) = gw.routes.get(&model) else {
+        return gateway_error(
+            protocol,
+            ErrorClass::NotFound,
+            &format!("model `{model}` has no route on this gateway"),
+        );
+    };
+    let asked = Request {
+        as_requested: (routes::is_pattern(&route.model) && model != "default")
+            .then(|| (protocol, model.clone())),
+        ..Request::default()
+    };
+    let engine = route.engine(false);
+    for target in engine.targets() {
+        let open = matches!(
+            engine.shared().breakers.state(&target.breaker_key),
+            crate::engine::breaker::BreakerState::Open
+                | crate::engine::breaker::BreakerState::ForcedOpen
+        );
+        if open || target.provider.protocol() != Some(protocol) {
+            continue;
+        }
+        let mut target_model = target.model_for(&asked);
+        if target_model.is_empty() {
+            target_model = target.provider.default_model().to_string();
+        }
+        let Some(count) =
+            target
+                .provider
+                .count_tokens(crate::json::with_field(&fields, "model", &target_model))
+        else {
+            continue;
+        };
+        if let Ok(tokens) = count.await {
+            return json_response(200, &json!({"input_tokens": tokens}), None);
+        }
+    }
+    let mut response = json_response(
+        200,
+        &json!({"input_tokens": (body.len() as u64).div_ceil(4)}),
+        None,
+    );
+    response
+        .headers_mut()
+        .insert("breakerbox-estimate", HeaderValue::from_static("true"));
+    response
 }
 
 impl Gateway {

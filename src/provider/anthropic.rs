@@ -122,6 +122,39 @@ impl Provider for AnthropicClient {
     fn protocol(&self) -> Option<Protocol> {
         Some(Protocol::Anthropic)
     }
+    fn count_tokens(
+        &self,
+        body: String,
+    ) -> Option<futures::future::BoxFuture<'static, Result<u64, String>>> {
+        let key = self.config.api_key.clone();
+        let mut headers = self.headers(&key).ok()?;
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        let url = http::endpoint(&self.config.base_url, "/v1/messages/count_tokens");
+        let request = self.http.post(url).headers(headers).body(body);
+        // A count is a quick question: it gets the time a reply has to start.
+        let within = self.config.timeouts.headers;
+        Some(Box::pin(async move {
+            #[derive(Deserialize)]
+            struct Count {
+                input_tokens: u64,
+            }
+            let response = tokio::time::timeout(within, request.send())
+                .await
+                .map_err(|_| "no answer in time".to_string())?
+                .map_err(|e| http::describe(&e))?;
+            let status = response.status();
+            if !status.is_success() {
+                return Err(format!("HTTP {}", status.as_u16()));
+            }
+            let body = tokio::time::timeout(within, response.bytes())
+                .await
+                .map_err(|_| "no answer in time".to_string())?
+                .map_err(|e| http::describe(&e))?;
+            serde_json::from_slice::<Count>(&body)
+                .map(|c| c.input_tokens)
+                .map_err(|e| format!("not a token count: {e}"))
+        }))
+    }
     fn stream(&self, request: Request) -> ProviderStream {
         let key = request
             .key_for(Protocol::Anthropic, &self.config.api_key)

@@ -485,7 +485,7 @@ fn redact_event(secrets: &Secrets, event: &mut StreamEvent) {
 
 /// A reqwest error with its causes: the top line alone ("error sending request") says too little.
 /// Its URL is shown without user info or query, where credentials hide.
-fn describe(err: &reqwest::Error) -> String {
+pub(crate) fn describe(err: &reqwest::Error) -> String {
     let mut text = err.to_string();
     if let Some(url) = err.url() {
         text = text.replace(url.as_str(), &url_for_display(url.as_str()));

@@ -266,6 +266,14 @@ pub trait Provider: Send + Sync {
     fn protocol(&self) -> Option<Protocol> {
         None
     }
+    /// The provider's own count of a request's input tokens, where its protocol has one
+    /// (Anthropic's `POST /v1/messages/count_tokens`, `body` a body for it): `None` when it has not.
+    fn count_tokens(
+        &self,
+        _body: String,
+    ) -> Option<futures::future::BoxFuture<'static, Result<u64, String>>> {
+        None
+    }
     /// Start a streamed reply. Failures of any phase arrive as an `Err` item, after which the stream
     /// ends; a stream that ends without `Done` was cut (the clients report that as an error too).
     /// Dropping the stream aborts the HTTP request.

@@ -151,7 +151,7 @@ fn split_tokens(text: &str) -> Vec<String> {
 }
 
 /// About four characters a token, plus a little per message, as real tokenizers roughly give.
-fn input_tokens(request: &SimRequest) -> u64 {
+pub(crate) fn input_tokens(request: &SimRequest) -> u64 {
     let tools: usize = request
         .tools
         .iter()

@@ -79,6 +79,38 @@ pub(crate) async fn answer(
     }
 }
 
+/// `POST /v1/messages/count_tokens` (Anthropic's): the input tokens the reply to this body would
+/// report. A fault that answers with an HTTP error answers this too.
+pub(crate) async fn count_tokens(provider: Arc<ProviderState>, body: Bytes) -> Response {
+    let wire = wire(provider.spec.protocol);
+    // A count body is a Messages body without `max_tokens`.
+    let parsed = crate::json::Fields::parse(&body)
+        .ok()
+        .map(|f| f.values_except(&[]))
+        .map(|mut obj| {
+            obj.insert("max_tokens".into(), serde_json::json!(1));
+            serde_json::Value::Object(obj).to_string()
+        })
+        .ok_or_else(|| "the request body must be a JSON object".to_string())
+        .and_then(|b| wire.parse_request(b.as_bytes()));
+    let request = parsed.as_ref().cloned().unwrap_or_default();
+    let (kind, mut rng) = provider.draw(&request.prompt);
+    let meta = wire.new_meta(&mut rng, provider.spec.model.clone(), false);
+    if let Err(message) = parsed {
+        return error_response(wire, wire.invalid_request(&message, &meta), &meta);
+    }
+    if let Some(error) = wire.fault_error(&kind, &meta) {
+        return error_response(wire, error, &meta);
+    }
+    let count = serde_json::json!({"input_tokens": super::reply::input_tokens(&request)});
+    success(
+        wire,
+        &meta,
+        "application/json",
+        Body::from(count.to_string()),
+    )
+}
+
 /// A 200 with the request id, as both providers send it.
 fn success(wire: &dyn Wire, meta: &Meta, content_type: &'static str, body: Body) -> Response {
     let headers = [

@@ -20,7 +20,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::control;
-use super::serve::{answer, not_found};
+use super::serve::{answer, count_tokens, not_found};
 use super::state::{ProviderState, SimState};
 use super::wire::wire;
 use crate::provider::Protocol;
@@ -187,6 +187,10 @@ pub(crate) fn shared_router(state: Arc<SimState>) -> Router {
         .route("/_sim/log", get(control::log))
         .route("/_sim/healthz", get(control::healthz))
         .route("/{name}/v1/messages", post(shared_messages))
+        .route(
+            "/{name}/v1/messages/count_tokens",
+            post(shared_count_tokens),
+        )
         .route("/{name}/v1/chat/completions", post(shared_chat))
         .fallback(|| async { not_found("no such path on the simulator".to_string()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
@@ -195,15 +199,21 @@ pub(crate) fn shared_router(state: Arc<SimState>) -> Router {
 
 fn direct_router(provider: Arc<ProviderState>) -> Router {
     let path = wire(provider.spec.protocol).path();
-    Router::new()
-        .route(
-            path,
-            post(
-                |State(p): State<Arc<ProviderState>>,
-                 Extension(conn): Extension<Arc<ConnControl>>,
-                 body: Bytes| answer(p, conn, body),
-            ),
-        )
+    let mut router = Router::new().route(
+        path,
+        post(
+            |State(p): State<Arc<ProviderState>>,
+             Extension(conn): Extension<Arc<ConnControl>>,
+             body: Bytes| answer(p, conn, body),
+        ),
+    );
+    if provider.spec.protocol == Protocol::Anthropic {
+        router = router.route(
+            "/v1/messages/count_tokens",
+            post(|State(p): State<Arc<ProviderState>>, body: Bytes| count_tokens(p, body)),
+        );
+    }
+    router
         .fallback(move || async move { not_found(format!("this port serves POST {path}")) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(provider)
@@ -216,6 +226,20 @@ async fn shared_messages(
     body: Bytes,
 ) -> Response {
     shared(&state, &name, Protocol::Anthropic, conn, body).await
+}
+
+async fn shared_count_tokens(
+    State(state): State<Arc<SimState>>,
+    Path(name): Path<String>,
+    body: Bytes,
+) -> Response {
+    match state.provider(&name) {
+        Ok(p) if p.spec.protocol == Protocol::Anthropic => count_tokens(Arc::clone(p), body).await,
+        Ok(_) => not_found(format!(
+            "`{name}` does not count tokens (only Anthropic does)"
+        )),
+        Err(e) => not_found(format!("{e} (there are: {})", state.names())),
+    }
 }
 
 async fn shared_chat(
