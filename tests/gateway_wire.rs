@@ -717,6 +717,12 @@ fn inbound_errors_name_the_field() {
             openai(
                 json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "image_url", "image_url": {}}]}]}),
             ),
+            "messages[0].content[0].image_url.url",
+        ),
+        (
+            openai(
+                json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]}),
+            ),
             "messages[0].content[0].type",
         ),
         (
@@ -986,4 +992,53 @@ fn reasoning_tokens_are_carried() {
     );
     let streamed = encode_openai(&events, true);
     assert!(streamed.contains(r#""reasoning_tokens":64"#), "{streamed}");
+}
+
+/// Images cross protocols: OpenAI's `image_url` (a URL or a `data:` URL) and Anthropic's `image`
+/// (a `url` or a `base64` source) become each other, in both directions.
+#[test]
+fn images_cross_protocols_both_ways() {
+    const PNG: &str = "iVBORw0KGgo=";
+    let openai = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "What is in these?"},
+        {"type": "image_url", "image_url": {"url": format!("data:image/png;base64,{PNG}"), "detail": "low"}},
+        {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}},
+    ]}]});
+    let (request, _) = parse_openai_request(openai.to_string().as_bytes()).unwrap();
+    let anthropic = anthropic_body(&request);
+    let blocks = &anthropic["messages"][0]["content"];
+    assert_eq!(
+        blocks[0],
+        json!({"type": "text", "text": "What is in these?"})
+    );
+    assert_eq!(
+        blocks[1],
+        json!({"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": PNG}})
+    );
+    assert_eq!(
+        blocks[2],
+        json!({"type": "image", "source": {"type": "url", "url": "https://example.com/cat.jpg"}})
+    );
+    // And back: the Anthropic request parses to the same, and OpenAI gets its parts again.
+    let (again, _) = parse_anthropic_request(anthropic.to_string().as_bytes()).unwrap();
+    assert_eq!(again.messages, request.messages);
+    let back = openai_body(&again);
+    let parts = &back["messages"][0]["content"];
+    assert_eq!(
+        parts[0],
+        json!({"type": "text", "text": "What is in these?"})
+    );
+    assert_eq!(
+        parts[1]["image_url"]["url"],
+        format!("data:image/png;base64,{PNG}")
+    );
+    assert_eq!(parts[2]["image_url"]["url"], "https://example.com/cat.jpg");
+    // A source breakerbox cannot carry is refused, naming the field.
+    let file = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
+        {"type": "image", "source": {"type": "file", "file_id": "f1"}}]}]});
+    let err = parse_anthropic_request(file.to_string().as_bytes()).unwrap_err();
+    assert_eq!(
+        err.param.as_deref(),
+        Some("messages[0].content[0].source.type")
+    );
 }

@@ -244,37 +244,74 @@ fn text_parts(value: &Value, path: &str) -> Result<Vec<String>, WireError> {
     match value {
         Value::Null => Ok(Vec::new()),
         Value::String(s) => Ok(vec![s.clone()]),
-        Value::Array(parts) => {
-            let mut texts = Vec::new();
-            for (j, part) in parts.iter().enumerate() {
-                let path = format!("{path}[{j}]");
-                match part {
-                    Value::String(s) => texts.push(s.clone()),
-                    Value::Object(obj) => {
-                        let kind = opt_str(obj, "type", &format!("{path}.type"))?.unwrap_or("text");
-                        if kind != "text" {
-                            return Err(WireError::field(
-                                format!("{path}.type"),
-                                format!("`{kind}` content is not supported by this gateway"),
-                            ));
-                        }
-                        texts.push(req_str(obj, "text", &format!("{path}.text"))?.to_string());
-                    }
-                    other => {
-                        return Err(WireError::field(
-                            path,
-                            format!("expected an object, got {}", describe(other)),
-                        ));
-                    }
-                }
-            }
-            Ok(texts)
-        }
+        Value::Array(parts) => parts
+            .iter()
+            .enumerate()
+            .map(|(j, part)| text_part(part, &format!("{path}[{j}]")))
+            .collect(),
         other => Err(WireError::field(
             path,
             format!("expected a string or an array, got {}", describe(other)),
         )),
     }
+}
+
+/// One text part: a string, or `{"type": "text", "text"}` (other kinds are refused).
+fn text_part(part: &Value, path: &str) -> Result<String, WireError> {
+    match part {
+        Value::String(s) => Ok(s.clone()),
+        Value::Object(obj) => {
+            let kind = opt_str(obj, "type", &format!("{path}.type"))?.unwrap_or("text");
+            if kind != "text" {
+                return Err(WireError::field(
+                    format!("{path}.type"),
+                    format!("`{kind}` content is not supported by this gateway"),
+                ));
+            }
+            Ok(req_str(obj, "text", &format!("{path}.text"))?.to_string())
+        }
+        other => Err(WireError::field(
+            path,
+            format!("expected an object, got {}", describe(other)),
+        )),
+    }
+}
+
+/// A user message's `content`: a string, or text and image parts (`image_url`, a URL or a `data:`
+/// URL). Audio and files are refused, as in [`text_parts`].
+fn user_parts(value: &Value, path: &str) -> Result<Vec<Content>, WireError> {
+    let Value::Array(parts) = value else {
+        return Ok(texts_to_content(text_parts(value, path)?));
+    };
+    let mut content = Vec::new();
+    for (j, part) in parts.iter().enumerate() {
+        let part_path = format!("{path}[{j}]");
+        let image = part
+            .as_object()
+            .filter(|p| p.get("type").and_then(Value::as_str) == Some("image_url"));
+        match image {
+            Some(obj) => {
+                let url = match get(obj, "image_url") {
+                    // `{"url": …, "detail": …}`, or (older clients) the URL itself.
+                    Some(Value::Object(inner)) => {
+                        req_str(inner, "url", &format!("{part_path}.image_url.url"))?
+                    }
+                    Some(Value::String(url)) => url,
+                    _ => {
+                        return Err(WireError::field(
+                            format!("{part_path}.image_url"),
+                            "required",
+                        ));
+                    }
+                };
+                content.push(Content::Image {
+                    url: url.to_string(),
+                });
+            }
+            None => content.extend(texts_to_content(vec![text_part(part, &part_path)?])),
+        }
+    }
+    Ok(content)
 }
 
 fn texts_to_content(texts: Vec<String>) -> Vec<Content> {
@@ -448,8 +485,11 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
                 );
             }
             "user" => {
-                let texts = text_parts(content, &content_path)?;
-                push_message(&mut messages, Role::User, texts_to_content(texts));
+                push_message(
+                    &mut messages,
+                    Role::User,
+                    user_parts(content, &content_path)?,
+                );
             }
             "assistant" => {
                 let mut blocks = texts_to_content(text_parts(content, &content_path)?);
@@ -703,6 +743,30 @@ fn anthropic_block(block: &Value, path: &str) -> Result<Option<Content>, WireErr
                 content,
                 is_error: opt_bool(obj, "is_error", &format!("{path}.is_error"))?.unwrap_or(false),
             })
+        }
+        "image" => {
+            let source_path = format!("{path}.source");
+            let source = as_object(
+                get(obj, "source").ok_or_else(|| WireError::field(&source_path, "required"))?,
+                &source_path,
+            )?;
+            let url = match req_str(source, "type", &format!("{source_path}.type"))? {
+                "base64" => format!(
+                    "data:{};base64,{}",
+                    req_str(source, "media_type", &format!("{source_path}.media_type"))?,
+                    req_str(source, "data", &format!("{source_path}.data"))?
+                ),
+                "url" => req_str(source, "url", &format!("{source_path}.url"))?.to_string(),
+                other => {
+                    return Err(WireError::field(
+                        format!("{source_path}.type"),
+                        format!(
+                            "`{other}` image sources are not supported by this gateway (base64 or url)"
+                        ),
+                    ));
+                }
+            };
+            Some(Content::Image { url })
         }
         "thinking" | "redacted_thinking" => None,
         other => {

@@ -95,6 +95,11 @@ impl AnthropicClient {
 
 fn content_block(content: &Content) -> Value {
     match content {
+        Content::Image { url } => match super::data_url(url) {
+            Some((media_type, data)) => json!({"type": "image", "source":
+                {"type": "base64", "media_type": media_type, "data": data}}),
+            None => json!({"type": "image", "source": {"type": "url", "url": url}}),
+        },
         Content::Text { text } => json!({ "type": "text", "text": text }),
         Content::ToolUse { id, name, input } => {
             json!({ "type": "tool_use", "id": id, "name": name, "input": input })

@@ -142,6 +142,18 @@ pub enum Content {
         #[serde(default)]
         is_error: bool,
     },
+    /// An image: `url` is `https://…`, or the image itself as `data:<media type>;base64,<data>`
+    /// (OpenAI's form; Anthropic's `base64` source maps to it and back).
+    Image {
+        url: String,
+    },
+}
+
+/// A `data:<media type>;base64,<data>` URL split into its media type and data.
+pub fn data_url(url: &str) -> Option<(&str, &str)> {
+    let rest = url.strip_prefix("data:")?;
+    let (media_type, data) = rest.split_once(";base64,")?;
+    Some((media_type, data))
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

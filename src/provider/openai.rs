@@ -108,10 +108,12 @@ impl OpenAiClient {
 /// directly follow the assistant's tool calls, so they go first), the rest one user or assistant message.
 fn push_messages(role: Role, content: &[Content], messages: &mut Vec<Value>) {
     let mut text = Vec::new();
+    let mut images = Vec::new();
     let mut tool_calls = Vec::new();
     for block in content {
         match block {
             Content::Text { text: t } => text.push(t.as_str()),
+            Content::Image { url } => images.push(url.as_str()),
             Content::ToolUse { id, name, input } => tool_calls.push(json!({
                 "id": id,
                 "type": "function",
@@ -127,6 +129,20 @@ fn push_messages(role: Role, content: &[Content], messages: &mut Vec<Value>) {
                 "content": content,
             })),
         }
+    }
+    if role == Role::User && !images.is_empty() {
+        // With images the content is a list of parts: the text, then each image.
+        let mut parts = Vec::new();
+        if !text.is_empty() {
+            parts.push(json!({"type": "text", "text": text.join("\n")}));
+        }
+        parts.extend(
+            images
+                .into_iter()
+                .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
+        );
+        messages.push(json!({ "role": "user", "content": parts }));
+        return;
     }
     let text = text.join("\n");
     match role {
