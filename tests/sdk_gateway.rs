@@ -50,6 +50,17 @@ first_event_latency = "0ms"
 token_delay = "1ms"
 jitter = 0.0
 use_tools = true
+
+# `default`, and each protocol's own model names (a target of the client's protocol asks for the
+# model it named); any other name is a 404 naming the routes.
+[[routes]]
+model = "default"
+
+[[routes]]
+model = "claude-*"
+
+[[routes]]
+model = "gpt-*"
 "#;
 
 /// However a script hangs, the test ends.

@@ -671,6 +671,8 @@ CHECKS = [
         "anthropic tripped: anthropic tool_choice none -> words, no tool_use (openai answered)",
         with_tripped("anthropic", anthropic_tool_choice_none("openai")),
     ),
+    ("openai: its own model name is routed (gpt-*)", lambda: openai_whole_text(model="gpt-5-mini")[:40]),
+    ("anthropic: its own model name is routed (claude-*)", lambda: anthropic_whole_text(model="claude-haiku-4-5")[:40]),
     ("openai: models.list names the routes", openai_models),
     ("anthropic: models.list names the routes", anthropic_models),
     # Errors, as each client's documented exception.

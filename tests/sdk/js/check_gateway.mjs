@@ -371,6 +371,8 @@ const CHECKS = [
   ['anthropic tripped: anthropic tool_use streamed (openai answered)', withTripped('anthropic', anthropicToolStream('openai'))],
   ['anthropic tripped: anthropic tool_use not streamed (openai answered)', withTripped('anthropic', anthropicToolWhole('openai'))],
   ['openai: tool_choice none -> words, no tool call (anthropic answered)', openaiToolChoiceNone('anthropic')],
+  ['openai: its own model name is routed (gpt-*)', async () => (await openaiWholeText(OAI0, 'gpt-5-mini')).slice(0, 40)],
+  ['anthropic: its own model name is routed (claude-*)', async () => (await anthropicWholeText(ANT0, 'claude-haiku-4-5')).slice(0, 40)],
   [
     'openai: unknown model -> NotFoundError 404 naming the routes',
     raises(() => openaiWholeText(OAI0, 'no-such-model'), OpenAI.NotFoundError, { status: 404, mentions: ROUTE }),
