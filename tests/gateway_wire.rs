@@ -1042,3 +1042,33 @@ fn images_cross_protocols_both_ways() {
         Some("messages[0].content[0].source.type")
     );
 }
+
+/// Reasoning from another protocol (an OpenAI-compatible `reasoning_content`) has no signature:
+/// an Anthropic client gets no thinking block for it (one it could not send back), streaming or
+/// not, and the text blocks around it are numbered without a gap.
+#[test]
+fn unsigned_reasoning_is_dropped_for_anthropic_clients_not_blanked() {
+    let events = [
+        start("chatcmpl-1", "deepseek-r1"),
+        StreamEvent::ThinkingDelta {
+            text: "Let me think.".into(),
+        },
+        text("42"),
+        done(StopReason::EndTurn, "stop"),
+    ];
+    let bytes = encode_anthropic(&events);
+    assert!(!bytes.contains("thinking"), "{bytes}");
+    let starts: Vec<Value> = bytes
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|d| serde_json::from_str::<Value>(d).ok())
+        .filter(|f| f["type"] == "content_block_start")
+        .collect();
+    assert_eq!(starts.len(), 1, "{bytes}");
+    assert_eq!(starts[0]["index"], 0);
+    assert_eq!(starts[0]["content_block"]["type"], "text");
+    let whole = anthropic_message("m", &events);
+    assert_eq!(whole["content"], json!([{"type": "text", "text": "42"}]));
+    // OpenAI clients keep it, as `reasoning_content`.
+    assert!(encode_openai(&events, false).contains("reasoning_content"));
+}

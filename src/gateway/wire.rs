@@ -1015,7 +1015,6 @@ pub trait Encode: Send {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum BlockKind {
     Text,
-    Thinking,
     Tool,
 }
 
@@ -1094,10 +1093,7 @@ impl AnthropicEncoder {
         let index = self.next_index;
         self.next_index = index.saturating_add(1);
         self.open = Some((index, kind));
-        let block = match kind {
-            BlockKind::Thinking => json!({"type": "thinking", "thinking": "", "signature": ""}),
-            _ => json!({"type": "text", "text": ""}),
-        };
+        let block = json!({"type": "text", "text": ""});
         out.push(anthropic_frame(
             "content_block_start",
             &json!({"type": "content_block_start", "index": index, "content_block": block}),
@@ -1143,17 +1139,10 @@ impl Encode for AnthropicEncoder {
                     ));
                 }
             }
-            StreamEvent::ThinkingDelta { text } => {
-                self.flush_start(&mut out);
-                if !text.is_empty() {
-                    let index = self.ensure_block(BlockKind::Thinking, &mut out);
-                    out.push(anthropic_frame(
-                        "content_block_delta",
-                        &json!({"type": "content_block_delta", "index": index,
-                                "delta": {"type": "thinking_delta", "thinking": text}}),
-                    ));
-                }
-            }
+            // Reasoning reaches this encoder only from another protocol (an OpenAI-compatible
+            // server's `reasoning_content`): it has no signature, and a thinking block without a
+            // valid one cannot be sent back to an Anthropic model. Dropped, not blanked.
+            StreamEvent::ThinkingDelta { .. } => self.flush_start(&mut out),
             StreamEvent::ToolCallStart { index, id, name } => {
                 self.flush_start(&mut out);
                 self.close_block(&mut out);
@@ -1502,12 +1491,13 @@ pub fn anthropic_message(model: &str, events: &[StreamEvent]) -> Value {
     let content: Vec<Value> = reply
         .blocks
         .iter()
-        .map(|block| match block {
-            Block::Text(text) | Block::Refusal(text) => json!({"type": "text", "text": text}),
-            Block::Thinking(text) => json!({"type": "thinking", "thinking": text, "signature": ""}),
-            Block::Tool { id, name, json, .. } => {
-                json!({"type": "tool_use", "id": id, "name": name, "input": tool_arguments(json)})
-            }
+        .filter_map(|block| match block {
+            Block::Text(text) | Block::Refusal(text) => Some(json!({"type": "text", "text": text})),
+            // See the streaming encoder: unsigned reasoning is not an Anthropic thinking block.
+            Block::Thinking(_) => None,
+            Block::Tool { id, name, json, .. } => Some(
+                json!({"type": "tool_use", "id": id, "name": name, "input": tool_arguments(json)}),
+            ),
         })
         .collect();
     let (reason, raw) = reply.stop.unwrap_or((StopReason::EndTurn, None));
