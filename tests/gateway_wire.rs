@@ -568,6 +568,9 @@ fn sample_request() -> Request {
         }),
         credentials: None,
         as_requested: None,
+        parallel_tool_calls: None,
+        top_k: None,
+        user: None,
     }
 }
 
@@ -1071,4 +1074,48 @@ fn unsigned_reasoning_is_dropped_for_anthropic_clients_not_blanked() {
     assert_eq!(whole["content"], json!([{"type": "text", "text": "42"}]));
     // OpenAI clients keep it, as `reasoning_content`.
     assert!(encode_openai(&events, false).contains("reasoning_content"));
+}
+
+/// The end user's id, parallel tool calls and `top_k` cross where the target has an equivalent.
+#[test]
+fn user_parallel_tool_calls_and_top_k_cross_where_they_can() {
+    let tool =
+        json!({"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}});
+    let openai = json!({"model": "m", "messages": [{"role": "user", "content": "hi"}],
+                        "tools": [tool], "parallel_tool_calls": false, "user": "u-42"});
+    let (request, _) = parse_openai_request(openai.to_string().as_bytes()).unwrap();
+    let anthropic = anthropic_body(&request);
+    assert_eq!(anthropic["metadata"], json!({"user_id": "u-42"}));
+    assert_eq!(
+        anthropic["tool_choice"],
+        json!({"type": "auto", "disable_parallel_tool_use": true})
+    );
+    assert!(anthropic.get("top_k").is_none());
+
+    let body = json!({"model": "m", "max_tokens": 5, "top_k": 40,
+                      "metadata": {"user_id": "u-7"},
+                      "tools": [{"name": "f", "input_schema": {"type": "object"}}],
+                      "tool_choice": {"type": "any", "disable_parallel_tool_use": true},
+                      "messages": [{"role": "user", "content": "hi"}]});
+    let (request, _) = parse_anthropic_request(body.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        (request.top_k, request.parallel_tool_calls),
+        (Some(40), Some(false))
+    );
+    let openai = openai_body(&request);
+    assert_eq!(openai["user"], "u-7");
+    assert_eq!(openai["parallel_tool_calls"], false);
+    assert_eq!(openai["tool_choice"], "required");
+    assert!(
+        openai.get("top_k").is_none(),
+        "OpenAI has no top_k: dropped"
+    );
+    // Anthropic to Anthropic keeps all three.
+    let again = anthropic_body(&request);
+    assert_eq!(again["top_k"], 40);
+    assert_eq!(again["metadata"]["user_id"], "u-7");
+    assert_eq!(
+        again["tool_choice"],
+        json!({"type": "any", "disable_parallel_tool_use": true})
+    );
 }

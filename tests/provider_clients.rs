@@ -157,6 +157,9 @@ fn conversation() -> Request {
         temperature: Some(0.5),
         credentials: None,
         as_requested: None,
+        parallel_tool_calls: None,
+        top_k: None,
+        user: None,
         ..Request::default()
     }
 }

@@ -597,6 +597,9 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
         tool_choice: openai_tool_choice(&obj)?,
         credentials: None,
         as_requested: None,
+        parallel_tool_calls: opt_bool(&obj, "parallel_tool_calls", "parallel_tool_calls")?,
+        top_k: None,
+        user: opt_str(&obj, "user", "user")?.map(str::to_string),
     };
     Ok((
         request,
@@ -701,6 +704,29 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
         tool_choice: anthropic_tool_choice(&obj)?,
         credentials: None,
         as_requested: None,
+        parallel_tool_calls: match get(&obj, "tool_choice") {
+            Some(Value::Object(choice)) => opt_bool(
+                choice,
+                "disable_parallel_tool_use",
+                "tool_choice.disable_parallel_tool_use",
+            )?
+            .map(|disabled| !disabled),
+            _ => None,
+        },
+        top_k: match get(&obj, "top_k") {
+            None => None,
+            Some(v) => Some(
+                v.as_u64()
+                    .and_then(|k| u32::try_from(k).ok())
+                    .ok_or_else(|| WireError::field("top_k", "expected a non-negative integer"))?,
+            ),
+        },
+        user: match get(&obj, "metadata") {
+            Some(Value::Object(metadata)) => {
+                opt_str(metadata, "user_id", "metadata.user_id")?.map(str::to_string)
+            }
+            _ => None,
+        },
     };
     Ok((
         request,

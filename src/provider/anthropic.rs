@@ -55,6 +55,22 @@ impl AnthropicClient {
                 ToolChoice::Tool { name } => json!({"type": "tool", "name": name}),
             };
         }
+        // `none` calls no tool at all: nothing to run in parallel.
+        if request.parallel_tool_calls == Some(false)
+            && !request.tools.is_empty()
+            && request.tool_choice != Some(ToolChoice::None)
+        {
+            if body.get("tool_choice").is_none() {
+                body["tool_choice"] = json!({"type": "auto"});
+            }
+            body["tool_choice"]["disable_parallel_tool_use"] = json!(true);
+        }
+        if let Some(k) = request.top_k {
+            body["top_k"] = json!(k);
+        }
+        if let Some(user) = &request.user {
+            body["metadata"] = json!({"user_id": user});
+        }
         if !request.tools.is_empty() {
             let tools: Vec<Value> = request
                 .tools

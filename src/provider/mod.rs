@@ -42,6 +42,17 @@ pub struct Request {
     /// Whether and which tool the model must call; the provider decides when `None`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub tool_choice: Option<ToolChoice>,
+    /// Whether the model may call several tools at once (OpenAI's `parallel_tool_calls`,
+    /// Anthropic's `tool_choice.disable_parallel_tool_use` inverted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parallel_tool_calls: Option<bool>,
+    /// Sample from the `top_k` likeliest tokens (Anthropic's; OpenAI has no equivalent).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub top_k: Option<u32>,
+    /// An id of the end user, for the provider's abuse monitoring (OpenAI's `user`, Anthropic's
+    /// `metadata.user_id`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
     /// The caller's own key, used instead of the provider's by the providers that speak its
     /// protocol (the gateway's `passthrough` routes). Never serialized.
     #[serde(skip)]

@@ -54,6 +54,12 @@ impl OpenAiClient {
         if !request.stop.is_empty() {
             body["stop"] = json!(request.stop);
         }
+        if let (Some(parallel), false) = (request.parallel_tool_calls, request.tools.is_empty()) {
+            body["parallel_tool_calls"] = json!(parallel);
+        }
+        if let Some(user) = &request.user {
+            body["user"] = json!(user);
+        }
         if let (Some(choice), false) = (&request.tool_choice, request.tools.is_empty()) {
             body["tool_choice"] = match choice {
                 ToolChoice::Auto => json!("auto"),
