@@ -9,7 +9,6 @@
 
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
-use std::collections::HashMap;
 
 /// Why a body is not a JSON object.
 #[derive(Debug)]
@@ -20,9 +19,36 @@ pub enum NotAnObject {
     Kind(&'static str),
 }
 
-/// A JSON object's top-level fields, each still the raw JSON text it was sent as.
+/// A JSON object's top-level fields, in the order sent, each still the raw JSON text it was sent
+/// as. A key sent twice counts as its last value (as serde_json reads it).
 pub struct Fields<'a> {
-    fields: HashMap<String, &'a RawValue>,
+    fields: Vec<(String, &'a RawValue)>,
+}
+
+/// The fields of an object, in order, their values borrowed raw.
+struct InOrder<'a>(Vec<(String, &'a RawValue)>);
+
+impl<'de> serde::Deserialize<'de> for InOrder<'de> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Visit;
+        impl<'de> serde::de::Visitor<'de> for Visit {
+            type Value = InOrder<'de>;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a JSON object")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut fields = Vec::new();
+                while let Some(entry) = map.next_entry::<String, &'de RawValue>()? {
+                    fields.push(entry);
+                }
+                Ok(InOrder(fields))
+            }
+        }
+        deserializer.deserialize_map(Visit)
+    }
 }
 
 impl<'a> Fields<'a> {
@@ -33,13 +59,18 @@ impl<'a> Fields<'a> {
             "an object" => {}
             other => return Err(NotAnObject::Kind(other)),
         }
-        let fields = serde_json::from_str(raw.get()).map_err(NotAnObject::Invalid)?;
+        let InOrder(fields) = serde_json::from_str(raw.get()).map_err(NotAnObject::Invalid)?;
         Ok(Fields { fields })
     }
 
     /// A field's raw text; a JSON `null` counts as absent.
     pub fn raw(&self, key: &str) -> Option<&'a RawValue> {
-        self.fields.get(key).copied().filter(|v| v.get() != "null")
+        self.fields
+            .iter()
+            .rev()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| *v)
+            .filter(|v| v.get() != "null")
     }
 
     /// A field as a value (for the small ones).
@@ -47,12 +78,11 @@ impl<'a> Fields<'a> {
         self.raw(key).and_then(|raw| parse(raw).ok())
     }
 
-    /// Every field as a value except the `skipped` ones (the long arrays, walked with [`items`]).
-    pub fn values_except(&self, skipped: &[&str]) -> Map<String, Value> {
-        self.fields
-            .iter()
-            .filter(|(key, _)| !skipped.contains(&key.as_str()))
-            .filter_map(|(key, raw)| Some((key.clone(), parse(raw).ok()?)))
+    /// The fields named in `keys` (those present) as values: what a reader uses, and nothing of
+    /// the rest (an object of a million unknown keys is not a million values).
+    pub fn values_of(&self, keys: &[&str]) -> Map<String, Value> {
+        keys.iter()
+            .filter_map(|key| Some((key.to_string(), self.value(key)?)))
             .collect()
     }
 }
@@ -85,7 +115,7 @@ pub fn kind(raw: &RawValue) -> &'static str {
 
 /// The object `fields` came from, with `key` set to `value` (added last if it was not there); every
 /// other field as it was sent, byte for byte.
-pub fn with_field(fields: &Fields<'_>, key: &str, value: &str) -> String {
+pub fn with_field(fields: &Fields<'_>, key: &str, value: &Value) -> String {
     let mut out = String::from("{");
     let mut first = true;
     let mut push = |out: &mut String, k: &str, v: &str| {
@@ -96,12 +126,19 @@ pub fn with_field(fields: &Fields<'_>, key: &str, value: &str) -> String {
         out.push(':');
         out.push_str(v);
     };
-    for (k, raw) in &fields.fields {
-        if k != key {
+    // A key sent twice is written once, with the value that counts (its last).
+    let last: std::collections::HashMap<&str, usize> = fields
+        .fields
+        .iter()
+        .enumerate()
+        .map(|(i, (k, _))| (k.as_str(), i))
+        .collect();
+    for (i, (k, raw)) in fields.fields.iter().enumerate() {
+        if k != key && last.get(k.as_str()) == Some(&i) {
             push(&mut out, k, raw.get());
         }
     }
-    push(&mut out, key, &Value::from(value).to_string());
+    push(&mut out, key, &value.to_string());
     out.push('}');
     out
 }
@@ -150,8 +187,22 @@ mod tests {
         };
         assert_eq!(messages.len(), 2);
         assert_eq!(messages[1].get(), "2");
-        let head = fields.values_except(&["messages"]);
-        assert_eq!(head.keys().collect::<Vec<_>>(), ["model", "stream"]);
+        let head = fields.values_of(&["model", "stream", "absent"]);
+        assert_eq!(
+            head.keys().collect::<Vec<_>>(),
+            ["model"],
+            "null counts as absent"
+        );
+        // A repeated key counts as its last value, everywhere.
+        let Ok(twice) = Fields::parse(br#"{"a":1,"b":2,"a":3}"#) else {
+            panic!("an object")
+        };
+        assert_eq!(twice.value("a"), Some(json!(3)));
+        assert_eq!(twice.values_of(&["a"])["a"], json!(3));
+        assert_eq!(
+            with_field(&twice, "c", &json!("x")),
+            r#"{"b":2,"a":3,"c":"x"}"#
+        );
     }
 
     #[test]
@@ -160,12 +211,15 @@ mod tests {
         let Ok(fields) = Fields::parse(body) else {
             panic!("an object")
         };
-        let text = with_field(&fields, "model", "b\"c");
-        assert!(text.contains(r#""messages":[ {"x" : 1.50} ]"#), "{text}");
+        let text = with_field(&fields, "model", &json!("b\"c"));
+        assert_eq!(
+            text,
+            r#"{"messages":[ {"x" : 1.50} ],"z":null,"model":"b\"c"}"#
+        );
         let back: Value = serde_json::from_str(&text).unwrap_or_default();
         assert_eq!(back["model"], "b\"c");
         assert!(back["z"].is_null() && back.as_object().is_some_and(|o| o.len() == 3));
-        let added = with_field(&fields, "stream", "x");
+        let added = with_field(&fields, "stream", &json!("x"));
         let back: Value = serde_json::from_str(&added).unwrap_or_default();
         assert_eq!(
             (back["stream"].as_str(), back["model"].as_str()),

@@ -377,11 +377,11 @@ async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
         if target_model.is_empty() {
             target_model = target.provider.default_model().to_string();
         }
-        let Some(count) =
-            target
-                .provider
-                .count_tokens(crate::json::with_field(&fields, "model", &target_model))
-        else {
+        let Some(count) = target.provider.count_tokens(crate::json::with_field(
+            &fields,
+            "model",
+            &json!(target_model),
+        )) else {
             continue;
         };
         if let Ok(tokens) = count.await {

@@ -107,11 +107,11 @@ impl std::error::Error for WireError {}
 // ---------------------------------------------------------------------------------------------
 
 /// The body read one level deep (see [`crate::json`]): the long arrays (`messages`, `tools`) stay raw
-/// and are parsed one item at a time; the other fields are values.
+/// and are parsed one item at a time; the other fields the parsers read are values.
 fn parse_object(body: &[u8]) -> Result<(json::Fields<'_>, Map<String, Value>), WireError> {
     match json::Fields::parse(body) {
         Ok(fields) => {
-            let obj = fields.values_except(LONG_ARRAYS);
+            let obj = fields.values_of(READ_FIELDS);
             Ok((fields, obj))
         }
         Err(json::NotAnObject::Kind(_)) => {
@@ -123,8 +123,25 @@ fn parse_object(body: &[u8]) -> Result<(json::Fields<'_>, Map<String, Value>), W
     }
 }
 
-/// The fields that can be long, walked item by item.
-const LONG_ARRAYS: &[&str] = &["messages", "tools"];
+/// The top-level fields the two parsers read as values (the long arrays, `messages` and `tools`,
+/// are walked item by item instead); anything else in a body is not read.
+const READ_FIELDS: &[&str] = &[
+    "model",
+    "system",
+    "max_tokens",
+    "max_completion_tokens",
+    "temperature",
+    "top_p",
+    "top_k",
+    "stop",
+    "stop_sequences",
+    "tool_choice",
+    "parallel_tool_calls",
+    "stream",
+    "stream_options",
+    "metadata",
+    "user",
+];
 
 /// The raw items of the array `key`; `None` when it is absent (or null).
 fn long_array<'a>(

@@ -86,11 +86,7 @@ pub(crate) async fn count_tokens(provider: Arc<ProviderState>, body: Bytes) -> R
     // A count body is a Messages body without `max_tokens`.
     let parsed = crate::json::Fields::parse(&body)
         .ok()
-        .map(|f| f.values_except(&[]))
-        .map(|mut obj| {
-            obj.insert("max_tokens".into(), serde_json::json!(1));
-            serde_json::Value::Object(obj).to_string()
-        })
+        .map(|f| crate::json::with_field(&f, "max_tokens", &serde_json::json!(1)))
         .ok_or_else(|| "the request body must be a JSON object".to_string())
         .and_then(|b| wire.parse_request(b.as_bytes()));
     let request = parsed.as_ref().cloned().unwrap_or_default();
