@@ -46,34 +46,20 @@ fn mb(kb: u64) -> f64 {
     kb as f64 * 1024.0 / 1e6
 }
 
-const SIM: &str = r#"
-[[sim.providers]]
-name = "anthropic"
-protocol = "anthropic"
-model = "claude-sonnet-4-5"
-first_event_latency = "0ms"
-token_delay = "0ms"
-jitter = 0.0
+#[path = "../tests/sim_common/mod.rs"]
+mod sim_common;
+use sim_common::FAST_SIM as SIM;
 
-[[sim.providers]]
-name = "openai"
-protocol = "openai"
-model = "gpt-5"
-first_event_latency = "0ms"
-token_delay = "0ms"
-jitter = 0.0
-"#;
-
-/// The first `http://` address a process prints on stderr; the rest of stderr is drained.
-fn banner(child: &mut Child) -> String {
-    let out = child.stderr.take().expect("stderr is piped");
+/// The first `http://` address on a line of `out` (without the scheme); the rest of `out` is
+/// drained so the process never blocks on a full pipe.
+fn banner(out: impl Read + Send + 'static) -> String {
     let mut reader = BufReader::new(out);
     let mut line = String::new();
     let addr = loop {
         line.clear();
         assert!(
             reader.read_line(&mut line).expect("the banner") > 0,
-            "serve exited"
+            "the process exited before its banner"
         );
         if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
             break url
@@ -108,7 +94,8 @@ fn start_serve(bin: &Path, config: &Path, demo: bool) -> (Proc, String) {
         .stderr(Stdio::piped())
         .spawn()
         .expect("the breakerbox binary starts");
-    let addr = banner(&mut child);
+    // The banner (and then the headless log) is on stderr.
+    let addr = banner(child.stderr.take().expect("stderr is piped"));
     (Proc(child), addr)
 }
 
@@ -123,21 +110,8 @@ fn start_sim(bin: &Path, config: &Path) -> (Proc, String) {
         .spawn()
         .expect("the breakerbox binary starts");
     // The simulator prints its banner on stdout.
-    let out = child.stdout.take().expect("stdout is piped");
-    let mut reader = BufReader::new(out);
-    let mut line = String::new();
-    let addr = loop {
-        line.clear();
-        assert!(
-            reader.read_line(&mut line).expect("the banner") > 0,
-            "sim exited"
-        );
-        if let Some(url) = line.split_whitespace().find(|w| w.starts_with("http://")) {
-            break url.trim_end_matches('/').to_string();
-        }
-    };
-    std::thread::spawn(move || std::io::copy(&mut reader, &mut std::io::sink()));
-    (Proc(child), addr)
+    let addr = banner(child.stdout.take().expect("stdout is piped"));
+    (Proc(child), format!("http://{addr}"))
 }
 
 /// Providers on a simulator at `url`, with no retries (the body is sent once).

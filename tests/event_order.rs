@@ -3,6 +3,9 @@
 //! `serve --headless --record`).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sim_common;
+
+use sim_common::FAST_SIM;
 use std::io::{BufRead, BufReader};
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -42,33 +45,16 @@ fn concurrent_publishers_are_received_in_seq_order() {
 }
 
 /// The simulated providers without their demo pacing.
-const FAST_CONFIG: &str = r#"
-[sim]
-seed = 0
-
-[[sim.providers]]
-name = "anthropic"
-protocol = "anthropic"
-model = "claude-sonnet-4-5"
-first_event_latency = "0ms"
-token_delay = "0ms"
-jitter = 0.0
-
-[[sim.providers]]
-name = "openai"
-protocol = "openai"
-model = "gpt-5"
-first_event_latency = "0ms"
-token_delay = "0ms"
-jitter = 0.0
-"#;
+fn fast_config() -> String {
+    format!("[sim]\nseed = 0\n{FAST_SIM}")
+}
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_gateway_recording_under_concurrent_requests_is_in_seq_order() {
     let dir = std::env::temp_dir().join(format!("bb-event-order-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
     let config = dir.join("fast.toml");
-    std::fs::write(&config, FAST_CONFIG).unwrap();
+    std::fs::write(&config, fast_config()).unwrap();
     let recording = dir.join("gateway.jsonl");
     let _ = std::fs::remove_file(&recording);
 

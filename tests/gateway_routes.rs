@@ -3,31 +3,18 @@
 //! a route of the exact name wins over a pattern; `GET /v1/models` lists what is routable.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod sim_common;
+
 use breakerbox::config::Config;
 use breakerbox::event::EventKind;
 use breakerbox::gateway;
 use serde_json::{Value, json};
+use sim_common::FAST_SIM;
 
-const SIM: &str = r#"
-[retry]
-max_retries = 0
-
-[[sim.providers]]
-name = "anthropic"
-protocol = "anthropic"
-model = "claude-sonnet-4-5"
-first_event_latency = "0ms"
-token_delay = "0ms"
-jitter = 0.0
-
-[[sim.providers]]
-name = "openai"
-protocol = "openai"
-model = "gpt-5"
-first_event_latency = "0ms"
-token_delay = "0ms"
-jitter = 0.0
-"#;
+/// Nothing retried, the simulated providers at zero latency.
+fn sim() -> String {
+    format!("[retry]\nmax_retries = 0\n{FAST_SIM}")
+}
 
 /// The models the attempts of the next request asked for, in order, and the reply's status.
 async fn asked(
@@ -76,13 +63,18 @@ fn pair(provider: &str, model: &str) -> (String, String) {
 #[tokio::test]
 async fn without_routes_any_model_name_is_routed_as_requested_on_its_own_protocol() {
     // An Anthropic client naming its own model: the Anthropic target asks for it.
-    let (status, attempts) =
-        asked(SIM, &[], "/v1/messages", anthropic_body("claude-haiku-4-5")).await;
+    let (status, attempts) = asked(
+        &sim(),
+        &[],
+        "/v1/messages",
+        anthropic_body("claude-haiku-4-5"),
+    )
+    .await;
     assert_eq!(status, 200);
     assert_eq!(attempts, [pair("anthropic", "claude-haiku-4-5")]);
     // Failing over to OpenAI: that target asks for its configured model, not Anthropic's name.
     let (status, attempts) = asked(
-        SIM,
+        &sim(),
         &["anthropic=overloaded"],
         "/v1/messages",
         anthropic_body("claude-haiku-4-5"),
@@ -98,7 +90,7 @@ async fn without_routes_any_model_name_is_routed_as_requested_on_its_own_protoco
     );
     // An OpenAI client: Anthropic (first in the chain) asks for its own model, OpenAI for the name sent.
     let (status, attempts) = asked(
-        SIM,
+        &sim(),
         &["anthropic=overloaded"],
         "/v1/chat/completions",
         openai_body("gpt-5-mini"),
@@ -113,19 +105,20 @@ async fn without_routes_any_model_name_is_routed_as_requested_on_its_own_protoco
         ]
     );
     // `default` means the route, not a model: every target asks for its own.
-    let (_, attempts) = asked(SIM, &[], "/v1/messages", anthropic_body("default")).await;
+    let (_, attempts) = asked(&sim(), &[], "/v1/messages", anthropic_body("default")).await;
     assert_eq!(attempts, [pair("anthropic", "claude-sonnet-4-5")]);
 }
 
 #[tokio::test]
 async fn patterns_route_and_an_exact_name_wins() {
     let config = format!(
-        "{SIM}\n\
+        "{}\n\
          [[chains]]\nname = \"openai-first\"\ntargets = [\"openai\", \"anthropic\"]\n\n\
          [[chains]]\nname = \"pinned\"\ntargets = [{{ provider = \"anthropic\", model = \"claude-opus-4-1\" }}]\n\n\
          [[routes]]\nmodel = \"claude-opus-4-1\"\nchain = \"pinned\"\n\n\
          [[routes]]\nmodel = \"gpt-*\"\nchain = \"openai-first\"\n\n\
-         [[routes]]\nmodel = \"*\"\n"
+         [[routes]]\nmodel = \"*\"\n",
+        sim()
     );
     let (_, attempts) = asked(&config, &[], "/v1/chat/completions", openai_body("gpt-4.1")).await;
     assert_eq!(
@@ -165,7 +158,7 @@ async fn patterns_route_and_an_exact_name_wins() {
 
 #[tokio::test]
 async fn the_models_list_says_what_is_routable() {
-    let config = Config::parse(SIM, "routes.toml").unwrap();
+    let config = Config::parse(&sim(), "routes.toml").unwrap();
     let (gw, _sim, _bus) = gateway::start_demo(&config, &[], None).await.unwrap();
     let list: Value = reqwest::get(format!("http://{}/v1/models", gw.addr))
         .await
@@ -185,7 +178,7 @@ async fn the_models_list_says_what_is_routable() {
 /// `POST /v1/messages/count_tokens` against a gateway: the count of the route's Anthropic target,
 /// the estimate (marked) when that target cannot answer.
 async fn count(faults: &[&str]) -> (u16, Option<String>, Value) {
-    let config = Config::parse(SIM, "routes.toml").unwrap();
+    let config = Config::parse(&sim(), "routes.toml").unwrap();
     let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
     let (gw, _sim, _bus) = gateway::start_demo(&config, &faults, None).await.unwrap();
     let reply = reqwest::Client::new()

@@ -5,6 +5,7 @@ use color_eyre::eyre::{Result, WrapErr};
 use crate::config::{RouteEntry, RouteMode};
 use crate::engine::failover::{FailoverEngine, MidStreamPolicy, Target};
 use crate::event::Source;
+use crate::provider::Protocol;
 use crate::setup::Setup;
 
 /// One route, with its two engines over the same chain (and the same breakers).
@@ -32,6 +33,12 @@ impl Route {
         } else {
             &self.whole
         }
+    }
+
+    /// What a request naming `model` in `protocol` asks of the targets speaking that protocol: the
+    /// model as named on a route by pattern (`default` excepted), nothing on a route by name.
+    pub fn as_requested(&self, protocol: Protocol, model: &str) -> Option<(Protocol, String)> {
+        (is_pattern(&self.model) && model != "default").then(|| (protocol, model.to_string()))
     }
 
     /// The provider names of the chain, in order.

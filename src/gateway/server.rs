@@ -41,7 +41,7 @@ use tokio_util::task::TaskTracker;
 
 use super::auth;
 use super::events::History;
-use super::routes::{self, Route, Routes};
+use super::routes::{Route, Routes};
 use super::wire::{self, AnthropicEncoder, Encode, OpenAiEncoder};
 use crate::config::GatewaySection;
 use crate::console::control::Controller;
@@ -359,8 +359,7 @@ async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
         );
     };
     let asked = Request {
-        as_requested: (routes::is_pattern(&route.model) && model != "default")
-            .then(|| (protocol, model.clone())),
+        as_requested: route.as_requested(protocol, &model),
         ..Request::default()
     };
     let engine = route.engine(false);
@@ -441,9 +440,7 @@ impl Gateway {
         // The client's model name picks the route; each target asks for its own model, except that
         // a route by pattern asks targets of the client's protocol for the model it named.
         request.model.clear();
-        if routes::is_pattern(&route.model) && options.model != "default" {
-            request.as_requested = Some((protocol, options.model.clone()));
-        }
+        request.as_requested = route.as_requested(protocol, &options.model);
         if route.passthrough {
             request.credentials = self
                 .client_key(protocol, headers)

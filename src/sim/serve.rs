@@ -24,10 +24,7 @@ pub(crate) async fn answer(
     let wire = wire(provider.spec.protocol);
     let parsed = wire.parse_request(&body);
     drop(body);
-    let (request, parsed) = match parsed {
-        Ok(request) => (request, Ok(())),
-        Err(message) => (SimRequest::default(), Err(message)),
-    };
+    let (request, parsed) = split(parsed);
     let (kind, mut rng) = provider.draw(&request.prompt);
     let model = request
         .model
@@ -89,7 +86,7 @@ pub(crate) async fn count_tokens(provider: Arc<ProviderState>, body: Bytes) -> R
         .map(|f| crate::json::with_field(&f, "max_tokens", &serde_json::json!(1)))
         .ok_or_else(|| "the request body must be a JSON object".to_string())
         .and_then(|b| wire.parse_request(b.as_bytes()));
-    let request = parsed.as_ref().cloned().unwrap_or_default();
+    let (request, parsed) = split(parsed);
     let (kind, mut rng) = provider.draw(&request.prompt);
     let meta = wire.new_meta(&mut rng, provider.spec.model.clone(), false);
     if let Err(message) = parsed {
@@ -105,6 +102,15 @@ pub(crate) async fn count_tokens(provider: Arc<ProviderState>, body: Bytes) -> R
         "application/json",
         Body::from(count.to_string()),
     )
+}
+
+/// A parsed request, or a default one to draw the fault with and the message for a 400 (the body's
+/// request is moved out, never copied: its prompt can be long).
+fn split(parsed: Result<SimRequest, String>) -> (SimRequest, Result<(), String>) {
+    match parsed {
+        Ok(request) => (request, Ok(())),
+        Err(message) => (SimRequest::default(), Err(message)),
+    }
 }
 
 /// A 200 with the request id, as both providers send it.
