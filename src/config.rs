@@ -380,14 +380,14 @@ impl ProviderEntry {
     fn api_key_var(&self) -> &str {
         self.api_key_env.as_deref().unwrap_or(match self.protocol {
             Protocol::Anthropic => "ANTHROPIC_API_KEY",
-            Protocol::Openai => "OPENAI_API_KEY",
+            Protocol::Openai | Protocol::OpenaiResponses => "OPENAI_API_KEY",
         })
     }
 
     fn base_url_var(&self) -> &str {
         self.base_url_env.as_deref().unwrap_or(match self.protocol {
             Protocol::Anthropic => "ANTHROPIC_BASE_URL",
-            Protocol::Openai => "OPENAI_BASE_URL",
+            Protocol::Openai | Protocol::OpenaiResponses => "OPENAI_BASE_URL",
         })
     }
 
@@ -404,7 +404,7 @@ impl ProviderEntry {
             .unwrap_or_else(|| {
                 match self.protocol {
                     Protocol::Anthropic => "https://api.anthropic.com",
-                    Protocol::Openai => "https://api.openai.com/v1",
+                    Protocol::Openai | Protocol::OpenaiResponses => "https://api.openai.com/v1",
                 }
                 .to_string()
             });

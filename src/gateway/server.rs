@@ -419,6 +419,10 @@ impl Gateway {
         let parsed = match protocol {
             Protocol::Openai => wire::parse_openai_request(&body),
             Protocol::Anthropic => wire::parse_anthropic_request(&body),
+            // TODO(responses-inbound): the Responses API's request.
+            Protocol::OpenaiResponses => {
+                return gateway_error(protocol, ErrorClass::NotFound, "not served yet");
+            }
         };
         // The request is parsed: the body's bytes are not held while it is answered.
         drop(body);
@@ -487,7 +491,7 @@ impl Gateway {
         });
         let key = match protocol {
             Protocol::Anthropic => header("x-api-key").or(bearer),
-            Protocol::Openai => bearer,
+            Protocol::Openai | Protocol::OpenaiResponses => bearer,
         }?
         .trim();
         let is_token = self
@@ -594,7 +598,9 @@ impl Reply {
             Ok(events) => {
                 let body = match self.protocol {
                     Protocol::Anthropic => wire::anthropic_message(&self.model, &events),
-                    Protocol::Openai => wire::openai_completion(&self.model, &events),
+                    Protocol::Openai | Protocol::OpenaiResponses => {
+                        wire::openai_completion(&self.model, &events)
+                    }
                 };
                 self.with_ids(json_response(200, &body, None))
             }
@@ -685,7 +691,7 @@ impl Reply {
     fn encoder(&self) -> Box<dyn Encode> {
         match self.protocol {
             Protocol::Anthropic => Box::new(AnthropicEncoder::new(self.model.clone())),
-            Protocol::Openai => {
+            Protocol::Openai | Protocol::OpenaiResponses => {
                 Box::new(OpenAiEncoder::new(self.model.clone(), self.include_usage))
             }
         }

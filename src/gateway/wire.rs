@@ -89,7 +89,7 @@ impl WireError {
     pub fn to_json(&self, protocol: Protocol) -> Value {
         match protocol {
             Protocol::Anthropic => self.to_anthropic_json(),
-            Protocol::Openai => self.to_openai_json(),
+            Protocol::Openai | Protocol::OpenaiResponses => self.to_openai_json(),
         }
     }
 }
@@ -943,7 +943,7 @@ fn error_kind(protocol: Protocol, class: ErrorClass) -> (&'static str, Option<&'
             },
             None,
         ),
-        Protocol::Openai => match class {
+        Protocol::Openai | Protocol::OpenaiResponses => match class {
             C::RateLimited => ("requests", Some("rate_limit_exceeded")),
             C::Quota => ("insufficient_quota", Some("insufficient_quota")),
             C::Overloaded => ("overloaded", None),
@@ -1008,7 +1008,7 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         C::RateLimited => 429,
         C::Overloaded => match protocol {
             Protocol::Anthropic => 529,
-            Protocol::Openai => 503,
+            Protocol::Openai | Protocol::OpenaiResponses => 503,
         },
         C::Auth => 401,
         C::Permission => 403,
@@ -1018,7 +1018,7 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         C::BadRequest | C::ContextLength | C::ContentFilter => 400,
         C::Quota => match protocol {
             Protocol::Anthropic => 400,
-            Protocol::Openai => 429,
+            Protocol::Openai | Protocol::OpenaiResponses => 429,
         },
         C::Timeout | C::Stalled => 504,
         C::Cancelled => 500,
@@ -1028,7 +1028,7 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
     };
     let body = match protocol {
         Protocol::Anthropic => anthropic_error_body(err),
-        Protocol::Openai => openai_error_body(err),
+        Protocol::Openai | Protocol::OpenaiResponses => openai_error_body(err),
     };
     let retry_after = err
         .retry_after

@@ -307,8 +307,12 @@ pub trait Provider: Send + Sync {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Protocol {
+    /// Anthropic Messages (`POST /v1/messages`).
     Anthropic,
+    /// OpenAI Chat Completions (`POST /v1/chat/completions`), and the servers compatible with it.
     Openai,
+    /// The OpenAI Responses API (`POST /v1/responses`).
+    OpenaiResponses,
 }
 
 impl Protocol {
@@ -316,7 +320,13 @@ impl Protocol {
         match self {
             Protocol::Anthropic => "anthropic",
             Protocol::Openai => "openai",
+            Protocol::OpenaiResponses => "openai_responses",
         }
+    }
+
+    /// The protocols whose keys and error shapes are OpenAI's (Chat Completions, Responses).
+    pub fn is_openai(&self) -> bool {
+        matches!(self, Protocol::Openai | Protocol::OpenaiResponses)
     }
 }
 
@@ -332,8 +342,9 @@ impl std::str::FromStr for Protocol {
         match s {
             "anthropic" => Ok(Protocol::Anthropic),
             "openai" => Ok(Protocol::Openai),
+            "openai_responses" => Ok(Protocol::OpenaiResponses),
             other => Err(format!(
-                "unknown protocol `{other}` (expected `anthropic` or `openai`)"
+                "unknown protocol `{other}` (expected `anthropic`, `openai` or `openai_responses`)"
             )),
         }
     }
@@ -443,6 +454,8 @@ pub fn build_with(config: ProviderConfig, http: reqwest::Client) -> std::sync::A
     match config.protocol {
         Protocol::Anthropic => std::sync::Arc::new(anthropic::AnthropicClient::new(config, http)),
         Protocol::Openai => std::sync::Arc::new(openai::OpenAiClient::new(config, http)),
+        // TODO(responses-outbound): the Responses API client.
+        Protocol::OpenaiResponses => std::sync::Arc::new(openai::OpenAiClient::new(config, http)),
     }
 }
 

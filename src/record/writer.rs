@@ -383,7 +383,9 @@ pub fn config_summary(
 fn default_key_var(protocol: crate::provider::Protocol) -> String {
     match protocol {
         crate::provider::Protocol::Anthropic => "ANTHROPIC_API_KEY",
-        crate::provider::Protocol::Openai => "OPENAI_API_KEY",
+        crate::provider::Protocol::Openai | crate::provider::Protocol::OpenaiResponses => {
+            "OPENAI_API_KEY"
+        }
     }
     .to_string()
 }

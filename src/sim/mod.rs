@@ -61,7 +61,7 @@ impl SimProviderSpec {
     pub fn new(name: impl Into<String>, protocol: Protocol) -> Self {
         let model = match protocol {
             Protocol::Anthropic => "claude-sonnet-4-5",
-            Protocol::Openai => "gpt-5",
+            Protocol::Openai | Protocol::OpenaiResponses => "gpt-5",
         };
         SimProviderSpec {
             name: name.into(),
@@ -177,7 +177,7 @@ impl Simulator {
                     format!("http://{url_host}/{}", spec.name),
                     format!("http://{direct_host}"),
                 ),
-                Protocol::Openai => (
+                Protocol::Openai | Protocol::OpenaiResponses => (
                     format!("http://{url_host}/{}/v1", spec.name),
                     format!("http://{direct_host}/v1"),
                 ),

@@ -102,7 +102,8 @@ pub(crate) trait Wire: Send + Sync {
 pub(crate) fn wire(protocol: Protocol) -> &'static dyn Wire {
     match protocol {
         Protocol::Anthropic => &super::anthropic::Anthropic,
-        Protocol::Openai => &super::openai::Openai,
+        // TODO(responses-outbound): the simulator's Responses API.
+        Protocol::Openai | Protocol::OpenaiResponses => &super::openai::Openai,
     }
 }
 
