@@ -477,7 +477,7 @@ async fn each_provider_also_answers_on_its_own_port() {
         assert_ne!(direct, sim.base_url(name).unwrap());
         match protocol {
             Protocol::Anthropic => assert!(!direct.ends_with("/v1")),
-            Protocol::Openai => assert!(direct.ends_with("/v1")),
+            Protocol::Openai | Protocol::OpenaiResponses => assert!(direct.ends_with("/v1")),
         }
         let response = post(&endpoint(&direct, protocol), &body_for(protocol, true)).await;
         assert_eq!(response.status(), 200, "{name}");
@@ -609,6 +609,9 @@ async fn streams_have_the_shape_of_the_recorded_fixtures() {
                     }
                     Protocol::Openai => {
                         json!([{"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}}])
+                    }
+                    Protocol::OpenaiResponses => {
+                        json!([{"type": "function", "name": "get_weather", "parameters": weather_schema()}])
                     }
                 };
             }

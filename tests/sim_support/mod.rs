@@ -91,6 +91,9 @@ pub fn body_for(protocol: Protocol, stream: bool) -> Value {
     match protocol {
         Protocol::Anthropic => anthropic_body(stream),
         Protocol::Openai => openai_body(stream, true),
+        Protocol::OpenaiResponses => json!({
+            "model": "gpt-5", "input": "Hello", "stream": stream,
+        }),
     }
 }
 
@@ -104,6 +107,7 @@ pub fn endpoint(base: &str, protocol: Protocol) -> String {
     match protocol {
         Protocol::Anthropic => format!("{base}/v1/messages"),
         Protocol::Openai => format!("{base}/chat/completions"),
+        Protocol::OpenaiResponses => format!("{base}/responses"),
     }
 }
 
