@@ -422,7 +422,9 @@ fn error_responses_have_the_right_status_and_classify_back() {
             assert_eq!(back.message, err.message);
             match protocol {
                 Protocol::Anthropic => assert_eq!(body["type"], "error"),
-                Protocol::Openai => assert!(body["error"]["message"].is_string()),
+                Protocol::Openai | Protocol::OpenaiResponses => {
+                    assert!(body["error"]["message"].is_string())
+                }
             }
             if class == ErrorClass::RateLimited {
                 assert_eq!(status, 429);
