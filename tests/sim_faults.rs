@@ -16,6 +16,7 @@ fn path(name: &str, protocol: Protocol) -> String {
     match protocol {
         Protocol::Anthropic => format!("/{name}/v1/messages"),
         Protocol::Openai => format!("/{name}/v1/chat/completions"),
+        Protocol::OpenaiResponses => format!("/{name}/v1/responses"),
     }
 }
 
@@ -152,6 +153,7 @@ async fn error_faults_answer_with_status_headers_and_body() {
                         assert_eq!(code, Some(case.openai_code), "{what}: {error}");
                         assert!(headers.contains_key("x-request-id"));
                     }
+                    Protocol::OpenaiResponses => unreachable!("not among PROTOCOLS yet"),
                 }
                 match case.fault {
                     "rate_limit:retry_after=1500ms" => {
@@ -384,6 +386,7 @@ async fn mid_stream_error_is_an_in_stream_error_event() {
                     assert!(data["error"]["message"].is_string());
                     assert!(!text.contains("[DONE]"));
                 }
+                Protocol::OpenaiResponses => unreachable!("not among PROTOCOLS yet"),
             }
             assert_eq!(tokens(&text), 2, "{name} {fault}");
         }
@@ -456,6 +459,7 @@ async fn no_done_completes_without_the_end_marker() {
                     "the usage chunk is still sent"
                 );
             }
+            Protocol::OpenaiResponses => unreachable!("not among PROTOCOLS yet"),
         }
     }
 }
