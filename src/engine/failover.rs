@@ -45,14 +45,21 @@ pub struct Target {
 
 impl Target {
     /// The model this target asks for with `request`: its own, else the caller's when the request
-    /// is "as requested" and the target speaks the caller's protocol, else the request's (empty:
+    /// is "as requested" and the target speaks a protocol of the caller's provider, else the request's (empty:
     /// the provider's configured default).
     pub fn model_for(&self, request: &Request) -> String {
         if let Some(model) = &self.model {
             return model.clone();
         }
         match &request.as_requested {
-            Some((protocol, model)) if self.provider.protocol() == Some(*protocol) => model.clone(),
+            Some((protocol, model))
+                if self
+                    .provider
+                    .protocol()
+                    .is_some_and(|p| p.same_models(*protocol)) =>
+            {
+                model.clone()
+            }
             _ => request.model.clone(),
         }
     }

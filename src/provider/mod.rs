@@ -328,6 +328,12 @@ impl Protocol {
     pub fn is_openai(&self) -> bool {
         matches!(self, Protocol::Openai | Protocol::OpenaiResponses)
     }
+
+    /// Whether a model name of one protocol names a model of the other: OpenAI's two APIs
+    /// share their model names.
+    pub fn same_models(&self, other: Protocol) -> bool {
+        *self == other || (self.is_openai() && other.is_openai())
+    }
 }
 
 impl fmt::Display for Protocol {
