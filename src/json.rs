@@ -116,6 +116,12 @@ pub fn kind(raw: &RawValue) -> &'static str {
 /// The object `fields` came from, with `key` set to `value` (added last if it was not there); every
 /// other field as it was sent, byte for byte.
 pub fn with_field(fields: &Fields<'_>, key: &str, value: &Value) -> String {
+    with_fields(fields, &[(key, value.to_string())])
+}
+
+/// The object `fields` came from, with each `(key, JSON text)` of `set` set (last, in the order
+/// given); every other field as it was sent, byte for byte, a repeated key written once.
+pub fn with_fields(fields: &Fields<'_>, set: &[(&str, String)]) -> String {
     let mut out = String::from("{");
     let mut first = true;
     let mut push = |out: &mut String, k: &str, v: &str| {
@@ -126,7 +132,6 @@ pub fn with_field(fields: &Fields<'_>, key: &str, value: &Value) -> String {
         out.push(':');
         out.push_str(v);
     };
-    // A key sent twice is written once, with the value that counts (its last).
     let last: std::collections::HashMap<&str, usize> = fields
         .fields
         .iter()
@@ -134,11 +139,14 @@ pub fn with_field(fields: &Fields<'_>, key: &str, value: &Value) -> String {
         .map(|(i, (k, _))| (k.as_str(), i))
         .collect();
     for (i, (k, raw)) in fields.fields.iter().enumerate() {
-        if k != key && last.get(k.as_str()) == Some(&i) {
+        let replaced = set.iter().any(|(key, _)| key == k);
+        if !replaced && last.get(k.as_str()) == Some(&i) {
             push(&mut out, k, raw.get());
         }
     }
-    push(&mut out, key, &value.to_string());
+    for (key, value) in set {
+        push(&mut out, key, value);
+    }
     out.push('}');
     out
 }

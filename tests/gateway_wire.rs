@@ -570,6 +570,8 @@ fn sample_request() -> Request {
         }),
         credentials: None,
         as_requested: None,
+        original: None,
+        prefill: None,
         parallel_tool_calls: None,
         top_k: None,
         user: None,
@@ -725,12 +727,6 @@ fn inbound_errors_name_the_field() {
             "messages[0].content[0].image_url.url",
         ),
         (
-            openai(
-                json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "input_audio", "input_audio": {}}]}]}),
-            ),
-            "messages[0].content[0].type",
-        ),
-        (
             openai(json!({"model": "m", "messages": [], "max_tokens": -3})),
             "max_tokens",
         ),
@@ -753,12 +749,6 @@ fn inbound_errors_name_the_field() {
                 json!({"model": "m", "messages": [{"role": "user", "content": [{"type": "tool_result"}]}]}),
             ),
             "messages[0].content[0].tool_use_id",
-        ),
-        (
-            anthropic(
-                json!({"model": "m", "messages": [], "tools": [{"type": "web_search_20250305", "name": "web_search"}]}),
-            ),
-            "tools[0].input_schema",
         ),
         (
             anthropic(json!({"model": "m", "messages": [], "temperature": "hot"})),
@@ -1038,14 +1028,53 @@ fn images_cross_protocols_both_ways() {
         format!("data:image/png;base64,{PNG}")
     );
     assert_eq!(parts[2]["image_url"]["url"], "https://example.com/cat.jpg");
-    // A source breakerbox cannot carry is refused, naming the field.
-    let file = json!({"model": "m", "max_tokens": 5, "messages": [{"role": "user", "content": [
-        {"type": "image", "source": {"type": "file", "file_id": "f1"}}]}]});
-    let err = parse_anthropic_request(file.to_string().as_bytes()).unwrap_err();
+}
+
+/// What has no equivalent in the other protocol — audio and file parts, documents, server tools
+/// and their blocks, Files API sources — is accepted (a target of the client's protocol gets it as
+/// sent) and left out of the translated request, never refused.
+#[test]
+fn what_cannot_cross_is_accepted_and_left_out_of_the_translation() {
+    let openai = json!({"model": "m", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Listen"},
+        {"type": "input_audio", "input_audio": {"data": "UklGR", "format": "wav"}},
+        {"type": "file", "file": {"file_id": "file-1"}}]}],
+        "tools": [{"type": "custom", "custom": {"name": "apply_patch"}},
+                  {"type": "function", "function": {"name": "f", "parameters": {"type": "object"}}}]});
+    let (request, _) = parse_openai_request(openai.to_string().as_bytes()).unwrap();
     assert_eq!(
-        err.param.as_deref(),
-        Some("messages[0].content[0].source.type")
+        request.messages[0].content,
+        vec![Content::Text {
+            text: "Listen".into()
+        }]
     );
+    assert_eq!(request.tools.len(), 1);
+    assert_eq!(request.tools[0].name, "f");
+    let anthropic = json!({"model": "m", "max_tokens": 5, "messages": [
+        {"role": "user", "content": [
+            {"type": "image", "source": {"type": "file", "file_id": "f1"}},
+            {"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": "JVBE"}},
+            {"type": "search_result", "source": "s", "title": "t", "content": [{"type": "text", "text": "x"}]},
+            {"type": "text", "text": "Summarize"}]},
+        {"role": "assistant", "content": [
+            {"type": "server_tool_use", "id": "srvtoolu_1", "name": "web_search", "input": {}},
+            {"type": "web_search_tool_result", "tool_use_id": "srvtoolu_1", "content": []},
+            {"type": "text", "text": "Done"}]}],
+        "tools": [{"type": "web_search_20250305", "name": "web_search"}]});
+    let (request, _) = parse_anthropic_request(anthropic.to_string().as_bytes()).unwrap();
+    assert_eq!(
+        request.messages[0].content,
+        vec![Content::Text {
+            text: "Summarize".into()
+        }]
+    );
+    assert_eq!(
+        request.messages[1].content,
+        vec![Content::Text {
+            text: "Done".into()
+        }]
+    );
+    assert!(request.tools.is_empty());
 }
 
 /// Reasoning from another protocol (an OpenAI-compatible `reasoning_content`) has no signature:

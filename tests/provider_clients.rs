@@ -157,6 +157,8 @@ fn conversation() -> Request {
         temperature: Some(0.5),
         credentials: None,
         as_requested: None,
+        original: None,
+        prefill: None,
         parallel_tool_calls: None,
         top_k: None,
         user: None,

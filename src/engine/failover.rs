@@ -663,8 +663,11 @@ impl Run {
             if let Some(text) = &prefill {
                 // The one copy of the conversation (the other attempts share it).
                 Arc::make_mut(&mut attempt_request.messages).push(Message::assistant(text.clone()));
+                attempt_request.prefill = Some(text.clone());
                 // The caller asked for `max_tokens` in all: the continuation gets what is left.
                 attempt_request.max_tokens = tally.tokens_left(request);
+                // The caller learns that what follows is spliced on (normalized events only).
+                let _ = self.out.send(Ok(StreamEvent::Spliced)).await;
             }
             // Hedge only a fresh first try: a retry or a continuation has its reasons to wait.
             let hedge = match (settings.hedge, next) {

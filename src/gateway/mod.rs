@@ -10,6 +10,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod passthrough;
 pub mod reject;
 pub mod routes;
 pub mod server;

@@ -41,6 +41,7 @@ use tokio_util::task::TaskTracker;
 
 use super::auth;
 use super::events::History;
+use super::passthrough;
 use super::routes::{Route, Routes};
 use super::wire::{self, AnthropicEncoder, Encode, OpenAiEncoder};
 use crate::config::GatewaySection;
@@ -50,8 +51,8 @@ use crate::engine::failover::RequestMeta;
 use crate::event::{Bus, Mode, Source};
 use crate::metrics::{self, Metrics};
 use crate::provider::{
-    ApiKey, Content, Credentials, ErrorClass, Phase, Protocol, ProviderError, ProviderStream,
-    Request, Role, StreamEvent,
+    ApiKey, Content, Credentials, ErrorClass, Original, Phase, Protocol, ProviderError,
+    ProviderStream, Request, Role, StreamEvent,
 };
 use crate::sim::Simulator;
 
@@ -424,12 +425,16 @@ impl Gateway {
                 return gateway_error(protocol, ErrorClass::NotFound, "not served yet");
             }
         };
-        // The request is parsed: the body's bytes are not held while it is answered.
-        drop(body);
         let (mut request, options) = match parsed {
             Ok(parsed) => parsed,
             Err(e) => return json_response(e.status, &e.to_json(protocol), None),
         };
+        // A target of the client's protocol gets the body as sent (a passthrough).
+        request.original = Some(Arc::new(Original {
+            protocol,
+            body,
+            headers: forwarded(protocol, headers),
+        }));
         let Some(route) = self.routes.get(&options.model) else {
             return gateway_error(
                 protocol,
@@ -552,6 +557,21 @@ async fn read_body(
     }
 }
 
+/// The client's headers that a target of its protocol gets too (its API version, its betas).
+fn forwarded(protocol: Protocol, headers: &HeaderMap) -> Vec<(String, String)> {
+    protocol
+        .forwarded_headers()
+        .iter()
+        .flat_map(|name| {
+            headers
+                .get_all(*name)
+                .iter()
+                .filter_map(|v| v.to_str().ok())
+                .map(|v| (name.to_string(), v.to_string()))
+        })
+        .collect()
+}
+
 /// The text of the last user message, for the console's request list.
 fn last_user_text(request: &Request) -> Option<String> {
     let message = request
@@ -592,10 +612,19 @@ fn is_content(event: &StreamEvent) -> bool {
 }
 
 impl Reply {
-    /// `"stream": false`: one JSON body once the reply is complete.
+    /// `"stream": false`: one JSON body once the reply is complete; the upstream's own, whole,
+    /// when it spoke the client's protocol.
     async fn whole(self, stream: ProviderStream) -> Response {
         match complete(stream).await {
             Ok(events) => {
+                let own = passthrough::wire_events(&events).and_then(|wire| match self.protocol {
+                    Protocol::Anthropic => passthrough::anthropic_message(&wire),
+                    Protocol::Openai => passthrough::openai_completion(&wire),
+                    Protocol::OpenaiResponses => None,
+                });
+                if let Some(body) = own {
+                    return self.with_ids(json_response(200, &body, None));
+                }
                 let body = match self.protocol {
                     Protocol::Anthropic => wire::anthropic_message(&self.model, &events),
                     Protocol::Openai | Protocol::OpenaiResponses => {

@@ -256,16 +256,21 @@ fn temperature(obj: &Map<String, Value>) -> Result<Option<f32>, WireError> {
 }
 
 /// Text of a `content` that is a string or an array of text parts / blocks. Other part kinds
-/// (images, audio, files) are refused: silently dropping them would change the request's meaning.
+/// (images, audio, files, documents) have no place here: a target of the client's protocol gets
+/// them as sent (a passthrough), one of another protocol does not (README: what translation keeps).
 fn text_parts(value: &Value, path: &str) -> Result<Vec<String>, WireError> {
     match value {
         Value::Null => Ok(Vec::new()),
         Value::String(s) => Ok(vec![s.clone()]),
-        Value::Array(parts) => parts
-            .iter()
-            .enumerate()
-            .map(|(j, part)| text_part(part, &format!("{path}[{j}]")))
-            .collect(),
+        Value::Array(parts) => {
+            let mut texts = Vec::new();
+            for (j, part) in parts.iter().enumerate() {
+                if let Some(text) = text_part(part, &format!("{path}[{j}]"))? {
+                    texts.push(text);
+                }
+            }
+            Ok(texts)
+        }
         other => Err(WireError::field(
             path,
             format!("expected a string or an array, got {}", describe(other)),
@@ -273,19 +278,19 @@ fn text_parts(value: &Value, path: &str) -> Result<Vec<String>, WireError> {
     }
 }
 
-/// One text part: a string, or `{"type": "text", "text"}` (other kinds are refused).
-fn text_part(part: &Value, path: &str) -> Result<String, WireError> {
+/// One text part: a string, or `{"type": "text", "text"}`; `None` for a part of another kind
+/// (not carried across protocols).
+fn text_part(part: &Value, path: &str) -> Result<Option<String>, WireError> {
     match part {
-        Value::String(s) => Ok(s.clone()),
+        Value::String(s) => Ok(Some(s.clone())),
         Value::Object(obj) => {
             let kind = opt_str(obj, "type", &format!("{path}.type"))?.unwrap_or("text");
             if kind != "text" {
-                return Err(WireError::field(
-                    format!("{path}.type"),
-                    format!("`{kind}` content is not supported by this gateway"),
-                ));
+                return Ok(None);
             }
-            Ok(req_str(obj, "text", &format!("{path}.text"))?.to_string())
+            Ok(Some(
+                req_str(obj, "text", &format!("{path}.text"))?.to_string(),
+            ))
         }
         other => Err(WireError::field(
             path,
@@ -325,7 +330,9 @@ fn user_parts(value: &Value, path: &str) -> Result<Vec<Content>, WireError> {
                     url: url.to_string(),
                 });
             }
-            None => content.extend(texts_to_content(vec![text_part(part, &part_path)?])),
+            None => content.extend(texts_to_content(
+                text_part(part, &part_path)?.into_iter().collect(),
+            )),
         }
     }
     Ok(content)
@@ -566,10 +573,8 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
             let tool = as_object(&value, &path)?;
             let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("function");
             if kind != "function" {
-                return Err(WireError::field(
-                    format!("{path}.type"),
-                    format!("unsupported tool type `{kind}` (expected function)"),
-                ));
+                // `custom` tools and others: not carried across protocols.
+                continue;
             }
             let function_path = format!("{path}.function");
             let function = as_object(
@@ -614,6 +619,8 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
         tool_choice: openai_tool_choice(&obj)?,
         credentials: None,
         as_requested: None,
+        original: None,
+        prefill: None,
         parallel_tool_calls: opt_bool(&obj, "parallel_tool_calls", "parallel_tool_calls")?,
         top_k: None,
         user: opt_str(&obj, "user", "user")?.map(str::to_string),
@@ -691,12 +698,9 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
             let tool = as_object(&value, &path)?;
             let name = req_str(tool, "name", &format!("{path}.name"))?;
             let Some(schema) = get(tool, "input_schema") else {
-                // Server tools (`web_search_20250305`, …) have a `type` and no schema.
-                let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("custom");
-                return Err(WireError::field(
-                    format!("{path}.input_schema"),
-                    format!("required (tool type `{kind}` is not supported by this gateway)"),
-                ));
+                // Server tools (`web_search_20250305`, …) have a `type` and no schema: they run
+                // at Anthropic, and are not carried across protocols.
+                continue;
             };
             tools.push(ToolDef {
                 name: name.to_string(),
@@ -721,6 +725,8 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
         tool_choice: anthropic_tool_choice(&obj)?,
         credentials: None,
         as_requested: None,
+        original: None,
+        prefill: None,
         parallel_tool_calls: match get(&obj, "tool_choice") {
             Some(Value::Object(choice)) => opt_bool(
                 choice,
@@ -800,24 +806,15 @@ fn anthropic_block(block: &Value, path: &str) -> Result<Option<Content>, WireErr
                     req_str(source, "data", &format!("{source_path}.data"))?
                 ),
                 "url" => req_str(source, "url", &format!("{source_path}.url"))?.to_string(),
-                other => {
-                    return Err(WireError::field(
-                        format!("{source_path}.type"),
-                        format!(
-                            "`{other}` image sources are not supported by this gateway (base64 or url)"
-                        ),
-                    ));
-                }
+                // A Files API `file` source names a file at Anthropic: not carried across.
+                _ => return Ok(None),
             };
             Some(Content::Image { url })
         }
-        "thinking" | "redacted_thinking" => None,
-        other => {
-            return Err(WireError::field(
-                format!("{path}.type"),
-                format!("`{other}` blocks are not supported by this gateway"),
-            ));
-        }
+        // Documents, server tool blocks, search results, thinking (its signature is only valid
+        // for the model that wrote it) and blocks added later: a target of the client's protocol
+        // gets them as sent; across protocols they are not carried (README).
+        _ => None,
     })
 }
 
@@ -1044,6 +1041,11 @@ pub trait Encode: Send {
     /// The in-stream error for `err`; the stream is over after it.
     fn error(&mut self, err: &ProviderError) -> Vec<String>;
 
+    /// An upstream event of this encoder's protocol as it arrived (a passthrough): its frame,
+    /// unchanged, with the encoder's state brought up to date so that what it encodes after it (a
+    /// spliced continuation, the end, an error) fits the stream the client has.
+    fn wire(&mut self, event: Option<&str>, data: &str) -> Vec<String>;
+
     /// The end of the upstream stream. After `Done` (or an error) nothing is left to send; without
     /// one the reply was cut, so the client gets the protocol's error, never a clean finish.
     fn finish(&mut self) -> Vec<String> {
@@ -1059,6 +1061,39 @@ pub trait Encode: Send {
 enum BlockKind {
     Text,
     Tool,
+    /// A block of the upstream's that this encoder does not write (thinking, server tools, …).
+    Other,
+}
+
+/// The normalized events that the upstream's own events carry in a passthrough (usage and the end
+/// are the encoders' to track).
+fn covered(event: &StreamEvent) -> bool {
+    matches!(
+        event,
+        StreamEvent::MessageStart { .. }
+            | StreamEvent::TextDelta { .. }
+            | StreamEvent::ThinkingDelta { .. }
+            | StreamEvent::RefusalDelta { .. }
+            | StreamEvent::ToolCallStart { .. }
+            | StreamEvent::ToolCallDelta { .. }
+    )
+}
+
+/// An SSE frame: `event:` (when named) and the data, one `data:` line per line.
+pub fn sse_frame(event: Option<&str>, data: &str) -> String {
+    let mut frame = String::with_capacity(data.len() + 32);
+    if let Some(name) = event {
+        frame.push_str("event: ");
+        frame.push_str(name);
+        frame.push('\n');
+    }
+    for line in data.split('\n') {
+        frame.push_str("data: ");
+        frame.push_str(line);
+        frame.push('\n');
+    }
+    frame.push('\n');
+    frame
 }
 
 /// Our stream events → Anthropic Messages SSE frames.
@@ -1081,6 +1116,9 @@ pub struct AnthropicEncoder {
     next_index: u32,
     /// Our tool call index → content block index.
     tools: HashMap<u32, u32>,
+    /// The upstream's own events are going out (a passthrough): the normalized events they
+    /// cover are not encoded again.
+    raw: bool,
 }
 
 impl AnthropicEncoder {
@@ -1096,6 +1134,7 @@ impl AnthropicEncoder {
             open: None,
             next_index: 0,
             tools: HashMap::new(),
+            raw: false,
         }
     }
 
@@ -1150,7 +1189,7 @@ impl Encode for AnthropicEncoder {
     /// after `Done` or an error produce nothing.
     fn event(&mut self, event: &StreamEvent) -> Vec<String> {
         let mut out = Vec::new();
-        if self.finished {
+        if self.finished || (self.raw && covered(event)) {
             return out;
         }
         match event {
@@ -1219,6 +1258,8 @@ impl Encode for AnthropicEncoder {
                 }
             }
             StreamEvent::Rewind { .. } => {}
+            StreamEvent::Spliced => self.raw = false,
+            StreamEvent::Wire { event, data } => return self.wire(event.as_deref(), data),
             StreamEvent::Done {
                 stop_reason,
                 raw_stop_reason,
@@ -1240,6 +1281,58 @@ impl Encode for AnthropicEncoder {
             }
         }
         out
+    }
+
+    fn wire(&mut self, event: Option<&str>, data: &str) -> Vec<String> {
+        if self.finished {
+            return Vec::new();
+        }
+        self.raw = true;
+        #[derive(serde::Deserialize)]
+        struct Frame {
+            #[serde(rename = "type")]
+            kind: Option<String>,
+            index: Option<u32>,
+            content_block: Option<Kind>,
+        }
+        #[derive(serde::Deserialize)]
+        struct Kind {
+            #[serde(rename = "type")]
+            kind: String,
+        }
+        // Only the events that change the stream's shape are read; the rest go out unread.
+        let shape = matches!(
+            event,
+            None | Some("message_start" | "content_block_start" | "content_block_stop")
+                | Some("message_stop" | "error")
+        );
+        if shape && let Ok(frame) = serde_json::from_str::<Frame>(data) {
+            match event.or(frame.kind.as_deref()) {
+                Some("message_start") => {
+                    self.started = true;
+                    self.pending_start = false;
+                }
+                Some("content_block_start") => {
+                    if let Some(index) = frame.index {
+                        let kind = match frame.content_block.as_ref().map(|b| b.kind.as_str()) {
+                            Some("text") => BlockKind::Text,
+                            Some("tool_use") => BlockKind::Tool,
+                            _ => BlockKind::Other,
+                        };
+                        self.open = Some((index, kind));
+                        self.next_index = self.next_index.max(index.saturating_add(1));
+                    }
+                }
+                Some("content_block_stop")
+                    if self.open.map(|(i, _)| Some(i)) == Some(frame.index) =>
+                {
+                    self.open = None;
+                }
+                Some("message_stop" | "error") => self.finished = true,
+                _ => {}
+            }
+        }
+        vec![sse_frame(event, data)]
     }
 
     /// An in-stream `event: error` for `err`; the stream is over after it.
@@ -1283,6 +1376,9 @@ pub struct OpenAiEncoder {
     no_arguments: std::collections::BTreeSet<u32>,
     /// A refusal went out in `refusal`: OpenAI ends those with `stop`.
     refused: bool,
+    /// The upstream's own chunks are going out (a passthrough): the normalized events they
+    /// cover are not encoded again.
+    raw: bool,
 }
 
 impl OpenAiEncoder {
@@ -1299,6 +1395,7 @@ impl OpenAiEncoder {
             tools: HashMap::new(),
             no_arguments: std::collections::BTreeSet::new(),
             refused: false,
+            raw: false,
         }
     }
 
@@ -1336,7 +1433,7 @@ impl Encode for OpenAiEncoder {
     /// after `Done` or an error produce nothing.
     fn event(&mut self, event: &StreamEvent) -> Vec<String> {
         let mut out = Vec::new();
-        if self.finished {
+        if self.finished || (self.raw && covered(event)) {
             return out;
         }
         match event {
@@ -1399,6 +1496,8 @@ impl Encode for OpenAiEncoder {
                 }
             }
             StreamEvent::Rewind { .. } => {}
+            StreamEvent::Spliced => self.raw = false,
+            StreamEvent::Wire { event, data } => return self.wire(event.as_deref(), data),
             StreamEvent::Done {
                 stop_reason,
                 raw_stop_reason,
@@ -1429,6 +1528,47 @@ impl Encode for OpenAiEncoder {
             }
         }
         out
+    }
+
+    fn wire(&mut self, event: Option<&str>, data: &str) -> Vec<String> {
+        if self.finished {
+            return Vec::new();
+        }
+        self.raw = true;
+        if data.trim() == "[DONE]" {
+            self.finished = true;
+            return vec![sse_frame(event, data)];
+        }
+        #[derive(serde::Deserialize)]
+        struct Chunk {
+            id: Option<String>,
+            model: Option<String>,
+            created: Option<u64>,
+            choices: Option<Vec<serde::de::IgnoredAny>>,
+            usage: Option<serde::de::IgnoredAny>,
+            error: Option<serde::de::IgnoredAny>,
+        }
+        // The first chunk names the stream (a continuation's chunks carry its id); the usage
+        // chunk, asked for by the engine, goes only to a client that asked for it too.
+        if (!self.started || !self.include_usage)
+            && let Ok(chunk) = serde_json::from_str::<Chunk>(data)
+        {
+            if chunk.error.is_some() {
+                self.finished = true;
+            } else if !self.started {
+                self.started = true;
+                self.id = chunk.id.filter(|id| !id.is_empty()).or(self.id.take());
+                if let Some(model) = chunk.model.filter(|m| !m.is_empty()) {
+                    self.model = model;
+                }
+                self.created = chunk.created.unwrap_or(self.created);
+            }
+            let usage_only = chunk.usage.is_some() && chunk.choices.is_some_and(|c| c.is_empty());
+            if usage_only && !self.include_usage {
+                return Vec::new();
+            }
+        }
+        vec![sse_frame(event, data)]
     }
 
     /// An in-stream error chunk for `err`; no `[DONE]` follows.
@@ -1516,7 +1656,7 @@ fn fold(events: &[StreamEvent]) -> Folded {
                 }
             }
             StreamEvent::Usage(usage) => reply.usage = *usage,
-            StreamEvent::Rewind { .. } => {}
+            StreamEvent::Rewind { .. } | StreamEvent::Wire { .. } | StreamEvent::Spliced => {}
             StreamEvent::Done {
                 stop_reason,
                 raw_stop_reason,

@@ -23,13 +23,22 @@ impl AnthropicClient {
         AnthropicClient { config, http }
     }
 
-    /// The JSON body for `request`; the model defaults to the configured one.
-    pub fn request_body(&self, request: &Request) -> String {
-        let model = if request.model.is_empty() {
+    /// The model `request` asks for: its own, else the configured one.
+    fn model<'a>(&'a self, request: &'a Request) -> &'a str {
+        if request.model.is_empty() {
             &self.config.model
         } else {
             &request.model
-        };
+        }
+    }
+
+    /// The JSON body for `request`: the caller's own when it came in this protocol (see
+    /// [`super::passthrough`]), else built from it.
+    pub fn request_body(&self, request: &Request) -> String {
+        let model = self.model(request);
+        if let Some(body) = super::passthrough::body(request, Protocol::Anthropic, model) {
+            return body;
+        }
         let mut body = json!({
             "model": model,
             "max_tokens": request.max_tokens,
@@ -107,6 +116,14 @@ impl AnthropicClient {
         }
         Ok(headers)
     }
+
+    /// Whether `request` goes upstream as the caller sent it (and its events back as they come).
+    fn passthrough(request: &Request) -> bool {
+        request
+            .original
+            .as_ref()
+            .is_some_and(|o| o.protocol == Protocol::Anthropic)
+    }
 }
 
 fn content_block(content: &Content) -> Value {
@@ -180,11 +197,17 @@ impl Provider for AnthropicClient {
         let key = request
             .key_for(Protocol::Anthropic, &self.config.api_key)
             .clone();
-        let Ok(headers) = self.headers(&key) else {
+        let Ok(mut headers) = self.headers(&key) else {
             return http::unusable_key(&self.config.name);
         };
+        let passthrough = Self::passthrough(&request);
+        if passthrough {
+            http::forward_headers(&request, &mut headers);
+        }
         let url = http::endpoint(&self.config.base_url, "/v1/messages");
         let body = self.request_body(&request);
+        // A continuation's events are the engine's to splice: they come normalized only.
+        let wire = passthrough && request.prefill.is_none();
         http::post_sse(
             &self.http,
             &self.config,
@@ -193,6 +216,7 @@ impl Provider for AnthropicClient {
             headers,
             body,
             AnthropicParser::default(),
+            wire,
         )
     }
 }

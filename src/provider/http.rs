@@ -168,10 +168,31 @@ pub trait SseParser: Send + 'static {
     fn end(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), Failure>;
 }
 
-/// POST `body` (JSON) with `headers` to `url` and stream the reply through `parser`.
+/// The caller's own protocol headers (versions, betas) over the client's defaults, for a passthrough.
+pub fn forward_headers(request: &super::Request, headers: &mut HeaderMap) {
+    let Some(original) = &request.original else {
+        return;
+    };
+    // The caller's values replace the client's own (a repeated header stays repeated).
+    for (name, _) in &original.headers {
+        headers.remove(name.as_str());
+    }
+    for (name, value) in &original.headers {
+        if let (Ok(name), Ok(value)) = (
+            reqwest::header::HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) {
+            headers.append(name, value);
+        }
+    }
+}
+
+/// POST `body` (JSON) with `headers` to `url` and stream the reply through `parser`; with `wire`,
+/// each SSE event also goes out as it arrived ([`StreamEvent::Wire`], ahead of what it means).
 ///
 /// The request is sent when the returned stream is first polled; dropping the stream aborts it.
 /// Errors of any phase arrive as the stream's last item.
+#[allow(clippy::too_many_arguments)]
 pub fn post_sse<P: SseParser>(
     http: &reqwest::Client,
     config: &ProviderConfig,
@@ -180,6 +201,7 @@ pub fn post_sse<P: SseParser>(
     headers: HeaderMap,
     body: String,
     parser: P,
+    wire: bool,
 ) -> ProviderStream {
     let request = http
         .post(url)
@@ -201,6 +223,7 @@ pub fn post_sse<P: SseParser>(
         max_event_bytes: config.max_event_bytes,
         http: http.clone(),
         parser,
+        wire,
         stage: Stage::Start(request),
         ready: VecDeque::new(),
         yielded: false,
@@ -239,6 +262,8 @@ struct Attempt<P> {
     max_event_bytes: usize,
     http: reqwest::Client,
     parser: P,
+    /// Pass each SSE event on as it arrived, too (a passthrough).
+    wire: bool,
     stage: Stage,
     ready: VecDeque<StreamEvent>,
     /// Whether a normalized event has been yielded: the line between `first_event` and `mid_stream`.
@@ -331,7 +356,15 @@ impl<P: SseParser> Attempt<P> {
             let flow = match timeout_at(deadline, body.next()).await {
                 Err(_) => return Err(self.timed_out(limit, phase)),
                 Ok(None) => self.parser.end(&mut self.ready).map(|()| Flow::Finished),
-                Ok(Some(Ok(event))) => self.parser.event(event, &mut self.ready),
+                Ok(Some(Ok(event))) => {
+                    if self.wire {
+                        self.ready.push_back(StreamEvent::Wire {
+                            event: event.event.clone(),
+                            data: event.data.clone(),
+                        });
+                    }
+                    self.parser.event(event, &mut self.ready)
+                }
                 Ok(Some(Err(SseStreamError::Decode(e)))) => {
                     Err(Failure::malformed("bad SSE event", e))
                 }
@@ -479,7 +512,11 @@ fn redact_event(secrets: &Secrets, event: &mut StreamEvent) {
         StreamEvent::Done {
             raw_stop_reason, ..
         } => secrets.scrub_opt(raw_stop_reason),
-        StreamEvent::Usage(_) | StreamEvent::Rewind { .. } => {}
+        StreamEvent::Wire { event, data } => {
+            secrets.scrub_opt(event);
+            secrets.scrub(data);
+        }
+        StreamEvent::Usage(_) | StreamEvent::Rewind { .. } | StreamEvent::Spliced => {}
     }
 }
 

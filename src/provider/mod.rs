@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod error;
 pub mod http;
 pub mod openai;
+pub mod passthrough;
 pub mod sse;
 
 use futures::stream::BoxStream;
@@ -62,6 +63,48 @@ pub struct Request {
     /// gateway's pattern routes). Never serialized.
     #[serde(skip)]
     pub as_requested: Option<(Protocol, String)>,
+    /// The caller's request as it arrived, for targets of its protocol (the gateway's
+    /// passthrough). Never serialized.
+    #[serde(skip)]
+    pub original: Option<Arc<Original>>,
+    /// The partial reply this attempt continues from (a mid-stream continuation), also the last
+    /// message of `messages`; a passthrough body appends it to the caller's. Never serialized.
+    #[serde(skip)]
+    pub prefill: Option<String>,
+}
+
+/// A caller's request as it arrived. A target of the same protocol gets it as sent — every field
+/// kept, those breakerbox does not know included — but for `model`, `stream` (and, continuing, the
+/// prefill and what is left of `max_tokens`), with the protocol's own headers
+/// (`anthropic-beta`, `openai-beta`, …).
+#[derive(Clone, PartialEq)]
+pub struct Original {
+    pub protocol: Protocol,
+    /// The JSON body, a JSON object.
+    pub body: bytes::Bytes,
+    /// The protocol's request headers to forward, lower-case names.
+    pub headers: Vec<(String, String)>,
+}
+
+impl fmt::Debug for Original {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Original")
+            .field("protocol", &self.protocol)
+            .field("body_bytes", &self.body.len())
+            .field("headers", &self.headers)
+            .finish()
+    }
+}
+
+impl Protocol {
+    /// The request headers of this protocol that a passthrough forwards: what the client says
+    /// about the API it speaks (version, betas), never credentials or hop-by-hop headers.
+    pub fn forwarded_headers(&self) -> &'static [&'static str] {
+        match self {
+            Protocol::Anthropic => &["anthropic-version", "anthropic-beta"],
+            Protocol::Openai | Protocol::OpenaiResponses => &["openai-beta"],
+        }
+    }
 }
 
 /// Whether the model may, must or must not call a tool.
@@ -275,6 +318,16 @@ pub enum StreamEvent {
         stop_reason: StopReason,
         raw_stop_reason: Option<String>,
     },
+    /// One upstream SSE event as it arrived (secrets removed), ahead of the normalized events it
+    /// means; only for a request whose `original` is of the provider's protocol (passthrough). A
+    /// caller of that protocol forwards these and skips the normalized events they cover.
+    Wire {
+        event: Option<String>,
+        data: String,
+    },
+    /// The reply goes on from another attempt, which continues the text so far (a prefill); its
+    /// events are normalized only. Only the failover engine emits it.
+    Spliced,
 }
 
 pub type ProviderStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;

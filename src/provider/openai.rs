@@ -25,13 +25,17 @@ impl OpenAiClient {
         OpenAiClient { config, http }
     }
 
-    /// The JSON body for `request`; the model defaults to the configured one.
+    /// The JSON body for `request`: the caller's own when it came in this protocol (see
+    /// [`super::passthrough`]), else built from it; the model defaults to the configured one.
     pub fn request_body(&self, request: &Request) -> String {
         let model = if request.model.is_empty() {
             &self.config.model
         } else {
             &request.model
         };
+        if let Some(body) = super::passthrough::body(request, Protocol::Openai, model) {
+            return body;
+        }
         // api.openai.com rejects `max_tokens` for reasoning models (GPT-5, o-series) and wants
         // `max_completion_tokens`, which many compatible servers do not know; so only OpenAI gets it.
         let max_tokens_field = if self.config.base_url.contains("api.openai.com") {
@@ -183,11 +187,20 @@ impl Provider for OpenAiClient {
         let key = request
             .key_for(Protocol::Openai, &self.config.api_key)
             .clone();
-        let Ok(headers) = self.headers(&key) else {
+        let Ok(mut headers) = self.headers(&key) else {
             return http::unusable_key(&self.config.name);
         };
+        let passthrough = request
+            .original
+            .as_ref()
+            .is_some_and(|o| o.protocol == Protocol::Openai);
+        if passthrough {
+            http::forward_headers(&request, &mut headers);
+        }
         let url = http::endpoint(&self.config.base_url, "/chat/completions");
         let body = self.request_body(&request);
+        // A continuation's events are the engine's to splice: they come normalized only.
+        let wire = passthrough && request.prefill.is_none();
         http::post_sse(
             &self.http,
             &self.config,
@@ -196,6 +209,7 @@ impl Provider for OpenAiClient {
             headers,
             body,
             OpenAiParser::default(),
+            wire,
         )
     }
 }
