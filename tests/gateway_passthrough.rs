@@ -689,6 +689,18 @@ async fn a_cut_passthrough_stream_is_continued_from_the_callers_own_body_plus_th
         .find(|(e, _)| e.as_deref() == Some("message_delta"))
         .unwrap();
     assert_eq!(stop.1["delta"]["stop_reason"], "end_turn");
+    // What the caller was billed for: both attempts.
+    let usage = &stop.1["usage"];
+    assert_eq!(
+        (
+            &usage["input_tokens"],
+            &usage["output_tokens"],
+            &usage["cache_read_input_tokens"],
+            &usage["cache_creation_input_tokens"]
+        ),
+        (&json!(42), &json!(4), &json!(4096), &json!(2048)),
+        "{usage}"
+    );
     gw.stop().await;
 }
 

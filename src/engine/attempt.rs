@@ -25,6 +25,9 @@ pub struct AttemptContext<'a> {
     pub out: Option<&'a mpsc::Sender<Result<StreamEvent, ProviderError>>>,
     /// Do not forward `MessageStart`: this attempt continues a reply already started.
     pub continuing: bool,
+    /// Added to the usage this attempt forwards: what the attempts it continues were billed, so
+    /// the caller's usage of a spliced reply is all it cost.
+    pub usage_before: Usage,
     /// The engine's policy, for the `retryable` flag of `attempt_failed`; the default if `None`.
     pub policy: Option<&'a Policy>,
     /// A hedged attempt: it may lose, so its `first_event` and text are published by whoever
@@ -41,6 +44,7 @@ impl<'a> AttemptContext<'a> {
             number,
             out: None,
             continuing: false,
+            usage_before: Usage::default(),
             policy: None,
             held: false,
         }
@@ -214,6 +218,10 @@ pub async fn run(
                 false
             }
             _ => true,
+        };
+        let event = match event {
+            StreamEvent::Usage(usage) => StreamEvent::Usage(usage.plus(&ctx.usage_before)),
+            other => other,
         };
         if forward
             && let Some(out) = ctx.out

@@ -433,6 +433,9 @@ struct Tally {
     /// The output tokens that text cost (see [`output_tokens`]): what a continuation may no longer
     /// ask for.
     delivered_tokens: u64,
+    /// What the attempts whose text the caller kept were billed (a spliced reply's usage is
+    /// theirs and the last attempt's together).
+    delivered_usage: crate::provider::Usage,
     /// The caller has received a `MessageStart`.
     started: bool,
     /// The caller has part of a tool call.
@@ -689,6 +692,9 @@ impl Run {
                     );
                     ctx.out = Some(&self.out);
                     ctx.continuing = prefill.is_some() && tally.started;
+                    if prefill.is_some() {
+                        ctx.usage_before = tally.delivered_usage;
+                    }
                     ctx.policy = Some(&settings.policy);
                     attempt::run(target.provider.as_ref(), attempt_request, ctx).await
                 }
@@ -791,6 +797,9 @@ impl Run {
             tally.started |= report.committed();
             tally.delivered.push_str(&report.text);
             tally.delivered_tokens += output_tokens(report);
+            if report.result.is_err() {
+                tally.delivered_usage = tally.delivered_usage.plus(&report.usage);
+            }
         }
         let err = match &report.result {
             Ok(_) => {
@@ -1094,6 +1103,7 @@ impl Run {
             .await;
         tally.delivered.clear();
         tally.delivered_tokens = 0;
+        tally.delivered_usage = crate::provider::Usage::default();
         tally.started = false;
         tally.tool_call = false;
     }
