@@ -1549,8 +1549,10 @@ impl Encode for OpenAiEncoder {
             error: Option<serde::de::IgnoredAny>,
         }
         // The first chunk names the stream (a continuation's chunks carry its id); the usage
-        // chunk, asked for by the engine, goes only to a client that asked for it too.
-        if (!self.started || !self.include_usage)
+        // chunk (`choices: []`), asked for by the engine, goes only to a client that asked for
+        // it too. Other chunks go out unread.
+        let usage_chunk = || data.contains("\"choices\":[]") || data.contains("\"choices\": []");
+        if (!self.started || (!self.include_usage && usage_chunk()))
             && let Ok(chunk) = serde_json::from_str::<Chunk>(data)
         {
             if chunk.error.is_some() {
