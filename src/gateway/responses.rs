@@ -1247,3 +1247,575 @@ pub fn whole_response(model: &str, events: &[StreamEvent], inbound: Arc<Inbound>
     }
     encoder.result.take().unwrap_or(Value::Null)
 }
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used)]
+
+    use super::*;
+    use crate::provider::Phase;
+
+    fn parse(body: Value) -> Result<(Request, InboundOptions, Inbound), WireError> {
+        parse_request(body.to_string().as_bytes())
+    }
+
+    fn error(body: Value) -> WireError {
+        match parse(body) {
+            Err(e) => e,
+            Ok((request, ..)) => panic!("accepted: {request:?}"),
+        }
+    }
+
+    /// The frames as (type, data), checking the framing and the numbering on the way.
+    fn events(frames: &[String]) -> Vec<(String, Value)> {
+        let mut out = Vec::new();
+        for frame in frames {
+            let (head, data) = frame
+                .strip_suffix("\n\n")
+                .and_then(|f| f.split_once('\n'))
+                .expect("event: + data:");
+            let kind = head.strip_prefix("event: ").expect("an event line");
+            let data: Value = serde_json::from_str(data.strip_prefix("data: ").unwrap()).unwrap();
+            assert_eq!(data["type"], kind, "{frame}");
+            out.push((kind.to_string(), data));
+        }
+        for (i, (_, data)) in out.iter().enumerate() {
+            assert_eq!(data["sequence_number"], i as u64, "numbered from 0: {data}");
+        }
+        out
+    }
+
+    fn encode(inbound: Inbound, stream: &[StreamEvent]) -> Vec<(String, Value)> {
+        let mut encoder = ResponsesEncoder::new("asked-model", Arc::new(inbound));
+        let frames: Vec<String> = stream.iter().flat_map(|e| encoder.event(e)).collect();
+        events(&frames)
+    }
+
+    fn kinds(events: &[(String, Value)]) -> Vec<&str> {
+        events.iter().map(|(k, _)| k.as_str()).collect()
+    }
+
+    fn start() -> StreamEvent {
+        StreamEvent::MessageStart {
+            id: "msg_up".into(),
+            model: "claude-x".into(),
+        }
+    }
+
+    fn text(t: &str) -> StreamEvent {
+        StreamEvent::TextDelta { text: t.into() }
+    }
+
+    fn done(stop_reason: StopReason) -> StreamEvent {
+        StreamEvent::Done {
+            stop_reason,
+            raw_stop_reason: None,
+        }
+    }
+
+    fn tool(index: u32, id: &str, name: &str) -> StreamEvent {
+        StreamEvent::ToolCallStart {
+            index,
+            id: id.into(),
+            name: name.into(),
+        }
+    }
+
+    fn args(index: u32, partial_json: &str) -> StreamEvent {
+        StreamEvent::ToolCallDelta {
+            index,
+            partial_json: partial_json.into(),
+        }
+    }
+
+    #[test]
+    fn a_text_and_tool_reply_follows_the_documented_lifecycle() {
+        let events = encode(
+            Inbound::default(),
+            &[
+                start(),
+                StreamEvent::Usage(Usage {
+                    input_tokens: 10,
+                    cache_read_tokens: 90,
+                    ..Usage::default()
+                }),
+                text("Hello"),
+                text(" there"),
+                tool(0, "toolu_1", "get_weather"),
+                args(0, ""),
+                args(0, "{\"city\":"),
+                args(0, "\"Paris\"}"),
+                tool(1, "toolu_2", "no_args"),
+                StreamEvent::Usage(Usage {
+                    input_tokens: 10,
+                    cache_read_tokens: 90,
+                    output_tokens: 7,
+                    reasoning_tokens: 2,
+                    ..Usage::default()
+                }),
+                done(StopReason::ToolUse),
+            ],
+        );
+        assert_eq!(
+            kinds(&events),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.function_call_arguments.delta",
+                "response.function_call_arguments.delta",
+                "response.output_item.added",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.function_call_arguments.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        let created = &events[0].1["response"];
+        assert_eq!(created["model"], "claude-x", "the model that answers");
+        assert_eq!(created["status"], "in_progress");
+        assert!(created["id"].as_str().unwrap().starts_with("resp_"));
+        assert_eq!(events[6].1["text"], "Hello there");
+        assert_eq!(events[13].1["arguments"], "{\"city\":\"Paris\"}");
+        assert_eq!(events[15].1["arguments"], "{}", "no arguments is {{}}");
+        let completed = &events[17].1["response"];
+        assert_eq!(completed["status"], "completed");
+        assert_eq!(completed["id"], created["id"]);
+        let output = completed["output"].as_array().unwrap();
+        assert_eq!(output.len(), 3);
+        assert!(output[0]["id"].as_str().unwrap().starts_with("msg_"));
+        assert_eq!(output[0]["content"][0]["text"], "Hello there");
+        assert_eq!(output[1]["type"], "function_call");
+        assert_eq!(output[1]["call_id"], "toolu_1");
+        assert!(output[1]["id"].as_str().unwrap().starts_with("fc_"));
+        assert_eq!(output[2]["arguments"], "{}");
+        let usage = &completed["usage"];
+        assert_eq!(usage["input_tokens"], 100, "cached tokens included");
+        assert_eq!(usage["input_tokens_details"]["cached_tokens"], 90);
+        assert_eq!(usage["output_tokens_details"]["reasoning_tokens"], 2);
+        assert_eq!(usage["total_tokens"], 107);
+        // Each item's events name its output index.
+        assert_eq!(events[10].1["output_index"], 1);
+        assert_eq!(events[12].1["output_index"], 2);
+    }
+
+    #[test]
+    fn thinking_is_a_reasoning_summary_and_refusals_a_refusal_part() {
+        let events = encode(
+            Inbound::default(),
+            &[
+                StreamEvent::ThinkingDelta { text: "hmm".into() },
+                text("No"),
+                StreamEvent::RefusalDelta {
+                    text: "I can't.".into(),
+                },
+                done(StopReason::ContentFilter),
+            ],
+        );
+        assert_eq!(
+            kinds(&events)[2..],
+            [
+                "response.output_item.added",
+                "response.reasoning_summary_part.added",
+                "response.reasoning_summary_text.delta",
+                "response.reasoning_summary_text.done",
+                "response.reasoning_summary_part.done",
+                "response.output_item.done",
+                "response.output_item.added",
+                "response.content_part.added",
+                "response.output_text.delta",
+                "response.output_text.done",
+                "response.content_part.done",
+                "response.content_part.added",
+                "response.refusal.delta",
+                "response.refusal.done",
+                "response.content_part.done",
+                "response.output_item.done",
+                "response.completed",
+            ]
+        );
+        assert_eq!(events[0].1["response"]["model"], "asked-model");
+        let output = &events.last().unwrap().1["response"]["output"];
+        assert_eq!(
+            output[0]["summary"],
+            json!([{"type": "summary_text", "text": "hmm"}])
+        );
+        assert!(output[0]["id"].as_str().unwrap().starts_with("rs_"));
+        assert_eq!(
+            output[1]["content"][1],
+            json!({"type": "refusal", "refusal": "I can't."})
+        );
+        assert_eq!(events[13].1["content_index"], 1);
+    }
+
+    #[test]
+    fn a_cut_off_or_filtered_reply_is_incomplete_with_its_reason() {
+        for (stop, reason) in [
+            (StopReason::MaxTokens, "max_output_tokens"),
+            (StopReason::ContextWindowExceeded, "max_output_tokens"),
+            (StopReason::ContentFilter, "content_filter"),
+        ] {
+            let events = encode(Inbound::default(), &[text("Once upon"), done(stop)]);
+            let (kind, last) = events.last().unwrap();
+            assert_eq!(kind, "response.incomplete");
+            assert_eq!(last["response"]["status"], "incomplete");
+            assert_eq!(last["response"]["incomplete_details"]["reason"], reason);
+            assert_eq!(last["response"]["output"][0]["status"], "incomplete");
+            assert!(!kinds(&events).contains(&"response.completed"));
+        }
+    }
+
+    #[test]
+    fn a_failure_after_the_start_is_response_failed_and_never_completed() {
+        let mut encoder = ResponsesEncoder::new("m", Arc::default());
+        let mut frames = Vec::new();
+        for event in [
+            start(),
+            text("Half a"),
+            tool(0, "call_1", "run"),
+            args(0, "{\"cmd\":"),
+        ] {
+            frames.extend(encoder.event(&event));
+        }
+        let err = ProviderError::new("p", ErrorClass::StreamCut, Phase::MidStream, "cut off");
+        frames.extend(encoder.error(&err));
+        // Nothing after the end.
+        frames.extend(encoder.event(&done(StopReason::EndTurn)));
+        frames.extend(encoder.finish());
+        let events = events(&frames);
+        let (kind, last) = events.last().unwrap();
+        assert_eq!(kind, "response.failed");
+        let response = &last["response"];
+        assert_eq!(response["status"], "failed");
+        assert_eq!(response["error"]["code"], "server_error");
+        assert_eq!(response["error"]["message"], "cut off");
+        assert!(!kinds(&events).contains(&"response.completed"));
+        // The half-written tool call never looks complete.
+        assert!(!kinds(&events).contains(&"response.function_call_arguments.done"));
+        let output = response["output"].as_array().unwrap();
+        assert_eq!(
+            output.len(),
+            1,
+            "the message, closed before the call: {output:?}"
+        );
+        assert_eq!(output[0]["content"][0]["text"], "Half a");
+
+        // Cut before anything was sent: still a whole stream, created first.
+        let mut encoder = ResponsesEncoder::new("m", Arc::default());
+        let frames = encoder.finish();
+        assert_eq!(
+            kinds(&self::events(&frames)),
+            [
+                "response.created",
+                "response.in_progress",
+                "response.failed"
+            ]
+        );
+        let mut encoder = ResponsesEncoder::new("m", Arc::default());
+        let limited = ProviderError::new("p", ErrorClass::RateLimited, Phase::MidStream, "slow");
+        let frames = encoder.error(&limited);
+        assert_eq!(
+            self::events(&frames)[2].1["response"]["error"]["code"],
+            "rate_limit_exceeded"
+        );
+    }
+
+    #[test]
+    fn custom_and_namespaced_tools_go_back_as_the_client_offered_them() {
+        let (request, _, inbound) = parse(json!({"model": "m", "input": "hi", "tools": [
+            {"type": "custom", "name": "apply_patch", "description": "Patch files.",
+             "format": {"type": "grammar", "syntax": "lark", "definition": "start: x"}},
+            {"type": "namespace", "name": "mcp__docs__", "description": "Docs.",
+             "tools": [{"type": "function", "name": "search", "parameters": {"type": "object"}}]},
+            {"type": "namespace", "name": "files",
+             "tools": [{"type": "function", "name": "read"}]},
+        ]}))
+        .unwrap();
+        let names: Vec<&str> = request.tools.iter().map(|t| t.name.as_str()).collect();
+        assert_eq!(names, ["apply_patch", "mcp__docs__search", "files__read"]);
+        assert_eq!(
+            request.tools[0].input_schema["required"],
+            json!(["input"]),
+            "a custom tool takes one string"
+        );
+        assert!(
+            request.tools[0]
+                .description
+                .contains("lark grammar:\nstart: x")
+        );
+        let events = encode(
+            inbound,
+            &[
+                tool(0, "toolu_a", "apply_patch"),
+                args(0, "{\"input\": \"*** Begin"),
+                args(0, " Patch\"}"),
+                tool(1, "toolu_b", "mcp__docs__search"),
+                args(1, "{\"q\":1}"),
+                done(StopReason::ToolUse),
+            ],
+        );
+        let custom_done: Vec<&Value> = events
+            .iter()
+            .filter(|(k, _)| k.starts_with("response.custom_tool_call_input"))
+            .map(|(_, d)| d)
+            .collect();
+        assert_eq!(custom_done.len(), 2, "one delta, then done");
+        assert_eq!(custom_done[0]["delta"], "*** Begin Patch");
+        assert_eq!(custom_done[1]["input"], "*** Begin Patch");
+        let output = &events.last().unwrap().1["response"]["output"];
+        assert_eq!(
+            (&output[0]["type"], &output[0]["name"], &output[0]["input"]),
+            (
+                &json!("custom_tool_call"),
+                &json!("apply_patch"),
+                &json!("*** Begin Patch")
+            )
+        );
+        assert!(output[0]["id"].as_str().unwrap().starts_with("ctc_"));
+        assert_eq!(
+            (&output[1]["name"], &output[1]["namespace"]),
+            (&json!("search"), &json!("mcp__docs__"))
+        );
+    }
+
+    #[test]
+    fn a_whole_response_is_the_fold_after_the_last_rewind() {
+        let response = whole_response(
+            "asked",
+            &[
+                text("withdrawn"),
+                StreamEvent::Rewind { discarded_chars: 9 },
+                StreamEvent::MessageStart {
+                    id: String::new(),
+                    model: "gpt-5".into(),
+                },
+                text("kept"),
+                done(StopReason::EndTurn),
+            ],
+            Arc::default(),
+        );
+        assert_eq!(response["object"], "response");
+        assert_eq!(response["status"], "completed");
+        assert_eq!(response["model"], "gpt-5");
+        assert_eq!(response["output"].as_array().unwrap().len(), 1);
+        assert_eq!(response["output"][0]["content"][0]["text"], "kept");
+        assert!(response.get("output_text").is_none(), "SDK-side only");
+        let cut = whole_response("asked", &[text("half")], Arc::default());
+        assert_eq!(cut["status"], "failed");
+    }
+
+    #[test]
+    fn input_items_become_the_conversation() {
+        let (request, options, inbound) = parse(json!({
+            "model": "gpt-5", "instructions": "Be brief.", "stream": true,
+            "safety_identifier": "u-1", "temperature": 0.5,
+            "reasoning": {"effort": "high"}, "store": false, "include": ["reasoning.encrypted_content"],
+            "text": {"format": {"type": "json_schema", "name": "x", "schema": {}}},
+            "input": [
+                {"type": "message", "role": "developer", "content": "Use tools."},
+                {"role": "user", "content": [
+                    {"type": "input_text", "text": "Look:"},
+                    {"type": "input_image", "image_url": "data:image/png;base64,AAAA", "detail": "auto"}]},
+                {"type": "reasoning", "id": "rs_1", "summary": [], "encrypted_content": "opaque"},
+                {"type": "message", "role": "assistant", "content": [{"type": "output_text", "text": "Checking."}]},
+                {"type": "function_call", "call_id": "c1", "name": "get", "arguments": ""},
+                {"type": "function_call", "call_id": "c2", "name": "search", "namespace": "mcp__docs__",
+                 "arguments": "{\"q\":\"x\"}"},
+                {"type": "custom_tool_call", "call_id": "c3", "name": "apply_patch", "input": "*** Begin"},
+                {"type": "function_call_output", "call_id": "c1", "output": "sunny"},
+                {"type": "function_call_output", "call_id": "c2",
+                 "output": [{"type": "input_text", "text": "a"}, {"type": "input_text", "text": "b"}]},
+                {"type": "custom_tool_call_output", "call_id": "c3", "output": "Done!"},
+                {"type": "message", "role": "system", "content": [{"type": "input_text", "text": "Late rule."}]},
+                {"type": "web_search_call", "id": "ws_1", "status": "completed"},
+            ]
+        }))
+        .unwrap();
+        assert!(options.stream && options.include_usage);
+        assert_eq!(options.model, "gpt-5");
+        assert_eq!(
+            request.system.as_deref(),
+            Some("Be brief.\n\nUse tools.\n\nLate rule.")
+        );
+        assert_eq!(request.user.as_deref(), Some("u-1"));
+        assert_eq!(request.temperature, Some(0.5));
+        assert_eq!(request.max_tokens, wire::DEFAULT_MAX_TOKENS);
+        let m = &request.messages;
+        assert_eq!(
+            m.len(),
+            3,
+            "user, one assistant turn, one turn of results: {m:?}"
+        );
+        assert_eq!(
+            m[0].content[1],
+            Content::Image {
+                url: "data:image/png;base64,AAAA".into()
+            }
+        );
+        assert_eq!(m[1].role, Role::Assistant);
+        assert_eq!(m[1].content.len(), 4);
+        assert_eq!(
+            m[1].content[1],
+            Content::ToolUse {
+                id: "c1".into(),
+                name: "get".into(),
+                input: json!({})
+            }
+        );
+        assert!(
+            matches!(&m[1].content[2], Content::ToolUse { name, .. } if name == "mcp__docs__search")
+        );
+        assert!(
+            matches!(&m[1].content[3], Content::ToolUse { input, .. } if input == &json!({"input": "*** Begin"}))
+        );
+        let results: Vec<(&str, &str)> = m[2]
+            .content
+            .iter()
+            .filter_map(|c| match c {
+                Content::ToolResult {
+                    tool_use_id,
+                    content,
+                    ..
+                } => Some((tool_use_id.as_str(), content.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(results, [("c1", "sunny"), ("c2", "a\nb"), ("c3", "Done!")]);
+        // The response object repeats what was asked.
+        assert_eq!(inbound.echo["instructions"], "Be brief.");
+        assert_eq!(inbound.echo["reasoning"], json!({"effort": "high"}));
+        assert_eq!(inbound.echo["temperature"], 0.5);
+
+        let (request, options, _) = parse(json!({"model": "m", "input": "Hi there"})).unwrap();
+        assert_eq!(*request.messages, vec![Message::user("Hi there")]);
+        assert!(!options.stream);
+    }
+
+    #[test]
+    fn tool_choice_and_limits() {
+        let choice = |choice: Value| {
+            parse(json!({"model": "m", "input": "x", "tool_choice": choice}))
+                .map(|(r, ..)| r.tool_choice)
+        };
+        assert_eq!(choice(json!("auto")), Ok(Some(ToolChoice::Auto)));
+        assert_eq!(choice(json!("none")), Ok(Some(ToolChoice::None)));
+        assert_eq!(choice(json!("required")), Ok(Some(ToolChoice::Any)));
+        assert_eq!(
+            choice(json!({"type": "function", "name": "f"})),
+            Ok(Some(ToolChoice::Tool { name: "f".into() }))
+        );
+        assert_eq!(
+            choice(json!({"type": "allowed_tools", "mode": "required", "tools": []})),
+            Ok(Some(ToolChoice::Any))
+        );
+        let err = choice(json!({"type": "file_search"})).unwrap_err();
+        assert_eq!(err.param.as_deref(), Some("tool_choice.type"));
+        let (request, ..) = parse(json!({"model": "m", "input": "x", "max_output_tokens": 77,
+                                         "parallel_tool_calls": false}))
+        .unwrap();
+        assert_eq!(
+            (request.max_tokens, request.parallel_tool_calls),
+            (77, Some(false))
+        );
+    }
+
+    #[test]
+    fn what_cannot_cross_is_refused_naming_the_field() {
+        let cases = [
+            (
+                json!({"model": "m", "input": "x", "previous_response_id": "resp_1"}),
+                "previous_response_id",
+                "stored at OpenAI",
+            ),
+            (
+                json!({"model": "m", "input": "x", "background": true}),
+                "background",
+                "background",
+            ),
+            (
+                json!({"model": "m", "input": "x", "conversation": "conv_1"}),
+                "conversation",
+                "stored at OpenAI",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": "a"},
+                                               {"type": "local_shell_call", "id": "x"}]}),
+                "input[1].type",
+                "`local_shell_call` items",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "item_reference", "id": "msg_1"}]}),
+                "input[0].type",
+                "item_reference",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": [
+                    {"type": "input_image", "file_id": "file-1"}]}]}),
+                "input[0].content[0].file_id",
+                "image_url",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": [
+                    {"type": "input_file", "file_data": "x"}]}]}),
+                "input[0].content[0].type",
+                "`input_file`",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "tool", "content": "x"}]}),
+                "input[0].role",
+                "unsupported role",
+            ),
+            (
+                json!({"model": "m", "input": 3}),
+                "input",
+                "a string or an array",
+            ),
+            (json!({"model": "m"}), "input", "required"),
+            (
+                json!({"model": "m", "input": [{"type": "reasoning", "summary": []}]}),
+                "input",
+                "no user or assistant content",
+            ),
+            (
+                json!({"model": "m", "input": [{"type": "function_call", "name": "f"}]}),
+                "input[0].call_id",
+                "required",
+            ),
+            (
+                json!({"model": "m", "input": "x", "tools": [{"type": "file_search"}]}),
+                "tools[0].type",
+                "`file_search` runs at OpenAI",
+            ),
+            (
+                json!({"model": "m", "input": "x", "max_output_tokens": 0}),
+                "max_output_tokens",
+                "positive integer",
+            ),
+            (json!({"input": "x"}), "model", "required"),
+        ];
+        for (body, param, says) in cases {
+            let err = error(body.clone());
+            assert_eq!(err.status, 400, "{body}");
+            assert_eq!(err.param.as_deref(), Some(param), "{body}: {err}");
+            assert!(
+                err.message.starts_with(param) && err.message.contains(says),
+                "{body}: {err}"
+            );
+        }
+        // Tools OpenAI runs that an agent can do without are dropped, not refused.
+        let (request, _, inbound) = parse(json!({"model": "m", "input": "x", "tools": [
+            {"type": "web_search", "external_web_access": false}, {"type": "image_generation"},
+            {"type": "function", "name": "f"}]}))
+        .unwrap();
+        assert_eq!(request.tools.len(), 1);
+        assert_eq!(inbound.echo["tools"].as_array().map(Vec::len), Some(3));
+    }
+}
