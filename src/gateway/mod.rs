@@ -3,6 +3,7 @@
 //!
 //! - [`wire`]: the two inbound protocols into breakerbox's [`Request`](crate::provider::Request),
 //!   and [`StreamEvent`](crate::provider::StreamEvent)s and errors back out in the caller's.
+//! - [`responses`]: the OpenAI Responses API (`/v1/responses`) into and out of the same types.
 //! - [`routes`]: the model name a client sends → a chain and how it streams.
 //! - [`server`]: the HTTP server: `/v1/*`, `/events`, `/control`, `/metrics`, `/healthz`.
 //! - [`events`]: `/events`, with the history a late watcher needs.
@@ -12,6 +13,7 @@ pub mod auth;
 pub mod events;
 pub mod passthrough;
 pub mod reject;
+pub mod responses;
 pub mod routes;
 pub mod server;
 pub mod wire;

@@ -278,3 +278,15 @@ fn fold_tool_call(message: &mut Value, call: &Value) {
         }
     }
 }
+
+/// The Responses API: its terminal event (`response.completed`, `response.incomplete`) carries
+/// the whole response object, as the upstream built it.
+pub fn responses_object(events: &[(Option<&str>, &str)]) -> Option<Value> {
+    events.iter().rev().find_map(|(_, data)| {
+        let event: Value = serde_json::from_str(data).ok()?;
+        match event.get("type").and_then(Value::as_str) {
+            Some("response.completed" | "response.incomplete") => event.get("response").cloned(),
+            _ => None,
+        }
+    })
+}

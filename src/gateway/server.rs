@@ -1,4 +1,5 @@
-//! The gateway's HTTP server: `/v1/chat/completions` and `/v1/messages` through the failover engine,
+//! The gateway's HTTP server: `/v1/chat/completions`, `/v1/messages` and `/v1/responses` through the
+//! failover engine,
 //! and `/events`, `/control`, `/metrics`, `/healthz` for the people watching.
 //!
 //! ```text
@@ -42,6 +43,7 @@ use tokio_util::task::TaskTracker;
 use super::auth;
 use super::events::History;
 use super::passthrough;
+use super::responses::{self, ResponsesEncoder};
 use super::routes::{Route, Routes};
 use super::wire::{self, AnthropicEncoder, Encode, OpenAiEncoder};
 use crate::config::GatewaySection;
@@ -296,6 +298,10 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
         .route("/v1/chat/completions", post(openai_chat))
         .route("/v1/messages", post(anthropic_messages))
+        .route(
+            "/v1/responses",
+            post(openai_responses).get(responses_websocket),
+        )
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
         .route("/events", get(events))
@@ -313,6 +319,27 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
 
 async fn openai_chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     gw.proxy(Protocol::Openai, &headers, body).await
+}
+
+async fn openai_responses(
+    State(gw): State<Arc<Gateway>>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    gw.proxy(Protocol::OpenaiResponses, &headers, body).await
+}
+
+/// `GET /v1/responses`: Codex asks for a WebSocket here before it posts. A 426 is the one answer
+/// that makes it fall back to HTTP at once, for the session (any other status it retries first).
+async fn responses_websocket() -> Response {
+    json_response(
+        426,
+        &json!({"error": {"message": "this gateway serves the Responses API over HTTP only: POST \
+                                      /v1/responses (streaming with \"stream\": true)",
+                          "type": "invalid_request_error", "param": Value::Null,
+                          "code": "upgrade_required"}}),
+        None,
+    )
 }
 
 async fn anthropic_messages(
@@ -417,12 +444,15 @@ impl Gateway {
                 return json_response(unread.status, &body, None);
             }
         };
+        let mut inbound = None;
         let parsed = match protocol {
             Protocol::Openai => wire::parse_openai_request(&body),
             Protocol::Anthropic => wire::parse_anthropic_request(&body),
-            // TODO(responses-inbound): the Responses API's request.
             Protocol::OpenaiResponses => {
-                return gateway_error(protocol, ErrorClass::NotFound, "not served yet");
+                responses::parse_request(&body).map(|(request, options, asked)| {
+                    inbound = Some(Arc::new(asked));
+                    (request, options)
+                })
             }
         };
         let (mut request, options) = match parsed {
@@ -466,6 +496,7 @@ impl Gateway {
             request_id,
             model: options.model.clone(),
             include_usage: options.include_usage,
+            inbound,
         };
         match (streaming, route.mode) {
             (false, _) => reply.whole(stream).await,
@@ -597,6 +628,8 @@ struct Reply {
     /// The model name the client asked for; used until the answering model is known.
     model: String,
     include_usage: bool,
+    /// For a Responses API client: what its response object echoes, and its tools' kinds.
+    inbound: Option<Arc<responses::Inbound>>,
 }
 
 /// Text, thinking and tool calls: what a client can see and never unsee.
@@ -620,15 +653,16 @@ impl Reply {
                 let own = passthrough::wire_events(&events).and_then(|wire| match self.protocol {
                     Protocol::Anthropic => passthrough::anthropic_message(&wire),
                     Protocol::Openai => passthrough::openai_completion(&wire),
-                    Protocol::OpenaiResponses => None,
+                    Protocol::OpenaiResponses => passthrough::responses_object(&wire),
                 });
                 if let Some(body) = own {
                     return self.with_ids(json_response(200, &body, None));
                 }
                 let body = match self.protocol {
                     Protocol::Anthropic => wire::anthropic_message(&self.model, &events),
-                    Protocol::Openai | Protocol::OpenaiResponses => {
-                        wire::openai_completion(&self.model, &events)
+                    Protocol::Openai => wire::openai_completion(&self.model, &events),
+                    Protocol::OpenaiResponses => {
+                        responses::whole_response(&self.model, &events, self.inbound())
                     }
                 };
                 self.with_ids(json_response(200, &body, None))
@@ -720,10 +754,17 @@ impl Reply {
     fn encoder(&self) -> Box<dyn Encode> {
         match self.protocol {
             Protocol::Anthropic => Box::new(AnthropicEncoder::new(self.model.clone())),
-            Protocol::Openai | Protocol::OpenaiResponses => {
+            Protocol::Openai => {
                 Box::new(OpenAiEncoder::new(self.model.clone(), self.include_usage))
             }
+            Protocol::OpenaiResponses => {
+                Box::new(ResponsesEncoder::new(self.model.clone(), self.inbound()))
+            }
         }
+    }
+
+    fn inbound(&self) -> Arc<responses::Inbound> {
+        self.inbound.clone().unwrap_or_default()
     }
 
     fn sse(&self, body: Body) -> Response {
@@ -882,7 +923,7 @@ async fn not_found(
     let path = uri.path();
     let message = format!(
         "no such endpoint: {method} {path}; the gateway serves /v1/chat/completions, /v1/messages, \
-         /v1/models, /events, /control, /metrics and /healthz"
+         /v1/responses, /v1/models, /events, /control, /metrics and /healthz"
     );
     let anthropic = headers.contains_key("anthropic-version")
         || path.starts_with("/v1/messages")

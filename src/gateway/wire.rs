@@ -53,7 +53,7 @@ pub struct WireError {
 }
 
 impl WireError {
-    fn field(param: impl Into<String>, problem: impl fmt::Display) -> Self {
+    pub(crate) fn field(param: impl Into<String>, problem: impl fmt::Display) -> Self {
         let param = param.into();
         WireError {
             status: 400,
@@ -62,7 +62,7 @@ impl WireError {
         }
     }
 
-    fn body(problem: impl Into<String>) -> Self {
+    pub(crate) fn body(problem: impl Into<String>) -> Self {
         WireError {
             status: 400,
             param: None,
@@ -109,9 +109,17 @@ impl std::error::Error for WireError {}
 /// The body read one level deep (see [`crate::json`]): the long arrays (`messages`, `tools`) stay raw
 /// and are parsed one item at a time; the other fields the parsers read are values.
 fn parse_object(body: &[u8]) -> Result<(json::Fields<'_>, Map<String, Value>), WireError> {
+    parse_object_reading(body, READ_FIELDS)
+}
+
+/// [`parse_object`] for a protocol whose parser reads the top-level fields `read` as values.
+pub(crate) fn parse_object_reading<'a>(
+    body: &'a [u8],
+    read: &[&str],
+) -> Result<(json::Fields<'a>, Map<String, Value>), WireError> {
     match json::Fields::parse(body) {
         Ok(fields) => {
-            let obj = fields.values_of(READ_FIELDS);
+            let obj = fields.values_of(read);
             Ok((fields, obj))
         }
         Err(json::NotAnObject::Kind(_)) => {
@@ -144,7 +152,7 @@ const READ_FIELDS: &[&str] = &[
 ];
 
 /// The raw items of the array `key`; `None` when it is absent (or null).
-fn long_array<'a>(
+pub(crate) fn long_array<'a>(
     fields: &json::Fields<'a>,
     key: &str,
 ) -> Result<Option<Vec<&'a RawValue>>, WireError> {
@@ -157,11 +165,11 @@ fn long_array<'a>(
 }
 
 /// One item of a long array, parsed on its own.
-fn item(raw: &RawValue, path: &str) -> Result<Value, WireError> {
+pub(crate) fn item(raw: &RawValue, path: &str) -> Result<Value, WireError> {
     json::parse(raw).map_err(|e| WireError::field(path, format!("cannot be read: {e}")))
 }
 
-fn describe(value: &Value) -> &'static str {
+pub(crate) fn describe(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
@@ -173,11 +181,15 @@ fn describe(value: &Value) -> &'static str {
 }
 
 /// A present, non-null field.
-fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
+pub(crate) fn get<'a>(obj: &'a Map<String, Value>, key: &str) -> Option<&'a Value> {
     obj.get(key).filter(|v| !v.is_null())
 }
 
-fn req_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a str, WireError> {
+pub(crate) fn req_str<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'a str, WireError> {
     match get(obj, key) {
         Some(Value::String(s)) => Ok(s),
         Some(other) => Err(WireError::field(
@@ -188,7 +200,7 @@ fn req_str<'a>(obj: &'a Map<String, Value>, key: &str, path: &str) -> Result<&'a
     }
 }
 
-fn opt_str<'a>(
+pub(crate) fn opt_str<'a>(
     obj: &'a Map<String, Value>,
     key: &str,
     path: &str,
@@ -203,7 +215,11 @@ fn opt_str<'a>(
     }
 }
 
-fn opt_bool(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<bool>, WireError> {
+pub(crate) fn opt_bool(
+    obj: &Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<Option<bool>, WireError> {
     match get(obj, key) {
         Some(Value::Bool(b)) => Ok(Some(*b)),
         Some(other) => Err(WireError::field(
@@ -214,13 +230,16 @@ fn opt_bool(obj: &Map<String, Value>, key: &str, path: &str) -> Result<Option<bo
     }
 }
 
-fn as_object<'a>(value: &'a Value, path: &str) -> Result<&'a Map<String, Value>, WireError> {
+pub(crate) fn as_object<'a>(
+    value: &'a Value,
+    path: &str,
+) -> Result<&'a Map<String, Value>, WireError> {
     value.as_object().ok_or_else(|| {
         WireError::field(path, format!("expected an object, got {}", describe(value)))
     })
 }
 
-fn as_array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], WireError> {
+pub(crate) fn as_array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], WireError> {
     match value {
         Value::Array(items) => Ok(items),
         other => Err(WireError::field(
@@ -230,7 +249,7 @@ fn as_array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], WireError> 
     }
 }
 
-fn max_tokens(obj: &Map<String, Value>, keys: &[&str]) -> Result<u32, WireError> {
+pub(crate) fn max_tokens(obj: &Map<String, Value>, keys: &[&str]) -> Result<u32, WireError> {
     for key in keys {
         if let Some(value) = get(obj, key) {
             return match value.as_u64() {
@@ -242,7 +261,7 @@ fn max_tokens(obj: &Map<String, Value>, keys: &[&str]) -> Result<u32, WireError>
     Ok(DEFAULT_MAX_TOKENS)
 }
 
-fn temperature(obj: &Map<String, Value>) -> Result<Option<f32>, WireError> {
+pub(crate) fn temperature(obj: &Map<String, Value>) -> Result<Option<f32>, WireError> {
     match get(obj, "temperature") {
         None => Ok(None),
         Some(value) => match value.as_f64() {
@@ -338,7 +357,7 @@ fn user_parts(value: &Value, path: &str) -> Result<Vec<Content>, WireError> {
     Ok(content)
 }
 
-fn texts_to_content(texts: Vec<String>) -> Vec<Content> {
+pub(crate) fn texts_to_content(texts: Vec<String>) -> Vec<Content> {
     texts
         .into_iter()
         .filter(|t| !t.is_empty())
@@ -348,7 +367,7 @@ fn texts_to_content(texts: Vec<String>) -> Vec<Content> {
 
 /// Tool-call arguments: a JSON object normally; empty means `{}`; anything unparsable is kept as a
 /// string rather than refused (the model wrote it, and the agent is only echoing it back).
-fn tool_arguments(raw: &str) -> Value {
+pub(crate) fn tool_arguments(raw: &str) -> Value {
     if raw.trim().is_empty() {
         return json!({});
     }
@@ -358,7 +377,7 @@ fn tool_arguments(raw: &str) -> Value {
 /// Append `content` as a `role` message, merging into the previous message when both are user
 /// messages and one of them carries tool results (OpenAI sends each tool result as its own
 /// message; Anthropic wants them together in one user turn).
-fn push_message(messages: &mut Vec<Message>, role: Role, mut content: Vec<Content>) {
+pub(crate) fn push_message(messages: &mut Vec<Message>, role: Role, mut content: Vec<Content>) {
     if content.is_empty() {
         return;
     }
@@ -380,12 +399,12 @@ fn push_message(messages: &mut Vec<Message>, role: Role, mut content: Vec<Conten
 }
 
 /// The messages without the spare room a growing vector keeps, ready to share.
-fn shrunk(mut messages: Vec<Message>) -> std::sync::Arc<Vec<Message>> {
+pub(crate) fn shrunk(mut messages: Vec<Message>) -> std::sync::Arc<Vec<Message>> {
     messages.shrink_to_fit();
     std::sync::Arc::new(messages)
 }
 
-fn top_p(obj: &Map<String, Value>) -> Result<Option<f32>, WireError> {
+pub(crate) fn top_p(obj: &Map<String, Value>) -> Result<Option<f32>, WireError> {
     match get(obj, "top_p") {
         None => Ok(None),
         Some(v) => match v.as_f64() {
@@ -824,14 +843,14 @@ fn anthropic_block(block: &Value, path: &str) -> Result<Option<Content>, WireErr
 
 static ID_COUNTER: AtomicU64 = AtomicU64::new(0);
 
-fn unix_now() -> u64 {
+pub(crate) fn unix_now() -> u64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
 }
 
 /// A fresh, process-unique id with `prefix` (`msg_`, `chatcmpl-`, `toolu_`).
-fn new_id(prefix: &str) -> String {
+pub(crate) fn new_id(prefix: &str) -> String {
     let nanos = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| d.as_nanos());
@@ -964,7 +983,7 @@ fn error_kind(protocol: Protocol, class: ErrorClass) -> (&'static str, Option<&'
     }
 }
 
-fn error_message(err: &ProviderError) -> String {
+pub(crate) fn error_message(err: &ProviderError) -> String {
     if err.message.trim().is_empty() {
         format!("{} ({})", err.class, err.provider)
     } else {
@@ -1067,7 +1086,7 @@ enum BlockKind {
 
 /// The normalized events that the upstream's own events carry in a passthrough (usage and the end
 /// are the encoders' to track).
-fn covered(event: &StreamEvent) -> bool {
+pub(crate) fn covered(event: &StreamEvent) -> bool {
     matches!(
         event,
         StreamEvent::MessageStart { .. }

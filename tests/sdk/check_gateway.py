@@ -591,11 +591,194 @@ def openai_cut_stream():
     )
 
 
+# --- OpenAI client, Responses API --------------------------------------------------------------
+
+RESP_TOOLS = [
+    {"type": "function", "name": "get_weather", "description": "Current weather", "parameters": WEATHER}
+]
+
+
+def expect_usage(usage):
+    assert usage.input_tokens > 0 and usage.output_tokens > 0, usage
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens, usage
+    assert usage.input_tokens_details.cached_tokens >= 0, usage
+
+
+def responses_create_stream(answered_by):
+    def run():
+        stream = OAI.responses.create(model=ROUTE, input="Why is the sky blue?", stream=True)
+        text, types, numbers, final = "", [], [], None
+        for event in stream:
+            types.append(event.type)
+            numbers.append(event.sequence_number)
+            if event.type == "response.output_text.delta":
+                text += event.delta
+            if event.type == "response.completed":
+                final = event.response
+        assert types[:2] == ["response.created", "response.in_progress"], types[:3]
+        assert types[-1] == "response.completed", types[-3:]
+        assert numbers == list(range(len(numbers))), "sequence_number counts up from 0"
+        assert text.strip(), "no text"
+        assert final.status == "completed", final.status
+        assert final.output_text == text, (final.output_text, text)
+        expect_model(final.model, answered_by)
+        expect_usage(final.usage)
+        return f"{final.model}, {len(types)} events, usage {final.usage.input_tokens}+{final.usage.output_tokens}"
+
+    return run
+
+
+def responses_create_whole(answered_by):
+    def run():
+        response = OAI.responses.create(
+            model=ROUTE, instructions="Be brief.", input=[{"role": "user", "content": "Hi"}]
+        )
+        assert response.object == "response" and response.status == "completed", response.status
+        assert response.id.startswith("resp_"), response.id
+        assert response.output[0].type == "message", response.output
+        assert response.output_text.strip(), "no output_text"
+        assert response.instructions == "Be brief.", response.instructions
+        expect_model(response.model, answered_by)
+        expect_usage(response.usage)
+        assert response._request_id, "no x-request-id"
+        return f"{response.model}, id {response.id}"
+
+    return run
+
+
+def responses_stream_helper(answered_by):
+    def run():
+        deltas = []
+        with OAI.responses.stream(model=ROUTE, input="Why is the sky blue?") as stream:
+            for event in stream:
+                if event.type == "response.output_text.delta":
+                    deltas.append(event.delta)
+                    assert event.snapshot.endswith(event.delta), "the helper's snapshot"
+            final = stream.get_final_response()
+        assert final.output_text == "".join(deltas), (final.output_text, deltas)
+        expect_model(final.model, answered_by)
+        expect_usage(final.usage)
+        return f"{final.model}, {len(deltas)} deltas"
+
+    return run
+
+
+def responses_tool_round_trip(answered_by):
+    def run():
+        ask = [{"role": "user", "content": "What is the weather in Paris?"}]
+        with OAI.responses.stream(model=ROUTE, input=ask, tools=RESP_TOOLS) as stream:
+            final = stream.get_final_response()
+        calls = [item for item in final.output if item.type == "function_call"]
+        assert len(calls) == 1, final.output
+        call = calls[0]
+        assert call.name == "get_weather" and call.id.startswith("fc_"), call
+        arguments = json.loads(call.arguments)
+        assert isinstance(arguments.get("location"), str), arguments
+        history = ask + [item.model_dump(exclude_none=True) for item in final.output]
+        history.append({"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21 C"})
+        answer = OAI.responses.create(model=ROUTE, input=history, tools=RESP_TOOLS)
+        assert answer.status == "completed", answer.status
+        assert not [item for item in answer.output if item.type == "function_call"], answer.output
+        assert answer.output_text.strip(), "no answer after the tool result"
+        expect_model(answer.model, answered_by)
+        return f"{call.name}({call.arguments}) -> {answer.output_text[:40]!r}"
+
+    return run
+
+
+def responses_max_output_tokens(answered_by):
+    def run():
+        response = OAI.responses.create(model=ROUTE, input="Tell me a story.", max_output_tokens=16)
+        assert response.status == "incomplete", response.status
+        assert response.incomplete_details.reason == "max_output_tokens", response.incomplete_details
+        expect_model(response.model, answered_by)
+        return f"incomplete: {response.incomplete_details.reason}"
+
+    return run
+
+
+def responses_whole_text(client=OAI0):
+    response = client.responses.create(model=ROUTE, input="hi")
+    return f"{response.output_text} [{response.model}]"
+
+
+def responses_stream_text(client=OAI0):
+    stream = client.responses.create(model=ROUTE, input="hi", stream=True)
+    return "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+
+
+def responses_previous_response_id():
+    OAI0.responses.create(model=ROUTE, input="hi", previous_response_id="resp_123")
+
+
+def responses_cut_stream():
+    """A Responses stream that breaks after text: response.failed, and the helper has no final response."""
+    received, types = [], []
+    with OAI0.responses.stream(model=ROUTE, input="Why is the sky blue?") as stream:
+        for event in stream:
+            types.append(event.type)
+            if event.type == "response.output_text.delta":
+                received.append(event.delta)
+        try:
+            stream.get_final_response()
+        except RuntimeError as e:
+            assert received, "the failure came before any text: the cut should be mid-stream"
+            assert types[-1] == "response.failed", types[-3:]
+            assert "response.completed" not in types
+            return f"response.failed after {len(received)} deltas; get_final_response: {e}"
+    raise AssertionError(f"the stream completed ({types[-1]}): a cut reply looked whole")
+
+
 BOTH_RATE_LIMITED = {"anthropic": "rate_limit:retry_after=3s", "openai": "rate_limit:retry_after=3s"}
 BOTH_OVERLOADED = {"anthropic": "overloaded", "openai": "overloaded"}
 CUT = {"anthropic": "stream_cut:after=5"}
 
 CHECKS = [
+    # The Responses API: translated to whichever protocol answers.
+    ("openai: responses.create stream (anthropic answered)", responses_create_stream("anthropic")),
+    (
+        "openai: responses.create stream (openai answered)",
+        with_tripped("anthropic", responses_create_stream("openai")),
+    ),
+    ("openai: responses.create whole (anthropic answered)", responses_create_whole("anthropic")),
+    (
+        "openai: responses.create whole (openai answered)",
+        with_tripped("anthropic", responses_create_whole("openai")),
+    ),
+    ("openai: responses.stream helper + get_final_response", responses_stream_helper("anthropic")),
+    (
+        "openai: responses.stream helper (openai answered)",
+        with_tripped("anthropic", responses_stream_helper("openai")),
+    ),
+    ("openai: responses function call round trip (anthropic)", responses_tool_round_trip("anthropic")),
+    (
+        "openai: responses function call round trip (openai)",
+        with_tripped("anthropic", responses_tool_round_trip("openai")),
+    ),
+    ("openai: responses max_output_tokens -> incomplete", responses_max_output_tokens("anthropic")),
+    (
+        "both rate limited: responses.create -> RateLimitError 429 + retry-after",
+        with_faults(
+            BOTH_RATE_LIMITED,
+            raises(responses_whole_text, openai.RateLimitError, status_is(429, retry_after=True)),
+        ),
+    ),
+    (
+        "both rate limited: responses stream -> RateLimitError 429 + retry-after",
+        with_faults(
+            BOTH_RATE_LIMITED,
+            raises(responses_stream_text, openai.RateLimitError, status_is(429, retry_after=True)),
+        ),
+    ),
+    (
+        "responses previous_response_id -> BadRequestError 400",
+        raises(
+            responses_previous_response_id,
+            openai.BadRequestError,
+            status_is(400, mentions="previous_response_id"),
+        ),
+    ),
+    ("anthropic stream_cut: responses stream ends in response.failed", with_faults(CUT, responses_cut_stream)),
     # Same protocol or not, the caller's protocol, whoever answered.
     ("openai: chat.completions stream + usage (anthropic answered)", openai_stream("anthropic")),
     ("openai: chat.completions not streamed (anthropic answered)", openai_whole("anthropic")),

@@ -350,10 +350,147 @@ async function openaiCutStream() {
   throw new Error(`the stream finished cleanly (finish_reason ${show(finish)}, ${received.length} deltas): a cut reply looked whole`);
 }
 
+// --- OpenAI client, Responses API ------------------------------------------------------------
+
+const RESP_TOOLS = [{ type: 'function', name: 'get_weather', description: 'Current weather', parameters: WEATHER, strict: false }];
+
+function expectResponseUsage(usage) {
+  assert(usage && usage.input_tokens > 0 && usage.output_tokens > 0, () => `usage ${show(usage)}`);
+  assert(usage.total_tokens === usage.input_tokens + usage.output_tokens, () => show(usage));
+  assert(usage.input_tokens_details?.cached_tokens >= 0, () => show(usage));
+}
+
+const responsesCreateStream = (answeredBy) => async () => {
+  const stream = await OAI.responses.create({ model: ROUTE, input: 'Why is the sky blue?', stream: true });
+  let text = '';
+  let final = null;
+  const types = [];
+  const numbers = [];
+  for await (const event of stream) {
+    types.push(event.type);
+    numbers.push(event.sequence_number);
+    if (event.type === 'response.output_text.delta') text += event.delta;
+    if (event.type === 'response.completed') final = event.response;
+  }
+  assert(types[0] === 'response.created' && types[1] === 'response.in_progress', () => show(types.slice(0, 3)));
+  assert(types.at(-1) === 'response.completed', () => show(types.slice(-3)));
+  assert(numbers.every((n, i) => n === i), 'sequence_number counts up from 0');
+  assert(text.trim(), 'no text');
+  assert(final.status === 'completed', final.status);
+  assert(final.output[0].content[0].text === text, () => show([final.output, text]));
+  expectModel(final.model, answeredBy);
+  expectResponseUsage(final.usage);
+  return `${final.model}, ${types.length} events, usage ${final.usage.input_tokens}+${final.usage.output_tokens}`;
+};
+
+const responsesCreateWhole = (answeredBy) => async () => {
+  const { data: response, request_id } = await OAI.responses
+    .create({ model: ROUTE, instructions: 'Be brief.', input: [{ role: 'user', content: 'Hi' }] })
+    .withResponse();
+  assert(response.object === 'response' && response.status === 'completed', response.status);
+  assert(response.id.startsWith('resp_'), response.id);
+  assert(response.output_text.trim(), 'no output_text');
+  assert(response.instructions === 'Be brief.', response.instructions);
+  expectModel(response.model, answeredBy);
+  expectResponseUsage(response.usage);
+  assert(request_id, 'no x-request-id');
+  return `${response.model}, id ${response.id}`;
+};
+
+const responsesStreamHelper = (answeredBy) => async () => {
+  const deltas = [];
+  const stream = OAI.responses.stream({ model: ROUTE, input: 'Why is the sky blue?' });
+  stream.on('response.output_text.delta', (event) => {
+    deltas.push(event.delta);
+    assert(event.snapshot.endsWith(event.delta), "the helper's snapshot");
+  });
+  const final = await stream.finalResponse();
+  assert(final.output_text === deltas.join(''), () => show([final.output_text, deltas]));
+  expectModel(final.model, answeredBy);
+  expectResponseUsage(final.usage);
+  return `${final.model}, ${deltas.length} deltas`;
+};
+
+const responsesToolRoundTrip = (answeredBy) => async () => {
+  const ask = [{ role: 'user', content: 'What is the weather in Paris?' }];
+  const final = await OAI.responses.stream({ model: ROUTE, input: ask, tools: RESP_TOOLS }).finalResponse();
+  const calls = final.output.filter((item) => item.type === 'function_call');
+  assert(calls.length === 1, () => show(final.output));
+  const [call] = calls;
+  assert(call.name === 'get_weather' && call.id.startsWith('fc_'), () => show(call));
+  const args = JSON.parse(call.arguments);
+  assert(typeof args.location === 'string', () => show(args));
+  const input = [...ask, ...final.output, { type: 'function_call_output', call_id: call.call_id, output: 'Sunny, 21 C' }];
+  const answer = await OAI.responses.create({ model: ROUTE, input, tools: RESP_TOOLS });
+  assert(answer.status === 'completed', answer.status);
+  assert(!answer.output.some((item) => item.type === 'function_call'), () => show(answer.output));
+  assert(answer.output_text.trim(), 'no answer after the tool result');
+  expectModel(answer.model, answeredBy);
+  return `${call.name}(${call.arguments}) -> ${show(answer.output_text.slice(0, 40))}`;
+};
+
+async function responsesWholeText(client = OAI0) {
+  const response = await client.responses.create({ model: ROUTE, input: 'hi' });
+  return `${response.output_text} [${response.model}]`;
+}
+
+async function responsesStreamText(client = OAI0) {
+  const stream = await client.responses.create({ model: ROUTE, input: 'hi', stream: true });
+  let text = '';
+  for await (const event of stream) if (event.type === 'response.output_text.delta') text += event.delta;
+  return text;
+}
+
+// A Responses stream that breaks after text: `response.failed`, and the helper has no final response.
+async function responsesCutStream() {
+  const received = [];
+  const types = [];
+  const stream = OAI0.responses.stream({ model: ROUTE, input: 'Why is the sky blue?' });
+  stream.on('event', (event) => types.push(event.type));
+  stream.on('response.output_text.delta', (event) => received.push(event.delta));
+  let final;
+  try {
+    final = await stream.finalResponse();
+  } catch (e) {
+    assert(received.length > 0, 'the failure came before any text: the cut should be mid-stream');
+    assert(types.at(-1) === 'response.failed', () => show(types.slice(-3)));
+    assert(!types.includes('response.completed'), 'completed after a cut');
+    return `response.failed after ${received.length} deltas; finalResponse: ${String(e.message).slice(0, 80)}`;
+  }
+  assert(final.status === 'failed', `the stream ended ${final.status}: a cut reply looked whole`);
+  assert(types.at(-1) === 'response.failed' && !types.includes('response.completed'), () => show(types.slice(-3)));
+  assert(received.length > 0, 'the failure came before any text: the cut should be mid-stream');
+  return `response.failed after ${received.length} deltas (status ${final.status}, error ${show(final.error)})`;
+}
+
 const BOTH_RATE_LIMITED = { anthropic: 'rate_limit:retry_after=3s', openai: 'rate_limit:retry_after=3s' };
 const CUT = { anthropic: 'stream_cut:after=5' };
 
 const CHECKS = [
+  ['openai: responses.create stream (anthropic answered)', responsesCreateStream('anthropic')],
+  ['openai: responses.create stream (openai answered)', withTripped('anthropic', responsesCreateStream('openai'))],
+  ['openai: responses.create whole (anthropic answered)', responsesCreateWhole('anthropic')],
+  ['openai: responses.create whole (openai answered)', withTripped('anthropic', responsesCreateWhole('openai'))],
+  ['openai: responses.stream() finalResponse (anthropic answered)', responsesStreamHelper('anthropic')],
+  ['openai: responses.stream() finalResponse (openai answered)', withTripped('anthropic', responsesStreamHelper('openai'))],
+  ['openai: responses function call round trip (anthropic)', responsesToolRoundTrip('anthropic')],
+  ['openai: responses function call round trip (openai)', withTripped('anthropic', responsesToolRoundTrip('openai'))],
+  [
+    'both rate limited: responses.create -> RateLimitError 429 + retry-after',
+    withFaults(BOTH_RATE_LIMITED, raises(() => responsesWholeText(), OpenAI.RateLimitError, { status: 429, retryAfter: true })),
+  ],
+  [
+    'both rate limited: responses stream -> RateLimitError 429 + retry-after',
+    withFaults(BOTH_RATE_LIMITED, raises(() => responsesStreamText(), OpenAI.RateLimitError, { status: 429, retryAfter: true })),
+  ],
+  [
+    'responses previous_response_id -> BadRequestError 400',
+    raises(() => OAI0.responses.create({ model: ROUTE, input: 'hi', previous_response_id: 'resp_1' }), OpenAI.BadRequestError, {
+      status: 400,
+      mentions: 'previous_response_id',
+    }),
+  ],
+  ['anthropic stream_cut: responses stream ends in response.failed', withFaults(CUT, responsesCutStream)],
   ['openai: chat.completions stream + usage (anthropic answered)', openaiStream('anthropic')],
   ['openai: chat.completions not streamed (anthropic answered)', openaiWhole('anthropic')],
   ['anthropic: messages.create not streamed', anthropicWhole('anthropic')],
