@@ -8,6 +8,7 @@ pub mod anthropic;
 pub mod error;
 pub mod http;
 pub mod openai;
+pub mod responses;
 pub mod sse;
 
 use futures::stream::BoxStream;
@@ -420,8 +421,9 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 pub struct ProviderConfig {
     pub name: String,
     pub protocol: Protocol,
-    /// For Anthropic, without `/v1` (`https://api.anthropic.com`); for OpenAI, with it
-    /// (`https://api.openai.com/v1`), as the official clients and their `*_BASE_URL` variables expect.
+    /// For Anthropic, without `/v1` (`https://api.anthropic.com`); for OpenAI's two APIs (Chat
+    /// Completions and Responses), with it (`https://api.openai.com/v1`), as the official clients
+    /// and their `*_BASE_URL` variables expect.
     pub base_url: String,
     pub api_key: ApiKey,
     pub model: String,
@@ -460,8 +462,9 @@ pub fn build_with(config: ProviderConfig, http: reqwest::Client) -> std::sync::A
     match config.protocol {
         Protocol::Anthropic => std::sync::Arc::new(anthropic::AnthropicClient::new(config, http)),
         Protocol::Openai => std::sync::Arc::new(openai::OpenAiClient::new(config, http)),
-        // TODO(responses-outbound): the Responses API client.
-        Protocol::OpenaiResponses => std::sync::Arc::new(openai::OpenAiClient::new(config, http)),
+        Protocol::OpenaiResponses => {
+            std::sync::Arc::new(responses::ResponsesClient::new(config, http))
+        }
     }
 }
 
