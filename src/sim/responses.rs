@@ -60,16 +60,21 @@ fn response(meta: &Meta, status: &str, output: Vec<Value>, usage: Value) -> Valu
         "incomplete_details": null,
         "instructions": null,
         "max_output_tokens": null,
+        "max_tool_calls": null,
         "model": meta.model,
         "output": output,
         "parallel_tool_calls": true,
         "previous_response_id": null,
+        "prompt_cache_key": null,
         "reasoning": {"effort": null, "summary": null},
+        "safety_identifier": null,
+        "service_tier": "default",
         "store": false,
         "temperature": 1.0,
         "text": {"format": {"type": "text"}, "verbosity": "medium"},
         "tool_choice": "auto",
         "tools": [],
+        "top_logprobs": 0,
         "top_p": 1.0,
         "truncation": "disabled",
         "usage": usage,
@@ -373,8 +378,9 @@ impl Wire for Responses {
     }
 
     fn malformed(&self, meta: &Meta, at: usize) -> Bytes {
+        // A delta cut off before its end (and its `type`), written as the others are.
         Bytes::from(format!(
-            "event: response.output_text.delta\ndata: {{\"type\":\"response.output_text.delta\",\"sequence_number\":{at},\"item_id\":{},\"out\n\n",
+            "event: response.output_text.delta\ndata: {{\"content_index\":0,\"delta\":\" and\",\"item_id\":{},\"logprobs\":[],\"output_index\":0,\"sequence_number\":{at},\"ty\n\n",
             Value::from(item_id(meta, "msg"))
         ))
     }

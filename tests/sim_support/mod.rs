@@ -241,6 +241,8 @@ pub fn has_end_marker(text: &str) -> bool {
 /// Content tokens in a raw body of any protocol: words and pieces of tool input.
 pub fn tokens(text: &str) -> usize {
     text.matches("\"text_delta\"").count()
-        + text.matches("{\"content\":").count()
-        + text.matches("event: response.output_text.delta\n").count()
+        + text.matches("{\"content\":\"").count()
+        + text
+            .matches("\"type\":\"response.output_text.delta\"")
+            .count()
 }
