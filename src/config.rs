@@ -76,6 +76,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ProviderEntry {
     pub name: Spanned<String>,
+    /// `anthropic` (Messages), `openai` (Chat Completions, and the servers compatible with it) or
+    /// `openai_responses` (OpenAI's Responses API: OpenAI's key, base URL and variables).
     pub protocol: Protocol,
     pub model: String,
     /// Explicit base URL; else the value of `base_url_env`; else the protocol's public endpoint.
@@ -86,7 +88,8 @@ pub struct ProviderEntry {
     /// The environment variable holding the key (default `ANTHROPIC_API_KEY` / `OPENAI_API_KEY`).
     #[serde(default)]
     pub api_key_env: Option<String>,
-    /// Accepts a partial assistant reply to continue from (default: yes for Anthropic, no for OpenAI).
+    /// Accepts a partial assistant reply to continue from (default: yes for Anthropic, no for
+    /// OpenAI's two APIs).
     #[serde(default)]
     pub accepts_prefill: Option<bool>,
     /// Context window in tokens, for failing over `context_length` errors to a larger model.
@@ -529,6 +532,7 @@ fn default_sim_providers() -> Vec<SimEntry> {
 #[serde(deny_unknown_fields)]
 pub struct SimEntry {
     pub name: String,
+    /// Which wire protocol the simulated provider speaks (any of the three).
     pub protocol: Protocol,
     pub model: Option<String>,
     pub first_event_latency: Option<Dur>,
