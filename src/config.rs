@@ -1286,6 +1286,24 @@ mod tests {
     }
 
     #[test]
+    fn openai_responses_targets_use_openais_key_and_base_url() {
+        let text = "[[providers]]\nname = \"r\"\nprotocol = \"openai_responses\"\nmodel = \"gpt-5\"\n\n\
+                    [[sim.providers]]\nname = \"sr\"\nprotocol = \"openai_responses\"\n";
+        let c = Config::parse(text, "t").unwrap();
+        let none = |_: &str| None;
+        let r = c.providers[0].resolve(Timeouts::default(), &none);
+        assert_eq!(r.protocol, Protocol::OpenaiResponses);
+        assert_eq!(r.base_url, "https://api.openai.com/v1");
+        assert_eq!(c.providers[0].missing_key(&none), Some("OPENAI_API_KEY"));
+        let env = |k: &str| (k == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:9/v1".to_string());
+        let r = c.providers[0].resolve(Timeouts::default(), &env);
+        assert_eq!(r.base_url, "http://127.0.0.1:9/v1");
+        let sim = c.sim_config().unwrap();
+        assert_eq!(sim.providers[0].protocol, Protocol::OpenaiResponses);
+        assert_eq!(sim.providers[0].model, "gpt-5");
+    }
+
+    #[test]
     fn durations() {
         assert_eq!(parse_duration("500ms").unwrap(), Duration::from_millis(500));
         assert_eq!(parse_duration("1.5s").unwrap(), Duration::from_millis(1500));
