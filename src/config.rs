@@ -76,6 +76,8 @@ pub struct Config {
 #[serde(deny_unknown_fields)]
 pub struct ProviderEntry {
     pub name: Spanned<String>,
+    /// `anthropic` (Messages), `openai` (Chat Completions, and the servers compatible with it) or
+    /// `openai_responses` (OpenAI's Responses API: OpenAI's key, base URL and variables).
     pub protocol: Protocol,
     pub model: String,
     /// Explicit base URL; else the value of `base_url_env`; else the protocol's public endpoint.
@@ -86,7 +88,8 @@ pub struct ProviderEntry {
     /// The environment variable holding the key (default `ANTHROPIC_API_KEY` / `OPENAI_API_KEY`).
     #[serde(default)]
     pub api_key_env: Option<String>,
-    /// Accepts a partial assistant reply to continue from (default: yes for Anthropic, no for OpenAI).
+    /// Accepts a partial assistant reply to continue from (default: yes for Anthropic, no for
+    /// OpenAI's two APIs).
     #[serde(default)]
     pub accepts_prefill: Option<bool>,
     /// Context window in tokens, for failing over `context_length` errors to a larger model.
@@ -529,6 +532,7 @@ fn default_sim_providers() -> Vec<SimEntry> {
 #[serde(deny_unknown_fields)]
 pub struct SimEntry {
     pub name: String,
+    /// Which wire protocol the simulated provider speaks (any of the three).
     pub protocol: Protocol,
     pub model: Option<String>,
     pub first_event_latency: Option<Dur>,
@@ -1279,6 +1283,24 @@ mod tests {
         assert_eq!(openai.base_url, "http://127.0.0.1:9/v1");
         assert_eq!(c.providers[1].missing_key(&env), Some("OPENAI_API_KEY"));
         assert_eq!(c.providers[0].missing_key(&env), None);
+    }
+
+    #[test]
+    fn openai_responses_targets_use_openais_key_and_base_url() {
+        let text = "[[providers]]\nname = \"r\"\nprotocol = \"openai_responses\"\nmodel = \"gpt-5\"\n\n\
+                    [[sim.providers]]\nname = \"sr\"\nprotocol = \"openai_responses\"\n";
+        let c = Config::parse(text, "t").unwrap();
+        let none = |_: &str| None;
+        let r = c.providers[0].resolve(Timeouts::default(), &none);
+        assert_eq!(r.protocol, Protocol::OpenaiResponses);
+        assert_eq!(r.base_url, "https://api.openai.com/v1");
+        assert_eq!(c.providers[0].missing_key(&none), Some("OPENAI_API_KEY"));
+        let env = |k: &str| (k == "OPENAI_BASE_URL").then(|| "http://127.0.0.1:9/v1".to_string());
+        let r = c.providers[0].resolve(Timeouts::default(), &env);
+        assert_eq!(r.base_url, "http://127.0.0.1:9/v1");
+        let sim = c.sim_config().unwrap();
+        assert_eq!(sim.providers[0].protocol, Protocol::OpenaiResponses);
+        assert_eq!(sim.providers[0].model, "gpt-5");
     }
 
     #[test]

@@ -693,3 +693,102 @@ mid_stream = "continue"
     }
     assert_eq!(seen.text.split_whitespace().count(), 6, "{:?}", seen.text);
 }
+
+/// A chain whose primary speaks the OpenAI Responses API and whose fallback is Anthropic.
+async fn responses_first() -> (Setup, FailoverEngine) {
+    let text = CONFIG.replace("#BREAKER", "").replace("#MAX_RETRIES", "0")
+        + r#"
+[[sim.providers]]
+name = "responses"
+protocol = "openai_responses"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+"#;
+    let config = Config::parse(&text, "test config").expect("config parses");
+    let common = CommonArgs {
+        demo: true,
+        ..CommonArgs::default()
+    };
+    let setup = setup::build(&common, &config, Bus::new(1 << 16), &|_| None)
+        .await
+        .expect("demo setup");
+    let engine = setup
+        .engine_for(
+            "responses_first",
+            &[
+                breakerbox::config::TargetEntry::Name("responses".into()),
+                breakerbox::config::TargetEntry::Name("anthropic".into()),
+            ],
+            Default::default(),
+            None,
+        )
+        .expect("engine");
+    (setup, engine)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_responses_primary_fails_over_to_anthropic() {
+    const PROMPT: &str = "Why do circuit breakers half-open?";
+    let (setup, engine) = responses_first().await;
+    let info = setup.infos.iter().find(|i| i.name == "responses").unwrap();
+    assert_eq!(info.protocol, "openai_responses");
+
+    // Healthy, the Responses API answers, with its usage metered.
+    let seen = ask(&engine, PROMPT).await;
+    assert_eq!(
+        seen.finished(),
+        (Outcome::Ok, Some("responses".into()), None)
+    );
+    assert!(seen.complete && !seen.text.is_empty());
+    let usage = seen
+        .of("usage")
+        .into_iter()
+        .find_map(|k| match k {
+            EventKind::Usage {
+                provider,
+                input_tokens,
+                output_tokens,
+                ..
+            } if provider == "responses" => Some((*input_tokens, *output_tokens)),
+            _ => None,
+        })
+        .expect("usage of the Responses reply");
+    assert!(usage.0 > 0 && usage.1 > 0, "{usage:?}");
+    setup.sim.unwrap().shutdown().await;
+
+    // Failing before the stream, at its first event and midway: Anthropic answers.
+    for (fault, class, rewind) in [
+        ("rate_limit:retry_after=2s", "rate_limited", false),
+        ("server_error", "server_error", false),
+        ("stream_cut:after=3", "stream_cut", true),
+        ("mid_stream_error:after=3", "overloaded", true),
+        ("malformed:after=3", "malformed", true),
+        ("no_done", "stream_cut", true),
+    ] {
+        let (setup, engine) = responses_first().await;
+        let sim = setup.sim.as_ref().unwrap();
+        sim.set_fault("responses", fault.parse().unwrap()).unwrap();
+        let seen = ask(&engine, PROMPT).await;
+        let failures: Vec<String> = seen
+            .of("attempt_failed")
+            .into_iter()
+            .filter_map(|k| match k {
+                EventKind::AttemptFailed {
+                    provider, class, ..
+                } if provider == "responses" => Some(class.to_string()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(failures, [class], "{fault}");
+        assert_eq!(
+            seen.finished(),
+            (Outcome::Ok, Some("anthropic".into()), None),
+            "{fault}"
+        );
+        assert!(seen.complete, "{fault}: the caller got Done");
+        assert_eq!(seen.attempts_on("anthropic"), 1, "{fault}");
+        assert_eq!(!seen.of("rewind").is_empty(), rewind, "{fault}: rewind");
+        setup.sim.unwrap().shutdown().await;
+    }
+}

@@ -54,6 +54,7 @@ async fn upstream(replies: &[String]) -> (String, Arc<Upstream>) {
     let app = axum::Router::new()
         .route("/v1/messages", post(answer))
         .route("/v1/chat/completions", post(answer))
+        .route("/v1/responses", post(answer))
         .with_state(Arc::clone(&up));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -729,5 +730,230 @@ async fn across_protocols_the_request_is_translated_not_passed_through() {
     assert!(body.get("a_field_from_the_future").is_none(), "{body}");
     assert_eq!(body["messages"], json!([{"role": "user", "content": "hi"}]));
     assert!(headers.get("anthropic-beta").is_none());
+    gw.stop().await;
+}
+
+/// A Responses stream shaped like OpenAI's: reasoning with encrypted content, a message with an
+/// annotation, a function call, usage with cached and reasoning tokens.
+fn responses_stream() -> Vec<(Option<&'static str>, Value)> {
+    let response = |status: &str, output: Value, usage: Value| {
+        json!({"id": "resp_0a1", "object": "response", "created_at": 1754000000, "status": status,
+               "model": "gpt-5-2025-08-07", "output": output, "usage": usage, "store": false,
+               "reasoning": {"effort": "low", "summary": "auto"}, "a_field_from_the_future": 1})
+    };
+    let reasoning = json!({"id": "rs_1", "type": "reasoning", "summary": [{"type": "summary_text", "text": "Thinking."}], "encrypted_content": "gAAAAABo-encrypted"});
+    let message = json!({"id": "msg_1", "type": "message", "status": "completed", "role": "assistant",
+        "content": [{"type": "output_text", "text": "Hi.", "annotations": [{"type": "url_citation", "url": "https://example.com", "start_index": 0, "end_index": 3, "title": "t"}], "logprobs": []}]});
+    let call = json!({"id": "fc_1", "type": "function_call", "status": "completed", "call_id": "call_1", "name": "shell", "arguments": "{\"cmd\":\"ls\"}"});
+    let usage = json!({"input_tokens": 1200, "input_tokens_details": {"cached_tokens": 1024}, "output_tokens": 90, "output_tokens_details": {"reasoning_tokens": 64}, "total_tokens": 1290});
+    let e = |kind: &'static str, n: u64, mut data: Value| {
+        data["type"] = json!(kind);
+        data["sequence_number"] = json!(n);
+        (Some(kind), data)
+    };
+    vec![
+        e(
+            "response.created",
+            0,
+            json!({"response": response("in_progress", json!([]), Value::Null)}),
+        ),
+        e(
+            "response.in_progress",
+            1,
+            json!({"response": response("in_progress", json!([]), Value::Null)}),
+        ),
+        e(
+            "response.output_item.added",
+            2,
+            json!({"output_index": 0, "item": {"id": "rs_1", "type": "reasoning", "summary": []}}),
+        ),
+        e(
+            "response.reasoning_summary_text.delta",
+            3,
+            json!({"item_id": "rs_1", "output_index": 0, "summary_index": 0, "delta": "Thinking.", "obfuscation": "x1"}),
+        ),
+        e(
+            "response.output_item.done",
+            4,
+            json!({"output_index": 0, "item": reasoning}),
+        ),
+        e(
+            "response.output_item.added",
+            5,
+            json!({"output_index": 1, "item": {"id": "msg_1", "type": "message", "status": "in_progress", "role": "assistant", "content": []}}),
+        ),
+        e(
+            "response.output_text.delta",
+            6,
+            json!({"item_id": "msg_1", "output_index": 1, "content_index": 0, "delta": "Hi.", "logprobs": []}),
+        ),
+        e(
+            "response.output_text.annotation.added",
+            7,
+            json!({"item_id": "msg_1", "output_index": 1, "content_index": 0, "annotation_index": 0, "annotation": message["content"][0]["annotations"][0]}),
+        ),
+        e(
+            "response.output_item.done",
+            8,
+            json!({"output_index": 1, "item": message}),
+        ),
+        e(
+            "response.output_item.added",
+            9,
+            json!({"output_index": 2, "item": {"id": "fc_1", "type": "function_call", "status": "in_progress", "call_id": "call_1", "name": "shell", "arguments": ""}}),
+        ),
+        e(
+            "response.function_call_arguments.delta",
+            10,
+            json!({"item_id": "fc_1", "output_index": 2, "delta": "{\"cmd\":\"ls\"}"}),
+        ),
+        e(
+            "response.output_item.done",
+            11,
+            json!({"output_index": 2, "item": call}),
+        ),
+        e(
+            "response.completed",
+            12,
+            json!({"response": response("completed", json!([reasoning, message, call]), usage)}),
+        ),
+    ]
+}
+
+/// What Codex sends: its own tools and items, state at OpenAI, includes.
+fn codex_request(stream: bool) -> Value {
+    json!({
+        "model": "gpt-5-codex",
+        "instructions": "You are Codex.",
+        "input": [
+            {"type": "message", "role": "developer", "content": [{"type": "input_text", "text": "<permissions>…</permissions>"}]},
+            {"type": "message", "role": "user", "content": [{"type": "input_text", "text": "list files"}]},
+            {"type": "reasoning", "id": "rs_0", "summary": [], "encrypted_content": "gAAAA-old"},
+            {"type": "custom_tool_call", "call_id": "c0", "name": "apply_patch", "input": "*** Begin Patch"},
+            {"type": "custom_tool_call_output", "call_id": "c0", "output": "ok"},
+            {"type": "configuration_update", "update": {"model": "x"}}
+        ],
+        "tools": [
+            {"type": "function", "name": "shell", "parameters": {"type": "object", "properties": {"cmd": {"type": "string"}}}, "strict": false},
+            {"type": "custom", "name": "apply_patch", "format": {"type": "grammar", "syntax": "lark", "definition": "start: /.+/"}},
+            {"type": "local_shell"},
+            {"type": "web_search"}
+        ],
+        "tool_choice": "auto",
+        "parallel_tool_calls": false,
+        "reasoning": {"effort": "medium", "summary": "auto"},
+        "store": false,
+        "stream": stream,
+        "include": ["reasoning.encrypted_content"],
+        "prompt_cache_key": "019a-session",
+        "text": {"verbosity": "medium"},
+        "previous_response_id": "resp_prev"
+    })
+}
+
+#[tokio::test]
+async fn a_responses_request_goes_upstream_as_sent_and_its_stream_comes_back_as_it_came() {
+    let upstream_events = responses_stream();
+    let (url, up) = upstream(&[sse(&upstream_events)]).await;
+    let gw = gateway_over(
+        &provider(
+            "openai",
+            "openai_responses",
+            &format!("{url}/v1"),
+            "gpt-target",
+        ),
+        "[[routes]]\nmodel = \"gpt-5-codex\"\n",
+    )
+    .await;
+    let http = reqwest::Client::new();
+    let text = http
+        .post(format!("http://{}/v1/responses", gw.addr))
+        .header("openai-beta", "responses=experimental")
+        .json(&codex_request(true))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let want: Vec<(Option<String>, Value)> = upstream_events
+        .iter()
+        .map(|(e, d)| (e.map(str::to_string), d.clone()))
+        .collect();
+    assert_eq!(frames(&text), want);
+    let (headers, body) = up.seen().pop().unwrap();
+    let mut sent = codex_request(true);
+    sent["model"] = json!("gpt-target");
+    assert_eq!(
+        body, sent,
+        "Codex's own tools, items and previous_response_id, as sent"
+    );
+    assert_eq!(headers["openai-beta"], "responses=experimental");
+
+    // Not streaming: the upstream's own response object.
+    let whole: Value = http
+        .post(format!("http://{}/v1/responses", gw.addr))
+        .json(&codex_request(false))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(whole, upstream_events.last().unwrap().1["response"]);
+    gw.stop().await;
+}
+
+#[tokio::test]
+async fn what_only_the_responses_api_can_take_is_never_sent_across() {
+    let (responses_url, _) = upstream(&[sse(&responses_stream())]).await;
+    let (anthropic_url, anthropic_seen) = upstream(&[sse(&anthropic_stream())]).await;
+    // No Responses target: a clear 400 that says why.
+    let gw = gateway_over(
+        &provider("anthropic", "anthropic", &anthropic_url, "claude-x"),
+        "",
+    )
+    .await;
+    let reply = reqwest::Client::new()
+        .post(format!("http://{}/v1/responses", gw.addr))
+        .json(&codex_request(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 400);
+    let body: Value = reply.json().await.unwrap();
+    let message = body["error"]["message"].as_str().unwrap();
+    assert!(message.contains("openai_responses"), "{message}");
+    gw.stop().await;
+
+    // A Responses target that is down, then an Anthropic one: passed over, never mistranslated.
+    let gw = gateway_over(
+        &(provider(
+            "openai",
+            "openai_responses",
+            &format!("{responses_url}/v1"),
+            "gpt-x",
+        ) + "[[chains]]\nname = \"default\"\ntargets = [\"openai\", \"anthropic\"]\n"
+            + &provider("anthropic", "anthropic", &anthropic_url, "claude-x")),
+        "",
+    )
+    .await;
+    let http = reqwest::Client::new();
+    http.post(format!("http://{}/control", gw.addr))
+        .json(&json!({"action": "trip", "provider": "openai"}))
+        .send()
+        .await
+        .unwrap();
+    let reply = http
+        .post(format!("http://{}/v1/responses", gw.addr))
+        .json(&codex_request(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 503, "{:?}", reply.text().await);
+    assert!(
+        anthropic_seen.seen().is_empty(),
+        "nothing went to the other protocol"
+    );
     gw.stop().await;
 }

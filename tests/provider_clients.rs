@@ -383,7 +383,11 @@ async fn a_key_echoed_by_the_server_is_redacted() {
     let body = format!(
         r#"{{"error":{{"message":"Incorrect API key provided: {KEY}.","code":"invalid_api_key"}}}}"#
     );
-    for protocol in [Protocol::Anthropic, Protocol::Openai] {
+    for protocol in [
+        Protocol::Anthropic,
+        Protocol::Openai,
+        Protocol::OpenaiResponses,
+    ] {
         let server = TestServer::start(Reply::error(401, vec![], &body)).await;
         // `run` asserts the key is not in Display or Debug.
         let err = error_of(&*client(protocol, &server)).await;
@@ -394,7 +398,11 @@ async fn a_key_echoed_by_the_server_is_redacted() {
 
 #[tokio::test]
 async fn a_redirect_is_not_followed_and_names_only_its_host() {
-    for protocol in [Protocol::Anthropic, Protocol::Openai] {
+    for protocol in [
+        Protocol::Anthropic,
+        Protocol::Openai,
+        Protocol::OpenaiResponses,
+    ] {
         let mut elsewhere = TestServer::start(Reply::stream(b"")).await;
         let location = format!("{}/steal?key={KEY}", elsewhere.url());
         let server =
@@ -700,4 +708,214 @@ async fn dropping_the_stream_aborts_the_request() {
     ));
     drop(stream);
     assert!(server.client_closed(Duration::from_secs(2)).await);
+}
+
+// ---- the Responses API (`openai_responses`) ----
+
+#[tokio::test]
+async fn responses_fixtures_over_http() {
+    for name in RESPONSES_FIXTURES {
+        let server = TestServer::start(Reply::stream(&fixture(name))).await;
+        let (events, err) = run(
+            &*client(Protocol::OpenaiResponses, &server),
+            Request::prompt("hi"),
+        )
+        .await;
+        assert_eq!(err, None, "{name}");
+        assert_eq!(events, expected(name), "{name}");
+    }
+}
+
+#[tokio::test]
+async fn responses_request_on_the_wire() {
+    let mut server =
+        TestServer::start(Reply::stream(&fixture("openai/responses_stream.sse"))).await;
+    let request = Request {
+        model: "asked-model".into(),
+        stop: vec!["END".into()],
+        tool_choice: Some(provider::ToolChoice::Any),
+        parallel_tool_calls: Some(true),
+        user: Some("end-user-1".into()),
+        ..conversation()
+    };
+    run(&*client(Protocol::OpenaiResponses, &server), request).await;
+    let req = server.request().await;
+    assert_eq!(
+        (req.method.as_str(), req.path.as_str()),
+        ("POST", "/v1/responses")
+    );
+    assert_eq!(req.headers["authorization"], format!("Bearer {KEY}"));
+    assert_eq!(req.headers["content-type"], "application/json");
+    assert_eq!(req.headers["accept"], "text/event-stream");
+    assert_eq!(
+        req.body,
+        json!({
+            "model": "asked-model",
+            "stream": true,
+            "store": false,
+            "max_output_tokens": 300,
+            "instructions": "Be brief.",
+            "temperature": 0.5,
+            "safety_identifier": "end-user-1",
+            "tool_choice": "required",
+            "parallel_tool_calls": true,
+            "tools": [{
+                "type": "function",
+                "name": "get_weather",
+                "description": "Current weather",
+                "parameters": {"type": "object", "properties": {"city": {"type": "string"}}},
+                "strict": false,
+            }],
+            "input": [
+                {"type": "message", "role": "user", "content": [
+                    {"type": "input_text", "text": "Weather in Paris?"},
+                ]},
+                {"type": "message", "role": "assistant", "content": [
+                    {"type": "output_text", "text": "Checking.", "annotations": []},
+                ]},
+                {"type": "function_call", "call_id": "call_1", "name": "get_weather",
+                 "arguments": "{\"city\":\"Paris\"}"},
+                {"type": "function_call_output", "call_id": "call_1", "output": "18C"},
+            ],
+        }),
+        "no `stop`: the Responses API has none"
+    );
+}
+
+#[tokio::test]
+async fn responses_error_responses_are_openai_errors() {
+    let server = TestServer::start(Reply::error(
+        429,
+        vec![
+            ("retry-after", "20".into()),
+            ("retry-after-ms", "1500".into()),
+            ("x-request-id", "req_abc".into()),
+        ],
+        r#"{"error":{"message":"Rate limit reached for gpt-5","type":"requests","param":null,"code":"rate_limit_exceeded"}}"#,
+    ))
+    .await;
+    let err = error_of(&*client(Protocol::OpenaiResponses, &server)).await;
+    assert_eq!(
+        (err.class, err.phase, err.status),
+        (ErrorClass::RateLimited, Phase::Headers, Some(429))
+    );
+    assert_eq!(err.retry_after, Some(Duration::from_millis(1500)));
+    assert_eq!(err.request_id.as_deref(), Some("req_abc"));
+    assert_eq!(err.code.as_deref(), Some("rate_limit_exceeded"));
+    assert_eq!(err.provider, "test-openai_responses");
+
+    for (status, body, class) in [
+        (
+            429,
+            r#"{"error":{"message":"You exceeded your current quota","type":"insufficient_quota","param":null,"code":"insufficient_quota"}}"#,
+            ErrorClass::Quota,
+        ),
+        (
+            400,
+            r#"{"error":{"message":"Your input exceeds the context window of this model.","type":"invalid_request_error","param":"input","code":"context_length_exceeded"}}"#,
+            ErrorClass::ContextLength,
+        ),
+        (
+            500,
+            r#"{"error":{"message":"The server had an error","type":"server_error","param":null,"code":null}}"#,
+            ErrorClass::ServerError,
+        ),
+        (
+            503,
+            r#"{"error":{"message":"The server is overloaded or not ready yet.","type":"server_error","param":null,"code":null}}"#,
+            ErrorClass::Overloaded,
+        ),
+        (
+            401,
+            r#"{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","param":null,"code":"invalid_api_key"}}"#,
+            ErrorClass::Auth,
+        ),
+    ] {
+        let server = TestServer::start(Reply::error(status, vec![], body)).await;
+        let err = error_of(&*client(Protocol::OpenaiResponses, &server)).await;
+        assert_eq!((err.class, err.status), (class, Some(status)), "{body}");
+    }
+}
+
+/// The text fixture up to (not including) its terminal event, then `tail`.
+fn responses_stream_ending_with(tail: &str) -> String {
+    let text = String::from_utf8(fixture("openai/responses_stream.sse")).unwrap();
+    let head = &text[..text.find("event: response.completed").unwrap()];
+    format!("{head}{tail}")
+}
+
+#[tokio::test]
+async fn responses_in_stream_endings() {
+    let provider = |server: &TestServer| client(Protocol::OpenaiResponses, server);
+
+    // Incomplete at the output limit: a reply all the same, stopped by max tokens.
+    let incomplete = r#"event: response.incomplete
+data: {"type":"response.incomplete","sequence_number":59,"response":{"id":"resp_689a0b2545288193953c892439b42e2800b2e36c65a1fd4b","object":"response","status":"incomplete","incomplete_details":{"reason":"max_output_tokens"},"model":"gpt-4o-mini-2024-07-18","output":[],"usage":{"input_tokens":14,"input_tokens_details":{"cached_tokens":0},"output_tokens":50,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":64}}}
+
+"#;
+    let server = TestServer::start(Reply::stream(
+        responses_stream_ending_with(incomplete).as_bytes(),
+    ))
+    .await;
+    let (events, err) = run(&*provider(&server), Request::prompt("hi")).await;
+    assert_eq!(err, None);
+    assert_eq!(
+        events.last(),
+        Some(&StreamEvent::Done {
+            stop_reason: provider::StopReason::MaxTokens,
+            raw_stop_reason: Some("max_output_tokens".into())
+        })
+    );
+
+    // `response.failed` after text: a mid-stream failure of the class its code says.
+    let failed = r#"event: response.failed
+data: {"type":"response.failed","sequence_number":59,"response":{"id":"resp_689a0b2545288193953c892439b42e2800b2e36c65a1fd4b","object":"response","status":"failed","error":{"code":"rate_limit_exceeded","message":"Rate limit reached"},"model":"gpt-4o-mini-2024-07-18","output":[],"usage":null}}
+
+"#;
+    let server = TestServer::start(Reply::stream(
+        responses_stream_ending_with(failed).as_bytes(),
+    ))
+    .await;
+    let (events, err) = run(&*provider(&server), Request::prompt("hi")).await;
+    let err = err.unwrap();
+    assert_eq!(
+        (err.class, err.phase, err.code.as_deref()),
+        (
+            ErrorClass::RateLimited,
+            Phase::MidStream,
+            Some("rate_limit_exceeded")
+        )
+    );
+    assert_eq!(err.message, "Rate limit reached");
+    assert!(events.len() > 10, "the text before the failure");
+
+    // An `error` event before anything else: failed before the first event.
+    let server = TestServer::start(Reply::stream(
+        b"event: error\ndata: {\"type\":\"error\",\"sequence_number\":0,\"code\":\"server_error\",\"message\":\"The server had an error\",\"param\":null}\n\n",
+    ))
+    .await;
+    let err = error_of(&*provider(&server)).await;
+    assert_eq!(
+        (err.class, err.phase),
+        (ErrorClass::ServerError, Phase::FirstEvent)
+    );
+
+    // A clean end of body before the terminal event, and a body cut: both cuts.
+    let server =
+        TestServer::start(Reply::stream(responses_stream_ending_with("").as_bytes())).await;
+    let (events, err) = run(&*provider(&server), Request::prompt("hi")).await;
+    assert_eq!(
+        err.map(|e| (e.class, e.phase)),
+        Some((ErrorClass::StreamCut, Phase::MidStream))
+    );
+    assert!(!events.iter().any(|e| matches!(e, StreamEvent::Done { .. })));
+    let bytes = fixture("openai/responses_tool_call_stream.sse");
+    let server = TestServer::start(Reply::Stream {
+        chunks: odd_chunks(&bytes[..bytes.len() / 2]),
+        pause: Duration::ZERO,
+        end: End::Cut,
+    })
+    .await;
+    let (_, err) = run(&*provider(&server), Request::prompt("hi")).await;
+    assert_eq!(err.map(|e| e.class), Some(ErrorClass::StreamCut));
 }

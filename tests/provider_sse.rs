@@ -6,6 +6,7 @@ mod provider_common;
 use breakerbox::provider::anthropic::AnthropicParser;
 use breakerbox::provider::http::SseParser;
 use breakerbox::provider::openai::OpenAiParser;
+use breakerbox::provider::responses::ResponsesParser;
 use breakerbox::provider::sse::{Decoder, SseError, SseEvent, SseItem, SseStream, SseStreamError};
 use breakerbox::provider::{ErrorClass, StreamEvent};
 use bytes::Bytes;
@@ -413,10 +414,12 @@ proptest! {
         sizes in prop::collection::vec(1usize..300, 1..16),
         ending in prop::sample::select(vec!["\n", "\r\n", "\r"]),
     ) {
-        for name in ANTHROPIC_FIXTURES.iter().chain(&OPENAI_FIXTURES) {
+        for name in ANTHROPIC_FIXTURES.iter().chain(&OPENAI_FIXTURES).chain(&RESPONSES_FIXTURES) {
             let bytes = String::from_utf8(fixture(name)).unwrap().replace('\n', ending).into_bytes();
             let got = if name.starts_with("anthropic") {
                 normalize(AnthropicParser::default(), &bytes, &sizes)
+            } else if RESPONSES_FIXTURES.contains(name) {
+                normalize(ResponsesParser::default(), &bytes, &sizes)
             } else {
                 normalize(OpenAiParser::default(), &bytes, &sizes)
             };
@@ -435,6 +438,10 @@ fn every_fixture_normalizes_in_one_byte_reads() {
     }
     for name in OPENAI_FIXTURES {
         let got = normalize(OpenAiParser::default(), &fixture(name), &[1]).unwrap();
+        assert_eq!(got, expected(name), "{name}");
+    }
+    for name in RESPONSES_FIXTURES {
+        let got = normalize(ResponsesParser::default(), &fixture(name), &[1]).unwrap();
         assert_eq!(got, expected(name), "{name}");
     }
 }
@@ -460,6 +467,15 @@ fn fixture_content_in_plain_words() {
         joined(&events, 0).1,
         r#"{"city":"Edinburgh","country":"UK","units":"c"}"#
     );
+    let events = expected("openai/responses_stream.sse");
+    assert_eq!(
+        joined(&events, 0).0,
+        "I can't provide real-time updates, but you can easily check the current weather in San \
+         Francisco using a weather website or app. Typically, San Francisco has cool, foggy \
+         summers and mild winters, so it's good to be prepared for variable weather!"
+    );
+    let events = expected("openai/responses_tool_call_stream.sse");
+    assert_eq!(joined(&events, 0).1, r#"{"city":"Paris"}"#);
 }
 
 fn class_of<P: SseParser>(parser: P, bytes: &str) -> ErrorClass {

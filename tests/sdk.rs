@@ -1,5 +1,6 @@
-//! The official Python clients (`anthropic`, `openai`) stream from the real `breakerbox sim` binary
-//! unchanged, and see each fault as the exception they document (tests/sdk/check_sdks.py).
+//! The official Python clients (`anthropic`, `openai`: Chat Completions and the Responses API)
+//! stream from the real `breakerbox sim` binary unchanged, and see each fault as the exception they
+//! document (tests/sdk/check_sdks.py, against the providers of tests/sdk/sim.toml).
 //!
 //! The interpreter is `$BREAKERBOX_SDK_PYTHON` (default `python3`). Without the two packages the
 //! test is skipped with a notice, unless `BREAKERBOX_REQUIRE_SDK=1`, which makes it fail (CI).
@@ -33,6 +34,8 @@ fn official_sdks_accept_the_simulator() {
         Command::new(env!("CARGO_BIN_EXE_breakerbox"))
             .args([
                 "sim",
+                "--config",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/sim.toml"),
                 "--listen",
                 "127.0.0.1:0",
                 "--first-event-latency",

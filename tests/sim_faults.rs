@@ -130,9 +130,9 @@ async fn error_faults_answer_with_status_headers_and_body() {
                 assert!(message.contains(case.message_has), "{what}: {message}");
                 let expected_status = match (case.fault, protocol) {
                     ("quota", Protocol::Anthropic) => 400,
-                    ("quota", Protocol::Openai) => 429,
+                    ("quota", Protocol::Openai | Protocol::OpenaiResponses) => 429,
                     ("overloaded", Protocol::Anthropic) => 529,
-                    ("overloaded", Protocol::Openai) => 503,
+                    ("overloaded", Protocol::Openai | Protocol::OpenaiResponses) => 503,
                     _ => case.status,
                 };
                 assert_eq!(status, expected_status, "{what}");
@@ -144,7 +144,8 @@ async fn error_faults_answer_with_status_headers_and_body() {
                         assert!(id.starts_with("req_"));
                         assert_eq!(body["request_id"], id, "{what}");
                     }
-                    Protocol::Openai => {
+                    // The Responses API answers errors as Chat Completions does.
+                    Protocol::Openai | Protocol::OpenaiResponses => {
                         let error = &body["error"];
                         for key in ["message", "type", "param", "code"] {
                             assert!(error.get(key).is_some(), "{what}: {key}");
@@ -153,12 +154,11 @@ async fn error_faults_answer_with_status_headers_and_body() {
                         assert_eq!(code, Some(case.openai_code), "{what}: {error}");
                         assert!(headers.contains_key("x-request-id"));
                     }
-                    Protocol::OpenaiResponses => unreachable!("not among PROTOCOLS yet"),
                 }
                 match case.fault {
                     "rate_limit:retry_after=1500ms" => {
                         assert_eq!(headers["retry-after"], "2", "{what}: seconds, rounded up");
-                        if protocol == Protocol::Openai {
+                        if protocol.is_openai() {
                             assert_eq!(headers["retry-after-ms"], "1500");
                         }
                     }
@@ -288,13 +288,8 @@ async fn slow_first_event_sends_headers_at_once_and_the_first_event_late() {
         response.chunk().await.unwrap().unwrap();
         assert!(started.elapsed() >= Duration::from_millis(400), "{name}");
         let rest = response.text().await.unwrap();
-        assert!(rest.contains("message_stop") || rest.contains("[DONE]"));
+        assert!(has_end_marker(&rest), "{name}: {rest}");
     }
-}
-
-/// Count content tokens in a raw body of either protocol.
-fn tokens(text: &str) -> usize {
-    text.matches("\"text_delta\"").count() + text.matches("{\"content\":").count()
 }
 
 #[tokio::test]
@@ -321,10 +316,7 @@ async fn stall_goes_silent_mid_stream_then_resumes() {
         assert!(gap >= Duration::from_millis(450), "{name}: {gap:?}");
         assert_eq!(tokens(&before), 2, "{name}: two tokens, then silence");
         let rest = response.text().await.unwrap();
-        assert!(
-            rest.contains("message_stop") || rest.contains("[DONE]"),
-            "{name}: resumes and completes"
-        );
+        assert!(has_end_marker(&rest), "{name}: resumes and completes");
         assert_eq!(outcome_count(&sim, name, "stall"), 1);
     }
 }
@@ -346,7 +338,7 @@ async fn stream_cut_aborts_the_body_without_its_end() {
             "{name}: no terminating chunk, so clients see an incomplete body"
         );
         assert_eq!(tokens(&text), 3, "{name}");
-        assert!(!text.contains("message_stop") && !text.contains("[DONE]"));
+        assert!(!has_end_marker(&text), "{name}: {text}");
 
         // An HTTP client sees an error, not a clean end.
         let response = post(&url(&sim, name, protocol), &body_for(protocol, true)).await;
@@ -386,7 +378,27 @@ async fn mid_stream_error_is_an_in_stream_error_event() {
                     assert!(data["error"]["message"].is_string());
                     assert!(!text.contains("[DONE]"));
                 }
-                Protocol::OpenaiResponses => unreachable!("not among PROTOCOLS yet"),
+                Protocol::OpenaiResponses => {
+                    // The terminal `response.failed`, numbered after the events before it.
+                    assert_eq!(event.as_deref(), Some("response.failed"));
+                    assert_eq!(data["type"], "response.failed");
+                    assert_eq!(data["sequence_number"], events.len() - 1);
+                    let response = &data["response"];
+                    assert_eq!(response["status"], "failed");
+                    assert_eq!(response["error"]["code"], "server_error");
+                    let message = response["error"]["message"].as_str().unwrap();
+                    assert_eq!(
+                        message.contains("overloaded"),
+                        error_type == "overloaded_error",
+                        "{message}"
+                    );
+                    assert_eq!(
+                        response["id"],
+                        json(&events[0].1)["response"]["id"],
+                        "the response that was created"
+                    );
+                    assert!(!text.contains("response.completed"));
+                }
             }
             assert_eq!(tokens(&text), 2, "{name} {fault}");
         }
@@ -399,7 +411,8 @@ async fn mid_stream_error_is_an_in_stream_error_event() {
                 529
             } else {
                 503
-            }
+            },
+            "{name}"
         );
     }
 }
@@ -459,7 +472,13 @@ async fn no_done_completes_without_the_end_marker() {
                     "the usage chunk is still sent"
                 );
             }
-            Protocol::OpenaiResponses => unreachable!("not among PROTOCOLS yet"),
+            Protocol::OpenaiResponses => {
+                // Its end marker is the terminal event: the items are all done, then nothing.
+                let events = sse_events(&text);
+                let (last, _) = events.last().unwrap();
+                assert_eq!(last.as_deref(), Some("response.output_item.done"));
+                assert!(!text.contains("response.completed"));
+            }
         }
     }
 }
@@ -545,6 +564,7 @@ async fn silent_providers_leak_nothing_when_clients_hang_up() {
     let sim = start_fast().await;
     set(&sim, "anthropic", "stall:after=1,for=10m");
     set(&sim, "openai", "no_response");
+    set(&sim, "responses", "stall:after=1,for=10m");
     let mut streams = Vec::new();
     for (name, protocol) in PROTOCOLS {
         for _ in 0..3 {
@@ -552,7 +572,7 @@ async fn silent_providers_leak_nothing_when_clients_hang_up() {
                 .push(raw_post(sim.addr(), &path(name, protocol), &body_for(protocol, true)).await);
         }
     }
-    eventually("all six are being answered", || active(&sim) == 6).await;
+    eventually("all nine are being answered", || active(&sim) == 9).await;
     for stream in &mut streams {
         let (_, end) = read_until_end(stream, Duration::from_millis(200)).await;
         assert_eq!(end, End::Silent, "the connection stays open");
@@ -561,9 +581,10 @@ async fn silent_providers_leak_nothing_when_clients_hang_up() {
     eventually("every handler and body is dropped", || active(&sim) == 0).await;
     assert_eq!(outcome_count(&sim, "anthropic", "client_gone"), 3);
     assert_eq!(outcome_count(&sim, "openai", "client_gone"), 3);
+    assert_eq!(outcome_count(&sim, "responses", "client_gone"), 3);
     let log = sim.recent_requests(10);
     assert!(log.iter().all(|r| r.outcome == "client_gone"), "{log:?}");
-    assert!(log.iter().filter(|r| r.fault == "stall").count() == 3);
+    assert!(log.iter().filter(|r| r.fault == "stall").count() == 6);
 }
 
 #[tokio::test]

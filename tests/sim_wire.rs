@@ -482,10 +482,7 @@ async fn each_provider_also_answers_on_its_own_port() {
         let response = post(&endpoint(&direct, protocol), &body_for(protocol, true)).await;
         assert_eq!(response.status(), 200, "{name}");
         let text = response.text().await.unwrap();
-        assert!(
-            text.contains("message_stop") || text.contains("[DONE]"),
-            "{name}: {text}"
-        );
+        assert!(has_end_marker(&text), "{name}: {text}");
     }
 }
 
@@ -564,6 +561,7 @@ fn event_kind(event: &Value) -> String {
         let sub = event["delta"]["type"]
             .as_str()
             .or(event["content_block"]["type"].as_str())
+            .or(event["item"]["type"].as_str())
             .unwrap_or("");
         return format!("{t}/{sub}");
     }
@@ -582,8 +580,16 @@ fn event_kind(event: &Value) -> String {
 #[tokio::test]
 async fn streams_have_the_shape_of_the_recorded_fixtures() {
     let sim = start_fast().await;
-    // Fields the recordings carry that no client needs: service tier, the tool caller.
-    let optional = ["service_tier", "caller"];
+    // Fields the recordings carry that no client needs: service tier, the tool caller, the
+    // Responses API's padding of deltas, its echo of the request's reasoning settings and the
+    // summary of reasoning items (the simulator does not reason).
+    let optional = [
+        "service_tier",
+        "caller",
+        "obfuscation",
+        "reasoning",
+        "summary",
+    ];
     for (name, protocol, fixtures) in [
         (
             "anthropic",
@@ -597,6 +603,14 @@ async fn streams_have_the_shape_of_the_recorded_fixtures() {
             "openai",
             Protocol::Openai,
             ["openai/basic_stream.sse", "openai/tool_calls_stream.sse"],
+        ),
+        (
+            "responses",
+            Protocol::OpenaiResponses,
+            [
+                "openai/responses_stream.sse",
+                "openai/responses_tool_call_stream.sse",
+            ],
         ),
     ] {
         let mut ours = Vec::new();
@@ -630,6 +644,10 @@ async fn streams_have_the_shape_of_the_recorded_fixtures() {
         for fixture in fixtures {
             for recorded in fixture_events(fixture) {
                 let kind = event_kind(&recorded);
+                // The simulator does not reason: its replies have no reasoning items.
+                if kind.contains("reasoning") {
+                    continue;
+                }
                 let mine = ours
                     .iter()
                     .find(|e| event_kind(e) == kind)
@@ -639,4 +657,234 @@ async fn streams_have_the_shape_of_the_recorded_fixtures() {
             }
         }
     }
+}
+
+fn responses_body(stream: bool) -> Value {
+    json!({
+        "model": "gpt-test-model",
+        "instructions": "You are terse.",
+        "input": [{"role": "user", "content": [{"type": "input_text", "text": "Why is the sky blue?"}]}],
+        "stream": stream,
+    })
+}
+
+#[tokio::test]
+async fn responses_stream_follows_the_wire_format() {
+    let sim = start_fast().await;
+    let response = post(
+        &url(&sim, "responses", Protocol::OpenaiResponses),
+        &responses_body(true),
+    )
+    .await;
+    assert_eq!(response.status(), 200);
+    let headers = response.headers().clone();
+    assert!(
+        headers["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    assert!(
+        headers["x-request-id"]
+            .to_str()
+            .unwrap()
+            .starts_with("req_")
+    );
+    let body = response.text().await.unwrap();
+    assert!(body.ends_with("\n\n") && !body.contains("[DONE]"));
+    let events = sse_events(&body);
+    let data: Vec<Value> = events.iter().map(|(_, d)| json(d)).collect();
+    for (i, ((event, _), d)) in events.iter().zip(&data).enumerate() {
+        assert_eq!(event.as_deref(), d["type"].as_str(), "event line = type");
+        assert_eq!(d["sequence_number"], i, "numbered from 0");
+    }
+    let names: Vec<&str> = events.iter().map(|(e, _)| e.as_deref().unwrap()).collect();
+    let n = names.len();
+    assert_eq!(
+        names[..4],
+        [
+            "response.created",
+            "response.in_progress",
+            "response.output_item.added",
+            "response.content_part.added"
+        ]
+    );
+    assert_eq!(
+        names[n - 4..],
+        [
+            "response.output_text.done",
+            "response.content_part.done",
+            "response.output_item.done",
+            "response.completed"
+        ]
+    );
+    assert!(
+        names[4..n - 4]
+            .iter()
+            .all(|e| *e == "response.output_text.delta")
+    );
+    let created = &data[0]["response"];
+    let id = created["id"].as_str().unwrap();
+    assert!(id.starts_with("resp_"));
+    assert_eq!(created["object"], "response");
+    assert_eq!(created["status"], "in_progress");
+    assert_eq!(created["model"], "gpt-test-model", "the request's model");
+    assert_eq!(created["output"], json!([]));
+    assert!(created["usage"].is_null());
+    let item_id = data[2]["item"]["id"].as_str().unwrap();
+    assert!(item_id.starts_with("msg_"));
+    let text: String = data[4..n - 4]
+        .iter()
+        .map(|d| {
+            assert_eq!(
+                (&d["item_id"], &d["output_index"], &d["content_index"]),
+                (&json!(item_id), &json!(0), &json!(0))
+            );
+            d["delta"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(text.ends_with('.'), "{text}");
+    assert_eq!(data[n - 4]["text"], text.as_str());
+    assert_eq!(data[n - 2]["item"]["status"], "completed");
+    let completed = &data[n - 1]["response"];
+    assert_eq!(
+        completed["id"], id,
+        "one response from created to completed"
+    );
+    assert_eq!(completed["status"], "completed");
+    assert_eq!(completed["output"][0]["id"], item_id);
+    assert_eq!(completed["output"][0]["content"][0]["text"], text.as_str());
+    let usage = &completed["usage"];
+    let input = usage["input_tokens"].as_u64().unwrap();
+    assert!(input > 0);
+    assert_eq!(usage["output_tokens"], (n - 8) as u64, "one token a delta");
+    assert_eq!(usage["total_tokens"], input + (n - 8) as u64);
+    assert_eq!(usage["input_tokens_details"]["cached_tokens"], 0);
+    assert_eq!(usage["output_tokens_details"]["reasoning_tokens"], 0);
+}
+
+#[tokio::test]
+async fn responses_function_calls_stream_their_arguments() {
+    let sim = start_fast().await;
+    let mut body = responses_body(true);
+    body["tools"] = json!([
+        {"type": "web_search"},
+        {"type": "function", "name": "get_weather", "parameters": weather_schema(), "strict": false},
+    ]);
+    let url = url(&sim, "responses", Protocol::OpenaiResponses);
+    let text = post(&url, &body).await.text().await.unwrap();
+    let data: Vec<Value> = sse_events(&text).iter().map(|(_, d)| json(d)).collect();
+    let added = data
+        .iter()
+        .find(|d| d["type"] == "response.output_item.added")
+        .unwrap();
+    let item = &added["item"];
+    assert_eq!(item["type"], "function_call");
+    assert_eq!(item["name"], "get_weather", "the first function tool");
+    assert_eq!(item["arguments"], "");
+    assert!(item["call_id"].as_str().unwrap().starts_with("call_"));
+    let fc = item["id"].as_str().unwrap();
+    assert!(fc.starts_with("fc_"));
+    let args: String = data
+        .iter()
+        .filter(|d| d["type"] == "response.function_call_arguments.delta")
+        .map(|d| {
+            assert_eq!(d["item_id"], fc);
+            d["delta"].as_str().unwrap().to_string()
+        })
+        .collect();
+    assert!(json(&args)["location"].is_string(), "{args}");
+    let done = data
+        .iter()
+        .find(|d| d["type"] == "response.function_call_arguments.done")
+        .unwrap();
+    assert_eq!(done["arguments"], args.as_str());
+    let completed = &data.last().unwrap()["response"];
+    assert_eq!(completed["status"], "completed");
+    assert_eq!(completed["output"][0]["type"], "function_call");
+    assert_eq!(completed["output"][0]["arguments"], args.as_str());
+
+    // Given the function's output, the model answers in words.
+    body["input"] = json!([
+        {"role": "user", "content": "Weather in Paris?"},
+        {"type": "function_call", "call_id": "call_1", "name": "get_weather", "arguments": "{}"},
+        {"type": "function_call_output", "call_id": "call_1", "output": "18C"},
+    ]);
+    let text = post(&url, &body).await.text().await.unwrap();
+    assert!(!text.contains("function_call_arguments"), "{text}");
+    assert!(text.contains("response.output_text.delta"));
+}
+
+#[tokio::test]
+async fn responses_without_stream_and_at_the_output_limit() {
+    let sim = start_fast().await;
+    let url = url(&sim, "responses", Protocol::OpenaiResponses);
+    let mut body = responses_body(false);
+    body["input"] = json!("Why is the sky blue?");
+    let response = post(&url, &body).await;
+    assert_eq!(response.status(), 200);
+    assert_eq!(response.headers()["content-type"], "application/json");
+    let whole: Value = response.json_body().await;
+    assert_eq!(whole["object"], "response");
+    assert_eq!(whole["status"], "completed");
+    let text = whole["output"][0]["content"][0]["text"].as_str().unwrap();
+    assert_eq!(
+        whole["usage"]["output_tokens"],
+        text.split(' ').count() as u64
+    );
+
+    // The same request streamed says the same words.
+    body["stream"] = json!(true);
+    let streamed = post(&url, &body).await.text().await.unwrap();
+    let deltas: String = sse_events(&streamed)
+        .iter()
+        .map(|(_, d)| json(d))
+        .filter(|d| d["type"] == "response.output_text.delta")
+        .map(|d| d["delta"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(deltas, text);
+
+    body["max_output_tokens"] = json!(3);
+    let data: Vec<Value> = sse_events(&post(&url, &body).await.text().await.unwrap())
+        .iter()
+        .map(|(_, d)| json(d))
+        .collect();
+    let last = data.last().unwrap();
+    assert_eq!(last["type"], "response.incomplete");
+    assert_eq!(
+        last["response"]["incomplete_details"]["reason"],
+        "max_output_tokens"
+    );
+    assert_eq!(last["response"]["usage"]["output_tokens"], 3);
+
+    // Bad requests and wrong paths, in OpenAI's error shape.
+    let response = post(&url, &json!({"model": "m"})).await;
+    assert_eq!(response.status(), 400);
+    let error: Value = response.json_body().await;
+    assert_eq!(error["error"]["type"], "invalid_request_error");
+    assert!(
+        error["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("'input'")
+    );
+    let base = format!("http://{}", sim.addr());
+    let response = post(
+        &format!("{base}/responses/v1/chat/completions"),
+        &openai_body(true, false),
+    )
+    .await;
+    assert_eq!(response.status(), 404);
+    let error: Value = response.json_body().await;
+    let message = error["error"]["message"].as_str().unwrap();
+    assert!(
+        message.contains("POST /responses/v1/responses"),
+        "{message}"
+    );
+    let response = post(&format!("{base}/openai/v1/responses"), &body).await;
+    assert_eq!(
+        response.status(),
+        404,
+        "a Chat provider has no Responses API"
+    );
 }

@@ -564,6 +564,14 @@ impl Run {
                 index += 1;
                 continue;
             }
+            if let Some(original) = request.original.as_deref()
+                && original.bound
+                && target.provider.protocol() != Some(original.protocol)
+            {
+                self.skip(target, "other_protocol");
+                index += 1;
+                continue;
+            }
             match self
                 .on_target(target, request, tally, &targets[index + 1..], None)
                 .await

@@ -95,10 +95,11 @@ fn stored_at_openai(param: impl Into<String>, what: &str, instead: &str) -> Wire
     WireError::field(
         param,
         format!(
-            "{what} is stored at OpenAI and cannot cross to another provider (this gateway's \
-             targets speak Anthropic Messages or Chat Completions); {instead}"
+            "{what} is stored at OpenAI and cannot cross to another provider (this route has no \
+             target of protocol `openai_responses`); {instead}"
         ),
     )
+    .crossing()
 }
 
 /// Parse a Responses API request body (`POST /v1/responses`).
@@ -350,7 +351,8 @@ fn input_item(
                      `custom_tool_call_output` items; `reasoning`, `web_search_call` and \
                      `image_generation_call` items are dropped)"
                 ),
-            ));
+            )
+            .crossing());
         }
     }
     Ok(())
@@ -445,7 +447,8 @@ fn parts(
                         "`{other}` content is not supported by this gateway (it takes \
                          input_text, output_text, refusal and input_image parts)"
                     ),
-                ));
+                )
+                .crossing());
             }
         }
     }
@@ -470,7 +473,8 @@ fn output_text(value: &Value, path: &str) -> Result<String, WireError> {
                             "`{kind}` parts in a tool's output are not supported by this gateway \
                              (text only: a tool result carries text to the other protocols)"
                         ),
-                    ));
+                    )
+                    .crossing());
                 }
                 texts.push(req_str(part, "text", &format!("{part_path}.text"))?);
             }
@@ -529,7 +533,8 @@ fn parse_tools(
                          gateway's targets (they take `function`, `custom` and `namespace` tools; \
                          `web_search`, `image_generation` and `tool_search` are dropped); remove it"
                     ),
-                ));
+                )
+                .crossing());
             }
         }
         echo.push(value);
@@ -556,7 +561,8 @@ fn tool_def(
             return Err(WireError::field(
                 at("type"),
                 format!("unsupported tool type `{other}` here (expected function or custom)"),
-            ));
+            )
+            .crossing());
         }
     };
     if custom || namespace.is_some() {

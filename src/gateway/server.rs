@@ -455,8 +455,13 @@ impl Gateway {
                 })
             }
         };
-        let (mut request, options) = match parsed {
-            Ok(parsed) => parsed,
+        let (mut request, options, bound) = match parsed {
+            Ok((request, options)) => (request, options, false),
+            // Only a target of the client's protocol can take it: sent to those alone, as is.
+            Err(e) if e.cannot_cross => match self.bound(protocol, &body) {
+                Some((request, options)) => (request, options, true),
+                None => return json_response(e.status, &e.to_json(protocol), None),
+            },
             Err(e) => return json_response(e.status, &e.to_json(protocol), None),
         };
         // A target of the client's protocol gets the body as sent (a passthrough).
@@ -464,6 +469,7 @@ impl Gateway {
             protocol,
             body,
             headers: forwarded(protocol, headers),
+            bound,
         }));
         let Some(route) = self.routes.get(&options.model) else {
             return gateway_error(
@@ -503,6 +509,38 @@ impl Gateway {
             (true, crate::config::RouteMode::Buffered) => reply.buffered(stream).await,
             (true, crate::config::RouteMode::Live) => reply.live(stream).await,
         }
+    }
+
+    /// A request that only a target of `protocol` can take (see [`wire::WireError::cannot_cross`]),
+    /// when its route has one: what the engine needs of it, read from the body (the model, the
+    /// output limit, whether it streams); `None` when no target of its route could take it.
+    fn bound(&self, protocol: Protocol, body: &[u8]) -> Option<(Request, wire::InboundOptions)> {
+        let fields = crate::json::Fields::parse(body).ok()?;
+        let model = fields.value("model")?.as_str()?.to_string();
+        let route = self.routes.get(&model)?;
+        route
+            .engine(false)
+            .targets()
+            .iter()
+            .any(|t| t.provider.protocol() == Some(protocol))
+            .then_some(())?;
+        let number = |key: &str| fields.value(key).and_then(|v| v.as_u64());
+        let max_tokens = ["max_output_tokens", "max_completion_tokens", "max_tokens"]
+            .into_iter()
+            .find_map(number)
+            .and_then(|n| u32::try_from(n).ok())
+            .unwrap_or(wire::DEFAULT_MAX_TOKENS);
+        let stream = fields.value("stream").and_then(|v| v.as_bool()) == Some(true);
+        let request = Request {
+            max_tokens,
+            ..Request::default()
+        };
+        let options = wire::InboundOptions {
+            stream,
+            include_usage: true,
+            model,
+        };
+        Some((request, options))
     }
 
     /// With a token, `/v1` wants it too: as the API key (`x-api-key` or a bearer token), or in

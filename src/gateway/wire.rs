@@ -50,6 +50,10 @@ pub struct WireError {
     pub param: Option<String>,
     /// A message for the client; it starts with the field's path.
     pub message: String,
+    /// The request is well formed, but what it asks has no equivalent in another protocol (state
+    /// stored at the provider, a built-in tool of its own, …): a target of the client's protocol
+    /// can still take it as sent.
+    pub cannot_cross: bool,
 }
 
 impl WireError {
@@ -59,6 +63,7 @@ impl WireError {
             status: 400,
             message: format!("{param}: {problem}"),
             param: Some(param),
+            cannot_cross: false,
         }
     }
 
@@ -67,6 +72,15 @@ impl WireError {
             status: 400,
             param: None,
             message: problem.into(),
+            cannot_cross: false,
+        }
+    }
+
+    /// The error for what only a target of the client's protocol can take.
+    pub(crate) fn crossing(self) -> Self {
+        WireError {
+            cannot_cross: true,
+            ..self
         }
     }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod openai;
 pub mod passthrough;
+pub mod responses;
 pub mod sse;
 
 use futures::stream::BoxStream;
@@ -84,6 +85,9 @@ pub struct Original {
     pub body: bytes::Bytes,
     /// The protocol's request headers to forward, lower-case names.
     pub headers: Vec<(String, String)>,
+    /// Only a target of this protocol can answer it (what it asks has no equivalent in another:
+    /// a `previous_response_id`, a built-in tool): the others are passed over.
+    pub bound: bool,
 }
 
 impl fmt::Debug for Original {
@@ -92,6 +96,7 @@ impl fmt::Debug for Original {
             .field("protocol", &self.protocol)
             .field("body_bytes", &self.body.len())
             .field("headers", &self.headers)
+            .field("bound", &self.bound)
             .finish()
     }
 }
@@ -133,7 +138,7 @@ impl Request {
     /// for that protocol, else `configured`.
     pub fn key_for<'a>(&'a self, protocol: Protocol, configured: &'a ApiKey) -> &'a ApiKey {
         match &self.credentials {
-            Some(c) if c.protocol == protocol && !c.key.is_empty() => &c.key,
+            Some(c) if c.protocol.same_models(protocol) && !c.key.is_empty() => &c.key,
             _ => configured,
         }
     }
@@ -393,8 +398,8 @@ impl Protocol {
         matches!(self, Protocol::Openai | Protocol::OpenaiResponses)
     }
 
-    /// Whether a model name of one protocol names a model of the other: OpenAI's two APIs
-    /// share their model names.
+    /// Whether the two are one provider's protocols, whose model names (and keys) are the same:
+    /// OpenAI's two APIs.
     pub fn same_models(&self, other: Protocol) -> bool {
         *self == other || (self.is_openai() && other.is_openai())
     }
@@ -484,8 +489,9 @@ pub const DEFAULT_MAX_EVENT_BYTES: usize = 1024 * 1024;
 pub struct ProviderConfig {
     pub name: String,
     pub protocol: Protocol,
-    /// For Anthropic, without `/v1` (`https://api.anthropic.com`); for OpenAI, with it
-    /// (`https://api.openai.com/v1`), as the official clients and their `*_BASE_URL` variables expect.
+    /// For Anthropic, without `/v1` (`https://api.anthropic.com`); for OpenAI's two APIs (Chat
+    /// Completions and Responses), with it (`https://api.openai.com/v1`), as the official clients
+    /// and their `*_BASE_URL` variables expect.
     pub base_url: String,
     pub api_key: ApiKey,
     pub model: String,
@@ -524,8 +530,9 @@ pub fn build_with(config: ProviderConfig, http: reqwest::Client) -> std::sync::A
     match config.protocol {
         Protocol::Anthropic => std::sync::Arc::new(anthropic::AnthropicClient::new(config, http)),
         Protocol::Openai => std::sync::Arc::new(openai::OpenAiClient::new(config, http)),
-        // TODO(responses-outbound): the Responses API client.
-        Protocol::OpenaiResponses => std::sync::Arc::new(openai::OpenAiClient::new(config, http)),
+        Protocol::OpenaiResponses => {
+            std::sync::Arc::new(responses::ResponsesClient::new(config, http))
+        }
     }
 }
 

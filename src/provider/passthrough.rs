@@ -76,6 +76,7 @@ mod tests {
                 protocol,
                 body: bytes::Bytes::from(body.to_string()),
                 headers: Vec::new(),
+                bound: false,
             })),
             ..Request::prompt("hi")
         }

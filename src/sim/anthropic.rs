@@ -324,7 +324,7 @@ impl Wire for Anthropic {
         ErrorReply::new(400, error_body("invalid_request_error", message, meta))
     }
 
-    fn stream_error(&self, error_type: &str) -> Bytes {
+    fn stream_error(&self, error_type: &str, _meta: &Meta, _at: usize) -> Bytes {
         let message = match error_type {
             "overloaded_error" => "Overloaded",
             _ => "Internal server error",
@@ -341,7 +341,7 @@ impl Wire for Anthropic {
         .bytes
     }
 
-    fn malformed(&self, _meta: &Meta) -> Bytes {
+    fn malformed(&self, _meta: &Meta, _at: usize) -> Bytes {
         Bytes::from_static(
             b"event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_del\n\n",
         )

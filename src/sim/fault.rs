@@ -267,7 +267,7 @@ const KINDS: &[KindSpec] = &[
     KindSpec {
         name: "mid_stream_error",
         about: "an in-stream error (Anthropic `event: error`, OpenAI a `data:` payload with \
-                `error`), then the stream ends",
+                `error`, the Responses API `response.failed`), then the stream ends",
         params: &[
             AFTER,
             param(
@@ -297,7 +297,7 @@ const KINDS: &[KindSpec] = &[
     KindSpec {
         name: "no_done",
         about: "a complete stream without its end marker (OpenAI `data: [DONE]`, Anthropic \
-                message_stop)",
+                message_stop, the Responses API response.completed)",
         params: &[],
         build: |_| Ok(FaultKind::NoDone),
     },

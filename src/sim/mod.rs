@@ -1,14 +1,15 @@
 //! The simulated providers: an axum server speaking the real wire protocols, breaking on purpose.
 //!
 //! Each provider lives under `/{name}` on the shared port (Anthropic: `POST /{name}/v1/messages`,
-//! OpenAI: `POST /{name}/v1/chat/completions`) and also on a port of its own (the "direct" port),
-//! which `connect_refused` really closes. The control endpoint is `/_sim/…` on the shared port.
+//! OpenAI: `POST /{name}/v1/chat/completions`, OpenAI's Responses API: `POST /{name}/v1/responses`)
+//! and also on a port of its own (the "direct" port), which `connect_refused` really closes. The
+//! control endpoint is `/_sim/…` on the shared port.
 //!
 //! Files: `fault.rs` (fault kinds and their syntax), `scenario.rs` (faults over time),
 //! `server.rs` (listeners, connections, routes), `serve.rs` (one request), `reply.rs` (what is
-//! said), `wire.rs` + `anthropic.rs` + `openai.rs` (how it is said), `stream.rs` (playing a stream
-//! out over time), `state.rs` (counters and the request log), `control.rs` (`/_sim`),
-//! `command.rs` (`breakerbox sim`).
+//! said), `wire.rs` + `anthropic.rs` + `openai.rs` + `responses.rs` (how it is said), `stream.rs`
+//! (playing a stream out over time), `state.rs` (counters and the request log), `control.rs`
+//! (`/_sim`), `command.rs` (`breakerbox sim`).
 
 mod anthropic;
 mod command;
@@ -16,6 +17,7 @@ mod control;
 pub mod fault;
 mod openai;
 mod reply;
+mod responses;
 mod rng;
 pub mod scenario;
 mod serve;

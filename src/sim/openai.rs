@@ -333,7 +333,7 @@ impl Wire for Openai {
         )
     }
 
-    fn stream_error(&self, error_type: &str) -> Bytes {
+    fn stream_error(&self, error_type: &str, _meta: &Meta, _at: usize) -> Bytes {
         let message = match error_type {
             "overloaded_error" => "Overloaded",
             _ => SERVER_ERROR,
@@ -342,7 +342,7 @@ impl Wire for Openai {
         Bytes::from(format!("data: {body}\n\n"))
     }
 
-    fn malformed(&self, meta: &Meta) -> Bytes {
+    fn malformed(&self, meta: &Meta, _at: usize) -> Bytes {
         Bytes::from(format!(
             "data: {{\"id\":{},\"object\":\"chat.completion.chunk\",\"choi\n\n",
             q(&meta.message_id)

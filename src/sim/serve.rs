@@ -134,16 +134,24 @@ fn streamed(
 ) -> Response {
     let mut frames = wire.stream(reply, meta);
     if *kind == FaultKind::NoDone {
-        // The last frame is the end marker in both protocols.
+        // The last frame is the end marker in every protocol.
         frames.pop();
     }
+    let at = |after: &u32| stream::position(&frames, *after);
     let disruption = match kind {
-        FaultKind::Stall { after, duration } => Some((*after, Disruption::Stall(*duration))),
-        FaultKind::StreamCut { after } => Some((*after, Disruption::Cut)),
+        FaultKind::Stall { after, duration } => Some((at(after), Disruption::Stall(*duration))),
+        FaultKind::StreamCut { after } => Some((at(after), Disruption::Cut)),
         FaultKind::MidStreamError { after, error_type } => {
-            Some((*after, Disruption::Replace(wire.stream_error(error_type))))
+            let at = at(after);
+            Some((
+                at,
+                Disruption::Replace(wire.stream_error(error_type, meta, at)),
+            ))
         }
-        FaultKind::Malformed { after } => Some((*after, Disruption::Replace(wire.malformed(meta)))),
+        FaultKind::Malformed { after } => {
+            let at = at(after);
+            Some((at, Disruption::Replace(wire.malformed(meta, at))))
+        }
         _ => None,
     };
     let plan = StreamPlan {

@@ -192,6 +192,7 @@ pub(crate) fn shared_router(state: Arc<SimState>) -> Router {
             post(shared_count_tokens),
         )
         .route("/{name}/v1/chat/completions", post(shared_chat))
+        .route("/{name}/v1/responses", post(shared_responses))
         .fallback(|| async { not_found("no such path on the simulator".to_string()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -249,6 +250,15 @@ async fn shared_chat(
     body: Bytes,
 ) -> Response {
     shared(&state, &name, Protocol::Openai, conn, body).await
+}
+
+async fn shared_responses(
+    State(state): State<Arc<SimState>>,
+    Path(name): Path<String>,
+    Extension(conn): Extension<Arc<ConnControl>>,
+    body: Bytes,
+) -> Response {
+    shared(&state, &name, Protocol::OpenaiResponses, conn, body).await
 }
 
 async fn shared(

@@ -34,13 +34,13 @@ pub(crate) struct StreamPlan {
     pub frames: Vec<Frame>,
     pub pace: Pace,
     pub rng: Rng,
-    /// What happens after how many tokens.
-    pub disruption: Option<(u32, Disruption)>,
+    /// What happens before which frame (see [`position`]).
+    pub disruption: Option<(usize, Disruption)>,
 }
 
 /// Where a disruption `after` tokens goes: before the next token, or before the closing frames
 /// when the content is shorter. So a cut stream never carries its end marker.
-fn position(frames: &[Frame], after: u32) -> usize {
+pub(crate) fn position(frames: &[Frame], after: u32) -> usize {
     let mut tokens = 0;
     frames
         .iter()
@@ -123,10 +123,7 @@ pub(crate) async fn cut() -> std::io::Error {
 /// The response body for a plan; the request's record is written when it completes.
 pub(crate) fn body(mut plan: StreamPlan, mut tracker: Tracker) -> Body {
     tracker.sent_status(200);
-    let disruption = plan
-        .disruption
-        .take()
-        .map(|(after, d)| (position(&plan.frames, after), d));
+    let disruption = plan.disruption.take();
     let playback = Playback {
         plan,
         next: 0,

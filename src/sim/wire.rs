@@ -1,5 +1,5 @@
-//! What the two wire protocols have in common, and the trait each implements (`anthropic.rs`,
-//! `openai.rs`). Formats follow PROTOCOLS.md and the recorded fixtures of the official SDKs.
+//! What the wire protocols have in common, and the trait each implements (`anthropic.rs`,
+//! `openai.rs`, `responses.rs`). Formats follow PROTOCOLS.md and the recorded fixtures of the official SDKs.
 
 use crate::json::{self, Fields, NotAnObject};
 use axum::http::StatusCode;
@@ -93,17 +93,18 @@ pub(crate) trait Wire: Send + Sync {
     /// The HTTP error a fault answers with, if it is that kind of fault.
     fn fault_error(&self, kind: &FaultKind, meta: &Meta) -> Option<ErrorReply>;
     fn invalid_request(&self, message: &str, meta: &Meta) -> ErrorReply;
-    /// An in-stream error event.
-    fn stream_error(&self, error_type: &str) -> Bytes;
-    /// An event that is not valid JSON.
-    fn malformed(&self, meta: &Meta) -> Bytes;
+    /// An in-stream error event, sent as the stream's frame number `at` (where a protocol counts
+    /// its events, this is the event's number).
+    fn stream_error(&self, error_type: &str, meta: &Meta, at: usize) -> Bytes;
+    /// An event that is not valid JSON, sent as frame number `at`.
+    fn malformed(&self, meta: &Meta, at: usize) -> Bytes;
 }
 
 pub(crate) fn wire(protocol: Protocol) -> &'static dyn Wire {
     match protocol {
         Protocol::Anthropic => &super::anthropic::Anthropic,
-        // TODO(responses-outbound): the simulator's Responses API.
-        Protocol::Openai | Protocol::OpenaiResponses => &super::openai::Openai,
+        Protocol::Openai => &super::openai::Openai,
+        Protocol::OpenaiResponses => &super::responses::Responses,
     }
 }
 

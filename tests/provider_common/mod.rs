@@ -25,6 +25,11 @@ pub const ANTHROPIC_FIXTURES: [&str; 5] = [
     "anthropic/missing_usage_response.sse",
 ];
 pub const OPENAI_FIXTURES: [&str; 2] = ["openai/basic_stream.sse", "openai/tool_calls_stream.sse"];
+/// The Responses API's streams (`protocol = "openai_responses"`).
+pub const RESPONSES_FIXTURES: [&str; 2] = [
+    "openai/responses_stream.sse",
+    "openai/responses_tool_call_stream.sse",
+];
 
 fn start(id: &str, model: &str) -> StreamEvent {
     StreamEvent::MessageStart {
@@ -174,6 +179,110 @@ pub fn expected(name: &str) -> Vec<StreamEvent> {
             }));
             events.push(usage(76, 24, 0, 0));
             events.push(done(StopReason::ToolUse, "tool_calls"));
+            events
+        }
+        "openai/responses_stream.sse" => {
+            let words = [
+                "I",
+                " can't",
+                " provide",
+                " real",
+                "-",
+                "time",
+                " updates",
+                ",",
+                " but",
+                " you",
+                " can",
+                " easily",
+                " check",
+                " the",
+                " current",
+                " weather",
+                " in",
+                " San",
+                " Francisco",
+                " using",
+                " a",
+                " weather",
+                " website",
+                " or",
+                " app",
+                ".",
+                " Typically",
+                ",",
+                " San",
+                " Francisco",
+                " has",
+                " cool",
+                ",",
+                " foggy",
+                " summers",
+                " and",
+                " mild",
+                " winters",
+                ",",
+                " so",
+                " it's",
+                " good",
+                " to",
+                " be",
+                " prepared",
+                " for",
+                " variable",
+                " weather",
+                "!",
+            ];
+            let mut events = vec![start(
+                "resp_689a0b2545288193953c892439b42e2800b2e36c65a1fd4b",
+                "gpt-4o-mini-2024-07-18",
+            )];
+            events.extend(words.iter().map(|w| text(w)));
+            events.push(usage(14, 50, 0, 0));
+            events.push(done(StopReason::EndTurn, "completed"));
+            events
+        }
+        "openai/responses_tool_call_stream.sse" => {
+            let summary = [
+                "**Checking",
+                " the",
+                " weather**",
+                "\n\nThe",
+                " user",
+                " wants",
+                " Paris",
+                " weather;",
+                " I'll",
+                " call",
+                " get_weather.",
+            ];
+            let mut events = vec![start(
+                "resp_68b1f2c9a3d48190b0c5e1f7d2a94e6b0a8c3f51d7e2b946",
+                "gpt-5-2025-08-07",
+            )];
+            events.extend(summary.iter().map(|t| StreamEvent::ThinkingDelta {
+                text: t.to_string(),
+            }));
+            events.push(StreamEvent::ToolCallStart {
+                index: 0,
+                id: "call_Q4xKp7TnVwR2mZbJ8sLd3HfY".into(),
+                name: "get_weather".into(),
+            });
+            events.extend(["{\"", "city", "\":\"", "Paris", "\"}"].iter().map(|p| {
+                StreamEvent::ToolCallDelta {
+                    index: 0,
+                    partial_json: p.to_string(),
+                }
+            }));
+            // 1300 input tokens of which 1152 cached; 86 output of which 64 reasoning.
+            events.push(StreamEvent::Usage(Usage {
+                input_tokens: 148,
+                output_tokens: 86,
+                cache_read_tokens: 1152,
+                cache_write_tokens: 0,
+                reasoning_tokens: 64,
+            }));
+            events.push(done(StopReason::ToolUse, "completed"));
             events
         }
         other => panic!("no expectation for {other}"),

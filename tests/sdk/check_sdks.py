@@ -4,7 +4,8 @@ unchanged, and check that each simulated fault surfaces as the exception those c
 
 Usage: check_sdks.py http://127.0.0.1:PORT
 
-Expects the simulator's default providers `anthropic` and `openai` (no fault set). Prints one line
+Expects the providers of tests/sdk/sim.toml: `anthropic`, `openai` (Chat Completions) and
+`responses` (the Responses API), no fault set. Prints one line
 per check and exits non-zero if any check fails. Retries are off (max_retries=0), so every fault
 reaches the caller as it was sent.
 """
@@ -29,6 +30,9 @@ ANT = anthropic.Anthropic(
     base_url=f"{BASE}/anthropic", api_key="sk-ant-sim", max_retries=0, timeout=30.0
 )
 OAI = openai.OpenAI(base_url=f"{BASE}/openai/v1", api_key="sk-sim", max_retries=0, timeout=30.0)
+RESP = openai.OpenAI(
+    base_url=f"{BASE}/responses/v1", api_key="sk-sim", max_retries=0, timeout=30.0
+)
 
 WEATHER = {
     "type": "object",
@@ -178,6 +182,69 @@ def openai_not_streamed():
     return f"{completion.usage.completion_tokens} tokens"
 
 
+def responses_create_stream():
+    events = list(
+        RESP.responses.create(
+            model="gpt-5", input="Why is the sky blue?", instructions="Be terse.", stream=True
+        )
+    )
+    types = [e.type for e in events]
+    assert types[:2] == ["response.created", "response.in_progress"], types
+    assert types[-1] == "response.completed", types
+    assert [e.sequence_number for e in events] == list(range(len(events)))
+    text = "".join(e.delta for e in events if e.type == "response.output_text.delta")
+    final = events[-1].response
+    assert final.id == events[0].response.id and final.id.startswith("resp_"), final.id
+    assert final.status == "completed" and final.output_text == text, (final.status, text)
+    usage = final.usage
+    assert usage.output_tokens == len(text.split(" ")), usage
+    assert usage.total_tokens == usage.input_tokens + usage.output_tokens, usage
+    assert usage.input_tokens_details.cached_tokens == 0, usage
+    return f"{len(events)} events, {usage.output_tokens} tokens"
+
+
+def responses_stream_helper():
+    with RESP.responses.stream(
+        model="gpt-5", input=[{"role": "user", "content": "Why is the sky blue?"}]
+    ) as stream:
+        text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+        final = stream.get_final_response()
+    assert text and final.output_text == text, (text, final.output_text)
+    return f"{final.usage.output_tokens} tokens"
+
+
+def responses_tool_call():
+    tools = [{"type": "function", "name": "get_weather", "parameters": WEATHER, "strict": False}]
+    with RESP.responses.stream(model="gpt-5", input="Weather in Paris?", tools=tools) as stream:
+        pieces = [e.delta for e in stream if e.type == "response.function_call_arguments.delta"]
+        final = stream.get_final_response()
+    call = final.output[0]
+    assert call.type == "function_call" and call.name == "get_weather", call
+    assert call.call_id.startswith("call_") and call.arguments == "".join(pieces), call
+    arguments = json.loads(call.arguments)
+    assert isinstance(arguments["location"], str), arguments
+    # The function's output sent back: the model answers in words.
+    answer = RESP.responses.create(
+        model="gpt-5",
+        input=[
+            {"role": "user", "content": "Weather in Paris?"},
+            {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
+            {"type": "function_call_output", "call_id": call.call_id, "output": "18C"},
+        ],
+        tools=tools,
+    )
+    assert answer.output[0].type == "message" and answer.output_text, answer.output
+    return f"function_call {call.name}({call.arguments}), then {len(answer.output_text)} chars"
+
+
+def responses_not_streamed():
+    response = RESP.responses.create(model="gpt-5-mini", input="Hello", max_output_tokens=5)
+    assert response.model == "gpt-5-mini" and response.status == "incomplete", response.status
+    assert response.incomplete_details.reason == "max_output_tokens", response.incomplete_details
+    assert response.usage.output_tokens == 5 and response.output_text, response.usage
+    return f"{response.output_text!r}"
+
+
 # --- faults ----------------------------------------------------------------------------------
 
 
@@ -191,6 +258,34 @@ def openai_stream_text():
         model="gpt-5", messages=HELLO, stream=True, stream_options={"include_usage": True}
     )
     return "".join(c.delta.content or "" for chunk in stream for c in chunk.choices)
+
+
+def responses_stream_text():
+    with RESP.responses.stream(model="gpt-5", input="Why is the sky blue?") as stream:
+        return "".join(e.delta for e in stream if e.type == "response.output_text.delta")
+
+
+def responses_mid_stream_failure():
+    """A stream that fails midway ends with `response.failed`, never `response.completed`."""
+    set_fault("responses", "mid_stream_error:after=3")
+    try:
+        with RESP.responses.stream(model="gpt-5", input="Why is the sky blue?") as stream:
+            events = list(stream)
+            try:
+                stream.get_final_response()
+            except RuntimeError as e:
+                incomplete = str(e)
+            else:
+                raise AssertionError("a final response after response.failed")
+    finally:
+        set_fault("responses", "none")
+    types = [e.type for e in events]
+    assert types[-1] == "response.failed" and "response.completed" not in types, types
+    assert types.count("response.output_text.delta") == 3, types
+    failed = events[-1].response
+    assert failed.status == "failed" and failed.error.code == "server_error", failed.error
+    assert failed.id == events[0].response.id
+    return f"response.failed {failed.error.code}: {failed.error.message!r}; {incomplete}"
 
 
 def raises(provider, fault, call, expected, inspect=None):
@@ -244,6 +339,10 @@ CHECKS = [
     ("openai: chat.completions stream text + usage", openai_text_stream),
     ("openai: chat.completions stream tool call", openai_tool_stream),
     ("openai: chat.completions not streamed", openai_not_streamed),
+    ("openai: responses.create(stream=True) text + usage", responses_create_stream),
+    ("openai: responses.stream() text + final response", responses_stream_helper),
+    ("openai: responses.stream() function call, then its output", responses_tool_call),
+    ("openai: responses.create not streamed, max_output_tokens", responses_not_streamed),
     (
         "anthropic: rate_limit -> RateLimitError",
         raises("anthropic", "rate_limit", anthropic_stream_text, anthropic.RateLimitError, retry_after),
@@ -306,6 +405,29 @@ CHECKS = [
         "openai: reset -> APIConnectionError",
         raises("openai", "reset", openai_stream_text, openai.APIConnectionError),
     ),
+    (
+        "openai responses: rate_limit -> RateLimitError",
+        raises("responses", "rate_limit", responses_stream_text, openai.RateLimitError, retry_after),
+    ),
+    (
+        "openai responses: overloaded (503) -> InternalServerError",
+        raises("responses", "overloaded", responses_stream_text, openai.InternalServerError, status(503)),
+    ),
+    (
+        "openai responses: quota -> RateLimitError insufficient_quota",
+        raises("responses", "quota", responses_stream_text, openai.RateLimitError, body_code("insufficient_quota")),
+    ),
+    (
+        "openai responses: context_length -> BadRequestError",
+        raises(
+            "responses",
+            "context_length",
+            responses_stream_text,
+            openai.BadRequestError,
+            body_code("context_length_exceeded"),
+        ),
+    ),
+    ("openai responses: mid_stream_error -> response.failed", responses_mid_stream_failure),
 ]
 
 print(f"anthropic {anthropic.__version__}, openai {openai.__version__}, simulator {BASE}")

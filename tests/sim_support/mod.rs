@@ -25,6 +25,7 @@ pub fn fast_config() -> SimConfig {
         providers: vec![
             fast("anthropic", Protocol::Anthropic),
             fast("openai", Protocol::Openai),
+            fast("responses", Protocol::OpenaiResponses),
         ],
         seed: 7,
     }
@@ -226,7 +227,22 @@ pub fn outcome_count(sim: &Simulator, provider: &str, outcome: &str) -> u64 {
         .unwrap_or(0)
 }
 
-pub const PROTOCOLS: [(&str, Protocol); 2] = [
+pub const PROTOCOLS: [(&str, Protocol); 3] = [
     ("anthropic", Protocol::Anthropic),
     ("openai", Protocol::Openai),
+    ("responses", Protocol::OpenaiResponses),
 ];
+
+/// Whether a raw body of any protocol carries its end marker.
+pub fn has_end_marker(text: &str) -> bool {
+    text.contains("message_stop") || text.contains("[DONE]") || text.contains("response.completed")
+}
+
+/// Content tokens in a raw body of any protocol: words and pieces of tool input.
+pub fn tokens(text: &str) -> usize {
+    text.matches("\"text_delta\"").count()
+        + text.matches("{\"content\":\"").count()
+        + text
+            .matches("\"type\":\"response.output_text.delta\"")
+            .count()
+}
