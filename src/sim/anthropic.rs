@@ -8,8 +8,8 @@ use super::fault::FaultKind;
 use super::reply::{Reply, SimRequest, Stop, Tool};
 use super::rng::Rng;
 use super::wire::{
-    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, raw_items, retry_after_secs,
-    value,
+    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, last_user_text, raw_items,
+    retry_after_secs, value,
 };
 
 pub(crate) struct Anthropic;
@@ -93,6 +93,7 @@ impl Wire for Anthropic {
                     .unwrap_or_default(),
             );
         }
+        let last_user = last_user_text(asked);
         let tools = raw_items(&body, "tools")
             .into_iter()
             .flatten()
@@ -118,6 +119,7 @@ impl Wire for Anthropic {
                 .value("model")
                 .and_then(|m| m.as_str().map(String::from)),
             prompt,
+            last_user,
             messages: messages.len(),
             max_tokens: Some(max_tokens),
             tools,
