@@ -437,4 +437,25 @@ mod tests {
         assert_eq!(end["delta"]["stop_reason"], "tool_use");
         assert_eq!(end["usage"]["output_tokens"], 4);
     }
+
+    #[test]
+    fn the_last_user_message_is_read_past_a_tool_result_and_a_prefill() {
+        let body = json!({
+            "model": "m", "max_tokens": 10, "system": "Bash is a tool",
+            "messages": [
+                {"role": "user", "content": "first"},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "reminder"},
+                    {"type": "text", "text": "Use `Bash`"},
+                ]},
+                {"role": "assistant", "content": "Sure"},
+            ],
+        });
+        let request = Anthropic
+            .parse_request(body.to_string().as_bytes())
+            .unwrap();
+        assert_eq!(request.last_user, "reminder\nUse `Bash`");
+        assert_eq!(request.prefill.as_deref(), Some("Sure"));
+    }
 }

@@ -443,4 +443,18 @@ mod tests {
         assert_eq!(args, "{\"city\":\"Paris\"}");
         assert_eq!(chunks[3]["choices"][0]["finish_reason"], "tool_calls");
     }
+
+    #[test]
+    fn the_last_user_message_is_the_one_tools_are_named_in() {
+        let body = json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "Bash is a tool"},
+                {"role": "user", "content": [{"type": "text", "text": "Use `Bash`"}]},
+                {"role": "assistant", "content": "ok"},
+            ],
+        });
+        let request = Openai.parse_request(body.to_string().as_bytes()).unwrap();
+        assert_eq!(request.last_user, "Use `Bash`");
+    }
 }
