@@ -136,11 +136,11 @@ pub fn parse_request(body: &[u8]) -> Result<(Request, InboundOptions, Inbound), 
     }
 
     let mut inbound = Inbound::default();
-    let (tools, tools_echo) = parse_tools(&fields, &mut inbound)?;
+    let (mut tools, tools_echo) = parse_tools(&fields, &mut inbound)?;
     let mut system: Vec<String> = Vec::new();
     let instructions = opt_str(&obj, "instructions", "instructions")?;
     system.extend(instructions.filter(|t| !t.is_empty()).map(str::to_string));
-    let messages = parse_input(&fields, &mut system)?;
+    let messages = parse_input(&fields, &mut system, &mut tools, &mut inbound)?;
     if messages.is_empty() {
         return Err(WireError::field(
             "input",
@@ -222,6 +222,8 @@ pub fn parse_request(body: &[u8]) -> Result<(Request, InboundOptions, Inbound), 
 fn parse_input(
     fields: &json::Fields<'_>,
     system: &mut Vec<String>,
+    tools: &mut Vec<ToolDef>,
+    inbound: &mut Inbound,
 ) -> Result<Vec<Message>, WireError> {
     let Some(raw) = fields.raw("input") else {
         return Err(WireError::field(
@@ -248,6 +250,17 @@ fn parse_input(
             {
                 let path = format!("input[{i}]");
                 let value = wire::item(raw, &path)?;
+                // Codex offers its tools in an item of their own, as a developer would.
+                if value.get("type").and_then(Value::as_str) == Some("additional_tools") {
+                    let list_path = format!("{path}.tools");
+                    let list = value
+                        .get("tools")
+                        .ok_or_else(|| WireError::field(&list_path, "required"))?;
+                    for (j, tool) in as_array(list, &list_path)?.iter().enumerate() {
+                        add_tool(tool, &format!("{list_path}[{j}]"), tools, inbound)?;
+                    }
+                    continue;
+                }
                 input_item(&value, &path, system, &mut messages)?;
             }
         }
@@ -502,7 +515,22 @@ fn parse_tools(
     {
         let path = format!("tools[{i}]");
         let value = wire::item(raw, &path)?;
-        let tool = as_object(&value, &path)?;
+        add_tool(&value, &path, &mut tools, inbound)?;
+        echo.push(value);
+    }
+    Ok((tools, echo))
+}
+
+/// One tool as the target's tools (none for the built-in tools that are dropped).
+fn add_tool(
+    value: &Value,
+    path: &str,
+    tools: &mut Vec<ToolDef>,
+    inbound: &mut Inbound,
+) -> Result<(), WireError> {
+    let path = path.to_string();
+    {
+        let tool = as_object(value, &path)?;
         let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("function");
         match kind {
             "function" | "custom" => {
@@ -537,9 +565,8 @@ fn parse_tools(
                 .crossing());
             }
         }
-        echo.push(value);
     }
-    Ok((tools, echo))
+    Ok(())
 }
 
 /// A `function` or `custom` tool (top-level or inside `namespace`) as a target's tool.

@@ -8,8 +8,8 @@ use super::fault::FaultKind;
 use super::reply::{Reply, SimRequest, Stop, Tool};
 use super::rng::Rng;
 use super::wire::{
-    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, raw_items, retry_after_secs,
-    value,
+    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, last_user_text, raw_items,
+    retry_after_secs, value,
 };
 
 pub(crate) struct Anthropic;
@@ -93,6 +93,7 @@ impl Wire for Anthropic {
                     .unwrap_or_default(),
             );
         }
+        let last_user = last_user_text(asked);
         let tools = raw_items(&body, "tools")
             .into_iter()
             .flatten()
@@ -118,6 +119,7 @@ impl Wire for Anthropic {
                 .value("model")
                 .and_then(|m| m.as_str().map(String::from)),
             prompt,
+            last_user,
             messages: messages.len(),
             max_tokens: Some(max_tokens),
             tools,
@@ -434,5 +436,26 @@ mod tests {
         let end = &data[data.len() - 2];
         assert_eq!(end["delta"]["stop_reason"], "tool_use");
         assert_eq!(end["usage"]["output_tokens"], 4);
+    }
+
+    #[test]
+    fn the_last_user_message_is_read_past_a_tool_result_and_a_prefill() {
+        let body = json!({
+            "model": "m", "max_tokens": 10, "system": "Bash is a tool",
+            "messages": [
+                {"role": "user", "content": "first"},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": [
+                    {"type": "text", "text": "reminder"},
+                    {"type": "text", "text": "Use `Bash`"},
+                ]},
+                {"role": "assistant", "content": "Sure"},
+            ],
+        });
+        let request = Anthropic
+            .parse_request(body.to_string().as_bytes())
+            .unwrap();
+        assert_eq!(request.last_user, "reminder\nUse `Bash`");
+        assert_eq!(request.prefill.as_deref(), Some("Sure"));
     }
 }

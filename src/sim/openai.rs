@@ -8,8 +8,8 @@ use super::fault::{FaultKind, format_duration};
 use super::reply::{Reply, SimRequest, Stop, Tool};
 use super::rng::Rng;
 use super::wire::{
-    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, raw_items, retry_after_secs,
-    value,
+    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, last_user_text, raw_items,
+    retry_after_secs, value,
 };
 
 pub(crate) struct Openai;
@@ -92,6 +92,7 @@ impl Wire for Openai {
             prompt.push_str(&m.get("content").map(content_text).unwrap_or_default());
             last_role = m.get("role").and_then(Value::as_str).map(str::to_string);
         }
+        let last_user = last_user_text(&messages);
         let tools = raw_items(&body, "tools")
             .into_iter()
             .flatten()
@@ -109,6 +110,7 @@ impl Wire for Openai {
                 .value("model")
                 .and_then(|m| m.as_str().map(String::from)),
             prompt,
+            last_user,
             messages: messages.len(),
             max_tokens,
             tools,
@@ -440,5 +442,19 @@ mod tests {
             .collect();
         assert_eq!(args, "{\"city\":\"Paris\"}");
         assert_eq!(chunks[3]["choices"][0]["finish_reason"], "tool_calls");
+    }
+
+    #[test]
+    fn the_last_user_message_is_the_one_tools_are_named_in() {
+        let body = json!({
+            "model": "m",
+            "messages": [
+                {"role": "system", "content": "Bash is a tool"},
+                {"role": "user", "content": [{"type": "text", "text": "Use `Bash`"}]},
+                {"role": "assistant", "content": "ok"},
+            ],
+        });
+        let request = Openai.parse_request(body.to_string().as_bytes()).unwrap();
+        assert_eq!(request.last_user, "Use `Bash`");
     }
 }

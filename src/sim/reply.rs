@@ -12,6 +12,9 @@ pub(crate) struct SimRequest {
     pub model: Option<String>,
     /// System prompt and every message's text, in order: what the reply is seeded from.
     pub prompt: String,
+    /// The text of the last user message: a tool it names is the one called, and a `quoted`
+    /// value in it is that call's argument (see [`Reply::generate`]).
+    pub last_user: String,
     pub messages: usize,
     pub max_tokens: Option<u32>,
     pub tools: Vec<Tool>,
@@ -60,11 +63,17 @@ pub(crate) struct Reply {
 
 impl Reply {
     /// `lead_in`: say a few words before a tool call, as Claude does (OpenAI models call at once).
+    ///
+    /// With tools offered, the model calls one, as a real model does when asked to: the first
+    /// tool the last user message names (as a word), else the first tool. Its input fits the
+    /// tool's schema (see [`sample`]), and a value the user quoted in backticks (the last one)
+    /// fills its first required string property, so "Use Bash to run `echo hi`" calls
+    /// `Bash {"command": "echo hi"}`: what a real agent needs to run a tool it can check.
     pub fn generate(request: &SimRequest, seed: u64, use_tools: bool, lead_in: bool) -> Reply {
         let mut rng = Rng::new(mix(&[seed, hash(&[request.prompt.as_bytes()])]));
         let budget = request.max_tokens.map_or(usize::MAX, |m| m as usize);
         // A continued reply is words only: a tool call cannot be spliced onto text.
-        let tool = request.tools.first().filter(|_| {
+        let tool = named_tool(&request.tools, &request.last_user).filter(|_| {
             use_tools
                 && !request.tools_disabled
                 && !request.after_tool_result
@@ -84,7 +93,10 @@ impl Reply {
         let capped = tokens.len() > budget;
         tokens.truncate(budget);
         let tool_call = tool.filter(|_| !capped).map(|tool| {
-            let input = sample(&tool.schema, &mut rng, 0);
+            let mut input = sample(&tool.schema, &mut rng, 0);
+            if let Some(value) = quoted(&request.last_user) {
+                fill_first_required_string(&tool.schema, &mut input, value);
+            }
             ToolCall {
                 name: tool.name.clone(),
                 pieces: pieces(&input.to_string(), &mut rng),
@@ -224,9 +236,52 @@ fn sentences(rng: &mut Rng, count: usize) -> Vec<String> {
     tokens
 }
 
-/// A value fitting a JSON schema: an enum's first value, else one by type. Objects get every
-/// listed property.
+/// The first of `tools` that `text` names as a whole word, else the first tool.
+fn named_tool<'a>(tools: &'a [Tool], text: &str) -> Option<&'a Tool> {
+    let is_word = |c: char| c.is_alphanumeric() || c == '_' || c == '-';
+    let words: Vec<&str> = text.split(|c: char| !is_word(c)).collect();
+    tools
+        .iter()
+        .find(|tool| words.contains(&tool.name.as_str()))
+        .or_else(|| tools.first())
+}
+
+/// The last `code span` of `text`, if it has one that is not empty.
+fn quoted(text: &str) -> Option<&str> {
+    let parts: Vec<&str> = text.split('`').collect();
+    // Odd parts lie between two backticks when a closing one follows.
+    (1..parts.len().saturating_sub(1))
+        .step_by(2)
+        .map(|i| parts[i])
+        .rfind(|p| !p.trim().is_empty())
+}
+
+/// Set the first required property of an object schema whose type is a string to `value`.
+fn fill_first_required_string(schema: &Value, input: &mut Value, value: &str) {
+    let properties = schema.get("properties").and_then(Value::as_object);
+    let required = schema.get("required").and_then(Value::as_array);
+    let name = required
+        .into_iter()
+        .flatten()
+        .filter_map(Value::as_str)
+        .find(|name| {
+            properties
+                .and_then(|p| p.get(*name))
+                .is_some_and(|p| p.get("type").and_then(Value::as_str) == Some("string"))
+        });
+    if let (Some(name), Some(object)) = (name, input.as_object_mut()) {
+        object.insert(name.to_string(), Value::from(value));
+    }
+}
+
+/// A value fitting a JSON schema: its `const`, `default` or an enum's first value, else one by
+/// type. Objects get their required properties, and of the others only those the schema gives a
+/// value for (`const`, `default`, `enum`): a random value in an optional field changes what a
+/// real tool does (Claude Code's `Bash` with a `timeout` of 40 ms, or `run_in_background`).
 fn sample(schema: &Value, rng: &mut Rng, depth: usize) -> Value {
+    if let Some(value) = schema.get("const").or_else(|| schema.get("default")) {
+        return value.clone();
+    }
     if let Some(first) = schema
         .get("enum")
         .and_then(Value::as_array)
@@ -248,9 +303,21 @@ fn sample(schema: &Value, rng: &mut Rng, depth: usize) -> Value {
     };
     match ty {
         "object" if depth < 4 => {
+            let required: Vec<&str> = schema
+                .get("required")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
             let mut object = Map::new();
             for (name, property) in properties.into_iter().flatten() {
-                object.insert(name.clone(), sample(property, rng, depth + 1));
+                let vouched = ["const", "default", "enum"]
+                    .iter()
+                    .any(|k| property.get(k).is_some());
+                if required.contains(&name.as_str()) || vouched {
+                    object.insert(name.clone(), sample(property, rng, depth + 1));
+                }
             }
             Value::Object(object)
         }
@@ -377,10 +444,13 @@ mod tests {
                     "units": {"type": "string", "enum": ["c", "f"]},
                     "days": {"type": "integer"},
                     "detail": {"type": ["boolean", "null"]},
-                    "where": {"type": "object", "properties": {"lat": {"type": "number"}}},
+                    "where": {"type": "object", "properties": {"lat": {"type": "number"}}, "required": ["lat"]},
                     "tags": {"type": "array", "items": {"type": "string"}},
+                    "limit": {"type": "integer", "default": 7},
+                    "timeout": {"type": "number"},
+                    "background": {"type": "boolean"},
                 },
-                "required": ["city"],
+                "required": ["city", "days", "detail", "where", "tags"],
             }),
         }];
         let reply = Reply::generate(&r, 1, true, true);
@@ -390,16 +460,89 @@ mod tests {
         assert_eq!(reply.text(), "I'll use get_weather for that.");
         let joined: String = call.pieces.concat();
         assert_eq!(serde_json::from_str::<Value>(&joined).unwrap(), call.input);
-        assert_eq!(call.input["units"], "c");
+        assert_eq!(
+            call.input["units"], "c",
+            "an optional enum: its first value"
+        );
+        assert_eq!(call.input["limit"], 7, "an optional field's default");
         assert!(call.input["city"].is_string());
         assert!(call.input["days"].is_u64());
         assert!(call.input["detail"].is_boolean());
         assert!(call.input["where"]["lat"].is_f64());
         assert!(call.input["tags"][0].is_string());
+        for optional in ["timeout", "background"] {
+            assert!(
+                call.input.get(optional).is_none(),
+                "{optional}: {}",
+                call.input
+            );
+        }
 
         assert!(Reply::generate(&r, 1, true, false).tokens.is_empty());
         assert!(Reply::generate(&r, 1, false, true).tool_call.is_none());
         r.after_tool_result = true;
         assert!(Reply::generate(&r, 1, true, true).tool_call.is_none());
+    }
+
+    /// What Claude Code offers, in its order: the agent tool first.
+    fn agent_tools() -> Vec<Tool> {
+        let object = |required: Value| {
+            json!({
+                "type": "object",
+                "properties": {
+                    "command": {"type": "string"},
+                    "description": {"type": "string"},
+                    "prompt": {"type": "string"},
+                    "run_in_background": {"type": "boolean"},
+                },
+                "required": required,
+            })
+        };
+        vec![
+            Tool {
+                name: "Agent".into(),
+                schema: object(json!(["description", "prompt"])),
+            },
+            Tool {
+                name: "Bash".into(),
+                schema: object(json!(["description", "command"])),
+            },
+        ]
+    }
+
+    #[test]
+    fn the_tool_the_user_names_is_called_with_the_value_they_quote() {
+        let mut r = request("system prompt naming Bash\nUse the Bash tool to run `echo hi`.");
+        r.last_user = "Use the Bash tool to run `echo hi`.".into();
+        r.tools = agent_tools();
+        let call = Reply::generate(&r, 1, true, true).tool_call.unwrap();
+        assert_eq!(call.name, "Bash");
+        assert_eq!(
+            call.input["description"], "echo hi",
+            "the first required string"
+        );
+        assert_eq!(call.input.as_object().unwrap().len(), 2, "{}", call.input);
+
+        // Named only as part of a word, or not at all: the first tool, as before.
+        for text in ["Use Bashful to run `echo hi`", "Run `echo hi`", ""] {
+            r.last_user = text.into();
+            let call = Reply::generate(&r, 1, true, true).tool_call.unwrap();
+            assert_eq!(call.name, "Agent", "{text:?}");
+        }
+        // Without a quoted value, the required strings are words of the simulator's.
+        r.last_user = "Bash please".into();
+        let call = Reply::generate(&r, 1, true, true).tool_call.unwrap();
+        assert_eq!(call.name, "Bash");
+        assert!(WORDS.contains(&call.input["description"].as_str().unwrap()));
+        assert!(WORDS.contains(&call.input["command"].as_str().unwrap()));
+    }
+
+    #[test]
+    fn the_last_complete_code_span_is_the_quoted_value() {
+        assert_eq!(quoted("run `a` then `b c`"), Some("b c"));
+        assert_eq!(quoted("run `a` then `b"), Some("a"), "an unclosed tick");
+        assert_eq!(quoted("run `` or ` `"), None, "empty spans");
+        assert_eq!(quoted("no ticks"), None);
+        assert_eq!(quoted("`x`"), Some("x"));
     }
 }

@@ -14,7 +14,8 @@ use super::openai::Openai;
 use super::reply::{Reply, SimRequest, Stop, Tool};
 use super::rng::Rng;
 use super::wire::{
-    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, raw_items, value,
+    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, last_user_text, raw_items,
+    value,
 };
 
 pub(crate) struct Responses;
@@ -198,17 +199,20 @@ impl Wire for Responses {
             .value("instructions")
             .map(|s| content_text(&s))
             .unwrap_or_default();
+        let last_user;
         let (messages, after_tool_result) = match body.value("input") {
             None => return Err("Missing required parameter: 'input'.".into()),
             Some(Value::String(text)) => {
                 prompt.push('\n');
                 prompt.push_str(&text);
+                last_user = text;
                 (1, false)
             }
             Some(Value::Array(_)) => {
                 // The items one at a time (the value above is dropped at once; a long
                 // conversation is read item by item).
                 let items = raw_items(&body, "input").unwrap_or_default();
+                last_user = last_user_text(&items);
                 let mut last_type = None;
                 for item in &items {
                     let item = value(item);
@@ -252,6 +256,7 @@ impl Wire for Responses {
                 .and_then(|m| m.as_str().map(String::from)),
             prompt,
             messages,
+            last_user,
             max_tokens,
             tools,
             tools_disabled: body

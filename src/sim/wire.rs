@@ -147,3 +147,13 @@ pub(crate) fn content_text(content: &Value) -> String {
         _ => String::new(),
     }
 }
+
+/// The text of the last message whose `role` is `user` (empty when there is none).
+pub(crate) fn last_user_text(messages: &[&RawValue]) -> String {
+    messages
+        .iter()
+        .map(|m| value(m))
+        .rfind(|m| m.get("role").and_then(Value::as_str) == Some("user"))
+        .and_then(|m| m.get("content").map(content_text))
+        .unwrap_or_default()
+}
