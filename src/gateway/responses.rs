@@ -528,42 +528,39 @@ fn add_tool(
     tools: &mut Vec<ToolDef>,
     inbound: &mut Inbound,
 ) -> Result<(), WireError> {
-    let path = path.to_string();
-    {
-        let tool = as_object(value, &path)?;
-        let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("function");
-        match kind {
-            "function" | "custom" => {
-                tools.push(tool_def(tool, &path, None, inbound)?);
+    let tool = as_object(value, path)?;
+    let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("function");
+    match kind {
+        "function" | "custom" => {
+            tools.push(tool_def(tool, path, None, inbound)?);
+        }
+        // Codex groups tools (its MCP servers' among them) in namespaces.
+        "namespace" => {
+            let namespace = req_str(tool, "name", &format!("{path}.name"))?;
+            let inner_path = format!("{path}.tools");
+            let inner =
+                get(tool, "tools").ok_or_else(|| WireError::field(&inner_path, "required"))?;
+            for (j, inner) in as_array(inner, &inner_path)?.iter().enumerate() {
+                let tool_path = format!("{inner_path}[{j}]");
+                let inner = as_object(inner, &tool_path)?;
+                tools.push(tool_def(inner, &tool_path, Some(namespace), inbound)?);
             }
-            // Codex groups tools (its MCP servers' among them) in namespaces.
-            "namespace" => {
-                let namespace = req_str(tool, "name", &format!("{path}.name"))?;
-                let inner_path = format!("{path}.tools");
-                let inner =
-                    get(tool, "tools").ok_or_else(|| WireError::field(&inner_path, "required"))?;
-                for (j, inner) in as_array(inner, &inner_path)?.iter().enumerate() {
-                    let tool_path = format!("{inner_path}[{j}]");
-                    let inner = as_object(inner, &tool_path)?;
-                    tools.push(tool_def(inner, &tool_path, Some(namespace), inbound)?);
-                }
-            }
-            // OpenAI runs these itself; without them the model cannot search the web, draw or
-            // look up deferred tools, and otherwise works as before (Codex offers web_search by
-            // default, and must keep working through the gateway).
-            "image_generation" | "tool_search" => {}
-            search if search.starts_with("web_search") => {}
-            other => {
-                return Err(WireError::field(
-                    format!("{path}.type"),
-                    format!(
-                        "the built-in tool `{other}` runs at OpenAI and cannot be carried to this \
-                         gateway's targets (they take `function`, `custom` and `namespace` tools; \
-                         `web_search`, `image_generation` and `tool_search` are dropped); remove it"
-                    ),
-                )
-                .crossing());
-            }
+        }
+        // OpenAI runs these itself; without them the model cannot search the web, draw or
+        // look up deferred tools, and otherwise works as before (Codex offers web_search by
+        // default, and must keep working through the gateway).
+        "image_generation" | "tool_search" => {}
+        search if search.starts_with("web_search") => {}
+        other => {
+            return Err(WireError::field(
+                format!("{path}.type"),
+                format!(
+                    "the built-in tool `{other}` runs at OpenAI and cannot be carried to this \
+                     gateway's targets (they take `function`, `custom` and `namespace` tools; \
+                     `web_search`, `image_generation` and `tool_search` are dropped); remove it"
+                ),
+            )
+            .crossing());
         }
     }
     Ok(())
