@@ -727,3 +727,44 @@ async fn a_chat_completions_target_gets_the_conversation() {
     assert_eq!(body["parallel_tool_calls"], false);
     gw.stop().await;
 }
+
+/// The request Codex CLI 0.171 really sent (tests/fixtures/agents): its tools come in an
+/// `additional_tools` input item, a `namespace` holding a `custom` tool and functions; an
+/// Anthropic target is offered every one of them.
+#[tokio::test]
+async fn codex_tools_offered_in_an_input_item_reach_the_target() {
+    let path = format!(
+        "{}/tests/fixtures/agents/codex-responses.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    let captured: Value = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+    let body = captured.get("body").cloned().unwrap_or(captured);
+    let offered: Vec<String> = body["input"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["type"] == "additional_tools")
+        .flat_map(|i| i["tools"].as_array().unwrap().iter())
+        .flat_map(|t| t["tools"].as_array().unwrap().iter())
+        .map(|t| t["name"].as_str().unwrap().to_string())
+        .collect();
+    assert!(offered.len() > 3, "{offered:?}");
+    let (gw, seen) = capturing("anthropic").await;
+    let events = gw.stream(body).await;
+    assert_eq!(streamed(&events).1, "response.completed");
+    let sent = seen.lock().unwrap()[0].clone();
+    let names: Vec<&str> = sent["tools"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names.len(), offered.len(), "{names:?}");
+    for name in &offered {
+        assert!(
+            names.iter().any(|n| n.ends_with(name.as_str())),
+            "{name} offered: {names:?}"
+        );
+    }
+    gw.stop().await;
+}
