@@ -1144,11 +1144,8 @@ impl ResponsesEncoder {
 
     fn done(&mut self, out: &mut Vec<String>, stop_reason: StopReason) {
         self.start(out);
-        let incomplete = match stop_reason {
-            StopReason::MaxTokens | StopReason::ContextWindowExceeded => Some("max_output_tokens"),
-            StopReason::ContentFilter if !self.refused => Some("content_filter"),
-            _ => None,
-        };
+        let incomplete =
+            crate::provider::responses::wire_incomplete_reason(stop_reason, self.refused);
         let status = if incomplete.is_some() {
             "incomplete"
         } else {

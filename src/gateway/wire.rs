@@ -880,32 +880,9 @@ fn openai_frame(data: &Value) -> String {
     format!("data: {data}\n\n")
 }
 
-/// Our stop reason as Anthropic's `stop_reason`. `Other` passes the raw value on when there is one.
-pub fn anthropic_stop_reason(reason: StopReason, raw: Option<&str>) -> String {
-    match reason {
-        StopReason::EndTurn => "end_turn",
-        StopReason::MaxTokens => "max_tokens",
-        StopReason::StopSequence => "stop_sequence",
-        StopReason::ToolUse => "tool_use",
-        StopReason::ContentFilter => "refusal",
-        StopReason::PauseTurn => "pause_turn",
-        StopReason::ContextWindowExceeded => "model_context_window_exceeded",
-        StopReason::Other => return raw.filter(|r| !r.is_empty()).unwrap_or("end_turn").into(),
-    }
-    .to_string()
-}
-
-/// Our stop reason as OpenAI's `finish_reason` (`stop`, `length`, `tool_calls`, `content_filter`).
-pub fn openai_finish_reason(reason: StopReason, raw: Option<&str>) -> String {
-    match reason {
-        StopReason::EndTurn | StopReason::StopSequence | StopReason::PauseTurn => "stop",
-        StopReason::MaxTokens | StopReason::ContextWindowExceeded => "length",
-        StopReason::ToolUse => "tool_calls",
-        StopReason::ContentFilter => "content_filter",
-        StopReason::Other => return raw.filter(|r| !r.is_empty()).unwrap_or("stop").into(),
-    }
-    .to_string()
-}
+// Each protocol's stop reasons are mapped once, both ways, in its client's module.
+pub use crate::provider::anthropic::wire_stop_reason as anthropic_stop_reason;
+pub use crate::provider::openai::wire_finish_reason as openai_finish_reason;
 
 /// A reply whose words are in `refusal` ends with `stop`, as OpenAI ends its refusals; without
 /// them a refusal is a `content_filter`.

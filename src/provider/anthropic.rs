@@ -438,7 +438,23 @@ impl SseParser for AnthropicParser {
     }
 }
 
-fn stop_reason(raw: &str) -> StopReason {
+/// Our stop reason as Anthropic's `stop_reason`. `Other` passes the raw value on when there is one.
+pub fn wire_stop_reason(reason: StopReason, raw: Option<&str>) -> String {
+    match reason {
+        StopReason::EndTurn => "end_turn",
+        StopReason::MaxTokens => "max_tokens",
+        StopReason::StopSequence => "stop_sequence",
+        StopReason::ToolUse => "tool_use",
+        StopReason::ContentFilter => "refusal",
+        StopReason::PauseTurn => "pause_turn",
+        StopReason::ContextWindowExceeded => "model_context_window_exceeded",
+        StopReason::Other => return raw.filter(|r| !r.is_empty()).unwrap_or("end_turn").into(),
+    }
+    .to_string()
+}
+
+/// Anthropic's `stop_reason` as ours.
+pub fn stop_reason(raw: &str) -> StopReason {
     match raw {
         "end_turn" => StopReason::EndTurn,
         "max_tokens" => StopReason::MaxTokens,

@@ -407,7 +407,20 @@ impl SseParser for OpenAiParser {
     }
 }
 
-fn finish_reason(raw: &str) -> StopReason {
+/// Our stop reason as OpenAI's `finish_reason` (`stop`, `length`, `tool_calls`, `content_filter`).
+pub fn wire_finish_reason(reason: StopReason, raw: Option<&str>) -> String {
+    match reason {
+        StopReason::EndTurn | StopReason::StopSequence | StopReason::PauseTurn => "stop",
+        StopReason::MaxTokens | StopReason::ContextWindowExceeded => "length",
+        StopReason::ToolUse => "tool_calls",
+        StopReason::ContentFilter => "content_filter",
+        StopReason::Other => return raw.filter(|r| !r.is_empty()).unwrap_or("stop").into(),
+    }
+    .to_string()
+}
+
+/// OpenAI's `finish_reason` as ours.
+pub fn finish_reason(raw: &str) -> StopReason {
     match raw {
         "stop" => StopReason::EndTurn,
         "length" => StopReason::MaxTokens,

@@ -206,6 +206,25 @@ impl Provider for ResponsesClient {
     }
 }
 
+/// Why an `incomplete` response stopped (`incomplete_details.reason`), as ours.
+pub fn incomplete_reason(raw: &str) -> StopReason {
+    match raw {
+        "max_output_tokens" => StopReason::MaxTokens,
+        "content_filter" => StopReason::ContentFilter,
+        _ => StopReason::Other,
+    }
+}
+
+/// Our stop reason as a response's `incomplete_details.reason`; `None` for a complete response
+/// (a refusal in words is complete, as OpenAI ends its refusals).
+pub fn wire_incomplete_reason(reason: StopReason, refused: bool) -> Option<&'static str> {
+    match reason {
+        StopReason::MaxTokens | StopReason::ContextWindowExceeded => Some("max_output_tokens"),
+        StopReason::ContentFilter if !refused => Some("content_filter"),
+        _ => None,
+    }
+}
+
 /// The Responses API's stream events → normalized events.
 #[derive(Debug, Default)]
 pub struct ResponsesParser {
@@ -444,11 +463,9 @@ impl ResponsesParser {
         self.start(&response, out);
         Self::usage(&response, out);
         let reason = response.incomplete_details.and_then(|d| d.reason);
-        let stop_reason = match reason.as_deref() {
-            Some("max_output_tokens") => StopReason::MaxTokens,
-            Some("content_filter") => StopReason::ContentFilter,
-            _ => StopReason::Other,
-        };
+        let stop_reason = reason
+            .as_deref()
+            .map_or(StopReason::Other, incomplete_reason);
         out.push_back(StreamEvent::Done {
             stop_reason,
             raw_stop_reason: reason.or_else(|| Some("incomplete".to_string())),

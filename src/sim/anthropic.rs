@@ -23,12 +23,8 @@ fn sse(kind: FrameKind, event: &str, data: &str) -> Frame {
     Frame::new(kind, format!("event: {event}\ndata: {data}\n\n"))
 }
 
-fn stop_reason(stop: Stop) -> &'static str {
-    match stop {
-        Stop::EndTurn => "end_turn",
-        Stop::MaxTokens => "max_tokens",
-        Stop::ToolUse => "tool_use",
-    }
+fn stop_reason(stop: Stop) -> String {
+    crate::provider::anthropic::wire_stop_reason(stop.into(), None)
 }
 
 fn error_body(error_type: &str, message: &str, meta: &Meta) -> Value {
@@ -219,7 +215,7 @@ impl Wire for Anthropic {
             "message_delta",
             &format!(
                 r#"{{"type":"message_delta","delta":{{"stop_reason":{},"stop_sequence":null}},"usage":{{"output_tokens":{}}}}}"#,
-                q(stop_reason(reply.stop)),
+                q(&stop_reason(reply.stop)),
                 reply.output_tokens()
             ),
         ));

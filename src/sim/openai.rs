@@ -19,12 +19,8 @@ fn q(text: &str) -> String {
     Value::from(text).to_string()
 }
 
-fn finish_reason(stop: Stop) -> &'static str {
-    match stop {
-        Stop::EndTurn => "stop",
-        Stop::MaxTokens => "length",
-        Stop::ToolUse => "tool_calls",
-    }
+fn finish_reason(stop: Stop) -> String {
+    crate::provider::openai::wire_finish_reason(stop.into(), None)
 }
 
 fn error_body(message: &str, error_type: &str, param: Option<&str>, code: Option<&str>) -> Value {
@@ -193,7 +189,7 @@ impl Wire for Openai {
         frames.push(chunk(
             FrameKind::Closing,
             "{}",
-            &q(finish_reason(reply.stop)),
+            &q(&finish_reason(reply.stop)),
         ));
         if meta.include_usage {
             frames.push(Frame::new(

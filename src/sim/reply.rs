@@ -44,6 +44,18 @@ pub(crate) enum Stop {
     ToolUse,
 }
 
+/// Each protocol names a stop as its client reads it ([`crate::provider::anthropic::stop_reason`]
+/// and its counterparts, the one place each protocol's names are written).
+impl From<Stop> for crate::provider::StopReason {
+    fn from(stop: Stop) -> Self {
+        match stop {
+            Stop::EndTurn => crate::provider::StopReason::EndTurn,
+            Stop::MaxTokens => crate::provider::StopReason::MaxTokens,
+            Stop::ToolUse => crate::provider::StopReason::ToolUse,
+        }
+    }
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) struct ToolCall {
     pub name: String,

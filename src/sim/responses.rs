@@ -31,9 +31,9 @@ fn item_id(meta: &Meta, prefix: &str) -> String {
 }
 
 fn status(stop: Stop) -> &'static str {
-    match stop {
-        Stop::MaxTokens => "incomplete",
-        Stop::EndTurn | Stop::ToolUse => "completed",
+    match crate::provider::responses::wire_incomplete_reason(stop.into(), false) {
+        Some(_) => "incomplete",
+        None => "completed",
     }
 }
 
