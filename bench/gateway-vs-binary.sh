@@ -69,6 +69,8 @@ PACED=$(wait_url "$TMP/paced.out")
         printf '[[chains]]\nname = "default%s"\ntargets = ["anthropic%s", "openai%s"]\n\n[[routes]]\nmodel = "default%s"\nchain = "default%s"\n\n' "$suffix" "$suffix" "$suffix" "$suffix" "$suffix"
         printf '[[chains]]\nname = "oai%s"\ntargets = ["openai%s", "anthropic%s"]\n\n[[routes]]\nmodel = "oai%s"\nchain = "oai%s"\n\n' "$suffix" "$suffix" "$suffix" "$suffix" "$suffix"
     done
+    # The floods open more client connections than max_connections' default (512).
+    printf '[gateway]\nmax_connections = 4096\n'
 } >"$TMP/other.toml"
 BENCH_SIM_KEY=sim-key "$OTHER" --config "$TMP/other.toml" serve --headless --listen 127.0.0.1:0 \
     >"$TMP/other.out" 2>&1 &

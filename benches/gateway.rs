@@ -177,11 +177,15 @@ fn live_config(sim: &str, paced: Option<&str>) -> String {
         ));
     }
     out.push_str(&chains(paced.is_some()));
+    out.push_str(GATEWAY_LIMITS);
     out
 }
 
+/// The floods open more client connections than `[gateway] max_connections`' default (512).
+const GATEWAY_LIMITS: &str = "[gateway]\nmax_connections = 4096\n\n";
+
 fn demo_config() -> String {
-    format!("{}\n{}", chains(false), sim_config("0ms"))
+    format!("{}\n{}{GATEWAY_LIMITS}", chains(false), sim_config("0ms"))
 }
 
 /// `pid` and its descendants (a Python server may fork workers).
