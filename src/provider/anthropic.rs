@@ -116,14 +116,6 @@ impl AnthropicClient {
         }
         Ok(headers)
     }
-
-    /// Whether `request` goes upstream as the caller sent it (and its events back as they come).
-    fn passthrough(request: &Request) -> bool {
-        request
-            .original
-            .as_ref()
-            .is_some_and(|o| o.protocol == Protocol::Anthropic)
-    }
 }
 
 fn content_block(content: &Content) -> Value {
@@ -194,29 +186,16 @@ impl Provider for AnthropicClient {
         }))
     }
     fn stream(&self, request: Request) -> ProviderStream {
-        let key = request
-            .key_for(Protocol::Anthropic, &self.config.api_key)
-            .clone();
-        let Ok(mut headers) = self.headers(&key) else {
-            return http::unusable_key(&self.config.name);
-        };
-        let passthrough = Self::passthrough(&request);
-        if passthrough {
-            http::forward_headers(&request, &mut headers);
-        }
-        let url = http::endpoint(&self.config.base_url, "/v1/messages");
         let body = self.request_body(&request);
-        // A continuation's events are the engine's to splice: they come normalized only.
-        let wire = passthrough && request.prefill.is_none();
-        http::post_sse(
+        http::send(
             &self.http,
             &self.config,
-            &key,
-            &url,
-            headers,
+            Protocol::Anthropic,
+            &request,
+            |key| self.headers(key),
+            "/v1/messages",
             body,
             AnthropicParser::default(),
-            wire,
         )
     }
 }

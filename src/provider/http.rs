@@ -168,8 +168,40 @@ pub trait SseParser: Send + 'static {
     fn end(&mut self, out: &mut VecDeque<StreamEvent>) -> Result<(), Failure>;
 }
 
+/// Stream `request`'s reply from `path` below the provider's base URL, as `protocol` speaks it:
+/// with the key the request should use ([`super::Request::key_for`]) in the headers `headers`
+/// makes; for a request that came in `protocol` (a passthrough) with the caller's protocol
+/// headers, and each upstream event passed on as it arrived too — but for a continuation, whose
+/// events the engine splices on normalized.
+#[allow(clippy::too_many_arguments)]
+pub fn send<P: SseParser>(
+    http: &reqwest::Client,
+    config: &ProviderConfig,
+    protocol: super::Protocol,
+    request: &super::Request,
+    headers: impl FnOnce(&ApiKey) -> Result<HeaderMap, InvalidHeaderValue>,
+    path: &str,
+    body: String,
+    parser: P,
+) -> ProviderStream {
+    let key = request.key_for(protocol, &config.api_key).clone();
+    let Ok(mut headers) = headers(&key) else {
+        return unusable_key(&config.name);
+    };
+    let passthrough = request
+        .original
+        .as_ref()
+        .is_some_and(|o| o.protocol == protocol);
+    if passthrough {
+        forward_headers(request, &mut headers);
+    }
+    let url = endpoint(&config.base_url, path);
+    let wire = passthrough && request.prefill.is_none();
+    post_sse(http, config, &key, &url, headers, body, parser, wire)
+}
+
 /// The caller's own protocol headers (versions, betas) over the client's defaults, for a passthrough.
-pub fn forward_headers(request: &super::Request, headers: &mut HeaderMap) {
+fn forward_headers(request: &super::Request, headers: &mut HeaderMap) {
     let Some(original) = &request.original else {
         return;
     };

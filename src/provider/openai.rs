@@ -184,32 +184,16 @@ impl Provider for OpenAiClient {
         Some(Protocol::Openai)
     }
     fn stream(&self, request: Request) -> ProviderStream {
-        let key = request
-            .key_for(Protocol::Openai, &self.config.api_key)
-            .clone();
-        let Ok(mut headers) = self.headers(&key) else {
-            return http::unusable_key(&self.config.name);
-        };
-        let passthrough = request
-            .original
-            .as_ref()
-            .is_some_and(|o| o.protocol == Protocol::Openai);
-        if passthrough {
-            http::forward_headers(&request, &mut headers);
-        }
-        let url = http::endpoint(&self.config.base_url, "/chat/completions");
         let body = self.request_body(&request);
-        // A continuation's events are the engine's to splice: they come normalized only.
-        let wire = passthrough && request.prefill.is_none();
-        http::post_sse(
+        http::send(
             &self.http,
             &self.config,
-            &key,
-            &url,
-            headers,
+            Protocol::Openai,
+            &request,
+            |key| self.headers(key),
+            "/chat/completions",
             body,
             OpenAiParser::default(),
-            wire,
         )
     }
 }

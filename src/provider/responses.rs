@@ -176,32 +176,16 @@ impl Provider for ResponsesClient {
         Some(Protocol::OpenaiResponses)
     }
     fn stream(&self, request: Request) -> ProviderStream {
-        let key = request
-            .key_for(Protocol::OpenaiResponses, &self.config.api_key)
-            .clone();
-        let Ok(mut headers) = self.headers(&key) else {
-            return http::unusable_key(&self.config.name);
-        };
-        let passthrough = request
-            .original
-            .as_ref()
-            .is_some_and(|o| o.protocol == Protocol::OpenaiResponses);
-        if passthrough {
-            http::forward_headers(&request, &mut headers);
-        }
-        let url = http::endpoint(&self.config.base_url, "/responses");
         let body = self.request_body(&request);
-        // A continuation's events are the engine's to splice: they come normalized only.
-        let wire = passthrough && request.prefill.is_none();
-        http::post_sse(
+        http::send(
             &self.http,
             &self.config,
-            &key,
-            &url,
-            headers,
+            Protocol::OpenaiResponses,
+            &request,
+            |key| self.headers(key),
+            "/responses",
             body,
             ResponsesParser::default(),
-            wire,
         )
     }
 }
