@@ -957,3 +957,67 @@ async fn what_only_the_responses_api_can_take_is_never_sent_across() {
     );
     gw.stop().await;
 }
+
+/// A system message inside the conversation (Claude Code sends them) stays where it was said on a
+/// target that takes one there (Chat Completions); an Anthropic target, with one system prompt,
+/// gets it joined to that prompt.
+#[tokio::test]
+async fn system_messages_within_the_conversation_stay_in_place_where_the_target_can() {
+    let (url, up) = upstream(&[openai_sse(&openai_stream())]).await;
+    let gw = gateway_over(
+        &provider("openai", "openai", &format!("{url}/v1"), "gpt-x"),
+        "",
+    )
+    .await;
+    let reply = reqwest::Client::new()
+        .post(format!("http://{}/v1/messages", gw.addr))
+        .json(
+            &json!({"model": "claude-x", "max_tokens": 100, "system": "You are Claude Code.",
+            "messages": [
+                {"role": "user", "content": "hi"},
+                {"role": "system", "content": "<system-reminder>stay brief</system-reminder>"},
+                {"role": "assistant", "content": "ok"},
+                {"role": "user", "content": "go"}]}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let (_, body) = up.seen().pop().unwrap();
+    assert_eq!(
+        body["messages"],
+        json!([
+            {"role": "system", "content": "You are Claude Code."},
+            {"role": "user", "content": "hi"},
+            {"role": "system", "content": "<system-reminder>stay brief</system-reminder>"},
+            {"role": "assistant", "content": "ok"},
+            {"role": "user", "content": "go"}
+        ])
+    );
+    gw.stop().await;
+
+    let (url, up) = upstream(&[sse(&anthropic_stream())]).await;
+    let gw = gateway_over(&provider("anthropic", "anthropic", &url, "claude-x"), "").await;
+    let reply = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", gw.addr))
+        .json(&json!({"model": "gpt-x", "messages": [
+            {"role": "system", "content": "S"},
+            {"role": "user", "content": "a"},
+            {"role": "developer", "content": "D"},
+            {"role": "assistant", "content": "b"},
+            {"role": "user", "content": "c"}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let (_, body) = up.seen().pop().unwrap();
+    assert_eq!(body["system"], "S\n\nD");
+    let roles: Vec<&str> = body["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(roles, ["user", "assistant", "user"]);
+    gw.stop().await;
+}

@@ -788,9 +788,10 @@ fn inbound_errors_name_the_field() {
 
 /// Claude Code's shape: a block-list `system` with `cache_control`, `role: "system"` messages inside
 /// the conversation, and fields breakerbox does not know (`thinking`, `context_management`,
-/// `output_config`, `metadata`). Accepted: the system messages join the system prompt, in order.
+/// `output_config`, `metadata`). Accepted: the system messages stay in place in the conversation
+/// (a target with one system prompt joins them to it, in order).
 #[test]
-fn system_messages_inside_the_conversation_join_the_system_prompt() {
+fn system_messages_inside_the_conversation_stay_in_place() {
     let body = json!({
         "model": "claude-sonnet-4-5-20250929",
         "max_tokens": 32000,
@@ -812,12 +813,22 @@ fn system_messages_inside_the_conversation_join_the_system_prompt() {
     });
     let (request, options) = parse_anthropic_request(body.to_string().as_bytes()).unwrap();
     assert!(options.stream);
+    assert_eq!(request.system.as_deref(), Some("You are Claude Code."));
     assert_eq!(
-        request.system.as_deref(),
+        request.joined_system().as_deref(),
         Some("You are Claude Code.\n\nThe user switched to plan mode.\n\nReminder: be brief.")
     );
     let roles: Vec<Role> = request.messages.iter().map(|m| m.role).collect();
-    assert_eq!(roles, [Role::User, Role::Assistant, Role::User]);
+    assert_eq!(
+        roles,
+        [
+            Role::User,
+            Role::System,
+            Role::Assistant,
+            Role::System,
+            Role::User
+        ]
+    );
     // Any other role is still refused, naming the roles that are accepted.
     let bad =
         json!({"model": "m", "max_tokens": 5, "messages": [{"role": "tool", "content": "x"}]});

@@ -371,8 +371,8 @@ fn input_item(
     Ok(())
 }
 
-/// A `message` item: user and assistant content becomes a message, system and developer content
-/// joins the system prompt.
+/// A `message` item: user and assistant content becomes a message; system and developer content
+/// joins the system prompt before the conversation begins, and is kept in place within it.
 fn message(
     obj: &Map<String, Value>,
     path: &str,
@@ -383,12 +383,19 @@ fn message(
     let role = match req_str(obj, "role", &role_path)? {
         "user" => Role::User,
         "assistant" => Role::Assistant,
+        // Before the conversation: the system prompt; within it: kept in place.
         "system" | "developer" => {
-            let content = parts(obj, path, None)?;
-            system.extend(content.into_iter().filter_map(|c| match c {
-                Content::Text { text } => Some(text),
-                _ => None,
-            }));
+            let texts = parts(obj, path, None)?
+                .into_iter()
+                .filter(|c| matches!(c, Content::Text { .. }));
+            if messages.is_empty() {
+                system.extend(texts.filter_map(|c| match c {
+                    Content::Text { text } => Some(text),
+                    _ => None,
+                }));
+            } else {
+                push(messages, Role::System, texts.collect());
+            }
             return Ok(());
         }
         other => {
@@ -1740,8 +1747,10 @@ mod tests {
         .unwrap();
         assert!(options.stream && options.include_usage);
         assert_eq!(options.model, "gpt-5");
+        // Before the conversation, the system prompt; within it, an instruction kept in place.
+        assert_eq!(request.system.as_deref(), Some("Be brief.\n\nUse tools."));
         assert_eq!(
-            request.system.as_deref(),
+            request.joined_system().as_deref(),
             Some("Be brief.\n\nUse tools.\n\nLate rule.")
         );
         assert_eq!(request.user.as_deref(), Some("u-1"));
@@ -1750,8 +1759,15 @@ mod tests {
         let m = &request.messages;
         assert_eq!(
             m.len(),
-            3,
-            "user, one assistant turn, one turn of results: {m:?}"
+            4,
+            "user, one assistant turn, one turn of results, the late rule: {m:?}"
+        );
+        assert_eq!(m[3].role, Role::System);
+        assert_eq!(
+            m[3].content,
+            vec![Content::Text {
+                text: "Late rule.".into()
+            }]
         );
         assert_eq!(
             m[0].content[1],

@@ -534,12 +534,20 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
         let content_path = format!("{path}.content");
         let content = get(msg, "content").unwrap_or(&Value::Null);
         match role {
+            // Before the conversation: the system prompt; within it: kept in place.
             "system" | "developer" => {
-                system.extend(
-                    text_parts(content, &content_path)?
-                        .into_iter()
-                        .filter(|t| !t.is_empty()),
-                );
+                let texts = text_parts(content, &content_path)?
+                    .into_iter()
+                    .filter(|t| !t.is_empty());
+                if messages.is_empty() {
+                    system.extend(texts);
+                } else {
+                    push_message(
+                        &mut messages,
+                        Role::System,
+                        texts_to_content(texts.collect()),
+                    );
+                }
             }
             "user" => {
                 push_message(
@@ -686,11 +694,17 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
         let role = match req_str(msg, "role", &format!("{path}.role"))? {
             "user" => Role::User,
             "assistant" => Role::Assistant,
-            // Claude Code sends system messages inside the conversation; breakerbox's own request
-            // has one system prompt, so they join it (in order).
+            // Claude Code sends system messages inside the conversation: kept in place (an
+            // Anthropic target joins them to its system prompt, a Chat or Responses one keeps
+            // them where they were said).
             "system" => {
                 let content = get(msg, "content").unwrap_or(&Value::Null);
-                system.extend(text_parts(content, &format!("{path}.content"))?);
+                let texts = text_parts(content, &format!("{path}.content"))?;
+                if messages.is_empty() {
+                    system.extend(texts);
+                } else {
+                    push_message(&mut messages, Role::System, texts_to_content(texts));
+                }
                 continue;
             }
             other => {

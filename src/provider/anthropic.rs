@@ -44,7 +44,8 @@ impl AnthropicClient {
             "max_tokens": request.max_tokens,
             "stream": true,
         });
-        if let Some(system) = &request.system {
+        // Anthropic has one system prompt: the conversation's system messages join it.
+        if let Some(system) = request.joined_system() {
             body["system"] = json!(system);
         }
         if let Some(t) = request.temperature {
@@ -95,13 +96,14 @@ impl AnthropicClient {
             body["tools"] = json!(tools);
         }
         // The messages one at a time: a long conversation is never a tree in memory.
-        let messages = request.messages.iter().map(|m| {
+        let messages = request.messages.iter().filter_map(|m| {
             let role = match m.role {
                 Role::User => "user",
                 Role::Assistant => "assistant",
+                Role::System => return None,
             };
             let content: Vec<Value> = m.content.iter().map(content_block).collect();
-            json!({ "role": role, "content": content })
+            Some(json!({ "role": role, "content": content }))
         });
         json::object_with_array(&body, "messages", messages)
     }

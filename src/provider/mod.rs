@@ -145,6 +145,22 @@ impl Request {
 }
 
 impl Request {
+    /// The system prompt with the conversation's own system messages joined to it, in order, for
+    /// a protocol with one system prompt only.
+    pub fn joined_system(&self) -> Option<String> {
+        let inline = self
+            .messages
+            .iter()
+            .filter(|m| m.role == Role::System)
+            .flat_map(|m| &m.content)
+            .filter_map(|c| match c {
+                Content::Text { text } => Some(text.as_str()),
+                _ => None,
+            });
+        let parts: Vec<&str> = self.system.as_deref().into_iter().chain(inline).collect();
+        (!parts.is_empty()).then(|| parts.join("\n\n"))
+    }
+
     /// A one-turn text request.
     pub fn prompt(text: impl Into<String>) -> Self {
         Request {
@@ -160,6 +176,11 @@ impl Request {
 pub enum Role {
     User,
     Assistant,
+    /// An instruction inside the conversation, after it began (Claude Code's system messages,
+    /// a Chat or Responses client's later system and developer messages): kept in place where
+    /// the target's protocol takes one (Chat Completions, Responses), joined to the system prompt
+    /// where it does not (Anthropic).
+    System,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

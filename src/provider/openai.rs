@@ -156,6 +156,11 @@ fn push_messages(role: Role, content: &[Content], messages: &mut Vec<Value>) {
     }
     let text = text.join("\n");
     match role {
+        // An instruction later in the conversation stays where it was said.
+        Role::System if !text.is_empty() => {
+            messages.push(json!({ "role": "system", "content": text }));
+        }
+        Role::System => {}
         Role::User if !text.is_empty() => {
             messages.push(json!({ "role": "user", "content": text }));
         }

@@ -124,7 +124,7 @@ fn push_items(role: Role, content: &[Content], items: &mut Vec<Value>) {
     let mut calls = Vec::new();
     for block in content {
         match (role, block) {
-            (Role::User, Content::Text { text }) => {
+            (Role::User | Role::System, Content::Text { text }) => {
                 parts.push(json!({"type": "input_text", "text": text}));
             }
             (Role::Assistant, Content::Text { text }) => {
@@ -133,8 +133,8 @@ fn push_items(role: Role, content: &[Content], items: &mut Vec<Value>) {
             (Role::User, Content::Image { url }) => {
                 parts.push(json!({"type": "input_image", "image_url": url, "detail": "auto"}));
             }
-            // A model's reply holds no image input.
-            (Role::Assistant, Content::Image { .. }) => {}
+            // A model's reply, or an instruction, holds no image input.
+            (Role::Assistant | Role::System, Content::Image { .. }) => {}
             (_, Content::ToolUse { id, name, input }) => calls.push(json!({
                 "type": "function_call",
                 "call_id": id,
@@ -159,6 +159,7 @@ fn push_items(role: Role, content: &[Content], items: &mut Vec<Value>) {
         let role = match role {
             Role::User => "user",
             Role::Assistant => "assistant",
+            Role::System => "system",
         };
         items.push(json!({"type": "message", "role": role, "content": parts}));
     }
