@@ -13,6 +13,7 @@ pub mod gateway;
 pub mod json;
 pub mod logging;
 pub mod metrics;
+pub mod protocol;
 pub mod provider;
 pub mod record;
 pub mod replay;

@@ -1152,7 +1152,7 @@ impl ResponsesEncoder {
     fn done(&mut self, out: &mut Vec<String>, stop_reason: StopReason) {
         self.start(out);
         let incomplete =
-            crate::provider::responses::wire_incomplete_reason(stop_reason, self.refused);
+            crate::protocol::responses::wire_incomplete_reason(stop_reason, self.refused);
         let status = if incomplete.is_some() {
             "incomplete"
         } else {
@@ -1160,7 +1160,7 @@ impl ResponsesEncoder {
         };
         self.close_where(out, status, |_| true);
         let mut object = self.object(status);
-        object["usage"] = usage_json(&self.usage);
+        object["usage"] = crate::protocol::responses::usage_json(&self.usage);
         if let Some(reason) = incomplete {
             object["incomplete_details"] = json!({ "reason": reason });
         }
@@ -1187,22 +1187,6 @@ fn custom_input(arguments: &str) -> String {
         Ok(Value::String(input)) => input,
         _ => arguments.to_string(),
     }
-}
-
-/// Usage as the Responses API counts it: `input_tokens` includes the cached ones (ours excludes
-/// them, see [`Usage`]), and says how many in `input_tokens_details`.
-fn usage_json(usage: &Usage) -> Value {
-    let input = usage.total_input();
-    json!({
-        "input_tokens": input,
-        "input_tokens_details": {
-            "cached_tokens": usage.cache_read_tokens,
-            "cache_write_tokens": usage.cache_write_tokens,
-        },
-        "output_tokens": usage.output_tokens,
-        "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
-        "total_tokens": input.saturating_add(usage.output_tokens),
-    })
 }
 
 impl Encode for ResponsesEncoder {
@@ -1324,7 +1308,7 @@ impl Encode for ResponsesEncoder {
         }
         self.start(&mut out);
         let mut object = self.object("failed");
-        object["usage"] = usage_json(&self.usage);
+        object["usage"] = crate::protocol::responses::usage_json(&self.usage);
         let code = match err.class {
             ErrorClass::RateLimited => "rate_limit_exceeded",
             _ => "server_error",

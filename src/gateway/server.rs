@@ -52,6 +52,7 @@ use crate::console::ui::BreakerAction;
 use crate::engine::failover::RequestMeta;
 use crate::event::{Bus, Mode, Source};
 use crate::metrics::{self, Metrics};
+use crate::protocol;
 use crate::provider::{
     ApiKey, Content, Credentials, ErrorClass, Original, Phase, Protocol, ProviderError,
     ProviderStream, Request, Role, StreamEvent,
@@ -296,10 +297,10 @@ async fn connection(
 /// The gateway's routes.
 pub fn router(gateway: Arc<Gateway>) -> Router {
     Router::new()
-        .route("/v1/chat/completions", post(openai_chat))
-        .route("/v1/messages", post(anthropic_messages))
+        .route(protocol::chat::PATH, post(openai_chat))
+        .route(protocol::anthropic::PATH, post(anthropic_messages))
         .route(
-            "/v1/responses",
+            protocol::responses::PATH,
             post(openai_responses).get(responses_websocket),
         )
         .route("/v1/messages/count_tokens", post(count_tokens))

@@ -894,9 +894,9 @@ fn openai_frame(data: &Value) -> String {
     format!("data: {data}\n\n")
 }
 
-// Each protocol's stop reasons are mapped once, both ways, in its client's module.
-pub use crate::provider::anthropic::wire_stop_reason as anthropic_stop_reason;
-pub use crate::provider::openai::wire_finish_reason as openai_finish_reason;
+// Each protocol's stop reasons are named once, both ways, in its `protocol` module.
+pub use crate::protocol::anthropic::wire_stop_reason as anthropic_stop_reason;
+pub use crate::protocol::chat::wire_finish_reason as openai_finish_reason;
 
 /// A reply whose words are in `refusal` ends with `stop`, as OpenAI ends its refusals; without
 /// them a refusal is a `content_filter`.
@@ -908,83 +908,11 @@ fn refusal_finish(refused: bool, reason: String) -> String {
     }
 }
 
-fn anthropic_usage(usage: &Usage) -> Value {
-    json!({
-        "input_tokens": usage.input_tokens,
-        "output_tokens": usage.output_tokens,
-        "cache_creation_input_tokens": usage.cache_write_tokens,
-        "cache_read_input_tokens": usage.cache_read_tokens,
-    })
-}
-
-/// OpenAI counts cached tokens inside `prompt_tokens` and has no cache-write count, so cache writes
-/// are folded into `prompt_tokens` and `cached_tokens` is the cache reads.
-fn openai_usage(usage: &Usage) -> Value {
-    let prompt = usage.total_input();
-    json!({
-        "prompt_tokens": prompt,
-        "completion_tokens": usage.output_tokens,
-        "total_tokens": prompt.saturating_add(usage.output_tokens),
-        "prompt_tokens_details": {"cached_tokens": usage.cache_read_tokens, "audio_tokens": 0},
-        "completion_tokens_details": {
-            "reasoning_tokens": usage.reasoning_tokens,
-            "audio_tokens": 0,
-            "accepted_prediction_tokens": 0,
-            "rejected_prediction_tokens": 0,
-        },
-    })
-}
-
-/// The `(error.type, code)` an error of `class` gets in `protocol`, chosen so that the official
-/// clients and our own parsers classify it back to the same class (for Anthropic, `bad_request`,
-/// `context_length` and `content_filter` share `invalid_request_error` and are told apart by the
-/// provider's message, as with the real API).
+/// The `(error.type, code)` an error of `class` gets in `protocol` (see each `protocol` module).
 fn error_kind(protocol: Protocol, class: ErrorClass) -> (&'static str, Option<&'static str>) {
-    use ErrorClass as C;
     match protocol {
-        Protocol::Anthropic => (
-            match class {
-                C::RateLimited => "rate_limit_error",
-                C::Overloaded => "overloaded_error",
-                C::Auth => "authentication_error",
-                C::Permission => "permission_error",
-                C::BadRequest | C::ContextLength | C::ContentFilter => "invalid_request_error",
-                C::NotFound => "not_found_error",
-                C::TooLarge => "request_too_large",
-                C::Quota => "billing_error",
-                C::Timeout | C::Stalled => "timeout_error",
-                C::ServerError
-                | C::Connect
-                | C::StreamCut
-                | C::Malformed
-                | C::Conflict
-                | C::Redirect
-                | C::Unavailable
-                | C::Cancelled => "api_error",
-            },
-            None,
-        ),
-        Protocol::Openai | Protocol::OpenaiResponses => match class {
-            C::RateLimited => ("requests", Some("rate_limit_exceeded")),
-            C::Quota => ("insufficient_quota", Some("insufficient_quota")),
-            C::Overloaded => ("overloaded", None),
-            C::Auth => ("authentication_error", Some("invalid_api_key")),
-            C::Permission => ("permission_error", None),
-            C::NotFound => ("not_found_error", Some("model_not_found")),
-            C::TooLarge => ("request_too_large", None),
-            C::BadRequest => ("invalid_request_error", None),
-            C::ContextLength => ("invalid_request_error", Some("context_length_exceeded")),
-            C::ContentFilter => ("invalid_request_error", Some("content_policy_violation")),
-            C::Timeout | C::Stalled => ("timeout", None),
-            C::ServerError
-            | C::Connect
-            | C::StreamCut
-            | C::Malformed
-            | C::Conflict
-            | C::Redirect
-            | C::Unavailable
-            | C::Cancelled => ("server_error", None),
-        },
+        Protocol::Anthropic => (crate::protocol::anthropic::error_type(class), None),
+        Protocol::Openai | Protocol::OpenaiResponses => crate::protocol::chat::error_type(class),
     }
 }
 
@@ -1174,7 +1102,7 @@ impl AnthropicEncoder {
             &json!({"type": "message_start", "message": {
                 "id": id, "type": "message", "role": "assistant", "model": self.model,
                 "content": [], "stop_reason": Value::Null, "stop_sequence": Value::Null,
-                "usage": anthropic_usage(&self.usage),
+                "usage": crate::protocol::anthropic::usage_json(&self.usage),
             }}),
         ));
         out.push(anthropic_frame("ping", &json!({"type": "ping"})));
@@ -1295,7 +1223,7 @@ impl Encode for AnthropicEncoder {
                     &json!({"type": "message_delta",
                             "delta": {"stop_reason": anthropic_stop_reason(*stop_reason, raw_stop_reason.as_deref()),
                                       "stop_sequence": Value::Null},
-                            "usage": anthropic_usage(&self.usage)}),
+                            "usage": crate::protocol::anthropic::usage_json(&self.usage)}),
                 ));
                 out.push(anthropic_frame(
                     "message_stop",
@@ -1544,7 +1472,7 @@ impl Encode for OpenAiEncoder {
                         "id": self.id_str(), "object": "chat.completion.chunk",
                         "created": self.created, "model": self.model,
                         "system_fingerprint": Value::Null, "choices": [],
-                        "usage": openai_usage(&self.usage),
+                        "usage": crate::protocol::chat::usage_json(&self.usage),
                     })));
                 }
                 out.push("data: [DONE]\n\n".to_string());
@@ -1718,7 +1646,7 @@ pub fn anthropic_message(model: &str, events: &[StreamEvent]) -> Value {
         "content": content,
         "stop_reason": anthropic_stop_reason(reason, raw.as_deref()),
         "stop_sequence": Value::Null,
-        "usage": anthropic_usage(&reply.usage),
+        "usage": crate::protocol::anthropic::usage_json(&reply.usage),
     })
 }
 
@@ -1772,7 +1700,7 @@ pub fn openai_completion(model: &str, events: &[StreamEvent]) -> Value {
             "logprobs": Value::Null,
             "finish_reason": refusal_finish(!refusal.is_empty(), openai_finish_reason(reason, raw.as_deref())),
         }],
-        "usage": openai_usage(&reply.usage),
+        "usage": crate::protocol::chat::usage_json(&reply.usage),
         "system_fingerprint": Value::Null,
     })
 }

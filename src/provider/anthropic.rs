@@ -195,7 +195,7 @@ impl Provider for AnthropicClient {
             Protocol::Anthropic,
             &request,
             |key| self.headers(key),
-            "/v1/messages",
+            crate::protocol::anthropic::PATH,
             body,
             AnthropicParser::default(),
         )
@@ -321,7 +321,7 @@ impl AnthropicParser {
             stop_reason: self
                 .stop_reason
                 .as_deref()
-                .map_or(StopReason::Other, stop_reason),
+                .map_or(StopReason::Other, crate::protocol::anthropic::stop_reason),
             raw_stop_reason: self.stop_reason.clone(),
         });
     }
@@ -416,34 +416,5 @@ impl SseParser for AnthropicParser {
                 "stream ended before message_stop",
             ))
         }
-    }
-}
-
-/// Our stop reason as Anthropic's `stop_reason`. `Other` passes the raw value on when there is one.
-pub fn wire_stop_reason(reason: StopReason, raw: Option<&str>) -> String {
-    match reason {
-        StopReason::EndTurn => "end_turn",
-        StopReason::MaxTokens => "max_tokens",
-        StopReason::StopSequence => "stop_sequence",
-        StopReason::ToolUse => "tool_use",
-        StopReason::ContentFilter => "refusal",
-        StopReason::PauseTurn => "pause_turn",
-        StopReason::ContextWindowExceeded => "model_context_window_exceeded",
-        StopReason::Other => return raw.filter(|r| !r.is_empty()).unwrap_or("end_turn").into(),
-    }
-    .to_string()
-}
-
-/// Anthropic's `stop_reason` as ours.
-pub fn stop_reason(raw: &str) -> StopReason {
-    match raw {
-        "end_turn" => StopReason::EndTurn,
-        "max_tokens" => StopReason::MaxTokens,
-        "stop_sequence" => StopReason::StopSequence,
-        "tool_use" => StopReason::ToolUse,
-        "refusal" => StopReason::ContentFilter,
-        "pause_turn" => StopReason::PauseTurn,
-        "model_context_window_exceeded" => StopReason::ContextWindowExceeded,
-        _ => StopReason::Other,
     }
 }

@@ -106,8 +106,10 @@ impl Protocol {
     /// about the API it speaks (version, betas), never credentials or hop-by-hop headers.
     pub fn forwarded_headers(&self) -> &'static [&'static str] {
         match self {
-            Protocol::Anthropic => &["anthropic-version", "anthropic-beta"],
-            Protocol::Openai | Protocol::OpenaiResponses => &["openai-beta"],
+            Protocol::Anthropic => crate::protocol::anthropic::FORWARDED_HEADERS,
+            Protocol::Openai | Protocol::OpenaiResponses => {
+                crate::protocol::chat::FORWARDED_HEADERS
+            }
         }
     }
 }

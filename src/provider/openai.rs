@@ -196,7 +196,7 @@ impl Provider for OpenAiClient {
             Protocol::Openai,
             &request,
             |key| self.headers(key),
-            "/chat/completions",
+            crate::protocol::below_v1(crate::protocol::chat::PATH),
             body,
             OpenAiParser::default(),
         )
@@ -277,7 +277,7 @@ impl OpenAiParser {
         let stop_reason = self
             .finish_reason
             .as_deref()
-            .map_or(StopReason::Other, finish_reason);
+            .map_or(StopReason::Other, crate::protocol::chat::finish_reason);
         // OpenAI ends a refusal with `stop`; it is a refusal all the same.
         let (stop_reason, raw_stop_reason) = match stop_reason {
             StopReason::EndTurn if self.refused => {
@@ -393,29 +393,6 @@ impl SseParser for OpenAiParser {
                 "stream ended before a finish_reason",
             ))
         }
-    }
-}
-
-/// Our stop reason as OpenAI's `finish_reason` (`stop`, `length`, `tool_calls`, `content_filter`).
-pub fn wire_finish_reason(reason: StopReason, raw: Option<&str>) -> String {
-    match reason {
-        StopReason::EndTurn | StopReason::StopSequence | StopReason::PauseTurn => "stop",
-        StopReason::MaxTokens | StopReason::ContextWindowExceeded => "length",
-        StopReason::ToolUse => "tool_calls",
-        StopReason::ContentFilter => "content_filter",
-        StopReason::Other => return raw.filter(|r| !r.is_empty()).unwrap_or("stop").into(),
-    }
-    .to_string()
-}
-
-/// OpenAI's `finish_reason` as ours.
-pub fn finish_reason(raw: &str) -> StopReason {
-    match raw {
-        "stop" => StopReason::EndTurn,
-        "length" => StopReason::MaxTokens,
-        "tool_calls" | "function_call" => StopReason::ToolUse,
-        "content_filter" => StopReason::ContentFilter,
-        _ => StopReason::Other,
     }
 }
 

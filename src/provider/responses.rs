@@ -184,29 +184,10 @@ impl Provider for ResponsesClient {
             Protocol::OpenaiResponses,
             &request,
             |key| self.headers(key),
-            "/responses",
+            crate::protocol::below_v1(crate::protocol::responses::PATH),
             body,
             ResponsesParser::default(),
         )
-    }
-}
-
-/// Why an `incomplete` response stopped (`incomplete_details.reason`), as ours.
-pub fn incomplete_reason(raw: &str) -> StopReason {
-    match raw {
-        "max_output_tokens" => StopReason::MaxTokens,
-        "content_filter" => StopReason::ContentFilter,
-        _ => StopReason::Other,
-    }
-}
-
-/// Our stop reason as a response's `incomplete_details.reason`; `None` for a complete response
-/// (a refusal in words is complete, as OpenAI ends its refusals).
-pub fn wire_incomplete_reason(reason: StopReason, refused: bool) -> Option<&'static str> {
-    match reason {
-        StopReason::MaxTokens | StopReason::ContextWindowExceeded => Some("max_output_tokens"),
-        StopReason::ContentFilter if !refused => Some("content_filter"),
-        _ => None,
     }
 }
 
@@ -448,9 +429,10 @@ impl ResponsesParser {
         self.start(&response, out);
         Self::usage(&response, out);
         let reason = response.incomplete_details.and_then(|d| d.reason);
-        let stop_reason = reason
-            .as_deref()
-            .map_or(StopReason::Other, incomplete_reason);
+        let stop_reason = reason.as_deref().map_or(
+            StopReason::Other,
+            crate::protocol::responses::incomplete_reason,
+        );
         out.push_back(StreamEvent::Done {
             stop_reason,
             raw_stop_reason: reason.or_else(|| Some("incomplete".to_string())),

@@ -24,7 +24,7 @@ fn sse(kind: FrameKind, event: &str, data: &str) -> Frame {
 }
 
 fn stop_reason(stop: Stop) -> String {
-    crate::provider::anthropic::wire_stop_reason(stop.into(), None)
+    crate::protocol::anthropic::wire_stop_reason(stop.into(), None)
 }
 
 fn error_body(error_type: &str, message: &str, meta: &Meta) -> Value {
@@ -37,7 +37,7 @@ fn error_body(error_type: &str, message: &str, meta: &Meta) -> Value {
 
 impl Wire for Anthropic {
     fn path(&self) -> &'static str {
-        "/v1/messages"
+        crate::protocol::anthropic::PATH
     }
 
     fn request_id_header(&self) -> &'static str {
@@ -244,12 +244,7 @@ impl Wire for Anthropic {
             "content": content,
             "stop_reason": stop_reason(reply.stop),
             "stop_sequence": null,
-            "usage": {
-                "input_tokens": reply.input_tokens,
-                "cache_creation_input_tokens": 0,
-                "cache_read_input_tokens": 0,
-                "output_tokens": reply.output_tokens(),
-            },
+            "usage": crate::protocol::anthropic::usage_json(&reply.usage()),
         })
     }
 

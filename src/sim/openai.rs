@@ -20,7 +20,7 @@ fn q(text: &str) -> String {
 }
 
 fn finish_reason(stop: Stop) -> String {
-    crate::provider::openai::wire_finish_reason(stop.into(), None)
+    crate::protocol::chat::wire_finish_reason(stop.into(), None)
 }
 
 fn error_body(message: &str, error_type: &str, param: Option<&str>, code: Option<&str>) -> Value {
@@ -45,7 +45,7 @@ fn usage_json(reply: &Reply) -> String {
 
 impl Wire for Openai {
     fn path(&self) -> &'static str {
-        "/v1/chat/completions"
+        crate::protocol::chat::PATH
     }
 
     fn request_id_header(&self) -> &'static str {

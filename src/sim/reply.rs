@@ -44,7 +44,7 @@ pub(crate) enum Stop {
     ToolUse,
 }
 
-/// Each protocol names a stop as its client reads it ([`crate::provider::anthropic::stop_reason`]
+/// Each protocol names a stop as its client reads it ([`crate::protocol::anthropic::stop_reason`]
 /// and its counterparts, the one place each protocol's names are written).
 impl From<Stop> for crate::provider::StopReason {
     fn from(stop: Stop) -> Self {
@@ -136,6 +136,15 @@ impl Reply {
     pub fn output_tokens(&self) -> u64 {
         let tool = self.tool_call.as_ref().map_or(0, |t| t.pieces.len());
         (self.tokens.len() + tool) as u64
+    }
+
+    /// The reply's usage in breakerbox's own terms (no cache, no reasoning).
+    pub fn usage(&self) -> crate::provider::Usage {
+        crate::provider::Usage {
+            input_tokens: self.input_tokens,
+            output_tokens: self.output_tokens(),
+            ..crate::provider::Usage::default()
+        }
     }
 }
 

@@ -31,21 +31,14 @@ fn item_id(meta: &Meta, prefix: &str) -> String {
 }
 
 fn status(stop: Stop) -> &'static str {
-    match crate::provider::responses::wire_incomplete_reason(stop.into(), false) {
+    match crate::protocol::responses::wire_incomplete_reason(stop.into(), false) {
         Some(_) => "incomplete",
         None => "completed",
     }
 }
 
 fn usage(reply: &Reply) -> Value {
-    let output = reply.output_tokens();
-    json!({
-        "input_tokens": reply.input_tokens,
-        "input_tokens_details": {"cached_tokens": 0, "cache_write_tokens": 0},
-        "output_tokens": output,
-        "output_tokens_details": {"reasoning_tokens": 0},
-        "total_tokens": reply.input_tokens + output,
-    })
+    crate::protocol::responses::usage_json(&reply.usage())
 }
 
 /// The Response object, as in `response.created` (no output yet, `in_progress`), in the terminal
@@ -160,7 +153,7 @@ impl Events {
 
 impl Wire for Responses {
     fn path(&self) -> &'static str {
-        "/v1/responses"
+        crate::protocol::responses::PATH
     }
 
     fn request_id_header(&self) -> &'static str {
