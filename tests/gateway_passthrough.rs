@@ -1021,3 +1021,53 @@ async fn system_messages_within_the_conversation_stay_in_place_where_the_target_
     assert_eq!(roles, ["user", "assistant", "user"]);
     gw.stop().await;
 }
+
+/// Between OpenAI's two APIs, reasoning effort and a JSON schema for the reply have equivalents:
+/// they cross (an Anthropic target gets neither: see the README's table).
+#[tokio::test]
+async fn reasoning_effort_and_the_reply_schema_cross_between_openais_two_apis() {
+    let schema =
+        json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]});
+    let (url, up) = upstream(&[openai_sse(&openai_stream())]).await;
+    let gw = gateway_over(
+        &provider("openai", "openai", &format!("{url}/v1"), "gpt-x"),
+        "",
+    )
+    .await;
+    let reply = reqwest::Client::new()
+        .post(format!("http://{}/v1/responses", gw.addr))
+        .json(&json!({"model": "gpt-5", "input": "hi", "reasoning": {"effort": "high"},
+                      "text": {"format": {"type": "json_schema", "name": "answer", "schema": schema, "strict": true}}}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let (_, body) = up.seen().pop().unwrap();
+    assert_eq!(body["reasoning_effort"], "high");
+    assert_eq!(
+        body["response_format"],
+        json!({"type": "json_schema", "json_schema": {"name": "answer", "schema": schema, "strict": true}})
+    );
+    gw.stop().await;
+
+    let (url, up) = upstream(&[sse(&responses_stream())]).await;
+    let gw = gateway_over(
+        &provider("openai", "openai_responses", &format!("{url}/v1"), "gpt-x"),
+        "",
+    )
+    .await;
+    let reply = reqwest::Client::new()
+        .post(format!("http://{}/v1/chat/completions", gw.addr))
+        .json(
+            &json!({"model": "gpt-5", "messages": [{"role": "user", "content": "hi"}],
+                      "reasoning_effort": "minimal", "response_format": {"type": "json_object"}}),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let (_, body) = up.seen().pop().unwrap();
+    assert_eq!(body["reasoning"], json!({"effort": "minimal"}));
+    assert_eq!(body["text"], json!({"format": {"type": "json_object"}}));
+    gw.stop().await;
+}

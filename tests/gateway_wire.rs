@@ -572,6 +572,8 @@ fn sample_request() -> Request {
         as_requested: None,
         original: None,
         prefill: None,
+        reasoning_effort: None,
+        output_format: None,
         parallel_tool_calls: None,
         top_k: None,
         user: None,

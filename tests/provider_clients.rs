@@ -159,6 +159,8 @@ fn conversation() -> Request {
         as_requested: None,
         original: None,
         prefill: None,
+        reasoning_effort: None,
+        output_format: None,
         parallel_tool_calls: None,
         top_k: None,
         user: None,

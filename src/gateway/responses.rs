@@ -168,6 +168,13 @@ pub fn parse_request(body: &[u8]) -> Result<(Request, InboundOptions, Inbound), 
         user: safety_identifier.or(user).map(str::to_string),
         credentials: None,
         as_requested: None,
+        reasoning_effort: get(&obj, "reasoning")
+            .and_then(|r| r.get("effort"))
+            .and_then(Value::as_str)
+            .map(str::to_string),
+        output_format: get(&obj, "text")
+            .and_then(|t| t.get("format"))
+            .and_then(crate::provider::OutputFormat::from_openai),
         original: None,
         prefill: None,
     };

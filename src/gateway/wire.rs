@@ -15,8 +15,8 @@
 
 use crate::json;
 use crate::provider::{
-    Content, ErrorClass, Message, Protocol, ProviderError, Request, Role, StopReason, StreamEvent,
-    ToolChoice, ToolDef, Usage,
+    Content, ErrorClass, Message, OutputFormat, Protocol, ProviderError, Request, Role, StopReason,
+    StreamEvent, ToolChoice, ToolDef, Usage,
 };
 use serde_json::value::RawValue;
 use serde_json::{Map, Value, json};
@@ -163,6 +163,8 @@ const READ_FIELDS: &[&str] = &[
     "stream_options",
     "metadata",
     "user",
+    "reasoning_effort",
+    "response_format",
 ];
 
 /// The raw items of the array `key`; `None` when it is absent (or null).
@@ -660,6 +662,9 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
         tool_choice: openai_tool_choice(&obj)?,
         credentials: None,
         as_requested: None,
+        reasoning_effort: opt_str(&obj, "reasoning_effort", "reasoning_effort")?
+            .map(str::to_string),
+        output_format: get(&obj, "response_format").and_then(OutputFormat::from_openai),
         original: None,
         prefill: None,
         parallel_tool_calls: opt_bool(&obj, "parallel_tool_calls", "parallel_tool_calls")?,
@@ -772,6 +777,8 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
         tool_choice: anthropic_tool_choice(&obj)?,
         credentials: None,
         as_requested: None,
+        reasoning_effort: None,
+        output_format: None,
         original: None,
         prefill: None,
         parallel_tool_calls: match get(&obj, "tool_choice") {

@@ -55,6 +55,15 @@ pub struct Request {
     /// `metadata.user_id`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub user: Option<String>,
+    /// How hard a reasoning model thinks (`minimal`, `low`, `medium`, `high`, …): OpenAI's
+    /// `reasoning_effort` / Responses `reasoning.effort`, carried between OpenAI's two APIs only
+    /// (a setting another provider's model may refuse).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reasoning_effort: Option<String>,
+    /// The reply's format (JSON, or JSON following a schema): OpenAI's `response_format` /
+    /// Responses `text.format`, carried between OpenAI's two APIs only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub output_format: Option<OutputFormat>,
     /// The caller's own key, used instead of the provider's by the providers that speak its
     /// protocol (the gateway's `passthrough` routes). Never serialized.
     #[serde(skip)]
@@ -109,6 +118,72 @@ impl Protocol {
             Protocol::Anthropic => crate::protocol::anthropic::FORWARDED_HEADERS,
             Protocol::Openai | Protocol::OpenaiResponses => {
                 crate::protocol::chat::FORWARDED_HEADERS
+            }
+        }
+    }
+}
+
+/// A structured reply: any JSON object, or JSON following a schema.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum OutputFormat {
+    JsonObject,
+    JsonSchema {
+        name: String,
+        schema: serde_json::Value,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        strict: Option<bool>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        description: Option<String>,
+    },
+}
+
+impl OutputFormat {
+    /// From Chat Completions' `response_format` or Responses' `text.format` (the schema's fields
+    /// nested in `json_schema` in the one, flat in the other); `None` for plain text.
+    pub fn from_openai(format: &serde_json::Value) -> Option<OutputFormat> {
+        let fields = format.get("json_schema").unwrap_or(format);
+        match format.get("type")?.as_str()? {
+            "json_object" => Some(OutputFormat::JsonObject),
+            "json_schema" => Some(OutputFormat::JsonSchema {
+                name: fields.get("name")?.as_str()?.to_string(),
+                schema: fields
+                    .get("schema")
+                    .cloned()
+                    .unwrap_or_else(|| serde_json::json!({})),
+                strict: fields.get("strict").and_then(serde_json::Value::as_bool),
+                description: fields
+                    .get("description")
+                    .and_then(serde_json::Value::as_str)
+                    .map(str::to_string),
+            }),
+            _ => None,
+        }
+    }
+
+    /// As Chat Completions' `response_format` (`nested`) or Responses' `text.format`.
+    pub fn to_openai(&self, nested: bool) -> serde_json::Value {
+        match self {
+            OutputFormat::JsonObject => serde_json::json!({"type": "json_object"}),
+            OutputFormat::JsonSchema {
+                name,
+                schema,
+                strict,
+                description,
+            } => {
+                let mut fields = serde_json::json!({"name": name, "schema": schema});
+                if let Some(strict) = strict {
+                    fields["strict"] = serde_json::json!(strict);
+                }
+                if let Some(description) = description {
+                    fields["description"] = serde_json::json!(description);
+                }
+                if nested {
+                    serde_json::json!({"type": "json_schema", "json_schema": fields})
+                } else {
+                    fields["type"] = serde_json::json!("json_schema");
+                    fields
+                }
             }
         }
     }

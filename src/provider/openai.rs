@@ -64,6 +64,12 @@ impl OpenAiClient {
         if let Some(user) = &request.user {
             body["user"] = json!(user);
         }
+        if let Some(effort) = &request.reasoning_effort {
+            body["reasoning_effort"] = json!(effort);
+        }
+        if let Some(format) = &request.output_format {
+            body["response_format"] = format.to_openai(true);
+        }
         if let (Some(choice), false) = (&request.tool_choice, request.tools.is_empty()) {
             body["tool_choice"] = match choice {
                 ToolChoice::Auto => json!("auto"),

@@ -62,6 +62,12 @@ impl ResponsesClient {
         if let Some(user) = &request.user {
             body["safety_identifier"] = json!(user);
         }
+        if let Some(effort) = &request.reasoning_effort {
+            body["reasoning"] = json!({ "effort": effort });
+        }
+        if let Some(format) = &request.output_format {
+            body["text"] = json!({ "format": format.to_openai(false) });
+        }
         if !request.tools.is_empty() {
             let tools: Vec<Value> = request
                 .tools
