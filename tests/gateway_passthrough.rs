@@ -1071,3 +1071,62 @@ async fn reasoning_effort_and_the_reply_schema_cross_between_openais_two_apis() 
     assert_eq!(body["text"], json!({"format": {"type": "json_object"}}));
     gw.stop().await;
 }
+
+/// A PDF crosses between the three protocols: Anthropic's `document` (base64), Chat Completions'
+/// `file` part (`file_data`), Responses' `input_file`.
+#[tokio::test]
+async fn a_pdf_crosses_protocols_as_a_document_or_a_file() {
+    let pdf = "JVBERi0xLjQK";
+    let (url, up) = upstream(&[openai_sse(&openai_stream())]).await;
+    let gw = gateway_over(
+        &provider("openai", "openai", &format!("{url}/v1"), "gpt-x"),
+        "",
+    )
+    .await;
+    let reply = reqwest::Client::new()
+        .post(format!("http://{}/v1/messages", gw.addr))
+        .json(&json!({"model": "claude-x", "max_tokens": 100, "messages": [{"role": "user", "content": [
+            {"type": "document", "title": "report.pdf",
+             "source": {"type": "base64", "media_type": "application/pdf", "data": pdf}},
+            {"type": "text", "text": "Summarize."}]}]}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let (_, body) = up.seen().pop().unwrap();
+    assert_eq!(
+        body["messages"][0]["content"],
+        json!([
+            {"type": "text", "text": "Summarize."},
+            {"type": "file", "file": {"filename": "report.pdf",
+                                      "file_data": format!("data:application/pdf;base64,{pdf}")}}
+        ])
+    );
+    gw.stop().await;
+
+    let (url, up) = upstream(&[sse(&anthropic_stream())]).await;
+    let gw = gateway_over(&provider("anthropic", "anthropic", &url, "claude-x"), "").await;
+    let http = reqwest::Client::new();
+    let chat = json!({"model": "gpt-x", "messages": [{"role": "user", "content": [
+        {"type": "text", "text": "Summarize."},
+        {"type": "file", "file": {"filename": "a.pdf", "file_data": format!("data:application/pdf;base64,{pdf}")}}]}]});
+    let responses = json!({"model": "gpt-x", "input": [{"role": "user", "content": [
+        {"type": "input_text", "text": "Summarize."},
+        {"type": "input_file", "filename": "a.pdf", "file_data": format!("data:application/pdf;base64,{pdf}")}]}]});
+    for (path, body) in [("/v1/chat/completions", chat), ("/v1/responses", responses)] {
+        let reply = http
+            .post(format!("http://{}{path}", gw.addr))
+            .json(&body)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(reply.status(), 200, "{path}");
+        let (_, sent) = up.seen().pop().unwrap();
+        assert_eq!(
+            sent["messages"][0]["content"][1],
+            json!({"type": "document", "source": {"type": "base64", "media_type": "application/pdf", "data": pdf}}),
+            "{path}"
+        );
+    }
+    gw.stop().await;
+}

@@ -1043,8 +1043,8 @@ fn images_cross_protocols_both_ways() {
     assert_eq!(parts[2]["image_url"]["url"], "https://example.com/cat.jpg");
 }
 
-/// What has no equivalent in the other protocol — audio and file parts, documents, server tools
-/// and their blocks, Files API sources — is accepted (a target of the client's protocol gets it as
+/// What has no equivalent in the other protocol — audio, files named by id, server tools and
+/// their blocks, Files API sources — is accepted (a target of the client's protocol gets it as
 /// sent) and left out of the translated request, never refused.
 #[test]
 fn what_cannot_cross_is_accepted_and_left_out_of_the_translation() {
@@ -1075,11 +1075,18 @@ fn what_cannot_cross_is_accepted_and_left_out_of_the_translation() {
             {"type": "text", "text": "Done"}]}],
         "tools": [{"type": "web_search_20250305", "name": "web_search"}]});
     let (request, _) = parse_anthropic_request(anthropic.to_string().as_bytes()).unwrap();
+    // A PDF crosses (as a file); a Files API image and a search result do not.
     assert_eq!(
         request.messages[0].content,
-        vec![Content::Text {
-            text: "Summarize".into()
-        }]
+        vec![
+            Content::File {
+                url: "data:application/pdf;base64,JVBE".into(),
+                filename: None
+            },
+            Content::Text {
+                text: "Summarize".into()
+            }
+        ]
     );
     assert_eq!(
         request.messages[1].content,

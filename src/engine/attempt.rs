@@ -325,7 +325,7 @@ fn request_chars(request: &Request) -> u64 {
             crate::provider::Content::ToolUse { input, .. } => input.to_string().len(),
             crate::provider::Content::ToolResult { content, .. } => content.chars().count(),
             // What an image costs in tokens depends on its pixels; its URL is a poor guide.
-            crate::provider::Content::Image { .. } => 0,
+            crate::provider::Content::Image { .. } | crate::provider::Content::File { .. } => 0,
         })
         .sum();
     let system = request.system.as_ref().map_or(0, |s| s.chars().count());

@@ -467,12 +467,30 @@ fn parts(
                     None => return Err(WireError::field(at("image_url"), "required")),
                 }
             }
+            // A file's bytes or where it is; one named by `file_id` is stored at OpenAI.
+            "input_file" if role == Some(Role::User) => {
+                let filename = opt_str(part, "filename", &at("filename"))?.map(str::to_string);
+                let data = opt_str(part, "file_data", &at("file_data"))?;
+                match data.or(opt_str(part, "file_url", &at("file_url"))?) {
+                    Some(url) => content.push(Content::File {
+                        url: url.to_string(),
+                        filename,
+                    }),
+                    None => {
+                        return Err(stored_at_openai(
+                            at("file_id"),
+                            "a file named by `file_id`",
+                            "send the file as `file_data` (a `data:` URL) or `file_url`",
+                        ));
+                    }
+                }
+            }
             other => {
                 return Err(WireError::field(
                     at("type"),
                     format!(
                         "`{other}` content is not supported by this gateway (it takes \
-                         input_text, output_text, refusal and input_image parts)"
+                         input_text, output_text, refusal, input_image and input_file parts)"
                     ),
                 )
                 .crossing());
@@ -1870,9 +1888,15 @@ mod tests {
             ),
             (
                 json!({"model": "m", "input": [{"role": "user", "content": [
-                    {"type": "input_file", "file_data": "x"}]}]}),
+                    {"type": "input_audio", "input_audio": {}}]}]}),
                 "input[0].content[0].type",
-                "`input_file`",
+                "`input_audio`",
+            ),
+            (
+                json!({"model": "m", "input": [{"role": "user", "content": [
+                    {"type": "input_file", "file_id": "file-1"}]}]}),
+                "input[0].content[0].file_id",
+                "file_data",
             ),
             (
                 json!({"model": "m", "input": [{"role": "tool", "content": "x"}]}),

@@ -343,6 +343,24 @@ fn user_parts(value: &Value, path: &str) -> Result<Vec<Content>, WireError> {
     let mut content = Vec::new();
     for (j, part) in parts.iter().enumerate() {
         let part_path = format!("{path}[{j}]");
+        // A file's bytes (`file_data`, a `data:` URL); one named by `file_id` is OpenAI's own.
+        if let Some(file) = part
+            .as_object()
+            .filter(|p| p.get("type").and_then(Value::as_str) == Some("file"))
+            .and_then(|p| p.get("file"))
+            .and_then(Value::as_object)
+        {
+            if let Some(data) = file.get("file_data").and_then(Value::as_str) {
+                content.push(Content::File {
+                    url: data.to_string(),
+                    filename: file
+                        .get("filename")
+                        .and_then(Value::as_str)
+                        .map(str::to_string),
+                });
+            }
+            continue;
+        }
         let image = part
             .as_object()
             .filter(|p| p.get("type").and_then(Value::as_str) == Some("image_url"));
@@ -865,7 +883,28 @@ fn anthropic_block(block: &Value, path: &str) -> Result<Option<Content>, WireErr
             };
             Some(Content::Image { url })
         }
-        // Documents, server tool blocks, search results, thinking (its signature is only valid
+        // A PDF, as its bytes or where it is; a text document's own content is not carried.
+        "document" => {
+            let source = get(obj, "source").and_then(Value::as_object);
+            let kind = source.and_then(|s| s.get("type")).and_then(Value::as_str);
+            let filename = opt_str(obj, "title", &format!("{path}.title"))?.map(str::to_string);
+            match (kind, source) {
+                (Some("base64"), Some(source)) => Some(Content::File {
+                    url: format!(
+                        "data:{};base64,{}",
+                        req_str(source, "media_type", &format!("{path}.source.media_type"))?,
+                        req_str(source, "data", &format!("{path}.source.data"))?
+                    ),
+                    filename,
+                }),
+                (Some("url"), Some(source)) => Some(Content::File {
+                    url: req_str(source, "url", &format!("{path}.source.url"))?.to_string(),
+                    filename,
+                }),
+                _ => None,
+            }
+        }
+        // Server tool blocks, search results, thinking (its signature is only valid
         // for the model that wrote it) and blocks added later: a target of the client's protocol
         // gets them as sent; across protocols they are not carried (README).
         _ => None,

@@ -122,6 +122,11 @@ impl AnthropicClient {
 
 fn content_block(content: &Content) -> Value {
     match content {
+        Content::File { url, .. } => match super::data_url(url) {
+            Some((media_type, data)) => json!({"type": "document", "source":
+                {"type": "base64", "media_type": media_type, "data": data}}),
+            None => json!({"type": "document", "source": {"type": "url", "url": url}}),
+        },
         Content::Image { url } => match super::data_url(url) {
             Some((media_type, data)) => json!({"type": "image", "source":
                 {"type": "base64", "media_type": media_type, "data": data}}),

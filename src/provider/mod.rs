@@ -304,6 +304,14 @@ pub enum Content {
     Image {
         url: String,
     },
+    /// A document (a PDF): `url` is the file itself as `data:<media type>;base64,<data>`, or where
+    /// it is (`https://…`). Anthropic's `document` block, Chat Completions' `file` part,
+    /// Responses' `input_file`.
+    File {
+        url: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        filename: Option<String>,
+    },
 }
 
 /// A `data:<media type>;base64,<data>` URL split into its media type and data.

@@ -129,7 +129,17 @@ fn push_messages(role: Role, content: &[Content], messages: &mut Vec<Value>) {
     for block in content {
         match block {
             Content::Text { text: t } => text.push(t.as_str()),
-            Content::Image { url } => images.push(url.as_str()),
+            Content::Image { url } => {
+                images.push(json!({"type": "image_url", "image_url": {"url": url}}));
+            }
+            // Chat Completions takes a file's bytes (`file_data`), not where it is.
+            Content::File { url, filename } if super::data_url(url).is_some() => {
+                images.push(json!({"type": "file", "file": {
+                    "filename": filename.as_deref().unwrap_or("document.pdf"),
+                    "file_data": url,
+                }}));
+            }
+            Content::File { .. } => {}
             Content::ToolUse { id, name, input } => tool_calls.push(json!({
                 "id": id,
                 "type": "function",
@@ -147,16 +157,12 @@ fn push_messages(role: Role, content: &[Content], messages: &mut Vec<Value>) {
         }
     }
     if role == Role::User && !images.is_empty() {
-        // With images the content is a list of parts: the text, then each image.
+        // With images or files the content is a list of parts: the text, then each of them.
         let mut parts = Vec::new();
         if !text.is_empty() {
             parts.push(json!({"type": "text", "text": text.join("\n")}));
         }
-        parts.extend(
-            images
-                .into_iter()
-                .map(|url| json!({"type": "image_url", "image_url": {"url": url}})),
-        );
+        parts.extend(images);
         messages.push(json!({ "role": "user", "content": parts }));
         return;
     }

@@ -139,8 +139,16 @@ fn push_items(role: Role, content: &[Content], items: &mut Vec<Value>) {
             (Role::User, Content::Image { url }) => {
                 parts.push(json!({"type": "input_image", "image_url": url, "detail": "auto"}));
             }
-            // A model's reply, or an instruction, holds no image input.
-            (Role::Assistant | Role::System, Content::Image { .. }) => {}
+            (Role::User, Content::File { url, filename }) => {
+                let mut part = match super::data_url(url) {
+                    Some(_) => json!({"type": "input_file", "file_data": url}),
+                    None => json!({"type": "input_file", "file_url": url}),
+                };
+                part["filename"] = json!(filename.as_deref().unwrap_or("document.pdf"));
+                parts.push(part);
+            }
+            // A model's reply, or an instruction, holds no image or file input.
+            (Role::Assistant | Role::System, Content::Image { .. } | Content::File { .. }) => {}
             (_, Content::ToolUse { id, name, input }) => calls.push(json!({
                 "type": "function_call",
                 "call_id": id,
