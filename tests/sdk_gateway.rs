@@ -51,10 +51,32 @@ token_delay = "1ms"
 jitter = 0.0
 use_tools = true
 
+[[sim.providers]]
+name = "responses"
+protocol = "openai_responses"
+model = "gpt-5"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+use_tools = true
+
+[[chains]]
+name = "default"
+targets = ["anthropic", "openai"]
+
+# A Responses client's same-protocol path (passed through), then across.
+[[chains]]
+name = "responses"
+targets = ["responses", "anthropic"]
+
 # `default`, and each protocol's own model names (a target of the client's protocol asks for the
 # model it named); any other name is a 404 naming the routes.
 [[routes]]
 model = "default"
+
+[[routes]]
+model = "resp"
+chain = "responses"
 
 [[routes]]
 model = "claude-*"

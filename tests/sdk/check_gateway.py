@@ -26,6 +26,8 @@ if len(sys.argv) != 2:
     sys.exit(__doc__)
 BASE = sys.argv[1].rstrip("/")
 ROUTE = "default"
+# A route whose first target speaks the Responses API: a Responses client's same-protocol path.
+SAME = "resp"
 
 # As an agent would set them: ANTHROPIC_BASE_URL=BASE, OPENAI_BASE_URL=BASE/v1, any key. The
 # healthy checks keep the clients' own retries; where a failure is expected, none, so that the
@@ -123,6 +125,7 @@ def with_tripped(provider, run):
 
 
 def expect_model(model, answered_by):
+    # `responses`: the simulated Responses API provider, whose model is gpt-5 too.
     if answered_by == "anthropic":
         assert model.startswith("claude"), f"model {model!r}: expected anthropic's (claude-…)"
     else:
@@ -604,9 +607,9 @@ def expect_usage(usage):
     assert usage.input_tokens_details.cached_tokens >= 0, usage
 
 
-def responses_create_stream(answered_by):
+def responses_create_stream(answered_by, model=ROUTE):
     def run():
-        stream = OAI.responses.create(model=ROUTE, input="Why is the sky blue?", stream=True)
+        stream = OAI.responses.create(model=model, input="Why is the sky blue?", stream=True)
         text, types, numbers, final = "", [], [], None
         for event in stream:
             types.append(event.type)
@@ -628,16 +631,19 @@ def responses_create_stream(answered_by):
     return run
 
 
-def responses_create_whole(answered_by):
+def responses_create_whole(answered_by, model=ROUTE):
     def run():
         response = OAI.responses.create(
-            model=ROUTE, instructions="Be brief.", input=[{"role": "user", "content": "Hi"}]
+            model=model, instructions="Be brief.", input=[{"role": "user", "content": "Hi"}]
         )
         assert response.object == "response" and response.status == "completed", response.status
         assert response.id.startswith("resp_"), response.id
         assert response.output[0].type == "message", response.output
         assert response.output_text.strip(), "no output_text"
-        assert response.instructions == "Be brief.", response.instructions
+        # The gateway's own response object repeats the request's fields; the simulated Responses
+        # provider's (passed through as it is) does not.
+        if answered_by != "responses":
+            assert response.instructions == "Be brief.", response.instructions
         expect_model(response.model, answered_by)
         expect_usage(response.usage)
         assert response._request_id, "no x-request-id"
@@ -646,10 +652,10 @@ def responses_create_whole(answered_by):
     return run
 
 
-def responses_stream_helper(answered_by):
+def responses_stream_helper(answered_by, model=ROUTE):
     def run():
         deltas = []
-        with OAI.responses.stream(model=ROUTE, input="Why is the sky blue?") as stream:
+        with OAI.responses.stream(model=model, input="Why is the sky blue?") as stream:
             for event in stream:
                 if event.type == "response.output_text.delta":
                     deltas.append(event.delta)
@@ -663,10 +669,10 @@ def responses_stream_helper(answered_by):
     return run
 
 
-def responses_tool_round_trip(answered_by):
+def responses_tool_round_trip(answered_by, model=ROUTE):
     def run():
         ask = [{"role": "user", "content": "What is the weather in Paris?"}]
-        with OAI.responses.stream(model=ROUTE, input=ask, tools=RESP_TOOLS) as stream:
+        with OAI.responses.stream(model=model, input=ask, tools=RESP_TOOLS) as stream:
             final = stream.get_final_response()
         calls = [item for item in final.output if item.type == "function_call"]
         assert len(calls) == 1, final.output
@@ -676,7 +682,7 @@ def responses_tool_round_trip(answered_by):
         assert isinstance(arguments.get("location"), str), arguments
         history = ask + [item.model_dump(exclude_none=True) for item in final.output]
         history.append({"type": "function_call_output", "call_id": call.call_id, "output": "Sunny, 21 C"})
-        answer = OAI.responses.create(model=ROUTE, input=history, tools=RESP_TOOLS)
+        answer = OAI.responses.create(model=model, input=history, tools=RESP_TOOLS)
         assert answer.status == "completed", answer.status
         assert not [item for item in answer.output if item.type == "function_call"], answer.output
         assert answer.output_text.strip(), "no answer after the tool result"
@@ -709,6 +715,14 @@ def responses_stream_text(client=OAI0):
 
 def responses_previous_response_id():
     OAI0.responses.create(model=ROUTE, input="hi", previous_response_id="resp_123")
+
+
+def responses_previous_response_id_same_protocol():
+    """On a route with a Responses target, previous_response_id goes to it, as sent."""
+    response = OAI0.responses.create(model=SAME, input="hi", previous_response_id="resp_123")
+    assert response.status == "completed", response.status
+    expect_model(response.model, "responses")
+    return f"{response.model}, id {response.id}"
 
 
 def responses_cut_stream():
@@ -779,6 +793,12 @@ CHECKS = [
         ),
     ),
     ("anthropic stream_cut: responses stream ends in response.failed", with_faults(CUT, responses_cut_stream)),
+    # The Responses API to a Responses target: passed through.
+    ("openai: responses.create stream, same protocol", responses_create_stream("responses", SAME)),
+    ("openai: responses.create whole, same protocol", responses_create_whole("responses", SAME)),
+    ("openai: responses.stream helper, same protocol", responses_stream_helper("responses", SAME)),
+    ("openai: responses function call round trip, same protocol", responses_tool_round_trip("responses", SAME)),
+    ("openai: responses previous_response_id, same protocol", responses_previous_response_id_same_protocol),
     # Same protocol or not, the caller's protocol, whoever answered.
     ("openai: chat.completions stream + usage (anthropic answered)", openai_stream("anthropic")),
     ("openai: chat.completions not streamed (anthropic answered)", openai_whole("anthropic")),
