@@ -827,6 +827,9 @@ async fn responses_without_stream_and_at_the_output_limit() {
     let whole: Value = response.json_body().await;
     assert_eq!(whole["object"], "response");
     assert_eq!(whole["status"], "completed");
+    // The request's settings come back in the response object, as the API repeats them.
+    assert_eq!(whole["instructions"], "You are terse.");
+    assert_eq!(whole["previous_response_id"], Value::Null);
     let text = whole["output"][0]["content"][0]["text"].as_str().unwrap();
     assert_eq!(
         whole["usage"]["output_tokens"],

@@ -52,6 +52,7 @@ impl Wire for Anthropic {
             model,
             created: 0,
             include_usage,
+            echo: serde_json::Map::new(),
         }
     }
 
@@ -111,6 +112,7 @@ impl Wire for Anthropic {
                     .any(|b| b.get("type").and_then(Value::as_str) == Some("tool_result"))
             });
         Ok(SimRequest {
+            echo: serde_json::Map::new(),
             model: body
                 .value("model")
                 .and_then(|m| m.as_str().map(String::from)),

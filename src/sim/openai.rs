@@ -62,6 +62,7 @@ impl Wire for Openai {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             include_usage,
+            echo: serde_json::Map::new(),
         }
     }
 
@@ -102,6 +103,7 @@ impl Wire for Openai {
             })
             .collect();
         Ok(SimRequest {
+            echo: serde_json::Map::new(),
             model: body
                 .value("model")
                 .and_then(|m| m.as_str().map(String::from)),

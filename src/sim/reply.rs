@@ -28,6 +28,9 @@ pub(crate) struct SimRequest {
     pub include_usage: bool,
     /// A partial assistant reply to continue from (Anthropic's prefill).
     pub prefill: Option<String>,
+    /// The request's fields that the reply object repeats (the Responses API's `instructions`,
+    /// `tools`, `reasoning`, …), as sent.
+    pub echo: serde_json::Map<String, serde_json::Value>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

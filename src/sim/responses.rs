@@ -75,6 +75,12 @@ fn response(meta: &Meta, status: &str, output: Vec<Value>, usage: Value) -> Valu
         "user": null,
         "metadata": {},
     });
+    // The request's own settings, as the API repeats them.
+    if let Some(object) = response.as_object_mut() {
+        for (key, value) in &meta.echo {
+            object.insert(key.clone(), value.clone());
+        }
+    }
     match status {
         "completed" => response["completed_at"] = json!(meta.created),
         "incomplete" => {
@@ -175,6 +181,7 @@ impl Wire for Responses {
                 .duration_since(std::time::UNIX_EPOCH)
                 .map_or(0, |d| d.as_secs()),
             include_usage,
+            echo: serde_json::Map::new(),
         }
     }
 
@@ -247,6 +254,23 @@ impl Wire for Responses {
             model: body
                 .value("model")
                 .and_then(|m| m.as_str().map(String::from)),
+            echo: body.values_of(&[
+                "instructions",
+                "max_output_tokens",
+                "metadata",
+                "parallel_tool_calls",
+                "previous_response_id",
+                "prompt_cache_key",
+                "reasoning",
+                "safety_identifier",
+                "store",
+                "temperature",
+                "text",
+                "tool_choice",
+                "tools",
+                "top_p",
+                "user",
+            ]),
             prompt,
             messages,
             last_user,

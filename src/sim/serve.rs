@@ -31,7 +31,8 @@ pub(crate) async fn answer(
         .clone()
         .filter(|m| !m.is_empty())
         .unwrap_or_else(|| provider.spec.model.clone());
-    let meta = wire.new_meta(&mut rng, model, request.include_usage);
+    let mut meta = wire.new_meta(&mut rng, model, request.include_usage);
+    meta.echo = request.echo.clone();
     let tracker = provider.track(&meta, request.stream, &kind);
 
     if let Err(message) = parsed {

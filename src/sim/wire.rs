@@ -50,6 +50,8 @@ pub(crate) struct Meta {
     /// Unix seconds, for OpenAI's `created`.
     pub created: u64,
     pub include_usage: bool,
+    /// The request's fields the reply object repeats ([`super::reply::SimRequest::echo`]).
+    pub echo: serde_json::Map<String, serde_json::Value>,
 }
 
 /// A non-2xx answer.

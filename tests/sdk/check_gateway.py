@@ -640,10 +640,9 @@ def responses_create_whole(answered_by, model=ROUTE):
         assert response.id.startswith("resp_"), response.id
         assert response.output[0].type == "message", response.output
         assert response.output_text.strip(), "no output_text"
-        # The gateway's own response object repeats the request's fields; the simulated Responses
-        # provider's (passed through as it is) does not.
-        if answered_by != "responses":
-            assert response.instructions == "Be brief.", response.instructions
+        # The request's fields come back in the response object, the gateway's own or (passed
+        # through) the upstream's.
+        assert response.instructions == "Be brief.", response.instructions
         expect_model(response.model, answered_by)
         expect_usage(response.usage)
         assert response._request_id, "no x-request-id"

@@ -392,9 +392,9 @@ const responsesCreateWhole = (answeredBy, model = ROUTE) => async () => {
   assert(response.object === 'response' && response.status === 'completed', response.status);
   assert(response.id.startsWith('resp_'), response.id);
   assert(response.output_text.trim(), 'no output_text');
-  // The gateway's own response object repeats the request's fields; the simulated Responses
-  // provider's (passed through as it is) does not.
-  if (answeredBy !== 'responses') assert(response.instructions === 'Be brief.', response.instructions);
+  // The request's fields come back in the response object, the gateway's own or (passed
+  // through) the upstream's.
+  assert(response.instructions === 'Be brief.', response.instructions);
   expectModel(response.model, answeredBy);
   expectResponseUsage(response.usage);
   assert(request_id, 'no x-request-id');
