@@ -1130,3 +1130,37 @@ async fn a_pdf_crosses_protocols_as_a_document_or_a_file() {
     }
     gw.stop().await;
 }
+
+/// A request passed on untranslated (bound to its own protocol) still shows the operator what was
+/// asked: the last thing the user said.
+#[tokio::test]
+async fn a_bound_request_shows_its_prompt() {
+    let (url, _) = upstream(&[sse(&responses_stream())]).await;
+    let config = Config::parse(
+        &format!(
+            "[retry]\nmax_retries = 0\n{}",
+            provider("openai", "openai_responses", &format!("{url}/v1"), "gpt-x")
+        ),
+        "bound.toml",
+    )
+    .unwrap();
+    let env = |var: &str| (var == "OPENAI_API_KEY").then(|| "k".to_string());
+    let common = breakerbox::cli::CommonArgs::default();
+    let (gw, _, bus) = gateway::start(&common, &config, &env, None).await.unwrap();
+    let mut events = bus.subscribe();
+    let reply = reqwest::Client::new()
+        .post(format!("http://{}/v1/responses", gw.addr))
+        .json(&codex_request(false))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(reply.status(), 200);
+    let mut prompt = None;
+    while let Ok(event) = events.try_recv() {
+        if let breakerbox::event::EventKind::RequestStarted { prompt: p, .. } = &event.kind {
+            prompt = p.clone();
+        }
+    }
+    assert_eq!(prompt.as_deref(), Some("list files"));
+    gw.stop().await;
+}

@@ -54,7 +54,7 @@ use crate::event::{Bus, Mode, Source};
 use crate::metrics::{self, Metrics};
 use crate::protocol;
 use crate::provider::{
-    ApiKey, Content, Credentials, ErrorClass, Original, Phase, Protocol, ProviderError,
+    ApiKey, Content, Credentials, ErrorClass, Message, Original, Phase, Protocol, ProviderError,
     ProviderStream, Request, Role, StreamEvent,
 };
 use crate::sim::Simulator;
@@ -532,8 +532,11 @@ impl Gateway {
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(wire::DEFAULT_MAX_TOKENS);
         let stream = fields.value("stream").and_then(|v| v.as_bool()) == Some(true);
+        // What the console shows of it: the last thing the user said.
+        let messages = last_user_said(&fields).map_or_else(Vec::new, |t| vec![Message::user(t)]);
         let request = Request {
             max_tokens,
+            messages: Arc::new(messages),
             ..Request::default()
         };
         let options = wire::InboundOptions {
@@ -640,6 +643,34 @@ fn forwarded(protocol: Protocol, headers: &HeaderMap) -> Vec<(String, String)> {
                 .map(|v| (name.to_string(), v.to_string()))
         })
         .collect()
+}
+
+/// The text of a body's last user message (`input` or `messages`, read item by item from the
+/// end), for a request that is passed on without being translated.
+fn last_user_said(fields: &crate::json::Fields<'_>) -> Option<String> {
+    let raw = fields.raw("input").or_else(|| fields.raw("messages"))?;
+    if crate::json::kind(raw) == "a string" {
+        return crate::json::parse(raw).ok()?.as_str().map(str::to_string);
+    }
+    let text = |content: &Value| -> Option<String> {
+        match content {
+            Value::String(s) => Some(s.clone()),
+            Value::Array(parts) => {
+                let texts: Vec<&str> = parts
+                    .iter()
+                    .filter_map(|p| p.get("text").and_then(Value::as_str))
+                    .collect();
+                (!texts.is_empty()).then(|| texts.join("\n"))
+            }
+            _ => None,
+        }
+    };
+    crate::json::items(raw).ok()?.iter().rev().find_map(|item| {
+        let item = crate::json::parse(item).ok()?;
+        (item.get("role").and_then(Value::as_str) == Some("user"))
+            .then(|| item.get("content").and_then(text))
+            .flatten()
+    })
 }
 
 /// The text of the last user message, for the console's request list.
