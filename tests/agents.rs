@@ -21,11 +21,13 @@
 #[allow(dead_code)] // python_with_sdks: the agents need the Agents SDK, not the clients alone.
 mod sdk_support;
 
-use std::io::{BufRead, BufReader, Read, Write};
+use sdk_support::gateway::Gateway;
+
+use std::io::{Read, Write};
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex, mpsc};
+use std::process::{Command, Output, Stdio};
+use std::sync::mpsc;
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -96,101 +98,36 @@ fn skip<T>(test: &str, why: &str, install: &str) -> Option<T> {
     None
 }
 
-/// `serve --demo` of the real binary on a free loopback port; killed however the test ends.
-struct Gateway {
-    child: Child,
-    base: String,
-    log: Arc<Mutex<String>>,
+/// The demo gateway, with `faults` as `--fault` takes them.
+fn start_gateway(faults: &[&str]) -> Gateway {
+    Gateway::start(faults.iter().flat_map(|fault| ["--fault", fault]))
 }
 
-impl Gateway {
-    fn start(faults: &[&str]) -> Gateway {
-        let mut command = Command::new(env!("CARGO_BIN_EXE_breakerbox"));
-        command.args(["serve", "--demo", "--headless", "--listen", "127.0.0.1:0"]);
-        for fault in faults {
-            command.args(["--fault", fault]);
+/// Every event so far, from `/events` (its history, sent at once to a new watcher).
+fn events(gateway: &Gateway) -> Vec<Value> {
+    let addr = gateway.base.trim_start_matches("http://");
+    let mut stream = TcpStream::connect(addr).expect("the gateway accepts");
+    // HTTP/1.0: the body is not chunked, so its lines can be read as they come.
+    write!(stream, "GET /events HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_millis(500)))
+        .unwrap();
+    let mut body = Vec::new();
+    let mut buf = [0u8; 65536];
+    let started = Instant::now();
+    // The history arrives at once; then the stream goes quiet (the read times out).
+    while started.elapsed() < Duration::from_secs(10) {
+        match stream.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => body.extend_from_slice(&buf[..n]),
         }
-        let mut child = command
-            .env_remove("BREAKERBOX_CONFIG")
-            .env_remove("BREAKERBOX_TOKEN")
-            .env_remove("ANTHROPIC_API_KEY")
-            .env_remove("OPENAI_API_KEY")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut base = None;
-        let mut line = String::new();
-        while base.is_none() {
-            line.clear();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                let _ = child.kill();
-                panic!(
-                    "the gateway exited before listening:\n{}",
-                    log.lock().unwrap()
-                );
-            }
-            log.lock().unwrap().push_str(&line);
-            base = line
-                .trim()
-                .strip_prefix("breakerbox: gateway listening on ")
-                .and_then(|rest| rest.split_whitespace().next())
-                .map(str::to_string);
-        }
-        // Keep reading: a full pipe would stall the gateway.
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let base = base.unwrap();
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-        Gateway { child, base, log }
     }
-
-    fn log(&self) -> String {
-        self.log.lock().unwrap().clone()
-    }
-
-    /// Every event so far, from `/events` (its history, sent at once to a new watcher).
-    fn events(&self) -> Vec<Value> {
-        let addr = self.base.trim_start_matches("http://");
-        let mut stream = TcpStream::connect(addr).expect("the gateway accepts");
-        // HTTP/1.0: the body is not chunked, so its lines can be read as they come.
-        write!(stream, "GET /events HTTP/1.0\r\nHost: {addr}\r\n\r\n").unwrap();
-        stream
-            .set_read_timeout(Some(Duration::from_millis(500)))
-            .unwrap();
-        let mut body = Vec::new();
-        let mut buf = [0u8; 65536];
-        let started = Instant::now();
-        // The history arrives at once; then the stream goes quiet (the read times out).
-        while started.elapsed() < Duration::from_secs(10) {
-            match stream.read(&mut buf) {
-                Ok(0) | Err(_) => break,
-                Ok(n) => body.extend_from_slice(&buf[..n]),
-            }
-        }
-        String::from_utf8_lossy(&body)
-            .lines()
-            .filter_map(|l| l.strip_prefix("data: "))
-            .filter_map(|data| serde_json::from_str::<Value>(data).ok())
-            .filter(|e| e.get("seq").is_some())
-            .collect()
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+    String::from_utf8_lossy(&body)
+        .lines()
+        .filter_map(|l| l.strip_prefix("data: "))
+        .filter_map(|data| serde_json::from_str::<Value>(data).ok())
+        .filter(|e| e.get("seq").is_some())
+        .collect()
 }
 
 /// What the gateway did for its requests, from its events.
@@ -321,7 +258,7 @@ fn run(name: &str, command: &mut Command, gateway: &Gateway) -> Output {
 /// Every request was answered, by the fallback after the primary failed when `failover`, else by
 /// the primary alone; and `answer` is what the last one streamed.
 fn assert_served(name: &str, gateway: &Gateway, answer: &str, failover: bool) -> Served {
-    let served = served(&gateway.events());
+    let served = served(&events(gateway));
     let log = gateway.log();
     assert!(
         !served.finished.is_empty(),
@@ -363,7 +300,7 @@ fn claude_code(test: &str, faults: &[&str]) {
     let Some(claude) = installed(test, "claude") else {
         return;
     };
-    let gateway = Gateway::start(faults);
+    let gateway = start_gateway(faults);
     let dir = scratch(test);
     let mut command = isolated(&claude, &dir);
     command
@@ -423,7 +360,7 @@ fn codex_exec(test: &str, faults: &[&str]) {
     let Some(codex) = installed(test, "codex") else {
         return;
     };
-    let gateway = Gateway::start(faults);
+    let gateway = start_gateway(faults);
     let dir = scratch(test);
     let codex_home = dir.join("home/.codex");
     std::fs::create_dir_all(&codex_home).unwrap();
@@ -484,7 +421,7 @@ fn agents_sdk(test: &str, faults: &[&str]) {
     let Some(python) = python_with_agents(test) else {
         return;
     };
-    let gateway = Gateway::start(faults);
+    let gateway = start_gateway(faults);
     let dir = scratch(test);
     let mut command = isolated(&python, &dir);
     command

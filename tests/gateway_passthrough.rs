@@ -6,7 +6,6 @@
 
 use axum::extract::State;
 use axum::http::HeaderMap;
-use axum::routing::post;
 use breakerbox::config::Config;
 use breakerbox::gateway;
 use serde_json::{Value, json};
@@ -52,9 +51,9 @@ async fn upstream(replies: &[String]) -> (String, Arc<Upstream>) {
         ..Upstream::default()
     });
     let app = axum::Router::new()
-        .route("/v1/messages", post(answer))
-        .route("/v1/chat/completions", post(answer))
-        .route("/v1/responses", post(answer))
+        .route("/v1/messages", axum::routing::post(answer))
+        .route("/v1/chat/completions", axum::routing::post(answer))
+        .route("/v1/responses", axum::routing::post(answer))
         .with_state(Arc::clone(&up));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -108,6 +107,16 @@ async fn gateway_over(providers: &str, routes: &str) -> gateway::server::Running
     let common = breakerbox::cli::CommonArgs::default();
     let (running, _, _) = gateway::start(&common, &config, &env, None).await.unwrap();
     running
+}
+
+/// `body` POSTed to `path` on the gateway, without headers of the client's own.
+async fn post(gw: &gateway::server::Running, path: &str, body: &Value) -> reqwest::Response {
+    reqwest::Client::new()
+        .post(format!("http://{}{path}", gw.addr))
+        .json(body)
+        .send()
+        .await
+        .unwrap()
 }
 
 fn provider(name: &str, protocol: &str, url: &str, model: &str) -> String {
@@ -317,12 +326,8 @@ async fn an_anthropic_stream_reaches_the_client_value_for_value() {
         "",
     )
     .await;
-    let text = reqwest::Client::new()
-        .post(format!("http://{}/v1/messages", gw.addr))
-        .json(&anthropic_request(true))
-        .send()
+    let text = post(&gw, "/v1/messages", &anthropic_request(true))
         .await
-        .unwrap()
         .text()
         .await
         .unwrap();
@@ -342,12 +347,8 @@ async fn a_whole_anthropic_reply_keeps_signatures_citations_and_server_tools() {
         "",
     )
     .await;
-    let message: Value = reqwest::Client::new()
-        .post(format!("http://{}/v1/messages", gw.addr))
-        .json(&anthropic_request(false))
-        .send()
+    let message: Value = post(&gw, "/v1/messages", &anthropic_request(false))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -531,12 +532,8 @@ async fn a_chat_completions_stream_reaches_the_client_value_for_value() {
         if include_usage {
             body["stream_options"] = json!({"include_usage": true});
         }
-        let text = reqwest::Client::new()
-            .post(format!("http://{}/v1/chat/completions", gw.addr))
-            .json(&body)
-            .send()
+        let text = post(&gw, "/v1/chat/completions", &body)
             .await
-            .unwrap()
             .text()
             .await
             .unwrap();
@@ -558,12 +555,8 @@ async fn a_whole_chat_completion_keeps_logprobs_tool_calls_and_usage_details() {
         "",
     )
     .await;
-    let completion: Value = reqwest::Client::new()
-        .post(format!("http://{}/v1/chat/completions", gw.addr))
-        .json(&openai_request(false))
-        .send()
+    let completion: Value = post(&gw, "/v1/chat/completions", &openai_request(false))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -641,15 +634,7 @@ async fn a_cut_passthrough_stream_is_continued_from_the_callers_own_body_plus_th
     .await;
     let mut sent = anthropic_request(true);
     sent["messages"] = json!([{"role": "user", "content": "Answer?"}]);
-    let text = reqwest::Client::new()
-        .post(format!("http://{}/v1/messages", gw.addr))
-        .json(&sent)
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = post(&gw, "/v1/messages", &sent).await.text().await.unwrap();
     let (_, body) = backup_seen.seen().pop().unwrap();
     let mut want = sent.clone();
     // Routed by the built-in `*`: each Anthropic target asks for the model the client named.
@@ -914,12 +899,7 @@ async fn what_only_the_responses_api_can_take_is_never_sent_across() {
         "",
     )
     .await;
-    let reply = reqwest::Client::new()
-        .post(format!("http://{}/v1/responses", gw.addr))
-        .json(&codex_request(false))
-        .send()
-        .await
-        .unwrap();
+    let reply = post(&gw, "/v1/responses", &codex_request(false)).await;
     assert_eq!(reply.status(), 400);
     let body: Value = reply.json().await.unwrap();
     let message = body["error"]["message"].as_str().unwrap();
@@ -998,17 +978,17 @@ async fn system_messages_within_the_conversation_stay_in_place_where_the_target_
 
     let (url, up) = upstream(&[sse(&anthropic_stream())]).await;
     let gw = gateway_over(&provider("anthropic", "anthropic", &url, "claude-x"), "").await;
-    let reply = reqwest::Client::new()
-        .post(format!("http://{}/v1/chat/completions", gw.addr))
-        .json(&json!({"model": "gpt-x", "messages": [
+    let reply = post(
+        &gw,
+        "/v1/chat/completions",
+        &json!({"model": "gpt-x", "messages": [
             {"role": "system", "content": "S"},
             {"role": "user", "content": "a"},
             {"role": "developer", "content": "D"},
             {"role": "assistant", "content": "b"},
-            {"role": "user", "content": "c"}]}))
-        .send()
-        .await
-        .unwrap();
+            {"role": "user", "content": "c"}]}),
+    )
+    .await;
     assert_eq!(reply.status(), 200);
     let (_, body) = up.seen().pop().unwrap();
     assert_eq!(body["system"], "S\n\nD");
@@ -1034,13 +1014,8 @@ async fn reasoning_effort_and_the_reply_schema_cross_between_openais_two_apis() 
         "",
     )
     .await;
-    let reply = reqwest::Client::new()
-        .post(format!("http://{}/v1/responses", gw.addr))
-        .json(&json!({"model": "gpt-5", "input": "hi", "reasoning": {"effort": "high"},
-                      "text": {"format": {"type": "json_schema", "name": "answer", "schema": schema, "strict": true}}}))
-        .send()
-        .await
-        .unwrap();
+    let reply = post(&gw, "/v1/responses", &json!({"model": "gpt-5", "input": "hi", "reasoning": {"effort": "high"},
+                      "text": {"format": {"type": "json_schema", "name": "answer", "schema": schema, "strict": true}}})).await;
     assert_eq!(reply.status(), 200);
     let (_, body) = up.seen().pop().unwrap();
     assert_eq!(body["reasoning_effort"], "high");
@@ -1083,15 +1058,15 @@ async fn a_pdf_crosses_protocols_as_a_document_or_a_file() {
         "",
     )
     .await;
-    let reply = reqwest::Client::new()
-        .post(format!("http://{}/v1/messages", gw.addr))
-        .json(&json!({"model": "claude-x", "max_tokens": 100, "messages": [{"role": "user", "content": [
+    let reply = post(
+        &gw,
+        "/v1/messages",
+        &json!({"model": "claude-x", "max_tokens": 100, "messages": [{"role": "user", "content": [
             {"type": "document", "title": "report.pdf",
              "source": {"type": "base64", "media_type": "application/pdf", "data": pdf}},
-            {"type": "text", "text": "Summarize."}]}]}))
-        .send()
-        .await
-        .unwrap();
+            {"type": "text", "text": "Summarize."}]}]}),
+    )
+    .await;
     assert_eq!(reply.status(), 200);
     let (_, body) = up.seen().pop().unwrap();
     assert_eq!(
@@ -1148,12 +1123,7 @@ async fn a_bound_request_shows_its_prompt() {
     let common = breakerbox::cli::CommonArgs::default();
     let (gw, _, bus) = gateway::start(&common, &config, &env, None).await.unwrap();
     let mut events = bus.subscribe();
-    let reply = reqwest::Client::new()
-        .post(format!("http://{}/v1/responses", gw.addr))
-        .json(&codex_request(false))
-        .send()
-        .await
-        .unwrap();
+    let reply = post(&gw, "/v1/responses", &codex_request(false)).await;
     assert_eq!(reply.status(), 200);
     let mut prompt = None;
     while let Ok(event) = events.try_recv() {

@@ -14,10 +14,11 @@
 
 mod sdk_support;
 
-use std::io::{BufRead, BufReader, Read};
+use sdk_support::gateway::Gateway;
+use std::ffi::OsStr;
+use std::io::Read;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Mutex};
+use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -88,79 +89,14 @@ model = "gpt-*"
 /// However a script hangs, the test ends.
 const SCRIPT_DEADLINE: Duration = Duration::from_secs(120);
 
-/// A demo gateway of the real binary; killed however the test ends.
-struct Gateway {
-    child: Child,
-    base: String,
-    /// Everything it wrote to stderr, for a failure message.
-    log: Arc<Mutex<String>>,
-}
-
-impl Gateway {
-    fn start(name: &str) -> Gateway {
-        let config = Path::new(env!("CARGO_TARGET_TMPDIR"))
-            .join(format!("sdk_gateway_{name}_{}.toml", std::process::id()));
-        std::fs::write(&config, FAST_CONFIG).unwrap();
-        let mut child = Command::new(env!("CARGO_BIN_EXE_breakerbox"))
-            .args(["serve", "--demo", "--headless", "--listen", "127.0.0.1:0"])
-            .arg("--config")
-            .arg(&config)
-            .env_remove("BREAKERBOX_CONFIG")
-            .env_remove("BREAKERBOX_TOKEN")
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the binary starts");
-        let mut stderr = BufReader::new(child.stderr.take().unwrap());
-        let log = Arc::new(Mutex::new(String::new()));
-        let mut base = None;
-        let mut line = String::new();
-        while base.is_none() {
-            line.clear();
-            if stderr.read_line(&mut line).unwrap() == 0 {
-                let _ = child.kill();
-                panic!(
-                    "the gateway exited before listening:\n{}",
-                    log.lock().unwrap()
-                );
-            }
-            log.lock().unwrap().push_str(&line);
-            base = line
-                .trim()
-                .strip_prefix("breakerbox: gateway listening on ")
-                .and_then(|rest| rest.split_whitespace().next())
-                .map(str::to_string);
-        }
-        // Keep reading: the headless gateway logs every request to stderr, and a full pipe
-        // would stall it.
-        let sink = Arc::clone(&log);
-        thread::spawn(move || {
-            for line in stderr.lines().map_while(Result::ok) {
-                let mut log = sink.lock().unwrap();
-                log.push_str(&line);
-                log.push('\n');
-            }
-        });
-        let _ = std::fs::remove_file(&config);
-        let base = base.unwrap();
-        assert!(base.starts_with("http://127.0.0.1:"), "{base}");
-        Gateway { child, base, log }
-    }
-
-    /// The end of the gateway's log.
-    fn log_tail(&self) -> String {
-        let log = self.log.lock().unwrap();
-        let lines: Vec<&str> = log.lines().collect();
-        lines[lines.len().saturating_sub(40)..].join("\n")
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The demo gateway with the fast config above, written to a file for it.
+fn start_gateway(name: &str) -> Gateway {
+    let config = Path::new(env!("CARGO_TARGET_TMPDIR"))
+        .join(format!("sdk_gateway_{name}_{}.toml", std::process::id()));
+    std::fs::write(&config, FAST_CONFIG).unwrap();
+    let gateway = Gateway::start([OsStr::new("--config"), config.as_os_str()]);
+    let _ = std::fs::remove_file(&config);
+    gateway
 }
 
 /// Run `command` to completion, or kill it at `deadline`.
@@ -203,7 +139,7 @@ fn run_with_deadline(command: &mut Command, deadline: Duration) -> (Output, Dura
 
 /// Run one check script against a fresh gateway and fail with everything it printed.
 fn check_against_gateway(name: &str, command: &mut Command) {
-    let gateway = Gateway::start(name);
+    let gateway = start_gateway(name);
     let (output, took) = run_with_deadline(command.arg(&gateway.base), SCRIPT_DEADLINE);
     let stdout = String::from_utf8_lossy(&output.stdout);
     println!("{stdout}");

@@ -68,10 +68,8 @@ pub fn anthropic_message(events: &[(Option<&str>, &str)]) -> Option<Value> {
             continue;
         };
         let index = event.get("index").and_then(Value::as_u64);
-        let block = |blocks: &mut Vec<(u64, Value, String)>| {
-            let i = blocks.iter().position(|(at, ..)| Some(*at) == index)?;
-            Some(i)
-        };
+        let block =
+            |blocks: &[(u64, Value, String)]| blocks.iter().position(|(at, ..)| Some(*at) == index);
         match event.get("type").and_then(Value::as_str) {
             Some("message_start") => message = event.get("message").cloned(),
             Some("content_block_start") => {
@@ -80,7 +78,7 @@ pub fn anthropic_message(events: &[(Option<&str>, &str)]) -> Option<Value> {
                 }
             }
             Some("content_block_delta") => {
-                let (Some(i), Some(delta)) = (block(&mut blocks), event.get("delta")) else {
+                let (Some(i), Some(delta)) = (block(&blocks), event.get("delta")) else {
                     continue;
                 };
                 let (_, content, input) = &mut blocks[i];
@@ -105,7 +103,7 @@ pub fn anthropic_message(events: &[(Option<&str>, &str)]) -> Option<Value> {
                 }
             }
             Some("content_block_stop") => {
-                if let Some(i) = block(&mut blocks) {
+                if let Some(i) = block(&blocks) {
                     let (_, content, input) = &mut blocks[i];
                     if !input.trim().is_empty() {
                         let value = serde_json::from_str(input).unwrap_or_else(|_| json!({}));

@@ -1293,11 +1293,12 @@ impl Encode for ResponsesEncoder {
             model: Option<String>,
             created_at: Option<u64>,
         }
+        // The response's own events, not its items' (an upstream `response.failed` or `error`
+        // never comes here: it fails the attempt, and its frame with it).
         let lifecycle = |kind: &str| {
             kind.starts_with("response.")
                 && !kind.contains("delta")
                 && !kind.starts_with("response.output")
-                || kind == "error"
         };
         if (event.is_none() || event.is_some_and(lifecycle))
             && let Ok(frame) = serde_json::from_str::<Frame>(data)
@@ -1314,9 +1315,7 @@ impl Encode for ResponsesEncoder {
                         self.created_at = created.created_at.unwrap_or(self.created_at);
                     }
                 }
-                Some(
-                    "response.completed" | "response.incomplete" | "response.failed" | "error",
-                ) => self.finished = true,
+                Some("response.completed" | "response.incomplete") => self.finished = true,
                 _ => {}
             }
         }

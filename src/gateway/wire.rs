@@ -833,6 +833,21 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
     ))
 }
 
+/// An Anthropic image or document `source` as a URL: a `data:` URL of a `base64` source, the URL
+/// of a `url` one; `None` for the kinds that do not cross (a Files API `file`, a document's own
+/// `text` or `content`).
+fn source_url(source: &Map<String, Value>, path: &str) -> Result<Option<String>, WireError> {
+    Ok(match req_str(source, "type", &format!("{path}.type"))? {
+        "base64" => Some(format!(
+            "data:{};base64,{}",
+            req_str(source, "media_type", &format!("{path}.media_type"))?,
+            req_str(source, "data", &format!("{path}.data"))?
+        )),
+        "url" => Some(req_str(source, "url", &format!("{path}.url"))?.to_string()),
+        _ => None,
+    })
+}
+
 /// One Anthropic content block; `None` for blocks that carry nothing for another provider
 /// (`thinking`, `redacted_thinking`: their signatures are only valid for the model that wrote them).
 fn anthropic_block(block: &Value, path: &str) -> Result<Option<Content>, WireError> {
@@ -871,36 +886,16 @@ fn anthropic_block(block: &Value, path: &str) -> Result<Option<Content>, WireErr
                 get(obj, "source").ok_or_else(|| WireError::field(&source_path, "required"))?,
                 &source_path,
             )?;
-            let url = match req_str(source, "type", &format!("{source_path}.type"))? {
-                "base64" => format!(
-                    "data:{};base64,{}",
-                    req_str(source, "media_type", &format!("{source_path}.media_type"))?,
-                    req_str(source, "data", &format!("{source_path}.data"))?
-                ),
-                "url" => req_str(source, "url", &format!("{source_path}.url"))?.to_string(),
-                // A Files API `file` source names a file at Anthropic: not carried across.
-                _ => return Ok(None),
-            };
-            Some(Content::Image { url })
+            source_url(source, &source_path)?.map(|url| Content::Image { url })
         }
         // A PDF, as its bytes or where it is; a text document's own content is not carried.
         "document" => {
-            let source = get(obj, "source").and_then(Value::as_object);
-            let kind = source.and_then(|s| s.get("type")).and_then(Value::as_str);
             let filename = opt_str(obj, "title", &format!("{path}.title"))?.map(str::to_string);
-            match (kind, source) {
-                (Some("base64"), Some(source)) => Some(Content::File {
-                    url: format!(
-                        "data:{};base64,{}",
-                        req_str(source, "media_type", &format!("{path}.source.media_type"))?,
-                        req_str(source, "data", &format!("{path}.source.data"))?
-                    ),
-                    filename,
-                }),
-                (Some("url"), Some(source)) => Some(Content::File {
-                    url: req_str(source, "url", &format!("{path}.source.url"))?.to_string(),
-                    filename,
-                }),
+            match get(obj, "source").and_then(Value::as_object) {
+                Some(source) if source.get("type").is_some_and(Value::is_string) => {
+                    source_url(source, &format!("{path}.source"))?
+                        .map(|url| Content::File { url, filename })
+                }
                 _ => None,
             }
         }
@@ -1298,11 +1293,13 @@ impl Encode for AnthropicEncoder {
             #[serde(rename = "type")]
             kind: String,
         }
-        // Only the events that change the stream's shape are read; the rest go out unread.
+        // Only the events that change the stream's shape are read; the rest go out unread. (An
+        // upstream `error` event never comes here: it fails the attempt, and its frame with it.)
         let shape = matches!(
             event,
-            None | Some("message_start" | "content_block_start" | "content_block_stop")
-                | Some("message_stop" | "error")
+            None | Some(
+                "message_start" | "content_block_start" | "content_block_stop" | "message_stop"
+            )
         );
         if shape && let Ok(frame) = serde_json::from_str::<Frame>(data) {
             match event.or(frame.kind.as_deref()) {
@@ -1326,7 +1323,7 @@ impl Encode for AnthropicEncoder {
                 {
                     self.open = None;
                 }
-                Some("message_stop" | "error") => self.finished = true,
+                Some("message_stop") => self.finished = true,
                 _ => {}
             }
         }
@@ -1544,7 +1541,6 @@ impl Encode for OpenAiEncoder {
             created: Option<u64>,
             choices: Option<Vec<serde::de::IgnoredAny>>,
             usage: Option<serde::de::IgnoredAny>,
-            error: Option<serde::de::IgnoredAny>,
         }
         // The first chunk names the stream (a continuation's chunks carry its id); the usage
         // chunk (`choices: []`), asked for by the engine, goes only to a client that asked for
@@ -1553,9 +1549,7 @@ impl Encode for OpenAiEncoder {
         if (!self.started || (!self.include_usage && usage_chunk()))
             && let Ok(chunk) = serde_json::from_str::<Chunk>(data)
         {
-            if chunk.error.is_some() {
-                self.finished = true;
-            } else if !self.started {
+            if !self.started {
                 self.started = true;
                 self.id = chunk.id.filter(|id| !id.is_empty()).or(self.id.take());
                 if let Some(model) = chunk.model.filter(|m| !m.is_empty()) {

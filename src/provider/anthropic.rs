@@ -23,19 +23,10 @@ impl AnthropicClient {
         AnthropicClient { config, http }
     }
 
-    /// The model `request` asks for: its own, else the configured one.
-    fn model<'a>(&'a self, request: &'a Request) -> &'a str {
-        if request.model.is_empty() {
-            &self.config.model
-        } else {
-            &request.model
-        }
-    }
-
     /// The JSON body for `request`: the caller's own when it came in this protocol (see
     /// [`super::passthrough`]), else built from it.
     pub fn request_body(&self, request: &Request) -> String {
-        let model = self.model(request);
+        let model = request.model_or(&self.config.model);
         if let Some(body) = super::passthrough::body(request, Protocol::Anthropic, model) {
             return body;
         }

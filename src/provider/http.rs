@@ -188,23 +188,20 @@ pub fn send<P: SseParser>(
     let Ok(mut headers) = headers(&key) else {
         return unusable_key(&config.name);
     };
-    let passthrough = request
+    let original = request
         .original
-        .as_ref()
-        .is_some_and(|o| o.protocol == protocol);
-    if passthrough {
-        forward_headers(request, &mut headers);
+        .as_deref()
+        .filter(|o| o.protocol == protocol);
+    if let Some(original) = original {
+        forward_headers(original, &mut headers);
     }
     let url = endpoint(&config.base_url, path);
-    let wire = passthrough && request.prefill.is_none();
+    let wire = original.is_some() && request.prefill.is_none();
     post_sse(http, config, &key, &url, headers, body, parser, wire)
 }
 
 /// The caller's own protocol headers (versions, betas) over the client's defaults, for a passthrough.
-fn forward_headers(request: &super::Request, headers: &mut HeaderMap) {
-    let Some(original) = &request.original else {
-        return;
-    };
+fn forward_headers(original: &super::Original, headers: &mut HeaderMap) {
     // The caller's values replace the client's own (a repeated header stays repeated).
     for (name, _) in &original.headers {
         headers.remove(name.as_str());
@@ -225,7 +222,7 @@ fn forward_headers(request: &super::Request, headers: &mut HeaderMap) {
 /// The request is sent when the returned stream is first polled; dropping the stream aborts it.
 /// Errors of any phase arrive as the stream's last item.
 #[allow(clippy::too_many_arguments)]
-pub fn post_sse<P: SseParser>(
+fn post_sse<P: SseParser>(
     http: &reqwest::Client,
     config: &ProviderConfig,
     key: &ApiKey,

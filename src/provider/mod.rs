@@ -222,6 +222,15 @@ impl Request {
 }
 
 impl Request {
+    /// The model to ask for: the request's own, else `configured` (the provider's).
+    pub fn model_or<'a>(&'a self, configured: &'a str) -> &'a str {
+        if self.model.is_empty() {
+            configured
+        } else {
+            &self.model
+        }
+    }
+
     /// The system prompt with the conversation's own system messages joined to it, in order, for
     /// a protocol with one system prompt only.
     pub fn joined_system(&self) -> Option<String> {

@@ -28,11 +28,7 @@ impl OpenAiClient {
     /// The JSON body for `request`: the caller's own when it came in this protocol (see
     /// [`super::passthrough`]), else built from it; the model defaults to the configured one.
     pub fn request_body(&self, request: &Request) -> String {
-        let model = if request.model.is_empty() {
-            &self.config.model
-        } else {
-            &request.model
-        };
+        let model = request.model_or(&self.config.model);
         if let Some(body) = super::passthrough::body(request, Protocol::Openai, model) {
             return body;
         }

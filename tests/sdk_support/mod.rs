@@ -2,6 +2,8 @@
 
 use std::process::Command;
 
+pub mod gateway;
+
 /// `BREAKERBOX_REQUIRE_SDK=1` (CI): a missing SDK fails the test instead of skipping it.
 pub fn required() -> bool {
     std::env::var("BREAKERBOX_REQUIRE_SDK").is_ok_and(|v| v == "1")
