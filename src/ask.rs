@@ -15,12 +15,12 @@ use tokio::sync::broadcast::error::RecvError;
 
 use crate::cli::{AskArgs, CommonArgs, RecordArgs};
 use crate::config::TargetEntry;
-use crate::console::dashboard::printable;
 use crate::engine::failover::{FailoverEngine, MidStreamPolicy, ProviderTotals, RequestMeta};
-use crate::event::{Bus, Event, EventKind, FORMAT_VERSION, Outcome, Source};
+use crate::event::{Bus, Event, EventKind, Outcome, Source};
 use crate::provider::{Message, Request};
 use crate::record::writer::{Recorder, session_header};
 use crate::setup;
+use crate::text::printable;
 
 pub async fn run(common: &CommonArgs, args: &AskArgs, record: &RecordArgs) -> Result<i32> {
     let config = setup::load_config(common)?;
@@ -60,12 +60,7 @@ pub async fn run(common: &CommonArgs, args: &AskArgs, record: &RecordArgs) -> Re
         }
         None => None,
     };
-    bus.publish(EventKind::SessionStarted {
-        format_version: FORMAT_VERSION,
-        mode: setup.mode,
-        providers: setup.infos.clone(),
-        breaker_threshold: Some(config.breaker.consecutive_failures),
-    });
+    bus.publish(setup.session_started(setup.mode));
 
     let request = Request {
         model: args.model.clone().unwrap_or_default(),

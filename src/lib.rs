@@ -4,6 +4,7 @@
 //! recorder and the tests fold. See DESIGN.md in the project's shared notes and the README.
 
 pub mod ask;
+pub mod attach;
 pub mod cli;
 pub mod config;
 pub mod console;
@@ -18,6 +19,7 @@ pub mod provider;
 pub mod record;
 pub mod replay;
 pub mod secret;
+pub mod session;
 pub mod setup;
 pub mod sim;
 pub mod text;

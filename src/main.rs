@@ -37,7 +37,7 @@ fn run(cli: Cli) -> Result<i32> {
             Some(Command::Sim(args)) => breakerbox::sim::run(&cli.common, &args).await.map(|()| 0),
             Some(Command::Replay(args)) => breakerbox::replay::run(&cli, &args).await,
             Some(Command::Serve(args)) => breakerbox::gateway::run(&cli, &args).await,
-            Some(Command::Attach(args)) => breakerbox::console::remote::run(&cli, &args).await,
+            Some(Command::Attach(args)) => breakerbox::attach::run(&cli, &args).await,
             None => breakerbox::console::run(&cli.common, cli.no_color, &cli.record).await,
         }
     })

@@ -48,13 +48,7 @@ const LATENCY_BUCKETS: [(u64, &str); 9] = [
     (30_000, "30"),
 ];
 
-const BREAKER_STATES: [BreakerState; 5] = [
-    BreakerState::Closed,
-    BreakerState::Open,
-    BreakerState::HalfOpen,
-    BreakerState::ForcedOpen,
-    BreakerState::ForcedClosed,
-];
+const BREAKER_STATES: [BreakerState; 5] = BreakerState::ALL;
 
 const SOURCES: [Source; 4] = [Source::Prompt, Source::Load, Source::Ask, Source::Gateway];
 
@@ -140,7 +134,7 @@ impl Metrics {
                 provider, reason, ..
             } => {
                 let p = self.provider(provider);
-                let r = self.skip_reasons.admit(reason);
+                let r = self.skip_reasons.admit(reason.as_str());
                 bump(self.skipped.entry((p, r)).or_default(), 1);
             }
             EventKind::FirstEvent {
@@ -205,16 +199,12 @@ impl Metrics {
                 }
             }
             EventKind::BreakerChanged { provider, to, .. } => {
-                // An unknown state leaves the gauge as it was (as the console does).
-                let Some(state) = BREAKER_STATES.into_iter().find(|s| s.as_str() == to) else {
-                    return;
-                };
                 if let Some(slot) = self.known_provider(provider) {
-                    *slot = state;
+                    *slot = *to;
                 }
             }
             EventKind::OperatorAction { action, .. } => {
-                let a = self.actions.admit(action);
+                let a = self.actions.admit(action.as_str());
                 bump(self.operator_actions.entry(a).or_default(), 1);
             }
         }

@@ -7,12 +7,12 @@ use std::sync::Arc;
 
 use crate::cli::CommonArgs;
 use crate::config::{BreakerScope, Config, TargetEntry};
-use crate::engine::breaker::Breakers;
+use crate::engine::breaker::{BreakerKey, Breakers};
 use crate::engine::classify::Policy;
 use crate::engine::cost::Pricing;
 use crate::engine::failover::{EngineSettings, FailoverEngine, MidStreamPolicy, Shared, Target};
 use crate::engine::retry::RetryBudget;
-use crate::event::{Bus, Mode, ProviderInfo};
+use crate::event::{Bus, EventKind, FORMAT_VERSION, Mode, ProviderInfo};
 use crate::provider::{self, ApiKey, Protocol, Provider};
 use crate::secret::Secrets;
 use crate::sim::{self, Simulator};
@@ -38,6 +38,17 @@ pub struct Setup {
 }
 
 impl Setup {
+    /// The `session_started` event that opens a session of `mode` on this setup.
+    pub fn session_started(&self, mode: Mode) -> EventKind {
+        EventKind::SessionStarted {
+            format_version: FORMAT_VERSION,
+            mode,
+            providers: self.infos.clone(),
+            breaker_threshold: Some(self.config.breaker.consecutive_failures),
+            breaker_counts: Policy::with_overrides(&self.config.policy).breaker_counts(),
+        }
+    }
+
     pub fn provider(&self, name: &str) -> Option<&Arc<dyn Provider>> {
         self.providers.iter().find(|p| p.name() == name)
     }
@@ -145,7 +156,7 @@ impl Setup {
                     .model
                     .clone()
                     .unwrap_or_else(|| provider.default_model().to_string());
-                target.breaker_key = format!("{}/{model}", provider.name());
+                target.breaker_key = BreakerKey::model(provider.name(), &model);
             }
             targets.push(target);
         }
@@ -323,7 +334,7 @@ async fn demo(
 fn info(name: &str, protocol: provider::Protocol, model: &str) -> ProviderInfo {
     ProviderInfo {
         name: name.to_string(),
-        protocol: protocol.to_string(),
+        protocol,
         model: model.to_string(),
     }
 }

@@ -20,9 +20,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
+use breakerbox::attach::{Options, Reader, attach};
 use breakerbox::console::app::App;
 use breakerbox::console::keys::Bindings;
-use breakerbox::console::remote::{Options, Reader, attach};
 use breakerbox::console::ui::{Link, Ui};
 use breakerbox::engine::breaker::BreakerState;
 use breakerbox::event::Event;

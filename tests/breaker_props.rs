@@ -11,6 +11,7 @@ use std::time::Duration;
 use breakerbox::engine::breaker::{
     Breaker, BreakerConfig, BreakerState, CallOutcome, Rejection, Transition,
 };
+use breakerbox::event::SkipReason;
 use proptest::prelude::*;
 use tokio::time::Instant;
 
@@ -128,14 +129,14 @@ impl Model {
         let reject = |reason, retry_in| Err(Rejection { reason, retry_in });
         let admission = match self.mode {
             Mode::Closed | Mode::ForcedClosed => Ok(false),
-            Mode::ForcedOpen => reject("forced_open", None),
-            Mode::Open { until } => reject("breaker_open", Some(until - now)),
+            Mode::ForcedOpen => reject(SkipReason::ForcedOpen, None),
+            Mode::Open { until } => reject(SkipReason::BreakerOpen, Some(until - now)),
             Mode::HalfOpen => {
                 if self.probes < self.cfg.half_open_probes.max(1) {
                     self.probes += 1;
                     Ok(true)
                 } else {
-                    reject("half_open_busy", None)
+                    reject(SkipReason::HalfOpenBusy, None)
                 }
             }
         };

@@ -729,7 +729,7 @@ async fn the_largest_values_allowed_run_requests_without_panic_or_hang() {
         assert!(complete && !text.is_empty());
         assert!(took < Duration::from_secs(60), "{took:?}");
     }
-    let snapshot = engine.shared().breakers.snapshot("anthropic");
+    let snapshot = engine.shared().breakers.snapshot(&"anthropic".into());
     assert!(
         snapshot
             .open_remaining

@@ -134,16 +134,17 @@ fn incident() -> Vec<Event> {
             providers: vec![
                 ProviderInfo {
                     name: s("anthropic"),
-                    protocol: s("anthropic"),
+                    protocol: breakerbox::provider::Protocol::Anthropic,
                     model: s("claude-sonnet-4-5"),
                 },
                 ProviderInfo {
                     name: s("openai"),
-                    protocol: s("openai"),
+                    protocol: breakerbox::provider::Protocol::Openai,
                     model: s("gpt-5"),
                 },
             ],
             breaker_threshold: Some(2),
+            breaker_counts: None,
         },
     );
     let chain = vec![s("anthropic"), s("openai")];
@@ -208,8 +209,9 @@ fn incident() -> Vec<Event> {
         5_641,
         EventKind::BreakerChanged {
             provider: s("anthropic"),
-            from: s("closed"),
-            to: s("open"),
+            model: None,
+            from: breakerbox::event::BreakerState::Closed,
+            to: breakerbox::event::BreakerState::Open,
             reason: s("2 consecutive failures"),
             recovery_ms: Some(30_000),
         },
@@ -239,7 +241,7 @@ fn incident() -> Vec<Event> {
         EventKind::AttemptSkipped {
             request_id: s("r3"),
             provider: s("anthropic"),
-            reason: s("breaker_open"),
+            reason: breakerbox::event::SkipReason::BreakerOpen,
         },
     );
     sc.at(
@@ -304,7 +306,7 @@ fn incident() -> Vec<Event> {
     sc.at(
         12_000,
         EventKind::OperatorAction {
-            action: s("set_fault"),
+            action: breakerbox::event::OperatorAction::SetFault,
             provider: Some(s("openai")),
             detail: s("latency:first=2s,token=80ms"),
         },

@@ -18,10 +18,11 @@ use breakerbox::console::dashboard::{
 };
 use breakerbox::console::keys::Bindings;
 use breakerbox::console::panels::{View, draw};
-use breakerbox::console::ui::{BreakerAction, Focus, LoadView, LogFilter, Overlay, Ui};
+use breakerbox::console::ui::{Focus, LoadView, LogFilter, Overlay, Ui};
 use breakerbox::engine::breaker::BreakerState;
 use breakerbox::event::{Mode, Outcome, Source};
 use breakerbox::provider::{ErrorClass, Phase};
+use breakerbox::session::Command;
 
 /// Seconds from the session's start to the frame's `now` (12:12:31).
 const NOW: i64 = 751;
@@ -251,7 +252,7 @@ fn requests() -> VecDeque<RequestView> {
                 1,
                 "anthropic",
                 AttemptState::Skipped {
-                    reason: "breaker_open".into(),
+                    reason: breakerbox::event::SkipReason::BreakerOpen,
                 },
             );
         }
@@ -623,8 +624,9 @@ fn forced_states() {
 fn confirm_popup() {
     let ui = Ui {
         overlay: Some(Overlay::Confirm {
-            action: BreakerAction::Trip,
-            provider: "anthropic".into(),
+            command: Command::Trip {
+                provider: "anthropic".into(),
+            },
         }),
         ..demo_ui()
     };
@@ -693,8 +695,9 @@ fn no_colour_anywhere() {
         None,
         Some(Overlay::Help),
         Some(Overlay::Confirm {
-            action: BreakerAction::Reset,
-            provider: "anthropic".into(),
+            command: Command::Reset {
+                provider: "anthropic".into(),
+            },
         }),
         Some(Overlay::FaultPicker {
             provider: "openai".into(),
@@ -762,8 +765,9 @@ fn any_size_draws_without_panicking() {
     let overlays = [
         Overlay::Help,
         Overlay::Confirm {
-            action: BreakerAction::ForceClosed,
-            provider: "openai".into(),
+            command: Command::ForceClosed {
+                provider: "openai".into(),
+            },
         },
         Overlay::FaultPicker {
             provider: "anthropic".into(),

@@ -10,12 +10,12 @@ use std::time::Duration;
 use breakerbox::cli::CommonArgs;
 use breakerbox::config::Config;
 use breakerbox::console::app::App;
-use breakerbox::console::control::Controller;
 use breakerbox::console::keys::Bindings;
 use breakerbox::console::ui::{LoadView, Overlay, Ui};
 use breakerbox::engine::failover::{FailoverEngine, RequestMeta};
 use breakerbox::event::{Bus, EventKind, Source};
 use breakerbox::provider::Request;
+use breakerbox::session::Controller;
 use breakerbox::sim::Simulator;
 
 fn key(c: char) -> KeyEvent {
@@ -44,7 +44,8 @@ async fn demo() -> (App, FailoverEngine, Arc<Simulator>, Bus) {
         .expect("setup");
     let engine = setup.engine(None).expect("engine");
     let sim = Arc::new(setup.sim.take().expect("a simulator"));
-    let mut controller = Controller::new(engine.clone(), Some(Arc::clone(&sim)));
+    let names = setup.infos.iter().map(|i| i.name.clone()).collect();
+    let mut controller = Controller::new(engine.clone(), names, Some(Arc::clone(&sim)));
     controller.start_load(LoadView {
         on: false,
         per_sec: 1.0,
@@ -61,6 +62,7 @@ async fn demo() -> (App, FailoverEngine, Arc<Simulator>, Bus) {
         mode: breakerbox::event::Mode::Demo,
         providers: setup.infos.clone(),
         breaker_threshold: Some(5),
+        breaker_counts: None,
     }));
     (app, engine, sim, bus)
 }
@@ -87,7 +89,7 @@ async fn trip_forces_open_and_the_next_request_skips_the_provider() {
     // anthropic is the first row, selected.
     app.on_key(&key('o'));
     assert!(
-        matches!(app.ui.overlay, Some(Overlay::Confirm { ref provider, .. }) if provider == "anthropic")
+        matches!(&app.ui.overlay, Some(Overlay::Confirm { command }) if command.provider() == Some("anthropic"))
     );
     app.on_key(&key('y'));
     assert_eq!(app.ui.overlay, None);
@@ -178,7 +180,7 @@ async fn freeze_keeps_the_screen_while_data_is_still_collected() {
     assert!(app.ui.frozen);
     let before = app.live.events_applied;
     app.live.apply(&bus.publish(EventKind::OperatorAction {
-        action: "test".into(),
+        action: breakerbox::event::OperatorAction::Load,
         provider: None,
         detail: String::new(),
     }));

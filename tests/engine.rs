@@ -732,7 +732,7 @@ async fn a_responses_primary_fails_over_to_anthropic() {
     const PROMPT: &str = "Why do circuit breakers half-open?";
     let (setup, engine) = responses_first().await;
     let info = setup.infos.iter().find(|i| i.name == "responses").unwrap();
-    assert_eq!(info.protocol, "openai_responses");
+    assert_eq!(info.protocol.as_str(), "openai_responses");
 
     // Healthy, the Responses API answers, with its usage metered.
     let seen = ask(&engine, PROMPT).await;

@@ -26,7 +26,7 @@ fn concurrent_publishers_are_received_in_seq_order() {
             s.spawn(move || {
                 for i in 0..EACH {
                     bus.publish(EventKind::OperatorAction {
-                        action: "test".into(),
+                        action: breakerbox::event::OperatorAction::Load,
                         provider: None,
                         detail: format!("{p}/{i}"),
                     });

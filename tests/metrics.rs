@@ -10,7 +10,7 @@ use futures::StreamExt;
 
 use breakerbox::cli::CommonArgs;
 use breakerbox::config::Config;
-use breakerbox::event::{Bus, Event, EventKind, Mode, Outcome, ProviderInfo, Source};
+use breakerbox::event::{Bus, Event, EventKind, Mode, Outcome, ProviderInfo, SkipReason, Source};
 use breakerbox::metrics::{LABEL_VALUES_KEPT, Metrics};
 use breakerbox::provider::{ErrorClass, Phase, Request};
 
@@ -107,8 +107,9 @@ fn finished(id: &str, outcome: Outcome, provider: Option<&str>) -> EventKind {
 fn breaker(provider: &str, from: &str, to: &str) -> EventKind {
     EventKind::BreakerChanged {
         provider: provider.into(),
-        from: from.into(),
-        to: to.into(),
+        model: None,
+        from: from.parse().unwrap(),
+        to: to.parse().unwrap(),
         reason: "test".into(),
         recovery_ms: None,
     }
@@ -116,7 +117,7 @@ fn breaker(provider: &str, from: &str, to: &str) -> EventKind {
 
 fn action(action: &str, provider: Option<&str>) -> EventKind {
     EventKind::OperatorAction {
-        action: action.into(),
+        action: action.parse().unwrap(),
         provider: provider.map(Into::into),
         detail: String::new(),
     }
@@ -130,11 +131,12 @@ fn session(names: &[&str]) -> EventKind {
             .iter()
             .map(|n| ProviderInfo {
                 name: n.to_string(),
-                protocol: "openai".into(),
+                protocol: breakerbox::provider::Protocol::Openai,
                 model: "m".into(),
             })
             .collect(),
         breaker_threshold: Some(5),
+        breaker_counts: None,
     }
 }
 
@@ -155,7 +157,7 @@ fn scripted() -> Vec<EventKind> {
         EventKind::AttemptSkipped {
             request_id: "r2".into(),
             provider: "anthropic".into(),
-            reason: "breaker_open".into(),
+            reason: breakerbox::event::SkipReason::BreakerOpen,
         },
         attempt("r2", 1, "openai"),
         first_event("r2", "openai", 40),
@@ -180,7 +182,6 @@ fn scripted() -> Vec<EventKind> {
         breaker("anthropic", "open", "half_open"),
         action("trip", Some("anthropic")),
         breaker("anthropic", "half_open", "forced_open"),
-        breaker("openai", "closed", "no_such_state"),
     ]
 }
 
@@ -209,7 +210,7 @@ fn scripted_fold_renders_exact_lines() {
             r#"breakerbox_breaker_state{provider="anthropic",state="half_open"} 0"#,
             r#"breakerbox_breaker_state{provider="anthropic",state="forced_open"} 1"#,
             r#"breakerbox_breaker_state{provider="anthropic",state="forced_closed"} 0"#,
-            // An unknown state leaves openai as it was.
+            // No change seen: openai is closed.
             r#"breakerbox_breaker_state{provider="openai",state="closed"} 1"#,
             r#"breakerbox_breaker_state{provider="openai",state="open"} 0"#,
             "# TYPE breakerbox_requests_total counter",
@@ -301,7 +302,7 @@ fn label_values_are_escaped() {
     let hostile = "we\"ird\\na\nme";
     let text = fold(vec![
         attempt("r", 1, hostile),
-        action("set\nfault \"x\"", None),
+        action("set_fault", Some(hostile)),
     ])
     .render();
     validate(&text);
@@ -310,7 +311,7 @@ fn label_values_are_escaped() {
         &[
             r#"breakerbox_attempts_total{provider="we\"ird\\na\nme"} 1"#,
             r#"breakerbox_breaker_state{provider="we\"ird\\na\nme",state="closed"} 1"#,
-            r#"breakerbox_operator_actions_total{action="set\nfault \"x\""} 1"#,
+            r#"breakerbox_operator_actions_total{action="set_fault"} 1"#,
         ],
     );
     assert_eq!(
@@ -371,7 +372,7 @@ fn labels_are_bounded_and_hostile_input_never_panics() {
         kinds.push(EventKind::AttemptSkipped {
             request_id: "r".into(),
             provider: "p000".into(),
-            reason: format!("reason {i}"),
+            reason: SkipReason::ALL[i % SkipReason::ALL.len()],
         });
     }
     kinds.push(breaker(
@@ -408,7 +409,9 @@ fn labels_are_bounded_and_hostile_input_never_panics() {
         &text,
         &[
             r#"breakerbox_attempts_total{provider="other"} 12"#,
-            r#"breakerbox_attempts_skipped_total{provider="p000",reason="other"} 10"#,
+            // Skip reasons are a closed set: each its own series, none lumped into `other`.
+            r#"breakerbox_attempts_skipped_total{provider="p000",reason="breaker_open"} 13"#,
+            r#"breakerbox_attempts_skipped_total{provider="p000",reason="cannot_continue"} 12"#,
             r#"breakerbox_tokens_total{provider="p000",kind="input"} 18446744073709551615"#,
             &format!(
                 "breakerbox_cost_usd_total{{provider=\"p000\"}} {}",

@@ -107,6 +107,7 @@ async fn record_demo(path: &Path, redact: bool, prompt: &str, n: usize) -> Vec<E
         mode: setup.mode,
         providers: setup.infos.clone(),
         breaker_threshold: Some(2),
+        breaker_counts: None,
     });
     send(&engine, prompt, n).await;
     let summary = recorder.finish().await;

@@ -45,16 +45,17 @@ fn events() -> Vec<Event> {
             providers: vec![
                 ProviderInfo {
                     name: s("anthropic"),
-                    protocol: s("anthropic"),
+                    protocol: breakerbox::provider::Protocol::Anthropic,
                     model: s("claude-sonnet-4-5"),
                 },
                 ProviderInfo {
                     name: s("openai"),
-                    protocol: s("openai"),
+                    protocol: breakerbox::provider::Protocol::Openai,
                     model: s("gpt-5"),
                 },
             ],
             breaker_threshold: Some(2),
+            breaker_counts: None,
         },
     );
     for i in 0..60i64 {
@@ -102,8 +103,9 @@ fn events() -> Vec<Event> {
                     at + 51,
                     EventKind::BreakerChanged {
                         provider: s("anthropic"),
-                        from: s("closed"),
-                        to: s("open"),
+                        model: None,
+                        from: breakerbox::event::BreakerState::Closed,
+                        to: breakerbox::event::BreakerState::Open,
                         reason: s("2 consecutive failures"),
                         recovery_ms: Some(30_000),
                     },

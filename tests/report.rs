@@ -32,12 +32,12 @@ fn header() -> SessionHeader {
         providers: vec![
             ProviderInfo {
                 name: "anthropic".into(),
-                protocol: "anthropic".into(),
+                protocol: breakerbox::provider::Protocol::Anthropic,
                 model: "claude-sonnet-4-5".into(),
             },
             ProviderInfo {
                 name: "openai".into(),
-                protocol: "openai".into(),
+                protocol: breakerbox::provider::Protocol::Openai,
                 model: "gpt-5".into(),
             },
         ],
@@ -158,8 +158,9 @@ impl Script {
             ms,
             EventKind::BreakerChanged {
                 provider: provider.into(),
-                from: from.into(),
-                to: to.into(),
+                model: None,
+                from: from.parse().unwrap(),
+                to: to.parse().unwrap(),
                 reason: reason.into(),
                 recovery_ms: (to == "open").then_some(30_000),
             },
@@ -171,7 +172,7 @@ impl Script {
             EventKind::AttemptSkipped {
                 request_id: id.into(),
                 provider: provider.into(),
-                reason: reason.into(),
+                reason: reason.parse().unwrap(),
             },
         );
     }
@@ -179,7 +180,7 @@ impl Script {
         self.at(
             ms,
             EventKind::OperatorAction {
-                action: action.into(),
+                action: action.parse().unwrap(),
                 provider: Some(provider.into()),
                 detail: String::new(),
             },
@@ -228,6 +229,7 @@ fn incident() -> Vec<Event> {
             mode: Mode::Demo,
             providers: header().providers,
             breaker_threshold: Some(3),
+            breaker_counts: None,
         },
     );
     for (i, lat) in LOAD_LATENCIES.iter().enumerate() {
@@ -523,7 +525,7 @@ fn open_breaker_is_clipped_to_the_end_and_initial_open_counts_from_the_start() {
     s.at(
         10_000,
         EventKind::OperatorAction {
-            action: "note".into(),
+            action: breakerbox::event::OperatorAction::Load,
             provider: None,
             detail: "end".into(),
         },
@@ -580,7 +582,7 @@ fn hostile_content_never_panics_and_stays_bounded() {
                 latency_ms: u64::MAX,
             },
         );
-        s.skip(i, "nope", &p, &"r".repeat(10_000 + i as usize));
+        s.skip(i, &"r".repeat(10_000 + i as usize), &p, "breaker_open");
         s.at(
             i,
             EventKind::Usage {

@@ -4,7 +4,7 @@
 //! tasks, reached through the controller).
 //!
 //! The same loop serves a local session (the engine in this process, [`Controller`]), a replay
-//! (read-only) and a console attached to a remote gateway ([`RemoteControl`], whose results and
+//! (read-only) and a console attached to a remote gateway (`attach`'s control, whose results and
 //! stream state arrive as [`Note`]s).
 
 use chrono::Utc;
@@ -20,14 +20,14 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 
-use super::control::{Controller, LoadChange};
 use super::dashboard::Dashboard;
 use super::keys::{Action, Bindings};
 use super::panels::{self, View};
-use super::remote::{Note, RemoteControl};
 use super::replay::Player;
-use super::ui::{BreakerAction, FAULT_CHOICES, Focus, Overlay, Ui};
+use super::ui::Link;
+use super::ui::{FAULT_CHOICES, Focus, Overlay, Ui};
 use crate::event::{Event, EventKind};
+use crate::session::{Command, Controller, LoadChange, LoadView};
 
 /// At most 60 frames a second.
 const FRAME: Duration = Duration::from_millis(16);
@@ -36,39 +36,41 @@ const TICK: Duration = Duration::from_millis(500);
 /// Events folded before the loop looks at the keyboard again (a burst never starves the keys).
 const BURST: usize = 4096;
 
-/// What the operator's commands reach.
-pub enum Control {
-    /// The engine and simulator in this process.
-    Local(Controller),
-    /// A gateway elsewhere, through its `/control`; results come back as notes.
-    Remote(RemoteControl),
+/// What the operator's commands reach: the [`Controller`] in this process, or a gateway elsewhere
+/// (`attach`, whose results arrive later as [`Note`]s).
+pub trait Control: Send {
+    /// Carry out `command`, or send it on; a line for the status bar.
+    fn send(&self, command: Command) -> String;
+    /// The background load as it now is, where there is one.
+    fn load(&self) -> Option<LoadView> {
+        None
+    }
+    /// Commands go to a remote gateway.
+    fn attached(&self) -> bool {
+        false
+    }
 }
 
-impl Control {
-    /// Trip, force closed or reset a breaker. Returns a line for the status bar.
-    fn breaker(&self, action: BreakerAction, provider: &str) -> String {
-        match self {
-            Control::Local(c) => c.breaker(action, provider),
-            Control::Remote(r) => r.breaker(action, provider),
-        }
+impl Control for Controller {
+    fn send(&self, command: Command) -> String {
+        self.apply(command).unwrap_or_else(|refused| refused)
     }
 
-    fn set_fault(&self, provider: &str, fault: &str) -> String {
-        match self {
-            Control::Local(c) => c.set_fault(provider, fault),
-            Control::Remote(r) => r.set_fault(provider, fault),
-        }
+    fn load(&self) -> Option<LoadView> {
+        Controller::load(self)
     }
+}
 
-    fn send_prompt(&self, text: &str) -> String {
-        match self {
-            Control::Local(c) => {
-                c.send_prompt(text);
-                "sent".to_string()
-            }
-            Control::Remote(r) => r.send_prompt(text),
-        }
-    }
+/// What the console hears from the gateway besides events: results of commands, lost events,
+/// the stream's state. Folded by [`App::on_note`]; an attached console gets them from `attach`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Note {
+    /// A line for the status bar.
+    Flash(String),
+    /// The gateway dropped this many events for us (its `lagged` frame).
+    Missed(u64),
+    /// The event stream connected or dropped.
+    Link(Link),
 }
 
 /// The console's state and what it talks to.
@@ -81,7 +83,7 @@ pub struct App {
     pub keys: Bindings,
     pub prompt: TextArea<'static>,
     /// Reaches the engine or the gateway; `None` in a replay, which is read-only.
-    control: Option<Control>,
+    control: Option<Box<dyn Control>>,
     /// Results of remote commands and the remote stream's state (attached only).
     notes: Option<mpsc::UnboundedReceiver<Note>>,
     /// Plays a recording instead of the bus.
@@ -91,25 +93,25 @@ pub struct App {
 
 impl App {
     pub fn new(ui: Ui, keys: Bindings, controller: Controller) -> Self {
-        Self::with_control(ui, keys, Control::Local(controller), None)
+        Self::with_control(ui, keys, Box::new(controller), None)
     }
 
     /// A console attached to a remote gateway (`breakerbox attach`): commands go to `control`,
     /// whose results, like the event stream's state, arrive on `notes`. `ui.attached` names the
-    /// gateway in the header (see `remote::Attachment::into_app`).
+    /// gateway in the header (see `attach::Attachment::into_app`).
     pub fn attached(
         ui: Ui,
         keys: Bindings,
-        control: RemoteControl,
+        control: impl Control + 'static,
         notes: mpsc::UnboundedReceiver<Note>,
     ) -> Self {
-        Self::with_control(ui, keys, Control::Remote(control), Some(notes))
+        Self::with_control(ui, keys, Box::new(control), Some(notes))
     }
 
     fn with_control(
         ui: Ui,
         keys: Bindings,
-        control: Control,
+        control: Box<dyn Control>,
         notes: Option<mpsc::UnboundedReceiver<Note>>,
     ) -> Self {
         let mut app = App {
@@ -128,7 +130,7 @@ impl App {
     }
 
     fn is_attached(&self) -> bool {
-        matches!(self.control, Some(Control::Remote(_)))
+        self.control.as_ref().is_some_and(|c| c.attached())
     }
 
     /// A console playing a recording.
@@ -422,7 +424,9 @@ impl App {
                     self.ui.flash = Some("type a prompt first".to_string());
                 } else {
                     let flash = match &self.control {
-                        Some(control) => control.send_prompt(text.trim()),
+                        Some(control) => control.send(Command::Prompt {
+                            text: text.trim().to_string(),
+                        }),
                         None => "a replay is read-only".to_string(),
                     };
                     self.prompt = TextArea::default();
@@ -449,10 +453,10 @@ impl App {
                     self.ui.overlay = None;
                 }
             }
-            Overlay::Confirm { action, provider } => {
+            Overlay::Confirm { command } => {
                 self.ui.overlay = None;
                 self.ui.flash = Some(match (&self.control, key.code) {
-                    (Some(control), KeyCode::Char('y')) => control.breaker(action, &provider),
+                    (Some(control), KeyCode::Char('y')) => control.send(command),
                     _ => "cancelled".to_string(),
                 });
             }
@@ -464,7 +468,10 @@ impl App {
                     if let (Some((fault, _)), Some(control)) =
                         (FAULT_CHOICES.get(selected), &self.control)
                     {
-                        self.ui.flash = Some(control.set_fault(&provider, fault));
+                        self.ui.flash = Some(control.send(Command::SetFault {
+                            provider,
+                            fault: (*fault).to_string(),
+                        }));
                     }
                 } else if up || down {
                     let n = FAULT_CHOICES.len();
@@ -526,11 +533,11 @@ impl App {
             Action::Down => self.select(1),
             Action::PageUp => self.scroll(-10),
             Action::PageDown => self.scroll(10),
-            Action::Trip => self.confirm(BreakerAction::Trip),
-            Action::ForceClosed => self.confirm(BreakerAction::ForceClosed),
+            Action::Trip => self.confirm(|provider| Command::Trip { provider }),
+            Action::ForceClosed => self.confirm(|provider| Command::ForceClosed { provider }),
             Action::Reset => {
                 if let (Some(provider), Some(control)) = (self.selected_provider(), &self.control) {
-                    self.ui.flash = Some(control.breaker(BreakerAction::Reset, &provider));
+                    self.ui.flash = Some(control.send(Command::Reset { provider }));
                 }
             }
             Action::PickFault => match self.selected_provider() {
@@ -563,15 +570,9 @@ impl App {
     }
 
     fn load(&mut self, change: LoadChange) {
-        match &self.control {
-            Some(Control::Local(controller)) => {
-                self.ui.flash = Some(controller.adjust_load(change));
-                self.ui.load = controller.load();
-            }
-            Some(Control::Remote(_)) => {
-                self.ui.flash = Some("no background load on an attached console".to_string());
-            }
-            None => {}
+        if let Some(control) = &self.control {
+            self.ui.flash = Some(control.send(Command::Load { change }));
+            self.ui.load = control.load();
         }
     }
 
@@ -582,9 +583,11 @@ impl App {
             .map(|p| p.name.clone())
     }
 
-    fn confirm(&mut self, action: BreakerAction) {
+    fn confirm(&mut self, command: fn(String) -> Command) {
         if let Some(provider) = self.selected_provider() {
-            self.ui.overlay = Some(Overlay::Confirm { action, provider });
+            self.ui.overlay = Some(Overlay::Confirm {
+                command: command(provider),
+            });
         }
     }
 

@@ -7,16 +7,17 @@
 
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
-use std::borrow::Cow;
 use std::collections::{BTreeMap, VecDeque};
 
-use std::fmt::{self, Write as _};
-use std::sync::LazyLock;
-
-use crate::engine::breaker::BreakerState;
-use crate::engine::classify::Policy;
-use crate::event::{Event, EventKind, Mode, Outcome, ProviderInfo, Source};
-use crate::provider::{ErrorClass, Phase};
+use crate::engine::classify::counted_by_breaker;
+use crate::event::describe::describe;
+use crate::event::{
+    BreakerState, ErrorClass, Event, EventKind, Mode, OperatorAction, Outcome, Phase, ProviderInfo,
+    SkipReason, Source,
+};
+use crate::text::one_line;
+#[cfg(test)]
+use crate::text::printable;
 
 /// Recent requests kept for the reply panel and the request list.
 pub const REQUESTS_KEPT: usize = 200;
@@ -196,7 +197,7 @@ pub enum AttemptState {
         message: String,
     },
     Skipped {
-        reason: String,
+        reason: SkipReason,
     },
 }
 
@@ -224,6 +225,9 @@ pub struct ErrorCount {
 pub struct Ledger {
     /// The session's breaker threshold, for providers that appear after `session_started`.
     threshold: Option<u32>,
+    /// The classes the session's breakers count (`session_started.breaker_counts`; absent: the
+    /// default policy's).
+    breaker_counts: Option<Vec<ErrorClass>>,
     /// Attempts started while their provider was half-open and not yet ended, oldest first.
     probes: VecDeque<Probe>,
     /// The latest usage cost per request and provider: the engine publishes an attempt's `usage`
@@ -255,16 +259,6 @@ const PROBES_KEPT: usize = 1_024;
 const USAGE_KEPT: usize = 4_096;
 /// Longest error message, reason or detail kept (one line).
 const MESSAGE_CHARS_KEPT: usize = 2_000;
-/// Longest field quoted in a log line, and longest line.
-const LOG_FIELD_CHARS: usize = 300;
-const LOG_LINE_CHARS: usize = 1_000;
-
-/// The default policy says which classes count for a breaker (the console has no engine config).
-static POLICY: LazyLock<Policy> = LazyLock::new(Policy::default);
-
-fn counts_for_breaker(class: ErrorClass) -> bool {
-    class != ErrorClass::Cancelled && POLICY.get(class).breaker
-}
 
 impl Default for Dashboard {
     fn default() -> Self {
@@ -300,8 +294,12 @@ impl Dashboard {
                 mode,
                 providers,
                 breaker_threshold,
+                breaker_counts,
                 ..
-            } => self.on_session_started(ts, *mode, providers, *breaker_threshold),
+            } => {
+                self.ledger.breaker_counts.clone_from(breaker_counts);
+                self.on_session_started(ts, *mode, providers, *breaker_threshold);
+            }
             EventKind::RequestStarted {
                 request_id,
                 source,
@@ -340,7 +338,7 @@ impl Dashboard {
                 request_id,
                 provider,
                 reason,
-            } => self.on_attempt_skipped(ts, request_id, provider, reason),
+            } => self.on_attempt_skipped(ts, request_id, provider, *reason),
             EventKind::FirstEvent {
                 request_id,
                 attempt,
@@ -417,7 +415,7 @@ impl Dashboard {
                 reason,
                 recovery_ms,
                 ..
-            } => self.on_breaker_changed(ts, provider, to, reason, *recovery_ms),
+            } => self.on_breaker_changed(ts, provider, *to, reason, *recovery_ms),
             EventKind::ProviderFlagged {
                 provider,
                 flag,
@@ -433,7 +431,7 @@ impl Dashboard {
                 provider,
                 detail,
             } => {
-                if action == "set_fault"
+                if *action == OperatorAction::SetFault
                     && let Some(name) = provider
                     && let Some(i) = self.provider_index(ts, name, "", "")
                 {
@@ -524,11 +522,16 @@ impl Dashboard {
             }
             if let Some(i) = self.providers.iter().position(|p| p.name == info.name) {
                 let mut view = self.providers.remove(i);
-                view.protocol.clone_from(&info.protocol);
+                info.protocol.as_str().clone_into(&mut view.protocol);
                 view.model.clone_from(&info.model);
                 ordered.push(view);
             } else if ordered.len() + self.providers.len() < PROVIDERS_KEPT {
-                ordered.push(self.new_provider(ts, &info.name, &info.protocol, &info.model));
+                ordered.push(self.new_provider(
+                    ts,
+                    &info.name,
+                    info.protocol.as_str(),
+                    &info.model,
+                ));
             }
         }
         ordered.append(&mut self.providers);
@@ -671,7 +674,7 @@ impl Dashboard {
                     },
                     LATENCY_POINTS_KEPT,
                 );
-                if counts_for_breaker(failure.class) {
+                if counted_by_breaker(self.ledger.breaker_counts.as_deref(), failure.class) {
                     view.consecutive_failures = view.consecutive_failures.saturating_add(1);
                 }
                 self.count_error(ts, provider, &failure, &message);
@@ -719,7 +722,7 @@ impl Dashboard {
         ts: DateTime<Utc>,
         request_id: &str,
         provider: &str,
-        reason: &str,
+        reason: SkipReason,
     ) {
         self.provider_index(ts, provider, "", "");
         if let Some(request) = self.request_mut(request_id) {
@@ -729,9 +732,7 @@ impl Dashboard {
                     number: 0,
                     provider: provider.to_string(),
                     model: String::new(),
-                    state: AttemptState::Skipped {
-                        reason: one_line(reason, MESSAGE_CHARS_KEPT),
-                    },
+                    state: AttemptState::Skipped { reason },
                 },
             );
         }
@@ -832,15 +833,11 @@ impl Dashboard {
         &mut self,
         ts: DateTime<Utc>,
         provider: &str,
-        to: &str,
+        state: BreakerState,
         reason: &str,
         recovery_ms: Option<u64>,
     ) {
         let Some(i) = self.provider_index(ts, provider, "", "") else {
-            return;
-        };
-        // An unknown state leaves the view as it was; the log line says so.
-        let Some(state) = parse_breaker_state(to) else {
             return;
         };
         let now = self.now.unwrap_or(ts);
@@ -1115,62 +1112,6 @@ fn bounded(s: &str, max_chars: usize) -> String {
     }
 }
 
-/// `s` on one line (control characters, escapes included, become spaces), at most `max_chars`.
-fn one_line(s: &str, max_chars: usize) -> String {
-    if s.len() <= max_chars && !s.contains(char::is_control) {
-        return s.to_string();
-    }
-    let mut out = String::with_capacity(s.len().min(max_chars * 4));
-    let _ = write!(out, "{}", OneLine(s, max_chars));
-    out
-}
-
-/// Displays a string as `one_line` does, without allocating.
-struct OneLine<'a>(&'a str, usize);
-
-impl fmt::Display for OneLine<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let OneLine(s, max) = *self;
-        if s.len() <= max && !s.contains(char::is_control) {
-            return f.write_str(s);
-        }
-        for (i, c) in s.chars().enumerate() {
-            if i == max {
-                return f.write_char('…');
-            }
-            f.write_char(shown(c))?;
-        }
-        Ok(())
-    }
-}
-
-/// A character as a terminal may be given it: a control character (ESC and so every escape
-/// sequence, BEL, CR, backspace, the C1 controls) becomes a space, so text from a provider can
-/// neither drive the terminal nor forge a line.
-fn shown(c: char) -> char {
-    if c.is_control() { ' ' } else { c }
-}
-
-/// `s` for a terminal, as the event log and a headless gateway's log show text: control characters
-/// become spaces (see [`shown`]); newlines stay when `lines` is true (a reply), else they go too
-/// (a log line stays one line). Unchanged, and not copied, when there is nothing to escape.
-pub fn printable(s: &str, lines: bool) -> Cow<'_, str> {
-    let escaped = |c: char| c.is_control() && !(lines && c == '\n');
-    if !s.contains(escaped) {
-        return Cow::Borrowed(s);
-    }
-    Cow::Owned(
-        s.chars()
-            .map(|c| if escaped(c) { shown(c) } else { c })
-            .collect(),
-    )
-}
-
-/// A field quoted in a log line.
-fn q(s: &str) -> OneLine<'_> {
-    OneLine(s, LOG_FIELD_CHARS)
-}
-
 /// NaN and infinities (a broken price) would poison every sum they enter.
 fn finite(x: f64) -> f64 {
     if x.is_finite() { x } else { 0.0 }
@@ -1183,19 +1124,6 @@ fn plus_millis(ts: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
         .and_then(chrono::TimeDelta::try_milliseconds)
         .and_then(|d| ts.checked_add_signed(d))
         .unwrap_or(DateTime::<Utc>::MAX_UTC)
-}
-
-/// A breaker state by its `as_str` name.
-fn parse_breaker_state(name: &str) -> Option<BreakerState> {
-    [
-        BreakerState::Closed,
-        BreakerState::Open,
-        BreakerState::HalfOpen,
-        BreakerState::ForcedOpen,
-        BreakerState::ForcedClosed,
-    ]
-    .into_iter()
-    .find(|s| s.as_str() == name)
 }
 
 /// The provider an event is about, for the log's provider filter.
@@ -1214,248 +1142,6 @@ fn event_provider(kind: &EventKind) -> Option<&str> {
         | EventKind::OperatorAction { provider, .. } => provider.as_deref(),
         EventKind::SessionStarted { .. } | EventKind::RequestStarted { .. } => None,
     }
-}
-
-fn source_name(source: Source) -> &'static str {
-    match source {
-        Source::Prompt => "prompt",
-        Source::Load => "load",
-        Source::Ask => "ask",
-        Source::Gateway => "gateway",
-    }
-}
-
-fn seconds(ms: u64) -> f64 {
-    ms as f64 / 1000.0
-}
-
-/// One line for people about an event: the event log's, and a headless gateway's stderr. Control
-/// characters from providers' messages are escaped.
-pub fn describe(kind: &EventKind) -> String {
-    let mut s = String::with_capacity(96);
-    // Writing to a String cannot fail.
-    let _ = write_description(&mut s, kind);
-    if s.len() > LOG_LINE_CHARS
-        && let Some((cut, _)) = s.char_indices().nth(LOG_LINE_CHARS)
-    {
-        s.truncate(cut);
-        s.push('…');
-    }
-    s
-}
-
-fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
-    match kind {
-        EventKind::SessionStarted {
-            mode,
-            providers,
-            breaker_threshold,
-            ..
-        } => {
-            write!(s, "session started in {} mode:", mode.as_str())?;
-            for (i, p) in providers.iter().take(PROVIDERS_KEPT).enumerate() {
-                let sep = if i == 0 { " " } else { ", " };
-                write!(s, "{sep}{} ({})", q(&p.name), q(&p.model))?;
-            }
-            if let Some(n) = breaker_threshold {
-                write!(s, "; breakers open after {n} failures in a row")?;
-            }
-        }
-        EventKind::RequestStarted {
-            request_id,
-            source,
-            chain,
-            ..
-        } => {
-            write!(s, "{} started ({}):", q(request_id), source_name(*source))?;
-            for (i, p) in chain.iter().take(CHAIN_KEPT).enumerate() {
-                let sep = if i == 0 { " " } else { " → " };
-                write!(s, "{sep}{}", q(p))?;
-            }
-        }
-        EventKind::AttemptStarted {
-            request_id,
-            attempt,
-            provider,
-            model,
-        } => write!(
-            s,
-            "{} #{attempt} {} started ({})",
-            q(request_id),
-            q(provider),
-            q(model)
-        )?,
-        EventKind::AttemptFailed {
-            request_id,
-            attempt,
-            provider,
-            phase,
-            class,
-            retryable,
-            status,
-            retry_after_ms,
-            message,
-            ..
-        } => {
-            write!(
-                s,
-                "{} #{attempt} {} {class} in {phase} (",
-                q(request_id),
-                q(provider)
-            )?;
-            if let Some(status) = status {
-                write!(s, "HTTP {status}, ")?;
-            }
-            if let Some(ms) = retry_after_ms {
-                write!(s, "retry after {:.1} s, ", seconds(*ms))?;
-            }
-            let retry = if *retryable {
-                "retryable"
-            } else {
-                "not retryable"
-            };
-            write!(s, "{retry}): {}", q(message))?;
-        }
-        EventKind::AttemptSkipped {
-            request_id,
-            provider,
-            reason,
-        } => write!(
-            s,
-            "{} {} skipped: {}",
-            q(request_id),
-            q(provider),
-            q(reason)
-        )?,
-        EventKind::FirstEvent {
-            request_id,
-            attempt,
-            provider,
-            latency_ms,
-        } => write!(
-            s,
-            "{} #{attempt} {} first event in {latency_ms} ms",
-            q(request_id),
-            q(provider)
-        )?,
-        EventKind::TextDelta {
-            request_id,
-            provider,
-            text,
-        } => write!(s, "{} {} text: {}", q(request_id), q(provider), q(text))?,
-        EventKind::Rewind {
-            request_id,
-            provider,
-            discarded_chars,
-            reason,
-        } => write!(
-            s,
-            "{} rewind: {discarded_chars} chars withdrawn after {} ({})",
-            q(request_id),
-            q(provider),
-            q(reason)
-        )?,
-        EventKind::Usage {
-            request_id,
-            provider,
-            input_tokens,
-            output_tokens,
-            cache_read_tokens,
-            cache_write_tokens,
-            cost_usd,
-            estimated,
-            ..
-        } => {
-            write!(
-                s,
-                "{} {} usage: {input_tokens} in, {output_tokens} out",
-                q(request_id),
-                q(provider)
-            )?;
-            if *cache_read_tokens > 0 || *cache_write_tokens > 0 {
-                write!(
-                    s,
-                    ", cache {cache_read_tokens} read, {cache_write_tokens} written"
-                )?;
-            }
-            write!(s, ", ${:.6}", finite(*cost_usd))?;
-            if *estimated {
-                s.push_str(" (estimated)");
-            }
-        }
-        EventKind::RequestFinished {
-            request_id,
-            outcome,
-            provider,
-            class,
-            message,
-            total_ms,
-            cost_usd,
-            attempts,
-            ..
-        } => {
-            match (outcome, provider) {
-                (Outcome::Ok, Some(p)) => write!(s, "{} answered by {}", q(request_id), q(p))?,
-                (Outcome::Ok, None) => write!(s, "{} answered", q(request_id))?,
-                (Outcome::Error, _) => write!(s, "{} failed", q(request_id))?,
-            }
-            write!(
-                s,
-                " in {:.2} s, ${:.6} ({attempts} attempt{})",
-                seconds(*total_ms),
-                finite(*cost_usd),
-                if *attempts == 1 { "" } else { "s" }
-            )?;
-            if *outcome == Outcome::Error {
-                if let Some(class) = class {
-                    write!(s, ": {class}")?;
-                }
-                if let Some(m) = message {
-                    write!(s, ": {}", q(m))?;
-                }
-            }
-        }
-        EventKind::BreakerChanged {
-            provider,
-            from,
-            to,
-            reason,
-            recovery_ms,
-        } => {
-            write!(
-                s,
-                "{} breaker {} → {} ({})",
-                q(provider),
-                q(from),
-                q(to),
-                q(reason)
-            )?;
-            if parse_breaker_state(to).is_none() {
-                s.push_str(": unknown state, ignored");
-            } else if let (Some(ms), "open") = (recovery_ms, to.as_str()) {
-                write!(s, ", half-open in {:.1} s", seconds(*ms))?;
-            }
-        }
-        EventKind::ProviderFlagged {
-            provider,
-            flag,
-            reason,
-        } => write!(s, "{} flagged {}: {}", q(provider), q(flag), q(reason))?,
-        EventKind::OperatorAction {
-            action,
-            provider,
-            detail,
-        } => {
-            write!(s, "operator {}", q(action))?;
-            if let Some(p) = provider {
-                write!(s, " {}", q(p))?;
-            }
-            if !detail.is_empty() {
-                write!(s, " {}", q(detail))?;
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -1510,11 +1196,12 @@ mod tests {
                 .iter()
                 .map(|n| ProviderInfo {
                     name: n.to_string(),
-                    protocol: format!("{n}-protocol"),
+                    protocol: crate::event::Protocol::Anthropic,
                     model: format!("{n}-model"),
                 })
                 .collect(),
             breaker_threshold: threshold,
+            breaker_counts: None,
         }
     }
 
@@ -1556,7 +1243,7 @@ mod tests {
         EventKind::AttemptSkipped {
             request_id: id.into(),
             provider: provider.into(),
-            reason: reason.into(),
+            reason: reason.parse().unwrap(),
         }
     }
 
@@ -1641,8 +1328,9 @@ mod tests {
     ) -> EventKind {
         EventKind::BreakerChanged {
             provider: provider.into(),
-            from: from.into(),
-            to: to.into(),
+            model: None,
+            from: from.parse().unwrap(),
+            to: to.parse().unwrap(),
             reason: reason.into(),
             recovery_ms: recovery,
         }
@@ -1650,7 +1338,7 @@ mod tests {
 
     fn operator(action: &str, provider: Option<&str>, detail: &str) -> EventKind {
         EventKind::OperatorAction {
-            action: action.into(),
+            action: action.parse().unwrap(),
             provider: provider.map(str::to_string),
             detail: detail.into(),
         }
@@ -1788,7 +1476,7 @@ mod tests {
         let a = &dash.providers[0];
         assert_eq!(
             (a.protocol.as_str(), a.model.as_str()),
-            ("anthropic-protocol", "anthropic-model")
+            ("anthropic", "anthropic-model")
         );
         assert_eq!(a.threshold, Some(3));
         assert_eq!(a.breaker, BreakerState::Closed);
@@ -1862,22 +1550,6 @@ mod tests {
                 (at(46_000), BreakerState::Closed),
                 (at(50_000), BreakerState::ForcedOpen),
             ]
-        );
-    }
-
-    #[test]
-    fn an_unknown_breaker_state_changes_nothing_but_is_logged() {
-        let dash = Script::default()
-            .at(0, session(&["anthropic"], None))
-            .at(1, breaker("anthropic", "closed", "sideways", "?", Some(5)))
-            .fold();
-        let a = dash.provider("anthropic").unwrap();
-        assert_eq!(a.breaker, BreakerState::Closed);
-        assert_eq!(a.timeline.len(), 1);
-        let line = dash.log.back().unwrap();
-        assert_eq!(
-            line.text,
-            "anthropic breaker closed → sideways (?): unknown state, ignored"
         );
     }
 
@@ -2268,7 +1940,7 @@ mod tests {
             .apply_to(&mut dash);
         let names: Vec<&str> = dash.providers.iter().map(|p| p.name.as_str()).collect();
         assert_eq!(names, ["anthropic", "other", "mystery", "anthropic/claude"]);
-        assert_eq!(dash.providers[1].protocol, "other-protocol");
+        assert_eq!(dash.providers[1].protocol, "anthropic");
         assert!(dash.providers.iter().all(|p| p.threshold == Some(4)));
         // Late providers' timelines start with the session.
         assert_eq!(dash.providers[3].timeline[0].from, at(2));
@@ -2410,7 +2082,10 @@ mod tests {
                 primary_cost_usd: Some(f64::NAN),
             },
         )
-        .at(7, breaker(&huge, &huge, &huge, &huge, Some(u64::MAX)))
+        .at(
+            7,
+            breaker(&huge, "open", "forced_open", &huge, Some(u64::MAX)),
+        )
         .at(
             8,
             EventKind::ProviderFlagged {
@@ -2420,7 +2095,7 @@ mod tests {
             },
         )
         .at(9, operator("set_fault", Some("a\nb"), &huge))
-        .at(10, operator(&huge, None, &huge))
+        .at(10, operator("load", None, &huge))
         .at_time(DateTime::<Utc>::MAX_UTC, attempt("r", 2, "a\nb"))
         .at_time(
             DateTime::<Utc>::MAX_UTC,
@@ -2453,7 +2128,7 @@ mod tests {
         for line in &dash.log {
             assert!(!line.text.contains(char::is_control), "{:?}", line.text);
             assert!(
-                line.text.chars().count() <= LOG_LINE_CHARS + 1,
+                line.text.chars().count() <= crate::event::describe::LINE_CHARS + 1,
                 "{}",
                 line.text.len()
             );
@@ -2681,12 +2356,7 @@ jitter = 0.0
             .await
             .unwrap();
         let engine = setup.engine(None).unwrap();
-        bus.publish(EventKind::SessionStarted {
-            format_version: crate::event::FORMAT_VERSION,
-            mode: setup.mode,
-            providers: setup.infos.clone(),
-            breaker_threshold: Some(config.breaker.consecutive_failures),
-        });
+        bus.publish(setup.session_started(setup.mode));
         let mut replies = Vec::new();
         for i in 0..REQUESTS {
             let (id, mut stream) = engine.send(
@@ -2773,7 +2443,7 @@ jitter = 0.0
         assert_eq!(a.threshold, Some(2));
         let last = dash.requests.back().unwrap();
         assert!(
-            matches!(&last.attempts[0].state, AttemptState::Skipped { reason } if reason == "breaker_open")
+            matches!(&last.attempts[0].state, AttemptState::Skipped { reason } if *reason == SkipReason::BreakerOpen)
         );
 
         // Each reply as the caller got it, rewinds applied.
@@ -2796,7 +2466,7 @@ jitter = 0.0
         // Nothing to escape: the text itself, not a copy.
         assert!(matches!(
             printable("plain · ✓ text\n", true),
-            Cow::Borrowed(_)
+            std::borrow::Cow::Borrowed(_)
         ));
     }
 }

@@ -5,12 +5,10 @@
 //! function); `keys.rs` maps keys to actions; `app.rs` runs the loop and talks to the engine.
 
 pub mod app;
-pub mod control;
 pub mod dashboard;
 pub mod keys;
 pub mod layout;
 pub mod panels;
-pub mod remote;
 pub mod replay;
 pub mod theme;
 pub mod ui;
@@ -20,14 +18,14 @@ use std::io::{IsTerminal, Write};
 use std::sync::Arc;
 
 use crate::cli::{CommonArgs, RecordArgs};
-use crate::event::{Bus, EventKind, FORMAT_VERSION};
+use crate::event::Bus;
 use crate::record::writer::{
     Recorder, RecorderHandle, default_sessions_dir, session_file_name, session_header,
 };
+use crate::session::{Controller, Prompter};
 use crate::setup;
 use crate::sim::Scenario;
 use app::App;
-use control::{Controller, Prompter};
 use keys::Bindings;
 use ui::{LoadView, Ui};
 
@@ -94,14 +92,10 @@ async fn session(
     }
     // Started before the first event is published, so the recording holds the whole session.
     let (recorder, recording) = start_recording(record, setup.mode, &setup, &config, &bus, &env);
-    bus.publish(EventKind::SessionStarted {
-        format_version: FORMAT_VERSION,
-        mode: setup.mode,
-        providers: setup.infos.clone(),
-        breaker_threshold: Some(config.breaker.consecutive_failures),
-    });
+    bus.publish(setup.session_started(setup.mode));
 
-    let mut controller = Controller::new(engine, sim.clone());
+    let names = setup.infos.iter().map(|i| i.name.clone()).collect();
+    let mut controller = Controller::new(engine, names, sim.clone());
     // Background load is on in the demo; against real providers it costs money, so it starts off.
     controller.start_load(LoadView {
         on: demo && start.is_none(),

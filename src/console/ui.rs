@@ -2,6 +2,9 @@
 //! keys and mouse (in `app.rs`), never through events, so the same `Dashboard` can be looked at in
 //! different ways.
 
+use crate::session::Command;
+pub use crate::session::LoadView;
+
 /// The panels that take keys, in Tab order.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Focus {
@@ -33,31 +36,13 @@ impl Focus {
 }
 
 /// An operator action on a breaker, waiting for `y`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum BreakerAction {
-    /// Force open (trip).
-    Trip,
-    ForceClosed,
-    Reset,
-}
-
-impl BreakerAction {
-    pub fn describe(self) -> &'static str {
-        match self {
-            BreakerAction::Trip => "trip (force open)",
-            BreakerAction::ForceClosed => "force closed",
-            BreakerAction::Reset => "reset to automatic",
-        }
-    }
-}
-
 /// Something drawn over the panels, taking the keys while it is open.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Overlay {
     Help,
+    /// Asking before a breaker command (trip, force closed).
     Confirm {
-        action: BreakerAction,
-        provider: String,
+        command: Command,
     },
     /// Choosing a fault for a simulated provider; `selected` indexes `FAULT_CHOICES`.
     FaultPicker {
@@ -77,13 +62,6 @@ pub struct LogFilter {
     pub provider: Option<String>,
     /// Only events of this `type`.
     pub kind: Option<String>,
-}
-
-/// Background traffic, as the operator set it.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct LoadView {
-    pub on: bool,
-    pub per_sec: f64,
 }
 
 /// Faults offered by the `f` picker, with the parameters that make a good rehearsal.

@@ -14,15 +14,16 @@
 //!   ForcedOpen / ForcedClosed: set by the operator from any state; automatic again only after reset.
 //! ```
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::fmt;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 use tokio::time::Instant;
 
-use crate::event::{Bus, EventKind};
+pub use crate::event::BreakerState;
+use crate::event::{Bus, EventKind, SkipReason};
 
 /// The longest a breaker stays open, whatever the provider's retry-after says: a header of years is a
 /// provider bug, and an instant that far ahead would overflow. A day leaves the operator time to step in.
@@ -66,36 +67,6 @@ impl Default for BreakerConfig {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum BreakerState {
-    Closed,
-    Open,
-    HalfOpen,
-    /// Tripped by the operator: rejects everything until reset.
-    ForcedOpen,
-    /// Held closed by the operator: admits everything and never trips until reset.
-    ForcedClosed,
-}
-
-impl BreakerState {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            BreakerState::Closed => "closed",
-            BreakerState::Open => "open",
-            BreakerState::HalfOpen => "half_open",
-            BreakerState::ForcedOpen => "forced_open",
-            BreakerState::ForcedClosed => "forced_closed",
-        }
-    }
-}
-
-impl fmt::Display for BreakerState {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
 /// A change of state, with the reason an operator reads in the console.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Transition {
@@ -121,7 +92,7 @@ pub enum CallOutcome {
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
     /// `breaker_open`, `forced_open` or `half_open_busy` (the `attempt_skipped` reason).
-    pub reason: &'static str,
+    pub reason: SkipReason,
     /// How long until the breaker lets a probe through, when that is known.
     pub retry_in: Option<Duration>,
 }
@@ -200,11 +171,11 @@ impl Breaker {
         let admission = match self.state {
             BreakerState::Closed | BreakerState::ForcedClosed => Ok(false),
             BreakerState::ForcedOpen => Err(Rejection {
-                reason: "forced_open",
+                reason: SkipReason::ForcedOpen,
                 retry_in: None,
             }),
             BreakerState::Open => Err(Rejection {
-                reason: "breaker_open",
+                reason: SkipReason::BreakerOpen,
                 retry_in: self
                     .open_until
                     .map(|until| until.saturating_duration_since(now)),
@@ -217,7 +188,7 @@ impl Breaker {
                 Ok(true)
             }
             BreakerState::HalfOpen => Err(Rejection {
-                reason: "half_open_busy",
+                reason: SkipReason::HalfOpenBusy,
                 retry_in: None,
             }),
         };
@@ -419,7 +390,50 @@ fn human(d: Duration) -> String {
     }
 }
 
+/// What one breaker guards: a provider, or one model of it (`breaker = "model"`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BreakerKey {
+    pub provider: String,
+    pub model: Option<String>,
+}
+
+impl BreakerKey {
+    /// The breaker of a whole provider.
+    pub fn provider(name: &str) -> Self {
+        BreakerKey {
+            provider: name.to_owned(),
+            model: None,
+        }
+    }
+
+    /// The breaker of one model of a provider.
+    pub fn model(name: &str, model: &str) -> Self {
+        BreakerKey {
+            provider: name.to_owned(),
+            model: Some(model.to_owned()),
+        }
+    }
+}
+
+impl From<&str> for BreakerKey {
+    fn from(provider: &str) -> Self {
+        BreakerKey::provider(provider)
+    }
+}
+
+impl fmt::Display for BreakerKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.model {
+            Some(model) => write!(f, "{}/{model}", self.provider),
+            None => f.write_str(&self.provider),
+        }
+    }
+}
+
 /// The breakers of all providers, shared by every request of an engine. Cloning shares them.
+///
+/// It owns the index from a provider to its breakers: what the operator trips, holds or resets is a
+/// provider, and the registry knows which breakers (one, or one per model) that means.
 #[derive(Clone)]
 pub struct Breakers {
     shared: Arc<Shared>,
@@ -432,20 +446,30 @@ struct Shared {
 
 struct Registry {
     default: BreakerConfig,
-    overrides: HashMap<String, BreakerConfig>,
-    breakers: HashMap<String, Breaker>,
+    overrides: HashMap<BreakerKey, BreakerConfig>,
+    breakers: HashMap<BreakerKey, Breaker>,
+    /// The breakers each provider's targets use, in the order they were registered.
+    index: BTreeMap<String, Vec<BreakerKey>>,
 }
 
 impl Registry {
-    fn config(&self, key: &str) -> &BreakerConfig {
+    fn config(&self, key: &BreakerKey) -> &BreakerConfig {
         self.overrides.get(key).unwrap_or(&self.default)
     }
 
-    fn breaker(&mut self, key: &str) -> &mut Breaker {
+    fn breaker(&mut self, key: &BreakerKey) -> &mut Breaker {
         let config = self.overrides.get(key).unwrap_or(&self.default);
         self.breakers
-            .entry(key.to_owned())
+            .entry(key.clone())
             .or_insert_with(|| Breaker::new(config.clone()))
+    }
+
+    /// The breakers of `provider`: those its targets registered, else its own one.
+    fn keys_of(&self, provider: &str) -> Vec<BreakerKey> {
+        match self.index.get(provider) {
+            Some(keys) if !keys.is_empty() => keys.clone(),
+            _ => vec![BreakerKey::provider(provider)],
+        }
     }
 }
 
@@ -458,63 +482,80 @@ impl Breakers {
                     default: config,
                     overrides: HashMap::new(),
                     breakers: HashMap::new(),
+                    index: BTreeMap::new(),
                 }),
             }),
         }
     }
 
+    /// Say that a target of `key.provider` uses this breaker (for the operator's commands, which
+    /// name a provider). Registering a key twice is harmless.
+    pub fn register(&self, key: &BreakerKey) {
+        let mut registry = self.lock();
+        let keys = registry.index.entry(key.provider.clone()).or_default();
+        if !keys.contains(key) {
+            keys.push(key.clone());
+        }
+    }
+
+    /// The breakers of `provider` (see [`Breakers::register`]).
+    pub fn keys_of(&self, provider: &str) -> Vec<BreakerKey> {
+        self.lock().keys_of(provider)
+    }
+
     /// Give one key its own thresholds. A breaker that exists keeps its state under the new config.
-    pub fn configure(&self, key: &str, config: BreakerConfig) {
+    pub fn configure(&self, key: &BreakerKey, config: BreakerConfig) {
         let mut registry = self.lock();
         if let Some(breaker) = registry.breakers.get_mut(key) {
             breaker.config = config.clone();
         }
-        registry.overrides.insert(key.to_owned(), config);
+        registry.overrides.insert(key.clone(), config);
     }
 
     /// Ask to send a call to `key` now. The permit must be recorded, or dropped if the call was cancelled.
-    pub fn admit(&self, key: &str) -> Result<Permit, Rejection> {
+    pub fn admit(&self, key: &BreakerKey) -> Result<Permit, Rejection> {
         let probe = self.update(key, |breaker, now| breaker.admit(now))?;
         Ok(Permit {
             breakers: self.clone(),
-            key: key.to_owned(),
+            key: key.clone(),
             probe,
             settled: false,
         })
     }
 
-    /// Operator trip; whether the state changed.
-    pub fn force_open(&self, key: &str) -> bool {
-        self.update(key, |breaker, _| {
-            let transition = breaker.force_open();
-            (transition.is_some(), transition)
+    /// Operator trip of every breaker of `provider`; whether any state changed.
+    pub fn force_open(&self, provider: &str) -> bool {
+        self.operate(provider, Breaker::force_open)
+    }
+
+    /// Operator hold closed of every breaker of `provider`; whether any state changed.
+    pub fn force_closed(&self, provider: &str) -> bool {
+        self.operate(provider, Breaker::force_closed)
+    }
+
+    /// Operator reset to automatic of every breaker of `provider`; whether any state changed.
+    pub fn reset(&self, provider: &str) -> bool {
+        self.operate(provider, Breaker::reset)
+    }
+
+    fn operate(&self, provider: &str, step: fn(&mut Breaker) -> Option<Transition>) -> bool {
+        let keys = self.lock().keys_of(provider);
+        keys.iter().fold(false, |changed, key| {
+            self.update(key, |breaker, _| {
+                let transition = step(breaker);
+                (transition.is_some(), transition)
+            }) | changed
         })
     }
 
-    /// Operator hold closed; whether the state changed.
-    pub fn force_closed(&self, key: &str) -> bool {
-        self.update(key, |breaker, _| {
-            let transition = breaker.force_closed();
-            (transition.is_some(), transition)
-        })
-    }
-
-    /// Operator reset to automatic; whether the state changed.
-    pub fn reset(&self, key: &str) -> bool {
-        self.update(key, |breaker, _| {
-            let transition = breaker.reset();
-            (transition.is_some(), transition)
-        })
-    }
-
-    pub fn state(&self, key: &str) -> BreakerState {
+    pub fn state(&self, key: &BreakerKey) -> BreakerState {
         self.lock()
             .breakers
             .get(key)
             .map_or(BreakerState::Closed, Breaker::state)
     }
 
-    pub fn snapshot(&self, key: &str) -> BreakerSnapshot {
+    pub fn snapshot(&self, key: &BreakerKey) -> BreakerSnapshot {
         let now = Instant::now();
         let registry = self.lock();
         match registry.breakers.get(key) {
@@ -525,14 +566,14 @@ impl Breakers {
 
     /// When the breaker of `key` last opened, while it is open or half-open (to try the one that
     /// opened first when all are open).
-    pub fn opened_at(&self, key: &str) -> Option<Instant> {
+    pub fn opened_at(&self, key: &BreakerKey) -> Option<Instant> {
         self.lock().breakers.get(key).and_then(Breaker::opened_at)
     }
 
     /// Run `f` on the breaker of `key` (created on first use) and publish the transition it returns.
     fn update<T>(
         &self,
-        key: &str,
+        key: &BreakerKey,
         f: impl FnOnce(&mut Breaker, Instant) -> (T, Option<Transition>),
     ) -> T {
         let mut registry = self.lock();
@@ -541,9 +582,10 @@ impl Breakers {
         // they happened; publishing never waits.
         if let Some(transition) = transition {
             self.shared.bus.publish(EventKind::BreakerChanged {
-                provider: key.to_owned(),
-                from: transition.from.as_str().to_owned(),
-                to: transition.to.as_str().to_owned(),
+                provider: key.provider.clone(),
+                model: key.model.clone(),
+                from: transition.from,
+                to: transition.to,
                 reason: transition.reason,
                 recovery_ms: transition
                     .recovery
@@ -567,7 +609,7 @@ impl Breakers {
 /// call) frees its probe slot and counts nothing.
 pub struct Permit {
     breakers: Breakers,
-    key: String,
+    key: BreakerKey,
     probe: bool,
     settled: bool,
 }
@@ -764,7 +806,7 @@ mod tests {
         assert_eq!(
             admission,
             Err(Rejection {
-                reason: "breaker_open",
+                reason: SkipReason::BreakerOpen,
                 retry_in: Some(secs(1)),
             })
         );
@@ -785,7 +827,10 @@ mod tests {
         let t = call(&mut b, t0, failure_after(secs(15))).unwrap();
         assert_eq!(t.reason, "2 consecutive failures");
         assert_eq!(t.recovery, Some(secs(15)));
-        assert_eq!(b.admit(t0 + secs(14)).0.unwrap_err().reason, "breaker_open");
+        assert_eq!(
+            b.admit(t0 + secs(14)).0.unwrap_err().reason,
+            SkipReason::BreakerOpen
+        );
         assert_eq!(b.admit(t0 + secs(15)).0, Ok(true));
     }
 
@@ -844,7 +889,7 @@ mod tests {
         assert_eq!(b.state(), BreakerState::HalfOpen);
         assert_eq!(b.admit(later).0, Ok(true));
         let busy = Rejection {
-            reason: "half_open_busy",
+            reason: SkipReason::HalfOpenBusy,
             retry_in: None,
         };
         assert_eq!(b.admit(later), (Err(busy.clone()), None));
@@ -946,7 +991,7 @@ mod tests {
         assert_eq!(
             b.admit(t0 + MAX_OPEN).0,
             Err(Rejection {
-                reason: "forced_open",
+                reason: SkipReason::ForcedOpen,
                 retry_in: None,
             })
         );
@@ -1000,8 +1045,9 @@ mod tests {
     fn changed(from: &str, to: &str, reason: &str, recovery_ms: Option<u64>) -> EventKind {
         EventKind::BreakerChanged {
             provider: "anthropic".into(),
-            from: from.into(),
-            to: to.into(),
+            model: None,
+            from: from.parse().unwrap(),
+            to: to.parse().unwrap(),
             reason: reason.into(),
             recovery_ms,
         }
@@ -1013,21 +1059,24 @@ mod tests {
         let mut rx = bus.subscribe();
         let breakers = Breakers::new(consecutive_only(2), bus);
         for _ in 0..2 {
-            breakers.admit("anthropic").unwrap().record(failure());
+            breakers
+                .admit(&"anthropic".into())
+                .unwrap()
+                .record(failure());
         }
-        let opened = breakers.opened_at("anthropic").unwrap();
+        let opened = breakers.opened_at(&"anthropic".into()).unwrap();
         assert_eq!(
-            breakers.admit("anthropic").unwrap_err(),
+            breakers.admit(&"anthropic".into()).unwrap_err(),
             Rejection {
-                reason: "breaker_open",
+                reason: SkipReason::BreakerOpen,
                 retry_in: Some(secs(30)),
             }
         );
         tokio::time::advance(secs(30)).await;
-        let probe = breakers.admit("anthropic").unwrap();
+        let probe = breakers.admit(&"anthropic".into()).unwrap();
         assert!(probe.is_probe());
         probe.record(CallOutcome::Success);
-        assert_eq!(breakers.opened_at("anthropic"), None);
+        assert_eq!(breakers.opened_at(&"anthropic".into()), None);
         assert!(breakers.force_open("anthropic"));
         assert!(!breakers.force_open("anthropic"));
         assert!(breakers.force_closed("anthropic"));
@@ -1056,18 +1105,21 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn a_permit_dropped_unrecorded_frees_its_probe_slot() {
         let breakers = Breakers::new(consecutive_only(1), Bus::new(16));
-        breakers.admit("p").unwrap().record(failure());
+        breakers.admit(&"p".into()).unwrap().record(failure());
         tokio::time::advance(secs(30)).await;
-        let probe = breakers.admit("p").unwrap();
-        assert_eq!(breakers.admit("p").unwrap_err().reason, "half_open_busy");
+        let probe = breakers.admit(&"p".into()).unwrap();
+        assert_eq!(
+            breakers.admit(&"p".into()).unwrap_err().reason,
+            SkipReason::HalfOpenBusy
+        );
         drop(probe);
-        assert_eq!(breakers.snapshot("p").probes_in_flight, 0);
-        let probe = breakers.admit("p").unwrap();
+        assert_eq!(breakers.snapshot(&"p".into()).probes_in_flight, 0);
+        let probe = breakers.admit(&"p".into()).unwrap();
         assert!(probe.is_probe());
         // An ordinary permit dropped unrecorded counts nothing.
         probe.record(CallOutcome::Success);
-        drop(breakers.admit("p").unwrap());
-        assert_eq!(breakers.snapshot("p").calls_in_window, 0);
+        drop(breakers.admit(&"p".into()).unwrap());
+        assert_eq!(breakers.snapshot(&"p".into()).calls_in_window, 0);
     }
 
     #[test]
@@ -1080,8 +1132,8 @@ mod tests {
             ..consecutive_only(1)
         };
         let breakers = Breakers::new(config, Bus::new(16));
-        breakers.admit("p").unwrap().record(failure());
-        assert_eq!(breakers.state("p"), BreakerState::Open);
+        breakers.admit(&"p".into()).unwrap().record(failure());
+        assert_eq!(breakers.state(&"p".into()), BreakerState::Open);
 
         let barrier = Arc::new(std::sync::Barrier::new(THREADS));
         let handles: Vec<_> = (0..THREADS)
@@ -1090,7 +1142,7 @@ mod tests {
                 let barrier = barrier.clone();
                 std::thread::spawn(move || {
                     barrier.wait();
-                    breakers.admit("p")
+                    breakers.admit(&"p".into())
                 })
             })
             .collect();
@@ -1102,24 +1154,24 @@ mod tests {
             results
                 .iter()
                 .filter_map(|r| r.as_ref().err())
-                .all(|rejection| rejection.reason == "half_open_busy")
+                .all(|rejection| rejection.reason == SkipReason::HalfOpenBusy)
         );
-        assert_eq!(breakers.snapshot("p").probes_in_flight, 3);
+        assert_eq!(breakers.snapshot(&"p".into()).probes_in_flight, 3);
         drop(results);
-        assert_eq!(breakers.snapshot("p").probes_in_flight, 0);
-        assert_eq!(breakers.state("p"), BreakerState::HalfOpen);
+        assert_eq!(breakers.snapshot(&"p".into()).probes_in_flight, 0);
+        assert_eq!(breakers.state(&"p".into()), BreakerState::HalfOpen);
     }
 
     #[test]
     fn a_key_can_have_its_own_config() {
         let breakers = Breakers::new(consecutive_only(5), Bus::new(16));
-        breakers.configure("fragile", consecutive_only(1));
-        breakers.admit("fragile").unwrap().record(failure());
-        breakers.admit("sturdy").unwrap().record(failure());
-        assert_eq!(breakers.state("fragile"), BreakerState::Open);
-        assert_eq!(breakers.state("sturdy"), BreakerState::Closed);
-        assert_eq!(breakers.snapshot("unseen").threshold, 5);
-        assert_eq!(breakers.state("unseen"), BreakerState::Closed);
+        breakers.configure(&"fragile".into(), consecutive_only(1));
+        breakers.admit(&"fragile".into()).unwrap().record(failure());
+        breakers.admit(&"sturdy".into()).unwrap().record(failure());
+        assert_eq!(breakers.state(&"fragile".into()), BreakerState::Open);
+        assert_eq!(breakers.state(&"sturdy".into()), BreakerState::Closed);
+        assert_eq!(breakers.snapshot(&"unseen".into()).threshold, 5);
+        assert_eq!(breakers.state(&"unseen".into()), BreakerState::Closed);
     }
 
     #[test]

@@ -97,6 +97,34 @@ impl Policy {
     pub fn retryable(&self, class: ErrorClass) -> bool {
         self.get(class).retry
     }
+
+    /// Whether a failure of `class` counts for the provider's breaker (a cancelled call never does).
+    pub fn counts_for_breaker(&self, class: ErrorClass) -> bool {
+        class != ErrorClass::Cancelled && self.get(class).breaker
+    }
+
+    /// The classes that count for a breaker, when they are not the default ones (`session_started`
+    /// carries them, so that every fold counts failures as the engine does).
+    pub fn breaker_counts(&self) -> Option<Vec<ErrorClass>> {
+        let counted = |policy: &Policy| -> Vec<ErrorClass> {
+            ErrorClass::ALL
+                .iter()
+                .copied()
+                .filter(|c| policy.counts_for_breaker(*c))
+                .collect()
+        };
+        let mine = counted(self);
+        (mine != counted(&Policy::default())).then_some(mine)
+    }
+}
+
+/// Whether a failure of `class` counts for a breaker, given what `session_started` said
+/// (`breaker_counts`; absent: the default policy).
+pub fn counted_by_breaker(breaker_counts: Option<&[ErrorClass]>, class: ErrorClass) -> bool {
+    match breaker_counts {
+        Some(classes) => classes.contains(&class),
+        None => default_policy(class).breaker && class != ErrorClass::Cancelled,
+    }
 }
 
 /// The default answer to "is this class retryable?", for code that has no engine at hand.

@@ -19,11 +19,11 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::engine::attempt::{self, AttemptContext, AttemptReport};
-use crate::engine::breaker::{Breakers, CallOutcome, Permit, Rejection};
+use crate::engine::breaker::{BreakerKey, Breakers, CallOutcome, Permit, Rejection};
 use crate::engine::classify::{Failover, Policy};
 use crate::engine::cost::Pricing;
 use crate::engine::retry::{self, Backoff, RetryBudget, RetryConfig, RetryDecision};
-use crate::event::{Bus, EventKind, Outcome, Source};
+use crate::event::{Bus, EventKind, Outcome, SkipReason, Source};
 use crate::provider::{
     ErrorClass, Message, Phase, Provider, ProviderError, ProviderStream, Request, StopReason,
     StreamEvent,
@@ -39,8 +39,8 @@ pub struct Target {
     pub context_window: Option<u64>,
     /// Accepts a partial assistant reply to continue from (Anthropic does; OpenAI does not).
     pub accepts_prefill: bool,
-    /// The breaker guarding this target: the provider's name, or `name/model` for per-model breakers.
-    pub breaker_key: String,
+    /// The breaker guarding this target: the provider's, or its model's for per-model breakers.
+    pub breaker_key: BreakerKey,
 }
 
 impl Target {
@@ -65,7 +65,7 @@ impl Target {
     }
 
     pub fn new(provider: Arc<dyn Provider>) -> Self {
-        let breaker_key = provider.name().to_string();
+        let breaker_key = BreakerKey::provider(provider.name());
         Target {
             provider,
             model: None,
@@ -265,7 +265,7 @@ pub struct FailoverEngine {
 }
 
 /// The `attempt_skipped` reason for a target that cannot continue a reply under `continue_or_fail`.
-const CANNOT_CONTINUE: &str = "cannot_continue";
+const CANNOT_CONTINUE: SkipReason = SkipReason::CannotContinue;
 
 /// Items the engine sends its caller; capacity bounds how far the engine runs ahead of a slow one.
 const OUT_CAPACITY: usize = 64;
@@ -277,6 +277,9 @@ impl FailoverEngine {
         settings: EngineSettings,
         shared: Shared,
     ) -> Self {
+        for target in &targets {
+            shared.breakers.register(&target.breaker_key);
+        }
         FailoverEngine {
             name: name.into(),
             targets: Arc::new(targets),
@@ -560,7 +563,7 @@ impl Run {
             if let Some(min) = min_context
                 && target.context_window.is_none_or(|c| c <= min)
             {
-                self.skip(target, "context_too_small");
+                self.skip(target, SkipReason::ContextTooSmall);
                 index += 1;
                 continue;
             }
@@ -568,7 +571,7 @@ impl Run {
                 && original.bound
                 && target.provider.protocol() != Some(original.protocol)
             {
-                self.skip(target, "other_protocol");
+                self.skip(target, SkipReason::OtherProtocol);
                 index += 1;
                 continue;
             }
@@ -596,7 +599,7 @@ impl Run {
             if settings.when_all_open == WhenAllOpen::TryEarliest
                 && let Some(&(i, _)) = skipped
                     .iter()
-                    .filter(|(_, r)| r.reason != "forced_open")
+                    .filter(|(_, r)| r.reason != SkipReason::ForcedOpen)
                     .min_by_key(|(i, _)| engine.shared.breakers.opened_at(&targets[*i].breaker_key))
             {
                 let bypass = Some(i);
@@ -1116,11 +1119,11 @@ impl Run {
         tally.tool_call = false;
     }
 
-    fn skip(&self, target: &Target, reason: &str) {
+    fn skip(&self, target: &Target, reason: SkipReason) {
         self.engine.shared.bus.publish(EventKind::AttemptSkipped {
             request_id: self.request_id.clone(),
             provider: target.name().to_string(),
-            reason: reason.to_string(),
+            reason,
         });
     }
 
@@ -1456,7 +1459,7 @@ mod tests {
             types: vec![],
             skips: vec![],
             finished: EventKind::OperatorAction {
-                action: String::new(),
+                action: crate::event::OperatorAction::Load,
                 provider: None,
                 detail: String::new(),
             },
@@ -1482,7 +1485,7 @@ mod tests {
                 EventKind::AttemptStarted { attempt, .. } => numbers.push(*attempt),
                 EventKind::AttemptSkipped {
                     provider, reason, ..
-                } => seen.skips.push((provider.clone(), reason.clone())),
+                } => seen.skips.push((provider.clone(), reason.to_string())),
                 _ => {}
             }
         }
@@ -1999,7 +2002,13 @@ mod tests {
             other => panic!("{other:?}"),
         }
         // The loser was cancelled, not blamed: its breaker saw nothing.
-        assert_eq!(e.shared().breakers.snapshot("a").consecutive_failures, 0);
+        assert_eq!(
+            e.shared()
+                .breakers
+                .snapshot(&"a".into())
+                .consecutive_failures,
+            0
+        );
         let types = &seen.types;
         let failed = types.iter().filter(|t| **t == "attempt_failed").count();
         assert_eq!(failed, 1, "{types:?}");
@@ -2111,7 +2120,7 @@ mod tests {
         // b's breaker opens first (a failure seen elsewhere), a's a second later.
         e.shared()
             .breakers
-            .admit("b")
+            .admit(&"b".into())
             .unwrap()
             .record(CallOutcome::Failure { retry_after: None });
         tokio::time::advance(Duration::from_secs(1)).await;

@@ -162,8 +162,9 @@ mod tests {
     fn breaker(bus: &Bus, provider: &str, to: &str) {
         bus.publish(EventKind::BreakerChanged {
             provider: provider.into(),
-            from: "closed".into(),
-            to: to.into(),
+            model: None,
+            from: crate::event::BreakerState::Closed,
+            to: to.parse().unwrap(),
             reason: "test".into(),
             recovery_ms: None,
         });
@@ -178,12 +179,13 @@ mod tests {
             mode: Mode::Serve,
             providers: vec![],
             breaker_threshold: None,
+            breaker_counts: None,
         });
         breaker(&bus, "anthropic", "open");
         // Push the early events out of the recent ring.
         for i in 0..RECENT + 5 {
             bus.publish(EventKind::OperatorAction {
-                action: "load".into(),
+                action: crate::event::OperatorAction::Load,
                 provider: None,
                 detail: i.to_string(),
             });
@@ -204,7 +206,7 @@ mod tests {
     fn frames_name_the_event_and_carry_it_whole() {
         let bus = Bus::new(8);
         let event = bus.publish(EventKind::OperatorAction {
-            action: "trip".into(),
+            action: crate::event::OperatorAction::Trip,
             provider: Some("anthropic".into()),
             detail: "line one\nline two".into(),
         });

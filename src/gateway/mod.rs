@@ -25,9 +25,10 @@ use tokio::net::TcpListener;
 
 use crate::cli::{Cli, CommonArgs, ServeArgs};
 use crate::config::Config;
-use crate::console::{self, app::App, control::Controller, keys::Bindings, ui::LoadView, ui::Ui};
-use crate::event::{Bus, EventKind, FORMAT_VERSION, Mode};
+use crate::console::{self, app::App, keys::Bindings, ui::Ui};
+use crate::event::{Bus, EventKind, Mode};
 use crate::record::writer::{Recorder, session_header};
+use crate::session::{Controller, LoadView};
 use crate::setup;
 use crate::sim::Simulator;
 use routes::Routes;
@@ -102,6 +103,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
             cli.no_color,
             &config,
             routes,
+            setup.infos.iter().map(|i| i.name.clone()).collect(),
             sim,
             recording,
             console_events,
@@ -148,12 +150,7 @@ fn launch(
         listener,
     )
     .wrap_err("cannot start the gateway")?;
-    bus.publish(EventKind::SessionStarted {
-        format_version: FORMAT_VERSION,
-        mode: Mode::Serve,
-        providers: setup.infos.clone(),
-        breaker_threshold: Some(config.breaker.consecutive_failures),
-    });
+    bus.publish(setup.session_started(Mode::Serve));
     Ok(running)
 }
 
@@ -228,15 +225,16 @@ async fn watch(
     no_color: bool,
     config: &Config,
     routes: Routes,
+    providers: Vec<String>,
     sim: Option<Arc<Simulator>>,
     recording: Option<String>,
     events: tokio::sync::broadcast::Receiver<Arc<crate::event::Event>>,
 ) -> Result<()> {
     let keys = Bindings::with_overrides(&config.keys).map_err(|e| color_eyre::eyre::eyre!(e))?;
-    let Some(engine) = routes.control_engine() else {
+    let Some(engine) = routes.default_engine() else {
         bail!("the gateway has no routes");
     };
-    let mut controller = Controller::new(engine, sim.clone());
+    let mut controller = Controller::new(engine, providers, sim.clone());
     // The agents are the traffic; background load is there to add more, off at first.
     controller.start_load(LoadView {
         on: false,
@@ -298,7 +296,7 @@ async fn log_requests(mut rx: tokio::sync::broadcast::Receiver<Arc<crate::event:
             eprintln!(
                 "{} {}",
                 event.ts.format("%H:%M:%S%.3f"),
-                crate::console::dashboard::describe(&event.kind)
+                crate::event::describe::describe(&event.kind)
             );
         }
     }

@@ -3,7 +3,7 @@
 use color_eyre::eyre::{Result, WrapErr};
 
 use crate::config::{RouteEntry, RouteMode};
-use crate::engine::failover::{FailoverEngine, MidStreamPolicy, Target};
+use crate::engine::failover::{FailoverEngine, MidStreamPolicy};
 use crate::event::Source;
 use crate::provider::Protocol;
 use crate::setup::Setup;
@@ -195,19 +195,10 @@ impl Routes {
         self.routes.iter()
     }
 
-    /// The first route's engine widened to every target of every route (each breaker once): what
-    /// the operator's trip / reset and prompts act on.
-    pub fn control_engine(&self) -> Option<FailoverEngine> {
-        let first = self.routes.first()?;
-        let mut targets: Vec<Target> = Vec::new();
-        for route in &self.routes {
-            for target in route.whole.targets() {
-                if !targets.iter().any(|t| t.breaker_key == target.breaker_key) {
-                    targets.push(target.clone());
-                }
-            }
-        }
-        Some(first.whole.with_targets(targets))
+    /// The engine the operator's prompts go through: the first route's (every engine shares the
+    /// breakers, which the control plane reaches by provider).
+    pub fn default_engine(&self) -> Option<FailoverEngine> {
+        self.routes.first().map(|route| route.whole.clone())
     }
 }
 

@@ -27,7 +27,6 @@ use hyper::server::conn::http1;
 use hyper::service::Service as _;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::service::TowerToHyperService;
-use serde::Deserialize;
 use serde_json::{Value, json};
 use std::convert::Infallible;
 use std::net::SocketAddr;
@@ -47,8 +46,6 @@ use super::responses::{self, ResponsesEncoder};
 use super::routes::{Route, Routes};
 use super::wire::{self, AnthropicEncoder, Encode, OpenAiEncoder};
 use crate::config::GatewaySection;
-use crate::console::control::Controller;
-use crate::console::ui::BreakerAction;
 use crate::engine::failover::RequestMeta;
 use crate::event::{Bus, Mode, Source};
 use crate::metrics::{self, Metrics};
@@ -57,6 +54,8 @@ use crate::provider::{
     ApiKey, Content, Credentials, ErrorClass, Message, Original, Phase, Protocol, ProviderError,
     ProviderStream, Request, Role, StreamEvent,
 };
+use crate::session::Controller;
+use crate::session::command::{self, Command};
 use crate::sim::Simulator;
 
 /// Request bodies up to this size are read (agents send long contexts).
@@ -127,8 +126,8 @@ pub fn start(parts: GatewayParts, listener: TcpListener) -> std::io::Result<Runn
     follow_metrics(&parts.bus, Arc::clone(&metrics));
     let control = parts
         .routes
-        .control_engine()
-        .map(|engine| Controller::new(engine, parts.sim.clone()));
+        .default_engine()
+        .map(|engine| Controller::new(engine, parts.providers.clone(), parts.sim.clone()));
     let stop = CancellationToken::new();
     let gateway = Arc::new(Gateway {
         routes: parts.routes,
@@ -1054,17 +1053,6 @@ async fn events(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
     response
 }
 
-/// A `/control` command.
-#[derive(Debug, Deserialize)]
-#[serde(tag = "action", rename_all = "snake_case", deny_unknown_fields)]
-enum Command {
-    Trip { provider: String },
-    ForceClosed { provider: String },
-    Reset { provider: String },
-    SetFault { provider: String, fault: String },
-    Prompt { text: String },
-}
-
 async fn control(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     if !gw.operator_authorized(&headers) {
         return unauthorized();
@@ -1082,66 +1070,14 @@ async fn control(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body)
     let bad = |error: String| json_response(400, &json!({"ok": false, "error": error}), None);
     let command: Command = match serde_json::from_slice(&body) {
         Ok(command) => command,
-        Err(e) => {
-            return bad(format!(
-                "{e}; send {{\"action\": \"trip\"|\"force_closed\"|\"reset\", \"provider\": NAME}}, \
-                 {{\"action\": \"set_fault\", \"provider\": NAME, \"fault\": KIND}} or \
-                 {{\"action\": \"prompt\", \"text\": TEXT}}"
-            ));
-        }
+        Err(e) => return bad(format!("{e}; {}", command::USAGE)),
     };
-    match gw.command(command) {
+    let Some(controller) = &gw.control else {
+        return bad("this gateway has no routes to control".to_string());
+    };
+    match controller.apply(command) {
         Ok(message) => json_response(200, &json!({"ok": true, "message": message}), None),
         Err(error) => bad(error),
-    }
-}
-
-impl Gateway {
-    /// Carry out an operator's command; `Err` is a message for a 400.
-    fn command(&self, command: Command) -> Result<String, String> {
-        let controller = self
-            .control
-            .as_ref()
-            .ok_or_else(|| "this gateway has no routes to control".to_string())?;
-        let known = |provider: &str| {
-            if self.providers.iter().any(|p| p == provider) {
-                Ok(())
-            } else {
-                Err(format!(
-                    "no provider is named `{provider}` (there are: {})",
-                    self.providers.join(", ")
-                ))
-            }
-        };
-        let breaker = |action: BreakerAction, provider: &str| {
-            known(provider)?;
-            Ok(controller.breaker(action, provider))
-        };
-        match command {
-            Command::Trip { provider } => breaker(BreakerAction::Trip, &provider),
-            Command::ForceClosed { provider } => breaker(BreakerAction::ForceClosed, &provider),
-            Command::Reset { provider } => breaker(BreakerAction::Reset, &provider),
-            Command::SetFault { provider, fault } => {
-                if !self.simulated {
-                    return Err(
-                        "faults apply to simulated providers: start the gateway with --demo"
-                            .to_string(),
-                    );
-                }
-                known(&provider)?;
-                fault
-                    .parse::<crate::sim::Fault>()
-                    .map_err(|e| format!("fault `{fault}`: {e}"))?;
-                Ok(controller.set_fault(&provider, &fault))
-            }
-            Command::Prompt { text } => {
-                if text.trim().is_empty() {
-                    return Err("the prompt is empty".to_string());
-                }
-                controller.send_prompt(text.trim());
-                Ok("prompt sent".to_string())
-            }
-        }
     }
 }
 

@@ -258,7 +258,7 @@ fn export(
                             "name": "attempt_skipped",
                             "attributes": [
                                 kv_str("breakerbox.provider", &provider),
-                                kv_str("breakerbox.reason", &reason),
+                                kv_str("breakerbox.reason", reason.as_str()),
                             ],
                         }),
                     );
@@ -289,7 +289,7 @@ fn export(
                             "name": "rewind",
                             "attributes": [
                                 kv_int("breakerbox.discarded_chars", discarded_chars),
-                                kv_str("breakerbox.reason", &reason),
+                                kv_str("breakerbox.reason", reason.as_str()),
                             ],
                         }),
                     );

@@ -369,7 +369,7 @@ mod tests {
     }
 
     const HEADER: &str = r#"{"format":"breakerbox-session","format_version":1,"breakerbox_version":"0","started_at":"2026-01-01T00:00:00Z","mode":"demo","providers":[]}"#;
-    const EVENT: &str = r#"{"ts":"2026-01-01T00:00:00.000Z","seq":1,"type":"operator_action","action":"x","detail":""}"#;
+    const EVENT: &str = r#"{"ts":"2026-01-01T00:00:00.000Z","seq":1,"type":"operator_action","action":"load","detail":""}"#;
 
     /// `x\n` forever.
     struct LinesOfX;
@@ -443,7 +443,7 @@ mod tests {
     #[test]
     fn a_long_line_is_skipped_without_being_held() {
         let header = r#"{"format":"breakerbox-session","format_version":1,"breakerbox_version":"0","started_at":"2026-01-01T00:00:00Z","mode":"demo","providers":[]}"#;
-        let event = r#"{"ts":"2026-01-01T00:00:00.000Z","seq":1,"type":"operator_action","action":"x","detail":""}"#;
+        let event = r#"{"ts":"2026-01-01T00:00:00.000Z","seq":1,"type":"operator_action","action":"load","detail":""}"#;
         let mut text = format!("{header}\n").into_bytes();
         text.extend(std::iter::repeat_n(b'x', MAX_LINE + 10));
         text.push(b'\n');
@@ -461,5 +461,22 @@ mod tests {
         assert!(matches!(r.next(), Some(Ok(_))));
         assert!(r.next().is_none());
         assert_eq!(r.warning_count(), 1);
+    }
+
+    #[test]
+    fn an_event_with_a_value_outside_the_vocabulary_is_skipped_and_said() {
+        let header = r#"{"format":"breakerbox-session","format_version":1,"breakerbox_version":"0","started_at":"2026-01-01T00:00:00Z","mode":"demo","providers":[]}"#;
+        let sideways = r#"{"ts":"2026-01-01T00:00:00.000Z","seq":1,"type":"breaker_changed","provider":"a","from":"closed","to":"sideways","reason":"?"}"#;
+        let text = format!("{header}\n{sideways}\n{EVENT}\n");
+        let mut r = read(text.as_bytes())
+            .map_err(|e| e.0)
+            .unwrap_or_else(|e| panic!("{e}"));
+        let first = r.next();
+        assert!(
+            matches!(&first, Some(Err(e)) if e.0.contains("t.jsonl:2:") && e.0.contains("sideways")),
+            "{first:?}"
+        );
+        assert!(matches!(r.next(), Some(Ok(_))), "the next event is read");
+        assert!(r.next().is_none());
     }
 }

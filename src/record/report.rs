@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use super::SessionHeader;
 use super::reader::{Reader, RecordError};
-use crate::event::{Event, EventKind, Outcome};
+use crate::event::{BreakerState, Event, EventKind, Outcome};
 
 /// The most entries kept in any list (transitions per provider, the timeline). Breaker changes and
 /// operator actions are few in a sane session; the cap only guards against a pathological file.
@@ -88,7 +88,7 @@ struct ProviderStats {
     failed_cost_usd: f64,
     failed_usages: u64,
     /// The last state a `breaker_changed` put it in (`None`: never seen one).
-    state: Option<String>,
+    state: Option<BreakerState>,
     open_since: Option<DateTime<Utc>>,
     open_ms: u64,
     transitions: Vec<Transition>,
@@ -112,8 +112,8 @@ struct Tokens {
 #[derive(Debug, Clone)]
 struct Transition {
     ts: DateTime<Utc>,
-    from: String,
-    to: String,
+    from: BreakerState,
+    to: BreakerState,
     reason: String,
 }
 
@@ -158,11 +158,6 @@ impl ProviderStats {
     fn latency_count(&self) -> u64 {
         self.latency.as_ref().map_or(0, |h| h.len())
     }
-}
-
-/// `open` and `forced_open` are the states in which a provider takes no traffic.
-fn is_open(state: &str) -> bool {
-    state == "open" || state == "forced_open"
 }
 
 fn millis_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
@@ -337,10 +332,10 @@ impl Report {
                     if req.primary.as_deref() == Some(provider.as_str())
                         && req.primary_cause.is_none()
                     {
-                        req.primary_cause = Some(clip(&reason));
+                        req.primary_cause = Some(reason.to_string());
                     }
                 }
-                bump(&mut self.provider(&provider).skipped, &reason);
+                bump(&mut self.provider(&provider).skipped, reason.as_str());
             }
             EventKind::FirstEvent {
                 request_id,
@@ -440,21 +435,21 @@ impl Report {
                 let stats = self.provider(&provider);
                 // The first change says what the state was before it: if it was already open, it
                 // has been open since the recording began.
-                if stats.state.is_none() && is_open(&from) && stats.open_since.is_none() {
+                if stats.state.is_none() && from.is_open() && stats.open_since.is_none() {
                     stats.open_since = Some(first_ts);
                 }
-                if is_open(&to) {
+                if to.is_open() {
                     if stats.open_since.is_none() {
                         stats.open_since = Some(ts);
                     }
                 } else if let Some(since) = stats.open_since.take() {
                     stats.open_ms = stats.open_ms.saturating_add(millis_between(since, ts));
                 }
-                stats.state = Some(to.clone());
+                stats.state = Some(to);
                 let transition = Transition {
                     ts,
-                    from: clip(&from),
-                    to: clip(&to),
+                    from,
+                    to,
                     reason: clip(&reason),
                 };
                 let what = format!(
@@ -492,7 +487,7 @@ impl Report {
                 kind: "operator_action",
                 provider: provider.as_deref().map(clip),
                 what: if detail.is_empty() {
-                    clip(&action)
+                    action.to_string()
                 } else {
                     clip(&format!("{action} ({detail})"))
                 },
@@ -795,7 +790,7 @@ impl Report {
                 writeln!(
                     out,
                     "Protocol {}, model {}.",
-                    md(&info.protocol),
+                    md(info.protocol.as_str()),
                     md(&info.model)
                 )?;
                 writeln!(out)?;
@@ -831,9 +826,10 @@ impl Report {
                 out,
                 "- Time open (open or forced open): {}{}.",
                 duration(p.open_ms),
-                p.state
-                    .as_deref()
-                    .map_or(String::new(), |s| format!("; {} at the end", md(s)))
+                p.state.map_or(String::new(), |s| format!(
+                    "; {} at the end",
+                    md(s.as_str())
+                ))
             )?;
             writeln!(out)?;
             if !p.errors.is_empty() {
@@ -866,8 +862,8 @@ impl Report {
                         out,
                         "| {} | {} → {} | {} |",
                         ts(t.ts),
-                        md(&t.from),
-                        md(&t.to),
+                        md(t.from.as_str()),
+                        md(t.to.as_str()),
                         md(&t.reason)
                     )?;
                 }

@@ -8,18 +8,20 @@ use ratatui::text::{Line, Span};
 use super::providers::next_text;
 use super::{Paint, popup, text};
 use crate::console::theme::state_word;
-use crate::console::ui::BreakerAction;
+use crate::session::Command;
 
 const WIDTH: u16 = 64;
 
-pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, action: BreakerAction, provider: &str) {
+pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, command: &Command) {
     let theme = &paint.theme;
     let width = WIDTH.min(area.width.saturating_sub(4));
     let inside = usize::from(width.saturating_sub(4));
-    let (question, effect) = wording(action, provider);
+    let provider = command.provider().unwrap_or_default();
+    let (question, effect) = wording(command);
     let mut lines = vec![Line::styled(question, theme.title)];
+    let doing = command.breaker_effect().unwrap_or_default();
     lines.extend(
-        text::wrap(&format!("{}: {effect}", action.describe()), inside)
+        text::wrap(&format!("{doing}: {effect}"), inside)
             .into_iter()
             .map(Line::raw),
     );
@@ -48,19 +50,20 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, action: BreakerAction,
 }
 
 /// The question, and what happens after `y`.
-fn wording(action: BreakerAction, provider: &str) -> (String, String) {
-    match action {
-        BreakerAction::Trip => (
+fn wording(command: &Command) -> (String, String) {
+    match command {
+        Command::Trip { provider } => (
             format!("Trip {provider}?"),
             format!("every request skips {provider} until you reset it"),
         ),
-        BreakerAction::ForceClosed => (
+        Command::ForceClosed { provider } => (
             format!("Force {provider} closed?"),
             format!("{provider} gets every request and never trips until you reset it"),
         ),
-        BreakerAction::Reset => (
+        Command::Reset { provider } => (
             format!("Reset {provider}?"),
             "the breaker goes back to automatic: closed, its counts cleared".to_string(),
         ),
+        other => (other.summary(), String::new()),
     }
 }

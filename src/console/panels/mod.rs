@@ -110,9 +110,7 @@ fn overlay(frame: &mut Frame, area: Rect, paint: &Paint) {
     match &paint.view.ui.overlay {
         None => {}
         Some(Overlay::Help) => help::draw(frame, area, paint),
-        Some(Overlay::Confirm { action, provider }) => {
-            confirm::draw(frame, area, paint, *action, provider);
-        }
+        Some(Overlay::Confirm { command }) => confirm::draw(frame, area, paint, command),
         Some(Overlay::FaultPicker { provider, selected }) => {
             faults::draw(frame, area, paint, provider, *selected);
         }

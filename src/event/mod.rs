@@ -1,14 +1,29 @@
-//! The event vocabulary (DESIGN.md) and the bus that carries it.
+//! The event vocabulary (DESIGN.md), the bus that carries it and the folds that read it.
 //!
-//! Everything the console shows, the recorder writes and the tests assert is a fold over one stream of
-//! these events. Names and fields are a contract: add, never rename.
+//! Everything the console shows, the recorder writes, the metrics count and the tests assert is a
+//! fold over one stream of these events ([`Fold`], [`follow`]). Names and fields are a contract:
+//! add, never rename. Every field with a closed set of values is typed ([`vocab`]); the JSON is the
+//! same as when they were strings.
+//!
+//! - [`vocab`]: breaker states, skip reasons, operator actions (and the provider's error classes
+//!   and phases, re-exported).
+//! - [`bus`]: the broadcast bus.
+//! - [`fold`]: one receive loop for every consumer.
+//! - [`describe`]: one line for people about an event (the console's log, a headless gateway's
+//!   stderr).
 
-use chrono::{DateTime, SecondsFormat, SubsecRound, Utc};
+mod bus;
+pub mod describe;
+mod fold;
+pub mod vocab;
+
+pub use bus::Bus;
+pub use fold::{Fold, Received, follow, next, try_next};
+pub use vocab::{BreakerState, ErrorClass, OperatorAction, Phase, Protocol, SkipReason};
+
+use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
-use std::sync::{Arc, Mutex, PoisonError};
-use tokio::sync::broadcast;
 
-use crate::provider::{ErrorClass, Phase};
 use crate::text::floor_boundary;
 
 /// One event as it travels on the bus and is written to a recording.
@@ -36,6 +51,10 @@ pub enum EventKind {
         /// The breakers' consecutive-failure threshold, for showing failures against it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         breaker_threshold: Option<u32>,
+        /// The error classes whose failures the breakers count, when the config's `[policy.X]
+        /// breaker` settings make them differ from the default ones (absent otherwise).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        breaker_counts: Option<Vec<ErrorClass>>,
     },
     RequestStarted {
         request_id: String,
@@ -72,7 +91,7 @@ pub enum EventKind {
     AttemptSkipped {
         request_id: String,
         provider: String,
-        reason: String,
+        reason: SkipReason,
     },
     FirstEvent {
         request_id: String,
@@ -130,9 +149,13 @@ pub enum EventKind {
         primary_cost_usd: Option<f64>,
     },
     BreakerChanged {
+        /// The provider the breaker guards (as attempts name it).
         provider: String,
-        from: String,
-        to: String,
+        /// The model, for a per-model breaker (`breaker = "model"`); absent for a provider's one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        from: BreakerState,
+        to: BreakerState,
         reason: String,
         /// How long it stays open, when `to` is `open`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,7 +168,7 @@ pub enum EventKind {
         reason: String,
     },
     OperatorAction {
-        action: String,
+        action: OperatorAction,
         #[serde(default, skip_serializing_if = "Option::is_none")]
         provider: Option<String>,
         #[serde(default)]
@@ -214,7 +237,7 @@ pub enum Outcome {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProviderInfo {
     pub name: String,
-    pub protocol: String,
+    pub protocol: Protocol,
     pub model: String,
 }
 
@@ -258,69 +281,10 @@ pub fn pieces(text: &str, max: usize) -> impl Iterator<Item = &str> {
 /// The version of the event vocabulary written into `session_started` and recordings.
 pub const FORMAT_VERSION: u32 = 1;
 
-/// A broadcast bus of events. Publishing never waits for a consumer: one that falls behind by more
-/// than the capacity is told it lagged (tokio's `RecvError::Lagged`) and skips ahead.
-#[derive(Clone)]
-pub struct Bus {
-    tx: broadcast::Sender<Arc<Event>>,
-    /// The last sequence number given. Held while an event is stamped and sent, so every
-    /// subscriber (the recorder, `/events`, the console) receives events in `seq` order, with
-    /// timestamps that never go back, however many tasks publish at once.
-    seq: Arc<Mutex<u64>>,
-}
-
-impl Bus {
-    pub fn new(capacity: usize) -> Self {
-        let (tx, _) = broadcast::channel(capacity.max(1));
-        Bus {
-            tx,
-            seq: Arc::new(Mutex::new(0)),
-        }
-    }
-
-    /// Stamp the event with the time and the next sequence number and publish it.
-    pub fn publish(&self, kind: EventKind) -> Arc<Event> {
-        // Nothing panics while it is held; were it poisoned, the count is still right.
-        let mut seq = self.seq.lock().unwrap_or_else(PoisonError::into_inner);
-        *seq += 1;
-        let event = Arc::new(Event {
-            // Milliseconds, as events are written: an event in memory equals its recorded form,
-            // so a replay folds exactly what the live console folded.
-            ts: Utc::now().trunc_subsecs(3),
-            seq: *seq,
-            kind,
-        });
-        // No receivers is fine: nobody is watching yet.
-        let _ = self.tx.send(Arc::clone(&event));
-        drop(seq);
-        event
-    }
-
-    /// Publish a piece of reply as `text_delta` events of at most [`MAX_DELTA_BYTES`] each.
-    pub fn publish_text(&self, request_id: &str, provider: &str, text: &str) {
-        for piece in pieces(text, MAX_DELTA_BYTES) {
-            self.publish(EventKind::TextDelta {
-                request_id: request_id.to_string(),
-                provider: provider.to_string(),
-                text: piece.to_string(),
-            });
-        }
-    }
-
-    pub fn subscribe(&self) -> broadcast::Receiver<Arc<Event>> {
-        self.tx.subscribe()
-    }
-}
-
-impl Default for Bus {
-    fn default() -> Self {
-        Bus::new(4096)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tokio::sync::broadcast;
 
     #[test]
     fn events_serialize_with_type_ts_and_seq() {
@@ -328,7 +292,7 @@ mod tests {
         let ev = bus.publish(EventKind::AttemptSkipped {
             request_id: "r1".into(),
             provider: "anthropic".into(),
-            reason: "breaker_open".into(),
+            reason: SkipReason::BreakerOpen,
         });
         let json = serde_json::to_value(&*ev).expect("serializes");
         assert_eq!(json["type"], "attempt_skipped");
@@ -403,7 +367,7 @@ mod tests {
         let mut rx = bus.subscribe();
         for i in 0..5 {
             bus.publish(EventKind::OperatorAction {
-                action: "test".into(),
+                action: OperatorAction::Load,
                 provider: None,
                 detail: i.to_string(),
             });

@@ -27,12 +27,13 @@ use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use super::app::{self, App};
-use super::keys::Bindings;
-use super::ui::{Attached, BreakerAction, Link, Ui};
 use crate::cli::{AttachArgs, Cli};
+use crate::console::app::{self, App, Control, Note};
+use crate::console::keys::Bindings;
+use crate::console::ui::{Attached, Link, Ui};
 use crate::event::Event;
 use crate::provider::sse::{Decoder, SseEvent, SseItem};
+use crate::session::Command;
 
 /// Events held for the console between folds; past it the console is told it lagged.
 pub const EVENT_CAPACITY: usize = 1 << 16;
@@ -42,18 +43,6 @@ const MAX_EVENT_BYTES: usize = 4 << 20;
 const MAX_ERROR_BODY: usize = 16 * 1024;
 /// Messages from the gateway are cut to this many characters.
 const MESSAGE_CHARS: usize = 200;
-
-/// What the console hears from the gateway besides events: results of commands, lost events,
-/// the stream's state. Folded by [`App::on_note`].
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Note {
-    /// A line for the status bar.
-    Flash(String),
-    /// The gateway dropped this many events for us (its `lagged` frame).
-    Missed(u64),
-    /// The event stream connected or dropped.
-    Link(Link),
-}
 
 /// Time limits and backoff of an attachment.
 #[derive(Debug, Clone)]
@@ -603,31 +592,26 @@ struct ControlReply {
     error: Option<String>,
 }
 
+impl Control for RemoteControl {
+    /// Send the command to the gateway's `/control`: a line for the status bar at once, and the
+    /// gateway's answer later as a note.
+    fn send(&self, command: Command) -> String {
+        if let Command::Load { .. } = command {
+            return "no background load on an attached console".to_string();
+        }
+        let what = command.summary();
+        match serde_json::to_value(&command) {
+            Ok(body) => self.post(what, body),
+            Err(e) => format!("{what}: {e}"),
+        }
+    }
+
+    fn attached(&self) -> bool {
+        true
+    }
+}
+
 impl RemoteControl {
-    /// Trip, force closed or reset a provider's breaker. Returns a line for the status bar at once.
-    pub fn breaker(&self, action: BreakerAction, provider: &str) -> String {
-        let name = match action {
-            BreakerAction::Trip => "trip",
-            BreakerAction::ForceClosed => "force_closed",
-            BreakerAction::Reset => "reset",
-        };
-        let body = serde_json::json!({ "action": name, "provider": provider });
-        self.post(format!("{name} {provider}"), body)
-    }
-
-    /// Set a simulated provider's fault (`KIND[:PARAMS]`) on the gateway.
-    pub fn set_fault(&self, provider: &str, fault: &str) -> String {
-        let body =
-            serde_json::json!({ "action": "set_fault", "provider": provider, "fault": fault });
-        self.post(format!("fault {fault} on {provider}"), body)
-    }
-
-    /// Send a prompt through the gateway's engine; the reply arrives as events.
-    pub fn send_prompt(&self, text: &str) -> String {
-        let body = serde_json::json!({ "action": "prompt", "text": text });
-        self.post("prompt".to_string(), body)
-    }
-
     fn post(&self, what: String, body: serde_json::Value) -> String {
         let Ok(runtime) = tokio::runtime::Handle::try_current() else {
             return format!("{what}: cannot send from here (no runtime)");
@@ -852,7 +836,9 @@ mod tests {
             timeout: Duration::from_secs(5),
         };
         assert_eq!(
-            control.breaker(BreakerAction::Trip, "anthropic"),
+            control.send(Command::Trip {
+                provider: "anthropic".into()
+            }),
             "trip anthropic → sent"
         );
         let Some(Note::Flash(flash)) = rx.recv().await else {

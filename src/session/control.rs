@@ -1,19 +1,19 @@
-//! What the operator's keys do outside the screen: trip, force or reset a breaker, set a simulated
-//! fault, send a prompt, and drive the background load. Each is a command here; its effects come back
-//! as events (`operator_action`, `breaker_changed`, `request_started`, …), so they are shown, recorded
-//! and replayed like everything else.
+//! The control plane: the [`Controller`] carries out the operator's [`Command`]s, whoever sent them
+//! (the console's keys, the gateway's `/control`): trip, force or reset a breaker, set a simulated
+//! fault, send a prompt, drive the background load. Its effects come back as events
+//! (`operator_action`, `breaker_changed`, `request_started`, …), so they are shown, recorded and
+//! replayed like everything else.
 
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::watch;
 
+use super::command::{Command, LoadChange};
 use crate::engine::failover::{FailoverEngine, RequestMeta};
-use crate::event::{EventKind, Source};
+use crate::event::{EventKind, OperatorAction, Source};
 use crate::provider::Request;
 use crate::sim::{Fault, Simulator};
-
-use super::ui::{BreakerAction, LoadView};
 
 /// Most background requests in flight at once; beyond it a tick is skipped rather than piling up.
 const LOAD_MAX_IN_FLIGHT: usize = 64;
@@ -32,17 +32,33 @@ const LOAD_PROMPTS: [&str; 8] = [
     "Translate this error message for a customer.",
 ];
 
-/// Carries the operator's commands to the engine and the simulator.
+/// Background traffic, as the operator set it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct LoadView {
+    pub on: bool,
+    pub per_sec: f64,
+}
+
+/// Carries the operator's commands to the engine's breakers, the simulator and the load.
 pub struct Controller {
+    /// Prompts and the background load go through it; its breakers are every provider's.
     engine: FailoverEngine,
+    /// The providers commands may name.
+    providers: Vec<String>,
     sim: Option<Arc<Simulator>>,
     load: Option<watch::Sender<LoadView>>,
 }
 
 impl Controller {
-    pub fn new(engine: FailoverEngine, sim: Option<Arc<Simulator>>) -> Self {
+    /// `providers` are the names commands may use (every configured provider).
+    pub fn new(
+        engine: FailoverEngine,
+        providers: Vec<String>,
+        sim: Option<Arc<Simulator>>,
+    ) -> Self {
         Controller {
             engine,
+            providers,
             sim,
             load: None,
         }
@@ -59,37 +75,56 @@ impl Controller {
         self.load.as_ref().map(|tx| *tx.borrow())
     }
 
-    /// Trip, force closed or reset the breaker(s) of a provider. Returns a line for the status bar.
-    pub fn breaker(&self, action: BreakerAction, provider: &str) -> String {
-        let shared = self.engine.shared();
-        let keys: Vec<&str> = self
-            .engine
-            .targets()
-            .iter()
-            .filter(|t| t.provider.name() == provider)
-            .map(|t| t.breaker_key.as_str())
-            .collect();
-        if keys.is_empty() {
-            return format!("{provider} is not in the chain");
+    /// Whether faults can be set (the providers are simulated).
+    pub fn simulated(&self) -> bool {
+        self.sim.is_some()
+    }
+
+    /// Carry out `command`. `Ok` is a line for the status bar; `Err` says why it was refused.
+    pub fn apply(&self, command: Command) -> Result<String, String> {
+        if let Some(provider) = command.provider() {
+            self.known(provider)?;
         }
-        let (name, changed) = match action {
-            BreakerAction::Trip => (
-                "trip",
-                keys.iter()
-                    .fold(false, |c, k| shared.breakers.force_open(k) | c),
-            ),
-            BreakerAction::ForceClosed => (
-                "force_closed",
-                keys.iter()
-                    .fold(false, |c, k| shared.breakers.force_closed(k) | c),
-            ),
-            BreakerAction::Reset => (
-                "reset",
-                keys.iter().fold(false, |c, k| shared.breakers.reset(k) | c),
-            ),
+        match command {
+            Command::Trip { provider } => Ok(self.breaker(OperatorAction::Trip, &provider)),
+            Command::ForceClosed { provider } => {
+                Ok(self.breaker(OperatorAction::ForceClosed, &provider))
+            }
+            Command::Reset { provider } => Ok(self.breaker(OperatorAction::Reset, &provider)),
+            Command::SetFault { provider, fault } => self.set_fault(&provider, &fault),
+            Command::Prompt { text } => {
+                let text = text.trim();
+                if text.is_empty() {
+                    return Err("the prompt is empty".to_string());
+                }
+                self.prompter().send_prompt(text);
+                Ok("prompt sent".to_string())
+            }
+            Command::Load { change } => self.adjust_load(change),
+        }
+    }
+
+    fn known(&self, provider: &str) -> Result<(), String> {
+        if self.providers.iter().any(|p| p == provider) {
+            Ok(())
+        } else {
+            Err(format!(
+                "no provider is named `{provider}` (there are: {})",
+                self.providers.join(", ")
+            ))
+        }
+    }
+
+    /// Trip, force closed or reset every breaker of a provider.
+    fn breaker(&self, action: OperatorAction, provider: &str) -> String {
+        let shared = self.engine.shared();
+        let (changed, effect) = match action {
+            OperatorAction::Trip => (shared.breakers.force_open(provider), "trip (force open)"),
+            OperatorAction::ForceClosed => (shared.breakers.force_closed(provider), "force closed"),
+            _ => (shared.breakers.reset(provider), "reset to automatic"),
         };
         shared.bus.publish(EventKind::OperatorAction {
-            action: name.to_string(),
+            action,
             provider: Some(provider.to_string()),
             detail: if changed {
                 String::new()
@@ -98,37 +133,27 @@ impl Controller {
             },
         });
         if changed {
-            format!("{provider}: {}", action.describe())
+            format!("{provider}: {effect}")
         } else {
             format!("{provider}: already so")
         }
     }
 
     /// Set a simulated provider's fault.
-    pub fn set_fault(&self, provider: &str, fault: &str) -> String {
+    fn set_fault(&self, provider: &str, fault: &str) -> Result<String, String> {
         let Some(sim) = &self.sim else {
-            return "faults apply to the simulated providers (demo mode)".to_string();
+            return Err("faults apply to simulated providers: start with --demo".to_string());
         };
-        let parsed = match fault.parse::<Fault>() {
-            Ok(f) => f,
-            Err(e) => return format!("fault `{fault}`: {e}"),
-        };
-        match sim.set_fault(provider, parsed) {
-            Ok(()) => {
-                self.engine.shared().bus.publish(EventKind::OperatorAction {
-                    action: "set_fault".to_string(),
-                    provider: Some(provider.to_string()),
-                    detail: fault.to_string(),
-                });
-                format!("{provider}: fault {fault}")
-            }
-            Err(e) => e.to_string(),
-        }
-    }
-
-    /// Send the operator's prompt through the engine; the reply arrives as events.
-    pub fn send_prompt(&self, text: &str) {
-        self.prompter().send_prompt(text);
+        let parsed = fault
+            .parse::<Fault>()
+            .map_err(|e| format!("fault `{fault}`: {e}"))?;
+        sim.set_fault(provider, parsed).map_err(|e| e.to_string())?;
+        self.engine.shared().bus.publish(EventKind::OperatorAction {
+            action: OperatorAction::SetFault,
+            provider: Some(provider.to_string()),
+            detail: fault.to_string(),
+        });
+        Ok(format!("{provider}: fault {fault}"))
     }
 
     /// A handle that sends prompts, for tasks of their own (re-driving a recording).
@@ -138,10 +163,10 @@ impl Controller {
         }
     }
 
-    /// Turn the background load on or off, or step its rate. Returns a line for the status bar.
-    pub fn adjust_load(&self, change: LoadChange) -> String {
+    /// Turn the background load on or off, or step its rate.
+    fn adjust_load(&self, change: LoadChange) -> Result<String, String> {
         let Some(tx) = &self.load else {
-            return "no background load here".to_string();
+            return Err("no background load here".to_string());
         };
         let mut view = *tx.borrow();
         match change {
@@ -152,11 +177,14 @@ impl Controller {
         tx.send_replace(view);
         let state = if view.on { "on" } else { "off" };
         self.engine.shared().bus.publish(EventKind::OperatorAction {
-            action: "load".to_string(),
+            action: OperatorAction::Load,
             provider: None,
             detail: format!("{state}, {} requests/s", view.per_sec),
         });
-        format!("background load {state}, {} requests/s", view.per_sec)
+        Ok(format!(
+            "background load {state}, {} requests/s",
+            view.per_sec
+        ))
     }
 }
 
@@ -179,13 +207,6 @@ impl Prompter {
             while stream.next().await.is_some() {}
         });
     }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LoadChange {
-    Toggle,
-    Faster,
-    Slower,
 }
 
 /// The next rate up (`faster`) or down the table from `rate`, stopping at its ends.

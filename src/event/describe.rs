@@ -1,0 +1,298 @@
+//! One line for people about an event: the console's event log and a headless gateway's stderr word
+//! events the same way. Text that came from a provider (messages, replies) has its control
+//! characters escaped and is cut, so a line stays one line and cannot drive the terminal.
+
+use std::fmt::{self, Write as _};
+
+use super::{EventKind, Outcome, ProviderInfo, Source};
+use crate::text::OneLine;
+
+/// Longest field quoted in a line.
+const FIELD_CHARS: usize = 300;
+/// Longest line.
+pub const LINE_CHARS: usize = 1_000;
+/// Providers named in a `session_started` line, and chain entries in a `request_started` one.
+const LISTED: usize = 64;
+
+/// The line for `kind`, at most [`LINE_CHARS`] characters (and an ellipsis).
+pub fn describe(kind: &EventKind) -> String {
+    let mut s = String::with_capacity(96);
+    // Writing to a String cannot fail.
+    let _ = write_description(&mut s, kind);
+    if s.len() > LINE_CHARS
+        && let Some((cut, _)) = s.char_indices().nth(LINE_CHARS)
+    {
+        s.truncate(cut);
+        s.push('…');
+    }
+    s
+}
+
+/// How a request's source is named in a line.
+pub fn source_name(source: Source) -> &'static str {
+    match source {
+        Source::Prompt => "prompt",
+        Source::Load => "load",
+        Source::Ask => "ask",
+        Source::Gateway => "gateway",
+    }
+}
+
+/// A field quoted in a line.
+fn q(s: &str) -> OneLine<'_> {
+    OneLine(s, FIELD_CHARS)
+}
+
+fn seconds(ms: u64) -> f64 {
+    ms as f64 / 1000.0
+}
+
+/// NaN and infinities (a broken price) are shown as nothing spent.
+fn finite(x: f64) -> f64 {
+    if x.is_finite() { x } else { 0.0 }
+}
+
+fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
+    match kind {
+        EventKind::SessionStarted {
+            mode,
+            providers,
+            breaker_threshold,
+            ..
+        } => session(s, mode.as_str(), providers, *breaker_threshold),
+        EventKind::RequestStarted {
+            request_id,
+            source,
+            chain,
+            ..
+        } => {
+            write!(s, "{} started ({}):", q(request_id), source_name(*source))?;
+            list(s, chain.iter().map(|p| q(p)), " → ")
+        }
+        EventKind::AttemptStarted {
+            request_id,
+            attempt,
+            provider,
+            model,
+        } => write!(
+            s,
+            "{} #{attempt} {} started ({})",
+            q(request_id),
+            q(provider),
+            q(model)
+        ),
+        EventKind::AttemptFailed { .. } => attempt_failed(s, kind),
+        EventKind::AttemptSkipped {
+            request_id,
+            provider,
+            reason,
+        } => write!(s, "{} {} skipped: {reason}", q(request_id), q(provider)),
+        EventKind::FirstEvent {
+            request_id,
+            attempt,
+            provider,
+            latency_ms,
+        } => write!(
+            s,
+            "{} #{attempt} {} first event in {latency_ms} ms",
+            q(request_id),
+            q(provider)
+        ),
+        EventKind::TextDelta {
+            request_id,
+            provider,
+            text,
+        } => write!(s, "{} {} text: {}", q(request_id), q(provider), q(text)),
+        EventKind::Rewind {
+            request_id,
+            provider,
+            discarded_chars,
+            reason,
+        } => write!(
+            s,
+            "{} rewind: {discarded_chars} chars withdrawn after {} ({})",
+            q(request_id),
+            q(provider),
+            q(reason)
+        ),
+        EventKind::Usage { .. } => usage(s, kind),
+        EventKind::RequestFinished { .. } => finished(s, kind),
+        EventKind::BreakerChanged { .. } => breaker(s, kind),
+        EventKind::ProviderFlagged {
+            provider,
+            flag,
+            reason,
+        } => write!(s, "{} flagged {}: {}", q(provider), q(flag), q(reason)),
+        EventKind::OperatorAction {
+            action,
+            provider,
+            detail,
+        } => {
+            write!(s, "operator {action}")?;
+            if let Some(p) = provider {
+                write!(s, " {}", q(p))?;
+            }
+            if !detail.is_empty() {
+                write!(s, " {}", q(detail))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// ` a, b, c` (the first [`LISTED`] items), joined by `sep`.
+fn list<T: fmt::Display>(s: &mut String, items: impl Iterator<Item = T>, sep: &str) -> fmt::Result {
+    for (i, item) in items.take(LISTED).enumerate() {
+        let sep = if i == 0 { " " } else { sep };
+        write!(s, "{sep}{item}")?;
+    }
+    Ok(())
+}
+
+fn session(
+    s: &mut String,
+    mode: &str,
+    providers: &[ProviderInfo],
+    threshold: Option<u32>,
+) -> fmt::Result {
+    write!(s, "session started in {mode} mode:")?;
+    let named = providers
+        .iter()
+        .map(|p| format!("{} ({})", q(&p.name), q(&p.model)));
+    list(s, named, ", ")?;
+    if let Some(n) = threshold {
+        write!(s, "; breakers open after {n} failures in a row")?;
+    }
+    Ok(())
+}
+
+fn attempt_failed(s: &mut String, kind: &EventKind) -> fmt::Result {
+    let EventKind::AttemptFailed {
+        request_id,
+        attempt,
+        provider,
+        phase,
+        class,
+        retryable,
+        status,
+        retry_after_ms,
+        message,
+        ..
+    } = kind
+    else {
+        return Ok(());
+    };
+    write!(
+        s,
+        "{} #{attempt} {} {class} in {phase} (",
+        q(request_id),
+        q(provider)
+    )?;
+    if let Some(status) = status {
+        write!(s, "HTTP {status}, ")?;
+    }
+    if let Some(ms) = retry_after_ms {
+        write!(s, "retry after {:.1} s, ", seconds(*ms))?;
+    }
+    let retry = if *retryable {
+        "retryable"
+    } else {
+        "not retryable"
+    };
+    write!(s, "{retry}): {}", q(message))
+}
+
+fn usage(s: &mut String, kind: &EventKind) -> fmt::Result {
+    let EventKind::Usage {
+        request_id,
+        provider,
+        input_tokens,
+        output_tokens,
+        cache_read_tokens,
+        cache_write_tokens,
+        cost_usd,
+        estimated,
+        ..
+    } = kind
+    else {
+        return Ok(());
+    };
+    write!(
+        s,
+        "{} {} usage: {input_tokens} in, {output_tokens} out",
+        q(request_id),
+        q(provider)
+    )?;
+    if *cache_read_tokens > 0 || *cache_write_tokens > 0 {
+        write!(
+            s,
+            ", cache {cache_read_tokens} read, {cache_write_tokens} written"
+        )?;
+    }
+    write!(s, ", ${:.6}", finite(*cost_usd))?;
+    if *estimated {
+        s.push_str(" (estimated)");
+    }
+    Ok(())
+}
+
+fn finished(s: &mut String, kind: &EventKind) -> fmt::Result {
+    let EventKind::RequestFinished {
+        request_id,
+        outcome,
+        provider,
+        class,
+        message,
+        total_ms,
+        cost_usd,
+        attempts,
+        ..
+    } = kind
+    else {
+        return Ok(());
+    };
+    match (outcome, provider) {
+        (Outcome::Ok, Some(p)) => write!(s, "{} answered by {}", q(request_id), q(p))?,
+        (Outcome::Ok, None) => write!(s, "{} answered", q(request_id))?,
+        (Outcome::Error, _) => write!(s, "{} failed", q(request_id))?,
+    }
+    write!(
+        s,
+        " in {:.2} s, ${:.6} ({attempts} attempt{})",
+        seconds(*total_ms),
+        finite(*cost_usd),
+        if *attempts == 1 { "" } else { "s" }
+    )?;
+    if *outcome == Outcome::Error {
+        if let Some(class) = class {
+            write!(s, ": {class}")?;
+        }
+        if let Some(m) = message {
+            write!(s, ": {}", q(m))?;
+        }
+    }
+    Ok(())
+}
+
+fn breaker(s: &mut String, kind: &EventKind) -> fmt::Result {
+    let EventKind::BreakerChanged {
+        provider,
+        model,
+        from,
+        to,
+        reason,
+        recovery_ms,
+    } = kind
+    else {
+        return Ok(());
+    };
+    write!(s, "{}", q(provider))?;
+    if let Some(model) = model {
+        write!(s, " ({})", q(model))?;
+    }
+    write!(s, " breaker {from} → {to} ({})", q(reason))?;
+    if let (Some(ms), super::BreakerState::Open) = (recovery_ms, to) {
+        write!(s, ", half-open in {:.1} s", seconds(*ms))?;
+    }
+    Ok(())
+}
