@@ -11,6 +11,7 @@ pub mod engine;
 pub mod event;
 pub mod gateway;
 pub mod json;
+pub mod keys;
 pub mod logging;
 pub mod metrics;
 pub mod protocol;
