@@ -14,6 +14,7 @@ pub mod json;
 pub mod keys;
 pub mod logging;
 pub mod metrics;
+pub mod parse;
 pub mod protocol;
 pub mod provider;
 pub mod record;
