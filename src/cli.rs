@@ -245,18 +245,18 @@ pub struct SimArgs {
 
     /// Time to the first event for every provider (e.g. `0ms` for load tests), instead of the
     /// config's.
-    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::parse::parse_duration)]
     pub first_event_latency: Option<std::time::Duration>,
 
     /// Time between tokens for every provider (e.g. `0ms`), instead of the config's.
-    #[arg(long, value_name = "DURATION", value_parser = crate::config::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = crate::parse::parse_duration)]
     pub token_delay: Option<std::time::Duration>,
 }
 
 fn parse_interval(text: &str) -> Result<std::time::Duration, String> {
     match text.trim().parse::<u64>() {
         // A bare number is milliseconds, within the bounds of any duration.
-        Ok(ms) => crate::config::parse_duration(&format!("{ms}ms")),
-        Err(_) => crate::config::parse_duration(text),
+        Ok(ms) => crate::parse::parse_duration(&format!("{ms}ms")),
+        Err(_) => crate::parse::parse_duration(text),
     }
 }

@@ -8,7 +8,7 @@ use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::config::parse_duration;
+use crate::parse::parse_duration;
 
 /// What a simulated provider does wrong, with its parameters.
 #[derive(Debug, Clone, PartialEq)]
@@ -508,6 +508,20 @@ impl FromStr for Fault {
             kind: (kind.build)(&params)?,
             p,
         })
+    }
+}
+
+/// A fault in `KIND[:PARAMS]` form as a file writes it (the config's simulated providers, a
+/// scenario's steps), checked while parsing so that errors carry the line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FaultString(pub Fault);
+
+impl<'de> serde::Deserialize<'de> for FaultString {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        text.parse::<Fault>()
+            .map(FaultString)
+            .map_err(serde::de::Error::custom)
     }
 }
 

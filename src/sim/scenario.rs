@@ -16,8 +16,8 @@ use std::path::Path;
 use std::time::Duration;
 use toml::Spanned;
 
-use super::fault::Fault;
-use crate::config::{Dur, FaultString, line_col, toml_error};
+use super::fault::{Fault, FaultString};
+use crate::parse::{Dur, line_col, locate, toml_error};
 
 /// The demo incident shipped with the program (`assets/scenarios/incident.toml`).
 pub const INCIDENT: &str = include_str!("../../assets/scenarios/incident.toml");
@@ -122,7 +122,7 @@ impl Scenario {
             None => last,
         };
         if file.repeat && length.is_zero() {
-            let written = crate::config::locate::span_of(text, &["loop".into()]);
+            let written = locate::span_of(text, &["loop".into()]);
             return Err(ScenarioError(format!(
                 "{}: a looping scenario needs a length above 0: add e.g. `length = \"60s\"`",
                 at(written.start)

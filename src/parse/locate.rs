@@ -89,7 +89,7 @@ fn in_value(value: &Spanned<DeValue<'_>>, offset: usize, path: &mut Vec<String>)
 }
 
 /// A key as TOML writes it in a dotted path: bare when it can be.
-pub(super) fn quoted(key: &str) -> String {
+pub fn quoted(key: &str) -> String {
     let bare = !key.is_empty()
         && key
             .chars()

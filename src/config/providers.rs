@@ -1,0 +1,237 @@
+//! `[[providers]]`, `[[chains]]` and `[[routes]]`: the real providers, the chains of targets the
+//! engine fails over along, and the gateway's routes from a model name to a chain.
+
+use serde::Deserialize;
+use std::time::Duration;
+use toml::Spanned;
+
+use super::values::context_window;
+use crate::engine::failover::{HedgeTrigger, MidStreamPolicy};
+use crate::parse::parse_duration;
+use crate::provider::{ApiKey, Protocol, ProviderConfig, Timeouts};
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ProviderEntry {
+    pub name: Spanned<String>,
+    /// `anthropic` (Messages), `openai` (Chat Completions, and the servers compatible with it) or
+    /// `openai_responses` (OpenAI's Responses API: OpenAI's key, base URL and variables).
+    pub protocol: Protocol,
+    pub model: String,
+    /// Explicit base URL; else the value of `base_url_env`; else the protocol's public endpoint.
+    #[serde(default)]
+    pub base_url: Option<String>,
+    #[serde(default)]
+    pub base_url_env: Option<String>,
+    /// The environment variable holding the key (default `ANTHROPIC_API_KEY` / `OPENAI_API_KEY`).
+    #[serde(default)]
+    pub api_key_env: Option<String>,
+    /// Accepts a partial assistant reply to continue from (default: yes for Anthropic, no for
+    /// OpenAI's two APIs).
+    #[serde(default)]
+    pub accepts_prefill: Option<bool>,
+    /// Context window in tokens, for failing over `context_length` errors to a larger model.
+    #[serde(default, deserialize_with = "context_window")]
+    pub context_window: Option<u64>,
+    /// One breaker for the provider (`provider`, the default) or one per model (`model`).
+    #[serde(default)]
+    pub breaker: BreakerScope,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum BreakerScope {
+    #[default]
+    Provider,
+    Model,
+}
+
+/// A named, ordered chain of targets.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ChainEntry {
+    pub name: Spanned<String>,
+    pub targets: Vec<Spanned<TargetEntry>>,
+    #[serde(default)]
+    pub mid_stream: MidStreamPolicy,
+    /// `off`, a duration (`2s`) or a percentile of recent first-event latency (`p95`).
+    #[serde(default)]
+    pub hedge: HedgeSetting,
+}
+
+/// A gateway route: requests naming `model` go down `chain`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RouteEntry {
+    /// The model name a client sends to pick this route.
+    pub model: Spanned<String>,
+    /// The chain to use (`default`: the chain named so, else every provider in order).
+    #[serde(default = "default_chain_name")]
+    pub chain: Spanned<String>,
+    /// What a streaming client sees of a failover after text reached it.
+    #[serde(default)]
+    pub mode: RouteMode,
+    /// Forward the client's own API key to the targets that speak the client's protocol, instead
+    /// of the gateway's keys.
+    #[serde(default)]
+    pub passthrough: bool,
+}
+
+fn default_chain_name() -> Spanned<String> {
+    Spanned::new(0..0, "default".to_string())
+}
+
+/// How a route streams to its clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RouteMode {
+    /// Forward events as they arrive. A failure after text reached the client continues on a
+    /// target that accepts a prefill, else ends the client's stream with an error.
+    #[default]
+    Live,
+    /// Hold the reply until the provider's stream completes: any failover is invisible, at the
+    /// cost of first-token latency.
+    Buffered,
+}
+
+impl RouteMode {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RouteMode::Live => "live",
+            RouteMode::Buffered => "buffered",
+        }
+    }
+}
+
+/// A target: a provider name, or a table naming a provider and a model.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(untagged)]
+pub enum TargetEntry {
+    Name(String),
+    Table {
+        provider: String,
+        #[serde(default)]
+        model: Option<String>,
+    },
+}
+
+impl TargetEntry {
+    pub fn provider(&self) -> &str {
+        match self {
+            TargetEntry::Name(name) => name,
+            TargetEntry::Table { provider, .. } => provider,
+        }
+    }
+    pub fn model(&self) -> Option<&str> {
+        match self {
+            TargetEntry::Name(_) => None,
+            TargetEntry::Table { model, .. } => model.as_deref(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Default)]
+pub struct HedgeSetting(pub Option<HedgeTrigger>);
+
+impl<'de> Deserialize<'de> for HedgeSetting {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(d)?;
+        parse_hedge(&text)
+            .map(HedgeSetting)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+fn parse_hedge(text: &str) -> Result<Option<HedgeTrigger>, String> {
+    let t = text.trim();
+    if t == "off" {
+        return Ok(None);
+    }
+    if let Some(p) = t.strip_prefix('p') {
+        let percentile: f64 = p
+            .parse()
+            .ok()
+            .filter(|p| (1.0..=99.9).contains(p))
+            .ok_or_else(|| {
+                format!("invalid hedge `{text}`: a percentile is written like `p95` (1 to 99.9)")
+            })?;
+        return Ok(Some(HedgeTrigger::Percentile {
+            percentile,
+            fallback: Duration::from_secs(2),
+        }));
+    }
+    parse_duration(t)
+        .map(|d| Some(HedgeTrigger::After(d)))
+        .map_err(|e| {
+            format!("{e}; hedge is `off`, a duration like `2s`, or a percentile like `p95`")
+        })
+}
+
+impl ProviderEntry {
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+
+    fn api_key_var(&self) -> &str {
+        self.api_key_env.as_deref().unwrap_or(match self.protocol {
+            Protocol::Anthropic => "ANTHROPIC_API_KEY",
+            Protocol::Openai | Protocol::OpenaiResponses => "OPENAI_API_KEY",
+        })
+    }
+
+    fn base_url_var(&self) -> &str {
+        self.base_url_env.as_deref().unwrap_or(match self.protocol {
+            Protocol::Anthropic => "ANTHROPIC_BASE_URL",
+            Protocol::Openai | Protocol::OpenaiResponses => "OPENAI_BASE_URL",
+        })
+    }
+
+    /// Resolve URL and key from the config and the environment.
+    pub fn resolve(
+        &self,
+        timeouts: Timeouts,
+        env: &dyn Fn(&str) -> Option<String>,
+    ) -> ProviderConfig {
+        let base_url = self
+            .base_url
+            .clone()
+            .or_else(|| env(self.base_url_var()).filter(|v| !v.is_empty()))
+            .unwrap_or_else(|| {
+                match self.protocol {
+                    Protocol::Anthropic => "https://api.anthropic.com",
+                    Protocol::Openai | Protocol::OpenaiResponses => "https://api.openai.com/v1",
+                }
+                .to_string()
+            });
+        ProviderConfig {
+            api_key: ApiKey::new(env(self.api_key_var()).unwrap_or_default()),
+            model: self.model.clone(),
+            timeouts,
+            ..ProviderConfig::new(self.name(), self.protocol, base_url.trim_end_matches('/'))
+        }
+    }
+
+    /// The variable holding this provider's key, if it is not set.
+    pub fn missing_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<&str> {
+        let var = self.api_key_var();
+        env(var).filter(|v| !v.is_empty()).is_none().then_some(var)
+    }
+}
+
+pub(super) fn default_providers() -> Vec<ProviderEntry> {
+    let entry = |name: &str, protocol, model: &str| ProviderEntry {
+        name: Spanned::new(0..0, name.to_string()),
+        protocol,
+        model: model.to_string(),
+        base_url: None,
+        base_url_env: None,
+        api_key_env: None,
+        accepts_prefill: None,
+        context_window: None,
+        breaker: BreakerScope::Provider,
+    };
+    vec![
+        entry("anthropic", Protocol::Anthropic, "claude-sonnet-4-5"),
+        entry("openai", Protocol::Openai, "gpt-5"),
+    ]
+}
