@@ -206,7 +206,7 @@ fn breaker_admission() {
     let n = 1_000_000;
     let start = Instant::now();
     for _ in 0..n {
-        let permit = breakers.admit("anthropic").unwrap();
+        let permit = breakers.admit(&"anthropic".into()).unwrap();
         permit.record(CallOutcome::Success);
     }
     let per = start.elapsed().as_nanos() as f64 / n as f64;
