@@ -178,11 +178,12 @@ impl Traffic {
                 .iter()
                 .map(|name| ProviderInfo {
                     name: name.to_string(),
-                    protocol: name.to_string(),
+                    protocol: breakerbox::provider::Protocol::Anthropic,
                     model: model(name).to_string(),
                 })
                 .collect(),
             breaker_threshold: Some(5),
+            breaker_counts: None,
         };
         Traffic {
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -339,7 +340,7 @@ impl Flow {
         self.events.push_back(EventKind::AttemptSkipped {
             request_id: self.id.clone(),
             provider: provider.into(),
-            reason: "breaker_open".into(),
+            reason: breakerbox::event::SkipReason::BreakerOpen,
         });
     }
 
@@ -439,8 +440,9 @@ impl Flow {
 fn breaker(from: &str, to: &str, reason: &str, recovery_ms: Option<u64>) -> EventKind {
     EventKind::BreakerChanged {
         provider: "anthropic".into(),
-        from: from.into(),
-        to: to.into(),
+        model: None,
+        from: from.parse().expect("a name in the vocabulary"),
+        to: to.parse().expect("a name in the vocabulary"),
         reason: reason.into(),
         recovery_ms,
     }

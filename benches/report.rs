@@ -56,7 +56,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
             .iter()
             .map(|(n, p, m)| ProviderInfo {
                 name: (*n).into(),
-                protocol: (*p).into(),
+                protocol: p.parse().unwrap_or(breakerbox::provider::Protocol::Openai),
                 model: (*m).into(),
             })
             .collect(),
@@ -88,8 +88,9 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
         if n % 500 == 0 {
             g.emit(EventKind::BreakerChanged {
                 provider: "anthropic".into(),
-                from: "closed".into(),
-                to: "open".into(),
+                model: None,
+                from: breakerbox::event::BreakerState::Closed,
+                to: breakerbox::event::BreakerState::Open,
                 reason: "3 consecutive failures".into(),
                 recovery_ms: Some(30_000),
             })?;
@@ -97,8 +98,9 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
         if n % 500 == 20 {
             g.emit(EventKind::BreakerChanged {
                 provider: "anthropic".into(),
-                from: "open".into(),
-                to: "closed".into(),
+                model: None,
+                from: breakerbox::event::BreakerState::Open,
+                to: breakerbox::event::BreakerState::Closed,
                 reason: "probe succeeded".into(),
                 recovery_ms: None,
             })?;

@@ -108,8 +108,8 @@ fn breaker(provider: &str, from: &str, to: &str) -> EventKind {
     EventKind::BreakerChanged {
         provider: provider.into(),
         model: None,
-        from: from.parse().unwrap(),
-        to: to.parse().unwrap(),
+        from: from.parse().expect("a name in the vocabulary"),
+        to: to.parse().expect("a name in the vocabulary"),
         reason: "test".into(),
         recovery_ms: None,
     }
@@ -117,7 +117,7 @@ fn breaker(provider: &str, from: &str, to: &str) -> EventKind {
 
 fn action(action: &str, provider: Option<&str>) -> EventKind {
     EventKind::OperatorAction {
-        action: action.parse().unwrap(),
+        action: action.parse().expect("a name in the vocabulary"),
         provider: provider.map(Into::into),
         detail: String::new(),
     }

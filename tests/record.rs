@@ -222,7 +222,7 @@ async fn the_recording_holds_no_secret() {
             ],
             seed: 1,
         },
-        "127.0.0.1:0".parse().unwrap(),
+        "127.0.0.1:0".parse().expect("a name in the vocabulary"),
     )
     .await
     .unwrap();

@@ -159,8 +159,8 @@ impl Script {
             EventKind::BreakerChanged {
                 provider: provider.into(),
                 model: None,
-                from: from.parse().unwrap(),
-                to: to.parse().unwrap(),
+                from: from.parse().expect("a name in the vocabulary"),
+                to: to.parse().expect("a name in the vocabulary"),
                 reason: reason.into(),
                 recovery_ms: (to == "open").then_some(30_000),
             },
@@ -172,7 +172,7 @@ impl Script {
             EventKind::AttemptSkipped {
                 request_id: id.into(),
                 provider: provider.into(),
-                reason: reason.parse().unwrap(),
+                reason: reason.parse().expect("a name in the vocabulary"),
             },
         );
     }
@@ -180,7 +180,7 @@ impl Script {
         self.at(
             ms,
             EventKind::OperatorAction {
-                action: action.parse().unwrap(),
+                action: action.parse().expect("a name in the vocabulary"),
                 provider: Some(provider.into()),
                 detail: String::new(),
             },

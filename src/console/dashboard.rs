@@ -1243,7 +1243,7 @@ mod tests {
         EventKind::AttemptSkipped {
             request_id: id.into(),
             provider: provider.into(),
-            reason: reason.parse().unwrap(),
+            reason: reason.parse().expect("a name in the vocabulary"),
         }
     }
 
@@ -1329,8 +1329,8 @@ mod tests {
         EventKind::BreakerChanged {
             provider: provider.into(),
             model: None,
-            from: from.parse().unwrap(),
-            to: to.parse().unwrap(),
+            from: from.parse().expect("a name in the vocabulary"),
+            to: to.parse().expect("a name in the vocabulary"),
             reason: reason.into(),
             recovery_ms: recovery,
         }
@@ -1338,7 +1338,7 @@ mod tests {
 
     fn operator(action: &str, provider: Option<&str>, detail: &str) -> EventKind {
         EventKind::OperatorAction {
-            action: action.parse().unwrap(),
+            action: action.parse().expect("a name in the vocabulary"),
             provider: provider.map(str::to_string),
             detail: detail.into(),
         }

@@ -1046,8 +1046,8 @@ mod tests {
         EventKind::BreakerChanged {
             provider: "anthropic".into(),
             model: None,
-            from: from.parse().unwrap(),
-            to: to.parse().unwrap(),
+            from: from.parse().expect("a name in the vocabulary"),
+            to: to.parse().expect("a name in the vocabulary"),
             reason: reason.into(),
             recovery_ms,
         }

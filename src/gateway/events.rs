@@ -164,7 +164,7 @@ mod tests {
             provider: provider.into(),
             model: None,
             from: crate::event::BreakerState::Closed,
-            to: to.parse().unwrap(),
+            to: to.parse().expect("a name in the vocabulary"),
             reason: "test".into(),
             recovery_ms: None,
         });

@@ -98,13 +98,18 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
             serving: Some(serving),
             ..Ui::default()
         };
+        let Some(engine) = routes.default_engine() else {
+            bail!("the gateway has no routes");
+        };
         watch(
             ui,
             cli.no_color,
             &config,
-            routes,
-            setup.infos.iter().map(|i| i.name.clone()).collect(),
-            sim,
+            Controller::new(
+                engine,
+                setup.infos.iter().map(|i| i.name.clone()).collect(),
+                sim,
+            ),
             recording,
             console_events,
         )
@@ -224,17 +229,11 @@ async fn watch(
     ui: Ui,
     no_color: bool,
     config: &Config,
-    routes: Routes,
-    providers: Vec<String>,
-    sim: Option<Arc<Simulator>>,
+    mut controller: Controller,
     recording: Option<String>,
     events: tokio::sync::broadcast::Receiver<Arc<crate::event::Event>>,
 ) -> Result<()> {
     let keys = Bindings::with_overrides(&config.keys).map_err(|e| color_eyre::eyre::eyre!(e))?;
-    let Some(engine) = routes.default_engine() else {
-        bail!("the gateway has no routes");
-    };
-    let mut controller = Controller::new(engine, providers, sim.clone());
     // The agents are the traffic; background load is there to add more, off at first.
     controller.start_load(LoadView {
         on: false,
@@ -242,7 +241,7 @@ async fn watch(
     });
     let ui = Ui {
         color: !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        faults_available: sim.is_some(),
+        faults_available: controller.simulated(),
         load: controller.load(),
         ..ui
     };
