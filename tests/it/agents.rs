@@ -12,7 +12,7 @@
 //! is killed after [`AGENT_DEADLINE`]. To run it locally:
 //!   npm ci --prefix tests/agents
 //!   python3 -m venv /tmp/v && /tmp/v/bin/pip install -r tests/sdk/requirements.txt -r tests/agents/requirements.txt
-//!   BREAKERBOX_SDK_PYTHON=/tmp/v/bin/python cargo test --test agents -- --include-ignored --nocapture
+//!   BREAKERBOX_SDK_PYTHON=/tmp/v/bin/python cargo test --test it agents:: -- --include-ignored --nocapture
 //!
 //! Codex and the Agents SDK speak the Responses API (`POST /v1/responses`); their tests are ignored
 //! until the gateway serves it (issue 11).

@@ -1,10 +1,10 @@
 //! The real `breakerbox ask` binary: output, exit status, events, bad input and secrets.
 
 use std::process::{Command, Output};
-use std::time::Duration;
 
+use crate::support::sim::{self, fast};
 use breakerbox::provider::Protocol;
-use breakerbox::sim::{SimConfig, SimProviderSpec, Simulator};
+use breakerbox::sim::SimConfig;
 use serde_json::Value;
 
 const KEY_VARS: [&str; 5] = [
@@ -248,21 +248,14 @@ fn a_bad_config_names_the_file_and_line() {
 /// appear on stdout, stderr or in the log, even at the most verbose level and on auth failures.
 #[tokio::test(flavor = "multi_thread")]
 async fn api_keys_never_appear_in_any_output() {
-    let spec = |name: &str, p| SimProviderSpec {
-        first_event_latency: Duration::ZERO,
-        token_delay: Duration::ZERO,
-        ..SimProviderSpec::new(name, p)
-    };
-    let config = SimConfig {
+    let sim = sim::start(SimConfig {
         providers: vec![
-            spec("anthropic", Protocol::Anthropic),
-            spec("openai", Protocol::Openai),
+            fast("anthropic", Protocol::Anthropic),
+            fast("openai", Protocol::Openai),
         ],
         seed: 1,
-    };
-    let sim = Simulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .unwrap();
+    })
+    .await;
     let secrets = ["sk-ant-SECRET-a1b2c3d4e5", "sk-proj-SECRET-f6g7h8i9"];
     let log = std::env::temp_dir().join(format!("bb-keys-{}.log", std::process::id()));
     for fault in ["none", "auth", "bad_request", "stream_cut:after=2", "reset"] {

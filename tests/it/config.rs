@@ -2,6 +2,7 @@
 //! every valid one builds an engine whose deadlines and backoffs cannot overflow; and a config at
 //! the largest values allowed runs requests through the simulator without a panic or a hang.
 
+use crate::support::demo_config::paced_sim;
 use std::time::Duration;
 
 use breakerbox::cli::CommonArgs;
@@ -644,20 +645,6 @@ max_connections = 1000000
 name = "default"
 targets = ["anthropic", "openai"]
 hedge = "24h"
-
-[[sim.providers]]
-name = "anthropic"
-protocol = "anthropic"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
-
-[[sim.providers]]
-name = "openai"
-protocol = "openai"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
 "#;
 
 /// Ask once; the reply's text, who answered, and how long it took on tokio's clock.
@@ -691,7 +678,7 @@ fn tick() -> tokio::task::JoinHandle<()> {
 
 #[tokio::test(start_paused = true)]
 async fn the_largest_values_allowed_run_requests_without_panic_or_hang() {
-    let config = Config::parse(LARGEST, "largest.toml").unwrap();
+    let config = Config::parse(&format!("{LARGEST}{}", paced_sim()), "largest.toml").unwrap();
     let common = CommonArgs {
         demo: true,
         ..CommonArgs::default()

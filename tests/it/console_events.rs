@@ -1,103 +1,41 @@
 //! The console drawn from events, as live and replay feed it: events with fixed times go through
 //! `Dashboard::apply` and the frame is snapshotted, so the fold and the panels are tested together.
 
-use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use chrono::{TimeZone, Utc};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
 use ratatui_textarea::TextArea;
 
+use crate::support::events::*;
 use breakerbox::console::dashboard::Dashboard;
 use breakerbox::console::keys::Bindings;
 use breakerbox::console::panels::{View, draw};
 use breakerbox::console::ui::{LoadView, Ui};
-use breakerbox::event::{Event, EventKind, Mode, Outcome, ProviderInfo, Source};
+use breakerbox::event::{Event, EventKind, Mode, Source};
 use breakerbox::provider::{ErrorClass, Phase};
 
-/// Builds a timeline of events, one call per event, at chosen offsets in milliseconds.
-struct Script {
-    start: DateTime<Utc>,
-    events: Vec<Event>,
-}
-
-impl Script {
-    fn new() -> Self {
-        Script {
-            start: Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap(),
-            events: Vec::new(),
-        }
-    }
-
-    fn at(&mut self, ms: i64, kind: EventKind) {
-        let seq = self.events.len() as u64 + 1;
-        self.events.push(Event {
-            ts: self.start + TimeDelta::milliseconds(ms),
-            seq,
-            kind,
-        });
-    }
-}
-
-fn s(text: &str) -> String {
-    text.to_string()
-}
-
 /// A request answered by `provider` after `first_ms`, streaming `words`.
-fn answered(script: &mut Script, at: i64, id: &str, provider: &str, words: &[&str], attempt: u32) {
-    script.at(
-        at,
-        EventKind::AttemptStarted {
-            request_id: s(id),
-            attempt,
-            provider: s(provider),
-            model: s(model(provider)),
-        },
-    );
-    script.at(
-        at + 300,
-        EventKind::FirstEvent {
-            request_id: s(id),
-            attempt,
-            provider: s(provider),
-            latency_ms: 300,
-        },
-    );
+fn answered(
+    script: &mut Timeline,
+    at: i64,
+    id: &str,
+    provider: &str,
+    words: &[&str],
+    attempt: u32,
+) {
+    let model = demo_model(provider);
+    script.at(at, attempt_started(id, attempt, provider, model));
+    script.at(at + 300, first_event(id, attempt, provider, 300));
     for (i, w) in words.iter().enumerate() {
-        script.at(
-            at + 320 + 20 * i as i64,
-            EventKind::TextDelta {
-                request_id: s(id),
-                provider: s(provider),
-                text: s(w),
-            },
-        );
+        script.at(at + 320 + 20 * i as i64, text_delta(id, provider, w));
     }
     let end = at + 400 + 20 * words.len() as i64;
-    script.at(
-        end,
-        EventKind::Usage {
-            request_id: s(id),
-            provider: s(provider),
-            model: s(model(provider)),
-            input_tokens: 20,
-            output_tokens: words.len() as u64,
-            cache_read_tokens: 0,
-            cache_write_tokens: 0,
-            cost_usd: 0.0004,
-            estimated: false,
-        },
-    );
-}
-
-fn model(provider: &str) -> &'static str {
-    if provider == "anthropic" {
-        "claude-sonnet-4-5"
-    } else {
-        "gpt-5"
-    }
+    let tokens = [20, words.len() as u64, 0, 0];
+    script.at(end, usage(id, provider, model, tokens, 0.0004));
 }
 
 fn finished(
-    script: &mut Script,
+    script: &mut Timeline,
     at: i64,
     id: &str,
     provider: &str,
@@ -105,58 +43,25 @@ fn finished(
     cost: f64,
     primary: f64,
 ) {
-    script.at(
-        at,
-        EventKind::RequestFinished {
-            request_id: s(id),
-            outcome: Outcome::Ok,
-            provider: Some(s(provider)),
-            stop_reason: Some(s("end_turn")),
-            class: None,
-            message: None,
-            total_ms: 1500,
-            cost_usd: cost,
-            attempts,
-            failed_cost_usd: 0.0,
-            primary_cost_usd: Some(primary),
-        },
-    );
+    let end = Finished {
+        provider: Some(provider),
+        stop_reason: Some("end_turn"),
+        total_ms: 1500,
+        cost_usd: cost,
+        attempts,
+        primary_cost_usd: Some(primary),
+        ..Finished::default()
+    };
+    script.at(at, request_finished(id, end));
 }
 
 fn incident() -> Vec<Event> {
-    let mut sc = Script::new();
-    sc.at(
-        0,
-        EventKind::SessionStarted {
-            format_version: 1,
-            mode: Mode::Demo,
-            providers: vec![
-                ProviderInfo {
-                    name: s("anthropic"),
-                    protocol: s("anthropic"),
-                    model: s("claude-sonnet-4-5"),
-                },
-                ProviderInfo {
-                    name: s("openai"),
-                    protocol: s("openai"),
-                    model: s("gpt-5"),
-                },
-            ],
-            breaker_threshold: Some(2),
-        },
-    );
-    let chain = vec![s("anthropic"), s("openai")];
+    let mut sc = Timeline::new(Utc.with_ymd_and_hms(2026, 3, 14, 12, 0, 0).unwrap());
+    sc.at(0, session_started(Mode::Demo, demo_providers(), Some(2)));
+    let chain = ["anthropic", "openai"];
     // r1: healthy.
-    sc.at(
-        1_000,
-        EventKind::RequestStarted {
-            request_id: s("r1"),
-            source: Source::Load,
-            chain: chain.clone(),
-            prompt: Some(s("Summarise the deploy log.")),
-            prompt_chars: None,
-        },
-    );
+    let prompt = Some("Summarise the deploy log.");
+    sc.at(1_000, request_started("r1", Source::Load, &chain, prompt));
     answered(
         &mut sc,
         1_000,
@@ -167,51 +72,33 @@ fn incident() -> Vec<Event> {
     );
     finished(&mut sc, 1_600, "r1", "anthropic", 1, 0.0004, 0.0004);
     // r2: rate-limited twice, the breaker opens, openai answers.
-    sc.at(
-        5_000,
-        EventKind::RequestStarted {
-            request_id: s("r2"),
-            source: Source::Load,
-            chain: chain.clone(),
-            prompt: Some(s("Which test is flaky?")),
-            prompt_chars: None,
-        },
-    );
+    let prompt = Some("Which test is flaky?");
+    sc.at(5_000, request_started("r2", Source::Load, &chain, prompt));
     for (n, t) in [(1, 5_000), (2, 5_600)] {
         sc.at(
             t,
-            EventKind::AttemptStarted {
-                request_id: s("r2"),
-                attempt: n,
-                provider: s("anthropic"),
-                model: s("claude-sonnet-4-5"),
-            },
+            attempt_started("r2", n, "anthropic", "claude-sonnet-4-5"),
         );
         sc.at(
             t + 40,
             EventKind::AttemptFailed {
-                request_id: s("r2"),
+                request_id: "r2".into(),
                 attempt: n,
-                provider: s("anthropic"),
+                provider: "anthropic".into(),
                 phase: Phase::Headers,
                 class: ErrorClass::RateLimited,
                 retryable: true,
                 status: Some(429),
                 retry_after_ms: Some(5_000),
-                message: s("Number of requests has exceeded your rate limit"),
+                message: "Number of requests has exceeded your rate limit".into(),
                 elapsed_ms: 40,
             },
         );
     }
+    let reason = "2 consecutive failures";
     sc.at(
         5_641,
-        EventKind::BreakerChanged {
-            provider: s("anthropic"),
-            from: s("closed"),
-            to: s("open"),
-            reason: s("2 consecutive failures"),
-            recovery_ms: Some(30_000),
-        },
+        breaker_changed("anthropic", "closed", "open", reason, Some(30_000)),
     );
     answered(
         &mut sc,
@@ -223,74 +110,28 @@ fn incident() -> Vec<Event> {
     );
     finished(&mut sc, 6_200, "r2", "openai", 3, 0.0004, 0.0012);
     // r3, the operator's prompt: openai breaks mid-reply, the text is withdrawn, openai answers again.
-    sc.at(
-        9_000,
-        EventKind::RequestStarted {
-            request_id: s("r3"),
-            source: Source::Prompt,
-            chain,
-            prompt: Some(s("Why half-open?")),
-            prompt_chars: None,
-        },
-    );
-    sc.at(
-        9_000,
-        EventKind::AttemptSkipped {
-            request_id: s("r3"),
-            provider: s("anthropic"),
-            reason: s("breaker_open"),
-        },
-    );
-    sc.at(
-        9_000,
-        EventKind::AttemptStarted {
-            request_id: s("r3"),
-            attempt: 1,
-            provider: s("openai"),
-            model: s("gpt-5"),
-        },
-    );
-    sc.at(
-        9_300,
-        EventKind::FirstEvent {
-            request_id: s("r3"),
-            attempt: 1,
-            provider: s("openai"),
-            latency_ms: 300,
-        },
-    );
-    sc.at(
-        9_320,
-        EventKind::TextDelta {
-            request_id: s("r3"),
-            provider: s("openai"),
-            text: s("Because a brea"),
-        },
-    );
+    let prompt = Some("Why half-open?");
+    sc.at(9_000, request_started("r3", Source::Prompt, &chain, prompt));
+    sc.at(9_000, attempt_skipped("r3", "anthropic", "breaker_open"));
+    sc.at(9_000, attempt_started("r3", 1, "openai", "gpt-5"));
+    sc.at(9_300, first_event("r3", 1, "openai", 300));
+    sc.at(9_320, text_delta("r3", "openai", "Because a brea"));
     sc.at(
         9_400,
         EventKind::AttemptFailed {
-            request_id: s("r3"),
+            request_id: "r3".into(),
             attempt: 1,
-            provider: s("openai"),
+            provider: "openai".into(),
             phase: Phase::MidStream,
             class: ErrorClass::StreamCut,
             retryable: true,
             status: None,
             retry_after_ms: None,
-            message: s("stream broke"),
+            message: "stream broke".into(),
             elapsed_ms: 400,
         },
     );
-    sc.at(
-        9_420,
-        EventKind::Rewind {
-            request_id: s("r3"),
-            provider: s("openai"),
-            discarded_chars: 14,
-            reason: s("stream_cut"),
-        },
-    );
+    sc.at(9_420, rewind("r3", "openai", 14, "stream_cut"));
     answered(
         &mut sc,
         9_430,
@@ -300,15 +141,9 @@ fn incident() -> Vec<Event> {
         2,
     );
     finished(&mut sc, 10_100, "r3", "openai", 2, 0.0006, 0.0018);
-    sc.at(
-        12_000,
-        EventKind::OperatorAction {
-            action: s("set_fault"),
-            provider: Some(s("openai")),
-            detail: s("latency:first=2s,token=80ms"),
-        },
-    );
-    sc.events
+    let detail = "latency:first=2s,token=80ms";
+    sc.at(12_000, operator_action("set_fault", Some("openai"), detail));
+    sc.events()
 }
 
 fn frame(dash: &Dashboard, ui: &Ui, w: u16, h: u16) -> String {

@@ -1,6 +1,7 @@
 //! Keys drive the console's App against a real demo engine: trip → `forced_open` → the next request
 //! skips the provider; reset; the fault picker sets a simulated fault; load keys; freeze.
 
+use crate::support::events::{operator_action, session_started};
 use futures::StreamExt;
 use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyEventKind, KeyEventState, KeyModifiers};
 use std::sync::Arc;
@@ -13,7 +14,7 @@ use breakerbox::console::control::Controller;
 use breakerbox::console::keys::Bindings;
 use breakerbox::console::ui::{LoadView, Overlay, Ui};
 use breakerbox::engine::failover::{FailoverEngine, RequestMeta};
-use breakerbox::event::{Bus, EventKind, Source};
+use breakerbox::event::{Bus, EventKind, Mode, Source};
 use breakerbox::provider::Request;
 use breakerbox::sim::Simulator;
 
@@ -55,12 +56,8 @@ async fn demo() -> (App, FailoverEngine, Arc<Simulator>, Bus) {
     };
     let mut app = App::new(ui, Bindings::default(), controller);
     // The providers panel lists the session's providers.
-    app.live.apply(&bus.publish(EventKind::SessionStarted {
-        format_version: 1,
-        mode: breakerbox::event::Mode::Demo,
-        providers: setup.infos.clone(),
-        breaker_threshold: Some(5),
-    }));
+    let session = session_started(Mode::Demo, setup.infos.clone(), Some(5));
+    app.live.apply(&bus.publish(session));
     (app, engine, sim, bus)
 }
 
@@ -176,11 +173,8 @@ async fn freeze_keeps_the_screen_while_data_is_still_collected() {
     app.on_key(&key(' '));
     assert!(app.ui.frozen);
     let before = app.live.events_applied;
-    app.live.apply(&bus.publish(EventKind::OperatorAction {
-        action: "test".into(),
-        provider: None,
-        detail: String::new(),
-    }));
+    app.live
+        .apply(&bus.publish(operator_action("test", None, "")));
     assert_eq!(app.live.events_applied, before + 1, "the live fold goes on");
     app.on_key(&key(' '));
     assert!(!app.ui.frozen);

@@ -2,6 +2,7 @@
 //! trips and resets a breaker, and `q` gives the terminal back; so do SIGTERM, SIGINT, SIGHUP and
 //! SIGQUIT sent from outside, to every command that runs the console.
 
+use crate::support::gateway::Gateway;
 use crate::support::pty::{Console, data_dir};
 use std::time::Duration;
 
@@ -11,7 +12,10 @@ const COLS: u16 = 160;
 #[test]
 fn the_console_starts_answers_trips_resets_and_quits_cleanly() {
     let mut console = Console::start(&["--demo"], ROWS, COLS);
-    let screen = console.wait_for("DEMO", Duration::from_secs(20));
+    console.wait_for("DEMO", Duration::from_secs(20));
+    // The first frame may reach the screen in pieces: wait for the providers' rows too.
+    console.wait_for("anthropic", Duration::from_secs(5));
+    let screen = console.wait_for("openai", Duration::from_secs(5));
     assert!(
         screen.contains("anthropic") && screen.contains("openai"),
         "{screen}"
@@ -124,68 +128,10 @@ fn serve_replay_and_attach_restore_the_terminal_on_signals() {
     assert_eq!(code, 0);
     console.assert_restored();
 
-    let gateway = Gateway::start();
+    let gateway = Gateway::start(["--no-record"]);
     let (console, code) = signalled(&["attach", &gateway.base], "anthropic", "INT");
     assert_eq!(code, 0);
     console.assert_restored();
-}
-
-/// A headless demo gateway on a free loopback port, for `attach`.
-struct Gateway {
-    child: std::process::Child,
-    base: String,
-}
-
-impl Gateway {
-    fn start() -> Gateway {
-        use std::io::BufRead;
-        use std::process::Stdio;
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_breakerbox"));
-        cmd.args([
-            "serve",
-            "--demo",
-            "--headless",
-            "--no-record",
-            "--listen",
-            "127.0.0.1:0",
-        ]);
-        for var in ["BREAKERBOX_CONFIG", "BREAKERBOX_TOKEN"] {
-            cmd.env_remove(var);
-        }
-        let mut child = cmd
-            .stdin(Stdio::null())
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("the gateway starts");
-        let mut stderr = std::io::BufReader::new(child.stderr.take().unwrap());
-        let mut line = String::new();
-        let base = loop {
-            line.clear();
-            assert_ne!(
-                stderr.read_line(&mut line).unwrap(),
-                0,
-                "the gateway exited"
-            );
-            if let Some(base) = line
-                .trim()
-                .strip_prefix("breakerbox: gateway listening on ")
-                .and_then(|rest| rest.split_whitespace().next())
-            {
-                break base.to_string();
-            }
-        };
-        // Keep draining its log, so a full pipe never stalls it.
-        std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
-        Gateway { child, base }
-    }
-}
-
-impl Drop for Gateway {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
 }
 
 /// The checks above can fail: a console killed outright (no handler can run) leaves the terminal

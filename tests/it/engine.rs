@@ -1,6 +1,7 @@
 //! The failover engine against the simulated providers over real sockets: every fault kind on the
 //! primary, breakers opening and skipping, operator overrides, and a flapping primary.
 
+use crate::support::demo_config::paced_sim;
 use futures::StreamExt;
 use std::sync::Arc;
 use std::time::Duration;
@@ -32,27 +33,20 @@ retry_after_cap = "500ms"
 
 [sim]
 seed = 3
-
-[[sim.providers]]
-name = "anthropic"
-protocol = "anthropic"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
-
-[[sim.providers]]
-name = "openai"
-protocol = "openai"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
 "#;
+
+/// [`CONFIG`] with `breaker`'s lines in that section and `max_retries`, then the paced simulated
+/// providers.
+fn config_text(breaker: &str, max_retries: u32) -> String {
+    CONFIG
+        .replace("#BREAKER", breaker)
+        .replace("#MAX_RETRIES", &max_retries.to_string())
+        + &paced_sim()
+}
 
 /// A demo setup; `breaker` holds lines added to that section.
 async fn demo(breaker: &str, max_retries: u32) -> (Setup, FailoverEngine) {
-    let text = CONFIG
-        .replace("#BREAKER", breaker)
-        .replace("#MAX_RETRIES", &max_retries.to_string());
+    let text = config_text(breaker, max_retries);
     let config = Config::parse(&text, "test config").expect("config parses");
     let common = CommonArgs {
         demo: true,
@@ -520,11 +514,11 @@ async fn a_flapping_primary_is_spared_and_then_trusted_again() {
     );
 }
 
-/// `continue`: the primary breaks mid-reply and a prefill-capable target carries on from the text
-/// the caller already has. No rewind; one message; the answer begins with what was already shown.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn continue_splices_onto_the_partial_reply_through_a_real_prefill() {
-    let extra_sim = r#"
+/// A demo setup whose chain continues mid-stream failures (`mid_stream = "continue"`) on a second
+/// Anthropic target, `claude_b`.
+async fn continuing() -> Setup {
+    let text = config_text("", 0)
+        + r#"
 [[sim.providers]]
 name = "claude_b"
 protocol = "anthropic"
@@ -537,15 +531,21 @@ name = "default"
 targets = ["anthropic", "claude_b"]
 mid_stream = "continue"
 "#;
-    let text = CONFIG.replace("#BREAKER", "").replace("#MAX_RETRIES", "0") + extra_sim;
     let config = Config::parse(&text, "test config").unwrap();
     let common = CommonArgs {
         demo: true,
         ..CommonArgs::default()
     };
-    let setup = setup::build(&common, &config, Bus::new(1 << 16), &|_| None)
+    setup::build(&common, &config, Bus::new(1 << 16), &|_| None)
         .await
-        .unwrap();
+        .unwrap()
+}
+
+/// `continue`: the primary breaks mid-reply and a prefill-capable target carries on from the text
+/// the caller already has. No rewind; one message; the answer begins with what was already shown.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn continue_splices_onto_the_partial_reply_through_a_real_prefill() {
+    let setup = continuing().await;
     let engine = setup.engine(None).unwrap();
     setup
         .sim
@@ -602,28 +602,7 @@ impl Provider for Recording {
 /// spliced reply never runs past it; with nothing left it ends with `max_tokens` and no call.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_continuation_never_runs_past_max_tokens() {
-    let extra_sim = r#"
-[[sim.providers]]
-name = "claude_b"
-protocol = "anthropic"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
-
-[[chains]]
-name = "default"
-targets = ["anthropic", "claude_b"]
-mid_stream = "continue"
-"#;
-    let text = CONFIG.replace("#BREAKER", "").replace("#MAX_RETRIES", "0") + extra_sim;
-    let config = Config::parse(&text, "test config").unwrap();
-    let common = CommonArgs {
-        demo: true,
-        ..CommonArgs::default()
-    };
-    let setup = setup::build(&common, &config, Bus::new(1 << 16), &|_| None)
-        .await
-        .unwrap();
+    let setup = continuing().await;
     let engine = setup.engine(None).unwrap();
     let mut targets = engine.targets().to_vec();
     let second = Arc::new(Recording {
@@ -695,7 +674,7 @@ mid_stream = "continue"
 
 /// A chain whose primary speaks the OpenAI Responses API and whose fallback is Anthropic.
 async fn responses_first() -> (Setup, FailoverEngine) {
-    let text = CONFIG.replace("#BREAKER", "").replace("#MAX_RETRIES", "0")
+    let text = config_text("", 0)
         + r#"
 [[sim.providers]]
 name = "responses"

@@ -3,11 +3,12 @@
 //! `serve --headless --record`).
 
 use crate::support::demo_config::FAST_SIM;
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
+use crate::support::events::operator_action;
+use crate::support::gateway::Gateway;
+use std::ffi::OsStr;
 use std::time::Duration;
 
-use breakerbox::event::{Bus, EventKind};
+use breakerbox::event::Bus;
 
 /// Many threads publish at once; the subscriber sees 1, 2, 3, … with no gap, no inversion, and
 /// timestamps that never go back.
@@ -22,11 +23,7 @@ fn concurrent_publishers_are_received_in_seq_order() {
             let bus = &bus;
             s.spawn(move || {
                 for i in 0..EACH {
-                    bus.publish(EventKind::OperatorAction {
-                        action: "test".into(),
-                        provider: None,
-                        detail: format!("{p}/{i}"),
-                    });
+                    bus.publish(operator_action("test", None, &format!("{p}/{i}")));
                 }
             });
         }
@@ -55,38 +52,13 @@ async fn a_gateway_recording_under_concurrent_requests_is_in_seq_order() {
     let recording = dir.join("gateway.jsonl");
     let _ = std::fs::remove_file(&recording);
 
-    let mut child = Command::new(env!("CARGO_BIN_EXE_breakerbox"))
-        .args(["serve", "--demo", "--headless", "--listen", "127.0.0.1:0"])
-        .arg("--config")
-        .arg(&config)
-        .arg("--record")
-        .arg(&recording)
-        .env_remove("BREAKERBOX_CONFIG")
-        .env_remove("BREAKERBOX_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the gateway starts");
-    let mut stderr = BufReader::new(child.stderr.take().unwrap());
-    let mut line = String::new();
-    let base = loop {
-        line.clear();
-        assert_ne!(
-            stderr.read_line(&mut line).unwrap(),
-            0,
-            "the gateway exited"
-        );
-        if let Some(base) = line
-            .trim()
-            .strip_prefix("breakerbox: gateway listening on ")
-            .and_then(|rest| rest.split_whitespace().next())
-        {
-            break base.to_string();
-        }
-    };
-    // Keep draining its log, so a full pipe never stalls it.
-    std::thread::spawn(move || std::io::copy(&mut stderr, &mut std::io::sink()));
+    let mut gateway = Gateway::start([
+        OsStr::new("--config"),
+        config.as_os_str(),
+        OsStr::new("--record"),
+        recording.as_os_str(),
+    ]);
+    let base = gateway.base.clone();
 
     // Both protocols, streaming and not, all at once: many tasks publish into the bus together.
     let _ = rustls::crypto::ring::default_provider().install_default();
@@ -119,22 +91,7 @@ async fn a_gateway_recording_under_concurrent_requests_is_in_seq_order() {
     }
 
     // SIGTERM: the gateway stops and closes the recording.
-    let pid = child.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    while child.try_wait().unwrap().is_none() {
-        assert!(
-            std::time::Instant::now() < deadline,
-            "the gateway did not stop"
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
+    gateway.terminate(Duration::from_secs(10));
 
     let text = std::fs::read_to_string(&recording).unwrap();
     let seqs: Vec<u64> = text

@@ -4,32 +4,25 @@
 use futures::StreamExt;
 use std::time::Duration;
 
+use crate::support::sim::{self, paced};
 use breakerbox::provider::{
     self, ApiKey, ErrorClass, Phase, Protocol, ProviderConfig, ProviderError, Request, StopReason,
     StreamEvent, Timeouts, ToolDef,
 };
-use breakerbox::sim::{Fault, SimConfig, SimProviderSpec, Simulator};
+use breakerbox::sim::{Fault, SimConfig, Simulator};
 
 const SHORT: Duration = Duration::from_millis(400);
 
 async fn sim() -> Simulator {
-    let fast = |name: &str, protocol| SimProviderSpec {
-        first_event_latency: Duration::ZERO,
-        token_delay: Duration::from_millis(1),
-        jitter: 0.0,
-        ..SimProviderSpec::new(name, protocol)
-    };
-    let config = SimConfig {
+    sim::start(SimConfig {
         providers: vec![
-            fast("anthropic", Protocol::Anthropic),
-            fast("openai", Protocol::Openai),
-            fast("responses", Protocol::OpenaiResponses),
+            paced("anthropic", Protocol::Anthropic),
+            paced("openai", Protocol::Openai),
+            paced("responses", Protocol::OpenaiResponses),
         ],
         seed: 7,
-    };
-    Simulator::start(config, "127.0.0.1:0".parse().unwrap())
-        .await
-        .expect("simulator starts")
+    })
+    .await
 }
 
 fn client(

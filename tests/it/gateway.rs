@@ -1,7 +1,8 @@
 //! The gateway over real sockets: both protocols in and out, streaming and not, across protocols,
 //! every fault kind, unknown models, client disconnects, the token rules, `/events`, `/control` and
-//! `/metrics`. The official clients are checked against it in `tests/sdk_gateway.rs`.
+//! `/metrics`. The official clients are checked against it in `sdk_gateway`.
 
+use crate::support::demo_config::paced_sim;
 use breakerbox::config::Config;
 use breakerbox::gateway::{self, server::Running};
 use breakerbox::sim::Simulator;
@@ -9,7 +10,7 @@ use serde_json::{Value, json};
 use std::sync::Arc;
 use std::time::Duration;
 
-/// Fast simulated providers, no retries (so a fault fails over at once), short timeouts.
+/// No retries (so a fault fails over at once) and short timeouts, for the paced simulated providers.
 const FAST: &str = r#"
 [timeouts]
 headers = "400ms"
@@ -23,22 +24,6 @@ max_delay = "10ms"
 
 [sim]
 seed = 7
-
-[[sim.providers]]
-name = "anthropic"
-protocol = "anthropic"
-model = "claude-sonnet-4-5"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
-
-[[sim.providers]]
-name = "openai"
-protocol = "openai"
-model = "gpt-5"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
 "#;
 
 struct Gw {
@@ -50,7 +35,8 @@ struct Gw {
 
 impl Gw {
     async fn start(extra: &str, faults: &[&str], token: Option<&str>) -> Gw {
-        let config = Config::parse(&format!("{FAST}\n{extra}"), "test.toml").unwrap();
+        let config =
+            Config::parse(&format!("{FAST}{}\n{extra}", paced_sim()), "test.toml").unwrap();
         let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
         let (running, sim, _bus) = gateway::start_demo(&config, &faults, token.map(String::from))
             .await
@@ -403,7 +389,7 @@ async fn every_fault_kind_through_the_gateway() {
         ("stream_cut:after=3", openai(), BrokenAfterText),
         ("mid_stream_error:after=3", openai(), BrokenAfterText),
         ("malformed:after=3", openai(), BrokenAfterText),
-        // A complete reply without its end marker is a quirk, not a failure (tests/faults.rs).
+        // A complete reply without its end marker is a quirk, not a failure (`faults`).
         ("no_done", anthropic(), anthropic()),
     ];
     let mut wrong = Vec::new();

@@ -3,6 +3,7 @@
 //! idle, a body that never ends, the connection cap; that a reply streaming for longer than all
 //! of them is not cut; and that every rejected request gets a body in its caller's protocol.
 
+use crate::support::demo_config::paced_sim;
 use breakerbox::config::Config;
 use breakerbox::gateway::{self, server::Running};
 use serde_json::Value;
@@ -19,26 +20,10 @@ max_connections = 6
 
 [retry]
 max_retries = 0
-
-[[sim.providers]]
-name = "anthropic"
-protocol = "anthropic"
-model = "claude-sonnet-4-5"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
-
-[[sim.providers]]
-name = "openai"
-protocol = "openai"
-model = "gpt-5"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
 "#;
 
 async fn gateway(faults: &[&str], token: Option<&str>) -> Running {
-    let config = Config::parse(LIMITS, "limits.toml").unwrap();
+    let config = Config::parse(&format!("{LIMITS}{}", paced_sim()), "limits.toml").unwrap();
     let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
     let (running, _sim, _bus) = gateway::start_demo(&config, &faults, token.map(String::from))
         .await
@@ -332,7 +317,7 @@ async fn the_models_list_wants_the_token_when_there_is_one() {
 
 #[tokio::test]
 async fn a_long_prompt_travels_on_the_bus_as_an_excerpt_with_its_length() {
-    let config = Config::parse(LIMITS, "limits.toml").unwrap();
+    let config = Config::parse(&format!("{LIMITS}{}", paced_sim()), "limits.toml").unwrap();
     let (gw, _sim, bus) = gateway::start_demo(&config, &[], None).await.unwrap();
     let mut events = bus.subscribe();
     // A long conversation whose last message is a megabyte of text ("é" is two bytes).

@@ -3,62 +3,10 @@
 //! headers; and what the client gets is what the upstream sent, value for value, streaming or
 //! not. Against a capturing upstream on loopback, with real-shaped streams.
 
-use axum::extract::State;
-use axum::http::HeaderMap;
+use crate::support::upstream::Upstream;
 use breakerbox::config::Config;
 use breakerbox::gateway;
 use serde_json::{Value, json};
-use std::collections::VecDeque;
-use std::sync::{Arc, Mutex};
-
-/// What one upstream saw, and the replies it gives in turn (the last one again and again).
-#[derive(Default)]
-struct Upstream {
-    seen: Mutex<Vec<(HeaderMap, Value)>>,
-    replies: Mutex<VecDeque<String>>,
-}
-
-impl Upstream {
-    fn seen(&self) -> Vec<(HeaderMap, Value)> {
-        self.seen.lock().unwrap().clone()
-    }
-}
-
-async fn answer(
-    State(up): State<Arc<Upstream>>,
-    headers: HeaderMap,
-    body: String,
-) -> impl axum::response::IntoResponse {
-    up.seen
-        .lock()
-        .unwrap()
-        .push((headers, serde_json::from_str(&body).unwrap_or(Value::Null)));
-    let reply = {
-        let mut replies = up.replies.lock().unwrap();
-        if replies.len() > 1 {
-            replies.pop_front().unwrap()
-        } else {
-            replies.front().cloned().unwrap_or_default()
-        }
-    };
-    ([("content-type", "text/event-stream")], reply)
-}
-
-async fn upstream(replies: &[String]) -> (String, Arc<Upstream>) {
-    let up = Arc::new(Upstream {
-        replies: Mutex::new(replies.iter().cloned().collect()),
-        ..Upstream::default()
-    });
-    let app = axum::Router::new()
-        .route("/v1/messages", axum::routing::post(answer))
-        .route("/v1/chat/completions", axum::routing::post(answer))
-        .route("/v1/responses", axum::routing::post(answer))
-        .with_state(Arc::clone(&up));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let addr = listener.local_addr().unwrap();
-    tokio::spawn(async move { axum::serve(listener, app).await });
-    (format!("http://{addr}"), up)
-}
 
 /// An SSE body from `(event, data)` pairs.
 fn sse(events: &[(Option<&str>, Value)]) -> String {
@@ -265,7 +213,7 @@ fn anthropic_request(stream: bool) -> Value {
 
 #[tokio::test]
 async fn an_anthropic_request_goes_upstream_as_sent_but_for_the_model() {
-    let (url, up) = upstream(&[sse(&anthropic_stream())]).await;
+    let (url, up) = Upstream::start(&[sse(&anthropic_stream())]).await;
     let gw = gateway_over(
         &provider("anthropic", "anthropic", &url, "claude-target"),
         // A route by name: its targets ask for their own model.
@@ -319,7 +267,7 @@ async fn an_anthropic_request_goes_upstream_as_sent_but_for_the_model() {
 #[tokio::test]
 async fn an_anthropic_stream_reaches_the_client_value_for_value() {
     let upstream_events = anthropic_stream();
-    let (url, _up) = upstream(&[sse(&upstream_events)]).await;
+    let (url, _up) = Upstream::start(&[sse(&upstream_events)]).await;
     let gw = gateway_over(
         &provider("anthropic", "anthropic", &url, "claude-target"),
         "",
@@ -340,7 +288,7 @@ async fn an_anthropic_stream_reaches_the_client_value_for_value() {
 
 #[tokio::test]
 async fn a_whole_anthropic_reply_keeps_signatures_citations_and_server_tools() {
-    let (url, _up) = upstream(&[sse(&anthropic_stream())]).await;
+    let (url, _up) = Upstream::start(&[sse(&anthropic_stream())]).await;
     let gw = gateway_over(
         &provider("anthropic", "anthropic", &url, "claude-target"),
         "",
@@ -482,7 +430,7 @@ fn openai_request(stream: bool) -> Value {
 
 #[tokio::test]
 async fn a_chat_completions_request_goes_upstream_as_sent_but_for_the_model() {
-    let (url, up) = upstream(&[openai_sse(&openai_stream())]).await;
+    let (url, up) = Upstream::start(&[openai_sse(&openai_stream())]).await;
     let gw = gateway_over(
         &provider("openai", "openai", &format!("{url}/v1"), "gpt-target"),
         "[[routes]]\nmodel = \"gpt-5\"\n",
@@ -516,7 +464,7 @@ async fn a_chat_completions_request_goes_upstream_as_sent_but_for_the_model() {
 #[tokio::test]
 async fn a_chat_completions_stream_reaches_the_client_value_for_value() {
     let upstream_events = openai_stream();
-    let (url, _up) = upstream(&[openai_sse(&upstream_events)]).await;
+    let (url, _up) = Upstream::start(&[openai_sse(&upstream_events)]).await;
     let gw = gateway_over(
         &provider("openai", "openai", &format!("{url}/v1"), "gpt-target"),
         "",
@@ -548,7 +496,7 @@ async fn a_chat_completions_stream_reaches_the_client_value_for_value() {
 
 #[tokio::test]
 async fn a_whole_chat_completion_keeps_logprobs_tool_calls_and_usage_details() {
-    let (url, _up) = upstream(&[openai_sse(&openai_stream())]).await;
+    let (url, _up) = Upstream::start(&[openai_sse(&openai_stream())]).await;
     let gw = gateway_over(
         &provider("openai", "openai", &format!("{url}/v1"), "gpt-target"),
         "",
@@ -600,7 +548,7 @@ async fn a_cut_passthrough_stream_is_continued_from_the_callers_own_body_plus_th
             (Some("content_block_delta"), json!({"type":"content_block_delta","index":1,"delta":{"type":"text_delta","text":"The answer is"}})),
         ])
         .collect();
-    let (primary, _) = upstream(&[sse(&cut)]).await;
+    let (primary, _) = Upstream::start(&[sse(&cut)]).await;
     let rest = vec![
         (
             Some("message_start"),
@@ -624,7 +572,7 @@ async fn a_cut_passthrough_stream_is_continued_from_the_callers_own_body_plus_th
         ),
         (Some("message_stop"), json!({"type":"message_stop"})),
     ];
-    let (backup, backup_seen) = upstream(&[sse(&rest)]).await;
+    let (backup, backup_seen) = Upstream::start(&[sse(&rest)]).await;
     let gw = gateway_over(
         &(provider("a", "anthropic", &primary, "claude-a")
             + &provider("b", "anthropic", &backup, "claude-b")),
@@ -691,7 +639,7 @@ async fn a_cut_passthrough_stream_is_continued_from_the_callers_own_body_plus_th
 
 #[tokio::test]
 async fn across_protocols_the_request_is_translated_not_passed_through() {
-    let (url, up) = upstream(&[openai_sse(&openai_stream())]).await;
+    let (url, up) = Upstream::start(&[openai_sse(&openai_stream())]).await;
     let gw = gateway_over(
         &provider("openai", "openai", &format!("{url}/v1"), "gpt-target"),
         "",
@@ -838,7 +786,7 @@ fn codex_request(stream: bool) -> Value {
 #[tokio::test]
 async fn a_responses_request_goes_upstream_as_sent_and_its_stream_comes_back_as_it_came() {
     let upstream_events = responses_stream();
-    let (url, up) = upstream(&[sse(&upstream_events)]).await;
+    let (url, up) = Upstream::start(&[sse(&upstream_events)]).await;
     let gw = gateway_over(
         &provider(
             "openai",
@@ -890,8 +838,8 @@ async fn a_responses_request_goes_upstream_as_sent_and_its_stream_comes_back_as_
 
 #[tokio::test]
 async fn what_only_the_responses_api_can_take_is_never_sent_across() {
-    let (responses_url, _) = upstream(&[sse(&responses_stream())]).await;
-    let (anthropic_url, anthropic_seen) = upstream(&[sse(&anthropic_stream())]).await;
+    let (responses_url, _) = Upstream::start(&[sse(&responses_stream())]).await;
+    let (anthropic_url, anthropic_seen) = Upstream::start(&[sse(&anthropic_stream())]).await;
     // No Responses target: a clear 400 that says why.
     let gw = gateway_over(
         &provider("anthropic", "anthropic", &anthropic_url, "claude-x"),
@@ -942,7 +890,7 @@ async fn what_only_the_responses_api_can_take_is_never_sent_across() {
 /// gets it joined to that prompt.
 #[tokio::test]
 async fn system_messages_within_the_conversation_stay_in_place_where_the_target_can() {
-    let (url, up) = upstream(&[openai_sse(&openai_stream())]).await;
+    let (url, up) = Upstream::start(&[openai_sse(&openai_stream())]).await;
     let gw = gateway_over(
         &provider("openai", "openai", &format!("{url}/v1"), "gpt-x"),
         "",
@@ -975,7 +923,7 @@ async fn system_messages_within_the_conversation_stay_in_place_where_the_target_
     );
     gw.stop().await;
 
-    let (url, up) = upstream(&[sse(&anthropic_stream())]).await;
+    let (url, up) = Upstream::start(&[sse(&anthropic_stream())]).await;
     let gw = gateway_over(&provider("anthropic", "anthropic", &url, "claude-x"), "").await;
     let reply = post(
         &gw,
@@ -1007,7 +955,7 @@ async fn system_messages_within_the_conversation_stay_in_place_where_the_target_
 async fn reasoning_effort_and_the_reply_schema_cross_between_openais_two_apis() {
     let schema =
         json!({"type": "object", "properties": {"ok": {"type": "boolean"}}, "required": ["ok"]});
-    let (url, up) = upstream(&[openai_sse(&openai_stream())]).await;
+    let (url, up) = Upstream::start(&[openai_sse(&openai_stream())]).await;
     let gw = gateway_over(
         &provider("openai", "openai", &format!("{url}/v1"), "gpt-x"),
         "",
@@ -1024,7 +972,7 @@ async fn reasoning_effort_and_the_reply_schema_cross_between_openais_two_apis() 
     );
     gw.stop().await;
 
-    let (url, up) = upstream(&[sse(&responses_stream())]).await;
+    let (url, up) = Upstream::start(&[sse(&responses_stream())]).await;
     let gw = gateway_over(
         &provider("openai", "openai_responses", &format!("{url}/v1"), "gpt-x"),
         "",
@@ -1051,7 +999,7 @@ async fn reasoning_effort_and_the_reply_schema_cross_between_openais_two_apis() 
 #[tokio::test]
 async fn a_pdf_crosses_protocols_as_a_document_or_a_file() {
     let pdf = "JVBERi0xLjQK";
-    let (url, up) = upstream(&[openai_sse(&openai_stream())]).await;
+    let (url, up) = Upstream::start(&[openai_sse(&openai_stream())]).await;
     let gw = gateway_over(
         &provider("openai", "openai", &format!("{url}/v1"), "gpt-x"),
         "",
@@ -1078,7 +1026,7 @@ async fn a_pdf_crosses_protocols_as_a_document_or_a_file() {
     );
     gw.stop().await;
 
-    let (url, up) = upstream(&[sse(&anthropic_stream())]).await;
+    let (url, up) = Upstream::start(&[sse(&anthropic_stream())]).await;
     let gw = gateway_over(&provider("anthropic", "anthropic", &url, "claude-x"), "").await;
     let http = reqwest::Client::new();
     let chat = json!({"model": "gpt-x", "messages": [{"role": "user", "content": [
@@ -1109,7 +1057,7 @@ async fn a_pdf_crosses_protocols_as_a_document_or_a_file() {
 /// asked: the last thing the user said.
 #[tokio::test]
 async fn a_bound_request_shows_its_prompt() {
-    let (url, _) = upstream(&[sse(&responses_stream())]).await;
+    let (url, _) = Upstream::start(&[sse(&responses_stream())]).await;
     let config = Config::parse(
         &format!(
             "[retry]\nmax_retries = 0\n{}",

@@ -2,17 +2,17 @@
 //! Anthropic Messages and Chat Completions: streaming and not, function and custom tools with
 //! their round trips, `max_output_tokens`, a cut mid-stream, errors before the stream, Codex's
 //! WebSocket probe, and what reaches a target (a capturing upstream). The official clients are
-//! checked against it in `tests/sdk_gateway.rs`.
+//! checked against it in `sdk_gateway`.
 
-use axum::extract::State;
-use axum::response::IntoResponse;
+use crate::support::demo_config::FAST_SIM;
+use crate::support::upstream::Upstream;
 use breakerbox::cli::CommonArgs;
 use breakerbox::config::Config;
 use breakerbox::gateway::{self, server::Running};
 use serde_json::{Value, json};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
-/// Fast simulated providers (anthropic first, then openai), no retries, short timeouts.
+/// No retries and short timeouts, for the fast simulated providers (anthropic first, then openai).
 const FAST: &str = r#"
 [timeouts]
 headers = "400ms"
@@ -24,22 +24,6 @@ max_retries = 0
 
 [sim]
 seed = 3
-
-[[sim.providers]]
-name = "anthropic"
-protocol = "anthropic"
-model = "claude-sonnet-4-5"
-first_event_latency = "0ms"
-token_delay = "0ms"
-jitter = 0.0
-
-[[sim.providers]]
-name = "openai"
-protocol = "openai"
-model = "gpt-5"
-first_event_latency = "0ms"
-token_delay = "0ms"
-jitter = 0.0
 "#;
 
 struct Gw {
@@ -50,7 +34,7 @@ struct Gw {
 
 impl Gw {
     async fn demo(faults: &[&str]) -> Gw {
-        let config = Config::parse(FAST, "test.toml").unwrap();
+        let config = Config::parse(&format!("{FAST}{FAST_SIM}"), "test.toml").unwrap();
         let faults: Vec<String> = faults.iter().map(|f| f.to_string()).collect();
         let (running, _sim, _bus) = gateway::start_demo(&config, &faults, None).await.unwrap();
         Gw::on(running)
@@ -466,19 +450,9 @@ async fn codex_websocket_probe_gets_426_at_once() {
 // What reaches a target: a capturing upstream
 // ---------------------------------------------------------------------------------------------
 
-/// Every body the upstream received.
-type Seen = Arc<Mutex<Vec<Value>>>;
-
-/// Claude thinking, then answering; or a Chat Completions answer.
-async fn upstream(
-    State(seen): State<Seen>,
-    uri: axum::http::Uri,
-    body: String,
-) -> impl IntoResponse {
-    seen.lock()
-        .unwrap()
-        .push(serde_json::from_str(&body).unwrap_or(Value::Null));
-    let frames = if uri.path().ends_with("/messages") {
+/// Claude thinking, then answering (`anthropic`); or a Chat Completions answer.
+fn captured_reply(protocol: &str) -> String {
+    if protocol == "anthropic" {
         let frame = |name: &str, data: Value| format!("event: {name}\ndata: {data}\n\n");
         [
             frame(
@@ -554,22 +528,15 @@ async fn upstream(
             "data: [DONE]\n\n".to_string(),
         ]
         .concat()
-    };
-    ([("content-type", "text/event-stream")], frames)
+    }
 }
 
 /// A gateway whose one target (`protocol`) is the capturing upstream.
-async fn capturing(protocol: &str) -> (Gw, Seen) {
-    let seen: Seen = Arc::default();
-    let app = axum::Router::new()
-        .fallback(axum::routing::post(upstream))
-        .with_state(Arc::clone(&seen));
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
-    let port = listener.local_addr().unwrap().port();
-    tokio::spawn(async move { axum::serve(listener, app).await });
+async fn capturing(protocol: &str) -> (Gw, Arc<Upstream>) {
+    let (url, seen) = Upstream::start(&[captured_reply(protocol)]).await;
     let base = match protocol {
-        "anthropic" => format!("http://127.0.0.1:{port}"),
-        _ => format!("http://127.0.0.1:{port}/v1"),
+        "anthropic" => url,
+        _ => format!("{url}/v1"),
     };
     let toml = format!(
         "[retry]\nmax_retries = 0\n\n\
@@ -640,7 +607,7 @@ async fn an_anthropic_target_gets_the_conversation_and_its_thinking_comes_back_a
     );
     assert_eq!(usage["input_tokens_details"]["cached_tokens"], 20);
 
-    let body = seen.lock().unwrap()[0].clone();
+    let body = seen.seen()[0].1.clone();
     let system = body["system"].to_string();
     assert!(
         system.contains("You are Codex.") && system.contains("Sandbox: read-only."),
@@ -700,7 +667,7 @@ async fn a_chat_completions_target_gets_the_conversation() {
     assert_eq!(whole["usage"]["input_tokens"], 30);
     assert_eq!(whole["usage"]["input_tokens_details"]["cached_tokens"], 10);
 
-    let body = seen.lock().unwrap()[0].clone();
+    let body = seen.seen()[0].1.clone();
     let messages = body["messages"].as_array().unwrap();
     assert_eq!(messages[0]["role"], "system");
     let system = messages[0]["content"].to_string();
@@ -751,7 +718,7 @@ async fn codex_tools_offered_in_an_input_item_reach_the_target() {
     let (gw, seen) = capturing("anthropic").await;
     let events = gw.stream(body).await;
     assert_eq!(streamed(&events).1, "response.completed");
-    let sent = seen.lock().unwrap()[0].clone();
+    let sent = seen.seen()[0].1.clone();
     let names: Vec<&str> = sent["tools"]
         .as_array()
         .unwrap()

@@ -1,7 +1,7 @@
 //! The gateway's wire translation, checked against our own clients' parsers (which follow the real
-//! wire formats, see tests/provider_sse.rs): encode our events, parse them back, compare.
+//! wire formats, see `provider_sse`): encode our events, parse them back, compare.
 
-use crate::support::provider::normalize;
+use crate::support::provider::{done, normalize, start, text, tool_delta, tool_start, usage};
 use breakerbox::gateway::wire::{
     AnthropicEncoder, Encode, OpenAiEncoder, anthropic_message, error_response, openai_completion,
     parse_anthropic_request, parse_openai_request,
@@ -15,44 +15,6 @@ use breakerbox::provider::{
 };
 use serde_json::{Value, json};
 use std::time::Duration;
-
-fn start(id: &str, model: &str) -> StreamEvent {
-    StreamEvent::MessageStart {
-        id: id.into(),
-        model: model.into(),
-    }
-}
-fn text(t: &str) -> StreamEvent {
-    StreamEvent::TextDelta { text: t.into() }
-}
-fn usage(input: u64, output: u64, read: u64, write: u64) -> StreamEvent {
-    StreamEvent::Usage(Usage {
-        input_tokens: input,
-        output_tokens: output,
-        cache_read_tokens: read,
-        cache_write_tokens: write,
-        reasoning_tokens: 0,
-    })
-}
-fn done(reason: StopReason, raw: &str) -> StreamEvent {
-    StreamEvent::Done {
-        stop_reason: reason,
-        raw_stop_reason: Some(raw.into()),
-    }
-}
-fn tool_start(index: u32, id: &str, name: &str) -> StreamEvent {
-    StreamEvent::ToolCallStart {
-        index,
-        id: id.into(),
-        name: name.into(),
-    }
-}
-fn tool_delta(index: u32, piece: &str) -> StreamEvent {
-    StreamEvent::ToolCallDelta {
-        index,
-        partial_json: piece.into(),
-    }
-}
 
 fn encode_anthropic(events: &[StreamEvent]) -> String {
     let mut enc = AnthropicEncoder::new("asked-model");

@@ -1,12 +1,14 @@
 //! The Prometheus `/metrics` content: a scripted fold with exact lines, escaping, bounds, the format
 //! itself, and a fold of a real demo run's events.
 
+use crate::support::demo_config::paced_sim;
 use std::collections::HashSet;
 use std::time::Duration;
 
 use chrono::{DateTime, TimeZone, Utc};
 use futures::StreamExt;
 
+use crate::support::events::*;
 use breakerbox::cli::CommonArgs;
 use breakerbox::config::Config;
 use breakerbox::event::{Bus, Event, EventKind, Mode, Outcome, ProviderInfo, Source};
@@ -30,25 +32,6 @@ fn fold(kinds: Vec<EventKind>) -> Metrics {
     m
 }
 
-fn started(id: &str, source: Source, chain: &[&str]) -> EventKind {
-    EventKind::RequestStarted {
-        request_id: id.into(),
-        source,
-        chain: chain.iter().map(|s| s.to_string()).collect(),
-        prompt: None,
-        prompt_chars: None,
-    }
-}
-
-fn attempt(id: &str, n: u32, provider: &str) -> EventKind {
-    EventKind::AttemptStarted {
-        request_id: id.into(),
-        attempt: n,
-        provider: provider.into(),
-        model: "m".into(),
-    }
-}
-
 fn failed(id: &str, n: u32, provider: &str, class: ErrorClass, retryable: bool) -> EventKind {
     EventKind::AttemptFailed {
         request_id: id.into(),
@@ -64,122 +47,63 @@ fn failed(id: &str, n: u32, provider: &str, class: ErrorClass, retryable: bool) 
     }
 }
 
-fn first_event(id: &str, provider: &str, latency_ms: u64) -> EventKind {
-    EventKind::FirstEvent {
-        request_id: id.into(),
-        attempt: 1,
-        provider: provider.into(),
-        latency_ms,
-    }
-}
-
-fn usage(id: &str, provider: &str, tokens: [u64; 4], cost_usd: f64) -> EventKind {
-    EventKind::Usage {
-        request_id: id.into(),
-        provider: provider.into(),
-        model: "m".into(),
-        input_tokens: tokens[0],
-        output_tokens: tokens[1],
-        cache_read_tokens: tokens[2],
-        cache_write_tokens: tokens[3],
-        cost_usd,
-        estimated: false,
-    }
-}
-
 fn finished(id: &str, outcome: Outcome, provider: Option<&str>) -> EventKind {
-    EventKind::RequestFinished {
-        request_id: id.into(),
+    let end = Finished {
         outcome,
-        provider: provider.map(Into::into),
-        stop_reason: None,
-        class: None,
-        message: None,
+        provider,
         total_ms: 100,
-        cost_usd: 0.0,
         attempts: 1,
-        failed_cost_usd: 0.0,
-        primary_cost_usd: None,
-    }
-}
-
-fn breaker(provider: &str, from: &str, to: &str) -> EventKind {
-    EventKind::BreakerChanged {
-        provider: provider.into(),
-        from: from.into(),
-        to: to.into(),
-        reason: "test".into(),
-        recovery_ms: None,
-    }
-}
-
-fn action(action: &str, provider: Option<&str>) -> EventKind {
-    EventKind::OperatorAction {
-        action: action.into(),
-        provider: provider.map(Into::into),
-        detail: String::new(),
-    }
+        ..Finished::default()
+    };
+    request_finished(id, end)
 }
 
 fn session(names: &[&str]) -> EventKind {
-    EventKind::SessionStarted {
-        format_version: 1,
-        mode: Mode::Serve,
-        providers: names
-            .iter()
-            .map(|n| ProviderInfo {
-                name: n.to_string(),
-                protocol: "openai".into(),
-                model: "m".into(),
-            })
-            .collect(),
-        breaker_threshold: Some(5),
-    }
+    let providers = names
+        .iter()
+        .map(|n| ProviderInfo {
+            name: n.to_string(),
+            protocol: "openai".into(),
+            model: "m".into(),
+        })
+        .collect();
+    session_started(Mode::Serve, providers, Some(5))
 }
 
 fn scripted() -> Vec<EventKind> {
     vec![
         session(&["anthropic", "openai"]),
         // r1: anthropic overloaded, openai answers.
-        started("r1", Source::Gateway, &["anthropic", "openai"]),
-        attempt("r1", 1, "anthropic"),
+        request_started("r1", Source::Gateway, &["anthropic", "openai"], None),
+        attempt_started("r1", 1, "anthropic", "m"),
         failed("r1", 1, "anthropic", ErrorClass::Overloaded, true),
-        attempt("r1", 2, "openai"),
-        first_event("r1", "openai", 120),
-        usage("r1", "openai", [10, 20, 3, 0], 0.0015),
+        attempt_started("r1", 2, "openai", "m"),
+        first_event("r1", 1, "openai", 120),
+        usage("r1", "openai", "m", [10, 20, 3, 0], 0.0015),
         finished("r1", Outcome::Ok, Some("openai")),
-        breaker("anthropic", "closed", "open"),
+        breaker_changed("anthropic", "closed", "open", "test", None),
         // r2: anthropic skipped, openai answers fast.
-        started("r2", Source::Prompt, &["anthropic", "openai"]),
-        EventKind::AttemptSkipped {
-            request_id: "r2".into(),
-            provider: "anthropic".into(),
-            reason: "breaker_open".into(),
-        },
-        attempt("r2", 1, "openai"),
-        first_event("r2", "openai", 40),
-        EventKind::Rewind {
-            request_id: "r2".into(),
-            provider: "openai".into(),
-            discarded_chars: 5,
-            reason: "stream_cut".into(),
-        },
-        usage("r2", "openai", [1, 2, 0, 4], 0.0005),
+        request_started("r2", Source::Prompt, &["anthropic", "openai"], None),
+        attempt_skipped("r2", "anthropic", "breaker_open"),
+        attempt_started("r2", 1, "openai", "m"),
+        first_event("r2", 1, "openai", 40),
+        rewind("r2", "openai", 5, "stream_cut"),
+        usage("r2", "openai", "m", [1, 2, 0, 4], 0.0005),
         finished("r2", Outcome::Ok, Some("openai")),
         // r3: openai first and only; very slow; not a failover.
-        started("r3", Source::Gateway, &["openai"]),
-        attempt("r3", 1, "openai"),
-        first_event("r3", "openai", 31_000),
+        request_started("r3", Source::Gateway, &["openai"], None),
+        attempt_started("r3", 1, "openai", "m"),
+        first_event("r3", 1, "openai", 31_000),
         finished("r3", Outcome::Ok, Some("openai")),
         // r4: fails on anthropic (the first) with no answer: not a failover.
-        started("r4", Source::Gateway, &["anthropic"]),
-        attempt("r4", 1, "anthropic"),
+        request_started("r4", Source::Gateway, &["anthropic"], None),
+        attempt_started("r4", 1, "anthropic", "m"),
         failed("r4", 1, "anthropic", ErrorClass::BadRequest, false),
         finished("r4", Outcome::Error, None),
-        breaker("anthropic", "open", "half_open"),
-        action("trip", Some("anthropic")),
-        breaker("anthropic", "half_open", "forced_open"),
-        breaker("openai", "closed", "no_such_state"),
+        breaker_changed("anthropic", "open", "half_open", "test", None),
+        operator_action("trip", Some("anthropic"), ""),
+        breaker_changed("anthropic", "half_open", "forced_open", "test", None),
+        breaker_changed("openai", "closed", "no_such_state", "test", None),
     ]
 }
 
@@ -267,7 +191,7 @@ fn histogram_buckets_are_cumulative_and_inf_equals_count() {
     ];
     let kinds = latencies
         .iter()
-        .map(|ms| first_event("r", "p", *ms))
+        .map(|ms| first_event("r", 1, "p", *ms))
         .collect();
     let text = fold(kinds).render();
     validate(&text);
@@ -299,8 +223,8 @@ fn histogram_buckets_are_cumulative_and_inf_equals_count() {
 fn label_values_are_escaped() {
     let hostile = "we\"ird\\na\nme";
     let text = fold(vec![
-        attempt("r", 1, hostile),
-        action("set\nfault \"x\"", None),
+        attempt_started("r", 1, hostile, "m"),
+        operator_action("set\nfault \"x\"", None, ""),
     ])
     .render();
     validate(&text);
@@ -366,26 +290,30 @@ fn help_and_type_appear_once_per_family_in_a_stable_order() {
 fn labels_are_bounded_and_hostile_input_never_panics() {
     let mut kinds = Vec::new();
     for i in 0..(LABEL_VALUES_KEPT + 10) {
-        kinds.push(attempt("r", 1, &format!("p{i:03}")));
-        kinds.push(EventKind::AttemptSkipped {
-            request_id: "r".into(),
-            provider: "p000".into(),
-            reason: format!("reason {i}"),
-        });
+        kinds.push(attempt_started("r", 1, &format!("p{i:03}"), "m"));
+        kinds.push(attempt_skipped("r", "p000", &format!("reason {i}")));
     }
-    kinds.push(breaker(
+    kinds.push(breaker_changed(
         &format!("p{:03}", LABEL_VALUES_KEPT + 5),
         "closed",
         "open",
+        "test",
+        None,
     ));
-    kinds.push(attempt("r", 1, &"é".repeat(10_000)));
-    kinds.push(attempt("r", 1, ""));
-    kinds.push(usage("r", "p000", [u64::MAX, u64::MAX, 0, 0], f64::NAN));
-    kinds.push(usage("r", "p000", [u64::MAX, 1, 0, 0], f64::INFINITY));
-    kinds.push(usage("r", "p000", [0, 0, 0, 0], -1.0));
-    kinds.push(usage("r", "p000", [0, 0, 0, 0], f64::MAX));
-    kinds.push(usage("r", "p000", [0, 0, 0, 0], f64::MAX));
-    kinds.push(started("x", Source::Load, &[]));
+    kinds.push(attempt_started("r", 1, &"é".repeat(10_000), "m"));
+    kinds.push(attempt_started("r", 1, "", "m"));
+    kinds.push(usage(
+        "r",
+        "p000",
+        "m",
+        [u64::MAX, u64::MAX, 0, 0],
+        f64::NAN,
+    ));
+    kinds.push(usage("r", "p000", "m", [u64::MAX, 1, 0, 0], f64::INFINITY));
+    kinds.push(usage("r", "p000", "m", [0, 0, 0, 0], -1.0));
+    kinds.push(usage("r", "p000", "m", [0, 0, 0, 0], f64::MAX));
+    kinds.push(usage("r", "p000", "m", [0, 0, 0, 0], f64::MAX));
+    kinds.push(request_started("x", Source::Load, &[], None));
     kinds.push(finished("x", Outcome::Ok, Some("p001")));
     kinds.push(finished("never-started", Outcome::Ok, Some("p001")));
     let mut m = fold(kinds);
@@ -423,7 +351,12 @@ fn labels_are_bounded_and_hostile_input_never_panics() {
 fn the_request_map_is_bounded_and_still_counts_recent_failovers() {
     let mut m = Metrics::new();
     for i in 0..120_000u64 {
-        m.apply_kind(&started(&format!("r{i}"), Source::Load, &["a", "b"]));
+        m.apply_kind(&request_started(
+            &format!("r{i}"),
+            Source::Load,
+            &["a", "b"],
+            None,
+        ));
     }
     // The oldest were forgotten; the newest still count.
     m.apply_kind(&finished("r0", Outcome::Ok, Some("b")));
@@ -453,22 +386,9 @@ jitter = false
 
 [sim]
 seed = 3
-
-[[sim.providers]]
-name = "anthropic"
-protocol = "anthropic"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
-
-[[sim.providers]]
-name = "openai"
-protocol = "openai"
-first_event_latency = "0ms"
-token_delay = "1ms"
-jitter = 0.0
 "#;
-    let config = Config::parse(CONFIG, "test config").expect("config parses");
+    let config =
+        Config::parse(&format!("{CONFIG}{}", paced_sim()), "test config").expect("config parses");
     let common = CommonArgs {
         demo: true,
         ..CommonArgs::default()

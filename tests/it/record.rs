@@ -2,6 +2,8 @@
 //! reach the file, a SIGKILLed recorder leaves a readable file, and every kind of bad input gets a
 //! clear message naming the file and line, never a panic.
 
+use crate::support::demo_config::FAST_SIM;
+use crate::support::events::session_started;
 use futures::StreamExt;
 use std::io::Write;
 use std::path::{Path, PathBuf};
@@ -11,7 +13,7 @@ use std::time::{Duration, Instant};
 use breakerbox::cli::CommonArgs;
 use breakerbox::config::Config;
 use breakerbox::engine::failover::{FailoverEngine, RequestMeta};
-use breakerbox::event::{Bus, Event, EventKind, FORMAT_VERSION, Source};
+use breakerbox::event::{Bus, Event, EventKind, Source};
 use breakerbox::provider::Request;
 use breakerbox::record::reader::{MAX_LINE, Reader, read_events};
 use breakerbox::record::writer::{Recorder, session_header};
@@ -36,20 +38,6 @@ consecutive_failures = 2
 
 [sim]
 seed = 3
-
-[[sim.providers]]
-name = "anthropic"
-protocol = "anthropic"
-first_event_latency = "0ms"
-token_delay = "0ms"
-jitter = 0.0
-
-[[sim.providers]]
-name = "openai"
-protocol = "openai"
-first_event_latency = "0ms"
-token_delay = "0ms"
-jitter = 0.0
 "#;
 
 fn temp(name: &str) -> PathBuf {
@@ -59,7 +47,7 @@ fn temp(name: &str) -> PathBuf {
 }
 
 async fn demo(bus: &Bus) -> (Config, Setup, FailoverEngine) {
-    let config = Config::parse(CONFIG, "test config").unwrap();
+    let config = Config::parse(&format!("{CONFIG}{FAST_SIM}"), "test config").unwrap();
     let common = CommonArgs {
         demo: true,
         ..CommonArgs::default()
@@ -101,12 +89,7 @@ async fn record_demo(path: &Path, redact: bool, prompt: &str, n: usize) -> Vec<E
         .unwrap();
     let header = session_header(setup.mode, &setup.infos, &config, &|_| None, redact);
     let recorder = Recorder::start(path, &header, &bus, redact).unwrap();
-    bus.publish(EventKind::SessionStarted {
-        format_version: FORMAT_VERSION,
-        mode: setup.mode,
-        providers: setup.infos.clone(),
-        breaker_threshold: Some(2),
-    });
+    bus.publish(session_started(setup.mode, setup.infos.clone(), Some(2)));
     send(&engine, prompt, n).await;
     let summary = recorder.finish().await;
     assert_eq!(summary.lost, 0);
@@ -205,25 +188,17 @@ async fn redact_content_leaves_out_prompts_and_replies() {
 /// nor its parts may reach the recording.
 #[tokio::test(flavor = "multi_thread")]
 async fn the_recording_holds_no_secret() {
+    use crate::support::sim::{self, fast};
     use breakerbox::provider::Protocol;
-    use breakerbox::sim::{SimConfig, SimProviderSpec, Simulator};
-    let spec = |name: &str, p| SimProviderSpec {
-        first_event_latency: Duration::ZERO,
-        token_delay: Duration::ZERO,
-        ..SimProviderSpec::new(name, p)
-    };
-    let sim = Simulator::start(
-        SimConfig {
-            providers: vec![
-                spec("anthropic", Protocol::Anthropic),
-                spec("openai", Protocol::Openai),
-            ],
-            seed: 1,
-        },
-        "127.0.0.1:0".parse().unwrap(),
-    )
-    .await
-    .unwrap();
+    use breakerbox::sim::SimConfig;
+    let sim = sim::start(SimConfig {
+        providers: vec![
+            fast("anthropic", Protocol::Anthropic),
+            fast("openai", Protocol::Openai),
+        ],
+        seed: 1,
+    })
+    .await;
     let anthropic_url = sim.base_url("anthropic").unwrap();
     let openai_url = sim.base_url("openai").unwrap();
     let env = move |var: &str| match var {

@@ -10,12 +10,13 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use crate::support::events::*;
 use breakerbox::console::dashboard::Dashboard;
 use breakerbox::console::keys::Bindings;
 use breakerbox::console::panels::{View, draw};
 use breakerbox::console::replay::{Player, Speed};
 use breakerbox::console::ui::Ui;
-use breakerbox::event::{Event, EventKind, Mode, Outcome, ProviderInfo, Source};
+use breakerbox::event::{Event, EventKind, Mode, Source};
 use breakerbox::provider::{ErrorClass, Phase};
 use breakerbox::record::{FORMAT, RECORDING_VERSION, SessionHeader};
 
@@ -26,150 +27,65 @@ fn t0() -> DateTime<Utc> {
 /// Sixty seconds of traffic: a request every second, anthropic failing from 20 s (its breaker opens
 /// at 21 s), openai answering.
 fn events() -> Vec<Event> {
-    let mut out = Vec::new();
-    let mut push = |ms: i64, kind: EventKind| {
-        let seq = out.len() as u64 + 1;
-        out.push(Event {
-            ts: t0() + TimeDelta::milliseconds(ms),
-            seq,
-            kind,
-        });
-    };
-    let s = |t: &str| t.to_string();
-    push(
-        0,
-        EventKind::SessionStarted {
-            format_version: 1,
-            mode: Mode::Demo,
-            providers: vec![
-                ProviderInfo {
-                    name: s("anthropic"),
-                    protocol: s("anthropic"),
-                    model: s("claude-sonnet-4-5"),
-                },
-                ProviderInfo {
-                    name: s("openai"),
-                    protocol: s("openai"),
-                    model: s("gpt-5"),
-                },
-            ],
-            breaker_threshold: Some(2),
-        },
-    );
+    let mut out = Timeline::new(t0());
+    out.at(0, session_started(Mode::Demo, demo_providers(), Some(2)));
     for i in 0..60i64 {
-        let id = format!("r{}", i + 1);
+        let id = &format!("r{}", i + 1);
         let at = 1_000 * i + 100;
-        push(
-            at,
-            EventKind::RequestStarted {
-                request_id: id.clone(),
-                source: Source::Load,
-                chain: vec![s("anthropic"), s("openai")],
-                prompt: Some(format!("question {i}")),
-                prompt_chars: None,
-            },
-        );
+        let prompt = format!("question {i}");
+        let chain = ["anthropic", "openai"];
+        out.at(at, request_started(id, Source::Load, &chain, Some(&prompt)));
         let failing = i >= 20;
         let provider = if failing { "openai" } else { "anthropic" };
         if failing {
-            push(
+            out.at(
                 at + 10,
-                EventKind::AttemptStarted {
-                    request_id: id.clone(),
-                    attempt: 1,
-                    provider: s("anthropic"),
-                    model: s("claude-sonnet-4-5"),
-                },
+                attempt_started(id, 1, "anthropic", "claude-sonnet-4-5"),
             );
-            push(
+            out.at(
                 at + 50,
                 EventKind::AttemptFailed {
                     request_id: id.clone(),
                     attempt: 1,
-                    provider: s("anthropic"),
+                    provider: "anthropic".into(),
                     phase: Phase::Headers,
                     class: ErrorClass::Overloaded,
                     retryable: true,
                     status: Some(529),
                     retry_after_ms: None,
-                    message: s("Overloaded"),
+                    message: "Overloaded".into(),
                     elapsed_ms: 40,
                 },
             );
             if i == 21 {
-                push(
+                let reason = "2 consecutive failures";
+                out.at(
                     at + 51,
-                    EventKind::BreakerChanged {
-                        provider: s("anthropic"),
-                        from: s("closed"),
-                        to: s("open"),
-                        reason: s("2 consecutive failures"),
-                        recovery_ms: Some(30_000),
-                    },
+                    breaker_changed("anthropic", "closed", "open", reason, Some(30_000)),
                 );
             }
         }
         let n = if failing { 2 } else { 1 };
-        push(
-            at + 60,
-            EventKind::AttemptStarted {
-                request_id: id.clone(),
-                attempt: n,
-                provider: s(provider),
-                model: s("m"),
-            },
-        );
-        push(
-            at + 300,
-            EventKind::FirstEvent {
-                request_id: id.clone(),
-                attempt: n,
-                provider: s(provider),
-                latency_ms: 240 + (i as u64 % 7) * 10,
-            },
-        );
+        out.at(at + 60, attempt_started(id, n, provider, "m"));
+        let latency = 240 + (i as u64 % 7) * 10;
+        out.at(at + 300, first_event(id, n, provider, latency));
         for w in 0..5 {
-            push(
-                at + 320 + w * 20,
-                EventKind::TextDelta {
-                    request_id: id.clone(),
-                    provider: s(provider),
-                    text: format!("word{w} "),
-                },
-            );
+            let word = format!("word{w} ");
+            out.at(at + 320 + w * 20, text_delta(id, provider, &word));
         }
-        push(
-            at + 500,
-            EventKind::Usage {
-                request_id: id.clone(),
-                provider: s(provider),
-                model: s("m"),
-                input_tokens: 10,
-                output_tokens: 5,
-                cache_read_tokens: 0,
-                cache_write_tokens: 0,
-                cost_usd: 0.0001,
-                estimated: false,
-            },
-        );
-        push(
-            at + 510,
-            EventKind::RequestFinished {
-                request_id: id,
-                outcome: Outcome::Ok,
-                provider: Some(s(provider)),
-                stop_reason: Some(s("end_turn")),
-                class: None,
-                message: None,
-                total_ms: 410,
-                cost_usd: 0.0001,
-                attempts: n,
-                failed_cost_usd: 0.0,
-                primary_cost_usd: Some(0.0001),
-            },
-        );
+        out.at(at + 500, usage(id, provider, "m", [10, 5, 0, 0], 0.0001));
+        let end = Finished {
+            provider: Some(provider),
+            stop_reason: Some("end_turn"),
+            total_ms: 410,
+            cost_usd: 0.0001,
+            attempts: n,
+            primary_cost_usd: Some(0.0001),
+            ..Finished::default()
+        };
+        out.at(at + 510, request_finished(id, end));
     }
-    out
+    out.events()
 }
 
 fn recording(name: &str, extra: &[&str]) -> PathBuf {

@@ -1,17 +1,18 @@
 //! Incident reports and the OTLP export on a hand-written recording with known numbers.
 //!
-//! Goldens live in tests/golden/; regenerate them with `UPDATE_GOLDEN=1 cargo test --test report`
+//! Goldens live in tests/golden/; regenerate them with `UPDATE_GOLDEN=1 cargo test --test it report::`
 //! and read the diff: the hand-computed asserts below pin the numbers that matter.
 
 use std::path::{Path, PathBuf};
 
-use breakerbox::event::{Event, EventKind, Mode, Outcome, ProviderInfo, Source};
+use crate::support::events::*;
+use breakerbox::event::{Event, EventKind, Mode, Outcome, Source};
 use breakerbox::provider::{ErrorClass, Phase};
 use breakerbox::record::otlp::{to_otlp_json, write_otlp_json};
 use breakerbox::record::reader::Reader;
 use breakerbox::record::report::Report;
 use breakerbox::record::{FORMAT, RECORDING_VERSION, SessionHeader};
-use chrono::{DateTime, Duration, TimeZone, Utc};
+use chrono::{DateTime, TimeZone, Utc};
 use serde_json::{Value, json};
 
 fn t0() -> DateTime<Utc> {
@@ -27,101 +28,44 @@ fn header() -> SessionHeader {
         breakerbox_version: "0.1.0".to_string(),
         started_at: t0(),
         mode: Mode::Demo,
-        providers: vec![
-            ProviderInfo {
-                name: "anthropic".into(),
-                protocol: "anthropic".into(),
-                model: "claude-sonnet-4-5".into(),
-            },
-            ProviderInfo {
-                name: "openai".into(),
-                protocol: "openai".into(),
-                model: "gpt-5".into(),
-            },
-        ],
+        providers: demo_providers(),
         config: json!({"providers": ["anthropic", "openai"]}),
         redacted: false,
     }
 }
 
-/// Events at millisecond offsets from `t0`, sorted by time (stable: same-ms events keep their
-/// order, as the engine publishes them) and numbered.
-struct Script(Vec<(i64, EventKind)>);
+/// The incident's script: the shared event builders with this file's numbers.
+struct Script(Timeline);
 
 const A: &str = "anthropic";
 const O: &str = "openai";
 
 impl Script {
+    fn new() -> Script {
+        Script(Timeline::new(t0()))
+    }
     fn at(&mut self, ms: i64, kind: EventKind) {
-        self.0.push((ms, kind));
+        self.0.at(ms, kind);
     }
     fn start(&mut self, ms: i64, id: &str, source: Source) {
-        self.at(
-            ms,
-            EventKind::RequestStarted {
-                request_id: id.into(),
-                source,
-                chain: vec![A.into(), O.into()],
-                prompt: Some(format!("prompt {id}")),
-                prompt_chars: None,
-            },
-        );
+        let prompt = format!("prompt {id}");
+        self.at(ms, request_started(id, source, &[A, O], Some(&prompt)));
     }
     fn attempt(&mut self, ms: i64, id: &str, n: u32, provider: &str) {
-        let model = if provider == A {
-            "claude-sonnet-4-5"
-        } else {
-            "gpt-5"
-        };
-        self.at(
-            ms,
-            EventKind::AttemptStarted {
-                request_id: id.into(),
-                attempt: n,
-                provider: provider.into(),
-                model: model.into(),
-            },
-        );
+        self.at(ms, attempt_started(id, n, provider, demo_model(provider)));
     }
     fn first(&mut self, ms: i64, id: &str, n: u32, provider: &str, latency: u64) {
-        self.at(
-            ms,
-            EventKind::FirstEvent {
-                request_id: id.into(),
-                attempt: n,
-                provider: provider.into(),
-                latency_ms: latency,
-            },
-        );
-        self.at(
-            ms,
-            EventKind::TextDelta {
-                request_id: id.into(),
-                provider: provider.into(),
-                text: "Hello".into(),
-            },
-        );
+        self.at(ms, first_event(id, n, provider, latency));
+        self.at(ms, text_delta(id, provider, "Hello"));
     }
     fn usage(&mut self, ms: i64, id: &str, provider: &str, tokens: (u64, u64), cost: f64) {
-        let model = if provider == A {
-            "claude-sonnet-4-5-20250929"
+        let (model, cache_read) = if provider == A {
+            ("claude-sonnet-4-5-20250929", 10)
         } else {
-            "gpt-5-2025-08-07"
+            ("gpt-5-2025-08-07", 0)
         };
-        self.at(
-            ms,
-            EventKind::Usage {
-                request_id: id.into(),
-                provider: provider.into(),
-                model: model.into(),
-                input_tokens: tokens.0,
-                output_tokens: tokens.1,
-                cache_read_tokens: if provider == A { 10 } else { 0 },
-                cache_write_tokens: 0,
-                cost_usd: cost,
-                estimated: false,
-            },
-        );
+        let tokens = [tokens.0, tokens.1, cache_read, 0];
+        self.at(ms, usage(id, provider, model, tokens, cost));
     }
     #[allow(clippy::too_many_arguments)]
     fn ok(
@@ -134,67 +78,30 @@ impl Script {
         attempts: u32,
         failed: f64,
     ) {
-        self.at(
-            ms,
-            EventKind::RequestFinished {
-                request_id: id.into(),
-                outcome: Outcome::Ok,
-                provider: Some(provider.into()),
-                stop_reason: Some("end_turn".into()),
-                class: None,
-                message: None,
-                total_ms: 0,
-                cost_usd: cost,
-                attempts,
-                failed_cost_usd: failed,
-                primary_cost_usd: Some(primary),
-            },
-        );
+        let end = Finished {
+            provider: Some(provider),
+            stop_reason: Some("end_turn"),
+            cost_usd: cost,
+            attempts,
+            failed_cost_usd: failed,
+            primary_cost_usd: Some(primary),
+            ..Finished::default()
+        };
+        self.at(ms, request_finished(id, end));
     }
     fn breaker(&mut self, ms: i64, provider: &str, from: &str, to: &str, reason: &str) {
-        self.at(
-            ms,
-            EventKind::BreakerChanged {
-                provider: provider.into(),
-                from: from.into(),
-                to: to.into(),
-                reason: reason.into(),
-                recovery_ms: (to == "open").then_some(30_000),
-            },
-        );
+        let recovery_ms = (to == "open").then_some(30_000);
+        self.at(ms, breaker_changed(provider, from, to, reason, recovery_ms));
     }
     fn skip(&mut self, ms: i64, id: &str, provider: &str, reason: &str) {
-        self.at(
-            ms,
-            EventKind::AttemptSkipped {
-                request_id: id.into(),
-                provider: provider.into(),
-                reason: reason.into(),
-            },
-        );
+        self.at(ms, attempt_skipped(id, provider, reason));
     }
     fn operator(&mut self, ms: i64, action: &str, provider: &str) {
-        self.at(
-            ms,
-            EventKind::OperatorAction {
-                action: action.into(),
-                provider: Some(provider.into()),
-                detail: String::new(),
-            },
-        );
+        self.at(ms, operator_action(action, Some(provider), ""));
     }
 
-    fn events(mut self) -> Vec<Event> {
-        self.0.sort_by_key(|(ms, _)| *ms);
-        self.0
-            .into_iter()
-            .enumerate()
-            .map(|(i, (ms, kind))| Event {
-                ts: t0() + Duration::milliseconds(ms),
-                seq: i as u64 + 1,
-                kind,
-            })
-            .collect()
+    fn events(self) -> Vec<Event> {
+        self.0.events()
     }
 }
 
@@ -218,16 +125,8 @@ const LOAD_LATENCIES: [u64; 16] = [
 /// - 43.1 s: anthropic half-open (open for 30 s), r7 probes and closes it at 44 s.
 /// - r8 starts at 45 s and is still streaming when the recording ends at 45.2 s.
 fn incident() -> Vec<Event> {
-    let mut s = Script(Vec::new());
-    s.at(
-        0,
-        EventKind::SessionStarted {
-            format_version: 1,
-            mode: Mode::Demo,
-            providers: header().providers,
-            breaker_threshold: Some(3),
-        },
-    );
+    let mut s = Script::new();
+    s.at(0, session_started(Mode::Demo, header().providers, Some(3)));
     for (i, lat) in LOAD_LATENCIES.iter().enumerate() {
         let t = 1000 + 500 * i as i64;
         let id = format!("l{:02}", i + 1);
@@ -305,15 +204,7 @@ fn incident() -> Vec<Event> {
             elapsed_ms: 500,
         },
     );
-    s.at(
-        16_500,
-        EventKind::Rewind {
-            request_id: "r5".into(),
-            provider: O.into(),
-            discarded_chars: 80,
-            reason: "stream_cut: retrying".into(),
-        },
-    );
+    s.at(16_500, rewind("r5", O, 80, "stream_cut: retrying"));
     s.attempt(16_600, "r5", 2, O);
     s.first(17_000, "r5", 2, O, 400);
     s.usage(17_400, "r5", O, (100, 60), 0.0007);
@@ -326,19 +217,15 @@ fn incident() -> Vec<Event> {
     s.skip(19_000, "r6", O, "forced_open");
     s.at(
         19_000,
-        EventKind::RequestFinished {
-            request_id: "r6".into(),
-            outcome: Outcome::Error,
-            provider: None,
-            stop_reason: None,
-            class: Some(ErrorClass::Unavailable),
-            message: Some("no target available: anthropic breaker_open, openai forced_open".into()),
-            total_ms: 0,
-            cost_usd: 0.0,
-            attempts: 0,
-            failed_cost_usd: 0.0,
-            primary_cost_usd: None,
-        },
+        request_finished(
+            "r6",
+            Finished {
+                outcome: Outcome::Error,
+                class: Some(ErrorClass::Unavailable),
+                message: Some("no target available: anthropic breaker_open, openai forced_open"),
+                ..Finished::default()
+            },
+        ),
     );
     s.operator(20_000, "reset", O);
     s.breaker(20_000, O, "forced_open", "closed", "operator reset");
@@ -354,14 +241,7 @@ fn incident() -> Vec<Event> {
     s.start(45_000, "r8", Source::Prompt);
     s.attempt(45_000, "r8", 1, A);
     s.first(45_100, "r8", 1, A, 100);
-    s.at(
-        45_200,
-        EventKind::TextDelta {
-            request_id: "r8".into(),
-            provider: A.into(),
-            text: " world".into(),
-        },
-    );
+    s.at(45_200, text_delta("r8", A, " world"));
     s.events()
 }
 
@@ -512,20 +392,13 @@ fn report_numbers_are_right() {
 
 #[test]
 fn open_breaker_is_clipped_to_the_end_and_initial_open_counts_from_the_start() {
-    let mut s = Script(Vec::new());
+    let mut s = Script::new();
     s.start(0, "x", Source::Prompt);
     // Already open when the recording began: open from 0 to 5 s.
     s.breaker(5_000, A, "open", "half_open", "recovery elapsed");
     // Opens at 8 s and is still open at the end (10 s): 2 s more.
     s.breaker(8_000, O, "closed", "open", "3 consecutive failures");
-    s.at(
-        10_000,
-        EventKind::OperatorAction {
-            action: "note".into(),
-            provider: None,
-            detail: "end".into(),
-        },
-    );
+    s.at(10_000, operator_action("note", None, "end"));
     let j = Report::from_events(&header(), s.events().into_iter().map(Ok)).to_json();
     assert_eq!(j["providers"]["anthropic"]["open_ms"], 5_000);
     assert_eq!(j["providers"]["openai"]["open_ms"], 2_000);
@@ -566,18 +439,10 @@ fn bad_lines_are_counted_and_the_rest_is_reported() {
 
 #[test]
 fn hostile_content_never_panics_and_stays_bounded() {
-    let mut s = Script(Vec::new());
+    let mut s = Script::new();
     for i in 0..200 {
         let p = format!("p{i}|\n`x`");
-        s.at(
-            i,
-            EventKind::FirstEvent {
-                request_id: String::new(),
-                attempt: u32::MAX,
-                provider: p.clone(),
-                latency_ms: u64::MAX,
-            },
-        );
+        s.at(i, first_event("", u32::MAX, &p, u64::MAX));
         s.skip(i, "nope", &p, &"r".repeat(10_000 + i as usize));
         s.at(
             i,
@@ -788,15 +653,9 @@ fn the_export_writes_spans_as_requests_end_and_never_holds_more_than_it_must() {
                 spans_before_last.set(text.matches(r#""name":"request""#).count());
             }
             Event {
-                ts: t0() + Duration::milliseconds(seq as i64),
+                ts: t0() + chrono::TimeDelta::milliseconds(seq as i64),
                 seq,
-                kind: EventKind::RequestStarted {
-                    request_id: format!("r{seq}"),
-                    source: Source::Gateway,
-                    chain: vec![A.into()],
-                    prompt: None,
-                    prompt_chars: None,
-                },
+                kind: request_started(&format!("r{seq}"), Source::Gateway, &[A], None),
             }
         })
     };

@@ -6,7 +6,7 @@
 //! test is skipped with a notice, unless `BREAKERBOX_REQUIRE_SDK=1`, which makes it fail (CI).
 //! To run it locally:
 //!   python3 -m venv /tmp/sdkvenv && /tmp/sdkvenv/bin/pip install -r tests/sdk/requirements.txt
-//!   BREAKERBOX_SDK_PYTHON=/tmp/sdkvenv/bin/python cargo test --test sdk -- --nocapture
+//!   BREAKERBOX_SDK_PYTHON=/tmp/sdkvenv/bin/python cargo test --test it sdk:: -- --nocapture
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};

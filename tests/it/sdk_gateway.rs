@@ -9,7 +9,7 @@
 //! with a notice, unless `BREAKERBOX_REQUIRE_SDK=1`, which makes it fail (CI). To run it locally:
 //!   python3 -m venv /tmp/sdkvenv && /tmp/sdkvenv/bin/pip install -r tests/sdk/requirements.txt
 //!   npm ci --prefix tests/sdk/js
-//!   BREAKERBOX_SDK_PYTHON=/tmp/sdkvenv/bin/python cargo test --test sdk_gateway -- --nocapture
+//!   BREAKERBOX_SDK_PYTHON=/tmp/sdkvenv/bin/python cargo test --test it sdk_gateway:: -- --nocapture
 
 use crate::support::gateway::Gateway;
 use crate::support::sdk;

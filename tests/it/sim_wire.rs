@@ -542,8 +542,8 @@ fn shape_differences(fixture: &Value, ours: &Value, path: &str, optional: &[&str
 }
 
 fn fixture_events(name: &str) -> Vec<Value> {
-    let path = format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    let text = String::from_utf8(crate::support::provider::fixture(name))
+        .unwrap_or_else(|e| panic!("{name}: {e}"));
     // Some fixtures end without the final blank line; the data lines are what matter here.
     text.lines()
         .filter_map(|l| l.strip_prefix("data: "))

@@ -1,7 +1,8 @@
-//! The simulated providers without their demo pacing (no time to the first event, none between
-//! tokens, no jitter), for the tests and benchmarks that check what happens, not how long it takes.
+//! The simulated providers without their demo pacing (no time to the first event, no jitter), as
+//! `[[sim.providers]]` config text: the one place the tests and the memory benchmark take it from.
 
-/// `[[sim.providers]]` `anthropic` (claude-sonnet-4-5) and `openai` (gpt-5), at zero latency.
+/// `anthropic` (claude-sonnet-4-5) and `openai` (gpt-5) at zero latency: for the tests that check
+/// what happens, not how long it takes.
 pub const FAST_SIM: &str = r#"
 [[sim.providers]]
 name = "anthropic"
@@ -19,3 +20,10 @@ first_event_latency = "0ms"
 token_delay = "0ms"
 jitter = 0.0
 "#;
+
+/// [`FAST_SIM`] with a token every millisecond: a reply lasts long enough for a fault, a hedge or
+/// a timeout to act on it mid-stream.
+#[allow(dead_code)] // the memory benchmark takes this file for `FAST_SIM` alone
+pub fn paced_sim() -> String {
+    FAST_SIM.replace("token_delay = \"0ms\"", "token_delay = \"1ms\"")
+}

@@ -1,11 +1,12 @@
 //! A demo gateway of the real binary (`breakerbox serve --demo --headless`), for the tests that
-//! drive it from outside: the official SDKs' scripts and the real agents.
+//! drive it from outside: the official SDKs' scripts, the real agents, `attach` and recordings.
 
 use std::ffi::OsStr;
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::thread;
+use std::time::{Duration, Instant};
 
 /// Killed however the test ends.
 pub struct Gateway {
@@ -62,6 +63,22 @@ impl Gateway {
         let base = base.unwrap_or_default();
         assert!(base.starts_with("http://127.0.0.1:"), "{base}");
         Gateway { child, base, log }
+    }
+
+    /// Send it SIGTERM, as a service manager stops it, and wait until it has exited.
+    pub fn terminate(&mut self, within: Duration) {
+        let pid = self.child.id().to_string();
+        let sent = Command::new("kill").args(["-TERM", &pid]).status();
+        assert!(sent.is_ok_and(|s| s.success()), "kill -TERM {pid}");
+        let deadline = Instant::now() + within;
+        while self.child.try_wait().ok().flatten().is_none() {
+            assert!(
+                Instant::now() < deadline,
+                "the gateway did not stop:\n{}",
+                self.log_tail()
+            );
+            thread::sleep(Duration::from_millis(50));
+        }
     }
 
     /// Everything it has logged so far.

@@ -3,8 +3,10 @@
 //! as a demo gateway or in a pseudo-terminal, and the official SDKs' interpreter.
 
 pub mod demo_config;
+pub mod events;
 pub mod gateway;
 pub mod provider;
 pub mod pty;
 pub mod sdk;
 pub mod sim;
+pub mod upstream;

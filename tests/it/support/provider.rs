@@ -30,16 +30,18 @@ pub const RESPONSES_FIXTURES: [&str; 2] = [
     "openai/responses_tool_call_stream.sse",
 ];
 
-fn start(id: &str, model: &str) -> StreamEvent {
+// The normalized events, built in one line each.
+
+pub fn start(id: &str, model: &str) -> StreamEvent {
     StreamEvent::MessageStart {
         id: id.into(),
         model: model.into(),
     }
 }
-fn text(t: &str) -> StreamEvent {
+pub fn text(t: &str) -> StreamEvent {
     StreamEvent::TextDelta { text: t.into() }
 }
-fn usage(input: u64, output: u64, cache_read: u64, cache_write: u64) -> StreamEvent {
+pub fn usage(input: u64, output: u64, cache_read: u64, cache_write: u64) -> StreamEvent {
     StreamEvent::Usage(Usage {
         input_tokens: input,
         output_tokens: output,
@@ -48,10 +50,23 @@ fn usage(input: u64, output: u64, cache_read: u64, cache_write: u64) -> StreamEv
         reasoning_tokens: 0,
     })
 }
-fn done(reason: StopReason, raw: &str) -> StreamEvent {
+pub fn done(reason: StopReason, raw: &str) -> StreamEvent {
     StreamEvent::Done {
         stop_reason: reason,
         raw_stop_reason: Some(raw.into()),
+    }
+}
+pub fn tool_start(index: u32, id: &str, name: &str) -> StreamEvent {
+    StreamEvent::ToolCallStart {
+        index,
+        id: id.into(),
+        name: name.into(),
+    }
+}
+pub fn tool_delta(index: u32, piece: &str) -> StreamEvent {
+    StreamEvent::ToolCallDelta {
+        index,
+        partial_json: piece.into(),
     }
 }
 
@@ -71,20 +86,13 @@ pub fn expected(name: &str) -> Vec<StreamEvent> {
             done(StopReason::EndTurn, "end_turn"),
         ],
         "anthropic/tool_use_response.sse" => {
-            let delta = |piece: &str| StreamEvent::ToolCallDelta {
-                index: 1,
-                partial_json: piece.into(),
-            };
+            let delta = |piece: &str| tool_delta(1, piece);
             vec![
                 start("msg_019Q1hrJbZG26Fb9BQhrkHEr", "claude-sonnet-4-20250514"),
                 usage(377, 1, 0, 0),
                 text("I"),
                 text("'ll check the current weather in Paris for you."),
-                StreamEvent::ToolCallStart {
-                    index: 1,
-                    id: "toolu_01NRLabsLyVHZPKxbKvkfSMn".into(),
-                    name: "get_weather".into(),
-                },
+                tool_start(1, "toolu_01NRLabsLyVHZPKxbKvkfSMn", "get_weather"),
                 // The first piece, `""`, is not passed on.
                 delta("{\"locati"),
                 delta("on\": \"P"),
@@ -166,16 +174,9 @@ pub fn expected(name: &str) -> Vec<StreamEvent> {
                     "chatcmpl-ABfw8AOXnoa2kzy11vVTSjuQhHCQr",
                     "gpt-4o-2024-08-06",
                 ),
-                StreamEvent::ToolCallStart {
-                    index: 0,
-                    id: "call_c91SqDXlYFuETYv8mUHzz6pp".into(),
-                    name: "GetWeatherArgs".into(),
-                },
+                tool_start(0, "call_c91SqDXlYFuETYv8mUHzz6pp", "GetWeatherArgs"),
             ];
-            events.extend(pieces.iter().map(|p| StreamEvent::ToolCallDelta {
-                index: 0,
-                partial_json: p.to_string(),
-            }));
+            events.extend(pieces.iter().map(|p| tool_delta(0, p)));
             events.push(usage(76, 24, 0, 0));
             events.push(done(StopReason::ToolUse, "tool_calls"));
             events
@@ -262,17 +263,16 @@ pub fn expected(name: &str) -> Vec<StreamEvent> {
             events.extend(summary.iter().map(|t| StreamEvent::ThinkingDelta {
                 text: t.to_string(),
             }));
-            events.push(StreamEvent::ToolCallStart {
-                index: 0,
-                id: "call_Q4xKp7TnVwR2mZbJ8sLd3HfY".into(),
-                name: "get_weather".into(),
-            });
-            events.extend(["{\"", "city", "\":\"", "Paris", "\"}"].iter().map(|p| {
-                StreamEvent::ToolCallDelta {
-                    index: 0,
-                    partial_json: p.to_string(),
-                }
-            }));
+            events.push(tool_start(
+                0,
+                "call_Q4xKp7TnVwR2mZbJ8sLd3HfY",
+                "get_weather",
+            ));
+            events.extend(
+                ["{\"", "city", "\":\"", "Paris", "\"}"]
+                    .iter()
+                    .map(|p| tool_delta(0, p)),
+            );
             // 1300 input tokens of which 1152 cached; 86 output of which 64 reasoning.
             events.push(StreamEvent::Usage(Usage {
                 input_tokens: 148,

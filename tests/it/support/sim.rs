@@ -1,6 +1,5 @@
 //! Shared by the simulator tests: a fast simulator on loopback, request bodies, and raw-socket
 //! helpers for the faults that only show below HTTP (resets, refusals, silences).
-
 use breakerbox::provider::Protocol;
 use breakerbox::sim::{Fault, SimConfig, SimProviderSpec, Simulator};
 use serde_json::{Value, json};
@@ -16,6 +15,14 @@ pub fn fast(name: &str, protocol: Protocol) -> SimProviderSpec {
         token_delay: Duration::ZERO,
         jitter: 0.0,
         ..SimProviderSpec::new(name, protocol)
+    }
+}
+
+/// [`fast`] with a token every millisecond: replies long enough to be cut or timed.
+pub fn paced(name: &str, protocol: Protocol) -> SimProviderSpec {
+    SimProviderSpec {
+        token_delay: Duration::from_millis(1),
+        ..fast(name, protocol)
     }
 }
 
