@@ -46,9 +46,9 @@ fn mb(kb: u64) -> f64 {
     kb as f64 * 1024.0 / 1e6
 }
 
-#[path = "../tests/sim_common/mod.rs"]
-mod sim_common;
-use sim_common::FAST_SIM as SIM;
+#[path = "../tests/it/support/demo_config.rs"]
+mod demo_config;
+use demo_config::FAST_SIM as SIM;
 
 /// The first `http://` address on a line of `out` (without the scheme); the rest of `out` is
 /// drained so the process never blocks on a full pipe.

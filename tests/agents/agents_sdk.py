@@ -1,4 +1,4 @@
-"""The OpenAI Agents SDK, its default model, through `breakerbox serve` (tests/agents.rs).
+"""The OpenAI Agents SDK, its default model, through `breakerbox serve` (tests/it/agents.rs).
 
     OPENAI_BASE_URL=http://127.0.0.1:8080/v1 OPENAI_API_KEY=fake python tests/agents/agents_sdk.py
 

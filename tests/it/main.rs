@@ -1,0 +1,39 @@
+//! The integration tests, in one binary (one link step instead of one per file): each module is
+//! what used to be a test file of its own, and `support` holds what several of them share.
+//!
+//! Run one module's tests with `cargo test --test it MODULE::` (e.g. `cargo test --test it
+//! gateway_wire::`), or any substring of the test names with `cargo test --test it WORDS`.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+mod agents;
+mod ask;
+mod attach;
+mod breaker_props;
+mod config;
+mod console_events;
+mod console_frames;
+mod console_keys;
+mod console_pty;
+mod engine;
+mod event_order;
+mod faults;
+mod gateway;
+mod gateway_limits;
+mod gateway_passthrough;
+mod gateway_responses;
+mod gateway_routes;
+mod gateway_wire;
+mod metrics;
+mod provider_clients;
+mod provider_sse;
+mod record;
+mod replay;
+mod report;
+mod sdk;
+mod sdk_gateway;
+mod secrets;
+mod sim_control;
+mod sim_faults;
+mod sim_wire;

@@ -1,0 +1,604 @@
+//! The Prometheus `/metrics` content: a scripted fold with exact lines, escaping, bounds, the format
+//! itself, and a fold of a real demo run's events.
+
+use crate::support::demo_config::paced_sim;
+use std::collections::HashSet;
+use std::time::Duration;
+
+use chrono::{DateTime, TimeZone, Utc};
+use futures::StreamExt;
+
+use crate::support::events::*;
+use breakerbox::cli::CommonArgs;
+use breakerbox::config::Config;
+use breakerbox::event::{Bus, Event, EventKind, Mode, Outcome, ProviderInfo, Source};
+use breakerbox::metrics::{LABEL_VALUES_KEPT, Metrics};
+use breakerbox::provider::{ErrorClass, Phase, Request};
+
+fn at(seq: u64) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).unwrap() + chrono::Duration::milliseconds(seq as i64)
+}
+
+fn fold(kinds: Vec<EventKind>) -> Metrics {
+    let mut m = Metrics::new();
+    for (i, kind) in kinds.into_iter().enumerate() {
+        let seq = i as u64 + 1;
+        m.apply(&Event {
+            ts: at(seq),
+            seq,
+            kind,
+        });
+    }
+    m
+}
+
+fn failed(id: &str, n: u32, provider: &str, class: ErrorClass, retryable: bool) -> EventKind {
+    EventKind::AttemptFailed {
+        request_id: id.into(),
+        attempt: n,
+        provider: provider.into(),
+        phase: Phase::Headers,
+        class,
+        retryable,
+        status: Some(529),
+        retry_after_ms: None,
+        message: "overloaded".into(),
+        elapsed_ms: 12,
+    }
+}
+
+fn finished(id: &str, outcome: Outcome, provider: Option<&str>) -> EventKind {
+    let end = Finished {
+        outcome,
+        provider,
+        total_ms: 100,
+        attempts: 1,
+        ..Finished::default()
+    };
+    request_finished(id, end)
+}
+
+fn session(names: &[&str]) -> EventKind {
+    let providers = names
+        .iter()
+        .map(|n| ProviderInfo {
+            name: n.to_string(),
+            protocol: breakerbox::provider::Protocol::Openai,
+            model: "m".into(),
+        })
+        .collect();
+    session_started(Mode::Serve, providers, Some(5))
+}
+
+fn scripted() -> Vec<EventKind> {
+    vec![
+        session(&["anthropic", "openai"]),
+        // r1: anthropic overloaded, openai answers.
+        request_started("r1", Source::Gateway, &["anthropic", "openai"], None),
+        attempt_started("r1", 1, "anthropic", "m"),
+        failed("r1", 1, "anthropic", ErrorClass::Overloaded, true),
+        attempt_started("r1", 2, "openai", "m"),
+        first_event("r1", 1, "openai", 120),
+        usage("r1", "openai", "m", [10, 20, 3, 0], 0.0015),
+        finished("r1", Outcome::Ok, Some("openai")),
+        breaker_changed("anthropic", "closed", "open", "test", None),
+        // r2: anthropic skipped, openai answers fast.
+        request_started("r2", Source::Prompt, &["anthropic", "openai"], None),
+        attempt_skipped("r2", "anthropic", "breaker_open"),
+        attempt_started("r2", 1, "openai", "m"),
+        first_event("r2", 1, "openai", 40),
+        rewind("r2", "openai", 5, "stream_cut"),
+        usage("r2", "openai", "m", [1, 2, 0, 4], 0.0005),
+        finished("r2", Outcome::Ok, Some("openai")),
+        // r3: openai first and only; very slow; not a failover.
+        request_started("r3", Source::Gateway, &["openai"], None),
+        attempt_started("r3", 1, "openai", "m"),
+        first_event("r3", 1, "openai", 31_000),
+        finished("r3", Outcome::Ok, Some("openai")),
+        // r4: fails on anthropic (the first) with no answer: not a failover.
+        request_started("r4", Source::Gateway, &["anthropic"], None),
+        attempt_started("r4", 1, "anthropic", "m"),
+        failed("r4", 1, "anthropic", ErrorClass::BadRequest, false),
+        finished("r4", Outcome::Error, None),
+        breaker_changed("anthropic", "open", "half_open", "test", None),
+        operator_action("trip", Some("anthropic"), ""),
+        breaker_changed("anthropic", "half_open", "forced_open", "test", None),
+    ]
+}
+
+fn lines(text: &str) -> HashSet<&str> {
+    text.lines().collect()
+}
+
+#[track_caller]
+fn has(text: &str, expected: &[&str]) {
+    let all = lines(text);
+    for line in expected {
+        assert!(all.contains(line), "missing `{line}` in:\n{text}");
+    }
+}
+
+#[test]
+fn scripted_fold_renders_exact_lines() {
+    let text = fold(scripted()).render();
+    validate(&text);
+    has(
+        &text,
+        &[
+            "# TYPE breakerbox_breaker_state gauge",
+            r#"breakerbox_breaker_state{provider="anthropic",state="closed"} 0"#,
+            r#"breakerbox_breaker_state{provider="anthropic",state="open"} 0"#,
+            r#"breakerbox_breaker_state{provider="anthropic",state="half_open"} 0"#,
+            r#"breakerbox_breaker_state{provider="anthropic",state="forced_open"} 1"#,
+            r#"breakerbox_breaker_state{provider="anthropic",state="forced_closed"} 0"#,
+            // No change seen: openai is closed.
+            r#"breakerbox_breaker_state{provider="openai",state="closed"} 1"#,
+            r#"breakerbox_breaker_state{provider="openai",state="open"} 0"#,
+            "# TYPE breakerbox_requests_total counter",
+            r#"breakerbox_requests_total{source="gateway"} 3"#,
+            r#"breakerbox_requests_total{source="prompt"} 1"#,
+            r#"breakerbox_requests_total{source="load"} 0"#,
+            r#"breakerbox_requests_finished_total{outcome="ok"} 3"#,
+            r#"breakerbox_requests_finished_total{outcome="error"} 1"#,
+            r#"breakerbox_attempts_total{provider="anthropic"} 2"#,
+            r#"breakerbox_attempts_total{provider="openai"} 3"#,
+            r#"breakerbox_attempt_failures_total{provider="anthropic",class="bad_request",retryable="false"} 1"#,
+            r#"breakerbox_attempt_failures_total{provider="anthropic",class="overloaded",retryable="true"} 1"#,
+            r#"breakerbox_attempts_skipped_total{provider="anthropic",reason="breaker_open"} 1"#,
+            r#"breakerbox_failovers_total{from="anthropic",to="openai"} 2"#,
+            "# TYPE breakerbox_first_event_latency_seconds histogram",
+            r#"breakerbox_first_event_latency_seconds_bucket{provider="openai",le="0.05"} 1"#,
+            r#"breakerbox_first_event_latency_seconds_bucket{provider="openai",le="0.1"} 1"#,
+            r#"breakerbox_first_event_latency_seconds_bucket{provider="openai",le="0.25"} 2"#,
+            r#"breakerbox_first_event_latency_seconds_bucket{provider="openai",le="0.5"} 2"#,
+            r#"breakerbox_first_event_latency_seconds_bucket{provider="openai",le="1"} 2"#,
+            r#"breakerbox_first_event_latency_seconds_bucket{provider="openai",le="30"} 2"#,
+            r#"breakerbox_first_event_latency_seconds_bucket{provider="openai",le="+Inf"} 3"#,
+            r#"breakerbox_first_event_latency_seconds_sum{provider="openai"} 31.16"#,
+            r#"breakerbox_first_event_latency_seconds_count{provider="openai"} 3"#,
+            r#"breakerbox_tokens_total{provider="openai",kind="input"} 11"#,
+            r#"breakerbox_tokens_total{provider="openai",kind="output"} 22"#,
+            r#"breakerbox_tokens_total{provider="openai",kind="cache_read"} 3"#,
+            r#"breakerbox_tokens_total{provider="openai",kind="cache_write"} 4"#,
+            r#"breakerbox_cost_usd_total{provider="openai"} 0.002"#,
+            r#"breakerbox_rewinds_total{provider="openai"} 1"#,
+            r#"breakerbox_operator_actions_total{action="trip"} 1"#,
+            "breakerbox_events_missed_total 0",
+        ],
+    );
+    // Only one failover pair; no latency series for a provider that never answered.
+    assert_eq!(text.matches("breakerbox_failovers_total{").count(), 1);
+    assert!(!text.contains(r#"_bucket{provider="anthropic""#));
+    // Same fold, same bytes.
+    assert_eq!(text, fold(scripted()).render());
+}
+
+#[test]
+fn histogram_buckets_are_cumulative_and_inf_equals_count() {
+    let latencies = [
+        0,
+        50,
+        51,
+        100,
+        999,
+        1000,
+        1001,
+        29_999,
+        30_000,
+        30_001,
+        u64::MAX / 2,
+    ];
+    let kinds = latencies
+        .iter()
+        .map(|ms| first_event("r", 1, "p", *ms))
+        .collect();
+    let text = fold(kinds).render();
+    validate(&text);
+    let buckets: Vec<(String, u64)> = text
+        .lines()
+        .filter(|l| l.starts_with("breakerbox_first_event_latency_seconds_bucket{"))
+        .map(|l| {
+            let le = l.split("le=\"").nth(1).unwrap().split('"').next().unwrap();
+            (le.to_string(), value(l) as u64)
+        })
+        .collect();
+    let les: Vec<&str> = buckets.iter().map(|(le, _)| le.as_str()).collect();
+    assert_eq!(
+        les,
+        [
+            "0.05", "0.1", "0.25", "0.5", "1", "2", "5", "10", "30", "+Inf"
+        ]
+    );
+    let counts: Vec<u64> = buckets.iter().map(|(_, n)| *n).collect();
+    assert_eq!(counts, [2, 4, 4, 4, 6, 7, 7, 7, 9, 11]);
+    assert!(counts.windows(2).all(|w| w[0] <= w[1]));
+    has(
+        &text,
+        &[r#"breakerbox_first_event_latency_seconds_count{provider="p"} 11"#],
+    );
+}
+
+#[test]
+fn label_values_are_escaped() {
+    let hostile = "we\"ird\\na\nme";
+    let text = fold(vec![
+        attempt_started("r", 1, hostile, "m"),
+        operator_action("set_fault", Some(hostile), ""),
+    ])
+    .render();
+    validate(&text);
+    has(
+        &text,
+        &[
+            r#"breakerbox_attempts_total{provider="we\"ird\\na\nme"} 1"#,
+            r#"breakerbox_breaker_state{provider="we\"ird\\na\nme",state="closed"} 1"#,
+            r#"breakerbox_operator_actions_total{action="set_fault"} 1"#,
+        ],
+    );
+    assert_eq!(
+        breakerbox::metrics::escape_label("a\\b\"c\nd"),
+        r#"a\\b\"c\nd"#
+    );
+}
+
+#[test]
+fn help_and_type_appear_once_per_family_in_a_stable_order() {
+    let text = fold(scripted()).render();
+    let families: Vec<&str> = text
+        .lines()
+        .filter_map(|l| l.strip_prefix("# TYPE "))
+        .map(|l| l.split(' ').next().unwrap())
+        .collect();
+    assert_eq!(
+        families,
+        [
+            "breakerbox_breaker_state",
+            "breakerbox_requests_total",
+            "breakerbox_requests_finished_total",
+            "breakerbox_attempts_total",
+            "breakerbox_attempt_failures_total",
+            "breakerbox_attempts_skipped_total",
+            "breakerbox_failovers_total",
+            "breakerbox_first_event_latency_seconds",
+            "breakerbox_tokens_total",
+            "breakerbox_cost_usd_total",
+            "breakerbox_rewinds_total",
+            "breakerbox_operator_actions_total",
+            "breakerbox_events_missed_total",
+        ]
+    );
+    for family in &families {
+        assert_eq!(
+            text.matches(&format!("# HELP {family} ")).count(),
+            1,
+            "{family}"
+        );
+        assert_eq!(
+            text.matches(&format!("# TYPE {family} ")).count(),
+            1,
+            "{family}"
+        );
+    }
+    // An empty fold still names every family (and nothing else breaks).
+    let empty = Metrics::new().render();
+    validate(&empty);
+    assert_eq!(empty.matches("# TYPE ").count(), families.len());
+}
+
+#[test]
+fn labels_are_bounded_and_hostile_input_never_panics() {
+    let mut kinds = Vec::new();
+    for i in 0..(LABEL_VALUES_KEPT + 10) {
+        kinds.push(attempt_started("r", 1, &format!("p{i:03}"), "m"));
+        let reason =
+            breakerbox::event::SkipReason::ALL[i % breakerbox::event::SkipReason::ALL.len()];
+        kinds.push(attempt_skipped("r", "p000", reason.as_str()));
+    }
+    kinds.push(breaker_changed(
+        &format!("p{:03}", LABEL_VALUES_KEPT + 5),
+        "closed",
+        "open",
+        "test",
+        None,
+    ));
+    kinds.push(attempt_started("r", 1, &"é".repeat(10_000), "m"));
+    kinds.push(attempt_started("r", 1, "", "m"));
+    kinds.push(usage(
+        "r",
+        "p000",
+        "m",
+        [u64::MAX, u64::MAX, 0, 0],
+        f64::NAN,
+    ));
+    kinds.push(usage("r", "p000", "m", [u64::MAX, 1, 0, 0], f64::INFINITY));
+    kinds.push(usage("r", "p000", "m", [0, 0, 0, 0], -1.0));
+    kinds.push(usage("r", "p000", "m", [0, 0, 0, 0], f64::MAX));
+    kinds.push(usage("r", "p000", "m", [0, 0, 0, 0], f64::MAX));
+    kinds.push(request_started("x", Source::Load, &[], None));
+    kinds.push(finished("x", Outcome::Ok, Some("p001")));
+    kinds.push(finished("never-started", Outcome::Ok, Some("p001")));
+    let mut m = fold(kinds);
+    m.missed(u64::MAX);
+    m.missed(3);
+    let text = m.render();
+    validate(&text);
+    let attempt_series = text
+        .lines()
+        .filter(|l| l.starts_with("breakerbox_attempts_total{"))
+        .count();
+    assert_eq!(attempt_series, LABEL_VALUES_KEPT + 1, "64 kept plus other");
+    let gauges = text
+        .lines()
+        .filter(|l| l.starts_with("breakerbox_breaker_state{"))
+        .count();
+    assert_eq!(gauges, LABEL_VALUES_KEPT * 5, "no gauge for `other`");
+    has(
+        &text,
+        &[
+            r#"breakerbox_attempts_total{provider="other"} 12"#,
+            // Skip reasons are a closed set: each its own series, none lumped into `other`.
+            r#"breakerbox_attempts_skipped_total{provider="p000",reason="breaker_open"} 13"#,
+            r#"breakerbox_attempts_skipped_total{provider="p000",reason="cannot_continue"} 12"#,
+            r#"breakerbox_tokens_total{provider="p000",kind="input"} 18446744073709551615"#,
+            &format!(
+                "breakerbox_cost_usd_total{{provider=\"p000\"}} {}",
+                f64::MAX
+            ),
+            "breakerbox_events_missed_total 18446744073709551615",
+        ],
+    );
+    assert_eq!(text.matches("breakerbox_failovers_total{").count(), 0);
+}
+
+#[test]
+fn the_request_map_is_bounded_and_still_counts_recent_failovers() {
+    let mut m = Metrics::new();
+    for i in 0..120_000u64 {
+        m.apply_kind(&request_started(
+            &format!("r{i}"),
+            Source::Load,
+            &["a", "b"],
+            None,
+        ));
+    }
+    // The oldest were forgotten; the newest still count.
+    m.apply_kind(&finished("r0", Outcome::Ok, Some("b")));
+    m.apply_kind(&finished("r119999", Outcome::Ok, Some("b")));
+    has(
+        &m.render(),
+        &[r#"breakerbox_failovers_total{from="a",to="b"} 1"#],
+    );
+}
+
+/// The demo engine with the primary overloaded: failures and failovers show in the metrics.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_demo_run_folds_into_failovers_and_failures() {
+    const CONFIG: &str = r#"
+[timeouts]
+connect = "500ms"
+headers = "500ms"
+first_event = "500ms"
+idle = "500ms"
+total = "10s"
+
+[retry]
+max_retries = 1
+min_delay = "10ms"
+max_delay = "20ms"
+jitter = false
+
+[sim]
+seed = 3
+"#;
+    let config =
+        Config::parse(&format!("{CONFIG}{}", paced_sim()), "test config").expect("config parses");
+    let common = CommonArgs {
+        demo: true,
+        ..CommonArgs::default()
+    };
+    let bus = Bus::new(1 << 16);
+    let mut rx = bus.subscribe();
+    let setup = breakerbox::setup::build(&common, &config, bus, &|_| None)
+        .await
+        .expect("demo setup");
+    let engine = setup.engine(None).expect("engine");
+    setup
+        .sim
+        .as_ref()
+        .unwrap()
+        .set_fault("anthropic", "overloaded".parse().unwrap())
+        .unwrap();
+
+    const REQUESTS: usize = 3;
+    for i in 0..REQUESTS {
+        let (_, mut stream) = engine.send(
+            Request::prompt(format!("question {i}")),
+            breakerbox::engine::failover::RequestMeta::new(Source::Gateway),
+        );
+        while tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .expect("the engine never hangs")
+            .is_some()
+        {}
+    }
+
+    let mut metrics = Metrics::new();
+    let mut events = 0;
+    while let Ok(e) = rx.try_recv() {
+        metrics.apply(&e);
+        events += 1;
+    }
+    assert!(events > 0);
+    let text = metrics.render();
+    validate(&text);
+
+    let get = |prefix: &str| -> f64 {
+        text.lines()
+            .find(|l| l.starts_with(prefix))
+            .map(value)
+            .unwrap_or(0.0)
+    };
+    assert_eq!(
+        get(r#"breakerbox_requests_total{source="gateway"}"#),
+        REQUESTS as f64,
+        "{text}"
+    );
+    assert_eq!(
+        get(r#"breakerbox_requests_finished_total{outcome="ok"}"#),
+        REQUESTS as f64,
+        "{text}"
+    );
+    assert_eq!(
+        get(r#"breakerbox_failovers_total{from="anthropic",to="openai"}"#),
+        REQUESTS as f64,
+        "{text}"
+    );
+    assert!(
+        get(
+            r#"breakerbox_attempt_failures_total{provider="anthropic",class="overloaded",retryable="true"}"#
+        ) >= 1.0,
+        "{text}"
+    );
+    assert!(
+        get(r#"breakerbox_attempts_total{provider="openai"}"#) >= REQUESTS as f64,
+        "{text}"
+    );
+    assert!(
+        get(r#"breakerbox_first_event_latency_seconds_count{provider="openai"}"#)
+            >= REQUESTS as f64,
+        "{text}"
+    );
+    assert!(
+        get(r#"breakerbox_tokens_total{provider="openai",kind="output"}"#) > 0.0,
+        "{text}"
+    );
+}
+
+/// The sample's value (the text after the last space).
+fn value(line: &str) -> f64 {
+    line.rsplit(' ').next().unwrap().parse().unwrap()
+}
+
+/// Checks the exposition format: comments are `# HELP name text` or `# TYPE name kind`, once per family
+/// and before its samples; every sample is
+/// `^[a-zA-Z_:][a-zA-Z0-9_:]*(\{label="escaped",…\})? [0-9.eE+-]+$`; a family's samples are contiguous.
+#[track_caller]
+fn validate(text: &str) {
+    assert!(text.ends_with('\n'), "ends with a newline");
+    let mut typed: Vec<(String, String)> = Vec::new();
+    let mut helped = HashSet::new();
+    let mut closed_families = HashSet::new();
+    let mut current: Option<String> = None;
+    for line in text.lines() {
+        if let Some(rest) = line.strip_prefix("# HELP ") {
+            let name = rest.split(' ').next().unwrap();
+            assert!(is_metric_name(name), "{line}");
+            assert!(helped.insert(name.to_string()), "HELP twice: {line}");
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# TYPE ") {
+            let mut parts = rest.split(' ');
+            let (name, kind) = (parts.next().unwrap(), parts.next().unwrap());
+            assert!(parts.next().is_none(), "{line}");
+            assert!(
+                ["counter", "gauge", "histogram", "summary", "untyped"].contains(&kind),
+                "{line}"
+            );
+            assert!(typed.iter().all(|(n, _)| n != name), "TYPE twice: {line}");
+            if kind == "counter" {
+                assert!(name.ends_with("_total"), "counter not named _total: {line}");
+            }
+            if let Some(prev) = current.replace(name.to_string()) {
+                closed_families.insert(prev);
+            }
+            typed.push((name.to_string(), kind.to_string()));
+            continue;
+        }
+        assert!(!line.starts_with('#'), "unknown comment: {line}");
+        let name = check_sample(line);
+        let (family, kind) = typed
+            .last()
+            .unwrap_or_else(|| panic!("sample before TYPE: {line}"));
+        let ok = match kind.as_str() {
+            "histogram" => [
+                format!("{family}_bucket"),
+                format!("{family}_sum"),
+                format!("{family}_count"),
+            ]
+            .contains(&name.to_string()),
+            _ => name == family,
+        };
+        assert!(ok, "sample `{name}` outside its family `{family}`: {line}");
+        assert!(helped.contains(family.as_str()), "no HELP for {family}");
+        assert!(!closed_families.contains(family.as_str()), "{line}");
+    }
+}
+
+fn is_metric_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+/// Validates one sample line and returns its metric name.
+#[track_caller]
+fn check_sample(line: &str) -> &str {
+    let name_end = line
+        .find(['{', ' '])
+        .unwrap_or_else(|| panic!("no value: {line}"));
+    let name = &line[..name_end];
+    assert!(is_metric_name(name), "bad name: {line}");
+    let mut rest = &line[name_end..];
+    if let Some(labels) = rest.strip_prefix('{') {
+        let mut s = labels;
+        loop {
+            let eq = s.find('=').unwrap_or_else(|| panic!("bad labels: {line}"));
+            let label = &s[..eq];
+            assert!(
+                is_metric_name(label) && !label.contains(':'),
+                "bad label name `{label}`: {line}"
+            );
+            s = s[eq..]
+                .strip_prefix("=\"")
+                .unwrap_or_else(|| panic!("unquoted label: {line}"));
+            // The escaped value: only \\, \" and \n escapes, no raw quote or newline.
+            let mut chars = s.char_indices();
+            let end = loop {
+                match chars.next() {
+                    Some((_, '\\')) => {
+                        let (_, e) = chars
+                            .next()
+                            .unwrap_or_else(|| panic!("dangling \\: {line}"));
+                        assert!(matches!(e, '\\' | '"' | 'n'), "bad escape \\{e}: {line}");
+                    }
+                    Some((i, '"')) => break i,
+                    Some((_, c)) => assert!(c != '\n', "raw newline: {line}"),
+                    None => panic!("unterminated label value: {line}"),
+                }
+            };
+            s = &s[end + 1..];
+            if let Some(after) = s.strip_prefix(',') {
+                s = after;
+            } else if let Some(after) = s.strip_prefix('}') {
+                rest = after;
+                break;
+            } else {
+                panic!("bad label separator: {line}");
+            }
+        }
+    }
+    let v = rest
+        .strip_prefix(' ')
+        .unwrap_or_else(|| panic!("no space before value: {line}"));
+    assert!(
+        !v.is_empty()
+            && v.chars()
+                .all(|c| c.is_ascii_digit() || matches!(c, '.' | 'e' | 'E' | '+' | '-')),
+        "bad value `{v}`: {line}"
+    );
+    assert!(
+        v.parse::<f64>().is_ok_and(f64::is_finite),
+        "bad value `{v}`: {line}"
+    );
+    name
+}

@@ -1,0 +1,675 @@
+//! Incident reports and the OTLP export on a hand-written recording with known numbers.
+//!
+//! Goldens live in tests/golden/; regenerate them with `UPDATE_GOLDEN=1 cargo test --test it report::`
+//! and read the diff: the hand-computed asserts below pin the numbers that matter.
+
+use std::path::{Path, PathBuf};
+
+use crate::support::events::*;
+use breakerbox::event::{Event, EventKind, Mode, Outcome, Source};
+use breakerbox::provider::{ErrorClass, Phase};
+use breakerbox::record::otlp::{to_otlp_json, write_otlp_json};
+use breakerbox::record::reader::Reader;
+use breakerbox::record::report::Report;
+use breakerbox::record::{FORMAT, RECORDING_VERSION, SessionHeader};
+use chrono::{DateTime, TimeZone, Utc};
+use serde_json::{Value, json};
+
+fn t0() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+        .single()
+        .expect("a valid time")
+}
+
+fn header() -> SessionHeader {
+    SessionHeader {
+        format: FORMAT.to_string(),
+        format_version: RECORDING_VERSION,
+        breakerbox_version: "0.1.0".to_string(),
+        started_at: t0(),
+        mode: Mode::Demo,
+        providers: demo_providers(),
+        config: json!({"providers": ["anthropic", "openai"]}),
+        redacted: false,
+    }
+}
+
+/// The incident's script: the shared event builders with this file's numbers.
+struct Script(Timeline);
+
+const A: &str = "anthropic";
+const O: &str = "openai";
+
+impl Script {
+    fn new() -> Script {
+        Script(Timeline::new(t0()))
+    }
+    fn at(&mut self, ms: i64, kind: EventKind) {
+        self.0.at(ms, kind);
+    }
+    fn start(&mut self, ms: i64, id: &str, source: Source) {
+        let prompt = format!("prompt {id}");
+        self.at(ms, request_started(id, source, &[A, O], Some(&prompt)));
+    }
+    fn attempt(&mut self, ms: i64, id: &str, n: u32, provider: &str) {
+        self.at(ms, attempt_started(id, n, provider, demo_model(provider)));
+    }
+    fn first(&mut self, ms: i64, id: &str, n: u32, provider: &str, latency: u64) {
+        self.at(ms, first_event(id, n, provider, latency));
+        self.at(ms, text_delta(id, provider, "Hello"));
+    }
+    fn usage(&mut self, ms: i64, id: &str, provider: &str, tokens: (u64, u64), cost: f64) {
+        let (model, cache_read) = if provider == A {
+            ("claude-sonnet-4-5-20250929", 10)
+        } else {
+            ("gpt-5-2025-08-07", 0)
+        };
+        let tokens = [tokens.0, tokens.1, cache_read, 0];
+        self.at(ms, usage(id, provider, model, tokens, cost));
+    }
+    #[allow(clippy::too_many_arguments)]
+    fn ok(
+        &mut self,
+        ms: i64,
+        id: &str,
+        provider: &str,
+        cost: f64,
+        primary: f64,
+        attempts: u32,
+        failed: f64,
+    ) {
+        let end = Finished {
+            provider: Some(provider),
+            stop_reason: Some("end_turn"),
+            cost_usd: cost,
+            attempts,
+            failed_cost_usd: failed,
+            primary_cost_usd: Some(primary),
+            ..Finished::default()
+        };
+        self.at(ms, request_finished(id, end));
+    }
+    fn breaker(&mut self, ms: i64, provider: &str, from: &str, to: &str, reason: &str) {
+        let recovery_ms = (to == "open").then_some(30_000);
+        self.at(ms, breaker_changed(provider, from, to, reason, recovery_ms));
+    }
+    fn skip(&mut self, ms: i64, id: &str, provider: &str, reason: &str) {
+        self.at(ms, attempt_skipped(id, provider, reason));
+    }
+    fn operator(&mut self, ms: i64, action: &str, provider: &str) {
+        self.at(ms, operator_action(action, Some(provider), ""));
+    }
+
+    fn events(self) -> Vec<Event> {
+        self.0.events()
+    }
+}
+
+/// Latencies of the 16 load requests: with r1, r2, r7, r8 (200, 300, 400, 100) anthropic has 20
+/// samples, sorted 100 120 130 140 150 160 170 180 190 200 210 220 230 240 250 260 300 400 900 1500:
+/// nearest rank p50 = 10th = 200, p95 = 19th = 900, p99 = 20th = 1500.
+const LOAD_LATENCIES: [u64; 16] = [
+    120, 130, 140, 150, 160, 170, 180, 190, 210, 220, 230, 240, 250, 260, 900, 1500,
+];
+
+/// The incident, in order:
+/// - 1 s–10.2 s: 16 load requests on anthropic, $0.0001 each.
+/// - r1, r2: ok on anthropic ($0.001, $0.002).
+/// - r3 at 13 s: anthropic 429 → its breaker opens (13.1 s) → openai answers ($0.0005, primary
+///   price $0.001).
+/// - r4 at 15 s: anthropic skipped (breaker_open) → openai ($0.0006, primary $0.0012).
+/// - r5 at 16 s: anthropic skipped; openai cut mid-stream after usage ($0.0003 wasted), rewind,
+///   retried on openai ($0.0007): $0.001 in all, primary $0.0015.
+/// - 18 s: the operator trips openai (forced_open); r6 at 19 s finds both closed to it and fails
+///   (unavailable); 20 s: the operator resets openai (forced open for 2 s).
+/// - 43.1 s: anthropic half-open (open for 30 s), r7 probes and closes it at 44 s.
+/// - r8 starts at 45 s and is still streaming when the recording ends at 45.2 s.
+fn incident() -> Vec<Event> {
+    let mut s = Script::new();
+    s.at(0, session_started(Mode::Demo, header().providers, Some(3)));
+    for (i, lat) in LOAD_LATENCIES.iter().enumerate() {
+        let t = 1000 + 500 * i as i64;
+        let id = format!("l{:02}", i + 1);
+        s.start(t, &id, Source::Load);
+        s.attempt(t, &id, 1, A);
+        s.first(t + *lat as i64, &id, 1, A, *lat);
+        s.usage(t + *lat as i64 + 200, &id, A, (10, 5), 0.0001);
+        s.ok(t + *lat as i64 + 200, &id, A, 0.0001, 0.0001, 1, 0.0);
+    }
+    // r1, r2: healthy.
+    s.start(11_000, "r1", Source::Prompt);
+    s.attempt(11_000, "r1", 1, A);
+    s.first(11_200, "r1", 1, A, 200);
+    s.usage(11_500, "r1", A, (100, 50), 0.001);
+    s.ok(11_500, "r1", A, 0.001, 0.001, 1, 0.0);
+    s.start(12_000, "r2", Source::Prompt);
+    s.attempt(12_000, "r2", 1, A);
+    s.first(12_300, "r2", 1, A, 300);
+    s.usage(12_600, "r2", A, (200, 100), 0.002);
+    s.ok(12_600, "r2", A, 0.002, 0.002, 1, 0.0);
+    // r3: rate limited, breaker opens, failover.
+    s.start(13_000, "r3", Source::Prompt);
+    s.attempt(13_000, "r3", 1, A);
+    s.at(
+        13_100,
+        EventKind::AttemptFailed {
+            request_id: "r3".into(),
+            attempt: 1,
+            provider: A.into(),
+            phase: Phase::Headers,
+            class: ErrorClass::RateLimited,
+            retryable: true,
+            status: Some(429),
+            retry_after_ms: Some(30_000),
+            message: "429 Too Many Requests: rate limit | exceeded".into(),
+            elapsed_ms: 100,
+        },
+    );
+    s.breaker(
+        13_100,
+        A,
+        "closed",
+        "open",
+        "rate limited (retry-after 30 s)",
+    );
+    s.attempt(13_100, "r3", 2, O);
+    s.first(13_400, "r3", 2, O, 300);
+    s.usage(13_800, "r3", O, (100, 40), 0.0005);
+    s.ok(13_800, "r3", O, 0.0005, 0.001, 2, 0.0);
+    // r4: skipped, failover.
+    s.start(15_000, "r4", Source::Prompt);
+    s.skip(15_000, "r4", A, "breaker_open");
+    s.attempt(15_000, "r4", 1, O);
+    s.first(15_250, "r4", 1, O, 250);
+    s.usage(15_600, "r4", O, (120, 48), 0.0006);
+    s.ok(15_600, "r4", O, 0.0006, 0.0012, 1, 0.0);
+    // r5: mid-stream cut after usage (failed-attempt cost), rewind, retry on the same provider.
+    s.start(16_000, "r5", Source::Prompt);
+    s.skip(16_000, "r5", A, "breaker_open");
+    s.attempt(16_000, "r5", 1, O);
+    s.first(16_200, "r5", 1, O, 200);
+    s.usage(16_500, "r5", O, (100, 20), 0.0003);
+    s.at(
+        16_500,
+        EventKind::AttemptFailed {
+            request_id: "r5".into(),
+            attempt: 1,
+            provider: O.into(),
+            phase: Phase::MidStream,
+            class: ErrorClass::StreamCut,
+            retryable: true,
+            status: None,
+            retry_after_ms: None,
+            message: "the stream ended before the reply was complete".into(),
+            elapsed_ms: 500,
+        },
+    );
+    s.at(16_500, rewind("r5", O, 80, "stream_cut: retrying"));
+    s.attempt(16_600, "r5", 2, O);
+    s.first(17_000, "r5", 2, O, 400);
+    s.usage(17_400, "r5", O, (100, 60), 0.0007);
+    s.ok(17_400, "r5", O, 0.001, 0.0015, 2, 0.0003);
+    // The operator trips openai; r6 fails; the operator resets openai.
+    s.operator(18_000, "trip", O);
+    s.breaker(18_000, O, "closed", "forced_open", "operator");
+    s.start(19_000, "r6", Source::Prompt);
+    s.skip(19_000, "r6", A, "breaker_open");
+    s.skip(19_000, "r6", O, "forced_open");
+    s.at(
+        19_000,
+        request_finished(
+            "r6",
+            Finished {
+                outcome: Outcome::Error,
+                class: Some(ErrorClass::Unavailable),
+                message: Some("no target available: anthropic breaker_open, openai forced_open"),
+                ..Finished::default()
+            },
+        ),
+    );
+    s.operator(20_000, "reset", O);
+    s.breaker(20_000, O, "forced_open", "closed", "operator reset");
+    // Recovery: a half-open probe closes anthropic's breaker.
+    s.breaker(43_100, A, "open", "half_open", "recovery elapsed");
+    s.start(43_100, "r7", Source::Prompt);
+    s.attempt(43_100, "r7", 1, A);
+    s.first(43_500, "r7", 1, A, 400);
+    s.usage(44_000, "r7", A, (100, 50), 0.001);
+    s.breaker(44_000, A, "half_open", "closed", "probe succeeded");
+    s.ok(44_000, "r7", A, 0.001, 0.001, 1, 0.0);
+    // r8: still streaming at the end.
+    s.start(45_000, "r8", Source::Prompt);
+    s.attempt(45_000, "r8", 1, A);
+    s.first(45_100, "r8", 1, A, 100);
+    s.at(45_200, text_delta("r8", A, " world"));
+    s.events()
+}
+
+fn scratch(name: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("breakerbox-report-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("a temp dir");
+    dir.join(name)
+}
+
+/// Write a recording: the header line, then the events, with `extra` raw lines inserted before
+/// the event at each given index.
+fn write_recording(path: &Path, events: &[Event], extra: &[(usize, &str)]) {
+    let mut text = serde_json::to_string(&header()).expect("header serializes");
+    text.push('\n');
+    for (i, e) in events.iter().enumerate() {
+        for (at, line) in extra {
+            if *at == i {
+                text.push_str(line);
+                text.push('\n');
+            }
+        }
+        text.push_str(&serde_json::to_string(e).expect("event serializes"));
+        text.push('\n');
+    }
+    std::fs::write(path, text).expect("the recording is written");
+}
+
+fn report_of(path: &Path) -> Report {
+    Report::from_reader(Reader::open(path).expect("the recording opens"))
+}
+
+fn golden(name: &str, actual: &str) {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
+    if std::env::var_os("UPDATE_GOLDEN").is_some() {
+        std::fs::create_dir_all(path.parent().expect("a parent")).expect("golden dir");
+        std::fs::write(&path, actual).expect("golden written");
+        return;
+    }
+    let expected = std::fs::read_to_string(&path).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e} (run with UPDATE_GOLDEN=1 to create it)",
+            path.display()
+        )
+    });
+    assert!(
+        expected == actual,
+        "{name} differs from the golden (UPDATE_GOLDEN=1 to accept):\n--- actual ---\n{actual}"
+    );
+}
+
+#[test]
+fn report_matches_goldens() {
+    let path = scratch("incident.jsonl");
+    write_recording(&path, &incident(), &[]);
+    let report = report_of(&path);
+    golden("report.md", &report.to_markdown());
+    let json = serde_json::to_string_pretty(&report.to_json()).expect("json") + "\n";
+    golden("report.json", &json);
+}
+
+/// The numbers of the incident, computed by hand (see `incident`).
+#[test]
+fn report_numbers_are_right() {
+    let report = Report::from_events(&header(), incident().into_iter().map(Ok));
+    let j = report.to_json();
+
+    assert_eq!(j["time_range"]["duration_ms"], 45_200);
+    assert_eq!(j["time_range"]["first_event"], "2026-01-01T12:00:00.000Z");
+    assert_eq!(j["time_range"]["last_event"], "2026-01-01T12:00:45.200Z");
+    assert_eq!(j["skipped_lines"]["count"], 0);
+
+    let r = &j["requests"];
+    assert_eq!(r["started"], 24);
+    assert_eq!(r["ok"], 22);
+    assert_eq!(r["error"], 1);
+    assert_eq!(r["in_flight_at_end"], 1);
+    assert_eq!(r["failed_by_class"], json!({"unavailable": 1}));
+    // 22 ok of 23 finished.
+    assert_eq!(r["success_rate"], 0.956522);
+    // 16 × 0.0001 + 0.001 + 0.002 + 0.0005 + 0.0006 + 0.001 + 0.001
+    assert_eq!(r["cost_usd"], 0.0077);
+
+    assert_eq!(j["failovers"]["total"], 3);
+    assert_eq!(
+        j["failovers"]["by_cause"],
+        json!({"breaker_open": 2, "rate_limited": 1})
+    );
+    // r3 −0.0005, r4 −0.0006, r5 −0.0005; the others answered at the primary's price.
+    assert_eq!(j["failover_cost_delta_usd"], -0.0016);
+    assert_eq!(j["failover_cost_delta_requests"], 22);
+    assert_eq!(j["failed_attempts_cost_usd"], 0.0003);
+
+    let a = &j["providers"]["anthropic"];
+    assert_eq!(a["attempts"], 21);
+    assert_eq!(a["answered"], 19);
+    assert_eq!(
+        a["errors"],
+        json!({"rate_limited": {"retryable": 1, "not_retryable": 0}})
+    );
+    assert_eq!(a["skipped"], json!({"breaker_open": 3}));
+    // Open from 13.1 s to half-open at 43.1 s.
+    assert_eq!(a["open_ms"], 30_000);
+    assert_eq!(a["transitions"].as_array().map(Vec::len), Some(3));
+    assert_eq!(
+        a["first_event_latency_ms"],
+        json!({"count": 20, "p50": 200, "p95": 900, "p99": 1500})
+    );
+    assert_eq!(a["cost_usd"], 0.0056);
+    assert_eq!(a["failed_attempts_cost_usd"], 0.0);
+    // 16 × (10, 5) + (100, 50) + (200, 100) + (100, 50); cache read 10 per usage (19).
+    assert_eq!(
+        a["tokens"],
+        json!({"input": 560, "output": 280, "cache_read": 190, "cache_write": 0})
+    );
+
+    let o = &j["providers"]["openai"];
+    assert_eq!(o["attempts"], 4);
+    assert_eq!(o["answered"], 3);
+    assert_eq!(
+        o["errors"],
+        json!({"stream_cut": {"retryable": 1, "not_retryable": 0}})
+    );
+    assert_eq!(o["skipped"], json!({"forced_open": 1}));
+    // Forced open from 18 s to 20 s.
+    assert_eq!(o["open_ms"], 2_000);
+    // 300 250 200 400 → 200 250 300 400.
+    assert_eq!(
+        o["first_event_latency_ms"],
+        json!({"count": 4, "p50": 250, "p95": 400, "p99": 400})
+    );
+    assert_eq!(o["cost_usd"], 0.0021);
+    assert_eq!(o["failed_attempts_cost_usd"], 0.0003);
+    assert_eq!(o["failed_attempts_with_usage"], 1);
+
+    // Breaker changes and operator actions, in order.
+    let timeline: Vec<String> = j["timeline"]
+        .as_array()
+        .expect("a timeline")
+        .iter()
+        .map(|e| format!("{} {} {}", e["ts"], e["type"], e["what"]))
+        .collect();
+    assert_eq!(timeline.len(), 7, "{timeline:#?}");
+    assert!(timeline[1].contains("operator_action") && timeline[1].contains("trip"));
+    assert!(timeline[4].contains("reset"));
+}
+
+#[test]
+fn open_breaker_is_clipped_to_the_end_and_initial_open_counts_from_the_start() {
+    let mut s = Script::new();
+    s.start(0, "x", Source::Prompt);
+    // Already open when the recording began: open from 0 to 5 s.
+    s.breaker(5_000, A, "open", "half_open", "recovery elapsed");
+    // Opens at 8 s and is still open at the end (10 s): 2 s more.
+    s.breaker(8_000, O, "closed", "open", "3 consecutive failures");
+    s.at(10_000, operator_action("load", None, "end"));
+    let j = Report::from_events(&header(), s.events().into_iter().map(Ok)).to_json();
+    assert_eq!(j["providers"]["anthropic"]["open_ms"], 5_000);
+    assert_eq!(j["providers"]["openai"]["open_ms"], 2_000);
+    assert_eq!(j["providers"]["openai"]["state_at_end"], "open");
+    assert_eq!(j["requests"]["in_flight_at_end"], 1);
+}
+
+#[test]
+fn bad_lines_are_counted_and_the_rest_is_reported() {
+    let path = scratch("bad-lines.jsonl");
+    let events = incident();
+    let bad = [
+        (
+            10,
+            "{\"ts\":\"2026-01-01T12:00:01.000Z\",\"seq\":1,\"type\":\"no_such_event\"}",
+        ),
+        (40, "\u{1}\u{2}garbage|not json"),
+        (41, "{\"truncated\": "),
+    ];
+    write_recording(&path, &events, &bad);
+    let report = report_of(&path);
+    assert_eq!(report.skipped_lines(), 3);
+    let j = report.to_json();
+    assert_eq!(j["skipped_lines"]["count"], 3);
+    assert_eq!(
+        j["skipped_lines"]["first"].as_array().map(Vec::len),
+        Some(3)
+    );
+    assert_eq!(j["events"], events.len());
+    // The rest is the same report as without the bad lines.
+    let clean = Report::from_events(&header(), incident().into_iter().map(Ok)).to_json();
+    assert_eq!(j["requests"], clean["requests"]);
+    assert_eq!(j["providers"], clean["providers"]);
+    let md = report.to_markdown();
+    assert!(md.contains("| Skipped lines | 3 |"), "{md}");
+    assert!(md.contains("## Skipped lines"), "{md}");
+}
+
+#[test]
+fn hostile_content_never_panics_and_stays_bounded() {
+    let mut s = Script::new();
+    for i in 0..200 {
+        let p = format!("p{i}|\n`x`");
+        s.at(i, first_event("", u32::MAX, &p, u64::MAX));
+        s.skip(i, &"r".repeat(10_000 + i as usize), &p, "breaker_open");
+        s.at(
+            i,
+            EventKind::Usage {
+                request_id: "u".into(),
+                provider: p,
+                model: String::new(),
+                input_tokens: u64::MAX,
+                output_tokens: u64::MAX,
+                cache_read_tokens: u64::MAX,
+                cache_write_tokens: u64::MAX,
+                cost_usd: f64::MAX,
+                estimated: true,
+            },
+        );
+    }
+    // Time going backwards.
+    s.breaker(-5_000, "z", "open", "closed", "x");
+    let events = s.events();
+    let report = Report::from_events(&header(), events.clone().into_iter().map(Ok));
+    let md = report.to_markdown();
+    let j = report.to_json();
+    assert!(j["providers"].as_object().map_or(0, |m| m.len()) <= 65);
+    assert!(md.len() < 200_000, "{}", md.len());
+    let otlp = to_otlp_json(&header(), events);
+    assert!(otlp["resourceSpans"].is_array());
+    // Empty input.
+    let empty = Report::from_events(&header(), std::iter::empty());
+    assert!(empty.to_markdown().contains("no events"));
+}
+
+fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
+    span["attributes"]
+        .as_array()?
+        .iter()
+        .find(|a| a["key"] == key)
+        .map(|a| &a["value"])
+}
+
+#[test]
+fn otlp_export_matches_golden_and_is_well_formed() {
+    let otlp = to_otlp_json(&header(), incident());
+    let text = serde_json::to_string_pretty(&otlp).expect("json") + "\n";
+    golden("otlp.json", &text);
+    // The same input exports the same ids.
+    assert_eq!(otlp, to_otlp_json(&header(), incident()));
+
+    let resource = &otlp["resourceSpans"][0];
+    assert_eq!(
+        resource["resource"]["attributes"][0],
+        json!({"key": "service.name", "value": {"stringValue": "breakerbox"}})
+    );
+    let spans = resource["scopeSpans"][0]["spans"]
+        .as_array()
+        .expect("spans");
+    let is_hex = |s: &Value, len: usize| {
+        s.as_str()
+            .is_some_and(|s| s.len() == len && s.bytes().all(|b| b.is_ascii_hexdigit()))
+    };
+    let requests: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s.get("parentSpanId").is_none())
+        .collect();
+    let attempts: Vec<&Value> = spans
+        .iter()
+        .filter(|s| s.get("parentSpanId").is_some())
+        .collect();
+    assert_eq!(requests.len(), 24);
+    assert_eq!(attempts.len(), 25);
+    let mut ids = std::collections::HashSet::new();
+    for s in spans {
+        assert!(is_hex(&s["traceId"], 32), "{s}");
+        assert!(is_hex(&s["spanId"], 16), "{s}");
+        assert!(ids.insert(s["spanId"].clone()), "duplicate span id {s}");
+        let start: u64 = s["startTimeUnixNano"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .expect("start time");
+        let end: u64 = s["endTimeUnixNano"]
+            .as_str()
+            .and_then(|t| t.parse().ok())
+            .expect("end time");
+        assert!(start <= end && start > 0, "{s}");
+    }
+    for a in &attempts {
+        let parent = requests
+            .iter()
+            .find(|r| r["spanId"] == a["parentSpanId"])
+            .unwrap_or_else(|| panic!("no request span for {a}"));
+        assert_eq!(parent["traceId"], a["traceId"]);
+        let (ps, pe, s, e) = (
+            &parent["startTimeUnixNano"],
+            &parent["endTimeUnixNano"],
+            &a["startTimeUnixNano"],
+            &a["endTimeUnixNano"],
+        );
+        let n = |v: &Value| v.as_str().and_then(|t| t.parse::<u64>().ok()).unwrap_or(0);
+        assert!(n(ps) <= n(s) && n(e) <= n(pe), "{a} outside {parent}");
+        assert_eq!(
+            attr(a, "gen_ai.operation.name"),
+            Some(&json!({"stringValue": "chat"}))
+        );
+        assert!(attr(a, "gen_ai.provider.name").is_some(), "{a}");
+        assert!(attr(a, "gen_ai.request.model").is_some(), "{a}");
+    }
+    // r3's first attempt: rate limited on anthropic.
+    let failed = attempts
+        .iter()
+        .find(|a| attr(a, "error.type") == Some(&json!({"stringValue": "rate_limited"})))
+        .expect("the rate-limited attempt");
+    assert_eq!(failed["status"]["code"], 2);
+    assert_eq!(
+        attr(failed, "gen_ai.system"),
+        Some(&json!({"stringValue": "anthropic"}))
+    );
+    assert_eq!(
+        attr(failed, "http.response.status_code"),
+        Some(&json!({"intValue": "429"}))
+    );
+    // r6 failed; r8 is unfinished (no status), ending at the last event.
+    let r6 = requests
+        .iter()
+        .find(|r| attr(r, "breakerbox.request_id") == Some(&json!({"stringValue": "r6"})))
+        .expect("r6");
+    assert_eq!(r6["status"]["code"], 2);
+    let r8 = requests
+        .iter()
+        .find(|r| attr(r, "breakerbox.request_id") == Some(&json!({"stringValue": "r8"})))
+        .expect("r8");
+    assert!(r8.get("status").is_none());
+    assert_eq!(r8["endTimeUnixNano"], "1767268845200000000");
+    // The answering attempt of r1 carries usage as intValue strings.
+    let usage = attempts
+        .iter()
+        .find(|a| attr(a, "gen_ai.usage.input_tokens") == Some(&json!({"intValue": "200"})))
+        .expect("r2's attempt");
+    assert_eq!(usage["status"]["code"], 1);
+}
+
+/// The demo incident shipped in assets/ (when present): the report must tell the story.
+#[test]
+fn demo_incident_report_shows_the_breaker_and_failovers() {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("assets/recordings/demo-incident.jsonl");
+    if !path.exists() {
+        eprintln!("{} not present; skipped", path.display());
+        return;
+    }
+    let report = report_of(&path);
+    let j = report.to_json();
+    let opened = j["providers"]
+        .as_object()
+        .expect("providers")
+        .values()
+        .any(|p| {
+            p["transitions"]
+                .as_array()
+                .is_some_and(|t| t.iter().any(|t| t["to"] == "open"))
+        });
+    assert!(opened, "no breaker opened:\n{}", report.to_markdown());
+    assert!(
+        j["failovers"]["total"].as_u64().unwrap_or(0) > 0,
+        "no failovers:\n{}",
+        report.to_markdown()
+    );
+    assert!(report.to_markdown().contains("→ open"));
+}
+
+#[test]
+fn the_streamed_export_writes_the_same_bytes_as_the_whole_one() {
+    let mut streamed = Vec::new();
+    write_otlp_json(&header(), incident(), &mut streamed).expect("written");
+    let whole = to_otlp_json(&header(), incident()).to_string();
+    assert_eq!(String::from_utf8_lossy(&streamed), whole);
+    // No events: an empty span list, still the same bytes.
+    let mut empty = Vec::new();
+    write_otlp_json(&header(), Vec::new(), &mut empty).expect("written");
+    assert_eq!(
+        String::from_utf8_lossy(&empty),
+        to_otlp_json(&header(), Vec::new()).to_string()
+    );
+}
+
+/// A writer into a buffer that the test can look at while the export runs.
+struct Shared(std::rc::Rc<std::cell::RefCell<Vec<u8>>>);
+
+impl std::io::Write for Shared {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0.borrow_mut().extend_from_slice(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+#[test]
+fn the_export_writes_spans_as_requests_end_and_never_holds_more_than_it_must() {
+    // 30,000 requests that never finish: the export holds only so many open, so spans come out
+    // long before the end of the input, and none is lost.
+    let n = 30_000u64;
+    let out = std::rc::Rc::new(std::cell::RefCell::new(Vec::new()));
+    let spans_before_last = std::rc::Rc::new(std::cell::Cell::new(0));
+    let events = {
+        let (out, spans_before_last) = (out.clone(), spans_before_last.clone());
+        (1..=n).map(move |seq| {
+            if seq == n {
+                let text = String::from_utf8_lossy(&out.borrow()).into_owned();
+                spans_before_last.set(text.matches(r#""name":"request""#).count());
+            }
+            Event {
+                ts: t0() + chrono::TimeDelta::milliseconds(seq as i64),
+                seq,
+                kind: request_started(&format!("r{seq}"), Source::Gateway, &[A], None),
+            }
+        })
+    };
+    write_otlp_json(&header(), events, &mut Shared(out.clone())).expect("written");
+    // At most 10,000 are held open: of the 29,999 before the last, 19,999 were pushed out, and
+    // all but the one pushed out by the event just read are written.
+    assert_eq!(spans_before_last.get(), 19_998);
+    let value: Value = serde_json::from_slice(&out.borrow()).expect("valid JSON");
+    let spans = value["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .expect("spans");
+    assert_eq!(spans.len() as u64, n, "every request is a span");
+    assert_eq!(
+        attr(&spans[0], "breakerbox.request_id"),
+        Some(&json!({"stringValue": "r1"}))
+    );
+}
