@@ -3,9 +3,9 @@
 //! The architecture is one stream of [`event::Event`]s: the engine publishes, the console, the
 //! recorder and the tests fold. See DESIGN.md in the project's shared notes and the README.
 
-pub mod ask;
 pub mod attach;
 pub mod cli;
+pub mod cmd;
 pub mod config;
 pub mod console;
 pub mod engine;
@@ -19,9 +19,7 @@ pub mod parse;
 pub mod protocol;
 pub mod provider;
 pub mod record;
-pub mod replay;
 pub mod secret;
 pub mod session;
-pub mod setup;
 pub mod sim;
 pub mod text;

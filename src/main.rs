@@ -3,6 +3,7 @@ use color_eyre::eyre::Result;
 use std::io::IsTerminal;
 
 use breakerbox::cli::{Cli, Command};
+use breakerbox::cmd;
 
 fn main() {
     // color-eyre reports panics (colour only on a terminal); errors from bad input are printed
@@ -32,13 +33,13 @@ fn run(cli: Cli) -> Result<i32> {
     let _log_guard = breakerbox::logging::init(&cli.log)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
-        match cli.command.clone() {
-            Some(Command::Ask(args)) => breakerbox::ask::run(&cli.common, &args, &cli.record).await,
-            Some(Command::Sim(args)) => breakerbox::sim::run(&cli.common, &args).await.map(|()| 0),
-            Some(Command::Replay(args)) => breakerbox::replay::run(&cli, &args).await,
-            Some(Command::Serve(args)) => breakerbox::gateway::run(&cli, &args).await,
-            Some(Command::Attach(args)) => breakerbox::attach::run(&cli, &args).await,
-            None => breakerbox::console::run(&cli.common, cli.no_color, &cli.record).await,
+        match &cli.command {
+            Some(Command::Ask(args)) => cmd::ask::run(&cli, args).await,
+            Some(Command::Sim(args)) => cmd::sim::run(&cli, args).await,
+            Some(Command::Replay(args)) => cmd::replay::run(&cli, args).await,
+            Some(Command::Serve(args)) => cmd::serve::run(&cli, args).await,
+            Some(Command::Attach(args)) => cmd::attach::run(&cli, args).await,
+            None => cmd::console::run(&cli).await,
         }
     })
 }

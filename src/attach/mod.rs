@@ -21,14 +21,12 @@ use reqwest::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
 use serde::Deserialize;
 use std::collections::VecDeque;
 use std::fmt;
-use std::io::IsTerminal;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::{broadcast, mpsc};
 use tokio::task::JoinHandle;
 
-use crate::cli::{AttachArgs, Cli};
-use crate::console::app::{self, App, Control, Note};
+use crate::console::app::{App, Control, Note};
 use crate::console::keys::Bindings;
 use crate::console::ui::{Attached, Link, Ui};
 use crate::event::Event;
@@ -364,28 +362,6 @@ impl Attachment {
         let app = App::attached(ui, keys, self.control, self.notes);
         (app, self.events, self.reader)
     }
-}
-
-/// `breakerbox attach URL`: the console on a remote gateway, until the operator quits.
-pub async fn run(cli: &Cli, args: &AttachArgs) -> Result<i32> {
-    if !std::io::stdout().is_terminal() {
-        bail!(
-            "the console needs a terminal; `breakerbox attach` shows a gateway's console (for scripts, read its /events directly)"
-        );
-    }
-    let token = crate::gateway::auth::read_token(&args.token)?;
-    let config = crate::setup::load_config(&cli.common)?;
-    let keys = Bindings::with_overrides(&config.keys).map_err(|e| eyre!(e))?;
-    let attachment = attach(&args.url, token, Options::default()).await?;
-    let ui = Ui {
-        color: !cli.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
-        ..Ui::default()
-    };
-    let (mut app, events, reader) = attachment.into_app(ui, keys);
-    let result = app::run_in_terminal(&mut app, events).await;
-    drop(reader);
-    result?;
-    Ok(0)
 }
 
 /// How one connection's stream ended.

@@ -2352,7 +2352,7 @@ jitter = 0.0
         };
         let bus = Bus::new(1 << 16);
         let mut rx = bus.subscribe();
-        let setup = crate::setup::build(&common, &config, bus.clone(), &|_| None)
+        let setup = crate::session::setup::build(&common, &config, bus.clone(), &|_| None)
             .await
             .unwrap();
         let engine = setup.engine(None).unwrap();

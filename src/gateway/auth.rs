@@ -1,34 +1,7 @@
 //! The gateway's shared secret: where it comes from, where it is required, and how it is checked.
 
-use color_eyre::eyre::{Result, WrapErr, bail};
+use color_eyre::eyre::{Result, bail};
 use std::net::SocketAddr;
-
-use crate::cli::TokenArgs;
-
-/// The token from `--token`, `BREAKERBOX_TOKEN` or `--token-file` (its first line, trimmed).
-/// An empty token is refused rather than silently meaning "no token".
-pub fn read_token(args: &TokenArgs) -> Result<Option<String>> {
-    let token = match (&args.token, &args.token_file) {
-        (Some(token), _) => token.trim().to_string(),
-        (None, Some(path)) => {
-            let text = std::fs::read_to_string(path)
-                .wrap_err_with(|| format!("cannot read the token file {}", path.display()))?;
-            let first = text.lines().next().unwrap_or("").trim().to_string();
-            if first.is_empty() {
-                bail!(
-                    "{}: the token file is empty; put the token on its first line",
-                    path.display()
-                );
-            }
-            first
-        }
-        (None, None) => return Ok(None),
-    };
-    if token.is_empty() {
-        bail!("the token is empty; give a non-empty --token or BREAKERBOX_TOKEN");
-    }
-    Ok(Some(token))
-}
 
 /// Binding anything but loopback exposes `/control` and the upstream keys' spending to the
 /// network, so it needs a token.
@@ -71,6 +44,7 @@ pub fn presented_token(headers: &axum::http::HeaderMap) -> Option<&str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli::TokenArgs;
 
     #[test]
     fn tokens_match_only_when_equal() {
@@ -95,32 +69,6 @@ mod tests {
         let err = check_bind(any, None).unwrap_err().to_string();
         assert!(err.contains("--token-file"), "{err}");
         assert!(check_bind(any, Some("t")).is_ok());
-    }
-
-    #[test]
-    fn the_token_comes_from_a_flag_or_a_file() {
-        let file = std::env::temp_dir().join(format!("bb-token-{}", std::process::id()));
-        std::fs::write(&file, "  abc123 \nignored\n").unwrap();
-        let from_file = TokenArgs {
-            token: None,
-            token_file: Some(file.clone()),
-        };
-        assert_eq!(read_token(&from_file).unwrap().as_deref(), Some("abc123"));
-        std::fs::write(&file, "\n").unwrap();
-        assert!(
-            read_token(&from_file)
-                .unwrap_err()
-                .to_string()
-                .contains("empty")
-        );
-        let none = TokenArgs::default();
-        assert_eq!(read_token(&none).unwrap(), None);
-        let blank = TokenArgs {
-            token: Some("  ".into()),
-            token_file: None,
-        };
-        assert!(read_token(&blank).is_err());
-        let _ = std::fs::remove_file(&file);
     }
 
     #[test]

@@ -6,7 +6,7 @@ use crate::config::{RouteEntry, RouteMode};
 use crate::engine::failover::{FailoverEngine, MidStreamPolicy};
 use crate::event::Source;
 use crate::provider::Protocol;
-use crate::setup::Setup;
+use crate::session::Setup;
 
 /// One route, with its two engines over the same chain (and the same breakers).
 #[derive(Clone)]

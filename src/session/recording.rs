@@ -48,7 +48,12 @@ impl Recording {
         match when {
             When::Asked => Ok(match &record.record {
                 Some(path) => Recording {
-                    recorder: Some(Recorder::start(path, &header(), bus, record.redact_content)?),
+                    recorder: Some(Recorder::start(
+                        path,
+                        &header(),
+                        bus,
+                        record.redact_content,
+                    )?),
                     shown: Some(path.display().to_string()),
                 },
                 None => Recording::off(),

@@ -9,10 +9,9 @@
 //! `server.rs` (listeners, connections, routes), `serve.rs` (one request), `reply.rs` (what is
 //! said), `wire.rs` + `anthropic.rs` + `openai.rs` + `responses.rs` (how it is said), `stream.rs`
 //! (playing a stream out over time), `state.rs` (counters and the request log), `control.rs`
-//! (`/_sim`), `command.rs` (`breakerbox sim`).
+//! (`/_sim`). The `breakerbox sim` command is `cmd/sim.rs`.
 
 mod anthropic;
-mod command;
 mod control;
 pub mod fault;
 mod openai;
@@ -34,7 +33,6 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use crate::provider::Protocol;
-pub use command::run;
 pub use fault::{Fault, FaultKind};
 pub use scenario::{Scenario, ScenarioError, ScenarioStep};
 use state::{ProviderState, RequestLog, SimState};

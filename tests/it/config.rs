@@ -12,7 +12,7 @@ use breakerbox::engine::retry::{Backoff, RetryBudget, RetryDecision, decide};
 use breakerbox::event::{Bus, Source};
 use breakerbox::provider::http::MAX_RETRY_AFTER;
 use breakerbox::provider::{Request, StreamEvent};
-use breakerbox::setup;
+use breakerbox::session::setup;
 use futures::StreamExt;
 use proptest::prelude::*;
 use tokio::time::Instant;

@@ -39,7 +39,7 @@ async fn demo() -> (App, FailoverEngine, Arc<Simulator>, Bus) {
         ..CommonArgs::default()
     };
     let bus = Bus::new(1 << 16);
-    let mut setup = breakerbox::setup::build(&common, &config, bus.clone(), &|_| None)
+    let mut setup = breakerbox::session::setup::build(&common, &config, bus.clone(), &|_| None)
         .await
         .expect("setup");
     let engine = setup.engine(None).expect("engine");

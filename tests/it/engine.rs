@@ -11,7 +11,7 @@ use breakerbox::config::Config;
 use breakerbox::engine::failover::{FailoverEngine, RequestMeta};
 use breakerbox::event::{Bus, Event, EventKind, Outcome, Source};
 use breakerbox::provider::{Provider, ProviderStream, Request, StreamEvent};
-use breakerbox::setup::{self, Setup};
+use breakerbox::session::setup::{self, Setup};
 
 const CONFIG: &str = r#"
 [timeouts]

@@ -398,7 +398,7 @@ seed = 3
     };
     let bus = Bus::new(1 << 16);
     let mut rx = bus.subscribe();
-    let setup = breakerbox::setup::build(&common, &config, bus, &|_| None)
+    let setup = breakerbox::session::setup::build(&common, &config, bus, &|_| None)
         .await
         .expect("demo setup");
     let engine = setup.engine(None).expect("engine");

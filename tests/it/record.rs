@@ -17,7 +17,7 @@ use breakerbox::event::{Bus, Event, EventKind, Source};
 use breakerbox::provider::Request;
 use breakerbox::record::reader::{MAX_LINE, Reader, read_events};
 use breakerbox::record::writer::{Recorder, session_header};
-use breakerbox::setup::{self, Setup};
+use breakerbox::session::setup::{self, Setup};
 
 const CONFIG: &str = r#"
 [timeouts]

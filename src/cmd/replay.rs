@@ -8,14 +8,13 @@ use std::time::Duration;
 
 use crate::cli::{Cli, ExportFormat, ReplayArgs, ReportFormat};
 use crate::console::app::{self, App};
-use crate::console::keys::Bindings;
 use crate::console::replay::{Player, Speed};
 use crate::console::ui::Ui;
 use crate::event::{Bus, EventKind};
 use crate::record::otlp::write_otlp_json;
 use crate::record::reader::Reader;
 use crate::record::report::Report;
-use crate::setup;
+use crate::session::setup::load_config;
 
 pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<i32> {
     if args.report {
@@ -31,11 +30,11 @@ pub async fn run(cli: &Cli, args: &ReplayArgs) -> Result<i32> {
         .speed
         .parse()
         .map_err(|e: String| eyre!("--speed: {e}"))?;
-    let config = setup::load_config(&cli.common)?;
-    let keys = Bindings::with_overrides(&config.keys).map_err(|e| eyre!(e))?;
+    let config = load_config(&cli.common)?;
+    let keys = super::keys(&config)?;
     let player = Player::open(&args.file, speed)?;
     let ui = Ui {
-        color: !cli.no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty()),
+        color: super::colour(cli.no_color),
         ..Ui::default()
     };
     let mut app = App::replay(ui, keys, player);
@@ -158,7 +157,7 @@ async fn redrive(cli: &Cli, args: &ReplayArgs) -> Result<i32> {
         );
     }
     let asap = args.asap;
-    crate::console::run_with(cli, move |controller| {
+    super::console::run_with(cli, move |controller| {
         tokio::spawn(async move {
             let started = tokio::time::Instant::now();
             for prompt in prompts {

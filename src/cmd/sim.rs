@@ -3,15 +3,17 @@
 use color_eyre::eyre::{Result, bail};
 use std::io::Write;
 
-use super::{SimConfig, Simulator, fault, scenario::Scenario};
-use crate::cli::{CommonArgs, SimArgs};
+use super::stop_signal;
+use crate::cli::{Cli, SimArgs};
 use crate::config::Config;
 use crate::provider::Protocol;
+use crate::sim::{SimConfig, Simulator, fault, scenario::Scenario};
 
-pub async fn run(common: &CommonArgs, args: &SimArgs) -> Result<()> {
+pub async fn run(cli: &Cli, args: &SimArgs) -> Result<i32> {
+    let common = &cli.common;
     if args.help_faults {
         print!("{}", fault::help());
-        return Ok(());
+        return Ok(0);
     }
     if !args.listen.ip().is_loopback() && !args.allow_remote {
         bail!(
@@ -52,7 +54,7 @@ pub async fn run(common: &CommonArgs, args: &SimArgs) -> Result<()> {
     stop.await?;
     eprintln!("breakerbox sim: stopping");
     sim.shutdown().await;
-    Ok(())
+    Ok(0)
 }
 
 fn print_banner(sim: &Simulator, scenario: Option<String>) -> Result<()> {
@@ -95,24 +97,4 @@ fn print_banner(sim: &Simulator, scenario: Option<String>) -> Result<()> {
     stdout.write_all(out.as_bytes())?;
     stdout.flush()?;
     Ok(())
-}
-
-/// Ctrl-C or SIGTERM. The handlers are installed at once (not on first poll), so a signal sent
-/// right after the banner still stops the simulator gracefully.
-fn stop_signal() -> Result<impl Future<Output = std::io::Result<()>>> {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let mut interrupt = signal(SignalKind::interrupt())?;
-        let mut terminate = signal(SignalKind::terminate())?;
-        Ok(async move {
-            tokio::select! {
-                _ = interrupt.recv() => {}
-                _ = terminate.recv() => {}
-            }
-            Ok(())
-        })
-    }
-    #[cfg(not(unix))]
-    Ok(tokio::signal::ctrl_c())
 }

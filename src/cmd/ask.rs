@@ -11,98 +11,44 @@ use futures::StreamExt;
 use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::io::{IsTerminal, Write};
-use tokio::sync::broadcast::error::RecvError;
+use std::sync::Arc;
 
-use crate::cli::{AskArgs, CommonArgs, RecordArgs};
+use crate::cli::{AskArgs, Cli};
 use crate::config::TargetEntry;
 use crate::engine::failover::{FailoverEngine, MidStreamPolicy, ProviderTotals, RequestMeta};
-use crate::event::{Bus, Event, EventKind, Outcome, Source};
+use crate::event::{Event, EventKind, Outcome, Received, Source};
 use crate::provider::{Message, Request};
-use crate::record::writer::{Recorder, session_header};
-use crate::setup;
+use crate::session::recording::{Recording, When};
+use crate::session::{Session, env};
 use crate::text::printable;
 
-pub async fn run(common: &CommonArgs, args: &AskArgs, record: &RecordArgs) -> Result<i32> {
-    let config = setup::load_config(common)?;
-    // Large enough that a printer on a slow terminal does not lag behind a burst of requests.
-    let bus = Bus::new(1 << 16);
-    let mut rx = bus.subscribe();
-    let setup = setup::build(common, &config, bus.clone(), &|var| std::env::var(var).ok()).await?;
-    let engine = match &args.provider {
-        Some(name) => {
-            if setup.provider(name).is_none() {
-                bail!(
-                    "--provider {name}: no such provider (there are: {})",
-                    setup
-                        .infos
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-            }
-            let only = [TargetEntry::Name(name.clone())];
-            setup.engine_for(name, &only, MidStreamPolicy::default(), None)?
-        }
-        None => setup.engine(args.chain.as_deref())?,
-    };
+pub async fn run(cli: &Cli, args: &AskArgs) -> Result<i32> {
+    let session = Session::start(&cli.common, &env, None).await?;
+    let mut rx = session.bus.subscribe();
+    let engine = engine(&session, args)?;
+    let mode = session.setup.mode;
     // Started before the first event is published, so the recording holds the whole session.
-    let recorder = match &record.record {
-        Some(path) => {
-            let header = session_header(
-                setup.mode,
-                &setup.infos,
-                &config,
-                &|var| std::env::var(var).ok(),
-                record.redact_content,
-            );
-            Some(Recorder::start(path, &header, &bus, record.redact_content)?)
-        }
-        None => None,
-    };
-    bus.publish(setup.session_started(setup.mode));
+    let recording = Recording::start(
+        &cli.record,
+        When::Asked,
+        mode,
+        &session.setup,
+        &session.config,
+        &env,
+    )?;
+    session.announce(mode);
 
-    let request = Request {
-        model: args.model.clone().unwrap_or_default(),
-        system: args.system.clone(),
-        messages: std::sync::Arc::new(vec![Message::user(args.prompt.clone())]),
-        max_tokens: args.max_tokens,
-        ..Request::default()
-    };
     let shared = engine.shared().clone();
-    let producer = tokio::spawn(send_all(engine, request, args.clone()));
-
+    let producer = tokio::spawn(send_all(engine, request(args), args.clone()));
     let mut printer = Printer::new(args.json, args.count, std::io::stdout().is_terminal());
-    let mut finished = 0;
-    while finished < args.count {
-        match rx.recv().await {
-            Ok(event) => {
-                if matches!(event.kind, EventKind::RequestFinished { .. }) {
-                    finished += 1;
-                }
-                printer.print(&event);
-            }
-            Err(RecvError::Lagged(n)) => {
-                say(&format!(
-                    "breakerbox: output fell behind; {n} events were not printed"
-                ));
-            }
-            Err(RecvError::Closed) => break,
-        }
-    }
+    let finished = print_until_finished(&mut rx, &mut printer, args.count).await;
     let all_ok = producer.await?;
     printer.finish();
-    let recorded_ok = match recorder {
-        Some(recorder) => {
-            let summary = recorder.finish().await;
-            summary.error.is_none() && summary.lost == 0
-        }
-        None => true,
-    };
+    let recorded_ok = recording.finish().await;
     if args.count > 1 && !args.json {
         print_totals(&shared.totals());
     }
-    if let Some(sim) = setup.sim {
+    if let Some(sim) = session.sim.and_then(|sim| Arc::try_unwrap(sim).ok()) {
         sim.shutdown().await;
     }
     Ok(if all_ok && finished == args.count && recorded_ok {
@@ -110,6 +56,58 @@ pub async fn run(common: &CommonArgs, args: &AskArgs, record: &RecordArgs) -> Re
     } else {
         1
     })
+}
+
+/// The engine `--provider` or `--chain` asks for (else the default chain).
+fn engine(session: &Session, args: &AskArgs) -> Result<FailoverEngine> {
+    let setup = &session.setup;
+    let Some(name) = &args.provider else {
+        return setup.engine(args.chain.as_deref());
+    };
+    if setup.provider(name).is_none() {
+        bail!(
+            "--provider {name}: no such provider (there are: {})",
+            session.provider_names().join(", ")
+        );
+    }
+    let only = [TargetEntry::Name(name.clone())];
+    setup.engine_for(name, &only, MidStreamPolicy::default(), None)
+}
+
+fn request(args: &AskArgs) -> Request {
+    Request {
+        model: args.model.clone().unwrap_or_default(),
+        system: args.system.clone(),
+        messages: Arc::new(vec![Message::user(args.prompt.clone())]),
+        max_tokens: args.max_tokens,
+        ..Request::default()
+    }
+}
+
+/// Print events until `count` requests have finished (or the bus closes); how many did.
+async fn print_until_finished(
+    rx: &mut tokio::sync::broadcast::Receiver<Arc<Event>>,
+    printer: &mut Printer,
+    count: u32,
+) -> u32 {
+    let mut finished = 0;
+    while finished < count {
+        match crate::event::next(rx).await {
+            Some(Received::Event(event)) => {
+                if matches!(event.kind, EventKind::RequestFinished { .. }) {
+                    finished += 1;
+                }
+                printer.print(&event);
+            }
+            Some(Received::Lagged(n)) => {
+                say(&format!(
+                    "breakerbox: output fell behind; {n} events were not printed"
+                ));
+            }
+            None => break,
+        }
+    }
+    finished
 }
 
 /// Send the request `count` times, `interval` apart; true when every one was answered in full.

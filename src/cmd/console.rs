@@ -1,0 +1,90 @@
+//! `breakerbox` with no command: the console on a local session. With no config and no keys it
+//! runs on the simulated providers (and their incident scenario), so a newcomer sees failover at
+//! once.
+
+use color_eyre::eyre::{Result, bail};
+use std::io::IsTerminal;
+
+use crate::cli::{Cli, CommonArgs};
+use crate::console::app::{self, App};
+use crate::console::ui::Ui;
+use crate::session::recording::{Recording, When};
+use crate::session::{LoadView, Prompter, Session, env};
+use crate::sim::Scenario;
+
+/// Background load at start in demo mode, requests per second.
+const DEMO_LOAD: f64 = 1.0;
+
+/// `breakerbox` with no command: the console.
+pub async fn run(cli: &Cli) -> Result<i32> {
+    session(cli, None).await
+}
+
+/// The console with `start` given a prompt sender once the session is up (re-driving a
+/// recording's prompts); background load stays off.
+pub async fn run_with(cli: &Cli, start: impl FnOnce(Prompter) + Send + 'static) -> Result<i32> {
+    session(cli, Some(Box::new(start))).await
+}
+
+type Start = Box<dyn FnOnce(Prompter) + Send>;
+
+async fn session(cli: &Cli, start: Option<Start>) -> Result<i32> {
+    if !std::io::stdout().is_terminal() {
+        bail!("the console needs a terminal; for scripts use `breakerbox ask` (see --help)");
+    }
+    // No config and no keys: the simulated providers.
+    let demo = cli.common.demo
+        || (cli.common.config.is_none()
+            && env("ANTHROPIC_API_KEY").is_none()
+            && env("OPENAI_API_KEY").is_none());
+    let common = CommonArgs {
+        demo,
+        ..cli.common.clone()
+    };
+    let session = Session::start(&common, &env, None).await?;
+    let keys = super::keys(&session.config)?;
+    let events = session.bus.subscribe();
+    let engine = session.setup.engine(None)?;
+    if let Some(sim) = &session.sim
+        && common.scenario.is_none()
+    {
+        let incident = Scenario::parse(
+            crate::sim::scenario::INCIDENT,
+            "assets/scenarios/incident.toml",
+        )?;
+        sim.run_scenario(incident)?;
+    }
+    let mode = session.setup.mode;
+    let recording = Recording::start(
+        &cli.record,
+        When::ByDefault,
+        mode,
+        &session.setup,
+        &session.config,
+        &env,
+    )?;
+    session.announce(mode);
+
+    let mut controller = session.controller(engine);
+    // Background load is on in the demo; against real providers it costs money, so it starts off.
+    controller.start_load(LoadView {
+        on: demo && start.is_none(),
+        per_sec: DEMO_LOAD,
+    });
+    if let Some(start) = start {
+        start(controller.prompter());
+    }
+    let ui = Ui {
+        color: super::colour(cli.no_color),
+        faults_available: controller.simulated(),
+        load: controller.load(),
+        ..Ui::default()
+    };
+    let mut app = App::new(ui, keys, controller);
+    app.live.recording.clone_from(&recording.shown);
+
+    let result = app::run_in_terminal(&mut app, events).await;
+    recording.finish().await;
+    result?;
+    Ok(0)
+}

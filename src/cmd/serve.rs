@@ -1,0 +1,145 @@
+//! `breakerbox serve`: the gateway in front of real agents, with the console on its traffic, or
+//! headless with a log line per finished request, breaker change and operator action.
+
+use color_eyre::eyre::{Result, bail};
+use std::io::IsTerminal;
+use std::sync::Arc;
+use tokio::net::TcpListener;
+
+use super::{read_token, stop_signal};
+use crate::cli::{Cli, ServeArgs};
+use crate::console::app::{self, App};
+use crate::console::ui::Ui;
+use crate::event::describe::describe;
+use crate::event::{Event, EventKind, Mode, Received};
+use crate::gateway::routes::Routes;
+use crate::gateway::{auth, bind, launch};
+use crate::session::recording::{Recording, When};
+use crate::session::{Controller, LoadView, Session, env};
+
+/// `breakerbox serve`.
+pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
+    let token = read_token(&args.token)?;
+    auth::check_bind(args.listen, token.as_deref())?;
+    if !args.headless && !std::io::stdout().is_terminal() {
+        bail!("the console needs a terminal; add --headless to serve without one");
+    }
+    let session = Session::start(&cli.common, &env, token.as_deref()).await?;
+    let keys = super::keys(&session.config)?;
+    // Subscribed before the first event, so the console sees the whole session.
+    let console_events = session.bus.subscribe();
+    let routes = Routes::build(&session.setup)?;
+    let listener = bind(args.listen).await?;
+    let banner = banner(&listener, &routes, session.setup.mode)?;
+    let serving = listener.local_addr()?.to_string();
+    // A headless gateway records only when asked; the console records by default, as always.
+    let when = if args.headless {
+        When::Asked
+    } else {
+        When::ByDefault
+    };
+    let recording = Recording::start(
+        &cli.record,
+        when,
+        Mode::Serve,
+        &session.setup,
+        &session.config,
+        &env,
+    )?;
+    let Some(engine) = routes.default_engine() else {
+        bail!("the gateway has no routes");
+    };
+    let running = launch(&session, routes, token, listener)?;
+
+    // Printed before the console takes the screen too, so it is there after the console exits.
+    eprint!("{banner}");
+    let result = if args.headless {
+        if let Some(path) = &recording.shown {
+            eprintln!("  recording to {path}");
+        }
+        let log = tokio::spawn(log_requests(session.bus.subscribe()));
+        let stopped = match stop_signal() {
+            Ok(stop) => stop.await.map_err(Into::into),
+            Err(e) => Err(e),
+        };
+        log.abort();
+        eprintln!("breakerbox: gateway stopping");
+        stopped
+    } else {
+        // The agents are the traffic; background load is there to add more, off at first.
+        let mut controller: Controller = session.controller(engine);
+        controller.start_load(LoadView {
+            on: false,
+            per_sec: 1.0,
+        });
+        let ui = Ui {
+            serving: Some(serving),
+            color: super::colour(cli.no_color),
+            faults_available: controller.simulated(),
+            load: controller.load(),
+            ..Ui::default()
+        };
+        let mut app = App::new(ui, keys, controller);
+        app.live.recording.clone_from(&recording.shown);
+        app::run_in_terminal(&mut app, console_events).await
+    };
+    running.stop().await;
+    recording.finish().await;
+    result?;
+    Ok(0)
+}
+/// What a new user needs to point an agent here.
+fn banner(listener: &TcpListener, routes: &Routes, mode: Mode) -> Result<String> {
+    let addr = listener.local_addr()?;
+    let base = format!("http://{addr}");
+    let providers = match mode {
+        Mode::Demo => " (demo: simulated providers)",
+        _ => "",
+    };
+    let mut out = format!(
+        "breakerbox: gateway listening on {base}{providers}\n  \
+         OpenAI clients:    OPENAI_BASE_URL={base}/v1\n  \
+         Anthropic clients: ANTHROPIC_BASE_URL={base}\n  \
+         watch: /events  /metrics  /healthz   control: /control\n"
+    );
+    for route in routes.iter() {
+        out.push_str(&format!(
+            "  route `{}` → {} ({}{})\n",
+            route.model,
+            route.targets().join(" → "),
+            route.mode.as_str(),
+            if route.passthrough {
+                ", passthrough"
+            } else {
+                ""
+            }
+        ));
+    }
+    Ok(out)
+}
+
+/// A headless gateway's log on stderr: one line per finished request, breaker change and operator
+/// action, worded as the console's event log words them.
+async fn log_requests(mut rx: tokio::sync::broadcast::Receiver<Arc<Event>>) {
+    while let Some(received) = crate::event::next(&mut rx).await {
+        match received {
+            Received::Lagged(n) => {
+                eprintln!("breakerbox: {n} events not logged (the log fell behind)");
+            }
+            Received::Event(event) => {
+                if matches!(
+                    event.kind,
+                    EventKind::RequestFinished { .. }
+                        | EventKind::BreakerChanged { .. }
+                        | EventKind::OperatorAction { .. }
+                ) {
+                    eprintln!(
+                        "{} {}",
+                        event.ts.format("%H:%M:%S%.3f"),
+                        describe(&event.kind)
+                    );
+                }
+            }
+        }
+    }
+}
