@@ -226,25 +226,7 @@ impl Printer {
                     .models
                     .insert(provider.clone(), model.clone());
             }
-            EventKind::AttemptFailed {
-                request_id,
-                provider,
-                class,
-                phase,
-                retryable,
-                ..
-            } => {
-                let kind = if *retryable {
-                    "retryable"
-                } else {
-                    "not retryable"
-                };
-                let line = format!("{provider}: {class} in {phase} ({kind})");
-                if !self.many {
-                    self.note(&format!("breakerbox: attempt failed: {line}"));
-                }
-                self.view(request_id).failures.push(line);
-            }
+            EventKind::AttemptFailed { .. } => self.attempt_failed(&event.kind),
             EventKind::AttemptSkipped {
                 provider, reason, ..
             } if !self.many => {
@@ -270,17 +252,7 @@ impl Printer {
                 provider,
                 reason,
                 ..
-            } => {
-                self.view(request_id).text.clear();
-                if self.live && !self.many {
-                    if self.mid_line {
-                        self.out("\n");
-                    }
-                    self.out(&format!(
-                        "⟲ withdrawn: {provider} failed mid-reply ({reason}); starting over\n"
-                    ));
-                }
-            }
+            } => self.rewind(request_id, provider, reason),
             EventKind::Usage {
                 request_id,
                 input_tokens,
@@ -313,6 +285,42 @@ impl Printer {
             }
             EventKind::RequestFinished { .. } => self.finished(event),
             _ => {}
+        }
+    }
+
+    fn attempt_failed(&mut self, kind: &EventKind) {
+        let EventKind::AttemptFailed {
+            request_id,
+            provider,
+            class,
+            phase,
+            retryable,
+            ..
+        } = kind
+        else {
+            return;
+        };
+        let kind = if *retryable {
+            "retryable"
+        } else {
+            "not retryable"
+        };
+        let line = format!("{provider}: {class} in {phase} ({kind})");
+        if !self.many {
+            self.note(&format!("breakerbox: attempt failed: {line}"));
+        }
+        self.view(request_id).failures.push(line);
+    }
+
+    fn rewind(&mut self, request_id: &str, provider: &str, reason: &str) {
+        self.view(request_id).text.clear();
+        if self.live && !self.many {
+            if self.mid_line {
+                self.out("\n");
+            }
+            self.out(&format!(
+                "⟲ withdrawn: {provider} failed mid-reply ({reason}); starting over\n"
+            ));
         }
     }
 
@@ -352,10 +360,6 @@ impl Printer {
         } else {
             format!(" · after {}", collapse(&view.failures))
         };
-        let tokens = format!(
-            "{} in / {} out tokens",
-            view.input_tokens, view.output_tokens
-        );
         if self.many {
             let status = if ok {
                 "ok".to_string()
@@ -366,42 +370,48 @@ impl Printer {
                 "{request_id:>4}  {status:<22} {who:<12} attempts {attempts}  {first}total {:.2} s  ${cost_usd:.6}{after}\n",
                 *total_ms as f64 / 1000.0
             ));
-            return;
-        }
-        if ok {
+        } else if ok {
             if self.live {
                 self.out("\n");
             } else {
                 self.out(&format!("{}\n", view.text));
             }
+            let tokens = format!(
+                "{} in / {} out tokens",
+                view.input_tokens, view.output_tokens
+            );
             say(&format!(
                 "ok: {who} ({model}) · {first}{:.2} s · {tokens} · ${cost_usd:.6} · stop: {}{after}",
                 *total_ms as f64 / 1000.0,
                 stop_reason.as_deref().unwrap_or("?"),
             ));
         } else {
-            let incomplete = if view.text.is_empty() {
-                String::new()
-            } else if self.live {
-                format!(
-                    " · the reply above is INCOMPLETE ({} chars)",
-                    view.text.chars().count()
-                )
-            } else {
-                format!(
-                    " · an INCOMPLETE reply ({} chars) was not printed",
-                    view.text.chars().count()
-                )
-            };
-            if self.live && !view.text.is_empty() {
-                self.out("\n");
-            }
-            say(&format!(
-                "failed: {}: {}{after}{incomplete}",
+            self.failed(
+                &view,
                 class.map_or("error", |c| c.as_str()),
-                message.as_deref().unwrap_or(""),
-            ));
+                message.as_deref(),
+                &after,
+            );
         }
+    }
+
+    /// The summary of a request that failed, saying what became of a partial reply.
+    fn failed(&mut self, view: &RequestView, class: &str, message: Option<&str>, after: &str) {
+        let chars = view.text.chars().count();
+        let incomplete = if view.text.is_empty() {
+            String::new()
+        } else if self.live {
+            format!(" · the reply above is INCOMPLETE ({chars} chars)")
+        } else {
+            format!(" · an INCOMPLETE reply ({chars} chars) was not printed")
+        };
+        if self.live && !view.text.is_empty() {
+            self.out("\n");
+        }
+        say(&format!(
+            "failed: {class}: {}{after}{incomplete}",
+            message.unwrap_or(""),
+        ));
     }
 
     fn finish(&mut self) {

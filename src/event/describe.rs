@@ -60,27 +60,7 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             breaker_threshold,
             ..
         } => session(s, mode.as_str(), providers, *breaker_threshold),
-        EventKind::RequestStarted {
-            request_id,
-            source,
-            chain,
-            ..
-        } => {
-            write!(s, "{} started ({}):", q(request_id), source_name(*source))?;
-            list(s, chain.iter().map(|p| q(p)), " → ")
-        }
-        EventKind::AttemptStarted {
-            request_id,
-            attempt,
-            provider,
-            model,
-        } => write!(
-            s,
-            "{} #{attempt} {} started ({})",
-            q(request_id),
-            q(provider),
-            q(model)
-        ),
+        EventKind::RequestStarted { .. } | EventKind::AttemptStarted { .. } => started(s, kind),
         EventKind::AttemptFailed { .. } => attempt_failed(s, kind),
         EventKind::AttemptSkipped {
             request_id,
@@ -129,14 +109,43 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             detail,
         } => {
             write!(s, "operator {action}")?;
-            if let Some(p) = provider {
-                write!(s, " {}", q(p))?;
-            }
-            if !detail.is_empty() {
-                write!(s, " {}", q(detail))?;
+            for part in [provider.as_deref(), Some(detail.as_str())]
+                .into_iter()
+                .flatten()
+            {
+                if !part.is_empty() {
+                    write!(s, " {}", q(part))?;
+                }
             }
             Ok(())
         }
+    }
+}
+
+fn started(s: &mut String, kind: &EventKind) -> fmt::Result {
+    match kind {
+        EventKind::RequestStarted {
+            request_id,
+            source,
+            chain,
+            ..
+        } => {
+            write!(s, "{} started ({}):", q(request_id), source_name(*source))?;
+            list(s, chain.iter().map(|p| q(p)), " → ")
+        }
+        EventKind::AttemptStarted {
+            request_id,
+            attempt,
+            provider,
+            model,
+        } => write!(
+            s,
+            "{} #{attempt} {} started ({})",
+            q(request_id),
+            q(provider),
+            q(model)
+        ),
+        _ => Ok(()),
     }
 }
 

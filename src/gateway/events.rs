@@ -16,11 +16,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::event::{Bus, Event, EventKind};
+use crate::event::{Bus, Event, EventKind, Received};
 
 /// Recent events a new watcher is sent.
 pub const RECENT: usize = 10_000;
@@ -54,13 +54,11 @@ impl History {
         let mut rx = bus.subscribe();
         let keeper = history.clone();
         tokio::spawn(async move {
-            loop {
-                match rx.recv().await {
-                    Ok(event) => keeper.keep(event),
-                    // Lost to lag: watchers are told by their own receivers when they lag; the
-                    // history just has a hole, like any ring.
-                    Err(RecvError::Lagged(_)) => {}
-                    Err(RecvError::Closed) => return,
+            while let Some(received) = crate::event::next(&mut rx).await {
+                // Lost to lag: watchers are told by their own receivers when they lag; the
+                // history just has a hole, like any ring.
+                if let Received::Event(event) = received {
+                    keeper.keep(event);
                 }
             }
         });
@@ -116,10 +114,10 @@ impl History {
             keepalive.reset();
             loop {
                 let bytes = tokio::select! {
-                    received = live.recv() => match received {
-                        Ok(event) => frame(&event),
-                        Err(RecvError::Lagged(n)) => lagged(n),
-                        Err(RecvError::Closed) => return,
+                    received = crate::event::next(&mut live) => match received {
+                        Some(Received::Event(event)) => frame(&event),
+                        Some(Received::Lagged(n)) => lagged(n),
+                        None => return,
                     },
                     _ = keepalive.tick() => Bytes::from_static(b": keepalive\n\n"),
                     () = tx.closed() => return,

@@ -19,6 +19,7 @@ use axum::Router;
 use axum::body::Body;
 use axum::extract::State;
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::middleware;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use bytes::Bytes;
@@ -47,7 +48,7 @@ use super::routes::{Route, Routes};
 use super::wire::{self, AnthropicEncoder, Encode, OpenAiEncoder};
 use crate::config::GatewaySection;
 use crate::engine::failover::RequestMeta;
-use crate::event::{Bus, Mode, Source};
+use crate::event::{Bus, Mode, Received, Source};
 use crate::metrics::{self, Metrics};
 use crate::protocol;
 use crate::provider::{
@@ -162,13 +163,11 @@ pub fn start(parts: GatewayParts, listener: TcpListener) -> std::io::Result<Runn
 fn follow_metrics(bus: &Bus, metrics: Arc<Mutex<Metrics>>) {
     let mut rx = bus.subscribe();
     tokio::spawn(async move {
-        loop {
-            let received = rx.recv().await;
+        while let Some(received) = crate::event::next(&mut rx).await {
             let mut m = metrics.lock().unwrap_or_else(|e| e.into_inner());
             match received {
-                Ok(event) => m.apply(&event),
-                Err(tokio::sync::broadcast::error::RecvError::Lagged(n)) => m.missed(n),
-                Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                Received::Event(event) => m.apply(&event),
+                Received::Lagged(n) => m.missed(n),
             }
         }
     });
@@ -293,9 +292,10 @@ async fn connection(
     }
 }
 
-/// The gateway's routes.
+/// The gateway's routes: the agents' (`/v1`, behind [`agent_auth`]), the operator's (`/events`,
+/// `/control`, behind [`operator_auth`]) and the open ones (`/metrics`, `/healthz`).
 pub fn router(gateway: Arc<Gateway>) -> Router {
-    Router::new()
+    let agents = Router::new()
         .route(protocol::chat::PATH, post(openai_chat))
         .route(protocol::anthropic::PATH, post(anthropic_messages))
         .route(
@@ -304,13 +304,67 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         )
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1/models", get(models))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            agent_auth,
+        ));
+    let operators = Router::new()
         .route("/events", get(events))
         .route("/control", post(control))
+        .route_layer(middleware::from_fn_with_state(
+            Arc::clone(&gateway),
+            operator_auth,
+        ));
+    Router::new()
+        .merge(agents)
+        .merge(operators)
         .route("/metrics", get(metrics_text))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .with_state(gateway)
+}
+
+/// With a token, `/v1` wants it (see [`Gateway::v1_authorized`]); a refusal is an error in the
+/// protocol of the route asked for, so that the client's SDK reports it as an auth error.
+async fn agent_auth(
+    State(gw): State<Arc<Gateway>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if gw.v1_authorized(request.headers()) {
+        return next.run(request).await;
+    }
+    let path = request.uri().path();
+    let protocol = if path == protocol::chat::PATH {
+        Protocol::Openai
+    } else if path == protocol::responses::PATH {
+        Protocol::OpenaiResponses
+    } else if path.starts_with(protocol::anthropic::PATH)
+        || request.headers().contains_key("anthropic-version")
+    {
+        Protocol::Anthropic
+    } else {
+        Protocol::Openai
+    };
+    gateway_error(
+        protocol,
+        ErrorClass::Auth,
+        "this gateway needs its token: send it as the API key, or in x-breakerbox-token",
+    )
+}
+
+/// With a token, `/events` and `/control` want it as a bearer token.
+async fn operator_auth(
+    State(gw): State<Arc<Gateway>>,
+    request: axum::extract::Request,
+    next: middleware::Next,
+) -> Response {
+    if gw.operator_authorized(request.headers()) {
+        next.run(request).await
+    } else {
+        unauthorized()
+    }
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -355,13 +409,6 @@ async fn anthropic_messages(
 /// then marked `breakerbox-estimate: true`. Counting is not traffic: no events, no breaker change.
 async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     let protocol = Protocol::Anthropic;
-    if !gw.v1_authorized(&headers) {
-        return gateway_error(
-            protocol,
-            ErrorClass::Auth,
-            "this gateway needs its token: send it as the API key, or in x-breakerbox-token",
-        );
-    }
     let body = match read_body(body, &headers, BODY_LIMIT, gw.limits.body_timeout.0).await {
         Ok(body) => body,
         Err(unread) => return gateway_error(protocol, unread.class, &unread.message),
@@ -428,13 +475,6 @@ async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
 
 impl Gateway {
     async fn proxy(&self, protocol: Protocol, headers: &HeaderMap, body: Body) -> Response {
-        if !self.v1_authorized(headers) {
-            return gateway_error(
-                protocol,
-                ErrorClass::Auth,
-                "this gateway needs its token: send it as the API key, or in x-breakerbox-token",
-            );
-        }
         let body = match read_body(body, headers, BODY_LIMIT, self.limits.body_timeout.0).await {
             Ok(body) => body,
             Err(unread) => {
@@ -929,18 +969,6 @@ fn gateway_error(protocol: Protocol, class: ErrorClass, message: &str) -> Respon
 /// rest of `/v1`.
 async fn models(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
     let anthropic = headers.contains_key("anthropic-version");
-    let protocol = if anthropic {
-        Protocol::Anthropic
-    } else {
-        Protocol::Openai
-    };
-    if !gw.v1_authorized(&headers) {
-        return gateway_error(
-            protocol,
-            ErrorClass::Auth,
-            "this gateway needs its token: send it as the API key, or in x-breakerbox-token",
-        );
-    }
     let names = gw.routes.listed();
     let body = if anthropic {
         let data: Vec<Value> = names
@@ -1033,10 +1061,7 @@ fn unauthorized() -> Response {
     )
 }
 
-async fn events(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response {
-    if !gw.operator_authorized(&headers) {
-        return unauthorized();
-    }
+async fn events(State(gw): State<Arc<Gateway>>) -> Response {
     let rx = gw.history.stream(gw.stop.clone());
     let body = futures::stream::unfold(rx, |mut rx| async move {
         rx.recv()
@@ -1054,9 +1079,6 @@ async fn events(State(gw): State<Arc<Gateway>>, headers: HeaderMap) -> Response 
 }
 
 async fn control(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
-    if !gw.operator_authorized(&headers) {
-        return unauthorized();
-    }
     let body = match read_body(body, &headers, CONTROL_BODY_LIMIT, gw.limits.body_timeout.0).await {
         Ok(body) => body,
         Err(unread) => {
