@@ -8,10 +8,12 @@ use std::time::Duration;
 
 use breakerbox::cli::CommonArgs;
 use breakerbox::config::Config;
+use breakerbox::engine::breaker::{BreakerKey, BreakerState};
 use breakerbox::engine::failover::{FailoverEngine, RequestMeta};
 use breakerbox::event::{Bus, Event, EventKind, Outcome, Source};
 use breakerbox::provider::{Provider, ProviderStream, Request, StreamEvent};
 use breakerbox::session::setup::{self, Setup};
+use breakerbox::session::{Command, Controller};
 
 const CONFIG: &str = r#"
 [timeouts]
@@ -471,6 +473,103 @@ async fn operator_overrides_trip_and_reset() {
     let back = ask(&engine, "hi").await;
     assert_eq!(back.finished().1.as_deref(), Some("anthropic"));
     assert!(back.of("attempt_skipped").is_empty());
+}
+
+/// A provider with a breaker per model: the operator's commands name the provider and reach each
+/// of its breakers, whose changes name the provider and the model (one provider, as attempts name
+/// it). A failing model opens its own breaker only.
+#[tokio::test]
+async fn a_per_model_provider_is_one_provider_to_the_operator() {
+    let text = config_text("consecutive_failures = 1", 0)
+        + r#"
+[[providers]]
+name = "anthropic"
+protocol = "anthropic"
+model = "claude-a"
+breaker = "model"
+
+[[providers]]
+name = "openai"
+protocol = "openai"
+model = "gpt-5"
+
+[[chains]]
+name = "default"
+targets = [{ provider = "anthropic", model = "claude-a" }, { provider = "anthropic", model = "claude-b" }, "openai"]
+"#;
+    let config = Config::parse(&text, "test config").expect("config parses");
+    let common = CommonArgs {
+        demo: true,
+        ..CommonArgs::default()
+    };
+    let bus = Bus::new(1 << 16);
+    let mut rx = bus.subscribe();
+    let mut setup = setup::build(&common, &config, bus.clone(), &|_| None)
+        .await
+        .expect("demo setup");
+    let engine = setup.engine(None).expect("engine");
+    let sim = setup.sim.take().map(Arc::new);
+    let names = setup.infos.iter().map(|i| i.name.clone()).collect();
+    let controller = Controller::new(engine.clone(), names, sim);
+    let breakers = &engine.shared().breakers;
+    assert_eq!(
+        breakers.keys_of("anthropic"),
+        [
+            BreakerKey::model("anthropic", "claude-a"),
+            BreakerKey::model("anthropic", "claude-b")
+        ]
+    );
+
+    let said = controller.apply(Command::Trip {
+        provider: "anthropic".into(),
+    });
+    assert_eq!(said.as_deref(), Ok("anthropic: trip (force open)"));
+    let mut changed = Vec::new();
+    while let Ok(event) = rx.try_recv() {
+        if let EventKind::BreakerChanged {
+            provider,
+            model,
+            to,
+            ..
+        } = &event.kind
+        {
+            changed.push((provider.clone(), model.clone(), *to));
+        }
+    }
+    let forced = |model: &str| {
+        (
+            "anthropic".to_string(),
+            Some(model.to_string()),
+            BreakerState::ForcedOpen,
+        )
+    };
+    assert_eq!(changed, [forced("claude-a"), forced("claude-b")]);
+    // Both models skipped: openai answers.
+    let tripped = ask(&engine, "hi").await;
+    assert_eq!(tripped.of("attempt_skipped").len(), 2);
+    assert_eq!(tripped.finished().1.as_deref(), Some("openai"));
+    assert_eq!(
+        controller.apply(Command::Trip {
+            provider: "anthropic".into()
+        }),
+        Ok("anthropic: already so".to_string())
+    );
+    assert!(
+        controller
+            .apply(Command::Reset {
+                provider: "nobody".into()
+            })
+            .is_err_and(|e| e.contains("anthropic, openai"))
+    );
+    controller
+        .apply(Command::Reset {
+            provider: "anthropic".into(),
+        })
+        .expect("reset");
+    assert_eq!(
+        breakers.state(&BreakerKey::model("anthropic", "claude-b")),
+        BreakerState::Closed
+    );
 }
 
 /// A flapping primary: down for a while, then healthy. Requests spread over it are all answered, the

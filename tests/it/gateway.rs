@@ -703,6 +703,14 @@ async fn control_trips_and_resets_and_events_show_it() {
         .control(json!({"action": "set_fault", "provider": "openai", "fault": "gremlins"}))
         .await;
     assert_eq!(bad_fault["ok"], false);
+    // The shared command type: a headless gateway has no background load to drive.
+    let load = gw
+        .control(json!({"action": "load", "change": "toggle"}))
+        .await;
+    assert_eq!(
+        load,
+        json!({"ok": false, "error": "no background load here"})
+    );
 
     let mut seen = String::new();
     let deadline = tokio::time::Instant::now() + Duration::from_secs(5);
