@@ -15,7 +15,7 @@ use crate::event::{Event, EventKind, Mode, Received};
 use crate::gateway::routes::Routes;
 use crate::gateway::{auth, bind, launch};
 use crate::session::recording::{Recording, When};
-use crate::session::{Controller, LoadView, Session, env};
+use crate::session::{LoadView, Session, env};
 
 /// `breakerbox serve`.
 pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
@@ -49,7 +49,23 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
     let Some(engine) = routes.default_engine() else {
         bail!("the gateway has no routes");
     };
-    let running = launch(&session, routes, token, listener)?;
+    // One control plane for the console's keys and `/control`. The agents are the traffic;
+    // background load is there to add more (from the console), off at first.
+    let mut controller = session.controller(engine);
+    if !args.headless {
+        controller.start_load(LoadView {
+            on: false,
+            per_sec: 1.0,
+        });
+    }
+    let controller = Arc::new(controller);
+    let running = launch(
+        &session,
+        routes,
+        Some(Arc::clone(&controller)),
+        token,
+        listener,
+    )?;
 
     // Printed before the console takes the screen too, so it is there after the console exits.
     eprint!("{banner}");
@@ -66,12 +82,6 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
         eprintln!("breakerbox: gateway stopping");
         stopped
     } else {
-        // The agents are the traffic; background load is there to add more, off at first.
-        let mut controller: Controller = session.controller(engine);
-        controller.start_load(LoadView {
-            on: false,
-            per_sec: 1.0,
-        });
         let ui = Ui {
             serving: Some(serving),
             color: super::colour(cli.no_color),

@@ -61,6 +61,17 @@ impl Control for Controller {
     }
 }
 
+/// The session's controller shared with the gateway's `/control` (`serve`).
+impl Control for Arc<Controller> {
+    fn send(&self, command: Command) -> String {
+        self.as_ref().send(command)
+    }
+
+    fn load(&self) -> Option<LoadView> {
+        Controller::load(self)
+    }
+}
+
 /// What the console hears from the gateway besides events: results of commands, lost events,
 /// the stream's state. Folded by [`App::on_note`]; an attached console gets them from `attach`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -92,8 +103,9 @@ pub struct App {
 }
 
 impl App {
-    pub fn new(ui: Ui, keys: Bindings, controller: Controller) -> Self {
-        Self::with_control(ui, keys, Box::new(controller), None)
+    /// A console on a local session: commands go to `control` (the session's controller).
+    pub fn new(ui: Ui, keys: Bindings, control: impl Control + 'static) -> Self {
+        Self::with_control(ui, keys, Box::new(control), None)
     }
 
     /// A console attached to a remote gateway (`breakerbox attach`): commands go to `control`,

@@ -27,15 +27,17 @@ use tokio::net::TcpListener;
 use crate::cli::CommonArgs;
 use crate::config::Config;
 use crate::event::{Bus, Mode};
-use crate::session::Session;
+use crate::session::{Controller, Session};
 use crate::sim::Simulator;
 use routes::Routes;
 use server::{GatewayParts, Running};
 
 /// Serve `routes` on `listener` and announce the session (`session_started`, mode `serve`).
+/// `control` is the session's control plane when the caller has one (its console's).
 pub fn launch(
     session: &Session,
     routes: Routes,
+    control: Option<Arc<Controller>>,
     token: Option<String>,
     listener: TcpListener,
 ) -> Result<Running> {
@@ -48,6 +50,7 @@ pub fn launch(
             mode: session.setup.mode,
             sim: session.sim.clone(),
             limits: session.config.gateway,
+            control,
         },
         listener,
     )
@@ -68,7 +71,7 @@ pub async fn start(
     let session = Session::with_config(common, config.clone(), env, token.as_deref()).await?;
     let routes = Routes::build(&session.setup)?;
     let listener = bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let running = launch(&session, routes, token, listener)?;
+    let running = launch(&session, routes, None, token, listener)?;
     Ok((running, session.sim.clone(), session.bus.clone()))
 }
 

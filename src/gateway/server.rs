@@ -72,8 +72,9 @@ const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 pub struct Gateway {
     routes: Routes,
     token: Option<String>,
-    /// Trip / reset / faults / prompts from `/control`.
-    control: Option<Controller>,
+    /// Trip / reset / faults / prompts / load from `/control`: the session's control plane, the
+    /// same one the console's keys reach when there is a console.
+    control: Option<Arc<Controller>>,
     /// Provider names, for `/control` to check against.
     providers: Vec<String>,
     mode: Mode,
@@ -99,6 +100,9 @@ pub struct GatewayParts {
     pub mode: Mode,
     pub sim: Option<Arc<Simulator>>,
     pub limits: GatewaySection,
+    /// The session's control plane, when the caller has one (`serve` with its console); else one
+    /// is made on the first route's engine.
+    pub control: Option<Arc<Controller>>,
 }
 
 /// A running gateway. Dropping it does not stop it; call [`Running::stop`].
@@ -125,10 +129,11 @@ pub fn start(parts: GatewayParts, listener: TcpListener) -> std::io::Result<Runn
     let history = History::follow(&parts.bus);
     let metrics = Arc::new(Mutex::new(Metrics::new()));
     follow_metrics(&parts.bus, Arc::clone(&metrics));
-    let control = parts
-        .routes
-        .default_engine()
-        .map(|engine| Controller::new(engine, parts.providers.clone(), parts.sim.clone()));
+    let control = parts.control.or_else(|| {
+        let engine = parts.routes.default_engine()?;
+        let controller = Controller::new(engine, parts.providers.clone(), parts.sim.clone());
+        Some(Arc::new(controller))
+    });
     let stop = CancellationToken::new();
     let gateway = Arc::new(Gateway {
         routes: parts.routes,
