@@ -1,6 +1,6 @@
 //! Anthropic Messages (`POST /v1/messages`): its names for breakerbox's own things.
 
-use crate::provider::{ErrorClass, StopReason, Usage};
+use super::{ErrorClass, StopReason, Usage};
 use serde_json::{Value, json};
 
 /// Where the API takes a message, below its host.

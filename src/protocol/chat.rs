@@ -1,7 +1,7 @@
 //! OpenAI Chat Completions (`POST /v1/chat/completions`), as OpenAI and the compatible servers
 //! speak it: its names for breakerbox's own things.
 
-use crate::provider::{ErrorClass, StopReason, Usage};
+use super::{ErrorClass, StopReason, Usage};
 use serde_json::{Value, json};
 
 /// Where the API takes a chat completion, below its host (a base URL ends in `/v1`, see

@@ -1,6 +1,6 @@
 //! The OpenAI Responses API (`POST /v1/responses`): its names for breakerbox's own things.
 
-use crate::provider::{StopReason, Usage};
+use super::{StopReason, Usage};
 use serde_json::{Value, json};
 
 /// Where the API takes a response, below its host (a base URL ends in `/v1`, see
