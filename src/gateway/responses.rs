@@ -106,34 +106,7 @@ fn stored_at_openai(param: impl Into<String>, what: &str, instead: &str) -> Wire
 pub fn parse_request(body: &[u8]) -> Result<(Request, InboundOptions, Inbound), WireError> {
     let (fields, obj) = wire::parse_object_reading(body, READ_FIELDS)?;
     let model = req_str(&obj, "model", "model")?.to_string();
-    if get(&obj, "previous_response_id").is_some() {
-        return Err(stored_at_openai(
-            "previous_response_id",
-            "the conversation state of a previous response",
-            "send the whole conversation in `input` instead (with `store: false`, as Codex does)",
-        ));
-    }
-    if get(&obj, "conversation").is_some() {
-        return Err(stored_at_openai(
-            "conversation",
-            "a conversation",
-            "send the whole conversation in `input` instead",
-        ));
-    }
-    if get(&obj, "prompt").is_some() {
-        return Err(stored_at_openai(
-            "prompt",
-            "a prompt template",
-            "send its text as `instructions` and `input` instead",
-        ));
-    }
-    if opt_bool(&obj, "background", "background")? == Some(true) {
-        return Err(stored_at_openai(
-            "background",
-            "a background response (run, stored and polled at OpenAI)",
-            "send `background: false` (or leave it out) and stream instead",
-        ));
-    }
+    refuse_stored_state(&obj)?;
 
     let mut inbound = Inbound::default();
     let (mut tools, tools_echo) = parse_tools(&fields, &mut inbound)?;
@@ -178,18 +151,82 @@ pub fn parse_request(body: &[u8]) -> Result<(Request, InboundOptions, Inbound), 
         original: None,
         prefill: None,
     };
-
-    let echoed = |key: &str, default: Value| get(&obj, key).cloned().unwrap_or(default);
-    let echo = &mut inbound.echo;
-    echo.insert(
-        "instructions".into(),
-        instructions.map_or(Value::Null, Value::from),
+    inbound.echo = echo(
+        &obj,
+        Echoed {
+            instructions,
+            tools: tools_echo,
+            parallel_tool_calls,
+            user,
+            safety_identifier,
+        },
     );
-    echo.insert("tools".into(), Value::Array(tools_echo));
+    Ok((
+        request,
+        InboundOptions {
+            stream,
+            include_usage: true,
+            model,
+        },
+        inbound,
+    ))
+}
+
+/// What a request asks of state kept at OpenAI, refused: no other provider has it.
+fn refuse_stored_state(obj: &Map<String, Value>) -> Result<(), WireError> {
+    if get(obj, "previous_response_id").is_some() {
+        return Err(stored_at_openai(
+            "previous_response_id",
+            "the conversation state of a previous response",
+            "send the whole conversation in `input` instead (with `store: false`, as Codex does)",
+        ));
+    }
+    if get(obj, "conversation").is_some() {
+        return Err(stored_at_openai(
+            "conversation",
+            "a conversation",
+            "send the whole conversation in `input` instead",
+        ));
+    }
+    if get(obj, "prompt").is_some() {
+        return Err(stored_at_openai(
+            "prompt",
+            "a prompt template",
+            "send its text as `instructions` and `input` instead",
+        ));
+    }
+    if opt_bool(obj, "background", "background")? == Some(true) {
+        return Err(stored_at_openai(
+            "background",
+            "a background response (run, stored and polled at OpenAI)",
+            "send `background: false` (or leave it out) and stream instead",
+        ));
+    }
+    Ok(())
+}
+
+/// The fields of a request the response object repeats that the parser has already read.
+struct Echoed<'a> {
+    instructions: Option<&'a str>,
+    /// `tools` as sent.
+    tools: Vec<Value>,
+    parallel_tool_calls: Option<bool>,
+    user: Option<&'a str>,
+    safety_identifier: Option<&'a str>,
+}
+
+/// The request's fields as the response object repeats them: as the client sent them, or their
+/// defaults.
+fn echo(obj: &Map<String, Value>, read: Echoed<'_>) -> Map<String, Value> {
+    let echoed = |key: &str, default: Value| get(obj, key).cloned().unwrap_or(default);
+    let text = |s: Option<&str>| s.map_or(Value::Null, Value::from);
+    let mut echo = Map::new();
+    echo.insert("instructions".into(), text(read.instructions));
+    echo.insert("tools".into(), Value::Array(read.tools));
     echo.insert("tool_choice".into(), echoed("tool_choice", json!("auto")));
     echo.insert(
         "parallel_tool_calls".into(),
-        json!(parallel_tool_calls.unwrap_or(true)),
+        json!(read.parallel_tool_calls.unwrap_or(true)),
     );
     echo.insert("temperature".into(), echoed("temperature", Value::Null));
     echo.insert("top_p".into(), echoed("top_p", Value::Null));
@@ -208,20 +245,9 @@ pub fn parse_request(body: &[u8]) -> Result<(Request, InboundOptions, Inbound), 
     echo.insert("store".into(), json!(false));
     echo.insert("background".into(), json!(false));
     echo.insert("truncation".into(), json!("disabled"));
-    echo.insert("user".into(), user.map_or(Value::Null, Value::from));
-    echo.insert(
-        "safety_identifier".into(),
-        safety_identifier.map_or(Value::Null, Value::from),
-    );
-    Ok((
-        request,
-        InboundOptions {
-            stream,
-            include_usage: true,
-            model,
-        },
-        inbound,
-    ))
+    echo.insert("user".into(), text(read.user));
+    echo.insert("safety_identifier".into(), text(read.safety_identifier));
+    echo
 }
 
 /// `input`: a string (one user message) or a list of items, read one at a time. System and
@@ -311,33 +337,9 @@ fn input_item(
     let kind = opt_str(obj, "type", &at("type"))?.unwrap_or("message");
     match kind {
         "message" => message(obj, path, system, messages)?,
-        "function_call" => {
-            let namespace = opt_str(obj, "namespace", &at("namespace"))?;
-            let name = flat_name(namespace, req_str(obj, "name", &at("name"))?);
-            let arguments = opt_str(obj, "arguments", &at("arguments"))?.unwrap_or("");
-            push(
-                messages,
-                Role::Assistant,
-                vec![Content::ToolUse {
-                    id: req_str(obj, "call_id", &at("call_id"))?.to_string(),
-                    name,
-                    input: wire::tool_arguments(arguments),
-                }],
-            );
-        }
-        "custom_tool_call" => {
-            let namespace = opt_str(obj, "namespace", &at("namespace"))?;
-            let name = flat_name(namespace, req_str(obj, "name", &at("name"))?);
-            let input = opt_str(obj, "input", &at("input"))?.unwrap_or("");
-            push(
-                messages,
-                Role::Assistant,
-                vec![Content::ToolUse {
-                    id: req_str(obj, "call_id", &at("call_id"))?.to_string(),
-                    name,
-                    input: json!({ "input": input }),
-                }],
-            );
+        "function_call" | "custom_tool_call" => {
+            let call = tool_call(obj, path, kind == "custom_tool_call")?;
+            push(messages, Role::Assistant, vec![call]);
         }
         "function_call_output" | "custom_tool_call_output" => {
             let output = get(obj, "output").unwrap_or(&Value::Null);
@@ -376,6 +378,24 @@ fn input_item(
         }
     }
     Ok(())
+}
+
+/// A `function_call` or `custom_tool_call` item as a tool use: a custom tool's free text is the
+/// `input` of the function the target was offered for it (see [`tool_def`]).
+fn tool_call(obj: &Map<String, Value>, path: &str, custom: bool) -> Result<Content, WireError> {
+    let at = |field: &str| format!("{path}.{field}");
+    let namespace = opt_str(obj, "namespace", &at("namespace"))?;
+    let name = flat_name(namespace, req_str(obj, "name", &at("name"))?);
+    let input = if custom {
+        json!({ "input": opt_str(obj, "input", &at("input"))?.unwrap_or("") })
+    } else {
+        wire::tool_arguments(opt_str(obj, "arguments", &at("arguments"))?.unwrap_or(""))
+    };
+    Ok(Content::ToolUse {
+        id: req_str(obj, "call_id", &at("call_id"))?.to_string(),
+        name,
+        input,
+    })
 }
 
 /// A `message` item: user and assistant content becomes a message; system and developer content
@@ -1347,13 +1367,9 @@ impl Encode for ResponsesEncoder {
 /// last rewind. `model` is used unless a `MessageStart` names the model that answered. A reply
 /// without `Done` is `failed` (the gateway does not call this for one).
 pub fn whole_response(model: &str, events: &[StreamEvent], inbound: Arc<Inbound>) -> Value {
-    let from = events
-        .iter()
-        .rposition(|e| matches!(e, StreamEvent::Rewind { .. }))
-        .map_or(0, |i| i + 1);
     let mut encoder = ResponsesEncoder::new(model, inbound);
     encoder.frames.on = false;
-    for event in &events[from..] {
+    for event in wire::after_last_rewind(events) {
         encoder.event(event);
     }
     if encoder.result.is_none() {
