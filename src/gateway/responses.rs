@@ -740,17 +740,15 @@ struct Frames {
 
 impl Frames {
     /// `event: TYPE` + `data: JSON` whose `type` is TYPE, numbered.
-    fn emit(&mut self, out: &mut Vec<String>, kind: &str, mut data: Value) {
+    fn emit(&mut self, out: &mut Vec<String>, kind: &str, data: Value) {
         let sequence = self.sequence;
         self.sequence += 1;
         if !self.on {
             return;
         }
-        if let Some(obj) = data.as_object_mut() {
-            obj.insert("type".into(), json!(kind));
-            obj.insert("sequence_number".into(), json!(sequence));
-        }
-        out.push(format!("event: {kind}\ndata: {data}\n\n"));
+        out.push(crate::protocol::responses::event_frame(
+            kind, sequence, data,
+        ));
     }
 }
 
@@ -766,7 +764,7 @@ impl Part {
         if self.refusal {
             json!({"type": "refusal", "refusal": self.text})
         } else {
-            json!({"type": "output_text", "text": self.text, "annotations": [], "logprobs": []})
+            crate::protocol::responses::output_text_part(&self.text)
         }
     }
 }
@@ -793,8 +791,13 @@ impl Call {
             json!({"id": self.id, "type": "custom_tool_call", "call_id": self.call_id,
                    "name": name, "input": arguments})
         } else {
-            json!({"id": self.id, "type": "function_call", "status": status,
-                   "call_id": self.call_id, "name": name, "arguments": arguments})
+            crate::protocol::responses::function_call_item(
+                &self.id,
+                status,
+                &self.call_id,
+                name,
+                arguments,
+            )
         };
         if let Some(namespace) = self.origin.as_ref().and_then(|o| o.namespace.as_ref()) {
             item["namespace"] = json!(namespace);
@@ -940,8 +943,7 @@ impl ResponsesEncoder {
                     self.close_part(out, &id, index, parts.len() - 1, part);
                 }
                 let content: Vec<Value> = parts.iter().map(Part::json).collect();
-                json!({"id": id, "type": "message", "status": status, "role": "assistant",
-                       "content": content})
+                crate::protocol::responses::message_item(&id, status, content)
             }
             Open::Reasoning { id, text } => {
                 let common = json!({"item_id": id, "output_index": index, "summary_index": 0});
@@ -1045,8 +1047,8 @@ impl ResponsesEncoder {
             _ => {
                 self.close_where(out, "completed", |o| !matches!(o, Open::Call(_)));
                 let id = wire::new_id("msg_");
-                let added = json!({"id": id, "type": "message", "status": "in_progress",
-                                   "role": "assistant", "content": []});
+                let added =
+                    crate::protocol::responses::message_item(&id, "in_progress", Vec::new());
                 self.add(
                     out,
                     Open::Message {

@@ -10,6 +10,9 @@ pub const PATH: &str = "/v1/messages";
 /// (its version, its betas), never credentials.
 pub const FORWARDED_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
 
+/// The response header that carries the request's id.
+pub const REQUEST_ID_HEADER: &str = "request-id";
+
 /// Anthropic's `stop_reason` as ours.
 pub fn stop_reason(raw: &str) -> StopReason {
     match raw {

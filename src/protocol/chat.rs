@@ -11,6 +11,9 @@ pub const PATH: &str = "/v1/chat/completions";
 /// The request headers a passthrough forwards (the Responses API's are the same).
 pub const FORWARDED_HEADERS: &[&str] = &["openai-beta"];
 
+/// The response header that carries the request's id (the Responses API's is the same).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
+
 /// OpenAI's `finish_reason` as ours.
 pub fn finish_reason(raw: &str) -> StopReason {
     match raw {

@@ -118,7 +118,7 @@ impl Wire for Anthropic {
     }
 
     fn request_id_header(&self) -> &'static str {
-        "request-id"
+        crate::protocol::anthropic::REQUEST_ID_HEADER
     }
 
     fn new_meta(&self, rng: &mut Rng, model: String, include_usage: bool) -> Meta {

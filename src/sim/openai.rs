@@ -113,7 +113,7 @@ impl Wire for Openai {
     }
 
     fn request_id_header(&self) -> &'static str {
-        "x-request-id"
+        crate::protocol::chat::REQUEST_ID_HEADER
     }
 
     fn new_meta(&self, rng: &mut Rng, model: String, include_usage: bool) -> Meta {

@@ -18,6 +18,7 @@ use super::wire::{
     raw_items, streams, token_limit, value,
 };
 use crate::json::Fields;
+use crate::protocol::responses::output_text_part as text_part;
 
 pub(crate) struct Responses;
 
@@ -92,10 +93,6 @@ fn response(meta: &Meta, status: &str, output: Vec<Value>, usage: Value) -> Valu
     response
 }
 
-fn text_part(text: &str) -> Value {
-    json!({"type": "output_text", "annotations": [], "logprobs": [], "text": text})
-}
-
 /// The reply's output items, finished: the message (when the model said something), then the
 /// function call.
 fn output(reply: &Reply, meta: &Meta) -> Vec<Value> {
@@ -119,33 +116,26 @@ fn output(reply: &Reply, meta: &Meta) -> Vec<Value> {
 }
 
 fn message_item(meta: &Meta, status: &str, content: Vec<Value>) -> Value {
-    json!({
-        "id": item_id(meta, "msg"),
-        "type": "message",
-        "status": status,
-        "content": content,
-        "role": "assistant",
-    })
+    crate::protocol::responses::message_item(&item_id(meta, "msg"), status, content)
 }
 
 fn call_item(meta: &Meta, status: &str, name: &str, arguments: &str) -> Value {
-    json!({
-        "id": item_id(meta, "fc"),
-        "type": "function_call",
-        "status": status,
-        "arguments": arguments,
-        "call_id": meta.tool_call_id,
-        "name": name,
-    })
+    crate::protocol::responses::function_call_item(
+        &item_id(meta, "fc"),
+        status,
+        &meta.tool_call_id,
+        name,
+        arguments,
+    )
 }
 
 /// One event; its sequence number is the frame's place in the stream.
-fn event(kind: FrameKind, sequence: usize, event_type: &str, mut data: Value) -> Frame {
-    if let Some(fields) = data.as_object_mut() {
-        fields.insert("type".into(), json!(event_type));
-        fields.insert("sequence_number".into(), json!(sequence));
-    }
-    Frame::new(kind, format!("event: {event_type}\ndata: {data}\n\n"))
+fn event(kind: FrameKind, sequence: usize, event_type: &str, data: Value) -> Frame {
+    let sequence = u64::try_from(sequence).unwrap_or(u64::MAX);
+    Frame::new(
+        kind,
+        crate::protocol::responses::event_frame(event_type, sequence, data),
+    )
 }
 
 /// Frames numbered as they are added.
@@ -251,7 +241,7 @@ impl Wire for Responses {
     }
 
     fn request_id_header(&self) -> &'static str {
-        "x-request-id"
+        crate::protocol::chat::REQUEST_ID_HEADER
     }
 
     fn new_meta(&self, rng: &mut Rng, model: String, include_usage: bool) -> Meta {
