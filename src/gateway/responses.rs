@@ -276,13 +276,9 @@ fn parse_input(
             );
         }
         "an array" => {
-            for (i, raw) in wire::long_array(fields, "input")?
-                .unwrap_or_default()
-                .into_iter()
-                .enumerate()
-            {
-                let path = format!("input[{i}]");
-                let value = wire::item(raw, &path)?;
+            let items = wire::long_array(fields, "input")?.unwrap_or_default();
+            for entry in wire::parsed_items(items, "input") {
+                let (path, value) = entry?;
                 // Codex offers its tools in an item of their own, as a developer would.
                 if value.get("type").and_then(Value::as_str) == Some("additional_tools") {
                     let list_path = format!("{path}.tools");
@@ -560,13 +556,9 @@ fn parse_tools(
 ) -> Result<(Vec<ToolDef>, Vec<Value>), WireError> {
     let mut tools = Vec::new();
     let mut echo = Vec::new();
-    for (i, raw) in wire::long_array(fields, "tools")?
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        let path = format!("tools[{i}]");
-        let value = wire::item(raw, &path)?;
+    let items = wire::long_array(fields, "tools")?.unwrap_or_default();
+    for entry in wire::parsed_items(items, "tools") {
+        let (path, value) = entry?;
         add_tool(&value, &path, &mut tools, inbound)?;
         echo.push(value);
     }

@@ -180,6 +180,19 @@ pub(crate) fn long_array<'a>(
         .map_err(|kind| WireError::field(key, format!("expected an array, got {kind}")))
 }
 
+/// The items of a long array (`key`), each parsed on its own as it is reached, with its path
+/// (`key[i]`).
+pub(crate) fn parsed_items<'a>(
+    raws: Vec<&'a RawValue>,
+    key: &'a str,
+) -> impl Iterator<Item = Result<(String, Value), WireError>> + 'a {
+    raws.into_iter().enumerate().map(move |(i, raw)| {
+        let path = format!("{key}[{i}]");
+        let value = item(raw, &path)?;
+        Ok((path, value))
+    })
+}
+
 /// One item of a long array, parsed on its own.
 pub(crate) fn item(raw: &RawValue, path: &str) -> Result<Value, WireError> {
     json::parse(raw).map_err(|e| WireError::field(path, format!("cannot be read: {e}")))
@@ -554,9 +567,8 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
         long_array(&fields, "messages")?.ok_or_else(|| WireError::field("messages", "required"))?;
     let mut system: Vec<String> = Vec::new();
     let mut messages = Vec::new();
-    for (i, raw) in raw_messages.into_iter().enumerate() {
-        let path = format!("messages[{i}]");
-        let value = item(raw, &path)?;
+    for entry in parsed_items(raw_messages, "messages") {
+        let (path, value) = entry?;
         read_openai_message(as_object(&value, &path)?, &path, &mut system, &mut messages)?;
     }
     let tools = openai_tools(&fields)?;
@@ -674,13 +686,8 @@ fn openai_tool_calls(calls: &Value, path: &str) -> Result<Vec<Content>, WireErro
 /// protocols).
 fn openai_tools(fields: &json::Fields<'_>) -> Result<Vec<ToolDef>, WireError> {
     let mut tools = Vec::new();
-    for (i, raw) in long_array(fields, "tools")?
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        let path = format!("tools[{i}]");
-        let value = item(raw, &path)?;
+    for entry in parsed_items(long_array(fields, "tools")?.unwrap_or_default(), "tools") {
+        let (path, value) = entry?;
         let tool = as_object(&value, &path)?;
         let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("function");
         if kind != "function" {
@@ -730,9 +737,8 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
     let raw_messages =
         long_array(&fields, "messages")?.ok_or_else(|| WireError::field("messages", "required"))?;
     let mut messages = Vec::new();
-    for (i, raw) in raw_messages.into_iter().enumerate() {
-        let path = format!("messages[{i}]");
-        let value = item(raw, &path)?;
+    for entry in parsed_items(raw_messages, "messages") {
+        let (path, value) = entry?;
         read_anthropic_message(as_object(&value, &path)?, &path, &mut system, &mut messages)?;
     }
     let tools = anthropic_tools(&fields)?;
@@ -828,13 +834,8 @@ fn anthropic_content(msg: &Map<String, Value>, path: &str) -> Result<Vec<Content
 /// `tools`, read one at a time: the client's own tools (those with an `input_schema`).
 fn anthropic_tools(fields: &json::Fields<'_>) -> Result<Vec<ToolDef>, WireError> {
     let mut tools = Vec::new();
-    for (i, raw) in long_array(fields, "tools")?
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        let path = format!("tools[{i}]");
-        let value = item(raw, &path)?;
+    for entry in parsed_items(long_array(fields, "tools")?.unwrap_or_default(), "tools") {
+        let (path, value) = entry?;
         let tool = as_object(&value, &path)?;
         let name = req_str(tool, "name", &format!("{path}.name"))?;
         let Some(schema) = get(tool, "input_schema") else {
