@@ -106,34 +106,7 @@ fn stored_at_openai(param: impl Into<String>, what: &str, instead: &str) -> Wire
 pub fn parse_request(body: &[u8]) -> Result<(Request, InboundOptions, Inbound), WireError> {
     let (fields, obj) = wire::parse_object_reading(body, READ_FIELDS)?;
     let model = req_str(&obj, "model", "model")?.to_string();
-    if get(&obj, "previous_response_id").is_some() {
-        return Err(stored_at_openai(
-            "previous_response_id",
-            "the conversation state of a previous response",
-            "send the whole conversation in `input` instead (with `store: false`, as Codex does)",
-        ));
-    }
-    if get(&obj, "conversation").is_some() {
-        return Err(stored_at_openai(
-            "conversation",
-            "a conversation",
-            "send the whole conversation in `input` instead",
-        ));
-    }
-    if get(&obj, "prompt").is_some() {
-        return Err(stored_at_openai(
-            "prompt",
-            "a prompt template",
-            "send its text as `instructions` and `input` instead",
-        ));
-    }
-    if opt_bool(&obj, "background", "background")? == Some(true) {
-        return Err(stored_at_openai(
-            "background",
-            "a background response (run, stored and polled at OpenAI)",
-            "send `background: false` (or leave it out) and stream instead",
-        ));
-    }
+    refuse_stored_state(&obj)?;
 
     let mut inbound = Inbound::default();
     let (mut tools, tools_echo) = parse_tools(&fields, &mut inbound)?;
@@ -178,18 +151,82 @@ pub fn parse_request(body: &[u8]) -> Result<(Request, InboundOptions, Inbound), 
         original: None,
         prefill: None,
     };
-
-    let echoed = |key: &str, default: Value| get(&obj, key).cloned().unwrap_or(default);
-    let echo = &mut inbound.echo;
-    echo.insert(
-        "instructions".into(),
-        instructions.map_or(Value::Null, Value::from),
+    inbound.echo = echo(
+        &obj,
+        Echoed {
+            instructions,
+            tools: tools_echo,
+            parallel_tool_calls,
+            user,
+            safety_identifier,
+        },
     );
-    echo.insert("tools".into(), Value::Array(tools_echo));
+    Ok((
+        request,
+        InboundOptions {
+            stream,
+            include_usage: true,
+            model,
+        },
+        inbound,
+    ))
+}
+
+/// What a request asks of state kept at OpenAI, refused: no other provider has it.
+fn refuse_stored_state(obj: &Map<String, Value>) -> Result<(), WireError> {
+    if get(obj, "previous_response_id").is_some() {
+        return Err(stored_at_openai(
+            "previous_response_id",
+            "the conversation state of a previous response",
+            "send the whole conversation in `input` instead (with `store: false`, as Codex does)",
+        ));
+    }
+    if get(obj, "conversation").is_some() {
+        return Err(stored_at_openai(
+            "conversation",
+            "a conversation",
+            "send the whole conversation in `input` instead",
+        ));
+    }
+    if get(obj, "prompt").is_some() {
+        return Err(stored_at_openai(
+            "prompt",
+            "a prompt template",
+            "send its text as `instructions` and `input` instead",
+        ));
+    }
+    if opt_bool(obj, "background", "background")? == Some(true) {
+        return Err(stored_at_openai(
+            "background",
+            "a background response (run, stored and polled at OpenAI)",
+            "send `background: false` (or leave it out) and stream instead",
+        ));
+    }
+    Ok(())
+}
+
+/// The fields of a request the response object repeats that the parser has already read.
+struct Echoed<'a> {
+    instructions: Option<&'a str>,
+    /// `tools` as sent.
+    tools: Vec<Value>,
+    parallel_tool_calls: Option<bool>,
+    user: Option<&'a str>,
+    safety_identifier: Option<&'a str>,
+}
+
+/// The request's fields as the response object repeats them: as the client sent them, or their
+/// defaults.
+fn echo(obj: &Map<String, Value>, read: Echoed<'_>) -> Map<String, Value> {
+    let echoed = |key: &str, default: Value| get(obj, key).cloned().unwrap_or(default);
+    let text = |s: Option<&str>| s.map_or(Value::Null, Value::from);
+    let mut echo = Map::new();
+    echo.insert("instructions".into(), text(read.instructions));
+    echo.insert("tools".into(), Value::Array(read.tools));
     echo.insert("tool_choice".into(), echoed("tool_choice", json!("auto")));
     echo.insert(
         "parallel_tool_calls".into(),
-        json!(parallel_tool_calls.unwrap_or(true)),
+        json!(read.parallel_tool_calls.unwrap_or(true)),
     );
     echo.insert("temperature".into(), echoed("temperature", Value::Null));
     echo.insert("top_p".into(), echoed("top_p", Value::Null));
@@ -208,20 +245,9 @@ pub fn parse_request(body: &[u8]) -> Result<(Request, InboundOptions, Inbound), 
     echo.insert("store".into(), json!(false));
     echo.insert("background".into(), json!(false));
     echo.insert("truncation".into(), json!("disabled"));
-    echo.insert("user".into(), user.map_or(Value::Null, Value::from));
-    echo.insert(
-        "safety_identifier".into(),
-        safety_identifier.map_or(Value::Null, Value::from),
-    );
-    Ok((
-        request,
-        InboundOptions {
-            stream,
-            include_usage: true,
-            model,
-        },
-        inbound,
-    ))
+    echo.insert("user".into(), text(read.user));
+    echo.insert("safety_identifier".into(), text(read.safety_identifier));
+    echo
 }
 
 /// `input`: a string (one user message) or a list of items, read one at a time. System and
@@ -250,13 +276,9 @@ fn parse_input(
             );
         }
         "an array" => {
-            for (i, raw) in wire::long_array(fields, "input")?
-                .unwrap_or_default()
-                .into_iter()
-                .enumerate()
-            {
-                let path = format!("input[{i}]");
-                let value = wire::item(raw, &path)?;
+            let items = wire::long_array(fields, "input")?.unwrap_or_default();
+            for entry in wire::parsed_items(items, "input") {
+                let (path, value) = entry?;
                 // Codex offers its tools in an item of their own, as a developer would.
                 if value.get("type").and_then(Value::as_str) == Some("additional_tools") {
                     let list_path = format!("{path}.tools");
@@ -311,33 +333,9 @@ fn input_item(
     let kind = opt_str(obj, "type", &at("type"))?.unwrap_or("message");
     match kind {
         "message" => message(obj, path, system, messages)?,
-        "function_call" => {
-            let namespace = opt_str(obj, "namespace", &at("namespace"))?;
-            let name = flat_name(namespace, req_str(obj, "name", &at("name"))?);
-            let arguments = opt_str(obj, "arguments", &at("arguments"))?.unwrap_or("");
-            push(
-                messages,
-                Role::Assistant,
-                vec![Content::ToolUse {
-                    id: req_str(obj, "call_id", &at("call_id"))?.to_string(),
-                    name,
-                    input: wire::tool_arguments(arguments),
-                }],
-            );
-        }
-        "custom_tool_call" => {
-            let namespace = opt_str(obj, "namespace", &at("namespace"))?;
-            let name = flat_name(namespace, req_str(obj, "name", &at("name"))?);
-            let input = opt_str(obj, "input", &at("input"))?.unwrap_or("");
-            push(
-                messages,
-                Role::Assistant,
-                vec![Content::ToolUse {
-                    id: req_str(obj, "call_id", &at("call_id"))?.to_string(),
-                    name,
-                    input: json!({ "input": input }),
-                }],
-            );
+        "function_call" | "custom_tool_call" => {
+            let call = tool_call(obj, path, kind == "custom_tool_call")?;
+            push(messages, Role::Assistant, vec![call]);
         }
         "function_call_output" | "custom_tool_call_output" => {
             let output = get(obj, "output").unwrap_or(&Value::Null);
@@ -376,6 +374,24 @@ fn input_item(
         }
     }
     Ok(())
+}
+
+/// A `function_call` or `custom_tool_call` item as a tool use: a custom tool's free text is the
+/// `input` of the function the target was offered for it (see [`tool_def`]).
+fn tool_call(obj: &Map<String, Value>, path: &str, custom: bool) -> Result<Content, WireError> {
+    let at = |field: &str| format!("{path}.{field}");
+    let namespace = opt_str(obj, "namespace", &at("namespace"))?;
+    let name = flat_name(namespace, req_str(obj, "name", &at("name"))?);
+    let input = if custom {
+        json!({ "input": opt_str(obj, "input", &at("input"))?.unwrap_or("") })
+    } else {
+        wire::tool_arguments(opt_str(obj, "arguments", &at("arguments"))?.unwrap_or(""))
+    };
+    Ok(Content::ToolUse {
+        id: req_str(obj, "call_id", &at("call_id"))?.to_string(),
+        name,
+        input,
+    })
 }
 
 /// A `message` item: user and assistant content becomes a message; system and developer content
@@ -540,13 +556,9 @@ fn parse_tools(
 ) -> Result<(Vec<ToolDef>, Vec<Value>), WireError> {
     let mut tools = Vec::new();
     let mut echo = Vec::new();
-    for (i, raw) in wire::long_array(fields, "tools")?
-        .unwrap_or_default()
-        .into_iter()
-        .enumerate()
-    {
-        let path = format!("tools[{i}]");
-        let value = wire::item(raw, &path)?;
+    let items = wire::long_array(fields, "tools")?.unwrap_or_default();
+    for entry in wire::parsed_items(items, "tools") {
+        let (path, value) = entry?;
         add_tool(&value, &path, &mut tools, inbound)?;
         echo.push(value);
     }
@@ -720,17 +732,15 @@ struct Frames {
 
 impl Frames {
     /// `event: TYPE` + `data: JSON` whose `type` is TYPE, numbered.
-    fn emit(&mut self, out: &mut Vec<String>, kind: &str, mut data: Value) {
+    fn emit(&mut self, out: &mut Vec<String>, kind: &str, data: Value) {
         let sequence = self.sequence;
         self.sequence += 1;
         if !self.on {
             return;
         }
-        if let Some(obj) = data.as_object_mut() {
-            obj.insert("type".into(), json!(kind));
-            obj.insert("sequence_number".into(), json!(sequence));
-        }
-        out.push(format!("event: {kind}\ndata: {data}\n\n"));
+        out.push(crate::protocol::responses::event_frame(
+            kind, sequence, data,
+        ));
     }
 }
 
@@ -746,7 +756,7 @@ impl Part {
         if self.refusal {
             json!({"type": "refusal", "refusal": self.text})
         } else {
-            json!({"type": "output_text", "text": self.text, "annotations": [], "logprobs": []})
+            crate::protocol::responses::output_text_part(&self.text)
         }
     }
 }
@@ -773,8 +783,13 @@ impl Call {
             json!({"id": self.id, "type": "custom_tool_call", "call_id": self.call_id,
                    "name": name, "input": arguments})
         } else {
-            json!({"id": self.id, "type": "function_call", "status": status,
-                   "call_id": self.call_id, "name": name, "arguments": arguments})
+            crate::protocol::responses::function_call_item(
+                &self.id,
+                status,
+                &self.call_id,
+                name,
+                arguments,
+            )
         };
         if let Some(namespace) = self.origin.as_ref().and_then(|o| o.namespace.as_ref()) {
             item["namespace"] = json!(namespace);
@@ -920,8 +935,7 @@ impl ResponsesEncoder {
                     self.close_part(out, &id, index, parts.len() - 1, part);
                 }
                 let content: Vec<Value> = parts.iter().map(Part::json).collect();
-                json!({"id": id, "type": "message", "status": status, "role": "assistant",
-                       "content": content})
+                crate::protocol::responses::message_item(&id, status, content)
             }
             Open::Reasoning { id, text } => {
                 let common = json!({"item_id": id, "output_index": index, "summary_index": 0});
@@ -1025,8 +1039,8 @@ impl ResponsesEncoder {
             _ => {
                 self.close_where(out, "completed", |o| !matches!(o, Open::Call(_)));
                 let id = wire::new_id("msg_");
-                let added = json!({"id": id, "type": "message", "status": "in_progress",
-                                   "role": "assistant", "content": []});
+                let added =
+                    crate::protocol::responses::message_item(&id, "in_progress", Vec::new());
                 self.add(
                     out,
                     Open::Message {
@@ -1347,13 +1361,9 @@ impl Encode for ResponsesEncoder {
 /// last rewind. `model` is used unless a `MessageStart` names the model that answered. A reply
 /// without `Done` is `failed` (the gateway does not call this for one).
 pub fn whole_response(model: &str, events: &[StreamEvent], inbound: Arc<Inbound>) -> Value {
-    let from = events
-        .iter()
-        .rposition(|e| matches!(e, StreamEvent::Rewind { .. }))
-        .map_or(0, |i| i + 1);
     let mut encoder = ResponsesEncoder::new(model, inbound);
     encoder.frames.on = false;
-    for event in &events[from..] {
+    for event in wire::after_last_rewind(events) {
         encoder.event(event);
     }
     if encoder.result.is_none() {

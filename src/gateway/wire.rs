@@ -180,6 +180,19 @@ pub(crate) fn long_array<'a>(
         .map_err(|kind| WireError::field(key, format!("expected an array, got {kind}")))
 }
 
+/// The items of a long array (`key`), each parsed on its own as it is reached, with its path
+/// (`key[i]`).
+pub(crate) fn parsed_items<'a>(
+    raws: Vec<&'a RawValue>,
+    key: &'a str,
+) -> impl Iterator<Item = Result<(String, Value), WireError>> + 'a {
+    raws.into_iter().enumerate().map(move |(i, raw)| {
+        let path = format!("{key}[{i}]");
+        let value = item(raw, &path)?;
+        Ok((path, value))
+    })
+}
+
 /// One item of a long array, parsed on its own.
 pub(crate) fn item(raw: &RawValue, path: &str) -> Result<Value, WireError> {
     json::parse(raw).map_err(|e| WireError::field(path, format!("cannot be read: {e}")))
@@ -253,6 +266,16 @@ pub(crate) fn as_object<'a>(
     value.as_object().ok_or_else(|| {
         WireError::field(path, format!("expected an object, got {}", describe(value)))
     })
+}
+
+/// The object at `key`, which must be there.
+pub(crate) fn req_object<'a>(
+    obj: &'a Map<String, Value>,
+    key: &str,
+    path: &str,
+) -> Result<&'a Map<String, Value>, WireError> {
+    let value = get(obj, key).ok_or_else(|| WireError::field(path, "required"))?;
+    as_object(value, path)
 }
 
 pub(crate) fn as_array<'a>(value: &'a Value, path: &str) -> Result<&'a [Value], WireError> {
@@ -503,9 +526,7 @@ fn openai_tool_choice(obj: &Map<String, Value>) -> Result<Option<ToolChoice>, Wi
             )),
         },
         Value::Object(choice) => {
-            let function = get(choice, "function")
-                .ok_or_else(|| WireError::field("tool_choice.function", "required"))?;
-            let function = as_object(function, "tool_choice.function")?;
+            let function = req_object(choice, "function", "tool_choice.function")?;
             let name = req_str(function, "name", "tool_choice.function.name")?;
             Ok(Some(ToolChoice::Tool {
                 name: name.to_string(),
@@ -546,128 +567,13 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
         long_array(&fields, "messages")?.ok_or_else(|| WireError::field("messages", "required"))?;
     let mut system: Vec<String> = Vec::new();
     let mut messages = Vec::new();
-    for (i, raw) in raw_messages.into_iter().enumerate() {
-        let path = format!("messages[{i}]");
-        let value = item(raw, &path)?;
-        let msg = as_object(&value, &path)?;
-        let role = req_str(msg, "role", &format!("{path}.role"))?;
-        let content_path = format!("{path}.content");
-        let content = get(msg, "content").unwrap_or(&Value::Null);
-        match role {
-            // Before the conversation: the system prompt; within it: kept in place.
-            "system" | "developer" => {
-                let texts = text_parts(content, &content_path)?
-                    .into_iter()
-                    .filter(|t| !t.is_empty());
-                if messages.is_empty() {
-                    system.extend(texts);
-                } else {
-                    push_message(
-                        &mut messages,
-                        Role::System,
-                        texts_to_content(texts.collect()),
-                    );
-                }
-            }
-            "user" => {
-                push_message(
-                    &mut messages,
-                    Role::User,
-                    user_parts(content, &content_path)?,
-                );
-            }
-            "assistant" => {
-                let mut blocks = texts_to_content(text_parts(content, &content_path)?);
-                if let Some(calls) = get(msg, "tool_calls") {
-                    let calls_path = format!("{path}.tool_calls");
-                    for (j, call) in as_array(calls, &calls_path)?.iter().enumerate() {
-                        let call_path = format!("{calls_path}[{j}]");
-                        let call = as_object(call, &call_path)?;
-                        let id = req_str(call, "id", &format!("{call_path}.id"))?;
-                        let function_path = format!("{call_path}.function");
-                        let function = as_object(
-                            get(call, "function")
-                                .ok_or_else(|| WireError::field(&function_path, "required"))?,
-                            &function_path,
-                        )?;
-                        let name = req_str(function, "name", &format!("{function_path}.name"))?;
-                        let arguments =
-                            opt_str(function, "arguments", &format!("{function_path}.arguments"))?
-                                .unwrap_or("");
-                        blocks.push(Content::ToolUse {
-                            id: id.to_string(),
-                            name: name.to_string(),
-                            input: tool_arguments(arguments),
-                        });
-                    }
-                }
-                push_message(&mut messages, Role::Assistant, blocks);
-            }
-            "tool" => {
-                let id = req_str(msg, "tool_call_id", &format!("{path}.tool_call_id"))?;
-                let text = text_parts(content, &content_path)?.join("\n");
-                push_message(
-                    &mut messages,
-                    Role::User,
-                    vec![Content::ToolResult {
-                        tool_use_id: id.to_string(),
-                        content: text,
-                        is_error: false,
-                    }],
-                );
-            }
-            other => {
-                return Err(WireError::field(
-                    format!("{path}.role"),
-                    format!(
-                        "unsupported role `{other}` (expected system, developer, user, assistant or tool)"
-                    ),
-                ));
-            }
-        }
+    for entry in parsed_items(raw_messages, "messages") {
+        let (path, value) = entry?;
+        read_openai_message(as_object(&value, &path)?, &path, &mut system, &mut messages)?;
     }
-    let mut tools = Vec::new();
-    if let Some(raw_tools) = long_array(&fields, "tools")? {
-        for (i, raw) in raw_tools.into_iter().enumerate() {
-            let path = format!("tools[{i}]");
-            let value = item(raw, &path)?;
-            let tool = as_object(&value, &path)?;
-            let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("function");
-            if kind != "function" {
-                // `custom` tools and others: not carried across protocols.
-                continue;
-            }
-            let function_path = format!("{path}.function");
-            let function = as_object(
-                get(tool, "function")
-                    .ok_or_else(|| WireError::field(&function_path, "required"))?,
-                &function_path,
-            )?;
-            tools.push(ToolDef {
-                name: req_str(function, "name", &format!("{function_path}.name"))?.to_string(),
-                description: opt_str(
-                    function,
-                    "description",
-                    &format!("{function_path}.description"),
-                )?
-                .unwrap_or("")
-                .to_string(),
-                input_schema: get(function, "parameters")
-                    .cloned()
-                    .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
-            });
-        }
-    }
+    let tools = openai_tools(&fields)?;
     let stream = opt_bool(&obj, "stream", "stream")?.unwrap_or(false);
-    let include_usage = match get(&obj, "stream_options") {
-        Some(options) => opt_bool(
-            as_object(options, "stream_options")?,
-            "include_usage",
-            "stream_options.include_usage",
-        )?
-        .unwrap_or(false),
-        None => false,
-    };
+    let include_usage = openai_include_usage(&obj)?;
     let request = Request {
         model: model.clone(),
         system: (!system.is_empty()).then(|| system.join("\n\n")),
@@ -699,6 +605,127 @@ pub fn parse_openai_request(body: &[u8]) -> Result<(Request, InboundOptions), Wi
     ))
 }
 
+/// One Chat Completions message, appended to `messages`; a system or developer message before
+/// the conversation joins `system` instead.
+fn read_openai_message(
+    msg: &Map<String, Value>,
+    path: &str,
+    system: &mut Vec<String>,
+    messages: &mut Vec<Message>,
+) -> Result<(), WireError> {
+    let role = req_str(msg, "role", &format!("{path}.role"))?;
+    let content_path = format!("{path}.content");
+    let content = get(msg, "content").unwrap_or(&Value::Null);
+    match role {
+        // Before the conversation: the system prompt; within it: kept in place.
+        "system" | "developer" => {
+            let texts = text_parts(content, &content_path)?
+                .into_iter()
+                .filter(|t| !t.is_empty());
+            if messages.is_empty() {
+                system.extend(texts);
+            } else {
+                push_message(messages, Role::System, texts_to_content(texts.collect()));
+            }
+        }
+        "user" => push_message(messages, Role::User, user_parts(content, &content_path)?),
+        "assistant" => {
+            let mut blocks = texts_to_content(text_parts(content, &content_path)?);
+            if let Some(calls) = get(msg, "tool_calls") {
+                blocks.extend(openai_tool_calls(calls, &format!("{path}.tool_calls"))?);
+            }
+            push_message(messages, Role::Assistant, blocks);
+        }
+        "tool" => {
+            let id = req_str(msg, "tool_call_id", &format!("{path}.tool_call_id"))?;
+            let text = text_parts(content, &content_path)?.join("\n");
+            push_message(
+                messages,
+                Role::User,
+                vec![Content::ToolResult {
+                    tool_use_id: id.to_string(),
+                    content: text,
+                    is_error: false,
+                }],
+            );
+        }
+        other => {
+            return Err(WireError::field(
+                format!("{path}.role"),
+                format!(
+                    "unsupported role `{other}` (expected system, developer, user, assistant or tool)"
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An assistant message's `tool_calls`, as tool uses.
+fn openai_tool_calls(calls: &Value, path: &str) -> Result<Vec<Content>, WireError> {
+    let mut uses = Vec::new();
+    for (j, call) in as_array(calls, path)?.iter().enumerate() {
+        let call_path = format!("{path}[{j}]");
+        let call = as_object(call, &call_path)?;
+        let id = req_str(call, "id", &format!("{call_path}.id"))?;
+        let function_path = format!("{call_path}.function");
+        let function = req_object(call, "function", &function_path)?;
+        let name = req_str(function, "name", &format!("{function_path}.name"))?;
+        let arguments =
+            opt_str(function, "arguments", &format!("{function_path}.arguments"))?.unwrap_or("");
+        uses.push(Content::ToolUse {
+            id: id.to_string(),
+            name: name.to_string(),
+            input: tool_arguments(arguments),
+        });
+    }
+    Ok(uses)
+}
+
+/// `tools`, read one at a time: the `function` tools (the others are not carried across
+/// protocols).
+fn openai_tools(fields: &json::Fields<'_>) -> Result<Vec<ToolDef>, WireError> {
+    let mut tools = Vec::new();
+    for entry in parsed_items(long_array(fields, "tools")?.unwrap_or_default(), "tools") {
+        let (path, value) = entry?;
+        let tool = as_object(&value, &path)?;
+        let kind = opt_str(tool, "type", &format!("{path}.type"))?.unwrap_or("function");
+        if kind != "function" {
+            // `custom` tools and others: not carried across protocols.
+            continue;
+        }
+        let function_path = format!("{path}.function");
+        let function = req_object(tool, "function", &function_path)?;
+        tools.push(ToolDef {
+            name: req_str(function, "name", &format!("{function_path}.name"))?.to_string(),
+            description: opt_str(
+                function,
+                "description",
+                &format!("{function_path}.description"),
+            )?
+            .unwrap_or("")
+            .to_string(),
+            input_schema: get(function, "parameters")
+                .cloned()
+                .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
+        });
+    }
+    Ok(tools)
+}
+
+/// `stream_options.include_usage`.
+fn openai_include_usage(obj: &Map<String, Value>) -> Result<bool, WireError> {
+    let Some(options) = get(obj, "stream_options") else {
+        return Ok(false);
+    };
+    Ok(opt_bool(
+        as_object(options, "stream_options")?,
+        "include_usage",
+        "stream_options.include_usage",
+    )?
+    .unwrap_or(false))
+}
+
 /// Parse an Anthropic Messages request body.
 pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions), WireError> {
     let (fields, obj) = parse_object(body)?;
@@ -710,77 +737,11 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
     let raw_messages =
         long_array(&fields, "messages")?.ok_or_else(|| WireError::field("messages", "required"))?;
     let mut messages = Vec::new();
-    for (i, raw) in raw_messages.into_iter().enumerate() {
-        let path = format!("messages[{i}]");
-        let value = item(raw, &path)?;
-        let msg = as_object(&value, &path)?;
-        let role = match req_str(msg, "role", &format!("{path}.role"))? {
-            "user" => Role::User,
-            "assistant" => Role::Assistant,
-            // Claude Code sends system messages inside the conversation: kept in place (an
-            // Anthropic target joins them to its system prompt, a Chat or Responses one keeps
-            // them where they were said).
-            "system" => {
-                let content = get(msg, "content").unwrap_or(&Value::Null);
-                let texts = text_parts(content, &format!("{path}.content"))?;
-                if messages.is_empty() {
-                    system.extend(texts);
-                } else {
-                    push_message(&mut messages, Role::System, texts_to_content(texts));
-                }
-                continue;
-            }
-            other => {
-                return Err(WireError::field(
-                    format!("{path}.role"),
-                    format!("unsupported role `{other}` (expected user, assistant or system)"),
-                ));
-            }
-        };
-        let content_path = format!("{path}.content");
-        let content = match get(msg, "content") {
-            None => return Err(WireError::field(content_path, "required")),
-            Some(Value::String(s)) => texts_to_content(vec![s.clone()]),
-            Some(Value::Array(blocks)) => {
-                let mut out = Vec::new();
-                for (j, block) in blocks.iter().enumerate() {
-                    if let Some(content) = anthropic_block(block, &format!("{content_path}[{j}]"))?
-                    {
-                        out.push(content);
-                    }
-                }
-                out
-            }
-            Some(other) => {
-                return Err(WireError::field(
-                    content_path,
-                    format!("expected a string or an array, got {}", describe(other)),
-                ));
-            }
-        };
-        push_message(&mut messages, role, content);
+    for entry in parsed_items(raw_messages, "messages") {
+        let (path, value) = entry?;
+        read_anthropic_message(as_object(&value, &path)?, &path, &mut system, &mut messages)?;
     }
-    let mut tools = Vec::new();
-    if let Some(raw_tools) = long_array(&fields, "tools")? {
-        for (i, raw) in raw_tools.into_iter().enumerate() {
-            let path = format!("tools[{i}]");
-            let value = item(raw, &path)?;
-            let tool = as_object(&value, &path)?;
-            let name = req_str(tool, "name", &format!("{path}.name"))?;
-            let Some(schema) = get(tool, "input_schema") else {
-                // Server tools (`web_search_20250305`, …) have a `type` and no schema: they run
-                // at Anthropic, and are not carried across protocols.
-                continue;
-            };
-            tools.push(ToolDef {
-                name: name.to_string(),
-                description: opt_str(tool, "description", &format!("{path}.description"))?
-                    .unwrap_or("")
-                    .to_string(),
-                input_schema: schema.clone(),
-            });
-        }
-    }
+    let tools = anthropic_tools(&fields)?;
     let stream = opt_bool(&obj, "stream", "stream")?.unwrap_or(false);
     system.retain(|t| !t.is_empty());
     let request = Request {
@@ -799,29 +760,9 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
         output_format: None,
         original: None,
         prefill: None,
-        parallel_tool_calls: match get(&obj, "tool_choice") {
-            Some(Value::Object(choice)) => opt_bool(
-                choice,
-                "disable_parallel_tool_use",
-                "tool_choice.disable_parallel_tool_use",
-            )?
-            .map(|disabled| !disabled),
-            _ => None,
-        },
-        top_k: match get(&obj, "top_k") {
-            None => None,
-            Some(v) => Some(
-                v.as_u64()
-                    .and_then(|k| u32::try_from(k).ok())
-                    .ok_or_else(|| WireError::field("top_k", "expected a non-negative integer"))?,
-            ),
-        },
-        user: match get(&obj, "metadata") {
-            Some(Value::Object(metadata)) => {
-                opt_str(metadata, "user_id", "metadata.user_id")?.map(str::to_string)
-            }
-            _ => None,
-        },
+        parallel_tool_calls: anthropic_parallel_tool_calls(&obj)?,
+        top_k: anthropic_top_k(&obj)?,
+        user: anthropic_user(&obj)?,
     };
     Ok((
         request,
@@ -831,6 +772,121 @@ pub fn parse_anthropic_request(body: &[u8]) -> Result<(Request, InboundOptions),
             model,
         },
     ))
+}
+
+/// One Anthropic message, appended to `messages`; a system message before the conversation joins
+/// `system` instead.
+fn read_anthropic_message(
+    msg: &Map<String, Value>,
+    path: &str,
+    system: &mut Vec<String>,
+    messages: &mut Vec<Message>,
+) -> Result<(), WireError> {
+    let role = match req_str(msg, "role", &format!("{path}.role"))? {
+        "user" => Role::User,
+        "assistant" => Role::Assistant,
+        // Claude Code sends system messages inside the conversation: kept in place (an
+        // Anthropic target joins them to its system prompt, a Chat or Responses one keeps
+        // them where they were said).
+        "system" => {
+            let content = get(msg, "content").unwrap_or(&Value::Null);
+            let texts = text_parts(content, &format!("{path}.content"))?;
+            if messages.is_empty() {
+                system.extend(texts);
+            } else {
+                push_message(messages, Role::System, texts_to_content(texts));
+            }
+            return Ok(());
+        }
+        other => {
+            return Err(WireError::field(
+                format!("{path}.role"),
+                format!("unsupported role `{other}` (expected user, assistant or system)"),
+            ));
+        }
+    };
+    let content = anthropic_content(msg, &format!("{path}.content"))?;
+    push_message(messages, role, content);
+    Ok(())
+}
+
+/// A user or assistant message's `content`: a string, or content blocks.
+fn anthropic_content(msg: &Map<String, Value>, path: &str) -> Result<Vec<Content>, WireError> {
+    match get(msg, "content") {
+        None => Err(WireError::field(path, "required")),
+        Some(Value::String(s)) => Ok(texts_to_content(vec![s.clone()])),
+        Some(Value::Array(blocks)) => {
+            let mut out = Vec::new();
+            for (j, block) in blocks.iter().enumerate() {
+                if let Some(content) = anthropic_block(block, &format!("{path}[{j}]"))? {
+                    out.push(content);
+                }
+            }
+            Ok(out)
+        }
+        Some(other) => Err(WireError::field(
+            path,
+            format!("expected a string or an array, got {}", describe(other)),
+        )),
+    }
+}
+
+/// `tools`, read one at a time: the client's own tools (those with an `input_schema`).
+fn anthropic_tools(fields: &json::Fields<'_>) -> Result<Vec<ToolDef>, WireError> {
+    let mut tools = Vec::new();
+    for entry in parsed_items(long_array(fields, "tools")?.unwrap_or_default(), "tools") {
+        let (path, value) = entry?;
+        let tool = as_object(&value, &path)?;
+        let name = req_str(tool, "name", &format!("{path}.name"))?;
+        let Some(schema) = get(tool, "input_schema") else {
+            // Server tools (`web_search_20250305`, …) have a `type` and no schema: they run
+            // at Anthropic, and are not carried across protocols.
+            continue;
+        };
+        tools.push(ToolDef {
+            name: name.to_string(),
+            description: opt_str(tool, "description", &format!("{path}.description"))?
+                .unwrap_or("")
+                .to_string(),
+            input_schema: schema.clone(),
+        });
+    }
+    Ok(tools)
+}
+
+/// `tool_choice.disable_parallel_tool_use`, inverted.
+fn anthropic_parallel_tool_calls(obj: &Map<String, Value>) -> Result<Option<bool>, WireError> {
+    let Some(Value::Object(choice)) = get(obj, "tool_choice") else {
+        return Ok(None);
+    };
+    let disabled = opt_bool(
+        choice,
+        "disable_parallel_tool_use",
+        "tool_choice.disable_parallel_tool_use",
+    )?;
+    Ok(disabled.map(|disabled| !disabled))
+}
+
+/// `top_k`: a non-negative integer.
+fn anthropic_top_k(obj: &Map<String, Value>) -> Result<Option<u32>, WireError> {
+    let Some(value) = get(obj, "top_k") else {
+        return Ok(None);
+    };
+    value
+        .as_u64()
+        .and_then(|k| u32::try_from(k).ok())
+        .map(Some)
+        .ok_or_else(|| WireError::field("top_k", "expected a non-negative integer"))
+}
+
+/// `metadata.user_id`.
+fn anthropic_user(obj: &Map<String, Value>) -> Result<Option<String>, WireError> {
+    match get(obj, "metadata") {
+        Some(Value::Object(metadata)) => {
+            Ok(opt_str(metadata, "user_id", "metadata.user_id")?.map(str::to_string))
+        }
+        _ => Ok(None),
+    }
 }
 
 /// An Anthropic image or document `source` as a URL: a `data:` URL of a `base64` source, the URL
@@ -882,10 +938,7 @@ fn anthropic_block(block: &Value, path: &str) -> Result<Option<Content>, WireErr
         }
         "image" => {
             let source_path = format!("{path}.source");
-            let source = as_object(
-                get(obj, "source").ok_or_else(|| WireError::field(&source_path, "required"))?,
-                &source_path,
-            )?;
+            let source = req_object(obj, "source", &source_path)?;
             source_url(source, &source_path)?.map(|url| Content::Image { url })
         }
         // A PDF, as its bytes or where it is; a text document's own content is not carried.
@@ -1175,6 +1228,83 @@ impl AnthropicEncoder {
         ));
         index
     }
+
+    /// The first `MessageStart` names the message and the model that answers; `message_start`
+    /// waits for the usage that may follow it.
+    fn message_start(&mut self, id: &str, model: &str) {
+        if self.started || self.pending_start {
+            return;
+        }
+        if !id.is_empty() {
+            self.id = Some(id.to_string());
+        }
+        if !model.is_empty() {
+            self.model = model.to_string();
+        }
+        self.pending_start = true;
+    }
+
+    fn text(&mut self, text: &str, out: &mut Vec<String>) {
+        self.flush_start(out);
+        if text.is_empty() {
+            return;
+        }
+        let index = self.ensure_block(BlockKind::Text, out);
+        out.push(anthropic_frame(
+            "content_block_delta",
+            &json!({"type": "content_block_delta", "index": index,
+                    "delta": {"type": "text_delta", "text": text}}),
+        ));
+    }
+
+    fn tool_start(&mut self, index: u32, id: &str, name: &str, out: &mut Vec<String>) {
+        self.flush_start(out);
+        self.close_block(out);
+        // Blocks are numbered as the client gets them, 0, 1, …: the upstream's own index may skip
+        // blocks this stream does not carry, and a gap breaks the official clients (they index a
+        // list by it).
+        let block = self.next_index;
+        self.next_index = block.saturating_add(1);
+        self.tools.insert(index, block);
+        self.open = Some((block, BlockKind::Tool));
+        out.push(anthropic_frame(
+            "content_block_start",
+            &json!({"type": "content_block_start", "index": block,
+                    "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
+        ));
+    }
+
+    fn tool_delta(&mut self, index: u32, partial_json: &str, out: &mut Vec<String>) {
+        self.flush_start(out);
+        // A delta for a call never started has nowhere to go in Anthropic's grammar.
+        let Some(block) = self.tools.get(&index).copied() else {
+            return;
+        };
+        if !partial_json.is_empty() {
+            out.push(anthropic_frame(
+                "content_block_delta",
+                &json!({"type": "content_block_delta", "index": block,
+                        "delta": {"type": "input_json_delta", "partial_json": partial_json}}),
+            ));
+        }
+    }
+
+    fn done(&mut self, stop_reason: StopReason, raw: Option<&str>, out: &mut Vec<String>) {
+        self.flush_start(out);
+        self.close_block(out);
+        out.push(anthropic_frame(
+            "message_delta",
+            &json!({"type": "message_delta",
+                    "delta": {"stop_reason": anthropic_stop_reason(stop_reason, raw),
+                              "stop_sequence": Value::Null},
+                    "usage": crate::protocol::anthropic::usage_json(&self.usage)}),
+        ));
+        out.push(anthropic_frame(
+            "message_stop",
+            &json!({"type": "message_stop"}),
+        ));
+        self.finished = true;
+    }
 }
 
 impl Encode for AnthropicEncoder {
@@ -1186,17 +1316,7 @@ impl Encode for AnthropicEncoder {
             return out;
         }
         match event {
-            StreamEvent::MessageStart { id, model } => {
-                if !self.started && !self.pending_start {
-                    if !id.is_empty() {
-                        self.id = Some(id.clone());
-                    }
-                    if !model.is_empty() {
-                        self.model = model.clone();
-                    }
-                    self.pending_start = true;
-                }
-            }
+            StreamEvent::MessageStart { id, model } => self.message_start(id, model),
             StreamEvent::Usage(usage) => {
                 self.usage = *usage;
                 if self.pending_start || !self.started {
@@ -1204,74 +1324,26 @@ impl Encode for AnthropicEncoder {
                 }
             }
             StreamEvent::TextDelta { text } | StreamEvent::RefusalDelta { text } => {
-                self.flush_start(&mut out);
-                if !text.is_empty() {
-                    let index = self.ensure_block(BlockKind::Text, &mut out);
-                    out.push(anthropic_frame(
-                        "content_block_delta",
-                        &json!({"type": "content_block_delta", "index": index,
-                                "delta": {"type": "text_delta", "text": text}}),
-                    ));
-                }
+                self.text(text, &mut out);
             }
             // Reasoning reaches this encoder only from another protocol (an OpenAI-compatible
             // server's `reasoning_content`): it has no signature, and a thinking block without a
             // valid one cannot be sent back to an Anthropic model. Dropped, not blanked.
             StreamEvent::ThinkingDelta { .. } => self.flush_start(&mut out),
             StreamEvent::ToolCallStart { index, id, name } => {
-                self.flush_start(&mut out);
-                self.close_block(&mut out);
-                // Blocks are numbered as the client gets them, 0, 1, …: the upstream's own index
-                // may skip blocks this stream does not carry, and a gap breaks the official
-                // clients (they index a list by it).
-                let block = self.next_index;
-                self.next_index = block.saturating_add(1);
-                self.tools.insert(*index, block);
-                self.open = Some((block, BlockKind::Tool));
-                out.push(anthropic_frame(
-                    "content_block_start",
-                    &json!({"type": "content_block_start", "index": block,
-                            "content_block": {"type": "tool_use", "id": id, "name": name, "input": {}}}),
-                ));
+                self.tool_start(*index, id, name, &mut out);
             }
             StreamEvent::ToolCallDelta {
                 index,
                 partial_json,
-            } => {
-                self.flush_start(&mut out);
-                // A delta for a call never started has nowhere to go in Anthropic's grammar.
-                if let Some(block) = self.tools.get(index).copied() {
-                    if !partial_json.is_empty() {
-                        out.push(anthropic_frame(
-                            "content_block_delta",
-                            &json!({"type": "content_block_delta", "index": block,
-                                    "delta": {"type": "input_json_delta", "partial_json": partial_json}}),
-                        ));
-                    }
-                }
-            }
+            } => self.tool_delta(*index, partial_json, &mut out),
             StreamEvent::Rewind { .. } => {}
             StreamEvent::Spliced => self.raw = false,
             StreamEvent::Wire { event, data } => return self.wire(event.as_deref(), data),
             StreamEvent::Done {
                 stop_reason,
                 raw_stop_reason,
-            } => {
-                self.flush_start(&mut out);
-                self.close_block(&mut out);
-                out.push(anthropic_frame(
-                    "message_delta",
-                    &json!({"type": "message_delta",
-                            "delta": {"stop_reason": anthropic_stop_reason(*stop_reason, raw_stop_reason.as_deref()),
-                                      "stop_sequence": Value::Null},
-                            "usage": crate::protocol::anthropic::usage_json(&self.usage)}),
-                ));
-                out.push(anthropic_frame(
-                    "message_stop",
-                    &json!({"type": "message_stop"}),
-                ));
-                self.finished = true;
-            }
+            } => self.done(*stop_reason, raw_stop_reason.as_deref(), &mut out),
         }
         out
     }
@@ -1421,6 +1493,80 @@ impl OpenAiEncoder {
         }
         openai_frame(&chunk)
     }
+
+    /// The first `MessageStart` names the completion and the model that answers, and opens the
+    /// stream.
+    fn message_start(&mut self, id: &str, model: &str, out: &mut Vec<String>) {
+        if self.started {
+            return;
+        }
+        if !id.is_empty() {
+            self.id = Some(id.to_string());
+        }
+        if !model.is_empty() {
+            self.model = model.to_string();
+        }
+        self.start(out);
+    }
+
+    /// A piece of text in the delta's `field` (`content`, `reasoning_content`, `refusal`).
+    fn delta(&mut self, field: &str, text: &str, out: &mut Vec<String>) {
+        self.start(out);
+        if !text.is_empty() {
+            out.push(self.chunk(json!({ field: text }), Value::Null));
+        }
+    }
+
+    fn tool_start(&mut self, index: u32, id: &str, name: &str, out: &mut Vec<String>) {
+        self.start(out);
+        let next = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
+        let position = *self.tools.entry(index).or_insert(next);
+        self.no_arguments.insert(position);
+        out.push(self.chunk(
+            json!({"tool_calls": [{"index": position, "id": id, "type": "function",
+                                   "function": {"name": name, "arguments": ""}}]}),
+            Value::Null,
+        ));
+    }
+
+    fn tool_delta(&mut self, index: u32, partial_json: &str, out: &mut Vec<String>) {
+        self.start(out);
+        let Some(position) = self.tools.get(&index).copied() else {
+            return;
+        };
+        if !partial_json.is_empty() {
+            self.no_arguments.remove(&position);
+            out.push(self.chunk(
+                json!({"tool_calls": [{"index": position,
+                                       "function": {"arguments": partial_json}}]}),
+                Value::Null,
+            ));
+        }
+    }
+
+    /// The calls still without arguments get `{}`, then the finish reason, the usage chunk when
+    /// asked for, and `[DONE]`.
+    fn done(&mut self, stop_reason: StopReason, raw: Option<&str>, out: &mut Vec<String>) {
+        self.start(out);
+        for position in std::mem::take(&mut self.no_arguments) {
+            out.push(self.chunk(
+                json!({"tool_calls": [{"index": position, "function": {"arguments": "{}"}}]}),
+                Value::Null,
+            ));
+        }
+        let reason = refusal_finish(self.refused, openai_finish_reason(stop_reason, raw));
+        out.push(self.chunk(json!({}), json!(reason)));
+        if self.include_usage {
+            out.push(openai_frame(&json!({
+                "id": self.id_str(), "object": "chat.completion.chunk",
+                "created": self.created, "model": self.model,
+                "system_fingerprint": Value::Null, "choices": [],
+                "usage": crate::protocol::chat::usage_json(&self.usage),
+            })));
+        }
+        out.push("data: [DONE]\n\n".to_string());
+        self.finished = true;
+    }
 }
 
 impl Encode for OpenAiEncoder {
@@ -1432,95 +1578,30 @@ impl Encode for OpenAiEncoder {
             return out;
         }
         match event {
-            StreamEvent::MessageStart { id, model } => {
-                if !self.started {
-                    if !id.is_empty() {
-                        self.id = Some(id.clone());
-                    }
-                    if !model.is_empty() {
-                        self.model = model.clone();
-                    }
-                    self.start(&mut out);
-                }
-            }
+            StreamEvent::MessageStart { id, model } => self.message_start(id, model, &mut out),
             StreamEvent::Usage(usage) => self.usage = *usage,
-            StreamEvent::TextDelta { text } => {
-                self.start(&mut out);
-                if !text.is_empty() {
-                    out.push(self.chunk(json!({"content": text}), Value::Null));
-                }
-            }
+            StreamEvent::TextDelta { text } => self.delta("content", text, &mut out),
             StreamEvent::ThinkingDelta { text } => {
-                self.start(&mut out);
-                if !text.is_empty() {
-                    out.push(self.chunk(json!({"reasoning_content": text}), Value::Null));
-                }
+                self.delta("reasoning_content", text, &mut out);
             }
             StreamEvent::RefusalDelta { text } => {
-                self.start(&mut out);
-                if !text.is_empty() {
-                    self.refused = true;
-                    out.push(self.chunk(json!({"refusal": text}), Value::Null));
-                }
+                self.refused |= !text.is_empty();
+                self.delta("refusal", text, &mut out);
             }
             StreamEvent::ToolCallStart { index, id, name } => {
-                self.start(&mut out);
-                let next = u32::try_from(self.tools.len()).unwrap_or(u32::MAX);
-                let position = *self.tools.entry(*index).or_insert(next);
-                self.no_arguments.insert(position);
-                out.push(self.chunk(
-                    json!({"tool_calls": [{"index": position, "id": id, "type": "function",
-                                           "function": {"name": name, "arguments": ""}}]}),
-                    Value::Null,
-                ));
+                self.tool_start(*index, id, name, &mut out);
             }
             StreamEvent::ToolCallDelta {
                 index,
                 partial_json,
-            } => {
-                self.start(&mut out);
-                if let Some(position) = self.tools.get(index).copied() {
-                    if !partial_json.is_empty() {
-                        self.no_arguments.remove(&position);
-                        out.push(self.chunk(
-                            json!({"tool_calls": [{"index": position,
-                                                   "function": {"arguments": partial_json}}]}),
-                            Value::Null,
-                        ));
-                    }
-                }
-            }
+            } => self.tool_delta(*index, partial_json, &mut out),
             StreamEvent::Rewind { .. } => {}
             StreamEvent::Spliced => self.raw = false,
             StreamEvent::Wire { event, data } => return self.wire(event.as_deref(), data),
             StreamEvent::Done {
                 stop_reason,
                 raw_stop_reason,
-            } => {
-                self.start(&mut out);
-                for position in std::mem::take(&mut self.no_arguments) {
-                    out.push(self.chunk(
-                        json!({"tool_calls": [{"index": position,
-                                               "function": {"arguments": "{}"}}]}),
-                        Value::Null,
-                    ));
-                }
-                let reason = refusal_finish(
-                    self.refused,
-                    openai_finish_reason(*stop_reason, raw_stop_reason.as_deref()),
-                );
-                out.push(self.chunk(json!({}), json!(reason)));
-                if self.include_usage {
-                    out.push(openai_frame(&json!({
-                        "id": self.id_str(), "object": "chat.completion.chunk",
-                        "created": self.created, "model": self.model,
-                        "system_fingerprint": Value::Null, "choices": [],
-                        "usage": crate::protocol::chat::usage_json(&self.usage),
-                    })));
-                }
-                out.push("data: [DONE]\n\n".to_string());
-                self.finished = true;
-            }
+            } => self.done(*stop_reason, raw_stop_reason.as_deref(), &mut out),
         }
         out
     }
@@ -1602,14 +1683,18 @@ struct Folded {
     stop: Option<(StopReason, Option<String>)>,
 }
 
-fn fold(events: &[StreamEvent]) -> Folded {
-    // Everything before the last rewind was withdrawn.
+/// The events after the last rewind: everything before it was withdrawn.
+pub(crate) fn after_last_rewind(events: &[StreamEvent]) -> &[StreamEvent] {
     let from = events
         .iter()
         .rposition(|e| matches!(e, StreamEvent::Rewind { .. }))
         .map_or(0, |i| i + 1);
+    &events[from..]
+}
+
+fn fold(events: &[StreamEvent]) -> Folded {
     let mut reply = Folded::default();
-    for event in &events[from..] {
+    for event in after_last_rewind(events) {
         match event {
             StreamEvent::MessageStart { id, model } => {
                 if reply.id.is_none() && !id.is_empty() {

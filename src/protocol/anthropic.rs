@@ -1,6 +1,6 @@
 //! Anthropic Messages (`POST /v1/messages`): its names for breakerbox's own things.
 
-use crate::provider::{ErrorClass, StopReason, Usage};
+use super::{ErrorClass, StopReason, Usage};
 use serde_json::{Value, json};
 
 /// Where the API takes a message, below its host.
@@ -9,6 +9,9 @@ pub const PATH: &str = "/v1/messages";
 /// The request headers a passthrough forwards: what the client says about the API it speaks
 /// (its version, its betas), never credentials.
 pub const FORWARDED_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
+
+/// The response header that carries the request's id.
+pub const REQUEST_ID_HEADER: &str = "request-id";
 
 /// Anthropic's `stop_reason` as ours.
 pub fn stop_reason(raw: &str) -> StopReason {

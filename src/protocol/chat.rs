@@ -1,7 +1,7 @@
 //! OpenAI Chat Completions (`POST /v1/chat/completions`), as OpenAI and the compatible servers
 //! speak it: its names for breakerbox's own things.
 
-use crate::provider::{ErrorClass, StopReason, Usage};
+use super::{ErrorClass, StopReason, Usage};
 use serde_json::{Value, json};
 
 /// Where the API takes a chat completion, below its host (a base URL ends in `/v1`, see
@@ -10,6 +10,9 @@ pub const PATH: &str = "/v1/chat/completions";
 
 /// The request headers a passthrough forwards (the Responses API's are the same).
 pub const FORWARDED_HEADERS: &[&str] = &["openai-beta"];
+
+/// The response header that carries the request's id (the Responses API's is the same).
+pub const REQUEST_ID_HEADER: &str = "x-request-id";
 
 /// OpenAI's `finish_reason` as ours.
 pub fn finish_reason(raw: &str) -> StopReason {

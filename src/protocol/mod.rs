@@ -5,11 +5,16 @@
 //!
 //! Those sides stay in their layers (each has its own machinery: the HTTP transport and SSE
 //! parser, the gateway's encoders, the simulator's faults), and all depend on this module, never
-//! the other way round.
+//! the other way round. The plain vocabulary those facts are written in (`ErrorClass`,
+//! `StopReason`, `Usage`, `Protocol`) lives here too, in `vocab`, so that this module imports
+//! nothing of the crate's; `provider` re-exports it under its old paths.
 
 pub mod anthropic;
 pub mod chat;
 pub mod responses;
+mod vocab;
+
+pub use vocab::{ErrorClass, Protocol, StopReason, Usage};
 
 /// An OpenAI path below a base URL that ends in `/v1`, as OpenAI's base URLs do (and its
 /// clients' `OPENAI_BASE_URL`).

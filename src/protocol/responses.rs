@@ -1,6 +1,8 @@
-//! The OpenAI Responses API (`POST /v1/responses`): its names for breakerbox's own things.
+//! The OpenAI Responses API (`POST /v1/responses`): its names for breakerbox's own things, and
+//! the stream events and output items that both servers of it (the gateway, the simulator)
+//! write.
 
-use crate::provider::{StopReason, Usage};
+use super::{StopReason, Usage};
 use serde_json::{Value, json};
 
 /// Where the API takes a response, below its host (a base URL ends in `/v1`, see
@@ -40,4 +42,36 @@ pub fn usage_json(usage: &Usage) -> Value {
         "output_tokens_details": {"reasoning_tokens": usage.reasoning_tokens},
         "total_tokens": input.saturating_add(usage.output_tokens),
     })
+}
+
+/// One event of a stream: `event: TYPE` and `data: JSON` whose `type` is TYPE and whose
+/// `sequence_number` is the event's place in the stream, from 0.
+pub fn event_frame(kind: &str, sequence: u64, mut data: Value) -> String {
+    if let Some(fields) = data.as_object_mut() {
+        fields.insert("type".into(), json!(kind));
+        fields.insert("sequence_number".into(), json!(sequence));
+    }
+    format!("event: {kind}\ndata: {data}\n\n")
+}
+
+/// An `output_text` content part.
+pub fn output_text_part(text: &str) -> Value {
+    json!({"type": "output_text", "text": text, "annotations": [], "logprobs": []})
+}
+
+/// An assistant `message` output item.
+pub fn message_item(id: &str, status: &str, content: Vec<Value>) -> Value {
+    json!({"id": id, "type": "message", "status": status, "role": "assistant", "content": content})
+}
+
+/// A `function_call` output item.
+pub fn function_call_item(
+    id: &str,
+    status: &str,
+    call_id: &str,
+    name: &str,
+    arguments: &str,
+) -> Value {
+    json!({"id": id, "type": "function_call", "status": status, "call_id": call_id,
+           "name": name, "arguments": arguments})
 }

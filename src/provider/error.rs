@@ -4,6 +4,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::time::Duration;
 
+pub use crate::protocol::ErrorClass;
+
 /// Where in an attempt a failure happened.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -35,87 +37,7 @@ impl fmt::Display for Phase {
     }
 }
 
-/// The class of a failure (DESIGN.md). Whether a class is retried or failed over is policy, decided
-/// by the engine, not here.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum ErrorClass {
-    RateLimited,
-    Overloaded,
-    ServerError,
-    Timeout,
-    Connect,
-    Stalled,
-    StreamCut,
-    Malformed,
-    Auth,
-    Permission,
-    BadRequest,
-    ContextLength,
-    ContentFilter,
-    NotFound,
-    TooLarge,
-    Quota,
-    /// 409: a conflicting concurrent request; the official clients retry it.
-    Conflict,
-    /// A 3xx: provider calls never follow redirects (the request carries the key), so a provider
-    /// that redirects is misconfigured (a wrong base URL, http for https).
-    Redirect,
-    /// Every target was skipped or exhausted (used by the engine).
-    Unavailable,
-    /// The caller cancelled.
-    Cancelled,
-}
-
 impl ErrorClass {
-    pub const ALL: [ErrorClass; 20] = [
-        ErrorClass::RateLimited,
-        ErrorClass::Overloaded,
-        ErrorClass::ServerError,
-        ErrorClass::Timeout,
-        ErrorClass::Connect,
-        ErrorClass::Stalled,
-        ErrorClass::StreamCut,
-        ErrorClass::Malformed,
-        ErrorClass::Auth,
-        ErrorClass::Permission,
-        ErrorClass::BadRequest,
-        ErrorClass::ContextLength,
-        ErrorClass::ContentFilter,
-        ErrorClass::NotFound,
-        ErrorClass::TooLarge,
-        ErrorClass::Quota,
-        ErrorClass::Conflict,
-        ErrorClass::Redirect,
-        ErrorClass::Unavailable,
-        ErrorClass::Cancelled,
-    ];
-
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            ErrorClass::RateLimited => "rate_limited",
-            ErrorClass::Overloaded => "overloaded",
-            ErrorClass::ServerError => "server_error",
-            ErrorClass::Timeout => "timeout",
-            ErrorClass::Connect => "connect",
-            ErrorClass::Stalled => "stalled",
-            ErrorClass::StreamCut => "stream_cut",
-            ErrorClass::Malformed => "malformed",
-            ErrorClass::Auth => "auth",
-            ErrorClass::Permission => "permission",
-            ErrorClass::BadRequest => "bad_request",
-            ErrorClass::ContextLength => "context_length",
-            ErrorClass::ContentFilter => "content_filter",
-            ErrorClass::NotFound => "not_found",
-            ErrorClass::TooLarge => "too_large",
-            ErrorClass::Quota => "quota",
-            ErrorClass::Conflict => "conflict",
-            ErrorClass::Redirect => "redirect",
-            ErrorClass::Unavailable => "unavailable",
-            ErrorClass::Cancelled => "cancelled",
-        }
-    }
-
     /// The class a provider's error means, from what it sent: HTTP status (if any), the error's
     /// type and code, and its message. Used for non-2xx responses and for in-stream error events.
     pub fn from_provider(
@@ -180,23 +102,6 @@ impl ErrorClass {
             // "api_error", "server_error" and anything unknown: the provider broke.
             _ => ErrorClass::ServerError,
         }
-    }
-}
-
-impl fmt::Display for ErrorClass {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for ErrorClass {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        ErrorClass::ALL
-            .iter()
-            .copied()
-            .find(|c| c.as_str() == s)
-            .ok_or_else(|| format!("unknown error class `{s}`"))
     }
 }
 

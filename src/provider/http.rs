@@ -431,7 +431,10 @@ impl<P: SseParser> Attempt<P> {
         }
         let mut failure = Failure::from_error_body(Some(status), &String::from_utf8_lossy(&body));
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        if let Some(id) = header("request-id").or_else(|| header("x-request-id")) {
+        // Whichever of the two protocols' headers the provider sent.
+        let request_id = header(crate::protocol::anthropic::REQUEST_ID_HEADER)
+            .or_else(|| header(crate::protocol::chat::REQUEST_ID_HEADER));
+        if let Some(id) = request_id {
             failure.request_id = Some(id.to_string());
         }
         let mut err = self.error(failure, Phase::Headers);

@@ -18,7 +18,8 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use error::{ErrorClass, Phase, ProviderError};
+pub use crate::protocol::{ErrorClass, Protocol, StopReason, Usage};
+pub use error::{Phase, ProviderError};
 
 /// A request in breakerbox's own terms; each protocol maps it to its wire format.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -107,19 +108,6 @@ impl fmt::Debug for Original {
             .field("headers", &self.headers)
             .field("bound", &self.bound)
             .finish()
-    }
-}
-
-impl Protocol {
-    /// The request headers of this protocol that a passthrough forwards: what the client says
-    /// about the API it speaks (version, betas), never credentials or hop-by-hop headers.
-    pub fn forwarded_headers(&self) -> &'static [&'static str] {
-        match self {
-            Protocol::Anthropic => crate::protocol::anthropic::FORWARDED_HEADERS,
-            Protocol::Openai | Protocol::OpenaiResponses => {
-                crate::protocol::chat::FORWARDED_HEADERS
-            }
-        }
     }
 }
 
@@ -339,74 +327,6 @@ pub struct ToolDef {
     pub input_schema: serde_json::Value,
 }
 
-/// Token usage, normalized to Anthropic's convention: `input_tokens` excludes cached tokens, so
-/// total input = `input_tokens + cache_read_tokens + cache_write_tokens`. (OpenAI counts cached tokens
-/// inside `prompt_tokens`; its client subtracts them.) Values are cumulative for the attempt so far.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Usage {
-    pub input_tokens: u64,
-    pub output_tokens: u64,
-    pub cache_read_tokens: u64,
-    pub cache_write_tokens: u64,
-    /// The part of `output_tokens` spent reasoning, when the provider says (OpenAI's
-    /// `completion_tokens_details.reasoning_tokens`).
-    #[serde(default)]
-    pub reasoning_tokens: u64,
-}
-
-impl Usage {
-    pub fn total_input(&self) -> u64 {
-        self.input_tokens + self.cache_read_tokens + self.cache_write_tokens
-    }
-
-    /// Both counts together (two attempts of one spliced reply).
-    pub fn plus(&self, other: &Usage) -> Usage {
-        Usage {
-            input_tokens: self.input_tokens + other.input_tokens,
-            output_tokens: self.output_tokens + other.output_tokens,
-            cache_read_tokens: self.cache_read_tokens + other.cache_read_tokens,
-            cache_write_tokens: self.cache_write_tokens + other.cache_write_tokens,
-            reasoning_tokens: self.reasoning_tokens + other.reasoning_tokens,
-        }
-    }
-}
-
-/// Why the model stopped, normalized across protocols. The raw value travels alongside.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StopReason {
-    /// Natural end (`end_turn`, `stop`).
-    EndTurn,
-    /// Hit the output limit (`max_tokens`, `length`).
-    MaxTokens,
-    StopSequence,
-    /// The model wants a tool result (`tool_use`, `tool_calls`).
-    ToolUse,
-    /// The provider filtered or the model refused (`refusal`, `content_filter`).
-    ContentFilter,
-    /// Anthropic's `pause_turn`.
-    PauseTurn,
-    /// Anthropic's `model_context_window_exceeded`.
-    ContextWindowExceeded,
-    /// Anything not listed above; see the raw value.
-    Other,
-}
-
-impl StopReason {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            StopReason::EndTurn => "end_turn",
-            StopReason::MaxTokens => "max_tokens",
-            StopReason::StopSequence => "stop_sequence",
-            StopReason::ToolUse => "tool_use",
-            StopReason::ContentFilter => "content_filter",
-            StopReason::PauseTurn => "pause_turn",
-            StopReason::ContextWindowExceeded => "context_window_exceeded",
-            StopReason::Other => "other",
-        }
-    }
-}
-
 /// One normalized stream event. Errors travel as the `Err` side of the stream's items.
 #[derive(Debug, Clone, PartialEq)]
 pub enum StreamEvent {
@@ -485,59 +405,6 @@ pub trait Provider: Send + Sync {
     /// ends; a stream that ends without `Done` was cut (the clients report that as an error too).
     /// Dropping the stream aborts the HTTP request.
     fn stream(&self, request: Request) -> ProviderStream;
-}
-
-/// Wire protocols breakerbox speaks.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Protocol {
-    /// Anthropic Messages (`POST /v1/messages`).
-    Anthropic,
-    /// OpenAI Chat Completions (`POST /v1/chat/completions`), and the servers compatible with it.
-    Openai,
-    /// The OpenAI Responses API (`POST /v1/responses`).
-    OpenaiResponses,
-}
-
-impl Protocol {
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Protocol::Anthropic => "anthropic",
-            Protocol::Openai => "openai",
-            Protocol::OpenaiResponses => "openai_responses",
-        }
-    }
-
-    /// The protocols whose keys and error shapes are OpenAI's (Chat Completions, Responses).
-    pub fn is_openai(&self) -> bool {
-        matches!(self, Protocol::Openai | Protocol::OpenaiResponses)
-    }
-
-    /// Whether the two are one provider's protocols, whose model names (and keys) are the same:
-    /// OpenAI's two APIs.
-    pub fn same_models(&self, other: Protocol) -> bool {
-        *self == other || (self.is_openai() && other.is_openai())
-    }
-}
-
-impl fmt::Display for Protocol {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl std::str::FromStr for Protocol {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "anthropic" => Ok(Protocol::Anthropic),
-            "openai" => Ok(Protocol::Openai),
-            "openai_responses" => Ok(Protocol::OpenaiResponses),
-            other => Err(format!(
-                "unknown protocol `{other}` (expected `anthropic`, `openai` or `openai_responses`)"
-            )),
-        }
-    }
 }
 
 /// An API key. Its `Debug` and `Display` never show the secret.

@@ -357,6 +357,39 @@ impl ResponsesParser {
         });
     }
 
+    /// A piece of the reply's text (`kind` says which: the answer, a refusal or reasoning).
+    fn content_delta(&mut self, kind: &str, delta: Delta, out: &mut VecDeque<StreamEvent>) {
+        let refusal = kind == "response.refusal.delta";
+        self.refused |= refusal;
+        if delta.delta.is_empty() {
+            return;
+        }
+        let text = delta.delta;
+        out.push_back(match kind {
+            "response.output_text.delta" => StreamEvent::TextDelta { text },
+            _ if refusal => StreamEvent::RefusalDelta { text },
+            _ => StreamEvent::ThinkingDelta { text },
+        });
+    }
+
+    /// `response.function_call_arguments.delta`, for a call already announced.
+    fn arguments_delta(
+        &mut self,
+        delta: Delta,
+        out: &mut VecDeque<StreamEvent>,
+    ) -> Result<(), Failure> {
+        let index = self
+            .call_of(delta.item_id.as_deref(), delta.output_index)
+            .ok_or_else(|| {
+                Failure::new(
+                    ErrorClass::Malformed,
+                    "function call arguments for a call that never started",
+                )
+            })?;
+        self.arguments(index, delta.delta, out);
+        Ok(())
+    }
+
     /// A `.done` event's whole arguments, passed on only when no delta carried them.
     fn arguments_done(
         &mut self,
@@ -518,37 +551,15 @@ impl SseParser for ResponsesParser {
                 let Lifecycle { response } = parse(data, &kind)?;
                 self.start(&response, out);
             }
-            "response.output_text.delta" => {
-                let delta: Delta = parse(data, &kind)?;
-                if !delta.delta.is_empty() {
-                    out.push_back(StreamEvent::TextDelta { text: delta.delta });
-                }
-            }
-            "response.refusal.delta" => {
-                let delta: Delta = parse(data, &kind)?;
-                self.refused = true;
-                if !delta.delta.is_empty() {
-                    out.push_back(StreamEvent::RefusalDelta { text: delta.delta });
-                }
-            }
-            "response.reasoning_text.delta" | "response.reasoning_summary_text.delta" => {
-                let delta: Delta = parse(data, &kind)?;
-                if !delta.delta.is_empty() {
-                    out.push_back(StreamEvent::ThinkingDelta { text: delta.delta });
-                }
+            "response.output_text.delta"
+            | "response.refusal.delta"
+            | "response.reasoning_text.delta"
+            | "response.reasoning_summary_text.delta" => {
+                self.content_delta(&kind, parse(data, &kind)?, out);
             }
             "response.output_item.added" => self.item_added(parse(data, &kind)?, out),
             "response.function_call_arguments.delta" => {
-                let delta: Delta = parse(data, &kind)?;
-                let index = self
-                    .call_of(delta.item_id.as_deref(), delta.output_index)
-                    .ok_or_else(|| {
-                        Failure::new(
-                            ErrorClass::Malformed,
-                            "function call arguments for a call that never started",
-                        )
-                    })?;
-                self.arguments(index, delta.delta, out);
+                self.arguments_delta(parse(data, &kind)?, out)?;
             }
             "response.function_call_arguments.done" => {
                 let done: ArgumentsDone = parse(data, &kind)?;

@@ -5,11 +5,11 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::fault::FaultKind;
-use super::reply::{Reply, SimRequest, Stop, Tool};
+use super::reply::{Reply, SimRequest, Stop, Tool, ToolCall};
 use super::rng::Rng;
 use super::wire::{
-    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, last_user_text, raw_items,
-    retry_after_secs, value,
+    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, last_user_text, model,
+    raw_items, retry_after_secs, streams, value,
 };
 
 pub(crate) struct Anthropic;
@@ -35,13 +35,90 @@ fn error_body(error_type: &str, message: &str, meta: &Meta) -> Value {
     })
 }
 
+/// A stream's content blocks, numbered from 0 as they start (the first one's start is followed
+/// by a `ping`, as in the fixtures).
+struct Blocks {
+    frames: Vec<Frame>,
+    next: usize,
+}
+
+impl Blocks {
+    /// Start a block (`content_block` its JSON); its index.
+    fn start(&mut self, content_block: String) -> usize {
+        let index = self.next;
+        self.frames.push(sse(
+            FrameKind::Meta,
+            "content_block_start",
+            &format!(
+                r#"{{"type":"content_block_start","index":{index},"content_block":{content_block}}}"#
+            ),
+        ));
+        if index == 0 {
+            self.frames
+                .push(sse(FrameKind::Meta, "ping", r#"{"type": "ping"}"#));
+        }
+        self.next += 1;
+        index
+    }
+
+    fn delta(&mut self, kind: FrameKind, index: usize, delta: String) {
+        self.frames.push(sse(
+            kind,
+            "content_block_delta",
+            &format!(r#"{{"type":"content_block_delta","index":{index},"delta":{delta}}}"#),
+        ));
+    }
+
+    fn stop(&mut self, index: usize) {
+        self.frames.push(sse(
+            FrameKind::Meta,
+            "content_block_stop",
+            &format!(r#"{{"type":"content_block_stop","index":{index}}}"#),
+        ));
+    }
+
+    /// A text block, a token a delta.
+    fn text(&mut self, tokens: &[String]) {
+        let i = self.start(r#"{"type":"text","text":""}"#.to_string());
+        for token in tokens {
+            self.delta(
+                FrameKind::Token,
+                i,
+                format!(r#"{{"type":"text_delta","text":{}}}"#, q(token)),
+            );
+        }
+        self.stop(i);
+    }
+
+    /// A `tool_use` block, its input streamed in pieces.
+    fn tool_use(&mut self, id: &str, call: &ToolCall) {
+        let i = self.start(format!(
+            r#"{{"type":"tool_use","id":{},"name":{},"input":{{}}}}"#,
+            q(id),
+            q(&call.name)
+        ));
+        let json_delta = |piece: &str| {
+            format!(
+                r#"{{"type":"input_json_delta","partial_json":{}}}"#,
+                q(piece)
+            )
+        };
+        // The real API opens with an empty piece (see the tool_use fixture).
+        self.delta(FrameKind::Meta, i, json_delta(""));
+        for piece in &call.pieces {
+            self.delta(FrameKind::Token, i, json_delta(piece));
+        }
+        self.stop(i);
+    }
+}
+
 impl Wire for Anthropic {
     fn path(&self) -> &'static str {
         crate::protocol::anthropic::PATH
     }
 
     fn request_id_header(&self) -> &'static str {
-        "request-id"
+        crate::protocol::anthropic::REQUEST_ID_HEADER
     }
 
     fn new_meta(&self, rng: &mut Rng, model: String, include_usage: bool) -> Meta {
@@ -113,9 +190,7 @@ impl Wire for Anthropic {
             });
         Ok(SimRequest {
             echo: serde_json::Map::new(),
-            model: body
-                .value("model")
-                .and_then(|m| m.as_str().map(String::from)),
+            model: model(&body),
             prompt,
             last_user,
             messages: messages.len(),
@@ -125,10 +200,7 @@ impl Wire for Anthropic {
                 .value("tool_choice")
                 .is_some_and(|c| c.pointer("/type").and_then(Value::as_str) == Some("none")),
             after_tool_result,
-            stream: body
-                .value("stream")
-                .and_then(|s| s.as_bool())
-                .unwrap_or(false),
+            stream: streams(&body),
             include_usage: false,
             prefill,
         })
@@ -139,79 +211,27 @@ impl Wire for Anthropic {
     }
 
     fn stream(&self, reply: &Reply, meta: &Meta) -> Vec<Frame> {
-        use FrameKind::{Closing, Meta as M, Token};
-        let mut frames = vec![sse(
-            M,
-            "message_start",
-            &format!(
-                r#"{{"type":"message_start","message":{{"id":{},"type":"message","role":"assistant","model":{},"content":[],"stop_reason":null,"stop_sequence":null,"usage":{{"input_tokens":{},"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}}}}"#,
-                q(&meta.message_id),
-                q(&meta.model),
-                reply.input_tokens
-            ),
-        )];
-        let mut index = 0;
-        let mut block_start = |frames: &mut Vec<Frame>, block: String| {
-            frames.push(sse(
+        use FrameKind::{Closing, Meta as M};
+        let mut blocks = Blocks {
+            frames: vec![sse(
                 M,
-                "content_block_start",
+                "message_start",
                 &format!(
-                    r#"{{"type":"content_block_start","index":{index},"content_block":{block}}}"#
+                    r#"{{"type":"message_start","message":{{"id":{},"type":"message","role":"assistant","model":{},"content":[],"stop_reason":null,"stop_sequence":null,"usage":{{"input_tokens":{},"cache_creation_input_tokens":0,"cache_read_input_tokens":0,"output_tokens":1}}}}}}"#,
+                    q(&meta.message_id),
+                    q(&meta.model),
+                    reply.input_tokens
                 ),
-            ));
-            if index == 0 {
-                frames.push(sse(M, "ping", r#"{"type": "ping"}"#));
-            }
-            index += 1;
-            index - 1
-        };
-        let delta = |kind: FrameKind, i: usize, delta: String| {
-            sse(
-                kind,
-                "content_block_delta",
-                &format!(r#"{{"type":"content_block_delta","index":{i},"delta":{delta}}}"#),
-            )
-        };
-        let block_stop = |i: usize| {
-            sse(
-                M,
-                "content_block_stop",
-                &format!(r#"{{"type":"content_block_stop","index":{i}}}"#),
-            )
+            )],
+            next: 0,
         };
         if !reply.tokens.is_empty() {
-            let i = block_start(&mut frames, r#"{"type":"text","text":""}"#.to_string());
-            for token in &reply.tokens {
-                frames.push(delta(
-                    Token,
-                    i,
-                    format!(r#"{{"type":"text_delta","text":{}}}"#, q(token)),
-                ));
-            }
-            frames.push(block_stop(i));
+            blocks.text(&reply.tokens);
         }
         if let Some(call) = &reply.tool_call {
-            let i = block_start(
-                &mut frames,
-                format!(
-                    r#"{{"type":"tool_use","id":{},"name":{},"input":{{}}}}"#,
-                    q(&meta.tool_call_id),
-                    q(&call.name)
-                ),
-            );
-            let json_delta = |piece: &str| {
-                format!(
-                    r#"{{"type":"input_json_delta","partial_json":{}}}"#,
-                    q(piece)
-                )
-            };
-            // The real API opens with an empty piece (see the tool_use fixture).
-            frames.push(delta(M, i, json_delta("")));
-            for piece in &call.pieces {
-                frames.push(delta(Token, i, json_delta(piece)));
-            }
-            frames.push(block_stop(i));
+            blocks.tool_use(&meta.tool_call_id, call);
         }
+        let mut frames = blocks.frames;
         frames.push(sse(
             Closing,
             "message_delta",

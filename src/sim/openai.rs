@@ -3,13 +3,14 @@
 
 use bytes::Bytes;
 use serde_json::{Value, json};
+use std::time::Duration;
 
 use super::fault::{FaultKind, format_duration};
 use super::reply::{Reply, SimRequest, Stop, Tool};
 use super::rng::Rng;
 use super::wire::{
-    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, last_user_text, raw_items,
-    retry_after_secs, value,
+    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, last_user_text, model,
+    raw_items, retry_after_secs, streams, token_limit, unix_now, value,
 };
 
 pub(crate) struct Openai;
@@ -43,42 +44,93 @@ fn usage_json(reply: &Reply) -> String {
     )
 }
 
+/// The ids of a response of OpenAI's two APIs, drawn in this order: the request's (`req_…`), the
+/// response's (`message_id`, each API its own), the tool call's (`call_…`).
+pub(super) fn openai_meta(
+    rng: &mut Rng,
+    model: String,
+    include_usage: bool,
+    message_id: impl FnOnce(&mut Rng) -> String,
+) -> Meta {
+    let request_id = format!("req_{:016x}{:016x}", rng.next_u64(), rng.next_u64());
+    let message_id = message_id(rng);
+    Meta {
+        request_id,
+        message_id,
+        tool_call_id: format!("call_{}", rng.alphanumeric(24)),
+        model,
+        created: unix_now(),
+        include_usage,
+        echo: serde_json::Map::new(),
+    }
+}
+
+/// A 429 for the requests-per-minute limit, with OpenAI's rate-limit headers.
+fn rate_limited(retry_after: Duration, meta: &Meta) -> ErrorReply {
+    ErrorReply::new(
+        429,
+        error_body(
+            &format!(
+                "Rate limit reached for {} in organization org-sim on requests per min (RPM): \
+                 Limit 500, Used 500, Requested 1. Please try again in {}.",
+                meta.model,
+                format_duration(retry_after)
+            ),
+            "requests",
+            None,
+            Some("rate_limit_exceeded"),
+        ),
+    )
+    .header("retry-after", retry_after_secs(retry_after))
+    .header("retry-after-ms", retry_after.as_millis().to_string())
+    .header("x-ratelimit-limit-requests", "500")
+    .header("x-ratelimit-remaining-requests", "0")
+    .header("x-ratelimit-reset-requests", format_duration(retry_after))
+}
+
+/// A 503 (or `status`) for an overloaded server, saying when to come back if it knows.
+fn overloaded(status: Option<u16>, retry_after: Option<Duration>) -> ErrorReply {
+    let reply = ErrorReply::new(
+        status.unwrap_or(503),
+        error_body(
+            "The server is overloaded or not ready yet.",
+            "server_error",
+            None,
+            None,
+        ),
+    );
+    match retry_after {
+        Some(r) => reply
+            .header("retry-after", retry_after_secs(r))
+            .header("retry-after-ms", r.as_millis().to_string()),
+        None => reply,
+    }
+}
+
 impl Wire for Openai {
     fn path(&self) -> &'static str {
         crate::protocol::chat::PATH
     }
 
     fn request_id_header(&self) -> &'static str {
-        "x-request-id"
+        crate::protocol::chat::REQUEST_ID_HEADER
     }
 
     fn new_meta(&self, rng: &mut Rng, model: String, include_usage: bool) -> Meta {
-        Meta {
-            request_id: format!("req_{:016x}{:016x}", rng.next_u64(), rng.next_u64()),
-            message_id: format!("chatcmpl-{}", rng.alphanumeric(29)),
-            tool_call_id: format!("call_{}", rng.alphanumeric(24)),
-            model,
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            include_usage,
-            echo: serde_json::Map::new(),
-        }
+        openai_meta(rng, model, include_usage, |rng| {
+            format!("chatcmpl-{}", rng.alphanumeric(29))
+        })
     }
 
     fn parse_request(&self, body: &[u8]) -> Result<SimRequest, String> {
         let body = fields(body, "The request body must be a JSON object.")?;
         let messages =
             raw_items(&body, "messages").ok_or("Missing required parameter: 'messages'.")?;
-        let max_tokens = ["max_completion_tokens", "max_tokens"]
-            .iter()
-            .find_map(|k| body.value(k))
-            .map(|v| {
-                v.as_u64()
-                    .and_then(|m| u32::try_from(m).ok())
-                    .ok_or("Invalid 'max_tokens': expected an integer.")
-            })
-            .transpose()?;
+        let max_tokens = token_limit(
+            &body,
+            &["max_completion_tokens", "max_tokens"],
+            "Invalid 'max_tokens': expected an integer.",
+        )?;
         let mut prompt = String::new();
         let mut last_role = None;
         for (i, m) in messages.iter().enumerate() {
@@ -104,9 +156,7 @@ impl Wire for Openai {
             .collect();
         Ok(SimRequest {
             echo: serde_json::Map::new(),
-            model: body
-                .value("model")
-                .and_then(|m| m.as_str().map(String::from)),
+            model: model(&body),
             prompt,
             last_user,
             messages: messages.len(),
@@ -116,10 +166,7 @@ impl Wire for Openai {
                 .value("tool_choice")
                 .is_some_and(|c| c.as_str() == Some("none")),
             after_tool_result: last_role.as_deref() == Some("tool"),
-            stream: body
-                .value("stream")
-                .and_then(|s| s.as_bool())
-                .unwrap_or(false),
+            stream: streams(&body),
             include_usage: body
                 .value("stream_options")
                 .is_some_and(|o| o.get("include_usage").and_then(Value::as_bool) == Some(true)),
@@ -241,25 +288,7 @@ impl Wire for Openai {
             )
         };
         Some(match kind {
-            FaultKind::RateLimit { retry_after } => ErrorReply::new(
-                429,
-                error_body(
-                    &format!(
-                        "Rate limit reached for {} in organization org-sim on requests per min \
-                         (RPM): Limit 500, Used 500, Requested 1. Please try again in {}.",
-                        meta.model,
-                        format_duration(*retry_after)
-                    ),
-                    "requests",
-                    None,
-                    Some("rate_limit_exceeded"),
-                ),
-            )
-            .header("retry-after", retry_after_secs(*retry_after))
-            .header("retry-after-ms", retry_after.as_millis().to_string())
-            .header("x-ratelimit-limit-requests", "500")
-            .header("x-ratelimit-remaining-requests", "0")
-            .header("x-ratelimit-reset-requests", format_duration(*retry_after)),
+            FaultKind::RateLimit { retry_after } => rate_limited(*retry_after, meta),
             FaultKind::Quota => ErrorReply::new(
                 429,
                 error_body(
@@ -274,23 +303,7 @@ impl Wire for Openai {
             FaultKind::Overloaded {
                 status,
                 retry_after,
-            } => {
-                let reply = ErrorReply::new(
-                    status.unwrap_or(503),
-                    error_body(
-                        "The server is overloaded or not ready yet.",
-                        "server_error",
-                        None,
-                        None,
-                    ),
-                );
-                match retry_after {
-                    Some(r) => reply
-                        .header("retry-after", retry_after_secs(*r))
-                        .header("retry-after-ms", r.as_millis().to_string()),
-                    None => reply,
-                }
-            }
+            } => overloaded(*status, *retry_after),
             FaultKind::ServerError { status } => ErrorReply::new(
                 *status,
                 error_body(SERVER_ERROR, "server_error", None, None),

@@ -1,6 +1,6 @@
 //! What a simulated provider answers: deterministic words generated from the prompt and a seed, or a
-//! tool call built from the offered tool's input schema. Protocol-neutral; `anthropic.rs` and
-//! `openai.rs` put it on the wire.
+//! tool call built from the offered tool's input schema. Protocol-neutral; `anthropic.rs`,
+//! `openai.rs` and `responses.rs` put it on the wire.
 
 use serde_json::{Map, Value};
 

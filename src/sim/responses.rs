@@ -10,13 +10,15 @@ use bytes::Bytes;
 use serde_json::{Value, json};
 
 use super::fault::FaultKind;
-use super::openai::Openai;
+use super::openai::{Openai, openai_meta};
 use super::reply::{Reply, SimRequest, Stop, Tool};
 use super::rng::Rng;
 use super::wire::{
-    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, last_user_text, raw_items,
-    value,
+    ErrorReply, Frame, FrameKind, Meta, Wire, content_text, fields, last_user_text, model,
+    raw_items, streams, token_limit, value,
 };
+use crate::json::Fields;
+use crate::protocol::responses::output_text_part as text_part;
 
 pub(crate) struct Responses;
 
@@ -91,10 +93,6 @@ fn response(meta: &Meta, status: &str, output: Vec<Value>, usage: Value) -> Valu
     response
 }
 
-fn text_part(text: &str) -> Value {
-    json!({"type": "output_text", "annotations": [], "logprobs": [], "text": text})
-}
-
 /// The reply's output items, finished: the message (when the model said something), then the
 /// function call.
 fn output(reply: &Reply, meta: &Meta) -> Vec<Value> {
@@ -118,33 +116,26 @@ fn output(reply: &Reply, meta: &Meta) -> Vec<Value> {
 }
 
 fn message_item(meta: &Meta, status: &str, content: Vec<Value>) -> Value {
-    json!({
-        "id": item_id(meta, "msg"),
-        "type": "message",
-        "status": status,
-        "content": content,
-        "role": "assistant",
-    })
+    crate::protocol::responses::message_item(&item_id(meta, "msg"), status, content)
 }
 
 fn call_item(meta: &Meta, status: &str, name: &str, arguments: &str) -> Value {
-    json!({
-        "id": item_id(meta, "fc"),
-        "type": "function_call",
-        "status": status,
-        "arguments": arguments,
-        "call_id": meta.tool_call_id,
-        "name": name,
-    })
+    crate::protocol::responses::function_call_item(
+        &item_id(meta, "fc"),
+        status,
+        &meta.tool_call_id,
+        name,
+        arguments,
+    )
 }
 
 /// One event; its sequence number is the frame's place in the stream.
-fn event(kind: FrameKind, sequence: usize, event_type: &str, mut data: Value) -> Frame {
-    if let Some(fields) = data.as_object_mut() {
-        fields.insert("type".into(), json!(event_type));
-        fields.insert("sequence_number".into(), json!(sequence));
-    }
-    Frame::new(kind, format!("event: {event_type}\ndata: {data}\n\n"))
+fn event(kind: FrameKind, sequence: usize, event_type: &str, data: Value) -> Frame {
+    let sequence = u64::try_from(sequence).unwrap_or(u64::MAX);
+    Frame::new(
+        kind,
+        crate::protocol::responses::event_frame(event_type, sequence, data),
+    )
 }
 
 /// Frames numbered as they are added.
@@ -157,133 +148,138 @@ impl Events {
     }
 }
 
+/// The request's fields the response object repeats.
+const ECHOED: &[&str] = &[
+    "instructions",
+    "max_output_tokens",
+    "metadata",
+    "parallel_tool_calls",
+    "previous_response_id",
+    "prompt_cache_key",
+    "reasoning",
+    "safety_identifier",
+    "store",
+    "temperature",
+    "text",
+    "tool_choice",
+    "tools",
+    "top_p",
+    "user",
+];
+
+/// What the simulator reads of `input`.
+struct Input {
+    /// The instructions and every item's text, in order.
+    prompt: String,
+    items: usize,
+    last_user: String,
+    after_tool_result: bool,
+}
+
+/// `input`: a string (one user message) or a list of items, read one at a time (the value of
+/// the whole list is never built: a long conversation is read item by item).
+fn read_input(body: &Fields<'_>, mut prompt: String) -> Result<Input, String> {
+    match body.value("input") {
+        None => Err("Missing required parameter: 'input'.".into()),
+        Some(Value::String(text)) => {
+            prompt.push('\n');
+            prompt.push_str(&text);
+            Ok(Input {
+                prompt,
+                items: 1,
+                last_user: text,
+                after_tool_result: false,
+            })
+        }
+        Some(Value::Array(_)) => {
+            let items = raw_items(body, "input").unwrap_or_default();
+            let mut last_type = None;
+            for item in &items {
+                let item = value(item);
+                let text = match item.get("output") {
+                    Some(output) => content_text(output),
+                    None => item.get("content").map(content_text).unwrap_or_default(),
+                };
+                prompt.push('\n');
+                prompt.push_str(&text);
+                last_type = item.get("type").and_then(Value::as_str).map(String::from);
+            }
+            Ok(Input {
+                prompt,
+                items: items.len(),
+                last_user: last_user_text(&items),
+                after_tool_result: last_type.as_deref() == Some("function_call_output"),
+            })
+        }
+        Some(_) => {
+            Err("Invalid type for 'input': expected a string or an array of input items.".into())
+        }
+    }
+}
+
+/// The `function` tools offered (the built-in ones have no schema to answer from).
+fn function_tools(body: &Fields<'_>) -> Vec<Tool> {
+    raw_items(body, "tools")
+        .into_iter()
+        .flatten()
+        .filter_map(|t| {
+            let t = value(t);
+            if t.get("type").and_then(Value::as_str) != Some("function") {
+                return None;
+            }
+            Some(Tool {
+                name: t.get("name")?.as_str()?.to_string(),
+                schema: t.get("parameters").cloned().unwrap_or(Value::Null),
+            })
+        })
+        .collect()
+}
+
 impl Wire for Responses {
     fn path(&self) -> &'static str {
         crate::protocol::responses::PATH
     }
 
     fn request_id_header(&self) -> &'static str {
-        "x-request-id"
+        crate::protocol::chat::REQUEST_ID_HEADER
     }
 
     fn new_meta(&self, rng: &mut Rng, model: String, include_usage: bool) -> Meta {
-        Meta {
-            request_id: format!("req_{:016x}{:016x}", rng.next_u64(), rng.next_u64()),
-            message_id: format!(
+        openai_meta(rng, model, include_usage, |rng| {
+            format!(
                 "resp_{:016x}{:016x}{:016x}",
                 rng.next_u64(),
                 rng.next_u64(),
                 rng.next_u64()
-            ),
-            tool_call_id: format!("call_{}", rng.alphanumeric(24)),
-            model,
-            created: std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_secs()),
-            include_usage,
-            echo: serde_json::Map::new(),
-        }
+            )
+        })
     }
 
     fn parse_request(&self, body: &[u8]) -> Result<SimRequest, String> {
         let body = fields(body, "The request body must be a JSON object.")?;
-        let max_tokens = body
-            .value("max_output_tokens")
-            .map(|v| {
-                v.as_u64()
-                    .and_then(|m| u32::try_from(m).ok())
-                    .ok_or("Invalid 'max_output_tokens': expected an integer.")
-            })
-            .transpose()?;
-        let mut prompt = body
+        let max_tokens = token_limit(
+            &body,
+            &["max_output_tokens"],
+            "Invalid 'max_output_tokens': expected an integer.",
+        )?;
+        let instructions = body
             .value("instructions")
             .map(|s| content_text(&s))
             .unwrap_or_default();
-        let last_user;
-        let (messages, after_tool_result) = match body.value("input") {
-            None => return Err("Missing required parameter: 'input'.".into()),
-            Some(Value::String(text)) => {
-                prompt.push('\n');
-                prompt.push_str(&text);
-                last_user = text;
-                (1, false)
-            }
-            Some(Value::Array(_)) => {
-                // The items one at a time (the value above is dropped at once; a long
-                // conversation is read item by item).
-                let items = raw_items(&body, "input").unwrap_or_default();
-                last_user = last_user_text(&items);
-                let mut last_type = None;
-                for item in &items {
-                    let item = value(item);
-                    let text = match item.get("output") {
-                        Some(output) => content_text(output),
-                        None => item.get("content").map(content_text).unwrap_or_default(),
-                    };
-                    prompt.push('\n');
-                    prompt.push_str(&text);
-                    last_type = item.get("type").and_then(Value::as_str).map(String::from);
-                }
-                (
-                    items.len(),
-                    last_type.as_deref() == Some("function_call_output"),
-                )
-            }
-            Some(_) => {
-                return Err(
-                    "Invalid type for 'input': expected a string or an array of input items."
-                        .into(),
-                );
-            }
-        };
-        let tools = raw_items(&body, "tools")
-            .into_iter()
-            .flatten()
-            .filter_map(|t| {
-                let t = value(t);
-                if t.get("type").and_then(Value::as_str) != Some("function") {
-                    return None;
-                }
-                Some(Tool {
-                    name: t.get("name")?.as_str()?.to_string(),
-                    schema: t.get("parameters").cloned().unwrap_or(Value::Null),
-                })
-            })
-            .collect();
+        let input = read_input(&body, instructions)?;
         Ok(SimRequest {
-            model: body
-                .value("model")
-                .and_then(|m| m.as_str().map(String::from)),
-            echo: body.values_of(&[
-                "instructions",
-                "max_output_tokens",
-                "metadata",
-                "parallel_tool_calls",
-                "previous_response_id",
-                "prompt_cache_key",
-                "reasoning",
-                "safety_identifier",
-                "store",
-                "temperature",
-                "text",
-                "tool_choice",
-                "tools",
-                "top_p",
-                "user",
-            ]),
-            prompt,
-            messages,
-            last_user,
+            model: model(&body),
+            echo: body.values_of(ECHOED),
+            prompt: input.prompt,
+            messages: input.items,
+            last_user: input.last_user,
             max_tokens,
-            tools,
+            tools: function_tools(&body),
             tools_disabled: body
                 .value("tool_choice")
                 .is_some_and(|c| c.as_str() == Some("none")),
-            after_tool_result,
-            stream: body
-                .value("stream")
-                .and_then(|s| s.as_bool())
-                .unwrap_or(false),
+            after_tool_result: input.after_tool_result,
+            stream: streams(&body),
             // The terminal event always carries the usage.
             include_usage: true,
             prefill: None,

@@ -159,3 +159,40 @@ pub(crate) fn last_user_text(messages: &[&RawValue]) -> String {
         .and_then(|m| m.get("content").map(content_text))
         .unwrap_or_default()
 }
+
+/// The `model` a request names, when it is a string.
+pub(crate) fn model(body: &Fields<'_>) -> Option<String> {
+    body.value("model")
+        .and_then(|m| m.as_str().map(String::from))
+}
+
+/// Whether the request asks for a stream (`"stream": true`).
+pub(crate) fn streams(body: &Fields<'_>) -> bool {
+    body.value("stream")
+        .and_then(|s| s.as_bool())
+        .unwrap_or(false)
+}
+
+/// The first of `keys` the body has, as a token limit; `invalid` is the message when it is not a
+/// whole number (OpenAI's two APIs, where the limit is optional).
+pub(crate) fn token_limit(
+    body: &Fields<'_>,
+    keys: &[&str],
+    invalid: &str,
+) -> Result<Option<u32>, String> {
+    keys.iter()
+        .find_map(|k| body.value(k))
+        .map(|v| {
+            v.as_u64()
+                .and_then(|m| u32::try_from(m).ok())
+                .ok_or_else(|| invalid.to_string())
+        })
+        .transpose()
+}
+
+/// Unix seconds now, for OpenAI's `created`.
+pub(crate) fn unix_now() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
