@@ -6,7 +6,8 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-pub use crate::provider::{ErrorClass, Phase, Protocol};
+pub use crate::protocol::{ErrorClass, Protocol};
+pub use crate::provider::Phase;
 
 /// A circuit breaker's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

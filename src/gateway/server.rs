@@ -902,8 +902,8 @@ impl Reply {
         if let Ok(value) = HeaderValue::from_str(&self.request_id) {
             let headers = response.headers_mut();
             headers.insert("x-breakerbox-request-id", value.clone());
-            headers.insert("request-id", value.clone());
-            headers.insert("x-request-id", value);
+            headers.insert(protocol::anthropic::REQUEST_ID_HEADER, value.clone());
+            headers.insert(protocol::chat::REQUEST_ID_HEADER, value);
         }
         response
     }
