@@ -91,7 +91,7 @@ impl Run {
     }
 
     /// Under `continue` (and `continue_or_fail`), the text to send as a prefill to this target;
-    /// otherwise withdraw it. Under `continue_or_fail`, `on_target` has already passed over a
+    /// otherwise withdraw it. Under `continue_or_fail`, the run has already passed over a
     /// target that cannot continue visible content, so what is withdrawn here is at most a bare
     /// `MessageStart`.
     pub(super) async fn prepare_prefill(

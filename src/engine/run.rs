@@ -29,7 +29,7 @@ pub(super) struct Run {
 pub(super) enum TargetEnd {
     /// It answered (or the reply stands complete as it is).
     Answered(Box<AttemptReport>),
-    /// It was not tried: its breaker refused, or it cannot continue the reply.
+    /// It was passed over: its breaker refused, or it cannot continue the reply (or refused to).
     Rejected(Rejection),
     /// Move on to the next target, after a failure of this class.
     NextTarget(ErrorClass),
