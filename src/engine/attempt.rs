@@ -10,7 +10,8 @@ use crate::engine::classify::{self, Policy};
 use crate::engine::cost::Pricing;
 use crate::event::{Bus, EventKind};
 use crate::provider::{
-    ErrorClass, Phase, Provider, ProviderError, Request, StopReason, StreamEvent, Usage,
+    ErrorClass, Phase, Provider, ProviderError, ProviderStream, Request, StopReason, StreamEvent,
+    Usage,
 };
 
 /// Who is asking: the request this attempt belongs to and where its events go.
@@ -140,104 +141,9 @@ pub async fn run(
     });
 
     let started = Instant::now();
-    let mut stream = provider.stream(request);
-    let mut outcome = None;
-    loop {
-        let item = match ctx.out {
-            // Stop as soon as the caller is gone, even while the provider is silent.
-            Some(out) => tokio::select! {
-                item = stream.next() => item,
-                () = out.closed() => {
-                    outcome = Some(Err(cancelled(&name, report.committed())));
-                    break;
-                }
-            },
-            None => stream.next().await,
-        };
-        let Some(item) = item else { break };
-        let event = match item {
-            Ok(event) => event,
-            Err(err) => {
-                outcome = Some(Err(err));
-                break;
-            }
-        };
-        if report.first_event_ms.is_none() {
-            let latency_ms = millis(started.elapsed());
-            report.first_event_ms = Some(latency_ms);
-            // A held (hedged) attempt may yet lose: whoever forwards it announces its first event.
-            if !ctx.held {
-                ctx.bus.publish(EventKind::FirstEvent {
-                    request_id: ctx.request_id.to_string(),
-                    attempt: ctx.number,
-                    provider: name.clone(),
-                    latency_ms,
-                });
-            }
-        }
-        if matches!(
-            event,
-            StreamEvent::TextDelta { .. }
-                | StreamEvent::RefusalDelta { .. }
-                | StreamEvent::ThinkingDelta { .. }
-                | StreamEvent::ToolCallDelta { .. }
-        ) {
-            report.output_pieces += 1;
-        }
-        let forward = match &event {
-            StreamEvent::MessageStart { model, .. } => {
-                if !model.is_empty() {
-                    report.model = model.clone();
-                }
-                !ctx.continuing
-            }
-            StreamEvent::TextDelta { text } | StreamEvent::RefusalDelta { text } => {
-                report.text.push_str(text);
-                if !ctx.held {
-                    ctx.bus.publish_text(ctx.request_id, &name, text);
-                }
-                true
-            }
-            StreamEvent::ToolCallStart { .. } => {
-                report.tool_call = true;
-                true
-            }
-            StreamEvent::Usage(usage) => {
-                report.usage = *usage;
-                true
-            }
-            StreamEvent::Done {
-                stop_reason,
-                raw_stop_reason,
-            } => {
-                outcome = Some(Ok(Completion {
-                    stop_reason: *stop_reason,
-                    raw_stop_reason: raw_stop_reason.clone(),
-                }));
-                // The caller gets `Done` from the engine once the request is settled.
-                false
-            }
-            _ => true,
-        };
-        let event = match event {
-            StreamEvent::Usage(usage) => StreamEvent::Usage(usage.plus(&ctx.usage_before)),
-            other => other,
-        };
-        if forward
-            && let Some(out) = ctx.out
-            && out.send(Ok(event)).await.is_err()
-        {
-            outcome = Some(Err(cancelled(&name, true)));
-            break;
-        }
-        if outcome.is_some() {
-            break;
-        }
-    }
-    // Dropping the stream here aborts the HTTP request if it is still open.
-    drop(stream);
+    // The stream is dropped when `follow` returns: that aborts the HTTP request if it is still open.
+    let outcome = follow(provider.stream(request), &ctx, &mut report, started).await;
     report.elapsed = started.elapsed();
-
     report.result = outcome.unwrap_or_else(|| {
         // The clients report cuts themselves; this guards against a provider that just stops.
         let phase = if report.first_event_ms.is_some() {
@@ -252,10 +158,124 @@ pub async fn run(
             "the stream ended before the reply was complete",
         ))
     });
+    price(&mut report, request_chars, ctx.pricing);
+    publish_end(&ctx, &report);
+    report
+}
 
+/// Read the attempt's stream, forwarding its events to `ctx.out`, until it ends. The outcome, or
+/// `None` if the stream just stopped.
+async fn follow(
+    mut stream: ProviderStream,
+    ctx: &AttemptContext<'_>,
+    report: &mut AttemptReport,
+    started: Instant,
+) -> Option<Result<Completion, ProviderError>> {
+    loop {
+        let item = match ctx.out {
+            // Stop as soon as the caller is gone, even while the provider is silent.
+            Some(out) => tokio::select! {
+                item = stream.next() => item,
+                () = out.closed() => return Some(Err(cancelled(&report.provider, report.committed()))),
+            },
+            None => stream.next().await,
+        };
+        let event = match item? {
+            Ok(event) => event,
+            Err(err) => return Some(Err(err)),
+        };
+        if report.first_event_ms.is_none() {
+            first_event(ctx, report, started);
+        }
+        let (forward, completion) = take(ctx, report, &event);
+        let event = match event {
+            StreamEvent::Usage(usage) => StreamEvent::Usage(usage.plus(&ctx.usage_before)),
+            other => other,
+        };
+        if forward
+            && let Some(out) = ctx.out
+            && out.send(Ok(event)).await.is_err()
+        {
+            return Some(Err(cancelled(&report.provider, true)));
+        }
+        if let Some(completion) = completion {
+            return Some(Ok(completion));
+        }
+    }
+}
+
+/// The attempt's first event arrived: note its latency and, unless the attempt is held, announce it.
+fn first_event(ctx: &AttemptContext<'_>, report: &mut AttemptReport, started: Instant) {
+    let latency_ms = millis(started.elapsed());
+    report.first_event_ms = Some(latency_ms);
+    // A held (hedged) attempt may yet lose: whoever forwards it announces its first event.
+    if !ctx.held {
+        ctx.bus.publish(EventKind::FirstEvent {
+            request_id: ctx.request_id.to_string(),
+            attempt: ctx.number,
+            provider: report.provider.clone(),
+            latency_ms,
+        });
+    }
+}
+
+/// Take one event into the report. Whether to forward it to the caller, and the completion if it
+/// is the end.
+fn take(
+    ctx: &AttemptContext<'_>,
+    report: &mut AttemptReport,
+    event: &StreamEvent,
+) -> (bool, Option<Completion>) {
+    if matches!(
+        event,
+        StreamEvent::TextDelta { .. }
+            | StreamEvent::RefusalDelta { .. }
+            | StreamEvent::ThinkingDelta { .. }
+            | StreamEvent::ToolCallDelta { .. }
+    ) {
+        report.output_pieces += 1;
+    }
+    match event {
+        StreamEvent::MessageStart { model, .. } => {
+            if !model.is_empty() {
+                report.model = model.clone();
+            }
+            (!ctx.continuing, None)
+        }
+        StreamEvent::TextDelta { text } | StreamEvent::RefusalDelta { text } => {
+            report.text.push_str(text);
+            if !ctx.held {
+                ctx.bus.publish_text(ctx.request_id, &report.provider, text);
+            }
+            (true, None)
+        }
+        StreamEvent::ToolCallStart { .. } => {
+            report.tool_call = true;
+            (true, None)
+        }
+        StreamEvent::Usage(usage) => {
+            report.usage = *usage;
+            (true, None)
+        }
+        // The caller gets `Done` from the engine once the request is settled.
+        StreamEvent::Done {
+            stop_reason,
+            raw_stop_reason,
+        } => (
+            false,
+            Some(Completion {
+                stop_reason: *stop_reason,
+                raw_stop_reason: raw_stop_reason.clone(),
+            }),
+        ),
+        _ => (true, None),
+    }
+}
+
+/// Set the attempt's usage and cost. A stream cut before the provider reported usage (OpenAI sends
+/// it last) still consumed and billed tokens: they are estimated, about four characters a token.
+fn price(report: &mut AttemptReport, request_chars: u64, pricing: &Pricing) {
     if report.usage == Usage::default() && !report.text.is_empty() {
-        // Cut before the provider reported usage (OpenAI sends it last): the tokens were still
-        // consumed and billed, so estimate them (about four characters a token).
         report.usage = Usage {
             input_tokens: request_chars.div_ceil(4),
             output_tokens: (report.text.chars().count() as u64).div_ceil(4),
@@ -263,14 +283,15 @@ pub async fn run(
         };
         report.usage_estimated = true;
     }
-    report.cost_usd = ctx
-        .pricing
-        .cost(&report.model, &report.usage)
-        .unwrap_or(0.0);
+    report.cost_usd = pricing.cost(&report.model, &report.usage).unwrap_or(0.0);
+}
+
+/// Publish what the attempt used and, if it failed, how.
+fn publish_end(ctx: &AttemptContext<'_>, report: &AttemptReport) {
     if report.usage != Usage::default() {
         ctx.bus.publish(EventKind::Usage {
             request_id: ctx.request_id.to_string(),
-            provider: name.clone(),
+            provider: report.provider.clone(),
             model: report.model.clone(),
             input_tokens: report.usage.input_tokens,
             output_tokens: report.usage.output_tokens,
@@ -284,7 +305,7 @@ pub async fn run(
         ctx.bus.publish(EventKind::AttemptFailed {
             request_id: ctx.request_id.to_string(),
             attempt: ctx.number,
-            provider: name,
+            provider: report.provider.clone(),
             phase: err.phase,
             class: err.class,
             retryable: ctx.policy.map_or_else(
@@ -297,7 +318,6 @@ pub async fn run(
             elapsed_ms: millis(report.elapsed),
         });
     }
-    report
 }
 
 fn cancelled(provider: &str, committed: bool) -> ProviderError {

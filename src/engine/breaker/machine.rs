@@ -1,8 +1,6 @@
-//! One circuit breaker per provider, in resilience4j's vocabulary, and the registry that requests share.
-//!
-//! [`Breaker`] is a pure state machine: whatever depends on time takes `now`, so tests drive it with
-//! explicit instants or under `tokio::time::pause()`. [`Breakers`] keeps one per key behind a std
-//! mutex (never held across an await), reads tokio's clock and publishes every transition on the bus.
+//! The circuit breaker of one provider (or one model of it) as a pure state machine, in resilience4j's
+//! vocabulary: whatever depends on time takes `now`, so tests drive it with explicit instants or under
+//! `tokio::time::pause()`.
 //!
 //! ```text
 //!            failures reach a trigger                 recovery elapsed (at the next admit)
@@ -14,16 +12,13 @@
 //!   ForcedOpen / ForcedClosed: set by the operator from any state; automatic again only after reset.
 //! ```
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::collections::VecDeque;
 use std::time::Duration;
 
 use serde::Serialize;
 use tokio::time::Instant;
 
-pub use crate::event::BreakerState;
-use crate::event::{Bus, EventKind, SkipReason};
+use crate::event::{BreakerState, SkipReason};
 
 /// The longest a breaker stays open, whatever the provider's retry-after says: a header of years is a
 /// provider bug, and an instant that far ahead would overflow. A day leaves the operator time to step in.
@@ -157,6 +152,11 @@ impl Breaker {
             BreakerState::Open | BreakerState::HalfOpen => self.opened_at,
             _ => None,
         }
+    }
+
+    /// New thresholds; the state, counters and window stay as they are.
+    pub(super) fn set_config(&mut self, config: BreakerConfig) {
+        self.config = config;
     }
 
     /// Ask to send a call now. `Ok(true)` means the call is a half-open probe. An open breaker whose
@@ -390,272 +390,11 @@ fn human(d: Duration) -> String {
     }
 }
 
-/// What one breaker guards: a provider, or one model of it (`breaker = "model"`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub struct BreakerKey {
-    pub provider: String,
-    pub model: Option<String>,
-}
-
-impl BreakerKey {
-    /// The breaker of a whole provider.
-    pub fn provider(name: &str) -> Self {
-        BreakerKey {
-            provider: name.to_owned(),
-            model: None,
-        }
-    }
-
-    /// The breaker of one model of a provider.
-    pub fn model(name: &str, model: &str) -> Self {
-        BreakerKey {
-            provider: name.to_owned(),
-            model: Some(model.to_owned()),
-        }
-    }
-}
-
-impl From<&str> for BreakerKey {
-    fn from(provider: &str) -> Self {
-        BreakerKey::provider(provider)
-    }
-}
-
-impl fmt::Display for BreakerKey {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match &self.model {
-            Some(model) => write!(f, "{}/{model}", self.provider),
-            None => f.write_str(&self.provider),
-        }
-    }
-}
-
-/// The breakers of all providers, shared by every request of an engine. Cloning shares them.
-///
-/// It owns the index from a provider to its breakers: what the operator trips, holds or resets is a
-/// provider, and the registry knows which breakers (one, or one per model) that means.
-#[derive(Clone)]
-pub struct Breakers {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
-    bus: Bus,
-    registry: Mutex<Registry>,
-}
-
-struct Registry {
-    default: BreakerConfig,
-    overrides: HashMap<BreakerKey, BreakerConfig>,
-    breakers: HashMap<BreakerKey, Breaker>,
-    /// The breakers each provider's targets use, in the order they were registered.
-    index: BTreeMap<String, Vec<BreakerKey>>,
-}
-
-impl Registry {
-    fn config(&self, key: &BreakerKey) -> &BreakerConfig {
-        self.overrides.get(key).unwrap_or(&self.default)
-    }
-
-    fn breaker(&mut self, key: &BreakerKey) -> &mut Breaker {
-        let config = self.overrides.get(key).unwrap_or(&self.default);
-        self.breakers
-            .entry(key.clone())
-            .or_insert_with(|| Breaker::new(config.clone()))
-    }
-
-    /// The breakers of `provider`: those its targets registered, else its own one.
-    fn keys_of(&self, provider: &str) -> Vec<BreakerKey> {
-        match self.index.get(provider) {
-            Some(keys) if !keys.is_empty() => keys.clone(),
-            _ => vec![BreakerKey::provider(provider)],
-        }
-    }
-}
-
-impl Breakers {
-    pub fn new(config: BreakerConfig, bus: Bus) -> Self {
-        Breakers {
-            shared: Arc::new(Shared {
-                bus,
-                registry: Mutex::new(Registry {
-                    default: config,
-                    overrides: HashMap::new(),
-                    breakers: HashMap::new(),
-                    index: BTreeMap::new(),
-                }),
-            }),
-        }
-    }
-
-    /// Say that a target of `key.provider` uses this breaker (for the operator's commands, which
-    /// name a provider). Registering a key twice is harmless.
-    pub fn register(&self, key: &BreakerKey) {
-        let mut registry = self.lock();
-        let keys = registry.index.entry(key.provider.clone()).or_default();
-        if !keys.contains(key) {
-            keys.push(key.clone());
-        }
-    }
-
-    /// The breakers of `provider` (see [`Breakers::register`]).
-    pub fn keys_of(&self, provider: &str) -> Vec<BreakerKey> {
-        self.lock().keys_of(provider)
-    }
-
-    /// Give one key its own thresholds. A breaker that exists keeps its state under the new config.
-    pub fn configure(&self, key: &BreakerKey, config: BreakerConfig) {
-        let mut registry = self.lock();
-        if let Some(breaker) = registry.breakers.get_mut(key) {
-            breaker.config = config.clone();
-        }
-        registry.overrides.insert(key.clone(), config);
-    }
-
-    /// Ask to send a call to `key` now. The permit must be recorded, or dropped if the call was cancelled.
-    pub fn admit(&self, key: &BreakerKey) -> Result<Permit, Rejection> {
-        let probe = self.update(key, |breaker, now| breaker.admit(now))?;
-        Ok(Permit {
-            breakers: self.clone(),
-            key: key.clone(),
-            probe,
-            settled: false,
-        })
-    }
-
-    /// Operator trip of every breaker of `provider`; whether any state changed.
-    pub fn force_open(&self, provider: &str) -> bool {
-        self.operate(provider, Breaker::force_open)
-    }
-
-    /// Operator hold closed of every breaker of `provider`; whether any state changed.
-    pub fn force_closed(&self, provider: &str) -> bool {
-        self.operate(provider, Breaker::force_closed)
-    }
-
-    /// Operator reset to automatic of every breaker of `provider`; whether any state changed.
-    pub fn reset(&self, provider: &str) -> bool {
-        self.operate(provider, Breaker::reset)
-    }
-
-    fn operate(&self, provider: &str, step: fn(&mut Breaker) -> Option<Transition>) -> bool {
-        let keys = self.lock().keys_of(provider);
-        keys.iter().fold(false, |changed, key| {
-            self.update(key, |breaker, _| {
-                let transition = step(breaker);
-                (transition.is_some(), transition)
-            }) | changed
-        })
-    }
-
-    pub fn state(&self, key: &BreakerKey) -> BreakerState {
-        self.lock()
-            .breakers
-            .get(key)
-            .map_or(BreakerState::Closed, Breaker::state)
-    }
-
-    pub fn snapshot(&self, key: &BreakerKey) -> BreakerSnapshot {
-        let now = Instant::now();
-        let registry = self.lock();
-        match registry.breakers.get(key) {
-            Some(breaker) => breaker.snapshot(now),
-            None => Breaker::new(registry.config(key).clone()).snapshot(now),
-        }
-    }
-
-    /// When the breaker of `key` last opened, while it is open or half-open (to try the one that
-    /// opened first when all are open).
-    pub fn opened_at(&self, key: &BreakerKey) -> Option<Instant> {
-        self.lock().breakers.get(key).and_then(Breaker::opened_at)
-    }
-
-    /// Run `f` on the breaker of `key` (created on first use) and publish the transition it returns.
-    fn update<T>(
-        &self,
-        key: &BreakerKey,
-        f: impl FnOnce(&mut Breaker, Instant) -> (T, Option<Transition>),
-    ) -> T {
-        let mut registry = self.lock();
-        let (value, transition) = f(registry.breaker(key), Instant::now());
-        // Published under the lock so that the bus carries the transitions of a breaker in the order
-        // they happened; publishing never waits.
-        if let Some(transition) = transition {
-            self.shared.bus.publish(EventKind::BreakerChanged {
-                provider: key.provider.clone(),
-                model: key.model.clone(),
-                from: transition.from,
-                to: transition.to,
-                reason: transition.reason,
-                recovery_ms: transition
-                    .recovery
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            });
-        }
-        value
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Registry> {
-        // A panic elsewhere while holding the lock leaves a consistent registry: every update is a
-        // single state-machine step.
-        self.shared
-            .registry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-}
-
-/// Leave to send one call through a breaker. Record its outcome; dropping it unrecorded (a cancelled
-/// call) frees its probe slot and counts nothing.
-pub struct Permit {
-    breakers: Breakers,
-    key: BreakerKey,
-    probe: bool,
-    settled: bool,
-}
-
-impl Permit {
-    /// Whether this call is a half-open probe.
-    pub fn is_probe(&self) -> bool {
-        self.probe
-    }
-
-    pub fn record(mut self, outcome: CallOutcome) {
-        self.settled = true;
-        let probe = self.probe;
-        self.breakers.update(&self.key, |breaker, now| {
-            ((), breaker.record(now, probe, outcome))
-        });
-    }
-}
-
-impl fmt::Debug for Permit {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.debug_struct("Permit")
-            .field("key", &self.key)
-            .field("probe", &self.probe)
-            .finish_non_exhaustive()
-    }
-}
-
-impl Drop for Permit {
-    fn drop(&mut self) {
-        if !self.settled && self.probe {
-            self.breakers.update(&self.key, |breaker, _| {
-                breaker.release_probe();
-                ((), None)
-            });
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
-    use crate::event::Event;
-    use tokio::sync::broadcast;
 
     fn secs(n: u64) -> Duration {
         Duration::from_secs(n)
@@ -1034,144 +773,6 @@ mod tests {
         call(&mut b, t0, failure());
         let t = call(&mut b, t0, failure()).unwrap();
         assert_eq!(t.recovery, Some(secs(10)));
-    }
-
-    fn breaker_events(rx: &mut broadcast::Receiver<Arc<Event>>) -> Vec<EventKind> {
-        std::iter::from_fn(|| rx.try_recv().ok())
-            .map(|event| event.kind.clone())
-            .collect()
-    }
-
-    fn changed(from: &str, to: &str, reason: &str, recovery_ms: Option<u64>) -> EventKind {
-        EventKind::BreakerChanged {
-            provider: "anthropic".into(),
-            model: None,
-            from: from.parse().expect("a name in the vocabulary"),
-            to: to.parse().expect("a name in the vocabulary"),
-            reason: reason.into(),
-            recovery_ms,
-        }
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn the_registry_publishes_every_transition_with_its_reason() {
-        let bus = Bus::new(64);
-        let mut rx = bus.subscribe();
-        let breakers = Breakers::new(consecutive_only(2), bus);
-        for _ in 0..2 {
-            breakers
-                .admit(&"anthropic".into())
-                .unwrap()
-                .record(failure());
-        }
-        let opened = breakers.opened_at(&"anthropic".into()).unwrap();
-        assert_eq!(
-            breakers.admit(&"anthropic".into()).unwrap_err(),
-            Rejection {
-                reason: SkipReason::BreakerOpen,
-                retry_in: Some(secs(30)),
-            }
-        );
-        tokio::time::advance(secs(30)).await;
-        let probe = breakers.admit(&"anthropic".into()).unwrap();
-        assert!(probe.is_probe());
-        probe.record(CallOutcome::Success);
-        assert_eq!(breakers.opened_at(&"anthropic".into()), None);
-        assert!(breakers.force_open("anthropic"));
-        assert!(!breakers.force_open("anthropic"));
-        assert!(breakers.force_closed("anthropic"));
-        assert!(breakers.reset("anthropic"));
-        assert!(!breakers.reset("anthropic"));
-
-        assert_eq!(
-            breaker_events(&mut rx),
-            [
-                changed("closed", "open", "2 consecutive failures", Some(30_000)),
-                changed("open", "half_open", "recovery elapsed", None),
-                changed("half_open", "closed", "probe succeeded", None),
-                changed("closed", "forced_open", "operator: trip", None),
-                changed(
-                    "forced_open",
-                    "forced_closed",
-                    "operator: force closed",
-                    None
-                ),
-                changed("forced_closed", "closed", "operator: reset", None),
-            ]
-        );
-        assert!(opened <= Instant::now());
-    }
-
-    #[tokio::test(start_paused = true)]
-    async fn a_permit_dropped_unrecorded_frees_its_probe_slot() {
-        let breakers = Breakers::new(consecutive_only(1), Bus::new(16));
-        breakers.admit(&"p".into()).unwrap().record(failure());
-        tokio::time::advance(secs(30)).await;
-        let probe = breakers.admit(&"p".into()).unwrap();
-        assert_eq!(
-            breakers.admit(&"p".into()).unwrap_err().reason,
-            SkipReason::HalfOpenBusy
-        );
-        drop(probe);
-        assert_eq!(breakers.snapshot(&"p".into()).probes_in_flight, 0);
-        let probe = breakers.admit(&"p".into()).unwrap();
-        assert!(probe.is_probe());
-        // An ordinary permit dropped unrecorded counts nothing.
-        probe.record(CallOutcome::Success);
-        drop(breakers.admit(&"p".into()).unwrap());
-        assert_eq!(breakers.snapshot(&"p".into()).calls_in_window, 0);
-    }
-
-    #[test]
-    fn concurrent_admits_let_exactly_the_probe_limit_through() {
-        const THREADS: usize = 16;
-        let config = BreakerConfig {
-            half_open_probes: 3,
-            // Half-open at the first admit after the trip, without waiting on a clock.
-            recovery: Duration::ZERO,
-            ..consecutive_only(1)
-        };
-        let breakers = Breakers::new(config, Bus::new(16));
-        breakers.admit(&"p".into()).unwrap().record(failure());
-        assert_eq!(breakers.state(&"p".into()), BreakerState::Open);
-
-        let barrier = Arc::new(std::sync::Barrier::new(THREADS));
-        let handles: Vec<_> = (0..THREADS)
-            .map(|_| {
-                let breakers = breakers.clone();
-                let barrier = barrier.clone();
-                std::thread::spawn(move || {
-                    barrier.wait();
-                    breakers.admit(&"p".into())
-                })
-            })
-            .collect();
-        let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
-        let admitted: Vec<_> = results.iter().filter_map(|r| r.as_ref().ok()).collect();
-        assert_eq!(admitted.len(), 3);
-        assert!(admitted.iter().all(|permit| permit.is_probe()));
-        assert!(
-            results
-                .iter()
-                .filter_map(|r| r.as_ref().err())
-                .all(|rejection| rejection.reason == SkipReason::HalfOpenBusy)
-        );
-        assert_eq!(breakers.snapshot(&"p".into()).probes_in_flight, 3);
-        drop(results);
-        assert_eq!(breakers.snapshot(&"p".into()).probes_in_flight, 0);
-        assert_eq!(breakers.state(&"p".into()), BreakerState::HalfOpen);
-    }
-
-    #[test]
-    fn a_key_can_have_its_own_config() {
-        let breakers = Breakers::new(consecutive_only(5), Bus::new(16));
-        breakers.configure(&"fragile".into(), consecutive_only(1));
-        breakers.admit(&"fragile".into()).unwrap().record(failure());
-        breakers.admit(&"sturdy".into()).unwrap().record(failure());
-        assert_eq!(breakers.state(&"fragile".into()), BreakerState::Open);
-        assert_eq!(breakers.state(&"sturdy".into()), BreakerState::Closed);
-        assert_eq!(breakers.snapshot(&"unseen".into()).threshold, 5);
-        assert_eq!(breakers.state(&"unseen".into()), BreakerState::Closed);
     }
 
     #[test]

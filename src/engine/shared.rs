@@ -1,0 +1,144 @@
+//! What all engines of one process share ([`Shared`]): the bus, the breakers, the retry budget and
+//! prices, and what the engines learn as they go: a ring of recent first-event latencies per provider
+//! (for percentile hedging) and the running totals per provider ([`ProviderTotals`]).
+
+use serde::Serialize;
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use crate::engine::attempt::AttemptReport;
+use crate::engine::breaker::Breakers;
+use crate::engine::cost::Pricing;
+use crate::engine::retry::RetryBudget;
+use crate::event::Bus;
+
+/// What all engines of one process share: the bus, the breakers, the retry budget, prices, recent
+/// first-event latencies and the running totals per provider.
+#[derive(Clone)]
+pub struct Shared {
+    pub bus: Bus,
+    pub breakers: Breakers,
+    pub budget: RetryBudget,
+    pub pricing: Pricing,
+    latencies: Arc<Mutex<HashMap<String, VecDeque<u64>>>>,
+    totals: Arc<Mutex<BTreeMap<String, ProviderTotals>>>,
+    next_request: Arc<AtomicU64>,
+}
+
+/// Everything spent at one provider so far.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct ProviderTotals {
+    pub attempts: u64,
+    pub failures: u64,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cache_read_tokens: u64,
+    pub cache_write_tokens: u64,
+    pub cost_usd: f64,
+    /// The part of `cost_usd` spent on attempts that failed or were cancelled.
+    pub failed_cost_usd: f64,
+}
+
+/// Recent first-event latencies kept per provider, for percentile hedging.
+const LATENCY_SAMPLES: usize = 200;
+/// Samples needed before a percentile is trusted.
+const MIN_LATENCY_SAMPLES: usize = 20;
+
+impl Shared {
+    pub fn new(bus: Bus, breakers: Breakers, budget: RetryBudget, pricing: Pricing) -> Self {
+        Shared {
+            bus,
+            breakers,
+            budget,
+            pricing,
+            latencies: Arc::default(),
+            totals: Arc::default(),
+            next_request: Arc::new(AtomicU64::new(0)),
+        }
+    }
+
+    pub(super) fn next_request_id(&self) -> String {
+        format!("r{}", self.next_request.fetch_add(1, Ordering::Relaxed) + 1)
+    }
+
+    /// Running totals per provider, attempts of every engine of this process included.
+    pub fn totals(&self) -> BTreeMap<String, ProviderTotals> {
+        self.totals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
+    }
+
+    pub(super) fn note_attempt(&self, report: &AttemptReport) {
+        let mut map = self.totals.lock().unwrap_or_else(|e| e.into_inner());
+        let t = map.entry(report.provider.clone()).or_default();
+        t.attempts += 1;
+        t.input_tokens += report.usage.input_tokens;
+        t.output_tokens += report.usage.output_tokens;
+        t.cache_read_tokens += report.usage.cache_read_tokens;
+        t.cache_write_tokens += report.usage.cache_write_tokens;
+        t.cost_usd += report.cost_usd;
+        if report.result.is_err() {
+            t.failures += 1;
+            t.failed_cost_usd += report.cost_usd;
+        }
+    }
+
+    pub(super) fn note_latency(&self, provider: &str, ms: u64) {
+        let mut map = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = map.entry(provider.to_string()).or_default();
+        if ring.len() == LATENCY_SAMPLES {
+            ring.pop_front();
+        }
+        ring.push_back(ms);
+    }
+
+    pub(super) fn latency_percentile(&self, provider: &str, percentile: f64) -> Option<Duration> {
+        let map = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = map.get(provider)?;
+        if ring.len() < MIN_LATENCY_SAMPLES {
+            return None;
+        }
+        let mut sorted: Vec<u64> = ring.iter().copied().collect();
+        sorted.sort_unstable();
+        let rank = ((percentile / 100.0) * (sorted.len() - 1) as f64).round() as usize;
+        sorted
+            .get(rank.min(sorted.len() - 1))
+            .map(|&ms| Duration::from_millis(ms))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used)]
+    use crate::engine::chain::MidStreamPolicy;
+    use crate::engine::testkit::*;
+    use crate::provider::{ErrorClass, Phase};
+
+    #[tokio::test(start_paused = true)]
+    async fn totals_per_provider_count_every_attempt() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![
+                start(),
+                usage(100, 0),
+                text("x"),
+                fail("a", ErrorClass::StreamCut, Phase::MidStream),
+            ]],
+        );
+        let b = Scripted::new("b", vec![reply(&["one", "two"])]);
+        let e = engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Restart),
+        );
+        ask(&e).await;
+        let totals = e.shared().totals();
+        let (ta, tb) = (&totals["a"], &totals["b"]);
+        assert_eq!((ta.attempts, ta.failures, ta.input_tokens), (1, 1, 100));
+        assert!(ta.cost_usd > 0.0 && ta.failed_cost_usd == ta.cost_usd);
+        assert_eq!((tb.attempts, tb.failures, tb.output_tokens), (1, 0, 2));
+        assert_eq!(tb.failed_cost_usd, 0.0);
+    }
+}
