@@ -14,6 +14,7 @@
 
 mod bus;
 pub mod describe;
+pub mod facts;
 mod fold;
 pub mod vocab;
 

@@ -1,6 +1,6 @@
 //! Recordings: a session as JSON Lines — a header line, then every event exactly as on the bus —
 //! written crash-safe by `writer.rs`, read back by `reader.rs` (streamed, bounded memory, every bad
-//! line reported with its number), and turned into an incident report (`report.rs`) or
+//! line reported with its number), and turned into an incident report (`report/`) or
 //! OpenTelemetry spans (`otlp.rs`).
 
 pub mod otlp;

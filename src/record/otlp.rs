@@ -11,7 +11,8 @@ use chrono::{DateTime, Utc};
 use serde_json::{Value, json};
 
 use super::SessionHeader;
-use crate::event::{Event, EventKind, Outcome};
+use crate::event::facts::TokenCounts;
+use crate::event::{Event, EventKind, Fold, Outcome, SkipReason, Source};
 
 const SCOPE: &str = "breakerbox";
 /// OTLP `SpanKind`: the request is breakerbox's own work, an attempt is a call to a provider.
@@ -40,10 +41,7 @@ struct Attempt {
     start: DateTime<Utc>,
     end: Option<DateTime<Utc>>,
     response_model: Option<String>,
-    input_tokens: u64,
-    output_tokens: u64,
-    cache_read_tokens: u64,
-    cache_write_tokens: u64,
+    tokens: TokenCounts,
     cost_usd: f64,
     first_event_ms: Option<u64>,
     failure: Option<Failure>,
@@ -130,148 +128,299 @@ fn export(
     events: impl IntoIterator<Item = Event>,
     mut sink: impl FnMut(Value),
 ) {
-    let session_key = header.started_at.timestamp_micros().to_string();
-    let protocols: HashMap<&str, &str> = header
-        .providers
-        .iter()
-        .map(|p| (p.name.as_str(), p.protocol.as_str()))
-        .collect();
-    let mut open: HashMap<String, Req> = HashMap::new();
-    let mut spans: Vec<Value> = Vec::new();
-    let mut order = 0u64;
-    let mut last_ts: Option<DateTime<Utc>> = None;
-
-    // Request ids in the order they started, to find the oldest when too many are open.
-    let mut started: VecDeque<(u64, String)> = VecDeque::new();
+    let mut exporter = Exporter::new(header);
     for event in events {
-        spans.drain(..).for_each(&mut sink);
+        // The spans the previous event ended go out once the next one is read.
+        exporter.spans.drain(..).for_each(&mut sink);
+        exporter.apply(&event);
+    }
+    exporter.finish(header.started_at);
+    exporter.spans.drain(..).for_each(&mut sink);
+}
+
+/// The requests in flight and the spans of those that ended, not yet handed on.
+struct Exporter<'h> {
+    ids: SpanIds,
+    /// Provider name → protocol, from the header: the attempts' `gen_ai.system`.
+    protocols: HashMap<&'h str, &'h str>,
+    open: HashMap<String, Req>,
+    /// Request ids in the order they started, to find the oldest when too many are open.
+    started: VecDeque<(u64, String)>,
+    order: u64,
+    last_ts: Option<DateTime<Utc>>,
+    spans: Vec<Value>,
+}
+
+impl<'h> Exporter<'h> {
+    fn new(header: &'h SessionHeader) -> Self {
+        Exporter {
+            ids: SpanIds {
+                session_key: header.started_at.timestamp_micros().to_string(),
+            },
+            protocols: header
+                .providers
+                .iter()
+                .map(|p| (p.name.as_str(), p.protocol.as_str()))
+                .collect(),
+            open: HashMap::new(),
+            started: VecDeque::new(),
+            order: 0,
+            last_ts: None,
+            spans: Vec::new(),
+        }
+    }
+
+    /// Export the requests still open, in the order they started, as ending at the last event
+    /// (at `start` if there was none).
+    fn finish(&mut self, start: DateTime<Utc>) {
+        let end = self.last_ts.unwrap_or(start);
+        let open = std::mem::take(&mut self.open);
+        let rest: BTreeMap<u64, Req> = open.into_values().map(|r| (r.order, r)).collect();
+        for req in rest.into_values() {
+            self.emit(req, end, None);
+        }
+    }
+
+    fn on_request_started(
+        &mut self,
+        ts: DateTime<Utc>,
+        request_id: &str,
+        source: Source,
+        chain: &[String],
+    ) {
+        self.order += 1;
+        let order = self.order;
+        let source = serde_json::to_value(source)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_string))
+            .unwrap_or_default();
+        // A repeated id would collide with the earlier span: finish the earlier one first.
+        if let Some(prev) = self.open.remove(request_id) {
+            self.emit(prev, ts, None);
+        }
+        self.make_room(ts);
+        self.started.push_back((order, request_id.to_string()));
+        if self.started.len() > 2 * MAX_OPEN {
+            // Ids of finished requests pile up at the front: drop them.
+            let open = &self.open;
+            self.started
+                .retain(|(order, id)| open.get(id).is_some_and(|r| r.order == *order));
+        }
+        let req = Req {
+            order,
+            id: request_id.to_string(),
+            source,
+            chain: chain.to_vec(),
+            start: ts,
+            attempts: Vec::new(),
+            skips: Vec::new(),
+            dropped_skips: 0,
+        };
+        self.open.insert(request_id.to_string(), req);
+    }
+
+    /// Too many open: the oldest still open goes out unfinished.
+    fn make_room(&mut self, ts: DateTime<Utc>) {
+        while self.open.len() >= MAX_OPEN {
+            let Some((order, id)) = self.started.pop_front() else {
+                break;
+            };
+            if self.open.get(&id).is_some_and(|r| r.order == order)
+                && let Some(oldest) = self.open.remove(&id)
+            {
+                self.emit(oldest, ts, None);
+            }
+        }
+    }
+
+    fn on_attempt_started(
+        &mut self,
+        ts: DateTime<Utc>,
+        request_id: &str,
+        number: u32,
+        provider: &str,
+        model: &str,
+    ) {
+        if let Some(req) = self
+            .open
+            .get_mut(request_id)
+            .filter(|r| r.attempts.len() < MAX_ATTEMPTS)
+        {
+            req.attempts.push(Attempt {
+                number,
+                provider: provider.to_string(),
+                model: model.to_string(),
+                start: ts,
+                end: None,
+                response_model: None,
+                tokens: TokenCounts::default(),
+                cost_usd: 0.0,
+                first_event_ms: None,
+                failure: None,
+                events: Vec::new(),
+                dropped_events: 0,
+            });
+        }
+    }
+
+    fn on_attempt_skipped(
+        &mut self,
+        ts: DateTime<Utc>,
+        request_id: &str,
+        provider: &str,
+        reason: SkipReason,
+    ) {
+        if let Some(req) = self.open.get_mut(request_id) {
+            let event = json!({
+                "timeUnixNano": nanos(ts),
+                "name": "attempt_skipped",
+                "attributes": [
+                    kv_str("breakerbox.provider", provider),
+                    kv_str("breakerbox.reason", reason.as_str()),
+                ],
+            });
+            push_event(&mut req.skips, &mut req.dropped_skips, event);
+        }
+    }
+
+    fn on_rewind(
+        &mut self,
+        ts: DateTime<Utc>,
+        request_id: &str,
+        provider: &str,
+        discarded_chars: u64,
+        reason: &str,
+    ) {
+        if let Some(a) = self.attempt(request_id, provider, None) {
+            let event = json!({
+                "timeUnixNano": nanos(ts),
+                "name": "rewind",
+                "attributes": [
+                    kv_int("breakerbox.discarded_chars", discarded_chars),
+                    kv_str("breakerbox.reason", reason),
+                ],
+            });
+            push_event(&mut a.events, &mut a.dropped_events, event);
+        }
+    }
+
+    fn on_usage(
+        &mut self,
+        usage: &EventKind,
+        request_id: &str,
+        provider: &str,
+        model: &str,
+        cost_usd: f64,
+    ) {
+        if let Some(a) = self.attempt(request_id, provider, None) {
+            a.response_model = Some(model.to_string());
+            a.tokens
+                .accumulate(TokenCounts::from_usage(usage).unwrap_or_default());
+            if cost_usd.is_finite() {
+                a.cost_usd += cost_usd;
+            }
+        }
+    }
+
+    fn on_request_finished(&mut self, ts: DateTime<Utc>, request_id: &str, finish: Finish) {
+        if let Some(req) = self.open.remove(request_id) {
+            self.emit(req, ts, Some(finish));
+        }
+    }
+
+    /// The attempt an event belongs to: the latest with that provider (and number, when given).
+    fn attempt(
+        &mut self,
+        request_id: &str,
+        provider: &str,
+        number: Option<u32>,
+    ) -> Option<&mut Attempt> {
+        let req = self.open.get_mut(request_id)?;
+        let exact = req
+            .attempts
+            .iter()
+            .rposition(|a| a.provider == provider && number.is_none_or(|n| n == a.number));
+        let index = exact.or_else(|| req.attempts.iter().rposition(|a| a.provider == provider))?;
+        req.attempts.get_mut(index)
+    }
+
+    /// A request's span, then one child span per attempt.
+    fn emit(&mut self, req: Req, end: DateTime<Utc>, finish: Option<Finish>) {
+        let end = end.max(req.start);
+        let trace_id = self.ids.trace(&req.id);
+        let span_id = self.ids.request(&req.id);
+        self.spans.push(request_span(
+            &req,
+            &trace_id,
+            &span_id,
+            end,
+            finish.as_ref(),
+        ));
+        let answered = finish
+            .as_ref()
+            .filter(|f| f.ok)
+            .and_then(|f| f.provider.as_deref());
+        // The last attempt on the answering provider is the one that answered.
+        let winner = answered.and_then(|p| req.attempts.iter().rposition(|a| a.provider == p));
+        for (i, a) in req.attempts.into_iter().enumerate() {
+            let parent = ParentSpan {
+                trace_id: &trace_id,
+                span_id: &span_id,
+                end,
+            };
+            let id = self.ids.attempt(&req.id, i);
+            let system = self
+                .protocols
+                .get(a.provider.as_str())
+                .copied()
+                .unwrap_or("");
+            self.spans
+                .push(attempt_span(a, &id, parent, system, winner == Some(i)));
+        }
+    }
+}
+
+impl Fold for Exporter<'_> {
+    fn apply(&mut self, event: &Event) {
         let ts = event.ts;
-        last_ts = Some(last_ts.map_or(ts, |t| t.max(ts)));
-        match event.kind {
+        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
+        match &event.kind {
             EventKind::RequestStarted {
                 request_id,
                 source,
                 chain,
                 ..
-            } => {
-                order += 1;
-                let source = serde_json::to_value(source)
-                    .ok()
-                    .and_then(|v| v.as_str().map(str::to_string))
-                    .unwrap_or_default();
-                // A repeated id would collide with the earlier span: finish the earlier one first.
-                if let Some(prev) = open.remove(&request_id) {
-                    emit(&mut spans, &session_key, &protocols, prev, ts, None);
-                }
-                // Too many open: the oldest still open goes out unfinished.
-                while open.len() >= MAX_OPEN {
-                    let Some((order, id)) = started.pop_front() else {
-                        break;
-                    };
-                    if open.get(&id).is_some_and(|r| r.order == order) {
-                        if let Some(oldest) = open.remove(&id) {
-                            emit(&mut spans, &session_key, &protocols, oldest, ts, None);
-                        }
-                    }
-                }
-                started.push_back((order, request_id.clone()));
-                if started.len() > 2 * MAX_OPEN {
-                    // Ids of finished requests pile up at the front: drop them.
-                    started.retain(|(order, id)| open.get(id).is_some_and(|r| r.order == *order));
-                }
-                open.insert(
-                    request_id.clone(),
-                    Req {
-                        order,
-                        id: request_id,
-                        source,
-                        chain,
-                        start: ts,
-                        attempts: Vec::new(),
-                        skips: Vec::new(),
-                        dropped_skips: 0,
-                    },
-                );
-            }
+            } => self.on_request_started(ts, request_id, *source, chain),
             EventKind::AttemptStarted {
                 request_id,
                 attempt,
                 provider,
                 model,
-            } => {
-                if let Some(req) = open
-                    .get_mut(&request_id)
-                    .filter(|r| r.attempts.len() < MAX_ATTEMPTS)
-                {
-                    req.attempts.push(Attempt {
-                        number: attempt,
-                        provider,
-                        model,
-                        start: ts,
-                        end: None,
-                        response_model: None,
-                        input_tokens: 0,
-                        output_tokens: 0,
-                        cache_read_tokens: 0,
-                        cache_write_tokens: 0,
-                        cost_usd: 0.0,
-                        first_event_ms: None,
-                        failure: None,
-                        events: Vec::new(),
-                        dropped_events: 0,
-                    });
-                }
-            }
+            } => self.on_attempt_started(ts, request_id, *attempt, provider, model),
             EventKind::AttemptFailed {
                 request_id,
                 attempt,
                 provider,
-                phase,
-                class,
-                retryable,
-                status,
-                message,
                 ..
             } => {
-                if let Some(a) = find_attempt(&mut open, &request_id, &provider, Some(attempt)) {
+                if let Some(a) = self.attempt(request_id, provider, Some(*attempt)) {
                     a.end = Some(ts);
-                    a.failure = Some(Failure {
-                        class: class.as_str(),
-                        phase: phase.as_str(),
-                        retryable,
-                        message,
-                        status,
-                    });
+                    a.failure = Failure::of(&event.kind);
                 }
             }
             EventKind::AttemptSkipped {
                 request_id,
                 provider,
                 reason,
-            } => {
-                if let Some(req) = open.get_mut(&request_id) {
-                    push_event(
-                        &mut req.skips,
-                        &mut req.dropped_skips,
-                        json!({
-                            "timeUnixNano": nanos(ts),
-                            "name": "attempt_skipped",
-                            "attributes": [
-                                kv_str("breakerbox.provider", &provider),
-                                kv_str("breakerbox.reason", reason.as_str()),
-                            ],
-                        }),
-                    );
-                }
-            }
+            } => self.on_attempt_skipped(ts, request_id, provider, *reason),
             EventKind::FirstEvent {
                 request_id,
                 attempt,
                 provider,
                 latency_ms,
             } => {
-                if let Some(a) = find_attempt(&mut open, &request_id, &provider, Some(attempt)) {
-                    a.first_event_ms = Some(latency_ms);
+                if let Some(a) = self.attempt(request_id, provider, Some(*attempt)) {
+                    a.first_event_ms = Some(*latency_ms);
                 }
             }
             EventKind::Rewind {
@@ -279,64 +428,17 @@ fn export(
                 provider,
                 discarded_chars,
                 reason,
-            } => {
-                if let Some(a) = find_attempt(&mut open, &request_id, &provider, None) {
-                    push_event(
-                        &mut a.events,
-                        &mut a.dropped_events,
-                        json!({
-                            "timeUnixNano": nanos(ts),
-                            "name": "rewind",
-                            "attributes": [
-                                kv_int("breakerbox.discarded_chars", discarded_chars),
-                                kv_str("breakerbox.reason", reason.as_str()),
-                            ],
-                        }),
-                    );
-                }
-            }
+            } => self.on_rewind(ts, request_id, provider, *discarded_chars, reason),
             EventKind::Usage {
                 request_id,
                 provider,
                 model,
-                input_tokens,
-                output_tokens,
-                cache_read_tokens,
-                cache_write_tokens,
                 cost_usd,
                 ..
-            } => {
-                if let Some(a) = find_attempt(&mut open, &request_id, &provider, None) {
-                    a.response_model = Some(model);
-                    a.input_tokens = a.input_tokens.saturating_add(input_tokens);
-                    a.output_tokens = a.output_tokens.saturating_add(output_tokens);
-                    a.cache_read_tokens = a.cache_read_tokens.saturating_add(cache_read_tokens);
-                    a.cache_write_tokens = a.cache_write_tokens.saturating_add(cache_write_tokens);
-                    if cost_usd.is_finite() {
-                        a.cost_usd += cost_usd;
-                    }
-                }
-            }
-            EventKind::RequestFinished {
-                request_id,
-                outcome,
-                provider,
-                class,
-                message,
-                cost_usd,
-                failed_cost_usd,
-                ..
-            } => {
-                if let Some(req) = open.remove(&request_id) {
-                    let fin = Finish {
-                        ok: outcome == Outcome::Ok,
-                        provider,
-                        class: class.map(|c| c.as_str()),
-                        message,
-                        cost_usd,
-                        failed_cost_usd,
-                    };
-                    emit(&mut spans, &session_key, &protocols, req, ts, Some(fin));
+            } => self.on_usage(&event.kind, request_id, provider, model, *cost_usd),
+            EventKind::RequestFinished { request_id, .. } => {
+                if let Some(finish) = Finish::of(&event.kind) {
+                    self.on_request_finished(ts, request_id, finish);
                 }
             }
             EventKind::SessionStarted { .. }
@@ -346,16 +448,9 @@ fn export(
             | EventKind::OperatorAction { .. } => {}
         }
     }
-
-    // Unfinished requests, in the order they started.
-    let end = last_ts.unwrap_or(header.started_at);
-    let rest: BTreeMap<u64, Req> = open.into_values().map(|r| (r.order, r)).collect();
-    for req in rest.into_values() {
-        emit(&mut spans, &session_key, &protocols, req, end, None);
-    }
-    spans.drain(..).for_each(&mut sink);
 }
 
+/// How a request ended, from its `request_finished`.
 struct Finish {
     ok: bool,
     provider: Option<String>,
@@ -365,38 +460,105 @@ struct Finish {
     failed_cost_usd: f64,
 }
 
-/// The attempt an event belongs to: the latest with that provider (and number, when given).
-fn find_attempt<'a>(
-    open: &'a mut HashMap<String, Req>,
-    request_id: &str,
-    provider: &str,
-    number: Option<u32>,
-) -> Option<&'a mut Attempt> {
-    let req = open.get_mut(request_id)?;
-    let exact = req
-        .attempts
-        .iter()
-        .rposition(|a| a.provider == provider && number.is_none_or(|n| n == a.number));
-    let index = exact.or_else(|| req.attempts.iter().rposition(|a| a.provider == provider))?;
-    req.attempts.get_mut(index)
+impl Finish {
+    fn of(kind: &EventKind) -> Option<Finish> {
+        let EventKind::RequestFinished {
+            outcome,
+            provider,
+            class,
+            message,
+            cost_usd,
+            failed_cost_usd,
+            ..
+        } = kind
+        else {
+            return None;
+        };
+        Some(Finish {
+            ok: *outcome == Outcome::Ok,
+            provider: provider.clone(),
+            class: class.map(|c| c.as_str()),
+            message: message.clone(),
+            cost_usd: *cost_usd,
+            failed_cost_usd: *failed_cost_usd,
+        })
+    }
+
+    /// The request span's status: ok, or an error with the message (else the class).
+    fn status(&self) -> Value {
+        if self.ok {
+            return json!({"code": STATUS_OK});
+        }
+        let message = self
+            .message
+            .clone()
+            .or_else(|| self.class.map(str::to_string))
+            .unwrap_or_else(|| "error".to_string());
+        json!({"code": STATUS_ERROR, "message": message})
+    }
 }
 
-fn emit(
-    spans: &mut Vec<Value>,
-    session_key: &str,
-    protocols: &HashMap<&str, &str>,
-    req: Req,
-    end: DateTime<Utc>,
-    finish: Option<Finish>,
-) {
-    let trace_id = format!(
-        "{:016x}{:016x}",
-        hash(1, &[session_key, &req.id]),
-        hash(2, &[session_key, &req.id])
-    );
-    let span_id = span_hex(hash(3, &[session_key, &req.id]));
-    let end = end.max(req.start);
+impl Failure {
+    fn of(kind: &EventKind) -> Option<Failure> {
+        let EventKind::AttemptFailed {
+            phase,
+            class,
+            retryable,
+            status,
+            message,
+            ..
+        } = kind
+        else {
+            return None;
+        };
+        Some(Failure {
+            class: class.as_str(),
+            phase: phase.as_str(),
+            retryable: *retryable,
+            message: message.clone(),
+            status: *status,
+        })
+    }
+}
 
+/// Trace and span ids: a fixed hash of the session's start and the request id (and the attempt's
+/// index), so the same file always exports the same ids.
+struct SpanIds {
+    session_key: String,
+}
+
+impl SpanIds {
+    fn trace(&self, request_id: &str) -> String {
+        let parts = [self.session_key.as_str(), request_id];
+        format!("{:016x}{:016x}", hash(1, &parts), hash(2, &parts))
+    }
+
+    fn request(&self, request_id: &str) -> String {
+        span_hex(hash(3, &[&self.session_key, request_id]))
+    }
+
+    fn attempt(&self, request_id: &str, index: usize) -> String {
+        let index = index.to_string();
+        span_hex(hash(4, &[&self.session_key, request_id, &index]))
+    }
+}
+
+/// What an attempt's span takes from its request's.
+#[derive(Clone, Copy)]
+struct ParentSpan<'a> {
+    trace_id: &'a str,
+    span_id: &'a str,
+    /// When the request ended: an attempt still open then ends with it.
+    end: DateTime<Utc>,
+}
+
+fn request_span(
+    req: &Req,
+    trace_id: &str,
+    span_id: &str,
+    end: DateTime<Utc>,
+    finish: Option<&Finish>,
+) -> Value {
     let mut attrs = vec![
         kv_str("gen_ai.operation.name", "chat"),
         kv_str("breakerbox.request_id", &req.id),
@@ -404,26 +566,15 @@ fn emit(
         kv_str("breakerbox.chain", &req.chain.join(",")),
         kv_int("breakerbox.attempts", req.attempts.len() as u64),
     ];
-    let mut status = None;
-    if let Some(f) = &finish {
+    if let Some(f) = finish {
         if let Some(p) = &f.provider {
             attrs.push(kv_str("breakerbox.provider", p));
         }
         attrs.push(kv_double("breakerbox.cost_usd", f.cost_usd));
         attrs.push(kv_double("breakerbox.failed_cost_usd", f.failed_cost_usd));
-        status = Some(if f.ok {
-            json!({"code": STATUS_OK})
-        } else {
-            if let Some(c) = f.class {
-                attrs.push(kv_str("error.type", c));
-            }
-            let message = f
-                .message
-                .clone()
-                .or_else(|| f.class.map(str::to_string))
-                .unwrap_or_else(|| "error".to_string());
-            json!({"code": STATUS_ERROR, "message": message})
-        });
+        if let (false, Some(c)) = (f.ok, f.class) {
+            attrs.push(kv_str("error.type", c));
+        }
     }
     let mut span = json!({
         "traceId": trace_id,
@@ -436,78 +587,80 @@ fn emit(
         "events": req.skips,
     });
     dropped(&mut span, req.dropped_skips);
+    set_status(&mut span, finish.map(Finish::status));
+    span
+}
+
+/// An attempt's span; `answered` when it is the attempt whose reply the request returned.
+fn attempt_span(
+    a: Attempt,
+    id: &str,
+    parent: ParentSpan<'_>,
+    system: &str,
+    answered: bool,
+) -> Value {
+    let end = a.end.unwrap_or(parent.end).max(a.start);
+    let mut attrs = attempt_attributes(&a, system);
+    let status = if let Some(f) = &a.failure {
+        attrs.push(kv_str("error.type", f.class));
+        attrs.push(kv_str("breakerbox.phase", f.phase));
+        attrs.push(json!({"key": "breakerbox.retryable", "value": {"boolValue": f.retryable}}));
+        if let Some(s) = f.status {
+            attrs.push(kv_int("http.response.status_code", u64::from(s)));
+        }
+        Some(json!({"code": STATUS_ERROR, "message": f.message}))
+    } else if answered {
+        Some(json!({"code": STATUS_OK}))
+    } else {
+        None
+    };
+    let mut span = json!({
+        "traceId": parent.trace_id,
+        "spanId": id,
+        "parentSpanId": parent.span_id,
+        "name": format!("chat {}", a.model),
+        "kind": KIND_CLIENT,
+        "startTimeUnixNano": nanos(a.start),
+        "endTimeUnixNano": nanos(end),
+        "attributes": attrs,
+        "events": a.events,
+    });
+    dropped(&mut span, a.dropped_events);
+    set_status(&mut span, status);
+    span
+}
+
+/// An attempt's attributes but for its failure's: GenAI's, then breakerbox's.
+fn attempt_attributes(a: &Attempt, system: &str) -> Vec<Value> {
+    let mut attrs = vec![
+        kv_str("gen_ai.operation.name", "chat"),
+        kv_str("gen_ai.request.model", &a.model),
+    ];
+    if !system.is_empty() {
+        attrs.push(kv_str("gen_ai.system", system));
+        attrs.push(kv_str("gen_ai.provider.name", system));
+    }
+    if let Some(m) = &a.response_model {
+        let t = &a.tokens;
+        attrs.push(kv_str("gen_ai.response.model", m));
+        attrs.push(kv_int("gen_ai.usage.input_tokens", t.input));
+        attrs.push(kv_int("gen_ai.usage.output_tokens", t.output));
+        attrs.push(kv_int("breakerbox.usage.cache_read_tokens", t.cache_read));
+        attrs.push(kv_int("breakerbox.usage.cache_write_tokens", t.cache_write));
+    }
+    attrs.push(kv_str("breakerbox.provider", &a.provider));
+    attrs.push(kv_int("breakerbox.attempt", u64::from(a.number)));
+    attrs.push(kv_double("breakerbox.cost_usd", a.cost_usd));
+    if let Some(ms) = a.first_event_ms {
+        attrs.push(kv_int("breakerbox.first_event_ms", ms));
+    }
+    attrs
+}
+
+/// OTLP's `status`, when there is one (an unset status is left out).
+fn set_status(span: &mut Value, status: Option<Value>) {
     if let (Some(status), Some(obj)) = (status, span.as_object_mut()) {
         obj.insert("status".to_string(), status);
-    }
-    spans.push(span);
-
-    let answered = finish
-        .as_ref()
-        .filter(|f| f.ok)
-        .and_then(|f| f.provider.as_deref());
-    // The last attempt on the answering provider is the one that answered.
-    let winner = answered.and_then(|p| req.attempts.iter().rposition(|a| a.provider == p));
-    for (i, a) in req.attempts.into_iter().enumerate() {
-        let index = i.to_string();
-        let id = span_hex(hash(4, &[session_key, &req.id, &index]));
-        let a_end = a.end.unwrap_or(end).max(a.start);
-        let system = protocols.get(a.provider.as_str()).copied().unwrap_or("");
-        let mut attrs = vec![
-            kv_str("gen_ai.operation.name", "chat"),
-            kv_str("gen_ai.request.model", &a.model),
-        ];
-        if !system.is_empty() {
-            attrs.push(kv_str("gen_ai.system", system));
-            attrs.push(kv_str("gen_ai.provider.name", system));
-        }
-        if let Some(m) = &a.response_model {
-            attrs.push(kv_str("gen_ai.response.model", m));
-            attrs.push(kv_int("gen_ai.usage.input_tokens", a.input_tokens));
-            attrs.push(kv_int("gen_ai.usage.output_tokens", a.output_tokens));
-            attrs.push(kv_int(
-                "breakerbox.usage.cache_read_tokens",
-                a.cache_read_tokens,
-            ));
-            attrs.push(kv_int(
-                "breakerbox.usage.cache_write_tokens",
-                a.cache_write_tokens,
-            ));
-        }
-        attrs.push(kv_str("breakerbox.provider", &a.provider));
-        attrs.push(kv_int("breakerbox.attempt", u64::from(a.number)));
-        attrs.push(kv_double("breakerbox.cost_usd", a.cost_usd));
-        if let Some(ms) = a.first_event_ms {
-            attrs.push(kv_int("breakerbox.first_event_ms", ms));
-        }
-        let status = if let Some(f) = &a.failure {
-            attrs.push(kv_str("error.type", f.class));
-            attrs.push(kv_str("breakerbox.phase", f.phase));
-            attrs.push(json!({"key": "breakerbox.retryable", "value": {"boolValue": f.retryable}}));
-            if let Some(s) = f.status {
-                attrs.push(kv_int("http.response.status_code", u64::from(s)));
-            }
-            Some(json!({"code": STATUS_ERROR, "message": f.message}))
-        } else if winner == Some(i) {
-            Some(json!({"code": STATUS_OK}))
-        } else {
-            None
-        };
-        let mut span = json!({
-            "traceId": trace_id,
-            "spanId": id,
-            "parentSpanId": span_id,
-            "name": format!("chat {}", a.model),
-            "kind": KIND_CLIENT,
-            "startTimeUnixNano": nanos(a.start),
-            "endTimeUnixNano": nanos(a_end),
-            "attributes": attrs,
-            "events": a.events,
-        });
-        dropped(&mut span, a.dropped_events);
-        if let (Some(status), Some(obj)) = (status, span.as_object_mut()) {
-            obj.insert("status".to_string(), status);
-        }
-        spans.push(span);
     }
 }
 

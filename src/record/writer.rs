@@ -6,18 +6,22 @@
 //! killed with SIGKILL therefore leaves a file whose complete lines all parse; at worst the very
 //! last line is torn, which the reader reports and skips.
 
-use chrono::Utc;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
-use tokio::sync::broadcast::error::{RecvError, TryRecvError};
+
+use chrono::Utc;
+use serde_json::{Value, json};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+use toml::Spanned;
 
 use super::reader::RecordError;
 use super::{FORMAT, MAX_LINE, RECORDING_VERSION, SessionHeader};
-use crate::config::Config;
-use crate::event::{Bus, Event, EventKind, Mode, ProviderInfo};
+use crate::config::{
+    BreakerSection, ChainEntry, Config, ProviderEntry, RetrySection, SimEntry, TargetEntry,
+};
+use crate::event::{Bus, Event, EventKind, Mode, ProviderInfo, Received, next, try_next};
 
 /// The longest an event waits in the buffer before it is written (the "about 100 ms").
 const FLUSH_INTERVAL: Duration = Duration::from_millis(100);
@@ -154,29 +158,28 @@ async fn record(
         tokio::select! {
             biased;
             _ = &mut stop => break,
-            received = rx.recv() => match received {
-                Ok(event) => {
+            received = next(&mut rx) => match received {
+                Some(Received::Event(event)) => {
                     out.push(&event, redact);
                     // Idle: nothing else waiting, so write now rather than at the next tick.
                     if rx.is_empty() || out.buf.len() >= FLUSH_BYTES {
                         out.flush();
                     }
                 }
-                Err(RecvError::Lagged(n)) => {
+                Some(Received::Lagged(n)) => {
                     out.summary.lost += n;
                     tracing::warn!(recording = %shown, lost = n, "the recorder fell behind the event bus; events are missing from the recording");
                 }
-                Err(RecvError::Closed) => break,
+                None => break,
             },
             _ = ticker.tick() => out.flush(),
         }
     }
     // Whatever was published before `finish` is still in the channel: write it too.
-    loop {
-        match rx.try_recv() {
-            Ok(event) => out.push(&event, redact),
-            Err(TryRecvError::Lagged(n)) => out.summary.lost += n,
-            Err(TryRecvError::Empty | TryRecvError::Closed) => break,
+    while let Some(received) = try_next(&mut rx) {
+        match received {
+            Received::Event(event) => out.push(&event, redact),
+            Received::Lagged(n) => out.summary.lost += n,
         }
     }
     out.flush();
@@ -284,100 +287,119 @@ pub fn config_summary(
     config: &Config,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> serde_json::Value {
-    use serde_json::json;
-    let timeouts = config.timeouts.to_timeouts();
-    let providers: Vec<serde_json::Value> = if mode == Mode::Demo {
-        config
-            .sim
-            .providers
-            .iter()
-            .map(|p| {
-                json!({
-                    "name": p.name,
-                    "protocol": p.protocol.to_string(),
-                    "model": p.model,
-                    "simulated": true,
-                    "fault": p.fault.as_ref().map(|f| f.0.to_string()),
-                })
-            })
-            .collect()
+    let providers = if mode == Mode::Demo {
+        simulated_providers(config)
     } else {
-        config
-            .providers
-            .iter()
-            .map(|p| {
-                let resolved = p.resolve(timeouts, env);
-                json!({
-                    "name": p.name(),
-                    "protocol": p.protocol.to_string(),
-                    "model": p.model,
-                    "base_url": strip_url_secrets(&resolved.base_url),
-                    "api_key_env": p.api_key_env.clone().unwrap_or_else(|| default_key_var(p.protocol)),
-                    "breaker": format!("{:?}", p.breaker).to_lowercase(),
-                })
-            })
-            .collect()
+        configured_providers(config, env)
     };
-    let chains: Vec<serde_json::Value> = config
-        .chains
-        .iter()
-        .map(|c| {
-            json!({
-                "name": c.name.get_ref(),
-                "targets": c.targets.iter().map(|t| {
-                    let t = t.get_ref();
-                    match t.model() {
-                        Some(m) => format!("{}/{m}", t.provider()),
-                        None => t.provider().to_string(),
-                    }
-                }).collect::<Vec<_>>(),
-                "mid_stream": format!("{:?}", c.mid_stream),
-                "hedge": c.hedge.0.map_or_else(|| "off".to_string(), |h| format!("{h:?}")),
-            })
-        })
-        .collect();
-    let ms = |d: Duration| u64::try_from(d.as_millis()).unwrap_or(u64::MAX);
-    let b = &config.breaker;
-    let r = &config.retry;
     json!({
         "source": config.source.as_ref().map(|p| p.display().to_string()),
         "providers": providers,
-        "chains": chains,
-        "timeouts_ms": {
-            "connect": ms(timeouts.connect),
-            "headers": ms(timeouts.headers),
-            "first_event": ms(timeouts.first_event),
-            "idle": ms(timeouts.idle),
-            "total": ms(timeouts.total),
-        },
-        "breaker": {
-            "consecutive_failures": b.consecutive_failures,
-            "failure_rate": b.failure_rate,
-            "window_ms": ms(b.window.0),
-            "min_calls": b.min_calls,
-            "recovery_ms": ms(b.recovery.0),
-            "recovery_growth": b.recovery_growth,
-            "recovery_max_ms": ms(b.recovery_max.0),
-            "half_open_probes": b.half_open_probes,
-            "open_on_retry_after_ms": b.open_on_retry_after.0.map(ms),
-        },
-        "retry": {
-            "max_retries": r.max_retries,
-            "max_attempts": r.max_attempts,
-            "min_delay_ms": ms(r.min_delay.0),
-            "max_delay_ms": ms(r.max_delay.0),
-            "factor": r.factor,
-            "jitter": r.jitter,
-            "retry_after_cap_ms": ms(r.retry_after_cap.0),
-            "budget_capacity": r.budget_capacity,
-            "budget_refill_per_sec": r.budget_refill_per_sec,
-        },
+        "chains": config.chains.iter().map(chain_summary).collect::<Vec<_>>(),
+        "timeouts_ms": timeouts_summary(config),
+        "breaker": breaker_summary(&config.breaker),
+        "retry": retry_summary(&config.retry),
         "engine": {
             "when_all_open": format!("{:?}", config.engine.when_all_open),
             "retry_silent_timeouts": config.engine.retry_silent_timeouts,
         },
         "sim_seed": (mode == Mode::Demo).then_some(config.sim.seed),
     })
+}
+
+/// Demo mode's providers: the simulated ones and their faults.
+fn simulated_providers(config: &Config) -> Vec<Value> {
+    let provider = |p: &SimEntry| {
+        json!({
+            "name": p.name,
+            "protocol": p.protocol.to_string(),
+            "model": p.model,
+            "simulated": true,
+            "fault": p.fault.as_ref().map(|f| f.0.to_string()),
+        })
+    };
+    config.sim.providers.iter().map(provider).collect()
+}
+
+/// The configured providers: where each is reached (secrets stripped) and which variable holds
+/// its key.
+fn configured_providers(config: &Config, env: &dyn Fn(&str) -> Option<String>) -> Vec<Value> {
+    let timeouts = config.timeouts.to_timeouts();
+    let provider = |p: &ProviderEntry| {
+        let resolved = p.resolve(timeouts, env);
+        let key_var = p
+            .api_key_env
+            .clone()
+            .unwrap_or_else(|| default_key_var(p.protocol));
+        json!({
+            "name": p.name(),
+            "protocol": p.protocol.to_string(),
+            "model": p.model,
+            "base_url": strip_url_secrets(&resolved.base_url),
+            "api_key_env": key_var,
+            "breaker": format!("{:?}", p.breaker).to_lowercase(),
+        })
+    };
+    config.providers.iter().map(provider).collect()
+}
+
+fn chain_summary(chain: &ChainEntry) -> Value {
+    let target = |t: &Spanned<TargetEntry>| {
+        let t = t.get_ref();
+        match t.model() {
+            Some(m) => format!("{}/{m}", t.provider()),
+            None => t.provider().to_string(),
+        }
+    };
+    json!({
+        "name": chain.name.get_ref(),
+        "targets": chain.targets.iter().map(target).collect::<Vec<_>>(),
+        "mid_stream": format!("{:?}", chain.mid_stream),
+        "hedge": chain.hedge.0.map_or_else(|| "off".to_string(), |h| format!("{h:?}")),
+    })
+}
+
+fn timeouts_summary(config: &Config) -> Value {
+    let t = config.timeouts.to_timeouts();
+    json!({
+        "connect": ms(t.connect),
+        "headers": ms(t.headers),
+        "first_event": ms(t.first_event),
+        "idle": ms(t.idle),
+        "total": ms(t.total),
+    })
+}
+
+fn breaker_summary(b: &BreakerSection) -> Value {
+    json!({
+        "consecutive_failures": b.consecutive_failures,
+        "failure_rate": b.failure_rate,
+        "window_ms": ms(b.window.0),
+        "min_calls": b.min_calls,
+        "recovery_ms": ms(b.recovery.0),
+        "recovery_growth": b.recovery_growth,
+        "recovery_max_ms": ms(b.recovery_max.0),
+        "half_open_probes": b.half_open_probes,
+        "open_on_retry_after_ms": b.open_on_retry_after.0.map(ms),
+    })
+}
+
+fn retry_summary(r: &RetrySection) -> Value {
+    json!({
+        "max_retries": r.max_retries,
+        "max_attempts": r.max_attempts,
+        "min_delay_ms": ms(r.min_delay.0),
+        "max_delay_ms": ms(r.max_delay.0),
+        "factor": r.factor,
+        "jitter": r.jitter,
+        "retry_after_cap_ms": ms(r.retry_after_cap.0),
+        "budget_capacity": r.budget_capacity,
+        "budget_refill_per_sec": r.budget_refill_per_sec,
+    })
+}
+
+fn ms(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
 fn default_key_var(protocol: crate::provider::Protocol) -> String {

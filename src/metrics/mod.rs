@@ -1,0 +1,229 @@
+//! Prometheus metrics: a fold over the event stream, rendered as the text exposition format
+//! (version 0.0.4) for the gateway's `/metrics`.
+//!
+//! [`Metrics`] folds the same [`Event`]s the console folds (it is a [`Fold`]) and
+//! [`Metrics::render`] (`render.rs`) writes every family with its `# HELP` and `# TYPE` lines once,
+//! families in a fixed order and series sorted by their labels, so two renders of the same fold are
+//! byte-identical.
+//!
+//! Memory is bounded whatever arrives: provider names, the one free-form label, keep at most
+//! [`LABEL_VALUES_KEPT`] distinct values, later ones counted under `other`, cut to
+//! [`LABEL_VALUE_BYTES`] (`labels.rs`); skip reasons, operator actions, breaker states and error
+//! classes are closed sets and label their series by name. The request → primary map used to spot
+//! failovers keeps at most [`REQUESTS_TRACKED`] requests, the oldest dropped first.
+
+mod labels;
+mod render;
+
+pub use labels::{LABEL_VALUE_BYTES, LABEL_VALUES_KEPT, OTHER};
+pub use render::{CONTENT_TYPE, escape_label, render_connections};
+
+pub use crate::event::facts::REQUESTS_TRACKED;
+
+use std::collections::BTreeMap;
+
+use crate::event::facts::{FailoverTracker, TokenCounts};
+use crate::event::{BreakerState, Event, EventKind, Fold, Outcome, Source};
+use labels::Labels;
+
+/// Upper bounds of the first-event latency histogram, in milliseconds, and as written in `le`.
+const LATENCY_BUCKETS: [(u64, &str); 9] = [
+    (50, "0.05"),
+    (100, "0.1"),
+    (250, "0.25"),
+    (500, "0.5"),
+    (1_000, "1"),
+    (2_000, "2"),
+    (5_000, "5"),
+    (10_000, "10"),
+    (30_000, "30"),
+];
+
+const SOURCES: [Source; 4] = [Source::Prompt, Source::Load, Source::Ask, Source::Gateway];
+
+/// The metrics of one engine, folded from its events.
+#[derive(Debug, Clone, Default)]
+pub struct Metrics {
+    providers: Labels,
+    /// Current breaker state of each known provider (never the pooled `other`).
+    breakers: BTreeMap<String, BreakerState>,
+    requests: [u64; SOURCES.len()],
+    finished_ok: u64,
+    finished_error: u64,
+    attempts: BTreeMap<String, u64>,
+    /// (provider, class, retryable)
+    failures: BTreeMap<(String, &'static str, bool), u64>,
+    /// (provider, reason): the reason by name, so series sort by it.
+    skipped: BTreeMap<(String, &'static str), u64>,
+    /// (from, to)
+    failovers: BTreeMap<(String, String), u64>,
+    latency: BTreeMap<String, Histogram>,
+    tokens: BTreeMap<String, TokenCounts>,
+    cost_usd: BTreeMap<String, f64>,
+    rewinds: BTreeMap<String, u64>,
+    /// By the action's name, so series sort by it.
+    operator_actions: BTreeMap<&'static str, u64>,
+    primaries: FailoverTracker,
+    events_missed: u64,
+}
+
+impl Fold for Metrics {
+    fn apply(&mut self, event: &Event) {
+        Metrics::apply(self, event);
+    }
+
+    fn missed(&mut self, n: u64) {
+        Metrics::missed(self, n);
+    }
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Fold one event. Never panics, whatever the strings hold.
+    pub fn apply(&mut self, event: &Event) {
+        self.apply_kind(&event.kind);
+    }
+
+    /// The bus reported this many events lost to lag.
+    pub fn missed(&mut self, count: u64) {
+        bump(&mut self.events_missed, count);
+    }
+
+    /// Fold one event's content (the metrics do not depend on its time or sequence number).
+    pub fn apply_kind(&mut self, kind: &EventKind) {
+        match kind {
+            EventKind::SessionStarted { providers, .. } => {
+                for info in providers {
+                    self.known_provider(&info.name);
+                }
+            }
+            EventKind::RequestStarted { source, chain, .. } => {
+                let i = SOURCES.iter().position(|s| s == source).unwrap_or(0);
+                bump(&mut self.requests[i], 1);
+                if let Some(first) = chain.first() {
+                    // Labelled now, so labels are given in the order providers are first seen.
+                    self.provider(first);
+                }
+                self.primaries.apply(kind);
+            }
+            EventKind::AttemptStarted { provider, .. } => {
+                let p = self.provider(provider);
+                bump(self.attempts.entry(p).or_default(), 1);
+            }
+            EventKind::AttemptFailed {
+                provider,
+                class,
+                retryable,
+                ..
+            } => {
+                let key = (self.provider(provider), class.as_str(), *retryable);
+                bump(self.failures.entry(key).or_default(), 1);
+            }
+            EventKind::AttemptSkipped {
+                provider, reason, ..
+            } => {
+                let key = (self.provider(provider), reason.as_str());
+                bump(self.skipped.entry(key).or_default(), 1);
+            }
+            EventKind::FirstEvent {
+                provider,
+                latency_ms,
+                ..
+            } => {
+                let p = self.provider(provider);
+                self.latency.entry(p).or_default().observe(*latency_ms);
+            }
+            EventKind::TextDelta { .. } | EventKind::ProviderFlagged { .. } => {}
+            EventKind::Rewind { provider, .. } => {
+                let p = self.provider(provider);
+                bump(self.rewinds.entry(p).or_default(), 1);
+            }
+            EventKind::Usage {
+                provider, cost_usd, ..
+            } => self.on_usage(kind, provider, *cost_usd),
+            EventKind::RequestFinished { outcome, .. } => self.on_request_finished(kind, *outcome),
+            EventKind::BreakerChanged { provider, to, .. } => {
+                if let Some(slot) = self.known_provider(provider) {
+                    *slot = *to;
+                }
+            }
+            EventKind::OperatorAction { action, .. } => {
+                bump(self.operator_actions.entry(action.as_str()).or_default(), 1);
+            }
+        }
+    }
+
+    fn on_usage(&mut self, usage: &EventKind, provider: &str, cost_usd: f64) {
+        let p = self.provider(provider);
+        let tokens = TokenCounts::from_usage(usage).unwrap_or_default();
+        self.tokens.entry(p.clone()).or_default().accumulate(tokens);
+        let total = self.cost_usd.entry(p).or_insert(0.0);
+        // A counter only goes up: a NaN, infinite or negative cost is not counted.
+        if cost_usd.is_finite() && cost_usd > 0.0 {
+            let sum = *total + cost_usd;
+            if sum.is_finite() {
+                *total = sum;
+            }
+        }
+    }
+
+    fn on_request_finished(&mut self, finished: &EventKind, outcome: Outcome) {
+        match outcome {
+            Outcome::Ok => bump(&mut self.finished_ok, 1),
+            Outcome::Error => bump(&mut self.finished_error, 1),
+        }
+        if let Some(failover) = self.primaries.apply(finished) {
+            // Compared again as labels: two names that differ only past the label's length, or
+            // both pooled under `other`, are one series.
+            let from = self.provider(&failover.from);
+            let to = self.provider(failover.to);
+            if to != from {
+                bump(self.failovers.entry((from, to)).or_default(), 1);
+            }
+        }
+    }
+
+    /// The provider's label value, noting the provider for the breaker gauge (closed until told).
+    fn provider(&mut self, name: &str) -> String {
+        let label = self.providers.admit(name);
+        if self.providers.is_kept(&label) && !self.breakers.contains_key(&label) {
+            self.breakers.insert(label.clone(), BreakerState::Closed);
+        }
+        label
+    }
+
+    /// The breaker slot of a provider, unless it is pooled under `other`.
+    fn known_provider(&mut self, name: &str) -> Option<&mut BreakerState> {
+        let label = self.providers.admit(name);
+        if !self.providers.is_kept(&label) {
+            return None;
+        }
+        Some(self.breakers.entry(label).or_insert(BreakerState::Closed))
+    }
+}
+
+/// First-event latencies of one provider, in [`LATENCY_BUCKETS`].
+#[derive(Debug, Clone, Copy, Default)]
+struct Histogram {
+    /// Per bucket, not cumulative.
+    buckets: [u64; LATENCY_BUCKETS.len()],
+    count: u64,
+    sum_ms: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, ms: u64) {
+        if let Some(i) = LATENCY_BUCKETS.iter().position(|(le, _)| ms <= *le) {
+            bump(&mut self.buckets[i], 1);
+        }
+        bump(&mut self.count, 1);
+        bump(&mut self.sum_ms, ms);
+    }
+}
+
+fn bump(counter: &mut u64, by: u64) {
+    *counter = counter.saturating_add(by);
+}

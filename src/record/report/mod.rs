@@ -1,0 +1,639 @@
+//! The incident report: one streaming pass over a recording, folded into counters, per-provider
+//! latency histograms and short, capped lists, so memory stays bounded however long the recording
+//! is. Rendered as Markdown for a postmortem (`markdown.rs`) or as JSON for tools (`json.rs`); both
+//! are deterministic (ordered maps, fixed rounding) so the same recording always gives the same
+//! bytes.
+//!
+//! This file holds the report's state and its [`Fold`] over the events.
+
+mod json;
+mod markdown;
+
+use std::collections::{BTreeMap, HashMap};
+
+use chrono::{DateTime, SecondsFormat, Utc};
+use hdrhistogram::Histogram;
+
+use super::SessionHeader;
+use super::reader::{Reader, RecordError};
+use crate::event::facts::{self, TokenCounts};
+use crate::event::{
+    BreakerState, ErrorClass, Event, EventKind, Fold, OperatorAction, Outcome, SkipReason,
+};
+
+/// The most entries kept in any list (transitions per provider, the timeline). Breaker changes and
+/// operator actions are few in a sane session; the cap only guards against a pathological file.
+pub const LIST_CAP: usize = 10_000;
+/// How many unreadable lines are quoted (all of them are counted).
+pub const ERROR_SAMPLES: usize = 5;
+/// Requests tracked at once. In-flight requests are bounded by the engine's concurrency; a file
+/// whose requests never finish must not grow the map without limit.
+const IN_FLIGHT_CAP: usize = 100_000;
+/// Distinct providers with their own section. Names come from the file's content, and each one
+/// carries a histogram (~100 KB), so a hostile file must not be able to make thousands.
+const PROVIDER_CAP: usize = 64;
+/// Distinct keys in maps keyed by free-form strings (skip reasons, failover causes).
+const KEY_CAP: usize = 64;
+/// Longest free-form text kept (reasons, details, messages): a report quotes, it does not copy.
+const TEXT_CAP: usize = 300;
+/// Where the providers beyond `PROVIDER_CAP` and keys beyond `KEY_CAP` are pooled.
+const OTHER: &str = "(other)";
+/// Latency histogram range: 1 ms to an hour at 3 significant digits (exact below 2048 ms).
+const LATENCY_MAX_MS: u64 = 3_600_000;
+
+/// An incident report over one recording.
+#[derive(Debug, Clone)]
+pub struct Report {
+    header: SessionHeader,
+    events: u64,
+    skipped_lines: u64,
+    skipped_samples: Vec<String>,
+    first_ts: Option<DateTime<Utc>>,
+    last_ts: Option<DateTime<Utc>>,
+    requests: Requests,
+    failovers: BTreeMap<String, u64>,
+    failed_by_class: BTreeMap<String, u64>,
+    providers: BTreeMap<String, ProviderStats>,
+    timeline: Vec<TimelineEntry>,
+    timeline_dropped: u64,
+    in_flight: HashMap<String, InFlight>,
+}
+
+#[derive(Debug, Clone, Default)]
+struct Requests {
+    started: u64,
+    ok: u64,
+    error: u64,
+    /// Started while `IN_FLIGHT_CAP` requests were open: counted, not followed.
+    untracked: u64,
+    cost_usd: f64,
+    /// Sum over ok requests that carry `primary_cost_usd` of `cost_usd - primary_cost_usd`.
+    failover_cost_delta_usd: f64,
+    failover_delta_requests: u64,
+}
+
+#[derive(Debug, Clone, Default)]
+struct InFlight {
+    primary: Option<String>,
+    /// The first thing that went wrong on the primary: a failure class or a skip reason.
+    primary_cause: Option<String>,
+    /// The last `usage` of this request not yet followed by anything else: if the next event for
+    /// the request is `attempt_failed` on the same provider, that usage was a failed attempt's.
+    pending_usage: Option<(String, f64)>,
+}
+
+impl InFlight {
+    /// Note what went wrong on `provider`, if it is the primary and nothing went wrong there yet.
+    fn note_cause(&mut self, provider: &str, cause: &str) {
+        if self.primary.as_deref() == Some(provider) && self.primary_cause.is_none() {
+            self.primary_cause = Some(cause.to_string());
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+struct ProviderStats {
+    attempts: u64,
+    answered: u64,
+    errors: BTreeMap<String, ClassCount>,
+    skipped: BTreeMap<String, u64>,
+    latency: Option<Histogram<u64>>,
+    tokens: TokenCounts,
+    estimated_usages: u64,
+    cost_usd: f64,
+    failed_cost_usd: f64,
+    failed_usages: u64,
+    /// The last state a `breaker_changed` put it in (`None`: never seen one).
+    state: Option<BreakerState>,
+    /// Open (or forced open) since then; the span is closed by the next change, or by the
+    /// recording's end when the report is rendered ([`Report::open_ms`]).
+    open_since: Option<DateTime<Utc>>,
+    /// Time open in the spans already closed.
+    open_ms: u64,
+    transitions: Vec<Transition>,
+    transitions_dropped: u64,
+}
+
+#[derive(Debug, Clone, Copy, Default)]
+struct ClassCount {
+    retryable: u64,
+    not_retryable: u64,
+}
+
+#[derive(Debug, Clone)]
+struct Transition {
+    ts: DateTime<Utc>,
+    from: BreakerState,
+    to: BreakerState,
+    reason: String,
+}
+
+#[derive(Debug, Clone)]
+struct TimelineEntry {
+    ts: DateTime<Utc>,
+    /// `breaker_changed`, `operator_action` or `provider_flagged`.
+    kind: &'static str,
+    provider: Option<String>,
+    /// One line for a person: `closed → open: 3 consecutive failures`, `trip`, …
+    what: String,
+}
+
+impl ProviderStats {
+    fn new() -> Self {
+        ProviderStats {
+            attempts: 0,
+            answered: 0,
+            errors: BTreeMap::new(),
+            skipped: BTreeMap::new(),
+            latency: None,
+            tokens: TokenCounts::default(),
+            estimated_usages: 0,
+            cost_usd: 0.0,
+            failed_cost_usd: 0.0,
+            failed_usages: 0,
+            state: None,
+            open_since: None,
+            open_ms: 0,
+            transitions: Vec::new(),
+            transitions_dropped: 0,
+        }
+    }
+
+    fn percentile(&self, q: f64) -> Option<u64> {
+        self.latency
+            .as_ref()
+            .filter(|h| !h.is_empty())
+            .map(|h| h.value_at_quantile(q))
+    }
+
+    fn latency_count(&self) -> u64 {
+        self.latency.as_ref().map_or(0, |h| h.len())
+    }
+
+    fn error_count(&self) -> u64 {
+        self.errors
+            .values()
+            .map(|c| c.retryable + c.not_retryable)
+            .sum()
+    }
+}
+
+impl Report {
+    /// An empty report on the session `header` describes: its providers get a section even when
+    /// they see no traffic. Feed it events as a [`Fold`].
+    pub fn new(header: &SessionHeader) -> Report {
+        let mut report = Report {
+            header: header.clone(),
+            events: 0,
+            skipped_lines: 0,
+            skipped_samples: Vec::new(),
+            first_ts: None,
+            last_ts: None,
+            requests: Requests::default(),
+            failovers: BTreeMap::new(),
+            failed_by_class: BTreeMap::new(),
+            providers: BTreeMap::new(),
+            timeline: Vec::new(),
+            timeline_dropped: 0,
+            in_flight: HashMap::new(),
+        };
+        for p in &header.providers {
+            report.provider(&p.name);
+        }
+        report
+    }
+
+    /// Fold a recording's events (as the reader yields them: unreadable lines are `Err`, counted
+    /// and a few quoted) into a report. One pass; memory bounded by the caps above.
+    pub fn from_events(
+        header: &SessionHeader,
+        events: impl IntoIterator<Item = Result<Event, RecordError>>,
+    ) -> Report {
+        let mut report = Report::new(header);
+        for item in events {
+            match item {
+                Ok(event) => report.apply(&event),
+                Err(e) => report.unreadable(&e),
+            }
+        }
+        report
+    }
+
+    /// Read a whole recording into a report.
+    pub fn from_reader(reader: Reader) -> Report {
+        let header = reader.header().clone();
+        Report::from_events(&header, reader)
+    }
+
+    /// Lines that could not be read and were skipped.
+    pub fn skipped_lines(&self) -> u64 {
+        self.skipped_lines
+    }
+
+    fn unreadable(&mut self, error: &RecordError) {
+        self.skipped_lines += 1;
+        if self.skipped_samples.len() < ERROR_SAMPLES {
+            self.skipped_samples.push(clip(&error.to_string()));
+        }
+    }
+}
+
+/// The fold: each event updates the counters of its request and provider.
+impl Fold for Report {
+    // `missed` is the default (nothing): a recording has no lag, and the lines it could not read
+    // are counted by `from_events`.
+    fn apply(&mut self, event: &Event) {
+        let ts = event.ts;
+        self.count_event(ts);
+        match &event.kind {
+            EventKind::SessionStarted { .. } => {}
+            EventKind::RequestStarted {
+                request_id, chain, ..
+            } => self.on_request_started(request_id, chain),
+            EventKind::AttemptStarted {
+                request_id,
+                provider,
+                ..
+            } => self.on_attempt_started(request_id, provider),
+            EventKind::AttemptFailed {
+                request_id,
+                provider,
+                class,
+                retryable,
+                ..
+            } => self.on_attempt_failed(request_id, provider, *class, *retryable),
+            EventKind::AttemptSkipped {
+                request_id,
+                provider,
+                reason,
+            } => self.on_attempt_skipped(request_id, provider, *reason),
+            EventKind::FirstEvent {
+                request_id,
+                provider,
+                latency_ms,
+                ..
+            } => self.on_first_event(request_id, provider, *latency_ms),
+            EventKind::TextDelta { request_id, .. } | EventKind::Rewind { request_id, .. } => {
+                self.clear_pending(request_id);
+            }
+            EventKind::Usage {
+                request_id,
+                provider,
+                cost_usd,
+                estimated,
+                ..
+            } => self.on_usage(&event.kind, request_id, provider, *cost_usd, *estimated),
+            EventKind::RequestFinished {
+                request_id,
+                outcome,
+                provider,
+                class,
+                cost_usd,
+                primary_cost_usd,
+                ..
+            } => self.on_request_finished(
+                request_id,
+                *outcome,
+                provider.as_deref(),
+                *class,
+                *cost_usd,
+                *primary_cost_usd,
+            ),
+            EventKind::BreakerChanged {
+                provider,
+                from,
+                to,
+                reason,
+                ..
+            } => self.on_breaker_changed(ts, provider, *from, *to, reason),
+            EventKind::ProviderFlagged {
+                provider,
+                flag,
+                reason,
+            } => self.on_provider_flagged(ts, provider, flag, reason),
+            EventKind::OperatorAction {
+                action,
+                provider,
+                detail,
+            } => self.on_operator_action(ts, *action, provider.as_deref(), detail),
+        }
+    }
+}
+
+impl Report {
+    fn count_event(&mut self, ts: DateTime<Utc>) {
+        self.events += 1;
+        // Min and max rather than first and last: a recording is in order, but if it is not, the
+        // range still covers every event.
+        self.first_ts = Some(self.first_ts.map_or(ts, |t| t.min(ts)));
+        self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
+    }
+
+    fn on_request_started(&mut self, request_id: &str, chain: &[String]) {
+        self.requests.started += 1;
+        if self.in_flight.len() < IN_FLIGHT_CAP || self.in_flight.contains_key(request_id) {
+            let primary = chain.first().cloned();
+            let req = InFlight {
+                primary,
+                ..InFlight::default()
+            };
+            self.in_flight.insert(request_id.to_string(), req);
+        } else {
+            self.requests.untracked += 1;
+        }
+    }
+
+    fn on_attempt_started(&mut self, request_id: &str, provider: &str) {
+        self.clear_pending(request_id);
+        self.provider(provider).attempts += 1;
+    }
+
+    fn on_attempt_failed(
+        &mut self,
+        request_id: &str,
+        provider: &str,
+        class: ErrorClass,
+        retryable: bool,
+    ) {
+        let mut failed_cost = None;
+        if let Some(req) = self.in_flight.get_mut(request_id) {
+            // A usage just before the failure, on the same provider, was the failed attempt's.
+            if let Some((p, cost)) = req.pending_usage.take()
+                && p == provider
+            {
+                failed_cost = Some(cost);
+            }
+            req.note_cause(provider, class.as_str());
+        }
+        let stats = self.provider(provider);
+        let count = stats.errors.entry(class.as_str().to_string()).or_default();
+        if retryable {
+            count.retryable += 1;
+        } else {
+            count.not_retryable += 1;
+        }
+        if let Some(cost) = failed_cost {
+            stats.failed_cost_usd += cost;
+            stats.failed_usages += 1;
+        }
+    }
+
+    fn on_attempt_skipped(&mut self, request_id: &str, provider: &str, reason: SkipReason) {
+        if let Some(req) = self.in_flight.get_mut(request_id) {
+            req.pending_usage = None;
+            req.note_cause(provider, reason.as_str());
+        }
+        bump(&mut self.provider(provider).skipped, reason.as_str());
+    }
+
+    fn on_first_event(&mut self, request_id: &str, provider: &str, latency_ms: u64) {
+        self.clear_pending(request_id);
+        let stats = self.provider(provider);
+        if stats.latency.is_none() {
+            stats.latency = Histogram::new_with_bounds(1, LATENCY_MAX_MS, 3).ok();
+        }
+        if let Some(h) = stats.latency.as_mut() {
+            // Saturating: a latency beyond an hour is recorded as an hour, not dropped.
+            h.saturating_record(latency_ms);
+        }
+    }
+
+    fn on_usage(
+        &mut self,
+        usage: &EventKind,
+        request_id: &str,
+        provider: &str,
+        cost_usd: f64,
+        estimated: bool,
+    ) {
+        let cost = if cost_usd.is_finite() { cost_usd } else { 0.0 };
+        let stats = self.provider(provider);
+        stats
+            .tokens
+            .accumulate(TokenCounts::from_usage(usage).unwrap_or_default());
+        stats.cost_usd += cost;
+        if estimated {
+            stats.estimated_usages += 1;
+        }
+        if let Some(req) = self.in_flight.get_mut(request_id) {
+            req.pending_usage = Some((provider.to_string(), cost));
+        }
+    }
+
+    fn on_request_finished(
+        &mut self,
+        request_id: &str,
+        outcome: Outcome,
+        provider: Option<&str>,
+        class: Option<ErrorClass>,
+        cost_usd: f64,
+        primary_cost_usd: Option<f64>,
+    ) {
+        let req = self.in_flight.remove(request_id);
+        if cost_usd.is_finite() {
+            self.requests.cost_usd += cost_usd;
+        }
+        if outcome == Outcome::Error {
+            self.requests.error += 1;
+            let class = class.map_or("unknown", |c| c.as_str());
+            bump(&mut self.failed_by_class, class);
+            return;
+        }
+        self.requests.ok += 1;
+        if let Some(p) = provider {
+            self.provider(p).answered += 1;
+        }
+        if let Some(req) = &req
+            && facts::failover(req.primary.as_deref(), outcome, provider).is_some()
+        {
+            let cause = req.primary_cause.as_deref().unwrap_or("unknown");
+            bump(&mut self.failovers, cause);
+        }
+        if let Some(primary_cost) = primary_cost_usd {
+            let delta = cost_usd - primary_cost;
+            if delta.is_finite() {
+                self.requests.failover_cost_delta_usd += delta;
+                self.requests.failover_delta_requests += 1;
+            }
+        }
+    }
+
+    fn on_breaker_changed(
+        &mut self,
+        ts: DateTime<Utc>,
+        provider: &str,
+        from: BreakerState,
+        to: BreakerState,
+        reason: &str,
+    ) {
+        let first_ts = self.first_ts.unwrap_or(ts);
+        let stats = self.provider(provider);
+        // The first change says what the state was before it: if it was already open, it has
+        // been open since the recording began.
+        if stats.state.is_none() && from.is_open() && stats.open_since.is_none() {
+            stats.open_since = Some(first_ts);
+        }
+        if to.is_open() {
+            if stats.open_since.is_none() {
+                stats.open_since = Some(ts);
+            }
+        } else if let Some(since) = stats.open_since.take() {
+            stats.open_ms = stats.open_ms.saturating_add(millis_between(since, ts));
+        }
+        stats.state = Some(to);
+        let reason = clip(reason);
+        let what = format!("{from} → {to}: {reason}");
+        if stats.transitions.len() < LIST_CAP {
+            stats.transitions.push(Transition {
+                ts,
+                from,
+                to,
+                reason,
+            });
+        } else {
+            stats.transitions_dropped += 1;
+        }
+        self.push_timeline(TimelineEntry {
+            ts,
+            kind: "breaker_changed",
+            provider: Some(clip(provider)),
+            what,
+        });
+    }
+
+    fn on_provider_flagged(&mut self, ts: DateTime<Utc>, provider: &str, flag: &str, reason: &str) {
+        self.push_timeline(TimelineEntry {
+            ts,
+            kind: "provider_flagged",
+            provider: Some(clip(provider)),
+            what: clip(&format!("{flag}: {reason}")),
+        });
+    }
+
+    fn on_operator_action(
+        &mut self,
+        ts: DateTime<Utc>,
+        action: OperatorAction,
+        provider: Option<&str>,
+        detail: &str,
+    ) {
+        let what = if detail.is_empty() {
+            action.to_string()
+        } else {
+            clip(&format!("{action} ({detail})"))
+        };
+        self.push_timeline(TimelineEntry {
+            ts,
+            kind: "operator_action",
+            provider: provider.map(clip),
+            what,
+        });
+    }
+
+    fn provider(&mut self, name: &str) -> &mut ProviderStats {
+        let key = if self.providers.contains_key(name) || self.providers.len() < PROVIDER_CAP {
+            name
+        } else {
+            OTHER
+        };
+        self.providers
+            .entry(key.to_string())
+            .or_insert_with(ProviderStats::new)
+    }
+
+    fn push_timeline(&mut self, entry: TimelineEntry) {
+        if self.timeline.len() < LIST_CAP {
+            self.timeline.push(entry);
+        } else {
+            self.timeline_dropped += 1;
+        }
+    }
+
+    fn clear_pending(&mut self, request_id: &str) {
+        if let Some(req) = self.in_flight.get_mut(request_id) {
+            req.pending_usage = None;
+        }
+    }
+}
+
+/// Numbers derived from the fold, as both renderings show them.
+impl Report {
+    fn duration_ms(&self) -> u64 {
+        match (self.first_ts, self.last_ts) {
+            (Some(a), Some(b)) => millis_between(a, b),
+            _ => 0,
+        }
+    }
+
+    /// Time the provider's breaker was open (or forced open), a span still open counted to the
+    /// recording's end.
+    fn open_ms(&self, p: &ProviderStats) -> u64 {
+        match (p.open_since, self.last_ts) {
+            (Some(since), Some(end)) => p.open_ms.saturating_add(millis_between(since, end)),
+            _ => p.open_ms,
+        }
+    }
+
+    fn success_rate(&self) -> Option<f64> {
+        let finished = self.requests.ok + self.requests.error;
+        (finished > 0).then(|| self.requests.ok as f64 / finished as f64)
+    }
+
+    fn failover_total(&self) -> u64 {
+        self.failovers.values().sum()
+    }
+
+    fn failed_cost_total(&self) -> f64 {
+        self.providers.values().map(|p| p.failed_cost_usd).sum()
+    }
+
+    /// Requests still open at the end of the recording.
+    fn in_flight_count(&self) -> u64 {
+        self.in_flight.len() as u64
+    }
+}
+
+fn millis_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
+    u64::try_from((to - from).num_milliseconds()).unwrap_or(0)
+}
+
+/// Free-form text as the report keeps it: one line, at most [`TEXT_CAP`] characters.
+fn clip(text: &str) -> String {
+    let one_line: String = text
+        .chars()
+        .map(|c| if c.is_control() { ' ' } else { c })
+        .take(TEXT_CAP + 1)
+        .collect();
+    if one_line.chars().count() > TEXT_CAP {
+        let mut cut: String = one_line.chars().take(TEXT_CAP).collect();
+        cut.push('…');
+        cut
+    } else {
+        one_line
+    }
+}
+
+/// Count one more under `key`, pooling keys past [`KEY_CAP`] under [`OTHER`].
+fn bump(map: &mut BTreeMap<String, u64>, key: &str) {
+    if let Some(n) = map.get_mut(key) {
+        *n += 1;
+    } else if map.len() < KEY_CAP {
+        map.insert(clip(key), 1);
+    } else {
+        *map.entry(OTHER.to_string()).or_default() += 1;
+    }
+}
+
+fn ts(t: DateTime<Utc>) -> String {
+    t.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn round(x: f64, scale: f64) -> f64 {
+    (x * scale).round() / scale
+}
+
+/// Dollars rounded to a micro-dollar: the sums of many small floats would otherwise print noise
+/// like `0.30000000000000004` and make the JSON differ by platform-independent but ugly digits.
+fn usd(x: f64) -> f64 {
+    round(x, 1e6)
+}
