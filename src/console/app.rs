@@ -20,7 +20,7 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 
-use super::dashboard::Dashboard;
+use super::dashboard::{Dashboard, LogFilter};
 use super::keys::{Action, Bindings};
 use super::panels::{self, View};
 use super::replay::Player;
@@ -484,7 +484,7 @@ impl App {
                 }
             }
             Overlay::LogFilter { selected } => {
-                let choices = panels::log_filter_choices(&self.live);
+                let choices = LogFilter::choices(&self.live);
                 if key.code == KeyCode::Esc {
                     self.ui.overlay = None;
                 } else if key.code == KeyCode::Enter {

@@ -2,6 +2,7 @@
 //! keys and mouse (in `app.rs`), never through events, so the same `Dashboard` can be looked at in
 //! different ways.
 
+pub use super::dashboard::LogFilter;
 use crate::session::Command;
 pub use crate::session::LoadView;
 
@@ -53,15 +54,6 @@ pub enum Overlay {
     LogFilter {
         selected: usize,
     },
-}
-
-/// What the event log shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogFilter {
-    /// Only lines about this provider.
-    pub provider: Option<String>,
-    /// Only events of this `type`.
-    pub kind: Option<String>,
 }
 
 /// Faults offered by the `f` picker, with the parameters that make a good rehearsal.

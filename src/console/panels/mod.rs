@@ -26,8 +26,6 @@ mod timeline;
 mod too_small;
 mod window;
 
-pub use filter::{LOG_KINDS, log_filter_choices};
-
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui_textarea::TextArea;
