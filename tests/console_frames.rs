@@ -14,7 +14,7 @@ use ratatui_textarea::TextArea;
 
 use breakerbox::console::dashboard::{
     AttemptState, AttemptView, BreakerSpan, Dashboard, ErrorCount, LastError, LatencyPoint,
-    LogLine, ProviderView, RequestView, RewindView, Tokens, Totals,
+    LogLine, ModelBreaker, ProviderView, RequestView, RewindView, Tokens, Totals,
 };
 use breakerbox::console::keys::Bindings;
 use breakerbox::console::panels::{View, draw};
@@ -829,4 +829,70 @@ fn help_on_a_short_terminal_counts_what_does_not_fit() {
         "{text}"
     );
     insta::assert_snapshot!(text);
+}
+
+/// Anthropic with a breaker per model (`breaker = "model"`): sonnet rate-limited and open, haiku
+/// probing, opus closed. One row shows the worst; a row per model under it shows each.
+fn per_model() -> Dashboard {
+    let mut dash = incident();
+    let model = |name: &str, state, since, reason: &str| ModelBreaker {
+        model: name.into(),
+        state,
+        since: at(since),
+        reason: reason.into(),
+        open_until: None,
+        probes_in_flight: 0,
+    };
+    let a = &mut dash.providers[0];
+    a.models = vec![
+        ModelBreaker {
+            open_until: Some(at(NOW + 12)),
+            ..model(
+                "claude-sonnet-4-5",
+                BreakerState::Open,
+                NOW - 18,
+                "5 consecutive failures",
+            )
+        },
+        ModelBreaker {
+            probes_in_flight: 1,
+            ..model(
+                "claude-haiku-4-5",
+                BreakerState::HalfOpen,
+                NOW - 2,
+                "recovery elapsed",
+            )
+        },
+        model("claude-opus-4-1", BreakerState::Closed, 0, ""),
+    ];
+    dash
+}
+
+#[test]
+fn per_model_breakers_under_their_provider() {
+    let terminal = render(&per_model(), &demo_ui(), 160, 48);
+    let text = screen(&terminal);
+    for needle in [
+        "└ claude-sonnet-4-5",
+        "└ claude-haiku-4-5",
+        "└ claude-opus-4-1",
+        "1 probe in flight",
+        "recovery elapsed",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+    // At 80×24 the model rows keep their names and states.
+    let small = screen(&render(&per_model(), &demo_ui(), 80, 24));
+    assert!(
+        small.contains("└ claude-haiku-4") && small.contains("HALF-OPEN"),
+        "{small}"
+    );
+    // The selection is a provider's row, below the model rows above it.
+    let ui = Ui {
+        selected_provider: 1,
+        ..demo_ui()
+    };
+    let picked = screen(&render(&per_model(), &ui, 80, 24));
+    assert!(picked.contains("▶ openai "), "{picked}");
 }

@@ -88,6 +88,8 @@ pub struct ModelBreaker {
     pub reason: String,
     /// While open: when it goes half-open.
     pub open_until: Option<DateTime<Utc>>,
+    /// Attempts started while it was half-open and not yet ended.
+    pub probes_in_flight: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -423,6 +425,9 @@ impl Dashboard {
             return;
         }
         view.probes_in_flight = view.probes_in_flight.saturating_add(1);
+        if let Some(m) = view.models.iter_mut().find(|m| m.model == model) {
+            m.probes_in_flight = m.probes_in_flight.saturating_add(1);
+        }
         let forgotten = self.ledger.add_probe(Probe {
             provider: provider.to_string(),
             model: model.to_string(),
@@ -592,6 +597,7 @@ impl Dashboard {
                     since: ts,
                     reason: message(reason),
                     open_until,
+                    probes_in_flight: 0,
                 };
                 set_model_breaker(&mut view.models, breaker);
                 view.show_most_severe_model();
@@ -645,6 +651,9 @@ impl Dashboard {
         for probe in probes {
             if let Some(view) = self.providers.iter_mut().find(|p| p.name == probe.provider) {
                 view.probes_in_flight = view.probes_in_flight.saturating_sub(1);
+                if let Some(m) = view.models.iter_mut().find(|m| m.model == probe.model) {
+                    m.probes_in_flight = m.probes_in_flight.saturating_sub(1);
+                }
             }
         }
     }
@@ -653,7 +662,13 @@ impl Dashboard {
 /// Replace the model's breaker, or add it (the oldest goes past `MODELS_KEPT`).
 fn set_model_breaker(models: &mut Vec<ModelBreaker>, breaker: ModelBreaker) {
     match models.iter_mut().find(|m| m.model == breaker.model) {
-        Some(m) => *m = breaker,
+        // The probes still out stay counted until they end.
+        Some(m) => {
+            *m = ModelBreaker {
+                probes_in_flight: m.probes_in_flight,
+                ..breaker
+            }
+        }
         None => push_capped(models, breaker, MODELS_KEPT),
     }
 }
@@ -1071,5 +1086,212 @@ mod tests {
             Some("misconfigured: auth: invalid x-api-key")
         );
         assert_eq!(dash.providers.len(), 1);
+    }
+
+    #[test]
+    fn severity_orders_the_states_by_how_much_traffic_they_hold_back() {
+        use BreakerState::*;
+        let mut states = [Closed, ForcedOpen, HalfOpen, ForcedClosed, Open];
+        states.sort_by_key(|s| std::cmp::Reverse(severity(*s)));
+        assert_eq!(states, [ForcedOpen, Open, HalfOpen, ForcedClosed, Closed]);
+    }
+
+    /// Two models of one provider, each with its own breaker: one row, each model's state kept,
+    /// the row showing the most severe; probes and the timeline follow the models' breakers.
+    #[test]
+    fn per_model_breakers_share_one_row_shown_by_the_most_severe() {
+        let mut s = Script::default();
+        s.at(0, session(&["p", "q"], Some(2))).at(
+            1_000,
+            model_breaker("p", "m1", ("closed", "open"), "2 failures", Some(30_000)),
+        );
+        let mut dash = s.fold();
+        assert_eq!(dash.providers.len(), 2, "one row per provider");
+        let p = dash.provider("p").unwrap();
+        assert_eq!(
+            (p.breaker, p.breaker_since, p.open_until),
+            (BreakerState::Open, Some(at(1_000)), Some(at(31_000)))
+        );
+        assert_eq!(p.breaker_reason, "2 failures");
+        assert_eq!(p.models.len(), 1);
+        assert_eq!(p.breaker_of("m1"), BreakerState::Open);
+        assert_eq!(p.breaker_of("m2"), BreakerState::Closed);
+
+        // The operator trips the provider: every model's breaker reports, the row shows forced open.
+        Script::default()
+            .at(
+                2_000,
+                model_breaker("p", "m1", ("open", "forced_open"), "operator: trip", None),
+            )
+            .at(
+                2_000,
+                model_breaker("p", "m2", ("closed", "forced_open"), "operator: trip", None),
+            )
+            .apply_to(&mut dash);
+        let p = dash.provider("p").unwrap();
+        assert_eq!((p.breaker, p.open_until), (BreakerState::ForcedOpen, None));
+        assert_eq!(p.breaker_reason, "operator: trip");
+        let models: Vec<(&str, BreakerState)> = p
+            .models
+            .iter()
+            .map(|m| (m.model.as_str(), m.state))
+            .collect();
+        assert_eq!(
+            models,
+            [
+                ("m1", BreakerState::ForcedOpen),
+                ("m2", BreakerState::ForcedOpen)
+            ]
+        );
+
+        // Reset: m1 fails again and opens, m2 stays closed; the row shows m1's open state.
+        Script::default()
+            .at(
+                3_000,
+                model_breaker(
+                    "p",
+                    "m1",
+                    ("forced_open", "closed"),
+                    "operator: reset",
+                    None,
+                ),
+            )
+            .at(
+                3_000,
+                model_breaker(
+                    "p",
+                    "m2",
+                    ("forced_open", "closed"),
+                    "operator: reset",
+                    None,
+                ),
+            )
+            .at(
+                4_000,
+                model_breaker("p", "m1", ("closed", "open"), "2 failures", Some(10_000)),
+            )
+            .apply_to(&mut dash);
+        let p = dash.provider("p").unwrap();
+        assert_eq!(
+            (p.breaker, p.breaker_since, p.open_until),
+            (BreakerState::Open, Some(at(4_000)), Some(at(14_000)))
+        );
+        assert_eq!(p.models[1].state, BreakerState::Closed);
+
+        // Half-open: an attempt on m1 is a probe, one on m2 is not.
+        Script::default()
+            .at(
+                14_000,
+                model_breaker("p", "m1", ("open", "half_open"), "recovery elapsed", None),
+            )
+            .at(14_100, request("r1", &["p"]))
+            .at(14_100, attempt_on("r1", 1, "p", "m1"))
+            .at(14_100, request("r2", &["p"]))
+            .at(14_100, attempt_on("r2", 1, "p", "m2"))
+            .apply_to(&mut dash);
+        let p = dash.provider("p").unwrap();
+        assert_eq!((p.breaker, p.probes_in_flight), (BreakerState::HalfOpen, 1));
+        let probes: Vec<u32> = p.models.iter().map(|m| m.probes_in_flight).collect();
+        assert_eq!(probes, [1, 0]);
+
+        // m2 opening while m1 is half-open: the row shows the more severe, open.
+        Script::default()
+            .at(
+                14_200,
+                model_breaker("p", "m2", ("closed", "open"), "2 failures", Some(5_000)),
+            )
+            .apply_to(&mut dash);
+        let p = dash.provider("p").unwrap();
+        assert_eq!(
+            (p.breaker, p.open_until),
+            (BreakerState::Open, Some(at(19_200)))
+        );
+        assert_eq!(p.probes_in_flight, 1, "m2's change leaves m1's probe out");
+        assert_eq!(p.models[0].probes_in_flight, 1);
+
+        // Both close: the row is closed; its timeline has one span per change of the row's state.
+        Script::default()
+            .at(14_300, ok("r1", "p", 0.0, 0.0, 0.0))
+            .at(
+                14_400,
+                model_breaker("p", "m1", ("half_open", "closed"), "probe succeeded", None),
+            )
+            .at(
+                19_200,
+                model_breaker("p", "m2", ("open", "half_open"), "recovery elapsed", None),
+            )
+            .at(
+                19_300,
+                model_breaker("p", "m2", ("half_open", "closed"), "probe succeeded", None),
+            )
+            .apply_to(&mut dash);
+        let p = dash.provider("p").unwrap();
+        assert_eq!((p.breaker, p.probes_in_flight), (BreakerState::Closed, 0));
+        let spans: Vec<(DateTime<Utc>, BreakerState)> =
+            p.timeline.iter().map(|s| (s.from, s.state)).collect();
+        assert_eq!(
+            spans,
+            [
+                (at(0), BreakerState::Closed),
+                (at(1_000), BreakerState::Open),
+                (at(2_000), BreakerState::ForcedOpen),
+                (at(3_000), BreakerState::Closed),
+                (at(4_000), BreakerState::Open),
+                (at(14_000), BreakerState::HalfOpen),
+                (at(14_200), BreakerState::Open),
+                (at(19_200), BreakerState::HalfOpen),
+                (at(19_300), BreakerState::Closed),
+            ]
+        );
+        assert!(dash.ledger.probes.is_empty());
+        assert_eq!(dash.provider("q").unwrap().breaker, BreakerState::Closed);
+    }
+
+    /// With `[policy.server_error] breaker = false` the session says which classes the breakers
+    /// count; the failures in a row follow it, not the default policy.
+    #[test]
+    fn consecutive_failures_follow_the_sessions_breaker_counts() {
+        let counted: Vec<ErrorClass> = ErrorClass::ALL
+            .iter()
+            .copied()
+            .filter(|c| {
+                *c != ErrorClass::ServerError
+                    && crate::engine::classify::counted_by_breaker(None, *c)
+            })
+            .collect();
+        let mut session = session(&["a"], Some(3));
+        if let EventKind::SessionStarted { breaker_counts, .. } = &mut session {
+            *breaker_counts = Some(counted);
+        }
+        let mut s = Script::default();
+        s.at(0, session).at(1, request("r1", &["a"]));
+        for n in 1..=4 {
+            s.at(10 * i64::from(n), attempt("r1", n, "a")).at(
+                10 * i64::from(n) + 5,
+                failed("r1", n, "a", ErrorClass::ServerError, Phase::Headers),
+            );
+        }
+        let mut dash = s.fold();
+        let a = dash.provider("a").unwrap();
+        assert_eq!((a.failures, a.consecutive_failures), (4, 0));
+        Script::default()
+            .at(50, attempt("r1", 5, "a"))
+            .at(
+                55,
+                failed("r1", 5, "a", ErrorClass::Overloaded, Phase::Headers),
+            )
+            .apply_to(&mut dash);
+        assert_eq!(dash.provider("a").unwrap().consecutive_failures, 1);
+
+        // Without the session's word, the default policy: server errors count.
+        let mut s = Script::default();
+        s.at(0, super::super::script::session(&["a"], Some(3)))
+            .at(1, request("r1", &["a"]))
+            .at(2, attempt("r1", 1, "a"))
+            .at(
+                3,
+                failed("r1", 1, "a", ErrorClass::ServerError, Phase::Headers),
+            );
+        assert_eq!(s.fold().provider("a").unwrap().consecutive_failures, 1);
     }
 }

@@ -199,6 +199,31 @@ pub(super) fn breaker(
     }
 }
 
+/// A per-model breaker's change (`breaker = "model"`): `to` from `from`, as `breaker` says.
+pub(super) fn model_breaker(
+    provider: &str,
+    model: &str,
+    (from, to): (&str, &str),
+    reason: &str,
+    recovery: Option<u64>,
+) -> EventKind {
+    let mut kind = breaker(provider, from, to, reason, recovery);
+    if let EventKind::BreakerChanged { model: m, .. } = &mut kind {
+        *m = Some(model.to_string());
+    }
+    kind
+}
+
+/// An attempt on a given model of a provider.
+pub(super) fn attempt_on(id: &str, n: u32, provider: &str, model: &str) -> EventKind {
+    EventKind::AttemptStarted {
+        request_id: id.into(),
+        attempt: n,
+        provider: provider.into(),
+        model: model.into(),
+    }
+}
+
 pub(super) fn operator(action: &str, provider: Option<&str>, detail: &str) -> EventKind {
     EventKind::OperatorAction {
         action: action.parse().expect("a name in the vocabulary"),

@@ -65,6 +65,7 @@ pub fn draw(frame: &mut Frame, view: &View) {
     let area = frame.area();
     let needs = Needs {
         providers: view.dash.providers.len(),
+        provider_rows: providers::rows(view.dash),
         prompt_lines: view.prompt.lines().len(),
         focus: view.ui.focus,
     };
