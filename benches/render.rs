@@ -16,7 +16,7 @@ use breakerbox::console::dashboard::{
     LastError, LatencyPoint, LogLine, ProviderView, REQUESTS_KEPT, RequestView, RewindView, Totals,
 };
 use breakerbox::console::keys::Bindings;
-use breakerbox::console::panels::{View, draw};
+use breakerbox::console::panels::{Facts, View, draw};
 use breakerbox::console::ui::{LoadView, Ui};
 use breakerbox::engine::breaker::BreakerState;
 use breakerbox::event::{Mode, Outcome, Source};
@@ -172,10 +172,6 @@ fn render(c: &mut Criterion) {
     let mut dash = busy();
     let ui = Ui {
         faults_available: true,
-        load: Some(LoadView {
-            on: true,
-            per_sec: 5.0,
-        }),
         ..Ui::default()
     };
     let keys = Bindings::default();
@@ -211,6 +207,13 @@ fn frame(
         ui,
         keys,
         prompt,
+        facts: Facts {
+            load: Some(LoadView {
+                on: true,
+                per_sec: 5.0,
+            }),
+            ..Facts::default()
+        },
     };
     terminal.draw(|f| draw(f, black_box(&view))).unwrap();
 }

@@ -384,7 +384,7 @@ async fn load_keys_and_faults_say_what_an_attached_console_can_do() {
         app.live.providers.len() == 2
     })
     .await;
-    assert_eq!(app.ui.load, None);
+    assert_eq!(app.load(), None);
     for c in ['l', '+', '-'] {
         app.on_key(&key(c));
         assert_eq!(

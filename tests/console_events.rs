@@ -9,7 +9,7 @@ use ratatui_textarea::TextArea;
 
 use breakerbox::console::dashboard::Dashboard;
 use breakerbox::console::keys::Bindings;
-use breakerbox::console::panels::{View, draw};
+use breakerbox::console::panels::{Facts, View, draw};
 use breakerbox::console::ui::{LoadView, Ui};
 use breakerbox::event::{Event, EventKind, Mode, Outcome, ProviderInfo, Source};
 use breakerbox::provider::{ErrorClass, Phase};
@@ -314,7 +314,7 @@ fn incident() -> Vec<Event> {
     sc.events
 }
 
-fn frame(dash: &Dashboard, ui: &Ui, w: u16, h: u16) -> String {
+fn frame(dash: &Dashboard, ui: &Ui, facts: Facts, (w, h): (u16, u16)) -> String {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     let keys = Bindings::default();
     let prompt = TextArea::default();
@@ -327,6 +327,7 @@ fn frame(dash: &Dashboard, ui: &Ui, w: u16, h: u16) -> String {
                     ui,
                     keys: &keys,
                     prompt: &prompt,
+                    facts,
                 },
             )
         })
@@ -342,13 +343,16 @@ fn an_incident_from_events() {
     }
     let ui = Ui {
         faults_available: true,
+        ..Ui::default()
+    };
+    let load = Facts {
         load: Some(LoadView {
             on: true,
             per_sec: 1.0,
         }),
-        ..Ui::default()
+        ..Facts::default()
     };
-    let screen = frame(&dash, &ui, 120, 40);
+    let screen = frame(&dash, &ui, load, (120, 40));
     // The facts the frame must show, whatever the layout's details.
     for needle in [
         "DEMO",
@@ -374,7 +378,7 @@ fn the_same_events_give_the_same_frame() {
             for e in &events {
                 dash.apply(e);
             }
-            frame(&dash, &Ui::default(), 160, 48)
+            frame(&dash, &Ui::default(), Facts::default(), (160, 48))
         })
         .collect();
     assert_eq!(frames[0], frames[1]);

@@ -17,7 +17,7 @@ use breakerbox::console::dashboard::{
     LogLine, ModelBreaker, ProviderView, RequestView, RewindView, Tokens, Totals,
 };
 use breakerbox::console::keys::Bindings;
-use breakerbox::console::panels::{View, draw};
+use breakerbox::console::panels::{Facts, View, draw};
 use breakerbox::console::ui::{Focus, LoadView, LogFilter, Overlay, Ui};
 use breakerbox::engine::breaker::BreakerState;
 use breakerbox::event::{Mode, Outcome, Source};
@@ -490,20 +490,27 @@ fn incident() -> Dashboard {
 fn demo_ui() -> Ui {
     Ui {
         faults_available: true,
+        ..Ui::default()
+    }
+}
+
+/// A demo's background load, on at 2 requests a second.
+fn demo_facts() -> Facts {
+    Facts {
         load: Some(LoadView {
             on: true,
             per_sec: 2.0,
         }),
-        ..Ui::default()
+        ..Facts::default()
     }
 }
 
 fn render_with(
     dash: &Dashboard,
     ui: &Ui,
+    facts: &Facts,
     prompt: &TextArea<'static>,
-    w: u16,
-    h: u16,
+    (w, h): (u16, u16),
 ) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     let keys = Bindings::default();
@@ -512,13 +519,15 @@ fn render_with(
         ui,
         keys: &keys,
         prompt,
+        facts: facts.clone(),
     };
     terminal.draw(|frame| draw(frame, &view)).unwrap();
     terminal
 }
 
+/// A frame of a demo session (its background load on).
 fn render(dash: &Dashboard, ui: &Ui, w: u16, h: u16) -> Terminal<TestBackend> {
-    render_with(dash, ui, &TextArea::default(), w, h)
+    render_with(dash, ui, &demo_facts(), &TextArea::default(), (w, h))
 }
 
 fn screen(terminal: &Terminal<TestBackend>) -> String {
@@ -671,7 +680,7 @@ fn prompt_focused_with_text() {
         ..demo_ui()
     };
     let prompt = TextArea::from(["Summarise the incident so far", "in three bullet points."]);
-    let terminal = render_with(&incident(), &ui, &prompt, 100, 30);
+    let terminal = render_with(&incident(), &ui, &demo_facts(), &prompt, (100, 30));
     insta::assert_snapshot!(screen(&terminal));
 }
 
@@ -679,12 +688,15 @@ fn prompt_focused_with_text() {
 fn no_colour_frozen_with_events_missed() {
     let ui = Ui {
         color: false,
-        frozen: true,
         ..demo_ui()
+    };
+    let frozen = Facts {
+        frozen: true,
+        ..demo_facts()
     };
     let mut dash = forced();
     dash.events_missed = 12;
-    let terminal = render(&dash, &ui, 160, 48);
+    let terminal = render_with(&dash, &ui, &frozen, &TextArea::default(), (160, 48));
     assert_no_colour(&terminal);
     insta::assert_snapshot!(screen(&terminal));
 }
@@ -728,7 +740,14 @@ fn too_small() {
 
 #[test]
 fn an_empty_dashboard_waits_for_the_session() {
-    let terminal = render(&Dashboard::new(), &Ui::default(), 100, 30);
+    let nothing = Facts::default();
+    let terminal = render_with(
+        &Dashboard::new(),
+        &Ui::default(),
+        &nothing,
+        &TextArea::default(),
+        (100, 30),
+    );
     insta::assert_snapshot!(screen(&terminal));
 }
 
@@ -808,6 +827,7 @@ impl Frames {
             ui,
             keys: &self.keys,
             prompt: &self.prompt,
+            facts: demo_facts(),
         };
         self.terminal.backend_mut().resize(w, h);
         self.terminal

@@ -52,7 +52,6 @@ async fn demo() -> (App, FailoverEngine, Arc<Simulator>, Bus) {
     });
     let ui = Ui {
         faults_available: true,
-        load: controller.load(),
         ..Ui::default()
     };
     let mut app = App::new(ui, Bindings::default(), controller);
@@ -163,21 +162,21 @@ async fn the_fault_picker_sets_a_simulated_fault() {
 async fn load_keys_turn_the_background_load_on_and_step_its_rate() {
     let (mut app, _engine, sim, _bus) = demo().await;
     app.on_key(&key('+'));
-    assert_eq!(app.ui.load.map(|l| l.per_sec), Some(2.0));
+    assert_eq!(app.load().map(|l| l.per_sec), Some(2.0));
     app.on_key(&key('l'));
-    assert_eq!(app.ui.load.map(|l| l.on), Some(true));
+    assert_eq!(app.load().map(|l| l.on), Some(true));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let sent: u64 = sim.providers().iter().map(|p| p.requests).sum();
     assert!(sent >= 1, "background requests reached the providers");
     app.on_key(&key('l'));
-    assert_eq!(app.ui.load.map(|l| l.on), Some(false));
+    assert_eq!(app.load().map(|l| l.on), Some(false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freeze_keeps_the_screen_while_data_is_still_collected() {
     let (mut app, _engine, _sim, bus) = demo().await;
     app.on_key(&key(' '));
-    assert!(app.ui.frozen);
+    assert!(app.is_frozen());
     let before = app.live.events_applied;
     app.live.apply(&bus.publish(EventKind::OperatorAction {
         action: breakerbox::event::OperatorAction::Load,
@@ -186,7 +185,7 @@ async fn freeze_keeps_the_screen_while_data_is_still_collected() {
     }));
     assert_eq!(app.live.events_applied, before + 1, "the live fold goes on");
     app.on_key(&key(' '));
-    assert!(!app.ui.frozen);
+    assert!(!app.is_frozen());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
