@@ -862,11 +862,13 @@ fn per_model() -> Dashboard {
         reason: reason.into(),
         open_until: None,
         probes_in_flight: 0,
+        consecutive_failures: 0,
     };
     let a = &mut dash.providers[0];
     a.models = vec![
         ModelBreaker {
             open_until: Some(at(NOW + 12)),
+            consecutive_failures: 5,
             ..model(
                 "claude-sonnet-4-5",
                 BreakerState::Open,

@@ -48,7 +48,8 @@ pub struct ProviderView {
     /// the provider has one breaker (or none of its models' breakers has changed yet).
     pub models: Vec<ModelBreaker>,
     /// Failures in a row that count for the breaker (the session's policy), reset by a success
-    /// and when the breaker closes; across the models of a provider with one breaker per model.
+    /// and when the breaker closes; with a breaker per model, those of the model closest to
+    /// tripping ([`ProviderView::failures_of`] has each model's).
     pub consecutive_failures: u32,
     /// The breaker's consecutive-failure threshold, when the session told it.
     pub threshold: Option<u32>,
@@ -75,6 +76,10 @@ pub struct ProviderView {
     pub flagged: Option<String>,
     /// The simulated fault in force, as the operator last set it (from `operator_action`).
     pub fault: Option<String>,
+    /// Failures in a row of the provider as a whole, and of each model (kept from the start: a
+    /// provider shows it has a breaker per model only when one of them first changes).
+    in_a_row: u32,
+    in_a_row_by_model: Vec<(String, u32)>,
 }
 
 /// One model's breaker, for a provider with one breaker per model (`breaker = "model"`).
@@ -90,6 +95,8 @@ pub struct ModelBreaker {
     pub open_until: Option<DateTime<Utc>>,
     /// Attempts started while it was half-open and not yet ended.
     pub probes_in_flight: u32,
+    /// Its failures in a row (as [`ProviderView::failures_of`] says).
+    pub consecutive_failures: u32,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -172,7 +179,68 @@ impl ProviderView {
             failed_cost_usd: 0.0,
             flagged: None,
             fault: None,
+            in_a_row: 0,
+            in_a_row_by_model: Vec::new(),
         }
+    }
+
+    /// A model's failures in a row (see `consecutive_failures`).
+    pub fn failures_of(&self, model: &str) -> u32 {
+        self.in_a_row_by_model
+            .iter()
+            .find(|(m, _)| m == model)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    /// A failure that counts for the breaker, of an attempt on `model` when it is known.
+    fn count_failure(&mut self, model: Option<&str>) {
+        self.in_a_row = self.in_a_row.saturating_add(1);
+        if let Some(model) = model {
+            match self.in_a_row_by_model.iter_mut().find(|(m, _)| m == model) {
+                Some((_, n)) => *n = n.saturating_add(1),
+                None => push_capped(
+                    &mut self.in_a_row_by_model,
+                    (model.to_string(), 1),
+                    MODELS_KEPT,
+                ),
+            }
+            self.sync_model(model);
+        }
+        self.recount();
+    }
+
+    /// The failures in a row are over: the provider's (`model` `None`) or one model's.
+    fn clear_failures(&mut self, model: Option<&str>) {
+        match model {
+            None => self.in_a_row = 0,
+            Some(model) => {
+                if let Some((_, n)) = self.in_a_row_by_model.iter_mut().find(|(m, _)| m == model) {
+                    *n = 0;
+                }
+                self.sync_model(model);
+            }
+        }
+        self.recount();
+    }
+
+    /// The model's breaker shows the model's failures in a row.
+    fn sync_model(&mut self, model: &str) {
+        let n = self.failures_of(model);
+        if let Some(m) = self.models.iter_mut().find(|m| m.model == model) {
+            m.consecutive_failures = n;
+        }
+    }
+
+    fn recount(&mut self) {
+        self.consecutive_failures = if self.models.is_empty() {
+            self.in_a_row
+        } else {
+            self.in_a_row_by_model
+                .iter()
+                .map(|(_, n)| *n)
+                .max()
+                .unwrap_or(0)
+        };
     }
 
     /// Latency percentile in milliseconds (`q` in 0..=1), `None` before any sample.
@@ -474,6 +542,7 @@ impl Dashboard {
         };
         let spent = self.ledger.take_usage(request_id, provider);
         let counted = counted_by_breaker(self.ledger.breaker_counts.as_deref(), *class);
+        let model = self.attempt_model(request_id, *attempt, provider);
         let Some(i) = self.provider_index(ts, provider, "", "") else {
             return;
         };
@@ -489,7 +558,7 @@ impl Dashboard {
             };
             push_ring(&mut view.latency_series, failed, LATENCY_POINTS_KEPT);
             if counted {
-                view.consecutive_failures = view.consecutive_failures.saturating_add(1);
+                view.count_failure(model.as_deref());
             }
             let error = LastError {
                 class: *class,
@@ -554,10 +623,15 @@ impl Dashboard {
         };
         if *outcome == Outcome::Ok
             && let Some(name) = provider
-            && let Some(view) = self.provider_mut(ts, name)
         {
-            view.successes += 1;
-            view.consecutive_failures = 0;
+            let model = self.answering_model(request_id, name);
+            if let Some(view) = self.provider_mut(ts, name) {
+                view.successes += 1;
+                view.clear_failures(None);
+                if let Some(model) = model {
+                    view.clear_failures(Some(&model));
+                }
+            }
         }
         self.release_probes(|p| p.request_id == *request_id);
     }
@@ -598,6 +672,7 @@ impl Dashboard {
                     reason: message(reason),
                     open_until,
                     probes_in_flight: 0,
+                    consecutive_failures: view.failures_of(model),
                 };
                 set_model_breaker(&mut view.models, breaker);
                 view.show_most_severe_model();
@@ -611,9 +686,10 @@ impl Dashboard {
             };
             push_span(&mut view.timeline, span, now);
         }
-        if view.breaker == BreakerState::Closed {
-            view.consecutive_failures = 0;
+        if *to == BreakerState::Closed {
+            view.clear_failures(model.as_deref());
         }
+        view.recount();
         if *to == BreakerState::HalfOpen {
             // A new half-open period starts with no probe out; forget any whose end was lost.
             self.release_probes(|p| {
@@ -1293,5 +1369,58 @@ mod tests {
                 failed("r1", 1, "a", ErrorClass::ServerError, Phase::Headers),
             );
         assert_eq!(s.fold().provider("a").unwrap().consecutive_failures, 1);
+    }
+
+    /// With a breaker per model, the failures in a row are each model's: the row shows those of
+    /// the model closest to tripping, and a model's success or closing clears only its own.
+    #[test]
+    fn per_model_failures_in_a_row_are_each_models() {
+        let fail = |s: &mut Script, ms: i64, id: &str, n: u32, model: &str| {
+            s.at(ms, attempt_on(id, n, "p", model)).at(
+                ms + 1,
+                failed(id, n, "p", ErrorClass::Overloaded, Phase::Headers),
+            );
+        };
+        let mut s = Script::default();
+        s.at(0, session(&["p"], Some(2)))
+            .at(1, request("r1", &["p"]));
+        fail(&mut s, 10, "r1", 1, "m1");
+        fail(&mut s, 20, "r1", 2, "m2");
+        fail(&mut s, 30, "r1", 3, "m1");
+        s.at(
+            31,
+            model_breaker("p", "m1", ("closed", "open"), "2 failures", Some(1_000)),
+        );
+        let mut dash = s.fold();
+        let p = dash.provider("p").unwrap();
+        assert_eq!(p.consecutive_failures, 2, "m1's, the closest to tripping");
+        assert_eq!((p.failures_of("m1"), p.failures_of("m2")), (2, 1));
+        assert_eq!(p.models[0].consecutive_failures, 2);
+
+        // m2 answers: its own count is cleared, m1's stays while it is open.
+        let mut s = Script::default();
+        s.at(40, request("r2", &["p"]))
+            .at(41, attempt_on("r2", 1, "p", "m2"))
+            .at(42, first("r2", 1, "p", 100))
+            .at(43, ok("r2", "p", 0.0, 0.0, 0.0));
+        s.apply_to(&mut dash);
+        let p = dash.provider("p").unwrap();
+        assert_eq!((p.failures_of("m1"), p.failures_of("m2")), (2, 0));
+        assert_eq!(p.consecutive_failures, 2);
+
+        // m1 recovers: nothing in a row any more.
+        Script::default()
+            .at(
+                1_100,
+                model_breaker("p", "m1", ("open", "half_open"), "x", None),
+            )
+            .at(
+                1_200,
+                model_breaker("p", "m1", ("half_open", "closed"), "x", None),
+            )
+            .apply_to(&mut dash);
+        let p = dash.provider("p").unwrap();
+        assert_eq!((p.consecutive_failures, p.failures_of("m1")), (0, 0));
+        assert_eq!(p.models[0].consecutive_failures, 0);
     }
 }

@@ -146,6 +146,26 @@ impl Dashboard {
         self.requests.iter().rev().find(|r| r.id == id)
     }
 
+    /// The model an attempt of a kept request was made on.
+    pub(super) fn attempt_model(&self, id: &str, number: u32, provider: &str) -> Option<String> {
+        let request = self.request(id)?;
+        let attempt = request
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.number == number && a.provider == provider)?;
+        Some(attempt.model.clone())
+    }
+
+    /// The model that answered a kept request at `provider`: its attempt there that streamed.
+    pub(super) fn answering_model(&self, id: &str, provider: &str) -> Option<String> {
+        let request = self.request(id)?;
+        let attempt = request.attempts.iter().rev().find(|a| {
+            a.provider == provider && matches!(a.state, AttemptState::Streaming { .. })
+        })?;
+        Some(attempt.model.clone())
+    }
+
     fn request_mut(&mut self, id: &str) -> Option<&mut RequestView> {
         // Events are about recent requests: the newest end finds them first.
         self.requests.iter_mut().rev().find(|r| r.id == id)

@@ -74,14 +74,15 @@ fn fit<'a>(sections: Vec<Vec<Line<'a>>>, rows: usize, paint: &Paint) -> Vec<Line
 fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {
     let theme = &paint.theme;
     let keys = paint.view.keys;
-    // A replay's own keys first; the confirmation's after the keys that are not bindings.
-    let replay = if paint.view.facts.replay.is_some() {
-        keys.help_rows(&[Scope::Replay])
+    // Live: the panels' keys, the fixed ones, the confirmation's. A replay (read-only, where
+    // pause is the freeze) has its own keys first and none of those that only work live.
+    let (replay, bound, confirm) = if paint.view.facts.replay.is_some() {
+        let panels = keys.help_rows(&[Scope::Panels]);
+        (keys.help_rows(&[Scope::Replay]), panels, Vec::new())
     } else {
-        Vec::new()
+        let panels = keys.help_rows(&[Scope::Panels, Scope::Live]);
+        (Vec::new(), panels, keys.help_rows(&[Scope::Confirm]))
     };
-    let bound = keys.help_rows(&[Scope::Panels, Scope::Live]);
-    let confirm = keys.help_rows(&[Scope::Confirm]);
     let fixed = FIXED.map(|(k, about)| (k.to_string(), about));
     let all = [&replay[..], &bound, &fixed, &confirm];
     let key_width = all

@@ -2,7 +2,7 @@
 //! recovering, its health, its first-event latency, its traffic and its cost. The selected row is
 //! the one the breaker keys act on. A provider with a breaker per model (`breaker = "model"`) shows
 //! the most severe of them on its row and, when it has more than one, a row under it per model
-//! (`└ model`, its state, its countdown, its reason).
+//! (`└ model`: its state, its countdown, its failures in a row, its reason).
 
 use chrono::{DateTime, TimeDelta, Utc};
 use ratatui::Frame;
@@ -79,10 +79,7 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
         name.push(name_cell(p, theme));
         breaker.push(Span::styled(state_word(p.breaker), theme.state(p.breaker)));
         next.push(next_cell(p, now, theme));
-        fails.push(match p.threshold {
-            Some(t) => format!("{}/{t}", p.consecutive_failures),
-            None => p.consecutive_failures.to_string(),
-        });
+        fails.push(failures(p.consecutive_failures, p.threshold));
         last_error.push(last_error_cell(p, theme));
         ok.push(p.success_rate().map_or(text::NONE.into(), text::percent));
         p50.push(latency(p, 0.50));
@@ -104,8 +101,8 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
             );
             let why = (m.state != BreakerState::Closed).then(|| m.reason.clone());
             notes.push(why.unwrap_or_default());
+            fails.push(failures(m.consecutive_failures, p.threshold));
             for column in [
-                &mut fails,
                 &mut last_error,
                 &mut ok,
                 &mut p50,
@@ -135,6 +132,14 @@ fn name_cell<'a>(p: &ProviderView, theme: &Theme) -> Line<'a> {
 
 fn next_cell<'a>(p: &ProviderView, now: Option<DateTime<Utc>>, theme: &Theme) -> Line<'a> {
     next_text(p, now).map_or_else(Line::default, |t| Line::styled(t, theme.state(p.breaker)))
+}
+
+/// Failures in a row, against the threshold when the session told it: `3/5`.
+fn failures(n: u32, threshold: Option<u32>) -> String {
+    match threshold {
+        Some(t) => format!("{n}/{t}"),
+        None => n.to_string(),
+    }
 }
 
 /// The models listed under a provider's row: those of a provider with a breaker per model, when
