@@ -16,7 +16,7 @@ use breakerbox::console::dashboard::{
     LastError, LatencyPoint, LogLine, ProviderView, REQUESTS_KEPT, RequestView, RewindView, Totals,
 };
 use breakerbox::console::keys::Bindings;
-use breakerbox::console::panels::{View, draw};
+use breakerbox::console::panels::{Facts, View, draw};
 use breakerbox::console::ui::{LoadView, Ui};
 use breakerbox::engine::breaker::BreakerState;
 use breakerbox::event::{Mode, Outcome, Source};
@@ -170,14 +170,7 @@ fn busy() -> Dashboard {
 
 fn render(c: &mut Criterion) {
     let mut dash = busy();
-    let ui = Ui {
-        faults_available: true,
-        load: Some(LoadView {
-            on: true,
-            per_sec: 5.0,
-        }),
-        ..Ui::default()
-    };
+    let ui = Ui::default();
     let keys = Bindings::default();
     let prompt = TextArea::from(["a prompt being typed"]);
     for (w, h) in [(160, 48), (240, 70)] {
@@ -211,6 +204,14 @@ fn frame(
         ui,
         keys,
         prompt,
+        facts: Facts {
+            load: Some(LoadView {
+                on: true,
+                per_sec: 5.0,
+            }),
+            faults: true,
+            ..Facts::default()
+        },
     };
     terminal.draw(|f| draw(f, black_box(&view))).unwrap();
 }

@@ -1,6 +1,12 @@
 //! Key bindings as data: the defaults, the config's overrides (`[keys]`), duplicate detection, and
 //! the rows the help popup and the status bar are drawn from.
 //!
+//! Every action has a [`Scope`], where its keys are read: the panels (live or in a replay), a live
+//! session only, a replay only, or the confirmation popup. Two actions may share a key only when
+//! they are never read at once: the replay's pause and the live freeze are both `space` by default,
+//! and a replay has no freeze (its pause is its freeze). Keys that are not actions stay fixed: the
+//! prompt's editing keys, and `Esc` / `Enter` to close or apply a popup.
+//!
 //! A leaf, so that the config checks its `[keys]` at load without importing the console; the
 //! console reads it as `console::keys`.
 
@@ -31,10 +37,45 @@ pub enum Action {
     LoadSlower,
     Freeze,
     FilterLog,
+    ReplayPause,
+    ReplayStep,
+    ReplayBack,
+    ReplayForward,
+    ReplayPrevious,
+    ReplayNext,
+    ReplaySlower,
+    ReplayFaster,
+    Confirm,
+}
+
+/// Where an action's keys are read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scope {
+    /// The panels, live or in a replay: moving around, help, quit, the log's filter.
+    Panels,
+    /// The panels of a live session: what changes something (in a replay, which is read-only, these
+    /// keys say so), and freeze (in a replay, pause is the freeze).
+    Live,
+    /// The panels of a replay: its player, read before the panels' keys.
+    Replay,
+    /// The confirmation popup, where any other key cancels.
+    Confirm,
+}
+
+impl Scope {
+    /// Whether some moment reads keys of both scopes, so that one key cannot serve both.
+    pub fn overlaps(self, other: Scope) -> bool {
+        use Scope::*;
+        self == other
+            || matches!(
+                (self, other),
+                (Panels, Live | Replay) | (Live | Replay, Panels)
+            )
+    }
 }
 
 impl Action {
-    pub const ALL: [Action; 18] = [
+    pub const ALL: [Action; 27] = [
         Action::Quit,
         Action::Help,
         Action::FocusNext,
@@ -53,7 +94,63 @@ impl Action {
         Action::LoadSlower,
         Action::Freeze,
         Action::FilterLog,
+        Action::ReplayPause,
+        Action::ReplayStep,
+        Action::ReplayBack,
+        Action::ReplayForward,
+        Action::ReplayPrevious,
+        Action::ReplayNext,
+        Action::ReplaySlower,
+        Action::ReplayFaster,
+        Action::Confirm,
     ];
+
+    pub fn scope(self) -> Scope {
+        match self {
+            Action::Quit
+            | Action::Help
+            | Action::FocusNext
+            | Action::FocusPrev
+            | Action::Up
+            | Action::Down
+            | Action::PageUp
+            | Action::PageDown
+            | Action::FilterLog => Scope::Panels,
+            Action::Prompt
+            | Action::Trip
+            | Action::ForceClosed
+            | Action::Reset
+            | Action::PickFault
+            | Action::ToggleLoad
+            | Action::LoadFaster
+            | Action::LoadSlower
+            | Action::Freeze => Scope::Live,
+            Action::ReplayPause
+            | Action::ReplayStep
+            | Action::ReplayBack
+            | Action::ReplayForward
+            | Action::ReplayPrevious
+            | Action::ReplayNext
+            | Action::ReplaySlower
+            | Action::ReplayFaster => Scope::Replay,
+            Action::Confirm => Scope::Confirm,
+        }
+    }
+
+    /// The action whose keys the help writes on the same row, after this one's (back and forward…).
+    pub fn partner(self) -> Option<Action> {
+        match self {
+            Action::ReplayBack => Some(Action::ReplayForward),
+            Action::ReplayPrevious => Some(Action::ReplayNext),
+            Action::ReplaySlower => Some(Action::ReplayFaster),
+            _ => None,
+        }
+    }
+
+    /// Written on its partner's row (see [`Action::partner`]), not on its own.
+    fn is_partner(self) -> bool {
+        Action::ALL.iter().any(|a| a.partner() == Some(self))
+    }
 
     /// The name used in the config's `[keys]` table.
     pub fn name(self) -> &'static str {
@@ -76,10 +173,19 @@ impl Action {
             Action::LoadSlower => "load_slower",
             Action::Freeze => "freeze",
             Action::FilterLog => "filter_log",
+            Action::ReplayPause => "replay_pause",
+            Action::ReplayStep => "replay_step",
+            Action::ReplayBack => "replay_back",
+            Action::ReplayForward => "replay_forward",
+            Action::ReplayPrevious => "replay_previous",
+            Action::ReplayNext => "replay_next",
+            Action::ReplaySlower => "replay_slower",
+            Action::ReplayFaster => "replay_faster",
+            Action::Confirm => "confirm",
         }
     }
 
-    /// What it does, for the help popup.
+    /// What it does, for the help popup (for a pair, what the two do).
     pub fn about(self) -> &'static str {
         match self {
             Action::Quit => "quit (the terminal is restored)",
@@ -100,6 +206,16 @@ impl Action {
             Action::LoadSlower => "less background load",
             Action::Freeze => "freeze the display (data is still collected)",
             Action::FilterLog => "filter the event log by provider and type",
+            Action::ReplayPause => "replay: pause / play",
+            Action::ReplayStep => "replay: one event forward (and pause)",
+            Action::ReplayBack | Action::ReplayForward => "replay: 10 s back / forward",
+            Action::ReplayPrevious | Action::ReplayNext => {
+                "replay: previous / next failover or breaker change"
+            }
+            Action::ReplaySlower | Action::ReplayFaster => {
+                "replay: slower / faster (×0.5, ×1, ×2, ×10, max)"
+            }
+            Action::Confirm => "confirm a breaker action; any other key cancels",
         }
     }
 
@@ -122,6 +238,12 @@ impl Action {
             Action::LoadSlower => "slower",
             Action::Freeze => "freeze",
             Action::FilterLog => "filter",
+            Action::ReplayPause => "pause",
+            Action::ReplayStep => "step",
+            Action::ReplayBack | Action::ReplayForward => "±10 s",
+            Action::ReplayPrevious | Action::ReplayNext => "failover/breaker",
+            Action::ReplaySlower | Action::ReplayFaster => "speed",
+            Action::Confirm => "confirm",
         }
     }
 }
@@ -273,6 +395,15 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::LoadSlower, &["-"]),
     (Action::Freeze, &["space"]),
     (Action::FilterLog, &["e"]),
+    (Action::ReplayPause, &["space"]),
+    (Action::ReplayStep, &["."]),
+    (Action::ReplayBack, &["left"]),
+    (Action::ReplayForward, &["right"]),
+    (Action::ReplayPrevious, &["["]),
+    (Action::ReplayNext, &["]"]),
+    (Action::ReplaySlower, &["<"]),
+    (Action::ReplayFaster, &[">"]),
+    (Action::Confirm, &["y"]),
 ];
 
 /// The keys in force, each bound to one action.
@@ -298,7 +429,7 @@ impl Default for Bindings {
 
 impl Bindings {
     /// The defaults with the config's `[keys]` overrides (`trip = "o"` or `trip = ["o", "T"]`),
-    /// refusing a key bound to two actions.
+    /// refusing a key bound to two actions that are read at once ([`Scope::overlaps`]).
     pub fn with_overrides(overrides: &BTreeMap<String, KeyList>) -> Result<Bindings, String> {
         let mut bindings = Bindings::default();
         for (name, keys) in overrides {
@@ -320,25 +451,39 @@ impl Bindings {
                 .collect::<Result<Vec<_>, _>>()?;
             bindings.by_action.insert(action, parsed);
         }
-        let mut seen: BTreeMap<Key, Action> = BTreeMap::new();
+        let mut seen: Vec<(Key, Action)> = Vec::new();
         for (action, keys) in &bindings.by_action {
             for key in keys {
-                if let Some(other) = seen.insert(*key, *action) {
+                let clash = seen
+                    .iter()
+                    .find(|(k, other)| k == key && other.scope().overlaps(action.scope()));
+                if let Some((_, other)) = clash {
                     return Err(format!(
                         "keys: `{key}` is bound to both `{}` and `{}`: give one of them another key",
                         other.name(),
                         action.name()
                     ));
                 }
+                seen.push((*key, *action));
             }
         }
         Ok(bindings)
     }
 
-    /// The action a key press asks for.
+    /// The panels' action a key press asks for (scope [`Scope::Panels`] or [`Scope::Live`]).
     pub fn action(&self, event: &KeyEvent) -> Option<Action> {
+        self.action_in(event, |scope| matches!(scope, Scope::Panels | Scope::Live))
+    }
+
+    /// The action of `scope` a key press asks for.
+    pub fn action_of(&self, scope: Scope, event: &KeyEvent) -> Option<Action> {
+        self.action_in(event, |s| s == scope)
+    }
+
+    fn action_in(&self, event: &KeyEvent, scope: impl Fn(Scope) -> bool) -> Option<Action> {
         self.by_action
             .iter()
+            .filter(|(action, _)| scope(action.scope()))
             .find(|(_, keys)| keys.iter().any(|k| k.matches(event)))
             .map(|(action, _)| *action)
     }
@@ -358,11 +503,21 @@ impl Bindings {
         names.join(separator)
     }
 
-    /// (keys, what it does) for every action, in the help popup's order.
-    pub fn help_rows(&self) -> Vec<(String, &'static str)> {
+    /// The keys of an action and of its partner, if it has one: `← →`.
+    pub fn describe_pair(&self, action: Action) -> String {
+        match action.partner() {
+            Some(partner) => format!("{} {}", self.describe(action), self.describe(partner)),
+            None => self.describe(action),
+        }
+    }
+
+    /// (keys, what it does) for every action of these scopes, in the help popup's order; a pair
+    /// of actions (back and forward) is one row.
+    pub fn help_rows(&self, scopes: &[Scope]) -> Vec<(String, &'static str)> {
         Action::ALL
             .iter()
-            .map(|a| (self.describe(*a), a.about()))
+            .filter(|a| scopes.contains(&a.scope()) && !a.is_partner())
+            .map(|a| (self.describe_pair(*a), a.about()))
             .collect()
     }
 }
@@ -430,8 +585,53 @@ mod tests {
         );
         assert_eq!(b.describe(Action::Quit), "q/Ctrl-C");
         assert_eq!(b.describe(Action::Prompt), "i or /");
-        assert_eq!(b.help_rows().len(), Action::ALL.len());
-        assert!(b.help_rows().iter().all(|(keys, _)| !keys.is_empty()));
+        let scopes = [Scope::Panels, Scope::Live, Scope::Replay, Scope::Confirm];
+        let rows = b.help_rows(&scopes);
+        let pairs = Action::ALL.iter().filter(|a| a.partner().is_some()).count();
+        assert_eq!(rows.len(), Action::ALL.len() - pairs);
+        assert!(rows.iter().all(|(keys, _)| !keys.is_empty()));
+        assert_eq!(b.help_rows(&[Scope::Panels, Scope::Live]).len(), 18);
+        assert_eq!(b.describe_pair(Action::ReplayBack), "← →");
+        assert_eq!(b.describe_pair(Action::ReplaySlower), "< >");
+    }
+
+    /// Space is the live freeze and the replay's pause: never read at once, so not a clash; each
+    /// scope reads its own. A key shared by a replay action and a panels' action is refused.
+    #[test]
+    fn scopes_let_a_key_serve_actions_never_read_at_once() {
+        let b = Bindings::default();
+        let space = press(KeyCode::Char(' '), KeyModifiers::NONE);
+        assert_eq!(b.action(&space), Some(Action::Freeze));
+        assert_eq!(
+            b.action_of(Scope::Replay, &space),
+            Some(Action::ReplayPause)
+        );
+        let y = press(KeyCode::Char('y'), KeyModifiers::NONE);
+        assert_eq!(b.action(&y), None);
+        assert_eq!(b.action_of(Scope::Confirm, &y), Some(Action::Confirm));
+        assert_eq!(
+            b.action_of(Scope::Replay, &press(KeyCode::Left, KeyModifiers::NONE)),
+            Some(Action::ReplayBack)
+        );
+
+        let refused = |action: &str, key: &str| {
+            let mut o = BTreeMap::new();
+            o.insert(action.to_string(), KeyList(vec![key.into()]));
+            Bindings::with_overrides(&o).err()
+        };
+        // A live action and a replay one may share a key; a confirm key may be anything.
+        assert_eq!(refused("replay_step", "o"), None);
+        assert_eq!(refused("confirm", "q"), None);
+        // The panels' keys are read in a replay too.
+        let err = refused("replay_step", "?").unwrap();
+        assert!(
+            err.contains("`?` is bound to both `help` and `replay_step`"),
+            "{err}"
+        );
+        let err = refused("freeze", "e").unwrap();
+        assert!(err.contains("`e` is bound to both"), "{err}");
+        let err = refused("replay_faster", "<").unwrap();
+        assert!(err.contains("`replay_slower` and `replay_faster`"), "{err}");
     }
 
     #[test]

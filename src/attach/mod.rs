@@ -330,6 +330,7 @@ pub async fn attach(url: &str, token: Option<String>, options: Options) -> Resul
         gateway: gateway.clone(),
         notes: notes_tx,
         timeout: options.request_timeout,
+        simulated: health.simulated,
     };
     Ok(Attachment {
         gateway,
@@ -351,8 +352,6 @@ impl Attachment {
         keys: Bindings,
     ) -> (App, broadcast::Receiver<Arc<Event>>, Reader) {
         let ui = Ui {
-            faults_available: self.health.simulated,
-            load: None,
             attached: Some(Attached {
                 target: self.gateway.target().to_string(),
                 link: Link::Connected,
@@ -549,6 +548,8 @@ pub struct RemoteControl {
     gateway: Gateway,
     notes: mpsc::UnboundedSender<Note>,
     timeout: Duration,
+    /// The gateway's providers are simulated (its `/healthz` says), so faults can be set.
+    simulated: bool,
 }
 
 impl fmt::Debug for RemoteControl {
@@ -584,6 +585,10 @@ impl Control for RemoteControl {
 
     fn attached(&self) -> bool {
         true
+    }
+
+    fn faults(&self) -> bool {
+        self.simulated
     }
 }
 
@@ -761,6 +766,7 @@ mod tests {
             gateway: g,
             notes: mpsc::unbounded_channel().0,
             timeout: Duration::from_secs(1),
+            simulated: false,
         };
         assert!(!format!("{control:?}").contains("hunter2"));
     }
@@ -810,6 +816,7 @@ mod tests {
             gateway: gateway(&format!("http://{gone}"), Some("hunter2-secret")),
             notes,
             timeout: Duration::from_secs(5),
+            simulated: false,
         };
         assert_eq!(
             control.send(Command::Trip {

@@ -76,8 +76,6 @@ async fn session(cli: &Cli, start: Option<Start>) -> Result<i32> {
     }
     let ui = Ui {
         color: super::colour(cli.no_color),
-        faults_available: controller.simulated(),
-        load: controller.load(),
         ..Ui::default()
     };
     let mut app = App::new(ui, keys, controller);

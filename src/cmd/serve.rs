@@ -85,8 +85,6 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
         let ui = Ui {
             serving: Some(serving),
             color: super::colour(cli.no_color),
-            faults_available: controller.simulated(),
-            load: controller.load(),
             ..Ui::default()
         };
         let mut app = App::new(ui, keys, controller);

@@ -20,9 +20,9 @@ use std::time::Duration;
 use tokio::sync::broadcast::{self, error::RecvError};
 use tokio::sync::mpsc;
 
-use super::dashboard::Dashboard;
-use super::keys::{Action, Bindings};
-use super::panels::{self, View};
+use super::dashboard::{Dashboard, LogFilter};
+use super::keys::{Action, Bindings, Scope};
+use super::panels::{self, Facts, View};
 use super::replay::Player;
 use super::ui::Link;
 use super::ui::{FAULT_CHOICES, Focus, Overlay, Ui};
@@ -49,6 +49,10 @@ pub trait Control: Send {
     fn attached(&self) -> bool {
         false
     }
+    /// The providers can take faults (they are simulated).
+    fn faults(&self) -> bool {
+        false
+    }
 }
 
 impl Control for Controller {
@@ -58,6 +62,10 @@ impl Control for Controller {
 
     fn load(&self) -> Option<LoadView> {
         Controller::load(self)
+    }
+
+    fn faults(&self) -> bool {
+        self.simulated()
     }
 }
 
@@ -69,6 +77,10 @@ impl Control for Arc<Controller> {
 
     fn load(&self) -> Option<LoadView> {
         Controller::load(self)
+    }
+
+    fn faults(&self) -> bool {
+        self.simulated()
     }
 }
 
@@ -145,9 +157,9 @@ impl App {
         self.control.as_ref().is_some_and(|c| c.attached())
     }
 
-    /// A console playing a recording.
-    pub fn replay(mut ui: Ui, keys: Bindings, player: Player) -> Self {
-        ui.replay = Some(player.view());
+    /// A console playing a recording. Its player never waits for the disk.
+    pub fn replay(ui: Ui, keys: Bindings, mut player: Player) -> Self {
+        player.never_wait();
         App {
             live: Dashboard::new(),
             frozen: None,
@@ -222,15 +234,12 @@ impl App {
                 // A replay keeps its own, recorded time: the wall clock never reaches it.
                 _ = tick.tick(), if self.player.is_none() => {
                     self.live.tick(Utc::now());
-                    dirty |= !self.ui.frozen;
+                    dirty |= self.frozen.is_none();
                 }
                 _ = replay_frame.tick(), if self.player.is_some() => {
                     let elapsed = replay_clock.elapsed();
                     replay_clock = tokio::time::Instant::now();
-                    if let Some(player) = &mut self.player {
-                        dirty |= player.advance(&mut self.live, elapsed);
-                        self.ui.replay = Some(player.view());
-                    }
+                    dirty |= self.advance_replay(elapsed);
                 }
                 _ = frame.tick(), if dirty => {
                     terminal.draw(|f| self.draw(f))?;
@@ -325,6 +334,18 @@ impl App {
         }
     }
 
+    /// Let a replay's clock move on by `elapsed`; true if the screen may have changed.
+    fn advance_replay(&mut self, elapsed: Duration) -> bool {
+        let Some(player) = &mut self.player else {
+            return false;
+        };
+        let changed = player.advance(&mut self.live, elapsed);
+        if let Some(why) = player.take_error() {
+            self.ui.flash = Some(why);
+        }
+        changed
+    }
+
     pub fn draw(&self, frame: &mut Frame) {
         let dash = self.frozen.as_deref().unwrap_or(&self.live);
         let view = View {
@@ -332,8 +353,29 @@ impl App {
             ui: &self.ui,
             keys: &self.keys,
             prompt: &self.prompt,
+            facts: self.facts(),
         };
         panels::draw(frame, &view);
+    }
+
+    /// What the screen shows that others own, asked of them now.
+    pub fn facts(&self) -> Facts {
+        Facts {
+            frozen: self.is_frozen(),
+            load: self.load(),
+            replay: self.player.as_ref().map(Player::view),
+            faults: self.control.as_ref().is_some_and(|c| c.faults()),
+        }
+    }
+
+    /// The display is frozen (the dashboard still folds every event).
+    pub fn is_frozen(&self) -> bool {
+        self.frozen.is_some()
+    }
+
+    /// The background load, as the control has it now.
+    pub fn load(&self) -> Option<LoadView> {
+        self.control.as_ref().and_then(|c| c.load())
     }
 
     pub fn should_quit(&self) -> bool {
@@ -370,7 +412,10 @@ impl App {
             self.on_overlay_key(overlay, key);
             return;
         }
-        if self.player.is_some() && self.on_replay_key(key) {
+        if self.player.is_some()
+            && let Some(action) = self.keys.action_of(Scope::Replay, key)
+        {
+            self.on_replay_action(action);
             return;
         }
         if self.ui.focus == Focus::Prompt {
@@ -382,24 +427,25 @@ impl App {
         }
     }
 
-    /// Replay's own keys; false when the key is not one of them.
-    fn on_replay_key(&mut self, key: &KeyEvent) -> bool {
+    /// A replay's own keys: its player's.
+    fn on_replay_action(&mut self, action: Action) {
         let Some(player) = &mut self.player else {
-            return false;
+            return;
         };
-        let result = match key.code {
-            KeyCode::Char(' ') => {
+        let dash = &mut self.live;
+        let result = match action {
+            Action::ReplayPause => {
                 player.toggle_pause();
                 Ok(())
             }
-            KeyCode::Char('.') => {
-                player.step(&mut self.live);
+            Action::ReplayStep => {
+                player.step(dash);
                 Ok(())
             }
-            KeyCode::Left => player.jump(&mut self.live, -10),
-            KeyCode::Right => player.jump(&mut self.live, 10),
-            KeyCode::Char('[') | KeyCode::Char(']') => {
-                match player.jump_to_mark(&mut self.live, key.code == KeyCode::Char(']')) {
+            Action::ReplayBack => player.jump(dash, -10),
+            Action::ReplayForward => player.jump(dash, 10),
+            Action::ReplayPrevious | Action::ReplayNext => {
+                match player.jump_to_mark(dash, action == Action::ReplayNext) {
                     Ok(false) => {
                         self.ui.flash = Some("no failover or breaker change that way".to_string());
                         Ok(())
@@ -407,21 +453,15 @@ impl App {
                     other => other.map(|_| ()),
                 }
             }
-            KeyCode::Char('<') => {
-                player.change_speed(false);
+            Action::ReplaySlower | Action::ReplayFaster => {
+                player.change_speed(action == Action::ReplayFaster);
                 Ok(())
             }
-            KeyCode::Char('>') => {
-                player.change_speed(true);
-                Ok(())
-            }
-            _ => return false,
+            _ => Ok(()),
         };
         if let Err(e) = result {
             self.ui.flash = Some(e.to_string());
         }
-        self.ui.replay = Some(player.view());
-        true
     }
 
     fn on_prompt_key(&mut self, key: &KeyEvent) {
@@ -455,8 +495,6 @@ impl App {
     }
 
     fn on_overlay_key(&mut self, overlay: Overlay, key: &KeyEvent) {
-        let up = matches!(self.keys.action(key), Some(Action::Up));
-        let down = matches!(self.keys.action(key), Some(Action::Down));
         match overlay {
             Overlay::Help => {
                 if matches!(key.code, KeyCode::Esc | KeyCode::Enter)
@@ -467,72 +505,72 @@ impl App {
             }
             Overlay::Confirm { command } => {
                 self.ui.overlay = None;
-                self.ui.flash = Some(match (&self.control, key.code) {
-                    (Some(control), KeyCode::Char('y')) => control.send(command),
+                let confirmed = self.keys.action_of(Scope::Confirm, key) == Some(Action::Confirm);
+                self.ui.flash = Some(match &self.control {
+                    Some(control) if confirmed => control.send(command),
                     _ => "cancelled".to_string(),
                 });
             }
             Overlay::FaultPicker { provider, selected } => {
-                if key.code == KeyCode::Esc {
-                    self.ui.overlay = None;
-                } else if key.code == KeyCode::Enter {
-                    self.ui.overlay = None;
-                    if let (Some((fault, _)), Some(control)) =
-                        (FAULT_CHOICES.get(selected), &self.control)
-                    {
-                        self.ui.flash = Some(control.send(Command::SetFault {
-                            provider,
-                            fault: (*fault).to_string(),
-                        }));
-                    }
-                } else if up || down {
-                    let n = FAULT_CHOICES.len();
-                    let selected = if up {
-                        (selected + n - 1) % n
-                    } else {
-                        (selected + 1) % n
-                    };
-                    self.ui.overlay = Some(Overlay::FaultPicker { provider, selected });
-                }
+                self.on_fault_picker_key(provider, selected, key);
             }
-            Overlay::LogFilter { selected } => {
-                let choices = panels::log_filter_choices(&self.live);
-                if key.code == KeyCode::Esc {
-                    self.ui.overlay = None;
-                } else if key.code == KeyCode::Enter {
-                    self.ui.overlay = None;
-                    if let Some(filter) = choices.get(selected) {
-                        self.ui.log_filter = filter.clone();
-                        self.ui.log_scroll = 0;
-                    }
-                } else if (up || down) && !choices.is_empty() {
-                    let n = choices.len();
-                    let selected = if up {
-                        (selected + n - 1) % n
-                    } else {
-                        (selected + 1) % n
-                    };
-                    self.ui.overlay = Some(Overlay::LogFilter { selected });
-                }
-            }
+            Overlay::LogFilter { selected } => self.on_log_filter_key(selected, key),
         }
     }
 
+    /// Up / down move through `n` rows, wrapping; `None` for any other key.
+    fn moved(&self, key: &KeyEvent, selected: usize, n: usize) -> Option<usize> {
+        match self.keys.action(key) {
+            Some(Action::Up) if n > 0 => Some((selected + n - 1) % n),
+            Some(Action::Down) if n > 0 => Some((selected + 1) % n),
+            _ => None,
+        }
+    }
+
+    fn on_fault_picker_key(&mut self, provider: String, selected: usize, key: &KeyEvent) {
+        if key.code == KeyCode::Esc {
+            self.ui.overlay = None;
+        } else if key.code == KeyCode::Enter {
+            self.ui.overlay = None;
+            if let (Some((fault, _)), Some(control)) = (FAULT_CHOICES.get(selected), &self.control)
+            {
+                self.ui.flash = Some(control.send(Command::SetFault {
+                    provider,
+                    fault: (*fault).to_string(),
+                }));
+            }
+        } else if let Some(selected) = self.moved(key, selected, FAULT_CHOICES.len()) {
+            self.ui.overlay = Some(Overlay::FaultPicker { provider, selected });
+        }
+    }
+
+    fn on_log_filter_key(&mut self, selected: usize, key: &KeyEvent) {
+        let choices = LogFilter::choices(&self.live);
+        if key.code == KeyCode::Esc {
+            self.ui.overlay = None;
+        } else if key.code == KeyCode::Enter {
+            self.ui.overlay = None;
+            if let Some(filter) = choices.get(selected) {
+                self.ui.log_filter = filter.clone();
+                self.ui.log_scroll = 0;
+            }
+        } else if let Some(selected) = self.moved(key, selected, choices.len()) {
+            self.ui.overlay = Some(Overlay::LogFilter { selected });
+        }
+    }
+
+    /// A panels' action ([`Bindings::action`]: scope panels or live).
     fn on_action(&mut self, action: Action) {
         self.ui.flash = None;
-        let changes_something = matches!(
-            action,
-            Action::Prompt
-                | Action::Trip
-                | Action::ForceClosed
-                | Action::Reset
-                | Action::PickFault
-                | Action::ToggleLoad
-                | Action::LoadFaster
-                | Action::LoadSlower
-        );
-        if self.control.is_none() && changes_something {
-            self.ui.flash = Some("a replay is read-only".to_string());
+        // A replay is read-only, and its pause is its freeze.
+        if self.control.is_none() && action.scope() == Scope::Live {
+            self.ui.flash = Some(match action {
+                Action::Freeze => format!(
+                    "a replay pauses with {}",
+                    self.keys.describe(Action::ReplayPause)
+                ),
+                _ => "a replay is read-only".to_string(),
+            });
             return;
         }
         match action {
@@ -552,39 +590,53 @@ impl App {
                     self.ui.flash = Some(control.send(Command::Reset { provider }));
                 }
             }
-            Action::PickFault => match self.selected_provider() {
-                Some(provider) if self.ui.faults_available => {
-                    let current = self.live.provider(&provider).and_then(|p| p.fault.clone());
-                    let selected = current
-                        .and_then(|f| FAULT_CHOICES.iter().position(|(c, _)| *c == f))
-                        .unwrap_or(0);
-                    self.ui.overlay = Some(Overlay::FaultPicker { provider, selected });
-                }
-                _ if self.is_attached() => {
-                    self.ui.flash = Some(
-                        "faults apply to simulated providers; this gateway has none".to_string(),
-                    );
-                }
-                _ => {
-                    self.ui.flash =
-                        Some("faults apply to the simulated providers (demo mode)".to_string());
-                }
-            },
-            Action::ToggleLoad => self.load(LoadChange::Toggle),
-            Action::LoadFaster => self.load(LoadChange::Faster),
-            Action::LoadSlower => self.load(LoadChange::Slower),
+            Action::PickFault => self.pick_fault(),
+            Action::ToggleLoad => self.change_load(LoadChange::Toggle),
+            Action::LoadFaster => self.change_load(LoadChange::Faster),
+            Action::LoadSlower => self.change_load(LoadChange::Slower),
             Action::Freeze => {
-                self.ui.frozen = !self.ui.frozen;
-                self.frozen = self.ui.frozen.then(|| Box::new(self.live.clone()));
+                self.frozen = match self.frozen {
+                    Some(_) => None,
+                    None => Some(Box::new(self.live.clone())),
+                };
             }
             Action::FilterLog => self.ui.overlay = Some(Overlay::LogFilter { selected: 0 }),
+            // Read elsewhere: by the replay's player and the confirmation popup.
+            Action::ReplayPause
+            | Action::ReplayStep
+            | Action::ReplayBack
+            | Action::ReplayForward
+            | Action::ReplayPrevious
+            | Action::ReplayNext
+            | Action::ReplaySlower
+            | Action::ReplayFaster
+            | Action::Confirm => {}
         }
     }
 
-    fn load(&mut self, change: LoadChange) {
+    fn pick_fault(&mut self) {
+        match self.selected_provider() {
+            Some(provider) if self.control.as_ref().is_some_and(|c| c.faults()) => {
+                let current = self.live.provider(&provider).and_then(|p| p.fault.clone());
+                let selected = current
+                    .and_then(|f| FAULT_CHOICES.iter().position(|(c, _)| *c == f))
+                    .unwrap_or(0);
+                self.ui.overlay = Some(Overlay::FaultPicker { provider, selected });
+            }
+            _ if self.is_attached() => {
+                self.ui.flash =
+                    Some("faults apply to simulated providers; this gateway has none".to_string());
+            }
+            _ => {
+                self.ui.flash =
+                    Some("faults apply to the simulated providers (demo mode)".to_string());
+            }
+        }
+    }
+
+    fn change_load(&mut self, change: LoadChange) {
         if let Some(control) = &self.control {
             self.ui.flash = Some(control.send(Command::Load { change }));
-            self.ui.load = control.load();
         }
     }
 

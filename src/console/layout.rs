@@ -116,6 +116,8 @@ pub enum Screen {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Needs {
     pub providers: usize,
+    /// Rows of the providers table: a provider's and, with a breaker per model, one per model.
+    pub provider_rows: usize,
     /// Lines typed in the prompt.
     pub prompt_lines: usize,
     pub focus: Focus,
@@ -132,7 +134,7 @@ pub fn split(area: Rect, needs: Needs) -> Screen {
 }
 
 fn providers_height(needs: Needs) -> u16 {
-    let rows = u16::try_from(needs.providers.max(1)).unwrap_or(u16::MAX);
+    let rows = u16::try_from(needs.provider_rows.max(needs.providers).max(1)).unwrap_or(u16::MAX);
     rows.min(PROVIDERS_MAX_ROWS) + TABLE_CHROME
 }
 
@@ -266,6 +268,7 @@ mod tests {
     fn needs(providers: usize, focus: Focus) -> Needs {
         Needs {
             providers,
+            provider_rows: providers,
             prompt_lines: 1,
             focus,
         }

@@ -1,9 +1,16 @@
 //! Playing a recording into the console. The dashboard is fed the recorded events under a virtual
 //! clock, so every panel shows what it showed live at that moment, and the same position always
-//! gives the same frame. The file is read as it plays (memory stays bounded); jumping back re-reads
+//! gives the same frame. The file is read as it plays, on a thread of its own a bounded way ahead
+//! (memory stays bounded, and the console's loop never waits for the disk); jumping back re-reads
 //! it from the start, and a background scan finds its length and the moments worth jumping to.
+//!
+//! A move (seek, step, jump) needs the events up to where it goes. The console's player
+//! ([`Player::never_wait`]) carries a move on over the following frames while the reader catches up,
+//! and its clock waits for events not yet read rather than running past them; elsewhere (tests,
+//! tools) a move is done when its call returns.
 
 use chrono::{DateTime, TimeDelta, Utc};
+use std::collections::VecDeque;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -12,8 +19,12 @@ use super::dashboard::Dashboard;
 use crate::event::{Event, EventKind};
 use crate::record::reader::{Reader, RecordError};
 
-/// Events folded per frame at the `max` speed: fast, yet the keyboard stays answered.
+/// Events folded per frame at the `max` speed, or towards a move: fast, yet the keyboard stays
+/// answered.
 const MAX_PER_FRAME: usize = 50_000;
+/// Lines the reader sends at once, and the batches it may read ahead of the player.
+const BATCH: usize = 256;
+const BATCHES_AHEAD: usize = 64;
 /// Marks (failovers, breaker changes) kept for jumping.
 const MARKS_KEPT: usize = 100_000;
 /// Warnings (unreadable lines) kept for the status bar.
@@ -102,11 +113,131 @@ pub struct ReplayView {
     pub first_warning: Option<String>,
 }
 
+/// Moves waiting for the reader to read far enough: a seek, then steps.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct Moves {
+    seek: Option<DateTime<Utc>>,
+    steps: u32,
+}
+
+impl Moves {
+    fn any(&self) -> bool {
+        self.seek.is_some() || self.steps > 0
+    }
+}
+
+/// One line as the reader thread read it.
+enum Read {
+    Event(Event),
+    /// A line that could not be read, and why (it is skipped).
+    Unreadable(String),
+    /// The file could not be opened again (to jump back).
+    Failed(String),
+}
+
+/// One pass over the file: its reader thread, and what it has read that the player has not used.
+struct Feed {
+    rx: mpsc::Receiver<Vec<Read>>,
+    ready: VecDeque<Event>,
+    /// The reader has sent its last line.
+    closed: bool,
+    skipped: u64,
+    warnings: Vec<String>,
+    failed: Option<String>,
+}
+
+impl Feed {
+    /// Read `reader` (already open) or, without one, the file at `path` opened anew.
+    fn start(path: &Path, reader: Option<Reader>) -> Feed {
+        let (tx, rx) = mpsc::sync_channel(BATCHES_AHEAD);
+        let path = path.to_path_buf();
+        std::thread::spawn(move || read_ahead(&path, reader, &tx));
+        Feed {
+            rx,
+            ready: VecDeque::new(),
+            closed: false,
+            skipped: 0,
+            warnings: Vec::new(),
+            failed: None,
+        }
+    }
+
+    /// The next event, once read; `wait` waits for the reader, otherwise `None` may only mean
+    /// "not read yet" (see [`Feed::ended`]).
+    fn peek(&mut self, wait: bool) -> Option<&Event> {
+        while self.ready.is_empty() && !self.closed {
+            let batch = if wait {
+                self.rx.recv().ok()
+            } else {
+                match self.rx.try_recv() {
+                    Ok(batch) => Some(batch),
+                    Err(mpsc::TryRecvError::Empty) => return None,
+                    Err(mpsc::TryRecvError::Disconnected) => None,
+                }
+            };
+            match batch {
+                Some(batch) => self.take(batch),
+                None => self.closed = true,
+            }
+        }
+        self.ready.front()
+    }
+
+    fn pop(&mut self) -> Option<Event> {
+        self.ready.pop_front()
+    }
+
+    /// Every event of the file has been used.
+    fn ended(&self) -> bool {
+        self.closed && self.ready.is_empty()
+    }
+
+    fn take(&mut self, batch: Vec<Read>) {
+        for read in batch {
+            match read {
+                Read::Event(event) => self.ready.push_back(event),
+                Read::Unreadable(why) => self.warn(why),
+                Read::Failed(why) => self.failed = Some(why),
+            }
+        }
+    }
+
+    /// An unreadable line: counted, the first few kept.
+    fn warn(&mut self, why: String) {
+        self.skipped += 1;
+        if self.warnings.len() < WARNINGS_KEPT {
+            self.warnings.push(why);
+        }
+    }
+}
+
+/// The reader thread: batches of lines until the file ends or the player stops listening.
+fn read_ahead(path: &Path, reader: Option<Reader>, tx: &mpsc::SyncSender<Vec<Read>>) {
+    let reader = match reader.map_or_else(|| Reader::open(path), Ok) {
+        Ok(reader) => reader,
+        Err(e) => {
+            let _ = tx.send(vec![Read::Failed(e.to_string())]);
+            return;
+        }
+    };
+    let mut batch = Vec::with_capacity(BATCH);
+    for item in reader {
+        batch.push(match item {
+            Ok(event) => Read::Event(event),
+            Err(e) => Read::Unreadable(e.to_string()),
+        });
+        if batch.len() == BATCH && tx.send(std::mem::take(&mut batch)).is_err() {
+            return;
+        }
+    }
+    if !batch.is_empty() {
+        let _ = tx.send(batch);
+    }
+}
+
 pub struct Player {
     path: PathBuf,
-    reader: Reader,
-    /// The next event, read but not yet applied.
-    pending: Option<Event>,
+    feed: Feed,
     start: DateTime<Utc>,
     position: DateTime<Utc>,
     applied: u64,
@@ -114,17 +245,36 @@ pub struct Player {
     paused: bool,
     scan: Scan,
     scanning: Option<mpsc::Receiver<Scan>>,
-    skipped: u64,
-    warnings: Vec<String>,
+    /// Moves not done yet: the reader has not read far enough.
+    moving: Moves,
+    /// Moves are done before their call returns (off in the console: [`Player::never_wait`]).
+    waits: bool,
 }
 
 impl Player {
+    /// Open a recording: its header is checked and its first event read here (so a bad file is
+    /// refused at once); the rest is read on a thread of its own.
     pub fn open(path: &Path, speed: Speed) -> Result<Player, RecordError> {
         let mut reader = Reader::open(path)?;
-        let start = reader.header().started_at;
-        let mut skipped = 0;
-        let mut warnings = Vec::new();
-        let pending = next_event(&mut reader, &mut skipped, &mut warnings);
+        let header_start = reader.header().started_at;
+        let mut skipped = Vec::new();
+        let mut first = None;
+        for item in reader.by_ref() {
+            match item {
+                Ok(event) => {
+                    first = Some(event);
+                    break;
+                }
+                Err(e) => skipped.push(e.to_string()),
+            }
+        }
+        let mut feed = Feed::start(path, Some(reader));
+        for why in skipped {
+            feed.warn(why);
+        }
+        // The first event, not the header's time: a quiet start is not worth waiting through.
+        let start = first.as_ref().map_or(header_start, |e| e.ts);
+        feed.ready.extend(first);
         let (tx, rx) = mpsc::channel();
         let scan_path = path.to_path_buf();
         std::thread::spawn(move || {
@@ -132,19 +282,23 @@ impl Player {
         });
         Ok(Player {
             path: path.to_path_buf(),
-            reader,
-            // The first event, not the header's time: a quiet start is not worth waiting through.
-            start: pending.as_ref().map_or(start, |e| e.ts),
-            position: pending.as_ref().map_or(start, |e| e.ts),
-            pending,
+            feed,
+            start,
+            position: start,
             applied: 0,
             speed,
             paused: false,
             scan: Scan::default(),
             scanning: Some(rx),
-            skipped,
-            warnings,
+            moving: Moves::default(),
+            waits: true,
         })
+    }
+
+    /// Never wait for the disk: a move the reader has not read far enough for goes on over the
+    /// following calls of [`Player::advance`]. The console's loop plays this way.
+    pub fn never_wait(&mut self) {
+        self.waits = false;
     }
 
     pub fn view(&self) -> ReplayView {
@@ -157,8 +311,8 @@ impl Player {
             total: self.scanning.is_none().then_some(self.scan.events),
             speed: self.speed,
             paused: self.paused,
-            skipped: self.skipped,
-            first_warning: self.warnings.first().cloned(),
+            skipped: self.feed.skipped,
+            first_warning: self.feed.warnings.first().cloned(),
         }
     }
 
@@ -170,15 +324,25 @@ impl Player {
         self.speed = self.speed.step(faster);
     }
 
-    /// Let `elapsed` of real time pass at the current speed. True if the dashboard changed.
+    /// Why the file could not be read again (to jump back), once.
+    pub fn take_error(&mut self) -> Option<String> {
+        self.feed.failed.take()
+    }
+
+    /// Let `elapsed` of real time pass at the current speed, or carry on a move. True if the
+    /// dashboard may have changed.
     pub fn advance(&mut self, dash: &mut Dashboard, elapsed: Duration) -> bool {
         self.poll_scan();
-        if self.paused || self.pending.is_none() {
+        if self.moving.any() {
+            self.carry_on(dash, false);
+            return true;
+        }
+        if self.paused || self.feed.ended() {
             return false;
         }
         if self.speed == Speed::Max {
             for _ in 0..MAX_PER_FRAME {
-                if !self.apply_next(dash) {
+                if !self.apply_next(dash, false) {
                     break;
                 }
             }
@@ -187,36 +351,44 @@ impl Player {
         }
         let step = elapsed.as_secs_f64() * self.speed.factor();
         let target = self.position + TimeDelta::microseconds((step * 1e6) as i64);
-        self.play_until(dash, target);
+        self.play_until(dash, target, false);
         true
     }
 
-    /// Apply exactly one event and pause there.
+    /// Apply exactly one event (after any move still going on) and pause there.
     pub fn step(&mut self, dash: &mut Dashboard) {
         self.paused = true;
-        self.apply_next(dash);
-        dash.tick(self.position);
+        self.moving.steps = self.moving.steps.saturating_add(1);
+        self.carry_on(dash, self.waits);
     }
 
     /// Go to a moment: forward by playing, backward by replaying from the start.
     pub fn seek(&mut self, dash: &mut Dashboard, target: DateTime<Utc>) -> Result<(), RecordError> {
         let target = target.max(self.start);
         if target < self.position {
-            self.reader = Reader::open(&self.path)?;
-            self.skipped = 0;
-            self.warnings.clear();
-            self.pending = next_event(&mut self.reader, &mut self.skipped, &mut self.warnings);
+            // Opened here when the player may wait, so that a file gone since is an error at once.
+            let reader = if self.waits {
+                Some(Reader::open(&self.path)?)
+            } else {
+                None
+            };
+            self.feed = Feed::start(&self.path, reader);
             self.applied = 0;
             self.position = self.start;
             *dash = Dashboard::new();
         }
-        self.play_until(dash, target);
+        // Where the operator wants to be now: steps asked for before are overtaken.
+        self.moving = Moves {
+            seek: Some(target),
+            steps: 0,
+        };
+        self.carry_on(dash, self.waits);
         Ok(())
     }
 
-    /// Jump by a signed number of seconds.
+    /// Jump by a signed number of seconds from where the replay is going.
     pub fn jump(&mut self, dash: &mut Dashboard, seconds: i64) -> Result<(), RecordError> {
-        self.seek(dash, self.position + TimeDelta::seconds(seconds))
+        self.seek(dash, self.goal() + TimeDelta::seconds(seconds))
     }
 
     /// Jump to the next (or previous) failover or breaker change.
@@ -226,7 +398,7 @@ impl Player {
         forward: bool,
     ) -> Result<bool, RecordError> {
         self.poll_scan();
-        let here = self.position;
+        let here = self.goal();
         let mark = if forward {
             self.scan.marks.iter().find(|m| **m > here).copied()
         } else {
@@ -243,25 +415,70 @@ impl Player {
         }
     }
 
-    /// Apply every event up to `target` and move the clock there.
-    fn play_until(&mut self, dash: &mut Dashboard, target: DateTime<Utc>) {
-        while self.pending.as_ref().is_some_and(|e| e.ts <= target) {
-            self.apply_next(dash);
+    /// Where the replay is going: a seek's target, else where it is.
+    fn goal(&self) -> DateTime<Utc> {
+        self.moving.seek.unwrap_or(self.position)
+    }
+
+    /// Carry the moves on, as far as what has been read allows (or, with `wait`, to their end).
+    fn carry_on(&mut self, dash: &mut Dashboard, wait: bool) {
+        if let Some(target) = self.moving.seek {
+            if !self.play_until(dash, target, wait) {
+                return;
+            }
+            self.moving.seek = None;
         }
-        // The clock stops at the end of the recording.
-        let last = self.scan.end.filter(|_| self.pending.is_none());
-        self.position = last.map_or(target, |end| target.min(end).max(self.position));
+        while self.moving.steps > 0 {
+            if self.apply_next(dash, wait) {
+                self.moving.steps -= 1;
+            } else if self.feed.ended() {
+                self.moving.steps = 0;
+            } else {
+                break;
+            }
+        }
         dash.tick(self.position);
     }
 
-    fn apply_next(&mut self, dash: &mut Dashboard) -> bool {
-        let Some(event) = self.pending.take() else {
+    /// Apply every event up to `target` and move the clock there. False when it stopped short:
+    /// the next events are not read yet (without `wait`), or there were too many for one frame.
+    /// The clock then stays at the last event applied, never running past events it has not seen.
+    fn play_until(&mut self, dash: &mut Dashboard, target: DateTime<Utc>, wait: bool) -> bool {
+        let budget = if wait { usize::MAX } else { MAX_PER_FRAME };
+        let mut applied = 0;
+        loop {
+            match self.feed.peek(wait).map(|next| next.ts) {
+                Some(ts) if ts > target => break,
+                Some(_) if applied < budget => {
+                    self.apply_next(dash, wait);
+                    applied += 1;
+                }
+                None if self.feed.ended() => break,
+                // Not read yet, or enough for this frame.
+                _ => {
+                    dash.tick(self.position);
+                    return false;
+                }
+            }
+        }
+        // The clock stops at the end of the recording.
+        let last = self.scan.end.filter(|_| self.feed.ended());
+        self.position = last.map_or(target, |end| target.min(end).max(self.position));
+        dash.tick(self.position);
+        true
+    }
+
+    /// Apply the next event, if it has been read (or, with `wait`, once it is).
+    fn apply_next(&mut self, dash: &mut Dashboard, wait: bool) -> bool {
+        if self.feed.peek(wait).is_none() {
+            return false;
+        }
+        let Some(event) = self.feed.pop() else {
             return false;
         };
         dash.apply(&event);
         self.position = self.position.max(event.ts);
         self.applied += 1;
-        self.pending = next_event(&mut self.reader, &mut self.skipped, &mut self.warnings);
         true
     }
 
@@ -273,22 +490,6 @@ impl Player {
             self.scanning = None;
         }
     }
-}
-
-/// The next readable event; unreadable lines are counted, the first few kept, and skipped.
-fn next_event(reader: &mut Reader, skipped: &mut u64, warnings: &mut Vec<String>) -> Option<Event> {
-    for item in reader.by_ref() {
-        match item {
-            Ok(event) => return Some(event),
-            Err(e) => {
-                *skipped += 1;
-                if warnings.len() < WARNINGS_KEPT {
-                    warnings.push(e.to_string());
-                }
-            }
-        }
-    }
-    None
 }
 
 /// Read the whole file once: its last moment, its size, and where failovers and breaker changes
@@ -326,5 +527,97 @@ mod tests {
         assert_eq!(Speed::Ten.step(true), Speed::Max);
         assert_eq!(Speed::Max.step(true), Speed::Max);
         assert_eq!(Speed::Half.step(false), Speed::Half);
+    }
+
+    /// A recording of `n` operator actions a second apart, in a fresh file.
+    fn recording(name: &str, n: i64) -> PathBuf {
+        use crate::event::{Mode, OperatorAction};
+        use crate::record::{FORMAT, RECORDING_VERSION, SessionHeader};
+        use std::io::Write;
+        let t0 = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc);
+        let header = SessionHeader {
+            format: FORMAT.to_string(),
+            format_version: RECORDING_VERSION,
+            breakerbox_version: "test".to_string(),
+            started_at: t0,
+            mode: Mode::Demo,
+            providers: vec![],
+            config: serde_json::Value::Null,
+            redacted: false,
+        };
+        let dir = std::env::temp_dir().join(format!("bb-player-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join(name);
+        let mut file = std::fs::File::create(&path).unwrap();
+        writeln!(file, "{}", serde_json::to_string(&header).unwrap()).unwrap();
+        for i in 0..n {
+            let event = Event {
+                ts: t0 + TimeDelta::seconds(i),
+                seq: i as u64 + 1,
+                kind: EventKind::OperatorAction {
+                    action: OperatorAction::Trip,
+                    provider: Some("a".into()),
+                    detail: i.to_string(),
+                },
+            };
+            writeln!(file, "{}", serde_json::to_string(&event).unwrap()).unwrap();
+        }
+        path
+    }
+
+    /// Frames until `done`, as the console's loop would call the player (at most a few seconds).
+    fn frames_until(player: &mut Player, dash: &mut Dashboard, done: impl Fn(&Player) -> bool) {
+        for _ in 0..500 {
+            if done(player) {
+                return;
+            }
+            player.advance(dash, Duration::ZERO);
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        panic!("the move never finished: {:?}", player.view());
+    }
+
+    /// The console's player never waits: its moves finish over frames, and land where a waiting
+    /// player's land at once.
+    #[test]
+    fn a_player_that_never_waits_lands_where_a_waiting_one_does() {
+        let path = recording("moves.jsonl", 2_000);
+        let mut waiting = Player::open(&path, Speed::One).unwrap();
+        let mut wd = Dashboard::new();
+        waiting.toggle_pause();
+        let mut console = Player::open(&path, Speed::One).unwrap();
+        let mut cd = Dashboard::new();
+        console.never_wait();
+        console.toggle_pause();
+
+        let target = waiting.start + TimeDelta::seconds(1_500);
+        waiting.seek(&mut wd, target).unwrap();
+        assert_eq!(waiting.view().applied, 1_501);
+        console.seek(&mut cd, target).unwrap();
+        frames_until(&mut console, &mut cd, |p| !p.moving.any());
+        assert_eq!(console.view(), waiting.view());
+        assert_eq!(format!("{cd:?}"), format!("{wd:?}"));
+
+        // Back (the file is read again on its own thread), then a step.
+        waiting.jump(&mut wd, -1_000).unwrap();
+        waiting.step(&mut wd);
+        console.jump(&mut cd, -1_000).unwrap();
+        console.step(&mut cd);
+        frames_until(&mut console, &mut cd, |p| !p.moving.any());
+        assert_eq!(waiting.view().applied, 502);
+        assert_eq!(console.view().applied, 502);
+        assert_eq!(console.view().position, waiting.view().position);
+        assert_eq!(format!("{cd:?}"), format!("{wd:?}"));
+
+        // Playing at max speed reaches the end, a frame at a time.
+        console.toggle_pause();
+        console.change_speed(true);
+        console.change_speed(true);
+        console.change_speed(true);
+        assert_eq!(console.view().speed, Speed::Max);
+        frames_until(&mut console, &mut cd, |p| p.feed.ended());
+        assert_eq!(console.view().applied, 2_000);
     }
 }

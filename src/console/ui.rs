@@ -1,7 +1,9 @@
 //! The console's local state: focus, selection, scrolling, filters, popups. It changes only through
 //! keys and mouse (in `app.rs`), never through events, so the same `Dashboard` can be looked at in
-//! different ways.
+//! different ways. What the screen shows but others own (the freeze, the background load, where a
+//! replay stands) is not kept here: the app asks for it each frame (`panels::Facts`).
 
+pub use super::dashboard::LogFilter;
 use crate::session::Command;
 pub use crate::session::LoadView;
 
@@ -35,7 +37,6 @@ impl Focus {
     }
 }
 
-/// An operator action on a breaker, waiting for `y`.
 /// Something drawn over the panels, taking the keys while it is open.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Overlay {
@@ -53,15 +54,6 @@ pub enum Overlay {
     LogFilter {
         selected: usize,
     },
-}
-
-/// What the event log shows.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct LogFilter {
-    /// Only lines about this provider.
-    pub provider: Option<String>,
-    /// Only events of this `type`.
-    pub kind: Option<String>,
 }
 
 /// Faults offered by the `f` picker, with the parameters that make a good rehearsal.
@@ -116,18 +108,10 @@ pub struct Ui {
     pub log_scroll: usize,
     pub log_filter: LogFilter,
     pub overlay: Option<Overlay>,
-    /// The display is frozen (data is still collected).
-    pub frozen: bool,
-    /// `None` where there is no background load (live providers without a demo).
-    pub load: Option<LoadView>,
     /// Draw with colour (off with `NO_COLOR` or `--no-color`).
     pub color: bool,
-    /// The simulated providers can take faults (demo mode).
-    pub faults_available: bool,
     /// A short message for the status bar (the result of the last action).
     pub flash: Option<String>,
-    /// Where a replay stands; `None` when live.
-    pub replay: Option<super::replay::ReplayView>,
     /// The remote gateway, when the console is attached to one; `None` when local.
     pub attached: Option<Attached>,
 }
@@ -143,12 +127,8 @@ impl Default for Ui {
             log_scroll: 0,
             log_filter: LogFilter::default(),
             overlay: None,
-            frozen: false,
-            load: None,
             color: true,
-            faults_available: false,
             flash: None,
-            replay: None,
             attached: None,
         }
     }

@@ -383,7 +383,7 @@ async fn load_keys_and_faults_say_what_an_attached_console_can_do() {
         app.live.providers.len() == 2
     })
     .await;
-    assert_eq!(app.ui.load, None);
+    assert_eq!(app.load(), None);
     for c in ['l', '+', '-'] {
         app.on_key(&key(c));
         assert_eq!(
@@ -391,7 +391,7 @@ async fn load_keys_and_faults_say_what_an_attached_console_can_do() {
             Some("no background load on an attached console")
         );
     }
-    assert!(!app.ui.faults_available, "the gateway has no simulator");
+    assert!(!app.facts().faults, "the gateway has no simulator");
     app.on_key(&key('f'));
     assert_eq!(app.ui.overlay, None);
     assert!(
@@ -410,7 +410,7 @@ async fn load_keys_and_faults_say_what_an_attached_console_can_do() {
         app.live.providers.len() == 2
     })
     .await;
-    assert!(app.ui.faults_available);
+    assert!(app.facts().faults);
     app.on_key(&key('f'));
     assert!(app.ui.overlay.is_some(), "the picker opens");
     app.on_key(&enter());

@@ -9,7 +9,7 @@ use ratatui_textarea::TextArea;
 use crate::support::events::*;
 use breakerbox::console::dashboard::Dashboard;
 use breakerbox::console::keys::Bindings;
-use breakerbox::console::panels::{View, draw};
+use breakerbox::console::panels::{Facts, View, draw};
 use breakerbox::console::ui::{LoadView, Ui};
 use breakerbox::event::{Event, EventKind, Mode, Source};
 use breakerbox::provider::{ErrorClass, Phase};
@@ -146,7 +146,7 @@ fn incident() -> Vec<Event> {
     sc.events()
 }
 
-fn frame(dash: &Dashboard, ui: &Ui, w: u16, h: u16) -> String {
+fn frame(dash: &Dashboard, ui: &Ui, facts: Facts, (w, h): (u16, u16)) -> String {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     let keys = Bindings::default();
     let prompt = TextArea::default();
@@ -159,6 +159,7 @@ fn frame(dash: &Dashboard, ui: &Ui, w: u16, h: u16) -> String {
                     ui,
                     keys: &keys,
                     prompt: &prompt,
+                    facts,
                 },
             )
         })
@@ -172,15 +173,16 @@ fn an_incident_from_events() {
     for event in incident() {
         dash.apply(&event);
     }
-    let ui = Ui {
-        faults_available: true,
+    let ui = Ui::default();
+    let load = Facts {
         load: Some(LoadView {
             on: true,
             per_sec: 1.0,
         }),
-        ..Ui::default()
+        faults: true,
+        ..Facts::default()
     };
-    let screen = frame(&dash, &ui, 120, 40);
+    let screen = frame(&dash, &ui, load, (120, 40));
     // The facts the frame must show, whatever the layout's details.
     for needle in [
         "DEMO",
@@ -206,8 +208,205 @@ fn the_same_events_give_the_same_frame() {
             for e in &events {
                 dash.apply(e);
             }
-            frame(&dash, &Ui::default(), 160, 48)
+            frame(&dash, &Ui::default(), Facts::default(), (160, 48))
         })
         .collect();
     assert_eq!(frames[0], frames[1]);
+}
+
+/// A real engine over the simulator, from a config: `claude` (one breaker per model) serves chain
+/// `a` with `claude-a` and chain `b` with `claude-b`; `gpt` is everyone's fallback.
+struct PerModel {
+    sim: breakerbox::sim::Simulator,
+    setup: breakerbox::session::setup::Setup,
+    bus: breakerbox::event::Bus,
+}
+
+const PER_MODEL_CONFIG: &str = r##"
+[timeouts]
+connect = "500ms"
+headers = "500ms"
+first_event = "500ms"
+idle = "500ms"
+total = "10s"
+
+[retry]
+max_retries = 0
+
+[breaker]
+consecutive_failures = 2
+recovery = "200ms"
+recovery_growth = 1.0
+
+@POLICY@
+
+[[providers]]
+name = "claude"
+protocol = "anthropic"
+model = "claude-a"
+base_url = "@CLAUDE_URL@"
+breaker = "model"
+
+[[providers]]
+name = "gpt"
+protocol = "openai"
+model = "gpt-5"
+base_url = "@GPT_URL@"
+
+[[chains]]
+name = "a"
+targets = [{ provider = "claude", model = "claude-a" }, "gpt"]
+
+[[chains]]
+name = "b"
+targets = [{ provider = "claude", model = "claude-b" }, "gpt"]
+"##;
+
+impl PerModel {
+    /// `policy` holds lines for the config's `[policy]` tables.
+    async fn start(policy: &str) -> PerModel {
+        use breakerbox::sim::{SimConfig, SimProviderSpec, Simulator};
+        let spec = |name: &str, protocol| SimProviderSpec {
+            first_event_latency: std::time::Duration::ZERO,
+            token_delay: std::time::Duration::ZERO,
+            ..SimProviderSpec::new(name, protocol)
+        };
+        let sim_config = SimConfig {
+            providers: vec![
+                spec("claude", breakerbox::provider::Protocol::Anthropic),
+                spec("gpt", breakerbox::provider::Protocol::Openai),
+            ],
+            seed: 1,
+        };
+        let sim = Simulator::start(sim_config, "127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let text = PER_MODEL_CONFIG
+            .replace("@POLICY@", policy)
+            .replace("@CLAUDE_URL@", &sim.base_url("claude").unwrap())
+            .replace("@GPT_URL@", &sim.base_url("gpt").unwrap());
+        let config = breakerbox::config::Config::parse(&text, "test config").unwrap();
+        let bus = breakerbox::event::Bus::new(1 << 16);
+        let common = breakerbox::cli::CommonArgs::default();
+        let key = |_: &str| Some("test-key".to_string());
+        let setup = breakerbox::session::setup::build(&common, &config, bus.clone(), &key)
+            .await
+            .unwrap();
+        PerModel { sim, setup, bus }
+    }
+
+    /// One request down `chain`, to its end.
+    async fn ask(&self, chain: &str) {
+        use breakerbox::engine::failover::RequestMeta;
+        use futures::StreamExt;
+        let engine = self.setup.engine(Some(chain)).unwrap();
+        let request = breakerbox::provider::Request::prompt("Why half-open?");
+        let (_, mut stream) = engine.send(request, RequestMeta::new(Source::Ask));
+        while stream.next().await.is_some() {}
+    }
+
+    fn fault(&self, fault: &str) {
+        self.sim
+            .set_fault("claude", fault.parse().unwrap())
+            .unwrap();
+    }
+
+    /// Every event published so far, folded.
+    fn fold(&self, rx: &mut tokio::sync::broadcast::Receiver<std::sync::Arc<Event>>) -> Dashboard {
+        let mut dash = Dashboard::new();
+        while let Ok(event) = rx.try_recv() {
+            dash.apply(&event);
+        }
+        dash
+    }
+}
+
+/// Per-model breakers end to end: `claude-a` and `claude-b` fail until both open, `claude-b`
+/// recovers; the dashboard has one `claude` row that keeps each model's state and shows the worst.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn per_model_breakers_from_a_real_engine_fold_into_one_row() {
+    use breakerbox::event::BreakerState;
+    let run = PerModel::start("").await;
+    let mut rx = run.bus.subscribe();
+    run.bus.publish(run.setup.session_started(Mode::Live));
+    run.fault("server_error");
+    for chain in ["a", "a", "b", "b"] {
+        run.ask(chain).await;
+    }
+    run.fault("none");
+    tokio::time::sleep(std::time::Duration::from_millis(400)).await;
+    // Past its recovery, claude-b lets a probe through, which succeeds; claude-a is not asked.
+    run.ask("b").await;
+    let dash = run.fold(&mut rx);
+
+    let names: Vec<&str> = dash.providers.iter().map(|p| p.name.as_str()).collect();
+    assert_eq!(names, ["claude", "gpt"], "one row per provider");
+    let claude = dash.provider("claude").unwrap();
+    let models: Vec<(&str, BreakerState)> = claude
+        .models
+        .iter()
+        .map(|m| (m.model.as_str(), m.state))
+        .collect();
+    assert_eq!(
+        models,
+        [
+            ("claude-a", BreakerState::Open),
+            ("claude-b", BreakerState::Closed)
+        ]
+    );
+    assert_eq!(
+        claude.breaker,
+        BreakerState::Open,
+        "the row shows the worst"
+    );
+    let b_changes: Vec<&str> = dash
+        .log
+        .iter()
+        .filter(|l| l.kind == "breaker_changed" && l.text.contains("claude-b"))
+        .map(|l| l.text.as_str())
+        .collect();
+    assert_eq!(b_changes.len(), 3, "open, half-open, closed: {b_changes:?}");
+    assert_eq!(claude.breaker_since, Some(claude.models[0].since));
+    assert!(claude.open_until.is_some());
+    assert!(!claude.breaker_reason.is_empty());
+    assert_eq!(
+        (claude.attempts, claude.failures, claude.successes),
+        (5, 4, 1)
+    );
+    assert_eq!(dash.provider("gpt").unwrap().breaker, BreakerState::Closed);
+    assert_eq!(dash.totals.answered, 5, "gpt answered while claude failed");
+    run.sim.shutdown().await;
+}
+
+/// `[policy.server_error] breaker = false`: the session says which classes count, and server
+/// errors no longer raise the failures in a row (nor open the breaker); timeouts still would.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failures_in_a_row_follow_the_configured_breaker_policy() {
+    let run = PerModel::start("[policy.server_error]\nbreaker = false\n").await;
+    let session = run.setup.session_started(Mode::Live);
+    let EventKind::SessionStarted { breaker_counts, .. } = &session else {
+        panic!("{session:?}");
+    };
+    let counts = breaker_counts
+        .clone()
+        .expect("the policy differs from the default");
+    assert!(!counts.contains(&ErrorClass::ServerError));
+    assert!(counts.contains(&ErrorClass::Overloaded));
+
+    let mut rx = run.bus.subscribe();
+    run.bus.publish(session);
+    run.fault("server_error");
+    for _ in 0..3 {
+        run.ask("a").await;
+    }
+    let dash = run.fold(&mut rx);
+    let claude = dash.provider("claude").unwrap();
+    assert_eq!((claude.failures, claude.consecutive_failures), (3, 0));
+    assert_eq!(claude.breaker, breakerbox::event::BreakerState::Closed);
+    assert!(claude.models.is_empty(), "no breaker changed");
+    assert_eq!(
+        dash.errors[&("claude".to_string(), ErrorClass::ServerError)].count,
+        3
+    );
+    run.sim.shutdown().await;
 }

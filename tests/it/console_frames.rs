@@ -13,10 +13,10 @@ use ratatui_textarea::TextArea;
 
 use breakerbox::console::dashboard::{
     AttemptState, AttemptView, BreakerSpan, Dashboard, ErrorCount, LastError, LatencyPoint,
-    LogLine, ProviderView, RequestView, RewindView, Tokens, Totals,
+    LogLine, ModelBreaker, ProviderView, RequestView, RewindView, Tokens, Totals,
 };
 use breakerbox::console::keys::Bindings;
-use breakerbox::console::panels::{View, draw};
+use breakerbox::console::panels::{Facts, View, draw};
 use breakerbox::console::ui::{Focus, LoadView, LogFilter, Overlay, Ui};
 use breakerbox::engine::breaker::BreakerState;
 use breakerbox::event::{Mode, Outcome, Source};
@@ -487,22 +487,27 @@ fn incident() -> Dashboard {
 }
 
 fn demo_ui() -> Ui {
-    Ui {
-        faults_available: true,
+    Ui::default()
+}
+
+/// A demo's background load, on at 2 requests a second.
+fn demo_facts() -> Facts {
+    Facts {
+        faults: true,
         load: Some(LoadView {
             on: true,
             per_sec: 2.0,
         }),
-        ..Ui::default()
+        ..Facts::default()
     }
 }
 
 fn render_with(
     dash: &Dashboard,
     ui: &Ui,
+    facts: &Facts,
     prompt: &TextArea<'static>,
-    w: u16,
-    h: u16,
+    (w, h): (u16, u16),
 ) -> Terminal<TestBackend> {
     let mut terminal = Terminal::new(TestBackend::new(w, h)).unwrap();
     let keys = Bindings::default();
@@ -511,13 +516,15 @@ fn render_with(
         ui,
         keys: &keys,
         prompt,
+        facts: facts.clone(),
     };
     terminal.draw(|frame| draw(frame, &view)).unwrap();
     terminal
 }
 
+/// A frame of a demo session (its background load on).
 fn render(dash: &Dashboard, ui: &Ui, w: u16, h: u16) -> Terminal<TestBackend> {
-    render_with(dash, ui, &TextArea::default(), w, h)
+    render_with(dash, ui, &demo_facts(), &TextArea::default(), (w, h))
 }
 
 fn screen(terminal: &Terminal<TestBackend>) -> String {
@@ -670,7 +677,7 @@ fn prompt_focused_with_text() {
         ..demo_ui()
     };
     let prompt = TextArea::from(["Summarise the incident so far", "in three bullet points."]);
-    let terminal = render_with(&incident(), &ui, &prompt, 100, 30);
+    let terminal = render_with(&incident(), &ui, &demo_facts(), &prompt, (100, 30));
     insta::assert_snapshot!(screen(&terminal));
 }
 
@@ -678,12 +685,15 @@ fn prompt_focused_with_text() {
 fn no_colour_frozen_with_events_missed() {
     let ui = Ui {
         color: false,
-        frozen: true,
         ..demo_ui()
+    };
+    let frozen = Facts {
+        frozen: true,
+        ..demo_facts()
     };
     let mut dash = forced();
     dash.events_missed = 12;
-    let terminal = render(&dash, &ui, 160, 48);
+    let terminal = render_with(&dash, &ui, &frozen, &TextArea::default(), (160, 48));
     assert_no_colour(&terminal);
     insta::assert_snapshot!(screen(&terminal));
 }
@@ -727,7 +737,14 @@ fn too_small() {
 
 #[test]
 fn an_empty_dashboard_waits_for_the_session() {
-    let terminal = render(&Dashboard::new(), &Ui::default(), 100, 30);
+    let nothing = Facts::default();
+    let terminal = render_with(
+        &Dashboard::new(),
+        &Ui::default(),
+        &nothing,
+        &TextArea::default(),
+        (100, 30),
+    );
     insta::assert_snapshot!(screen(&terminal));
 }
 
@@ -807,6 +824,7 @@ impl Frames {
             ui,
             keys: &self.keys,
             prompt: &self.prompt,
+            facts: demo_facts(),
         };
         self.terminal.backend_mut().resize(w, h);
         self.terminal
@@ -828,4 +846,72 @@ fn help_on_a_short_terminal_counts_what_does_not_fit() {
         "{text}"
     );
     insta::assert_snapshot!(text);
+}
+
+/// Anthropic with a breaker per model (`breaker = "model"`): sonnet rate-limited and open, haiku
+/// probing, opus closed. One row shows the worst; a row per model under it shows each.
+fn per_model() -> Dashboard {
+    let mut dash = incident();
+    let model = |name: &str, state, since, reason: &str| ModelBreaker {
+        model: name.into(),
+        state,
+        since: at(since),
+        reason: reason.into(),
+        open_until: None,
+        probes_in_flight: 0,
+        consecutive_failures: 0,
+    };
+    let a = &mut dash.providers[0];
+    a.models = vec![
+        ModelBreaker {
+            open_until: Some(at(NOW + 12)),
+            consecutive_failures: 5,
+            ..model(
+                "claude-sonnet-4-5",
+                BreakerState::Open,
+                NOW - 18,
+                "5 consecutive failures",
+            )
+        },
+        ModelBreaker {
+            probes_in_flight: 1,
+            ..model(
+                "claude-haiku-4-5",
+                BreakerState::HalfOpen,
+                NOW - 2,
+                "recovery elapsed",
+            )
+        },
+        model("claude-opus-4-1", BreakerState::Closed, 0, ""),
+    ];
+    dash
+}
+
+#[test]
+fn per_model_breakers_under_their_provider() {
+    let terminal = render(&per_model(), &demo_ui(), 160, 48);
+    let text = screen(&terminal);
+    for needle in [
+        "└ claude-sonnet-4-5",
+        "└ claude-haiku-4-5",
+        "└ claude-opus-4-1",
+        "1 probe in flight",
+        "recovery elapsed",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+    // At 80×24 the model rows keep their names and states.
+    let small = screen(&render(&per_model(), &demo_ui(), 80, 24));
+    assert!(
+        small.contains("└ claude-haiku-4") && small.contains("HALF-OPEN"),
+        "{small}"
+    );
+    // The selection is a provider's row, below the model rows above it.
+    let ui = Ui {
+        selected_provider: 1,
+        ..demo_ui()
+    };
+    let picked = screen(&render(&per_model(), &ui, 80, 24));
+    assert!(picked.contains("▶ openai "), "{picked}");
 }

@@ -50,12 +50,7 @@ async fn demo() -> (App, FailoverEngine, Arc<Simulator>, Bus) {
         on: false,
         per_sec: 1.0,
     });
-    let ui = Ui {
-        faults_available: true,
-        load: controller.load(),
-        ..Ui::default()
-    };
-    let mut app = App::new(ui, Bindings::default(), controller);
+    let mut app = App::new(Ui::default(), Bindings::default(), controller);
     // The providers panel lists the session's providers.
     let session = session_started(Mode::Demo, setup.infos.clone(), Some(5));
     app.live.apply(&bus.publish(session));
@@ -158,27 +153,27 @@ async fn the_fault_picker_sets_a_simulated_fault() {
 async fn load_keys_turn_the_background_load_on_and_step_its_rate() {
     let (mut app, _engine, sim, _bus) = demo().await;
     app.on_key(&key('+'));
-    assert_eq!(app.ui.load.map(|l| l.per_sec), Some(2.0));
+    assert_eq!(app.load().map(|l| l.per_sec), Some(2.0));
     app.on_key(&key('l'));
-    assert_eq!(app.ui.load.map(|l| l.on), Some(true));
+    assert_eq!(app.load().map(|l| l.on), Some(true));
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let sent: u64 = sim.providers().iter().map(|p| p.requests).sum();
     assert!(sent >= 1, "background requests reached the providers");
     app.on_key(&key('l'));
-    assert_eq!(app.ui.load.map(|l| l.on), Some(false));
+    assert_eq!(app.load().map(|l| l.on), Some(false));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn freeze_keeps_the_screen_while_data_is_still_collected() {
     let (mut app, _engine, _sim, bus) = demo().await;
     app.on_key(&key(' '));
-    assert!(app.ui.frozen);
+    assert!(app.is_frozen());
     let before = app.live.events_applied;
     app.live
         .apply(&bus.publish(operator_action("load", None, "")));
     assert_eq!(app.live.events_applied, before + 1, "the live fold goes on");
     app.on_key(&key(' '));
-    assert!(!app.ui.frozen);
+    assert!(!app.is_frozen());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

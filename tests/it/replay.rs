@@ -13,7 +13,7 @@ use std::time::Duration;
 use crate::support::events::*;
 use breakerbox::console::dashboard::Dashboard;
 use breakerbox::console::keys::Bindings;
-use breakerbox::console::panels::{View, draw};
+use breakerbox::console::panels::{Facts, View, draw};
 use breakerbox::console::replay::{Player, Speed};
 use breakerbox::console::ui::Ui;
 use breakerbox::event::{Event, EventKind, Mode, Source};
@@ -116,9 +116,10 @@ fn recording(name: &str, extra: &[&str]) -> PathBuf {
 }
 
 fn frame(dash: &Dashboard, player: &Player) -> String {
-    let ui = Ui {
+    let ui = Ui::default();
+    let facts = Facts {
         replay: Some(player.view()),
-        ..Ui::default()
+        ..Facts::default()
     };
     let mut terminal = Terminal::new(TestBackend::new(160, 48)).unwrap();
     let keys = Bindings::default();
@@ -132,6 +133,7 @@ fn frame(dash: &Dashboard, player: &Player) -> String {
                     ui: &ui,
                     keys: &keys,
                     prompt: &prompt,
+                    facts,
                 },
             )
         })
@@ -304,4 +306,46 @@ fn an_endless_input_is_an_error_not_a_wait() {
         report.contains("# "),
         "the report of what came before: {report}"
     );
+}
+
+fn press(c: char) -> ratatui::crossterm::event::KeyEvent {
+    use ratatui::crossterm::event::{KeyCode, KeyEvent, KeyModifiers};
+    KeyEvent::new(KeyCode::Char(c), KeyModifiers::NONE)
+}
+
+/// The replay's keys are bindings: space pauses (the live freeze's key, never read in a replay),
+/// they can be rebound, and a live key in a replay says why it does nothing.
+#[test]
+fn replay_keys_are_bindings() {
+    use breakerbox::console::app::App;
+    use breakerbox::console::keys::KeyList;
+    let path = recording("keys.jsonl", &[]);
+    let player = Player::open(&path, Speed::One).unwrap();
+    let mut app = App::replay(Ui::default(), Bindings::default(), player);
+    assert!(!app.facts().replay.unwrap().paused);
+    app.on_key(&press(' '));
+    assert!(app.facts().replay.unwrap().paused);
+    assert!(
+        !app.is_frozen(),
+        "space is the replay's pause, not the freeze"
+    );
+    app.on_key(&press('o'));
+    assert_eq!(app.ui.flash.as_deref(), Some("a replay is read-only"));
+
+    let mut keys = std::collections::BTreeMap::new();
+    keys.insert("replay_pause".to_string(), KeyList(vec!["p".into()]));
+    keys.insert("freeze".to_string(), KeyList(vec!["z".into()]));
+    let keys = Bindings::with_overrides(&keys).unwrap();
+    let player = Player::open(&path, Speed::One).unwrap();
+    let mut app = App::replay(Ui::default(), keys, player);
+    app.on_key(&press(' '));
+    assert!(
+        !app.facts().replay.unwrap().paused,
+        "space is no longer bound"
+    );
+    app.on_key(&press('p'));
+    assert!(app.facts().replay.unwrap().paused);
+    app.on_key(&press('z'));
+    assert!(!app.is_frozen());
+    assert_eq!(app.ui.flash.as_deref(), Some("a replay pauses with p"));
 }

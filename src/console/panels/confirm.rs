@@ -1,5 +1,5 @@
 //! Asking before a breaker action: what it will do to which provider, where the breaker is now,
-//! and `y` to go ahead.
+//! and `y` (the `confirm` binding) to go ahead.
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -7,6 +7,7 @@ use ratatui::text::{Line, Span};
 
 use super::providers::next_text;
 use super::{Paint, popup, text};
+use crate::console::keys::Action;
 use crate::console::theme::state_word;
 use crate::session::Command;
 
@@ -39,7 +40,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, command: &Command) {
     }
     lines.push(Line::default());
     lines.push(Line::from(vec![
-        Span::styled("y", theme.key),
+        Span::styled(paint.view.keys.describe(Action::Confirm), theme.key),
         Span::raw(" to confirm, any other key cancels"),
     ]));
     let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);

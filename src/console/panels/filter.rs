@@ -1,5 +1,5 @@
 //! Choosing what the event log shows: everything, one provider, or one event type. The choices
-//! are `log_filter_choices`, in the order the key handling walks them, so that
+//! are `LogFilter::choices`, in the order the key handling walks them, so that
 //! `Overlay::LogFilter { selected }` means the same row to both.
 
 use ratatui::Frame;
@@ -8,40 +8,9 @@ use ratatui::text::Line;
 use ratatui::widgets::{HighlightSpacing, Row, Table, TableState};
 
 use super::{Paint, popup, text};
-use crate::console::dashboard::Dashboard;
-use crate::console::ui::LogFilter;
-
-/// The event types offered, in the order things happen (text deltas are too many to be useful).
-pub const LOG_KINDS: [&str; 10] = [
-    "request_started",
-    "attempt_started",
-    "attempt_failed",
-    "attempt_skipped",
-    "first_event",
-    "rewind",
-    "request_finished",
-    "breaker_changed",
-    "operator_action",
-    "provider_flagged",
-];
+use crate::console::dashboard::LogFilter;
 
 const SELECTED: &str = "▶ ";
-
-/// Everything, each provider, each event type.
-pub fn log_filter_choices(dash: &Dashboard) -> Vec<LogFilter> {
-    let providers = dash.providers.iter().map(|p| LogFilter {
-        provider: Some(p.name.clone()),
-        kind: None,
-    });
-    let kinds = LOG_KINDS.iter().map(|k| LogFilter {
-        provider: None,
-        kind: Some((*k).to_string()),
-    });
-    std::iter::once(LogFilter::default())
-        .chain(providers)
-        .chain(kinds)
-        .collect()
-}
 
 /// Plain text: the selected row's grey background would hide muted grey.
 fn label(choice: &LogFilter) -> String {
@@ -55,7 +24,7 @@ fn label(choice: &LogFilter) -> String {
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, selected: usize) {
     let theme = &paint.theme;
     let in_force = &paint.view.ui.log_filter;
-    let choices = log_filter_choices(paint.view.dash);
+    let choices = LogFilter::choices(paint.view.dash);
     let labels: Vec<String> = choices.iter().map(label).collect();
     let widest = labels.iter().map(|l| text::width(l)).max().unwrap_or(0);
     let rows = choices.iter().zip(labels).map(|(choice, label)| {

@@ -62,7 +62,7 @@ fn identity<'a>(paint: &Paint) -> Line<'a> {
     let badge = match &paint.view.ui.attached {
         Some(attached) => attached_badge(attached, paint),
         None => {
-            let mode = mode_word(dash.mode, paint.view.ui.replay.is_some());
+            let mode = mode_word(dash.mode, paint.view.facts.replay.is_some());
             let badge = match &paint.view.ui.serving {
                 Some(addr) => format!(" {mode} {} ", text::fit(addr, TARGET_CHARS)),
                 None => format!(" {mode} "),
@@ -103,7 +103,7 @@ fn conditions<'a>(paint: &Paint) -> Line<'a> {
         ));
         spans.push(Span::raw("  "));
     }
-    if paint.view.ui.frozen {
+    if paint.view.facts.frozen {
         spans.push(Span::styled(" FROZEN ", theme.badge));
         spans.push(Span::raw("  "));
     }

@@ -1,5 +1,5 @@
-//! The `?` popup: every key binding (generated from the bindings, so it never goes stale), the
-//! prompt's and the confirmation's keys, and what the states and marks on the screen mean. On a
+//! The `?` popup: every key binding that works here (generated from the bindings, so it never goes
+//! stale; a replay's own first), the prompt's keys, and what the states and marks on the screen mean. On a
 //! short terminal the legends go first, then the last keys (counted, so nothing vanishes silently).
 
 use ratatui::Frame;
@@ -7,6 +7,7 @@ use ratatui::layout::{Margin, Rect};
 use ratatui::text::{Line, Span};
 
 use super::{Paint, popup, text};
+use crate::console::keys::Scope;
 use crate::console::theme::{state_glyph, state_word};
 use crate::engine::breaker::BreakerState;
 
@@ -22,6 +23,13 @@ const STATES: [(BreakerState, &str); 5] = [
         BreakerState::ForcedClosed,
         "held closed by the operator until reset",
     ),
+];
+
+/// The keys that are not bindings: the prompt's editing keys, and closing or leaving.
+const FIXED: [(&str, &str); 3] = [
+    ("Enter", "in the prompt: send"),
+    ("Alt-Enter", "in the prompt: new line"),
+    ("Esc", "leave the prompt, close a popup"),
 ];
 
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
@@ -63,29 +71,24 @@ fn fit<'a>(sections: Vec<Vec<Line<'a>>>, rows: usize, paint: &Paint) -> Vec<Line
     lines
 }
 
-/// The replay's own keys (a replay is read-only: trip, fault, prompt and load do nothing there).
-const REPLAY_KEYS: [(&str, &str); 5] = [
-    ("space", "replay: pause / play"),
-    (".", "replay: one event forward (and pause)"),
-    ("← →", "replay: 10 s back / forward"),
-    ("[ ]", "replay: previous / next failover or breaker change"),
-    ("< >", "replay: slower / faster (×0.5, ×1, ×2, ×10, max)"),
-];
-
 fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {
     let theme = &paint.theme;
     let keys = paint.view.keys;
-    let bound = keys.help_rows();
-    let fixed = [
-        ("Enter", "in the prompt: send"),
-        ("Alt-Enter", "in the prompt: new line"),
-        ("Esc", "leave the prompt, close a popup"),
-        ("y", "confirm a breaker action; any other key cancels"),
-    ];
-    let key_width = bound
+    // Live: the panels' keys, the fixed ones, the confirmation's. A replay (read-only, where
+    // pause is the freeze) has its own keys first and none of those that only work live.
+    let (replay, bound, confirm) = if paint.view.facts.replay.is_some() {
+        let panels = keys.help_rows(&[Scope::Panels]);
+        (keys.help_rows(&[Scope::Replay]), panels, Vec::new())
+    } else {
+        let panels = keys.help_rows(&[Scope::Panels, Scope::Live]);
+        (Vec::new(), panels, keys.help_rows(&[Scope::Confirm]))
+    };
+    let fixed = FIXED.map(|(k, about)| (k.to_string(), about));
+    let all = [&replay[..], &bound, &fixed, &confirm];
+    let key_width = all
         .iter()
+        .flat_map(|rows| rows.iter())
         .map(|(k, _)| text::width(k))
-        .chain(fixed.iter().map(|(k, _)| text::width(k)))
         .max()
         .unwrap_or(0);
     let row = |k: &str, about: &str| {
@@ -95,11 +98,9 @@ fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {
         ])
     };
     let mut keys_section = vec![Line::styled("Keys", theme.title)];
-    if paint.view.ui.replay.is_some() {
-        keys_section.extend(REPLAY_KEYS.iter().map(|(k, about)| row(k, about)));
+    for rows in all {
+        keys_section.extend(rows.iter().map(|(k, about)| row(k, about)));
     }
-    keys_section.extend(bound.iter().map(|(k, about)| row(k, about)));
-    keys_section.extend(fixed.iter().map(|(k, about)| row(k, about)));
     let mut states = vec![Line::styled("Breaker states", theme.title)];
     for (state, about) in STATES {
         states.push(Line::from(vec![

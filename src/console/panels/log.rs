@@ -7,9 +7,9 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::{Paint, text};
-use crate::console::dashboard::LogLine;
+use crate::console::dashboard::{LogFilter, LogLine};
 use crate::console::theme::Theme;
-use crate::console::ui::{Focus, LogFilter};
+use crate::console::ui::Focus;
 
 /// Wide enough for the longest event type (`request_finished`).
 const KIND_WIDTH: usize = 16;
@@ -24,7 +24,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let matching = if *filter == LogFilter::default() {
         dash.log.len()
     } else {
-        dash.log.iter().filter(|l| shown(l, filter)).count()
+        dash.log.iter().filter(|l| filter.shows(l)).count()
     };
     // Scrolling stops at the oldest line rather than running into emptiness.
     let up = paint
@@ -41,7 +41,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         .log
         .iter()
         .rev()
-        .filter(|l| shown(l, filter))
+        .filter(|l| filter.shows(l))
         .skip(up)
         .take(height)
         .map(|l| text::fit_line(log_line(l, theme), usize::from(inner.width)))
@@ -72,14 +72,6 @@ fn title(filter: &LogFilter) -> String {
     }
     title.push(' ');
     title
-}
-
-fn shown(line: &LogLine, filter: &LogFilter) -> bool {
-    filter
-        .provider
-        .as_deref()
-        .is_none_or(|p| line.provider.as_deref() == Some(p))
-        && filter.kind.as_deref().is_none_or(|k| line.kind == k)
 }
 
 /// Time, type, and the line the dashboard wrote (which names the request and the provider).

@@ -26,8 +26,6 @@ mod timeline;
 mod too_small;
 mod window;
 
-pub use filter::{LOG_KINDS, log_filter_choices};
-
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui_textarea::TextArea;
@@ -35,8 +33,9 @@ use ratatui_textarea::TextArea;
 use super::dashboard::Dashboard;
 use super::keys::Bindings;
 use super::layout::{self, Areas, Needs, Screen};
+use super::replay::ReplayView;
 use super::theme::Theme;
-use super::ui::{Focus, Overlay, Ui};
+use super::ui::{Focus, LoadView, Overlay, Ui};
 
 /// Everything a frame is drawn from.
 pub struct View<'a> {
@@ -44,6 +43,23 @@ pub struct View<'a> {
     pub ui: &'a Ui,
     pub keys: &'a Bindings,
     pub prompt: &'a TextArea<'static>,
+    pub facts: Facts,
+}
+
+/// What a frame shows that neither the dashboard nor the UI state holds, asked of its owner for
+/// each frame: the freeze is the app's, the background load the control's, where a replay stands
+/// the player's.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Facts {
+    /// The display is frozen (data is still collected).
+    pub frozen: bool,
+    /// `None` where there is no background load (real providers without a demo, a replay, a
+    /// console attached to a gateway).
+    pub load: Option<LoadView>,
+    /// Where a replay stands; `None` when live.
+    pub replay: Option<ReplayView>,
+    /// The providers can take faults (they are simulated), as the control says.
+    pub faults: bool,
 }
 
 /// What every panel draws with.
@@ -67,6 +83,7 @@ pub fn draw(frame: &mut Frame, view: &View) {
     let area = frame.area();
     let needs = Needs {
         providers: view.dash.providers.len(),
+        provider_rows: providers::rows(view.dash),
         prompt_lines: view.prompt.lines().len(),
         focus: view.ui.focus,
     };
@@ -99,7 +116,7 @@ fn panels(frame: &mut Frame, areas: &Areas, paint: &Paint) {
             draw(frame, area, paint);
         }
     }
-    match &paint.view.ui.replay {
+    match &paint.view.facts.replay {
         Some(replay) => replay_bar::draw(frame, areas.prompt, paint, replay),
         None => prompt::draw(frame, areas.prompt, paint),
     }

@@ -1,8 +1,10 @@
 //! A row per provider: its breaker (as a word and a colour), how close it is to tripping or to
 //! recovering, its health, its first-event latency, its traffic and its cost. The selected row is
-//! the one the breaker keys act on.
+//! the one the breaker keys act on. A provider with a breaker per model (`breaker = "model"`) shows
+//! the most severe of them on its row and, when it has more than one, a row under it per model
+//! (`└ model`: its state, its countdown, its failures in a row, its reason).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, TimeDelta, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
@@ -10,7 +12,7 @@ use ratatui::widgets::{HighlightSpacing, Table, TableState};
 
 use super::columns::{self, Column};
 use super::{Paint, text};
-use crate::console::dashboard::ProviderView;
+use crate::console::dashboard::{Dashboard, ModelBreaker, ProviderView};
 use crate::console::theme::{Theme, state_word};
 use crate::console::ui::Focus;
 use crate::engine::breaker::BreakerState;
@@ -47,7 +49,12 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         .ui
         .selected_provider
         .min(dash.providers.len() - 1);
-    let mut state = TableState::default().with_selected(Some(selected));
+    // The selected provider's own row, below the model rows of those above it.
+    let row: usize = dash.providers[..selected]
+        .iter()
+        .map(|p| 1 + listed_models(p).len())
+        .sum();
+    let mut state = TableState::default().with_selected(Some(row));
     frame.render_stateful_widget(table, inner, &mut state);
 }
 
@@ -72,10 +79,7 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
         name.push(name_cell(p, theme));
         breaker.push(Span::styled(state_word(p.breaker), theme.state(p.breaker)));
         next.push(next_cell(p, now, theme));
-        fails.push(match p.threshold {
-            Some(t) => format!("{}/{t}", p.consecutive_failures),
-            None => p.consecutive_failures.to_string(),
-        });
+        fails.push(failures(p.consecutive_failures, p.threshold));
         last_error.push(last_error_cell(p, theme));
         ok.push(p.success_rate().map_or(text::NONE.into(), text::percent));
         p50.push(latency(p, 0.50));
@@ -87,6 +91,30 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
         cost.push(text::usd(p.cost_usd));
         model.push(p.model.clone());
         notes.push(notes_cell(p, theme));
+        for m in listed_models(p) {
+            name.push(Span::styled(format!("└ {}", m.model), theme.muted));
+            breaker.push(Span::styled(state_word(m.state), theme.state(m.state)));
+            let left = now.and_then(|now| remaining(m.open_until, now));
+            let next_model = next_for(m.state, left, m.probes_in_flight);
+            next.push(
+                next_model.map_or_else(Line::default, |t| Line::styled(t, theme.state(m.state))),
+            );
+            let why = (m.state != BreakerState::Closed).then(|| m.reason.clone());
+            notes.push(why.unwrap_or_default());
+            fails.push(failures(m.consecutive_failures, p.threshold));
+            for column in [
+                &mut last_error,
+                &mut ok,
+                &mut p50,
+                &mut p95,
+                &mut p99,
+                &mut rate,
+                &mut cost,
+                &mut model,
+            ] {
+                column.push("");
+            }
+        }
     }
     vec![
         name, model, breaker, next, fails, ok, p50, p95, p99, rate, cost, last_error, notes,
@@ -106,23 +134,56 @@ fn next_cell<'a>(p: &ProviderView, now: Option<DateTime<Utc>>, theme: &Theme) ->
     next_text(p, now).map_or_else(Line::default, |t| Line::styled(t, theme.state(p.breaker)))
 }
 
+/// Failures in a row, against the threshold when the session told it: `3/5`.
+fn failures(n: u32, threshold: Option<u32>) -> String {
+    match threshold {
+        Some(t) => format!("{n}/{t}"),
+        None => n.to_string(),
+    }
+}
+
+/// The models listed under a provider's row: those of a provider with a breaker per model, when
+/// it has more than one (with one, the provider's row is its breaker).
+pub fn listed_models(p: &ProviderView) -> &[ModelBreaker] {
+    if p.models.len() > 1 { &p.models } else { &[] }
+}
+
+/// The rows the providers table needs: one per provider and one per listed model.
+pub fn rows(dash: &Dashboard) -> usize {
+    dash.providers
+        .iter()
+        .map(|p| 1 + listed_models(p).len())
+        .sum()
+}
+
 /// What happens next to the breaker: the countdown to half-open, the probes, or the operator's hold.
 pub fn next_text(p: &ProviderView, now: Option<DateTime<Utc>>) -> Option<String> {
-    let next = match p.breaker {
+    let left = now.and_then(|now| p.open_remaining(now));
+    next_for(p.breaker, left, p.probes_in_flight)
+}
+
+/// What happens next to a breaker in `state`, `left` before it goes half-open (while open).
+fn next_for(state: BreakerState, left: Option<TimeDelta>, probes: u32) -> Option<String> {
+    let next = match state {
         BreakerState::Closed => return None,
-        BreakerState::Open => match now.and_then(|now| p.open_remaining(now)) {
+        BreakerState::Open => match left {
             Some(left) if left.num_seconds() > 0 => format!("half-open in {}", text::span(left)),
             Some(_) => "half-open next request".to_string(),
             None => "waiting to recover".to_string(),
         },
-        BreakerState::HalfOpen if p.probes_in_flight > 0 => format!(
+        BreakerState::HalfOpen if probes > 0 => format!(
             "{} in flight",
-            text::plural(u64::from(p.probes_in_flight), "probe", "probes")
+            text::plural(u64::from(probes), "probe", "probes")
         ),
         BreakerState::HalfOpen => "probe next request".to_string(),
         BreakerState::ForcedOpen | BreakerState::ForcedClosed => "until reset".to_string(),
     };
     Some(next)
+}
+
+/// Time left before a breaker open until `until` goes half-open.
+fn remaining(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<TimeDelta> {
+    until.map(|until| (until - now).max(TimeDelta::zero()))
 }
 
 fn last_error_cell<'a>(p: &ProviderView, theme: &Theme) -> Line<'a> {

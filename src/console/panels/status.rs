@@ -81,7 +81,7 @@ fn hints(paint: &Paint) -> Vec<Hint> {
             pair(keys, Action::PageUp, Action::PageDown, "page", 2),
         ],
         Some(Overlay::Confirm { .. }) => vec![
-            hint(s("y"), "confirm", 0),
+            one(keys, Action::Confirm, 0),
             hint(s("any other key"), "cancel", 0),
         ],
         Some(Overlay::FaultPicker { .. } | Overlay::LogFilter { .. }) => vec![
@@ -89,24 +89,7 @@ fn hints(paint: &Paint) -> Vec<Hint> {
             hint(s("Enter"), "apply", 0),
             hint(s("Esc"), "cancel", 0),
         ],
-        None if ui.replay.is_some() => vec![
-            hint(
-                s("space"),
-                if ui.replay.as_ref().is_some_and(|r| r.paused) {
-                    "play"
-                } else {
-                    "pause"
-                },
-                0,
-            ),
-            hint(s("."), "step", 1),
-            hint(s("← →"), "±10 s", 1),
-            hint(s("[ ]"), "failover/breaker", 2),
-            hint(s("< >"), "speed", 2),
-            one(keys, Action::Quit, 0),
-            one(keys, Action::Help, 3),
-            one(keys, Action::FilterLog, 4),
-        ],
+        None if paint.view.facts.replay.is_some() => replay_hints(paint),
         None if ui.focus == Focus::Prompt => vec![
             hint(s("Enter"), "send", 0),
             hint(s("Alt-Enter"), "newline", 0),
@@ -114,6 +97,27 @@ fn hints(paint: &Paint) -> Vec<Hint> {
         ],
         None => main_hints(paint),
     }
+}
+
+/// A replay's keys: its player's, and the few of the panels' that mean something there.
+fn replay_hints(paint: &Paint) -> Vec<Hint> {
+    let keys = paint.view.keys;
+    let paused = paint.view.facts.replay.as_ref().is_some_and(|r| r.paused);
+    let both = |action: Action, rank| hint(keys.describe_pair(action), action.label(), rank);
+    vec![
+        hint(
+            keys.describe(Action::ReplayPause),
+            if paused { "play" } else { "pause" },
+            0,
+        ),
+        one(keys, Action::ReplayStep, 1),
+        both(Action::ReplayBack, 1),
+        both(Action::ReplayPrevious, 2),
+        both(Action::ReplaySlower, 2),
+        one(keys, Action::Quit, 0),
+        one(keys, Action::Help, 3),
+        one(keys, Action::FilterLog, 4),
+    ]
 }
 
 /// The panels' keys: the focused panel's own, the breaker's that make sense for its state, the rest.
@@ -141,7 +145,7 @@ fn main_hints(paint: &Paint) -> Vec<Hint> {
                 3,
             ),
             (Action::Reset, p.breaker != BreakerState::Closed, 1),
-            (Action::PickFault, ui.faults_available, 3),
+            (Action::PickFault, paint.view.facts.faults, 3),
         ];
         for (action, meaningful, rank) in actions {
             if meaningful {
@@ -153,7 +157,11 @@ fn main_hints(paint: &Paint) -> Vec<Hint> {
     hints.push(one(keys, Action::Prompt, 1));
     hints.push(hint(
         keys.describe(Action::Freeze),
-        if ui.frozen { "unfreeze" } else { "freeze" },
+        if paint.view.facts.frozen {
+            "unfreeze"
+        } else {
+            "freeze"
+        },
         4,
     ));
     hints.push(one(
@@ -161,7 +169,7 @@ fn main_hints(paint: &Paint) -> Vec<Hint> {
         Action::FilterLog,
         if ui.focus == Focus::Log { 1 } else { 5 },
     ));
-    if let Some(load) = ui.load {
+    if let Some(load) = paint.view.facts.load {
         let label = if load.on { "load off" } else { "load on" };
         hints.push(hint(keys.describe(Action::ToggleLoad), label, 5));
         if load.on {

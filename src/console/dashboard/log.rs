@@ -1,0 +1,264 @@
+//! The event log's lines (one per event but the text deltas, written for people by
+//! [`describe`]) and what the log's filter keeps: one provider, or one event type.
+
+use chrono::{DateTime, Utc};
+
+use super::Dashboard;
+use super::ring::push_ring;
+use crate::event::describe::describe;
+use crate::event::{Event, EventKind};
+
+/// Event-log lines kept.
+pub const LOG_KEPT: usize = 5_000;
+
+/// The event types the filter offers, in the order things happen (text deltas are too many to be
+/// useful, and are not logged).
+pub const LOG_KINDS: [&str; 10] = [
+    "request_started",
+    "attempt_started",
+    "attempt_failed",
+    "attempt_skipped",
+    "first_event",
+    "rewind",
+    "request_finished",
+    "breaker_changed",
+    "operator_action",
+    "provider_flagged",
+];
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct LogLine {
+    pub at: DateTime<Utc>,
+    pub seq: u64,
+    /// The event's `type`.
+    pub kind: &'static str,
+    pub provider: Option<String>,
+    /// One line, for people.
+    pub text: String,
+}
+
+/// What the event log shows (the one in force is UI state: `Ui::log_filter`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LogFilter {
+    /// Only lines about this provider.
+    pub provider: Option<String>,
+    /// Only events of this `type`.
+    pub kind: Option<String>,
+}
+
+impl LogFilter {
+    /// Everything, each provider, each event type: the rows of the filter popup, in the order
+    /// the key handling walks them, so that `Overlay::LogFilter { selected }` means the same row
+    /// to both.
+    pub fn choices(dash: &Dashboard) -> Vec<LogFilter> {
+        let providers = dash.providers.iter().map(|p| LogFilter {
+            provider: Some(p.name.clone()),
+            kind: None,
+        });
+        let kinds = LOG_KINDS.iter().map(|k| LogFilter {
+            provider: None,
+            kind: Some((*k).to_string()),
+        });
+        std::iter::once(LogFilter::default())
+            .chain(providers)
+            .chain(kinds)
+            .collect()
+    }
+
+    /// Whether the log shows `line` under this filter.
+    pub fn shows(&self, line: &LogLine) -> bool {
+        self.provider
+            .as_deref()
+            .is_none_or(|p| line.provider.as_deref() == Some(p))
+            && self.kind.as_deref().is_none_or(|k| line.kind == k)
+    }
+}
+
+impl Dashboard {
+    pub(super) fn push_log(&mut self, event: &Event) {
+        let line = LogLine {
+            at: event.ts,
+            seq: event.seq,
+            kind: event.kind.type_name(),
+            provider: event_provider(&event.kind).map(str::to_string),
+            text: describe(&event.kind),
+        };
+        push_ring(&mut self.log, line, LOG_KEPT);
+    }
+}
+
+/// The provider an event is about, for the log's provider filter.
+fn event_provider(kind: &EventKind) -> Option<&str> {
+    match kind {
+        EventKind::AttemptStarted { provider, .. }
+        | EventKind::AttemptFailed { provider, .. }
+        | EventKind::AttemptSkipped { provider, .. }
+        | EventKind::FirstEvent { provider, .. }
+        | EventKind::TextDelta { provider, .. }
+        | EventKind::Rewind { provider, .. }
+        | EventKind::Usage { provider, .. }
+        | EventKind::BreakerChanged { provider, .. }
+        | EventKind::ProviderFlagged { provider, .. } => Some(provider),
+        EventKind::RequestFinished { provider, .. }
+        | EventKind::OperatorAction { provider, .. } => provider.as_deref(),
+        EventKind::SessionStarted { .. } | EventKind::RequestStarted { .. } => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::console::dashboard::script::*;
+    use crate::event::{ErrorClass, EventKind, Outcome, Phase};
+    use crate::text::{one_line, printable};
+
+    #[test]
+    fn log_lines_read_well() {
+        let dash = Script::default()
+            .at(0, session(&["anthropic", "openai"], Some(5)))
+            .at(1, request("r12", &["anthropic", "openai"]))
+            .at(2, attempt("r12", 2, "anthropic"))
+            .at(
+                3,
+                EventKind::AttemptFailed {
+                    request_id: "r12".into(),
+                    attempt: 2,
+                    provider: "anthropic".into(),
+                    phase: Phase::Headers,
+                    class: ErrorClass::RateLimited,
+                    retryable: true,
+                    status: Some(429),
+                    retry_after_ms: Some(5_000),
+                    message: "Rate limited".into(),
+                    elapsed_ms: 12,
+                },
+            )
+            .at(
+                4,
+                breaker(
+                    "anthropic",
+                    "closed",
+                    "open",
+                    "5 consecutive failures",
+                    None,
+                ),
+            )
+            .at(
+                5,
+                breaker("anthropic", "open", "half_open", "recovery elapsed", None),
+            )
+            .at(
+                6,
+                EventKind::RequestFinished {
+                    request_id: "r12".into(),
+                    outcome: Outcome::Ok,
+                    provider: Some("openai".into()),
+                    stop_reason: Some("end_turn".into()),
+                    class: None,
+                    message: None,
+                    total_ms: 1_234,
+                    cost_usd: 0.000_512,
+                    attempts: 2,
+                    failed_cost_usd: 0.0,
+                    primary_cost_usd: None,
+                },
+            )
+            .at(7, operator("trip", Some("anthropic"), ""))
+            .at(8, error("r13", ErrorClass::Unavailable))
+            .at(
+                9,
+                EventKind::ProviderFlagged {
+                    provider: "anthropic".into(),
+                    flag: "misconfigured".into(),
+                    reason: "auth: invalid x-api-key".into(),
+                },
+            )
+            .at(
+                10,
+                breaker("openai", "closed", "open", "retry-after 45s", Some(45_000)),
+            )
+            .fold();
+        let lines: Vec<(&str, Option<&str>, &str)> = dash
+            .log
+            .iter()
+            .map(|l| (l.kind, l.provider.as_deref(), l.text.as_str()))
+            .collect();
+        assert_eq!(
+            lines,
+            [
+                (
+                    "session_started",
+                    None,
+                    "session started in demo mode: anthropic (anthropic-model), openai (openai-model); breakers open after 5 failures in a row"
+                ),
+                (
+                    "request_started",
+                    None,
+                    "r12 started (prompt): anthropic → openai"
+                ),
+                (
+                    "attempt_started",
+                    Some("anthropic"),
+                    "r12 #2 anthropic started (anthropic-model)"
+                ),
+                (
+                    "attempt_failed",
+                    Some("anthropic"),
+                    "r12 #2 anthropic rate_limited in headers (HTTP 429, retry after 5.0 s, retryable): Rate limited"
+                ),
+                (
+                    "breaker_changed",
+                    Some("anthropic"),
+                    "anthropic breaker closed → open (5 consecutive failures)"
+                ),
+                (
+                    "breaker_changed",
+                    Some("anthropic"),
+                    "anthropic breaker open → half_open (recovery elapsed)"
+                ),
+                (
+                    "request_finished",
+                    Some("openai"),
+                    "r12 answered by openai in 1.23 s, $0.000512 (2 attempts)"
+                ),
+                (
+                    "operator_action",
+                    Some("anthropic"),
+                    "operator trip anthropic"
+                ),
+                (
+                    "request_finished",
+                    None,
+                    "r13 failed in 0.50 s, $0.000000 (1 attempt): unavailable: it was unavailable"
+                ),
+                (
+                    "provider_flagged",
+                    Some("anthropic"),
+                    "anthropic flagged misconfigured: auth: invalid x-api-key"
+                ),
+                (
+                    "breaker_changed",
+                    Some("openai"),
+                    "openai breaker closed → open (retry-after 45s), half-open in 45.0 s"
+                ),
+            ]
+        );
+        assert_eq!(dash.log[3].seq, 4);
+        assert_eq!(dash.log[3].at, at(3));
+    }
+
+    #[test]
+    fn printable_escapes_every_control_character_and_keeps_newlines_only_in_a_reply() {
+        let hostile = "a\x1b]0;title\x07b\x1b[2Jc\rd\u{9b}31me\u{7f}\tf\nbreakerbox: forged";
+        let line = printable(hostile, false);
+        assert_eq!(line, "a ]0;title b [2Jc d 31me  f breakerbox: forged");
+        let reply = printable(hostile, true);
+        assert_eq!(reply, "a ]0;title b [2Jc d 31me  f\nbreakerbox: forged");
+        // The same rule as the event log's and the headless log's.
+        assert_eq!(line, one_line(hostile, 1000));
+        // Nothing to escape: the text itself, not a copy.
+        assert!(matches!(
+            printable("plain · ✓ text\n", true),
+            std::borrow::Cow::Borrowed(_)
+        ));
+    }
+}

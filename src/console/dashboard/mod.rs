@@ -1,0 +1,651 @@
+//! The console's state: a fold over the event stream. `Dashboard::apply` is the only way events change
+//! it, and it reads time only from the events (plus `tick` for countdowns), so replaying a recording
+//! gives exactly the screens the operator saw live. Everything kept is bounded by ring buffers.
+//!
+//! UI state (focus, selection, scroll, the filter in force) lives apart, in `ui.rs`; rendering is a
+//! pure function of both (`panels/`). By concern:
+//!
+//! - `providers.rs`: a view per provider (its breaker, per model too; latency; health; cost).
+//! - `requests.rs`: recent requests, their attempts and replies; the totals.
+//! - `log.rs`: the event log's lines and its filter.
+//! - `ledger.rs`: what the fold remembers between events and no panel reads.
+//! - `ring.rs`: the bounded buffers.
+
+mod ledger;
+mod log;
+mod providers;
+mod requests;
+mod ring;
+#[cfg(test)]
+mod script;
+
+pub use ledger::Ledger;
+pub use log::{LOG_KEPT, LOG_KINDS, LogFilter, LogLine};
+pub use providers::{
+    BreakerSpan, ErrorCount, LATENCY_POINTS_KEPT, LastError, LatencyPoint, ModelBreaker,
+    ProviderView, RATE_WINDOW, TIMELINE_KEPT, Tokens, severity,
+};
+pub use requests::{
+    AttemptState, AttemptView, REPLY_CHARS_KEPT, REQUESTS_KEPT, RequestView, RewindView, Totals,
+};
+
+use chrono::{DateTime, Utc};
+use std::collections::{BTreeMap, VecDeque};
+
+use crate::event::{ErrorClass, Event, EventKind, Fold, Mode};
+use crate::text::one_line;
+
+/// Longest error message, reason or detail kept (one line).
+const MESSAGE_CHARS_KEPT: usize = 2_000;
+
+#[derive(Debug, Clone)]
+pub struct Dashboard {
+    pub mode: Option<Mode>,
+    /// When the session started (the `session_started` event's time).
+    pub started_at: Option<DateTime<Utc>>,
+    /// The latest time known: the newest event's, or a later `tick`.
+    pub now: Option<DateTime<Utc>>,
+    /// Where the session is being recorded, when it is (shown in the header).
+    pub recording: Option<String>,
+    /// In the order the session named them, then in order of first appearance.
+    pub providers: Vec<ProviderView>,
+    pub totals: Totals,
+    /// Oldest first; at most `REQUESTS_KEPT`.
+    pub requests: VecDeque<RequestView>,
+    /// Oldest first; at most `LOG_KEPT`.
+    pub log: VecDeque<LogLine>,
+    /// Failures by provider and class.
+    pub errors: BTreeMap<(String, ErrorClass), ErrorCount>,
+    /// Events applied so far (including those no panel shows).
+    pub events_applied: u64,
+    /// The consumer lagged and this many events were never seen (told by the bus).
+    pub events_missed: u64,
+    /// What the fold remembers between events; no panel reads it.
+    pub ledger: Ledger,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Dashboard::new()
+    }
+}
+
+impl Fold for Dashboard {
+    fn apply(&mut self, event: &Event) {
+        Dashboard::apply(self, event);
+    }
+
+    fn missed(&mut self, n: u64) {
+        Dashboard::missed(self, n);
+    }
+}
+
+impl Dashboard {
+    pub fn new() -> Self {
+        Dashboard {
+            mode: None,
+            started_at: None,
+            now: None,
+            recording: None,
+            providers: Vec::new(),
+            totals: Totals::default(),
+            requests: VecDeque::new(),
+            log: VecDeque::new(),
+            errors: BTreeMap::new(),
+            events_applied: 0,
+            events_missed: 0,
+            ledger: Ledger::default(),
+        }
+    }
+
+    /// Fold one event in: into each concern's part of the dashboard, then (but for text) the log.
+    pub fn apply(&mut self, event: &Event) {
+        self.events_applied = self.events_applied.saturating_add(1);
+        self.tick(event.ts);
+        // Providers first: an event naming a provider not seen before gives it its row first.
+        self.fold_providers(event.ts, &event.kind);
+        self.fold_requests(event.ts, &event.kind);
+        // Text is the hottest event, and has no log line.
+        if !matches!(event.kind, EventKind::TextDelta { .. }) {
+            self.push_log(event);
+        }
+    }
+
+    /// Let time pass without events (countdowns, rates). Never moves time backwards.
+    pub fn tick(&mut self, now: DateTime<Utc>) {
+        self.now = Some(self.now.map_or(now, |n| n.max(now)));
+    }
+
+    /// The bus said this many events were lost to lag.
+    pub fn missed(&mut self, count: u64) {
+        self.events_missed = self.events_missed.saturating_add(count);
+    }
+}
+
+/// NaN and infinities (a broken price) would poison every sum they enter.
+fn finite(x: f64) -> f64 {
+    if x.is_finite() { x } else { 0.0 }
+}
+
+/// One line of an event's free text, as the dashboard keeps it.
+fn message(text: &str) -> String {
+    one_line(text, MESSAGE_CHARS_KEPT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::ledger::{PROBES_KEPT, USAGE_KEPT};
+    use super::providers::RATE_POINTS_KEPT;
+    use super::requests::{ATTEMPTS_KEPT, CHAIN_KEPT};
+    use super::script::*;
+    use super::*;
+    use crate::event::{BreakerState, Outcome, Phase, SkipReason, Source};
+
+    #[test]
+    fn a_request_that_fails_over_is_folded_in_full() {
+        let dash = failover_script().fold();
+        let r = dash.request("r1").unwrap();
+        assert_eq!(r.text, "Hi there");
+        assert!(!r.text_truncated);
+        assert_eq!(
+            r.rewinds,
+            vec![RewindView {
+                provider: "anthropic".into(),
+                discarded_chars: 5,
+                reason: "stream_cut".into()
+            }]
+        );
+        assert_eq!(r.attempts.len(), 2);
+        assert_eq!(
+            (r.attempts[0].number, r.attempts[0].provider.as_str()),
+            (1, "anthropic")
+        );
+        assert!(matches!(
+            r.attempts[0].state,
+            AttemptState::Failed {
+                class: ErrorClass::StreamCut,
+                phase: Phase::MidStream,
+                retryable: true,
+                ..
+            }
+        ));
+        assert_eq!(r.attempts[1].model, "openai-model");
+        assert_eq!(
+            r.attempts[1].state,
+            AttemptState::Streaming { latency_ms: 300 }
+        );
+        assert_eq!(r.provider.as_deref(), Some("openai"));
+        assert_eq!(r.outcome, Some(Outcome::Ok));
+        assert_eq!(r.stop_reason.as_deref(), Some("end_turn"));
+        assert_eq!(r.total_ms, Some(1234));
+        assert!(close(r.cost_usd, 0.003));
+
+        let t = dash.totals;
+        assert_eq!(
+            (t.requests, t.answered, t.failed_over, t.failed, t.in_flight),
+            (1, 1, 1, 0, 0)
+        );
+        assert!(close(t.cost_usd, 0.003), "{}", t.cost_usd);
+        assert!(close(t.failed_cost_usd, 0.001));
+        assert!(
+            close(t.failover_delta_usd, 0.0005),
+            "{}",
+            t.failover_delta_usd
+        );
+
+        let a = dash.provider("anthropic").unwrap();
+        assert_eq!((a.attempts, a.successes, a.failures), (1, 0, 1));
+        assert!(close(a.cost_usd, 0.001) && close(a.failed_cost_usd, 0.001));
+        assert_eq!(a.consecutive_failures, 1);
+        assert_eq!(a.latency_ms(0.5), Some(200));
+        let points: Vec<_> = a.latency_series.iter().map(|p| p.latency_ms).collect();
+        assert_eq!(points, vec![Some(200), None]);
+        assert_eq!(a.last_error.as_ref().unwrap().class, ErrorClass::StreamCut);
+        assert_eq!(
+            a.tokens,
+            Tokens {
+                input: 10,
+                output: 20,
+                cache_read: 1,
+                cache_write: 2
+            }
+        );
+        let o = dash.provider("openai").unwrap();
+        assert_eq!((o.attempts, o.successes, o.failures), (1, 1, 0));
+        assert!(close(o.cost_usd, 0.002) && o.failed_cost_usd == 0.0);
+        assert_eq!(o.success_rate(), Some(1.0));
+        assert_eq!(o.rate_per_sec(at(620)), 0.1);
+
+        let e = &dash.errors[&("anthropic".to_string(), ErrorClass::StreamCut)];
+        assert_eq!((e.count, e.retryable, e.last_at), (1, true, at(260)));
+        assert_eq!(e.last_message, "stream_cut at anthropic");
+        assert_eq!(dash.errors.len(), 1);
+
+        // Every event but the four text deltas is in the log.
+        assert_eq!(dash.events_applied, 15);
+        assert_eq!(dash.log.len(), 11);
+        assert!(dash.log.iter().all(|l| l.kind != "text_delta"));
+    }
+
+    #[test]
+    fn ring_buffers_stay_bounded() {
+        let mut dash = Dashboard::new();
+        let mut s = Script::default();
+        s.at(0, session(&["a"], None));
+        for i in 0..(10 * REQUESTS_KEPT) {
+            let id = format!("r{i}");
+            s.at(i as i64, request(&id, &["a"]))
+                .at(i as i64, ok(&id, "a", 0.0, 0.0, 0.0));
+        }
+        s.apply_to(&mut dash);
+        assert_eq!(dash.requests.len(), REQUESTS_KEPT);
+        assert_eq!(
+            dash.requests.front().unwrap().id,
+            format!("r{}", 9 * REQUESTS_KEPT)
+        );
+        assert_eq!(dash.totals.requests, 10 * REQUESTS_KEPT as u64);
+        assert_eq!(dash.totals.in_flight, 0);
+
+        let mut s = Script::default();
+        for i in 0..(10 * LOG_KEPT) {
+            s.at(10_000, operator("trip", Some("a"), &i.to_string()));
+        }
+        s.apply_to(&mut dash);
+        assert_eq!(dash.log.len(), LOG_KEPT);
+        assert_eq!(
+            dash.log.back().unwrap().text,
+            format!("operator trip a {}", 10 * LOG_KEPT - 1)
+        );
+
+        let mut s = Script::default();
+        for i in 0..(10 * LATENCY_POINTS_KEPT) {
+            s.at(20_000, first("x", 1, "a", i as u64));
+        }
+        // A burst of attempts within one rate window.
+        for _ in 0..(10 * RATE_POINTS_KEPT) {
+            s.at(20_000, attempt("x", 1, "a"));
+        }
+        s.apply_to(&mut dash);
+        let a = dash.provider("a").unwrap();
+        assert_eq!(a.latency_series.len(), LATENCY_POINTS_KEPT);
+        assert_eq!(a.latency.len(), 10 * LATENCY_POINTS_KEPT as u64);
+        assert_eq!(a.recent_attempts.len(), RATE_POINTS_KEPT);
+        assert_eq!(a.rate_per_sec(at(20_000)), RATE_POINTS_KEPT as f64 / 10.0);
+
+        // Outside the window the old starts go at the next attempt.
+        Script::default()
+            .at(40_000, attempt("x", 1, "a"))
+            .apply_to(&mut dash);
+        assert_eq!(dash.provider("a").unwrap().recent_attempts.len(), 1);
+
+        // One request with endless attempts and rewinds; usage and probes never settled.
+        let mut s = Script::default();
+        s.at(50_000, request("big", &["a"]))
+            .at(50_000, breaker("a", "closed", "open", "x", Some(1)))
+            .at(50_000, breaker("a", "open", "half_open", "x", None));
+        for i in 0..(10 * ATTEMPTS_KEPT as u32) {
+            s.at(50_001, attempt("big", i, "a"))
+                .at(50_001, rewind("big", "a", 1, "restart"));
+        }
+        for i in 0..(10 * PROBES_KEPT as u32) {
+            s.at(50_002, attempt(&format!("p{i}"), 1, "a"));
+        }
+        for i in 0..(10 * USAGE_KEPT) {
+            s.at(50_003, usage(&format!("u{i}"), "a", 0.0));
+        }
+        s.apply_to(&mut dash);
+        let big = dash.request("big").unwrap();
+        assert_eq!(big.attempts.len(), ATTEMPTS_KEPT);
+        assert_eq!(
+            big.attempts.last().unwrap().number,
+            10 * ATTEMPTS_KEPT as u32 - 1
+        );
+        assert_eq!(big.rewinds.len(), ATTEMPTS_KEPT);
+        assert_eq!(dash.ledger.probes.len(), PROBES_KEPT);
+        assert_eq!(
+            dash.provider("a").unwrap().probes_in_flight,
+            PROBES_KEPT as u32
+        );
+        assert_eq!(dash.ledger.usage.len(), USAGE_KEPT);
+    }
+
+    #[test]
+    fn time_never_goes_backwards() {
+        let mut dash = Script::default()
+            .at(10_000, operator("trip", Some("a"), ""))
+            .at(5_000, operator("reset", Some("a"), ""))
+            .fold();
+        assert_eq!((dash.now, dash.events_applied), (Some(at(10_000)), 2));
+        dash.tick(at(3_000));
+        assert_eq!(dash.now, Some(at(10_000)));
+        dash.tick(at(20_000));
+        assert_eq!(dash.now, Some(at(20_000)));
+        Script::default()
+            .at(15_000, operator("trip", Some("a"), ""))
+            .apply_to(&mut dash);
+        assert_eq!((dash.now, dash.events_applied), (Some(at(20_000)), 3));
+        dash.missed(7);
+        dash.missed(u64::MAX);
+        assert_eq!(dash.events_missed, u64::MAX);
+    }
+
+    #[test]
+    fn the_fold_is_deterministic() {
+        let mut s = failover_script();
+        s.at(
+            700,
+            breaker(
+                "anthropic",
+                "closed",
+                "open",
+                "5 consecutive failures",
+                Some(30_000),
+            ),
+        )
+        .at(800, request("r2", &["anthropic", "openai"]))
+        .at(801, skipped("r2", "anthropic", "breaker_open"))
+        .at(802, attempt("r2", 1, "openai"))
+        .at(803, first("r2", 1, "openai", 99))
+        .at(804, delta("r2", "openai", "Yes."))
+        .at(900, operator("set_fault", Some("openai"), "overloaded"))
+        .at(
+            901,
+            failed("r2", 1, "openai", ErrorClass::Overloaded, Phase::MidStream),
+        )
+        .at(902, error("r2", ErrorClass::Overloaded))
+        .at(
+            40_000,
+            breaker("anthropic", "open", "half_open", "recovery elapsed", None),
+        );
+        let one = s.fold();
+        let two = s.fold();
+        assert_eq!(format!("{one:?}"), format!("{two:?}"));
+        assert_eq!(one.totals.failed, 1);
+    }
+
+    #[test]
+    fn hostile_content_never_panics() {
+        let huge = "\u{1b}[2J\n\r\t".repeat(200_000);
+        let mut s = Script::default();
+        s.at_time(
+            DateTime::<Utc>::MIN_UTC,
+            session(&["a\nb", ""], Some(u32::MAX)),
+        )
+        .at_time(DateTime::<Utc>::MIN_UTC, attempt("r", 1, "a\nb"))
+        .at_time(
+            DateTime::<Utc>::MIN_UTC,
+            breaker("a\nb", "closed", "open", &huge, Some(u64::MAX)),
+        )
+        .at(
+            0,
+            EventKind::RequestStarted {
+                request_id: huge.clone(),
+                source: Source::Gateway,
+                chain: vec![huge.clone(); 1_000],
+                prompt: Some(huge.clone()),
+                prompt_chars: None,
+            },
+        )
+        .at(1, attempt(&huge, u32::MAX, &huge))
+        .at(2, first(&huge, u32::MAX, &huge, u64::MAX))
+        .at(2, first(&huge, u32::MAX, &huge, 0))
+        .at(
+            3,
+            EventKind::Usage {
+                request_id: huge.clone(),
+                provider: "a\nb".into(),
+                model: huge.clone(),
+                input_tokens: u64::MAX,
+                output_tokens: u64::MAX,
+                cache_read_tokens: u64::MAX,
+                cache_write_tokens: u64::MAX,
+                cost_usd: f64::NAN,
+                estimated: true,
+            },
+        )
+        .at(3, usage("r", "a\nb", f64::INFINITY))
+        .at(3, usage("r", "a\nb", f64::MAX))
+        .at(
+            4,
+            EventKind::AttemptFailed {
+                request_id: huge.clone(),
+                attempt: u32::MAX,
+                provider: huge.clone(),
+                phase: Phase::MidStream,
+                class: ErrorClass::Unavailable,
+                retryable: false,
+                status: Some(u16::MAX),
+                retry_after_ms: Some(u64::MAX),
+                message: huge.clone(),
+                elapsed_ms: u64::MAX,
+            },
+        )
+        .at(5, rewind(&huge, &huge, u64::MAX, &huge))
+        .at(
+            6,
+            EventKind::RequestFinished {
+                request_id: "never started".into(),
+                outcome: Outcome::Ok,
+                provider: Some(huge.clone()),
+                stop_reason: Some(huge.clone()),
+                class: Some(ErrorClass::Cancelled),
+                message: Some(huge.clone()),
+                total_ms: u64::MAX,
+                cost_usd: f64::NEG_INFINITY,
+                attempts: u32::MAX,
+                failed_cost_usd: f64::NAN,
+                primary_cost_usd: Some(f64::NAN),
+            },
+        )
+        .at(
+            7,
+            breaker(&huge, "open", "forced_open", &huge, Some(u64::MAX)),
+        )
+        .at(
+            8,
+            EventKind::ProviderFlagged {
+                provider: "a\nb".into(),
+                flag: huge.clone(),
+                reason: huge.clone(),
+            },
+        )
+        .at(9, operator("set_fault", Some("a\nb"), &huge))
+        .at(10, operator("load", None, &huge))
+        .at_time(DateTime::<Utc>::MAX_UTC, attempt("r", 2, "a\nb"))
+        .at_time(
+            DateTime::<Utc>::MAX_UTC,
+            breaker("a\nb", "open", "open", "", Some(u64::MAX)),
+        )
+        .at_time(
+            DateTime::<Utc>::MAX_UTC,
+            failed("r", 2, "a\nb", ErrorClass::Timeout, Phase::Connect),
+        );
+        let mut dash = s.fold();
+        dash.tick(DateTime::<Utc>::MIN_UTC);
+        assert_eq!(dash.now, Some(DateTime::<Utc>::MAX_UTC));
+        for p in &dash.providers {
+            p.rate_per_sec(DateTime::<Utc>::MIN_UTC);
+            p.rate_per_sec(DateTime::<Utc>::MAX_UTC);
+            p.open_remaining(DateTime::<Utc>::MIN_UTC);
+        }
+        assert!(dash.totals.cost_usd.is_finite());
+        assert!(dash.totals.failed_cost_usd.is_finite());
+        assert!(dash.totals.failover_delta_usd.is_finite());
+        let a = dash.provider("a\nb").unwrap();
+        assert_eq!(a.tokens.input, u64::MAX);
+        assert_eq!(a.open_until, Some(DateTime::<Utc>::MAX_UTC));
+        // Clamped into the histogram: u64::MAX reads back as its top, 0 as its bottom.
+        let h = dash.provider(&huge).unwrap();
+        assert!(h.latency_ms(1.0).unwrap() >= 600_000);
+        assert!(h.latency_ms(0.0).unwrap() <= 1);
+        assert!(a.breaker_reason.is_empty());
+        assert!(a.fault.as_ref().unwrap().chars().count() <= MESSAGE_CHARS_KEPT + 1);
+        for line in &dash.log {
+            assert!(!line.text.contains(char::is_control), "{:?}", line.text);
+            assert!(
+                line.text.chars().count() <= crate::event::describe::LINE_CHARS + 1,
+                "{}",
+                line.text.len()
+            );
+        }
+        let r = dash.requests.back().unwrap();
+        assert!(r.chain.len() <= CHAIN_KEPT);
+        assert!(r.prompt.as_ref().unwrap().chars().count() <= REPLY_CHARS_KEPT + 1);
+        assert!(dash.errors.values().all(|e| !e.last_message.contains('\n')));
+    }
+
+    const DEMO_CONFIG: &str = r#"
+[timeouts]
+connect = "500ms"
+headers = "500ms"
+first_event = "500ms"
+idle = "500ms"
+total = "10s"
+
+[retry]
+max_retries = 1
+min_delay = "10ms"
+max_delay = "20ms"
+jitter = false
+
+[breaker]
+consecutive_failures = 2
+
+[sim]
+seed = 3
+
+[[sim.providers]]
+name = "anthropic"
+protocol = "anthropic"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+
+[[sim.providers]]
+name = "openai"
+protocol = "openai"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+"#;
+
+    /// What `breakerbox ask --demo --json` prints, replayed into a dashboard, agrees with what the
+    /// engine itself counted.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_demo_session_replayed_from_json_agrees_with_the_engine() {
+        use crate::engine::failover::RequestMeta;
+        use crate::event::Bus;
+        use crate::provider::{Request, StreamEvent};
+        use futures::StreamExt;
+
+        const REQUESTS: usize = 5;
+        let config = crate::config::Config::parse(DEMO_CONFIG, "test config").unwrap();
+        let common = crate::cli::CommonArgs {
+            demo: true,
+            faults: vec!["anthropic=stream_cut:after=3".into()],
+            ..crate::cli::CommonArgs::default()
+        };
+        let bus = Bus::new(1 << 16);
+        let mut rx = bus.subscribe();
+        let setup = crate::session::setup::build(&common, &config, bus.clone(), &|_| None)
+            .await
+            .unwrap();
+        let engine = setup.engine(None).unwrap();
+        bus.publish(setup.session_started(setup.mode));
+        let mut replies = Vec::new();
+        for i in 0..REQUESTS {
+            let (id, mut stream) = engine.send(
+                Request::prompt(format!("question {i}")),
+                RequestMeta::new(Source::Ask),
+            );
+            let mut text = String::new();
+            while let Some(item) = stream.next().await {
+                match item {
+                    Ok(StreamEvent::TextDelta { text: t }) => text.push_str(&t),
+                    Ok(StreamEvent::Rewind { .. }) => text.clear(),
+                    _ => {}
+                }
+            }
+            replies.push((id, text));
+        }
+        let mut lines = Vec::new();
+        while let Ok(e) = rx.try_recv() {
+            lines.push(serde_json::to_string(&*e).unwrap());
+        }
+        if let Some(sim) = setup.sim {
+            sim.shutdown().await;
+        }
+
+        let mut dash = Dashboard::new();
+        let (mut ok, mut failed_over, mut cost, mut failed_cost) = (0, 0, 0.0, 0.0);
+        for line in &lines {
+            let event: Event = serde_json::from_str(line).unwrap();
+            dash.apply(&event);
+            if let EventKind::RequestFinished {
+                outcome,
+                provider,
+                cost_usd,
+                failed_cost_usd,
+                ..
+            } = &event.kind
+            {
+                if *outcome == Outcome::Ok {
+                    ok += 1;
+                    failed_over += u64::from(provider.as_deref() != Some("anthropic"));
+                }
+                cost += cost_usd;
+                failed_cost += failed_cost_usd;
+            }
+        }
+        let approx = |a: f64, b: f64| (a - b).abs() <= 1e-9 * b.abs().max(1.0);
+
+        let t = dash.totals;
+        assert_eq!(t.requests, REQUESTS as u64);
+        assert_eq!(
+            (t.answered, t.failed, t.in_flight),
+            (ok, REQUESTS as u64 - ok, 0)
+        );
+        assert_eq!(t.answered, REQUESTS as u64, "openai answers every request");
+        assert_eq!(t.failed_over, failed_over);
+        assert!(approx(t.cost_usd, cost), "{} vs {cost}", t.cost_usd);
+        assert!(approx(t.failed_cost_usd, failed_cost));
+        assert!(failed_cost > 0.0, "the cut replies were paid for");
+        assert_eq!(dash.events_applied, lines.len() as u64);
+
+        let engine_totals = engine.shared().totals();
+        for (name, e) in &engine_totals {
+            let p = dash.provider(name).unwrap();
+            assert_eq!((p.attempts, p.failures), (e.attempts, e.failures), "{name}");
+            assert_eq!(
+                (p.tokens.input, p.tokens.output),
+                (e.input_tokens, e.output_tokens),
+                "{name}"
+            );
+            assert!(approx(p.cost_usd, e.cost_usd), "{name}");
+            assert!(
+                approx(p.failed_cost_usd, e.failed_cost_usd),
+                "{name}: {} vs {}",
+                p.failed_cost_usd,
+                e.failed_cost_usd
+            );
+        }
+        assert!(engine_totals["anthropic"].failed_cost_usd > 0.0);
+
+        // Two cuts opened anthropic's breaker; later requests skipped it.
+        let a = dash.provider("anthropic").unwrap();
+        assert_eq!(a.breaker, BreakerState::Open);
+        assert!(a.open_until.is_some());
+        assert_eq!(a.threshold, Some(2));
+        let last = dash.requests.back().unwrap();
+        assert!(
+            matches!(&last.attempts[0].state, AttemptState::Skipped { reason } if *reason == SkipReason::BreakerOpen)
+        );
+
+        // Each reply as the caller got it, rewinds applied.
+        for (id, text) in &replies {
+            let r = dash.request(id).unwrap();
+            assert_eq!(&r.text, text, "{id}");
+            assert_eq!(r.provider.as_deref(), Some("openai"));
+        }
+    }
+}

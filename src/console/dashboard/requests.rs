@@ -1,0 +1,442 @@
+//! Recent requests and their part of the fold: each request's chain, its attempts (waiting,
+//! streaming, failed, skipped), its reply as the caller has it (rewinds applied, bounded), how it
+//! ended; and the session's totals.
+
+use chrono::{DateTime, Utc};
+
+use super::ring::{bounded, push_capped, push_ring};
+use super::{Dashboard, finite, message};
+use crate::event::{ErrorClass, EventKind, Outcome, Phase, SkipReason, Source};
+
+/// Recent requests kept for the reply panel and the request list.
+pub const REQUESTS_KEPT: usize = 200;
+/// Largest reply text kept per request (the rest is dropped and marked).
+pub const REPLY_CHARS_KEPT: usize = 64 * 1024;
+/// Attempts and rewinds kept per request (the engine's budgets keep real ones far below).
+pub(super) const ATTEMPTS_KEPT: usize = 64;
+/// Chain entries kept per request.
+pub(super) const CHAIN_KEPT: usize = super::providers::PROVIDERS_KEPT;
+
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Totals {
+    pub requests: u64,
+    /// Finished ok.
+    pub answered: u64,
+    /// Finished ok from a provider other than the first of its chain.
+    pub failed_over: u64,
+    /// Finished with an error.
+    pub failed: u64,
+    pub in_flight: u64,
+    pub cost_usd: f64,
+    pub failed_cost_usd: f64,
+    /// Sum over answered requests of `cost_usd - primary_cost_usd`: what failing over cost extra.
+    pub failover_delta_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RequestView {
+    pub id: String,
+    pub source: Source,
+    pub prompt: Option<String>,
+    pub chain: Vec<String>,
+    pub started_at: DateTime<Utc>,
+    /// The reply as the caller has it now: rewinds applied.
+    pub text: String,
+    /// True when `text` hit `REPLY_CHARS_KEPT` and later text was dropped.
+    pub text_truncated: bool,
+    pub rewinds: Vec<RewindView>,
+    pub attempts: Vec<AttemptView>,
+    /// Who is streaming now / who answered.
+    pub provider: Option<String>,
+    pub outcome: Option<Outcome>,
+    pub class: Option<ErrorClass>,
+    pub message: Option<String>,
+    pub stop_reason: Option<String>,
+    pub total_ms: Option<u64>,
+    pub cost_usd: f64,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct RewindView {
+    pub provider: String,
+    pub discarded_chars: u64,
+    pub reason: String,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct AttemptView {
+    pub number: u32,
+    pub provider: String,
+    pub model: String,
+    pub state: AttemptState,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptState {
+    Waiting,
+    Streaming {
+        latency_ms: u64,
+    },
+    Failed {
+        class: ErrorClass,
+        phase: Phase,
+        retryable: bool,
+        message: String,
+    },
+    Skipped {
+        reason: SkipReason,
+    },
+}
+
+impl RequestView {
+    fn new(ts: DateTime<Utc>, id: &str, source: Source, chain: Vec<String>) -> Self {
+        RequestView {
+            id: id.to_string(),
+            source,
+            prompt: None,
+            chain,
+            started_at: ts,
+            text: String::new(),
+            text_truncated: false,
+            rewinds: Vec::new(),
+            attempts: Vec::new(),
+            provider: None,
+            outcome: None,
+            class: None,
+            message: None,
+            stop_reason: None,
+            total_ms: None,
+            cost_usd: 0.0,
+        }
+    }
+
+    /// The attempt by number; attempt numbers are unique within a request, the provider guards
+    /// against a confused stream.
+    fn attempt_mut(&mut self, number: u32, provider: &str) -> Option<&mut AttemptView> {
+        self.attempts
+            .iter_mut()
+            .rev()
+            .find(|a| a.number == number && a.provider == provider)
+    }
+
+    /// Append streamed text, keeping at most `REPLY_CHARS_KEPT` characters.
+    fn append(&mut self, delta: &str) {
+        if self.text_truncated {
+            return;
+        }
+        // Bytes bound characters from above, so the usual case needs no counting.
+        if self.text.len() + delta.len() <= REPLY_CHARS_KEPT {
+            self.text.push_str(delta);
+            return;
+        }
+        let room = REPLY_CHARS_KEPT.saturating_sub(self.text.chars().count());
+        match delta.char_indices().nth(room) {
+            None => self.text.push_str(delta),
+            Some((cut, _)) => {
+                self.text.push_str(delta.get(..cut).unwrap_or_default());
+                self.text_truncated = true;
+            }
+        }
+    }
+}
+
+impl Dashboard {
+    /// A kept request by id (the newest, should an id repeat).
+    pub fn request(&self, id: &str) -> Option<&RequestView> {
+        self.requests.iter().rev().find(|r| r.id == id)
+    }
+
+    /// The model an attempt of a kept request was made on.
+    pub(super) fn attempt_model(&self, id: &str, number: u32, provider: &str) -> Option<String> {
+        let request = self.request(id)?;
+        let attempt = request
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| a.number == number && a.provider == provider)?;
+        Some(attempt.model.clone())
+    }
+
+    /// The model that answered a kept request at `provider`: its attempt there that streamed.
+    pub(super) fn answering_model(&self, id: &str, provider: &str) -> Option<String> {
+        let request = self.request(id)?;
+        let attempt = request.attempts.iter().rev().find(|a| {
+            a.provider == provider && matches!(a.state, AttemptState::Streaming { .. })
+        })?;
+        Some(attempt.model.clone())
+    }
+
+    fn request_mut(&mut self, id: &str) -> Option<&mut RequestView> {
+        // Events are about recent requests: the newest end finds them first.
+        self.requests.iter_mut().rev().find(|r| r.id == id)
+    }
+
+    /// The requests' part of an event, and the totals'.
+    pub(super) fn fold_requests(&mut self, ts: DateTime<Utc>, kind: &EventKind) {
+        match kind {
+            EventKind::RequestStarted {
+                request_id,
+                source,
+                chain,
+                prompt,
+                ..
+            } => self.on_request_started(ts, request_id, *source, chain, prompt.as_deref()),
+            EventKind::AttemptStarted {
+                request_id,
+                attempt,
+                provider,
+                model,
+            } => self.on_attempt_started(request_id, *attempt, provider, model),
+            EventKind::AttemptFailed { .. } => self.on_attempt_failed(kind),
+            EventKind::AttemptSkipped {
+                request_id,
+                provider,
+                reason,
+            } => self.on_attempt_skipped(request_id, provider, *reason),
+            EventKind::FirstEvent {
+                request_id,
+                attempt,
+                provider,
+                latency_ms,
+            } => self.on_first_event(request_id, *attempt, provider, *latency_ms),
+            EventKind::TextDelta {
+                request_id, text, ..
+            } => {
+                if let Some(request) = self.request_mut(request_id) {
+                    request.append(text);
+                }
+            }
+            EventKind::Rewind { .. } => self.on_rewind(kind),
+            EventKind::Usage {
+                request_id,
+                provider,
+                cost_usd,
+                ..
+            } => self.on_usage(request_id, provider, finite(*cost_usd)),
+            EventKind::RequestFinished { .. } => self.on_request_finished(kind),
+            EventKind::SessionStarted { .. }
+            | EventKind::BreakerChanged { .. }
+            | EventKind::ProviderFlagged { .. }
+            | EventKind::OperatorAction { .. } => {}
+        }
+    }
+
+    fn on_request_started(
+        &mut self,
+        ts: DateTime<Utc>,
+        request_id: &str,
+        source: Source,
+        chain: &[String],
+        prompt: Option<&str>,
+    ) {
+        self.totals.requests += 1;
+        self.totals.in_flight += 1;
+        let chain: Vec<String> = chain.iter().take(CHAIN_KEPT).cloned().collect();
+        let mut request = RequestView::new(ts, request_id, source, chain);
+        request.prompt = prompt.map(|p| bounded(p, REPLY_CHARS_KEPT));
+        push_ring(&mut self.requests, request, REQUESTS_KEPT);
+    }
+
+    fn on_attempt_started(&mut self, request_id: &str, attempt: u32, provider: &str, model: &str) {
+        if let Some(request) = self.request_mut(request_id) {
+            let attempt = AttemptView {
+                number: attempt,
+                provider: provider.to_string(),
+                model: model.to_string(),
+                state: AttemptState::Waiting,
+            };
+            push_capped(&mut request.attempts, attempt, ATTEMPTS_KEPT);
+            request.provider = Some(provider.to_string());
+        }
+    }
+
+    fn on_first_event(&mut self, request_id: &str, attempt: u32, provider: &str, latency_ms: u64) {
+        if let Some(request) = self.request_mut(request_id) {
+            if let Some(a) = request.attempt_mut(attempt, provider) {
+                a.state = AttemptState::Streaming { latency_ms };
+            }
+            // The engine has committed to this provider.
+            if request.provider.as_deref() != Some(provider) {
+                request.provider = Some(provider.to_string());
+            }
+        }
+    }
+
+    fn on_attempt_failed(&mut self, kind: &EventKind) {
+        let EventKind::AttemptFailed {
+            request_id,
+            attempt,
+            provider,
+            phase,
+            class,
+            retryable,
+            message: text,
+            ..
+        } = kind
+        else {
+            return;
+        };
+        if let Some(request) = self.request_mut(request_id)
+            && let Some(a) = request.attempt_mut(*attempt, provider)
+        {
+            a.state = AttemptState::Failed {
+                class: *class,
+                phase: *phase,
+                retryable: *retryable,
+                message: message(text),
+            };
+        }
+    }
+
+    fn on_attempt_skipped(&mut self, request_id: &str, provider: &str, reason: SkipReason) {
+        if let Some(request) = self.request_mut(request_id) {
+            let skipped = AttemptView {
+                number: 0,
+                provider: provider.to_string(),
+                model: String::new(),
+                state: AttemptState::Skipped { reason },
+            };
+            push_capped(&mut request.attempts, skipped, ATTEMPTS_KEPT);
+        }
+    }
+
+    /// The reply shown so far is withdrawn: the request restarts elsewhere.
+    fn on_rewind(&mut self, kind: &EventKind) {
+        let EventKind::Rewind {
+            request_id,
+            provider,
+            discarded_chars,
+            reason,
+        } = kind
+        else {
+            return;
+        };
+        if let Some(request) = self.request_mut(request_id) {
+            request.text.clear();
+            request.text_truncated = false;
+            let rewind = RewindView {
+                provider: provider.clone(),
+                discarded_chars: *discarded_chars,
+                reason: message(reason),
+            };
+            push_capped(&mut request.rewinds, rewind, ATTEMPTS_KEPT);
+        }
+    }
+
+    /// What a `usage` costs the request and the session; kept in the ledger until the attempt's
+    /// outcome says whether it was a failure's cost.
+    fn on_usage(&mut self, request_id: &str, provider: &str, cost: f64) {
+        self.totals.cost_usd += cost;
+        if let Some(request) = self.request_mut(request_id) {
+            request.cost_usd += cost;
+        }
+        self.ledger.note_usage(request_id, provider, cost);
+    }
+
+    fn on_request_finished(&mut self, kind: &EventKind) {
+        let EventKind::RequestFinished {
+            request_id,
+            outcome,
+            provider,
+            stop_reason,
+            class,
+            message: text,
+            total_ms,
+            cost_usd,
+            failed_cost_usd,
+            primary_cost_usd,
+            ..
+        } = kind
+        else {
+            return;
+        };
+        let primary_cost_usd = primary_cost_usd.map(finite);
+        self.count_finished(
+            *outcome,
+            finite(*cost_usd),
+            finite(*failed_cost_usd),
+            primary_cost_usd,
+        );
+        if let Some(request) = self.request_mut(request_id) {
+            let failed_over = *outcome == Outcome::Ok
+                && provider.is_some()
+                && request
+                    .chain
+                    .first()
+                    .is_some_and(|primary| Some(primary) != provider.as_ref());
+            request.outcome = Some(*outcome);
+            request.class = *class;
+            request.message = text.as_deref().map(message);
+            request.stop_reason = stop_reason.as_deref().map(message);
+            request.total_ms = Some(*total_ms);
+            request.provider.clone_from(provider);
+            if failed_over {
+                self.totals.failed_over += 1;
+            }
+        }
+        self.ledger.forget_request(request_id);
+    }
+
+    /// A finished request in the totals.
+    fn count_finished(
+        &mut self,
+        outcome: Outcome,
+        cost: f64,
+        failed_cost: f64,
+        primary: Option<f64>,
+    ) {
+        let totals = &mut self.totals;
+        totals.in_flight = totals.in_flight.saturating_sub(1);
+        totals.failed_cost_usd += failed_cost;
+        match outcome {
+            Outcome::Ok => {
+                totals.answered += 1;
+                if let Some(primary) = primary {
+                    totals.failover_delta_usd += cost - primary;
+                }
+            }
+            Outcome::Error => totals.failed += 1,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::console::dashboard::script::*;
+
+    #[test]
+    fn reply_text_is_cut_at_the_limit_on_a_character_boundary() {
+        let mut s = Script::default();
+        s.at(0, request("r1", &["a"]));
+        // Multi-byte characters: bytes run well past the limit before characters do.
+        let chunk = "é€😀x".repeat(100);
+        for _ in 0..(10 * REPLY_CHARS_KEPT / 400) {
+            s.at(1, delta("r1", "a", &chunk));
+        }
+        let dash = s.fold();
+        let r = dash.request("r1").unwrap();
+        assert_eq!(r.text.chars().count(), REPLY_CHARS_KEPT);
+        assert!(r.text_truncated);
+        assert!(r.text.starts_with("é€😀x"));
+
+        // A rewind withdraws the text and with it the mark.
+        let mut dash = dash;
+        Script::default()
+            .at(2, rewind("r1", "a", 0, "restart"))
+            .at(3, delta("r1", "b", "fresh"))
+            .apply_to(&mut dash);
+        let r = dash.request("r1").unwrap();
+        assert_eq!((r.text.as_str(), r.text_truncated), ("fresh", false));
+
+        // ASCII exactly at the limit is not truncated.
+        let mut s = Script::default();
+        s.at(0, request("r2", &["a"]))
+            .at(1, delta("r2", "a", &"x".repeat(REPLY_CHARS_KEPT - 1)))
+            .at(2, delta("r2", "a", "y"))
+            .at(3, delta("r2", "a", ""));
+        let dash = s.fold();
+        let r = dash.request("r2").unwrap();
+        assert_eq!((r.text.len(), r.text_truncated), (REPLY_CHARS_KEPT, false));
+    }
+}
