@@ -1,3 +1,6 @@
+//! `breakerbox`: parse the command line and run one command (`cmd::<name>::run`); errors from bad
+//! input are printed as one plain line, panics through color-eyre.
+
 use clap::Parser;
 use color_eyre::eyre::Result;
 use std::io::IsTerminal;
