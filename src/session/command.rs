@@ -36,8 +36,9 @@ pub enum LoadChange {
 
 /// What a `/control` body looks like, for the error that answers a malformed one.
 pub const USAGE: &str = "send {\"action\": \"trip\"|\"force_closed\"|\"reset\", \"provider\": NAME}, \
-     {\"action\": \"set_fault\", \"provider\": NAME, \"fault\": KIND} or \
-     {\"action\": \"prompt\", \"text\": TEXT}";
+     {\"action\": \"set_fault\", \"provider\": NAME, \"fault\": KIND}, \
+     {\"action\": \"prompt\", \"text\": TEXT} or \
+     {\"action\": \"load\", \"change\": \"toggle\"|\"faster\"|\"slower\"}";
 
 impl Command {
     /// The `operator_action` it is recorded as (a prompt is recorded as its request).
