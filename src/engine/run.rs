@@ -416,7 +416,7 @@ impl Run {
         ) {
             shared.bus.publish(EventKind::ProviderFlagged {
                 provider: target.name().to_string(),
-                flag: "misconfigured".to_string(),
+                flag: crate::event::ProviderFlag::Misconfigured,
                 reason: format!("{}: {}", err.class, err.message),
             });
         }

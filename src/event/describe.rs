@@ -102,7 +102,7 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             provider,
             flag,
             reason,
-        } => write!(s, "{} flagged {}: {}", q(provider), q(flag), q(reason)),
+        } => write!(s, "{} flagged {flag}: {}", q(provider), q(reason)),
         EventKind::OperatorAction {
             action,
             provider,

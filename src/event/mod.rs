@@ -20,7 +20,9 @@ pub mod vocab;
 
 pub use bus::Bus;
 pub use fold::{Fold, Received, follow, next, try_next};
-pub use vocab::{BreakerState, ErrorClass, OperatorAction, Phase, Protocol, SkipReason};
+pub use vocab::{
+    BreakerState, ErrorClass, OperatorAction, Phase, Protocol, ProviderFlag, SkipReason,
+};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
@@ -165,7 +167,7 @@ pub enum EventKind {
     /// The engine noticed something wrong with a provider's setup (a rejected key, no access).
     ProviderFlagged {
         provider: String,
-        flag: String,
+        flag: ProviderFlag,
         reason: String,
     },
     OperatorAction {

@@ -137,6 +137,30 @@ impl fmt::Display for OperatorAction {
     }
 }
 
+/// What the engine noticed about a provider's setup (`provider_flagged.flag`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ProviderFlag {
+    /// A rejected key, no access: it will not answer until its config is fixed.
+    Misconfigured,
+}
+
+impl ProviderFlag {
+    pub const ALL: [ProviderFlag; 1] = [ProviderFlag::Misconfigured];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            ProviderFlag::Misconfigured => "misconfigured",
+        }
+    }
+}
+
+impl fmt::Display for ProviderFlag {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Parsing by name, as the JSON spells it (`"half_open".parse::<BreakerState>()`), and comparing
 /// with a name (`state == "open"`).
 macro_rules! from_name {
@@ -168,6 +192,7 @@ macro_rules! from_name {
 from_name!(BreakerState, BreakerState::ALL);
 from_name!(SkipReason, SkipReason::ALL);
 from_name!(OperatorAction, OperatorAction::ALL);
+from_name!(ProviderFlag, ProviderFlag::ALL);
 
 #[cfg(test)]
 mod tests {

@@ -168,7 +168,7 @@ mod tests {
                 9,
                 EventKind::ProviderFlagged {
                     provider: "anthropic".into(),
-                    flag: "misconfigured".into(),
+                    flag: crate::event::ProviderFlag::Misconfigured,
                     reason: "auth: invalid x-api-key".into(),
                 },
             )

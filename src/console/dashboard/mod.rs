@@ -445,7 +445,7 @@ mod tests {
             8,
             EventKind::ProviderFlagged {
                 provider: "a\nb".into(),
-                flag: huge.clone(),
+                flag: crate::event::ProviderFlag::Misconfigured,
                 reason: huge.clone(),
             },
         )

@@ -12,7 +12,8 @@ use super::ring::{push_capped, push_ring};
 use super::{Dashboard, finite, message};
 use crate::engine::classify::counted_by_breaker;
 use crate::event::{
-    BreakerState, ErrorClass, EventKind, Mode, OperatorAction, Outcome, Phase, ProviderInfo,
+    BreakerState, ErrorClass, EventKind, Mode, OperatorAction, Outcome, Phase, ProviderFlag,
+    ProviderInfo,
 };
 
 /// First-event latency points kept per provider for the latency-over-time panel.
@@ -374,7 +375,7 @@ impl Dashboard {
                 provider,
                 flag,
                 reason,
-            } => self.on_provider_flagged(ts, provider, flag, reason),
+            } => self.on_provider_flagged(ts, provider, *flag, reason),
             EventKind::OperatorAction {
                 action: OperatorAction::SetFault,
                 provider: Some(provider),
@@ -702,7 +703,7 @@ impl Dashboard {
         &mut self,
         ts: DateTime<Utc>,
         provider: &str,
-        flag: &str,
+        flag: ProviderFlag,
         reason: &str,
     ) {
         if let Some(view) = self.provider_mut(ts, provider) {
@@ -1150,7 +1151,7 @@ mod tests {
                 4,
                 EventKind::ProviderFlagged {
                     provider: "anthropic".into(),
-                    flag: "misconfigured".into(),
+                    flag: crate::event::ProviderFlag::Misconfigured,
                     reason: "auth: invalid x-api-key".into(),
                 },
             )

@@ -18,7 +18,8 @@ use super::SessionHeader;
 use super::reader::{Reader, RecordError};
 use crate::event::facts::{self, TokenCounts};
 use crate::event::{
-    BreakerState, ErrorClass, Event, EventKind, Fold, OperatorAction, Outcome, SkipReason,
+    BreakerState, ErrorClass, Event, EventKind, Fold, OperatorAction, Outcome, ProviderFlag,
+    SkipReason,
 };
 
 /// The most entries kept in any list (transitions per provider, the timeline). Breaker changes and
@@ -310,7 +311,7 @@ impl Fold for Report {
                 provider,
                 flag,
                 reason,
-            } => self.on_provider_flagged(ts, provider, flag, reason),
+            } => self.on_provider_flagged(ts, provider, *flag, reason),
             EventKind::OperatorAction {
                 action,
                 provider,
@@ -501,7 +502,13 @@ impl Report {
         });
     }
 
-    fn on_provider_flagged(&mut self, ts: DateTime<Utc>, provider: &str, flag: &str, reason: &str) {
+    fn on_provider_flagged(
+        &mut self,
+        ts: DateTime<Utc>,
+        provider: &str,
+        flag: ProviderFlag,
+        reason: &str,
+    ) {
         self.push_timeline(TimelineEntry {
             ts,
             kind: "provider_flagged",
