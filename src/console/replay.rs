@@ -597,7 +597,10 @@ mod tests {
         assert_eq!(waiting.view().applied, 1_501);
         console.seek(&mut cd, target).unwrap();
         frames_until(&mut console, &mut cd, |p| !p.moving.any());
-        assert_eq!(console.view(), waiting.view());
+        // Where each stands; how much of the file each reader has read so far (`end`, `total`)
+        // is the reader thread's pace, not the player's.
+        let at = |v: ReplayView| (v.position, v.applied, v.paused, v.skipped);
+        assert_eq!(at(console.view()), at(waiting.view()));
         assert_eq!(format!("{cd:?}"), format!("{wd:?}"));
 
         // Back (the file is read again on its own thread), then a step.
