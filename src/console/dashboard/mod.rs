@@ -102,13 +102,22 @@ impl Dashboard {
     pub fn apply(&mut self, event: &Event) {
         self.events_applied = self.events_applied.saturating_add(1);
         self.tick(event.ts);
+        // Text is the hottest event (most of a stream) and has no log line: taken straight to
+        // its provider's row and its request.
+        if let EventKind::TextDelta {
+            request_id,
+            provider,
+            text,
+        } = &event.kind
+        {
+            self.provider_index(event.ts, provider, "", "");
+            self.append_text(request_id, text);
+            return;
+        }
         // Providers first: an event naming a provider not seen before gives it its row first.
         self.fold_providers(event.ts, &event.kind);
         self.fold_requests(event.ts, &event.kind);
-        // Text is the hottest event, and has no log line.
-        if !matches!(event.kind, EventKind::TextDelta { .. }) {
-            self.push_log(event);
-        }
+        self.push_log(event);
     }
 
     /// Let time pass without events (countdowns, rates). Never moves time backwards.

@@ -166,6 +166,13 @@ impl Dashboard {
         Some(attempt.model.clone())
     }
 
+    /// A piece of reply, to its request (while it is kept).
+    pub(super) fn append_text(&mut self, request_id: &str, text: &str) {
+        if let Some(request) = self.request_mut(request_id) {
+            request.append(text);
+        }
+    }
+
     fn request_mut(&mut self, id: &str) -> Option<&mut RequestView> {
         // Events are about recent requests: the newest end finds them first.
         self.requests.iter_mut().rev().find(|r| r.id == id)
@@ -201,11 +208,7 @@ impl Dashboard {
             } => self.on_first_event(request_id, *attempt, provider, *latency_ms),
             EventKind::TextDelta {
                 request_id, text, ..
-            } => {
-                if let Some(request) = self.request_mut(request_id) {
-                    request.append(text);
-                }
-            }
+            } => self.append_text(request_id, text),
             EventKind::Rewind { .. } => self.on_rewind(kind),
             EventKind::Usage {
                 request_id,

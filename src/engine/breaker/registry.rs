@@ -68,7 +68,9 @@ struct Shared {
 struct Registry {
     default: BreakerConfig,
     overrides: HashMap<BreakerKey, BreakerConfig>,
-    breakers: HashMap<BreakerKey, Breaker>,
+    /// Few (a breaker per provider, or per model of one): a scan finds one sooner than a hash would,
+    /// and every call admits and records.
+    breakers: Vec<(BreakerKey, Breaker)>,
     /// The breakers each provider's targets use, in the order they were registered.
     index: BTreeMap<String, Vec<BreakerKey>>,
 }
@@ -78,11 +80,21 @@ impl Registry {
         self.overrides.get(key).unwrap_or(&self.default)
     }
 
+    fn find(&self, key: &BreakerKey) -> Option<&Breaker> {
+        self.breakers.iter().find(|(k, _)| k == key).map(|(_, b)| b)
+    }
+
+    /// The breaker of `key`, created on first use.
     fn breaker(&mut self, key: &BreakerKey) -> &mut Breaker {
-        let config = self.overrides.get(key).unwrap_or(&self.default);
-        self.breakers
-            .entry(key.clone())
-            .or_insert_with(|| Breaker::new(config.clone()))
+        let i = match self.breakers.iter().position(|(k, _)| k == key) {
+            Some(i) => i,
+            None => {
+                let config = self.overrides.get(key).unwrap_or(&self.default).clone();
+                self.breakers.push((key.clone(), Breaker::new(config)));
+                self.breakers.len() - 1
+            }
+        };
+        &mut self.breakers[i].1
     }
 
     /// The breakers of `provider`: those its targets registered, else its own one.
@@ -102,7 +114,7 @@ impl Breakers {
                 registry: Mutex::new(Registry {
                     default: config,
                     overrides: HashMap::new(),
-                    breakers: HashMap::new(),
+                    breakers: Vec::new(),
                     index: BTreeMap::new(),
                 }),
             }),
@@ -127,7 +139,7 @@ impl Breakers {
     /// Give one key its own thresholds. A breaker that exists keeps its state under the new config.
     pub fn configure(&self, key: &BreakerKey, config: BreakerConfig) {
         let mut registry = self.lock();
-        if let Some(breaker) = registry.breakers.get_mut(key) {
+        if let Some((_, breaker)) = registry.breakers.iter_mut().find(|(k, _)| k == key) {
             breaker.set_config(config.clone());
         }
         registry.overrides.insert(key.clone(), config);
@@ -171,15 +183,14 @@ impl Breakers {
 
     pub fn state(&self, key: &BreakerKey) -> BreakerState {
         self.lock()
-            .breakers
-            .get(key)
+            .find(key)
             .map_or(BreakerState::Closed, Breaker::state)
     }
 
     pub fn snapshot(&self, key: &BreakerKey) -> BreakerSnapshot {
         let now = Instant::now();
         let registry = self.lock();
-        match registry.breakers.get(key) {
+        match registry.find(key) {
             Some(breaker) => breaker.snapshot(now),
             None => Breaker::new(registry.config(key).clone()).snapshot(now),
         }
@@ -188,7 +199,7 @@ impl Breakers {
     /// When the breaker of `key` last opened, while it is open or half-open (to try the one that
     /// opened first when all are open).
     pub fn opened_at(&self, key: &BreakerKey) -> Option<Instant> {
-        self.lock().breakers.get(key).and_then(Breaker::opened_at)
+        self.lock().find(key).and_then(Breaker::opened_at)
     }
 
     /// Run `f` on the breaker of `key` (created on first use) and publish the transition it returns.
