@@ -17,7 +17,7 @@ use ratatui::{DefaultTerminal, Frame};
 use ratatui_textarea::TextArea;
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::sync::broadcast::{self, error::RecvError};
+use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 
 use super::dashboard::{Dashboard, LogFilter};
@@ -26,7 +26,7 @@ use super::panels::{self, Facts, View};
 use super::replay::Player;
 use super::ui::Link;
 use super::ui::{FAULT_CHOICES, Focus, Overlay, Ui};
-use crate::event::{Event, EventKind};
+use crate::event::{self, Event, EventKind, Received};
 use crate::session::{Command, Controller, LoadChange, LoadView};
 
 /// At most 60 frames a second.
@@ -219,9 +219,11 @@ impl App {
                     None => break,
                 },
                 // A closed bus would answer at once forever: stop listening to it.
-                received = bus.recv(), if bus_open => {
-                    bus_open = !matches!(received, Err(RecvError::Closed));
-                    self.receive(received, &mut bus);
+                received = event::next(&mut bus), if bus_open => {
+                    match received {
+                        Some(received) => self.receive(received, &mut bus),
+                        None => bus_open = false,
+                    }
                     dirty = true;
                 }
                 note = next_note(&mut notes), if notes.is_some() => {
@@ -253,31 +255,23 @@ impl App {
     }
 
     /// Fold one event from the bus and whatever else is already waiting, up to a burst.
-    fn receive(
-        &mut self,
-        first: Result<Arc<Event>, RecvError>,
-        bus: &mut broadcast::Receiver<Arc<Event>>,
-    ) {
-        let mut next = first;
+    fn receive(&mut self, first: Received, bus: &mut broadcast::Receiver<Arc<Event>>) {
+        let mut next = Some(first);
         for _ in 0..BURST {
-            if matches!(next, Err(RecvError::Closed)) {
+            let Some(received) = next else {
                 return;
-            }
-            self.on_event(next);
-            next = match bus.try_recv() {
-                Ok(event) => Ok(event),
-                Err(broadcast::error::TryRecvError::Lagged(n)) => Err(RecvError::Lagged(n)),
-                Err(_) => return,
             };
+            self.on_event(received);
+            next = event::try_next(bus);
         }
     }
 
     /// Fold one item from the event channel. An attached console starts afresh at each
     /// `session_started`: the gateway sends one first on every (re)connection, followed by its
     /// snapshot and recent events, so nothing is counted twice across a reconnect.
-    pub fn on_event(&mut self, received: Result<Arc<Event>, RecvError>) {
+    pub fn on_event(&mut self, received: Received) {
         match received {
-            Ok(event) => {
+            Received::Event(event) => {
                 if self.is_attached()
                     && self.live.events_applied > 0
                     && matches!(event.kind, EventKind::SessionStarted { .. })
@@ -286,8 +280,7 @@ impl App {
                 }
                 self.live.apply(&event);
             }
-            Err(RecvError::Lagged(n)) => self.live.missed(n),
-            Err(RecvError::Closed) => {}
+            Received::Lagged(n) => self.live.missed(n),
         }
     }
 
@@ -298,11 +291,13 @@ impl App {
         // Events first: a note sent after them (the stream dropped) is folded after them.
         let open = tokio::select! {
             biased;
-            received = bus.recv() => {
-                let open = !matches!(received, Err(RecvError::Closed));
-                self.on_event(received);
-                open
-            }
+            received = event::next(bus) => match received {
+                Some(received) => {
+                    self.on_event(received);
+                    true
+                }
+                None => false,
+            },
             Some(note) = next_note(&mut notes) => {
                 self.on_note(note);
                 true
