@@ -398,9 +398,15 @@ impl App {
     }
 
     fn handle_key(&mut self, key: &KeyEvent) {
-        // Ctrl-C quits from anywhere, the prompt and popups included.
+        // Ctrl-C clears a prompt being typed, as a shell does; otherwise it quits from anywhere,
+        // popups included (so twice always quits).
         if key.code == KeyCode::Char('c') && key.modifiers.contains(KeyModifiers::CONTROL) {
-            self.quit = true;
+            if self.ui.focus == Focus::Prompt && !self.prompt.is_empty() {
+                self.prompt = TextArea::default();
+                self.ui.flash = Some("prompt cleared (Ctrl-C again quits)".to_string());
+            } else {
+                self.quit = true;
+            }
             return;
         }
         if let Some(overlay) = self.ui.overlay.clone() {
@@ -477,9 +483,11 @@ impl App {
                         None => "a replay is read-only".to_string(),
                     };
                     self.prompt = TextArea::default();
-                    // Show the reply as it streams: follow the newest request.
+                    // Show the reply as it streams: follow the newest request, and leave the
+                    // prompt, so that the next key is a command again (not the next prompt).
                     self.ui.selected_request = None;
                     self.ui.reply_scroll = 0;
+                    self.ui.focus = Focus::Reply;
                     self.ui.flash = Some(flash);
                 }
             }

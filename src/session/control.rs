@@ -176,16 +176,24 @@ impl Controller {
         }
         tx.send_replace(view);
         let state = if view.on { "on" } else { "off" };
+        let rate = rate(view.per_sec);
         self.engine.shared().bus.publish(EventKind::OperatorAction {
             action: OperatorAction::Load,
             provider: None,
-            detail: format!("{state}, {} requests/s", view.per_sec),
+            detail: format!("{state}, {rate}"),
         });
-        Ok(format!(
-            "background load {state}, {} requests/s",
-            view.per_sec
-        ))
+        Ok(format!("background load {state}, {rate}"))
     }
+}
+
+/// `1 request/s`, `0.5 requests/s`, `20 requests/s`.
+fn rate(per_sec: f64) -> String {
+    let unit = if per_sec == 1.0 {
+        "request"
+    } else {
+        "requests"
+    };
+    format!("{per_sec} {unit}/s")
 }
 
 /// Sends prompts through the engine: the reply arrives as events.
@@ -275,6 +283,13 @@ async fn generate_load(engine: FailoverEngine, mut settings: watch::Receiver<Loa
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_rate_of_one_is_one_request() {
+        assert_eq!(rate(1.0), "1 request/s");
+        assert_eq!(rate(0.5), "0.5 requests/s");
+        assert_eq!(rate(20.0), "20 requests/s");
+    }
 
     #[test]
     fn load_rates_step_through_the_table_and_stop_at_its_ends() {

@@ -11,7 +11,7 @@ use breakerbox::cli::CommonArgs;
 use breakerbox::config::Config;
 use breakerbox::console::app::App;
 use breakerbox::console::keys::Bindings;
-use breakerbox::console::ui::{LoadView, Overlay, Ui};
+use breakerbox::console::ui::{Focus, LoadView, Overlay, Ui};
 use breakerbox::engine::failover::{FailoverEngine, RequestMeta};
 use breakerbox::event::{Bus, EventKind, Mode, Source};
 use breakerbox::provider::Request;
@@ -208,7 +208,28 @@ async fn the_prompt_takes_text_enter_sends_alt_enter_breaks_the_line() {
     .await
     .expect("the prompt was sent");
     assert_eq!(started, (Source::Prompt, Some("two\nlinesq".to_string())));
-    app.on_key(&code(KeyCode::Esc));
+    // Sending leaves the prompt for the reply: the next `q` is a command again.
+    assert_eq!(app.ui.focus, Focus::Reply);
     app.on_key(&key('q'));
+    assert!(app.should_quit());
+}
+
+/// Ctrl-C clears a prompt being typed (as a shell does) and quits only from an empty one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ctrl_c_clears_the_prompt_before_it_quits() {
+    let (mut app, _engine, _sim, _bus) = demo().await;
+    let ctrl_c = KeyEvent {
+        modifiers: KeyModifiers::CONTROL,
+        ..key('c')
+    };
+    app.on_key(&key('i'));
+    for c in "half a tho".chars() {
+        app.on_key(&key(c));
+    }
+    app.on_key(&ctrl_c);
+    assert!(!app.should_quit());
+    assert_eq!(app.prompt.lines(), [""]);
+    assert_eq!(app.ui.focus, Focus::Prompt);
+    app.on_key(&ctrl_c);
     assert!(app.should_quit());
 }
