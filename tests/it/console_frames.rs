@@ -748,6 +748,35 @@ fn an_empty_dashboard_waits_for_the_session() {
     insta::assert_snapshot!(screen(&terminal));
 }
 
+/// A gateway's console before any agent has called: the base URLs agents need are on screen (the
+/// banner printed before the console took the screen is hidden behind it).
+#[test]
+fn a_gateway_with_no_requests_yet_says_where_agents_point() {
+    use crate::support::events::{Timeline, demo_providers, session_started};
+    let mut timeline = Timeline::new(chrono::Utc::now());
+    timeline.at(0, session_started(Mode::Serve, demo_providers(), Some(5)));
+    let mut dash = Dashboard::new();
+    for event in timeline.events() {
+        dash.apply(&event);
+    }
+    let ui = Ui {
+        serving: Some("127.0.0.1:8080".into()),
+        ..demo_ui()
+    };
+    let text = screen(&render(&dash, &ui, 120, 35));
+    assert!(
+        text.contains("OPENAI_BASE_URL=http://127.0.0.1:8080/v1"),
+        "{text}"
+    );
+    assert!(
+        text.contains("ANTHROPIC_BASE_URL=http://127.0.0.1:8080"),
+        "{text}"
+    );
+    // Not a gateway: no URLs.
+    let local = screen(&render(&dash, &demo_ui(), 120, 35));
+    assert!(!local.contains("BASE_URL"), "{local}");
+}
+
 /// Every width and every height from nothing to 200, on an empty and a busy dashboard, and with
 /// each popup open: drawing never panics. (Fewer sizes with popups: each frame costs milliseconds
 /// in a debug build, most of it ratatui's layout solver meeting a new size.)

@@ -15,6 +15,24 @@ use crate::console::keys::Action;
 use crate::console::ui::Focus;
 use crate::event::Outcome;
 
+/// What the reply panel says before the first request: how to send one, and, for a gateway, the
+/// base URLs agents need (while the console has the screen, the banner printed before it is
+/// hidden).
+fn empty_lines(paint: &Paint) -> Vec<Line<'static>> {
+    let muted = paint.theme.muted;
+    let hint = format!(
+        " no requests yet: {} to type a prompt",
+        paint.view.keys.describe(Action::Prompt)
+    );
+    let mut lines = vec![Line::styled(hint, muted)];
+    if let Some(addr) = &paint.view.ui.serving {
+        lines.push(Line::styled(" or point an agent at this gateway:", muted));
+        lines.push(Line::raw(format!("   OPENAI_BASE_URL=http://{addr}/v1")));
+        lines.push(Line::raw(format!("   ANTHROPIC_BASE_URL=http://{addr}")));
+    }
+    lines
+}
+
 /// Rewinds listed before the rest are summed up in one line.
 const REWINDS_SHOWN: usize = 2;
 
@@ -22,13 +40,9 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let focused = paint.focused(Focus::Reply);
     let Some(request) = selected(paint.view.dash, paint.view.ui) else {
         let block = paint.theme.block(" reply ", focused);
-        let hint = format!(
-            " no requests yet: {} to type a prompt",
-            paint.view.keys.describe(Action::Prompt)
-        );
         let inner = block.inner(area);
         frame.render_widget(block, area);
-        frame.render_widget(Line::styled(hint, paint.theme.muted), inner);
+        text::draw_lines(frame, inner, empty_lines(paint));
         return;
     };
     let title = match &request.provider {
