@@ -180,6 +180,7 @@ impl Traffic {
                     name: name.to_string(),
                     protocol: breakerbox::provider::Protocol::Anthropic,
                     model: model(name).to_string(),
+                    fault: None,
                 })
                 .collect(),
             breaker_threshold: Some(5),

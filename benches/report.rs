@@ -58,6 +58,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 name: (*n).into(),
                 protocol: p.parse().unwrap_or(breakerbox::provider::Protocol::Openai),
                 model: (*m).into(),
+                fault: None,
             })
             .collect(),
         config: serde_json::Value::Null,

@@ -23,7 +23,7 @@ use crate::session::{Session, env};
 use crate::text::printable;
 
 pub async fn run(cli: &Cli, args: &AskArgs) -> Result<i32> {
-    let session = Session::start(&cli.common, &env, None).await?;
+    let mut session = Session::start(&cli.common, &env, None).await?;
     let mut rx = session.bus.subscribe();
     let engine = engine(&session, args)?;
     let mode = session.setup.mode;
@@ -36,7 +36,7 @@ pub async fn run(cli: &Cli, args: &AskArgs) -> Result<i32> {
         &session.config,
         &env,
     )?;
-    session.announce(mode);
+    session.announce(mode)?;
 
     let shared = engine.shared().clone();
     let producer = tokio::spawn(send_all(engine, request(args), args.clone()));

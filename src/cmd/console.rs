@@ -41,18 +41,16 @@ async fn session(cli: &Cli, start: Option<Start>) -> Result<i32> {
         demo,
         ..cli.common.clone()
     };
-    let session = Session::start(&common, &env, None).await?;
+    let mut session = Session::start(&common, &env, None).await?;
     let keys = super::keys(&session.config)?;
     let events = session.bus.subscribe();
     let engine = session.setup.engine(None)?;
-    if let Some(sim) = &session.sim
-        && common.scenario.is_none()
-    {
+    if session.sim.is_some() && session.setup.scenario.is_none() {
         let incident = Scenario::parse(
             crate::sim::scenario::INCIDENT,
             "assets/scenarios/incident.toml",
         )?;
-        sim.run_scenario(incident)?;
+        session.setup.scenario = Some(incident);
     }
     let mode = session.setup.mode;
     let recording = Recording::start(
@@ -63,7 +61,7 @@ async fn session(cli: &Cli, start: Option<Start>) -> Result<i32> {
         &session.config,
         &env,
     )?;
-    session.announce(mode);
+    session.announce(mode)?;
 
     let mut controller = session.controller(engine);
     // Background load is on in the demo; against real providers it costs money, so it starts off.

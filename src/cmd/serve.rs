@@ -24,7 +24,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
     if !args.headless && !std::io::stdout().is_terminal() {
         bail!("the console needs a terminal; add --headless to serve without one");
     }
-    let session = Session::start(&cli.common, &env, token.as_deref()).await?;
+    let mut session = Session::start(&cli.common, &env, token.as_deref()).await?;
     let keys = super::keys(&session.config)?;
     // Subscribed before the first event, so the console sees the whole session.
     let console_events = session.bus.subscribe();
@@ -60,7 +60,7 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
     }
     let controller = Arc::new(controller);
     let running = launch(
-        &session,
+        &mut session,
         routes,
         Some(Arc::clone(&controller)),
         token,

@@ -44,7 +44,7 @@ pub async fn run(cli: &Cli, args: &SimArgs) -> Result<i32> {
             } else {
                 format!("scenario: {}", s.name)
             };
-            sim.run_scenario(s)?;
+            sim.run_scenario(s, |_, _| {})?;
             Some(line)
         }
         None => None,

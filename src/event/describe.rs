@@ -103,6 +103,11 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             flag,
             reason,
         } => write!(s, "{} flagged {flag}: {}", q(provider), q(reason)),
+        EventKind::FaultChanged {
+            provider,
+            fault,
+            reason,
+        } => write!(s, "{} fault {} ({})", q(provider), q(fault), q(reason)),
         EventKind::OperatorAction {
             action,
             provider,

@@ -170,6 +170,15 @@ pub enum EventKind {
         flag: ProviderFlag,
         reason: String,
     },
+    /// A simulated provider's fault changed other than by an operator (who is an
+    /// `operator_action`): a scenario's step.
+    FaultChanged {
+        provider: String,
+        /// The fault now in force, in `KIND[:PARAMS]` form; `none` when healthy.
+        fault: String,
+        /// What changed it, e.g. `scenario "incident" at 0:30`.
+        reason: String,
+    },
     OperatorAction {
         action: OperatorAction,
         #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -195,6 +204,7 @@ impl EventKind {
             EventKind::RequestFinished { .. } => "request_finished",
             EventKind::BreakerChanged { .. } => "breaker_changed",
             EventKind::ProviderFlagged { .. } => "provider_flagged",
+            EventKind::FaultChanged { .. } => "fault_changed",
             EventKind::OperatorAction { .. } => "operator_action",
         }
     }
@@ -242,6 +252,10 @@ pub struct ProviderInfo {
     pub name: String,
     pub protocol: Protocol,
     pub model: String,
+    /// The fault a simulated provider starts with (`--fault`, the config), in `KIND[:PARAMS]`
+    /// form; absent when it starts healthy and for real providers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub fault: Option<String>,
 }
 
 /// The most of a prompt an event carries. Events are held in memory (the bus's ring, the gateway's

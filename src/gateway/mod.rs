@@ -35,7 +35,7 @@ use server::{GatewayParts, Running};
 /// Serve `routes` on `listener` and announce the session (`session_started`, mode `serve`).
 /// `control` is the session's control plane when the caller has one (its console's).
 pub fn launch(
-    session: &Session,
+    session: &mut Session,
     routes: Routes,
     control: Option<Arc<Controller>>,
     token: Option<String>,
@@ -55,7 +55,7 @@ pub fn launch(
         listener,
     )
     .wrap_err("cannot start the gateway")?;
-    session.announce(Mode::Serve);
+    session.announce(Mode::Serve)?;
     Ok(running)
 }
 
@@ -68,10 +68,10 @@ pub async fn start(
     env: &dyn Fn(&str) -> Option<String>,
     token: Option<String>,
 ) -> Result<(Running, Option<Arc<Simulator>>, Bus)> {
-    let session = Session::with_config(common, config.clone(), env, token.as_deref()).await?;
+    let mut session = Session::with_config(common, config.clone(), env, token.as_deref()).await?;
     let routes = Routes::build(&session.setup)?;
     let listener = bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0))).await?;
-    let running = launch(&session, routes, None, token, listener)?;
+    let running = launch(&mut session, routes, None, token, listener)?;
     Ok((running, session.sim.clone(), session.bus.clone()))
 }
 

@@ -136,7 +136,9 @@ impl Metrics {
                 let p = self.provider(provider);
                 self.latency.entry(p).or_default().observe(*latency_ms);
             }
-            EventKind::TextDelta { .. } | EventKind::ProviderFlagged { .. } => {}
+            EventKind::TextDelta { .. }
+            | EventKind::ProviderFlagged { .. }
+            | EventKind::FaultChanged { .. } => {}
             EventKind::Rewind { provider, .. } => {
                 let p = self.provider(provider);
                 bump(self.rewinds.entry(p).or_default(), 1);

@@ -445,6 +445,7 @@ impl Fold for Exporter<'_> {
             | EventKind::TextDelta { .. }
             | EventKind::BreakerChanged { .. }
             | EventKind::ProviderFlagged { .. }
+            | EventKind::FaultChanged { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

@@ -25,7 +25,7 @@ use std::sync::Arc;
 use crate::cli::CommonArgs;
 use crate::config::Config;
 use crate::engine::failover::FailoverEngine;
-use crate::event::{Bus, Mode};
+use crate::event::{Bus, EventKind, Mode};
 use crate::sim::Simulator;
 
 /// Events a consumer may fall behind by before it is told it lagged: enough that a slow terminal
@@ -76,9 +76,26 @@ impl Session {
         })
     }
 
-    /// Publish the session's `session_started`, as a session of `mode`.
-    pub fn announce(&self, mode: Mode) {
+    /// Publish the session's `session_started`, as a session of `mode`, and start its scenario:
+    /// each step is published as a `fault_changed` after it.
+    pub fn announce(&mut self, mode: Mode) -> Result<()> {
         self.bus.publish(self.setup.session_started(mode));
+        if let (Some(sim), Some(scenario)) = (&self.sim, self.setup.scenario.take()) {
+            let bus = self.bus.clone();
+            sim.run_scenario(scenario, move |scenario, step| {
+                bus.publish(EventKind::FaultChanged {
+                    provider: step.provider.clone(),
+                    fault: step.fault.to_string(),
+                    reason: format!(
+                        "scenario {}, step at {}:{:02}",
+                        scenario.name,
+                        step.at.as_secs() / 60,
+                        step.at.as_secs() % 60
+                    ),
+                });
+            })?;
+        }
+        Ok(())
     }
 
     /// The names of the session's providers, in failover order.

@@ -34,6 +34,9 @@ pub struct Setup {
     pub shared: Shared,
     /// The in-process simulator, in demo mode. Dropping it stops it.
     pub sim: Option<Simulator>,
+    /// The scenario to play on the simulator once the session is announced (`--scenario`, or the
+    /// demo incident the console plays).
+    pub scenario: Option<crate::sim::Scenario>,
     config: Config,
 }
 
@@ -246,6 +249,7 @@ pub async fn build_guarding(
         infos,
         shared: shared(config, bus),
         sim: None,
+        scenario: None,
         config: config.clone(),
     })
 }
@@ -294,6 +298,7 @@ async fn demo(
     let mut sim_config = config.sim_config()?;
     sim_config.apply_fault_assignments(&common.faults)?;
     let listen = SocketAddr::from((Ipv4Addr::LOCALHOST, 0));
+    let mut scenario_to_play = None;
     let simulator = Simulator::start(sim_config.clone(), listen)
         .await
         .wrap_err("cannot start the simulated providers")?;
@@ -305,7 +310,7 @@ async fn demo(
             .map(|p| p.name.as_str())
             .collect();
         scenario.check_providers(&known)?;
-        simulator.run_scenario(scenario)?;
+        scenario_to_play = Some(scenario);
     }
     let mut configs = Vec::new();
     for spec in &sim_config.providers {
@@ -320,13 +325,20 @@ async fn demo(
         cfg.timeouts = config.timeouts();
         configs.push(cfg);
     }
-    let (providers, infos) = build_providers(configs, token)?;
+    let (providers, mut infos) = build_providers(configs, token)?;
+    for info in &mut infos {
+        info.fault = simulator
+            .fault(&info.name)
+            .filter(|f| !f.is_none())
+            .map(|f| f.to_string());
+    }
     Ok(Setup {
         mode: Mode::Demo,
         providers,
         infos,
         shared: shared(config, bus),
         sim: Some(simulator),
+        scenario: scenario_to_play,
         config: config.clone(),
     })
 }
@@ -336,5 +348,6 @@ fn info(name: &str, protocol: provider::Protocol, model: &str) -> ProviderInfo {
         name: name.to_string(),
         protocol,
         model: model.to_string(),
+        fault: None,
     }
 }

@@ -253,8 +253,13 @@ impl Simulator {
         self.state.log.recent(limit)
     }
 
-    /// Play a scenario in the background until it ends or the simulator stops.
-    pub fn run_scenario(&self, scenario: Scenario) -> Result<(), SimError> {
+    /// Play a scenario in the background until it ends or the simulator stops; `on_step` hears of
+    /// each step as it is applied.
+    pub fn run_scenario(
+        &self,
+        scenario: Scenario,
+        on_step: impl Fn(&Scenario, &ScenarioStep) + Send + Sync + 'static,
+    ) -> Result<(), SimError> {
         let names: Vec<&str> = self
             .state
             .providers
@@ -271,6 +276,7 @@ impl Simulator {
                 if let Ok(provider) = state.provider(&step.provider) {
                     tracing::info!(scenario = %scenario.name, provider = %step.provider, fault = %step.fault, "scenario step");
                     provider.set_fault(step.fault.clone());
+                    on_step(&scenario, step);
                 }
             };
             tokio::select! {

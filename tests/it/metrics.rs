@@ -65,6 +65,7 @@ fn session(names: &[&str]) -> EventKind {
             name: n.to_string(),
             protocol: breakerbox::provider::Protocol::Openai,
             model: "m".into(),
+            fault: None,
         })
         .collect();
     session_started(Mode::Serve, providers, Some(5))

@@ -374,7 +374,7 @@ async fn the_simulator_plays_a_scenario() {
         "s.toml",
     )
     .unwrap();
-    sim.run_scenario(scenario).unwrap();
+    sim.run_scenario(scenario, |_, _| {}).unwrap();
     eventually("the first step applies", || {
         sim.fault("openai").unwrap().kind.name() == "stall"
     })
@@ -389,7 +389,72 @@ async fn the_simulator_plays_a_scenario() {
         "u.toml",
     )
     .unwrap();
-    assert!(sim.run_scenario(unknown).is_err());
+    assert!(sim.run_scenario(unknown, |_, _| {}).is_err());
+}
+
+/// A session names the faults its simulated providers start with, then publishes each step of its
+/// scenario as `fault_changed`, after `session_started` (so a console, a recording and a report
+/// know the fault in force).
+#[tokio::test]
+async fn a_session_announces_its_faults_and_scenario_steps() {
+    use breakerbox::cli::CommonArgs;
+    use breakerbox::event::EventKind;
+    let path = session_scenario_path();
+    std::fs::write(
+        &path,
+        "name = \"drill\"\n[[step]]\nat = \"0s\"\nprovider = \"openai\"\nfault = \"stall:after=3\"\n",
+    )
+    .unwrap();
+    let common = CommonArgs {
+        demo: true,
+        faults: vec!["anthropic=rate_limit:retry_after=5s,p=0.8".into()],
+        scenario: Some(path),
+        ..CommonArgs::default()
+    };
+    let mut session = breakerbox::session::Session::start(&common, &|_| None, None)
+        .await
+        .unwrap();
+    let mut events = session.bus.subscribe();
+    session.announce(breakerbox::event::Mode::Demo).unwrap();
+    let started = events.recv().await.unwrap();
+    let EventKind::SessionStarted { providers, .. } = &started.kind else {
+        panic!("first came {:?}", started.kind);
+    };
+    let fault = |name: &str| {
+        providers
+            .iter()
+            .find(|p| p.name == name)
+            .unwrap()
+            .fault
+            .clone()
+    };
+    assert_eq!(
+        fault("anthropic").as_deref(),
+        Some("rate_limit:retry_after=5s,p=0.8")
+    );
+    assert_eq!(fault("openai"), None);
+    let step = tokio::time::timeout(Duration::from_secs(5), events.recv())
+        .await
+        .unwrap()
+        .unwrap();
+    let EventKind::FaultChanged {
+        provider,
+        fault,
+        reason,
+    } = &step.kind
+    else {
+        panic!("then came {:?}", step.kind);
+    };
+    assert_eq!(
+        (provider.as_str(), fault.as_str()),
+        ("openai", "stall:after=3,for=10m")
+    );
+    assert_eq!(reason, "scenario drill, step at 0:00");
+    let _ = std::fs::remove_file(session_scenario_path());
+}
+
+fn session_scenario_path() -> std::path::PathBuf {
+    std::env::temp_dir().join(format!("bb-scenario-{}.toml", std::process::id()))
 }
 
 fn binary() -> std::process::Command {

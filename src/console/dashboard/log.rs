@@ -98,7 +98,8 @@ fn event_provider(kind: &EventKind) -> Option<&str> {
         | EventKind::Rewind { provider, .. }
         | EventKind::Usage { provider, .. }
         | EventKind::BreakerChanged { provider, .. }
-        | EventKind::ProviderFlagged { provider, .. } => Some(provider),
+        | EventKind::ProviderFlagged { provider, .. }
+        | EventKind::FaultChanged { provider, .. } => Some(provider),
         EventKind::RequestFinished { provider, .. }
         | EventKind::OperatorAction { provider, .. } => provider.as_deref(),
         EventKind::SessionStarted { .. } | EventKind::RequestStarted { .. } => None,

@@ -381,6 +381,9 @@ impl Dashboard {
                 provider: Some(provider),
                 detail,
             } => self.on_fault_set(ts, provider, detail),
+            EventKind::FaultChanged {
+                provider, fault, ..
+            } => self.on_fault_set(ts, provider, fault),
             EventKind::OperatorAction { .. } => {}
         }
     }
@@ -468,6 +471,11 @@ impl Dashboard {
             }
         }
         ordered.append(&mut self.providers);
+        for info in infos {
+            if let Some(view) = ordered.iter_mut().find(|p| p.name == info.name) {
+                view.fault = info.fault.as_deref().map(message);
+            }
+        }
         for view in &mut ordered {
             view.threshold = threshold;
         }

@@ -220,6 +220,7 @@ impl Dashboard {
             EventKind::SessionStarted { .. }
             | EventKind::BreakerChanged { .. }
             | EventKind::ProviderFlagged { .. }
+            | EventKind::FaultChanged { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

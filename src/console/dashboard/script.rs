@@ -55,6 +55,7 @@ pub(super) fn session(names: &[&str], threshold: Option<u32>) -> EventKind {
                 name: n.to_string(),
                 protocol: crate::event::Protocol::Anthropic,
                 model: format!("{n}-model"),
+                fault: None,
             })
             .collect(),
         breaker_threshold: threshold,

@@ -317,6 +317,8 @@ impl Fold for Report {
                 provider,
                 detail,
             } => self.on_operator_action(ts, *action, provider.as_deref(), detail),
+            // Drawn into the timeline by the report's second pass (issue 13).
+            EventKind::FaultChanged { .. } => {}
         }
     }
 }

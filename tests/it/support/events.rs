@@ -54,6 +54,7 @@ pub fn demo_providers() -> Vec<ProviderInfo> {
             name: name.into(),
             protocol: name.parse().expect("a protocol"),
             model: demo_model(name).into(),
+            fault: None,
         })
         .into()
 }
