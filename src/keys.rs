@@ -28,6 +28,10 @@ pub enum Action {
     Down,
     PageUp,
     PageDown,
+    Top,
+    Bottom,
+    Search,
+    Zoom,
     Trip,
     ForceClosed,
     Reset,
@@ -75,7 +79,7 @@ impl Scope {
 }
 
 impl Action {
-    pub const ALL: [Action; 27] = [
+    pub const ALL: [Action; 31] = [
         Action::Quit,
         Action::Help,
         Action::FocusNext,
@@ -85,6 +89,10 @@ impl Action {
         Action::Down,
         Action::PageUp,
         Action::PageDown,
+        Action::Top,
+        Action::Bottom,
+        Action::Search,
+        Action::Zoom,
         Action::Trip,
         Action::ForceClosed,
         Action::Reset,
@@ -115,6 +123,10 @@ impl Action {
             | Action::Down
             | Action::PageUp
             | Action::PageDown
+            | Action::Top
+            | Action::Bottom
+            | Action::Search
+            | Action::Zoom
             | Action::FilterLog => Scope::Panels,
             Action::Prompt
             | Action::Trip
@@ -141,6 +153,7 @@ impl Action {
     pub fn partner(self) -> Option<Action> {
         match self {
             Action::ReplayBack => Some(Action::ReplayForward),
+            Action::Top => Some(Action::Bottom),
             Action::ReplayPrevious => Some(Action::ReplayNext),
             Action::ReplaySlower => Some(Action::ReplayFaster),
             _ => None,
@@ -164,6 +177,10 @@ impl Action {
             Action::Down => "down",
             Action::PageUp => "page_up",
             Action::PageDown => "page_down",
+            Action::Top => "top",
+            Action::Bottom => "bottom",
+            Action::Search => "search",
+            Action::Zoom => "zoom",
             Action::Trip => "trip",
             Action::ForceClosed => "force_closed",
             Action::Reset => "reset",
@@ -197,6 +214,9 @@ impl Action {
             Action::Down => "select / scroll down",
             Action::PageUp => "scroll a page up",
             Action::PageDown => "scroll a page down",
+            Action::Top | Action::Bottom => "top / bottom of a list; at the newest it follows",
+            Action::Search => "search the event log (Enter keeps, Esc clears)",
+            Action::Zoom => "zoom the focused panel (then Tab: every panel)",
             Action::Trip => "trip the selected breaker (force open; asks y)",
             Action::ForceClosed => "force the selected breaker closed (asks y)",
             Action::Reset => "reset the selected breaker to automatic",
@@ -229,6 +249,9 @@ impl Action {
             Action::Prompt => "prompt",
             Action::Up | Action::Down => "select",
             Action::PageUp | Action::PageDown => "page",
+            Action::Top | Action::Bottom => "top/bottom",
+            Action::Search => "search",
+            Action::Zoom => "zoom",
             Action::Trip => "trip",
             Action::ForceClosed => "force closed",
             Action::Reset => "reset",
@@ -381,11 +404,15 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::Help, &["?"]),
     (Action::FocusNext, &["tab"]),
     (Action::FocusPrev, &["shift-tab"]),
-    (Action::Prompt, &["i", "/"]),
+    (Action::Prompt, &["i"]),
     (Action::Up, &["up", "k"]),
     (Action::Down, &["down", "j"]),
     (Action::PageUp, &["pageup"]),
     (Action::PageDown, &["pagedown"]),
+    (Action::Top, &["g", "home"]),
+    (Action::Bottom, &["G", "end"]),
+    (Action::Search, &["/"]),
+    (Action::Zoom, &["z"]),
     (Action::Trip, &["o"]),
     (Action::ForceClosed, &["c"]),
     (Action::Reset, &["r"]),
@@ -584,13 +611,15 @@ mod tests {
             Some(Action::Freeze)
         );
         assert_eq!(b.describe(Action::Quit), "q/Ctrl-C");
-        assert_eq!(b.describe(Action::Prompt), "i or /");
+        assert_eq!(b.describe(Action::Prompt), "i");
+        assert_eq!(b.describe(Action::Search), "/");
+        assert_eq!(b.describe_pair(Action::Top), "g/Home G/End");
         let scopes = [Scope::Panels, Scope::Live, Scope::Replay, Scope::Confirm];
         let rows = b.help_rows(&scopes);
         let pairs = Action::ALL.iter().filter(|a| a.partner().is_some()).count();
         assert_eq!(rows.len(), Action::ALL.len() - pairs);
         assert!(rows.iter().all(|(keys, _)| !keys.is_empty()));
-        assert_eq!(b.help_rows(&[Scope::Panels, Scope::Live]).len(), 18);
+        assert_eq!(b.help_rows(&[Scope::Panels, Scope::Live]).len(), 21);
         assert_eq!(b.describe_pair(Action::ReplayBack), "← →");
         assert_eq!(b.describe_pair(Action::ReplaySlower), "< >");
     }

@@ -15,6 +15,7 @@ use ratatui::crossterm::event::{
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::{DefaultTerminal, Frame};
 use ratatui_textarea::TextArea;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
@@ -22,11 +23,11 @@ use tokio::sync::mpsc;
 
 use super::dashboard::{Dashboard, LogFilter};
 use super::keys::{Action, Bindings, Scope};
-use super::panels::{self, Facts, View};
+use super::panels::{self, Drawn, Facts, View};
 use super::replay::Player;
 use super::ui::Link;
-use super::ui::{FAULT_CHOICES, Focus, Overlay, Ui};
-use crate::event::{self, Event, EventKind, Received};
+use super::ui::{FAULT_CHOICES, Focus, Overlay, Panel, Ui};
+use crate::event::{self, Event, EventKind, Received, Source};
 use crate::session::{Command, Controller, LoadChange, LoadView};
 
 /// At most 60 frames a second.
@@ -35,6 +36,10 @@ const FRAME: Duration = Duration::from_millis(16);
 const TICK: Duration = Duration::from_millis(500);
 /// Events folded before the loop looks at the keyboard again (a burst never starves the keys).
 const BURST: usize = 4096;
+/// A status-bar message goes after this long.
+const FLASH_FOR: Duration = Duration::from_secs(6);
+/// Rows a page key moves where the panel's height is not known.
+const PAGE: i64 = 10;
 
 /// What the operator's commands reach: the [`Controller`] in this process, or a gateway elsewhere
 /// (`attach`, whose results arrive later as [`Note`]s).
@@ -111,6 +116,12 @@ pub struct App {
     notes: Option<mpsc::UnboundedReceiver<Note>>,
     /// Plays a recording instead of the bus.
     player: Option<Player>,
+    /// The prompt just sent, until its request starts: the reply panel then shows that request.
+    awaiting_prompt: Option<String>,
+    /// The status-bar message on screen and since when, so that it goes after `FLASH_FOR`.
+    flash_since: Option<(String, tokio::time::Instant)>,
+    /// What the last frame had room for (how far the keys can move).
+    drawn: Cell<Drawn>,
     quit: bool,
 }
 
@@ -147,6 +158,9 @@ impl App {
             control: Some(control),
             notes,
             player: None,
+            awaiting_prompt: None,
+            flash_since: None,
+            drawn: Cell::default(),
             quit: false,
         };
         app.style_prompt();
@@ -169,6 +183,9 @@ impl App {
             control: None,
             notes: None,
             player: Some(player),
+            awaiting_prompt: None,
+            flash_since: None,
+            drawn: Cell::default(),
             quit: false,
         }
     }
@@ -234,9 +251,12 @@ impl App {
                     dirty = true;
                 }
                 // A replay keeps its own, recorded time: the wall clock never reaches it.
-                _ = tick.tick(), if self.player.is_none() => {
-                    self.live.tick(Utc::now());
-                    dirty |= self.frozen.is_none();
+                _ = tick.tick() => {
+                    if self.player.is_none() {
+                        self.live.tick(Utc::now());
+                        dirty |= self.frozen.is_none();
+                    }
+                    dirty |= self.expire_flash(tokio::time::Instant::now());
                 }
                 _ = replay_frame.tick(), if self.player.is_some() => {
                     let elapsed = replay_clock.elapsed();
@@ -278,6 +298,7 @@ impl App {
                 {
                     self.restart_dashboard();
                 }
+                self.follow_sent_prompt(&event.kind);
                 self.live.apply(&event);
             }
             Received::Lagged(n) => self.live.missed(n),
@@ -305,6 +326,48 @@ impl App {
         };
         self.notes = notes;
         open
+    }
+
+    /// The request of the prompt just sent, once it starts, is the one the reply panel shows.
+    fn follow_sent_prompt(&mut self, kind: &EventKind) {
+        let Some(sent) = &self.awaiting_prompt else {
+            return;
+        };
+        if let EventKind::RequestStarted {
+            request_id,
+            source: Source::Prompt,
+            prompt,
+            ..
+        } = kind
+            // The event holds the start of the prompt, or nothing when content is redacted.
+            && prompt.as_deref().is_none_or(|p| sent.starts_with(p))
+        {
+            self.ui.selected_request = Some(request_id.clone());
+            self.ui.reply_scroll = 0;
+            self.awaiting_prompt = None;
+        }
+    }
+
+    /// Let a status-bar message go once it has been up for `FLASH_FOR`; true if it went.
+    pub fn expire_flash(&mut self, now: tokio::time::Instant) -> bool {
+        match (&self.ui.flash, &self.flash_since) {
+            (None, _) => {
+                self.flash_since = None;
+                false
+            }
+            (Some(text), Some((seen, since))) if text == seen => {
+                if now.duration_since(*since) >= FLASH_FOR {
+                    self.ui.flash = None;
+                    self.flash_since = None;
+                    return true;
+                }
+                false
+            }
+            (Some(text), _) => {
+                self.flash_since = Some((text.clone(), now));
+                false
+            }
+        }
     }
 
     /// A fresh fold for a new stream of the same gateway; what the screen is set to look at stays.
@@ -342,15 +405,20 @@ impl App {
     }
 
     pub fn draw(&self, frame: &mut Frame) {
-        let dash = self.frozen.as_deref().unwrap_or(&self.live);
         let view = View {
-            dash,
+            dash: self.shown(),
             ui: &self.ui,
             keys: &self.keys,
             prompt: &self.prompt,
             facts: self.facts(),
         };
-        panels::draw(frame, &view);
+        self.drawn.set(panels::draw(frame, &view));
+    }
+
+    /// The dashboard on screen: the frozen snapshot while frozen, so that the keys move through
+    /// what is shown.
+    fn shown(&self) -> &Dashboard {
+        self.frozen.as_deref().unwrap_or(&self.live)
     }
 
     /// What the screen shows that others own, asked of them now.
@@ -404,13 +472,19 @@ impl App {
             if self.ui.focus == Focus::Prompt && !self.prompt.is_empty() {
                 self.prompt = TextArea::default();
                 self.ui.flash = Some("prompt cleared (Ctrl-C again quits)".to_string());
-            } else {
+            } else if self.ui.overlay == Some(Overlay::ConfirmQuit) {
                 self.quit = true;
+            } else {
+                self.ask_to_quit();
             }
             return;
         }
         if let Some(overlay) = self.ui.overlay.clone() {
             self.on_overlay_key(overlay, key);
+            return;
+        }
+        if let Some(search) = self.ui.search.take() {
+            self.on_search_key(search, key);
             return;
         }
         if self.player.is_some()
@@ -423,8 +497,62 @@ impl App {
             self.on_prompt_key(key);
             return;
         }
-        if let Some(action) = self.keys.action(key) {
+        if key.code == KeyCode::Esc {
+            self.back_to_following();
+        } else if let Some(action) = self.keys.action(key) {
             self.on_action(action);
+        }
+    }
+
+    /// Quit; a gateway's console (`serve`), which agents' traffic goes through, asks first.
+    fn ask_to_quit(&mut self) {
+        if self.ui.serving.is_some() {
+            self.ui.overlay = Some(Overlay::ConfirmQuit);
+        } else {
+            self.quit = true;
+        }
+    }
+
+    /// Esc in the panels: the focused list follows the newest again; when it already does, a
+    /// zoomed panel goes back to its place.
+    fn back_to_following(&mut self) {
+        let following = match self.ui.focus {
+            Focus::Requests => self.ui.selected_request.take().is_none(),
+            Focus::Log => self.ui.log_at.take().is_none(),
+            Focus::Reply => std::mem::take(&mut self.ui.reply_scroll) == 0,
+            Focus::Providers | Focus::Prompt => true,
+        };
+        if following {
+            self.ui.zoomed = None;
+        }
+    }
+
+    /// A key while typing a search after `/`: the log is filtered as it is typed; Enter keeps the
+    /// search, Esc drops it.
+    fn on_search_key(&mut self, mut search: String, key: &KeyEvent) {
+        match key.code {
+            KeyCode::Enter => {
+                self.ui.flash = Some(match &self.ui.log_filter.text {
+                    Some(text) => format!("the log shows lines with “{text}”; / Esc clears"),
+                    None => "no search".to_string(),
+                });
+                return;
+            }
+            KeyCode::Esc => search.clear(),
+            KeyCode::Backspace => {
+                search.pop();
+            }
+            KeyCode::Char(c)
+                if !c.is_control() && !key.modifiers.contains(KeyModifiers::CONTROL) =>
+            {
+                search.push(c);
+            }
+            _ => {}
+        }
+        self.ui.log_filter.text = Some(search.clone()).filter(|t| !t.is_empty());
+        self.ui.log_at = None;
+        if key.code != KeyCode::Esc {
+            self.ui.search = Some(search);
         }
     }
 
@@ -483,9 +611,10 @@ impl App {
                         None => "a replay is read-only".to_string(),
                     };
                     self.prompt = TextArea::default();
-                    // Show the reply as it streams: follow the newest request, and leave the
-                    // prompt, so that the next key is a command again (not the next prompt).
-                    self.ui.selected_request = None;
+                    // Show the reply as it streams: the request of this prompt once it starts
+                    // (not the background's), and leave the prompt, so that the next key is a
+                    // command again (not the next prompt).
+                    self.awaiting_prompt = Some(text.trim().to_string());
                     self.ui.reply_scroll = 0;
                     self.ui.focus = Focus::Reply;
                     self.ui.flash = Some(flash);
@@ -499,11 +628,13 @@ impl App {
 
     fn on_overlay_key(&mut self, overlay: Overlay, key: &KeyEvent) {
         match overlay {
-            Overlay::Help => {
-                if matches!(key.code, KeyCode::Esc | KeyCode::Enter)
-                    || matches!(self.keys.action(key), Some(Action::Help | Action::Quit))
-                {
-                    self.ui.overlay = None;
+            Overlay::Help { scroll } => self.on_help_key(scroll, key),
+            Overlay::ConfirmQuit => {
+                self.ui.overlay = None;
+                if self.keys.action_of(Scope::Confirm, key) == Some(Action::Confirm) {
+                    self.quit = true;
+                } else {
+                    self.ui.flash = Some("still serving".to_string());
                 }
             }
             Overlay::Confirm { command } => {
@@ -519,6 +650,29 @@ impl App {
             }
             Overlay::LogFilter { selected } => self.on_log_filter_key(selected, key),
         }
+    }
+
+    /// The help scrolls with the moving keys, up to what the last frame said it could.
+    fn on_help_key(&mut self, scroll: usize, key: &KeyEvent) {
+        let action = self.keys.action(key);
+        if matches!(key.code, KeyCode::Esc | KeyCode::Enter)
+            || matches!(action, Some(Action::Help | Action::Quit))
+        {
+            self.ui.overlay = None;
+            return;
+        }
+        let most = self.drawn.get().help_scroll as i64;
+        let by = match action {
+            Some(Action::Up) => -1,
+            Some(Action::Down) => 1,
+            Some(Action::PageUp) => -PAGE,
+            Some(Action::PageDown) => PAGE,
+            Some(Action::Top) => -most,
+            Some(Action::Bottom) => most,
+            _ => 0,
+        };
+        let scroll = (scroll as i64 + by).clamp(0, most) as usize;
+        self.ui.overlay = Some(Overlay::Help { scroll });
     }
 
     /// Up / down move through `n` rows, wrapping; `None` for any other key.
@@ -555,7 +709,7 @@ impl App {
             self.ui.overlay = None;
             if let Some(filter) = choices.get(selected) {
                 self.ui.log_filter = filter.clone();
-                self.ui.log_scroll = 0;
+                self.ui.log_at = None;
             }
         } else if let Some(selected) = self.moved(key, selected, choices.len()) {
             self.ui.overlay = Some(Overlay::LogFilter { selected });
@@ -577,15 +731,25 @@ impl App {
             return;
         }
         match action {
-            Action::Quit => self.quit = true,
-            Action::Help => self.ui.overlay = Some(Overlay::Help),
-            Action::FocusNext => self.ui.focus = cycle(self.ui.focus, 1),
-            Action::FocusPrev => self.ui.focus = cycle(self.ui.focus, -1),
-            Action::Prompt => self.ui.focus = Focus::Prompt,
+            Action::Quit => self.ask_to_quit(),
+            Action::Help => self.ui.overlay = Some(Overlay::Help { scroll: 0 }),
+            Action::FocusNext => self.move_focus(1),
+            Action::FocusPrev => self.move_focus(-1),
+            Action::Prompt => {
+                self.ui.zoomed = None;
+                self.ui.focus = Focus::Prompt;
+            }
             Action::Up => self.select(-1),
             Action::Down => self.select(1),
-            Action::PageUp => self.scroll(-10),
-            Action::PageDown => self.scroll(10),
+            Action::PageUp => self.page(-1),
+            Action::PageDown => self.page(1),
+            Action::Top => self.select(i32::MIN),
+            Action::Bottom => self.select(i32::MAX),
+            Action::Search => {
+                self.ui.focus = Focus::Log;
+                self.ui.search = Some(self.ui.log_filter.text.clone().unwrap_or_default());
+            }
+            Action::Zoom => self.toggle_zoom(),
             Action::Trip => self.confirm(|provider| Command::Trip { provider }),
             Action::ForceClosed => self.confirm(|provider| Command::ForceClosed { provider }),
             Action::Reset => {
@@ -658,35 +822,85 @@ impl App {
         }
     }
 
-    /// Up/down in the focused panel.
+    /// Zoom the focused panel to the whole screen, or put it back.
+    fn toggle_zoom(&mut self) {
+        self.ui.zoomed = match self.ui.zoomed {
+            Some(_) => None,
+            None => Panel::of(self.ui.focus).or(Some(Panel::Reply)),
+        };
+        if let Some(focus) = self.ui.zoomed.and_then(Panel::focus) {
+            self.ui.focus = focus;
+        }
+    }
+
+    /// Tab: the next panel that takes keys; zoomed, the next panel of all (so every one can be
+    /// read on a small terminal).
+    fn move_focus(&mut self, by: i32) {
+        match self.ui.zoomed {
+            Some(panel) => {
+                let order = Panel::ORDER;
+                let i = order.iter().position(|p| *p == panel).unwrap_or(0) as i32;
+                let next = order[(i + by).rem_euclid(order.len() as i32) as usize];
+                self.ui.zoomed = Some(next);
+                if let Some(focus) = next.focus() {
+                    self.ui.focus = focus;
+                }
+            }
+            None => self.ui.focus = cycle(self.ui.focus, by),
+        }
+    }
+
+    /// Up (`by` < 0) or down the focused panel, the way the screen reads; `i32::MIN` / `MAX` go
+    /// to the top / the bottom.
     fn select(&mut self, by: i32) {
         match self.ui.focus {
             Focus::Providers => {
-                let n = self.live.providers.len();
+                let n = self.shown().providers.len();
                 if n > 0 {
                     let i = self.ui.selected_provider as i64 + i64::from(by);
                     self.ui.selected_provider = i.clamp(0, n as i64 - 1) as usize;
                 }
             }
             Focus::Requests => self.select_request(by),
-            Focus::Reply | Focus::Log | Focus::Prompt => self.scroll(by),
+            Focus::Log => self.move_log(i64::from(by)),
+            Focus::Reply | Focus::Prompt => self.scroll_reply(i64::from(by)),
         }
     }
 
-    /// Older (`by` < 0) or newer requests; past the newest, follow new ones again.
-    fn select_request(&mut self, by: i32) {
-        let ids: Vec<&str> = self.live.requests.iter().map(|r| r.id.as_str()).collect();
-        if ids.is_empty() {
-            return;
+    /// A page up or down the focused panel.
+    fn page(&mut self, by: i32) {
+        let rows = match self.drawn.get().log_rows {
+            0 => PAGE,
+            rows => rows as i64,
+        };
+        match self.ui.focus {
+            Focus::Log => self.move_log(i64::from(by) * rows),
+            Focus::Providers | Focus::Requests => self.select(by.saturating_mul(PAGE as i32)),
+            Focus::Reply | Focus::Prompt => self.scroll_reply(i64::from(by) * PAGE),
         }
+    }
+
+    /// The requests are drawn newest first: up is newer, and up past the newest follows new ones
+    /// again (so does the top, `g`).
+    fn select_request(&mut self, by: i32) {
+        let ids: Vec<&str> = self
+            .shown()
+            .requests
+            .iter()
+            .map(|r| r.id.as_str())
+            .collect();
+        let Some(newest) = ids.len().checked_sub(1) else {
+            return;
+        };
         let current = self
             .ui
             .selected_request
             .as_deref()
             .and_then(|id| ids.iter().position(|x| *x == id))
-            .unwrap_or(ids.len());
-        let next = current as i64 + i64::from(by);
-        self.ui.selected_request = if next >= ids.len() as i64 {
+            .unwrap_or(newest);
+        // Down the screen is older: a lower index.
+        let next = (current as i64).saturating_sub(i64::from(by));
+        self.ui.selected_request = if next >= newest as i64 {
             None
         } else {
             Some(ids[next.max(0) as usize].to_string())
@@ -694,17 +908,26 @@ impl App {
         self.ui.reply_scroll = 0;
     }
 
+    /// The log is drawn newest at the bottom: up is older, and down to the newest follows again.
+    fn move_log(&mut self, by: i64) {
+        let rows = self.drawn.get().log_rows.max(1);
+        let dash = self.shown();
+        let at = dash.log_moved(&self.ui.log_filter, self.ui.log_at, by, rows);
+        self.ui.log_at = at;
+    }
+
+    /// Down the reply, up to what the last frame said it could go (further while it streams).
+    fn scroll_reply(&mut self, by: i64) {
+        let most = i64::try_from(self.drawn.get().reply_scroll).unwrap_or(i64::MAX);
+        let down = i64::from(self.ui.reply_scroll).saturating_add(by);
+        self.ui.reply_scroll = down.clamp(0, most.min(i64::from(u16::MAX))) as u16;
+    }
+
+    /// The mouse wheel, in the focused panel.
     fn scroll(&mut self, by: i32) {
         match self.ui.focus {
-            Focus::Log => {
-                // The log scrolls up from the newest line.
-                let up = -i64::from(by);
-                self.ui.log_scroll = (self.ui.log_scroll as i64 + up).max(0) as usize;
-            }
-            _ => {
-                let down = i64::from(self.ui.reply_scroll) + i64::from(by);
-                self.ui.reply_scroll = down.clamp(0, i64::from(u16::MAX)) as u16;
-            }
+            Focus::Log => self.move_log(i64::from(by)),
+            _ => self.scroll_reply(i64::from(by)),
         }
     }
 }

@@ -45,11 +45,14 @@
 //!  status bar
 //! ```
 //!
+//! Zoomed (`z`), one panel takes every row between the header and the prompt, whatever the size:
+//! so every panel can be read at 80×24.
+//!
 //! Below `MIN_WIDTH`×`MIN_HEIGHT` the screen says it is too small and how big it needs to be.
 
 use ratatui::layout::{Constraint, Layout, Rect};
 
-use super::ui::Focus;
+use super::ui::{Focus, Panel};
 
 /// The smallest terminal the console draws panels in.
 pub const MIN_WIDTH: u16 = 60;
@@ -121,16 +124,48 @@ pub struct Needs {
     /// Lines typed in the prompt.
     pub prompt_lines: usize,
     pub focus: Focus,
+    /// The panel zoomed to the whole screen, if any.
+    pub zoomed: Option<Panel>,
 }
 
 pub fn split(area: Rect, needs: Needs) -> Screen {
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         Screen::TooSmall
+    } else if let Some(panel) = needs.zoomed {
+        Screen::Panels(zoomed(area, needs, panel))
     } else if area.width >= FULL_WIDTH && area.height >= FULL_HEIGHT {
         full(area, needs).map_or_else(|| Screen::Panels(compact(area, needs)), Screen::Panels)
     } else {
         Screen::Panels(compact(area, needs))
     }
+}
+
+/// The header, one panel, the prompt and the status bar; the other panels are left out.
+fn zoomed(area: Rect, needs: Needs, panel: Panel) -> Areas {
+    let [header, body, prompt, status] = Layout::vertical([
+        Constraint::Length(HEADER_HEIGHT),
+        Constraint::Fill(1),
+        Constraint::Length(prompt_height(needs, COMPACT_PROMPT_MAX_HEIGHT)),
+        Constraint::Length(STATUS_HEIGHT),
+    ])
+    .areas(area);
+    let mut areas = Areas {
+        header,
+        prompt,
+        status,
+        ..Areas::default()
+    };
+    match panel {
+        Panel::Providers => areas.providers = body,
+        Panel::Latency => areas.latency = Some(body),
+        Panel::Timeline => areas.timeline = Some(body),
+        Panel::Errors => areas.errors = Some(body),
+        Panel::Cost => areas.cost = Some(body),
+        Panel::Requests => areas.requests = Some(body),
+        Panel::Reply => areas.reply = Some(body),
+        Panel::Log => areas.log = Some(body),
+    }
+    areas
 }
 
 fn providers_height(needs: Needs) -> u16 {
@@ -271,6 +306,7 @@ mod tests {
             provider_rows: providers,
             prompt_lines: 1,
             focus,
+            zoomed: None,
         }
     }
 
@@ -304,6 +340,35 @@ mod tests {
         );
         let a = panels(80, 24, 3, Focus::Log);
         assert!(a.log.is_some() && a.reply.is_none());
+    }
+
+    /// Zoomed, any panel has the screen between the header and the prompt, even at 80×24.
+    #[test]
+    fn a_zoomed_panel_fills_the_screen() {
+        for panel in Panel::ORDER {
+            let zoom = Needs {
+                zoomed: Some(panel),
+                ..needs(3, Focus::Providers)
+            };
+            let Screen::Panels(a) = split(Rect::new(0, 0, 80, 24), zoom) else {
+                panic!("80x24 is big enough");
+            };
+            let shown: Vec<Rect> = [
+                Some(a.providers),
+                a.latency,
+                a.timeline,
+                a.errors,
+                a.cost,
+                a.requests,
+                a.reply,
+                a.log,
+            ]
+            .into_iter()
+            .flatten()
+            .filter(|r| r.area() > 0)
+            .collect();
+            assert_eq!(shown, [Rect::new(0, 2, 80, 18)], "{panel:?}");
+        }
     }
 
     #[test]

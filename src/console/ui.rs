@@ -37,23 +37,63 @@ impl Focus {
     }
 }
 
+/// Every panel, in the order a zoomed screen walks them (Tab).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Panel {
+    Providers,
+    Latency,
+    Timeline,
+    Errors,
+    Cost,
+    Requests,
+    Reply,
+    Log,
+}
+
+impl Panel {
+    pub const ORDER: [Panel; 8] = [
+        Panel::Providers,
+        Panel::Latency,
+        Panel::Timeline,
+        Panel::Errors,
+        Panel::Cost,
+        Panel::Requests,
+        Panel::Reply,
+        Panel::Log,
+    ];
+
+    /// The panel a focus is in; the prompt is none.
+    pub fn of(focus: Focus) -> Option<Panel> {
+        match focus {
+            Focus::Providers => Some(Panel::Providers),
+            Focus::Requests => Some(Panel::Requests),
+            Focus::Reply => Some(Panel::Reply),
+            Focus::Log => Some(Panel::Log),
+            Focus::Prompt => None,
+        }
+    }
+
+    /// The focus that takes this panel's keys, for those that take keys.
+    pub fn focus(self) -> Option<Focus> {
+        Focus::ORDER
+            .into_iter()
+            .find(|f| Panel::of(*f) == Some(self))
+    }
+}
+
 /// Something drawn over the panels, taking the keys while it is open.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Overlay {
-    Help,
+    /// The keys and legends, scrolled down by `scroll` lines.
+    Help { scroll: usize },
+    /// Asking before stopping a gateway that carries traffic (`serve`).
+    ConfirmQuit,
     /// Asking before a breaker command (trip, force closed).
-    Confirm {
-        command: Command,
-    },
+    Confirm { command: Command },
     /// Choosing a fault for a simulated provider; `selected` indexes `FAULT_CHOICES`.
-    FaultPicker {
-        provider: String,
-        selected: usize,
-    },
+    FaultPicker { provider: String, selected: usize },
     /// Choosing what the event log shows; `selected` indexes the rows of the filter list.
-    LogFilter {
-        selected: usize,
-    },
+    LogFilter { selected: usize },
 }
 
 /// Faults offered by the `f` picker, with the parameters that make a good rehearsal.
@@ -104,9 +144,14 @@ pub struct Ui {
     pub selected_request: Option<String>,
     /// Lines scrolled down in the reply panel.
     pub reply_scroll: u16,
-    /// Lines scrolled up from the newest in the event log (0 follows the newest).
-    pub log_scroll: usize,
+    /// The newest event-log line shown, by its `seq`, once scrolled up; `None` follows the newest.
+    /// An anchor rather than a count, so that a scrolled log stays put as lines arrive.
+    pub log_at: Option<u64>,
     pub log_filter: LogFilter,
+    /// The search being typed after `/` (it filters the log as it is typed); `None` when not typing.
+    pub search: Option<String>,
+    /// The panel shown on the whole screen, if one is zoomed.
+    pub zoomed: Option<Panel>,
     pub overlay: Option<Overlay>,
     /// Draw with colour (off with `NO_COLOR` or `--no-color`).
     pub color: bool,
@@ -124,8 +169,10 @@ impl Default for Ui {
             selected_provider: 0,
             selected_request: None,
             reply_scroll: 0,
-            log_scroll: 0,
+            log_at: None,
             log_filter: LogFilter::default(),
+            search: None,
+            zoomed: None,
             overlay: None,
             color: true,
             flash: None,

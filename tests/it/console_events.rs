@@ -161,7 +161,7 @@ fn frame(dash: &Dashboard, ui: &Ui, facts: Facts, (w, h): (u16, u16)) -> String 
                     prompt: &prompt,
                     facts,
                 },
-            )
+            );
         })
         .unwrap();
     terminal.backend().to_string()

@@ -518,7 +518,11 @@ fn render_with(
         prompt,
         facts: facts.clone(),
     };
-    terminal.draw(|frame| draw(frame, &view)).unwrap();
+    terminal
+        .draw(|frame| {
+            draw(frame, &view);
+        })
+        .unwrap();
     terminal
 }
 
@@ -543,6 +547,11 @@ fn assert_no_colour(terminal: &Terminal<TestBackend>) {
     }
 }
 
+/// The anchor of a log scrolled `n` lines up from the newest (no filter).
+fn lines_up(dash: &Dashboard, n: usize) -> Option<u64> {
+    dash.log.iter().rev().nth(n).map(|l| l.seq)
+}
+
 #[test]
 fn main_screen_during_an_incident() {
     let terminal = render(&incident(), &demo_ui(), 160, 48);
@@ -559,7 +568,7 @@ fn eighty_by_twenty_four() {
 fn eighty_by_twenty_four_with_the_log_focused() {
     let ui = Ui {
         focus: Focus::Log,
-        log_scroll: 5,
+        log_at: lines_up(&incident(), 5),
         ..demo_ui()
     };
     let terminal = render(&incident(), &ui, 80, 24);
@@ -572,7 +581,7 @@ fn full_layout_at_its_smallest_with_a_picked_request() {
     let ui = Ui {
         focus: Focus::Requests,
         selected_request: Some("r476".into()),
-        log_scroll: 3,
+        log_at: lines_up(&incident(), 3),
         ..demo_ui()
     };
     let terminal = render(&incident(), &ui, 120, 40);
@@ -582,7 +591,7 @@ fn full_layout_at_its_smallest_with_a_picked_request() {
 #[test]
 fn help_overlay() {
     let ui = Ui {
-        overlay: Some(Overlay::Help),
+        overlay: Some(Overlay::Help { scroll: 0 }),
         ..demo_ui()
     };
     let terminal = render(&incident(), &ui, 160, 48);
@@ -662,7 +671,7 @@ fn log_filter_popup_and_a_filtered_log() {
         overlay: Some(Overlay::LogFilter { selected: 3 }),
         log_filter: LogFilter {
             provider: Some("anthropic".into()),
-            kind: None,
+            ..LogFilter::default()
         },
         ..demo_ui()
     };
@@ -702,7 +711,7 @@ fn no_colour_frozen_with_events_missed() {
 fn no_colour_anywhere() {
     let overlays = [
         None,
-        Some(Overlay::Help),
+        Some(Overlay::Help { scroll: 0 }),
         Some(Overlay::Confirm {
             command: Command::Reset {
                 provider: "anthropic".into(),
@@ -786,7 +795,7 @@ fn any_size_draws_without_panicking() {
         selected_provider: 7,
         selected_request: Some("gone".into()),
         reply_scroll: u16::MAX,
-        log_scroll: usize::MAX,
+        log_at: Some(0),
         ..demo_ui()
     };
     let mut frames = Frames::new();
@@ -808,7 +817,7 @@ fn any_size_draws_without_panicking() {
     }
     let forced = forced();
     let overlays = [
-        Overlay::Help,
+        Overlay::Help { scroll: 0 },
         Overlay::Confirm {
             command: Command::ForceClosed {
                 provider: "openai".into(),
@@ -859,21 +868,23 @@ impl Frames {
         self.terminal
             .resize(ratatui::layout::Rect::new(0, 0, w, h))
             .unwrap();
-        self.terminal.draw(|frame| draw(frame, &view)).unwrap();
+        self.terminal
+            .draw(|frame| {
+                draw(frame, &view);
+            })
+            .unwrap();
     }
 }
 
 #[test]
-fn help_on_a_short_terminal_counts_what_does_not_fit() {
+fn help_on_a_short_terminal_says_it_scrolls() {
     let ui = Ui {
-        overlay: Some(Overlay::Help),
+        overlay: Some(Overlay::Help { scroll: 3 }),
         ..demo_ui()
     };
     let text = screen(&render(&incident(), &ui, 80, 24));
-    assert!(
-        text.contains("more: a taller terminal shows them all"),
-        "{text}"
-    );
+    assert!(text.contains(" 3 above · "), "{text}");
+    assert!(text.contains(" below · ↑↓ PgUp PgDn "), "{text}");
     insta::assert_snapshot!(text);
 }
 

@@ -15,6 +15,7 @@ mod config;
 mod console_events;
 mod console_frames;
 mod console_keys;
+mod console_nav;
 mod console_pty;
 mod engine;
 mod event_order;

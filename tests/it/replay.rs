@@ -135,7 +135,7 @@ fn frame(dash: &Dashboard, player: &Player) -> String {
                     prompt: &prompt,
                     facts,
                 },
-            )
+            );
         })
         .unwrap();
     terminal.backend().to_string()

@@ -13,7 +13,7 @@ pub const LOG_KEPT: usize = 5_000;
 
 /// The event types the filter offers, in the order things happen (text deltas are too many to be
 /// useful, and are not logged).
-pub const LOG_KINDS: [&str; 10] = [
+pub const LOG_KINDS: [&str; 11] = [
     "request_started",
     "attempt_started",
     "attempt_failed",
@@ -23,6 +23,7 @@ pub const LOG_KINDS: [&str; 10] = [
     "request_finished",
     "breaker_changed",
     "operator_action",
+    "fault_changed",
     "provider_flagged",
 ];
 
@@ -44,6 +45,8 @@ pub struct LogFilter {
     pub provider: Option<String>,
     /// Only events of this `type`.
     pub kind: Option<String>,
+    /// Only lines holding this text, in any case (the `/` search).
+    pub text: Option<String>,
 }
 
 impl LogFilter {
@@ -53,11 +56,11 @@ impl LogFilter {
     pub fn choices(dash: &Dashboard) -> Vec<LogFilter> {
         let providers = dash.providers.iter().map(|p| LogFilter {
             provider: Some(p.name.clone()),
-            kind: None,
+            ..LogFilter::default()
         });
         let kinds = LOG_KINDS.iter().map(|k| LogFilter {
-            provider: None,
             kind: Some((*k).to_string()),
+            ..LogFilter::default()
         });
         std::iter::once(LogFilter::default())
             .chain(providers)
@@ -71,6 +74,82 @@ impl LogFilter {
             .as_deref()
             .is_none_or(|p| line.provider.as_deref() == Some(p))
             && self.kind.as_deref().is_none_or(|k| line.kind == k)
+            && self.text.as_deref().is_none_or(|t| line_holds(line, t))
+    }
+}
+
+/// Whether a line's type, provider or text holds `text`, in any case.
+fn line_holds(line: &LogLine, text: &str) -> bool {
+    let needle = text.to_lowercase();
+    [
+        line.kind,
+        line.provider.as_deref().unwrap_or(""),
+        &line.text,
+    ]
+    .iter()
+    .any(|hay| hay.to_lowercase().contains(&needle))
+}
+
+/// What a log view of `rows` lines shows: the matching lines ending at its anchor, oldest first.
+#[derive(Debug, PartialEq)]
+pub struct LogWindow<'a> {
+    pub lines: Vec<&'a LogLine>,
+    /// Matching lines newer than those shown (0 when following).
+    pub newer: usize,
+    /// Matching lines older than those shown.
+    pub older: usize,
+}
+
+impl Dashboard {
+    /// The log as a view anchored at `at` (the newest line shown, by `seq`; `None` follows the
+    /// newest) shows it in `rows` lines: never past the oldest line into emptiness.
+    pub fn log_window(&self, filter: &LogFilter, at: Option<u64>, rows: usize) -> LogWindow<'_> {
+        let matching: Vec<&LogLine> = self.log.iter().filter(|l| filter.shows(l)).collect();
+        let end = anchor_index(&matching, at).map_or(0, |i| i + 1).max(rows);
+        let end = end.min(matching.len());
+        let start = end.saturating_sub(rows);
+        LogWindow {
+            newer: matching.len() - end,
+            older: start,
+            lines: matching[start..end].to_vec(),
+        }
+    }
+
+    /// Where a log view of `rows` lines anchored at `at` stands after moving `by` lines (negative:
+    /// older): the anchor, or `None` once it reaches the newest line (it follows again).
+    pub fn log_moved(
+        &self,
+        filter: &LogFilter,
+        at: Option<u64>,
+        by: i64,
+        rows: usize,
+    ) -> Option<u64> {
+        let seqs: Vec<u64> = self
+            .log
+            .iter()
+            .filter(|l| filter.shows(l))
+            .map(|l| l.seq)
+            .collect();
+        let last = seqs.len().checked_sub(1)?;
+        let lowest = rows.saturating_sub(1).min(last);
+        let current = match at {
+            None => last,
+            Some(seq) => seqs
+                .iter()
+                .rposition(|s| *s <= seq)
+                .unwrap_or(0)
+                .max(lowest),
+        };
+        let next = (current as i64 + by).clamp(lowest as i64, last as i64) as usize;
+        (next < last).then(|| seqs[next])
+    }
+}
+
+/// The index of the newest line at or before `at`; the last when following.
+fn anchor_index(lines: &[&LogLine], at: Option<u64>) -> Option<usize> {
+    match at {
+        None => lines.len().checked_sub(1),
+        Some(seq) => lines.iter().rposition(|l| l.seq <= seq),
     }
 }
 
@@ -245,6 +324,66 @@ mod tests {
         );
         assert_eq!(dash.log[3].seq, 4);
         assert_eq!(dash.log[3].at, at(3));
+    }
+
+    fn numbered(n: u64) -> crate::console::dashboard::Dashboard {
+        let mut s = Script::default();
+        s.at(0, session(&["a", "b"], Some(5)));
+        for i in 1..n {
+            let provider = if i % 2 == 0 { "a" } else { "b" };
+            s.at(i as i64, operator("trip", Some(provider), &format!("n{i}")));
+        }
+        s.fold()
+    }
+
+    /// A scrolled log is anchored to a line: newer lines arriving do not move it, and moving
+    /// stops at the oldest page and follows again at the newest.
+    #[test]
+    fn a_scrolled_log_stays_put_and_follows_again_at_the_newest() {
+        use super::LogFilter;
+        let all = LogFilter::default();
+        let dash = numbered(20);
+        assert_eq!(dash.log.len(), 20);
+        let window = dash.log_window(&all, None, 5);
+        assert_eq!((window.newer, window.older, window.lines.len()), (0, 15, 5));
+        let up = dash.log_moved(&all, None, -3, 5);
+        assert_eq!(up, Some(dash.log[16].seq));
+        // Moving far up stops with the oldest page in view.
+        let top = dash.log_moved(&all, up, -100, 5);
+        assert_eq!(top, Some(dash.log[4].seq));
+        let window = dash.log_window(&all, top, 5);
+        assert_eq!((window.newer, window.older), (15, 0));
+        assert_eq!(window.lines[0].seq, dash.log[0].seq);
+        // Down again, past the newest: following.
+        assert_eq!(dash.log_moved(&all, top, 100, 5), None);
+        // New lines come in: the anchored window shows the same lines, with more newer.
+        let later = numbered(30);
+        let window = later.log_window(&all, up, 5);
+        assert_eq!(window.lines.last().map(|l| l.seq), up);
+        assert_eq!(window.newer, 13);
+        // A filter moves through its own lines only.
+        let only_a = LogFilter {
+            provider: Some("a".into()),
+            ..LogFilter::default()
+        };
+        let anchor = later.log_moved(&only_a, None, -1, 2).unwrap();
+        let line = later.log.iter().find(|l| l.seq == anchor).unwrap();
+        assert_eq!(line.provider.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn the_search_matches_text_type_and_provider_in_any_case() {
+        use super::LogFilter;
+        let dash = numbered(6);
+        let search = |t: &str| LogFilter {
+            text: Some(t.into()),
+            ..LogFilter::default()
+        };
+        let count = |f: &LogFilter| dash.log.iter().filter(|l| f.shows(l)).count();
+        assert_eq!(count(&search("N3")), 1);
+        assert_eq!(count(&search("OPERATOR_action")), 5);
+        assert_eq!(count(&search("session started")), 1);
+        assert_eq!(count(&search("nothing like it")), 0);
     }
 
     #[test]

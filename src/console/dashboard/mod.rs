@@ -20,7 +20,7 @@ mod ring;
 mod script;
 
 pub use ledger::Ledger;
-pub use log::{LOG_KEPT, LOG_KINDS, LogFilter, LogLine};
+pub use log::{LOG_KEPT, LOG_KINDS, LogFilter, LogLine, LogWindow};
 pub use providers::{
     BreakerSpan, ErrorCount, LATENCY_POINTS_KEPT, LastError, LatencyPoint, ModelBreaker,
     ProviderView, RATE_WINDOW, TIMELINE_KEPT, Tokens, severity,

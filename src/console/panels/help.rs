@@ -1,6 +1,6 @@
 //! The `?` popup: every key binding that works here (generated from the bindings, so it never goes
 //! stale; a replay's own first), the prompt's keys, and what the states and marks on the screen mean. On a
-//! short terminal the legends go first, then the last keys (counted, so nothing vanishes silently).
+//! short terminal it scrolls (↑↓ PgUp PgDn), saying how many lines are above and below.
 
 use ratatui::Frame;
 use ratatui::layout::{Margin, Rect};
@@ -29,46 +29,36 @@ const STATES: [(BreakerState, &str); 5] = [
 const FIXED: [(&str, &str); 3] = [
     ("Enter", "in the prompt: send"),
     ("Alt-Enter", "in the prompt: new line"),
-    ("Esc", "leave the prompt, close a popup"),
+    ("Esc", "leave the prompt, close a popup, follow the newest"),
 ];
 
-pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
-    let sections = sections(paint);
-    let widest = sections
-        .iter()
-        .flatten()
-        .map(Line::width)
-        .max()
-        .unwrap_or(0);
-    let all = sections.iter().map(Vec::len).sum::<usize>() + sections.len() - 1;
-    let width = u16::try_from(widest + 4).unwrap_or(u16::MAX);
-    let height = u16::try_from(all + 2).unwrap_or(u16::MAX);
-    let boxed = popup::centred(area, width, height);
-    let lines = fit(sections, usize::from(boxed.height.saturating_sub(2)), paint);
-    let inner = popup::open(frame, boxed, popup::block(" help ", paint));
-    text::draw_lines(frame, inner.inner(Margin::new(1, 0)), lines);
-}
-
-/// As many sections as fit in `rows`, the keys first; keys that do not fit are counted instead.
-fn fit<'a>(sections: Vec<Vec<Line<'a>>>, rows: usize, paint: &Paint) -> Vec<Line<'a>> {
-    let mut lines: Vec<Line> = Vec::with_capacity(rows);
-    for (i, section) in sections.into_iter().enumerate() {
-        let gap = usize::from(i > 0);
-        if lines.len() + gap + section.len() <= rows {
-            if gap == 1 {
-                lines.push(Line::default());
-            }
-            lines.extend(section);
-        } else if i == 0 {
-            let shown = rows.saturating_sub(1);
-            let more = section.len() - shown;
-            lines.extend(section.into_iter().take(shown));
-            let note = format!("… {more} more: a taller terminal shows them all");
-            lines.push(Line::styled(note, paint.theme.muted));
+/// Draw the help scrolled down by `scroll` lines (kept within its length); returns the scroll the
+/// popup could use, so that the keys stop at the end.
+pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, scroll: usize) -> usize {
+    let mut lines: Vec<Line> = Vec::new();
+    for (i, section) in sections(paint).into_iter().enumerate() {
+        if i > 0 {
+            lines.push(Line::default());
         }
+        lines.extend(section);
     }
-    lines.truncate(rows);
-    lines
+    let widest = lines.iter().map(Line::width).max().unwrap_or(0);
+    let width = u16::try_from(widest + 4).unwrap_or(u16::MAX);
+    let height = u16::try_from(lines.len() + 2).unwrap_or(u16::MAX);
+    let boxed = popup::centred(area, width, height);
+    let rows = usize::from(boxed.height.saturating_sub(2));
+    let most = lines.len().saturating_sub(rows);
+    let scroll = scroll.min(most);
+    let mut block = popup::block(" help ", paint);
+    if most > 0 {
+        let below = most - scroll;
+        let place = format!(" {scroll} above · {below} below · ↑↓ PgUp PgDn ");
+        block = block.title_bottom(Line::styled(place, paint.theme.title).right_aligned());
+    }
+    let inner = popup::open(frame, boxed, block);
+    let shown = lines.into_iter().skip(scroll).take(rows);
+    text::draw_lines(frame, inner.inner(Margin::new(1, 0)), shown);
+    most
 }
 
 fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {

@@ -1,5 +1,6 @@
 //! The event log: one line per event, newest at the bottom, following the newest unless scrolled
-//! up (`ui.log_scroll`), and filtered by provider and type (`ui.log_filter`, shown in the title).
+//! up (`ui.log_at`, an anchor: a scrolled log stays put as lines arrive, and says how many are
+//! newer), and filtered by provider, type and searched text (`ui.log_filter`, in the title).
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -8,6 +9,7 @@ use ratatui::text::{Line, Span};
 
 use super::{Paint, text};
 use crate::console::dashboard::{LogFilter, LogLine};
+use crate::console::keys::Action;
 use crate::console::theme::Theme;
 use crate::console::ui::Focus;
 
@@ -16,34 +18,22 @@ const KIND_WIDTH: usize = 16;
 
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let dash = paint.view.dash;
-    let filter = &paint.view.ui.log_filter;
+    let ui = paint.view.ui;
+    let filter = &ui.log_filter;
     let theme = &paint.theme;
     let mut block = theme.block(title(filter), paint.focused(Focus::Log));
     let inner = block.inner(area);
     let height = usize::from(inner.height);
-    let matching = if *filter == LogFilter::default() {
-        dash.log.len()
-    } else {
-        dash.log.iter().filter(|l| filter.shows(l)).count()
-    };
-    // Scrolling stops at the oldest line rather than running into emptiness.
-    let up = paint
-        .view
-        .ui
-        .log_scroll
-        .min(matching.saturating_sub(height));
-    if up > 0 {
-        let position = format!(" ↑ {up} lines up · newest below ");
-        block = block.title_bottom(Line::styled(position, theme.muted).right_aligned());
+    let window = dash.log_window(filter, ui.log_at, height);
+    if window.newer > 0 {
+        let keys = paint.view.keys.describe(Action::Bottom);
+        let position = format!(" ↓ {} newer · {keys} or Esc follows ", window.newer);
+        block = block.title_bottom(Line::styled(position, theme.title).right_aligned());
     }
     frame.render_widget(block, area);
-    let mut lines: Vec<Line> = dash
-        .log
+    let mut lines: Vec<Line> = window
+        .lines
         .iter()
-        .rev()
-        .filter(|l| filter.shows(l))
-        .skip(up)
-        .take(height)
         .map(|l| text::fit_line(log_line(l, theme), usize::from(inner.width)))
         .collect();
     if lines.is_empty() {
@@ -54,7 +44,6 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         };
         lines.push(Line::styled(why, theme.muted));
     }
-    lines.reverse();
     // Newest at the bottom: pad above when there are fewer lines than rows.
     let pad = height.saturating_sub(lines.len());
     let lines = std::iter::repeat_n(Line::default(), pad).chain(lines);
@@ -69,6 +58,9 @@ fn title(filter: &LogFilter) -> String {
     }
     if let Some(k) = &filter.kind {
         title.push_str(&format!(" · type {k}"));
+    }
+    if let Some(t) = &filter.text {
+        title.push_str(&format!(" · /{}", text::fit(t, 30)));
     }
     title.push(' ');
     title

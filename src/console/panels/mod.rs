@@ -17,6 +17,7 @@ mod log;
 mod popup;
 mod prompt;
 mod providers;
+mod quit;
 mod replay_bar;
 mod reply;
 mod requests;
@@ -74,8 +75,19 @@ impl Paint<'_> {
     }
 }
 
+/// What a frame had room for, that the keys need to know: how far they can move.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Drawn {
+    /// Rows of the event log (0 when it is not on screen).
+    pub log_rows: usize,
+    /// How far the reply can scroll.
+    pub reply_scroll: usize,
+    /// How far the help can scroll.
+    pub help_scroll: usize,
+}
+
 /// Draw the whole screen.
-pub fn draw(frame: &mut Frame, view: &View) {
+pub fn draw(frame: &mut Frame, view: &View) -> Drawn {
     let paint = Paint {
         view,
         theme: Theme::new(view.ui.color),
@@ -86,29 +98,35 @@ pub fn draw(frame: &mut Frame, view: &View) {
         provider_rows: providers::rows(view.dash),
         prompt_lines: view.prompt.lines().len(),
         focus: view.ui.focus,
+        zoomed: view.ui.zoomed,
     };
+    let mut drawn = Drawn::default();
     match layout::split(area, needs) {
         Screen::TooSmall => too_small::draw(frame, area, &paint),
         Screen::Panels(areas) => {
-            panels(frame, &areas, &paint);
-            overlay(frame, area, &paint);
+            drawn.reply_scroll = panels(frame, &areas, &paint);
+            drawn.log_rows = areas
+                .log
+                .map_or(0, |r| usize::from(r.height.saturating_sub(2)));
+            drawn.help_scroll = overlay(frame, area, &paint);
         }
     }
+    drawn
 }
 
 /// A panel's drawing function.
 type DrawPanel = fn(&mut Frame, Rect, &Paint);
 
-fn panels(frame: &mut Frame, areas: &Areas, paint: &Paint) {
+/// Draw every panel that has a place; how far the reply can scroll.
+fn panels(frame: &mut Frame, areas: &Areas, paint: &Paint) -> usize {
     header::draw(frame, areas.header, paint);
     providers::draw(frame, areas.providers, paint);
-    let optional: [(Option<Rect>, DrawPanel); 7] = [
+    let optional: [(Option<Rect>, DrawPanel); 6] = [
         (areas.latency, latency::draw),
         (areas.timeline, timeline::draw),
         (areas.errors, errors::draw),
         (areas.cost, cost::draw),
         (areas.requests, requests::draw),
-        (areas.reply, reply::draw),
         (areas.log, log::draw),
     ];
     for (area, draw) in optional {
@@ -121,16 +139,22 @@ fn panels(frame: &mut Frame, areas: &Areas, paint: &Paint) {
         None => prompt::draw(frame, areas.prompt, paint),
     }
     status::draw(frame, areas.status, paint);
+    areas
+        .reply
+        .map_or(0, |area| reply::draw(frame, area, paint))
 }
 
-fn overlay(frame: &mut Frame, area: Rect, paint: &Paint) {
+/// Draw the popup, if one is open; how far the help can scroll.
+fn overlay(frame: &mut Frame, area: Rect, paint: &Paint) -> usize {
     match &paint.view.ui.overlay {
         None => {}
-        Some(Overlay::Help) => help::draw(frame, area, paint),
+        Some(Overlay::Help { scroll }) => return help::draw(frame, area, paint, *scroll),
+        Some(Overlay::ConfirmQuit) => quit::draw(frame, area, paint),
         Some(Overlay::Confirm { command }) => confirm::draw(frame, area, paint, command),
         Some(Overlay::FaultPicker { provider, selected }) => {
             faults::draw(frame, area, paint, provider, *selected);
         }
         Some(Overlay::LogFilter { selected }) => filter::draw(frame, area, paint, *selected),
     }
+    0
 }

@@ -36,14 +36,15 @@ fn empty_lines(paint: &Paint) -> Vec<Line<'static>> {
 /// Rewinds listed before the rest are summed up in one line.
 const REWINDS_SHOWN: usize = 2;
 
-pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
+/// Draw the reply; returns how far it can scroll.
+pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) -> usize {
     let focused = paint.focused(Focus::Reply);
     let Some(request) = selected(paint.view.dash, paint.view.ui) else {
         let block = paint.theme.block(" reply ", focused);
         let inner = block.inner(area);
         frame.render_widget(block, area);
         text::draw_lines(frame, inner, empty_lines(paint));
-        return;
+        return 0;
     };
     let title = match &request.provider {
         Some(p) => format!(" reply · {} · {p} ", request.id),
@@ -61,7 +62,8 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         Layout::vertical([Constraint::Length(meta_height), Constraint::Fill(1)]).areas(inner);
     let body = body_lines(request, width, paint);
     let visible = usize::from(body_area.height);
-    let top = usize::from(paint.view.ui.reply_scroll).min(body.len().saturating_sub(visible));
+    let most = body.len().saturating_sub(visible);
+    let top = usize::from(paint.view.ui.reply_scroll).min(most);
     if body.len() > visible && visible > 0 {
         let last = (top + visible).min(body.len());
         let position = format!(" lines {}–{last} of {} ", top + 1, body.len());
@@ -70,6 +72,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     frame.render_widget(block, area);
     text::draw_lines(frame, meta_area, meta);
     text::draw_lines(frame, body_area, body.into_iter().skip(top).take(visible));
+    most
 }
 
 /// The reply wrapped to the panel, then, for a failed request, what went wrong (it can be long).

@@ -10,6 +10,7 @@ use ratatui::widgets::{HighlightSpacing, Table, TableState};
 use super::columns::{self, Column};
 use super::{Paint, text};
 use crate::console::dashboard::{Dashboard, RequestView};
+use crate::console::keys::Action;
 use crate::console::theme::Theme;
 use crate::console::ui::{Focus, Ui};
 use crate::event::Outcome;
@@ -29,10 +30,10 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let dash = paint.view.dash;
     let theme = &paint.theme;
     let title = format!(" requests ({}) ", dash.requests.len());
-    let block = theme.block(title, paint.focused(Focus::Requests));
+    let mut block = theme.block(title, paint.focused(Focus::Requests));
     let inner = block.inner(area);
-    frame.render_widget(block, area);
     if dash.requests.is_empty() {
+        frame.render_widget(block, area);
         frame.render_widget(Line::styled(" none yet", theme.muted), inner);
         return;
     }
@@ -46,6 +47,25 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     // Only the rows that fit are built (the list holds hundreds), scrolled to keep the selection.
     let shown = usize::from(inner.height.saturating_sub(1)).max(1);
     let first = (row + 1).saturating_sub(shown);
+    // Picked, the list stops following: say so, and how many newer rows are hidden above.
+    if paint.view.ui.selected_request.is_some() {
+        let keys = paint.view.keys.describe(Action::Top);
+        let newer = match first {
+            0 => String::new(),
+            n => format!("↑ {n} newer · "),
+        };
+        // The longest that fits the border.
+        let place = [
+            format!(" {newer}{keys} or Esc follows "),
+            format!(" {newer}Esc follows "),
+            format!(" {newer}"),
+        ]
+        .into_iter()
+        .find(|p| text::width(p) + 2 <= usize::from(area.width))
+        .unwrap_or_default();
+        block = block.title_bottom(Line::styled(place, theme.title).right_aligned());
+    }
+    frame.render_widget(block, area);
     let available = inner.width.saturating_sub(SELECTED_WIDTH);
     let fitted = columns::fit(
         table_columns(paint, first, shown),

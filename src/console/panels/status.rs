@@ -40,6 +40,9 @@ fn one(keys: &Bindings, action: Action, rank: u8) -> Hint {
 }
 
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
+    if let Some(search) = &paint.view.ui.search {
+        return draw_search(frame, area, paint, search);
+    }
     let flash = paint.view.ui.flash.as_deref().unwrap_or("");
     let flash = text::fit(flash, usize::from(area.width) / 2);
     let room = usize::from(area.width).saturating_sub(text::width(&flash) + GAP.len());
@@ -60,6 +63,20 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     frame.render_widget(flash, area);
 }
 
+/// The search being typed, as `/text▏`, with its keys on the right.
+fn draw_search(frame: &mut Frame, area: Rect, paint: &Paint, search: &str) {
+    let keys = hints_line(&hints(paint), paint).right_aligned();
+    let room = usize::from(area.width).saturating_sub(keys.width() + 4);
+    let typed = text::fit(search, room);
+    let line = Line::from(vec![
+        Span::styled(" /", paint.theme.key),
+        Span::raw(typed.into_owned()),
+        Span::styled("▏", paint.theme.key),
+    ]);
+    frame.render_widget(line, area);
+    frame.render_widget(keys, area);
+}
+
 fn hints_line<'a>(hints: &[Hint], paint: &Paint) -> Line<'a> {
     let mut spans = Vec::with_capacity(hints.len() * 3);
     for h in hints {
@@ -75,10 +92,14 @@ fn hints(paint: &Paint) -> Vec<Hint> {
     let ui = paint.view.ui;
     let s = |text: &str| text.to_string();
     match &ui.overlay {
-        Some(Overlay::Help) => vec![
+        Some(Overlay::Help { .. }) => vec![
             hint(s("Esc"), "close", 0),
             pair(keys, Action::Up, Action::Down, "scroll", 1),
             pair(keys, Action::PageUp, Action::PageDown, "page", 2),
+        ],
+        Some(Overlay::ConfirmQuit) => vec![
+            hint(keys.describe(Action::Confirm), "stop the gateway", 0),
+            hint(s("any other key"), "keep serving", 0),
         ],
         Some(Overlay::Confirm { .. }) => vec![
             one(keys, Action::Confirm, 0),
@@ -88,6 +109,10 @@ fn hints(paint: &Paint) -> Vec<Hint> {
             pair(keys, Action::Up, Action::Down, "select", 0),
             hint(s("Enter"), "apply", 0),
             hint(s("Esc"), "cancel", 0),
+        ],
+        None if ui.search.is_some() => vec![
+            hint(s("Enter"), "keep the search", 0),
+            hint(s("Esc"), "clear it", 0),
         ],
         None if paint.view.facts.replay.is_some() => replay_hints(paint),
         None if ui.focus == Focus::Prompt => vec![
@@ -126,9 +151,10 @@ fn main_hints(paint: &Paint) -> Vec<Hint> {
     let ui = paint.view.ui;
     let mut hints = vec![one(keys, Action::Help, 0), one(keys, Action::Quit, 0)];
     hints.extend(match ui.focus {
-        Focus::Providers | Focus::Requests => {
-            vec![pair(keys, Action::Up, Action::Down, "select", 1)]
-        }
+        Focus::Providers | Focus::Requests => vec![
+            pair(keys, Action::Up, Action::Down, "select", 1),
+            pair(keys, Action::Top, Action::Bottom, "top/bottom", 7),
+        ],
         Focus::Reply | Focus::Log | Focus::Prompt => vec![
             pair(keys, Action::Up, Action::Down, "scroll", 1),
             pair(keys, Action::PageUp, Action::PageDown, "page", 4),
@@ -168,6 +194,20 @@ fn main_hints(paint: &Paint) -> Vec<Hint> {
         keys,
         Action::FilterLog,
         if ui.focus == Focus::Log { 1 } else { 5 },
+    ));
+    hints.push(one(
+        keys,
+        Action::Search,
+        if ui.focus == Focus::Log { 1 } else { 7 },
+    ));
+    hints.push(hint(
+        keys.describe(Action::Zoom),
+        if ui.zoomed.is_some() {
+            "unzoom"
+        } else {
+            "zoom"
+        },
+        if ui.zoomed.is_some() { 0 } else { 6 },
     ));
     if let Some(load) = paint.view.facts.load {
         let label = if load.on { "load off" } else { "load on" };
