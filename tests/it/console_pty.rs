@@ -62,6 +62,32 @@ fn the_console_starts_answers_trips_resets_and_quits_cleanly() {
     );
 }
 
+/// A gateway's console asks before `q` or Ctrl-C stops the gateway, keeps serving on any other
+/// key, and Ctrl-C twice quits (giving the terminal back). Its empty reply panel says where agents
+/// point, and `/` searches the log while `i` is the prompt.
+#[test]
+fn serve_asks_before_it_stops_and_slash_searches() {
+    let serve = ["serve", "--demo", "--listen", "127.0.0.1:0", "--no-record"];
+    let mut console = Console::start(&serve, 30, 100);
+    console.wait_for("SERVE", Duration::from_secs(20));
+    console.wait_for("OPENAI_BASE_URL=http://127.0.0.1:", Duration::from_secs(5));
+    console.keys(b"q");
+    console.wait_for("Stop the gateway?", Duration::from_secs(5));
+    console.keys(b"n");
+    console.wait_gone("Stop the gateway?", Duration::from_secs(5));
+    console.wait_for("still serving", Duration::from_secs(5));
+    console.keys(b"/");
+    console.keys(b"session");
+    console.wait_for(" /session", Duration::from_secs(5));
+    console.keys(b"\r");
+    console.wait_for("event log · /session", Duration::from_secs(5));
+    console.keys(b"\x03");
+    console.wait_for("Stop the gateway?", Duration::from_secs(5));
+    console.keys(b"\x03");
+    assert_eq!(console.exit(Duration::from_secs(10)), 0);
+    console.assert_restored();
+}
+
 /// Start the console with `args`, wait until it has taken the terminal over, send it `signal` from
 /// outside and wait for it to end; its exit code.
 fn signalled(args: &[&str], ready: &str, signal: &str) -> (Console, u32) {
