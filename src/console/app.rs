@@ -426,6 +426,11 @@ impl App {
         }
         if let Some(action) = self.keys.action(key) {
             self.on_action(action);
+            // A replay has no prompt (its bar is there): focus passes over it.
+            if self.player.is_some() && self.ui.focus == Focus::Prompt {
+                let by = if action == Action::FocusPrev { -1 } else { 1 };
+                self.ui.focus = cycle(self.ui.focus, by);
+            }
         }
     }
 

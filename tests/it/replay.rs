@@ -393,6 +393,28 @@ fn replay_keys_are_bindings() {
     app.on_key(&press('z'));
     assert!(!app.is_frozen());
     assert_eq!(app.ui.flash.as_deref(), Some("a replay pauses with p"));
+
+    // Focus goes round the panels but never to a prompt a replay does not have, so `q` still
+    // quits from anywhere.
+    use breakerbox::console::ui::Focus;
+    use ratatui::crossterm::event::{KeyCode, KeyModifiers};
+    let mut seen = Vec::new();
+    for _ in 0..5 {
+        app.on_key(&key(KeyCode::Tab));
+        seen.push(app.ui.focus);
+    }
+    app.on_key(&ratatui::crossterm::event::KeyEvent::new(
+        KeyCode::BackTab,
+        KeyModifiers::SHIFT,
+    ));
+    seen.push(app.ui.focus);
+    assert!(!seen.contains(&Focus::Prompt), "{seen:?}");
+    assert_eq!(
+        seen[..4],
+        [Focus::Requests, Focus::Reply, Focus::Log, Focus::Providers]
+    );
+    app.on_key(&press('q'));
+    assert!(app.should_quit());
 }
 
 // ---- The console on a replay, driven by keys ----

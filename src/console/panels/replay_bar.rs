@@ -54,7 +54,12 @@ const LEGEND: &str = " ↪ failover  █ breaker opened  ◆ operator ";
 
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, replay: &ReplayView) {
     let theme = &paint.theme;
-    let state = if replay.paused { "paused" } else { "playing" };
+    let ended = replay.total == Some(replay.applied) && replay.end == Some(replay.position);
+    let state = match (replay.paused, ended) {
+        (true, _) => "paused",
+        (false, true) => "at the end",
+        (false, false) => "playing",
+    };
     // The file's name, not its path: the state must not be the part cut on a narrow bar.
     let file = std::path::Path::new(&replay.file)
         .file_name()
