@@ -47,6 +47,8 @@ pub enum Action {
     ReplayForward,
     ReplayPrevious,
     ReplayNext,
+    ReplayPreviousBreaker,
+    ReplayNextBreaker,
     ReplaySlower,
     ReplayFaster,
     Confirm,
@@ -79,7 +81,7 @@ impl Scope {
 }
 
 impl Action {
-    pub const ALL: [Action; 31] = [
+    pub const ALL: [Action; 33] = [
         Action::Quit,
         Action::Help,
         Action::FocusNext,
@@ -108,6 +110,8 @@ impl Action {
         Action::ReplayForward,
         Action::ReplayPrevious,
         Action::ReplayNext,
+        Action::ReplayPreviousBreaker,
+        Action::ReplayNextBreaker,
         Action::ReplaySlower,
         Action::ReplayFaster,
         Action::Confirm,
@@ -143,6 +147,8 @@ impl Action {
             | Action::ReplayForward
             | Action::ReplayPrevious
             | Action::ReplayNext
+            | Action::ReplayPreviousBreaker
+            | Action::ReplayNextBreaker
             | Action::ReplaySlower
             | Action::ReplayFaster => Scope::Replay,
             Action::Confirm => Scope::Confirm,
@@ -155,6 +161,7 @@ impl Action {
             Action::ReplayBack => Some(Action::ReplayForward),
             Action::Top => Some(Action::Bottom),
             Action::ReplayPrevious => Some(Action::ReplayNext),
+            Action::ReplayPreviousBreaker => Some(Action::ReplayNextBreaker),
             Action::ReplaySlower => Some(Action::ReplayFaster),
             _ => None,
         }
@@ -196,6 +203,8 @@ impl Action {
             Action::ReplayForward => "replay_forward",
             Action::ReplayPrevious => "replay_previous",
             Action::ReplayNext => "replay_next",
+            Action::ReplayPreviousBreaker => "replay_previous_breaker",
+            Action::ReplayNextBreaker => "replay_next_breaker",
             Action::ReplaySlower => "replay_slower",
             Action::ReplayFaster => "replay_faster",
             Action::Confirm => "confirm",
@@ -227,10 +236,15 @@ impl Action {
             Action::Freeze => "freeze the display (data is still collected)",
             Action::FilterLog => "filter the event log by provider and type",
             Action::ReplayPause => "replay: pause / play",
-            Action::ReplayStep => "replay: one event forward (and pause)",
-            Action::ReplayBack | Action::ReplayForward => "replay: 10 s back / forward",
+            Action::ReplayStep => "replay: on to the next change on screen (and pause)",
+            Action::ReplayBack | Action::ReplayForward => {
+                "replay: 10 s back / forward (at max speed, and pause)"
+            }
             Action::ReplayPrevious | Action::ReplayNext => {
-                "replay: previous / next failover or breaker change"
+                "replay: previous / next failover (and pause)"
+            }
+            Action::ReplayPreviousBreaker | Action::ReplayNextBreaker => {
+                "replay: previous / next breaker change (and pause)"
             }
             Action::ReplaySlower | Action::ReplayFaster => {
                 "replay: slower / faster (×0.5, ×1, ×2, ×10, max)"
@@ -264,7 +278,8 @@ impl Action {
             Action::ReplayPause => "pause",
             Action::ReplayStep => "step",
             Action::ReplayBack | Action::ReplayForward => "±10 s",
-            Action::ReplayPrevious | Action::ReplayNext => "failover/breaker",
+            Action::ReplayPrevious | Action::ReplayNext => "failover",
+            Action::ReplayPreviousBreaker | Action::ReplayNextBreaker => "breaker",
             Action::ReplaySlower | Action::ReplayFaster => "speed",
             Action::Confirm => "confirm",
         }
@@ -428,6 +443,8 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::ReplayForward, &["right"]),
     (Action::ReplayPrevious, &["["]),
     (Action::ReplayNext, &["]"]),
+    (Action::ReplayPreviousBreaker, &["{"]),
+    (Action::ReplayNextBreaker, &["}"]),
     (Action::ReplaySlower, &["<"]),
     (Action::ReplayFaster, &[">"]),
     (Action::Confirm, &["y"]),

@@ -24,7 +24,7 @@ use tokio::sync::mpsc;
 use super::dashboard::{Dashboard, LogFilter};
 use super::keys::{Action, Bindings, Scope};
 use super::panels::{self, Drawn, Facts, View};
-use super::replay::Player;
+use super::replay::{Landed, MarkKind, Player};
 use super::ui::Link;
 use super::ui::{FAULT_CHOICES, Focus, Overlay, Panel, Ui};
 use crate::event::{self, Event, EventKind, Received, Source};
@@ -392,8 +392,9 @@ impl App {
         }
     }
 
-    /// Let a replay's clock move on by `elapsed`; true if the screen may have changed.
-    fn advance_replay(&mut self, elapsed: Duration) -> bool {
+    /// Let a replay's clock move on by `elapsed`; true if the screen may have changed. The loop
+    /// calls it every frame; a test drives a replay with it.
+    pub fn advance_replay(&mut self, elapsed: Duration) -> bool {
         let Some(player) = &mut self.player else {
             return false;
         };
@@ -501,6 +502,11 @@ impl App {
             self.back_to_following();
         } else if let Some(action) = self.keys.action(key) {
             self.on_action(action);
+            // A replay has no prompt (its bar is there): focus passes over it.
+            if self.player.is_some() && self.ui.focus == Focus::Prompt {
+                let by = if action == Action::FocusPrev { -1 } else { 1 };
+                self.ui.focus = cycle(self.ui.focus, by);
+            }
         }
     }
 
@@ -556,31 +562,49 @@ impl App {
         }
     }
 
-    /// A replay's own keys: its player's.
+    /// A replay's own keys: its player's. A jump to a failover picks its request (the reply panel
+    /// shows its attempts), one to a breaker change its provider.
     fn on_replay_action(&mut self, action: Action) {
         let Some(player) = &mut self.player else {
             return;
         };
         let dash = &mut self.live;
+        self.ui.flash = None;
         let result = match action {
             Action::ReplayPause => {
                 player.toggle_pause();
                 Ok(())
             }
             Action::ReplayStep => {
-                player.step(dash);
+                let reply = panels::selected_request(dash, &self.ui).map(|r| r.id.clone());
+                player.step(dash, reply);
                 Ok(())
             }
             Action::ReplayBack => player.jump(dash, -10),
             Action::ReplayForward => player.jump(dash, 10),
-            Action::ReplayPrevious | Action::ReplayNext => {
-                match player.jump_to_mark(dash, action == Action::ReplayNext) {
-                    Ok(false) => {
-                        self.ui.flash = Some("no failover or breaker change that way".to_string());
-                        Ok(())
+            Action::ReplayPrevious
+            | Action::ReplayNext
+            | Action::ReplayPreviousBreaker
+            | Action::ReplayNextBreaker => {
+                let kind = match action {
+                    Action::ReplayPrevious | Action::ReplayNext => MarkKind::Failover,
+                    _ => MarkKind::BreakerChange,
+                };
+                let forward = matches!(action, Action::ReplayNext | Action::ReplayNextBreaker);
+                player.jump_to_mark(dash, kind, forward).map(|landed| {
+                    match &landed {
+                        Landed::Failover(m) => {
+                            self.ui.selected_request = Some(m.request_id.clone());
+                            self.ui.reply_scroll = 0;
+                        }
+                        Landed::Breaker(m) => {
+                            let row = dash.providers.iter().position(|p| p.name == m.provider);
+                            self.ui.selected_provider = row.unwrap_or(self.ui.selected_provider);
+                        }
+                        Landed::Nothing { .. } | Landed::NotYet => {}
                     }
-                    other => other.map(|_| ()),
-                }
+                    self.ui.flash = Some(landed.describe());
+                })
             }
             Action::ReplaySlower | Action::ReplayFaster => {
                 player.change_speed(action == Action::ReplayFaster);
@@ -775,6 +799,8 @@ impl App {
             | Action::ReplayForward
             | Action::ReplayPrevious
             | Action::ReplayNext
+            | Action::ReplayPreviousBreaker
+            | Action::ReplayNextBreaker
             | Action::ReplaySlower
             | Action::ReplayFaster
             | Action::Confirm => {}

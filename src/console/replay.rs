@@ -4,20 +4,27 @@
 //! (memory stays bounded, and the console's loop never waits for the disk); jumping back re-reads
 //! it from the start, and a background scan finds its length and the moments worth jumping to.
 //!
+//! Its marks are the moments worth jumping to: failovers (a request answered by another provider
+//! than its primary, as the engine's [`FailoverTracker`] has it, marked when it moved to the provider
+//! that answered), breaker changes, and operator actions. A jump to a mark pauses there, as a step
+//! does; so does a 10 s jump at the `max` speed (playing on would run straight back to the end).
+//!
 //! A move (seek, step, jump) needs the events up to where it goes. The console's player
 //! ([`Player::never_wait`]) carries a move on over the following frames while the reader catches up,
 //! and its clock waits for events not yet read rather than running past them; elsewhere (tests,
 //! tools) a move is done when its call returns.
 
 use chrono::{DateTime, TimeDelta, Utc};
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc;
+use std::sync::{Arc, mpsc};
 use std::time::Duration;
 
 use super::dashboard::Dashboard;
-use crate::event::{Event, EventKind};
+use crate::event::facts::{FailoverTracker, KEY_BYTES, REQUESTS_TRACKED};
+use crate::event::{BreakerState, Event, EventKind};
 use crate::record::reader::{Reader, RecordError};
+use crate::text::{cut, one_line};
 
 /// Events folded per frame at the `max` speed, or towards a move: fast, yet the keyboard stays
 /// answered.
@@ -25,8 +32,12 @@ const MAX_PER_FRAME: usize = 50_000;
 /// Lines the reader sends at once, and the batches it may read ahead of the player.
 const BATCH: usize = 256;
 const BATCHES_AHEAD: usize = 64;
-/// Marks (failovers, breaker changes) kept for jumping.
+/// Marks of each kind (failovers, breaker changes, operator actions) kept.
 const MARKS_KEPT: usize = 100_000;
+/// Longest breaker-change reason a mark keeps.
+const REASON_CHARS: usize = 200;
+/// Providers remembered per running request, for where its failover is marked.
+const STARTS_KEPT: usize = 16;
 /// Warnings (unreadable lines) kept for the status bar.
 const WARNINGS_KEPT: usize = 100;
 
@@ -88,12 +99,90 @@ impl std::str::FromStr for Speed {
     }
 }
 
+/// A request that failed over, marked at the moment it moved to the provider that answered it (its
+/// last attempt there started).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailoverMark {
+    pub at: DateTime<Utc>,
+    pub request_id: String,
+    /// Its primary.
+    pub from: String,
+    /// The provider that answered.
+    pub to: String,
+}
+
+/// A breaker changing state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BreakerMark {
+    pub at: DateTime<Utc>,
+    pub provider: String,
+    /// For a per-model breaker.
+    pub model: Option<String>,
+    pub from: BreakerState,
+    pub to: BreakerState,
+    pub reason: String,
+}
+
+/// The moments of a recording worth seeing, each list oldest first.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Marks {
+    pub failovers: Vec<FailoverMark>,
+    pub breakers: Vec<BreakerMark>,
+    pub operator_actions: Vec<DateTime<Utc>>,
+}
+
+/// The marks a jump goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MarkKind {
+    Failover,
+    BreakerChange,
+}
+
+/// Where a jump to a mark went.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Landed {
+    Failover(FailoverMark),
+    Breaker(BreakerMark),
+    /// No mark of that kind that way: the replay stays where it is.
+    Nothing {
+        kind: MarkKind,
+        forward: bool,
+    },
+    /// The background scan has not finished: the marks are not known yet.
+    NotYet,
+}
+
+impl Landed {
+    /// A line for the status bar.
+    pub fn describe(&self) -> String {
+        match self {
+            Landed::Failover(m) => format!("{} failed over: {} → {}", m.request_id, m.from, m.to),
+            Landed::Breaker(m) => {
+                let breaker = match &m.model {
+                    Some(model) => format!("{}/{model}", m.provider),
+                    None => m.provider.clone(),
+                };
+                format!("{breaker} breaker {} → {}: {}", m.from, m.to, m.reason)
+            }
+            Landed::Nothing { kind, forward } => {
+                let what = match kind {
+                    MarkKind::Failover => "failover",
+                    MarkKind::BreakerChange => "breaker change",
+                };
+                let way = if *forward { "after" } else { "before" };
+                format!("no {what} {way} this point")
+            }
+            Landed::NotYet => "still reading the file for its marks; try again in a moment".into(),
+        }
+    }
+}
+
 /// What the whole file holds, found by the background scan.
 #[derive(Debug, Clone, Default)]
 struct Scan {
     end: Option<DateTime<Utc>>,
     events: u64,
-    marks: Vec<DateTime<Utc>>,
+    marks: Arc<Marks>,
 }
 
 /// Where the replay stands, for the screen.
@@ -108,16 +197,22 @@ pub struct ReplayView {
     pub total: Option<u64>,
     pub speed: Speed,
     pub paused: bool,
+    /// A move (seek, step, jump) is still going on: the reader has not read far enough yet.
+    pub moving: bool,
     /// Lines that could not be read (skipped), and the first of their messages.
     pub skipped: u64,
     pub first_warning: Option<String>,
+    /// Empty while the scan is still reading the file.
+    pub marks: Arc<Marks>,
 }
 
 /// Moves waiting for the reader to read far enough: a seek, then steps.
-#[derive(Debug, Clone, Copy, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 struct Moves {
     seek: Option<DateTime<Utc>>,
     steps: u32,
+    /// The request whose reply is on screen, for what a step counts as a change ([`shows`]).
+    reply: Option<String>,
 }
 
 impl Moves {
@@ -311,8 +406,10 @@ impl Player {
             total: self.scanning.is_none().then_some(self.scan.events),
             speed: self.speed,
             paused: self.paused,
+            moving: self.moving.any(),
             skipped: self.feed.skipped,
             first_warning: self.feed.warnings.first().cloned(),
+            marks: Arc::clone(&self.scan.marks),
         }
     }
 
@@ -330,15 +427,15 @@ impl Player {
     }
 
     /// Let `elapsed` of real time pass at the current speed, or carry on a move. True if the
-    /// dashboard may have changed.
+    /// screen may have changed (the scan finishing changes the bar).
     pub fn advance(&mut self, dash: &mut Dashboard, elapsed: Duration) -> bool {
-        self.poll_scan();
+        let scanned = self.poll_scan();
         if self.moving.any() {
             self.carry_on(dash, false);
             return true;
         }
         if self.paused || self.feed.ended() {
-            return false;
+            return scanned;
         }
         if self.speed == Speed::Max {
             for _ in 0..MAX_PER_FRAME {
@@ -355,10 +452,12 @@ impl Player {
         true
     }
 
-    /// Apply exactly one event (after any move still going on) and pause there.
-    pub fn step(&mut self, dash: &mut Dashboard) {
+    /// Go on to the next event that changes the screen ([`shows`]: `reply` is the request whose
+    /// reply is on it), applying those that change nothing on the way, and pause there.
+    pub fn step(&mut self, dash: &mut Dashboard, reply: Option<String>) {
         self.paused = true;
         self.moving.steps = self.moving.steps.saturating_add(1);
+        self.moving.reply = reply;
         self.carry_on(dash, self.waits);
     }
 
@@ -380,39 +479,46 @@ impl Player {
         // Where the operator wants to be now: steps asked for before are overtaken.
         self.moving = Moves {
             seek: Some(target),
-            steps: 0,
+            ..Moves::default()
         };
         self.carry_on(dash, self.waits);
         Ok(())
     }
 
-    /// Jump by a signed number of seconds from where the replay is going.
+    /// Jump by a signed number of seconds from where the replay is going. At the `max` speed it
+    /// pauses there: playing on would run straight to the end again.
     pub fn jump(&mut self, dash: &mut Dashboard, seconds: i64) -> Result<(), RecordError> {
+        if self.speed == Speed::Max {
+            self.paused = true;
+        }
         self.seek(dash, self.goal() + TimeDelta::seconds(seconds))
     }
 
-    /// Jump to the next (or previous) failover or breaker change.
+    /// Jump to the next (or previous) mark of a kind, and pause there.
     pub fn jump_to_mark(
         &mut self,
         dash: &mut Dashboard,
+        kind: MarkKind,
         forward: bool,
-    ) -> Result<bool, RecordError> {
+    ) -> Result<Landed, RecordError> {
         self.poll_scan();
-        let here = self.goal();
-        let mark = if forward {
-            self.scan.marks.iter().find(|m| **m > here).copied()
-        } else {
-            // Strictly before, with a little slack so pressing twice moves on.
-            let before = here - TimeDelta::milliseconds(500);
-            self.scan.marks.iter().rev().find(|m| **m < before).copied()
-        };
-        match mark {
-            Some(m) => {
-                self.seek(dash, m)?;
-                Ok(true)
-            }
-            None => Ok(false),
+        if self.scanning.is_some() {
+            return Ok(Landed::NotYet);
         }
+        let here = self.goal();
+        let marks = &self.scan.marks;
+        let landed = match kind {
+            MarkKind::Failover => nearest(&marks.failovers, |m| m.at, here, forward)
+                .map(|m| (m.at, Landed::Failover(m.clone()))),
+            MarkKind::BreakerChange => nearest(&marks.breakers, |m| m.at, here, forward)
+                .map(|m| (m.at, Landed::Breaker(m.clone()))),
+        };
+        let Some((at, landed)) = landed else {
+            return Ok(Landed::Nothing { kind, forward });
+        };
+        self.paused = true;
+        self.seek(dash, at)?;
+        Ok(landed)
     }
 
     /// Where the replay is going: a seek's target, else where it is.
@@ -428,13 +534,22 @@ impl Player {
             }
             self.moving.seek = None;
         }
-        while self.moving.steps > 0 {
-            if self.apply_next(dash, wait) {
+        let mut budget = if wait { usize::MAX } else { MAX_PER_FRAME };
+        while self.moving.steps > 0 && budget > 0 {
+            let shown = match self.feed.peek(wait) {
+                Some(next) => shows(dash, self.moving.reply.as_deref(), next),
+                None => {
+                    // The end of the file (or not read yet: go on next frame).
+                    if self.feed.ended() {
+                        self.moving.steps = 0;
+                    }
+                    break;
+                }
+            };
+            self.apply_next(dash, wait);
+            budget -= 1;
+            if shown {
                 self.moving.steps -= 1;
-            } else if self.feed.ended() {
-                self.moving.steps = 0;
-            } else {
-                break;
             }
         }
         dash.tick(self.position);
@@ -461,9 +576,10 @@ impl Player {
                 }
             }
         }
-        // The clock stops at the end of the recording.
-        let last = self.scan.end.filter(|_| self.feed.ended());
-        self.position = last.map_or(target, |end| target.min(end).max(self.position));
+        // The clock stops at the end of the recording: its last event, once every one is applied.
+        if !self.feed.ended() {
+            self.position = target.max(self.position);
+        }
         dash.tick(self.position);
         true
     }
@@ -482,36 +598,170 @@ impl Player {
         true
     }
 
-    fn poll_scan(&mut self) {
+    /// Take the scan's result if it has come; true when it just did.
+    fn poll_scan(&mut self) -> bool {
         if let Some(rx) = &self.scanning
             && let Ok(scan) = rx.try_recv()
         {
             self.scan = scan;
             self.scanning = None;
+            return true;
         }
+        false
     }
 }
 
-/// Read the whole file once: its last moment, its size, and where failovers and breaker changes
-/// happened.
-fn scan(path: &Path) -> Scan {
-    let mut out = Scan::default();
-    let Ok(reader) = Reader::open(path) else {
-        return out;
+/// Whether applying `event` changes what the screen shows, `reply` being the request whose reply
+/// is on it (the one picked, else the newest). Every event changes some panel — a log line, a
+/// request's row, a provider's row, a count — but for text: a text delta changes the screen only
+/// when it adds to the reply on it (its request's, not empty, the reply not yet cut at its kept
+/// length), or names a provider with no row yet. The clock moving on is not counted as a change.
+pub fn shows(dash: &Dashboard, reply: Option<&str>, event: &Event) -> bool {
+    let EventKind::TextDelta {
+        request_id,
+        provider,
+        text,
+    } = &event.kind
+    else {
+        return true;
     };
-    for event in reader.flatten() {
-        out.events += 1;
-        out.end = Some(out.end.map_or(event.ts, |e| e.max(event.ts)));
-        let mark = match &event.kind {
-            EventKind::BreakerChanged { .. } | EventKind::Rewind { .. } => true,
-            EventKind::RequestFinished { attempts, .. } => *attempts > 1,
-            _ => false,
-        };
-        if mark && out.marks.len() < MARKS_KEPT {
-            out.marks.push(event.ts);
+    if dash.provider(provider).is_none() {
+        return true;
+    }
+    reply == Some(request_id.as_str())
+        && !text.is_empty()
+        && dash.request(request_id).is_some_and(|r| !r.text_truncated)
+}
+
+/// The first mark after `here` (`forward`) or the last before it, of marks sorted by `at`.
+fn nearest<T>(
+    marks: &[T],
+    at: impl Fn(&T) -> DateTime<Utc>,
+    here: DateTime<Utc>,
+    forward: bool,
+) -> Option<&T> {
+    if forward {
+        marks.get(marks.partition_point(|m| at(m) <= here))
+    } else {
+        let before = marks.partition_point(|m| at(m) < here);
+        before.checked_sub(1).and_then(|i| marks.get(i))
+    }
+}
+
+/// Read the whole file once: its last moment, its size, and its marks.
+fn scan(path: &Path) -> Scan {
+    let mut scanner = Scanner::default();
+    if let Ok(reader) = Reader::open(path) {
+        for event in reader.flatten() {
+            scanner.feed(&event);
         }
     }
-    out
+    scanner.finish()
+}
+
+/// The scan's fold.
+#[derive(Default)]
+struct Scanner {
+    end: Option<DateTime<Utc>>,
+    events: u64,
+    marks: Marks,
+    /// Which requests failed over: the engine's own definition.
+    failovers: FailoverTracker,
+    /// Each running request's latest attempt start on each provider (where its failover is marked).
+    starts: HashMap<String, Vec<(String, DateTime<Utc>)>>,
+}
+
+impl Scanner {
+    fn feed(&mut self, event: &Event) {
+        self.events += 1;
+        self.end = Some(self.end.map_or(event.ts, |e| e.max(event.ts)));
+        let marks = &mut self.marks;
+        match &event.kind {
+            EventKind::AttemptStarted {
+                request_id,
+                provider,
+                ..
+            } => self.started(request_id, provider, event.ts),
+            EventKind::BreakerChanged {
+                provider,
+                model,
+                from,
+                to,
+                reason,
+                ..
+            } if marks.breakers.len() < MARKS_KEPT => marks.breakers.push(BreakerMark {
+                at: event.ts,
+                provider: cut(provider, KEY_BYTES).to_string(),
+                model: model.as_deref().map(|m| cut(m, KEY_BYTES).to_string()),
+                from: *from,
+                to: *to,
+                reason: one_line(reason, REASON_CHARS),
+            }),
+            EventKind::OperatorAction { .. } if marks.operator_actions.len() < MARKS_KEPT => {
+                marks.operator_actions.push(event.ts);
+            }
+            EventKind::RequestFinished { request_id, .. } => {
+                let starts = self.starts.remove(cut(request_id, KEY_BYTES));
+                self.finished(event, starts.unwrap_or_default());
+            }
+            _ => {}
+        }
+        if matches!(event.kind, EventKind::RequestStarted { .. }) {
+            self.failovers.apply(&event.kind);
+        }
+    }
+
+    fn started(&mut self, request_id: &str, provider: &str, at: DateTime<Utc>) {
+        let id = cut(request_id, KEY_BYTES);
+        let provider = cut(provider, KEY_BYTES);
+        // Past its bound a request's failover is marked when it finishes instead.
+        if !self.starts.contains_key(id) && self.starts.len() >= REQUESTS_TRACKED {
+            return;
+        }
+        let starts = self.starts.entry(id.to_string()).or_default();
+        if let Some((_, t)) = starts.iter_mut().find(|(p, _)| p == provider) {
+            *t = at;
+        } else if starts.len() < STARTS_KEPT {
+            starts.push((provider.to_string(), at));
+        }
+    }
+
+    /// A request finished: a failover mark if it failed over, where it moved to the provider that
+    /// answered.
+    fn finished(&mut self, event: &Event, starts: Vec<(String, DateTime<Utc>)>) {
+        let EventKind::RequestFinished { request_id, .. } = &event.kind else {
+            return;
+        };
+        let Some(failed_over) = self.failovers.apply(&event.kind) else {
+            return;
+        };
+        if self.marks.failovers.len() >= MARKS_KEPT {
+            return;
+        }
+        let to = cut(failed_over.to, KEY_BYTES);
+        let at = starts
+            .iter()
+            .find(|(p, _)| p == to)
+            .map_or(event.ts, |(_, t)| *t);
+        self.marks.failovers.push(FailoverMark {
+            at,
+            request_id: cut(request_id, KEY_BYTES).to_string(),
+            from: failed_over.from,
+            to: to.to_string(),
+        });
+    }
+
+    fn finish(mut self) -> Scan {
+        // Failovers are marked when they moved, not in the order they finished.
+        self.marks.failovers.sort_by_key(|m| m.at);
+        self.marks.breakers.sort_by_key(|m| m.at);
+        self.marks.operator_actions.sort();
+        Scan {
+            end: self.end,
+            events: self.events,
+            marks: Arc::new(self.marks),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -529,14 +779,44 @@ mod tests {
         assert_eq!(Speed::Half.step(false), Speed::Half);
     }
 
+    fn t0() -> DateTime<Utc> {
+        DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
+            .unwrap()
+            .with_timezone(&Utc)
+    }
+
     /// A recording of `n` operator actions a second apart, in a fresh file.
     fn recording(name: &str, n: i64) -> PathBuf {
-        use crate::event::{Mode, OperatorAction};
+        use crate::event::OperatorAction;
+        let t0 = t0();
+        let events = (0..n).map(|i| Event {
+            ts: t0 + TimeDelta::seconds(i),
+            seq: i as u64 + 1,
+            kind: EventKind::OperatorAction {
+                action: OperatorAction::Trip,
+                provider: Some("a".into()),
+                detail: i.to_string(),
+            },
+        });
+        write_recording(name, events)
+    }
+
+    /// A recording of events given as (milliseconds from `t0`, the event's JSON after its `type`).
+    fn recording_of(name: &str, lines: &[(i64, &str)]) -> PathBuf {
+        let events = lines.iter().enumerate().map(|(i, (ms, body))| {
+            let ts = (t0() + TimeDelta::milliseconds(*ms))
+                .to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+            let json = format!(r#"{{"ts":"{ts}","seq":{},{body}}}"#, i + 1);
+            serde_json::from_str::<Event>(&json).unwrap_or_else(|e| panic!("{json}: {e}"))
+        });
+        write_recording(name, events)
+    }
+
+    fn write_recording(name: &str, events: impl Iterator<Item = Event>) -> PathBuf {
+        use crate::event::Mode;
         use crate::record::{FORMAT, RECORDING_VERSION, SessionHeader};
         use std::io::Write;
-        let t0 = DateTime::parse_from_rfc3339("2026-01-01T12:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let t0 = t0();
         let header = SessionHeader {
             format: FORMAT.to_string(),
             format_version: RECORDING_VERSION,
@@ -552,16 +832,7 @@ mod tests {
         let path = dir.join(name);
         let mut file = std::fs::File::create(&path).unwrap();
         writeln!(file, "{}", serde_json::to_string(&header).unwrap()).unwrap();
-        for i in 0..n {
-            let event = Event {
-                ts: t0 + TimeDelta::seconds(i),
-                seq: i as u64 + 1,
-                kind: EventKind::OperatorAction {
-                    action: OperatorAction::Trip,
-                    provider: Some("a".into()),
-                    detail: i.to_string(),
-                },
-            };
+        for event in events {
             writeln!(file, "{}", serde_json::to_string(&event).unwrap()).unwrap();
         }
         path
@@ -605,9 +876,9 @@ mod tests {
 
         // Back (the file is read again on its own thread), then a step.
         waiting.jump(&mut wd, -1_000).unwrap();
-        waiting.step(&mut wd);
+        waiting.step(&mut wd, None);
         console.jump(&mut cd, -1_000).unwrap();
-        console.step(&mut cd);
+        console.step(&mut cd, None);
         frames_until(&mut console, &mut cd, |p| !p.moving.any());
         assert_eq!(waiting.view().applied, 502);
         assert_eq!(console.view().applied, 502);
@@ -622,5 +893,290 @@ mod tests {
         assert_eq!(console.view().speed, Speed::Max);
         frames_until(&mut console, &mut cd, |p| p.feed.ended());
         assert_eq!(console.view().applied, 2_000);
+    }
+
+    fn started(id: &str) -> String {
+        format!(r#""type":"request_started","request_id":"{id}","source":"load","chain":["a","b"]"#)
+    }
+
+    fn attempt(id: &str, n: u32, provider: &str) -> String {
+        format!(
+            r#""type":"attempt_started","request_id":"{id}","attempt":{n},"provider":"{provider}","model":"m""#
+        )
+    }
+
+    fn failed(id: &str, n: u32, provider: &str) -> String {
+        format!(
+            r#""type":"attempt_failed","request_id":"{id}","attempt":{n},"provider":"{provider}","phase":"headers","class":"overloaded","retryable":true,"status":529,"message":"Overloaded","elapsed_ms":1"#
+        )
+    }
+
+    fn first(id: &str, n: u32, provider: &str) -> String {
+        format!(
+            r#""type":"first_event","request_id":"{id}","attempt":{n},"provider":"{provider}","latency_ms":100"#
+        )
+    }
+
+    fn delta(id: &str, provider: &str, text: &str) -> String {
+        format!(
+            r#""type":"text_delta","request_id":"{id}","provider":"{provider}","text":"{text}""#
+        )
+    }
+
+    fn finished(id: &str, outcome: &str, provider: &str, attempts: u32) -> String {
+        format!(
+            r#""type":"request_finished","request_id":"{id}","outcome":"{outcome}","provider":"{provider}","total_ms":1,"cost_usd":0.0,"attempts":{attempts},"failed_cost_usd":0.0"#
+        )
+    }
+
+    fn breaker(from: &str, to: &str) -> String {
+        format!(
+            r#""type":"breaker_changed","provider":"a","from":"{from}","to":"{to}","reason":"why""#
+        )
+    }
+
+    fn at(ms: i64) -> DateTime<Utc> {
+        t0() + TimeDelta::milliseconds(ms)
+    }
+
+    /// A player whose scan has finished.
+    fn scanned(path: &Path) -> (Player, Dashboard) {
+        let mut player = Player::open(path, Speed::One).unwrap();
+        let mut dash = Dashboard::new();
+        frames_until(&mut player, &mut dash, |p| p.scanning.is_none());
+        (player, dash)
+    }
+
+    /// r1 retries on its primary (no failover), r2 moves to b after a failure, r3 skips its
+    /// primary, r4 fails everywhere; a's breaker opens, then the operator trips it.
+    fn incident() -> PathBuf {
+        let trip = r#""type":"operator_action","action":"trip","provider":"a","detail":"""#;
+        let skipped =
+            r#""type":"attempt_skipped","request_id":"r3","provider":"a","reason":"breaker_open""#;
+        let lines: Vec<(i64, String)> = vec![
+            (0, started("r1")),
+            (0, attempt("r1", 1, "a")),
+            (100, failed("r1", 1, "a")),
+            (600, attempt("r1", 2, "a")),
+            (900, finished("r1", "ok", "a", 2)),
+            (1_000, started("r2")),
+            (1_000, attempt("r2", 1, "a")),
+            (1_100, failed("r2", 1, "a")),
+            (1_200, attempt("r2", 2, "b")),
+            (1_300, first("r2", 2, "b")),
+            (2_000, finished("r2", "ok", "b", 2)),
+            (2_500, breaker("closed", "open")),
+            (3_000, started("r3")),
+            (3_000, skipped.to_string()),
+            (3_000, attempt("r3", 1, "b")),
+            (3_500, finished("r3", "ok", "b", 1)),
+            (3_600, started("r4")),
+            (3_600, attempt("r4", 1, "b")),
+            (3_700, failed("r4", 1, "b")),
+            (3_800, finished("r4", "error", "b", 1)),
+            (4_000, trip.to_string()),
+            (4_000, breaker("open", "forced_open")),
+            (5_000, started("r5")),
+        ];
+        let lines: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
+        recording_of("incident.jsonl", &lines)
+    }
+
+    /// A failover is the engine's: a request answered by another provider than its primary (a
+    /// retry on the primary is none, nor a request that failed everywhere), marked when it moved.
+    #[test]
+    fn marks_are_failovers_breaker_changes_and_operator_actions() {
+        let (player, _) = scanned(&incident());
+        let marks = player.view().marks;
+        let failovers: Vec<_> = marks
+            .failovers
+            .iter()
+            .map(|m| (m.at, m.request_id.as_str(), m.from.as_str(), m.to.as_str()))
+            .collect();
+        assert_eq!(
+            failovers,
+            [(at(1_200), "r2", "a", "b"), (at(3_000), "r3", "a", "b")]
+        );
+        let breakers: Vec<_> = marks.breakers.iter().map(|m| (m.at, m.to)).collect();
+        assert_eq!(
+            breakers,
+            [
+                (at(2_500), BreakerState::Open),
+                (at(4_000), BreakerState::ForcedOpen)
+            ]
+        );
+        assert_eq!(marks.operator_actions, [at(4_000)]);
+    }
+
+    /// `]` and `[` go from failover to failover, `}` and `{` from breaker change to breaker
+    /// change; each pauses where it lands, and says so when there is none that way.
+    #[test]
+    fn jumps_go_to_their_own_marks_and_pause() {
+        let (mut p, mut d) = scanned(&incident());
+        assert!(!p.view().paused);
+        let landed = p.jump_to_mark(&mut d, MarkKind::Failover, true).unwrap();
+        let Landed::Failover(m) = &landed else {
+            panic!("{landed:?}");
+        };
+        assert_eq!(
+            (m.request_id.as_str(), p.view().position),
+            ("r2", at(1_200))
+        );
+        assert!(p.view().paused, "a jump pauses");
+        assert_eq!(landed.describe(), "r2 failed over: a → b");
+        // There, r2's attempt on b has started.
+        let r2 = d.request("r2").unwrap();
+        assert_eq!(r2.attempts.last().map(|a| a.provider.as_str()), Some("b"));
+
+        let landed = p
+            .jump_to_mark(&mut d, MarkKind::BreakerChange, true)
+            .unwrap();
+        assert!(matches!(landed, Landed::Breaker(ref m) if m.to == BreakerState::Open));
+        assert_eq!(p.view().position, at(2_500));
+        assert_eq!(landed.describe(), "a breaker closed → open: why");
+        let landed = p.jump_to_mark(&mut d, MarkKind::Failover, true).unwrap();
+        assert!(matches!(landed, Landed::Failover(ref m) if m.request_id == "r3"));
+        let none = p.jump_to_mark(&mut d, MarkKind::Failover, true).unwrap();
+        assert_eq!(none.describe(), "no failover after this point");
+        assert_eq!(p.view().position, at(3_000), "stays where it was");
+        let landed = p
+            .jump_to_mark(&mut d, MarkKind::BreakerChange, true)
+            .unwrap();
+        assert!(matches!(landed, Landed::Breaker(ref m) if m.to == BreakerState::ForcedOpen));
+        // Back, replaying from the start.
+        let landed = p.jump_to_mark(&mut d, MarkKind::Failover, false).unwrap();
+        assert!(matches!(landed, Landed::Failover(ref m) if m.request_id == "r3"));
+        let landed = p.jump_to_mark(&mut d, MarkKind::Failover, false).unwrap();
+        assert!(matches!(landed, Landed::Failover(ref m) if m.request_id == "r2"));
+        assert_eq!(p.view().position, at(1_200));
+        assert!(d.request("r3").is_none(), "replayed from the start");
+        let none = p
+            .jump_to_mark(&mut d, MarkKind::BreakerChange, false)
+            .unwrap();
+        assert_eq!(none.describe(), "no breaker change before this point");
+    }
+
+    /// Two replies streaming at once: a step goes past the deltas of the one not on screen (and
+    /// an empty one), and stops on the next that adds to the reply shown, or on any other event.
+    #[test]
+    fn a_step_goes_on_to_the_next_change_on_screen() {
+        let lines: Vec<(i64, String)> = vec![
+            (0, started("r1")),
+            (0, attempt("r1", 1, "a")),
+            (10, first("r1", 1, "a")),
+            (20, started("r2")),
+            (20, attempt("r2", 1, "b")),
+            (30, first("r2", 1, "b")),
+            (100, delta("r1", "a", "one ")),
+            (110, delta("r2", "b", "uno ")),
+            (120, delta("r1", "a", "two ")),
+            (130, delta("r1", "a", "")),
+            (140, delta("r1", "a", "three ")),
+            (150, delta("r2", "b", "")),
+            (160, delta("r2", "b", "dos ")),
+            (170, delta("r1", "a", "four ")),
+            (180, delta("r1", "a", "five ")),
+            (200, finished("r1", "ok", "a", 1)),
+            (210, delta("r2", "b", "tres ")),
+            (220, delta("c", "c", "new provider")),
+        ];
+        let lines: Vec<(i64, &str)> = lines.iter().map(|(t, l)| (*t, l.as_str())).collect();
+        let path = recording_of("step.jsonl", &lines);
+        let (mut p, mut d) = scanned(&path);
+        p.seek(&mut d, at(30)).unwrap();
+        assert_eq!(p.view().applied, 6);
+        // The newest, r2, is on screen: r1's deltas change nothing there.
+        let r2 = Some("r2".to_string());
+        p.step(&mut d, r2.clone());
+        assert_eq!((p.view().position, p.view().applied), (at(110), 8));
+        assert!(p.view().paused);
+        p.step(&mut d, r2.clone());
+        assert_eq!(
+            (p.view().position, d.request("r2").unwrap().text.as_str()),
+            (at(160), "uno dos ")
+        );
+        assert_eq!(
+            d.request("r1").unwrap().text,
+            "one two three ",
+            "applied on the way"
+        );
+        // Another request's finishing is on screen (its row), whoever's reply is shown.
+        p.step(&mut d, r2.clone());
+        assert_eq!(p.view().position, at(200));
+        // With r1 picked, r2's text changes nothing; a provider with no row yet does.
+        p.step(&mut d, Some("r1".into()));
+        assert_eq!(p.view().position, at(220));
+        assert!(d.provider("c").is_some());
+        // At the end, a step stays there.
+        p.step(&mut d, r2);
+        assert_eq!((p.view().position, p.view().applied), (at(220), 18));
+        assert!(!p.moving.any());
+    }
+
+    /// At the `max` speed the bar learns the recording's length as soon as the scan has it, not at
+    /// the next key; and 10 s back pauses there instead of running straight to the end again.
+    #[test]
+    fn at_max_speed_the_length_shows_and_back_stays_back() {
+        let path = recording("max.jsonl", 100);
+        let mut p = Player::open(&path, Speed::Max).unwrap();
+        let mut d = Dashboard::new();
+        p.never_wait();
+        p.toggle_pause();
+        // Paused, nothing changes but the scan's arrival, which must redraw.
+        let mut redraws = Vec::new();
+        for _ in 0..500 {
+            let known = p.view().end.is_some();
+            redraws.push(p.advance(&mut d, Duration::ZERO));
+            if !known && p.view().end.is_some() {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        assert_eq!(
+            redraws.last(),
+            Some(&true),
+            "the frame the scan arrives in redraws"
+        );
+        assert!(redraws.iter().rev().skip(1).all(|r| !r));
+        p.toggle_pause();
+        frames_until(&mut p, &mut d, |p| p.feed.ended());
+        let end = at(99_000);
+        assert_eq!((p.view().position, p.view().end), (end, Some(end)));
+        assert!(!p.advance(&mut d, Duration::ZERO), "the end: nothing more");
+
+        p.jump(&mut d, -10).unwrap();
+        frames_until(&mut p, &mut d, |p| !p.moving.any());
+        assert!(p.view().paused, "back at max speed pauses");
+        for _ in 0..20 {
+            p.advance(&mut d, Duration::from_millis(16));
+        }
+        assert_eq!(p.view().position, at(89_000), "and stays back");
+        // At ×1 a jump plays on.
+        p.change_speed(false);
+        p.toggle_pause();
+        p.jump(&mut d, -10).unwrap();
+        frames_until(&mut p, &mut d, |p| !p.moving.any());
+        assert!(!p.view().paused);
+    }
+
+    #[test]
+    fn only_text_that_adds_to_the_reply_on_screen_is_a_change() {
+        let mut d = Dashboard::new();
+        let event = |body: &str| {
+            let json = format!(r#"{{"ts":"2026-01-01T12:00:00.000Z","seq":1,{body}}}"#);
+            serde_json::from_str::<Event>(&json).unwrap()
+        };
+        d.apply(&event(&started("r1")));
+        d.apply(&event(&attempt("r1", 1, "a")));
+        let text = event(&delta("r1", "a", "hi"));
+        assert!(shows(&d, Some("r1"), &text));
+        assert!(!shows(&d, Some("r2"), &text));
+        assert!(!shows(&d, None, &text));
+        assert!(!shows(&d, Some("r1"), &event(&delta("r1", "a", ""))));
+        assert!(
+            shows(&d, None, &event(&delta("r1", "z", "hi"))),
+            "a new provider row"
+        );
+        assert!(shows(&d, None, &event(&attempt("r1", 2, "a"))));
     }
 }

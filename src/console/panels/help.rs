@@ -6,9 +6,9 @@ use ratatui::Frame;
 use ratatui::layout::{Margin, Rect};
 use ratatui::text::{Line, Span};
 
-use super::{Paint, popup, text};
+use super::{Paint, popup, replay_bar, text};
 use crate::console::keys::Scope;
-use crate::console::theme::{state_glyph, state_word};
+use crate::console::theme::{Theme, state_glyph, state_word};
 use crate::engine::breaker::BreakerState;
 
 const STATES: [(BreakerState, &str); 5] = [
@@ -31,6 +31,9 @@ const FIXED: [(&str, &str); 3] = [
     ("Alt-Enter", "in the prompt: new line"),
     ("Esc", "leave the prompt, close a popup, follow the newest"),
 ];
+
+/// A replay's: it has no prompt.
+const FIXED_IN_REPLAY: [(&str, &str); 1] = [("Esc", "close a popup, follow the newest")];
 
 /// Draw the help scrolled down by `scroll` lines (kept within its length); returns the scroll the
 /// popup could use, so that the keys stop at the end.
@@ -66,14 +69,21 @@ fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {
     let keys = paint.view.keys;
     // Live: the panels' keys, the fixed ones, the confirmation's. A replay (read-only, where
     // pause is the freeze) has its own keys first and none of those that only work live.
-    let (replay, bound, confirm) = if paint.view.facts.replay.is_some() {
+    let replaying = paint.view.facts.replay.is_some();
+    let (replay, bound, confirm) = if replaying {
         let panels = keys.help_rows(&[Scope::Panels]);
         (keys.help_rows(&[Scope::Replay]), panels, Vec::new())
     } else {
         let panels = keys.help_rows(&[Scope::Panels, Scope::Live]);
         (Vec::new(), panels, keys.help_rows(&[Scope::Confirm]))
     };
-    let fixed = FIXED.map(|(k, about)| (k.to_string(), about));
+    let fixed: Vec<(String, &str)> = if replaying {
+        FIXED_IN_REPLAY.iter()
+    } else {
+        FIXED.iter()
+    }
+    .map(|(k, about)| (k.to_string(), *about))
+    .collect();
     let all = [&replay[..], &bound, &fixed, &confirm];
     let key_width = all
         .iter()
@@ -99,7 +109,7 @@ fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {
             Span::raw(about),
         ]));
     }
-    let marks = vec![
+    let mut marks = vec![
         Line::styled("Marks", theme.title),
         Line::from(vec![
             Span::styled("↻ retryable", theme.retryable),
@@ -115,5 +125,27 @@ fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {
             Span::raw(" flagged"),
         ]),
     ];
+    if replaying {
+        marks.push(bar_legend(theme));
+    }
     vec![keys_section, states, marks]
+}
+
+/// What the marks on a replay's bar mean.
+fn bar_legend<'a>(theme: &Theme) -> Line<'a> {
+    let open = BreakerState::Open;
+    let forced = BreakerState::ForcedOpen;
+    Line::from(vec![
+        Span::raw("replay bar: "),
+        Span::styled(replay_bar::PLAYHEAD, theme.key),
+        Span::raw(" now  ·  "),
+        Span::styled(replay_bar::FAILOVER_GLYPH, theme.retryable),
+        Span::raw(" failover  ·  "),
+        Span::styled(state_glyph(open), theme.state(open)),
+        Span::raw(" breaker open ("),
+        Span::styled(state_glyph(forced), theme.state(forced)),
+        Span::raw(" tripped)  ·  "),
+        Span::styled(replay_bar::OPERATOR_GLYPH, theme.state(forced)),
+        Span::raw(" operator action"),
+    ])
 }

@@ -27,6 +27,8 @@ mod timeline;
 mod too_small;
 mod window;
 
+pub use requests::selected as selected_request;
+
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui_textarea::TextArea;
