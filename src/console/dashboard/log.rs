@@ -13,7 +13,7 @@ pub const LOG_KEPT: usize = 5_000;
 
 /// The event types the filter offers, in the order things happen (text deltas are too many to be
 /// useful, and are not logged).
-pub const LOG_KINDS: [&str; 10] = [
+pub const LOG_KINDS: [&str; 11] = [
     "request_started",
     "attempt_started",
     "attempt_failed",
@@ -22,6 +22,7 @@ pub const LOG_KINDS: [&str; 10] = [
     "rewind",
     "request_finished",
     "breaker_changed",
+    "fault_changed",
     "operator_action",
     "provider_flagged",
 ];

@@ -28,6 +28,7 @@ mod window;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
 use ratatui_textarea::TextArea;
 
 use super::dashboard::Dashboard;
@@ -35,7 +36,7 @@ use super::keys::Bindings;
 use super::layout::{self, Areas, Needs, Screen};
 use super::replay::ReplayView;
 use super::theme::Theme;
-use super::ui::{Focus, LoadView, Overlay, Ui};
+use super::ui::{Attached, Focus, Link, LoadView, Overlay, Ui};
 
 /// Everything a frame is drawn from.
 pub struct View<'a> {
@@ -91,8 +92,42 @@ pub fn draw(frame: &mut Frame, view: &View) {
         Screen::TooSmall => too_small::draw(frame, area, &paint),
         Screen::Panels(areas) => {
             panels(frame, &areas, &paint);
+            if disconnected(view.ui) {
+                grey(frame, &areas);
+            }
             overlay(frame, area, &paint);
         }
+    }
+}
+
+/// An attached console whose gateway went away: what it shows is as of then.
+fn disconnected(ui: &Ui) -> bool {
+    matches!(
+        ui.attached,
+        Some(Attached {
+            link: Link::Disconnected { .. },
+            ..
+        })
+    )
+}
+
+/// Dim every panel but the header and the status bar (which say why, and when the next try
+/// is): dim, not dark grey, so it still reads on a dark theme, and without colour too.
+fn grey(frame: &mut Frame, areas: &Areas) {
+    let dim = Style::new().add_modifier(Modifier::DIM);
+    let panels = [
+        Some(areas.providers),
+        areas.latency,
+        areas.timeline,
+        areas.errors,
+        areas.cost,
+        areas.requests,
+        areas.reply,
+        areas.log,
+        Some(areas.prompt),
+    ];
+    for area in panels.into_iter().flatten() {
+        frame.buffer_mut().set_style(area, dim);
     }
 }
 
