@@ -108,7 +108,7 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             fault,
             reason,
         } if fault.trim() == "none" => {
-            write!(s, "{} fault cleared, healthy ({})", q(provider), q(reason))
+            write!(s, "{} fault now none, healthy ({})", q(provider), q(reason))
         }
         EventKind::FaultChanged {
             provider,

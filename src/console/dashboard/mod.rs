@@ -472,7 +472,7 @@ mod tests {
                 ),
                 (
                     Some("anthropic"),
-                    "anthropic fault cleared, healthy (scenario incident, step at 0:30)"
+                    "anthropic fault now none, healthy (scenario incident, step at 0:30)"
                 ),
             ]
         );
