@@ -134,6 +134,7 @@ fn busy() -> Dashboard {
         answered: 990_000,
         failed_over: 40_000,
         failed: 10_000,
+        cancelled: 120,
         in_flight: 12,
         cost_usd: 1234.5,
         failed_cost_usd: 12.3,

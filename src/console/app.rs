@@ -12,7 +12,7 @@ use futures::StreamExt;
 use ratatui::crossterm::event::{
     Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
-use ratatui::style::{Color, Modifier, Style};
+use ratatui::style::{Modifier, Style};
 use ratatui::{DefaultTerminal, Frame};
 use ratatui_textarea::TextArea;
 use std::cell::Cell;
@@ -26,7 +26,7 @@ use super::keys::{Action, Bindings, Scope};
 use super::panels::{self, Drawn, Facts, View};
 use super::replay::{Landed, MarkKind, Player};
 use super::ui::Link;
-use super::ui::{FAULT_CHOICES, Focus, Overlay, Panel, Ui};
+use super::ui::{FAULT_CHOICES, Focus, Overlay, Panel, Ui, fault_choice_in_force};
 use crate::event::{self, Event, EventKind, Received, Source};
 use crate::session::{Command, Controller, LoadChange, LoadView};
 
@@ -199,11 +199,9 @@ impl App {
             .set_cursor_style(if focused { reversed } else { Style::default() });
         self.prompt.set_cursor_line_style(Style::default());
         self.prompt.set_selection_style(reversed);
-        self.prompt.set_placeholder_style(if self.ui.color {
-            Style::default().fg(Color::DarkGray)
-        } else {
-            Style::default().add_modifier(Modifier::DIM)
-        });
+        // Dim, never dark grey: colour 8 is the background of many dark themes.
+        self.prompt
+            .set_placeholder_style(Style::default().add_modifier(Modifier::DIM));
     }
 
     /// Run until the operator quits, the terminal's input ends, or one of `stop`'s signals comes.
@@ -387,6 +385,13 @@ impl App {
             Note::Link(link) => {
                 if let Some(attached) = &mut self.ui.attached {
                     attached.link = link;
+                }
+                // A gone gateway moves no countdown: the clocks stop, "as of" when it went.
+                for dash in std::iter::once(&mut self.live).chain(self.frozen.as_deref_mut()) {
+                    match link {
+                        Link::Disconnected { .. } => dash.hold_clock(),
+                        Link::Connected => dash.release_clock(),
+                    }
                 }
             }
         }
@@ -811,9 +816,7 @@ impl App {
         match self.selected_provider() {
             Some(provider) if self.control.as_ref().is_some_and(|c| c.faults()) => {
                 let current = self.live.provider(&provider).and_then(|p| p.fault.clone());
-                let selected = current
-                    .and_then(|f| FAULT_CHOICES.iter().position(|(c, _)| *c == f))
-                    .unwrap_or(0);
+                let selected = current.and_then(|f| fault_choice_in_force(&f)).unwrap_or(0);
                 self.ui.overlay = Some(Overlay::FaultPicker { provider, selected });
             }
             _ if self.is_attached() => {

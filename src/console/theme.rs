@@ -3,6 +3,11 @@
 //! errors, success (green) against failure (red), and focus (cyan). Every one of those is also
 //! written as a word or a glyph, so the no-colour theme (`NO_COLOR`, `--no-color`) keeps only bold,
 //! reverse and plain text and still reads.
+//!
+//! Nothing is drawn in dark grey (colour 8, `Color::DarkGray`): it is the background of common dark
+//! themes (Solarized dark, many others), so text in it vanishes there. Secondary text is the
+//! terminal's own foreground, not bold; the selection is reversed and bold, which reads on any
+//! theme, beside a `▶` marker.
 
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::widgets::{Block, BorderType};
@@ -12,7 +17,7 @@ use crate::engine::breaker::BreakerState;
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Theme {
     pub color: bool,
-    /// Secondary text: labels, units, column headings.
+    /// Secondary text: labels, units, column headings (the terminal's foreground, not bold).
     pub muted: Style,
     pub border: Style,
     pub border_focused: Style,
@@ -45,11 +50,11 @@ impl Theme {
         let bold = Style::new().add_modifier(Modifier::BOLD);
         Theme {
             color: true,
-            muted: Style::new().fg(Color::DarkGray),
-            border: Style::new().fg(Color::DarkGray),
+            muted: Style::new(),
+            border: Style::new(),
             border_focused: bold.fg(Color::Cyan),
             title: bold,
-            selected: bold.bg(Color::DarkGray),
+            selected: bold.add_modifier(Modifier::REVERSED),
             badge: bold.add_modifier(Modifier::REVERSED),
             warning: bold.fg(Color::Red),
             ok: Style::new().fg(Color::Green),
@@ -69,7 +74,7 @@ impl Theme {
             border: Style::new(),
             border_focused: bold,
             title: bold,
-            selected: Style::new().add_modifier(Modifier::REVERSED),
+            selected: bold.add_modifier(Modifier::REVERSED),
             badge: bold.add_modifier(Modifier::REVERSED),
             warning: bold,
             ok: Style::new(),

@@ -186,10 +186,45 @@ pub fn fault_choice(index: usize) -> Option<&'static str> {
     FAULT_CHOICES.get(index).map(|(f, _)| *f)
 }
 
+/// The picker's choice for the fault in force (`KIND[:PARAMS]`): the one written the same, else
+/// the one of the same kind (a scenario's `rate_limit:retry_after=5s,p=0.8` is the picker's
+/// `rate_limit`, with other parameters).
+pub fn fault_choice_in_force(fault: &str) -> Option<usize> {
+    let kind = |f: &str| f.split(':').next().unwrap_or_default().trim().to_string();
+    let fault = fault.trim();
+    FAULT_CHOICES
+        .iter()
+        .position(|(f, _)| *f == fault)
+        .or_else(|| {
+            let wanted = kind(fault);
+            FAULT_CHOICES.iter().position(|(f, _)| kind(f) == wanted)
+        })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::sim::FaultKind;
+
+    #[test]
+    fn the_fault_in_force_is_found_by_kind_when_its_parameters_differ() {
+        assert_eq!(fault_choice_in_force("none"), Some(0));
+        assert_eq!(fault_choice_in_force("rate_limit:retry_after=5s"), Some(1));
+        assert_eq!(
+            fault_choice_in_force("rate_limit:retry_after=5s,p=0.8"),
+            Some(1)
+        );
+        assert_eq!(
+            fault_choice_in_force("stall"),
+            fault_index("stall:after=10")
+        );
+        assert_eq!(fault_choice_in_force("no_done"), None);
+        assert_eq!(fault_choice_in_force(""), None);
+    }
+
+    fn fault_index(fault: &str) -> Option<usize> {
+        FAULT_CHOICES.iter().position(|(f, _)| *f == fault)
+    }
 
     #[test]
     fn every_fault_choice_parses() {

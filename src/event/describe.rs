@@ -107,7 +107,14 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             provider,
             fault,
             reason,
-        } => write!(s, "{} fault {} ({})", q(provider), q(fault), q(reason)),
+        } if fault.trim() == "none" => {
+            write!(s, "{} fault now none, healthy ({})", q(provider), q(reason))
+        }
+        EventKind::FaultChanged {
+            provider,
+            fault,
+            reason,
+        } => write!(s, "{} fault now {} ({})", q(provider), q(fault), q(reason)),
         EventKind::OperatorAction {
             action,
             provider,
@@ -265,9 +272,14 @@ fn finished(s: &mut String, kind: &EventKind) -> fmt::Result {
     else {
         return Ok(());
     };
+    // A caller that went away is not a failure of the providers: said apart.
+    let cancelled = *class == Some(super::ErrorClass::Cancelled);
     match (outcome, provider) {
         (Outcome::Ok, Some(p)) => write!(s, "{} answered by {}", q(request_id), q(p))?,
         (Outcome::Ok, None) => write!(s, "{} answered", q(request_id))?,
+        (Outcome::Error, _) if cancelled => {
+            write!(s, "{} cancelled (the caller went away)", q(request_id))?;
+        }
         (Outcome::Error, _) => write!(s, "{} failed", q(request_id))?,
     }
     write!(
@@ -278,7 +290,7 @@ fn finished(s: &mut String, kind: &EventKind) -> fmt::Result {
         if *attempts == 1 { "" } else { "s" }
     )?;
     if *outcome == Outcome::Error {
-        if let Some(class) = class {
+        if let Some(class) = class.filter(|_| !cancelled) {
             write!(s, ": {class}")?;
         }
         if let Some(m) = message {

@@ -175,14 +175,19 @@ impl Controller {
             LoadChange::Slower => view.per_sec = step(view.per_sec, false),
         }
         tx.send_replace(view);
-        let state = if view.on { "on" } else { "off" };
         let rate = rate(view.per_sec);
+        // Off, the rate is what it comes back at, not what is being sent.
+        let detail = if view.on {
+            format!("on, {rate}")
+        } else {
+            format!("off (back at {rate} when on)")
+        };
         self.engine.shared().bus.publish(EventKind::OperatorAction {
             action: OperatorAction::Load,
             provider: None,
-            detail: format!("{state}, {rate}"),
+            detail: detail.clone(),
         });
-        Ok(format!("background load {state}, {rate}"))
+        Ok(format!("background load {detail}"))
     }
 }
 

@@ -188,7 +188,7 @@ fn an_incident_from_events() {
         "DEMO",
         "OPEN",
         "half-open in 23s",
-        "2/2",
+        "2 of 2",
         "rate_limited",
         "⟲ withdrawn 14 chars from openai",
         "Half-open lets a probe test recovery.",

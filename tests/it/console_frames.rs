@@ -474,6 +474,7 @@ fn incident() -> Dashboard {
         answered: 470,
         failed_over: 31,
         failed: 4,
+        cancelled: 0,
         in_flight: 2,
         cost_usd: 3.7145,
         failed_cost_usd: 0.0467,
@@ -954,4 +955,276 @@ fn per_model_breakers_under_their_provider() {
     };
     let picked = screen(&render(&per_model(), &ui, 80, 24));
     assert!(picked.contains("▶ openai "), "{picked}");
+}
+
+// ---- Truth on screen (issue 13) ----
+
+/// Every frame the demo can show, in colour: overlays, sizes, a disconnected attached console.
+fn every_demo_frame() -> Vec<(String, Terminal<TestBackend>)> {
+    let overlays = [
+        None,
+        Some(Overlay::Help { scroll: 0 }),
+        Some(Overlay::Confirm {
+            command: Command::Trip {
+                provider: "anthropic".into(),
+            },
+        }),
+        Some(Overlay::FaultPicker {
+            provider: "anthropic".into(),
+            selected: 3,
+        }),
+        Some(Overlay::LogFilter { selected: 2 }),
+    ];
+    let mut frames = Vec::new();
+    for overlay in overlays {
+        for focus in [Focus::Providers, Focus::Requests, Focus::Log, Focus::Prompt] {
+            for (w, h) in [(160, 48), (120, 35), (80, 24)] {
+                let ui = Ui {
+                    overlay: overlay.clone(),
+                    focus,
+                    selected_request: Some("r476".into()),
+                    ..demo_ui()
+                };
+                let name = format!("{overlay:?} {focus:?} {w}x{h}");
+                frames.push((name, render(&incident(), &ui, w, h)));
+            }
+        }
+    }
+    let (dash, ui) = disconnected();
+    frames.push(("disconnected".into(), render(&dash, &ui, 120, 35)));
+    frames.push(("forced".into(), render(&forced(), &demo_ui(), 160, 48)));
+    frames.push((
+        "per model".into(),
+        render(&per_model(), &demo_ui(), 160, 48),
+    ));
+    frames
+}
+
+/// Colour 8 is the background of common dark themes: nothing is drawn in it, neither text nor
+/// a background (the selection was dark grey behind red).
+#[test]
+fn no_cell_of_a_demo_frame_is_dark_grey() {
+    for (name, terminal) in every_demo_frame() {
+        for (i, cell) in terminal.backend().buffer().content().iter().enumerate() {
+            assert!(
+                cell.fg != Color::DarkGray && cell.bg != Color::DarkGray,
+                "{name}: cell {i} ({:?}) is {:?} on {:?}",
+                cell.symbol(),
+                cell.fg,
+                cell.bg
+            );
+        }
+    }
+}
+
+/// The selection reads on any theme: reversed and bold, beside a `▶`, in colour and without.
+#[test]
+fn the_selection_is_reversed_beside_a_marker() {
+    use ratatui::style::Modifier;
+    for color in [true, false] {
+        let ui = Ui {
+            color,
+            focus: Focus::Requests,
+            selected_request: Some("r476".into()),
+            ..demo_ui()
+        };
+        let terminal = render(&incident(), &ui, 160, 48);
+        let buffer = terminal.backend().buffer();
+        let text = screen(&terminal);
+        let row = text
+            .lines()
+            .position(|l| l.contains("▶ r476"))
+            .unwrap_or_else(|| panic!("no marked row:\n{text}"));
+        let line = text.lines().nth(row).unwrap();
+        let col = line.chars().position(|c| c == '▶').unwrap();
+        let cell = &buffer[(col as u16 + 3, row as u16)];
+        assert!(
+            cell.modifier.contains(Modifier::REVERSED | Modifier::BOLD),
+            "colour {color}: {cell:?}"
+        );
+        assert_ne!(cell.bg, Color::DarkGray);
+    }
+}
+
+/// A scenario runs anthropic at `rate_limit:retry_after=5s,p=0.8`: the picker marks the choice
+/// of that kind and writes the fault exactly as it is.
+#[test]
+fn the_fault_picker_shows_the_simulators_fault() {
+    let mut dash = incident();
+    dash.providers[0].fault = Some("rate_limit:retry_after=5s,p=0.8".into());
+    let ui = Ui {
+        overlay: Some(Overlay::FaultPicker {
+            provider: "anthropic".into(),
+            selected: 1,
+        }),
+        ..demo_ui()
+    };
+    let text = screen(&render(&dash, &ui, 80, 24));
+    assert!(
+        text.contains("now: rate_limit:retry_after=5s,p=0.8"),
+        "{text}"
+    );
+    assert!(text.contains("●  rate_limit:retry_after=5s"), "{text}");
+    assert!(!text.contains("●  none"), "{text}");
+    insta::assert_snapshot!(text);
+    // A healthy provider (the session named no fault) is at `none`.
+    let ui = Ui {
+        overlay: Some(Overlay::FaultPicker {
+            provider: "openai".into(),
+            selected: 0,
+        }),
+        ..demo_ui()
+    };
+    let text = screen(&render(&incident(), &ui, 80, 24));
+    assert!(
+        text.contains("now: none") && text.contains("●  none"),
+        "{text}"
+    );
+}
+
+/// An attached console whose gateway went away ten seconds ago, the screen as of then.
+fn disconnected() -> (Dashboard, Ui) {
+    use breakerbox::console::ui::{Attached, Link};
+    let mut dash = incident();
+    dash.mode = Some(Mode::Serve);
+    dash.recording = None;
+    dash.clock_held = Some(at(NOW));
+    let ui = Ui {
+        attached: Some(Attached {
+            target: "10.0.0.7:8080".into(),
+            link: Link::Disconnected { retry_in_ms: 4_000 },
+        }),
+        ..demo_ui()
+    };
+    (dash, ui)
+}
+
+/// While disconnected the clocks stop (the fold holds them: see the dashboard's tests), the
+/// header says as of when, and the panels are dimmed (not dark grey); the header and status bar,
+/// which say why, are not.
+#[test]
+fn a_disconnected_console_says_as_of_when_and_dims_its_panels() {
+    use ratatui::style::Modifier;
+    let (mut dash, ui) = disconnected();
+    let terminal = render(&dash, &ui, 120, 35);
+    let text = screen(&terminal);
+    assert!(text.contains("DISCONNECTED 10.0.0.7:8080"), "{text}");
+    assert!(text.contains("as of 12:12:31 UTC"), "{text}");
+    assert!(text.contains("reconnecting in 4.00s"), "{text}");
+    let buffer = terminal.backend().buffer();
+    let dim = |x: u16, y: u16| buffer[(x, y)].modifier.contains(Modifier::DIM);
+    assert!(!dim(1, 0) && !dim(1, 1), "the header is not dimmed");
+    assert!(!dim(1, 34), "the status bar is not dimmed");
+    assert!((2..33).all(|y| dim(1, y)), "every panel row is dimmed");
+    insta::assert_snapshot!(text);
+    // The held clock is what the panels count from: time passing elsewhere changes nothing.
+    let later = screen(&render(&dash, &ui, 120, 35));
+    dash.tick(at(NOW + 30));
+    assert_eq!(screen(&render(&dash, &ui, 120, 35)), later);
+    // Connected again, nothing is dimmed.
+    let mut ui = ui;
+    if let Some(a) = &mut ui.attached {
+        a.link = breakerbox::console::ui::Link::Connected;
+    }
+    dash.release_clock();
+    let terminal = render(&dash, &ui, 120, 35);
+    let buffer = terminal.backend().buffer();
+    assert!(
+        buffer
+            .content()
+            .iter()
+            .all(|c| !c.modifier.contains(Modifier::DIM))
+    );
+}
+
+/// Each label says what it is: the retained list against the total, failures against the
+/// breaker's threshold, what failing over spent, how old the last error is, callers that went
+/// away apart from failures, a request waiting for its first event.
+#[test]
+fn labels_say_what_they_are() {
+    let mut dash = incident();
+    dash.totals.cancelled = 1;
+    dash.providers[0].consecutive_failures = 6;
+    let text = screen(&render(&dash, &demo_ui(), 160, 48));
+    for needle in [
+        " requests · newest 14 of 482 ",
+        "requests 482",
+        "cancelled 1",
+        "failed 4",
+        "6, limit 5",
+        "0 of 5",
+        "failing over spent $0.0871 more than the primaries would have",
+        "↻ rate_limited 18s ago",
+        "⊘ auth 9m28s ago",
+        "↻ retryable · ⊘ not retryable",
+        "✗ failed attempt",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    dash.totals.failover_delta_usd = -0.0406;
+    let text = screen(&render(&dash, &demo_ui(), 160, 48));
+    assert!(
+        text.contains("failing over saved $0.0406 on the primaries' price"),
+        "{text}"
+    );
+    // All kept: the count alone.
+    dash.totals.requests = 14;
+    assert!(screen(&render(&dash, &demo_ui(), 160, 48)).contains(" requests · 14 "));
+
+    // A new request whose attempt has started but sent nothing yet is waiting, not streaming.
+    let mut fresh = request(483, NOW - 1);
+    fresh.attempts = vec![attempt(1, "openai", AttemptState::Waiting)];
+    fresh.provider = Some("openai".into());
+    fresh.outcome = None;
+    fresh.total_ms = None;
+    fresh.text = String::new();
+    dash.requests.push_back(fresh);
+    let text = screen(&render(&dash, &demo_ui(), 160, 48));
+    let row = text.lines().find(|l| l.contains("▶ r483")).unwrap();
+    assert!(
+        row.contains("waiting") && !row.contains("streaming"),
+        "{row}"
+    );
+    assert!(
+        text.contains("… waiting for openai's first event"),
+        "{text}"
+    );
+    assert!(!text.contains("streaming from openai"), "{text}");
+}
+
+/// A countdown (and the ages beside it) ticking down does not move the columns of the
+/// providers table or the requests list.
+#[test]
+fn columns_keep_their_place_as_the_clocks_tick() {
+    let columns_at = |secs: i64| {
+        let mut dash = incident();
+        dash.now = Some(at(NOW + secs));
+        let text = screen(&render(&dash, &demo_ui(), 160, 48));
+        let heading = |word: &str| {
+            let line = text
+                .lines()
+                .find(|l| l.contains(" breaker ") && l.contains(word))
+                .unwrap_or_else(|| panic!("no providers heading:\n{text}"));
+            line.find(word).unwrap()
+        };
+        let requests = text.lines().find(|l| l.contains(" status ")).unwrap();
+        (
+            heading(" fails"),
+            heading(" p50"),
+            heading(" notes"),
+            requests.find("cost").unwrap(),
+            text.contains(&format!("half-open in {}", 12 - secs)),
+        )
+    };
+    let first = columns_at(0);
+    assert!(first.4, "the countdown is shown");
+    for secs in [1, 2, 3, 5, 9, 11] {
+        let now = columns_at(secs);
+        assert!(now.4, "{secs}: the countdown is shown");
+        assert_eq!(
+            (now.0, now.1, now.2, now.3),
+            (first.0, first.1, first.2, first.3),
+            "after {secs}s"
+        );
+    }
 }

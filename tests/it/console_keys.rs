@@ -156,11 +156,20 @@ async fn load_keys_turn_the_background_load_on_and_step_its_rate() {
     assert_eq!(app.load().map(|l| l.per_sec), Some(2.0));
     app.on_key(&key('l'));
     assert_eq!(app.load().map(|l| l.on), Some(true));
+    assert_eq!(
+        app.ui.flash.as_deref(),
+        Some("background load on, 2 requests/s")
+    );
     tokio::time::sleep(Duration::from_millis(1200)).await;
     let sent: u64 = sim.providers().iter().map(|p| p.requests).sum();
     assert!(sent >= 1, "background requests reached the providers");
     app.on_key(&key('l'));
     assert_eq!(app.load().map(|l| l.on), Some(false));
+    // Off, the rate is what it comes back at, not what is being sent.
+    assert_eq!(
+        app.ui.flash.as_deref(),
+        Some("background load off (back at 2 requests/s when on)")
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -22,8 +22,8 @@ pub const LOG_KINDS: [&str; 11] = [
     "rewind",
     "request_finished",
     "breaker_changed",
-    "operator_action",
     "fault_changed",
+    "operator_action",
     "provider_flagged",
 ];
 

@@ -45,6 +45,10 @@ pub struct Dashboard {
     pub started_at: Option<DateTime<Utc>>,
     /// The latest time known: the newest event's, or a later `tick`.
     pub now: Option<DateTime<Utc>>,
+    /// Set while the clock is held (an attached console whose gateway went away): the time it
+    /// stopped at. Ticks no longer move `now`, so countdowns and ages stop with the gateway
+    /// that would have moved them, and the screen says what it shows is as of then.
+    pub clock_held: Option<DateTime<Utc>>,
     /// Where the session is being recorded, when it is (shown in the header).
     pub recording: Option<String>,
     /// In the order the session named them, then in order of first appearance.
@@ -86,6 +90,7 @@ impl Dashboard {
             mode: None,
             started_at: None,
             now: None,
+            clock_held: None,
             recording: None,
             providers: Vec::new(),
             totals: Totals::default(),
@@ -101,7 +106,7 @@ impl Dashboard {
     /// Fold one event in: into each concern's part of the dashboard, then (but for text) the log.
     pub fn apply(&mut self, event: &Event) {
         self.events_applied = self.events_applied.saturating_add(1);
-        self.tick(event.ts);
+        self.advance(event.ts);
         // Text is the hottest event (most of a stream) and has no log line: taken straight to
         // its provider's row and its request.
         if let EventKind::TextDelta {
@@ -120,8 +125,29 @@ impl Dashboard {
         self.push_log(event);
     }
 
-    /// Let time pass without events (countdowns, rates). Never moves time backwards.
+    /// Let time pass without events (countdowns, rates), unless the clock is held. Never moves
+    /// time backwards.
     pub fn tick(&mut self, now: DateTime<Utc>) {
+        if self.clock_held.is_none() {
+            self.advance(now);
+        }
+    }
+
+    /// Stop the clock where it is: the events that would move it no longer come. Holding a held
+    /// clock keeps the first time.
+    pub fn hold_clock(&mut self) {
+        if self.clock_held.is_none() {
+            self.clock_held = self.now;
+        }
+    }
+
+    /// Let ticks move the clock again.
+    pub fn release_clock(&mut self) {
+        self.clock_held = None;
+    }
+
+    /// An event's time (events move the clock even while it is held: they are news).
+    fn advance(&mut self, now: DateTime<Utc>) {
         self.now = Some(self.now.map_or(now, |n| n.max(now)));
     }
 
@@ -336,6 +362,150 @@ mod tests {
         dash.missed(7);
         dash.missed(u64::MAX);
         assert_eq!(dash.events_missed, u64::MAX);
+    }
+
+    /// A caller that went away is counted apart from the failures, as the errors panel (which
+    /// leaves cancelled attempts out) already has it.
+    #[test]
+    fn cancelled_requests_are_not_failures() {
+        let dash = Script::default()
+            .at(0, session(&["a"], Some(5)))
+            .at(1, request("r1", &["a"]))
+            .at(2, attempt("r1", 1, "a"))
+            .at(
+                3,
+                failed("r1", 1, "a", ErrorClass::Cancelled, Phase::FirstEvent),
+            )
+            .at(3, error("r1", ErrorClass::Cancelled))
+            .at(4, request("r2", &["a"]))
+            .at(5, error("r2", ErrorClass::Overloaded))
+            .fold();
+        let t = dash.totals;
+        assert_eq!(
+            (t.requests, t.failed, t.cancelled, t.in_flight),
+            (2, 1, 1, 0)
+        );
+        assert!(dash.request("r1").unwrap().cancelled());
+        assert!(!dash.request("r2").unwrap().cancelled());
+        assert!(dash.errors.keys().all(|(_, c)| *c != ErrorClass::Cancelled));
+        let line = &dash.log.iter().rev().nth(2).unwrap().text;
+        assert_eq!(
+            line,
+            "r1 cancelled (the caller went away) in 0.50 s, $0.000000 (1 attempt): it was cancelled"
+        );
+    }
+
+    /// A new reply waits until its provider's first event, then streams: never both at once.
+    #[test]
+    fn a_request_waits_for_its_first_event_then_streams() {
+        let mut s = Script::default();
+        s.at(0, request("r1", &["a", "b"]))
+            .at(1, attempt("r1", 1, "a"));
+        let mut dash = s.fold();
+        let r = dash.request("r1").unwrap();
+        assert_eq!(r.provider.as_deref(), Some("a"));
+        assert!(!r.streaming(), "an attempt started is not a stream yet");
+        Script::default()
+            .at(2, first("r1", 1, "a", 200))
+            .apply_to(&mut dash);
+        assert!(dash.request("r1").unwrap().streaming());
+        Script::default()
+            .at(
+                3,
+                failed("r1", 1, "a", ErrorClass::StreamCut, Phase::MidStream),
+            )
+            .at(4, attempt("r1", 2, "b"))
+            .apply_to(&mut dash);
+        assert!(!dash.request("r1").unwrap().streaming(), "waiting on b");
+        Script::default()
+            .at(5, first("r1", 2, "b", 300))
+            .at(6, ok("r1", "b", 0.0, 0.0, 0.0))
+            .apply_to(&mut dash);
+        assert!(!dash.request("r1").unwrap().streaming(), "finished");
+    }
+
+    /// The fault in force as the simulator has it: from the session's start, then each scenario
+    /// step and operator's choice, whichever came last; scenario steps are in the log.
+    #[test]
+    fn the_fault_in_force_follows_the_session_the_scenario_and_the_operator() {
+        let mut started = session(&["anthropic", "openai"], Some(5));
+        if let EventKind::SessionStarted { providers, .. } = &mut started {
+            providers[0].fault = Some("rate_limit:retry_after=5s,p=0.8".into());
+        }
+        let step = |fault: &str| EventKind::FaultChanged {
+            provider: "anthropic".into(),
+            fault: fault.into(),
+            reason: "scenario incident, step at 0:30".into(),
+        };
+        let mut dash = Script::default().at(0, started).fold();
+        let fault = |d: &Dashboard, name: &str| d.provider(name).unwrap().fault.clone();
+        assert_eq!(
+            fault(&dash, "anthropic").as_deref(),
+            Some("rate_limit:retry_after=5s,p=0.8")
+        );
+        assert_eq!(fault(&dash, "openai"), None, "healthy");
+        Script::default()
+            .at(1, operator("set_fault", Some("anthropic"), "overloaded"))
+            .at(30_000, step("stall:after=3,for=10m"))
+            .apply_to(&mut dash);
+        assert_eq!(
+            fault(&dash, "anthropic").as_deref(),
+            Some("stall:after=3,for=10m"),
+            "the scenario's step replaced the injected fault"
+        );
+        Script::default()
+            .at(40_000, step("none"))
+            .apply_to(&mut dash);
+        assert_eq!(fault(&dash, "anthropic").as_deref(), Some("none"));
+        let steps: Vec<(Option<&str>, &str)> = dash
+            .log
+            .iter()
+            .filter(|l| l.kind == "fault_changed")
+            .map(|l| (l.provider.as_deref(), l.text.as_str()))
+            .collect();
+        assert_eq!(
+            steps,
+            [
+                (
+                    Some("anthropic"),
+                    "anthropic fault now stall:after=3,for=10m (scenario incident, step at 0:30)"
+                ),
+                (
+                    Some("anthropic"),
+                    "anthropic fault now none, healthy (scenario incident, step at 0:30)"
+                ),
+            ]
+        );
+        assert!(LOG_KINDS.contains(&"fault_changed"), "the filter offers it");
+    }
+
+    #[test]
+    fn a_held_clock_stops_the_countdowns_until_released() {
+        let mut dash = Script::default()
+            .at(0, session(&["a"], Some(5)))
+            .at(10, breaker("a", "closed", "open", "x", Some(30_000)))
+            .fold();
+        dash.tick(at(12_000));
+        let left = |d: &Dashboard| {
+            d.provider("a")
+                .and_then(|p| p.open_remaining(d.now.unwrap()))
+                .unwrap()
+                .num_seconds()
+        };
+        assert_eq!(left(&dash), 18);
+        dash.hold_clock();
+        assert_eq!(dash.clock_held, Some(at(12_000)));
+        dash.tick(at(20_000));
+        dash.hold_clock();
+        assert_eq!(
+            (dash.now, dash.clock_held),
+            (Some(at(12_000)), Some(at(12_000)))
+        );
+        assert_eq!(left(&dash), 18, "the countdown stopped");
+        dash.release_clock();
+        dash.tick(at(20_000));
+        assert_eq!((dash.now, dash.clock_held), (Some(at(20_000)), None));
+        assert_eq!(left(&dash), 10);
     }
 
     #[test]

@@ -75,7 +75,8 @@ pub struct ProviderView {
     pub failed_cost_usd: f64,
     /// Set by `provider_flagged` (e.g. `misconfigured: auth: invalid x-api-key`).
     pub flagged: Option<String>,
-    /// The simulated fault in force, as the operator last set it (from `operator_action`).
+    /// The simulated fault in force: from `session_started`, then the last `fault_changed`
+    /// (a scenario's step) or operator's `set_fault`. `None` for a provider that started healthy.
     pub fault: Option<String>,
     /// Failures in a row of the provider as a whole, and of each model (kept from the start: a
     /// provider shows it has a breaker per model only when one of them first changes).

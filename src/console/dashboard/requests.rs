@@ -24,8 +24,11 @@ pub struct Totals {
     pub answered: u64,
     /// Finished ok from a provider other than the first of its chain.
     pub failed_over: u64,
-    /// Finished with an error.
+    /// Finished with an error (a caller that went away is not one: see `cancelled`).
     pub failed: u64,
+    /// Ended because the caller went away (class `cancelled`): not the providers' failure, so
+    /// counted apart from `failed` (the errors panel does not count them either).
+    pub cancelled: u64,
     pub in_flight: u64,
     pub cost_usd: f64,
     pub failed_cost_usd: f64,
@@ -108,6 +111,23 @@ impl RequestView {
             total_ms: None,
             cost_usd: 0.0,
         }
+    }
+
+    /// Ended because the caller went away (not a failure of the providers).
+    pub fn cancelled(&self) -> bool {
+        self.outcome == Some(Outcome::Error) && self.class == Some(ErrorClass::Cancelled)
+    }
+
+    /// Whether a first event has come from the provider it is with now: streaming, rather than
+    /// waiting for one.
+    pub fn streaming(&self) -> bool {
+        let current = self
+            .attempts
+            .iter()
+            .rev()
+            .find(|a| Some(&a.provider) == self.provider.as_ref());
+        self.outcome.is_none()
+            && current.is_some_and(|a| matches!(a.state, AttemptState::Streaming { .. }))
     }
 
     /// The attempt by number; attempt numbers are unique within a request, the provider guards
@@ -355,8 +375,13 @@ impl Dashboard {
             return;
         };
         let primary_cost_usd = primary_cost_usd.map(finite);
+        let outcome_kind = match (outcome, class) {
+            (Outcome::Error, Some(ErrorClass::Cancelled)) => Ended::Cancelled,
+            (Outcome::Error, _) => Ended::Failed,
+            (Outcome::Ok, _) => Ended::Answered,
+        };
         self.count_finished(
-            *outcome,
+            outcome_kind,
             finite(*cost_usd),
             finite(*failed_cost_usd),
             primary_cost_usd,
@@ -382,26 +407,30 @@ impl Dashboard {
     }
 
     /// A finished request in the totals.
-    fn count_finished(
-        &mut self,
-        outcome: Outcome,
-        cost: f64,
-        failed_cost: f64,
-        primary: Option<f64>,
-    ) {
+    fn count_finished(&mut self, ended: Ended, cost: f64, failed_cost: f64, primary: Option<f64>) {
         let totals = &mut self.totals;
         totals.in_flight = totals.in_flight.saturating_sub(1);
         totals.failed_cost_usd += failed_cost;
-        match outcome {
-            Outcome::Ok => {
+        match ended {
+            Ended::Answered => {
                 totals.answered += 1;
                 if let Some(primary) = primary {
                     totals.failover_delta_usd += cost - primary;
                 }
             }
-            Outcome::Error => totals.failed += 1,
+            Ended::Failed => totals.failed += 1,
+            Ended::Cancelled => totals.cancelled += 1,
         }
     }
+}
+
+/// How a request ended, as the totals count it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ended {
+    Answered,
+    Failed,
+    /// The caller went away.
+    Cancelled,
 }
 
 #[cfg(test)]

@@ -34,7 +34,8 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint, command: &Command) {
         let next = next_text(p, paint.view.dash.now);
         let reason = Some(p.breaker_reason.clone()).filter(|r| !r.is_empty());
         for detail in [next, reason].into_iter().flatten() {
-            now.push(Span::raw(format!(" · {detail}")));
+            // The providers table pads a countdown to keep its column; a sentence does not.
+            now.push(Span::raw(format!(" · {}", detail.trim_end())));
         }
         lines.push(text::fit_line(Line::from(now), inside));
     }

@@ -1,5 +1,5 @@
 //! What the traffic costs: tokens and dollars per provider, the part spent on attempts that failed,
-//! and what failing over cost on top of what the primary would have charged.
+//! and what failing over spent beyond, or saved on, what the primaries would have charged.
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -74,12 +74,26 @@ fn failed_cell<'a>(usd: f64, paint: &Paint) -> Span<'a> {
     }
 }
 
-/// The failover delta, said in words.
+/// The failover delta, said in words: what answering from the fallbacks cost beyond, or saved
+/// on, what the primaries would have charged for the same tokens.
 fn summary<'a>(paint: &Paint) -> Line<'a> {
     let delta = paint.view.dash.totals.failover_delta_usd;
+    let theme = &paint.theme;
+    // Below a hundredth of a cent, `usd` shows nothing either way.
+    if delta.abs() < 0.000_05 {
+        return Line::styled(
+            "failing over cost nothing beyond the primaries' price",
+            theme.muted,
+        );
+    }
+    let (verb, tail) = if delta > 0.0 {
+        ("spent ", " more than the primaries would have")
+    } else {
+        ("saved ", " on the primaries' price")
+    };
     Line::from(vec![
-        Span::styled("failover delta ", paint.theme.muted),
-        Span::styled(text::usd_delta(delta), paint.theme.title),
-        Span::styled(" vs. the primaries' price", paint.theme.muted),
+        Span::styled(format!("failing over {verb}"), theme.muted),
+        Span::styled(text::usd(delta.abs()), theme.title),
+        Span::styled(tail, theme.muted),
     ])
 }

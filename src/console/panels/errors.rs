@@ -1,5 +1,5 @@
 //! Failures by class and provider. Retryable classes (worth failing over for) come first, marked
-//! `↻` in yellow; the rest (a bad request fails everywhere) follow, marked `✗` in red; the last
+//! `↻` in yellow; the rest (a bad request fails everywhere) follow, marked `⊘` in red; the last
 //! message of each class says what the provider actually answered.
 
 use std::collections::BTreeMap;
@@ -27,9 +27,9 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let theme = &paint.theme;
     let legend = Line::from(vec![
         Span::raw(" "),
-        Span::styled("↻ retryable", theme.retryable),
+        Span::styled(format!("{} retryable", retry_mark(true)), theme.retryable),
         Span::raw(" · "),
-        Span::styled("✗ not retryable", theme.fatal),
+        Span::styled(format!("{} not retryable", retry_mark(false)), theme.fatal),
         Span::raw(" "),
     ]);
     let block = theme

@@ -1,5 +1,6 @@
 //! The two header rows: what this session is (mode or attached gateway, clock, uptime, recording,
-//! frozen) and how it is going (requests, answered, failed over, failed, in flight, cost).
+//! frozen) and how it is going (requests, answered, failed over, failed, cancelled by their
+//! callers, in flight, cost).
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
@@ -59,6 +60,11 @@ fn identity<'a>(paint: &Paint) -> Line<'a> {
     let clock = dash
         .now
         .map_or_else(|| "--:--:--".to_string(), text::time_of_day);
+    // A held clock (the gateway went away) says the screen is as of when it stopped.
+    let (clock, clock_style) = match dash.clock_held {
+        Some(at) => (format!("as of {}", text::time_of_day(at)), theme.warning),
+        None => (clock, theme.title),
+    };
     let badge = match &paint.view.ui.attached {
         Some(attached) => attached_badge(attached, paint),
         None => {
@@ -74,7 +80,7 @@ fn identity<'a>(paint: &Paint) -> Line<'a> {
         badge,
         Span::styled(" breakerbox", theme.title),
         Span::raw(SEPARATOR),
-        Span::styled(clock, theme.title),
+        Span::styled(clock, clock_style),
         Span::styled(" UTC", theme.muted),
     ];
     if let (Some(now), Some(started)) = (dash.now, dash.started_at) {
@@ -145,6 +151,10 @@ fn totals<'a>(paint: &Paint, width: u16) -> Line<'a> {
         (3, "in flight", t.in_flight.to_string(), theme.title),
         (0, "cost", text::usd(t.cost_usd), theme.title),
     ];
+    // Callers that went away are not failures; said apart, once there are any.
+    if t.cancelled > 0 {
+        segments.insert(4, (2, "cancelled", t.cancelled.to_string(), theme.title));
+    }
     loop {
         let line = segments_line(&segments, paint);
         let worst = segments.iter().map(|s| s.0).max();

@@ -114,7 +114,7 @@ fn sections<'a>(paint: &Paint) -> Vec<Vec<Line<'a>>> {
         Line::from(vec![
             Span::styled("↻ retryable", theme.retryable),
             Span::raw(" fails over  ·  "),
-            Span::styled("✗ not retryable", theme.fatal),
+            Span::styled("⊘ not retryable", theme.fatal),
             Span::raw(" fails everywhere  ·  "),
             Span::styled(theme.fail_glyph, theme.failed),
             Span::raw(" failed attempt"),

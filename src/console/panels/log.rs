@@ -78,11 +78,12 @@ fn log_line<'a>(l: &LogLine, theme: &Theme) -> Line<'a> {
     ])
 }
 
-/// Failures in the failure colour, the operator's actions in the operator's (forced) colour.
+/// Failures in the failure colour, the operator's actions in the operator's (forced) colour;
+/// what changes a provider (its breaker, a flag, a scenario's fault) stands out.
 fn kind_style(kind: &str, theme: &Theme) -> Style {
     match kind {
         "attempt_failed" => theme.failed,
-        "breaker_changed" | "provider_flagged" => theme.title,
+        "breaker_changed" | "provider_flagged" | "fault_changed" => theme.title,
         "operator_action" => theme.state(crate::engine::breaker::BreakerState::ForcedOpen),
         _ => theme.muted,
     }

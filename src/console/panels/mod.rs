@@ -31,6 +31,7 @@ pub use requests::selected as selected_request;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
+use ratatui::style::{Modifier, Style};
 use ratatui_textarea::TextArea;
 
 use super::dashboard::Dashboard;
@@ -38,7 +39,7 @@ use super::keys::Bindings;
 use super::layout::{self, Areas, Needs, Screen};
 use super::replay::ReplayView;
 use super::theme::Theme;
-use super::ui::{Focus, LoadView, Overlay, Ui};
+use super::ui::{Attached, Focus, Link, LoadView, Overlay, Ui};
 
 /// Everything a frame is drawn from.
 pub struct View<'a> {
@@ -107,6 +108,9 @@ pub fn draw(frame: &mut Frame, view: &View) -> Drawn {
         Screen::TooSmall => too_small::draw(frame, area, &paint),
         Screen::Panels(areas) => {
             drawn.reply_scroll = panels(frame, &areas, &paint);
+            if disconnected(view.ui) {
+                grey(frame, &areas);
+            }
             drawn.log_rows = areas
                 .log
                 .map_or(0, |r| usize::from(r.height.saturating_sub(2)));
@@ -114,6 +118,37 @@ pub fn draw(frame: &mut Frame, view: &View) -> Drawn {
         }
     }
     drawn
+}
+
+/// An attached console whose gateway went away: what it shows is as of then.
+fn disconnected(ui: &Ui) -> bool {
+    matches!(
+        ui.attached,
+        Some(Attached {
+            link: Link::Disconnected { .. },
+            ..
+        })
+    )
+}
+
+/// Dim every panel but the header and the status bar (which say why, and when the next try
+/// is): dim, not dark grey, so it still reads on a dark theme, and without colour too.
+fn grey(frame: &mut Frame, areas: &Areas) {
+    let dim = Style::new().add_modifier(Modifier::DIM);
+    let panels = [
+        Some(areas.providers),
+        areas.latency,
+        areas.timeline,
+        areas.errors,
+        areas.cost,
+        areas.requests,
+        areas.reply,
+        areas.log,
+        Some(areas.prompt),
+    ];
+    for area in panels.into_iter().flatten() {
+        frame.buffer_mut().set_style(area, dim);
+    }
 }
 
 /// A panel's drawing function.

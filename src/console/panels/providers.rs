@@ -66,7 +66,7 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
     let mut breaker = Column::new("breaker", 1);
     let mut next = Column::new("next", 2);
     let mut fails = Column::new("fails", 3).right();
-    let mut last_error = Column::new("last error", 4).max(16);
+    let mut last_error = Column::new("last error", 4).max(26);
     let mut ok = Column::new("ok", 5).right();
     let mut p99 = Column::new("p99", 6).right();
     let mut p50 = Column::new("p50", 7).right();
@@ -80,7 +80,7 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
         breaker.push(Span::styled(state_word(p.breaker), theme.state(p.breaker)));
         next.push(next_cell(p, now, theme));
         fails.push(failures(p.consecutive_failures, p.threshold));
-        last_error.push(last_error_cell(p, theme));
+        last_error.push(last_error_cell(p, now, theme));
         ok.push(p.success_rate().map_or(text::NONE.into(), text::percent));
         p50.push(latency(p, 0.50));
         p95.push(latency(p, 0.95));
@@ -134,10 +134,12 @@ fn next_cell<'a>(p: &ProviderView, now: Option<DateTime<Utc>>, theme: &Theme) ->
     next_text(p, now).map_or_else(Line::default, |t| Line::styled(t, theme.state(p.breaker)))
 }
 
-/// Failures in a row, against the threshold when the session told it: `3/5`.
+/// Failures in a row, against the breaker's threshold when the session told it: `3 of 5`, and
+/// past it (a breaker that tripped and failed its probes) `6, limit 5`.
 fn failures(n: u32, threshold: Option<u32>) -> String {
     match threshold {
-        Some(t) => format!("{n}/{t}"),
+        Some(t) if n > t => format!("{n}, limit {t}"),
+        Some(t) => format!("{n} of {t}"),
         None => n.to_string(),
     }
 }
@@ -167,7 +169,11 @@ fn next_for(state: BreakerState, left: Option<TimeDelta>, probes: u32) -> Option
     let next = match state {
         BreakerState::Closed => return None,
         BreakerState::Open => match left {
-            Some(left) if left.num_seconds() > 0 => format!("half-open in {}", text::span(left)),
+            // Padded: the column keeps its width while the countdown ticks.
+            Some(left) if left.num_seconds() > 0 => {
+                let left = text::short_span(left);
+                format!("half-open in {left:<w$}", w = text::AGO_WIDTH)
+            }
             Some(_) => "half-open next request".to_string(),
             None => "waiting to recover".to_string(),
         },
@@ -186,19 +192,27 @@ fn remaining(until: Option<DateTime<Utc>>, now: DateTime<Utc>) -> Option<TimeDel
     until.map(|until| (until - now).max(TimeDelta::zero()))
 }
 
-fn last_error_cell<'a>(p: &ProviderView, theme: &Theme) -> Line<'a> {
-    match &p.last_error {
-        Some(e) => Line::styled(
-            format!("{} {}", retry_mark(e.retryable), e.class.as_str()),
-            theme.error(e.retryable),
-        ),
-        None => Line::raw(text::NONE),
+/// The last error's class and how long ago it was: `↻ rate_limited 18s ago` (the age padded so
+/// the column keeps its width as it grows).
+fn last_error_cell<'a>(p: &ProviderView, now: Option<DateTime<Utc>>, theme: &Theme) -> Line<'a> {
+    let Some(e) = &p.last_error else {
+        return Line::raw(text::NONE);
+    };
+    let mut spans = vec![Span::styled(
+        format!("{} {}", retry_mark(e.retryable), e.class.as_str()),
+        theme.error(e.retryable),
+    )];
+    if let Some(now) = now {
+        let ago = format!("{} ago", text::short_span(now - e.at));
+        spans.push(Span::raw(format!(" {ago:<w$}", w = text::AGO_WIDTH + 4)));
     }
+    Line::from(spans)
 }
 
-/// `↻` for an error worth retrying elsewhere, `✗` for one that is not: readable without colour.
+/// `↻` for an error worth retrying elsewhere, `⊘` for one that is not: readable without colour.
+/// (`✗` is kept for one meaning, a failed attempt.)
 pub fn retry_mark(retryable: bool) -> &'static str {
-    if retryable { "↻" } else { "✗" }
+    if retryable { "↻" } else { "⊘" }
 }
 
 fn latency(p: &ProviderView, q: f64) -> String {

@@ -199,12 +199,17 @@ fn outcome_line<'a>(r: &RequestView, paint: &Paint) -> Line<'a> {
                 Span::styled(format!(" · {}", parts.join(" · ")), theme.muted),
             ])
         }
+        Some(Outcome::Error) if r.cancelled() => {
+            Line::styled("cancelled · the caller went away", theme.title)
+        }
         Some(Outcome::Error) => {
             let class = r.class.map_or("error", |c| c.as_str());
             Line::styled(format!("✗ failed · {class}"), theme.failed)
         }
+        // One state at a time: waiting until the provider's first event, then streaming.
         None => match &r.provider {
-            Some(p) => Line::styled(format!("… streaming from {p}"), theme.title),
+            Some(p) if r.streaming() => Line::styled(format!("… streaming from {p}"), theme.title),
+            Some(p) => Line::styled(format!("… waiting for {p}'s first event"), theme.muted),
             None => Line::styled("… waiting for a first event", theme.muted),
         },
     }

@@ -29,7 +29,7 @@ pub fn selected<'d>(dash: &'d Dashboard, ui: &Ui) -> Option<&'d RequestView> {
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let dash = paint.view.dash;
     let theme = &paint.theme;
-    let title = format!(" requests ({}) ", dash.requests.len());
+    let title = title(dash.requests.len(), dash.totals.requests, area.width);
     let mut block = theme.block(title, paint.focused(Focus::Requests));
     let inner = block.inner(area);
     if dash.requests.is_empty() {
@@ -82,6 +82,25 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     frame.render_stateful_widget(table, inner, &mut state);
 }
 
+/// ` requests · 57 `, or, once the oldest are no longer kept, ` requests · newest 200 of 223 `
+/// (shorter in a narrow panel, never cut): the list's length is never mistaken for the session's
+/// total (the header's).
+fn title(kept: usize, total: u64, width: u16) -> String {
+    if kept as u64 >= total {
+        return format!(" requests · {kept} ");
+    }
+    let room = usize::from(width).saturating_sub(2);
+    [
+        format!(" requests · newest {kept} of {total} "),
+        format!(" requests · {kept} of {total} "),
+        format!(" {kept} of {total} requests "),
+        format!(" {kept} of {total} "),
+    ]
+    .into_iter()
+    .find(|t| text::width(t) <= room)
+    .unwrap_or_else(|| format!(" {kept} "))
+}
+
 /// Newest first, `count` requests from the `first`. No cell is muted: the selected row's grey
 /// background would hide muted grey.
 fn table_columns<'a>(paint: &Paint, first: usize, count: usize) -> Vec<Column<'a>> {
@@ -103,13 +122,15 @@ fn table_columns<'a>(paint: &Paint, first: usize, count: usize) -> Vec<Column<'a
     vec![id, status, provider, took, cost]
 }
 
-/// `ok`, `failed`, `streaming`, `waiting`, with `⟲` when text was withdrawn on the way.
+/// `ok`, `failed`, `cancelled` (the caller went away), `streaming` (a first event came),
+/// `waiting` (none yet), with `⟲` when text was withdrawn on the way.
 fn status_cell<'a>(r: &RequestView, theme: &Theme) -> Line<'a> {
-    let (word, style) = match (r.outcome, &r.provider) {
-        (Some(Outcome::Ok), _) => ("ok", theme.ok),
-        (Some(Outcome::Error), _) => ("failed", theme.failed),
-        (None, Some(_)) => ("streaming", theme.title),
-        (None, None) => ("waiting", Style::new()),
+    let (word, style) = match r.outcome {
+        Some(Outcome::Ok) => ("ok", theme.ok),
+        Some(Outcome::Error) if r.cancelled() => ("cancelled", theme.title),
+        Some(Outcome::Error) => ("failed", theme.failed),
+        None if r.streaming() => ("streaming", theme.title),
+        None => ("waiting", Style::new()),
     };
     let mut spans = vec![Span::styled(word, style)];
     if !r.rewinds.is_empty() {
@@ -127,14 +148,16 @@ fn provider_cell<'a>(r: &RequestView) -> Line<'a> {
     }
 }
 
-/// The total time once finished, the time so far while running.
+/// The total time once finished, the time so far while running; as wide as the widest
+/// (`12.5s…`), so the column does not shift as a running request's time ticks.
 fn took_cell<'a>(r: &RequestView, paint: &Paint) -> Line<'a> {
-    match (r.total_ms, paint.view.dash.now) {
-        (Some(ms), _) => Line::raw(text::millis(ms)),
+    let took = match (r.total_ms, paint.view.dash.now) {
+        (Some(ms), _) => text::millis(ms),
         (None, Some(now)) => {
             let ms = u64::try_from((now - r.started_at).num_milliseconds()).unwrap_or(0);
-            Line::raw(format!("{}…", text::millis(ms)))
+            format!("{}…", text::millis(ms))
         }
-        (None, None) => Line::raw(text::NONE),
-    }
+        (None, None) => text::NONE.to_string(),
+    };
+    Line::raw(format!("{took:>6}"))
 }

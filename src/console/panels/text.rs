@@ -202,12 +202,6 @@ pub fn usd(amount: f64) -> String {
     }
 }
 
-/// `+$0.0123` / `-$0.0123`: a difference.
-pub fn usd_delta(amount: f64) -> String {
-    let sign = if amount < 0.0 { '-' } else { '+' };
-    format!("{sign}{}", usd(amount.abs()))
-}
-
 /// `950`, `12.3k`, `4.5M`.
 pub fn count(n: u64) -> String {
     match n {
@@ -227,6 +221,23 @@ pub fn span(delta: TimeDelta) -> String {
         _ => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
     }
 }
+
+/// At most [`AGO_WIDTH`] columns: `9s`, `3m05s`, `12m`, `2h04m`, `3d`; for a time that ticks on
+/// screen (a countdown, an age), padded to that width by its caller so its column never shifts.
+pub fn short_span(delta: TimeDelta) -> String {
+    let s = delta.num_seconds().max(0);
+    match s {
+        0..60 => format!("{s}s"),
+        60..600 => format!("{}m{:02}s", s / 60, s % 60),
+        600..3600 => format!("{}m", s / 60),
+        3600..36_000 => format!("{}h{:02}m", s / 3600, (s % 3600) / 60),
+        36_000..86_400 => format!("{}h", s / 3600),
+        _ => format!("{}d", (s / 86_400).min(9_999)),
+    }
+}
+
+/// The widest [`short_span`] under ten thousand days.
+pub const AGO_WIDTH: usize = 5;
 
 /// `1:02:31`: uptime.
 pub fn clock_span(delta: TimeDelta) -> String {
@@ -336,10 +347,35 @@ mod tests {
         assert_eq!(millis(1_250), "1.25s");
         assert_eq!(millis(15_000), "15.0s");
         assert_eq!(usd(0.01234), "$0.0123");
-        assert_eq!(usd_delta(-0.5), "-$0.5000");
         assert_eq!(count(12_345), "12.3k");
         assert_eq!(span(TimeDelta::seconds(185)), "3m05s");
         assert_eq!(clock_span(TimeDelta::seconds(3751)), "1:02:31");
         assert_eq!(percent(0.982), "98.2%");
+    }
+
+    #[test]
+    fn a_short_span_never_outgrows_its_column() {
+        let spans = [
+            (0, "0s"),
+            (9, "9s"),
+            (59, "59s"),
+            (60, "1m00s"),
+            (185, "3m05s"),
+            (599, "9m59s"),
+            (600, "10m"),
+            (3_599, "59m"),
+            (3_600, "1h00m"),
+            (35_999, "9h59m"),
+            (36_000, "10h"),
+            (86_400 * 3, "3d"),
+        ];
+        for (secs, want) in spans {
+            assert_eq!(short_span(TimeDelta::seconds(secs)), want);
+        }
+        for secs in (-5..200_000).step_by(7) {
+            let w = width(&short_span(TimeDelta::seconds(secs)));
+            assert!(w <= AGO_WIDTH, "{secs}: {w}");
+        }
+        assert_eq!(short_span(TimeDelta::MAX), "9999d");
     }
 }
