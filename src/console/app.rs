@@ -12,20 +12,23 @@ use futures::StreamExt;
 use ratatui::crossterm::event::{
     Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
+use ratatui::layout::Rect;
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::{DefaultTerminal, Frame};
 use ratatui_textarea::TextArea;
+use std::cell::Cell;
 use std::sync::Arc;
 use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 
-use super::dashboard::{Dashboard, LogFilter};
+use super::clipboard;
+use super::dashboard::{Dashboard, LogFilter, LogLine};
 use super::keys::{Action, Bindings, Scope};
 use super::panels::{self, Facts, View};
 use super::replay::Player;
 use super::ui::Link;
-use super::ui::{FAULT_CHOICES, Focus, Overlay, Ui};
+use super::ui::{DetailTarget, FAULT_CHOICES, Focus, Overlay, Ui};
 use crate::event::{self, Event, EventKind, Received};
 use crate::session::{Command, Controller, LoadChange, LoadView};
 
@@ -112,6 +115,10 @@ pub struct App {
     /// Plays a recording instead of the bus.
     player: Option<Player>,
     quit: bool,
+    /// An OSC 52 copy (`y`) waiting to be written to the terminal.
+    clipboard: Option<String>,
+    /// The screen's size at the last frame, to know how far a detail scrolls and which panels show.
+    screen: Cell<Rect>,
 }
 
 impl App {
@@ -148,6 +155,8 @@ impl App {
             notes,
             player: None,
             quit: false,
+            clipboard: None,
+            screen: Cell::new(Rect::default()),
         };
         app.style_prompt();
         app
@@ -170,6 +179,8 @@ impl App {
             notes: None,
             player: Some(player),
             quit: false,
+            clipboard: None,
+            screen: Cell::new(Rect::default()),
         }
     }
 
@@ -213,6 +224,7 @@ impl App {
                 input_event = input.next() => match input_event {
                     Some(Ok(event)) => {
                         self.on_terminal(&event);
+                        self.write_clipboard(terminal);
                         dirty = true;
                     }
                     Some(Err(e)) => return Err(e),
@@ -341,7 +353,28 @@ impl App {
         changed
     }
 
+    /// Write a waiting copy (`y`) to the terminal, which puts it on the clipboard.
+    fn write_clipboard(&mut self, terminal: &mut DefaultTerminal) {
+        use std::io::Write;
+        let Some(sequence) = self.clipboard.take() else {
+            return;
+        };
+        let out = terminal.backend_mut();
+        if let Err(e) = out
+            .write_all(sequence.as_bytes())
+            .and_then(|()| out.flush())
+        {
+            self.ui.flash = Some(format!("cannot copy: the terminal refused ({e})"));
+        }
+    }
+
+    /// The OSC 52 sequence of the last copy (`y`), taken: what the loop writes to the terminal.
+    pub fn take_clipboard(&mut self) -> Option<String> {
+        self.clipboard.take()
+    }
+
     pub fn draw(&self, frame: &mut Frame) {
+        self.screen.set(frame.area());
         let dash = self.frozen.as_deref().unwrap_or(&self.live);
         let view = View {
             dash,
@@ -518,6 +551,7 @@ impl App {
                 self.on_fault_picker_key(provider, selected, key);
             }
             Overlay::LogFilter { selected } => self.on_log_filter_key(selected, key),
+            Overlay::Detail { target, scroll } => self.on_detail_key(target, scroll, key),
         }
     }
 
@@ -579,8 +613,8 @@ impl App {
         match action {
             Action::Quit => self.quit = true,
             Action::Help => self.ui.overlay = Some(Overlay::Help),
-            Action::FocusNext => self.ui.focus = cycle(self.ui.focus, 1),
-            Action::FocusPrev => self.ui.focus = cycle(self.ui.focus, -1),
+            Action::FocusNext => self.focus_by(1),
+            Action::FocusPrev => self.focus_by(-1),
             Action::Prompt => self.ui.focus = Focus::Prompt,
             Action::Up => self.select(-1),
             Action::Down => self.select(1),
@@ -604,6 +638,11 @@ impl App {
                 };
             }
             Action::FilterLog => self.ui.overlay = Some(Overlay::LogFilter { selected: 0 }),
+            Action::Open => self.open_detail(),
+            Action::Copy => match self.detail_target() {
+                Some(target) => self.copy(&target),
+                None => self.ui.flash = Some("nothing here to copy".to_string()),
+            },
             // Read elsewhere: by the replay's player and the confirmation popup.
             Action::ReplayPause
             | Action::ReplayStep
@@ -669,6 +708,11 @@ impl App {
                 }
             }
             Focus::Requests => self.select_request(by),
+            Focus::Errors => {
+                let n = panels::error_classes(self.shown()).len();
+                let i = self.ui.selected_error as i64 + i64::from(by);
+                self.ui.selected_error = i.clamp(0, n.saturating_sub(1) as i64) as usize;
+            }
             Focus::Reply | Focus::Log | Focus::Prompt => self.scroll(by),
         }
     }
@@ -706,6 +750,107 @@ impl App {
                 self.ui.reply_scroll = down.clamp(0, i64::from(u16::MAX)) as u16;
             }
         }
+    }
+}
+
+/// The detail view (Enter) and copying it (`y`).
+impl App {
+    /// What the screen shows: the frozen snapshot, or the live fold.
+    fn shown(&self) -> &Dashboard {
+        self.frozen.as_deref().unwrap_or(&self.live)
+    }
+
+    /// Tab and Shift-Tab, passing by the errors panel where the screen has no room for it.
+    fn focus_by(&mut self, by: i32) {
+        let mut focus = cycle(self.ui.focus, by);
+        let screen = self.screen.get();
+        if focus == Focus::Errors && !panels::shows_errors(self.shown(), screen) {
+            focus = cycle(focus, by);
+        }
+        self.ui.focus = focus;
+    }
+
+    /// The row Enter opens in the focused panel: the selected provider, request or error class,
+    /// or the event-log line at the bottom of the log as scrolled.
+    fn detail_target(&self) -> Option<DetailTarget> {
+        let dash = self.shown();
+        match self.ui.focus {
+            Focus::Providers => dash
+                .providers
+                .get(self.ui.selected_provider)
+                .map(|p| DetailTarget::Provider(p.name.clone())),
+            Focus::Requests | Focus::Reply => panels::selected_request(dash, &self.ui)
+                .map(|r| DetailTarget::Request(r.id.clone())),
+            Focus::Errors => {
+                let classes = panels::error_classes(dash);
+                let i = self.ui.selected_error.min(classes.len().saturating_sub(1));
+                classes.get(i).map(|c| DetailTarget::ErrorClass(*c))
+            }
+            Focus::Log => {
+                let filter = &self.ui.log_filter;
+                let matching: Vec<&LogLine> =
+                    dash.log.iter().rev().filter(|l| filter.shows(l)).collect();
+                let up = self.ui.log_scroll.min(matching.len().saturating_sub(1));
+                matching.get(up).map(|l| DetailTarget::Log(l.seq))
+            }
+            Focus::Prompt => None,
+        }
+    }
+
+    fn open_detail(&mut self) {
+        match self.detail_target() {
+            Some(target) => self.ui.overlay = Some(Overlay::Detail { target, scroll: 0 }),
+            None => self.ui.flash = Some("nothing here to open yet".to_string()),
+        }
+    }
+
+    fn on_detail_key(&mut self, target: DetailTarget, scroll: usize, key: &KeyEvent) {
+        if key.code == KeyCode::Esc {
+            self.ui.overlay = None;
+            return;
+        }
+        let page = usize::from(self.screen.get().height.saturating_sub(4)).max(1);
+        let most = panels::max_scroll(self.shown(), &target, self.screen.get());
+        let scroll = match self.keys.action(key) {
+            Some(Action::Quit) => {
+                self.ui.overlay = None;
+                return;
+            }
+            Some(Action::Copy) => {
+                self.copy(&target);
+                scroll
+            }
+            Some(Action::Up) => scroll.saturating_sub(1),
+            Some(Action::Down) => scroll.saturating_add(1),
+            Some(Action::PageUp) => scroll.saturating_sub(page),
+            Some(Action::PageDown) => scroll.saturating_add(page),
+            _ => match key.code {
+                KeyCode::Home => 0,
+                KeyCode::End => most,
+                _ => scroll,
+            },
+        };
+        let scroll = scroll.min(most);
+        self.ui.overlay = Some(Overlay::Detail { target, scroll });
+    }
+
+    /// Put a detail's text on the clipboard (OSC 52, written by the loop) and say what was copied.
+    fn copy(&mut self, target: &DetailTarget) {
+        let text = panels::copy_text(self.shown(), target);
+        let copy = clipboard::osc52(&text);
+        let lines = text.get(..copy.bytes).unwrap_or_default().lines().count();
+        let what = match target {
+            DetailTarget::Request(id) => format!("request {id}"),
+            DetailTarget::Provider(name) => format!("provider {name}"),
+            DetailTarget::ErrorClass(class) => format!("error class {class}"),
+            DetailTarget::Log(seq) => format!("event #{seq}"),
+        };
+        let cut = if copy.cut { ", cut to 64 KiB" } else { "" };
+        self.ui.flash = Some(format!(
+            "copied {what}: {lines} lines, {} bytes{cut} (OSC 52)",
+            copy.bytes
+        ));
+        self.clipboard = Some(copy.sequence);
     }
 }
 

@@ -53,6 +53,11 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
             " no events match the filter"
         };
         lines.push(Line::styled(why, theme.muted));
+    } else if paint.focused(Focus::Log)
+        && let Some(bottom) = lines.first_mut()
+    {
+        // The line Enter opens.
+        bottom.style = theme.selected;
     }
     lines.reverse();
     // Newest at the bottom: pad above when there are fewer lines than rows.

@@ -7,6 +7,7 @@
 mod columns;
 mod confirm;
 mod cost;
+mod detail;
 mod errors;
 mod faults;
 mod filter;
@@ -25,6 +26,10 @@ mod text;
 mod timeline;
 mod too_small;
 mod window;
+
+pub use detail::{copy_text, max_scroll};
+pub use errors::classes as error_classes;
+pub use requests::selected as selected_request;
 
 use ratatui::Frame;
 use ratatui::layout::Rect;
@@ -96,6 +101,17 @@ pub fn draw(frame: &mut Frame, view: &View) {
     }
 }
 
+/// Whether a screen of `area` has room for the errors panel (Tab passes it by where not).
+pub fn shows_errors(dash: &Dashboard, area: Rect) -> bool {
+    let needs = Needs {
+        providers: dash.providers.len(),
+        provider_rows: providers::rows(dash),
+        prompt_lines: 1,
+        focus: Focus::Errors,
+    };
+    matches!(layout::split(area, needs), Screen::Panels(areas) if areas.errors.is_some())
+}
+
 /// A panel's drawing function.
 type DrawPanel = fn(&mut Frame, Rect, &Paint);
 
@@ -132,5 +148,8 @@ fn overlay(frame: &mut Frame, area: Rect, paint: &Paint) {
             faults::draw(frame, area, paint, provider, *selected);
         }
         Some(Overlay::LogFilter { selected }) => filter::draw(frame, area, paint, *selected),
+        Some(Overlay::Detail { target, scroll }) => {
+            detail::draw(frame, area, paint, target, *scroll);
+        }
     }
 }
