@@ -423,7 +423,13 @@ fn provider(dash: &Dashboard, name: &str) -> Detail {
     provider_summary(&mut d, dash, p);
     d.heading("Settings");
     if let Some(n) = p.threshold {
-        d.field("threshold", format!("opens after {n} failures in a row"));
+        d.field(
+            "threshold",
+            format!(
+                "opens after {} in a row",
+                text::plural(u64::from(n), "failure", "failures")
+            ),
+        );
     }
     if let Some(classes) = dash.breaker_counts() {
         let names: Vec<&str> = classes.iter().map(|c| c.as_str()).collect();
@@ -481,7 +487,10 @@ fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
     let of = p.threshold.map(|n| format!(" of {n}")).unwrap_or_default();
     d.field(
         "in a row",
-        format!("{} failures{of}", p.consecutive_failures),
+        format!(
+            "{}{of}",
+            text::plural(u64::from(p.consecutive_failures), "failure", "failures")
+        ),
     );
     if let Some(f) = &p.fault {
         d.field("fault", f.clone());
@@ -496,8 +505,11 @@ fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
     d.field(
         "traffic",
         format!(
-            "{} attempts, {} answered, {} failed ({rate} ok), {} probes out",
-            p.attempts, p.successes, p.failures, p.probes_in_flight
+            "{}, {} answered, {} failed ({rate} ok), {} out",
+            text::plural(p.attempts, "attempt", "attempts"),
+            p.successes,
+            p.failures,
+            text::plural(u64::from(p.probes_in_flight), "probe", "probes")
         ),
     );
     let q = |q: f64| p.latency_ms(q).map_or("—".into(), text::millis);
