@@ -141,7 +141,7 @@ fn main_hints(paint: &Paint) -> Vec<Hint> {
         ],
     });
     if ui.focus != Focus::Prompt {
-        hints.push(one(keys, Action::Open, 1));
+        hints.push(one(keys, Action::Open, 3));
     }
     let selected = paint.view.dash.providers.get(ui.selected_provider);
     if let Some(p) = selected {
