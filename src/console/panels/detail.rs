@@ -615,7 +615,7 @@ fn error_class(dash: &Dashboard, class: ErrorClass) -> Detail {
     d.toned(
         "class",
         format!(
-            "{} {class}: {}",
+            "{} {class} ({})",
             retry_mark(retryable),
             retryable_word(retryable)
         ),
