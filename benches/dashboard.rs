@@ -185,6 +185,7 @@ impl Traffic {
                 .collect(),
             breaker_threshold: Some(5),
             breaker_counts: None,
+            settings: None,
         };
         Traffic {
             rng: 0x9E37_79B9_7F4A_7C15,

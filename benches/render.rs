@@ -103,12 +103,14 @@ fn requests() -> VecDeque<RequestView> {
                         retryable: true,
                         message: "cut".into(),
                     },
+                    detail: Default::default(),
                 },
                 AttemptView {
                     number: 2,
                     provider: "provider-1".into(),
                     model: "m".into(),
                     state: AttemptState::Streaming { latency_ms: 420 },
+                    detail: Default::default(),
                 },
             ],
             provider: Some("provider-1".into()),
@@ -151,6 +153,7 @@ fn busy() -> Dashboard {
                 "r{n} #1 provider-{} overloaded in headers (HTTP 529, retryable): overloaded",
                 n % 4
             ),
+            fields: Vec::new(),
         })
         .collect();
     for (i, class) in ErrorClass::ALL.iter().take(10).enumerate() {

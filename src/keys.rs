@@ -41,6 +41,8 @@ pub enum Action {
     LoadSlower,
     Freeze,
     FilterLog,
+    Open,
+    Copy,
     ReplayPause,
     ReplayStep,
     ReplayBack,
@@ -81,7 +83,7 @@ impl Scope {
 }
 
 impl Action {
-    pub const ALL: [Action; 33] = [
+    pub const ALL: [Action; 35] = [
         Action::Quit,
         Action::Help,
         Action::FocusNext,
@@ -104,6 +106,8 @@ impl Action {
         Action::LoadSlower,
         Action::Freeze,
         Action::FilterLog,
+        Action::Open,
+        Action::Copy,
         Action::ReplayPause,
         Action::ReplayStep,
         Action::ReplayBack,
@@ -131,7 +135,9 @@ impl Action {
             | Action::Bottom
             | Action::Search
             | Action::Zoom
-            | Action::FilterLog => Scope::Panels,
+            | Action::FilterLog
+            | Action::Open
+            | Action::Copy => Scope::Panels,
             Action::Prompt
             | Action::Trip
             | Action::ForceClosed
@@ -197,6 +203,8 @@ impl Action {
             Action::LoadSlower => "load_slower",
             Action::Freeze => "freeze",
             Action::FilterLog => "filter_log",
+            Action::Open => "open",
+            Action::Copy => "copy",
             Action::ReplayPause => "replay_pause",
             Action::ReplayStep => "replay_step",
             Action::ReplayBack => "replay_back",
@@ -235,6 +243,8 @@ impl Action {
             Action::LoadSlower => "less background load",
             Action::Freeze => "freeze the display (data is still collected)",
             Action::FilterLog => "filter the event log by provider and type",
+            Action::Open => "open the selected row's detail (every field, the whole error)",
+            Action::Copy => "copy the detail to the clipboard (OSC 52, works over SSH)",
             Action::ReplayPause => "replay: pause / play",
             Action::ReplayStep => "replay: on to the next change on screen (and pause)",
             Action::ReplayBack | Action::ReplayForward => {
@@ -275,6 +285,8 @@ impl Action {
             Action::LoadSlower => "slower",
             Action::Freeze => "freeze",
             Action::FilterLog => "filter",
+            Action::Open => "detail",
+            Action::Copy => "copy",
             Action::ReplayPause => "pause",
             Action::ReplayStep => "step",
             Action::ReplayBack | Action::ReplayForward => "±10 s",
@@ -437,6 +449,8 @@ const DEFAULTS: &[(Action, &[&str])] = &[
     (Action::LoadSlower, &["-"]),
     (Action::Freeze, &["space"]),
     (Action::FilterLog, &["e"]),
+    (Action::Open, &["enter"]),
+    (Action::Copy, &["y"]),
     (Action::ReplayPause, &["space"]),
     (Action::ReplayStep, &["."]),
     (Action::ReplayBack, &["left"]),
@@ -636,7 +650,11 @@ mod tests {
         let pairs = Action::ALL.iter().filter(|a| a.partner().is_some()).count();
         assert_eq!(rows.len(), Action::ALL.len() - pairs);
         assert!(rows.iter().all(|(keys, _)| !keys.is_empty()));
-        assert_eq!(b.help_rows(&[Scope::Panels, Scope::Live]).len(), 21);
+        assert_eq!(b.help_rows(&[Scope::Panels, Scope::Live]).len(), 23);
+        assert_eq!(
+            b.action(&press(KeyCode::Enter, KeyModifiers::NONE)),
+            Some(Action::Open)
+        );
         assert_eq!(b.describe_pair(Action::ReplayBack), "← →");
         assert_eq!(b.describe_pair(Action::ReplaySlower), "< >");
     }
@@ -652,8 +670,9 @@ mod tests {
             b.action_of(Scope::Replay, &space),
             Some(Action::ReplayPause)
         );
+        // `y` copies a detail in the panels and confirms in the confirmation popup.
         let y = press(KeyCode::Char('y'), KeyModifiers::NONE);
-        assert_eq!(b.action(&y), None);
+        assert_eq!(b.action(&y), Some(Action::Copy));
         assert_eq!(b.action_of(Scope::Confirm, &y), Some(Action::Confirm));
         assert_eq!(
             b.action_of(Scope::Replay, &press(KeyCode::Left, KeyModifiers::NONE)),

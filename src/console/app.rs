@@ -12,6 +12,7 @@ use futures::StreamExt;
 use ratatui::crossterm::event::{
     Event as TermEvent, EventStream, KeyCode, KeyEvent, KeyEventKind, KeyModifiers, MouseEventKind,
 };
+use ratatui::layout::Rect;
 use ratatui::style::{Modifier, Style};
 use ratatui::{DefaultTerminal, Frame};
 use ratatui_textarea::TextArea;
@@ -21,12 +22,13 @@ use std::time::Duration;
 use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 
+use super::clipboard;
 use super::dashboard::{Dashboard, LogFilter};
 use super::keys::{Action, Bindings, Scope};
 use super::panels::{self, Drawn, Facts, View};
 use super::replay::{Landed, MarkKind, Player};
 use super::ui::Link;
-use super::ui::{FAULT_CHOICES, Focus, Overlay, Panel, Ui, fault_choice_in_force};
+use super::ui::{DetailTarget, FAULT_CHOICES, Focus, Overlay, Panel, Ui, fault_choice_in_force};
 use crate::event::{self, Event, EventKind, Received, Source};
 use crate::session::{Command, Controller, LoadChange, LoadView};
 
@@ -123,6 +125,10 @@ pub struct App {
     /// What the last frame had room for (how far the keys can move).
     drawn: Cell<Drawn>,
     quit: bool,
+    /// An OSC 52 copy (`y`) waiting to be written to the terminal.
+    clipboard: Option<String>,
+    /// The screen's size at the last frame, to know how far a detail scrolls and which panels show.
+    screen: Cell<Rect>,
 }
 
 impl App {
@@ -162,6 +168,8 @@ impl App {
             flash_since: None,
             drawn: Cell::default(),
             quit: false,
+            clipboard: None,
+            screen: Cell::new(Rect::default()),
         };
         app.style_prompt();
         app
@@ -187,6 +195,8 @@ impl App {
             flash_since: None,
             drawn: Cell::default(),
             quit: false,
+            clipboard: None,
+            screen: Cell::new(Rect::default()),
         }
     }
 
@@ -228,6 +238,7 @@ impl App {
                 input_event = input.next() => match input_event {
                     Some(Ok(event)) => {
                         self.on_terminal(&event);
+                        self.write_clipboard(terminal);
                         dirty = true;
                     }
                     Some(Err(e)) => return Err(e),
@@ -410,7 +421,28 @@ impl App {
         changed
     }
 
+    /// Write a waiting copy (`y`) to the terminal, which puts it on the clipboard.
+    fn write_clipboard(&mut self, terminal: &mut DefaultTerminal) {
+        use std::io::Write;
+        let Some(sequence) = self.clipboard.take() else {
+            return;
+        };
+        let out = terminal.backend_mut();
+        if let Err(e) = out
+            .write_all(sequence.as_bytes())
+            .and_then(|()| out.flush())
+        {
+            self.ui.flash = Some(format!("cannot copy: the terminal refused ({e})"));
+        }
+    }
+
+    /// The OSC 52 sequence of the last copy (`y`), taken: what the loop writes to the terminal.
+    pub fn take_clipboard(&mut self) -> Option<String> {
+        self.clipboard.take()
+    }
+
     pub fn draw(&self, frame: &mut Frame) {
+        self.screen.set(frame.area());
         let view = View {
             dash: self.shown(),
             ui: &self.ui,
@@ -531,7 +563,7 @@ impl App {
             Focus::Requests => self.ui.selected_request.take().is_none(),
             Focus::Log => self.ui.log_at.take().is_none(),
             Focus::Reply => std::mem::take(&mut self.ui.reply_scroll) == 0,
-            Focus::Providers | Focus::Prompt => true,
+            Focus::Providers | Focus::Errors | Focus::Prompt => true,
         };
         if following {
             self.ui.zoomed = None;
@@ -678,6 +710,7 @@ impl App {
                 self.on_fault_picker_key(provider, selected, key);
             }
             Overlay::LogFilter { selected } => self.on_log_filter_key(selected, key),
+            Overlay::Detail { target, scroll } => self.on_detail_key(target, scroll, key),
         }
     }
 
@@ -797,6 +830,11 @@ impl App {
                 };
             }
             Action::FilterLog => self.ui.overlay = Some(Overlay::LogFilter { selected: 0 }),
+            Action::Open => self.open_detail(),
+            Action::Copy => match self.detail_target() {
+                Some(target) => self.copy(&target),
+                None => self.ui.flash = Some("nothing here to copy".to_string()),
+            },
             // Read elsewhere: by the replay's player and the confirmation popup.
             Action::ReplayPause
             | Action::ReplayStep
@@ -875,7 +913,7 @@ impl App {
                     self.ui.focus = focus;
                 }
             }
-            None => self.ui.focus = cycle(self.ui.focus, by),
+            None => self.focus_by(by),
         }
     }
 
@@ -891,6 +929,11 @@ impl App {
                 }
             }
             Focus::Requests => self.select_request(by),
+            Focus::Errors => {
+                let n = panels::error_classes(self.shown()).len();
+                let i = self.ui.selected_error as i64 + i64::from(by);
+                self.ui.selected_error = i.clamp(0, n.saturating_sub(1) as i64) as usize;
+            }
             Focus::Log => self.move_log(i64::from(by)),
             Focus::Reply | Focus::Prompt => self.scroll_reply(i64::from(by)),
         }
@@ -904,7 +947,9 @@ impl App {
         };
         match self.ui.focus {
             Focus::Log => self.move_log(i64::from(by) * rows),
-            Focus::Providers | Focus::Requests => self.select(by.saturating_mul(PAGE as i32)),
+            Focus::Providers | Focus::Requests | Focus::Errors => {
+                self.select(by.saturating_mul(PAGE as i32));
+            }
             Focus::Reply | Focus::Prompt => self.scroll_reply(i64::from(by) * PAGE),
         }
     }
@@ -958,6 +1003,100 @@ impl App {
             Focus::Log => self.move_log(i64::from(by)),
             _ => self.scroll_reply(i64::from(by)),
         }
+    }
+}
+
+/// The detail view (Enter) and copying it (`y`).
+impl App {
+    /// Tab and Shift-Tab, passing by the errors panel where the screen has no room for it.
+    fn focus_by(&mut self, by: i32) {
+        let mut focus = cycle(self.ui.focus, by);
+        let screen = self.screen.get();
+        if focus == Focus::Errors && !panels::shows_errors(self.shown(), screen) {
+            focus = cycle(focus, by);
+        }
+        self.ui.focus = focus;
+    }
+
+    /// The row Enter opens in the focused panel: the selected provider, request or error class,
+    /// or the event-log line at the bottom of the log as scrolled.
+    fn detail_target(&self) -> Option<DetailTarget> {
+        let dash = self.shown();
+        match self.ui.focus {
+            Focus::Providers => dash
+                .providers
+                .get(self.ui.selected_provider)
+                .map(|p| DetailTarget::Provider(p.name.clone())),
+            Focus::Requests | Focus::Reply => panels::selected_request(dash, &self.ui)
+                .map(|r| DetailTarget::Request(r.id.clone())),
+            Focus::Errors => {
+                let classes = panels::error_classes(dash);
+                let i = self.ui.selected_error.min(classes.len().saturating_sub(1));
+                classes.get(i).map(|c| DetailTarget::ErrorClass(*c))
+            }
+            Focus::Log => {
+                let rows = self.drawn.get().log_rows.max(1);
+                let window = dash.log_window(&self.ui.log_filter, self.ui.log_at, rows);
+                window.lines.last().map(|l| DetailTarget::Log(l.seq))
+            }
+            Focus::Prompt => None,
+        }
+    }
+
+    fn open_detail(&mut self) {
+        match self.detail_target() {
+            Some(target) => self.ui.overlay = Some(Overlay::Detail { target, scroll: 0 }),
+            None => self.ui.flash = Some("nothing here to open yet".to_string()),
+        }
+    }
+
+    fn on_detail_key(&mut self, target: DetailTarget, scroll: usize, key: &KeyEvent) {
+        if key.code == KeyCode::Esc {
+            self.ui.overlay = None;
+            return;
+        }
+        let page = usize::from(self.screen.get().height.saturating_sub(4)).max(1);
+        let most = panels::max_scroll(self.shown(), &target, self.screen.get());
+        let scroll = match self.keys.action(key) {
+            Some(Action::Quit) => {
+                self.ui.overlay = None;
+                return;
+            }
+            Some(Action::Copy) => {
+                self.copy(&target);
+                scroll
+            }
+            Some(Action::Up) => scroll.saturating_sub(1),
+            Some(Action::Down) => scroll.saturating_add(1),
+            Some(Action::PageUp) => scroll.saturating_sub(page),
+            Some(Action::PageDown) => scroll.saturating_add(page),
+            _ => match key.code {
+                KeyCode::Home => 0,
+                KeyCode::End => most,
+                _ => scroll,
+            },
+        };
+        let scroll = scroll.min(most);
+        self.ui.overlay = Some(Overlay::Detail { target, scroll });
+    }
+
+    /// Put a detail's text on the clipboard (OSC 52, written by the loop) and say what was copied.
+    fn copy(&mut self, target: &DetailTarget) {
+        let text = panels::copy_text(self.shown(), target);
+        let copy = clipboard::osc52(&text);
+        let lines = text.get(..copy.bytes).unwrap_or_default().lines().count();
+        let what = match target {
+            DetailTarget::Request(id) => format!("request {id}"),
+            DetailTarget::Provider(name) => format!("provider {name}"),
+            DetailTarget::ErrorClass(class) => format!("error class {class}"),
+            DetailTarget::Log(seq) => format!("event #{seq}"),
+        };
+        let cut = if copy.cut { ", cut to 64 KiB" } else { "" };
+        self.ui.flash = Some(format!(
+            "copied {what}: {lines} lines, {} bytes{cut} (OSC 52)",
+            copy.bytes
+        ));
+        self.clipboard = Some(copy.sequence);
     }
 }
 

@@ -7,6 +7,7 @@
 //! `replay.rs` plays a recording. The commands that start a console are in `cmd/`.
 
 pub mod app;
+pub mod clipboard;
 pub mod dashboard;
 pub mod keys;
 pub mod layout;

@@ -4,6 +4,7 @@
 //! replay stands) is not kept here: the app asks for it each frame (`panels::Facts`).
 
 pub use super::dashboard::LogFilter;
+use crate::event::ErrorClass;
 use crate::session::Command;
 pub use crate::session::LoadView;
 
@@ -13,13 +14,16 @@ pub enum Focus {
     Providers,
     Requests,
     Reply,
+    /// The errors panel's classes (full layout only: Tab passes it by where it is not drawn).
+    Errors,
     Log,
     Prompt,
 }
 
 impl Focus {
-    pub const ORDER: [Focus; 5] = [
+    pub const ORDER: [Focus; 6] = [
         Focus::Providers,
+        Focus::Errors,
         Focus::Requests,
         Focus::Reply,
         Focus::Log,
@@ -31,6 +35,7 @@ impl Focus {
             Focus::Providers => "providers",
             Focus::Requests => "requests",
             Focus::Reply => "reply",
+            Focus::Errors => "errors",
             Focus::Log => "event log",
             Focus::Prompt => "prompt",
         }
@@ -66,6 +71,7 @@ impl Panel {
     pub fn of(focus: Focus) -> Option<Panel> {
         match focus {
             Focus::Providers => Some(Panel::Providers),
+            Focus::Errors => Some(Panel::Errors),
             Focus::Requests => Some(Panel::Requests),
             Focus::Reply => Some(Panel::Reply),
             Focus::Log => Some(Panel::Log),
@@ -94,6 +100,21 @@ pub enum Overlay {
     FaultPicker { provider: String, selected: usize },
     /// Choosing what the event log shows; `selected` indexes the rows of the filter list.
     LogFilter { selected: usize },
+    /// Everything about one row (Enter), scrolled down `scroll` wrapped lines.
+    Detail { target: DetailTarget, scroll: usize },
+}
+
+/// What a detail view is about.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DetailTarget {
+    /// A kept request, by id.
+    Request(String),
+    /// A provider, by name.
+    Provider(String),
+    /// An error class, across providers.
+    ErrorClass(ErrorClass),
+    /// An event-log line, by its event's `seq`.
+    Log(u64),
 }
 
 /// Faults offered by the `f` picker, with the parameters that make a good rehearsal.
@@ -140,6 +161,8 @@ pub struct Ui {
     pub focus: Focus,
     /// Index into `Dashboard::providers`.
     pub selected_provider: usize,
+    /// Index into the errors panel's classes (`Dashboard::error_classes`).
+    pub selected_error: usize,
     /// The request shown in the reply panel; `None` follows the newest.
     pub selected_request: Option<String>,
     /// Lines scrolled down in the reply panel.
@@ -167,6 +190,7 @@ impl Default for Ui {
             serving: None,
             focus: Focus::Providers,
             selected_provider: 0,
+            selected_error: 0,
             selected_request: None,
             reply_scroll: 0,
             log_at: None,

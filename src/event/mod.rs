@@ -26,6 +26,7 @@ pub use vocab::{
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize, Serializer};
+use std::collections::BTreeMap;
 
 use crate::text::floor_boundary;
 
@@ -58,6 +59,10 @@ pub enum EventKind {
         /// breaker` settings make them differ from the default ones (absent otherwise).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         breaker_counts: Option<Vec<ErrorClass>>,
+        /// The settings that govern every provider (breaker, retry, timeouts), for people: each
+        /// a dotted name as the config writes it (`breaker.recovery`) and its value (`30s`).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        settings: Option<BTreeMap<String, String>>,
     },
     RequestStarted {
         request_id: String,

@@ -178,6 +178,7 @@ mod tests {
             providers: vec![],
             breaker_threshold: None,
             breaker_counts: None,
+            settings: None,
         });
         breaker(&bus, "anthropic", "open");
         // Push the early events out of the recent ring.

@@ -49,6 +49,7 @@ impl Setup {
             providers: self.infos.clone(),
             breaker_threshold: Some(self.config.breaker.consecutive_failures),
             breaker_counts: Policy::with_overrides(&self.config.policy).breaker_counts(),
+            settings: Some(settings(&self.config)),
         }
     }
 
@@ -177,6 +178,71 @@ impl Setup {
             settings,
             self.shared.clone(),
         ))
+    }
+}
+
+/// The settings that govern every provider, as `session_started.settings` carries them: what an
+/// operator reading one provider's detail needs to know to explain what its breaker did.
+fn settings(config: &Config) -> std::collections::BTreeMap<String, String> {
+    let b = &config.breaker;
+    let r = &config.retry;
+    let t = &config.timeouts;
+    let mut s: Vec<(String, String)> = vec![
+        (
+            "breaker.consecutive_failures".into(),
+            b.consecutive_failures.to_string(),
+        ),
+        ("breaker.failure_rate".into(), b.failure_rate.to_string()),
+        ("breaker.window".into(), duration(b.window.0)),
+        ("breaker.min_calls".into(), b.min_calls.to_string()),
+        ("breaker.recovery".into(), duration(b.recovery.0)),
+        (
+            "breaker.recovery_growth".into(),
+            b.recovery_growth.to_string(),
+        ),
+        ("breaker.recovery_max".into(), duration(b.recovery_max.0)),
+        (
+            "breaker.half_open_probes".into(),
+            b.half_open_probes.to_string(),
+        ),
+        (
+            "breaker.open_on_retry_after".into(),
+            b.open_on_retry_after.0.map_or("off".into(), duration),
+        ),
+        ("retry.max_retries".into(), r.max_retries.to_string()),
+        ("retry.max_attempts".into(), r.max_attempts.to_string()),
+        ("retry.min_delay".into(), duration(r.min_delay.0)),
+        ("retry.max_delay".into(), duration(r.max_delay.0)),
+        ("retry.factor".into(), r.factor.to_string()),
+        ("retry.jitter".into(), r.jitter.to_string()),
+        (
+            "retry.retry_after_cap".into(),
+            duration(r.retry_after_cap.0),
+        ),
+        ("timeouts.connect".into(), duration(t.connect.0)),
+        ("timeouts.headers".into(), duration(t.headers.0)),
+        ("timeouts.first_event".into(), duration(t.first_event.0)),
+        ("timeouts.idle".into(), duration(t.idle.0)),
+        ("timeouts.total".into(), duration(t.total.0)),
+    ];
+    for p in &config.providers {
+        if p.breaker == BreakerScope::Model {
+            s.push((
+                format!("providers.{}.breaker", p.name.get_ref()),
+                "model".into(),
+            ));
+        }
+    }
+    s.into_iter().collect()
+}
+
+/// A duration as the config writes it: `500ms`, `30s`.
+fn duration(d: std::time::Duration) -> String {
+    let ms = d.as_millis();
+    if ms > 0 && ms % 1000 == 0 {
+        format!("{}s", ms / 1000)
+    } else {
+        format!("{ms}ms")
     }
 }
 

@@ -182,6 +182,7 @@ fn attempt(number: u32, provider: &str, state: AttemptState) -> AttemptView {
         provider: provider.into(),
         model: String::new(),
         state,
+        detail: Default::default(),
     }
 }
 
@@ -304,6 +305,7 @@ fn log() -> VecDeque<LogLine> {
         kind,
         provider: provider.map(str::to_string),
         text: text.into(),
+        fields: Vec::new(),
     };
     let mut out = VecDeque::new();
     out.push_back(line(0, 1, "session_started", None, "session started in demo mode: anthropic (claude-sonnet-4-5), openai (gpt-5), openai-eu (gpt-5-mini); breakers open after 5 failures in a row"));

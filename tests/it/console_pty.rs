@@ -220,3 +220,22 @@ fn redrive_sends_the_recorded_prompts_again() {
     console.keys(b"q");
     assert_eq!(console.exit(Duration::from_secs(10)), 0);
 }
+
+/// The real binary: Enter opens the selected provider's detail, `y` copies it (the console says
+/// what it copied), Esc goes back, and `q` still gives the terminal back.
+#[test]
+fn enter_opens_a_detail_y_copies_it_and_esc_goes_back() {
+    let mut console = Console::start(&["--demo"], ROWS, COLS);
+    console.wait_for("DEMO", Duration::from_secs(20));
+    console.wait_for("openai", Duration::from_secs(5));
+    console.keys(b"\r");
+    console.wait_for("provider anthropic", Duration::from_secs(5));
+    console.wait_for("Breaker history", Duration::from_secs(5));
+    console.keys(b"y");
+    console.wait_for("copied provider anthropic", Duration::from_secs(5));
+    console.keys(b"\x1b");
+    console.wait_gone("Breaker history", Duration::from_secs(5));
+    console.keys(b"q");
+    assert_eq!(console.exit(Duration::from_secs(10)), 0);
+    console.assert_restored();
+}

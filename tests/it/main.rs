@@ -12,6 +12,7 @@ mod ask;
 mod attach;
 mod breaker_props;
 mod config;
+mod console_detail;
 mod console_events;
 mod console_frames;
 mod console_keys;

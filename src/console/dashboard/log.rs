@@ -7,6 +7,7 @@ use super::Dashboard;
 use super::ring::push_ring;
 use crate::event::describe::describe;
 use crate::event::{Event, EventKind};
+use crate::text::one_line;
 
 /// Event-log lines kept.
 pub const LOG_KEPT: usize = 5_000;
@@ -36,7 +37,15 @@ pub struct LogLine {
     pub provider: Option<String>,
     /// One line, for people.
     pub text: String,
+    /// Every field of the event (`ts`, `seq` and `type` first), for its detail view; the values
+    /// cut to `FIELD_CHARS_KEPT` each and `LINE_FIELDS_CHARS_KEPT` in all.
+    pub fields: Vec<(String, String)>,
 }
+
+/// The most of one field's value a log line keeps for its detail.
+pub const FIELD_CHARS_KEPT: usize = 2_000;
+/// The most of all of a line's field values kept (`LOG_KEPT` lines of it at most).
+pub const LINE_FIELDS_CHARS_KEPT: usize = 4_096;
 
 /// What the event log shows (the one in force is UI state: `Ui::log_filter`).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -161,8 +170,67 @@ impl Dashboard {
             kind: event.kind.type_name(),
             provider: event_provider(&event.kind).map(str::to_string),
             text: describe(&event.kind),
+            fields: fields(event),
         };
         push_ring(&mut self.log, line, LOG_KEPT);
+    }
+}
+
+/// Every field of an event as text: `ts`, `seq`, `type`, then the others by name. Strings are
+/// kept on one line (control characters escaped) and every value is bounded.
+fn fields(event: &Event) -> Vec<(String, String)> {
+    // Written out through a bounded buffer first: a hostile event (a chain of a thousand huge
+    // names) must cost no more than a normal one. Events that big keep only their description.
+    let mut json = Bounded(Vec::new());
+    if serde_json::to_writer(&mut json, event).is_err() {
+        return vec![
+            ("seq".into(), event.seq.to_string()),
+            ("type".into(), event.kind.type_name().into()),
+            (
+                "fields".into(),
+                format!("more than {EVENT_BYTES_READ} bytes: not kept"),
+            ),
+        ];
+    }
+    let Ok(serde_json::Value::Object(object)) = serde_json::from_slice(&json.0) else {
+        return Vec::new();
+    };
+    let first = ["ts", "seq", "type"];
+    let ordered = first
+        .iter()
+        .filter_map(|k| object.get_key_value(*k))
+        .chain(object.iter().filter(|(k, _)| !first.contains(&k.as_str())));
+    let mut room = LINE_FIELDS_CHARS_KEPT;
+    let mut out = Vec::with_capacity(object.len());
+    for (name, value) in ordered {
+        let text = match value {
+            serde_json::Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        let kept = one_line(&text, FIELD_CHARS_KEPT.min(room));
+        room = room.saturating_sub(kept.chars().count());
+        out.push((one_line(name, 64), kept));
+    }
+    out
+}
+
+/// The largest event whose fields a log line keeps.
+const EVENT_BYTES_READ: usize = 256 * 1024;
+
+/// A buffer that refuses to grow past `EVENT_BYTES_READ`.
+struct Bounded(Vec<u8>);
+
+impl std::io::Write for Bounded {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        if self.0.len() + buf.len() > EVENT_BYTES_READ {
+            return Err(std::io::Error::other("event too large"));
+        }
+        self.0.extend_from_slice(buf);
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
     }
 }
 

@@ -22,11 +22,13 @@ mod script;
 pub use ledger::Ledger;
 pub use log::{LOG_KEPT, LOG_KINDS, LogFilter, LogLine, LogWindow};
 pub use providers::{
-    BreakerSpan, ErrorCount, LATENCY_POINTS_KEPT, LastError, LatencyPoint, ModelBreaker,
-    ProviderView, RATE_WINDOW, TIMELINE_KEPT, Tokens, severity,
+    BREAKER_HISTORY_KEPT, BreakerChange, BreakerSpan, ERRORS_KEPT, ErrorCount, ErrorDetail,
+    LATENCY_POINTS_KEPT, LastError, LatencyPoint, ModelBreaker, ProviderView, RATE_WINDOW,
+    TIMELINE_KEPT, Tokens, severity,
 };
 pub use requests::{
-    AttemptState, AttemptView, REPLY_CHARS_KEPT, REQUESTS_KEPT, RequestView, RewindView, Totals,
+    AttemptDetail, AttemptState, AttemptView, REPLY_CHARS_KEPT, REQUESTS_KEPT, RequestView,
+    RewindView, Totals,
 };
 
 use chrono::{DateTime, Utc};
@@ -37,6 +39,8 @@ use crate::text::one_line;
 
 /// Longest error message, reason or detail kept (one line).
 const MESSAGE_CHARS_KEPT: usize = 2_000;
+/// Settings kept from `session_started`.
+const SETTINGS_KEPT: usize = 128;
 
 #[derive(Debug, Clone)]
 pub struct Dashboard {
@@ -60,6 +64,12 @@ pub struct Dashboard {
     pub log: VecDeque<LogLine>,
     /// Failures by provider and class.
     pub errors: BTreeMap<(String, ErrorClass), ErrorCount>,
+    /// The latest failed attempts of each class in full, oldest first; at most `ERRORS_KEPT`
+    /// each (the classes are a closed set).
+    pub class_errors: BTreeMap<ErrorClass, VecDeque<ErrorDetail>>,
+    /// The settings that govern the providers, as `session_started` told them (dotted name,
+    /// value); at most `SETTINGS_KEPT`.
+    pub settings: Vec<(String, String)>,
     /// Events applied so far (including those no panel shows).
     pub events_applied: u64,
     /// The consumer lagged and this many events were never seen (told by the bus).
@@ -97,6 +107,8 @@ impl Dashboard {
             requests: VecDeque::new(),
             log: VecDeque::new(),
             errors: BTreeMap::new(),
+            class_errors: BTreeMap::new(),
+            settings: Vec::new(),
             events_applied: 0,
             events_missed: 0,
             ledger: Ledger::default(),
@@ -260,6 +272,151 @@ mod tests {
         assert_eq!(dash.events_applied, 15);
         assert_eq!(dash.log.len(), 11);
         assert!(dash.log.iter().all(|l| l.kind != "text_delta"));
+    }
+
+    /// What the detail views read: every attempt in full, the breaker's history, the errors by
+    /// provider and by class, the settings, and every field of a log line.
+    #[test]
+    fn the_detail_of_a_failover_is_kept() {
+        let mut s = failover_script();
+        s.at(
+            700,
+            EventKind::AttemptFailed {
+                request_id: "r1".into(),
+                attempt: 2,
+                provider: "openai".into(),
+                phase: Phase::Headers,
+                class: ErrorClass::RateLimited,
+                retryable: true,
+                status: Some(429),
+                retry_after_ms: Some(5_000),
+                message: "Rate limited: slow down\nplease".into(),
+                elapsed_ms: 42,
+            },
+        )
+        .at(
+            710,
+            breaker("openai", "closed", "open", "retry-after 5s", Some(5_000)),
+        )
+        .at(
+            720,
+            breaker("openai", "open", "half_open", "recovery elapsed", None),
+        );
+        let dash = s.fold();
+        let r = dash.request("r1").unwrap();
+        let a1 = &r.attempts[0].detail;
+        assert_eq!(a1.started_at, Some(at(20)));
+        assert_eq!(a1.breaker, Some(BreakerState::Closed));
+        assert_eq!(a1.first_event_ms, Some(200));
+        assert_eq!(
+            (a1.status, a1.retry_after_ms, a1.elapsed_ms),
+            (None, None, Some(10))
+        );
+        assert_eq!(a1.tokens.map(|t| t.output), Some(20));
+        assert!(close(a1.cost_usd, 0.001));
+        let a2 = &r.attempts[1].detail;
+        assert_eq!(
+            (a2.status, a2.retry_after_ms, a2.elapsed_ms),
+            (Some(429), Some(5_000), Some(42))
+        );
+        assert!(close(a2.cost_usd, 0.002));
+        let o = dash.provider("openai").unwrap();
+        let history: Vec<_> = o
+            .breaker_history
+            .iter()
+            .map(|c| (c.from, c.to, c.reason.as_str()))
+            .collect();
+        assert_eq!(
+            history,
+            [
+                (BreakerState::Closed, BreakerState::Open, "retry-after 5s"),
+                (
+                    BreakerState::Open,
+                    BreakerState::HalfOpen,
+                    "recovery elapsed"
+                ),
+            ]
+        );
+        assert_eq!(o.breaker_history[0].recovery_ms, Some(5_000));
+        let e = o.recent_errors.back().unwrap();
+        assert_eq!(
+            (e.request_id.as_str(), e.attempt, e.status),
+            ("r1", 2, Some(429))
+        );
+        assert_eq!(e.message, "Rate limited: slow down please");
+        let rl = &dash.class_errors[&ErrorClass::RateLimited];
+        assert_eq!((rl.len(), rl[0].provider.as_str()), (1, "openai"));
+        assert_eq!(
+            dash.class_errors[&ErrorClass::StreamCut][0].provider,
+            "anthropic"
+        );
+
+        let line = dash
+            .log
+            .iter()
+            .find(|l| l.kind == "attempt_failed" && l.seq == 16)
+            .unwrap();
+        let names: Vec<&str> = line.fields.iter().map(|(k, _)| k.as_str()).collect();
+        assert_eq!(&names[..3], ["ts", "seq", "type"]);
+        let field = |k: &str| {
+            line.fields
+                .iter()
+                .find(|(n, _)| n == k)
+                .map(|(_, v)| v.as_str())
+        };
+        assert_eq!(field("status"), Some("429"));
+        assert_eq!(field("retry_after_ms"), Some("5000"));
+        assert_eq!(field("message"), Some("Rate limited: slow down please"));
+        assert_eq!(field("type"), Some("attempt_failed"));
+
+        // The settings a session announces.
+        let mut settings = BTreeMap::new();
+        settings.insert("breaker.recovery".to_string(), "30s".to_string());
+        let dash = Script::default()
+            .at(
+                0,
+                EventKind::SessionStarted {
+                    format_version: 1,
+                    mode: Mode::Demo,
+                    providers: vec![],
+                    breaker_threshold: Some(3),
+                    breaker_counts: Some(vec![ErrorClass::Timeout]),
+                    settings: Some(settings),
+                },
+            )
+            .fold();
+        assert_eq!(dash.settings, [("breaker.recovery".into(), "30s".into())]);
+        assert_eq!(dash.breaker_counts(), Some(&[ErrorClass::Timeout][..]));
+    }
+
+    #[test]
+    fn the_details_kept_stay_bounded() {
+        let mut s = Script::default();
+        for i in 0..(10 * ERRORS_KEPT as u32) {
+            s.at(
+                i64::from(i),
+                failed("r", i, "a", ErrorClass::Overloaded, Phase::Headers),
+            );
+        }
+        for i in 0..(10 * BREAKER_HISTORY_KEPT as i64) {
+            s.at(i, breaker("a", "closed", "open", &i.to_string(), None));
+        }
+        let dash = s.fold();
+        let a = dash.provider("a").unwrap();
+        assert_eq!(a.recent_errors.len(), ERRORS_KEPT);
+        assert_eq!(
+            a.recent_errors.back().unwrap().attempt,
+            10 * ERRORS_KEPT as u32 - 1
+        );
+        assert_eq!(
+            dash.class_errors[&ErrorClass::Overloaded].len(),
+            ERRORS_KEPT
+        );
+        assert_eq!(a.breaker_history.len(), BREAKER_HISTORY_KEPT);
+        assert_eq!(
+            a.breaker_history.back().unwrap().reason,
+            (10 * BREAKER_HISTORY_KEPT - 1).to_string()
+        );
     }
 
     #[test]
@@ -671,6 +828,22 @@ mod tests {
         assert!(r.chain.len() <= CHAIN_KEPT);
         assert!(r.prompt.as_ref().unwrap().chars().count() <= REPLY_CHARS_KEPT + 1);
         assert!(dash.errors.values().all(|e| !e.last_message.contains('\n')));
+        // What the detail views keep is bounded too.
+        for p in &dash.providers {
+            assert!(p.recent_errors.len() <= ERRORS_KEPT);
+            assert!(p.breaker_history.len() <= BREAKER_HISTORY_KEPT);
+            for e in &p.recent_errors {
+                assert!(e.message.chars().count() <= MESSAGE_CHARS_KEPT + 1);
+                assert!(e.request_id.chars().count() <= 129);
+            }
+        }
+        for line in &dash.log {
+            let kept: usize = line.fields.iter().map(|(_, v)| v.chars().count()).sum();
+            assert!(
+                kept <= log::LINE_FIELDS_CHARS_KEPT + line.fields.len(),
+                "{kept}"
+            );
+        }
     }
 
     const DEMO_CONFIG: &str = r#"

@@ -8,8 +8,8 @@ use std::collections::VecDeque;
 
 use super::ledger::Probe;
 use super::requests::CHAIN_KEPT;
-use super::ring::{push_capped, push_ring};
-use super::{Dashboard, finite, message};
+use super::ring::{bounded, push_capped, push_ring};
+use super::{Dashboard, SETTINGS_KEPT, finite, message};
 use crate::engine::classify::counted_by_breaker;
 use crate::event::{
     BreakerState, ErrorClass, EventKind, Mode, OperatorAction, Outcome, Phase, ProviderFlag,
@@ -30,6 +30,12 @@ pub(super) const RATE_POINTS_KEPT: usize = 10_000;
 pub(super) const TIMELINE_SPANS_KEPT: usize = 1_000;
 /// Per-model breakers kept per provider.
 pub(super) const MODELS_KEPT: usize = 64;
+/// Breaker changes kept per provider for its detail view, newest last.
+pub const BREAKER_HISTORY_KEPT: usize = 32;
+/// Failed attempts kept in full per provider, and per error class, for the detail views.
+pub const ERRORS_KEPT: usize = 16;
+/// Longest request id kept with an error (ids are short; a hostile one must not be kept whole).
+const ID_CHARS_KEPT: usize = 128;
 
 /// Everything the console shows about one provider.
 #[derive(Debug, Clone)]
@@ -78,6 +84,10 @@ pub struct ProviderView {
     /// The simulated fault in force: from `session_started`, then the last `fault_changed`
     /// (a scenario's step) or operator's `set_fault`. `None` for a provider that started healthy.
     pub fault: Option<String>,
+    /// Its breaker's changes with their reasons, oldest first; at most `BREAKER_HISTORY_KEPT`.
+    pub breaker_history: VecDeque<BreakerChange>,
+    /// Its latest failed attempts in full, oldest first; at most `ERRORS_KEPT`.
+    pub recent_errors: VecDeque<ErrorDetail>,
     /// Failures in a row of the provider as a whole, and of each model (kept from the start: a
     /// provider shows it has a breaker per model only when one of them first changes).
     in_a_row: u32,
@@ -99,6 +109,34 @@ pub struct ModelBreaker {
     pub probes_in_flight: u32,
     /// Its failures in a row (as [`ProviderView::failures_of`] says).
     pub consecutive_failures: u32,
+}
+
+/// One `breaker_changed`, as the provider's detail lists it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BreakerChange {
+    pub at: DateTime<Utc>,
+    /// The model, for a per-model breaker.
+    pub model: Option<String>,
+    pub from: BreakerState,
+    pub to: BreakerState,
+    pub reason: String,
+    pub recovery_ms: Option<u64>,
+}
+
+/// One failed attempt in full (`attempt_failed`), for the provider's and the class's detail.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ErrorDetail {
+    pub at: DateTime<Utc>,
+    pub provider: String,
+    pub request_id: String,
+    pub attempt: u32,
+    pub phase: Phase,
+    pub class: ErrorClass,
+    pub retryable: bool,
+    pub status: Option<u16>,
+    pub retry_after_ms: Option<u64>,
+    pub elapsed_ms: u64,
+    pub message: String,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -181,6 +219,8 @@ impl ProviderView {
             failed_cost_usd: 0.0,
             flagged: None,
             fault: None,
+            breaker_history: VecDeque::new(),
+            recent_errors: VecDeque::new(),
             in_a_row: 0,
             in_a_row_by_model: Vec::new(),
         }
@@ -309,7 +349,7 @@ fn new_latency_histogram() -> Histogram<u64> {
 
 impl Tokens {
     /// The tokens a `usage` event reports (none for any other event).
-    fn of(kind: &EventKind) -> Tokens {
+    pub(super) fn of(kind: &EventKind) -> Tokens {
         match kind {
             EventKind::Usage {
                 input_tokens,
@@ -337,9 +377,16 @@ impl Dashboard {
                 providers,
                 breaker_threshold,
                 breaker_counts,
+                settings,
                 ..
             } => {
                 self.ledger.breaker_counts.clone_from(breaker_counts);
+                self.settings = settings
+                    .iter()
+                    .flatten()
+                    .take(SETTINGS_KEPT)
+                    .map(|(k, v)| (message(k), message(v)))
+                    .collect();
                 self.on_session_started(ts, *mode, providers, *breaker_threshold);
             }
             EventKind::RequestStarted { chain, .. } => {
@@ -387,6 +434,12 @@ impl Dashboard {
             } => self.on_fault_set(ts, provider, fault),
             EventKind::OperatorAction { .. } => {}
         }
+    }
+
+    /// The error classes the session's breakers count, when they differ from the default
+    /// policy's (`session_started.breaker_counts`).
+    pub fn breaker_counts(&self) -> Option<&[ErrorClass]> {
+        self.ledger.breaker_counts.as_deref()
     }
 
     pub fn provider(&self, name: &str) -> Option<&ProviderView> {
@@ -545,10 +598,25 @@ impl Dashboard {
             class,
             retryable,
             message: text,
-            ..
+            status,
+            retry_after_ms,
+            elapsed_ms,
         } = kind
         else {
             return;
+        };
+        let detail = ErrorDetail {
+            at: ts,
+            provider: provider.clone(),
+            request_id: bounded(request_id, ID_CHARS_KEPT),
+            attempt: *attempt,
+            phase: *phase,
+            class: *class,
+            retryable: *retryable,
+            status: *status,
+            retry_after_ms: *retry_after_ms,
+            elapsed_ms: *elapsed_ms,
+            message: message(text),
         };
         let spent = self.ledger.take_usage(request_id, provider);
         let counted = counted_by_breaker(self.ledger.breaker_counts.as_deref(), *class);
@@ -579,6 +647,9 @@ impl Dashboard {
             };
             self.count_error(provider, &error);
             self.providers[i].last_error = Some(error);
+            let class_errors = self.class_errors.entry(*class).or_default();
+            push_ring(class_errors, detail.clone(), ERRORS_KEPT);
+            push_ring(&mut self.providers[i].recent_errors, detail, ERRORS_KEPT);
         }
         self.release_probes(|p| {
             p.provider == *provider && p.request_id == *request_id && p.attempt == *attempt
@@ -650,10 +721,10 @@ impl Dashboard {
         let EventKind::BreakerChanged {
             provider,
             model,
+            from,
             to,
             reason,
             recovery_ms,
-            ..
         } = kind
         else {
             return;
@@ -662,6 +733,15 @@ impl Dashboard {
         let Some(view) = self.provider_mut(ts, provider) else {
             return;
         };
+        let change = BreakerChange {
+            at: ts,
+            model: model.as_deref().map(message),
+            from: *from,
+            to: *to,
+            reason: message(reason),
+            recovery_ms: *recovery_ms,
+        };
+        push_ring(&mut view.breaker_history, change, BREAKER_HISTORY_KEPT);
         let shown_before = view.breaker;
         let open_until = match to {
             BreakerState::Open => recovery_ms.map(|ms| plus_millis(ts, ms)),

@@ -4,9 +4,10 @@
 
 use chrono::{DateTime, Utc};
 
+use super::providers::Tokens;
 use super::ring::{bounded, push_capped, push_ring};
 use super::{Dashboard, finite, message};
-use crate::event::{ErrorClass, EventKind, Outcome, Phase, SkipReason, Source};
+use crate::event::{BreakerState, ErrorClass, EventKind, Outcome, Phase, SkipReason, Source};
 
 /// Recent requests kept for the reply panel and the request list.
 pub const REQUESTS_KEPT: usize = 200;
@@ -72,6 +73,25 @@ pub struct AttemptView {
     pub provider: String,
     pub model: String,
     pub state: AttemptState,
+    /// What the attempt's detail view shows beyond its state.
+    pub detail: AttemptDetail,
+}
+
+/// An attempt in full, for its request's detail view (kept only while the request is).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct AttemptDetail {
+    pub started_at: Option<DateTime<Utc>>,
+    /// The state of the breaker it went through when it started.
+    pub breaker: Option<BreakerState>,
+    pub first_event_ms: Option<u64>,
+    /// On failure: the HTTP status, the provider's retry-after, how long it ran.
+    pub status: Option<u16>,
+    pub retry_after_ms: Option<u64>,
+    pub elapsed_ms: Option<u64>,
+    /// From its `usage` (the latest of its provider in the request).
+    pub tokens: Option<Tokens>,
+    pub cost_usd: f64,
+    pub tokens_estimated: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -213,7 +233,7 @@ impl Dashboard {
                 attempt,
                 provider,
                 model,
-            } => self.on_attempt_started(request_id, *attempt, provider, model),
+            } => self.on_attempt_started(ts, request_id, *attempt, provider, model),
             EventKind::AttemptFailed { .. } => self.on_attempt_failed(kind),
             EventKind::AttemptSkipped {
                 request_id,
@@ -235,7 +255,10 @@ impl Dashboard {
                 provider,
                 cost_usd,
                 ..
-            } => self.on_usage(request_id, provider, finite(*cost_usd)),
+            } => {
+                self.on_usage(request_id, provider, finite(*cost_usd));
+                self.attempt_usage(kind);
+            }
             EventKind::RequestFinished { .. } => self.on_request_finished(kind),
             EventKind::SessionStarted { .. }
             | EventKind::BreakerChanged { .. }
@@ -261,13 +284,26 @@ impl Dashboard {
         push_ring(&mut self.requests, request, REQUESTS_KEPT);
     }
 
-    fn on_attempt_started(&mut self, request_id: &str, attempt: u32, provider: &str, model: &str) {
+    fn on_attempt_started(
+        &mut self,
+        ts: DateTime<Utc>,
+        request_id: &str,
+        attempt: u32,
+        provider: &str,
+        model: &str,
+    ) {
+        let breaker = self.provider(provider).map(|p| p.breaker_of(model));
         if let Some(request) = self.request_mut(request_id) {
             let attempt = AttemptView {
                 number: attempt,
                 provider: provider.to_string(),
                 model: model.to_string(),
                 state: AttemptState::Waiting,
+                detail: AttemptDetail {
+                    started_at: Some(ts),
+                    breaker,
+                    ..AttemptDetail::default()
+                },
             };
             push_capped(&mut request.attempts, attempt, ATTEMPTS_KEPT);
             request.provider = Some(provider.to_string());
@@ -278,6 +314,7 @@ impl Dashboard {
         if let Some(request) = self.request_mut(request_id) {
             if let Some(a) = request.attempt_mut(attempt, provider) {
                 a.state = AttemptState::Streaming { latency_ms };
+                a.detail.first_event_ms = Some(latency_ms);
             }
             // The engine has committed to this provider.
             if request.provider.as_deref() != Some(provider) {
@@ -295,7 +332,9 @@ impl Dashboard {
             class,
             retryable,
             message: text,
-            ..
+            status,
+            retry_after_ms,
+            elapsed_ms,
         } = kind
         else {
             return;
@@ -303,6 +342,9 @@ impl Dashboard {
         if let Some(request) = self.request_mut(request_id)
             && let Some(a) = request.attempt_mut(*attempt, provider)
         {
+            a.detail.status = *status;
+            a.detail.retry_after_ms = *retry_after_ms;
+            a.detail.elapsed_ms = Some(*elapsed_ms);
             a.state = AttemptState::Failed {
                 class: *class,
                 phase: *phase,
@@ -319,6 +361,7 @@ impl Dashboard {
                 provider: provider.to_string(),
                 model: String::new(),
                 state: AttemptState::Skipped { reason },
+                detail: AttemptDetail::default(),
             };
             push_capped(&mut request.attempts, skipped, ATTEMPTS_KEPT);
         }
@@ -355,6 +398,33 @@ impl Dashboard {
             request.cost_usd += cost;
         }
         self.ledger.note_usage(request_id, provider, cost);
+    }
+
+    /// A `usage` to the attempt it reports on: its provider's latest in the request (the event
+    /// names no attempt; the engine reports it at the attempt's end).
+    fn attempt_usage(&mut self, kind: &EventKind) {
+        let EventKind::Usage {
+            request_id,
+            provider,
+            cost_usd,
+            estimated,
+            ..
+        } = kind
+        else {
+            return;
+        };
+        let Some(request) = self.request_mut(request_id) else {
+            return;
+        };
+        let attempt =
+            request.attempts.iter_mut().rev().find(|a| {
+                a.provider == *provider && !matches!(a.state, AttemptState::Skipped { .. })
+            });
+        if let Some(a) = attempt {
+            a.detail.tokens = Some(Tokens::of(kind));
+            a.detail.cost_usd = finite(*cost_usd);
+            a.detail.tokens_estimated = *estimated;
+        }
     }
 
     fn on_request_finished(&mut self, kind: &EventKind) {

@@ -60,6 +60,7 @@ pub(super) fn session(names: &[&str], threshold: Option<u32>) -> EventKind {
             .collect(),
         breaker_threshold: threshold,
         breaker_counts: None,
+        settings: None,
     }
 }
 

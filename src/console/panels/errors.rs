@@ -8,11 +8,13 @@ use chrono::{DateTime, Utc};
 use ratatui::Frame;
 use ratatui::layout::Rect;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Table;
+use ratatui::widgets::{HighlightSpacing, Table, TableState};
 
 use super::columns::{self, Column};
 use super::providers::retry_mark;
 use super::{Paint, text};
+use crate::console::dashboard::Dashboard;
+use crate::console::ui::Focus;
 use crate::provider::ErrorClass;
 
 /// One class across providers.
@@ -32,8 +34,9 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         Span::styled(format!("{} not retryable", retry_mark(false)), theme.fatal),
         Span::raw(" "),
     ]);
+    let focused = paint.focused(Focus::Errors);
     let block = theme
-        .block(" errors ", false)
+        .block(" errors ", focused)
         .title_bottom(legend.right_aligned());
     let inner = block.inner(area);
     frame.render_widget(block, area);
@@ -43,15 +46,43 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
         frame.render_widget(none, inner);
         return;
     }
+    // Focused (Tab), the selected class is marked for Enter; otherwise the table is as it was.
+    let marker = if focused { SELECTED_WIDTH } else { 0 };
     let fitted = columns::fit(
         table_columns(&rows, paint),
-        inner.width,
+        inner.width.saturating_sub(marker),
         theme.muted.patch(theme.title),
     );
     let table = Table::new(fitted.rows, fitted.widths)
         .header(fitted.header)
         .column_spacing(columns::SPACING);
-    frame.render_widget(table, inner);
+    if !focused {
+        frame.render_widget(table, inner);
+        return;
+    }
+    let table = table
+        .highlight_symbol(SELECTED)
+        .highlight_spacing(HighlightSpacing::Always)
+        .row_highlight_style(theme.selected);
+    let selected = paint.view.ui.selected_error.min(rows.len() - 1);
+    let mut state = TableState::default().with_selected(Some(selected));
+    frame.render_stateful_widget(table, inner, &mut state);
+}
+
+const SELECTED: &str = "▶ ";
+const SELECTED_WIDTH: u16 = 2;
+
+/// The classes the panel lists, in its order (what `ui.selected_error` indexes).
+pub fn classes(dash: &Dashboard) -> Vec<ErrorClass> {
+    let mut seen: Vec<(bool, ErrorClass)> = dash
+        .errors
+        .iter()
+        .filter(|((provider, _), _)| dash.providers.iter().any(|p| &p.name == provider))
+        .map(|((_, class), count)| (!count.retryable, *class))
+        .collect();
+    seen.sort();
+    seen.dedup_by_key(|(_, class)| *class);
+    seen.into_iter().map(|(_, class)| class).collect()
 }
 
 /// Classes seen, retryable ones first, each group in the classes' fixed order so rows stay put

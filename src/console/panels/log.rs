@@ -43,6 +43,11 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
             " no events match the filter"
         };
         lines.push(Line::styled(why, theme.muted));
+    } else if paint.focused(Focus::Log)
+        && let Some(bottom) = lines.first_mut()
+    {
+        // The line Enter opens.
+        bottom.style = theme.selected;
     }
     // Newest at the bottom: pad above when there are fewer lines than rows.
     let pad = height.saturating_sub(lines.len());

@@ -7,6 +7,7 @@
 mod columns;
 mod confirm;
 mod cost;
+mod detail;
 mod errors;
 mod faults;
 mod filter;
@@ -27,6 +28,8 @@ mod timeline;
 mod too_small;
 mod window;
 
+pub use detail::{copy_text, max_scroll};
+pub use errors::classes as error_classes;
 pub use requests::selected as selected_request;
 
 use ratatui::Frame;
@@ -151,6 +154,18 @@ fn grey(frame: &mut Frame, areas: &Areas) {
     }
 }
 
+/// Whether a screen of `area` has room for the errors panel (Tab passes it by where not).
+pub fn shows_errors(dash: &Dashboard, area: Rect) -> bool {
+    let needs = Needs {
+        providers: dash.providers.len(),
+        provider_rows: providers::rows(dash),
+        prompt_lines: 1,
+        focus: Focus::Errors,
+        zoomed: None,
+    };
+    matches!(layout::split(area, needs), Screen::Panels(areas) if areas.errors.is_some())
+}
+
 /// A panel's drawing function.
 type DrawPanel = fn(&mut Frame, Rect, &Paint);
 
@@ -192,6 +207,9 @@ fn overlay(frame: &mut Frame, area: Rect, paint: &Paint) -> usize {
             faults::draw(frame, area, paint, provider, *selected);
         }
         Some(Overlay::LogFilter { selected }) => filter::draw(frame, area, paint, *selected),
+        Some(Overlay::Detail { target, scroll }) => {
+            detail::draw(frame, area, paint, target, *scroll);
+        }
     }
     0
 }

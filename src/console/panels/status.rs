@@ -105,6 +105,12 @@ fn hints(paint: &Paint) -> Vec<Hint> {
             one(keys, Action::Confirm, 0),
             hint(s("any other key"), "cancel", 0),
         ],
+        Some(Overlay::Detail { .. }) => vec![
+            hint(s("Esc"), "back", 0),
+            pair(keys, Action::Up, Action::Down, "scroll", 1),
+            pair(keys, Action::PageUp, Action::PageDown, "page", 2),
+            one(keys, Action::Copy, 0),
+        ],
         Some(Overlay::FaultPicker { .. } | Overlay::LogFilter { .. }) => vec![
             pair(keys, Action::Up, Action::Down, "select", 0),
             hint(s("Enter"), "apply", 0),
@@ -152,7 +158,7 @@ fn main_hints(paint: &Paint) -> Vec<Hint> {
     let ui = paint.view.ui;
     let mut hints = vec![one(keys, Action::Help, 0), one(keys, Action::Quit, 0)];
     hints.extend(match ui.focus {
-        Focus::Providers | Focus::Requests => vec![
+        Focus::Providers | Focus::Requests | Focus::Errors => vec![
             pair(keys, Action::Up, Action::Down, "select", 1),
             pair(keys, Action::Top, Action::Bottom, "top/bottom", 7),
         ],
@@ -161,6 +167,9 @@ fn main_hints(paint: &Paint) -> Vec<Hint> {
             pair(keys, Action::PageUp, Action::PageDown, "page", 4),
         ],
     });
+    if ui.focus != Focus::Prompt {
+        hints.push(one(keys, Action::Open, 3));
+    }
     let selected = paint.view.dash.providers.get(ui.selected_provider);
     if let Some(p) = selected {
         // An action that would change nothing (tripping a tripped breaker) is not offered.

@@ -70,6 +70,7 @@ pub fn session_started(
         providers,
         breaker_threshold,
         breaker_counts: None,
+        settings: None,
     }
 }
 
