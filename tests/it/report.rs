@@ -637,11 +637,16 @@ fn hostile_content_never_panics_and_stays_bounded() {
     let j = report.to_json();
     assert!(j["providers"].as_object().map_or(0, |m| m.len()) <= 65);
     assert!(md.len() < 200_000, "{}", md.len());
+    let html = report.to_html();
+    assert!(html.len() < 400_000, "{}", html.len());
+    assert!(!html.contains("<script"));
+    assert!(j["providers"]["p0|\n`x`"]["state_at_end"].is_string());
     let otlp = to_otlp_json(&header(), events);
     assert!(otlp["resourceSpans"].is_array());
     // Empty input.
     let empty = Report::from_events(&header(), std::iter::empty());
     assert!(empty.to_markdown().contains("no events"));
+    assert!(empty.to_html().contains("no events"));
 }
 
 fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {

@@ -22,6 +22,8 @@ const RIGHT: f64 = 12.0;
 const TOP: f64 = 12.0;
 const AXIS: f64 = 28.0;
 const ROW_H: f64 = 26.0;
+/// Empty buckets the latency line is drawn across.
+const GAP_BUCKETS: usize = 4;
 /// One colour per provider line, in order (the legend names them).
 const PALETTE: [&str; 6] = [
     "#2563eb", "#d97706", "#059669", "#7c3aed", "#0891b2", "#db2777",
@@ -485,16 +487,17 @@ impl Report {
                 .saturating_add(width / 2)
                 .min(self.duration_ms()))
         };
+        // The line goes on across a few empty buckets (sparse traffic) and stops at a longer
+        // silence (a provider nobody sent to while its breaker was open).
         let mut path = String::new();
-        let mut pen_down = false;
-        for (i, q) in points.iter().enumerate() {
-            if q.count == 0 {
-                pen_down = false;
-                continue;
-            }
-            let op = if pen_down { 'L' } else { 'M' };
+        let mut last: Option<usize> = None;
+        for (i, q) in points.iter().enumerate().filter(|(_, q)| q.count > 0) {
+            let op = match last {
+                Some(l) if i - l <= GAP_BUCKETS => 'L',
+                _ => 'M',
+            };
             let _ = write!(path, "{op}{:.1} {:.1} ", at(i), y(q.mean_ms()));
-            pen_down = true;
+            last = Some(i);
         }
         writeln!(
             out,
@@ -555,6 +558,7 @@ impl Report {
                 esc(&short(name, 9))
             )?;
             self.html_bands(out, p, top + 3.0, ROW_H - 6.0)?;
+            self.html_marks(out, name, top + 3.0)?;
         }
         self.html_window_band(out, TOP, rows * ROW_H)?;
         self.html_time_axis(out, TOP + rows * ROW_H + 2.0)?;
@@ -569,7 +573,10 @@ impl Report {
         ] {
             write!(out, "<span><i class=\"st {0}\"></i>{0}</span>", s.as_str())?;
         }
-        writeln!(out, "</p></figure>")
+        writeln!(
+            out,
+            "<span><b class=\"mk failure\">▼</b>first failure</span><span><b class=\"mk fault\">▼</b>fault change</span><span><b class=\"mk operator\">▼</b>operator action</span></p></figure>"
+        )
     }
 
     /// One provider's breaker states as bands, each labelled with its state where it fits.
@@ -606,6 +613,34 @@ impl Report {
             }
             state = next;
             from = at.max(from);
+        }
+        Ok(())
+    }
+}
+
+impl Report {
+    /// Operator actions, fault changes and the first failure on a provider's row: a small
+    /// triangle at the top of its band, named in its tooltip.
+    fn html_marks(&self, out: &mut String, provider: &str, top: f64) -> Result {
+        let marks = self.timeline.iter().filter(|e| {
+            e.provider.as_deref() == Some(provider)
+                && matches!(
+                    e.kind,
+                    "operator_action" | "fault_changed" | "first_failure"
+                )
+        });
+        for e in marks {
+            let x = self.x(self.offset_ms(e.ts));
+            writeln!(
+                out,
+                "<path class=\"mark {}\" d=\"M{:.1} {:.1} l5 -7 h-10 z\"><title>{} {}: {}</title></path>",
+                kind_label(e.kind),
+                x,
+                top + 6.0,
+                esc(&self.offset(e.ts)),
+                kind_label(e.kind),
+                esc(&e.what)
+            )?;
         }
         Ok(())
     }

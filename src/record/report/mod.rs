@@ -366,9 +366,6 @@ impl Fold for Report {
         let ts = event.ts;
         self.count_event(ts);
         match &event.kind {
-            EventKind::SessionStarted {
-                mode, providers, ..
-            } => self.on_session_started(ts, *mode, providers),
             EventKind::RequestStarted {
                 request_id, chain, ..
             } => self.on_request_started(ts, request_id, chain),
@@ -425,12 +422,24 @@ impl Fold for Report {
             } => self.on_request_finished(
                 ts,
                 request_id,
-                *outcome,
+                (*outcome, *class),
                 provider.as_deref(),
-                *class,
                 *cost_usd,
                 *primary_cost_usd,
             ),
+            other => self.apply_session(ts, other),
+        }
+    }
+}
+
+impl Report {
+    /// The events about the session rather than a request: the start, breakers, flags, faults
+    /// and the operator.
+    fn apply_session(&mut self, ts: DateTime<Utc>, kind: &EventKind) {
+        match kind {
+            EventKind::SessionStarted {
+                mode, providers, ..
+            } => self.on_session_started(ts, *mode, providers),
             EventKind::BreakerChanged {
                 provider,
                 from,
@@ -453,6 +462,8 @@ impl Fold for Report {
                 fault,
                 reason,
             } => self.on_fault_changed(ts, provider, fault, reason),
+            // Request events are folded by `apply`.
+            _ => {}
         }
     }
 }
@@ -666,9 +677,8 @@ impl Report {
         &mut self,
         ts: DateTime<Utc>,
         request_id: &str,
-        outcome: Outcome,
+        (outcome, class): (Outcome, Option<ErrorClass>),
         provider: Option<&str>,
-        class: Option<ErrorClass>,
         cost_usd: f64,
         primary_cost_usd: Option<f64>,
     ) {
