@@ -22,6 +22,9 @@ use super::LATENCY_MAX_MS;
 
 /// The most latencies held undecided per provider (16 bytes each).
 const PENDING_CAP: usize = 65_536;
+/// The tail's latencies are kept as a list up to this many, then in a histogram: a window that
+/// grows after every few requests moves a few values, not a whole histogram, each time.
+const TAIL_LIST: usize = 4096;
 
 /// A lazily created latency histogram (most providers never need all of theirs).
 #[derive(Debug, Clone, Default)]
@@ -73,6 +76,7 @@ pub(super) struct Split {
     outside: Latency,
     inside: Latency,
     tail: Latency,
+    tail_list: Vec<u64>,
     pending: VecDeque<(DateTime<Utc>, u64)>,
 }
 
@@ -87,7 +91,12 @@ impl Split {
     ) {
         match window {
             Some(w) if ts >= w.start && ts <= w.end => self.inside.record(ms),
-            Some(w) if ts > w.end => self.tail.record(ms),
+            Some(w) if ts > w.end => {
+                if self.tail_list.len() >= TAIL_LIST {
+                    self.tail_list.drain(..).for_each(|v| self.tail.record(v));
+                }
+                self.tail_list.push(ms);
+            }
             _ => {
                 self.pending.push_back((ts, ms));
                 self.settle(horizon);
@@ -110,8 +119,11 @@ impl Split {
     /// The window grew from `before` to `now`: what it now covers moves inside.
     pub(super) fn widen(&mut self, before: Option<Window>, now: Window) {
         if before.is_some_and(|b| now.end > b.end) {
-            self.inside.add(&self.tail);
-            self.tail.clear();
+            self.tail_list.drain(..).for_each(|v| self.inside.record(v));
+            if self.tail.count() > 0 {
+                self.inside.add(&self.tail);
+                self.tail.clear();
+            }
         }
         if before.is_none_or(|b| now.start < b.start) {
             let inside = &mut self.inside;
@@ -129,6 +141,9 @@ impl Split {
     pub(super) fn outside(&self) -> Latency {
         let mut all = self.outside.clone();
         all.add(&self.tail);
+        for &ms in &self.tail_list {
+            all.record(ms);
+        }
         for &(_, ms) in &self.pending {
             all.record(ms);
         }
