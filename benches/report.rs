@@ -254,17 +254,26 @@ fn main() {
     let md = report.to_markdown();
     let total = start.elapsed();
 
+    // The other renderings of the same fold.
+    let start = Instant::now();
+    let html = report.to_html();
+    let json = report.to_json().to_string();
+    let render = start.elapsed();
+
     // The reader alone, to tell whose time it is.
     let start = Instant::now();
     let read_only = Reader::open(&path).map(|r| r.count()).unwrap_or(0);
     let read = start.elapsed();
 
     println!(
-        "report: {count} lines ({:.0} MB) -> {} bytes of markdown in {:.3} s (reader alone {:.3} s, {read_only} lines); peak RSS {} kB (after generating: {} kB)",
+        "report: {count} lines ({:.0} MB) -> {} bytes of markdown in {:.3} s (reader alone {:.3} s, {read_only} lines; html {} bytes + json {} bytes in {:.1} ms more); peak RSS {} kB (after generating: {} kB)",
         size as f64 / 1e6,
         md.len(),
         total.as_secs_f64(),
         read.as_secs_f64(),
+        html.len(),
+        json.len(),
+        render.as_secs_f64() * 1000.0,
         peak_rss_kb().map_or("?".to_string(), |k| k.to_string()),
         rss_before.map_or("?".to_string(), |k| k.to_string()),
     );

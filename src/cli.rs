@@ -119,6 +119,8 @@ pub enum ReportFormat {
     #[default]
     Md,
     Json,
+    /// One self-contained page (inline CSS and SVG charts; no scripts, nothing fetched).
+    Html,
 }
 
 /// What `replay --export` writes.

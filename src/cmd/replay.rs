@@ -53,6 +53,7 @@ fn report(args: &ReplayArgs) -> Result<i32> {
     let text = match args.format {
         ReportFormat::Md => report.to_markdown(),
         ReportFormat::Json => format!("{:#}\n", report.to_json()),
+        ReportFormat::Html => report.to_html(),
     };
     print_stdout(&text);
     if let Some(why) = reader.stopped() {

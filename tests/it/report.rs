@@ -113,20 +113,29 @@ const LOAD_LATENCIES: [u64; 16] = [
 ];
 
 /// The incident, in order:
+/// - 0 s: openai (simulated) starts with the fault `latency`.
 /// - 1 s–10.2 s: 16 load requests on anthropic, $0.0001 each.
-/// - r1, r2: ok on anthropic ($0.001, $0.002).
+/// - r1: ok on anthropic ($0.001). r2: anthropic 429 at 12.05 s (the first failure), retried on
+///   anthropic, ok ($0.002).
+/// - 12.9 s: a scenario step puts anthropic on `rate_limit`.
 /// - r3 at 13 s: anthropic 429 → its breaker opens (13.1 s) → openai answers ($0.0005, primary
-///   price $0.001).
+///   price $0.001). The impact window opens at 13 s (r3's start).
 /// - r4 at 15 s: anthropic skipped (breaker_open) → openai ($0.0006, primary $0.0012).
 /// - r5 at 16 s: anthropic skipped; openai cut mid-stream after usage ($0.0003 wasted), rewind,
 ///   retried on openai ($0.0007): $0.001 in all, primary $0.0015.
 /// - 18 s: the operator trips openai (forced_open); r6 at 19 s finds both closed to it and fails
-///   (unavailable); 20 s: the operator resets openai (forced open for 2 s).
+///   (unavailable) at 19 s, which closes the impact window (13 s → 19 s: r3, r4, r5 failed over,
+///   r6 failed); 20 s: the operator resets openai (forced open for 2 s).
+/// - 42 s: the operator sets anthropic's fault to `none`.
 /// - 43.1 s: anthropic half-open (open for 30 s), r7 probes and closes it at 44 s.
+/// - r9 at 44.2 s has openai as its primary: ok on openai ($0.0005), latency 200 ms, outside the
+///   window.
 /// - r8 starts at 45 s and is still streaming when the recording ends at 45.2 s.
 fn incident() -> Vec<Event> {
     let mut s = Script::new();
-    s.at(0, session_started(Mode::Demo, header().providers, Some(3)));
+    let mut providers = header().providers;
+    providers[1].fault = Some("latency".into());
+    s.at(0, session_started(Mode::Demo, providers, Some(3)));
     for (i, lat) in LOAD_LATENCIES.iter().enumerate() {
         let t = 1000 + 500 * i as i64;
         let id = format!("l{:02}", i + 1);
@@ -144,9 +153,33 @@ fn incident() -> Vec<Event> {
     s.ok(11_500, "r1", A, 0.001, 0.001, 1, 0.0);
     s.start(12_000, "r2", Source::Prompt);
     s.attempt(12_000, "r2", 1, A);
-    s.first(12_300, "r2", 1, A, 300);
+    s.at(
+        12_050,
+        EventKind::AttemptFailed {
+            request_id: "r2".into(),
+            attempt: 1,
+            provider: A.into(),
+            phase: Phase::Headers,
+            class: ErrorClass::RateLimited,
+            retryable: true,
+            status: Some(429),
+            retry_after_ms: Some(1_000),
+            message: "rate limit exceeded; retry in 1 s".into(),
+            elapsed_ms: 50,
+        },
+    );
+    s.attempt(12_050, "r2", 2, A);
+    s.first(12_300, "r2", 2, A, 300);
     s.usage(12_600, "r2", A, (200, 100), 0.002);
     s.ok(12_600, "r2", A, 0.002, 0.002, 1, 0.0);
+    s.at(
+        12_900,
+        EventKind::FaultChanged {
+            provider: A.into(),
+            fault: "rate_limit".into(),
+            reason: "scenario incident, step at 0:12".into(),
+        },
+    );
     // r3: rate limited, breaker opens, failover.
     s.start(13_000, "r3", Source::Prompt);
     s.attempt(13_000, "r3", 1, A);
@@ -229,6 +262,7 @@ fn incident() -> Vec<Event> {
     );
     s.operator(20_000, "reset", O);
     s.breaker(20_000, O, "forced_open", "closed", "operator reset");
+    s.at(42_000, operator_action("set_fault", Some(A), "none"));
     // Recovery: a half-open probe closes anthropic's breaker.
     s.breaker(43_100, A, "open", "half_open", "recovery elapsed");
     s.start(43_100, "r7", Source::Prompt);
@@ -237,6 +271,15 @@ fn incident() -> Vec<Event> {
     s.usage(44_000, "r7", A, (100, 50), 0.001);
     s.breaker(44_000, A, "half_open", "closed", "probe succeeded");
     s.ok(44_000, "r7", A, 0.001, 0.001, 1, 0.0);
+    // r9: openai's own request, outside the window.
+    s.at(
+        44_200,
+        request_started("r9", Source::Prompt, &[O, A], Some("prompt r9")),
+    );
+    s.attempt(44_200, "r9", 1, O);
+    s.first(44_400, "r9", 1, O, 200);
+    s.usage(44_600, "r9", O, (100, 40), 0.0005);
+    s.ok(44_600, "r9", O, 0.0005, 0.0005, 1, 0.0);
     // r8: still streaming at the end.
     s.start(45_000, "r8", Source::Prompt);
     s.attempt(45_000, "r8", 1, A);
@@ -302,6 +345,7 @@ fn report_matches_goldens() {
     golden("report.md", &report.to_markdown());
     let json = serde_json::to_string_pretty(&report.to_json()).expect("json") + "\n";
     golden("report.json", &json);
+    golden("report.html", &report.to_html());
 }
 
 /// The numbers of the incident, computed by hand (see `incident`).
@@ -316,15 +360,15 @@ fn report_numbers_are_right() {
     assert_eq!(j["skipped_lines"]["count"], 0);
 
     let r = &j["requests"];
-    assert_eq!(r["started"], 24);
-    assert_eq!(r["ok"], 22);
+    assert_eq!(r["started"], 25);
+    assert_eq!(r["ok"], 23);
     assert_eq!(r["error"], 1);
     assert_eq!(r["in_flight_at_end"], 1);
     assert_eq!(r["failed_by_class"], json!({"unavailable": 1}));
-    // 22 ok of 23 finished.
-    assert_eq!(r["success_rate"], 0.956522);
-    // 16 × 0.0001 + 0.001 + 0.002 + 0.0005 + 0.0006 + 0.001 + 0.001
-    assert_eq!(r["cost_usd"], 0.0077);
+    // 23 ok of 24 finished.
+    assert_eq!(r["success_rate"], 0.958333);
+    // 16 × 0.0001 + 0.001 + 0.002 + 0.0005 + 0.0006 + 0.001 + 0.001 + 0.0005
+    assert_eq!(r["cost_usd"], 0.0082);
 
     assert_eq!(j["failovers"]["total"], 3);
     assert_eq!(
@@ -333,15 +377,25 @@ fn report_numbers_are_right() {
     );
     // r3 −0.0005, r4 −0.0006, r5 −0.0005; the others answered at the primary's price.
     assert_eq!(j["failover_cost_delta_usd"], -0.0016);
-    assert_eq!(j["failover_cost_delta_requests"], 22);
+    assert_eq!(j["failover_cost_delta_requests"], 23);
     assert_eq!(j["failed_attempts_cost_usd"], 0.0003);
 
     let a = &j["providers"]["anthropic"];
-    assert_eq!(a["attempts"], 21);
+    assert_eq!(a["attempts"], 22);
     assert_eq!(a["answered"], 19);
     assert_eq!(
         a["errors"],
-        json!({"rate_limited": {"retryable": 1, "not_retryable": 0}})
+        json!({"rate_limited": {
+            "count": 2, "retryable": 2, "not_retryable": 0,
+            "statuses": {"429": 2},
+            "messages": [
+                {"message": "429 Too Many Requests: rate limit | exceeded", "count": 1},
+                {"message": "rate limit exceeded; retry in 1 s", "count": 1},
+            ],
+            "other_messages": 0,
+            "first": "2026-01-01T12:00:12.050Z",
+            "last": "2026-01-01T12:00:13.100Z",
+        }})
     );
     assert_eq!(a["skipped"], json!({"breaker_open": 3}));
     // Open from 13.1 s to half-open at 43.1 s.
@@ -349,7 +403,9 @@ fn report_numbers_are_right() {
     assert_eq!(a["transitions"].as_array().map(Vec::len), Some(3));
     assert_eq!(
         a["first_event_latency_ms"],
-        json!({"count": 20, "p50": 200, "p95": 900, "p99": 1500})
+        json!({"count": 20, "p50": 200, "p95": 900, "p99": 1500,
+            "inside_window": {"count": 0, "p50": null, "p95": null},
+            "outside_window": {"count": 20, "p50": 200, "p95": 900}})
     );
     assert_eq!(a["cost_usd"], 0.0056);
     assert_eq!(a["failed_attempts_cost_usd"], 0.0);
@@ -360,34 +416,148 @@ fn report_numbers_are_right() {
     );
 
     let o = &j["providers"]["openai"];
-    assert_eq!(o["attempts"], 4);
-    assert_eq!(o["answered"], 3);
-    assert_eq!(
-        o["errors"],
-        json!({"stream_cut": {"retryable": 1, "not_retryable": 0}})
-    );
+    assert_eq!(o["attempts"], 5);
+    assert_eq!(o["answered"], 4);
+    assert_eq!(o["errors"]["stream_cut"]["statuses"], json!({"none": 1}));
+    assert_eq!(o["errors"]["stream_cut"]["retryable"], 1);
     assert_eq!(o["skipped"], json!({"forced_open": 1}));
     // Forced open from 18 s to 20 s.
     assert_eq!(o["open_ms"], 2_000);
-    // 300 250 200 400 → 200 250 300 400.
+    // 300 250 200 400 (in the window) and 200 (r9, after it) → 200 200 250 300 400.
     assert_eq!(
         o["first_event_latency_ms"],
-        json!({"count": 4, "p50": 250, "p95": 400, "p99": 400})
+        json!({"count": 5, "p50": 250, "p95": 400, "p99": 400,
+            "inside_window": {"count": 4, "p50": 250, "p95": 400},
+            "outside_window": {"count": 1, "p50": 200, "p95": 200}})
     );
-    assert_eq!(o["cost_usd"], 0.0021);
+    // Its breaker changed (forced open and back): closed at both ends.
+    assert_eq!(o["state_at_start"], "closed");
+    assert_eq!(o["state_at_end"], "closed");
+    assert_eq!(o["fault_at_start"], "latency");
+    assert_eq!(o["fault_at_end"], "latency");
+    assert_eq!(a["fault_at_start"], "none");
+    assert_eq!(a["fault_at_end"], "none");
+    assert_eq!(o["cost_usd"], 0.0026);
     assert_eq!(o["failed_attempts_cost_usd"], 0.0003);
     assert_eq!(o["failed_attempts_with_usage"], 1);
 
-    // Breaker changes and operator actions, in order.
+    // Faults, the first failure, the impact window, breaker changes and operator actions, in
+    // order, each with its offset.
     let timeline: Vec<String> = j["timeline"]
         .as_array()
         .expect("a timeline")
         .iter()
-        .map(|e| format!("{} {} {}", e["ts"], e["type"], e["what"]))
+        .map(|e| {
+            format!(
+                "{} {} {} {}",
+                e["offset"], e["offset_ms"], e["type"], e["what"]
+            )
+        })
         .collect();
-    assert_eq!(timeline.len(), 7, "{timeline:#?}");
-    assert!(timeline[1].contains("operator_action") && timeline[1].contains("trip"));
-    assert!(timeline[4].contains("reset"));
+    let expected = [
+        r#""+0:00" 0 "fault_changed" "latency (at start)""#,
+        r#""+0:12" 12050 "first_failure" "first failure: rate_limited, HTTP 429: rate limit exceeded; retry in 1 s""#,
+        r#""+0:12" 12900 "fault_changed" "rate_limit (scenario incident, step at 0:12)""#,
+        r#""+0:13" 13000 "impact_start""#,
+        r#""+0:13" 13100 "breaker_changed" "closed → open"#,
+        r#""+0:18" 18000 "operator_action" "trip""#,
+        r#""+0:18" 18000 "breaker_changed" "closed → forced_open"#,
+        r#""+0:19" 19000 "impact_end""#,
+        r#""+0:20" 20000 "operator_action" "reset""#,
+        r#""+0:20" 20000 "breaker_changed" "forced_open → closed"#,
+        r#""+0:42" 42000 "operator_action" "set_fault (none)""#,
+        r#""+0:43" 43100 "breaker_changed" "open → half_open"#,
+        r#""+0:44" 44000 "breaker_changed" "half_open → closed"#,
+    ];
+    assert_eq!(timeline.len(), expected.len(), "{timeline:#?}");
+    for (got, want) in timeline.iter().zip(expected) {
+        assert!(
+            got.starts_with(want),
+            "{got}\n  does not start with\n{want}"
+        );
+    }
+}
+
+/// The conclusions of the incident, computed by hand (see `incident`).
+#[test]
+fn report_names_the_root_cause_first_failure_window_and_degradation() {
+    let report = Report::from_events(&header(), incident().into_iter().map(Ok));
+    let j = report.to_json();
+    // Two 429s on anthropic outnumber openai's one stream cut.
+    let failures = j["root_cause"]["failures"].as_array().expect("failures");
+    assert_eq!(failures.len(), 2);
+    assert_eq!(failures[0]["provider"], "anthropic");
+    assert_eq!(failures[0]["class"], "rate_limited");
+    assert_eq!(failures[1]["class"], "stream_cut");
+    // Skips are consequences, apart from the failures.
+    assert_eq!(
+        j["root_cause"]["consequences"],
+        json!([
+            {"provider": "anthropic", "skipped_because": "breaker_open", "count": 3},
+            {"provider": "openai", "skipped_because": "forced_open", "count": 1},
+        ])
+    );
+    assert_eq!(j["failovers"]["caused_by_skips"], 2);
+    // The first failure (r2, 12.05 s) came 1.05 s before the breaker opened (13.1 s).
+    assert_eq!(
+        j["first_failure"],
+        json!({
+            "ts": "2026-01-01T12:00:12.050Z", "offset_ms": 12_050, "provider": "anthropic",
+            "class": "rate_limited", "status": 429,
+            "message": "rate limit exceeded; retry in 1 s",
+            "before_first_breaker_open_ms": 1_050,
+        })
+    );
+    assert_eq!(j["first_breaker_open"]["offset_ms"], 13_100);
+    // r3 starts at 13 s; r6, the last affected request, ends at 19 s.
+    assert_eq!(
+        j["impact_window"],
+        json!({
+            "start": "2026-01-01T12:00:13.000Z", "end": "2026-01-01T12:00:19.000Z",
+            "start_offset_ms": 13_000, "end_offset_ms": 19_000, "duration_ms": 6_000,
+            "affected_requests": 4, "failed": 1, "failed_over": 3,
+        })
+    );
+    // Only openai answered inside the window.
+    assert_eq!(
+        j["latency_by_window"],
+        json!({"openai": {
+            "inside": {"count": 4, "p50": 250, "p95": 400},
+            "outside": {"count": 1, "p50": 200, "p95": 200},
+        }})
+    );
+    let findings: Vec<&str> = j["findings"]
+        .as_array()
+        .expect("findings")
+        .iter()
+        .filter_map(Value::as_str)
+        .collect();
+    assert_eq!(
+        findings,
+        [
+            "Root cause: anthropic rate_limited, 2 failures (HTTP 429 ×2): \"429 Too Many Requests: rate limit | exceeded\" ×1, \"rate limit exceeded; retry in 1 s\" ×1.",
+            "Also: openai stream_cut, 1 failure (no status ×1): \"the stream ended before the reply was complete\" ×1.",
+            "First failure: 12:00:12.050 (+0:12) on anthropic, rate_limited, HTTP 429: \"rate limit exceeded; retry in 1 s\"; 1.050 s before the first breaker opened (anthropic, 12:00:13.100, +0:13).",
+            "Impact window: 12:00:13.000 (+0:13) → 12:00:19.000 (+0:19), 6.000 s: 4 requests affected (3 failed over, 1 failed).",
+            "Latency: openai first event p95 400 ms during the incident vs p50 200 ms outside it (p50 250 ms inside; 4 first events inside, 1 outside).",
+            "Consequences, not causes: anthropic skipped 3 times (breaker_open); openai skipped once (forced_open).",
+        ]
+    );
+    // The same facts in Markdown and HTML.
+    let md = report.to_markdown();
+    let html = report.to_html();
+    for f in &findings {
+        assert!(md.contains(&f.replace('|', "\\|")), "{f}\nnot in\n{md}");
+        assert!(html.contains(&escape(f)), "{f}\nnot in the HTML");
+    }
+}
+
+fn escape(text: &str) -> String {
+    text.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+        .replace('"', "&quot;")
+        .replace('\'', "&#39;")
 }
 
 #[test]
@@ -467,11 +637,16 @@ fn hostile_content_never_panics_and_stays_bounded() {
     let j = report.to_json();
     assert!(j["providers"].as_object().map_or(0, |m| m.len()) <= 65);
     assert!(md.len() < 200_000, "{}", md.len());
+    let html = report.to_html();
+    assert!(html.len() < 400_000, "{}", html.len());
+    assert!(!html.contains("<script"));
+    assert!(j["providers"]["p0|\n`x`"]["state_at_end"].is_string());
     let otlp = to_otlp_json(&header(), events);
     assert!(otlp["resourceSpans"].is_array());
     // Empty input.
     let empty = Report::from_events(&header(), std::iter::empty());
     assert!(empty.to_markdown().contains("no events"));
+    assert!(empty.to_html().contains("no events"));
 }
 
 fn attr<'a>(span: &'a Value, key: &str) -> Option<&'a Value> {
@@ -510,8 +685,8 @@ fn otlp_export_matches_golden_and_is_well_formed() {
         .iter()
         .filter(|s| s.get("parentSpanId").is_some())
         .collect();
-    assert_eq!(requests.len(), 24);
-    assert_eq!(attempts.len(), 25);
+    assert_eq!(requests.len(), 25);
+    assert_eq!(attempts.len(), 27);
     let mut ids = std::collections::HashSet::new();
     for s in spans {
         assert!(is_hex(&s["traceId"], 32), "{s}");
@@ -608,6 +783,151 @@ fn demo_incident_report_shows_the_breaker_and_failovers() {
         report.to_markdown()
     );
     assert!(report.to_markdown().contains("→ open"));
+
+    // The root cause is the 429s with the provider's words, not the skips they caused.
+    let cause = &j["root_cause"]["failures"][0];
+    assert_eq!(cause["provider"], "anthropic", "{cause}");
+    assert_eq!(cause["class"], "rate_limited", "{cause}");
+    assert_eq!(cause["statuses"], json!({"429": 15}), "{cause}");
+    let message = cause["messages"][0]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.starts_with("This request would exceed the rate limit"),
+        "{message}"
+    );
+    assert!(j["root_cause"]["consequences"].as_array().is_some_and(|c| {
+        c.iter()
+            .any(|c| c["skipped_because"] == "breaker_open" && c["count"] == 207)
+    }));
+    // The first failure came 6.9 s before the breaker opened.
+    assert_eq!(j["first_failure"]["ts"], "2026-11-25T09:09:28.981Z");
+    assert_eq!(j["first_failure"]["status"], 429);
+    assert_eq!(j["first_failure"]["before_first_breaker_open_ms"], 6_922);
+    assert_eq!(j["impact_window"]["failed_over"], 208);
+    // The fallback slowed down: openai's p95 inside the window is ~1.7 s, its p50 ~310 ms.
+    let inside = &j["latency_by_window"]["openai"]["inside"];
+    let p95 = inside["p95"].as_u64().unwrap_or(0);
+    let p50 = inside["p50"].as_u64().unwrap_or(0);
+    assert!((1_600..1_800).contains(&p95), "{inside}");
+    assert!((280..340).contains(&p50), "{inside}");
+    // A breaker that never changed is closed, not null.
+    assert_eq!(j["providers"]["openai"]["state_at_end"], "closed");
+    let md = report.to_markdown();
+    assert!(
+        md.contains("Root cause: anthropic rate_limited, 15 failures (HTTP 429 ×15)"),
+        "{md}"
+    );
+    assert!(
+        md.contains("6.922 s before the first breaker opened"),
+        "{md}"
+    );
+    assert!(md.contains("Latency: openai first event p95 1.6"), "{md}");
+}
+
+/// The HTML report parses as a browser would parse it and holds the charts and tables, with
+/// nothing fetched and no script.
+#[test]
+fn html_report_is_one_self_contained_page_with_charts_and_tables() {
+    let report = Report::from_events(&header(), incident().into_iter().map(Ok));
+    let html = report.to_html();
+    let doc = scraper::Html::parse_document(&html);
+    assert!(doc.errors.is_empty(), "parse errors: {:?}", doc.errors);
+    assert_eq!(
+        format!("{:?}", doc.quirks_mode),
+        "NoQuirks",
+        "a standards-mode page"
+    );
+    let count = |css: &str| {
+        let sel = scraper::Selector::parse(css).expect("a selector");
+        doc.select(&sel).count()
+    };
+    assert_eq!(count("html > head > style"), 1);
+    assert_eq!(count("script"), 0);
+    assert_eq!(count("[src]"), 0, "nothing is fetched");
+    assert_eq!(count("link"), 0, "no stylesheet is fetched");
+    assert_eq!(count("[href]"), 0, "no link out");
+    assert_eq!(count("#latency-chart svg"), 1);
+    assert_eq!(count("#breaker-chart svg"), 1);
+    // A line per provider and the impact window shaded on both charts.
+    assert_eq!(count("#latency-chart svg path"), 2);
+    assert_eq!(count("svg rect.window"), 2);
+    // anthropic: closed, open, half_open, closed; openai: closed, forced_open, closed.
+    assert_eq!(count("#breaker-chart rect.st"), 7);
+    assert_eq!(count("#breaker-chart rect.st.forced_open"), 1);
+    for table in [
+        "#summary",
+        "#root-cause",
+        "#failovers",
+        "#latency",
+        "#providers",
+        "#timeline",
+    ] {
+        assert!(
+            count(&format!("{table} table")) >= 1,
+            "{table} has no table"
+        );
+    }
+    // 13 timeline rows (as in the JSON).
+    assert_eq!(count("#timeline tbody tr"), 13);
+    assert_eq!(count("#findings li"), 6);
+    // Every colour has its word: the breaker legend names the states.
+    let legend = scraper::Selector::parse("#breaker-chart .legend").expect("a selector");
+    let words: String = doc.select(&legend).flat_map(|e| e.text()).collect();
+    for state in [
+        "closed",
+        "half_open",
+        "open",
+        "forced_open",
+        "forced_closed",
+    ] {
+        assert!(words.contains(state), "{words}");
+    }
+}
+
+#[test]
+fn html_report_escapes_what_the_upstream_said() {
+    let hostile = "<script>alert('x')</script> \"quoted\" & <img src=x onerror=alert(1)>";
+    let mut s = Script::new();
+    s.at(0, session_started(Mode::Demo, header().providers, Some(3)));
+    s.start(0, "r1", Source::Prompt);
+    s.attempt(0, "r1", 1, "<b>evil</b>");
+    s.at(
+        100,
+        EventKind::AttemptFailed {
+            request_id: "r1".into(),
+            attempt: 1,
+            provider: "<b>evil</b>".into(),
+            phase: Phase::Headers,
+            class: ErrorClass::ServerError,
+            retryable: true,
+            status: Some(500),
+            retry_after_ms: None,
+            message: hostile.into(),
+            elapsed_ms: 100,
+        },
+    );
+    s.breaker(100, "<b>evil</b>", "closed", "open", hostile);
+    s.at(200, operator_action("set_fault", Some(A), hostile));
+    let report = Report::from_events(&header(), s.events().into_iter().map(Ok));
+    let html = report.to_html();
+    assert!(!html.contains("<script"), "a script got through");
+    assert!(!html.contains("<img"), "an image got through");
+    assert!(!html.contains("<b>evil"), "markup in a name got through");
+    assert!(
+        html.contains("&lt;script&gt;alert(&#39;x&#39;)&lt;/script&gt; &quot;quoted&quot; &amp;")
+    );
+    let doc = scraper::Html::parse_document(&html);
+    let sel = |css: &str| scraper::Selector::parse(css).expect("a selector");
+    assert_eq!(doc.select(&sel("script, img")).count(), 0);
+    assert!(
+        doc.select(&sel("b"))
+            .all(|b| !b.text().any(|t| t.contains("evil")))
+    );
+    // The text reads back as it was said.
+    let cells: String = doc
+        .select(&sel("#root-cause q"))
+        .flat_map(|e| e.text())
+        .collect();
+    assert_eq!(cells, hostile);
 }
 
 #[test]

@@ -3,7 +3,8 @@
 
 use serde_json::{Map, Value, json};
 
-use super::{ProviderStats, Report, round, ts, usd};
+use super::findings::{Quantiles, is_skip};
+use super::{ClassDetail, ProviderStats, Report, round, ts, usd};
 
 impl Report {
     /// The report as JSON, byte-stable (see above).
@@ -14,14 +15,31 @@ impl Report {
             .map(|(name, p)| (name.clone(), self.provider_json(p)))
             .collect();
         let timeline: Vec<Value> = self
-            .timeline
+            .timeline_rows()
             .iter()
-            .map(
-                |e| json!({"ts": ts(e.ts), "type": e.kind, "provider": e.provider, "what": e.what}),
-            )
+            .map(|e| {
+                json!({
+                    "ts": ts(e.ts),
+                    "offset_ms": self.offset_ms(e.ts),
+                    "offset": self.offset(e.ts),
+                    "type": e.kind,
+                    "provider": e.provider,
+                    "what": e.what,
+                })
+            })
             .collect();
         json!({
             "session": self.session_json(),
+            "findings": self.findings(),
+            "root_cause": self.root_cause_json(),
+            "first_failure": self.first_failure_json(),
+            "first_breaker_open": self.first_open.as_ref().map(|(t, p)| json!({
+                "ts": ts(*t),
+                "offset_ms": self.offset_ms(*t),
+                "provider": p,
+            })),
+            "impact_window": self.window_json(),
+            "latency_by_window": self.degradation_json(),
             "time_range": {
                 "first_event": self.first_ts.map(ts),
                 "last_event": self.last_ts.map(ts),
@@ -36,6 +54,7 @@ impl Report {
             "failovers": {
                 "total": self.failover_total(),
                 "by_cause": self.failovers,
+                "caused_by_skips": self.failovers.iter().filter(|(c, _)| is_skip(c)).map(|(_, n)| n).sum::<u64>(),
             },
             "failover_cost_delta_usd": usd(self.requests.failover_cost_delta_usd),
             "failover_cost_delta_requests": self.requests.failover_delta_requests,
@@ -44,6 +63,69 @@ impl Report {
             "timeline": timeline,
             "timeline_dropped": self.timeline_dropped,
         })
+    }
+
+    fn root_cause_json(&self) -> Value {
+        let failures: Vec<Value> = self
+            .causes()
+            .iter()
+            .map(|c| {
+                let mut v = class_json(c.detail);
+                v["provider"] = json!(c.provider);
+                v["class"] = json!(c.class);
+                v
+            })
+            .collect();
+        let consequences: Vec<Value> = self
+            .consequences()
+            .iter()
+            .map(|(p, reason, n)| json!({"provider": p, "skipped_because": reason, "count": n}))
+            .collect();
+        json!({"failures": failures, "consequences": consequences})
+    }
+
+    fn first_failure_json(&self) -> Value {
+        let Some(f) = &self.first_failure else {
+            return Value::Null;
+        };
+        json!({
+            "ts": ts(f.ts),
+            "offset_ms": self.offset_ms(f.ts),
+            "provider": f.provider,
+            "class": f.class,
+            "status": f.status,
+            "message": f.message,
+            "before_first_breaker_open_ms": self.failure_lead_ms(),
+        })
+    }
+
+    fn window_json(&self) -> Value {
+        let Some(w) = self.window else {
+            return Value::Null;
+        };
+        let a = self.affected;
+        json!({
+            "start": ts(w.start),
+            "end": ts(w.end),
+            "start_offset_ms": self.offset_ms(w.start),
+            "end_offset_ms": self.offset_ms(w.end),
+            "duration_ms": super::millis_between(w.start, w.end),
+            "affected_requests": a.failed + a.failed_over,
+            "failed": a.failed,
+            "failed_over": a.failed_over,
+        })
+    }
+
+    fn degradation_json(&self) -> Value {
+        let by: Map<String, Value> = self
+            .degradation()
+            .iter()
+            .map(|d| {
+                let v = json!({"inside": quantiles(d.inside), "outside": quantiles(d.outside)});
+                (d.provider.to_string(), v)
+            })
+            .collect();
+        Value::Object(by)
     }
 
     fn session_json(&self) -> Value {
@@ -76,10 +158,7 @@ impl Report {
         let errors: Map<String, Value> = p
             .errors
             .iter()
-            .map(|(class, c)| {
-                let count = json!({"retryable": c.retryable, "not_retryable": c.not_retryable});
-                (class.clone(), count)
-            })
+            .map(|(class, c)| (class.clone(), class_json(c)))
             .collect();
         let transitions: Vec<Value> = p
             .transitions
@@ -93,7 +172,10 @@ impl Report {
             "errors": errors,
             "skipped": p.skipped,
             "open_ms": self.open_ms(p),
-            "state_at_end": p.state,
+            "state_at_start": p.state_at_start(),
+            "state_at_end": p.state_at_end(),
+            "fault_at_start": p.fault_at_start,
+            "fault_at_end": p.fault,
             "transitions": transitions,
             "transitions_dropped": p.transitions_dropped,
             "first_event_latency_ms": {
@@ -101,6 +183,8 @@ impl Report {
                 "p50": p.percentile(0.50),
                 "p95": p.percentile(0.95),
                 "p99": p.percentile(0.99),
+                "inside_window": quantiles(Quantiles::of(p.split.inside())),
+                "outside_window": quantiles(Quantiles::of(&p.split.outside())),
             },
             "tokens": {
                 "input": t.input,
@@ -114,4 +198,32 @@ impl Report {
             "failed_attempts_with_usage": p.failed_usages,
         })
     }
+}
+
+/// A class's counts, statuses (`"429"`, `"none"`) and most frequent messages.
+fn class_json(c: &ClassDetail) -> Value {
+    let statuses: Map<String, Value> = c
+        .statuses
+        .iter()
+        .map(|(s, n)| (s.map_or("none".to_string(), |s| s.to_string()), json!(n)))
+        .collect();
+    let (messages, rest) = c.top_messages();
+    let messages: Vec<Value> = messages
+        .iter()
+        .map(|(m, n)| json!({"message": m, "count": n}))
+        .collect();
+    json!({
+        "count": c.count(),
+        "retryable": c.retryable,
+        "not_retryable": c.not_retryable,
+        "statuses": statuses,
+        "messages": messages,
+        "other_messages": rest,
+        "first": c.first.map(ts),
+        "last": c.last.map(ts),
+    })
+}
+
+fn quantiles(q: Quantiles) -> Value {
+    json!({"count": q.count, "p50": q.p50, "p95": q.p95})
 }

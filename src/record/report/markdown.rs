@@ -1,9 +1,11 @@
-//! The report as Markdown, for a person reading a postmortem: a summary, failovers by cause, failed
-//! requests, a table of providers and a section for each, and the timeline of breaker changes and
-//! operator actions.
+//! The report as Markdown, for a person reading a postmortem: what happened (root cause, first
+//! failure, impact window, latency), a summary, the root cause in detail and its consequences,
+//! failovers by cause, failed requests, latency inside and outside the impact window, a table of
+//! providers and a section for each, and the timeline.
 
 use std::fmt::{Result, Write as _};
 
+use super::findings::{clock, duration, is_skip, latency, statuses};
 use super::{IN_FLIGHT_CAP, ProviderStats, Report, ts, usd};
 
 impl Report {
@@ -17,9 +19,12 @@ impl Report {
 
     fn write_markdown(&self, out: &mut String) -> Result {
         self.write_title(out)?;
+        self.write_findings(out)?;
         self.write_summary(out)?;
+        self.write_root_cause(out)?;
         self.write_failovers(out)?;
         self.write_failed_requests(out)?;
+        self.write_latency_split(out)?;
         self.write_providers_table(out)?;
         for (name, p) in &self.providers {
             self.write_provider(out, name, p)?;
@@ -40,6 +45,106 @@ impl Report {
             md(&h.breakerbox_version),
             if h.redacted { ", content redacted" } else { "" }
         )?;
+        writeln!(out)
+    }
+
+    fn write_findings(&self, out: &mut String) -> Result {
+        writeln!(out, "## What happened")?;
+        writeln!(out)?;
+        for f in self.findings() {
+            writeln!(out, "- {}", md(&f))?;
+        }
+        writeln!(out)
+    }
+
+    /// Each failure class with its statuses and messages; the skips apart, as consequences.
+    fn write_root_cause(&self, out: &mut String) -> Result {
+        writeln!(out, "## Root cause")?;
+        writeln!(out)?;
+        let causes = self.causes();
+        if causes.is_empty() {
+            writeln!(out, "No attempt failed.")?;
+            writeln!(out)?;
+        } else {
+            writeln!(
+                out,
+                "Failed attempts by provider and error class, the most frequent first."
+            )?;
+            writeln!(out)?;
+            writeln!(
+                out,
+                "| Provider | Class | Failures | HTTP status | First | Last | Messages (most frequent first) |"
+            )?;
+            writeln!(out, "|---|---|---:|---|---|---|---|")?;
+            for c in &causes {
+                let d = c.detail;
+                let (messages, rest) = d.top_messages();
+                let mut quoted: Vec<String> = messages
+                    .iter()
+                    .map(|(m, n)| format!("{n} × \"{}\"", md(m)))
+                    .collect();
+                if rest > 0 {
+                    quoted.push(format!("{rest} × other messages"));
+                }
+                writeln!(
+                    out,
+                    "| {} | {} | {} | {} | {} | {} | {} |",
+                    md(c.provider),
+                    md(c.class),
+                    d.count(),
+                    statuses(d),
+                    d.first.map_or("—".to_string(), |t| self.when(t)),
+                    d.last.map_or("—".to_string(), |t| self.when(t)),
+                    quoted.join("<br>")
+                )?;
+            }
+            writeln!(out)?;
+        }
+        let consequences = self.consequences();
+        if !consequences.is_empty() {
+            writeln!(out, "Consequences (attempts passed over, not failures):")?;
+            writeln!(out)?;
+            writeln!(out, "| Provider | Skipped because | Times |")?;
+            writeln!(out, "|---|---|---:|")?;
+            for (p, reason, n) in consequences {
+                writeln!(out, "| {} | {} | {n} |", md(p), md(reason))?;
+            }
+            writeln!(out)?;
+        }
+        Ok(())
+    }
+
+    fn write_latency_split(&self, out: &mut String) -> Result {
+        let rows = self.degradation();
+        if rows.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "## Latency during the incident")?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "First-event latency inside the impact window and outside it."
+        )?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "| Provider | Inside: first events | p50 | p95 | Outside: first events | p50 | p95 |"
+        )?;
+        writeln!(out, "|---|---:|---:|---:|---:|---:|---:|")?;
+        for d in rows {
+            let (i, o) = (d.inside, d.outside);
+            writeln!(
+                out,
+                "| {} | {} | {} | {} | {} | {} | {} |",
+                md(d.provider),
+                i.count,
+                latency(i.p50),
+                latency(i.p95),
+                o.count,
+                latency(o.p50),
+                latency(o.p95)
+            )?;
+        }
         writeln!(out)
     }
 
@@ -111,7 +216,12 @@ impl Report {
             writeln!(out, "| Cause | Requests |")?;
             writeln!(out, "|---|---:|")?;
             for (cause, n) in &self.failovers {
-                writeln!(out, "| {} | {n} |", md(cause))?;
+                let cause = if is_skip(cause) {
+                    format!("{} (consequence: skipped)", md(cause))
+                } else {
+                    md(cause)
+                };
+                writeln!(out, "| {cause} | {n} |")?;
             }
         }
         writeln!(out)
@@ -174,7 +284,31 @@ impl Report {
         self.write_provider_facts(out, p)?;
         write_errors(out, p)?;
         write_skips(out, p)?;
-        write_transitions(out, p)
+        self.write_transitions(out, p)
+    }
+
+    fn write_transitions(&self, out: &mut String, p: &ProviderStats) -> Result {
+        if p.transitions.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "| Offset | Time | Breaker | Reason |")?;
+        writeln!(out, "|---:|---|---|---|")?;
+        for t in &p.transitions {
+            writeln!(
+                out,
+                "| {} | {} | {} → {} | {} |",
+                self.offset(t.ts),
+                clock(t.ts),
+                md(t.from.as_str()),
+                md(t.to.as_str()),
+                md(&t.reason)
+            )?;
+        }
+        if p.transitions_dropped > 0 {
+            let dropped = p.transitions_dropped;
+            writeln!(out, "\n_{dropped} more transitions not listed._")?;
+        }
+        writeln!(out)
     }
 
     fn write_provider_facts(&self, out: &mut String, p: &ProviderStats) -> Result {
@@ -203,37 +337,43 @@ impl Report {
             money(p.failed_cost_usd),
             p.failed_usages
         )?;
-        let at_end = p.state.map_or(String::new(), |s| {
-            format!("; {} at the end", md(s.as_str()))
-        });
         writeln!(
             out,
-            "- Time open (open or forced open): {}{at_end}.",
+            "- Time open (open or forced open): {}; {} at the end.",
             duration(self.open_ms(p)),
+            md(p.state_at_end().as_str())
         )?;
+        if let (Some(start), Some(end)) = (&p.fault_at_start, &p.fault) {
+            writeln!(
+                out,
+                "- Simulated fault: {} at the start, {} at the end.",
+                md(start),
+                md(end)
+            )?;
+        }
         writeln!(out)
     }
 
     fn write_timeline(&self, out: &mut String) -> Result {
         writeln!(out, "## Timeline")?;
         writeln!(out)?;
-        if self.timeline.is_empty() {
-            return writeln!(out, "No breaker changes or operator actions.");
+        let rows = self.timeline_rows();
+        if rows.is_empty() {
+            return writeln!(
+                out,
+                "No breaker changes, faults, failures or operator actions."
+            );
         }
-        writeln!(out, "| Time | Provider | Event | What |")?;
-        writeln!(out, "|---|---|---|---|")?;
-        for e in &self.timeline {
-            let kind = match e.kind {
-                "breaker_changed" => "breaker",
-                "operator_action" => "operator",
-                _ => "flagged",
-            };
+        writeln!(out, "| Offset | Time | Provider | Event | What |")?;
+        writeln!(out, "|---:|---|---|---|---|")?;
+        for e in &rows {
             writeln!(
                 out,
-                "| {} | {} | {} | {} |",
-                ts(e.ts),
-                e.provider.as_deref().map_or("—".to_string(), md),
-                kind,
+                "| {} | {} | {} | {} | {} |",
+                self.offset(e.ts),
+                clock(e.ts),
+                e.provider.map_or("—".to_string(), md),
+                kind_label(e.kind),
                 md(&e.what)
             )?;
         }
@@ -269,19 +409,35 @@ impl Report {
     }
 }
 
+/// The timeline's word for an entry's type.
+pub(super) fn kind_label(kind: &str) -> &'static str {
+    match kind {
+        "breaker_changed" => "breaker",
+        "operator_action" => "operator",
+        "fault_changed" => "fault",
+        "first_failure" => "failure",
+        "impact_start" | "impact_end" => "impact",
+        _ => "flagged",
+    }
+}
+
 fn write_errors(out: &mut String, p: &ProviderStats) -> Result {
     if p.errors.is_empty() {
         return Ok(());
     }
-    writeln!(out, "| Error class | Retryable | Not retryable |")?;
-    writeln!(out, "|---|---:|---:|")?;
+    writeln!(
+        out,
+        "| Error class | Retryable | Not retryable | HTTP status |"
+    )?;
+    writeln!(out, "|---|---:|---:|---|")?;
     for (class, c) in &p.errors {
         writeln!(
             out,
-            "| {} | {} | {} |",
+            "| {} | {} | {} | {} |",
             md(class),
             c.retryable,
-            c.not_retryable
+            c.not_retryable,
+            statuses(c)
         )?;
     }
     writeln!(out)
@@ -295,29 +451,6 @@ fn write_skips(out: &mut String, p: &ProviderStats) -> Result {
     writeln!(out, "|---|---:|")?;
     for (reason, n) in &p.skipped {
         writeln!(out, "| {} | {n} |", md(reason))?;
-    }
-    writeln!(out)
-}
-
-fn write_transitions(out: &mut String, p: &ProviderStats) -> Result {
-    if p.transitions.is_empty() {
-        return Ok(());
-    }
-    writeln!(out, "| Time | Breaker | Reason |")?;
-    writeln!(out, "|---|---|---|")?;
-    for t in &p.transitions {
-        writeln!(
-            out,
-            "| {} | {} → {} | {} |",
-            ts(t.ts),
-            md(t.from.as_str()),
-            md(t.to.as_str()),
-            md(&t.reason)
-        )?;
-    }
-    if p.transitions_dropped > 0 {
-        let dropped = p.transitions_dropped;
-        writeln!(out, "\n_{dropped} more transitions not listed._")?;
     }
     writeln!(out)
 }
@@ -337,29 +470,6 @@ fn signed_money(x: f64) -> String {
 
 fn opt_ms(v: Option<u64>) -> String {
     v.map_or("—".to_string(), |v| format!("{v} ms"))
-}
-
-/// `850 ms`, `12.345 s`, `2 m 03.456 s`, `1 h 02 m 03 s`.
-fn duration(ms: u64) -> String {
-    if ms < 1000 {
-        format!("{ms} ms")
-    } else if ms < 60_000 {
-        format!("{}.{:03} s", ms / 1000, ms % 1000)
-    } else if ms < 3_600_000 {
-        format!(
-            "{} m {:02}.{:03} s",
-            ms / 60_000,
-            (ms / 1000) % 60,
-            ms % 1000
-        )
-    } else {
-        format!(
-            "{} h {:02} m {:02} s",
-            ms / 3_600_000,
-            (ms / 60_000) % 60,
-            (ms / 1000) % 60
-        )
-    }
 }
 
 /// Text from the recording inside a Markdown table cell: no pipes or newlines may break the table.

@@ -6,20 +6,26 @@
 //!
 //! This file holds the report's state and its [`Fold`] over the events.
 
+mod findings;
+mod html;
 mod json;
 mod markdown;
+mod series;
+mod window;
 
 use std::collections::{BTreeMap, HashMap};
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use hdrhistogram::Histogram;
 
+use self::series::{Series, Width};
+use self::window::{Split, Starts, Window};
 use super::SessionHeader;
 use super::reader::{Reader, RecordError};
 use crate::event::facts::{self, TokenCounts};
 use crate::event::{
-    BreakerState, ErrorClass, Event, EventKind, Fold, OperatorAction, Outcome, ProviderFlag,
-    SkipReason,
+    BreakerState, ErrorClass, Event, EventKind, Fold, Mode, OperatorAction, Outcome, ProviderFlag,
+    ProviderInfo, SkipReason,
 };
 
 /// The most entries kept in any list (transitions per provider, the timeline). Breaker changes and
@@ -41,6 +47,12 @@ const TEXT_CAP: usize = 300;
 const OTHER: &str = "(other)";
 /// Latency histogram range: 1 ms to an hour at 3 significant digits (exact below 2048 ms).
 const LATENCY_MAX_MS: u64 = 3_600_000;
+/// Distinct messages counted per provider and error class (the rest are counted together).
+const MESSAGE_CAP: usize = 16;
+/// The most of a provider's message kept: enough to tell one error from another.
+const MESSAGE_CHARS: usize = 200;
+/// Messages quoted per error class, the most frequent first.
+pub const MESSAGES_SHOWN: usize = 3;
 
 /// An incident report over one recording.
 #[derive(Debug, Clone)]
@@ -58,6 +70,31 @@ pub struct Report {
     timeline: Vec<TimelineEntry>,
     timeline_dropped: u64,
     in_flight: HashMap<String, InFlight>,
+    /// The start times of the requests in flight, for the impact window.
+    starts: Starts,
+    first_failure: Option<FirstFailure>,
+    first_open: Option<(DateTime<Utc>, String)>,
+    /// From the start of the first affected request to the end of the last one.
+    window: Option<Window>,
+    affected: Affected,
+    series_width: Width,
+}
+
+/// The first attempt that failed (a cancellation by the client is not a failure).
+#[derive(Debug, Clone)]
+struct FirstFailure {
+    ts: DateTime<Utc>,
+    provider: String,
+    class: ErrorClass,
+    status: Option<u16>,
+    message: String,
+}
+
+/// Requests the incident reached: failed, or answered by a provider other than their primary.
+#[derive(Debug, Clone, Copy, Default)]
+struct Affected {
+    failed: u64,
+    failed_over: u64,
 }
 
 #[derive(Debug, Clone, Default)]
@@ -75,6 +112,7 @@ struct Requests {
 
 #[derive(Debug, Clone, Default)]
 struct InFlight {
+    started: Option<DateTime<Utc>>,
     primary: Option<String>,
     /// The first thing that went wrong on the primary: a failure class or a skip reason.
     primary_cause: Option<String>,
@@ -96,9 +134,17 @@ impl InFlight {
 struct ProviderStats {
     attempts: u64,
     answered: u64,
-    errors: BTreeMap<String, ClassCount>,
+    errors: BTreeMap<String, ClassDetail>,
     skipped: BTreeMap<String, u64>,
     latency: Option<Histogram<u64>>,
+    /// First-event latencies inside and outside the impact window.
+    split: Split,
+    series: Series,
+    /// The simulated fault it started with and the one in force at the end (`None`: not known).
+    fault_at_start: Option<String>,
+    fault: Option<String>,
+    /// `session_started` says it is simulated: a fault it does not list is `none`.
+    simulated: bool,
     tokens: TokenCounts,
     estimated_usages: u64,
     cost_usd: f64,
@@ -115,10 +161,52 @@ struct ProviderStats {
     transitions_dropped: u64,
 }
 
-#[derive(Debug, Clone, Copy, Default)]
-struct ClassCount {
+/// The failures of one error class on one provider, with what the provider said.
+#[derive(Debug, Clone, Default)]
+struct ClassDetail {
     retryable: u64,
     not_retryable: u64,
+    /// By HTTP status (`None`: no response, or an error inside the stream).
+    statuses: BTreeMap<Option<u16>, u64>,
+    /// By message (clipped to [`MESSAGE_CHARS`]), at most [`MESSAGE_CAP`] distinct ones.
+    messages: HashMap<String, u64>,
+    other_messages: u64,
+    first: Option<DateTime<Utc>>,
+    last: Option<DateTime<Utc>>,
+}
+
+impl ClassDetail {
+    fn count(&self) -> u64 {
+        self.retryable + self.not_retryable
+    }
+
+    fn note(&mut self, ts: DateTime<Utc>, status: Option<u16>, message: &str) {
+        *self.statuses.entry(status).or_default() += 1;
+        let message = clip_to(message, MESSAGE_CHARS);
+        if let Some(n) = self.messages.get_mut(&message) {
+            *n += 1;
+        } else if self.messages.len() < MESSAGE_CAP {
+            self.messages.insert(message, 1);
+        } else {
+            self.other_messages += 1;
+        }
+        self.first = Some(self.first.map_or(ts, |t| t.min(ts)));
+        self.last = Some(self.last.map_or(ts, |t| t.max(ts)));
+    }
+
+    /// The most frequent messages, most frequent first (ties by text), and how many failures
+    /// carried another one.
+    fn top_messages(&self) -> (Vec<(&str, u64)>, u64) {
+        let mut all: Vec<(&str, u64)> = self
+            .messages
+            .iter()
+            .map(|(m, n)| (m.as_str(), *n))
+            .collect();
+        all.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let rest: u64 = all.iter().skip(MESSAGES_SHOWN).map(|(_, n)| n).sum();
+        all.truncate(MESSAGES_SHOWN);
+        (all, rest + self.other_messages)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -132,7 +220,8 @@ struct Transition {
 #[derive(Debug, Clone)]
 struct TimelineEntry {
     ts: DateTime<Utc>,
-    /// `breaker_changed`, `operator_action` or `provider_flagged`.
+    /// `breaker_changed`, `operator_action`, `provider_flagged`, `fault_changed` or
+    /// `first_failure` (and, added when rendering, `impact_start` and `impact_end`).
     kind: &'static str,
     provider: Option<String>,
     /// One line for a person: `closed → open: 3 consecutive failures`, `trip`, …
@@ -147,6 +236,11 @@ impl ProviderStats {
             errors: BTreeMap::new(),
             skipped: BTreeMap::new(),
             latency: None,
+            split: Split::default(),
+            series: Series::default(),
+            fault_at_start: None,
+            fault: None,
+            simulated: false,
             tokens: TokenCounts::default(),
             estimated_usages: 0,
             cost_usd: 0.0,
@@ -171,11 +265,30 @@ impl ProviderStats {
         self.latency.as_ref().map_or(0, |h| h.len())
     }
 
+    /// A scenario step or the operator set its fault. A simulated provider whose starting fault
+    /// was not listed started healthy. (A recording that says nothing of faults, as older ones
+    /// do, claims none.)
+    fn change_fault(&mut self, fault: &str) {
+        if self.fault_at_start.is_none() && self.simulated {
+            self.fault_at_start = Some("none".to_string());
+        }
+        self.fault = Some(clip(fault));
+    }
+
     fn error_count(&self) -> u64 {
-        self.errors
-            .values()
-            .map(|c| c.retryable + c.not_retryable)
-            .sum()
+        self.errors.values().map(ClassDetail::count).sum()
+    }
+
+    /// The breaker's state before its first change (closed when it never changed).
+    fn state_at_start(&self) -> BreakerState {
+        self.transitions
+            .first()
+            .map_or(BreakerState::Closed, |t| t.from)
+    }
+
+    /// The breaker's state at the end (closed when it never changed).
+    fn state_at_end(&self) -> BreakerState {
+        self.state.unwrap_or(BreakerState::Closed)
     }
 }
 
@@ -197,6 +310,12 @@ impl Report {
             timeline: Vec::new(),
             timeline_dropped: 0,
             in_flight: HashMap::new(),
+            starts: Starts::default(),
+            first_failure: None,
+            first_open: None,
+            window: None,
+            affected: Affected::default(),
+            series_width: Width::default(),
         };
         for p in &header.providers {
             report.provider(&p.name);
@@ -247,10 +366,9 @@ impl Fold for Report {
         let ts = event.ts;
         self.count_event(ts);
         match &event.kind {
-            EventKind::SessionStarted { .. } => {}
             EventKind::RequestStarted {
                 request_id, chain, ..
-            } => self.on_request_started(request_id, chain),
+            } => self.on_request_started(ts, request_id, chain),
             EventKind::AttemptStarted {
                 request_id,
                 provider,
@@ -261,8 +379,17 @@ impl Fold for Report {
                 provider,
                 class,
                 retryable,
+                status,
+                message,
                 ..
-            } => self.on_attempt_failed(request_id, provider, *class, *retryable),
+            } => self.on_attempt_failed(
+                ts,
+                request_id,
+                provider,
+                (*class, *retryable),
+                *status,
+                message,
+            ),
             EventKind::AttemptSkipped {
                 request_id,
                 provider,
@@ -273,7 +400,7 @@ impl Fold for Report {
                 provider,
                 latency_ms,
                 ..
-            } => self.on_first_event(request_id, provider, *latency_ms),
+            } => self.on_first_event(ts, request_id, provider, *latency_ms),
             EventKind::TextDelta { request_id, .. } | EventKind::Rewind { request_id, .. } => {
                 self.clear_pending(request_id);
             }
@@ -293,13 +420,26 @@ impl Fold for Report {
                 primary_cost_usd,
                 ..
             } => self.on_request_finished(
+                ts,
                 request_id,
-                *outcome,
+                (*outcome, *class),
                 provider.as_deref(),
-                *class,
                 *cost_usd,
                 *primary_cost_usd,
             ),
+            other => self.apply_session(ts, other),
+        }
+    }
+}
+
+impl Report {
+    /// The events about the session rather than a request: the start, breakers, flags, faults
+    /// and the operator.
+    fn apply_session(&mut self, ts: DateTime<Utc>, kind: &EventKind) {
+        match kind {
+            EventKind::SessionStarted {
+                mode, providers, ..
+            } => self.on_session_started(ts, *mode, providers),
             EventKind::BreakerChanged {
                 provider,
                 from,
@@ -317,8 +457,13 @@ impl Fold for Report {
                 provider,
                 detail,
             } => self.on_operator_action(ts, *action, provider.as_deref(), detail),
-            // Drawn into the timeline by the report's second pass (issue 13).
-            EventKind::FaultChanged { .. } => {}
+            EventKind::FaultChanged {
+                provider,
+                fault,
+                reason,
+            } => self.on_fault_changed(ts, provider, fault, reason),
+            // Request events are folded by `apply`.
+            _ => {}
         }
     }
 }
@@ -332,15 +477,65 @@ impl Report {
         self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
     }
 
-    fn on_request_started(&mut self, request_id: &str, chain: &[String]) {
+    /// The simulated providers' starting faults (a provider that lists none starts healthy,
+    /// when it is simulated).
+    fn on_session_started(&mut self, ts: DateTime<Utc>, mode: Mode, providers: &[ProviderInfo]) {
+        for info in providers {
+            let simulated = mode == Mode::Demo || self.simulated(&info.name);
+            let stats = self.provider(&info.name);
+            stats.simulated = simulated;
+            let Some(fault) = &info.fault else {
+                continue;
+            };
+            let fault = clip(fault);
+            stats.fault_at_start = Some(fault.clone());
+            stats.fault = Some(fault.clone());
+            if fault != "none" {
+                self.push_timeline(TimelineEntry {
+                    ts,
+                    kind: "fault_changed",
+                    provider: Some(clip(&info.name)),
+                    what: format!("{fault} (at start)"),
+                });
+            }
+        }
+    }
+
+    /// Whether the header's config marks `name` as a simulated provider.
+    fn simulated(&self, name: &str) -> bool {
+        self.header.config["providers"]
+            .as_array()
+            .is_some_and(|ps| {
+                ps.iter()
+                    .any(|p| p["name"] == name && p["simulated"] == true)
+            })
+    }
+
+    fn on_fault_changed(&mut self, ts: DateTime<Utc>, provider: &str, fault: &str, reason: &str) {
+        self.provider(provider).change_fault(fault);
+        self.push_timeline(TimelineEntry {
+            ts,
+            kind: "fault_changed",
+            provider: Some(clip(provider)),
+            what: clip(&format!("{fault} ({reason})")),
+        });
+    }
+
+    fn on_request_started(&mut self, ts: DateTime<Utc>, request_id: &str, chain: &[String]) {
         self.requests.started += 1;
         if self.in_flight.len() < IN_FLIGHT_CAP || self.in_flight.contains_key(request_id) {
             let primary = chain.first().cloned();
             let req = InFlight {
+                started: Some(ts),
                 primary,
                 ..InFlight::default()
             };
-            self.in_flight.insert(request_id.to_string(), req);
+            self.starts.insert(ts);
+            if let Some(old) = self.in_flight.insert(request_id.to_string(), req)
+                && let Some(t) = old.started
+            {
+                self.starts.remove(t);
+            }
         } else {
             self.requests.untracked += 1;
         }
@@ -353,11 +548,16 @@ impl Report {
 
     fn on_attempt_failed(
         &mut self,
+        ts: DateTime<Utc>,
         request_id: &str,
         provider: &str,
-        class: ErrorClass,
-        retryable: bool,
+        (class, retryable): (ErrorClass, bool),
+        status: Option<u16>,
+        message: &str,
     ) {
+        if self.first_failure.is_none() && class != ErrorClass::Cancelled {
+            self.on_first_failure(ts, provider, class, status, message);
+        }
         let mut failed_cost = None;
         if let Some(req) = self.in_flight.get_mut(request_id) {
             // A usage just before the failure, on the same provider, was the failed attempt's.
@@ -370,6 +570,7 @@ impl Report {
         }
         let stats = self.provider(provider);
         let count = stats.errors.entry(class.as_str().to_string()).or_default();
+        count.note(ts, status, message);
         if retryable {
             count.retryable += 1;
         } else {
@@ -389,8 +590,42 @@ impl Report {
         bump(&mut self.provider(provider).skipped, reason.as_str());
     }
 
-    fn on_first_event(&mut self, request_id: &str, provider: &str, latency_ms: u64) {
+    fn on_first_failure(
+        &mut self,
+        ts: DateTime<Utc>,
+        provider: &str,
+        class: ErrorClass,
+        status: Option<u16>,
+        message: &str,
+    ) {
+        let message = clip_to(message, MESSAGE_CHARS);
+        let status_text = status.map_or(String::new(), |s| format!(", HTTP {s}"));
+        self.push_timeline(TimelineEntry {
+            ts,
+            kind: "first_failure",
+            provider: Some(clip(provider)),
+            what: format!("first failure: {class}{status_text}: {message}"),
+        });
+        self.first_failure = Some(FirstFailure {
+            ts,
+            provider: clip(provider),
+            class,
+            status,
+            message,
+        });
+    }
+
+    fn on_first_event(
+        &mut self,
+        ts: DateTime<Utc>,
+        request_id: &str,
+        provider: &str,
+        latency_ms: u64,
+    ) {
         self.clear_pending(request_id);
+        let offset = self.first_ts.map_or(0, |t0| millis_between(t0, ts));
+        let index = self.series_bucket(offset);
+        let (window, horizon) = (self.window, self.starts.earliest());
         let stats = self.provider(provider);
         if stats.latency.is_none() {
             stats.latency = Histogram::new_with_bounds(1, LATENCY_MAX_MS, 3).ok();
@@ -398,6 +633,21 @@ impl Report {
         if let Some(h) = stats.latency.as_mut() {
             // Saturating: a latency beyond an hour is recorded as an hour, not dropped.
             h.saturating_record(latency_ms);
+        }
+        stats.split.record(ts, latency_ms, window, horizon);
+        stats.series.record(index, latency_ms);
+    }
+
+    /// The series bucket for `offset_ms`, doubling every series' width until it fits.
+    fn series_bucket(&mut self, offset_ms: u64) -> usize {
+        loop {
+            if let Some(index) = series::bucket(self.series_width, offset_ms) {
+                return index;
+            }
+            self.series_width.0 = self.series_width.0.saturating_mul(2);
+            for p in self.providers.values_mut() {
+                p.series.double();
+            }
         }
     }
 
@@ -425,19 +675,27 @@ impl Report {
 
     fn on_request_finished(
         &mut self,
+        ts: DateTime<Utc>,
         request_id: &str,
-        outcome: Outcome,
+        (outcome, class): (Outcome, Option<ErrorClass>),
         provider: Option<&str>,
-        class: Option<ErrorClass>,
         cost_usd: f64,
         primary_cost_usd: Option<f64>,
     ) {
         let req = self.in_flight.remove(request_id);
+        let started = req.as_ref().and_then(|r| r.started);
+        if let Some(t) = started {
+            self.starts.remove(t);
+        }
         if cost_usd.is_finite() {
             self.requests.cost_usd += cost_usd;
         }
         if outcome == Outcome::Error {
             self.requests.error += 1;
+            if class != Some(ErrorClass::Cancelled) {
+                self.affected.failed += 1;
+                self.widen_window(started.unwrap_or(ts), ts);
+            }
             let class = class.map_or("unknown", |c| c.as_str());
             bump(&mut self.failed_by_class, class);
             return;
@@ -451,6 +709,8 @@ impl Report {
         {
             let cause = req.primary_cause.as_deref().unwrap_or("unknown");
             bump(&mut self.failovers, cause);
+            self.affected.failed_over += 1;
+            self.widen_window(started.unwrap_or(ts), ts);
         }
         if let Some(primary_cost) = primary_cost_usd {
             let delta = cost_usd - primary_cost;
@@ -458,6 +718,25 @@ impl Report {
                 self.requests.failover_cost_delta_usd += delta;
                 self.requests.failover_delta_requests += 1;
             }
+        }
+    }
+
+    /// An affected request ran from `start` to `end`: the impact window covers it.
+    fn widen_window(&mut self, start: DateTime<Utc>, end: DateTime<Utc>) {
+        let before = self.window;
+        let now = match before {
+            Some(w) => Window {
+                start: w.start.min(start),
+                end: w.end.max(end),
+            },
+            None => Window { start, end },
+        };
+        if before == Some(now) {
+            return;
+        }
+        self.window = Some(now);
+        for p in self.providers.values_mut() {
+            p.split.widen(before, now);
         }
     }
 
@@ -470,6 +749,9 @@ impl Report {
         reason: &str,
     ) {
         let first_ts = self.first_ts.unwrap_or(ts);
+        if to.is_open() && self.first_open.is_none() {
+            self.first_open = Some((ts, clip(provider)));
+        }
         let stats = self.provider(provider);
         // The first change says what the state was before it: if it was already open, it has
         // been open since the recording began.
@@ -526,6 +808,11 @@ impl Report {
         provider: Option<&str>,
         detail: &str,
     ) {
+        if action == OperatorAction::SetFault
+            && let Some(p) = provider
+        {
+            self.provider(p).change_fault(detail);
+        }
         let what = if detail.is_empty() {
             action.to_string()
         } else {
@@ -608,18 +895,30 @@ fn millis_between(from: DateTime<Utc>, to: DateTime<Utc>) -> u64 {
 
 /// Free-form text as the report keeps it: one line, at most [`TEXT_CAP`] characters.
 fn clip(text: &str) -> String {
+    clip_to(text, TEXT_CAP)
+}
+
+/// `text` on one line, at most `cap` characters: a longer one is cut at the last space in its
+/// last fifth (or at `cap` when there is none) and ends in `…`.
+fn clip_to(text: &str, cap: usize) -> String {
     let one_line: String = text
         .chars()
         .map(|c| if c.is_control() { ' ' } else { c })
-        .take(TEXT_CAP + 1)
+        .take(cap + 1)
         .collect();
-    if one_line.chars().count() > TEXT_CAP {
-        let mut cut: String = one_line.chars().take(TEXT_CAP).collect();
-        cut.push('…');
-        cut
-    } else {
-        one_line
+    if one_line.chars().count() <= cap {
+        return one_line;
     }
+    let cut: String = one_line.chars().take(cap).collect();
+    let at_space = cut
+        .rfind(' ')
+        .filter(|&i| cut[..i].chars().count() >= cap * 4 / 5);
+    let mut cut = match at_space {
+        Some(i) => cut[..i].to_string(),
+        None => cut,
+    };
+    cut.push('…');
+    cut
 }
 
 /// Count one more under `key`, pooling keys past [`KEY_CAP`] under [`OTHER`].
