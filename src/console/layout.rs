@@ -25,12 +25,12 @@
 //! ```
 //!
 //! Compact, from `MIN_WIDTH`×`MIN_HEIGHT` up to full (80×24 is the case it is made for): what an
-//! operator needs to act — header, providers (their table already says each breaker's state, its
-//! countdown and its latency), the requests with the reply, the prompt and the status bar. The
-//! breaker timeline comes back when there are rows to spare, the event log on the right when there
-//! are columns to spare, and otherwise takes the reply's place while it has the focus (Tab). The
-//! latency, errors and cost panels wait for a full-size terminal: the providers table carries their
-//! headline numbers (p50 / p99, last error, cost).
+//! operator needs to act — header, providers (their table says each breaker's state, its countdown,
+//! its failures and its last error with its age; latency and cost as the width allows), the requests
+//! with the reply, the prompt and the status bar. The breaker timeline comes back when there are rows
+//! to spare, the event log on the right when there are columns to spare, and otherwise takes the
+//! reply's place while it has the focus (Tab). The latency, errors and cost panels wait for a
+//! full-size terminal, or a zoom (`z`, then Tab), and a provider's detail (Enter) has all its numbers.
 //!
 //! ```text
 //!  header (2 rows)
