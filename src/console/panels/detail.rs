@@ -529,13 +529,16 @@ fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
     d.field(
         "cost",
         format!(
-            "{} ({} on failures) · {} in, {} out, {} cache read, {} cache write tokens",
+            "{} ({} on failures)",
             text::usd(p.cost_usd),
-            text::usd(p.failed_cost_usd),
-            t.input,
-            t.output,
-            t.cache_read,
-            t.cache_write
+            text::usd(p.failed_cost_usd)
+        ),
+    );
+    d.field(
+        "tokens",
+        format!(
+            "{} in, {} out, {} cache read, {} cache write",
+            t.input, t.output, t.cache_read, t.cache_write
         ),
     );
 }
