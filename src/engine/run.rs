@@ -7,7 +7,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use crate::engine::attempt::{self, AttemptContext, AttemptReport};
-use crate::engine::breaker::{CallOutcome, Permit, Rejection};
+use crate::engine::breaker::{BreakerState, CallOutcome, Permit, Rejection};
 use crate::engine::chain::{Target, WhenAllOpen};
 use crate::engine::classify::Failover;
 use crate::engine::decide::{Facts, Step, next_step};
@@ -351,6 +351,11 @@ impl Run {
                 if self.cannot_continue(target, tally) {
                     return Next::End(TargetEnd::NextTarget(err.class));
                 }
+                // Nor for one whose breaker this failure just opened (or whose probe failed): the
+                // retry would be turned away after its wait. Move on now.
+                if !at.bypass && self.breaker_turns_away(target) {
+                    return Next::End(TargetEnd::NextTarget(err.class));
+                }
                 at.retries += 1;
                 Next::RetryIn(delay)
             }
@@ -358,6 +363,14 @@ impl Run {
             // Nothing left to try: the request ends with the most telling failure of all.
             Step::Fail => Next::End(TargetEnd::Stop(tally.kept_or(err))),
         }
+    }
+
+    /// Whether `target`'s breaker now turns requests away (open, or tripped by the operator).
+    fn breaker_turns_away(&self, target: &Target) -> bool {
+        matches!(
+            self.engine.shared.breakers.state(&target.breaker_key),
+            BreakerState::Open | BreakerState::ForcedOpen
+        )
     }
 
     /// Wait before retrying `target`; `Err` when the caller went away meanwhile.
@@ -593,6 +606,49 @@ mod tests {
             started.elapsed()
         );
         assert_eq!((a.calls(), b.calls()), (2, 0));
+    }
+
+    /// A failure that opens its target's breaker moves the request on at once, rather than
+    /// sleeping the retry backoff only to be turned away by the breaker (issue 14).
+    #[tokio::test(start_paused = true)]
+    async fn a_failure_that_opens_the_breaker_does_not_wait_out_the_backoff() {
+        let a = Scripted::new(
+            "a",
+            vec![vec![fail("a", ErrorClass::ServerError, Phase::Headers)]],
+        );
+        let b = Scripted::new("b", vec![reply(&["from ", "b"])]);
+        let bus = Bus::new(4096);
+        let one_strike = BreakerConfig {
+            consecutive_failures: 1,
+            ..BreakerConfig::default()
+        };
+        let budget = RetryBudget::new(&BudgetConfig {
+            capacity: 100.0,
+            refill_per_sec: 10.0,
+        });
+        let mut slow_retries = settings(MidStreamPolicy::Restart);
+        slow_retries.retry.min_delay = Duration::from_secs(2);
+        slow_retries.retry.max_delay = Duration::from_secs(2);
+        let e = FailoverEngine::new(
+            "chain",
+            vec![target(&a, false), target(&b, false)],
+            slow_retries,
+            Shared::new(
+                bus.clone(),
+                Breakers::new(one_strike, bus),
+                budget,
+                Pricing::built_in(),
+            ),
+        );
+        let started = Instant::now();
+        let seen = ask(&e).await;
+        assert_eq!(seen.text, "from b");
+        assert_eq!((a.calls(), b.calls()), (1, 1));
+        assert!(
+            started.elapsed() < Duration::from_secs(1),
+            "waited {:?} for a retry the breaker would refuse",
+            started.elapsed()
+        );
     }
 
     #[tokio::test(start_paused = true)]
