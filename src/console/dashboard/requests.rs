@@ -264,6 +264,8 @@ impl Dashboard {
             | EventKind::BreakerChanged { .. }
             | EventKind::ProviderFlagged { .. }
             | EventKind::FaultChanged { .. }
+            | EventKind::RateLimits { .. }
+            | EventKind::ThrottleChanged { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }
