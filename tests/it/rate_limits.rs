@@ -201,7 +201,10 @@ async fn requests_steer_past_a_primary_running_out_of_budget_and_come_back_after
             .collect();
         assert_eq!(changes.len(), 2, "{primary}: {changes:?}");
         assert!(
-            changes[0].0 && changes[0].1.starts_with(&format!("requests 0/{BUDGET} left")),
+            changes[0].0
+                && changes[0]
+                    .1
+                    .starts_with(&format!("requests 0/{BUDGET} left")),
             "{primary}: {changes:?}"
         );
         assert_eq!(changes[1], (false, "requests reset"), "{primary}");
@@ -218,7 +221,11 @@ async fn requests_steer_past_a_primary_running_out_of_budget_and_come_back_after
                 _ => None,
             })
             .collect();
-        assert_eq!(&left[..BUDGET as usize], &[7, 6, 5, 4, 3, 2, 1, 0], "{primary}");
+        assert_eq!(
+            &left[..BUDGET as usize],
+            &[7, 6, 5, 4, 3, 2, 1, 0],
+            "{primary}"
+        );
         assert!(
             events.iter().any(|e| matches!(&e.kind,
                 EventKind::RateLimits { provider, limits, .. }
