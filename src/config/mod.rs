@@ -35,8 +35,8 @@ pub use providers::{
     BreakerScope, ChainEntry, HedgeSetting, ProviderEntry, RouteEntry, RouteMode, TargetEntry,
 };
 pub use sections::{
-    BreakerSection, EngineSection, GatewaySection, RetrySection, SimEntry, SimSection,
-    TimeoutsConfig,
+    BreakerSection, EngineSection, GatewaySection, RateLimitsSection, RetrySection, SimEntry,
+    SimSection, TimeoutsConfig,
 };
 use validate::Invalid;
 use values::non_empty;
@@ -65,6 +65,9 @@ pub struct Config {
     pub breaker: BreakerSection,
     #[serde(default)]
     pub retry: RetrySection,
+    /// When a provider close to a rate limit is passed over (`[rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: RateLimitsSection,
     /// Per-class overrides of the retry / failover / breaker policy.
     #[serde(default)]
     pub policy: BTreeMap<ErrorClass, ClassPolicyOverride>,
@@ -94,6 +97,7 @@ impl Default for Config {
             engine: EngineSection::default(),
             breaker: BreakerSection::default(),
             retry: RetrySection::default(),
+            rate_limits: RateLimitsSection::default(),
             policy: BTreeMap::new(),
             pricing: BTreeMap::new(),
             sim: SimSection::default(),
@@ -192,6 +196,7 @@ mod tests {
         assert_eq!(sample.engine, defaults.engine);
         assert_eq!(sample.breaker, defaults.breaker);
         assert_eq!(sample.retry, defaults.retry);
+        assert_eq!(sample.rate_limits, defaults.rate_limits);
         assert_eq!(sample.gateway, defaults.gateway);
         assert!(sample.chains.is_empty() && sample.policy.is_empty() && sample.routes.is_empty());
         let names = |c: &Config| {
@@ -228,6 +233,27 @@ mod tests {
             err.starts_with("my.toml:7:") && err.contains("twice"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn rate_limits_take_a_fraction_or_off() {
+        let c = Config::parse("[rate_limits]\nsteer_below = 0.2\n", "t").unwrap();
+        assert_eq!(c.rate_limits.steer_below, Some(0.2));
+        let c = Config::parse("[rate_limits]\nsteer_below = \"off\"\n", "t").unwrap();
+        assert_eq!(c.rate_limits.to_config().steer_below, None);
+        assert_eq!(
+            Config::parse("", "t").unwrap().rate_limits.steer_below,
+            Some(0.05)
+        );
+        for (text, says) in [
+            ("[rate_limits]\nsteer_below = 1.5\n", "from 0 to 1"),
+            ("[rate_limits]\nsteer_below = \"half\"\n", "or \"off\""),
+            ("[rate_limits]\nsteer_blow = 0.1\n", "steer_blow"),
+        ] {
+            let err = Config::parse(text, "my.toml").unwrap_err().to_string();
+            assert!(err.starts_with("my.toml:2:"), "{err}");
+            assert!(err.contains(says), "{err}");
+        }
     }
 
     #[test]

@@ -170,6 +170,7 @@ impl Run {
         let engine = self.engine.clone();
         let request_id = self.request_id.clone();
         let provider = Arc::clone(&target.provider);
+        let key = target.breaker_key.clone();
         let task = tokio::spawn(async move {
             let mut ctx = AttemptContext::new(
                 &engine.shared.bus,
@@ -180,6 +181,7 @@ impl Run {
             ctx.out = Some(&tx);
             ctx.policy = Some(&engine.settings.policy);
             ctx.held = true;
+            ctx.limits = Some((&engine.shared.throttle, &key));
             attempt::run(provider.as_ref(), request, ctx).await
         });
         Held {

@@ -15,6 +15,8 @@
 //! - `classify.rs`: what each error class means for retry, failover and the breaker
 //! - `retry.rs`: backoff, retry-after and the retry budget
 //! - `cost.rs`: prices per model and what an attempt cost
+//! - `throttle.rs`: the providers' rate limits from their headers, and who is throttled
+//! - `steer.rs`: passing over a throttled target while a later one is not
 
 pub mod attempt;
 pub mod breaker;
@@ -29,6 +31,8 @@ pub mod probe;
 pub mod retry;
 mod run;
 pub mod shared;
+mod steer;
 mod tally;
 #[cfg(test)]
 mod testkit;
+pub mod throttle;

@@ -94,9 +94,16 @@ impl Run {
         let targets = &*self.engine.targets;
         let mut skipped: Vec<(usize, Rejection)> = Vec::new();
         let mut min_context: Option<u64> = None;
+        let mut steered: Vec<usize> = Vec::new();
         for (index, target) in targets.iter().enumerate() {
             if let Some(reason) = unsuitable(target, request, min_context) {
                 self.skip(target, reason);
+                continue;
+            }
+            if self.steer_past(target, &targets[index + 1..], request, min_context) {
+                self.skip(target, SkipReason::Throttled);
+                steered.push(index);
+                tally.steered = true;
                 continue;
             }
             match self
@@ -112,6 +119,12 @@ impl Run {
                 }
                 TargetEnd::Stop(err) => return Err(err),
             }
+        }
+        if let Some(end) = self
+            .try_steered(&steered, request, tally, &mut skipped)
+            .await
+        {
+            return end;
         }
         if tally.attempts == 0 && !skipped.is_empty() {
             return self.all_refused(request, tally, &skipped).await;
@@ -159,7 +172,7 @@ impl Run {
 
     /// Attempts on one target until it answers, gives way to the next, or ends the request.
     /// `later`: the targets after this one. `bypass` skips the breaker (the all-open fallback).
-    async fn on_target(
+    pub(super) async fn on_target(
         &self,
         target: &Target,
         request: &Request,
@@ -300,6 +313,7 @@ impl Run {
             ctx.usage_before = tally.delivered_usage;
         }
         ctx.policy = Some(&engine.settings.policy);
+        ctx.limits = Some((&engine.shared.throttle, &target.breaker_key));
         attempt::run(target.provider.as_ref(), request, ctx).await
     }
 
@@ -330,7 +344,8 @@ impl Run {
 
         // Under `continue_or_fail` with content out, only a target that can carry it on counts
         // as a next one; when none can, this one (if it can) is retried with the prefill.
-        let has_next_target = at.later.iter().any(|t| !self.cannot_continue(t, tally));
+        let has_next_target =
+            tally.steered || at.later.iter().any(|t| !self.cannot_continue(t, tally));
         let facts = Facts {
             error: &err,
             committed: report.committed(),
@@ -547,7 +562,11 @@ impl Run {
 
 /// Why `target` is not worth trying for `request`: its context is no larger than one that proved
 /// too small (`min_context`), or the request is bound to another protocol.
-fn unsuitable(target: &Target, request: &Request, min_context: Option<u64>) -> Option<SkipReason> {
+pub(super) fn unsuitable(
+    target: &Target,
+    request: &Request,
+    min_context: Option<u64>,
+) -> Option<SkipReason> {
     if let Some(min) = min_context
         && target.context_window.is_none_or(|c| c <= min)
     {

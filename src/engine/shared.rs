@@ -1,6 +1,7 @@
 //! What all engines of one process share ([`Shared`]): the bus, the breakers, the retry budget and
 //! prices, and what the engines learn as they go: a ring of recent first-event latencies per provider
-//! (for percentile hedging) and the running totals per provider ([`ProviderTotals`]).
+//! (for percentile hedging), the running totals per provider ([`ProviderTotals`]) and the
+//! providers' rate limits ([`Throttle`]).
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -13,6 +14,7 @@ use crate::engine::breaker::Breakers;
 use crate::engine::cost::Pricing;
 use crate::engine::probe::{ProbeConfig, ProbeTargets};
 use crate::engine::retry::RetryBudget;
+use crate::engine::throttle::{Throttle, ThrottleConfig};
 use crate::event::Bus;
 
 /// What all engines of one process share: the bus, the breakers, the retry budget, prices, recent
@@ -25,6 +27,9 @@ pub struct Shared {
     pub pricing: Pricing,
     /// What each breaker's recovery probes ask, as the engines registered it.
     pub probe_targets: ProbeTargets,
+    /// What the providers' responses say is left of their rate limits, and who is throttled
+    /// (`[rate_limits]`; the defaults unless set).
+    pub throttle: Throttle,
     latencies: Arc<Mutex<HashMap<String, VecDeque<u64>>>>,
     totals: Arc<Mutex<BTreeMap<String, ProviderTotals>>>,
     next_request: Arc<AtomicU64>,
@@ -52,6 +57,7 @@ const MIN_LATENCY_SAMPLES: usize = 20;
 impl Shared {
     pub fn new(bus: Bus, breakers: Breakers, budget: RetryBudget, pricing: Pricing) -> Self {
         Shared {
+            throttle: Throttle::new(ThrottleConfig::default(), bus.clone()),
             bus,
             breakers,
             budget,

@@ -128,6 +128,25 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             fault,
             reason,
         } => write!(s, "{} fault now {} ({})", q(provider), q(fault), q(reason)),
+        EventKind::RateLimits { .. } => rate_limits(s, kind),
+        EventKind::ThrottleChanged {
+            provider,
+            model,
+            throttled,
+            reason,
+            ..
+        } => {
+            write!(s, "{}", q(provider))?;
+            if let Some(model) = model {
+                write!(s, " ({})", q(model))?;
+            }
+            let now = if *throttled {
+                "throttled"
+            } else {
+                "no longer throttled"
+            };
+            write!(s, " {now}: {}", q(reason))
+        }
         EventKind::OperatorAction {
             action,
             provider,
@@ -378,6 +397,37 @@ fn breaker(s: &mut String, kind: &EventKind) -> fmt::Result {
     write!(s, " breaker {from} → {to} ({})", q(reason))?;
     if let (Some(ms), super::BreakerState::Open) = (recovery_ms, to) {
         write!(s, ", half-open in {:.1} s", seconds(*ms))?;
+    }
+    Ok(())
+}
+
+/// `anthropic rate limits: requests 45/50 (resets in 41.0 s), tokens 39000/40000`.
+fn rate_limits(s: &mut String, kind: &EventKind) -> fmt::Result {
+    let EventKind::RateLimits {
+        provider,
+        model,
+        limits,
+    } = kind
+    else {
+        return Ok(());
+    };
+    write!(s, "{}", q(provider))?;
+    if let Some(model) = model {
+        write!(s, " ({})", q(model))?;
+    }
+    s.push_str(" rate limits:");
+    for (i, l) in limits.iter().take(LISTED).enumerate() {
+        let sep = if i == 0 { " " } else { ", " };
+        let left = l
+            .remaining
+            .map_or_else(|| "?".to_string(), |r| r.to_string());
+        write!(s, "{sep}{} {left}", l.dimension.words())?;
+        if let Some(limit) = l.limit {
+            write!(s, "/{limit}")?;
+        }
+        if let Some(ms) = l.reset_ms {
+            write!(s, " (resets in {:.1} s)", seconds(ms))?;
+        }
     }
     Ok(())
 }

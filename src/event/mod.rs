@@ -21,7 +21,8 @@ pub mod vocab;
 pub use bus::Bus;
 pub use fold::{Fold, Received, follow, next, try_next};
 pub use vocab::{
-    BreakerState, ErrorClass, OperatorAction, Phase, Protocol, ProviderFlag, SkipReason,
+    BreakerState, ErrorClass, LimitDimension, OperatorAction, Phase, Protocol, ProviderFlag,
+    SkipReason,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -229,6 +230,50 @@ pub enum EventKind {
         #[serde(default)]
         detail: String,
     },
+    /// What a provider's response headers say is left of its rate limits: published when a
+    /// response states other values than the last one did (not for every response).
+    RateLimits {
+        provider: String,
+        /// The model, for a per-model breaker (`breaker = "model"`): limits are tracked per breaker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        /// One per dimension the response stated.
+        limits: Vec<RateLimit>,
+    },
+    /// A provider became throttled (what is left of a rate limit fell to the `[rate_limits]`
+    /// threshold: new requests go to the next target first) or stopped being (its limit reset, or
+    /// a fresher response says otherwise). Not a breaker state: breakers never count it.
+    ThrottleChanged {
+        provider: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        throttled: bool,
+        /// The dimension that throttles (or did).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dimension: Option<LimitDimension>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remaining: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+        /// While throttled: how long until the dimension resets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reset_ms: Option<u64>,
+        /// For people: `requests 2/50 left, resets in 12s`, `requests reset`.
+        reason: String,
+    },
+}
+
+/// One dimension of a provider's rate limit in `rate_limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub dimension: LimitDimension,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+    /// How long from the event until it is back to its limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_ms: Option<u64>,
 }
 
 impl EventKind {
@@ -251,6 +296,8 @@ impl EventKind {
             EventKind::ProbeStarted { .. } => "probe_started",
             EventKind::ProbeFinished { .. } => "probe_finished",
             EventKind::OperatorAction { .. } => "operator_action",
+            EventKind::RateLimits { .. } => "rate_limits",
+            EventKind::ThrottleChanged { .. } => "throttle_changed",
         }
     }
 }

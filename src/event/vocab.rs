@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-pub use crate::protocol::{ErrorClass, Protocol};
+pub use crate::protocol::{ErrorClass, LimitDimension, Protocol};
 pub use crate::provider::Phase;
 
 /// A circuit breaker's state.
@@ -70,16 +70,20 @@ pub enum SkipReason {
     OtherProtocol,
     /// It cannot continue a reply already begun, under `mid_stream = "continue_or_fail"`.
     CannotContinue,
+    /// Its provider is throttled (close to a rate limit before its reset) and a later target is
+    /// not: the request goes there first.
+    Throttled,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 7] = [
         SkipReason::BreakerOpen,
         SkipReason::ForcedOpen,
         SkipReason::HalfOpenBusy,
         SkipReason::ContextTooSmall,
         SkipReason::OtherProtocol,
         SkipReason::CannotContinue,
+        SkipReason::Throttled,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -90,6 +94,7 @@ impl SkipReason {
             SkipReason::ContextTooSmall => "context_too_small",
             SkipReason::OtherProtocol => "other_protocol",
             SkipReason::CannotContinue => "cannot_continue",
+            SkipReason::Throttled => "throttled",
         }
     }
 }
@@ -193,6 +198,7 @@ from_name!(BreakerState, BreakerState::ALL);
 from_name!(SkipReason, SkipReason::ALL);
 from_name!(OperatorAction, OperatorAction::ALL);
 from_name!(ProviderFlag, ProviderFlag::ALL);
+from_name!(LimitDimension, LimitDimension::ALL);
 
 #[cfg(test)]
 mod tests {

@@ -66,7 +66,19 @@ pub struct Metrics {
     /// By the action's name, so series sort by it.
     operator_actions: BTreeMap<&'static str, u64>,
     primaries: FailoverTracker,
+    /// (provider, dimension): the latest `rate_limits` values.
+    rate_limits: BTreeMap<(String, &'static str), RateLimitGauges>,
+    /// Whether each provider that has reported is throttled now.
+    throttled: BTreeMap<String, bool>,
     events_missed: u64,
+}
+
+/// One dimension of a provider's rate limit, as its latest response stated it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct RateLimitGauges {
+    limit: Option<u64>,
+    remaining: Option<u64>,
+    reset_ms: Option<u64>,
 }
 
 impl Fold for Metrics {
@@ -167,6 +179,33 @@ impl Metrics {
             }
             EventKind::OperatorAction { action, .. } => {
                 bump(self.operator_actions.entry(action.as_str()).or_default(), 1);
+            }
+            EventKind::RateLimits {
+                provider, limits, ..
+            } => {
+                let p = self.provider(provider);
+                if self.providers.is_kept(&p) {
+                    for l in limits {
+                        let gauges = RateLimitGauges {
+                            limit: l.limit,
+                            remaining: l.remaining,
+                            reset_ms: l.reset_ms,
+                        };
+                        self.rate_limits
+                            .insert((p.clone(), l.dimension.as_str()), gauges);
+                    }
+                    self.throttled.entry(p).or_insert(false);
+                }
+            }
+            EventKind::ThrottleChanged {
+                provider,
+                throttled,
+                ..
+            } => {
+                let p = self.provider(provider);
+                if self.providers.is_kept(&p) {
+                    self.throttled.insert(p, *throttled);
+                }
             }
         }
     }

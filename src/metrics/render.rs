@@ -29,6 +29,7 @@ impl Metrics {
         );
         self.render_latency(o);
         self.render_usage(o);
+        self.render_rate_limits(o);
         counter(
             o,
             "breakerbox_rewinds_total",
@@ -187,6 +188,56 @@ impl Metrics {
                 .iter()
                 .map(|(provider, usd)| ([("provider", provider.as_str())], Float(*usd))),
         );
+    }
+}
+
+impl Metrics {
+    /// What the providers' latest responses said of their rate limits, and who is throttled.
+    fn render_rate_limits(&self, o: &mut String) {
+        let gauges: [(&str, &str, fn(&super::RateLimitGauges) -> Option<u64>); 3] = [
+            (
+                "breakerbox_rate_limit_remaining",
+                "What is left of a provider's rate limit, by dimension, as its latest response said.",
+                |g| g.remaining,
+            ),
+            (
+                "breakerbox_rate_limit_limit",
+                "A provider's rate limit, by dimension, as its latest response said.",
+                |g| g.limit,
+            ),
+            (
+                "breakerbox_rate_limit_reset_seconds",
+                "Seconds from a provider's latest response until that rate limit resets, by dimension.",
+                |g| g.reset_ms,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            family(o, name, "gauge", help);
+            for ((provider, dimension), g) in &self.rate_limits {
+                let Some(v) = value(g) else { continue };
+                let labels = [("provider", provider.as_str()), ("dimension", *dimension)];
+                if name.ends_with("_seconds") {
+                    sample(o, name, &labels, Millis(v));
+                } else {
+                    sample(o, name, &labels, v);
+                }
+            }
+        }
+        let name = "breakerbox_throttled";
+        family(
+            o,
+            name,
+            "gauge",
+            "1 while a provider is throttled (close to a rate limit: requests go to the next target first), else 0.",
+        );
+        for (provider, throttled) in &self.throttled {
+            sample(
+                o,
+                name,
+                &[("provider", provider.as_str())],
+                u64::from(*throttled),
+            );
+        }
     }
 }
 

@@ -448,6 +448,8 @@ impl Fold for Exporter<'_> {
             | EventKind::FaultChanged { .. }
             | EventKind::ProbeStarted { .. }
             | EventKind::ProbeFinished { .. }
+            | EventKind::RateLimits { .. }
+            | EventKind::ThrottleChanged { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

@@ -12,6 +12,7 @@ use crate::engine::classify::Policy;
 use crate::engine::cost::Pricing;
 use crate::engine::failover::{EngineSettings, FailoverEngine, MidStreamPolicy, Shared, Target};
 use crate::engine::retry::RetryBudget;
+use crate::engine::throttle::Throttle;
 use crate::event::{Bus, EventKind, FORMAT_VERSION, Mode, ProviderInfo};
 use crate::provider::{self, ApiKey, Protocol, Provider};
 use crate::secret::Secrets;
@@ -240,6 +241,13 @@ fn settings(config: &Config) -> std::collections::BTreeMap<String, String> {
         ("timeouts.first_event".into(), duration(t.first_event.0)),
         ("timeouts.idle".into(), duration(t.idle.0)),
         ("timeouts.total".into(), duration(t.total.0)),
+        (
+            "rate_limits.steer_below".into(),
+            config
+                .rate_limits
+                .steer_below
+                .map_or("off".into(), |f| f.to_string()),
+        ),
     ];
     for p in &config.providers {
         if p.breaker == BreakerScope::Model {
@@ -266,12 +274,13 @@ fn duration(d: std::time::Duration) -> String {
 fn shared(config: &Config, bus: Bus) -> Shared {
     let breakers = Breakers::new(config.breaker.to_config(), bus.clone());
     let budget = RetryBudget::new(&config.retry.to_config().budget);
-    let shared = Shared::new(
-        bus,
+    let mut shared = Shared::new(
+        bus.clone(),
         breakers,
         budget,
         Pricing::with_overrides(&config.pricing),
     );
+    shared.throttle = Throttle::new(config.rate_limits.to_config(), bus);
     if let Some(probes) = config.breaker.probes() {
         shared.start_probing(probes);
     }

@@ -30,6 +30,7 @@ mod gateway_wire;
 mod metrics;
 mod provider_clients;
 mod provider_sse;
+mod rate_limits;
 mod record;
 mod replay;
 mod report;

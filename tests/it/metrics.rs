@@ -263,6 +263,10 @@ fn help_and_type_appear_once_per_family_in_a_stable_order() {
             "breakerbox_first_event_latency_seconds",
             "breakerbox_tokens_total",
             "breakerbox_cost_usd_total",
+            "breakerbox_rate_limit_remaining",
+            "breakerbox_rate_limit_limit",
+            "breakerbox_rate_limit_reset_seconds",
+            "breakerbox_throttled",
             "breakerbox_rewinds_total",
             "breakerbox_recovery_probes_total",
             "breakerbox_operator_actions_total",
@@ -319,6 +323,12 @@ fn labels_are_bounded_and_hostile_input_never_panics() {
     kinds.push(request_started("x", Source::Load, &[], None));
     kinds.push(finished("x", Outcome::Ok, Some("p001")));
     kinds.push(finished("never-started", Outcome::Ok, Some("p001")));
+    // How many of the skips above name the reason at this index of `SkipReason::ALL`.
+    let skips_of = |index: usize| {
+        (0..LABEL_VALUES_KEPT + 10)
+            .filter(|i| i % breakerbox::event::SkipReason::ALL.len() == index)
+            .count()
+    };
     let mut m = fold(kinds);
     m.missed(u64::MAX);
     m.missed(3);
@@ -339,8 +349,14 @@ fn labels_are_bounded_and_hostile_input_never_panics() {
         &[
             r#"breakerbox_attempts_total{provider="other"} 12"#,
             // Skip reasons are a closed set: each its own series, none lumped into `other`.
-            r#"breakerbox_attempts_skipped_total{provider="p000",reason="breaker_open"} 13"#,
-            r#"breakerbox_attempts_skipped_total{provider="p000",reason="cannot_continue"} 12"#,
+            &format!(
+                r#"breakerbox_attempts_skipped_total{{provider="p000",reason="breaker_open"}} {}"#,
+                skips_of(0)
+            ),
+            &format!(
+                r#"breakerbox_attempts_skipped_total{{provider="p000",reason="cannot_continue"}} {}"#,
+                skips_of(5)
+            ),
             r#"breakerbox_tokens_total{provider="p000",kind="input"} 18446744073709551615"#,
             &format!(
                 "breakerbox_cost_usd_total{{provider=\"p000\"}} {}",

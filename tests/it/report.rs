@@ -576,6 +576,45 @@ fn open_breaker_is_clipped_to_the_end_and_initial_open_counts_from_the_start() {
     assert_eq!(j["requests"]["in_flight_at_end"], 1);
 }
 
+/// Time throttled by rate limits is summed (a span still open clipped to the end), and the
+/// requests steered away are counted, in all three forms and on the timeline.
+#[test]
+fn time_throttled_and_requests_steered_away_are_reported() {
+    let throttle = |throttled: bool, reason: &str| EventKind::ThrottleChanged {
+        provider: A.into(),
+        model: None,
+        throttled,
+        dimension: Some(breakerbox::event::LimitDimension::Requests),
+        remaining: throttled.then_some(0),
+        limit: throttled.then_some(8),
+        reset_ms: throttled.then_some(3_000),
+        reason: reason.into(),
+    };
+    let mut s = Script::new();
+    s.start(0, "x", Source::Prompt);
+    s.at(1_000, throttle(true, "requests 0/8 left, resets in 3s"));
+    s.skip(1_500, "r2", A, "throttled");
+    s.skip(2_000, "r3", A, "throttled");
+    s.at(4_000, throttle(false, "requests reset"));
+    s.at(6_000, throttle(true, "requests 0/8 left, resets in 9s"));
+    s.skip(7_000, "r4", A, "throttled");
+    s.at(10_000, operator_action("load", None, "end"));
+    let report = Report::from_events(&header(), s.events().into_iter().map(Ok));
+    let j = report.to_json();
+    let a = &j["providers"]["anthropic"];
+    assert_eq!(
+        (&a["throttled_ms"], &a["throttled_times"], &a["steered"]),
+        (&json!(7_000), &json!(2), &json!(3))
+    );
+    assert_eq!(j["providers"]["openai"]["throttled_ms"], 0);
+    let line = "throttled by its rate limits 2 times for 7.000 s in all; 3 requests steered to the \
+                next target before a 429";
+    let md = report.to_markdown();
+    assert!(md.contains(&format!("- T{}.", &line[1..])), "{md}");
+    assert!(md.contains("no longer throttled: requests reset"), "{md}");
+    assert!(report.to_html().contains(&format!("anthropic {line}")));
+}
+
 #[test]
 fn bad_lines_are_counted_and_the_rest_is_reported() {
     let path = scratch("bad-lines.jsonl");

@@ -6,12 +6,14 @@
 //! pure function of both (`panels/`). By concern:
 //!
 //! - `providers.rs`: a view per provider (its breaker, per model too; latency; health; cost).
+//! - `limits.rs`: each provider's rate limits, its throttling and the requests steered away.
 //! - `requests.rs`: recent requests, their attempts and replies; the totals.
 //! - `log.rs`: the event log's lines and its filter.
 //! - `ledger.rs`: what the fold remembers between events and no panel reads.
 //! - `ring.rs`: the bounded buffers.
 
 mod ledger;
+mod limits;
 mod log;
 mod providers;
 mod requests;
@@ -20,6 +22,7 @@ mod ring;
 mod script;
 
 pub use ledger::Ledger;
+pub use limits::{LimitView, RateLimitsView, ThrottleView};
 pub use log::{LOG_KEPT, LOG_KINDS, LogFilter, LogLine, LogWindow};
 pub use providers::{
     BREAKER_HISTORY_KEPT, BreakerChange, BreakerSpan, ERRORS_KEPT, ErrorCount, ErrorDetail,
@@ -133,6 +136,7 @@ impl Dashboard {
         }
         // Providers first: an event naming a provider not seen before gives it its row first.
         self.fold_providers(event.ts, &event.kind);
+        self.fold_limits(event.ts, &event.kind);
         self.fold_requests(event.ts, &event.kind);
         self.push_log(event);
     }

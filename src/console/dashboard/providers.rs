@@ -7,6 +7,7 @@ use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 
 use super::ledger::Probe;
+use super::limits::RateLimitsView;
 use super::requests::CHAIN_KEPT;
 use super::ring::{bounded, push_capped, push_ring};
 use super::{Dashboard, SETTINGS_KEPT, finite, message};
@@ -90,6 +91,8 @@ pub struct ProviderView {
     pub recent_errors: VecDeque<ErrorDetail>,
     /// The background recovery probes sent while its breaker was open.
     pub recovery: RecoveryProbes,
+    /// What its responses say of its rate limits, and whether it is throttled.
+    pub rate_limits: RateLimitsView,
     /// Failures in a row of the provider as a whole, and of each model (kept from the start: a
     /// provider shows it has a breaker per model only when one of them first changes).
     in_a_row: u32,
@@ -241,6 +244,7 @@ impl ProviderView {
             breaker_history: VecDeque::new(),
             recent_errors: VecDeque::new(),
             recovery: RecoveryProbes::default(),
+            rate_limits: RateLimitsView::default(),
             in_a_row: 0,
             in_a_row_by_model: Vec::new(),
         }
@@ -462,6 +466,11 @@ impl Dashboard {
                 }
             }
             EventKind::ProbeFinished { .. } => self.on_probe_finished(ts, kind),
+            // Their part is `limits.rs`'s; the row exists once they name the provider.
+            EventKind::RateLimits { provider, .. }
+            | EventKind::ThrottleChanged { provider, .. } => {
+                self.provider_index(ts, provider, "", "");
+            }
             EventKind::OperatorAction { .. } => {}
         }
     }
@@ -933,7 +942,7 @@ fn push_span(timeline: &mut VecDeque<BreakerSpan>, span: BreakerSpan, now: DateT
 }
 
 /// `ts` plus `ms`, saturating at the end of time.
-fn plus_millis(ts: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
+pub(super) fn plus_millis(ts: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
     i64::try_from(ms)
         .ok()
         .and_then(chrono::TimeDelta::try_milliseconds)

@@ -266,6 +266,8 @@ impl Dashboard {
             | EventKind::FaultChanged { .. }
             | EventKind::ProbeStarted { .. }
             | EventKind::ProbeFinished { .. }
+            | EventKind::RateLimits { .. }
+            | EventKind::ThrottleChanged { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

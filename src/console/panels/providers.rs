@@ -1,5 +1,6 @@
 //! A row per provider: its breaker (as a word and a colour), how close it is to tripping or to
-//! recovering, its health, its first-event latency, its traffic and its cost. The selected row is
+//! recovering, what is left of its rate limit (and `THROTTLED` while requests steer past it), its
+//! health, its first-event latency, its traffic and its cost. The selected row is
 //! the one the breaker keys act on. A provider with a breaker per model (`breaker = "model"`) shows
 //! the most severe of them on its row and, when it has more than one, a row under it per model
 //! (`└ model`: its state, its countdown, its failures in a row, its reason).
@@ -12,7 +13,7 @@ use ratatui::widgets::{HighlightSpacing, Table, TableState};
 
 use super::columns::{self, Column};
 use super::{Paint, text};
-use crate::console::dashboard::{Dashboard, ModelBreaker, ProviderView};
+use crate::console::dashboard::{Dashboard, LimitView, ModelBreaker, ProviderView};
 use crate::console::theme::{Theme, state_word};
 use crate::console::ui::Focus;
 use crate::engine::breaker::BreakerState;
@@ -65,6 +66,7 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
     let mut name = Column::new("provider", 0).max(20);
     let mut breaker = Column::new("breaker", 1);
     let mut next = Column::new("next", 2);
+    let mut limits = Column::new("rate limit", 3);
     let mut fails = Column::new("fails", 3).right();
     let mut last_error = Column::new("last error", 4).max(26);
     let mut ok = Column::new("ok", 5).right();
@@ -79,6 +81,7 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
         name.push(name_cell(p, theme));
         breaker.push(Span::styled(state_word(p.breaker), theme.state(p.breaker)));
         next.push(next_cell(p, now, theme));
+        limits.push(limits_cell(p, now, theme));
         fails.push(failures(p.consecutive_failures, p.threshold));
         last_error.push(last_error_cell(p, now, theme));
         ok.push(p.success_rate().map_or(text::NONE.into(), text::percent));
@@ -103,6 +106,7 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
             notes.push(why.unwrap_or_default());
             fails.push(failures(m.consecutive_failures, p.threshold));
             for column in [
+                &mut limits,
                 &mut last_error,
                 &mut ok,
                 &mut p50,
@@ -117,7 +121,7 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
         }
     }
     vec![
-        name, model, breaker, next, fails, ok, p50, p95, p99, rate, cost, last_error, notes,
+        name, model, breaker, next, limits, fails, ok, p50, p95, p99, rate, cost, last_error, notes,
     ]
 }
 
@@ -132,6 +136,44 @@ fn name_cell<'a>(p: &ProviderView, theme: &Theme) -> Line<'a> {
 
 fn next_cell<'a>(p: &ProviderView, now: Option<DateTime<Utc>>, theme: &Theme) -> Line<'a> {
     next_text(p, now).map_or_else(Line::default, |t| Line::styled(t, theme.state(p.breaker)))
+}
+
+/// What is left of the provider's tightest rate limit and when it resets (`req 45/50 41s`);
+/// `THROTTLED req 0/8 2s` while it is throttled (a state of its own, not the breaker's).
+fn limits_cell<'a>(p: &ProviderView, now: Option<DateTime<Utc>>, theme: &Theme) -> Line<'a> {
+    let v = &p.rate_limits;
+    let Some(l) = v.tightest() else {
+        return Line::raw(text::NONE);
+    };
+    let mut cell = limit_text(l);
+    let reset = v.throttle.as_ref().and_then(|t| t.until).or(l.reset_at);
+    if let Some(left) = now.and_then(|now| remaining(reset, now))
+        && left > TimeDelta::zero()
+    {
+        // Padded: the column keeps its width while the countdown ticks.
+        let left = text::short_span(left);
+        cell.push_str(&format!(" {left:<w$}", w = text::AGO_WIDTH));
+    }
+    match v.throttle {
+        Some(_) => Line::styled(format!("THROTTLED {cell}"), theme.throttled),
+        None => Line::raw(cell),
+    }
+}
+
+/// `req 45/50`, `tok 1.2M/2.0M`, `out 300`: one dimension of a rate limit, as a cell shows it.
+pub fn limit_text(l: &LimitView) -> String {
+    use crate::event::LimitDimension::*;
+    let name = match l.dimension {
+        Requests => "req",
+        Tokens => "tok",
+        InputTokens => "in",
+        OutputTokens => "out",
+    };
+    let left = l.remaining.map_or_else(|| "?".to_string(), text::count);
+    match l.limit {
+        Some(limit) => format!("{name} {left}/{}", text::count(limit)),
+        None => format!("{name} {left}"),
+    }
 }
 
 /// Failures in a row, against the breaker's threshold when the session told it: `3 of 5`, and

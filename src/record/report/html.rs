@@ -289,6 +289,18 @@ impl Report {
             self.html_provider_row(out, name, p)?;
         }
         writeln!(out, "</tbody></table>")?;
+        let throttled: Vec<String> = self
+            .providers
+            .iter()
+            .filter_map(|(name, p)| Some(format!("{name} {}", self.throttling_line(p)?)))
+            .collect();
+        if !throttled.is_empty() {
+            writeln!(
+                out,
+                "<p class=\"note\">Rate limits — {}.</p>",
+                esc(&throttled.join("; "))
+            )?;
+        }
         let faults: Vec<String> = self
             .providers
             .iter()

@@ -352,6 +352,13 @@ impl Report {
             duration(self.open_ms(p)),
             md(p.state_at_end().as_str())
         )?;
+        if let Some(line) = self.throttling_line(p) {
+            let mut line = line;
+            if let Some(first) = line.get_mut(..1) {
+                first.make_ascii_uppercase();
+            }
+            writeln!(out, "- {}.", md(&line))?;
+        }
         if let (Some(start), Some(end)) = (&p.fault_at_start, &p.fault) {
             writeln!(
                 out,
@@ -425,6 +432,7 @@ pub(super) fn kind_label(kind: &str) -> &'static str {
         "operator_action" => "operator",
         "fault_changed" => "fault",
         "recovery_probe" => "probe",
+        "throttle_changed" => "throttle",
         "first_failure" => "failure",
         "impact_start" | "impact_end" => "impact",
         _ => "flagged",

@@ -162,6 +162,11 @@ struct ProviderStats {
     open_since: Option<DateTime<Utc>>,
     /// Time open in the spans already closed.
     open_ms: u64,
+    /// Throttled by its rate limits (`throttle_changed`) since then; closed like `open_since`.
+    throttled_since: Option<DateTime<Utc>>,
+    /// Time throttled in the spans already closed, and how many spans began.
+    throttled_ms: u64,
+    throttled_times: u64,
     transitions: Vec<Transition>,
     transitions_dropped: u64,
 }
@@ -257,6 +262,9 @@ impl ProviderStats {
             state: None,
             open_since: None,
             open_ms: 0,
+            throttled_since: None,
+            throttled_ms: 0,
+            throttled_times: 0,
             transitions: Vec::new(),
             transitions_dropped: 0,
         }
@@ -297,6 +305,14 @@ impl ProviderStats {
     /// The breaker's state at the end (closed when it never changed).
     fn state_at_end(&self) -> BreakerState {
         self.state.unwrap_or(BreakerState::Closed)
+    }
+
+    /// Requests passed over for a later target while it was throttled.
+    fn steered(&self) -> u64 {
+        self.skipped
+            .get(SkipReason::Throttled.as_str())
+            .copied()
+            .unwrap_or(0)
     }
 }
 
@@ -479,6 +495,13 @@ impl Report {
                 ..
             } => self.on_probe_finished(ts, provider, *probe, *ok, *latency_ms, *cost_usd),
             // Request events are folded by `apply`.
+            EventKind::ThrottleChanged {
+                provider,
+                throttled,
+                reason,
+                ..
+            } => self.on_throttle_changed(ts, provider, *throttled, reason),
+            // Request events are folded by `apply`; `rate_limits` says nothing a report keeps.
             _ => {}
         }
     }
@@ -833,6 +856,35 @@ impl Report {
         });
     }
 
+    fn on_throttle_changed(
+        &mut self,
+        ts: DateTime<Utc>,
+        provider: &str,
+        throttled: bool,
+        reason: &str,
+    ) {
+        let stats = self.provider(provider);
+        if throttled {
+            if stats.throttled_since.is_none() {
+                stats.throttled_since = Some(ts);
+                stats.throttled_times += 1;
+            }
+        } else if let Some(since) = stats.throttled_since.take() {
+            stats.throttled_ms = stats.throttled_ms.saturating_add(millis_between(since, ts));
+        }
+        let now = if throttled {
+            "throttled"
+        } else {
+            "no longer throttled"
+        };
+        self.push_timeline(TimelineEntry {
+            ts,
+            kind: "throttle_changed",
+            provider: Some(clip(provider)),
+            what: clip(&format!("{now}: {reason}")),
+        });
+    }
+
     fn on_provider_flagged(
         &mut self,
         ts: DateTime<Utc>,
@@ -915,6 +967,28 @@ impl Report {
             (Some(since), Some(end)) => p.open_ms.saturating_add(millis_between(since, end)),
             _ => p.open_ms,
         }
+    }
+
+    /// Time the provider was throttled by its rate limits, a span still open counted to the
+    /// recording's end.
+    fn throttled_ms(&self, p: &ProviderStats) -> u64 {
+        match (p.throttled_since, self.last_ts) {
+            (Some(since), Some(end)) => p.throttled_ms.saturating_add(millis_between(since, end)),
+            _ => p.throttled_ms,
+        }
+    }
+
+    /// One line about a provider's rate limits, when it was throttled or steered past.
+    fn throttling_line(&self, p: &ProviderStats) -> Option<String> {
+        (p.throttled_times > 0 || p.steered() > 0).then(|| {
+            format!(
+                "throttled by its rate limits {} for {} in all; {} steered to the next target \
+                 before a 429",
+                findings::times(p.throttled_times),
+                findings::duration(self.throttled_ms(p)),
+                findings::plural(p.steered(), "request")
+            )
+        })
     }
 
     fn success_rate(&self) -> Option<f64> {
