@@ -34,6 +34,8 @@ pub struct AttemptContext<'a> {
     /// A hedged attempt: it may lose, so its `first_event` and text are published by whoever
     /// forwards them to the caller, never here.
     pub held: bool,
+    /// The pool the provider was chosen from, for `attempt_started`.
+    pub pool: Option<&'a str>,
 }
 
 impl<'a> AttemptContext<'a> {
@@ -48,6 +50,7 @@ impl<'a> AttemptContext<'a> {
             usage_before: Usage::default(),
             policy: None,
             held: false,
+            pool: None,
         }
     }
 }
@@ -138,6 +141,7 @@ pub async fn run(
         attempt: ctx.number,
         provider: name.clone(),
         model: request.model.clone(),
+        pool: ctx.pool.map(str::to_string),
     });
 
     let started = Instant::now();

@@ -150,13 +150,20 @@ fn started(s: &mut String, kind: &EventKind) -> fmt::Result {
             attempt,
             provider,
             model,
-        } => write!(
-            s,
-            "{} #{attempt} {} started ({})",
-            q(request_id),
-            q(provider),
-            q(model)
-        ),
+            pool,
+        } => {
+            write!(
+                s,
+                "{} #{attempt} {} started ({})",
+                q(request_id),
+                q(provider),
+                q(model)
+            )?;
+            match pool {
+                Some(pool) => write!(s, " from pool {}", q(pool)),
+                None => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }

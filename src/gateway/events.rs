@@ -179,6 +179,7 @@ mod tests {
             breaker_threshold: None,
             breaker_counts: None,
             settings: None,
+            pools: Vec::new(),
         });
         breaker(&bus, "anthropic", "open");
         // Push the early events out of the recent ring.

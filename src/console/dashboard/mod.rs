@@ -382,6 +382,7 @@ mod tests {
                     breaker_threshold: Some(3),
                     breaker_counts: Some(vec![ErrorClass::Timeout]),
                     settings: Some(settings),
+                    pools: Vec::new(),
                 },
             )
             .fold();

@@ -399,6 +399,7 @@ impl Dashboard {
                 attempt,
                 provider,
                 model,
+                ..
             } => self.provider_attempt_started(ts, request_id, *attempt, provider, model),
             EventKind::AttemptFailed { .. } => self.provider_attempt_failed(ts, kind),
             EventKind::FirstEvent {
