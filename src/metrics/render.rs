@@ -37,6 +37,18 @@ impl Metrics {
                 .iter()
                 .map(|(provider, n)| (self.with_pool(&[("provider", provider)]), n)),
         );
+        counter(
+            o,
+            "breakerbox_recovery_probes_total",
+            "Recovery probes sent to providers whose breaker was open, by outcome (answered, failed).",
+            self.probes.iter().map(|((provider, ok), n)| {
+                let outcome = if *ok { "answered" } else { "failed" };
+                (
+                    self.with_pool(&[("provider", provider), ("outcome", outcome)]),
+                    n,
+                )
+            }),
+        );
         self.render_pools(o);
         counter(
             o,
@@ -177,7 +189,7 @@ impl Metrics {
         counter(
             o,
             "breakerbox_cost_usd_total",
-            "Spend in US dollars, by provider, failed attempts included.",
+            "Spend in US dollars, by provider, failed attempts and recovery probes included.",
             self.cost_usd
                 .iter()
                 .map(|(provider, usd)| (self.with_pool(&[("provider", provider)]), Float(*usd))),
