@@ -32,7 +32,8 @@ use crate::provider::{ErrorClass, Timeouts};
 use crate::sim::{SimConfig, SimProviderSpec};
 use providers::default_providers;
 pub use providers::{
-    BreakerScope, ChainEntry, HedgeSetting, ProviderEntry, RouteEntry, RouteMode, TargetEntry,
+    BreakerScope, ChainEntry, HedgeSetting, MAX_WEIGHT, MemberEntry, PoolEntry, ProviderEntry,
+    RouteEntry, RouteMode, TargetEntry,
 };
 pub use sections::{
     BreakerSection, EngineSection, GatewaySection, RateLimitsSection, RetrySection, SimEntry,
@@ -50,7 +51,11 @@ pub struct Config {
     /// The real (or any OpenAI/Anthropic-compatible) providers, in failover order.
     #[serde(default = "default_providers", deserialize_with = "non_empty")]
     pub providers: Vec<ProviderEntry>,
-    /// Named chains of targets; the default chain is every provider in order.
+    /// Pools of equivalent providers, each a chain target by its name.
+    #[serde(default)]
+    pub pools: Vec<PoolEntry>,
+    /// Named chains of targets; the default chain is every provider in order (a pool's members
+    /// as their pool, where the first of them stands).
     #[serde(default)]
     pub chains: Vec<ChainEntry>,
     /// The gateway's routes: a model name clients send → a chain. Without any, the route
@@ -91,6 +96,7 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             providers: default_providers(),
+            pools: Vec::new(),
             chains: Vec::new(),
             routes: Vec::new(),
             timeouts: TimeoutsConfig::default(),
@@ -139,6 +145,11 @@ impl Config {
 
     pub fn timeouts(&self) -> Timeouts {
         self.timeouts.to_timeouts()
+    }
+
+    /// The pool of this name, if one is declared.
+    pub fn pool(&self, name: &str) -> Option<&PoolEntry> {
+        self.pools.iter().find(|p| p.name() == name)
     }
 
     /// The simulated providers this config declares.
@@ -199,6 +210,7 @@ mod tests {
         assert_eq!(sample.rate_limits, defaults.rate_limits);
         assert_eq!(sample.gateway, defaults.gateway);
         assert!(sample.chains.is_empty() && sample.policy.is_empty() && sample.routes.is_empty());
+        assert!(sample.pools.is_empty() && defaults.pools.is_empty());
         let names = |c: &Config| {
             c.providers
                 .iter()

@@ -39,6 +39,8 @@ pub struct AttemptContext<'a> {
     /// Where the provider's rate-limit headers go as they arrive: the shared throttle, under the
     /// target's breaker key. `None`: they are dropped.
     pub limits: Option<(&'a Throttle, &'a BreakerKey)>,
+    /// The pool the provider was chosen from, for `attempt_started`.
+    pub pool: Option<&'a str>,
 }
 
 impl<'a> AttemptContext<'a> {
@@ -54,6 +56,7 @@ impl<'a> AttemptContext<'a> {
             policy: None,
             held: false,
             limits: None,
+            pool: None,
         }
     }
 }
@@ -144,6 +147,7 @@ pub async fn run(
         attempt: ctx.number,
         provider: name.clone(),
         model: request.model.clone(),
+        pool: ctx.pool.map(str::to_string),
     });
 
     let started = Instant::now();

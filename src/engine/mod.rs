@@ -3,6 +3,7 @@
 //!
 //! - `failover.rs`: the engine ([`failover::FailoverEngine`]) and its public face; re-exports the rest
 //! - `chain.rs`: targets and the chain's settings (mid-stream policy, all-open fallback, hedge trigger)
+//! - `pool.rs`: pools of equivalent targets, and the order each request tries their members in
 //! - `shared.rs`: what all engines share: bus, breakers, budget, prices, latency ring, totals
 //! - `decide.rs`: the pure decisions: the next step after a failure, which error tells most
 //! - `run.rs`: one request's walk down the chain, the attempts on each target and their booking
@@ -27,6 +28,7 @@ pub mod decide;
 pub mod failover;
 mod hedge;
 mod mid_stream;
+pub mod pool;
 pub mod probe;
 pub mod retry;
 mod run;

@@ -33,14 +33,14 @@ impl Run {
     /// The targets passed over as throttled (`steered`, indices into the chain), tried in order
     /// once nothing after them answered. `Some`: how the request ends; a target refused by its
     /// breaker joins `skipped`.
-    pub(super) async fn try_steered(
+    pub(super) async fn try_steered<'t>(
         &self,
+        targets: &'t [Target],
         steered: &[usize],
         request: &Request,
         tally: &mut Tally,
-        skipped: &mut Vec<(usize, Rejection)>,
+        skipped: &mut Vec<(&'t Target, Rejection)>,
     ) -> Option<Result<AttemptReport, ProviderError>> {
-        let targets = &*self.engine.targets;
         tally.steered = false;
         for &i in steered {
             match self
@@ -48,7 +48,7 @@ impl Run {
                 .await
             {
                 TargetEnd::Answered(report) => return Some(Ok(*report)),
-                TargetEnd::Rejected(rejection) => skipped.push((i, rejection)),
+                TargetEnd::Rejected(rejection) => skipped.push((&targets[i], rejection)),
                 TargetEnd::NextTarget(_) => {}
                 TargetEnd::Stop(err) => return Some(Err(err)),
             }

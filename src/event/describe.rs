@@ -58,8 +58,16 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             mode,
             providers,
             breaker_threshold,
+            pools,
             ..
-        } => session(s, mode.as_str(), providers, *breaker_threshold),
+        } => {
+            session(s, mode.as_str(), providers, *breaker_threshold)?;
+            for pool in pools.iter().take(LISTED) {
+                write!(s, "; pool {} ({}) of", q(&pool.name), pool.strategy)?;
+                list(s, pool.members.iter().map(|m| q(&m.provider)), ", ")?;
+            }
+            Ok(())
+        }
         EventKind::RequestStarted { .. } | EventKind::AttemptStarted { .. } => started(s, kind),
         EventKind::AttemptFailed { .. } => attempt_failed(s, kind),
         EventKind::AttemptSkipped {
@@ -182,13 +190,20 @@ fn started(s: &mut String, kind: &EventKind) -> fmt::Result {
             attempt,
             provider,
             model,
-        } => write!(
-            s,
-            "{} #{attempt} {} started ({})",
-            q(request_id),
-            q(provider),
-            q(model)
-        ),
+            pool,
+        } => {
+            write!(
+                s,
+                "{} #{attempt} {} started ({})",
+                q(request_id),
+                q(provider),
+                q(model)
+            )?;
+            match pool {
+                Some(pool) => write!(s, " from pool {}", q(pool)),
+                None => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -430,4 +445,45 @@ fn rate_limits(s: &mut String, kind: &EventKind) -> fmt::Result {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{PoolInfo, PoolMemberInfo, PoolStrategy};
+
+    #[test]
+    fn pools_are_named_with_their_members_and_attempts_with_their_pool() {
+        let started = EventKind::SessionStarted {
+            format_version: 1,
+            mode: crate::event::Mode::Demo,
+            providers: vec![],
+            breaker_threshold: None,
+            breaker_counts: None,
+            settings: None,
+            pools: vec![PoolInfo {
+                name: "claude".into(),
+                strategy: PoolStrategy::LeastInFlight,
+                members: ["us", "eu"]
+                    .map(|p| PoolMemberInfo {
+                        provider: p.into(),
+                        weight: 1,
+                    })
+                    .into(),
+            }],
+        };
+        assert!(
+            describe(&started).ends_with("; pool claude (least_in_flight) of us, eu"),
+            "{}",
+            describe(&started)
+        );
+        let attempt = EventKind::AttemptStarted {
+            request_id: "r1".into(),
+            attempt: 2,
+            provider: "eu".into(),
+            model: "m".into(),
+            pool: Some("claude".into()),
+        };
+        assert_eq!(describe(&attempt), "r1 #2 eu started (m) from pool claude");
+    }
 }

@@ -21,8 +21,8 @@ pub mod vocab;
 pub use bus::Bus;
 pub use fold::{Fold, Received, follow, next, try_next};
 pub use vocab::{
-    BreakerState, ErrorClass, LimitDimension, OperatorAction, Phase, Protocol, ProviderFlag,
-    SkipReason,
+    BreakerState, ErrorClass, LimitDimension, OperatorAction, Phase, PoolStrategy, Protocol,
+    ProviderFlag, SkipReason,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -64,6 +64,10 @@ pub enum EventKind {
         /// a dotted name as the config writes it (`breaker.recovery`) and its value (`30s`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         settings: Option<BTreeMap<String, String>>,
+        /// The pools of equivalent providers (`[[pools]]`): each with its strategy and its
+        /// members, in the order declared. Absent when there are none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pools: Vec<PoolInfo>,
     },
     RequestStarted {
         request_id: String,
@@ -82,6 +86,9 @@ pub enum EventKind {
         attempt: u32,
         provider: String,
         model: String,
+        /// The pool the provider was chosen from, when the chain's target was a pool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
     },
     AttemptFailed {
         request_id: String,
@@ -348,6 +355,21 @@ pub struct ProviderInfo {
     /// form; absent when it starts healthy and for real providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+}
+
+/// A pool of equivalent providers as `session_started` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    pub name: String,
+    pub strategy: PoolStrategy,
+    pub members: Vec<PoolMemberInfo>,
+}
+
+/// One member of a pool: a provider and its weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolMemberInfo {
+    pub provider: String,
+    pub weight: u32,
 }
 
 /// The most of a prompt an event carries. Events are held in memory (the bus's ring, the gateway's

@@ -192,6 +192,7 @@ mod tests {
             breaker_threshold: None,
             breaker_counts: None,
             settings: None,
+            pools: Vec::new(),
         });
         breaker(&bus, "anthropic", "open");
         bus.publish(EventKind::ThrottleChanged {

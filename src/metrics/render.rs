@@ -36,7 +36,7 @@ impl Metrics {
             "Streams rewound (text already shown was discarded), by provider.",
             self.rewinds
                 .iter()
-                .map(|(provider, n)| ([("provider", provider.as_str())], n)),
+                .map(|(provider, n)| (self.with_pool(&[("provider", provider)]), n)),
         );
         counter(
             o,
@@ -44,9 +44,13 @@ impl Metrics {
             "Recovery probes sent to providers whose breaker was open, by outcome (answered, failed).",
             self.probes.iter().map(|((provider, ok), n)| {
                 let outcome = if *ok { "answered" } else { "failed" };
-                ([("provider", provider.as_str()), ("outcome", outcome)], n)
+                (
+                    self.with_pool(&[("provider", provider), ("outcome", outcome)]),
+                    n,
+                )
             }),
         );
+        self.render_pools(o);
         counter(
             o,
             "breakerbox_operator_actions_total",
@@ -75,7 +79,7 @@ impl Metrics {
         );
         for (provider, current) in &self.breakers {
             for state in BreakerState::ALL {
-                let labels = [("provider", provider.as_str()), ("state", state.as_str())];
+                let labels = self.with_pool(&[("provider", provider), ("state", state.as_str())]);
                 sample(o, name, &labels, u64::from(state == *current));
             }
         }
@@ -107,7 +111,7 @@ impl Metrics {
             "Attempts started, by provider.",
             self.attempts
                 .iter()
-                .map(|(provider, n)| ([("provider", provider.as_str())], n)),
+                .map(|(provider, n)| (self.with_pool(&[("provider", provider)]), n)),
         );
         counter(
             o,
@@ -122,7 +126,7 @@ impl Metrics {
                         ("class", *class),
                         ("retryable", retryable),
                     ];
-                    (labels, n)
+                    (self.with_pool(&labels), n)
                 }),
         );
         counter(
@@ -130,7 +134,10 @@ impl Metrics {
             "breakerbox_attempts_skipped_total",
             "Targets skipped without an attempt, by provider and reason.",
             self.skipped.iter().map(|((provider, reason), n)| {
-                ([("provider", provider.as_str()), ("reason", *reason)], n)
+                (
+                    self.with_pool(&[("provider", provider), ("reason", reason)]),
+                    n,
+                )
             }),
         );
     }
@@ -152,17 +159,17 @@ impl Metrics {
                 sample(
                     o,
                     &bucket,
-                    &[("provider", provider), ("le", *le)],
+                    &self.with_pool(&[("provider", provider), ("le", le)]),
                     cumulative,
                 );
             }
             sample(
                 o,
                 &bucket,
-                &[("provider", provider), ("le", "+Inf")],
+                &self.with_pool(&[("provider", provider), ("le", "+Inf")]),
                 h.count,
             );
-            let labels = [("provider", provider)];
+            let labels = self.with_pool(&[("provider", provider)]);
             sample(o, &format!("{LATENCY}_sum"), &labels, Millis(h.sum_ms));
             sample(o, &format!("{LATENCY}_count"), &labels, h.count);
         }
@@ -172,7 +179,7 @@ impl Metrics {
         let tokens = self.tokens.iter().flat_map(|(provider, counts)| {
             counts
                 .by_kind()
-                .map(|(kind, n)| ([("provider", provider.as_str()), ("kind", kind)], n))
+                .map(|(kind, n)| (self.with_pool(&[("provider", provider), ("kind", kind)]), n))
         });
         counter(
             o,
@@ -186,8 +193,38 @@ impl Metrics {
             "Spend in US dollars, by provider, failed attempts and recovery probes included.",
             self.cost_usd
                 .iter()
-                .map(|(provider, usd)| ([("provider", provider.as_str())], Float(*usd))),
+                .map(|(provider, usd)| (self.with_pool(&[("provider", provider)]), Float(*usd))),
         );
+    }
+
+    /// Each pool's members with their weights.
+    fn render_pools(&self, o: &mut String) {
+        let name = "breakerbox_pool_member_weight";
+        family(
+            o,
+            name,
+            "gauge",
+            "The providers of each pool of equivalent providers, by pool and provider: the \
+             member's weight.",
+        );
+        for ((pool, provider), weight) in &self.weights {
+            let labels = [("pool", pool.as_str()), ("provider", provider.as_str())];
+            sample(o, name, &labels, weight);
+        }
+    }
+
+    /// `labels`, and after a `provider` label that names a pool's member, its `pool`.
+    fn with_pool<'a>(&'a self, labels: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut out = Vec::with_capacity(labels.len() + 1);
+        for &(key, value) in labels {
+            out.push((key, value));
+            if key == "provider"
+                && let Some(pool) = self.pools.get(value)
+            {
+                out.push(("pool", pool.as_str()));
+            }
+        }
+        out
     }
 }
 
@@ -279,15 +316,15 @@ pub fn render_connections(open: u64, cap: u64, refused: u64) -> String {
 }
 
 /// A counter family: its `# HELP` and `# TYPE` lines, then one sample per series.
-fn counter<'a, const N: usize, V: Display>(
+fn counter<'a, L: AsRef<[(&'a str, &'a str)]>, V: Display>(
     out: &mut String,
     name: &str,
     help: &str,
-    series: impl IntoIterator<Item = ([(&'a str, &'a str); N], V)>,
+    series: impl IntoIterator<Item = (L, V)>,
 ) {
     family(out, name, "counter", help);
     for (labels, value) in series {
-        sample(out, name, &labels, value);
+        sample(out, name, labels.as_ref(), value);
     }
 }
 

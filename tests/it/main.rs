@@ -28,6 +28,7 @@ mod gateway_responses;
 mod gateway_routes;
 mod gateway_wire;
 mod metrics;
+mod pools;
 mod provider_clients;
 mod provider_sse;
 mod rate_limits;

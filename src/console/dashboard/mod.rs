@@ -26,8 +26,8 @@ pub use limits::{LimitView, RateLimitsView, ThrottleView};
 pub use log::{LOG_KEPT, LOG_KINDS, LogFilter, LogLine, LogWindow};
 pub use providers::{
     BREAKER_HISTORY_KEPT, BreakerChange, BreakerSpan, ERRORS_KEPT, ErrorCount, ErrorDetail,
-    LATENCY_POINTS_KEPT, LastError, LatencyPoint, ModelBreaker, ProviderView, RATE_WINDOW,
-    TIMELINE_KEPT, Tokens, severity,
+    LATENCY_POINTS_KEPT, LastError, LatencyPoint, ModelBreaker, PoolView, ProviderView,
+    RATE_WINDOW, TIMELINE_KEPT, Tokens, severity,
 };
 pub use requests::{
     AttemptDetail, AttemptState, AttemptView, REPLY_CHARS_KEPT, REQUESTS_KEPT, RequestView,
@@ -58,8 +58,11 @@ pub struct Dashboard {
     pub clock_held: Option<DateTime<Utc>>,
     /// Where the session is being recorded, when it is (shown in the header).
     pub recording: Option<String>,
-    /// In the order the session named them, then in order of first appearance.
+    /// In the order the session named them (a pool's members together, where the first of them
+    /// stands), then in order of first appearance.
     pub providers: Vec<ProviderView>,
+    /// The pools the session declared, in its order; at most `PROVIDERS_KEPT`.
+    pub pools: Vec<PoolView>,
     pub totals: Totals,
     /// Oldest first; at most `REQUESTS_KEPT`.
     pub requests: VecDeque<RequestView>,
@@ -106,6 +109,7 @@ impl Dashboard {
             clock_held: None,
             recording: None,
             providers: Vec::new(),
+            pools: Vec::new(),
             totals: Totals::default(),
             requests: VecDeque::new(),
             log: VecDeque::new(),
@@ -386,6 +390,7 @@ mod tests {
                     breaker_threshold: Some(3),
                     breaker_counts: Some(vec![ErrorClass::Timeout]),
                     settings: Some(settings),
+                    pools: Vec::new(),
                 },
             )
             .fold();

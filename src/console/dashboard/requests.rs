@@ -233,6 +233,7 @@ impl Dashboard {
                 attempt,
                 provider,
                 model,
+                ..
             } => self.on_attempt_started(ts, request_id, *attempt, provider, model),
             EventKind::AttemptFailed { .. } => self.on_attempt_failed(kind),
             EventKind::AttemptSkipped {

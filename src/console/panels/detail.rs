@@ -492,6 +492,28 @@ fn recovery_probes(p: &ProviderView, now: Option<DateTime<Utc>>) -> String {
 
 fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
     d.field("protocol", format!("{} · model {}", p.protocol, p.model));
+    if let Some(pool) = &p.pool {
+        let strategy = dash
+            .pools
+            .iter()
+            .find(|v| v.name == *pool)
+            .map_or("weighted", |v| v.strategy.as_str());
+        let others: Vec<&str> = dash
+            .providers
+            .iter()
+            .filter(|o| o.pool.as_ref() == Some(pool) && o.name != p.name)
+            .map(|o| o.name.as_str())
+            .collect();
+        let with = if others.is_empty() {
+            String::new()
+        } else {
+            format!(", with {}", others.join(", "))
+        };
+        d.field(
+            "pool",
+            format!("{pool} ({strategy}), weight {}{with}", p.weight),
+        );
+    }
     let since = p.breaker_since.map(|t| format!(" since {}", time(t)));
     let mut breaker = format!("{}{}", state_word(p.breaker), since.unwrap_or_default());
     if !p.breaker_reason.is_empty() {

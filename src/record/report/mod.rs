@@ -24,8 +24,8 @@ use super::SessionHeader;
 use super::reader::{Reader, RecordError};
 use crate::event::facts::{self, TokenCounts};
 use crate::event::{
-    BreakerState, ErrorClass, Event, EventKind, Fold, Mode, OperatorAction, Outcome, ProviderFlag,
-    ProviderInfo, SkipReason,
+    BreakerState, ErrorClass, Event, EventKind, Fold, Mode, OperatorAction, Outcome, PoolInfo,
+    PoolStrategy, ProviderFlag, ProviderInfo, SkipReason,
 };
 
 /// The most entries kept in any list (transitions per provider, the timeline). Breaker changes and
@@ -67,6 +67,8 @@ pub struct Report {
     failovers: BTreeMap<String, u64>,
     failed_by_class: BTreeMap<String, u64>,
     providers: BTreeMap<String, ProviderStats>,
+    /// The pools of equivalent providers the session declared; at most `KEY_CAP`.
+    pools: Vec<PoolStats>,
     timeline: Vec<TimelineEntry>,
     timeline_dropped: u64,
     in_flight: HashMap<String, InFlight>,
@@ -78,6 +80,16 @@ pub struct Report {
     window: Option<Window>,
     affected: Affected,
     series_width: Width,
+}
+
+/// A pool the session declared: its members with their weights (at most `PROVIDER_CAP`), and the
+/// requests that began on one member and were answered by another.
+#[derive(Debug, Clone)]
+struct PoolStats {
+    name: String,
+    strategy: PoolStrategy,
+    members: Vec<(String, u32)>,
+    moved_within: u64,
 }
 
 /// The first attempt that failed (a cancellation by the client is not a failure).
@@ -331,6 +343,7 @@ impl Report {
             failovers: BTreeMap::new(),
             failed_by_class: BTreeMap::new(),
             providers: BTreeMap::new(),
+            pools: Vec::new(),
             timeline: Vec::new(),
             timeline_dropped: 0,
             in_flight: HashMap::new(),
@@ -462,8 +475,14 @@ impl Report {
     fn apply_session(&mut self, ts: DateTime<Utc>, kind: &EventKind) {
         match kind {
             EventKind::SessionStarted {
-                mode, providers, ..
-            } => self.on_session_started(ts, *mode, providers),
+                mode,
+                providers,
+                pools,
+                ..
+            } => {
+                self.on_session_started(ts, *mode, providers);
+                self.on_pools(pools);
+            }
             EventKind::BreakerChanged {
                 provider,
                 from,
@@ -538,6 +557,43 @@ impl Report {
                 });
             }
         }
+    }
+
+    /// The session's pools, names clipped and counts capped like the providers'.
+    fn on_pools(&mut self, pools: &[PoolInfo]) {
+        self.pools = pools
+            .iter()
+            .take(KEY_CAP)
+            .map(|p| PoolStats {
+                name: clip(&p.name),
+                strategy: p.strategy,
+                members: p
+                    .members
+                    .iter()
+                    .take(PROVIDER_CAP)
+                    .map(|m| (clip(&m.provider), m.weight))
+                    .collect(),
+                moved_within: 0,
+            })
+            .collect();
+    }
+
+    /// The pool `provider` is a member of, and its weight there.
+    fn pool_of(&self, provider: &str) -> Option<(&PoolStats, u32)> {
+        self.pools.iter().find_map(|pool| {
+            let (_, weight) = pool.members.iter().find(|(m, _)| m == provider)?;
+            Some((pool, *weight))
+        })
+    }
+
+    /// A pool's members' attempts, answers and errors, together.
+    fn pool_totals(&self, pool: &PoolStats) -> (u64, u64, u64) {
+        pool.members
+            .iter()
+            .filter_map(|(m, _)| self.providers.get(m))
+            .fold((0, 0, 0), |(a, ok, e), p| {
+                (a + p.attempts, ok + p.answered, e + p.error_count())
+            })
     }
 
     /// Whether the header's config marks `name` as a simulated provider.
@@ -777,6 +833,7 @@ impl Report {
         if let Some(req) = &req
             && facts::failover(req.primary.as_deref(), outcome, provider).is_some()
         {
+            self.note_move_within_pool(req.primary.as_deref(), provider);
             let cause = req.primary_cause.as_deref().unwrap_or("unknown");
             bump(&mut self.failovers, cause);
             self.affected.failed_over += 1;
@@ -788,6 +845,22 @@ impl Report {
                 self.requests.failover_cost_delta_usd += delta;
                 self.requests.failover_delta_requests += 1;
             }
+        }
+    }
+
+    /// A request that began on `primary` and was answered by `answered`: a move between two
+    /// members of one pool, if both are.
+    fn note_move_within_pool(&mut self, primary: Option<&str>, answered: Option<&str>) {
+        let (Some(from), Some(to)) = (primary, answered) else {
+            return;
+        };
+        let has = |pool: &PoolStats, name: &str| pool.members.iter().any(|(m, _)| m == name);
+        if let Some(pool) = self
+            .pools
+            .iter_mut()
+            .find(|pool| has(pool, from) && has(pool, to))
+        {
+            pool.moved_within += 1;
         }
     }
 
