@@ -379,6 +379,11 @@ pub enum StreamEvent {
     /// The reply goes on from another attempt, which continues the text so far (a prefill); its
     /// events are normalized only. Only the failover engine emits it.
     Spliced,
+    /// The continuing attempt of a spliced reply has started (its own `MessageStart`, which is not
+    /// a new message): `model` writes the reply from here on. Only the failover engine emits it.
+    ContinuedBy {
+        model: String,
+    },
 }
 
 pub type ProviderStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;
