@@ -130,8 +130,7 @@ impl Answered {
     /// `targets` (not the gateway, nor the chain as a whole); no model.
     pub fn error(progress: &Answering, err: &ProviderError, targets: &[String]) -> Answered {
         let provider = targets
-            .iter()
-            .any(|t| *t == err.provider)
+            .contains(&err.provider)
             .then(|| err.provider.clone());
         let primary = targets.first().map(String::as_str);
         Answered {

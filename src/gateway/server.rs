@@ -504,33 +504,10 @@ impl Gateway {
                 return json_response(unread.status, &body, None);
             }
         };
-        let mut inbound = None;
-        let parsed = match protocol {
-            Protocol::Openai => wire::parse_openai_request(&body),
-            Protocol::Anthropic => wire::parse_anthropic_request(&body),
-            Protocol::OpenaiResponses => {
-                responses::parse_request(&body).map(|(request, options, asked)| {
-                    inbound = Some(Arc::new(asked));
-                    (request, options)
-                })
-            }
+        let (mut request, options, inbound) = match self.parse(protocol, headers, body) {
+            Ok(parsed) => parsed,
+            Err(refused) => return refused,
         };
-        let (mut request, options, bound) = match parsed {
-            Ok((request, options)) => (request, options, false),
-            // Only a target of the client's protocol can take it: sent to those alone, as is.
-            Err(e) if e.cannot_cross => match self.bound(protocol, &body) {
-                Some((request, options)) => (request, options, true),
-                None => return json_response(e.status, &e.to_json(protocol), None),
-            },
-            Err(e) => return json_response(e.status, &e.to_json(protocol), None),
-        };
-        // A target of the client's protocol gets the body as sent (a passthrough).
-        request.original = Some(Arc::new(Original {
-            protocol,
-            body,
-            headers: forwarded(protocol, headers),
-            bound,
-        }));
         let Some(route) = self.routes.get(&options.model) else {
             return gateway_error(
                 protocol,
@@ -563,11 +540,6 @@ impl Gateway {
             ..RequestMeta::new(Source::Gateway)
         };
         let (request_id, stream, progress) = engine.send_watched(request, meta);
-        let targets: Vec<String> = engine
-            .targets()
-            .iter()
-            .map(|t| t.provider.name().to_string())
-            .collect();
         let reply = Reply {
             protocol,
             request_id,
@@ -575,17 +547,64 @@ impl Gateway {
             include_usage: options.include_usage,
             inbound,
             progress,
-            targets: if asked.failover {
-                targets
-            } else {
-                targets.into_iter().take(1).collect()
-            },
+            // With failover off the request has the first target alone.
+            targets: (engine.targets().iter())
+                .take(if asked.failover { usize::MAX } else { 1 })
+                .map(|t| t.provider.name().to_string())
+                .collect(),
         };
         match (streaming, route.mode) {
             (false, _) => reply.whole(stream).await,
             (true, crate::config::RouteMode::Buffered) => reply.buffered(stream).await,
             (true, crate::config::RouteMode::Live) => reply.live(stream).await,
         }
+    }
+
+    /// The request in a body of `protocol`, with the body itself as the passthrough original, what
+    /// the client asked of the reply, and (for a Responses client) what its reply echoes; `Err`:
+    /// the client's 400.
+    #[allow(clippy::type_complexity)]
+    fn parse(
+        &self,
+        protocol: Protocol,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<
+        (
+            Request,
+            wire::InboundOptions,
+            Option<Arc<responses::Inbound>>,
+        ),
+        Response,
+    > {
+        let mut inbound = None;
+        let parsed = match protocol {
+            Protocol::Openai => wire::parse_openai_request(&body),
+            Protocol::Anthropic => wire::parse_anthropic_request(&body),
+            Protocol::OpenaiResponses => {
+                responses::parse_request(&body).map(|(request, options, asked)| {
+                    inbound = Some(Arc::new(asked));
+                    (request, options)
+                })
+            }
+        };
+        let (mut request, options, bound) = match parsed {
+            Ok((request, options)) => (request, options, false),
+            // Only a target of the client's protocol can take it: sent to those alone, as is.
+            Err(e) if e.cannot_cross => match self.bound(protocol, &body) {
+                Some((request, options)) => (request, options, true),
+                None => return Err(json_response(e.status, &e.to_json(protocol), None)),
+            },
+            Err(e) => return Err(json_response(e.status, &e.to_json(protocol), None)),
+        };
+        // A target of the client's protocol gets the body as sent (a passthrough).
+        request.original = Some(Arc::new(Original {
+            protocol,
+            body,
+            headers: forwarded(protocol, headers),
+            bound,
+        }));
+        Ok((request, options, inbound))
     }
 
     /// The engine a request goes to: its route's, or that of the chain it names (a 400 in the
