@@ -563,20 +563,12 @@ impl Gateway {
     /// The request in a body of `protocol`, with the body itself as the passthrough original, what
     /// the client asked of the reply, and (for a Responses client) what its reply echoes; `Err`:
     /// the client's 400.
-    #[allow(clippy::type_complexity)]
     fn parse(
         &self,
         protocol: Protocol,
         headers: &HeaderMap,
         body: Bytes,
-    ) -> Result<
-        (
-            Request,
-            wire::InboundOptions,
-            Option<Arc<responses::Inbound>>,
-        ),
-        Response,
-    > {
+    ) -> Result<Parsed, Response> {
         let mut inbound = None;
         let parsed = match protocol {
             Protocol::Openai => wire::parse_openai_request(&body),
@@ -704,6 +696,14 @@ impl Gateway {
         (!key.is_empty() && !is_token).then(|| ApiKey::new(key))
     }
 }
+
+/// A request as the gateway read it: for the engine, what the client asked of the reply, and (for
+/// a Responses client) what its reply echoes.
+type Parsed = (
+    Request,
+    wire::InboundOptions,
+    Option<Arc<responses::Inbound>>,
+);
 
 /// Why a request body could not be read.
 struct Unread {
