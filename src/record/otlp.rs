@@ -446,6 +446,8 @@ impl Fold for Exporter<'_> {
             | EventKind::BreakerChanged { .. }
             | EventKind::ProviderFlagged { .. }
             | EventKind::FaultChanged { .. }
+            | EventKind::ProbeStarted { .. }
+            | EventKind::ProbeFinished { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

@@ -341,6 +341,15 @@ impl Report {
             money(p.failed_cost_usd),
             p.failed_usages
         )?;
+        if p.probes > 0 {
+            writeln!(
+                out,
+                "- Recovery probes: {} sent while its breaker was open, {} answered, {} (in the cost).",
+                p.probes,
+                p.probes_answered,
+                money(p.probe_cost_usd)
+            )?;
+        }
         writeln!(
             out,
             "- Time open (open or forced open): {}; {} at the end.",
@@ -419,6 +428,7 @@ pub(super) fn kind_label(kind: &str) -> &'static str {
         "breaker_changed" => "breaker",
         "operator_action" => "operator",
         "fault_changed" => "fault",
+        "recovery_probe" => "probe",
         "first_failure" => "failure",
         "impact_start" | "impact_end" => "impact",
         _ => "flagged",
