@@ -254,6 +254,8 @@ impl Traffic {
             chain: CHAIN.iter().map(|s| s.to_string()).collect(),
             prompt: Some("Summarise the incident in two sentences.".into()),
             prompt_chars: None,
+            chain_name: None,
+            failover: None,
         });
         let phase = self.requests % BREAKER_CYCLE;
         if phase == 0 {

@@ -84,6 +84,8 @@ fn requests() -> VecDeque<RequestView> {
             source: Source::Load,
             prompt: Some("Why does a circuit breaker need a half-open state?".into()),
             chain: vec!["provider-0".into(), "provider-1".into()],
+            chain_name: None,
+            failover_off: false,
             started_at: at(NOW - 400 + n as i64 * 2),
             text: reply.clone(),
             text_truncated: false,

@@ -85,6 +85,8 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
             chain: chain.clone(),
             prompt: Some("Summarise the incident in one paragraph.".into()),
             prompt_chars: None,
+            chain_name: None,
+            failover: None,
         })?;
         if n % 500 == 0 {
             g.emit(EventKind::BreakerChanged {

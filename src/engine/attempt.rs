@@ -26,10 +26,11 @@ pub struct AttemptContext<'a> {
     /// Where the attempt's stream events go as they arrive (the engine's caller); `None` to only
     /// collect them into the report.
     pub out: Option<&'a mpsc::Sender<Result<StreamEvent, ProviderError>>>,
-    /// Do not forward `MessageStart`: this attempt continues a reply already started.
+    /// This attempt continues a reply already started: its `MessageStart` goes to the caller as
+    /// [`StreamEvent::ContinuedBy`] (the model carrying the reply on), not as a new message.
     pub continuing: bool,
-    /// Added to the usage this attempt forwards: what the attempts it continues were billed, so
-    /// the caller's usage of a spliced reply is all it cost.
+    /// Added to the usage this attempt forwards: the output of the attempts it continues (see
+    /// `Tally::deliver`), so the caller's usage of a spliced reply counts every token it got.
     pub usage_before: Usage,
     /// The engine's policy, for the `retryable` flag of `attempt_failed`; the default if `None`.
     pub policy: Option<&'a Policy>,
@@ -207,6 +208,9 @@ async fn follow(
         let (forward, completion) = take(ctx, report, &event);
         let event = match event {
             StreamEvent::Usage(usage) => StreamEvent::Usage(usage.plus(&ctx.usage_before)),
+            StreamEvent::MessageStart { model, .. } if ctx.continuing => {
+                StreamEvent::ContinuedBy { model }
+            }
             other => other,
         };
         if forward
@@ -257,7 +261,7 @@ fn take(
             if !model.is_empty() {
                 report.model = model.clone();
             }
-            (!ctx.continuing, None)
+            (true, None)
         }
         StreamEvent::TextDelta { text } | StreamEvent::RefusalDelta { text } => {
             report.text.push_str(text);

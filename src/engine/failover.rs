@@ -18,6 +18,7 @@
 use std::sync::Arc;
 use tokio::sync::mpsc;
 
+use crate::engine::progress::Progress;
 use crate::engine::run::Run;
 use crate::event::Source;
 use crate::provider::{Provider, ProviderStream, Request};
@@ -36,6 +37,12 @@ pub struct RequestMeta {
     pub request_id: Option<String>,
     /// The prompt text for `request_started`, when content may be recorded.
     pub prompt: Option<String>,
+    /// The chain the caller asked for by name (the gateway's `x-breakerbox-chain`), for
+    /// `request_started`; the engine is that chain's already.
+    pub chain_name: Option<String>,
+    /// False: the request goes to the chain's first target only (retries there included, no
+    /// hedge, no other target), and `request_started` says so.
+    pub failover: bool,
 }
 
 impl RequestMeta {
@@ -44,6 +51,8 @@ impl RequestMeta {
             source,
             request_id: None,
             prompt: None,
+            chain_name: None,
+            failover: true,
         }
     }
 }
@@ -112,21 +121,34 @@ impl FailoverEngine {
     /// committed target, `StreamEvent::Rewind` when a partial reply is withdrawn, and a final `Done`
     /// or `Err`. Dropping the stream cancels the request.
     pub fn send(&self, request: Request, meta: RequestMeta) -> (String, ProviderStream) {
+        let (request_id, stream, _) = self.send_watched(request, meta);
+        (request_id, stream)
+    }
+
+    /// [`FailoverEngine::send`], with the request's [`Progress`]: who its events come from and
+    /// after how many attempts.
+    pub fn send_watched(
+        &self,
+        request: Request,
+        meta: RequestMeta,
+    ) -> (String, ProviderStream, Progress) {
         let request_id = meta
             .request_id
             .clone()
             .unwrap_or_else(|| self.shared.next_request_id());
         let (tx, rx) = mpsc::channel(OUT_CAPACITY);
+        let progress = Progress::default();
         let run = Run {
             engine: self.clone(),
             request_id: request_id.clone(),
             out: tx,
+            progress: progress.clone(),
         };
         tokio::spawn(run.drive(request, meta));
         let stream = futures::stream::unfold(rx, |mut rx| async move {
             rx.recv().await.map(|item| (item, rx))
         });
-        (request_id, Box::pin(stream))
+        (request_id, Box::pin(stream), progress)
     }
 }
 

@@ -129,7 +129,7 @@ impl Run {
                 return Race::Primary(Box::new(self.pump(first, a).await));
             }
         };
-        tally.attempts += 1;
+        self.count_attempt(tally);
         let mut next_request = original.clone();
         next_request.model = next.model_for(original);
         let mut b = self.spawn_attempt(next, next_request, tally.attempts);
@@ -167,6 +167,11 @@ impl Run {
     /// An attempt running on its own, its events held back in a channel until it wins.
     fn spawn_attempt(&self, target: &Target, request: Request, number: u32) -> Held {
         let (tx, rx) = mpsc::channel(OUT_CAPACITY);
+        let model = if request.model.is_empty() {
+            target.provider.default_model().to_string()
+        } else {
+            request.model.clone()
+        };
         let engine = self.engine.clone();
         let request_id = self.request_id.clone();
         let provider = Arc::clone(&target.provider);
@@ -193,6 +198,7 @@ impl Run {
             task,
             started: Instant::now(),
             provider: target.name().to_string(),
+            model,
             number,
         }
     }
@@ -209,6 +215,7 @@ impl Run {
             task,
             started,
             provider,
+            model,
             number,
         } = held;
         let bus = &self.engine.shared.bus;
@@ -217,6 +224,7 @@ impl Run {
         while let Some(event) = item {
             if !announced {
                 announced = true;
+                self.progress.forwarding(&provider, &model);
                 bus.publish(EventKind::FirstEvent {
                     request_id: self.request_id.clone(),
                     attempt: number,
@@ -258,6 +266,8 @@ struct Held {
     task: tokio::task::JoinHandle<AttemptReport>,
     started: Instant,
     provider: String,
+    /// The model asked of it.
+    model: String,
     number: u32,
 }
 

@@ -263,6 +263,38 @@ mod tests {
     }
 
     #[tokio::test(start_paused = true)]
+    async fn a_spliced_reply_names_the_model_that_finished_it_and_counts_all_its_output() {
+        // Cut after three pieces of four characters: three tokens streamed, though its usage
+        // (as Anthropic's `message_start` has it) says 1.
+        let a = Scripted::new("a", vec![cut_after("a", &["One ", "two ", "six "])]);
+        let b = Scripted::new(
+            "b",
+            vec![vec![
+                Play::Emit(Ok(StreamEvent::MessageStart {
+                    id: "m2".into(),
+                    model: "claude-haiku-4-5".into(),
+                })),
+                usage(25, 1),
+                text("ten"),
+                text("."),
+                usage(25, 2),
+                done(),
+            ]],
+        );
+        let seen = ask(&engine(
+            vec![target(&a, true), target(&b, true)],
+            settings(MidStreamPolicy::Continue),
+        ))
+        .await;
+        assert_eq!(seen.text, "One two six ten.");
+        assert_eq!(seen.starts, 1, "one message");
+        assert_eq!(seen.continued_by, ["claude-haiku-4-5"]);
+        let usage = seen.usage.unwrap();
+        // The input the finishing attempt read (the prefill in it), the output of both parts.
+        assert_eq!((usage.input_tokens, usage.output_tokens), (25, 3 + 2));
+    }
+
+    #[tokio::test(start_paused = true)]
     async fn a_continuation_asks_only_for_the_tokens_left() {
         // Four characters a piece: three tokens by either count, whatever usage said (1).
         let a = Scripted::new("a", vec![cut_after("a", &["One ", "two ", "six "])]);

@@ -11,6 +11,7 @@
 //! - `hedge.rs`: racing a silent target against the next one
 //! - `mid_stream.rs`: restart, continue (prefill) or fail when a committed stream breaks
 //! - `attempt.rs`: one attempt at one provider, published on the bus
+//! - `progress.rs`: who a request's reply is coming from, after how many attempts, for its caller
 //! - `probe.rs`: active recovery probes of the providers whose breakers are open
 //! - `breaker/`: the breaker state machine (`machine.rs`) and the registry that owns the keys (`registry.rs`)
 //! - `classify.rs`: what each error class means for retry, failover and the breaker
@@ -30,6 +31,7 @@ mod hedge;
 mod mid_stream;
 pub mod pool;
 pub mod probe;
+pub mod progress;
 pub mod retry;
 mod run;
 pub mod shared;

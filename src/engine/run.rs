@@ -14,6 +14,7 @@ use crate::engine::classify::Failover;
 use crate::engine::decide::{Facts, Step, next_step};
 use crate::engine::failover::{FailoverEngine, RequestMeta};
 use crate::engine::pool;
+use crate::engine::progress::Progress;
 use crate::engine::retry::Backoff;
 use crate::engine::tally::Tally;
 use crate::event::{EventKind, Outcome, SkipReason};
@@ -25,6 +26,8 @@ pub(super) struct Run {
     pub(super) request_id: String,
     /// The caller's stream.
     pub(super) out: mpsc::Sender<Result<StreamEvent, ProviderError>>,
+    /// Who the caller's events come from, for the caller to read alongside them.
+    pub(super) progress: Progress,
 }
 
 /// How a request's attempts on one target ended.
@@ -65,7 +68,11 @@ pub(super) enum Next {
 
 impl Run {
     /// Announce the request, walk the chain, and settle the request with what came of it.
-    pub(super) async fn drive(self, request: Request, meta: RequestMeta) {
+    pub(super) async fn drive(mut self, request: Request, meta: RequestMeta) {
+        if !meta.failover {
+            let first = self.engine.targets.first().cloned();
+            self.engine = self.engine.with_targets(first.into_iter().collect());
+        }
         let started = Instant::now();
         let engine = &self.engine;
         let bus = &engine.shared.bus;
@@ -78,6 +85,8 @@ impl Run {
             chain: targets.iter().map(|t| t.name().to_string()).collect(),
             prompt,
             prompt_chars,
+            chain_name: meta.chain_name,
+            failover: (!meta.failover).then_some(false),
         });
         let mut tally = Tally::default();
         let result = self.walk(&request, &targets, &mut tally).await;
@@ -192,7 +201,7 @@ impl Run {
                 Ok(permit) => permit,
                 Err(end) => return end,
             };
-            tally.attempts += 1;
+            self.count_attempt(tally);
             // Carry on from the text the caller already has, or withdraw it first.
             let prefill = self.prepare_prefill(target, tally).await;
             let (report, permit) = match self
@@ -215,6 +224,12 @@ impl Run {
                 }
             }
         }
+    }
+
+    /// One more attempt is being made.
+    pub(super) fn count_attempt(&self, tally: &mut Tally) {
+        tally.attempts += 1;
+        self.progress.attempts(tally.attempts);
     }
 
     /// Whether `at.target` may have another attempt now, and the breaker's permit for it (none
@@ -315,6 +330,12 @@ impl Run {
         ctx.limits = Some((&engine.shared.throttle, &target.breaker_key));
         ctx.pool = target.pool_name();
         let _busy = engine.shared.busy(target.name());
+        let model = if request.model.is_empty() {
+            target.provider.default_model()
+        } else {
+            &request.model
+        };
+        self.progress.forwarding(target.name(), model);
         attempt::run(target.provider.as_ref(), request, ctx).await
     }
 

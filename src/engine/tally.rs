@@ -19,8 +19,8 @@ pub(super) struct Tally {
     /// The output tokens that text cost (see [`output_tokens`]): what a continuation may no longer
     /// ask for.
     pub(super) delivered_tokens: u64,
-    /// What the attempts whose text the caller kept were billed (a spliced reply's usage is
-    /// theirs and the last attempt's together).
+    /// The output of the broken attempts whose text the caller kept: what a continuation adds to
+    /// its own usage (see [`Tally::deliver`]).
     pub(super) delivered_usage: Usage,
     /// The caller has received a `MessageStart`.
     pub(super) started: bool,
@@ -60,12 +60,22 @@ impl Tally {
     }
 
     /// The caller received this attempt's events: its text is part of the reply now.
+    ///
+    /// The usage a spliced reply reports to the caller is that of the reply it holds: the input of
+    /// the attempt that finished it (the conversation plus the part already written, which is
+    /// what that attempt read) and the output of every attempt whose text it kept, a broken one
+    /// counted by what it streamed ([`output_tokens`]: a cut Anthropic stream still says the 1
+    /// token of its `message_start`). The broken attempts' input is not added: it was billed (the
+    /// `usage` events and the request's cost have it), but agents read a reply's input as the
+    /// size of their context, and a sum would double it.
     pub(super) fn deliver(&mut self, report: &AttemptReport) {
         self.started |= report.committed();
         self.delivered.push_str(&report.text);
-        self.delivered_tokens += output_tokens(report);
+        let output = output_tokens(report);
+        self.delivered_tokens += output;
         if report.result.is_err() {
-            self.delivered_usage = self.delivered_usage.plus(&report.usage);
+            self.delivered_usage.output_tokens += output;
+            self.delivered_usage.reasoning_tokens += report.usage.reasoning_tokens;
         }
     }
 

@@ -194,6 +194,10 @@ pub(super) struct Seen {
     /// `attempt_skipped` events: (provider, reason).
     pub(super) skips: Vec<(String, String)>,
     pub(super) finished: EventKind,
+    /// The last usage the caller got.
+    pub(super) usage: Option<Usage>,
+    /// The models of the `ContinuedBy` events the caller got.
+    pub(super) continued_by: Vec<String>,
 }
 
 pub(super) async fn ask(engine: &FailoverEngine) -> Seen {
@@ -220,6 +224,8 @@ pub(super) async fn ask_for(engine: &FailoverEngine, request: Request) -> Seen {
             provider: None,
             detail: String::new(),
         },
+        usage: None,
+        continued_by: vec![],
     };
     while let Some(item) = stream.next().await {
         match item {
@@ -230,6 +236,8 @@ pub(super) async fn ask_for(engine: &FailoverEngine, request: Request) -> Seen {
                 seen.text.clear();
             }
             Ok(StreamEvent::Done { stop_reason, .. }) => seen.end = Ok(stop_reason),
+            Ok(StreamEvent::Usage(usage)) => seen.usage = Some(usage),
+            Ok(StreamEvent::ContinuedBy { model }) => seen.continued_by.push(model),
             Ok(_) => {}
             Err(e) => seen.end = Err(e),
         }

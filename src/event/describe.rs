@@ -180,10 +180,19 @@ fn started(s: &mut String, kind: &EventKind) -> fmt::Result {
             request_id,
             source,
             chain,
+            chain_name,
+            failover,
             ..
         } => {
             write!(s, "{} started ({}):", q(request_id), source_name(*source))?;
-            list(s, chain.iter().map(|p| q(p)), " → ")
+            list(s, chain.iter().map(|p| q(p)), " → ")?;
+            if let Some(name) = chain_name {
+                write!(s, " (chain {} asked for)", q(name))?;
+            }
+            if *failover == Some(false) {
+                write!(s, " (failover off)")?;
+            }
+            Ok(())
         }
         EventKind::AttemptStarted {
             request_id,

@@ -219,6 +219,8 @@ mod tests {
             chain: chain.iter().map(|s| s.to_string()).collect(),
             prompt: None,
             prompt_chars: None,
+            chain_name: None,
+            failover: None,
         }
     }
 

@@ -80,6 +80,14 @@ pub enum EventKind {
         /// The whole prompt's length in characters, when `prompt` is an excerpt of it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         prompt_chars: Option<u64>,
+        /// The chain the request asked for by name (the gateway's `x-breakerbox-chain` header),
+        /// when it did; otherwise its route's (or the command's) chain was used.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        chain_name: Option<String>,
+        /// `false` when the request turned failover off (`x-breakerbox-failover: off`): `chain` is
+        /// then its first target alone. Absent otherwise.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failover: Option<bool>,
     },
     AttemptStarted {
         request_id: String,

@@ -7,6 +7,8 @@
 //!   and [`StreamEvent`](crate::provider::StreamEvent)s and errors back out in the caller's.
 //! - [`responses`]: the OpenAI Responses API (`/v1/responses`) into and out of the same types.
 //! - [`routes`]: the model name a client sends → a chain and how it streams.
+//! - [`per_request`]: a request's own choice of chain and failover, and the reply's headers saying
+//!   who answered.
 //! - [`server`]: the HTTP server: `/v1/*`, `/events`, `/control`, `/metrics`, `/healthz`.
 //! - [`events`]: `/events`, with the history a late watcher needs.
 //! - [`auth`]: the token rules.
@@ -14,6 +16,7 @@
 pub mod auth;
 pub mod events;
 pub mod passthrough;
+pub mod per_request;
 pub mod reject;
 pub mod responses;
 pub mod routes;

@@ -1251,6 +1251,12 @@ impl Encode for ResponsesEncoder {
                 ));
             }
             StreamEvent::Spliced => {}
+            // The terminal response object names the model that finished the reply.
+            StreamEvent::ContinuedBy { model } => {
+                if !model.is_empty() {
+                    self.model = model.clone();
+                }
+            }
             StreamEvent::MessageStart { model, .. } => {
                 if !self.started && !model.is_empty() {
                     self.model = model.clone();

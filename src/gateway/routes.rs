@@ -1,4 +1,6 @@
 //! The gateway's routes: the model name a client sends picks a chain, and how the reply streams.
+//! A request may name another of the configured chains (`x-breakerbox-chain`): every chain has
+//! its engines, built once.
 
 use color_eyre::eyre::{Result, WrapErr};
 
@@ -7,16 +9,11 @@ use crate::engine::failover::{FailoverEngine, MidStreamPolicy};
 use crate::event::Source;
 use crate::provider::Protocol;
 use crate::session::Setup;
+use crate::session::setup::Chain;
 
-/// One route, with its two engines over the same chain (and the same breakers).
+/// A chain's two engines, over the same targets (and the same breakers).
 #[derive(Clone)]
-pub struct Route {
-    /// The model name clients send, or a pattern of them (`claude-*`, `*`: `*` matches any run of
-    /// characters).
-    pub model: String,
-    pub chain: String,
-    pub mode: RouteMode,
-    pub passthrough: bool,
+pub struct Engines {
     /// For streaming clients of a `live` route: text the client has seen is never withdrawn, so a
     /// mid-stream failure continues on a prefill-capable target or ends in an error.
     live: FailoverEngine,
@@ -25,14 +22,47 @@ pub struct Route {
     whole: FailoverEngine,
 }
 
-impl Route {
-    /// The engine for a client that streams (`stream: true`) or not.
-    pub fn engine(&self, streaming: bool) -> &FailoverEngine {
-        if streaming && self.mode == RouteMode::Live {
+impl Engines {
+    fn build(setup: &Setup, chain: &Chain) -> Result<Engines> {
+        let live_policy = match chain.mid_stream {
+            MidStreamPolicy::Fail => MidStreamPolicy::Fail,
+            _ => MidStreamPolicy::ContinueOrFail,
+        };
+        let live = setup
+            .engine_for(&chain.name, &chain.entries, live_policy, chain.hedge)?
+            .with_source(Source::Gateway);
+        let whole = setup
+            .engine_for(&chain.name, &chain.entries, chain.mid_stream, chain.hedge)?
+            .with_source(Source::Gateway);
+        Ok(Engines { live, whole })
+    }
+
+    /// The engine for a client that streams (`stream: true`) or not, on a route of `mode`.
+    pub fn engine(&self, streaming: bool, mode: RouteMode) -> &FailoverEngine {
+        if streaming && mode == RouteMode::Live {
             &self.live
         } else {
             &self.whole
         }
+    }
+}
+
+/// One route: the chain it goes down by default, and how its replies stream.
+#[derive(Clone)]
+pub struct Route {
+    /// The model name clients send, or a pattern of them (`claude-*`, `*`: `*` matches any run of
+    /// characters).
+    pub model: String,
+    pub chain: String,
+    pub mode: RouteMode,
+    pub passthrough: bool,
+    engines: Engines,
+}
+
+impl Route {
+    /// The engine for a client that streams (`stream: true`) or not.
+    pub fn engine(&self, streaming: bool) -> &FailoverEngine {
+        self.engines.engine(streaming, self.mode)
     }
 
     /// What a request naming `model` in `protocol` asks of the targets speaking that protocol: the
@@ -43,7 +73,8 @@ impl Route {
 
     /// The provider names of the chain, in order.
     pub fn targets(&self) -> Vec<String> {
-        self.whole
+        self.engines
+            .whole
             .targets()
             .iter()
             .map(|t| t.provider.name().to_string())
@@ -51,10 +82,22 @@ impl Route {
     }
 }
 
-/// Every route, in the config's order.
+/// Every route, in the config's order, and every chain a request may name.
 #[derive(Clone)]
 pub struct Routes {
     routes: Vec<Route>,
+    /// Each configured chain (and `default`) by name: its engines, or why it cannot be used here
+    /// (a chain no route takes may name providers this mode does not have).
+    chains: Vec<(String, Result<Engines, String>)>,
+}
+
+/// A chain a request named that it cannot go down.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ChainRefused {
+    /// No chain of that name: the names there are.
+    Unknown(Vec<String>),
+    /// Declared, but it cannot be built in this mode: why.
+    Unusable(String),
 }
 
 /// The route used when the config declares none: any model name.
@@ -90,8 +133,34 @@ pub fn is_pattern(model: &str) -> bool {
 }
 
 impl Routes {
-    /// Build the routes of the config (or the one `default` route) over `setup`'s providers.
+    /// Build the routes of the config (or the one `default` route) over `setup`'s providers, and
+    /// the engines of every chain.
     pub fn build(setup: &Setup) -> Result<Routes> {
+        let mut names: Vec<String> = setup
+            .config()
+            .chains
+            .iter()
+            .map(|c| c.name.get_ref().clone())
+            .collect();
+        if !names.iter().any(|n| n == "default") {
+            names.insert(0, "default".to_string());
+        }
+        let chains: Vec<(String, Result<Engines, String>)> = names
+            .into_iter()
+            .map(|name| {
+                let built = setup
+                    .chain(Some(&name))
+                    .and_then(|chain| Engines::build(setup, &chain))
+                    .map_err(|e| format!("{e:#}"));
+                (name, built)
+            })
+            .collect();
+        let routes = Self::routes(setup, &chains)?;
+        Ok(Routes { routes, chains })
+    }
+
+    /// The routes of the config, each over its chain's engines.
+    fn routes(setup: &Setup, chains: &[(String, Result<Engines, String>)]) -> Result<Vec<Route>> {
         let declared = &setup.config().routes;
         let entries: Vec<(String, String, RouteMode, bool)> = if declared.is_empty() {
             vec![(
@@ -115,31 +184,34 @@ impl Routes {
         };
         let mut routes = Vec::new();
         for (model, chain, mode, passthrough) in entries {
-            let c = setup
-                .chain(Some(&chain))
-                .wrap_err_with(|| format!("route `{model}`"))?;
-            let live_policy = match c.mid_stream {
-                MidStreamPolicy::Fail => MidStreamPolicy::Fail,
-                _ => MidStreamPolicy::ContinueOrFail,
+            let engines = match chains.iter().find(|(name, _)| *name == chain) {
+                Some((_, Ok(engines))) => engines.clone(),
+                // Said again, with the config's context.
+                _ => setup
+                    .chain(Some(&chain))
+                    .and_then(|c| Engines::build(setup, &c))
+                    .wrap_err_with(|| format!("route `{model}`"))?,
             };
-            let live = setup
-                .engine_for(&c.name, &c.entries, live_policy, c.hedge)
-                .wrap_err_with(|| format!("route `{model}`"))?
-                .with_source(Source::Gateway);
-            let whole = setup
-                .engine_for(&c.name, &c.entries, c.mid_stream, c.hedge)
-                .wrap_err_with(|| format!("route `{model}`"))?
-                .with_source(Source::Gateway);
             routes.push(Route {
                 model,
-                chain: c.name,
+                chain,
                 mode,
                 passthrough,
-                live,
-                whole,
+                engines,
             });
         }
-        Ok(Routes { routes })
+        Ok(routes)
+    }
+
+    /// The engines of the chain named `name`, for a request that asks for it.
+    pub fn chain(&self, name: &str) -> Result<&Engines, ChainRefused> {
+        match self.chains.iter().find(|(n, _)| n == name) {
+            Some((_, Ok(engines))) => Ok(engines),
+            Some((_, Err(why))) => Err(ChainRefused::Unusable(why.clone())),
+            None => Err(ChainRefused::Unknown(
+                self.chains.iter().map(|(n, _)| n.clone()).collect(),
+            )),
+        }
     }
 
     /// The route for a model name as the client sent it: the route of that exact name, else the
@@ -178,7 +250,7 @@ impl Routes {
             if route.model == DEFAULT_ROUTE {
                 add("default");
             }
-            for target in route.whole.targets() {
+            for target in route.engines.whole.targets() {
                 let model = target
                     .model
                     .as_deref()
@@ -198,7 +270,7 @@ impl Routes {
     /// The engine the operator's prompts go through: the first route's (every engine shares the
     /// breakers, which the control plane reaches by provider).
     pub fn default_engine(&self) -> Option<FailoverEngine> {
-        self.routes.first().map(|route| route.whole.clone())
+        self.routes.first().map(|route| route.engines.whole.clone())
     }
 }
 

@@ -43,11 +43,13 @@ use tokio_util::task::TaskTracker;
 use super::auth;
 use super::events::History;
 use super::passthrough;
+use super::per_request::{self, Answered, Asked};
 use super::responses::{self, ResponsesEncoder};
-use super::routes::{Route, Routes};
+use super::routes::{ChainRefused, Route, Routes};
 use super::wire::{self, AnthropicEncoder, Encode, OpenAiEncoder};
 use crate::config::GatewaySection;
-use crate::engine::failover::RequestMeta;
+use crate::engine::failover::{FailoverEngine, RequestMeta};
+use crate::engine::progress::Progress;
 use crate::event::{Bus, Mode, Received, Source};
 use crate::metrics::{self, Metrics};
 use crate::protocol;
@@ -409,11 +411,16 @@ async fn anthropic_messages(
     gw.proxy(Protocol::Anthropic, &headers, body).await
 }
 
-/// `POST /v1/messages/count_tokens`: asked of the first Anthropic target of the model's route
-/// whose breaker is not open (each in turn), else estimated — about four characters a token — and
-/// then marked `breakerbox-estimate: true`. Counting is not traffic: no events, no breaker change.
+/// `POST /v1/messages/count_tokens`: asked of the first Anthropic target of the model's route (or
+/// of the chain its `x-breakerbox-chain` names; only the first target with failover off) whose
+/// breaker is not open (each in turn), else estimated — about four characters a token — and then
+/// marked `breakerbox-estimate: true`. Counting is not traffic: no events, no breaker change.
 async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     let protocol = Protocol::Anthropic;
+    let steer = match per_request::asked(&headers) {
+        Ok(steer) => steer,
+        Err(bad) => return bad_header(protocol, bad.header, &bad.message),
+    };
     let body = match read_body(body, &headers, BODY_LIMIT, gw.limits.body_timeout.0).await {
         Ok(body) => body,
         Err(unread) => return gateway_error(protocol, unread.class, &unread.message),
@@ -442,8 +449,12 @@ async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
         as_requested: route.as_requested(protocol, &model),
         ..Request::default()
     };
-    let engine = route.engine(false);
-    for target in engine.targets() {
+    let engine = match gw.engine_asked(protocol, route, &steer, false) {
+        Ok(engine) => engine,
+        Err(refused) => return refused,
+    };
+    let tried = if steer.failover { usize::MAX } else { 1 };
+    for target in engine.targets().iter().take(tried) {
         let open = matches!(
             engine.shared().breakers.state(&target.breaker_key),
             crate::engine::breaker::BreakerState::Open
@@ -480,6 +491,10 @@ async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
 
 impl Gateway {
     async fn proxy(&self, protocol: Protocol, headers: &HeaderMap, body: Body) -> Response {
+        let asked = match per_request::asked(headers) {
+            Ok(asked) => asked,
+            Err(bad) => return bad_header(protocol, bad.header, &bad.message),
+        };
         let body = match read_body(body, headers, BODY_LIMIT, self.limits.body_timeout.0).await {
             Ok(body) => body,
             Err(unread) => {
@@ -489,33 +504,10 @@ impl Gateway {
                 return json_response(unread.status, &body, None);
             }
         };
-        let mut inbound = None;
-        let parsed = match protocol {
-            Protocol::Openai => wire::parse_openai_request(&body),
-            Protocol::Anthropic => wire::parse_anthropic_request(&body),
-            Protocol::OpenaiResponses => {
-                responses::parse_request(&body).map(|(request, options, asked)| {
-                    inbound = Some(Arc::new(asked));
-                    (request, options)
-                })
-            }
+        let (mut request, options, inbound) = match self.parse(protocol, headers, body) {
+            Ok(parsed) => parsed,
+            Err(refused) => return refused,
         };
-        let (mut request, options, bound) = match parsed {
-            Ok((request, options)) => (request, options, false),
-            // Only a target of the client's protocol can take it: sent to those alone, as is.
-            Err(e) if e.cannot_cross => match self.bound(protocol, &body) {
-                Some((request, options)) => (request, options, true),
-                None => return json_response(e.status, &e.to_json(protocol), None),
-            },
-            Err(e) => return json_response(e.status, &e.to_json(protocol), None),
-        };
-        // A target of the client's protocol gets the body as sent (a passthrough).
-        request.original = Some(Arc::new(Original {
-            protocol,
-            body,
-            headers: forwarded(protocol, headers),
-            bound,
-        }));
         let Some(route) = self.routes.get(&options.model) else {
             return gateway_error(
                 protocol,
@@ -536,23 +528,104 @@ impl Gateway {
                 .client_key(protocol, headers)
                 .map(|key| Credentials { protocol, key });
         }
+        let streaming = options.stream;
+        let engine = match self.engine_asked(protocol, route, &asked, streaming) {
+            Ok(engine) => engine,
+            Err(refused) => return refused,
+        };
         let meta = RequestMeta {
             prompt: last_user_text(&request),
+            chain_name: asked.chain.clone(),
+            failover: asked.failover,
             ..RequestMeta::new(Source::Gateway)
         };
-        let streaming = options.stream;
-        let (request_id, stream) = route.engine(streaming).send(request, meta);
+        let (request_id, stream, progress) = engine.send_watched(request, meta);
         let reply = Reply {
             protocol,
             request_id,
             model: options.model.clone(),
             include_usage: options.include_usage,
             inbound,
+            progress,
+            // With failover off the request has the first target alone.
+            targets: (engine.targets().iter())
+                .take(if asked.failover { usize::MAX } else { 1 })
+                .map(|t| t.provider.name().to_string())
+                .collect(),
         };
         match (streaming, route.mode) {
             (false, _) => reply.whole(stream).await,
             (true, crate::config::RouteMode::Buffered) => reply.buffered(stream).await,
             (true, crate::config::RouteMode::Live) => reply.live(stream).await,
+        }
+    }
+
+    /// The request in a body of `protocol`, with the body itself as the passthrough original, what
+    /// the client asked of the reply, and (for a Responses client) what its reply echoes; `Err`:
+    /// the client's 400.
+    fn parse(
+        &self,
+        protocol: Protocol,
+        headers: &HeaderMap,
+        body: Bytes,
+    ) -> Result<Parsed, Response> {
+        let mut inbound = None;
+        let parsed = match protocol {
+            Protocol::Openai => wire::parse_openai_request(&body),
+            Protocol::Anthropic => wire::parse_anthropic_request(&body),
+            Protocol::OpenaiResponses => {
+                responses::parse_request(&body).map(|(request, options, asked)| {
+                    inbound = Some(Arc::new(asked));
+                    (request, options)
+                })
+            }
+        };
+        let (mut request, options, bound) = match parsed {
+            Ok((request, options)) => (request, options, false),
+            // Only a target of the client's protocol can take it: sent to those alone, as is.
+            Err(e) if e.cannot_cross => match self.bound(protocol, &body) {
+                Some((request, options)) => (request, options, true),
+                None => return Err(json_response(e.status, &e.to_json(protocol), None)),
+            },
+            Err(e) => return Err(json_response(e.status, &e.to_json(protocol), None)),
+        };
+        // A target of the client's protocol gets the body as sent (a passthrough).
+        request.original = Some(Arc::new(Original {
+            protocol,
+            body,
+            headers: forwarded(protocol, headers),
+            bound,
+        }));
+        Ok((request, options, inbound))
+    }
+
+    /// The engine a request goes to: its route's, or that of the chain it names (a 400 in the
+    /// client's protocol when it names none there is, or one that cannot be used here).
+    fn engine_asked<'a>(
+        &'a self,
+        protocol: Protocol,
+        route: &'a Route,
+        asked: &Asked,
+        streaming: bool,
+    ) -> Result<&'a FailoverEngine, Response> {
+        let Some(name) = &asked.chain else {
+            return Ok(route.engine(streaming));
+        };
+        match self.routes.chain(name) {
+            Ok(engines) => Ok(engines.engine(streaming, route.mode)),
+            Err(ChainRefused::Unknown(known)) => Err(bad_header(
+                protocol,
+                per_request::CHAIN,
+                &per_request::unknown_chain(name, &known),
+            )),
+            Err(ChainRefused::Unusable(why)) => Err(bad_header(
+                protocol,
+                per_request::CHAIN,
+                &format!(
+                    "{}: chain `{name}` cannot be used here: {why}",
+                    per_request::CHAIN
+                ),
+            )),
         }
     }
 
@@ -624,6 +697,14 @@ impl Gateway {
     }
 }
 
+/// A request as the gateway read it: for the engine, what the client asked of the reply, and (for
+/// a Responses client) what its reply echoes.
+type Parsed = (
+    Request,
+    wire::InboundOptions,
+    Option<Arc<responses::Inbound>>,
+);
+
 /// Why a request body could not be read.
 struct Unread {
     status: u16,
@@ -674,11 +755,13 @@ async fn read_body(
     }
 }
 
-/// The client's headers that a target of its protocol gets too (its API version, its betas).
+/// The client's headers that a target of its protocol gets too (its API version, its betas); never
+/// the gateway's own (`x-breakerbox-…`).
 fn forwarded(protocol: Protocol, headers: &HeaderMap) -> Vec<(String, String)> {
     protocol
         .forwarded_headers()
         .iter()
+        .filter(|name| !name.starts_with(per_request::PREFIX))
         .flat_map(|name| {
             headers
                 .get_all(*name)
@@ -744,6 +827,10 @@ struct Reply {
     include_usage: bool,
     /// For a Responses API client: what its response object echoes, and its tools' kinds.
     inbound: Option<Arc<responses::Inbound>>,
+    /// Who the engine's events come from, for the `x-breakerbox-` response headers.
+    progress: Progress,
+    /// The chain's targets as this request may use them; the first is its primary.
+    targets: Vec<String>,
 }
 
 /// Text, thinking and tool calls: what a client can see and never unsee.
@@ -764,31 +851,33 @@ impl Reply {
     async fn whole(self, stream: ProviderStream) -> Response {
         match complete(stream).await {
             Ok(events) => {
+                let answered = self.answered(&events);
                 let own = passthrough::wire_events(&events).and_then(|wire| match self.protocol {
                     Protocol::Anthropic => passthrough::anthropic_message(&wire),
                     Protocol::Openai => passthrough::openai_completion(&wire),
                     Protocol::OpenaiResponses => passthrough::responses_object(&wire),
                 });
-                if let Some(body) = own {
-                    return self.with_ids(json_response(200, &body, None));
-                }
-                let body = match self.protocol {
+                let body = own.unwrap_or_else(|| match self.protocol {
                     Protocol::Anthropic => wire::anthropic_message(&self.model, &events),
                     Protocol::Openai => wire::openai_completion(&self.model, &events),
                     Protocol::OpenaiResponses => {
                         responses::whole_response(&self.model, &events, self.inbound())
                     }
-                };
-                self.with_ids(json_response(200, &body, None))
+                });
+                self.answer(json_response(200, &body, None), &answered)
             }
             Err(err) => self.error(&err),
         }
     }
 
-    /// A streaming client of a buffered route: the whole reply as one burst of SSE frames.
+    /// A streaming client of a buffered route: the whole reply as one burst of SSE frames. The
+    /// reply is complete before a frame goes out, so a spliced one is named in its first frames
+    /// by the model that finished it, as its headers are.
     async fn buffered(self, stream: ProviderStream) -> Response {
         match complete(stream).await {
             Ok(events) => {
+                let answered = self.answered(&events);
+                let events = per_request::named_by_finisher(events);
                 let mut encoder = self.encoder();
                 let mut text = String::new();
                 for event in &events {
@@ -799,7 +888,7 @@ impl Reply {
                 for frame in encoder.finish() {
                     text.push_str(&frame);
                 }
-                self.sse(Body::from(text))
+                self.answer(self.sse(Body::from(text)), &answered)
             }
             Err(err) => self.error(&err),
         }
@@ -807,6 +896,8 @@ impl Reply {
 
     /// A streaming client of a live route: hold back until the first content, then forward each
     /// event as it comes. After that a failure can only end the stream with an in-stream error.
+    /// The headers say who answered as of the first content; a continuation by another target
+    /// later is told in a comment before the last event ([`per_request::Trailer`]).
     async fn live(self, mut stream: ProviderStream) -> Response {
         let mut held = Vec::new();
         loop {
@@ -823,12 +914,14 @@ impl Reply {
                 None => return self.error(&wire::upstream_cut()),
             }
         }
+        let answered = self.answered(&held);
+        let trailer = per_request::Trailer::new(&answered, self.progress.clone(), self.primary());
         let mut encoder = self.encoder();
         let first: String = held.iter().flat_map(|e| encoder.event(e)).collect();
         let done = matches!(held.last(), Some(StreamEvent::Done { .. }));
         let rest = futures::stream::unfold(
-            (stream, encoder, done),
-            |(mut stream, mut encoder, mut finished)| async move {
+            (stream, encoder, trailer, done),
+            |(mut stream, mut encoder, mut trailer, mut finished)| async move {
                 if finished {
                     return None;
                 }
@@ -837,7 +930,7 @@ impl Reply {
                 let mut out = String::new();
                 let mut next = stream.next().await;
                 loop {
-                    let (frames, end) = encode_live(encoder.as_mut(), next);
+                    let (frames, end) = encode_live(encoder.as_mut(), next, &mut trailer);
                     for frame in frames {
                         out.push_str(&frame);
                     }
@@ -852,7 +945,7 @@ impl Reply {
                 }
                 Some((
                     Ok::<_, Infallible>(Bytes::from(out)),
-                    (stream, encoder, finished),
+                    (stream, encoder, trailer, finished),
                 ))
             },
         );
@@ -862,7 +955,18 @@ impl Reply {
                 let keep = chunk.as_ref().is_ok_and(|b| !b.is_empty());
                 async move { keep }
             });
-        self.sse(Body::from_stream(body))
+        self.answer(self.sse(Body::from_stream(body)), &answered)
+    }
+
+    /// Who answered a reply made of `events`, as the engine says now.
+    fn answered(&self, events: &[StreamEvent]) -> Answered {
+        let model = per_request::answering_model(events);
+        Answered::reply(&self.progress.now(), model, self.primary())
+    }
+
+    /// The chain's first target.
+    fn primary(&self) -> &str {
+        self.targets.first().map_or("", String::as_str)
     }
 
     fn encoder(&self) -> Box<dyn Encode> {
@@ -889,12 +993,22 @@ impl Reply {
             HeaderValue::from_static("text/event-stream; charset=utf-8"),
         );
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        self.with_ids(response)
+        response
     }
 
     fn error(&self, err: &ProviderError) -> Response {
         let (status, body, retry_after) = wire::error_response(self.protocol, err);
-        self.with_ids(json_response(status, &body, retry_after.as_deref()))
+        let answered = Answered::error(&self.progress.now(), err, &self.targets);
+        self.answer(
+            json_response(status, &body, retry_after.as_deref()),
+            &answered,
+        )
+    }
+
+    /// The response with the gateway's request id and who answered.
+    fn answer(&self, mut response: Response, answered: &Answered) -> Response {
+        answered.insert(response.headers_mut());
+        self.with_ids(response)
     }
 
     /// The gateway's request id, under the names each protocol's clients read.
@@ -909,10 +1023,12 @@ impl Reply {
     }
 }
 
-/// The frames for one item of a live stream, and whether the client's stream is over.
+/// The frames for one item of a live stream, and whether the client's stream is over. A reply
+/// continued by another target says so before its end (`trailer`).
 fn encode_live(
     encoder: &mut dyn Encode,
     item: Option<Result<StreamEvent, ProviderError>>,
+    trailer: &mut per_request::Trailer,
 ) -> (Vec<String>, bool) {
     match item {
         Some(Ok(StreamEvent::Rewind { .. })) => {
@@ -927,8 +1043,15 @@ fn encode_live(
             (encoder.error(&err), true)
         }
         Some(Ok(event)) => {
+            trailer.see(&event);
             let done = matches!(event, StreamEvent::Done { .. });
-            (encoder.event(&event), done)
+            let mut frames: Vec<String> = if done {
+                trailer.changed().into_iter().collect()
+            } else {
+                Vec::new()
+            };
+            frames.extend(encoder.event(&event));
+            (frames, done)
         }
         Some(Err(err)) => (encoder.error(&err), true),
         None => (encoder.finish(), true),
@@ -961,6 +1084,17 @@ fn json_response(status: u16, body: &Value, retry_after: Option<&str>) -> Respon
         response.headers_mut().insert(header::RETRY_AFTER, value);
     }
     response
+}
+
+/// A 400 for one of the gateway's own request headers, in the client's protocol (naming the header
+/// as OpenAI's `param`).
+fn bad_header(protocol: Protocol, header: &str, message: &str) -> Response {
+    let err = ProviderError::new("gateway", ErrorClass::BadRequest, Phase::Connect, message);
+    let (status, mut body, _) = wire::error_response(protocol, &err);
+    if protocol != Protocol::Anthropic {
+        body["error"]["param"] = json!(header);
+    }
+    json_response(status, &body, None)
 }
 
 /// An error of the gateway's own (not a provider's), in the client's protocol.

@@ -1339,6 +1339,9 @@ impl Encode for AnthropicEncoder {
             } => self.tool_delta(*index, partial_json, &mut out),
             StreamEvent::Rewind { .. } | StreamEvent::RateLimits(_) => {}
             StreamEvent::Spliced => self.raw = false,
+            // `message_start` named the model that began the reply, and nothing later in an
+            // Anthropic stream can name another (the gateway says so in a trailing comment).
+            StreamEvent::ContinuedBy { .. } => {}
             StreamEvent::Wire { event, data } => return self.wire(event.as_deref(), data),
             StreamEvent::Done {
                 stop_reason,
@@ -1597,6 +1600,13 @@ impl Encode for OpenAiEncoder {
             } => self.tool_delta(*index, partial_json, &mut out),
             StreamEvent::Rewind { .. } | StreamEvent::RateLimits(_) => {}
             StreamEvent::Spliced => self.raw = false,
+            // Every chunk names its model: the chunks of a continuation, the usage chunk
+            // included, name the one that wrote them.
+            StreamEvent::ContinuedBy { model } => {
+                if !model.is_empty() {
+                    self.model = model.clone();
+                }
+            }
             StreamEvent::Wire { event, data } => return self.wire(event.as_deref(), data),
             StreamEvent::Done {
                 stop_reason,
@@ -1732,6 +1742,12 @@ fn fold(events: &[StreamEvent]) -> Folded {
                 });
                 if let Some(json) = call {
                     json.push_str(partial_json);
+                }
+            }
+            // A spliced reply is the continuing model's to name: it finished it.
+            StreamEvent::ContinuedBy { model } => {
+                if !model.is_empty() {
+                    reply.model = Some(model.clone());
                 }
             }
             StreamEvent::Usage(usage) => reply.usage = *usage,

@@ -562,6 +562,7 @@ fn redact_event(secrets: &Secrets, event: &mut StreamEvent) {
             secrets.scrub_opt(event);
             secrets.scrub(data);
         }
+        StreamEvent::ContinuedBy { model } => secrets.scrub(model),
         StreamEvent::Usage(_)
         | StreamEvent::Rewind { .. }
         | StreamEvent::Spliced

@@ -386,6 +386,11 @@ pub enum StreamEvent {
     /// when the headers state some; it is not a reply event: the engine keeps it and never
     /// passes it on.
     RateLimits(RateLimits),
+    /// The continuing attempt of a spliced reply has started (its own `MessageStart`, which is not
+    /// a new message): `model` writes the reply from here on. Only the failover engine emits it.
+    ContinuedBy {
+        model: String,
+    },
 }
 
 pub type ProviderStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;

@@ -133,7 +133,11 @@ struct Console {
 }
 
 impl Console {
-    fn new((w, h): (u16, u16)) -> Self {
+    fn new(size: (u16, u16)) -> Self {
+        Console::with(size, incident())
+    }
+
+    fn with((w, h): (u16, u16), events: Vec<Event>) -> Self {
         let mut app = App::new(
             Ui {
                 color: false,
@@ -142,7 +146,7 @@ impl Console {
             Bindings::default(),
             Nowhere,
         );
-        for event in incident() {
+        for event in events {
             app.live.apply(&event);
         }
         let mut console = Console {
@@ -245,6 +249,60 @@ fn enter_opens_each_rows_detail_and_esc_goes_back() {
 }
 
 /// On a full-size screen the errors panel takes the focus (Tab) and Enter opens a class.
+/// A request that picked its chain and turned failover off by header says so in its detail, and
+/// in the event log.
+#[test]
+fn a_requests_detail_says_what_its_headers_asked_for() {
+    let mut started = request_started("r1", Source::Gateway, &["claude-backup"], None);
+    if let EventKind::RequestStarted {
+        chain_name,
+        failover,
+        ..
+    } = &mut started
+    {
+        *chain_name = Some("backup".into());
+        *failover = Some(false);
+    }
+    let line = breakerbox::event::describe::describe(&started);
+    assert_eq!(
+        line,
+        "r1 started (gateway): claude-backup (chain backup asked for) (failover off)"
+    );
+    let events = vec![
+        EventKind::SessionStarted {
+            format_version: 1,
+            mode: Mode::Serve,
+            providers: demo_providers(),
+            breaker_threshold: None,
+            breaker_counts: None,
+            settings: None,
+            pools: vec![],
+        },
+        started,
+        attempt_started("r1", 1, "claude-backup", "claude-haiku-4-5"),
+    ]
+    .into_iter()
+    .enumerate()
+    .map(|(i, kind)| Event {
+        ts: at(1_000 * i as i64),
+        seq: i as u64 + 1,
+        kind,
+    })
+    .collect();
+    let mut c = Console::with((120, 35), events);
+    c.press(KeyCode::Tab);
+    let frame = c.press(KeyCode::Enter);
+    assert_eq!(detail_of(&c), Some((DetailTarget::Request("r1".into()), 0)));
+    assert!(
+        frame.contains("chain backup (x-breakerbox-chain)"),
+        "{frame}"
+    );
+    assert!(
+        frame.contains("off (x-breakerbox-failover): its first target only"),
+        "{frame}"
+    );
+}
+
 #[test]
 fn enter_on_an_error_class_lists_its_attempts() {
     let mut c = Console::new((160, 48));

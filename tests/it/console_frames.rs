@@ -209,6 +209,8 @@ fn request(n: u32, started: i64) -> RequestView {
         source: Source::Load,
         prompt: None,
         chain: vec!["anthropic".into(), "openai".into()],
+        chain_name: None,
+        failover_off: false,
         started_at: at(started),
         text: "ok".into(),
         text_truncated: false,

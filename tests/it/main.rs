@@ -24,6 +24,7 @@ mod faults;
 mod gateway;
 mod gateway_limits;
 mod gateway_passthrough;
+mod gateway_per_request;
 mod gateway_responses;
 mod gateway_routes;
 mod gateway_wire;

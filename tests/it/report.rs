@@ -707,6 +707,48 @@ fn the_report_names_each_pool_with_its_members() {
 }
 
 #[test]
+fn requests_that_steered_themselves_by_header_are_counted_and_said() {
+    let mut s = Script::new();
+    let steered = |id: &str, chain: Option<&str>, failover: Option<bool>| {
+        let mut kind = request_started(id, Source::Gateway, &[A], None);
+        if let EventKind::RequestStarted {
+            chain_name,
+            failover: f,
+            ..
+        } = &mut kind
+        {
+            *chain_name = chain.map(str::to_string);
+            *f = failover;
+        }
+        kind
+    };
+    s.at(0, steered("a", Some("fast"), None));
+    s.at(1, steered("b", Some("fast"), Some(false)));
+    s.at(2, steered("c", None, None));
+    let report = Report::from_events(&header(), s.events().into_iter().map(Ok));
+    let j = report.to_json();
+    assert_eq!(
+        (
+            &j["requests"]["chain_by_header"],
+            &j["requests"]["failover_off"]
+        ),
+        (&json!(2), &json!(1))
+    );
+    let said = "2 requests named their chain (x-breakerbox-chain); 1 turned failover off \
+                (x-breakerbox-failover: off) and went to their first target only.";
+    assert!(
+        report.to_markdown().contains(said),
+        "{}",
+        report.to_markdown()
+    );
+    assert!(report.to_html().contains(said));
+    // A recording without them says nothing of it.
+    let plain = Report::from_events(&header(), incident().into_iter().map(Ok));
+    assert!(plain.to_json()["requests"].get("chain_by_header").is_none());
+    assert!(!plain.to_markdown().contains("x-breakerbox"));
+}
+
+#[test]
 fn bad_lines_are_counted_and_the_rest_is_reported() {
     let path = scratch("bad-lines.jsonl");
     let events = incident();

@@ -68,6 +68,25 @@ targets = ["anthropic", "openai"]
 name = "responses"
 targets = ["responses", "anthropic"]
 
+# For `x-breakerbox-chain`: a broken reply continued on a second Anthropic target, and that
+# target first.
+[[sim.providers]]
+name = "claude-backup"
+protocol = "anthropic"
+model = "claude-haiku-4-5"
+first_event_latency = "0ms"
+token_delay = "1ms"
+jitter = 0.0
+
+[[chains]]
+name = "spliced"
+targets = ["anthropic", "claude-backup"]
+mid_stream = "continue"
+
+[[chains]]
+name = "backup-first"
+targets = ["claude-backup", "anthropic"]
+
 # `default`, and each protocol's own model names (a target of the client's protocol asks for the
 # model it named); any other name is a 404 naming the routes.
 [[routes]]

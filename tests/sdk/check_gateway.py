@@ -594,6 +594,101 @@ def openai_cut_stream():
     )
 
 
+# --- per-request control (x-breakerbox-chain, x-breakerbox-failover) ---------------------------
+
+# The chain anthropic → claude-backup, continuing a broken reply on the backup (a prefill).
+SPLICED = {"x-breakerbox-chain": "spliced"}
+BACKUP_MODEL = "claude-haiku-4-5"
+
+
+def answered(headers):
+    return tuple(headers.get(f"x-breakerbox-{h}") for h in ("provider", "attempts", "failed-over"))
+
+
+def anthropic_spliced_stream():
+    """Cut after five words and continued on the backup: the client reads one whole message;
+    the usage counts every word it got, and the headers are as of the first word."""
+    with ANT0.messages.stream(
+        model=ROUTE, max_tokens=300, messages=HELLO, extra_headers=SPLICED
+    ) as stream:
+        text = "".join(stream.text_stream)
+        message = stream.get_final_message()
+        headers = stream.response.headers
+    words = len(text.split())
+    assert message.stop_reason == "end_turn", message.stop_reason
+    assert message.content[0].text == text and words > 5, text
+    # The simulated providers spend a token a word.
+    assert message.usage.output_tokens >= words, (message.usage, words)
+    assert answered(headers) == ("anthropic", "1", "false"), dict(headers)
+    return f"{words} words, usage {message.usage.input_tokens}+{message.usage.output_tokens}"
+
+
+def openai_spliced_stream():
+    stream = OAI0.chat.completions.create(
+        model=ROUTE,
+        messages=HELLO,
+        stream=True,
+        stream_options={"include_usage": True},
+        extra_headers=SPLICED,
+    )
+    text, last, finish = "", None, None
+    for chunk in stream:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            finish = choice.finish_reason or finish
+        last = chunk
+    words = len(text.split())
+    assert finish == "stop" and words > 5, (finish, text)
+    assert last.model == BACKUP_MODEL, last.model
+    assert last.usage.completion_tokens >= words, (last.usage, words)
+    return f"{words} words, the usage chunk names {last.model}"
+
+
+def anthropic_spliced_whole():
+    raw = ANT0.messages.with_raw_response.create(
+        model=ROUTE, max_tokens=300, messages=HELLO, extra_headers=SPLICED
+    )
+    message = raw.parse()
+    assert message.model == BACKUP_MODEL, message.model
+    assert answered(raw.headers) == ("claude-backup", "2", "true"), dict(raw.headers)
+    assert raw.headers.get("x-breakerbox-model") == BACKUP_MODEL, dict(raw.headers)
+    return f"{message.model}, usage {message.usage.input_tokens}+{message.usage.output_tokens}"
+
+
+def responses_spliced_stream():
+    with OAI0.responses.stream(model=ROUTE, input="Why is the sky blue?", extra_headers=SPLICED) as stream:
+        for _ in stream:
+            pass
+        response = stream.get_final_response()
+    assert response.status == "completed", response.status
+    assert response.model == BACKUP_MODEL, response.model
+    assert response.output_text.strip(), response
+    return f"{response.model}, usage {response.usage.input_tokens}+{response.usage.output_tokens}"
+
+
+def anthropic_failover_off():
+    """The primary's own error, from the primary alone (its retries, no fallback attempt)."""
+    try:
+        ANT0.messages.create(
+            model=ROUTE, max_tokens=300, messages=HELLO, extra_headers={"x-breakerbox-failover": "off"}
+        )
+    except anthropic.InternalServerError as e:
+        provider, attempts, failed_over = answered(e.response.headers)
+        assert (provider, failed_over) == ("anthropic", "false"), dict(e.response.headers)
+        return f"{type(e).__name__} {e.status_code} from anthropic alone, {attempts} attempts"
+    raise AssertionError("answered: failover was not off")
+
+
+def openai_chain_by_header():
+    raw = OAI0.chat.completions.with_raw_response.create(
+        model=ROUTE, messages=HELLO, extra_headers={"x-breakerbox-chain": "backup-first"}
+    )
+    completion = raw.parse()
+    assert completion.model == BACKUP_MODEL, completion.model
+    assert answered(raw.headers) == ("claude-backup", "1", "false"), dict(raw.headers)
+    return f"{completion.model} by chain backup-first"
+
+
 # --- OpenAI client, Responses API --------------------------------------------------------------
 
 RESP_TOOLS = [
@@ -993,6 +1088,26 @@ CHECKS = [
         "both rate limited until the breakers open: openai -> 503 with retry-after",
         with_faults(BOTH_RATE_LIMITED, until_breakers_open(openai_stream_text, openai.APIStatusError)),
     ),
+    # Per-request control, and a reply spliced from two targets.
+    ("openai: x-breakerbox-chain picks the chain", openai_chain_by_header),
+    (
+        "anthropic server_error, x-breakerbox-failover off: InternalServerError from anthropic alone",
+        with_faults({"anthropic": "server_error"}, anthropic_failover_off),
+    ),
+    (
+        "anthropic: unknown x-breakerbox-chain -> BadRequestError 400 naming the header",
+        raises(
+            lambda: ANT0.messages.create(
+                model=ROUTE, max_tokens=50, messages=HELLO, extra_headers={"x-breakerbox-chain": "nope"}
+            ),
+            anthropic.BadRequestError,
+            status_is(400, mentions="x-breakerbox-chain"),
+        ),
+    ),
+    ("anthropic stream_cut, continued: messages.stream reads one message", with_faults(CUT, anthropic_spliced_stream)),
+    ("anthropic stream_cut, continued: chat.completions stream", with_faults(CUT, openai_spliced_stream)),
+    ("anthropic stream_cut, continued: messages.create names the backup", with_faults(CUT, anthropic_spliced_whole)),
+    ("anthropic stream_cut, continued: responses.stream names the backup", with_faults(CUT, responses_spliced_stream)),
     # A live stream that breaks after text was sent, with only a non-prefill target left.
     (
         "anthropic stream_cut before any text: anthropic messages.stream fails over invisibly",

@@ -729,6 +729,8 @@ mod tests {
                 chain: vec![huge.clone(); 1_000],
                 prompt: Some(huge.clone()),
                 prompt_chars: None,
+                chain_name: None,
+                failover: None,
             },
         )
         .at(1, attempt(&huge, u32::MAX, &huge))

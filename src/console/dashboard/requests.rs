@@ -43,6 +43,10 @@ pub struct RequestView {
     pub source: Source,
     pub prompt: Option<String>,
     pub chain: Vec<String>,
+    /// The chain the request asked for by name (`x-breakerbox-chain`), if it did.
+    pub chain_name: Option<String>,
+    /// The request turned failover off (`x-breakerbox-failover: off`).
+    pub failover_off: bool,
     pub started_at: DateTime<Utc>,
     /// The reply as the caller has it now: rewinds applied.
     pub text: String,
@@ -118,6 +122,8 @@ impl RequestView {
             source,
             prompt: None,
             chain,
+            chain_name: None,
+            failover_off: false,
             started_at: ts,
             text: String::new(),
             text_truncated: false,
@@ -226,8 +232,16 @@ impl Dashboard {
                 source,
                 chain,
                 prompt,
+                chain_name,
+                failover,
                 ..
-            } => self.on_request_started(ts, request_id, *source, chain, prompt.as_deref()),
+            } => {
+                self.on_request_started(ts, request_id, *source, chain, prompt.as_deref());
+                if let Some(request) = self.request_mut(request_id) {
+                    request.chain_name = chain_name.as_deref().map(|n| bounded(n, 64));
+                    request.failover_off = *failover == Some(false);
+                }
+            }
             EventKind::AttemptStarted {
                 request_id,
                 attempt,

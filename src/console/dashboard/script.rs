@@ -72,6 +72,8 @@ pub(super) fn request(id: &str, chain: &[&str]) -> EventKind {
         chain: chain.iter().map(|s| s.to_string()).collect(),
         prompt: Some("hello?".into()),
         prompt_chars: None,
+        chain_name: None,
+        failover: None,
     }
 }
 

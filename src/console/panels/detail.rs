@@ -270,6 +270,15 @@ fn request_summary(d: &mut Detail, r: &RequestView) {
         format!("{} ({:?})", time(r.started_at), r.source).to_lowercase(),
     );
     d.field("chain", r.chain.join(" → "));
+    if let Some(name) = &r.chain_name {
+        d.field("asked for", format!("chain {name} (x-breakerbox-chain)"));
+    }
+    if r.failover_off {
+        d.field(
+            "failover",
+            "off (x-breakerbox-failover): its first target only",
+        );
+    }
     if let Some(prompt) = &r.prompt {
         d.field("prompt", prompt.clone());
     }

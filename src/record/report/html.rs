@@ -143,6 +143,9 @@ impl Report {
                 r.untracked
             )?;
         }
+        if let Some(note) = self.steered_note() {
+            writeln!(out, "<p class=\"note\">{}</p>", esc(&note))?;
+        }
         writeln!(out, "</section>")
     }
 

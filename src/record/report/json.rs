@@ -172,7 +172,7 @@ impl Report {
 
     fn requests_json(&self) -> Value {
         let r = &self.requests;
-        json!({
+        let mut requests = json!({
             "started": r.started,
             "ok": r.ok,
             "error": r.error,
@@ -181,7 +181,17 @@ impl Report {
             "success_rate": self.success_rate().map(|r| round(r, 1e6)),
             "failed_by_class": self.failed_by_class,
             "cost_usd": usd(r.cost_usd),
-        })
+        });
+        // Only in recordings of requests that steered themselves by the gateway's headers.
+        for (key, n) in [
+            ("chain_by_header", r.chain_by_header),
+            ("failover_off", r.failover_off),
+        ] {
+            if n > 0 {
+                requests[key] = json!(n);
+            }
+        }
+        requests
     }
 
     fn provider_json(&self, p: &ProviderStats) -> Value {

@@ -197,6 +197,10 @@ impl Report {
             )?;
             writeln!(out)?;
         }
+        if let Some(note) = self.steered_note() {
+            writeln!(out, "_{note}_")?;
+            writeln!(out)?;
+        }
         Ok(())
     }
 

@@ -116,6 +116,10 @@ struct Requests {
     error: u64,
     /// Started while `IN_FLIGHT_CAP` requests were open: counted, not followed.
     untracked: u64,
+    /// Asked for a chain by name (the gateway's `x-breakerbox-chain`).
+    chain_by_header: u64,
+    /// Turned failover off (`x-breakerbox-failover: off`).
+    failover_off: u64,
     cost_usd: f64,
     /// Sum over ok requests that carry `primary_cost_usd` of `cost_usd - primary_cost_usd`.
     failover_cost_delta_usd: f64,
@@ -404,8 +408,16 @@ impl Fold for Report {
         self.count_event(ts);
         match &event.kind {
             EventKind::RequestStarted {
-                request_id, chain, ..
-            } => self.on_request_started(ts, request_id, chain),
+                request_id,
+                chain,
+                chain_name,
+                failover,
+                ..
+            } => {
+                self.requests.chain_by_header += u64::from(chain_name.is_some());
+                self.requests.failover_off += u64::from(*failover == Some(false));
+                self.on_request_started(ts, request_id, chain);
+            }
             EventKind::AttemptStarted {
                 request_id,
                 provider,
@@ -1071,6 +1083,27 @@ impl Report {
 
     fn failover_total(&self) -> u64 {
         self.failovers.values().sum()
+    }
+
+    /// What the requests asked of the gateway by header, when any did: why they went where they
+    /// went.
+    fn steered_note(&self) -> Option<String> {
+        let r = &self.requests;
+        let mut parts = Vec::new();
+        if r.chain_by_header > 0 {
+            parts.push(format!(
+                "{} requests named their chain (x-breakerbox-chain)",
+                r.chain_by_header
+            ));
+        }
+        if r.failover_off > 0 {
+            parts.push(format!(
+                "{} turned failover off (x-breakerbox-failover: off) and went to their first \
+                 target only",
+                r.failover_off
+            ));
+        }
+        (!parts.is_empty()).then(|| format!("{}.", parts.join("; ")))
     }
 
     fn failed_cost_total(&self) -> f64 {

@@ -87,6 +87,8 @@ pub fn request_started(
         chain: chain.iter().map(|s| s.to_string()).collect(),
         prompt: prompt.map(Into::into),
         prompt_chars: None,
+        chain_name: None,
+        failover: None,
     }
 }
 

@@ -312,6 +312,39 @@ async function openaiWholeText(client = OAI0, model = ROUTE) {
   return `${completion.choices[0].message.content} [${completion.model}]`;
 }
 
+// Per-request control: a chain by header, whose backup continues a reply cut after five words.
+// The stream ends with an SSE comment naming the backup, which the clients skip.
+const SPLICED = { headers: { 'x-breakerbox-chain': 'spliced' } };
+
+async function anthropicSplicedStream() {
+  const stream = ANT0.messages.stream({ model: ROUTE, max_tokens: 300, messages: HELLO }, SPLICED);
+  let text = '';
+  stream.on('text', (delta) => (text += delta));
+  const message = await stream.finalMessage();
+  const words = text.split(/\s+/).filter(Boolean).length;
+  assert(message.stop_reason === 'end_turn', message.stop_reason);
+  assert(message.content[0]?.text === text && words > 5, text);
+  assert(message.usage.output_tokens >= words, () => `${show(message.usage)} for ${words} words`);
+  return `${words} words, usage ${message.usage.input_tokens}+${message.usage.output_tokens}`;
+}
+
+async function openaiSplicedStream() {
+  const stream = await OAI0.chat.completions.create(
+    { model: ROUTE, messages: HELLO, stream: true, stream_options: { include_usage: true } },
+    SPLICED,
+  );
+  let text = '';
+  let last;
+  for await (const chunk of stream) {
+    for (const c of chunk.choices) text += c.delta.content ?? '';
+    last = chunk;
+  }
+  const words = text.split(/\s+/).filter(Boolean).length;
+  assert(last.model === 'claude-haiku-4-5', last.model);
+  assert(last.usage.completion_tokens >= words, () => `${show(last.usage)} for ${words} words`);
+  return `${words} words, the usage chunk names ${last.model}`;
+}
+
 // A live stream that breaks after text reached the client must end in an error, never look whole.
 async function anthropicCutStream() {
   const received = [];
@@ -554,6 +587,8 @@ const CHECKS = [
       raises(() => openaiWholeText(), OpenAI.BadRequestError, { status: 400 }),
     ),
   ],
+  ['anthropic stream_cut, continued: messages.stream reads one message', withFaults(CUT, anthropicSplicedStream)],
+  ['anthropic stream_cut, continued: chat.completions stream', withFaults(CUT, openaiSplicedStream)],
   ['anthropic stream_cut: anthropic messages.stream throws mid-stream', withFaults(CUT, anthropicCutStream)],
   ['anthropic stream_cut: openai chat.completions stream throws mid-stream', withFaults(CUT, openaiCutStream)],
   ['anthropic stream_cut: anthropic not streamed -> complete answer (openai answered)', withFaults(CUT, anthropicWhole('openai'))],
