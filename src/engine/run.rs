@@ -399,6 +399,7 @@ impl Run {
         let shared = &self.engine.shared;
         shared.note_attempt(report);
         tally.cost += report.cost_usd;
+        tally.unpriced |= report.unpriced;
         if delivered {
             tally.deliver(report);
         }
@@ -504,6 +505,7 @@ impl Run {
                         attempts: tally.attempts,
                         failed_cost_usd: tally.failed_cost,
                         primary_cost_usd,
+                        unpriced: tally.unpriced,
                     },
                     done.map(|d| {
                         Ok(StreamEvent::Done {
@@ -526,6 +528,7 @@ impl Run {
                     attempts: tally.attempts,
                     failed_cost_usd: tally.failed_cost,
                     primary_cost_usd: None,
+                    unpriced: tally.unpriced,
                 },
                 Some(Err(err)),
             ),

@@ -60,6 +60,8 @@ pub struct Metrics {
     latency: BTreeMap<String, Histogram>,
     tokens: BTreeMap<String, TokenCounts>,
     cost_usd: BTreeMap<String, f64>,
+    /// Tokens of models without a price: `cost_usd` leaves them out.
+    unpriced_tokens: BTreeMap<String, TokenCounts>,
     rewinds: BTreeMap<String, u64>,
     /// By the action's name, so series sort by it.
     operator_actions: BTreeMap<&'static str, u64>,
@@ -144,8 +146,11 @@ impl Metrics {
                 bump(self.rewinds.entry(p).or_default(), 1);
             }
             EventKind::Usage {
-                provider, cost_usd, ..
-            } => self.on_usage(kind, provider, *cost_usd),
+                provider,
+                cost_usd,
+                unpriced,
+                ..
+            } => self.on_usage(kind, provider, *cost_usd, *unpriced),
             EventKind::RequestFinished { outcome, .. } => self.on_request_finished(kind, *outcome),
             EventKind::BreakerChanged { provider, to, .. } => {
                 if let Some(slot) = self.known_provider(provider) {
@@ -158,10 +163,14 @@ impl Metrics {
         }
     }
 
-    fn on_usage(&mut self, usage: &EventKind, provider: &str, cost_usd: f64) {
+    fn on_usage(&mut self, usage: &EventKind, provider: &str, cost_usd: f64, unpriced: bool) {
         let p = self.provider(provider);
         let tokens = TokenCounts::from_usage(usage).unwrap_or_default();
         self.tokens.entry(p.clone()).or_default().accumulate(tokens);
+        if unpriced {
+            let unknown = self.unpriced_tokens.entry(p.clone()).or_default();
+            unknown.accumulate(tokens);
+        }
         let total = self.cost_usd.entry(p).or_insert(0.0);
         // A counter only goes up: a NaN, infinite or negative cost is not counted.
         if cost_usd.is_finite() && cost_usd > 0.0 {

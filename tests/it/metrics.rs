@@ -242,6 +242,27 @@ fn label_values_are_escaped() {
     );
 }
 
+/// The tokens of a model without a price are counted apart: the cost counter leaves them out.
+#[test]
+fn unpriced_tokens_are_counted_apart_from_the_cost() {
+    let m = fold(vec![
+        usage("r1", "openai", "gpt-6.2-sol", [10, 20, 0, 0], 0.0002),
+        unpriced_usage("r2", "local", "llama-3.3-70b", [30, 40, 5, 0]),
+    ]);
+    let text = m.render();
+    for line in [
+        r#"breakerbox_cost_usd_total{provider="openai"} 0.0002"#,
+        r#"breakerbox_cost_usd_total{provider="local"} 0"#,
+        r#"breakerbox_unpriced_tokens_total{provider="local",kind="input"} 30"#,
+        r#"breakerbox_unpriced_tokens_total{provider="local",kind="output"} 40"#,
+        r#"breakerbox_unpriced_tokens_total{provider="local",kind="cache_read"} 5"#,
+        r#"breakerbox_tokens_total{provider="local",kind="input"} 30"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    assert!(!text.contains(r#"breakerbox_unpriced_tokens_total{provider="openai""#));
+}
+
 #[test]
 fn help_and_type_appear_once_per_family_in_a_stable_order() {
     let text = fold(scripted()).render();
@@ -263,6 +284,7 @@ fn help_and_type_appear_once_per_family_in_a_stable_order() {
             "breakerbox_first_event_latency_seconds",
             "breakerbox_tokens_total",
             "breakerbox_cost_usd_total",
+            "breakerbox_unpriced_tokens_total",
             "breakerbox_rewinds_total",
             "breakerbox_operator_actions_total",
             "breakerbox_events_missed_total",

@@ -305,7 +305,7 @@ fn request_summary(d: &mut Detail, r: &RequestView) {
     if let Some(stop) = &r.stop_reason {
         d.field("stop reason", stop.clone());
     }
-    d.field("cost", text::usd(r.cost_usd));
+    d.field("cost", r.cost().describe(text::usd));
 }
 
 fn attempt(d: &mut Detail, a: &AttemptView) {
@@ -394,7 +394,15 @@ fn attempt(d: &mut Detail, a: &AttemptView) {
                 t.input, t.output, t.cache_read, t.cache_write
             ),
         );
-        d.field("  cost", text::usd(x.cost_usd));
+        let cost = if x.unpriced {
+            format!(
+                "cost unknown: {} has no price (set [pricing.\"{}\"] in the config)",
+                a.model, a.model
+            )
+        } else {
+            text::usd(x.cost_usd)
+        };
+        d.field("  cost", cost);
     }
 }
 
@@ -530,8 +538,8 @@ fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
         "cost",
         format!(
             "{} ({} on failures)",
-            text::usd(p.cost_usd),
-            text::usd(p.failed_cost_usd)
+            p.cost().describe(text::usd),
+            p.failed_cost().describe(text::usd)
         ),
     );
     d.field(

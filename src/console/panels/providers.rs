@@ -88,7 +88,7 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
         rate.push(now.map_or(text::NONE.into(), |now| {
             format!("{:.1}/s", p.rate_per_sec(now))
         }));
-        cost.push(text::usd(p.cost_usd));
+        cost.push(p.cost().cell(text::usd));
         model.push(p.model.clone());
         notes.push(notes_cell(p, theme));
         for m in listed_models(p) {

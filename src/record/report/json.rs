@@ -58,7 +58,7 @@ impl Report {
             },
             "failover_cost_delta_usd": usd(self.requests.failover_cost_delta_usd),
             "failover_cost_delta_requests": self.requests.failover_delta_requests,
-            "failed_attempts_cost_usd": usd(self.failed_cost_total()),
+            "failed_attempts_cost_usd": usd(self.failed_cost_total().usd),
             "providers": providers,
             "timeline": timeline,
             "timeline_dropped": self.timeline_dropped,
@@ -142,7 +142,7 @@ impl Report {
 
     fn requests_json(&self) -> Value {
         let r = &self.requests;
-        json!({
+        let json = json!({
             "started": r.started,
             "ok": r.ok,
             "error": r.error,
@@ -151,7 +151,9 @@ impl Report {
             "success_rate": self.success_rate().map(|r| round(r, 1e6)),
             "failed_by_class": self.failed_by_class,
             "cost_usd": usd(r.cost_usd),
-        })
+        });
+        // Only when some cost is unknown: `cost_usd` then leaves those requests' unpriced usage out.
+        with_count(json, "unpriced_requests", r.unpriced)
     }
 
     fn provider_json(&self, p: &ProviderStats) -> Value {
@@ -166,7 +168,7 @@ impl Report {
             .map(|t| json!({"ts": ts(t.ts), "from": t.from, "to": t.to, "reason": t.reason}))
             .collect();
         let t = &p.tokens;
-        json!({
+        let json = json!({
             "attempts": p.attempts,
             "answered": p.answered,
             "errors": errors,
@@ -196,7 +198,15 @@ impl Report {
             "cost_usd": usd(p.cost_usd),
             "failed_attempts_cost_usd": usd(p.failed_cost_usd),
             "failed_attempts_with_usage": p.failed_usages,
-        })
+        });
+        // Only when some cost is unknown: usages of a model without a price (`cost_usd` leaves
+        // them out).
+        let json = with_count(json, "unpriced_usages", p.unpriced_usages);
+        with_count(
+            json,
+            "failed_attempts_unpriced_usages",
+            p.failed_unpriced_usages,
+        )
     }
 }
 
@@ -226,4 +236,15 @@ fn class_json(c: &ClassDetail) -> Value {
 
 fn quantiles(q: Quantiles) -> Value {
     json!({"count": q.count, "p50": q.p50, "p95": q.p95})
+}
+
+/// `json` with `key: n` added when `n` is not zero (a field that appears only when it matters, so
+/// the reports of fully priced sessions stay as they were).
+fn with_count(mut json: Value, key: &str, n: u64) -> Value {
+    if n > 0
+        && let Some(map) = json.as_object_mut()
+    {
+        map.insert(key.to_string(), n.into());
+    }
+    json
 }
