@@ -284,6 +284,12 @@ impl Printer {
             } => {
                 say(&format!("breakerbox: {provider} looks {flag}: {reason}"));
             }
+            EventKind::ProbeFinished { .. } => {
+                say(&format!(
+                    "breakerbox: {}",
+                    crate::event::describe::describe(&event.kind)
+                ));
+            }
             EventKind::RequestFinished { .. } => self.finished(event),
             _ => {}
         }

@@ -7,10 +7,11 @@ use std::time::Duration;
 
 use super::values::{
     DAY_MS, HOUR_MS, amount, count, duration, factor, factor_f32, fraction, non_empty,
-    optional_fraction,
+    optional_duration, optional_fraction,
 };
 use crate::engine::breaker::BreakerConfig;
 use crate::engine::failover::WhenAllOpen;
+use crate::engine::probe::ProbeConfig;
 use crate::engine::retry::{BudgetConfig, RetryConfig};
 use crate::parse::{Dur, OptionalDur};
 use crate::provider::{Protocol, Timeouts};
@@ -103,11 +104,24 @@ pub struct BreakerSection {
     pub half_open_probes: u32,
     /// `off`, or a retry-after this long or longer opens the breaker at once.
     pub open_on_retry_after: OptionalDur,
+    /// `off` (the default), or a first event this late makes a call slow.
+    #[serde(deserialize_with = "optional_duration::<_, 1, HOUR_MS>")]
+    pub slow_call: OptionalDur,
+    /// The share of slow calls in the window (at least `min_calls`) that opens the breaker.
+    #[serde(deserialize_with = "fraction")]
+    pub slow_call_rate: f64,
+    /// `off`, or while a breaker is open its provider is probed in the background this long after
+    /// it opened, then at growing intervals up to `probe_interval_max`.
+    #[serde(deserialize_with = "optional_duration::<_, 100, HOUR_MS>")]
+    pub probe_interval: OptionalDur,
+    #[serde(deserialize_with = "duration::<_, 100, HOUR_MS>")]
+    pub probe_interval_max: Dur,
 }
 
 impl Default for BreakerSection {
     fn default() -> Self {
         let d = BreakerConfig::default();
+        let p = ProbeConfig::default();
         BreakerSection {
             consecutive_failures: d.consecutive_failures,
             failure_rate: d.failure_rate,
@@ -118,6 +132,10 @@ impl Default for BreakerSection {
             recovery_max: Dur(d.recovery_max),
             half_open_probes: d.half_open_probes,
             open_on_retry_after: OptionalDur(d.open_on_retry_after),
+            slow_call: OptionalDur(d.slow_call),
+            slow_call_rate: d.slow_call_rate,
+            probe_interval: OptionalDur(Some(p.interval)),
+            probe_interval_max: Dur(p.max_interval),
         }
     }
 }
@@ -134,7 +152,17 @@ impl BreakerSection {
             recovery_max: self.recovery_max.0,
             half_open_probes: self.half_open_probes,
             open_on_retry_after: self.open_on_retry_after.0,
+            slow_call: self.slow_call.0,
+            slow_call_rate: self.slow_call_rate,
         }
+    }
+
+    /// The recovery probes, unless they are off.
+    pub fn probes(&self) -> Option<ProbeConfig> {
+        self.probe_interval.0.map(|interval| ProbeConfig {
+            interval,
+            max_interval: self.probe_interval_max.0.max(interval),
+        })
     }
 }
 

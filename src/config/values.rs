@@ -5,7 +5,7 @@
 use serde::{Deserialize, Deserializer};
 use std::time::Duration;
 
-use crate::parse::{Dur, duration_text, parse_duration};
+use crate::parse::{Dur, OptionalDur, duration_text, parse_duration};
 
 pub(super) const HOUR_MS: u64 = 60 * 60 * 1000;
 pub(super) const DAY_MS: u64 = 24 * HOUR_MS;
@@ -25,6 +25,27 @@ pub(super) fn duration<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64
         )));
     }
     Ok(Dur(value))
+}
+
+/// `off`, or a duration from `MIN` to `MAX` milliseconds.
+pub(super) fn optional_duration<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64>(
+    d: D,
+) -> Result<OptionalDur, D::Error> {
+    let text = duration_text(d)?;
+    if text.trim() == "off" {
+        return Ok(OptionalDur(None));
+    }
+    let value =
+        parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{e}, or `off`")))?;
+    let (min, max) = (Duration::from_millis(MIN), Duration::from_millis(MAX));
+    if value < min || value > max {
+        return Err(serde::de::Error::custom(format!(
+            "`{text}` is out of range: use a duration from {} to {}, or `off`",
+            limit(min),
+            limit(max)
+        )));
+    }
+    Ok(OptionalDur(Some(value)))
 }
 
 /// A limit as people write it: `0s`, `1ms`, `1h`, `24h`.

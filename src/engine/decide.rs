@@ -28,6 +28,28 @@ pub struct Facts<'a> {
     pub has_next_target: bool,
     /// Retries already made on this target.
     pub retries: u32,
+    /// How long the attempt ran before it failed.
+    pub elapsed: Duration,
+}
+
+/// A connection that carried the request and then closed without a byte of answer after this long
+/// was silence, not a blip: waiting on the same route again costs as much again. A prompt reset
+/// (a stale pooled connection, a restarting proxy) is still worth an immediate retry.
+pub const SILENT_CLOSE: Duration = Duration::from_secs(2);
+
+/// The attempt got no byte from the target and waited for it: it timed out, or the connection
+/// closed after [`SILENT_CLOSE`] of silence.
+fn silent(facts: &Facts<'_>) -> bool {
+    let before_a_byte = matches!(facts.error.phase, Phase::Headers | Phase::FirstEvent);
+    match facts.error.class {
+        ErrorClass::Timeout | ErrorClass::Stalled => before_a_byte,
+        ErrorClass::Connect => {
+            facts.error.status.is_none()
+                && facts.elapsed >= SILENT_CLOSE
+                && matches!(facts.error.phase, Phase::Connect | Phase::Headers)
+        }
+        _ => false,
+    }
 }
 
 /// What to do after a failed attempt, and why in a few words.
@@ -41,9 +63,7 @@ pub fn next_step(
     let policy = settings.policy.get(class);
     let may_fail_over = policy.failover != Failover::No && facts.has_next_target;
     // A target that said nothing at all is not worth another wait on the same route.
-    let silent = matches!(class, ErrorClass::Timeout | ErrorClass::Stalled)
-        && matches!(facts.error.phase, Phase::Headers | Phase::FirstEvent);
-    if silent && !settings.retry_silent_timeouts {
+    if silent(facts) && !settings.retry_silent_timeouts {
         return if may_fail_over {
             (Step::NextTarget, "timed out in silence")
         } else {
@@ -115,16 +135,20 @@ mod tests {
             capacity: 10.0,
             refill_per_sec: 0.0,
         });
-        let decide = |class, phase, committed, has_next, retries| {
+        let decide_after = |class, phase, committed, has_next, retries, elapsed| {
             let err = ProviderError::new("a", class, phase, "x");
             let facts = Facts {
                 error: &err,
                 committed,
                 has_next_target: has_next,
                 retries,
+                elapsed,
             };
             let mut backoff = Backoff::new(&s.retry);
             next_step(&s, &facts, &mut backoff, &budget).0
+        };
+        let decide = |class, phase, committed, has_next, retries| {
+            decide_after(class, phase, committed, has_next, retries, Duration::ZERO)
         };
         use ErrorClass::*;
         assert!(matches!(
@@ -156,6 +180,36 @@ mod tests {
             decide(Timeout, Phase::Headers, false, true, 0),
             Step::NextTarget,
             "silent"
+        );
+        // A connection closed before a byte: retried when it was prompt, passed over when it came
+        // after a long silence (the same wait again is not worth it).
+        assert!(matches!(
+            decide_after(
+                Connect,
+                Phase::Headers,
+                false,
+                true,
+                0,
+                Duration::from_millis(30)
+            ),
+            Step::Retry(_)
+        ));
+        assert_eq!(
+            decide_after(
+                Connect,
+                Phase::Headers,
+                false,
+                true,
+                0,
+                Duration::from_secs(15)
+            ),
+            Step::NextTarget,
+            "closed after 15 s of silence"
+        );
+        assert_eq!(
+            decide_after(Connect, Phase::Connect, false, false, 0, SILENT_CLOSE),
+            Step::Fail,
+            "silent and no target is left"
         );
         assert_eq!(
             decide(BadRequest, Phase::Headers, false, true, 0),

@@ -71,6 +71,11 @@ impl FailoverEngine {
     ) -> Self {
         for target in &targets {
             shared.breakers.register(&target.breaker_key);
+            shared.probe_targets.register(
+                &target.breaker_key,
+                target.provider.clone(),
+                target.model.as_deref().unwrap_or_default(),
+            );
         }
         FailoverEngine {
             name: name.into(),

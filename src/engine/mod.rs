@@ -10,6 +10,7 @@
 //! - `hedge.rs`: racing a silent target against the next one
 //! - `mid_stream.rs`: restart, continue (prefill) or fail when a committed stream breaks
 //! - `attempt.rs`: one attempt at one provider, published on the bus
+//! - `probe.rs`: active recovery probes of the providers whose breakers are open
 //! - `breaker/`: the breaker state machine (`machine.rs`) and the registry that owns the keys (`registry.rs`)
 //! - `classify.rs`: what each error class means for retry, failover and the breaker
 //! - `retry.rs`: backoff, retry-after and the retry budget
@@ -24,6 +25,7 @@ pub mod decide;
 pub mod failover;
 mod hedge;
 mod mid_stream;
+pub mod probe;
 pub mod retry;
 mod run;
 pub mod shared;

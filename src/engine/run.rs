@@ -336,6 +336,7 @@ impl Run {
             committed: report.committed(),
             has_next_target,
             retries: at.retries,
+            elapsed: report.elapsed,
         };
         let settings = &*self.engine.settings;
         let (step, _why) = next_step(
@@ -405,7 +406,13 @@ impl Run {
         }
         let err = match &report.result {
             Ok(_) => {
-                record(permit, CallOutcome::Success);
+                let outcome = match report.first_event_ms {
+                    Some(ms) => CallOutcome::Answered {
+                        first_event: Duration::from_millis(ms),
+                    },
+                    None => CallOutcome::Success,
+                };
+                record(permit, outcome);
                 if let Some(ms) = report.first_event_ms {
                     shared.note_latency(target.name(), ms);
                 }
@@ -652,6 +659,47 @@ mod tests {
             "waited {:?} for a retry the breaker would refuse",
             started.elapsed()
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_connection_closed_after_a_long_silence_is_not_retried_on_the_same_route() {
+        let closes_after = |name: &str, wait: Duration| {
+            Scripted::new(
+                name,
+                vec![
+                    vec![
+                        Play::Wait(wait),
+                        fail(name, ErrorClass::Connect, Phase::Headers)
+                    ];
+                    3
+                ],
+            )
+        };
+        // Silent for 15 s, then closed without a byte: on to the fallback at once.
+        let a = closes_after("a", Duration::from_secs(15));
+        let b = Scripted::new("b", vec![reply(&["from ", "b"])]);
+        let e = engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Restart),
+        );
+        let started = Instant::now();
+        assert_eq!(ask(&e).await.text, "from b");
+        assert_eq!((a.calls(), b.calls()), (1, 1));
+        assert!(
+            started.elapsed() < Duration::from_secs(16),
+            "{:?}",
+            started.elapsed()
+        );
+
+        // A prompt reset is a blip: the same target is tried again.
+        let a = closes_after("a", Duration::from_millis(20));
+        let b = Scripted::new("b", vec![reply(&["from ", "b"])]);
+        let e = engine(
+            vec![target(&a, false), target(&b, false)],
+            settings(MidStreamPolicy::Restart),
+        );
+        ask(&e).await;
+        assert!(a.calls() > 1, "a prompt reset was not retried");
     }
 
     #[tokio::test(start_paused = true)]

@@ -11,6 +11,7 @@ use std::time::Duration;
 use crate::engine::attempt::AttemptReport;
 use crate::engine::breaker::Breakers;
 use crate::engine::cost::Pricing;
+use crate::engine::probe::{ProbeConfig, ProbeTargets};
 use crate::engine::retry::RetryBudget;
 use crate::event::Bus;
 use crate::event::facts::Spend;
@@ -23,6 +24,8 @@ pub struct Shared {
     pub breakers: Breakers,
     pub budget: RetryBudget,
     pub pricing: Pricing,
+    /// What each breaker's recovery probes ask, as the engines registered it.
+    pub probe_targets: ProbeTargets,
     latencies: Arc<Mutex<HashMap<String, VecDeque<u64>>>>,
     totals: Arc<Mutex<BTreeMap<String, ProviderTotals>>>,
     next_request: Arc<AtomicU64>,
@@ -76,10 +79,21 @@ impl Shared {
             breakers,
             budget,
             pricing,
+            probe_targets: ProbeTargets::default(),
             latencies: Arc::default(),
             totals: Arc::default(),
             next_request: Arc::new(AtomicU64::new(0)),
         }
+    }
+
+    /// Probe the providers of open breakers in the background, from now on (needs a runtime).
+    pub fn start_probing(&self, config: ProbeConfig) {
+        crate::engine::probe::start(
+            &self.breakers,
+            self.probe_targets.clone(),
+            self.pricing.clone(),
+            config,
+        );
     }
 
     pub(super) fn next_request_id(&self) -> String {

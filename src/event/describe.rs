@@ -104,6 +104,19 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             flag,
             reason,
         } => write!(s, "{} flagged {flag}: {}", q(provider), q(reason)),
+        EventKind::ProbeStarted {
+            provider,
+            model,
+            target_model,
+            probe,
+        } => {
+            write!(s, "{}", q(provider))?;
+            if let Some(model) = model {
+                write!(s, " ({})", q(model))?;
+            }
+            write!(s, " recovery probe {probe} sent ({})", q(target_model))
+        }
+        EventKind::ProbeFinished { .. } => probe(s, kind),
         EventKind::FaultChanged {
             provider,
             fault,
@@ -303,6 +316,52 @@ fn finished(s: &mut String, kind: &EventKind) -> fmt::Result {
         if let Some(m) = message {
             write!(s, ": {}", q(m))?;
         }
+    }
+    Ok(())
+}
+
+fn probe(s: &mut String, kind: &EventKind) -> fmt::Result {
+    let EventKind::ProbeFinished {
+        provider,
+        model,
+        probe,
+        ok,
+        latency_ms,
+        class,
+        status,
+        message,
+        cost_usd,
+        next_probe_ms,
+        ..
+    } = kind
+    else {
+        return Ok(());
+    };
+    write!(s, "{}", q(provider))?;
+    if let Some(model) = model {
+        write!(s, " ({})", q(model))?;
+    }
+    if *ok {
+        write!(
+            s,
+            " recovery probe {probe} answered in {latency_ms} ms (${:.6})",
+            finite(*cost_usd)
+        )?;
+        return Ok(());
+    }
+    write!(s, " recovery probe {probe} failed")?;
+    if let Some(class) = class {
+        write!(s, ": {class}")?;
+    }
+    if let Some(status) = status {
+        write!(s, " {status}")?;
+    }
+    if let Some(message) = message.as_deref().filter(|m| !m.is_empty()) {
+        write!(s, " ({})", q(message))?;
+    }
+    write!(s, " after {:.1} s", seconds(*latency_ms))?;
+    if let Some(ms) = next_probe_ms {
+        write!(s, ", next in about {:.0} s", seconds(*ms))?;
     }
     Ok(())
 }

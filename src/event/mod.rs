@@ -185,6 +185,44 @@ pub enum EventKind {
         flag: ProviderFlag,
         reason: String,
     },
+    /// A background recovery probe went to a provider whose breaker is open: one output token on
+    /// the target's model, never a user request.
+    ProbeStarted {
+        provider: String,
+        /// The breaker's model, for a per-model breaker; absent for a provider's one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        /// The model the probe asks for.
+        target_model: String,
+        /// Its number in this outage (1 for the first since the breaker opened).
+        probe: u32,
+    },
+    /// How a recovery probe ended. An answer turns the breaker half-open (a `breaker_changed`
+    /// follows), where real traffic confirms it.
+    ProbeFinished {
+        provider: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        probe: u32,
+        ok: bool,
+        latency_ms: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        class: Option<ErrorClass>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        status: Option<u16>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        message: Option<String>,
+        #[serde(default)]
+        input_tokens: u64,
+        #[serde(default)]
+        output_tokens: u64,
+        /// What the probe cost, like any attempt's.
+        #[serde(default)]
+        cost_usd: f64,
+        /// After a failed probe: about how long until the next one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        next_probe_ms: Option<u64>,
+    },
     /// A simulated provider's fault changed other than by an operator (who is an
     /// `operator_action`): a scenario's step.
     FaultChanged {
@@ -220,6 +258,8 @@ impl EventKind {
             EventKind::BreakerChanged { .. } => "breaker_changed",
             EventKind::ProviderFlagged { .. } => "provider_flagged",
             EventKind::FaultChanged { .. } => "fault_changed",
+            EventKind::ProbeStarted { .. } => "probe_started",
+            EventKind::ProbeFinished { .. } => "probe_finished",
             EventKind::OperatorAction { .. } => "operator_action",
         }
     }

@@ -182,15 +182,25 @@ mod tests {
         });
         breaker(&bus, "anthropic", "open");
         // Push the early events out of the recent ring.
+        let mut last_published = 0;
         for i in 0..RECENT + 5 {
-            bus.publish(EventKind::OperatorAction {
-                action: crate::event::OperatorAction::Load,
-                provider: None,
-                detail: i.to_string(),
-            });
+            last_published = bus
+                .publish(EventKind::OperatorAction {
+                    action: crate::event::OperatorAction::Load,
+                    provider: None,
+                    detail: i.to_string(),
+                })
+                .seq;
         }
-        tokio::time::sleep(Duration::from_millis(50)).await;
-        let (snapshot, mut live) = history.watch();
+        // Until the keeper has taken them all in (it runs when this task yields): no wall-clock
+        // wait, which a loaded machine can outlast.
+        let (snapshot, mut live) = loop {
+            let (snapshot, live) = history.watch();
+            if snapshot.last().map(|e| e.seq) == Some(last_published) {
+                break (snapshot, live);
+            }
+            tokio::task::yield_now().await;
+        };
         assert_eq!(snapshot[0].kind.type_name(), "session_started");
         assert_eq!(snapshot[1].kind.type_name(), "breaker_changed");
         assert_eq!(snapshot.len(), 2 + RECENT);

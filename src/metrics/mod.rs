@@ -63,6 +63,8 @@ pub struct Metrics {
     /// Tokens of models without a price: `cost_usd` leaves them out.
     unpriced_tokens: BTreeMap<String, TokenCounts>,
     rewinds: BTreeMap<String, u64>,
+    /// (provider, answered): recovery probes.
+    probes: BTreeMap<(String, bool), u64>,
     /// By the action's name, so series sort by it.
     operator_actions: BTreeMap<&'static str, u64>,
     primaries: FailoverTracker,
@@ -140,7 +142,18 @@ impl Metrics {
             }
             EventKind::TextDelta { .. }
             | EventKind::ProviderFlagged { .. }
+            | EventKind::ProbeStarted { .. }
             | EventKind::FaultChanged { .. } => {}
+            EventKind::ProbeFinished {
+                provider,
+                ok,
+                cost_usd,
+                ..
+            } => {
+                let p = self.provider(provider);
+                bump(self.probes.entry((p.clone(), *ok)).or_default(), 1);
+                self.add_cost(p, *cost_usd);
+            }
             EventKind::Rewind { provider, .. } => {
                 let p = self.provider(provider);
                 bump(self.rewinds.entry(p).or_default(), 1);
@@ -171,7 +184,11 @@ impl Metrics {
             let unknown = self.unpriced_tokens.entry(p.clone()).or_default();
             unknown.accumulate(tokens);
         }
-        let total = self.cost_usd.entry(p).or_insert(0.0);
+        self.add_cost(p, cost_usd);
+    }
+
+    fn add_cost(&mut self, provider: String, cost_usd: f64) {
+        let total = self.cost_usd.entry(provider).or_insert(0.0);
         // A counter only goes up: a NaN, infinite or negative cost is not counted.
         if cost_usd.is_finite() && cost_usd > 0.0 {
             let sum = *total + cost_usd;

@@ -39,6 +39,15 @@ impl Metrics {
         );
         counter(
             o,
+            "breakerbox_recovery_probes_total",
+            "Recovery probes sent to providers whose breaker was open, by outcome (answered, failed).",
+            self.probes.iter().map(|((provider, ok), n)| {
+                let outcome = if *ok { "answered" } else { "failed" };
+                ([("provider", provider.as_str()), ("outcome", outcome)], n)
+            }),
+        );
+        counter(
+            o,
             "breakerbox_operator_actions_total",
             "Operator actions (trip, force closed, reset, set fault), by action.",
             self.operator_actions
@@ -173,7 +182,7 @@ impl Metrics {
         counter(
             o,
             "breakerbox_cost_usd_total",
-            "Spend in US dollars, by provider, failed attempts included.",
+            "Spend in US dollars, by provider, failed attempts and recovery probes included.",
             self.cost_usd
                 .iter()
                 .map(|(provider, usd)| ([("provider", provider.as_str())], Float(*usd))),

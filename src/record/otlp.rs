@@ -454,6 +454,8 @@ impl Fold for Exporter<'_> {
             | EventKind::BreakerChanged { .. }
             | EventKind::ProviderFlagged { .. }
             | EventKind::FaultChanged { .. }
+            | EventKind::ProbeStarted { .. }
+            | EventKind::ProbeFinished { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

@@ -209,6 +209,22 @@ fn settings(config: &Config) -> std::collections::BTreeMap<String, String> {
             "breaker.open_on_retry_after".into(),
             b.open_on_retry_after.0.map_or("off".into(), duration),
         ),
+        (
+            "breaker.slow_call".into(),
+            b.slow_call.0.map_or("off".into(), duration),
+        ),
+        (
+            "breaker.slow_call_rate".into(),
+            b.slow_call_rate.to_string(),
+        ),
+        (
+            "breaker.probe_interval".into(),
+            b.probe_interval.0.map_or("off".into(), duration),
+        ),
+        (
+            "breaker.probe_interval_max".into(),
+            duration(b.probe_interval_max.0),
+        ),
         ("retry.max_retries".into(), r.max_retries.to_string()),
         ("retry.max_attempts".into(), r.max_attempts.to_string()),
         ("retry.min_delay".into(), duration(r.min_delay.0)),
@@ -246,15 +262,20 @@ fn duration(d: std::time::Duration) -> String {
     }
 }
 
+/// What the session's engines share, with the recovery probes started (unless they are off).
 fn shared(config: &Config, bus: Bus) -> Shared {
     let breakers = Breakers::new(config.breaker.to_config(), bus.clone());
     let budget = RetryBudget::new(&config.retry.to_config().budget);
-    Shared::new(
+    let shared = Shared::new(
         bus,
         breakers,
         budget,
         Pricing::with_overrides(&config.pricing),
-    )
+    );
+    if let Some(probes) = config.breaker.probes() {
+        shared.start_probing(probes);
+    }
+    shared
 }
 
 /// Read `--config` (or the defaults).

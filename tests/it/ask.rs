@@ -583,3 +583,92 @@ fn in_a_terminal(base_url: &str) -> (u32, Vec<u8>) {
     drop(pair.master);
     (status.exit_code(), bytes)
 }
+
+/// Outage then recovery against the real simulator: the primary is overloaded for 6 s, then
+/// healthy, a request a second. With the default settings its breaker opens, recovery probes go
+/// out while it is open, the first answered one turns it half-open, and the primary answers again
+/// within seconds of recovering; the probes are at most one per interval (2 s growing to 8 s).
+#[test]
+fn a_recovered_primary_is_back_within_seconds_and_probes_are_spent_sparingly() {
+    let dir = std::env::temp_dir().join(format!("bb-outage-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let scenario = dir.join("outage.toml");
+    std::fs::write(
+        &scenario,
+        "name = \"short-outage\"\n\
+         [[step]]\nat = \"0s\"\nprovider = \"anthropic\"\nfault = \"overloaded\"\n\
+         [[step]]\nat = \"6s\"\nprovider = \"anthropic\"\nfault = \"none\"\n",
+    )
+    .unwrap();
+    let out = run(&[
+        "ask",
+        "--demo",
+        "--json",
+        "--scenario",
+        scenario.to_str().unwrap(),
+        "--count",
+        "16",
+        "--interval",
+        "1s",
+        "hi",
+    ]);
+    let evs = events(&out);
+    let ts = |e: &Value| {
+        chrono::DateTime::parse_from_rfc3339(e["ts"].as_str().unwrap())
+            .unwrap()
+            .timestamp_millis()
+    };
+    let recovered = of_type(&evs, "fault_changed")
+        .into_iter()
+        .find(|e| e["provider"] == "anthropic" && e["fault"] == "none")
+        .map(ts)
+        .expect("the scenario's recovery step");
+    let opened = of_type(&evs, "breaker_changed")
+        .into_iter()
+        .find(|e| e["provider"] == "anthropic" && e["to"] == "open")
+        .map(ts)
+        .expect("the breaker opened during the outage");
+    let back = of_type(&evs, "request_finished")
+        .into_iter()
+        .find(|e| e["provider"] == "anthropic" && ts(e) > recovered)
+        .map(ts)
+        .unwrap_or_else(|| panic!("the primary never answered again: {}", stderr(&out)));
+    assert!(
+        back - recovered <= 10_000,
+        "back on the primary {} ms after it recovered",
+        back - recovered
+    );
+    let half_open = of_type(&evs, "breaker_changed")
+        .into_iter()
+        .find(|e| e["to"] == "half_open")
+        .expect("it went half-open");
+    assert!(
+        half_open["reason"]
+            .as_str()
+            .unwrap()
+            .starts_with("recovery probe"),
+        "{half_open}"
+    );
+    let probes = of_type(&evs, "probe_started");
+    let probe_ts: Vec<i64> = probes.iter().map(|e| ts(e)).collect();
+    assert!(!probes.is_empty());
+    // Probes only while open, at most one per interval (2 s, less 20% jitter).
+    assert!(
+        probe_ts.iter().all(|t| *t >= opened && *t <= back),
+        "{probe_ts:?}"
+    );
+    assert!(
+        probe_ts.windows(2).all(|w| w[1] - w[0] >= 1_500),
+        "{probe_ts:?}"
+    );
+    let answered: Vec<_> = of_type(&evs, "probe_finished")
+        .into_iter()
+        .filter(|e| e["ok"] == true)
+        .collect();
+    assert_eq!(answered.len(), 1, "one answered probe ends the probing");
+    assert!(
+        answered[0]["cost_usd"].as_f64().unwrap() > 0.0,
+        "probes are costed"
+    );
+    std::fs::remove_dir_all(&dir).ok();
+}

@@ -148,7 +148,8 @@ impl Model {
         if self.mode == Mode::HalfOpen && probe {
             return match outcome {
                 CallOutcome::Neutral => None,
-                CallOutcome::Success => {
+                // Without a slow-call trigger an answer is a success however slow.
+                CallOutcome::Success | CallOutcome::Answered { .. } => {
                     self.clear();
                     self.go(Mode::Closed, "probe succeeded", None)
                 }
@@ -164,7 +165,7 @@ impl Model {
         }
         match outcome {
             CallOutcome::Neutral => None,
-            CallOutcome::Success => {
+            CallOutcome::Success | CallOutcome::Answered { .. } => {
                 self.calls.push((now, false));
                 self.streak = 0;
                 None
@@ -263,13 +264,16 @@ fn config() -> impl Strategy<Value = BreakerConfig> {
                 recovery_max,
                 half_open_probes,
                 open_on_retry_after,
+                slow_call: None,
+                slow_call_rate: 0.5,
             },
         )
 }
 
 fn outcome() -> impl Strategy<Value = CallOutcome> {
     prop_oneof![
-        3 => Just(CallOutcome::Success),
+        2 => Just(CallOutcome::Success),
+        1 => duration(60).prop_map(|first_event| CallOutcome::Answered { first_event }),
         4 => prop::option::of(duration(60))
             .prop_map(|retry_after| CallOutcome::Failure { retry_after }),
         1 => Just(CallOutcome::Neutral),

@@ -286,6 +286,7 @@ fn help_and_type_appear_once_per_family_in_a_stable_order() {
             "breakerbox_cost_usd_total",
             "breakerbox_unpriced_tokens_total",
             "breakerbox_rewinds_total",
+            "breakerbox_recovery_probes_total",
             "breakerbox_operator_actions_total",
             "breakerbox_events_missed_total",
         ]
@@ -624,4 +625,39 @@ fn check_sample(line: &str) -> &str {
         "bad value `{v}`: {line}"
     );
     name
+}
+
+fn probe_finished(provider: &str, probe: u32, ok: bool, cost_usd: f64) -> EventKind {
+    EventKind::ProbeFinished {
+        provider: provider.into(),
+        model: None,
+        probe,
+        ok,
+        latency_ms: 40,
+        class: (!ok).then_some(ErrorClass::Overloaded),
+        status: (!ok).then_some(529),
+        message: None,
+        input_tokens: 8,
+        output_tokens: u64::from(ok),
+        cost_usd,
+        next_probe_ms: (!ok).then_some(3_000),
+    }
+}
+
+#[test]
+fn recovery_probes_are_counted_by_outcome_and_costed() {
+    let mut kinds = vec![session(&["anthropic", "openai"])];
+    kinds.push(probe_finished("anthropic", 1, false, 0.25));
+    kinds.push(probe_finished("anthropic", 2, false, 0.25));
+    kinds.push(probe_finished("anthropic", 3, true, 0.5));
+    let text = fold(kinds).render();
+    validate(&text);
+    has(
+        &text,
+        &[
+            r#"breakerbox_recovery_probes_total{provider="anthropic",outcome="answered"} 1"#,
+            r#"breakerbox_recovery_probes_total{provider="anthropic",outcome="failed"} 2"#,
+            r#"breakerbox_cost_usd_total{provider="anthropic"} 1"#,
+        ],
+    );
 }

@@ -246,7 +246,9 @@ fn event_provider(kind: &EventKind) -> Option<&str> {
         | EventKind::Usage { provider, .. }
         | EventKind::BreakerChanged { provider, .. }
         | EventKind::ProviderFlagged { provider, .. }
-        | EventKind::FaultChanged { provider, .. } => Some(provider),
+        | EventKind::FaultChanged { provider, .. }
+        | EventKind::ProbeStarted { provider, .. }
+        | EventKind::ProbeFinished { provider, .. } => Some(provider),
         EventKind::RequestFinished { provider, .. }
         | EventKind::OperatorAction { provider, .. } => provider.as_deref(),
         EventKind::SessionStarted { .. } | EventKind::RequestStarted { .. } => None,

@@ -93,10 +93,29 @@ pub struct ProviderView {
     pub breaker_history: VecDeque<BreakerChange>,
     /// Its latest failed attempts in full, oldest first; at most `ERRORS_KEPT`.
     pub recent_errors: VecDeque<ErrorDetail>,
+    /// The background recovery probes sent while its breaker was open.
+    pub recovery: RecoveryProbes,
     /// Failures in a row of the provider as a whole, and of each model (kept from the start: a
     /// provider shows it has a breaker per model only when one of them first changes).
     in_a_row: u32,
     in_a_row_by_model: Vec<(String, u32)>,
+}
+
+/// The recovery probes of a provider (`probe_started`, `probe_finished`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RecoveryProbes {
+    /// Probes sent this session, and how many were answered.
+    pub sent: u64,
+    pub answered: u64,
+    /// What they cost (also counted in the provider's `cost_usd`).
+    pub cost_usd: f64,
+    /// The probe out now: its number, and since when.
+    pub in_flight: Option<(u32, DateTime<Utc>)>,
+    /// The last probe's end: its number, when, and the error class it failed with (`None`:
+    /// answered).
+    pub last: Option<(u32, DateTime<Utc>, Option<ErrorClass>)>,
+    /// After a failed probe, while the breaker stays open: about when the next one goes.
+    pub next_at: Option<DateTime<Utc>>,
 }
 
 /// One model's breaker, for a provider with one breaker per model (`breaker = "model"`).
@@ -228,6 +247,7 @@ impl ProviderView {
             fault: None,
             breaker_history: VecDeque::new(),
             recent_errors: VecDeque::new(),
+            recovery: RecoveryProbes::default(),
             in_a_row: 0,
             in_a_row_by_model: Vec::new(),
         }
@@ -459,8 +479,54 @@ impl Dashboard {
             EventKind::FaultChanged {
                 provider, fault, ..
             } => self.on_fault_set(ts, provider, fault),
+            EventKind::ProbeStarted {
+                provider, probe, ..
+            } => {
+                if let Some(view) = self.provider_mut(ts, provider) {
+                    view.recovery.sent = view.recovery.sent.saturating_add(1);
+                    view.recovery.in_flight = Some((*probe, ts));
+                    view.recovery.next_at = None;
+                }
+            }
+            EventKind::ProbeFinished { .. } => self.on_probe_finished(ts, kind),
             EventKind::OperatorAction { .. } => {}
         }
+    }
+
+    fn on_probe_finished(&mut self, ts: DateTime<Utc>, kind: &EventKind) {
+        let EventKind::ProbeFinished {
+            provider,
+            probe,
+            ok,
+            class,
+            cost_usd,
+            next_probe_ms,
+            ..
+        } = kind
+        else {
+            return;
+        };
+        let Some(view) = self.provider_mut(ts, provider) else {
+            return;
+        };
+        let r = &mut view.recovery;
+        r.in_flight = None;
+        r.last = Some((
+            *probe,
+            ts,
+            if *ok {
+                None
+            } else {
+                Some(class.unwrap_or(ErrorClass::ServerError))
+            },
+        ));
+        if *ok {
+            r.answered = r.answered.saturating_add(1);
+        }
+        r.next_at = next_probe_ms.map(|ms| plus_millis(ts, ms));
+        let cost = finite(*cost_usd);
+        r.cost_usd += cost;
+        view.cost_usd += cost;
     }
 
     /// The error classes the session's breakers count, when they differ from the default
@@ -806,6 +872,9 @@ impl Dashboard {
             };
             push_span(&mut view.timeline, span, now);
         }
+        if *to != BreakerState::Open {
+            view.recovery.next_at = None;
+        }
         if *to == BreakerState::Closed {
             view.clear_failures(model.as_deref());
         }
@@ -1034,6 +1103,90 @@ mod tests {
         }
         let dash = s.fold();
         assert_eq!(dash.providers[0].timeline.len(), TIMELINE_SPANS_KEPT);
+    }
+
+    fn probe_started(provider: &str, probe: u32) -> EventKind {
+        EventKind::ProbeStarted {
+            provider: provider.into(),
+            model: None,
+            target_model: "m".into(),
+            probe,
+        }
+    }
+
+    fn probe_finished(provider: &str, probe: u32, ok: bool) -> EventKind {
+        EventKind::ProbeFinished {
+            provider: provider.into(),
+            model: None,
+            probe,
+            ok,
+            latency_ms: 50,
+            class: (!ok).then_some(ErrorClass::Overloaded),
+            status: None,
+            message: None,
+            input_tokens: 8,
+            output_tokens: 1,
+            cost_usd: 0.25,
+            next_probe_ms: (!ok).then_some(3_000),
+        }
+    }
+
+    #[test]
+    fn recovery_probes_are_followed_counted_and_costed() {
+        use crate::console::panels::next_text;
+        let mut s = Script::default();
+        s.at(0, session(&["a", "b"], None))
+            .at(1_000, breaker("a", "closed", "open", "x", Some(30_000)))
+            .at(3_000, probe_started("a", 1))
+            .at(3_050, probe_finished("a", 1, false))
+            .at(6_000, probe_started("a", 2));
+        let mut dash = s.fold();
+        dash.tick(at(6_500));
+        let a = dash.provider("a").unwrap();
+        assert_eq!((a.recovery.sent, a.recovery.answered), (2, 0));
+        assert_eq!(a.recovery.in_flight, Some((2, at(6_000))));
+        assert_eq!(
+            next_text(a, dash.now).as_deref(),
+            Some("recovery probe 2 out")
+        );
+
+        let mut s = Script::default();
+        s.at(6_050, probe_finished("a", 2, false));
+        s.apply_to(&mut dash);
+        dash.tick(at(7_050));
+        let a = dash.provider("a").unwrap();
+        assert_eq!(a.recovery.next_at, Some(at(9_050)));
+        assert_eq!(next_text(a, dash.now).unwrap().trim_end(), "probe in 2s");
+        assert_eq!(
+            a.recovery.last,
+            Some((2, at(6_050), Some(ErrorClass::Overloaded)))
+        );
+
+        let mut s = Script::default();
+        s.at(9_000, probe_started("a", 3))
+            .at(9_040, probe_finished("a", 3, true))
+            .at(
+                9_041,
+                breaker(
+                    "a",
+                    "open",
+                    "half_open",
+                    "recovery probe 3 answered in 40 ms",
+                    None,
+                ),
+            );
+        s.apply_to(&mut dash);
+        let a = dash.provider("a").unwrap();
+        assert_eq!((a.recovery.sent, a.recovery.answered), (3, 1));
+        assert_eq!(a.recovery.next_at, None);
+        assert_eq!(a.breaker, BreakerState::HalfOpen);
+        // Probes are paid for: in the provider's cost, and apart.
+        assert!((a.recovery.cost_usd - 0.75).abs() < 1e-9);
+        assert!((a.cost_usd - 0.75).abs() < 1e-9);
+        assert_eq!(
+            dash.provider("b").unwrap().recovery,
+            RecoveryProbes::default()
+        );
     }
 
     #[test]

@@ -304,6 +304,8 @@ impl Dashboard {
             | EventKind::BreakerChanged { .. }
             | EventKind::ProviderFlagged { .. }
             | EventKind::FaultChanged { .. }
+            | EventKind::ProbeStarted { .. }
+            | EventKind::ProbeFinished { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

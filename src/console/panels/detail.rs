@@ -469,6 +469,32 @@ fn provider(dash: &Dashboard, name: &str) -> Detail {
     d
 }
 
+/// `7 sent, 1 answered, $0.000042 · probe 7 answered at 12:00:31` (or out now, or the next due).
+fn recovery_probes(p: &ProviderView, now: Option<DateTime<Utc>>) -> String {
+    let r = &p.recovery;
+    let mut s = format!(
+        "{} sent, {} answered, {}",
+        r.sent,
+        r.answered,
+        text::usd(r.cost_usd)
+    );
+    if let Some((n, since)) = r.in_flight {
+        s.push_str(&format!(" · probe {n} out since {}", time(since)));
+    } else if let Some((n, at, class)) = r.last {
+        match class {
+            None => s.push_str(&format!(" · probe {n} answered at {}", time(at))),
+            Some(class) => s.push_str(&format!(" · probe {n} failed ({class}) at {}", time(at))),
+        }
+    }
+    if let (Some(next), Some(now)) = (r.next_at, now) {
+        s.push_str(&format!(
+            ", next in {}",
+            text::span((next - now).max(chrono::TimeDelta::zero()))
+        ));
+    }
+    s
+}
+
 fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
     d.field("protocol", format!("{} · model {}", p.protocol, p.model));
     let since = p.breaker_since.map(|t| format!(" since {}", time(t)));
@@ -500,6 +526,9 @@ fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
             text::plural(u64::from(p.consecutive_failures), "failure", "failures")
         ),
     );
+    if p.recovery.sent > 0 {
+        d.field("recovery probes", recovery_probes(p, dash.now));
+    }
     if let Some(f) = &p.fault {
         d.field("fault", f.clone());
     }

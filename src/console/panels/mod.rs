@@ -18,6 +18,8 @@ mod log;
 mod popup;
 mod prompt;
 mod providers;
+#[cfg(test)]
+pub(crate) use providers::next_text;
 mod quit;
 mod replay_bar;
 mod reply;

@@ -158,8 +158,18 @@ pub fn rows(dash: &Dashboard) -> usize {
         .sum()
 }
 
-/// What happens next to the breaker: the countdown to half-open, the probes, or the operator's hold.
+/// What happens next to the breaker: its recovery probe (out now, or the next one's countdown),
+/// the countdown to half-open, the half-open probes, or the operator's hold.
 pub fn next_text(p: &ProviderView, now: Option<DateTime<Utc>>) -> Option<String> {
+    if p.breaker == BreakerState::Open {
+        if let Some((n, _)) = p.recovery.in_flight {
+            return Some(format!("recovery probe {n} out"));
+        }
+        if let Some(left) = now.and_then(|now| remaining(p.recovery.next_at, now)) {
+            let left = text::short_span(left);
+            return Some(format!("probe in {left:<w$}", w = text::AGO_WIDTH));
+        }
+    }
     let left = now.and_then(|now| p.open_remaining(now));
     next_for(p.breaker, left, p.probes_in_flight)
 }

@@ -11,6 +11,13 @@
 //!                                       probe succeeded
 //!   ForcedOpen / ForcedClosed: set by the operator from any state; automatic again only after reset.
 //! ```
+//!
+//! Open → HalfOpen also happens early, when a background recovery probe (`engine::probe`) got an
+//! answer ([`Breaker::probe_answered`]): real traffic then confirms, as after the recovery.
+//!
+//! The triggers: consecutive failures, the failure rate over a sliding window, a long retry-after,
+//! and (off by default) the slow-call rate: the share of calls in the window whose first event came
+//! later than `slow_call` (resilience4j's slow-call-rate threshold).
 
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -44,6 +51,10 @@ pub struct BreakerConfig {
     pub half_open_probes: u32,
     /// A failure whose retry-after is at least this opens the breaker at once.
     pub open_on_retry_after: Option<Duration>,
+    /// A call whose first event took this long or longer is slow; `None`: no slow-call trigger.
+    pub slow_call: Option<Duration>,
+    /// Fraction of slow calls in the window (at least `min_calls`) that opens the breaker.
+    pub slow_call_rate: f64,
 }
 
 impl Default for BreakerConfig {
@@ -58,6 +69,8 @@ impl Default for BreakerConfig {
             recovery_max: Duration::from_secs(5 * 60),
             half_open_probes: 1,
             open_on_retry_after: Some(Duration::from_secs(20)),
+            slow_call: None,
+            slow_call_rate: 0.5,
         }
     }
 }
@@ -75,7 +88,12 @@ pub struct Transition {
 /// What an admitted call tells the breaker about the provider's health.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub enum CallOutcome {
+    /// It answered; how fast is not known (or not counted).
     Success,
+    /// It answered, its first event after this long (slow when at least `slow_call`).
+    Answered {
+        first_event: Duration,
+    },
     Failure {
         retry_after: Option<Duration>,
     },
@@ -101,11 +119,21 @@ pub struct BreakerSnapshot {
     pub threshold: u32,
     pub calls_in_window: u32,
     pub failures_in_window: u32,
+    /// Calls in the window that answered slowly (with a slow-call trigger).
+    pub slow_in_window: u32,
     /// While open: how long until the next admit turns it half-open.
     pub open_remaining: Option<Duration>,
     pub probes_in_flight: u32,
     /// How many times it opened by itself since it was created.
     pub trips: u32,
+}
+
+/// One call in the sliding window.
+#[derive(Debug, Clone, Copy)]
+struct Call {
+    at: Instant,
+    failed: bool,
+    slow: bool,
 }
 
 /// The circuit breaker of one provider.
@@ -114,13 +142,19 @@ pub struct Breaker {
     config: BreakerConfig,
     state: BreakerState,
     consecutive_failures: u32,
-    /// Outcomes of the calls recorded while closed, oldest first: when, and whether it failed. One
-    /// entry per call in the window is cheap at LLM request rates and keeps the rate exact.
-    window: VecDeque<(Instant, bool)>,
+    /// Outcomes of the calls recorded while closed, oldest first. One entry per call in the window
+    /// is cheap at LLM request rates and keeps the rates exact.
+    window: VecDeque<Call>,
     /// The recovery the next opening uses: the base, grown by each failed probe.
     recovery: Duration,
     opened_at: Option<Instant>,
     open_until: Option<Instant>,
+    /// Until when the provider asked us to stay away (its retry-after), while open: no recovery
+    /// probe goes before.
+    hold_until: Option<Instant>,
+    /// Half-open because a recovery probe was answered: if real traffic then fails, the probe
+    /// misled us, and the next probes wait out the whole (grown) recovery.
+    probe_led: bool,
     /// Probes admitted and not yet recorded or released. Operator actions do not clear it: those calls
     /// are still out, and counting them keeps a later half-open period within its limit.
     probes_in_flight: u32,
@@ -137,6 +171,8 @@ impl Breaker {
             window: VecDeque::new(),
             opened_at: None,
             open_until: None,
+            hold_until: None,
+            probe_led: false,
             probes_in_flight: 0,
             trips: 0,
         }
@@ -152,6 +188,25 @@ impl Breaker {
             BreakerState::Open | BreakerState::HalfOpen => self.opened_at,
             _ => None,
         }
+    }
+
+    /// While open: when the provider's retry-after ends (a recovery probe waits for it).
+    pub fn hold_until(&self) -> Option<Instant> {
+        match self.state {
+            BreakerState::Open => self.hold_until,
+            _ => None,
+        }
+    }
+
+    /// A background recovery probe got an answer: an open breaker turns half-open now, for real
+    /// traffic to confirm. Any other state stays as it is (the operator's, or already moving).
+    pub fn probe_answered(&mut self, reason: impl Into<String>) -> Option<Transition> {
+        if self.state != BreakerState::Open {
+            return None;
+        }
+        self.open_until = None;
+        self.probe_led = true;
+        self.move_to(BreakerState::HalfOpen, reason, None)
     }
 
     /// New thresholds; the state, counters and window stay as they are.
@@ -238,10 +293,12 @@ impl Breaker {
     pub fn snapshot(&self, now: Instant) -> BreakerSnapshot {
         let mut calls_in_window = 0;
         let mut failures_in_window = 0;
-        for &(at, failed) in &self.window {
-            if now.saturating_duration_since(at) < self.config.window {
+        let mut slow_in_window = 0;
+        for call in &self.window {
+            if now.saturating_duration_since(call.at) < self.config.window {
                 calls_in_window += 1;
-                failures_in_window += u32::from(failed);
+                failures_in_window += u32::from(call.failed);
+                slow_in_window += u32::from(call.slow);
             }
         }
         BreakerSnapshot {
@@ -250,6 +307,7 @@ impl Breaker {
             threshold: self.config.consecutive_failures,
             calls_in_window,
             failures_in_window,
+            slow_in_window,
             open_remaining: match self.state {
                 BreakerState::Open => self
                     .open_until
@@ -264,38 +322,89 @@ impl Breaker {
     fn record_closed(&mut self, now: Instant, outcome: CallOutcome) -> Option<Transition> {
         let retry_after = match outcome {
             CallOutcome::Neutral => return None,
-            CallOutcome::Success => {
-                self.push_outcome(now, false);
+            CallOutcome::Success | CallOutcome::Answered { .. } => {
+                let slow = self.is_slow(outcome);
+                self.push_outcome(now, false, slow);
                 self.consecutive_failures = 0;
-                // Only a failure opens the breaker: opening on a success would read as nonsense,
-                // even when old successes leaving the window raise the rate.
-                return None;
+                // Only a failure or a slow answer opens the breaker: opening on a fast success
+                // would read as nonsense, even when old successes leaving the window raise the rate.
+                let reason = if slow { self.slow_reason() } else { None }?;
+                return self.open(now, reason, None);
             }
             CallOutcome::Failure { retry_after } => retry_after,
         };
-        self.push_outcome(now, true);
+        self.push_outcome(now, true, false);
         self.consecutive_failures = self.consecutive_failures.saturating_add(1);
         let reason = self.trip_reason(retry_after)?;
         self.open(now, reason, retry_after)
+    }
+
+    /// Whether an answer counts as slow (only with a slow-call trigger).
+    fn is_slow(&self, outcome: CallOutcome) -> bool {
+        match (outcome, self.config.slow_call) {
+            (CallOutcome::Answered { first_event }, Some(limit)) => first_event >= limit,
+            _ => false,
+        }
+    }
+
+    /// Why the slow answer just recorded opens the breaker, if it does.
+    fn slow_reason(&self) -> Option<String> {
+        let limit = self.config.slow_call?;
+        let calls = self.window.len();
+        let slow = self.window.iter().filter(|call| call.slow).count();
+        let rate = slow as f64 / calls as f64;
+        (calls >= self.config.min_calls.max(1) as usize && rate >= self.config.slow_call_rate).then(
+            || {
+                format!(
+                    "slow calls {:.0}% over {calls} calls in {} (first event ≥ {})",
+                    rate * 100.0,
+                    human(self.config.window),
+                    human(limit)
+                )
+            },
+        )
     }
 
     fn record_probe(&mut self, now: Instant, outcome: CallOutcome) -> Option<Transition> {
         match outcome {
             // The slot is already free; stay half-open for the next probe.
             CallOutcome::Neutral => None,
-            CallOutcome::Success => {
+            CallOutcome::Success | CallOutcome::Answered { .. } if !self.is_slow(outcome) => {
                 self.clear();
                 self.move_to(BreakerState::Closed, "probe succeeded", None)
             }
-            CallOutcome::Failure { retry_after } => {
-                let growth = self.config.recovery_growth.max(1.0);
-                let cap = self.config.recovery_max.max(self.config.recovery);
-                let grown = Duration::try_from_secs_f64(self.recovery.as_secs_f64() * growth)
-                    .unwrap_or(cap);
-                self.recovery = grown.min(cap);
-                self.open(now, "probe failed".to_owned(), retry_after)
+            CallOutcome::Success | CallOutcome::Answered { .. } => {
+                self.reopen(now, "probe answered slowly", None)
             }
+            CallOutcome::Failure { retry_after } => self.reopen(now, "probe failed", retry_after),
         }
+    }
+
+    /// A half-open probe failed: open again for longer. When a recovery probe had let it through,
+    /// the next recovery probes wait out that whole period: a provider that answers one token but
+    /// fails real requests must not cost a real request every probe interval.
+    fn reopen(
+        &mut self,
+        now: Instant,
+        reason: &str,
+        retry_after: Option<Duration>,
+    ) -> Option<Transition> {
+        let misled = std::mem::take(&mut self.probe_led);
+        self.grow_recovery();
+        let transition = self.open(now, reason.to_owned(), retry_after);
+        if misled {
+            self.hold_until = self.hold_until.max(self.open_until);
+        }
+        transition
+    }
+
+    /// A failed probe: the next opening lasts longer, up to the cap.
+    fn grow_recovery(&mut self) {
+        let growth = self.config.recovery_growth.max(1.0);
+        let cap = self.config.recovery_max.max(self.config.recovery);
+        let grown =
+            Duration::try_from_secs_f64(self.recovery.as_secs_f64() * growth).unwrap_or(cap);
+        self.recovery = grown.min(cap);
     }
 
     /// Why the failure just recorded opens the breaker, if it does.
@@ -313,7 +422,7 @@ impl Breaker {
             ));
         }
         let calls = self.window.len();
-        let failures = self.window.iter().filter(|(_, failed)| *failed).count();
+        let failures = self.window.iter().filter(|call| call.failed).count();
         let rate = failures as f64 / calls as f64;
         if calls >= self.config.min_calls as usize && rate >= self.config.failure_rate {
             return Some(format!(
@@ -338,18 +447,23 @@ impl Breaker {
         self.opened_at = Some(now);
         // A day from now is always representable; checked all the same, since it is the clock.
         self.open_until = Some(now.checked_add(period).unwrap_or(now));
+        self.hold_until = retry_after.and_then(|after| now.checked_add(after.min(MAX_OPEN)));
         self.trips += 1;
         self.move_to(BreakerState::Open, reason, Some(period))
     }
 
-    fn push_outcome(&mut self, now: Instant, failed: bool) {
-        while let Some(&(at, _)) = self.window.front() {
-            if now.saturating_duration_since(at) < self.config.window {
+    fn push_outcome(&mut self, now: Instant, failed: bool, slow: bool) {
+        while let Some(call) = self.window.front() {
+            if now.saturating_duration_since(call.at) < self.config.window {
                 break;
             }
             self.window.pop_front();
         }
-        self.window.push_back((now, failed));
+        self.window.push_back(Call {
+            at: now,
+            failed,
+            slow,
+        });
     }
 
     fn clear(&mut self) {
@@ -358,6 +472,8 @@ impl Breaker {
         self.recovery = self.config.recovery;
         self.opened_at = None;
         self.open_until = None;
+        self.hold_until = None;
+        self.probe_led = false;
     }
 
     fn move_to(
@@ -773,6 +889,107 @@ mod tests {
         call(&mut b, t0, failure());
         let t = call(&mut b, t0, failure()).unwrap();
         assert_eq!(t.recovery, Some(secs(10)));
+    }
+
+    fn answered(ms: u64) -> CallOutcome {
+        CallOutcome::Answered {
+            first_event: Duration::from_millis(ms),
+        }
+    }
+
+    #[test]
+    fn slow_answers_open_it_when_their_share_reaches_the_rate() {
+        let config = BreakerConfig {
+            slow_call: Some(secs(5)),
+            slow_call_rate: 0.5,
+            min_calls: 4,
+            ..consecutive_only(0)
+        };
+        let t0 = Instant::now();
+        let mut b = Breaker::new(config.clone());
+        assert_eq!(call(&mut b, t0, answered(6_000)), None, "below min_calls");
+        assert_eq!(call(&mut b, t0, answered(200)), None);
+        assert_eq!(call(&mut b, t0, answered(300)), None);
+        assert_eq!(b.snapshot(t0).slow_in_window, 1);
+        // 2 slow of 4: at the rate. The fast answer just before did not open it.
+        let t = call(&mut b, t0, answered(5_000)).unwrap();
+        assert_eq!(
+            t.reason,
+            "slow calls 50% over 4 calls in 60s (first event ≥ 5s)"
+        );
+        assert_eq!(t.to, BreakerState::Open);
+
+        // Off by default: the same answers never open it.
+        let mut b = Breaker::new(BreakerConfig {
+            min_calls: 4,
+            ..consecutive_only(0)
+        });
+        for _ in 0..10 {
+            assert_eq!(call(&mut b, t0, answered(60_000)), None);
+        }
+        // A probe that answers slowly fails, and the next opening is longer.
+        let mut b = Breaker::new(BreakerConfig {
+            min_calls: 1,
+            slow_call_rate: 1.0,
+            ..config
+        });
+        assert!(call(&mut b, t0, answered(9_000)).is_some());
+        let t = call(&mut b, t0 + secs(30), answered(9_000)).unwrap();
+        assert_eq!(
+            (t.reason.as_str(), t.recovery),
+            ("probe answered slowly", Some(secs(60)))
+        );
+        let t = call(&mut b, t0 + secs(90), answered(100)).unwrap();
+        assert_eq!(t.reason, "probe succeeded");
+    }
+
+    #[test]
+    fn an_answered_recovery_probe_turns_it_half_open_early() {
+        let t0 = Instant::now();
+        let mut b = Breaker::new(consecutive_only(1));
+        call(&mut b, t0, failure_after(secs(3)));
+        assert_eq!(
+            b.hold_until(),
+            Some(t0 + secs(3)),
+            "the retry-after holds probes off"
+        );
+        let t = b.probe_answered("recovery probe answered in 80ms").unwrap();
+        assert_eq!(
+            (t.from, t.to, t.recovery),
+            (BreakerState::Open, BreakerState::HalfOpen, None)
+        );
+        assert_eq!(b.hold_until(), None);
+        // Long before the recovery would have elapsed, one real call is let through to confirm.
+        assert_eq!(b.admit(t0 + secs(1)).0, Ok(true));
+        assert_eq!(
+            b.admit(t0 + secs(1)).0.unwrap_err().reason,
+            SkipReason::HalfOpenBusy
+        );
+        let t = b.record(t0 + secs(1), true, CallOutcome::Success).unwrap();
+        assert_eq!(t.to, BreakerState::Closed);
+        // Only an open breaker moves: not a closed one, nor the operator's.
+        assert_eq!(b.probe_answered("x"), None);
+
+        // A recovery probe answered, but the real request it let through failed: the next recovery
+        // probes wait out the whole (grown) recovery, not the probe interval.
+        let t1 = t0 + secs(100);
+        call(&mut b, t1, failure()); // reset by the closing above; trips again
+        assert_eq!(b.hold_until(), None);
+        b.probe_answered("probe answered");
+        let t = call(&mut b, t1, failure()).unwrap();
+        assert_eq!(
+            (t.reason.as_str(), t.recovery),
+            ("probe failed", Some(secs(60)))
+        );
+        assert_eq!(b.hold_until(), Some(t1 + secs(60)));
+        // A half-open probe after the plain recovery that fails does not hold the probes off.
+        let t2 = t1 + secs(60);
+        let t = call(&mut b, t2, failure()).unwrap();
+        assert_eq!(t.recovery, Some(secs(120)));
+        assert_eq!(b.hold_until(), None);
+        b.force_open();
+        assert_eq!(b.probe_answered("x"), None);
+        assert_eq!(b.state(), BreakerState::ForcedOpen);
     }
 
     #[test]

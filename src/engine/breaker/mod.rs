@@ -6,4 +6,4 @@ mod registry;
 
 pub use crate::event::BreakerState;
 pub use machine::{Breaker, BreakerConfig, BreakerSnapshot, CallOutcome, Rejection, Transition};
-pub use registry::{BreakerKey, Breakers, Permit};
+pub use registry::{BreakerKey, Breakers, Permit, WeakBreakers};

@@ -4,7 +4,8 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::fmt;
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use tokio::sync::mpsc;
 
 use tokio::time::Instant;
 
@@ -63,6 +64,18 @@ pub struct Breakers {
 struct Shared {
     bus: Bus,
     registry: Mutex<Registry>,
+    /// Told the key of every breaker that opens (the recovery prober listens).
+    openings: Mutex<Option<mpsc::UnboundedSender<BreakerKey>>>,
+}
+
+/// The breakers, held without keeping them alive (the prober's hold).
+#[derive(Clone)]
+pub struct WeakBreakers(Weak<Shared>);
+
+impl WeakBreakers {
+    pub fn upgrade(&self) -> Option<Breakers> {
+        self.0.upgrade().map(|shared| Breakers { shared })
+    }
 }
 
 struct Registry {
@@ -117,6 +130,7 @@ impl Breakers {
                     breakers: Vec::new(),
                     index: BTreeMap::new(),
                 }),
+                openings: Mutex::new(None),
             }),
         }
     }
@@ -154,6 +168,36 @@ impl Breakers {
             probe,
             settled: false,
         })
+    }
+
+    /// The key of every breaker that opens from now on (one listener: a new one replaces it).
+    pub fn watch_openings(&self) -> mpsc::UnboundedReceiver<BreakerKey> {
+        let (tx, rx) = mpsc::unbounded_channel();
+        *self
+            .shared
+            .openings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tx);
+        rx
+    }
+
+    pub fn downgrade(&self) -> WeakBreakers {
+        WeakBreakers(Arc::downgrade(&self.shared))
+    }
+
+    /// The bus the transitions go to.
+    pub fn bus(&self) -> &Bus {
+        &self.shared.bus
+    }
+
+    /// A recovery probe of `key` got an answer: an open breaker turns half-open now.
+    pub fn probe_answered(&self, key: &BreakerKey, reason: String) {
+        self.update(key, |breaker, _| ((), breaker.probe_answered(reason)));
+    }
+
+    /// While `key`'s breaker is open: when the provider's retry-after ends.
+    pub fn hold_until(&self, key: &BreakerKey) -> Option<Instant> {
+        self.lock().find(key).and_then(Breaker::hold_until)
     }
 
     /// Operator trip of every breaker of `provider`; whether any state changed.
@@ -213,6 +257,9 @@ impl Breakers {
         // Published under the lock so that the bus carries the transitions of a breaker in the order
         // they happened; publishing never waits.
         if let Some(transition) = transition {
+            if transition.to == BreakerState::Open {
+                self.tell_opened(key);
+            }
             self.shared.bus.publish(EventKind::BreakerChanged {
                 provider: key.provider.clone(),
                 model: key.model.clone(),
@@ -225,6 +272,18 @@ impl Breakers {
             });
         }
         value
+    }
+
+    fn tell_opened(&self, key: &BreakerKey) {
+        let openings = self
+            .shared
+            .openings
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        if let Some(tx) = openings.as_ref() {
+            // A listener that has gone stops nothing.
+            let _ = tx.send(key.clone());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, Registry> {

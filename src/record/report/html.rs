@@ -630,7 +630,7 @@ impl Report {
             e.provider.as_deref() == Some(provider)
                 && matches!(
                     e.kind,
-                    "operator_action" | "fault_changed" | "first_failure"
+                    "operator_action" | "fault_changed" | "first_failure" | "recovery_probe"
                 )
         });
         for e in marks {

@@ -198,6 +198,11 @@ impl Report {
             "cost_usd": usd(p.cost_usd),
             "failed_attempts_cost_usd": usd(p.failed_cost_usd),
             "failed_attempts_with_usage": p.failed_usages,
+            "recovery_probes": {
+                "sent": p.probes,
+                "answered": p.probes_answered,
+                "cost_usd": usd(p.probe_cost_usd),
+            },
         });
         // Only when some cost is unknown: usages of a model without a price (`cost_usd` leaves
         // them out).

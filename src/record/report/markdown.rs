@@ -339,6 +339,15 @@ impl Report {
             p.failed_usages,
             unpriced_usages(p.unpriced_usages)
         )?;
+        if p.probes > 0 {
+            writeln!(
+                out,
+                "- Recovery probes: {} sent while its breaker was open, {} answered, {} (in the cost).",
+                p.probes,
+                p.probes_answered,
+                money(p.probe_cost_usd)
+            )?;
+        }
         writeln!(
             out,
             "- Time open (open or forced open): {}; {} at the end.",
@@ -417,6 +426,7 @@ pub(super) fn kind_label(kind: &str) -> &'static str {
         "breaker_changed" => "breaker",
         "operator_action" => "operator",
         "fault_changed" => "fault",
+        "recovery_probe" => "probe",
         "first_failure" => "failure",
         "impact_start" | "impact_end" => "impact",
         _ => "flagged",

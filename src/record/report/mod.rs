@@ -165,6 +165,11 @@ struct ProviderStats {
     unpriced_usages: u64,
     /// Of those, the failed attempts'.
     failed_unpriced_usages: u64,
+    /// Recovery probes sent while its breaker was open, those answered, and what they cost
+    /// (counted in `cost_usd` too).
+    probes: u64,
+    probes_answered: u64,
+    probe_cost_usd: f64,
     /// The last state a `breaker_changed` put it in (`None`: never seen one).
     state: Option<BreakerState>,
     /// Open (or forced open) since then; the span is closed by the next change, or by the
@@ -235,8 +240,8 @@ struct Transition {
 #[derive(Debug, Clone)]
 struct TimelineEntry {
     ts: DateTime<Utc>,
-    /// `breaker_changed`, `operator_action`, `provider_flagged`, `fault_changed` or
-    /// `first_failure` (and, added when rendering, `impact_start` and `impact_end`).
+    /// `breaker_changed`, `operator_action`, `provider_flagged`, `fault_changed`,
+    /// `recovery_probe` (one that was answered) or `first_failure` (and, added when rendering, `impact_start` and `impact_end`).
     kind: &'static str,
     provider: Option<String>,
     /// One line for a person: `closed → open: 3 consecutive failures`, `trip`, …
@@ -263,6 +268,9 @@ impl ProviderStats {
             failed_usages: 0,
             unpriced_usages: 0,
             failed_unpriced_usages: 0,
+            probes: 0,
+            probes_answered: 0,
+            probe_cost_usd: 0.0,
             state: None,
             open_since: None,
             open_ms: 0,
@@ -498,6 +506,14 @@ impl Report {
                 fault,
                 reason,
             } => self.on_fault_changed(ts, provider, fault, reason),
+            EventKind::ProbeFinished {
+                provider,
+                probe,
+                ok,
+                latency_ms,
+                cost_usd,
+                ..
+            } => self.on_probe_finished(ts, provider, *probe, *ok, *latency_ms, *cost_usd),
             // Request events are folded by `apply`.
             _ => {}
         }
@@ -545,6 +561,37 @@ impl Report {
                 ps.iter()
                     .any(|p| p["name"] == name && p["simulated"] == true)
             })
+    }
+
+    /// A recovery probe: counted and costed; one that was answered is when the provider was seen
+    /// to be back, a line of the timeline.
+    fn on_probe_finished(
+        &mut self,
+        ts: DateTime<Utc>,
+        provider: &str,
+        probe: u32,
+        ok: bool,
+        latency_ms: u64,
+        cost_usd: f64,
+    ) {
+        let stats = self.provider(provider);
+        let cost = if cost_usd.is_finite() && cost_usd > 0.0 {
+            cost_usd
+        } else {
+            0.0
+        };
+        stats.probes += 1;
+        stats.probes_answered += u64::from(ok);
+        stats.probe_cost_usd += cost;
+        stats.cost_usd += cost;
+        if ok {
+            self.push_timeline(TimelineEntry {
+                ts,
+                kind: "recovery_probe",
+                provider: Some(clip(provider)),
+                what: format!("recovery probe {probe} answered in {latency_ms} ms"),
+            });
+        }
     }
 
     fn on_fault_changed(&mut self, ts: DateTime<Utc>, provider: &str, fault: &str, reason: &str) {
