@@ -331,12 +331,14 @@ fn probe(s: &mut String, kind: &EventKind) -> fmt::Result {
         status,
         message,
         cost_usd,
+        unpriced,
         next_probe_ms,
         ..
     } = kind
     else {
         return Ok(());
     };
+    let cost = Spend::of(*cost_usd, *unpriced).describe(|usd| format!("${usd:.6}"));
     write!(s, "{}", q(provider))?;
     if let Some(model) = model {
         write!(s, " ({})", q(model))?;
@@ -344,8 +346,7 @@ fn probe(s: &mut String, kind: &EventKind) -> fmt::Result {
     if *ok {
         write!(
             s,
-            " recovery probe {probe} answered in {latency_ms} ms (${:.6})",
-            finite(*cost_usd)
+            " recovery probe {probe} answered in {latency_ms} ms ({cost})"
         )?;
         return Ok(());
     }

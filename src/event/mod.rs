@@ -216,9 +216,12 @@ pub enum EventKind {
         input_tokens: u64,
         #[serde(default)]
         output_tokens: u64,
-        /// What the probe cost, like any attempt's.
+        /// What the probe cost, like any attempt's; 0 when its model has no price (then `unpriced`).
         #[serde(default)]
         cost_usd: f64,
+        /// The probe's model has no price: `cost_usd` is 0 but the cost unknown. Absent when priced.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unpriced: bool,
         /// After a failed probe: about how long until the next one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         next_probe_ms: Option<u64>,

@@ -148,10 +148,21 @@ impl Metrics {
                 provider,
                 ok,
                 cost_usd,
+                unpriced,
+                input_tokens,
+                output_tokens,
                 ..
             } => {
                 let p = self.provider(provider);
                 bump(self.probes.entry((p.clone(), *ok)).or_default(), 1);
+                if *unpriced {
+                    let unknown = self.unpriced_tokens.entry(p.clone()).or_default();
+                    unknown.accumulate(TokenCounts {
+                        input: *input_tokens,
+                        output: *output_tokens,
+                        ..TokenCounts::default()
+                    });
+                }
                 self.add_cost(p, *cost_usd);
             }
             EventKind::Rewind { provider, .. } => {

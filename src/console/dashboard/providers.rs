@@ -109,6 +109,8 @@ pub struct RecoveryProbes {
     pub answered: u64,
     /// What they cost (also counted in the provider's `cost_usd`).
     pub cost_usd: f64,
+    /// Probes of a model without a price, left out of `cost_usd`.
+    pub unpriced: u64,
     /// The probe out now: its number, and since when.
     pub in_flight: Option<(u32, DateTime<Utc>)>,
     /// The last probe's end: its number, when, and the error class it failed with (`None`:
@@ -500,6 +502,7 @@ impl Dashboard {
             ok,
             class,
             cost_usd,
+            unpriced,
             next_probe_ms,
             ..
         } = kind
@@ -526,7 +529,9 @@ impl Dashboard {
         r.next_at = next_probe_ms.map(|ms| plus_millis(ts, ms));
         let cost = finite(*cost_usd);
         r.cost_usd += cost;
+        r.unpriced += u64::from(*unpriced);
         view.cost_usd += cost;
+        view.unpriced += u64::from(*unpriced);
     }
 
     /// The error classes the session's breakers count, when they differ from the default
@@ -1128,6 +1133,7 @@ mod tests {
             output_tokens: 1,
             cost_usd: 0.25,
             next_probe_ms: (!ok).then_some(3_000),
+            unpriced: false,
         }
     }
 

@@ -16,6 +16,7 @@ use crate::console::dashboard::{
 };
 use crate::console::theme::{Theme, state_word};
 use crate::console::ui::DetailTarget;
+use crate::event::facts::Spend;
 use crate::event::{BreakerState, ErrorClass, Outcome};
 
 /// Labels are padded to the longest of a detail's, within these bounds (a longer one pushes its
@@ -472,11 +473,15 @@ fn provider(dash: &Dashboard, name: &str) -> Detail {
 /// `7 sent, 1 answered, $0.000042 · probe 7 answered at 12:00:31` (or out now, or the next due).
 fn recovery_probes(p: &ProviderView, now: Option<DateTime<Utc>>) -> String {
     let r = &p.recovery;
+    let spent = Spend {
+        usd: r.cost_usd,
+        unpriced: r.unpriced,
+    };
     let mut s = format!(
         "{} sent, {} answered, {}",
         r.sent,
         r.answered,
-        text::usd(r.cost_usd)
+        spent.describe(text::usd)
     );
     if let Some((n, since)) = r.in_flight {
         s.push_str(&format!(" · probe {n} out since {}", time(since)));

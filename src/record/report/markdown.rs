@@ -7,6 +7,7 @@ use std::fmt::{Result, Write as _};
 
 use super::findings::{clock, duration, is_skip, latency, statuses};
 use super::{IN_FLIGHT_CAP, ProviderStats, Report, ts, usd};
+use crate::event::facts::Spend;
 
 impl Report {
     /// The report as Markdown, for a person reading a postmortem.
@@ -345,7 +346,11 @@ impl Report {
                 "- Recovery probes: {} sent while its breaker was open, {} answered, {} (in the cost).",
                 p.probes,
                 p.probes_answered,
-                money(p.probe_cost_usd)
+                Spend {
+                    usd: p.probe_cost_usd,
+                    unpriced: p.probe_unpriced
+                }
+                .describe(money)
             )?;
         }
         writeln!(

@@ -170,6 +170,8 @@ struct ProviderStats {
     probes: u64,
     probes_answered: u64,
     probe_cost_usd: f64,
+    /// Probes of a model without a price (in `unpriced_usages` too).
+    probe_unpriced: u64,
     /// The last state a `breaker_changed` put it in (`None`: never seen one).
     state: Option<BreakerState>,
     /// Open (or forced open) since then; the span is closed by the next change, or by the
@@ -271,6 +273,7 @@ impl ProviderStats {
             probes: 0,
             probes_answered: 0,
             probe_cost_usd: 0.0,
+            probe_unpriced: 0,
             state: None,
             open_since: None,
             open_ms: 0,
@@ -512,8 +515,12 @@ impl Report {
                 ok,
                 latency_ms,
                 cost_usd,
+                unpriced,
                 ..
-            } => self.on_probe_finished(ts, provider, *probe, *ok, *latency_ms, *cost_usd),
+            } => {
+                let cost = Spend::of(*cost_usd, *unpriced);
+                self.on_probe_finished(ts, provider, (*probe, *ok, *latency_ms), cost);
+            }
             // Request events are folded by `apply`.
             _ => {}
         }
@@ -569,21 +576,17 @@ impl Report {
         &mut self,
         ts: DateTime<Utc>,
         provider: &str,
-        probe: u32,
-        ok: bool,
-        latency_ms: u64,
-        cost_usd: f64,
+        (probe, ok, latency_ms): (u32, bool, u64),
+        spent: Spend,
     ) {
         let stats = self.provider(provider);
-        let cost = if cost_usd.is_finite() && cost_usd > 0.0 {
-            cost_usd
-        } else {
-            0.0
-        };
+        let cost = spent.usd.max(0.0);
         stats.probes += 1;
         stats.probes_answered += u64::from(ok);
         stats.probe_cost_usd += cost;
+        stats.probe_unpriced += spent.unpriced;
         stats.cost_usd += cost;
+        stats.unpriced_usages += spent.unpriced;
         if ok {
             self.push_timeline(TimelineEntry {
                 ts,
