@@ -641,6 +641,7 @@ fn probe_finished(provider: &str, probe: u32, ok: bool, cost_usd: f64) -> EventK
         output_tokens: u64::from(ok),
         cost_usd,
         next_probe_ms: (!ok).then_some(3_000),
+        unpriced: false,
     }
 }
 
