@@ -398,6 +398,7 @@ impl Flow {
             cache_write_tokens: 0,
             cost_usd: cost,
             estimated: false,
+            unpriced: false,
         });
         self.cost += cost;
         cost
@@ -439,6 +440,7 @@ impl Flow {
             attempts: self.attempt,
             failed_cost_usd: self.failed_cost,
             primary_cost_usd: Some(self.cost - self.failed_cost),
+            unpriced: false,
         });
     }
 }

@@ -122,6 +122,7 @@ fn requests() -> VecDeque<RequestView> {
             stop_reason: Some("end_turn".into()),
             total_ms: Some(2_300),
             cost_usd: 0.0123,
+            unpriced: false,
         })
         .collect()
 }
@@ -143,6 +144,7 @@ fn busy() -> Dashboard {
         cost_usd: 1234.5,
         failed_cost_usd: 12.3,
         failover_delta_usd: 45.6,
+        ..Totals::default()
     };
     dash.requests = requests();
     dash.log = (0..LOG_KEPT)

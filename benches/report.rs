@@ -146,6 +146,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 attempts: attempt,
                 failed_cost_usd: 0.0,
                 primary_cost_usd: None,
+                unpriced: false,
             })?;
             continue;
         }
@@ -183,6 +184,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 cache_write_tokens: 0,
                 cost_usd: 0.0012,
                 estimated: false,
+                unpriced: false,
             })?;
             if cut && round == 0 {
                 g.emit(EventKind::AttemptFailed {
@@ -218,6 +220,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
             attempts: attempt,
             failed_cost_usd: if cut { 0.0012 } else { 0.0 },
             primary_cost_usd: Some(0.0015),
+            unpriced: false,
         })?;
     }
     g.out.flush()

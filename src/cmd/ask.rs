@@ -16,6 +16,7 @@ use std::sync::Arc;
 use crate::cli::{AskArgs, Cli};
 use crate::config::TargetEntry;
 use crate::engine::failover::{FailoverEngine, MidStreamPolicy, ProviderTotals, RequestMeta};
+use crate::event::facts::Spend;
 use crate::event::{Event, EventKind, Outcome, Received, Source};
 use crate::provider::{Message, Request};
 use crate::session::recording::{Recording, When};
@@ -345,11 +346,14 @@ impl Printer {
             total_ms,
             cost_usd,
             attempts,
+            unpriced,
             ..
         } = &event.kind
         else {
             return;
         };
+        // A model without a price is "cost unknown", never $0.
+        let cost = Spend::of(*cost_usd, *unpriced).describe(dollars);
         let view = self.requests.remove(request_id).unwrap_or_default();
         let ok = *outcome == Outcome::Ok;
         let who = provider.as_deref().unwrap_or("-");
@@ -373,7 +377,7 @@ impl Printer {
                 format!("FAILED {}", class.map_or("", |c| c.as_str()))
             };
             self.out(&format!(
-                "{request_id:>4}  {status:<22} {who:<12} attempts {attempts}  {first}total {:.2} s  ${cost_usd:.6}{after}\n",
+                "{request_id:>4}  {status:<22} {who:<12} attempts {attempts}  {first}total {:.2} s  {cost}{after}\n",
                 *total_ms as f64 / 1000.0
             ));
         } else if ok {
@@ -387,7 +391,7 @@ impl Printer {
                 view.input_tokens, view.output_tokens
             );
             say(&format!(
-                "ok: {who} ({model}) · {first}{:.2} s · {tokens} · ${cost_usd:.6} · stop: {}{after}",
+                "ok: {who} ({model}) · {first}{:.2} s · {tokens} · {cost} · stop: {}{after}",
                 *total_ms as f64 / 1000.0,
                 stop_reason.as_deref().unwrap_or("?"),
             ));
@@ -445,10 +449,15 @@ fn print_totals(totals: &BTreeMap<String, ProviderTotals>) {
             t.failures,
             t.input_tokens + t.cache_read_tokens + t.cache_write_tokens,
             t.output_tokens,
-            format!("${:.6}", t.cost_usd),
-            format!("${:.6}", t.failed_cost_usd),
+            t.cost().cell(dollars),
+            t.failed_cost().cell(dollars),
         ));
     }
+}
+
+/// How `ask` writes money: to the micro-dollar, as the event log does.
+fn dollars(usd: f64) -> String {
+    format!("${usd:.6}")
 }
 
 /// `a, a, a, b` → `a ×3, b`

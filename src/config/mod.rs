@@ -193,9 +193,36 @@ mod tests {
         let c = Config::parse("", "empty.toml").unwrap();
         assert_eq!(c.providers.len(), 2);
         assert_eq!(c.providers[0].name(), "anthropic");
-        assert_eq!(c.providers[1].model, "gpt-5");
+        assert_eq!(c.providers[0].model, "claude-sonnet-5-5");
+        assert_eq!(c.providers[1].model, "gpt-6.2-sol");
         assert_eq!(c.timeouts(), Timeouts::default());
         assert_eq!(c.sim_config().unwrap(), SimConfig::default());
+    }
+
+    /// Changing a default model without pricing it would show its cost as unknown to everyone.
+    #[test]
+    fn every_default_model_has_a_price() {
+        let pricing = crate::engine::cost::Pricing::built_in();
+        let c = Config::parse("", "empty.toml").unwrap();
+        let sim = c.sim_config().unwrap();
+        let models = c
+            .providers
+            .iter()
+            .map(|p| p.model.as_str())
+            .chain(sim.providers.iter().map(|p| p.model.as_str()));
+        for model in models {
+            assert!(pricing.price(model).is_some(), "{model} has no price");
+        }
+        // The shipped sample too (its providers are the defaults: another test keeps them so).
+        let sample = include_str!("../../assets/breakerbox.toml");
+        let c = Config::parse(sample, "breakerbox.toml").unwrap();
+        for p in &c.providers {
+            assert!(
+                pricing.price(&p.model).is_some(),
+                "{} has no price",
+                p.model
+            );
+        }
     }
 
     #[test]
@@ -318,7 +345,7 @@ mod tests {
         assert_eq!(r.base_url, "http://127.0.0.1:9/v1");
         let sim = c.sim_config().unwrap();
         assert_eq!(sim.providers[0].protocol, Protocol::OpenaiResponses);
-        assert_eq!(sim.providers[0].model, "gpt-5");
+        assert_eq!(sim.providers[0].model, "gpt-6.2-sol");
     }
 
     #[test]

@@ -313,7 +313,8 @@ pub(super) fn default_providers() -> Vec<ProviderEntry> {
         breaker: BreakerScope::Provider,
     };
     vec![
-        entry("anthropic", Protocol::Anthropic, "claude-sonnet-4-5"),
-        entry("openai", Protocol::Openai, "gpt-5"),
+        // Current as of assets/pricing.toml's date, and priced there (a test keeps them so).
+        entry("anthropic", Protocol::Anthropic, "claude-sonnet-5-5"),
+        entry("openai", Protocol::Openai, "gpt-6.2-sol"),
     ]
 }

@@ -82,8 +82,10 @@ pub struct AttemptReport {
     pub usage_estimated: bool,
     /// Pieces of output streamed (text, thinking, tool-call input): each is at least one token.
     pub output_pieces: u64,
-    /// Zero when the model has no price.
+    /// Zero when the model has no price (then `unpriced`).
     pub cost_usd: f64,
+    /// It used tokens of a model the price table does not know: its cost is unknown, not zero.
+    pub unpriced: bool,
     pub first_event_ms: Option<u64>,
     /// A tool call had started streaming.
     pub tool_call: bool,
@@ -106,6 +108,7 @@ impl AttemptReport {
             usage_estimated: false,
             output_pieces: 0,
             cost_usd: 0.0,
+            unpriced: false,
             first_event_ms: None,
             tool_call: false,
             elapsed: Duration::ZERO,
@@ -304,7 +307,9 @@ fn price(report: &mut AttemptReport, request_chars: u64, pricing: &Pricing) {
         };
         report.usage_estimated = true;
     }
-    report.cost_usd = pricing.cost(&report.model, &report.usage).unwrap_or(0.0);
+    let cost = pricing.cost(&report.model, &report.usage);
+    report.unpriced = cost.is_none() && report.usage != Usage::default();
+    report.cost_usd = cost.unwrap_or(0.0);
 }
 
 /// Publish what the attempt used and, if it failed, how.
@@ -320,6 +325,7 @@ fn publish_end(ctx: &AttemptContext<'_>, report: &AttemptReport) {
             cache_write_tokens: report.usage.cache_write_tokens,
             cost_usd: report.cost_usd,
             estimated: report.usage_estimated,
+            unpriced: report.unpriced,
         });
     }
     if let Err(err) = &report.result {
@@ -448,6 +454,68 @@ mod tests {
                 "usage"
             ]
         );
+    }
+
+    #[tokio::test]
+    async fn a_model_without_a_price_is_unpriced_not_free() {
+        let provider = Scripted(vec![
+            Ok(StreamEvent::MessageStart {
+                id: "m".into(),
+                model: "llama-3.3-70b".into(),
+            }),
+            Ok(StreamEvent::TextDelta { text: "Hi".into() }),
+            Ok(StreamEvent::Usage(Usage {
+                input_tokens: 10,
+                output_tokens: 2,
+                ..Usage::default()
+            })),
+            Ok(StreamEvent::Done {
+                stop_reason: StopReason::EndTurn,
+                raw_stop_reason: None,
+            }),
+        ]);
+        let bus = Bus::new(64);
+        let mut rx = bus.subscribe();
+        let pricing = Pricing::built_in();
+        let report = run(
+            &provider,
+            Request::prompt("hello"),
+            AttemptContext::new(&bus, &pricing, "r1", 1),
+        )
+        .await;
+        assert!(report.unpriced && report.cost_usd == 0.0);
+        let mut usage = None;
+        while let Ok(e) = rx.try_recv() {
+            if let EventKind::Usage { .. } = &e.kind {
+                usage = Some(serde_json::to_value(&*e).unwrap());
+            }
+        }
+        let usage = usage.unwrap();
+        assert_eq!(usage["unpriced"], true, "{usage}");
+        assert_eq!(usage["cost_usd"], 0.0, "the field stays, with its meaning");
+        // A priced model's usage does not carry the flag at all.
+        let priced = Scripted(vec![
+            Ok(StreamEvent::Usage(Usage {
+                input_tokens: 10,
+                ..Usage::default()
+            })),
+            Ok(StreamEvent::Done {
+                stop_reason: StopReason::EndTurn,
+                raw_stop_reason: None,
+            }),
+        ]);
+        let report = run(
+            &priced,
+            Request::prompt("hello"),
+            AttemptContext::new(&bus, &pricing, "r2", 1),
+        )
+        .await;
+        assert!(!report.unpriced && report.cost_usd > 0.0);
+        let seen: Vec<String> = std::iter::from_fn(|| rx.try_recv().ok())
+            .filter(|e| e.kind.type_name() == "usage")
+            .map(|e| serde_json::to_string(&*e).unwrap())
+            .collect();
+        assert!(seen.len() == 1 && !seen[0].contains("unpriced"), "{seen:?}");
     }
 
     #[tokio::test]

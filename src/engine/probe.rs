@@ -23,7 +23,9 @@ use tokio::time::Instant;
 use crate::engine::breaker::{BreakerKey, BreakerState, WeakBreakers};
 use crate::engine::cost::Pricing;
 use crate::event::{Bus, EventKind};
-use crate::provider::{ErrorClass, Message, Phase, Provider, ProviderError, Request, StreamEvent};
+use crate::provider::{
+    ErrorClass, Message, Phase, Provider, ProviderError, Request, StreamEvent, Usage,
+};
 
 /// How often an open breaker's provider is probed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -227,7 +229,8 @@ impl Prober {
         let started = Instant::now();
         let reply = ask_once(target).await;
         let latency_ms = u64::try_from(started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        let cost_usd = self.pricing.cost(&reply.model, &reply.usage).unwrap_or(0.0);
+        let cost = self.pricing.cost(&reply.model, &reply.usage);
+        let unpriced = cost.is_none() && reply.usage != Usage::default();
         let error = reply.result.as_ref().err();
         bus.publish(EventKind::ProbeFinished {
             provider: key.provider.clone(),
@@ -240,7 +243,8 @@ impl Prober {
             message: error.map(|e| e.message.clone()),
             input_tokens: reply.usage.input_tokens,
             output_tokens: reply.usage.output_tokens,
-            cost_usd,
+            cost_usd: cost.unwrap_or(0.0),
+            unpriced,
             next_probe_ms: error.map(|_| u64::try_from(next_in.as_millis()).unwrap_or(u64::MAX)),
         });
         match reply.result {
@@ -443,7 +447,7 @@ mod tests {
         let probe = a.last_request();
         assert_eq!(
             (probe.max_tokens, probe.model.as_str()),
-            (1, "claude-sonnet-4-5")
+            (1, "claude-sonnet-5-5")
         );
         // The fourth was answered: the breaker went half-open long before its 30 s recovery.
         let (at, last) = seen.last().unwrap();
@@ -470,6 +474,49 @@ mod tests {
         assert!(started_at(&seen).is_empty(), "{seen:?}");
         assert_eq!(shared.breakers.state(&key), BreakerState::HalfOpen);
         assert_eq!(a.calls(), 4);
+    }
+
+    /// A probe answered by a model the price table does not know costs something unknown, not $0.
+    #[tokio::test(start_paused = true)]
+    async fn a_probe_of_a_model_without_a_price_is_unpriced() {
+        let unpriced_reply = vec![
+            Play::Emit(Ok(StreamEvent::MessageStart {
+                id: "m".into(),
+                model: "llama-3.3-70b".into(),
+            })),
+            text("pong"),
+            usage(10, 1),
+            done(),
+        ];
+        let a = Scripted::new("a", vec![unpriced_reply]);
+        let shared = shared(one_strike());
+        let _e = FailoverEngine::new(
+            "chain",
+            vec![target(&a, false)],
+            settings(MidStreamPolicy::Restart),
+            shared.clone(),
+        );
+        shared.start_probing(ProbeConfig::default());
+        let mut rx = shared.bus.subscribe();
+        shared
+            .breakers
+            .admit(&BreakerKey::provider("a"))
+            .unwrap()
+            .record(CallOutcome::Failure { retry_after: None });
+        let seen = watch(&mut rx, Instant::now() + secs(5)).await;
+        let finished: Vec<(bool, f64, bool)> = seen
+            .iter()
+            .filter_map(|(_, k)| match k {
+                EventKind::ProbeFinished {
+                    ok,
+                    cost_usd,
+                    unpriced,
+                    ..
+                } => Some((*ok, *cost_usd, *unpriced)),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(finished, [(true, 0.0, true)], "{seen:#?}");
     }
 
     #[tokio::test(start_paused = true)]
@@ -541,7 +588,7 @@ mod tests {
             self.name
         }
         fn default_model(&self) -> &str {
-            "claude-sonnet-4-5"
+            "claude-sonnet-5-5"
         }
         fn stream(&self, request: Request) -> ProviderStream {
             let now = Instant::now();

@@ -438,6 +438,7 @@ impl Run {
         let shared = &self.engine.shared;
         shared.note_attempt(report);
         tally.cost += report.cost_usd;
+        tally.unpriced |= report.unpriced;
         if delivered {
             tally.deliver(report);
         }
@@ -549,6 +550,7 @@ impl Run {
                         attempts: tally.attempts,
                         failed_cost_usd: tally.failed_cost,
                         primary_cost_usd,
+                        unpriced: tally.unpriced,
                     },
                     done.map(|d| {
                         Ok(StreamEvent::Done {
@@ -571,6 +573,7 @@ impl Run {
                     attempts: tally.attempts,
                     failed_cost_usd: tally.failed_cost,
                     primary_cost_usd: None,
+                    unpriced: tally.unpriced,
                 },
                 Some(Err(err)),
             ),

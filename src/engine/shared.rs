@@ -17,6 +17,7 @@ use crate::engine::probe::{ProbeConfig, ProbeTargets};
 use crate::engine::retry::RetryBudget;
 use crate::engine::throttle::{Throttle, ThrottleConfig};
 use crate::event::Bus;
+use crate::event::facts::Spend;
 
 /// What all engines of one process share: the bus, the breakers, the retry budget, prices, recent
 /// first-event latencies and the running totals per provider.
@@ -49,6 +50,28 @@ pub struct ProviderTotals {
     pub cost_usd: f64,
     /// The part of `cost_usd` spent on attempts that failed or were cancelled.
     pub failed_cost_usd: f64,
+    /// Attempts that used a model without a price: `cost_usd` leaves them out (a lower bound).
+    pub unpriced_attempts: u64,
+    /// Of those, the ones that failed or were cancelled.
+    pub failed_unpriced_attempts: u64,
+}
+
+impl ProviderTotals {
+    /// What it cost, unpriced attempts said apart (never shown as $0).
+    pub fn cost(&self) -> Spend {
+        Spend {
+            usd: self.cost_usd,
+            unpriced: self.unpriced_attempts,
+        }
+    }
+
+    /// What its failed and cancelled attempts cost.
+    pub fn failed_cost(&self) -> Spend {
+        Spend {
+            usd: self.failed_cost_usd,
+            unpriced: self.failed_unpriced_attempts,
+        }
+    }
 }
 
 /// Recent first-event latencies kept per provider, for percentile hedging.
@@ -120,9 +143,11 @@ impl Shared {
         t.cache_read_tokens += report.usage.cache_read_tokens;
         t.cache_write_tokens += report.usage.cache_write_tokens;
         t.cost_usd += report.cost_usd;
+        t.unpriced_attempts += u64::from(report.unpriced);
         if report.result.is_err() {
             t.failures += 1;
             t.failed_cost_usd += report.cost_usd;
+            t.failed_unpriced_attempts += u64::from(report.unpriced);
         }
     }
 

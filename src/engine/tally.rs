@@ -11,6 +11,8 @@ pub(super) struct Tally {
     pub(super) attempts: u32,
     pub(super) cost: f64,
     pub(super) failed_cost: f64,
+    /// Some attempt used a model without a price: `cost` and `failed_cost` are lower bounds.
+    pub(super) unpriced: bool,
     /// The error the caller will get if nothing answers: the most informative one seen (see
     /// [`Tally::keep`]), not merely the last.
     pub(super) error: Option<ProviderError>,

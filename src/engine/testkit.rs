@@ -54,7 +54,7 @@ impl Provider for Scripted {
         &self.name
     }
     fn default_model(&self) -> &str {
-        "claude-sonnet-4-5"
+        "claude-sonnet-5-5"
     }
     fn stream(&self, request: Request) -> ProviderStream {
         self.seen.lock().unwrap().push(request);
@@ -76,7 +76,7 @@ impl Provider for Scripted {
 pub(super) fn start() -> Play {
     Play::Emit(Ok(StreamEvent::MessageStart {
         id: "m".into(),
-        model: "claude-sonnet-4-5".into(),
+        model: "claude-sonnet-5-5".into(),
     }))
 }
 

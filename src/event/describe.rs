@@ -4,6 +4,7 @@
 
 use std::fmt::{self, Write as _};
 
+use super::facts::Spend;
 use super::{EventKind, Outcome, ProviderInfo, Source};
 use crate::text::OneLine;
 
@@ -289,7 +290,8 @@ fn usage(s: &mut String, kind: &EventKind) -> fmt::Result {
         cache_write_tokens,
         cost_usd,
         estimated,
-        ..
+        unpriced,
+        model,
     } = kind
     else {
         return Ok(());
@@ -306,7 +308,11 @@ fn usage(s: &mut String, kind: &EventKind) -> fmt::Result {
             ", cache {cache_read_tokens} read, {cache_write_tokens} written"
         )?;
     }
-    write!(s, ", ${:.6}", finite(*cost_usd))?;
+    if *unpriced {
+        write!(s, ", cost unknown (no price for {})", q(model))?;
+    } else {
+        write!(s, ", ${:.6}", finite(*cost_usd))?;
+    }
     if *estimated {
         s.push_str(" (estimated)");
     }
@@ -323,11 +329,13 @@ fn finished(s: &mut String, kind: &EventKind) -> fmt::Result {
         total_ms,
         cost_usd,
         attempts,
+        unpriced,
         ..
     } = kind
     else {
         return Ok(());
     };
+    let cost = Spend::of(*cost_usd, *unpriced).describe(|usd| format!("${usd:.6}"));
     // A caller that went away is not a failure of the providers: said apart.
     let cancelled = *class == Some(super::ErrorClass::Cancelled);
     match (outcome, provider) {
@@ -340,9 +348,8 @@ fn finished(s: &mut String, kind: &EventKind) -> fmt::Result {
     }
     write!(
         s,
-        " in {:.2} s, ${:.6} ({attempts} attempt{})",
+        " in {:.2} s, {cost} ({attempts} attempt{})",
         seconds(*total_ms),
-        finite(*cost_usd),
         if *attempts == 1 { "" } else { "s" }
     )?;
     if *outcome == Outcome::Error {
@@ -367,12 +374,14 @@ fn probe(s: &mut String, kind: &EventKind) -> fmt::Result {
         status,
         message,
         cost_usd,
+        unpriced,
         next_probe_ms,
         ..
     } = kind
     else {
         return Ok(());
     };
+    let cost = Spend::of(*cost_usd, *unpriced).describe(|usd| format!("${usd:.6}"));
     write!(s, "{}", q(provider))?;
     if let Some(model) = model {
         write!(s, " ({})", q(model))?;
@@ -380,8 +389,7 @@ fn probe(s: &mut String, kind: &EventKind) -> fmt::Result {
     if *ok {
         write!(
             s,
-            " recovery probe {probe} answered in {latency_ms} ms (${:.6})",
-            finite(*cost_usd)
+            " recovery probe {probe} answered in {latency_ms} ms ({cost})"
         )?;
         return Ok(());
     }

@@ -1,6 +1,6 @@
 //! Facts several folds derive from the same events, written once: the token counts a `usage`
-//! carries, and whether a finished request failed over (was answered by a provider other than its
-//! primary, the first target of its chain).
+//! carries, what was spent (and whether some of it is unknown), and whether a finished request
+//! failed over (was answered by a provider other than its primary, the first target of its chain).
 //!
 //! The report, the metrics, the OTLP export and the console each fold these; they differ in what
 //! they do with them, not in what they mean.
@@ -59,6 +59,56 @@ impl TokenCounts {
             (cache_read, self.cache_read),
             (cache_write, self.cache_write),
         ]
+    }
+}
+
+/// Dollars spent, and how many usages of a model without a price are left out of them. Such usage
+/// costs something nobody here knows: never show it as $0.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Spend {
+    /// The priced part, USD.
+    pub usd: f64,
+    /// Usages (or attempts, or requests: whatever the fold counts) that had no price.
+    pub unpriced: u64,
+}
+
+impl Spend {
+    /// `usd` of priced usage, or one unpriced usage (whose `usd` is 0 by contract).
+    pub fn of(usd: f64, unpriced: bool) -> Spend {
+        Spend {
+            usd: if usd.is_finite() { usd } else { 0.0 },
+            unpriced: u64::from(unpriced),
+        }
+    }
+
+    /// Add `other` to this spend.
+    pub fn add(&mut self, other: Spend) {
+        self.usd += other.usd;
+        self.unpriced = self.unpriced.saturating_add(other.unpriced);
+    }
+
+    /// Every part of it was priced.
+    pub fn known(&self) -> bool {
+        self.unpriced == 0
+    }
+
+    /// For people: `$0.0123`, `cost unknown` (only unpriced usage), or `≥ $0.0123 (+ unpriced)`
+    /// (a lower bound), with `dollars` writing the amount the way the caller writes money.
+    pub fn describe(&self, dollars: impl Fn(f64) -> String) -> String {
+        match (self.known(), self.usd > 0.0) {
+            (true, _) => dollars(self.usd),
+            (false, false) => "cost unknown".to_string(),
+            (false, true) => format!("≥ {} (+ unpriced)", dollars(self.usd)),
+        }
+    }
+
+    /// [`Spend::describe`] for a narrow table cell: `$0.0123`, `unknown`, `≥$0.0123`.
+    pub fn cell(&self, dollars: impl Fn(f64) -> String) -> String {
+        match (self.known(), self.usd > 0.0) {
+            (true, _) => dollars(self.usd),
+            (false, false) => "unknown".to_string(),
+            (false, true) => format!("≥{}", dollars(self.usd)),
+        }
     }
 }
 
@@ -237,7 +287,48 @@ mod tests {
             attempts: 1,
             failed_cost_usd: 0.0,
             primary_cost_usd: None,
+            unpriced: false,
         }
+    }
+
+    #[test]
+    fn unknown_spend_is_never_written_as_zero() {
+        let dollars = |usd: f64| format!("${usd:.4}");
+        let mut spend = Spend::default();
+        assert_eq!(
+            spend.describe(dollars),
+            "$0.0000",
+            "nothing spent is known: $0"
+        );
+        spend.add(Spend::of(0.0, true));
+        assert_eq!(spend.describe(dollars), "cost unknown");
+        assert_eq!(spend.cell(dollars), "unknown");
+        spend.add(Spend::of(0.0123, false));
+        assert_eq!(spend.describe(dollars), "≥ $0.0123 (+ unpriced)");
+        assert_eq!(spend.cell(dollars), "≥$0.0123");
+        assert_eq!(Spend::of(f64::NAN, false).usd, 0.0);
+        // The event log says which model has no price.
+        let mut usage = EventKind::Usage {
+            request_id: "r1".into(),
+            provider: "local".into(),
+            model: "llama-3.3-70b".into(),
+            input_tokens: 1,
+            output_tokens: 2,
+            cache_read_tokens: 0,
+            cache_write_tokens: 0,
+            cost_usd: 0.0,
+            estimated: false,
+            unpriced: true,
+        };
+        let line = crate::event::describe::describe(&usage);
+        assert!(
+            line.ends_with("cost unknown (no price for llama-3.3-70b)"),
+            "{line}"
+        );
+        if let EventKind::Usage { unpriced, .. } = &mut usage {
+            *unpriced = false;
+        }
+        assert!(crate::event::describe::describe(&usage).ends_with("$0.000000"));
     }
 
     #[test]
@@ -252,6 +343,7 @@ mod tests {
             cache_write_tokens: u64::MAX,
             cost_usd: 0.0,
             estimated: false,
+            unpriced: false,
         };
         let one = TokenCounts::from_usage(&usage).unwrap_or_default();
         let mut sum = TokenCounts::default();

@@ -142,10 +142,15 @@ pub enum EventKind {
         output_tokens: u64,
         cache_read_tokens: u64,
         cache_write_tokens: u64,
+        /// USD at the price table's prices; 0 when the model has none (then `unpriced`).
         cost_usd: f64,
         /// The provider reported no usage before the stream broke: the tokens are estimated.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         estimated: bool,
+        /// The model has no price (not in `assets/pricing.toml` nor the config's `[pricing]`):
+        /// `cost_usd` is 0 but the cost is unknown, not zero. Absent when priced.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unpriced: bool,
     },
     RequestFinished {
         request_id: String,
@@ -168,9 +173,14 @@ pub enum EventKind {
         #[serde(default)]
         failed_cost_usd: f64,
         /// What the answer would have cost at the primary target's prices (the failover cost delta
-        /// is `cost_usd - primary_cost_usd`).
+        /// is `cost_usd - primary_cost_usd`, unless `unpriced`); absent when the primary's
+        /// model has no price.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         primary_cost_usd: Option<f64>,
+        /// Some attempt used a model without a price: `cost_usd` (and `failed_cost_usd`) count
+        /// only the priced ones, a lower bound. Absent when every attempt was priced.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unpriced: bool,
     },
     BreakerChanged {
         /// The provider the breaker guards (as attempts name it).
@@ -222,9 +232,12 @@ pub enum EventKind {
         input_tokens: u64,
         #[serde(default)]
         output_tokens: u64,
-        /// What the probe cost, like any attempt's.
+        /// What the probe cost, like any attempt's; 0 when its model has no price (then `unpriced`).
         #[serde(default)]
         cost_usd: f64,
+        /// The probe's model has no price: `cost_usd` is 0 but the cost unknown. Absent when priced.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unpriced: bool,
         /// After a failed probe: about how long until the next one.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         next_probe_ms: Option<u64>,

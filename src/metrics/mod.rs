@@ -69,6 +69,8 @@ pub struct Metrics {
     latency: BTreeMap<String, Histogram>,
     tokens: BTreeMap<String, TokenCounts>,
     cost_usd: BTreeMap<String, f64>,
+    /// Tokens of models without a price: `cost_usd` leaves them out.
+    unpriced_tokens: BTreeMap<String, TokenCounts>,
     rewinds: BTreeMap<String, u64>,
     /// (provider, answered): recovery probes.
     probes: BTreeMap<(String, bool), u64>,
@@ -179,10 +181,21 @@ impl Metrics {
                 provider,
                 ok,
                 cost_usd,
+                unpriced,
+                input_tokens,
+                output_tokens,
                 ..
             } => {
                 let p = self.provider(provider);
                 bump(self.probes.entry((p.clone(), *ok)).or_default(), 1);
+                if *unpriced {
+                    let unknown = self.unpriced_tokens.entry(p.clone()).or_default();
+                    unknown.accumulate(TokenCounts {
+                        input: *input_tokens,
+                        output: *output_tokens,
+                        ..TokenCounts::default()
+                    });
+                }
                 self.add_cost(p, *cost_usd);
             }
             EventKind::Rewind { provider, .. } => {
@@ -190,8 +203,11 @@ impl Metrics {
                 bump(self.rewinds.entry(p).or_default(), 1);
             }
             EventKind::Usage {
-                provider, cost_usd, ..
-            } => self.on_usage(kind, provider, *cost_usd),
+                provider,
+                cost_usd,
+                unpriced,
+                ..
+            } => self.on_usage(kind, provider, *cost_usd, *unpriced),
             EventKind::RequestFinished { outcome, .. } => self.on_request_finished(kind, *outcome),
             EventKind::BreakerChanged { provider, to, .. } => {
                 if let Some(slot) = self.known_provider(provider) {
@@ -231,10 +247,14 @@ impl Metrics {
         }
     }
 
-    fn on_usage(&mut self, usage: &EventKind, provider: &str, cost_usd: f64) {
+    fn on_usage(&mut self, usage: &EventKind, provider: &str, cost_usd: f64, unpriced: bool) {
         let p = self.provider(provider);
         let tokens = TokenCounts::from_usage(usage).unwrap_or_default();
         self.tokens.entry(p.clone()).or_default().accumulate(tokens);
+        if unpriced {
+            let unknown = self.unpriced_tokens.entry(p.clone()).or_default();
+            unknown.accumulate(tokens);
+        }
         self.add_cost(p, cost_usd);
     }
 

@@ -195,6 +195,18 @@ impl Metrics {
                 .iter()
                 .map(|(provider, usd)| (self.with_pool(&[("provider", provider)]), Float(*usd))),
         );
+        let unpriced = self.unpriced_tokens.iter().flat_map(|(provider, counts)| {
+            counts
+                .by_kind()
+                .map(|(kind, n)| ([("provider", provider.as_str()), ("kind", kind)], n))
+        });
+        counter(
+            o,
+            "breakerbox_unpriced_tokens_total",
+            "Tokens of models without a price, by provider and kind: breakerbox_cost_usd_total \
+             leaves them out, so it is a lower bound wherever this is above zero.",
+            unpriced,
+        );
     }
 
     /// Each pool's members with their weights.

@@ -45,6 +45,8 @@ struct Attempt {
     response_model: Option<String>,
     tokens: TokenCounts,
     cost_usd: f64,
+    /// A usage of it had no price: `cost_usd` is not its cost (`breakerbox.cost_unknown`).
+    unpriced: bool,
     first_event_ms: Option<u64>,
     failure: Option<Failure>,
     events: Vec<Value>,
@@ -259,6 +261,7 @@ impl<'h> Exporter<'h> {
                 response_model: None,
                 tokens: TokenCounts::default(),
                 cost_usd: 0.0,
+                unpriced: false,
                 first_event_ms: None,
                 failure: None,
                 events: Vec::new(),
@@ -314,7 +317,7 @@ impl<'h> Exporter<'h> {
         request_id: &str,
         provider: &str,
         model: &str,
-        cost_usd: f64,
+        (cost_usd, unpriced): (f64, bool),
     ) {
         if let Some(a) = self.attempt(request_id, provider, None) {
             a.response_model = Some(model.to_string());
@@ -323,6 +326,7 @@ impl<'h> Exporter<'h> {
             if cost_usd.is_finite() {
                 a.cost_usd += cost_usd;
             }
+            a.unpriced |= unpriced;
         }
     }
 
@@ -439,8 +443,12 @@ impl Fold for Exporter<'_> {
                 provider,
                 model,
                 cost_usd,
+                unpriced,
                 ..
-            } => self.on_usage(&event.kind, request_id, provider, model, *cost_usd),
+            } => {
+                let cost = (*cost_usd, *unpriced);
+                self.on_usage(&event.kind, request_id, provider, model, cost);
+            }
             EventKind::RequestFinished { request_id, .. } => {
                 if let Some(finish) = Finish::of(&event.kind) {
                     self.on_request_finished(ts, request_id, finish);
@@ -468,6 +476,7 @@ struct Finish {
     message: Option<String>,
     cost_usd: f64,
     failed_cost_usd: f64,
+    unpriced: bool,
 }
 
 impl Finish {
@@ -479,6 +488,7 @@ impl Finish {
             message,
             cost_usd,
             failed_cost_usd,
+            unpriced,
             ..
         } = kind
         else {
@@ -491,6 +501,7 @@ impl Finish {
             message: message.clone(),
             cost_usd: *cost_usd,
             failed_cost_usd: *failed_cost_usd,
+            unpriced: *unpriced,
         })
     }
 
@@ -582,6 +593,9 @@ fn request_span(
         }
         attrs.push(kv_double("breakerbox.cost_usd", f.cost_usd));
         attrs.push(kv_double("breakerbox.failed_cost_usd", f.failed_cost_usd));
+        if f.unpriced {
+            attrs.push(kv_bool("breakerbox.cost_unknown", true));
+        }
         if let (false, Some(c)) = (f.ok, f.class) {
             attrs.push(kv_str("error.type", c));
         }
@@ -664,6 +678,9 @@ fn attempt_attributes(a: &Attempt, system: &str) -> Vec<Value> {
     }
     attrs.push(kv_int("breakerbox.attempt", u64::from(a.number)));
     attrs.push(kv_double("breakerbox.cost_usd", a.cost_usd));
+    if a.unpriced {
+        attrs.push(kv_bool("breakerbox.cost_unknown", true));
+    }
     if let Some(ms) = a.first_event_ms {
         attrs.push(kv_int("breakerbox.first_event_ms", ms));
     }
@@ -730,6 +747,10 @@ fn kv_str(key: &str, value: &str) -> Value {
 
 fn kv_int(key: &str, value: u64) -> Value {
     json!({"key": key, "value": {"intValue": value.to_string()}})
+}
+
+fn kv_bool(key: &str, value: bool) -> Value {
+    json!({"key": key, "value": {"boolValue": value}})
 }
 
 fn kv_double(key: &str, value: f64) -> Value {

@@ -62,8 +62,9 @@ pub struct SimProviderSpec {
 impl SimProviderSpec {
     pub fn new(name: impl Into<String>, protocol: Protocol) -> Self {
         let model = match protocol {
-            Protocol::Anthropic => "claude-sonnet-4-5",
-            Protocol::Openai | Protocol::OpenaiResponses => "gpt-5",
+            // The default providers' models (config/providers.rs).
+            Protocol::Anthropic => "claude-sonnet-5-5",
+            Protocol::Openai | Protocol::OpenaiResponses => "gpt-6.2-sol",
         };
         SimProviderSpec {
             name: name.into(),

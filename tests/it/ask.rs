@@ -97,7 +97,7 @@ fn json_prints_the_event_vocabulary_in_order() {
     assert!(finished["cost_usd"].as_f64().unwrap() > 0.0);
     let usage = of_type(&evs, "usage")[0];
     assert!(usage["input_tokens"].as_u64().unwrap() > 0);
-    assert_eq!(usage["model"], "claude-sonnet-4-5");
+    assert_eq!(usage["model"], "claude-sonnet-5-5");
     assert_eq!(of_type(&evs, "session_started")[0]["mode"], "demo");
 }
 
@@ -106,7 +106,7 @@ fn another_provider_can_be_chosen() {
     let out = run(&["ask", "--demo", "--provider", "openai", "hello"]);
     assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
     assert!(
-        stderr(&out).contains("ok: openai (gpt-5)"),
+        stderr(&out).contains("ok: openai (gpt-6.2-sol)"),
         "{}",
         stderr(&out)
     );
@@ -242,6 +242,91 @@ fn a_bad_config_names_the_file_and_line() {
     assert_ne!(out.status.code(), Some(0));
     let err = stderr(&out);
     assert!(err.contains(&format!("{}:2:", path.display())), "{err}");
+}
+
+/// A config naming a model the price table does not know: `ask` says "cost unknown", never $0, on
+/// its own, as a lower bound beside a priced attempt, in `--count`'s lines and totals, and the
+/// `usage` event carries `unpriced: true` with `cost_usd` still there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_model_without_a_price_reads_cost_unknown() {
+    let sim = sim::start(SimConfig {
+        providers: vec![
+            fast("anthropic", Protocol::Anthropic),
+            fast("openai", Protocol::Openai),
+        ],
+        seed: 3,
+    })
+    .await;
+    let dir = std::env::temp_dir().join(format!("bb-unpriced-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let config = dir.join("local.toml");
+    let text = format!(
+        "[retry]\nmax_retries = 0\n\n\
+         [[providers]]\nname = \"anthropic\"\nprotocol = \"anthropic\"\nmodel = \"claude-sonnet-5-5\"\n\
+         base_url = \"{}\"\napi_key_env = \"SIM_KEY\"\n\n\
+         [[providers]]\nname = \"local\"\nprotocol = \"openai\"\nmodel = \"llama-3.3-70b\"\n\
+         base_url = \"{}\"\napi_key_env = \"SIM_KEY\"\n",
+        sim.base_url("anthropic").unwrap(),
+        sim.base_url("openai").unwrap()
+    );
+    std::fs::write(&config, text).unwrap();
+    let config = config.to_str().unwrap().to_string();
+    let ask = |args: &[&str]| {
+        let mut all = vec!["--config", config.as_str(), "ask"];
+        all.extend_from_slice(args);
+        let mut cmd = breakerbox(&all);
+        cmd.env("SIM_KEY", "sim");
+        tokio::task::spawn_blocking(move || cmd.output().unwrap())
+    };
+
+    // Only the unpriced model answers.
+    let out = ask(&["--provider", "local", "hi"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("ok: local (llama-3.3-70b)"), "{err}");
+    assert!(err.contains(" · cost unknown · "), "{err}");
+    assert!(!err.contains("$0.000000"), "{err}");
+
+    let out = ask(&["--provider", "local", "--json", "hi"]).await.unwrap();
+    let evs = events(&out);
+    let usage = of_type(&evs, "usage")[0];
+    assert_eq!(usage["unpriced"], true, "{usage}");
+    assert_eq!(usage["cost_usd"], 0.0, "{usage}");
+    let finished = of_type(&evs, "request_finished")[0];
+    assert_eq!(finished["unpriced"], true, "{finished}");
+
+    // A priced attempt cut mid-stream, then the unpriced fallback: a lower bound.
+    sim::set(&sim, "anthropic", "stream_cut:after=3");
+    let out = ask(&["hi"]).await.unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let err = stderr(&out);
+    assert!(err.contains("ok: local"), "{err}");
+    assert!(err.contains(" (+ unpriced) · stop:"), "{err}");
+    assert!(err.contains("· ≥ $0.0"), "{err}");
+
+    // --count: each line and the totals table.
+    sim::set(&sim, "anthropic", "none");
+    let out = ask(&[
+        "--provider",
+        "local",
+        "--count",
+        "2",
+        "--interval",
+        "0ms",
+        "hi",
+    ])
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(0), "{}", stderr(&out));
+    let text = format!("{}{}", stdout(&out), stderr(&out));
+    let lines: Vec<&str> = text.lines().filter(|l| l.contains("attempts 1")).collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert!(lines.iter().all(|l| l.contains("cost unknown")), "{text}");
+    let totals = text.lines().find(|l| l.starts_with("local ")).unwrap();
+    // provider, attempts, failed, tokens in, tokens out, cost, of it failed (none: known, $0).
+    let cells: Vec<&str> = totals.split_whitespace().collect();
+    assert_eq!(cells[5..], ["unknown", "$0.000000"], "{totals}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 /// Real-provider mode against the simulator, with secret keys in the environment: the keys must not

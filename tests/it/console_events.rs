@@ -9,9 +9,9 @@ use ratatui_textarea::TextArea;
 use crate::support::events::*;
 use breakerbox::console::dashboard::Dashboard;
 use breakerbox::console::keys::Bindings;
-use breakerbox::console::panels::{Facts, View, draw};
-use breakerbox::console::ui::{LoadView, Ui};
-use breakerbox::event::{Event, EventKind, Mode, Source};
+use breakerbox::console::panels::{Facts, View, copy_text, draw};
+use breakerbox::console::ui::{DetailTarget, LoadView, Ui};
+use breakerbox::event::{Event, EventKind, Mode, ProviderInfo, Source};
 use breakerbox::provider::{ErrorClass, Phase};
 
 /// A request answered by `provider` after `first_ms`, streaming `words`.
@@ -50,6 +50,7 @@ fn finished(
         cost_usd: cost,
         attempts,
         primary_cost_usd: Some(primary),
+        unpriced: false,
         ..Finished::default()
     };
     script.at(at, request_finished(id, end));
@@ -212,6 +213,91 @@ fn the_same_events_give_the_same_frame() {
         })
         .collect();
     assert_eq!(frames[0], frames[1]);
+}
+
+/// A fallback whose model has no price (a local server): its requests read "cost unknown" in every
+/// panel that shows money, and a total that includes them is a lower bound, never $0.
+#[test]
+fn a_model_without_a_price_reads_cost_unknown_never_zero() {
+    let mut sc = Timeline::new(Utc.with_ymd_and_hms(2026, 12, 4, 9, 0, 0).unwrap());
+    let mut providers = demo_providers();
+    providers.truncate(1);
+    providers.push(ProviderInfo {
+        name: "local".into(),
+        protocol: "openai".parse().unwrap(),
+        model: "llama-3.3-70b".into(),
+        fault: None,
+    });
+    sc.at(0, session_started(Mode::Demo, providers, Some(5)));
+    let chain = ["anthropic", "local"];
+    sc.at(
+        1_000,
+        request_started("r1", Source::Load, &chain, Some("hi")),
+    );
+    answered(&mut sc, 1_000, "r1", "anthropic", &["Hello."], 1);
+    finished(&mut sc, 1_600, "r1", "anthropic", 1, 0.0004, 0.0004);
+    sc.at(
+        3_000,
+        request_started("r2", Source::Load, &chain, Some("hi")),
+    );
+    sc.at(3_000, attempt_started("r2", 1, "local", "llama-3.3-70b"));
+    sc.at(3_300, first_event("r2", 1, "local", 300));
+    sc.at(3_320, text_delta("r2", "local", "Hello from afar."));
+    let tokens = [20, 5, 0, 0];
+    sc.at(
+        3_400,
+        unpriced_usage("r2", "local", "llama-3.3-70b", tokens),
+    );
+    let end = Finished {
+        provider: Some("local"),
+        stop_reason: Some("end_turn"),
+        total_ms: 400,
+        attempts: 1,
+        unpriced: true,
+        ..Finished::default()
+    };
+    sc.at(3_400, request_finished("r2", end));
+    let mut dash = Dashboard::new();
+    for event in sc.events() {
+        dash.apply(&event);
+    }
+    let screen = frame(&dash, &Ui::default(), Facts::default(), (160, 48));
+    let row = |needle: &str| {
+        screen
+            .lines()
+            .find(|l| l.contains(needle))
+            .unwrap_or_else(|| panic!("no line with {needle:?}:\n{screen}"))
+            .to_string()
+    };
+    // The header's total and the cost panel's: a lower bound.
+    assert!(row(" cost ").contains("≥ $0.0004 (+ unpriced)"), "{screen}");
+    assert!(row("total ").contains("≥ $0.0004 (+ unpriced)"), "{screen}");
+    // The request row, and the provider's rows in the providers and cost panels.
+    let r2 = row("r2 ok");
+    assert!(r2.contains("unknown") && !r2.contains("$0.0000"), "{r2}");
+    let local = row("llama-3.3-70b");
+    assert!(
+        local.contains("unknown") && !local.contains("$0.0000"),
+        "{local}"
+    );
+    // The reply panel follows r2, the newest: its outcome line too.
+    assert!(screen.contains("cost unknown"), "{screen}");
+    // The failover delta leaves out what it cannot know, and says so.
+    assert!(
+        screen.contains("what failing over cost is unknown (1 answer unpriced)"),
+        "{screen}"
+    );
+    // The request's detail names the model and says how to price it.
+    let detail = copy_text(&dash, &DetailTarget::Request("r2".into()));
+    assert!(
+        detail.contains("cost unknown: llama-3.3-70b has no price"),
+        "{detail}"
+    );
+    let detail = copy_text(&dash, &DetailTarget::Provider("local".into()));
+    assert!(
+        detail.contains("cost unknown ($0.0000 on failures)"),
+        "{detail}"
+    );
 }
 
 /// A real engine over the simulator, from a config: `claude` (one breaker per model) serves chain

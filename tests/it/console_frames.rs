@@ -227,6 +227,7 @@ fn request(n: u32, started: i64) -> RequestView {
         stop_reason: Some("end_turn".into()),
         total_ms: Some(1_840),
         cost_usd: 0.0061,
+        unpriced: false,
     }
 }
 
@@ -483,6 +484,7 @@ fn incident() -> Dashboard {
         cost_usd: 3.7145,
         failed_cost_usd: 0.0467,
         failover_delta_usd: 0.0871,
+        ..Totals::default()
     };
     dash.requests = requests();
     dash.log = log();

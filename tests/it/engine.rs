@@ -402,7 +402,7 @@ async fn a_mid_stream_cut_is_paid_for() {
         } => {
             assert!((*failed_cost_usd - usage_of("anthropic")).abs() < 1e-12);
             assert!((*cost_usd - usage_of("anthropic") - usage_of("openai")).abs() < 1e-12);
-            // The answer came from gpt-5 but is priced at the primary's (Sonnet 4.5) rates too.
+            // The answer came from GPT-6.2 Sol but is priced at the primary's (Sonnet 5.5) rates too.
             assert!(primary_cost_usd.unwrap() > 0.0);
         }
         _ => unreachable!(),

@@ -197,7 +197,7 @@ async fn both_protocols_answer_streaming_and_not() {
     // OpenAI in, not streaming; the default chain answers from anthropic.
     assert_eq!(
         whole_openai(&gw).await,
-        Seen::Answer("claude-sonnet-4-5".into())
+        Seen::Answer("claude-sonnet-5-5".into())
     );
 
     // OpenAI in, streaming, with usage.
@@ -241,14 +241,14 @@ async fn both_protocols_answer_streaming_and_not() {
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
     assert_eq!(body["type"], "message");
-    assert_eq!(body["model"], "claude-sonnet-4-5");
+    assert_eq!(body["model"], "claude-sonnet-5-5");
     assert_eq!(body["stop_reason"], "end_turn");
     assert!(body["usage"]["output_tokens"].as_u64().unwrap() > 0);
 
     // Anthropic in, streaming.
     assert_eq!(
         live_anthropic(&gw).await,
-        Seen::Answer("claude-sonnet-4-5".into())
+        Seen::Answer("claude-sonnet-5-5".into())
     );
     gw.stop().await;
 }
@@ -265,7 +265,7 @@ async fn across_protocols_the_answer_names_the_model_that_answered_and_its_usage
     let response = gw.post("/v1/messages", anthropic_body(false)).await;
     assert_eq!(response.status(), 200);
     let body: Value = response.json().await.unwrap();
-    assert_eq!(body["model"], "gpt-5");
+    assert_eq!(body["model"], "gpt-6.2-sol");
     assert_eq!(body["content"][0]["type"], "text");
     assert_eq!(body["stop_reason"], "end_turn");
     let usage = &body["usage"];
@@ -322,7 +322,7 @@ async fn across_protocols_the_answer_names_the_model_that_answered_and_its_usage
         .json()
         .await
         .unwrap();
-    assert_eq!(body["model"], "claude-sonnet-4-5");
+    assert_eq!(body["model"], "claude-sonnet-5-5");
     let choice = &body["choices"][0];
     assert_eq!(choice["finish_reason"], "tool_calls");
     let call = &choice["message"]["tool_calls"][0];
@@ -367,8 +367,8 @@ async fn across_protocols_the_answer_names_the_model_that_answered_and_its_usage
 #[tokio::test]
 async fn every_fault_kind_through_the_gateway() {
     use Seen::*;
-    let openai = || Answer("gpt-5".to_string());
-    let anthropic = || Answer("claude-sonnet-4-5".to_string());
+    let openai = || Answer("gpt-6.2-sol".to_string());
+    let anthropic = || Answer("claude-sonnet-5-5".to_string());
     let cases: Vec<(&str, Seen, Seen)> = vec![
         ("none", anthropic(), anthropic()),
         ("rate_limit:retry_after=1s", openai(), openai()),
@@ -415,7 +415,10 @@ model = "default"
 mode = "buffered"
 "#;
     let gw = Gw::start(extra, &["anthropic=stream_cut:after=3"], None).await;
-    assert_eq!(live_anthropic(&gw).await, Seen::Answer("gpt-5".into()));
+    assert_eq!(
+        live_anthropic(&gw).await,
+        Seen::Answer("gpt-6.2-sol".into())
+    );
     gw.stop().await;
 }
 
@@ -688,7 +691,7 @@ async fn control_trips_and_resets_and_events_show_it() {
         json!({"ok": true, "message": "anthropic: trip (force open)"})
     );
     // The next request skips anthropic.
-    assert_eq!(whole_openai(&gw).await, Seen::Answer("gpt-5".into()));
+    assert_eq!(whole_openai(&gw).await, Seen::Answer("gpt-6.2-sol".into()));
     let bad = gw
         .post("/control", json!({"action": "trip", "provider": "nobody"}))
         .await;
@@ -764,7 +767,7 @@ async fn control_trips_and_resets_and_events_show_it() {
 #[tokio::test]
 async fn metrics_are_prometheus_text_and_count_the_gateways_traffic() {
     let gw = Gw::start("", &["anthropic=overloaded"], None).await;
-    assert_eq!(whole_openai(&gw).await, Seen::Answer("gpt-5".into()));
+    assert_eq!(whole_openai(&gw).await, Seen::Answer("gpt-6.2-sol".into()));
     // The metrics fold runs beside the request; give it a moment.
     tokio::time::sleep(Duration::from_millis(100)).await;
     let response = gw

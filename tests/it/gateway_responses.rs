@@ -147,7 +147,7 @@ fn weather_tool() -> Value {
 #[tokio::test]
 async fn both_targets_answer_streamed_and_whole() {
     let gw = Gw::demo(&[]).await;
-    for (target, model) in [("anthropic", "claude-sonnet-4-5"), ("openai", "gpt-5")] {
+    for (target, model) in [("anthropic", "claude-sonnet-5-5"), ("openai", "gpt-5")] {
         if target == "openai" {
             gw.control(json!({"action": "trip", "provider": "anthropic"}))
                 .await;
@@ -346,7 +346,7 @@ async fn a_cut_after_text_reached_the_client_is_response_failed_never_completed(
         .await;
     assert_eq!(
         (&whole["status"], &whole["model"]),
-        (&json!("completed"), &json!("gpt-5"))
+        (&json!("completed"), &json!("gpt-6.2-sol"))
     );
     gw.stop().await;
 }

@@ -82,7 +82,7 @@ async fn without_routes_any_model_name_is_routed_as_requested_on_its_own_protoco
         attempts,
         [
             pair("anthropic", "claude-haiku-4-5"),
-            pair("openai", "gpt-5")
+            pair("openai", "gpt-6.2-sol")
         ]
     );
     // An OpenAI client: Anthropic (first in the chain) asks for its own model, OpenAI for the name sent.
@@ -97,13 +97,13 @@ async fn without_routes_any_model_name_is_routed_as_requested_on_its_own_protoco
     assert_eq!(
         attempts,
         [
-            pair("anthropic", "claude-sonnet-4-5"),
+            pair("anthropic", "claude-sonnet-5-5"),
             pair("openai", "gpt-5-mini")
         ]
     );
     // `default` means the route, not a model: every target asks for its own.
     let (_, attempts) = asked(&sim(), &[], "/v1/messages", anthropic_body("default")).await;
-    assert_eq!(attempts, [pair("anthropic", "claude-sonnet-4-5")]);
+    assert_eq!(attempts, [pair("anthropic", "claude-sonnet-5-5")]);
 }
 
 #[tokio::test]
@@ -169,7 +169,7 @@ async fn the_models_list_says_what_is_routable() {
         .iter()
         .filter_map(|m| m["id"].as_str())
         .collect();
-    assert_eq!(ids, ["default", "claude-sonnet-4-5", "gpt-5"]);
+    assert_eq!(ids, ["default", "claude-sonnet-5-5", "gpt-6.2-sol"]);
 }
 
 /// `POST /v1/messages/count_tokens` against a gateway: the count of the route's Anthropic target,

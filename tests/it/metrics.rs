@@ -305,6 +305,27 @@ fn label_values_are_escaped() {
     );
 }
 
+/// The tokens of a model without a price are counted apart: the cost counter leaves them out.
+#[test]
+fn unpriced_tokens_are_counted_apart_from_the_cost() {
+    let m = fold(vec![
+        usage("r1", "openai", "gpt-6.2-sol", [10, 20, 0, 0], 0.0002),
+        unpriced_usage("r2", "local", "llama-3.3-70b", [30, 40, 5, 0]),
+    ]);
+    let text = m.render();
+    for line in [
+        r#"breakerbox_cost_usd_total{provider="openai"} 0.0002"#,
+        r#"breakerbox_cost_usd_total{provider="local"} 0"#,
+        r#"breakerbox_unpriced_tokens_total{provider="local",kind="input"} 30"#,
+        r#"breakerbox_unpriced_tokens_total{provider="local",kind="output"} 40"#,
+        r#"breakerbox_unpriced_tokens_total{provider="local",kind="cache_read"} 5"#,
+        r#"breakerbox_tokens_total{provider="local",kind="input"} 30"#,
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} missing:\n{text}");
+    }
+    assert!(!text.contains(r#"breakerbox_unpriced_tokens_total{provider="openai""#));
+}
+
 #[test]
 fn help_and_type_appear_once_per_family_in_a_stable_order() {
     let text = fold(scripted()).render();
@@ -330,6 +351,7 @@ fn help_and_type_appear_once_per_family_in_a_stable_order() {
             "breakerbox_rate_limit_limit",
             "breakerbox_rate_limit_reset_seconds",
             "breakerbox_throttled",
+            "breakerbox_unpriced_tokens_total",
             "breakerbox_rewinds_total",
             "breakerbox_recovery_probes_total",
             "breakerbox_pool_member_weight",
@@ -699,6 +721,7 @@ fn probe_finished(provider: &str, probe: u32, ok: bool, cost_usd: f64) -> EventK
         output_tokens: u64::from(ok),
         cost_usd,
         next_probe_ms: (!ok).then_some(3_000),
+        unpriced: false,
     }
 }
 

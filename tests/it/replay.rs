@@ -82,6 +82,7 @@ fn events() -> Vec<Event> {
             cost_usd: 0.0001,
             attempts: n,
             primary_cost_usd: Some(0.0001),
+            unpriced: false,
             ..Finished::default()
         };
         out.at(at + 510, request_finished(id, end));

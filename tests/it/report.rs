@@ -85,6 +85,7 @@ impl Script {
             attempts,
             failed_cost_usd: failed,
             primary_cost_usd: Some(primary),
+            unpriced: false,
             ..Finished::default()
         };
         self.at(ms, request_finished(id, end));
@@ -748,6 +749,87 @@ fn requests_that_steered_themselves_by_header_are_counted_and_said() {
     assert!(!plain.to_markdown().contains("x-breakerbox"));
 }
 
+/// A fallback whose model has no price: the report never calls its cost $0 — "cost unknown" for
+/// it, a lower bound for the totals, in markdown and HTML; the JSON counts what it left out.
+#[test]
+fn a_model_without_a_price_is_reported_as_cost_unknown() {
+    let mut s = Script::new();
+    const L: &str = "local";
+    // r1: answered by anthropic, priced. r2: anthropic cut after usage, local answers unpriced.
+    s.start(0, "r1", Source::Prompt);
+    s.attempt(0, "r1", 1, A);
+    s.first(200, "r1", 1, A, 200);
+    s.usage(900, "r1", A, (10, 20), 0.0004);
+    s.ok(900, "r1", A, 0.0004, 0.0004, 1, 0.0);
+    s.start(2_000, "r2", Source::Prompt);
+    s.attempt(2_000, "r2", 1, A);
+    s.first(2_200, "r2", 1, A, 200);
+    s.usage(2_500, "r2", A, (10, 2), 0.0001);
+    let cut = EventKind::AttemptFailed {
+        request_id: "r2".into(),
+        attempt: 1,
+        provider: A.into(),
+        phase: Phase::MidStream,
+        class: ErrorClass::StreamCut,
+        retryable: true,
+        status: None,
+        retry_after_ms: None,
+        message: "stream cut".into(),
+        elapsed_ms: 500,
+    };
+    s.at(2_500, cut);
+    s.at(2_600, attempt_started("r2", 2, L, "llama-3.3-70b"));
+    s.at(2_900, first_event("r2", 2, L, 300));
+    s.at(
+        3_000,
+        unpriced_usage("r2", L, "llama-3.3-70b", [10, 30, 0, 0]),
+    );
+    let end = Finished {
+        provider: Some(L),
+        stop_reason: Some("end_turn"),
+        cost_usd: 0.0001,
+        attempts: 2,
+        failed_cost_usd: 0.0001,
+        primary_cost_usd: Some(0.0005),
+        unpriced: true,
+        ..Finished::default()
+    };
+    s.at(3_000, request_finished("r2", end));
+    let report = Report::from_events(&header(), s.events().into_iter().map(Ok));
+
+    let md = report.to_markdown();
+    assert!(md.contains("| Cost | ≥ $0.000500 (+ unpriced) |"), "{md}");
+    assert!(
+        md.contains("(paid − primary's price); 1 request with unpriced usage left out |"),
+        "{md}"
+    );
+    let local_row = md
+        .lines()
+        .find(|l| l.starts_with("| local |") && l.contains("cost"))
+        .unwrap_or_else(|| panic!("{md}"));
+    assert!(
+        local_row.ends_with("| cost unknown | $0.000000 |"),
+        "{local_row}"
+    );
+    assert!(
+        md.contains("- Cost: cost unknown, of which $0.000000 on 0 failed attempts; 1 usage of a model without a price (cost unknown)."),
+        "{md}"
+    );
+    // The delta leaves r2 out: only r1's (zero) counts.
+    let j = report.to_json();
+    assert_eq!(j["failover_cost_delta_requests"], 1, "{j}");
+    assert_eq!(j["requests"]["unpriced_requests"], 1);
+    assert_eq!(j["providers"][L]["unpriced_usages"], 1);
+    assert_eq!(j["providers"][L]["cost_usd"], 0.0);
+    assert!(
+        j["providers"][A].get("unpriced_usages").is_none(),
+        "absent when priced"
+    );
+    let html = report.to_html();
+    assert!(html.contains("≥ $0.000500 (+ unpriced)"), "{html}");
+    assert!(html.contains("<td class=\"n\">cost unknown</td>"), "{html}");
+}
+
 #[test]
 fn bad_lines_are_counted_and_the_rest_is_reported() {
     let path = scratch("bad-lines.jsonl");
@@ -798,6 +880,7 @@ fn hostile_content_never_panics_and_stays_bounded() {
                 cache_write_tokens: u64::MAX,
                 cost_usd: f64::MAX,
                 estimated: true,
+                unpriced: false,
             },
         );
     }

@@ -38,7 +38,7 @@ async fn providers_lists_faults_urls_and_counts() {
     let first = &list[0];
     assert_eq!(first["name"], "anthropic");
     assert_eq!(first["protocol"], "anthropic");
-    assert_eq!(first["model"], "claude-sonnet-4-5");
+    assert_eq!(first["model"], "claude-sonnet-5-5");
     assert_eq!(first["fault"], "none");
     assert_eq!(first["fault_now"], "none");
     assert_eq!(

@@ -327,7 +327,7 @@ async fn openai_without_stream_returns_one_completion() {
     let completion: Value = response.json_body().await;
     assert_eq!(completion["object"], "chat.completion");
     assert_eq!(
-        completion["model"], "gpt-5",
+        completion["model"], "gpt-6.2-sol",
         "no model asked: the provider's own"
     );
     let choice = &completion["choices"][0];

@@ -68,11 +68,11 @@ def set_fault(provider, fault):
 
 
 def anthropic_text_stream():
-    with ANT.messages.stream(model="claude-sonnet-4-5", max_tokens=300, messages=HELLO) as stream:
+    with ANT.messages.stream(model="claude-sonnet-5-5", max_tokens=300, messages=HELLO) as stream:
         text = "".join(stream.text_stream)
         message = stream.get_final_message()
     assert text and message.content[0].text == text, (text, message.content)
-    assert message.id.startswith("msg_") and message.model == "claude-sonnet-4-5"
+    assert message.id.startswith("msg_") and message.model == "claude-sonnet-5-5"
     assert message.stop_reason == "end_turn", message.stop_reason
     usage = message.usage
     assert usage.input_tokens > 0 and usage.output_tokens == len(text.split(" ")), usage
@@ -82,7 +82,7 @@ def anthropic_text_stream():
 
 def anthropic_tool_stream():
     events = ANT.messages.create(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         max_tokens=300,
         messages=[{"role": "user", "content": "Weather in Paris?"}],
         tools=[{"name": "get_weather", "description": "Weather", "input_schema": WEATHER}],
@@ -109,7 +109,7 @@ def anthropic_tool_stream():
 
 def anthropic_tool_final_message():
     with ANT.messages.stream(
-        model="claude-sonnet-4-5",
+        model="claude-sonnet-5-5",
         max_tokens=300,
         messages=[{"role": "user", "content": "Weather in Paris?"}],
         tools=[{"name": "get_weather", "input_schema": WEATHER}],
@@ -130,7 +130,7 @@ def anthropic_not_streamed():
 
 def openai_text_stream():
     stream = OAI.chat.completions.create(
-        model="gpt-5",
+        model="gpt-6.2-sol",
         messages=HELLO,
         stream=True,
         stream_options={"include_usage": True},
@@ -153,7 +153,7 @@ def openai_text_stream():
 
 def openai_tool_stream():
     stream = OAI.chat.completions.create(
-        model="gpt-5",
+        model="gpt-6.2-sol",
         messages=[{"role": "user", "content": "Weather in Paris?"}],
         tools=[{"type": "function", "function": {"name": "get_weather", "parameters": WEATHER}}],
         stream=True,
@@ -185,7 +185,7 @@ def openai_not_streamed():
 def responses_create_stream():
     events = list(
         RESP.responses.create(
-            model="gpt-5", input="Why is the sky blue?", instructions="Be terse.", stream=True
+            model="gpt-6.2-sol", input="Why is the sky blue?", instructions="Be terse.", stream=True
         )
     )
     types = [e.type for e in events]
@@ -205,7 +205,7 @@ def responses_create_stream():
 
 def responses_stream_helper():
     with RESP.responses.stream(
-        model="gpt-5", input=[{"role": "user", "content": "Why is the sky blue?"}]
+        model="gpt-6.2-sol", input=[{"role": "user", "content": "Why is the sky blue?"}]
     ) as stream:
         text = "".join(e.delta for e in stream if e.type == "response.output_text.delta")
         final = stream.get_final_response()
@@ -215,7 +215,7 @@ def responses_stream_helper():
 
 def responses_tool_call():
     tools = [{"type": "function", "name": "get_weather", "parameters": WEATHER, "strict": False}]
-    with RESP.responses.stream(model="gpt-5", input="Weather in Paris?", tools=tools) as stream:
+    with RESP.responses.stream(model="gpt-6.2-sol", input="Weather in Paris?", tools=tools) as stream:
         pieces = [e.delta for e in stream if e.type == "response.function_call_arguments.delta"]
         final = stream.get_final_response()
     call = final.output[0]
@@ -225,7 +225,7 @@ def responses_tool_call():
     assert isinstance(arguments["location"], str), arguments
     # The function's output sent back: the model answers in words.
     answer = RESP.responses.create(
-        model="gpt-5",
+        model="gpt-6.2-sol",
         input=[
             {"role": "user", "content": "Weather in Paris?"},
             {"type": "function_call", "call_id": call.call_id, "name": call.name, "arguments": call.arguments},
@@ -249,19 +249,19 @@ def responses_not_streamed():
 
 
 def anthropic_stream_text():
-    with ANT.messages.stream(model="claude-sonnet-4-5", max_tokens=300, messages=HELLO) as stream:
+    with ANT.messages.stream(model="claude-sonnet-5-5", max_tokens=300, messages=HELLO) as stream:
         return "".join(stream.text_stream)
 
 
 def openai_stream_text():
     stream = OAI.chat.completions.create(
-        model="gpt-5", messages=HELLO, stream=True, stream_options={"include_usage": True}
+        model="gpt-6.2-sol", messages=HELLO, stream=True, stream_options={"include_usage": True}
     )
     return "".join(c.delta.content or "" for chunk in stream for c in chunk.choices)
 
 
 def responses_stream_text():
-    with RESP.responses.stream(model="gpt-5", input="Why is the sky blue?") as stream:
+    with RESP.responses.stream(model="gpt-6.2-sol", input="Why is the sky blue?") as stream:
         return "".join(e.delta for e in stream if e.type == "response.output_text.delta")
 
 
@@ -269,7 +269,7 @@ def responses_mid_stream_failure():
     """A stream that fails midway ends with `response.failed`, never `response.completed`."""
     set_fault("responses", "mid_stream_error:after=3")
     try:
-        with RESP.responses.stream(model="gpt-5", input="Why is the sky blue?") as stream:
+        with RESP.responses.stream(model="gpt-6.2-sol", input="Why is the sky blue?") as stream:
             events = list(stream)
             try:
                 stream.get_final_response()

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, VecDeque};
 
 use super::providers::PROVIDERS_KEPT;
 use crate::event::ErrorClass;
+use crate::event::facts::Spend;
 
 /// Probes awaiting their outcome.
 pub(super) const PROBES_KEPT: usize = 1_024;
@@ -26,7 +27,7 @@ pub struct Ledger {
     /// The latest usage cost per request and provider: the engine publishes an attempt's `usage`
     /// just before its `attempt_failed`, which charges it to the provider's failed cost. Ordered
     /// (not hashed) so that the dashboard's `Debug` is the same for the same events.
-    pub(super) usage: BTreeMap<String, Vec<(String, f64)>>,
+    pub(super) usage: BTreeMap<String, Vec<(String, Spend)>>,
 }
 
 /// An attempt let through a half-open breaker.
@@ -65,12 +66,12 @@ impl Ledger {
     }
 
     /// The cost of the usage just reported for this request at this provider (the latest wins).
-    pub(super) fn note_usage(&mut self, request_id: &str, provider: &str, cost_usd: f64) {
+    pub(super) fn note_usage(&mut self, request_id: &str, provider: &str, spent: Spend) {
         if let Some(costs) = self.usage.get_mut(request_id) {
             if let Some((_, cost)) = costs.iter_mut().find(|(p, _)| p == provider) {
-                *cost = cost_usd;
+                *cost = spent;
             } else if costs.len() < PROVIDERS_KEPT {
-                costs.push((provider.to_string(), cost_usd));
+                costs.push((provider.to_string(), spent));
             }
             return;
         }
@@ -78,20 +79,18 @@ impl Ledger {
         if self.usage.len() >= USAGE_KEPT {
             self.usage.pop_first();
         }
-        self.usage.insert(
-            request_id.to_string(),
-            vec![(provider.to_string(), cost_usd)],
-        );
+        self.usage
+            .insert(request_id.to_string(), vec![(provider.to_string(), spent)]);
     }
 
     /// The cost of the usage just reported for this request at this provider, if any (taken, so
     /// that it is charged once).
-    pub(super) fn take_usage(&mut self, request_id: &str, provider: &str) -> f64 {
+    pub(super) fn take_usage(&mut self, request_id: &str, provider: &str) -> Spend {
         let Some(costs) = self.usage.get_mut(request_id) else {
-            return 0.0;
+            return Spend::default();
         };
         let Some(i) = costs.iter().position(|(p, _)| p == provider) else {
-            return 0.0;
+            return Spend::default();
         };
         let (_, cost) = costs.swap_remove(i);
         if costs.is_empty() {

@@ -312,6 +312,7 @@ mod tests {
                     attempts: 2,
                     failed_cost_usd: 0.0,
                     primary_cost_usd: None,
+                    unpriced: false,
                 },
             )
             .at(7, operator("trip", Some("anthropic"), ""))

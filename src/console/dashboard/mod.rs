@@ -748,6 +748,7 @@ mod tests {
                 cache_write_tokens: u64::MAX,
                 cost_usd: f64::NAN,
                 estimated: true,
+                unpriced: false,
             },
         )
         .at(3, usage("r", "a\nb", f64::INFINITY))
@@ -782,6 +783,7 @@ mod tests {
                 attempts: u32::MAX,
                 failed_cost_usd: f64::NAN,
                 primary_cost_usd: Some(f64::NAN),
+                unpriced: false,
             },
         )
         .at(

@@ -13,6 +13,7 @@ use super::requests::CHAIN_KEPT;
 use super::ring::{bounded, push_capped, push_ring};
 use super::{Dashboard, SETTINGS_KEPT, finite, message};
 use crate::engine::classify::counted_by_breaker;
+use crate::event::facts::Spend;
 use crate::event::{
     BreakerState, ErrorClass, EventKind, Mode, OperatorAction, Outcome, Phase, PoolInfo,
     PoolStrategy, ProviderFlag, ProviderInfo,
@@ -91,6 +92,10 @@ pub struct ProviderView {
     pub cost_usd: f64,
     /// The part of `cost_usd` spent on failed or cancelled attempts.
     pub failed_cost_usd: f64,
+    /// Usages of a model without a price, left out of `cost_usd` (see [`ProviderView::cost`]).
+    pub unpriced: u64,
+    /// Of those, the ones of failed or cancelled attempts.
+    pub failed_unpriced: u64,
     /// Set by `provider_flagged` (e.g. `misconfigured: auth: invalid x-api-key`).
     pub flagged: Option<String>,
     /// The simulated fault in force: from `session_started`, then the last `fault_changed`
@@ -118,6 +123,8 @@ pub struct RecoveryProbes {
     pub answered: u64,
     /// What they cost (also counted in the provider's `cost_usd`).
     pub cost_usd: f64,
+    /// Probes of a model without a price, left out of `cost_usd`.
+    pub unpriced: u64,
     /// The probe out now: its number, and since when.
     pub in_flight: Option<(u32, DateTime<Utc>)>,
     /// The last probe's end: its number, when, and the error class it failed with (`None`:
@@ -252,6 +259,8 @@ impl ProviderView {
             tokens: Tokens::default(),
             cost_usd: 0.0,
             failed_cost_usd: 0.0,
+            unpriced: 0,
+            failed_unpriced: 0,
             flagged: None,
             fault: None,
             breaker_history: VecDeque::new(),
@@ -260,6 +269,22 @@ impl ProviderView {
             rate_limits: RateLimitsView::default(),
             in_a_row: 0,
             in_a_row_by_model: Vec::new(),
+        }
+    }
+
+    /// What it cost, unpriced usage said apart (never shown as $0).
+    pub fn cost(&self) -> Spend {
+        Spend {
+            usd: self.cost_usd,
+            unpriced: self.unpriced,
+        }
+    }
+
+    /// What its failed and cancelled attempts cost.
+    pub fn failed_cost(&self) -> Spend {
+        Spend {
+            usd: self.failed_cost_usd,
+            unpriced: self.failed_unpriced,
         }
     }
 
@@ -455,8 +480,12 @@ impl Dashboard {
                 provider,
                 model,
                 cost_usd,
+                unpriced,
                 ..
-            } => self.provider_usage(ts, provider, model, Tokens::of(kind), finite(*cost_usd)),
+            } => {
+                let spent = Spend::of(finite(*cost_usd), *unpriced);
+                self.provider_usage(ts, provider, model, Tokens::of(kind), spent);
+            }
             EventKind::RequestFinished { .. } => self.provider_request_finished(ts, kind),
             EventKind::BreakerChanged { .. } => self.on_breaker_changed(ts, kind),
             EventKind::ProviderFlagged {
@@ -498,6 +527,7 @@ impl Dashboard {
             ok,
             class,
             cost_usd,
+            unpriced,
             next_probe_ms,
             ..
         } = kind
@@ -524,7 +554,9 @@ impl Dashboard {
         r.next_at = next_probe_ms.map(|ms| plus_millis(ts, ms));
         let cost = finite(*cost_usd);
         r.cost_usd += cost;
+        r.unpriced += u64::from(*unpriced);
         view.cost_usd += cost;
+        view.unpriced += u64::from(*unpriced);
     }
 
     /// The error classes the session's breakers count, when they differ from the default
@@ -747,9 +779,11 @@ impl Dashboard {
         let Some(i) = self.provider_index(ts, provider, "", "") else {
             return;
         };
+        self.totals.failed_unpriced += spent.unpriced;
         let view = &mut self.providers[i];
         // Cancelled attempts (a lost hedge, a caller gone) were paid for all the same…
-        view.failed_cost_usd += spent;
+        view.failed_cost_usd += spent.usd;
+        view.failed_unpriced += spent.unpriced;
         // …but they say nothing about the provider's health.
         if *class != ErrorClass::Cancelled {
             view.failures += 1;
@@ -801,7 +835,7 @@ impl Dashboard {
         provider: &str,
         model: &str,
         tokens: Tokens,
-        cost: f64,
+        spent: Spend,
     ) {
         if let Some(i) = self.provider_index(ts, provider, "", model) {
             let view = &mut self.providers[i];
@@ -810,7 +844,8 @@ impl Dashboard {
             t.output = t.output.saturating_add(tokens.output);
             t.cache_read = t.cache_read.saturating_add(tokens.cache_read);
             t.cache_write = t.cache_write.saturating_add(tokens.cache_write);
-            view.cost_usd += cost;
+            view.cost_usd += spent.usd;
+            view.unpriced += spent.unpriced;
         }
     }
 
@@ -1196,6 +1231,7 @@ mod tests {
             output_tokens: 1,
             cost_usd: 0.25,
             next_probe_ms: (!ok).then_some(3_000),
+            unpriced: false,
         }
     }
 

@@ -7,6 +7,7 @@ use chrono::{DateTime, Utc};
 use super::providers::Tokens;
 use super::ring::{bounded, push_capped, push_ring};
 use super::{Dashboard, finite, message};
+use crate::event::facts::Spend;
 use crate::event::{BreakerState, ErrorClass, EventKind, Outcome, Phase, SkipReason, Source};
 
 /// Recent requests kept for the reply panel and the request list.
@@ -35,6 +36,30 @@ pub struct Totals {
     pub failed_cost_usd: f64,
     /// Sum over answered requests of `cost_usd - primary_cost_usd`: what failing over cost extra.
     pub failover_delta_usd: f64,
+    /// Usages of a model without a price, left out of `cost_usd` (see [`Totals::cost`]).
+    pub unpriced: u64,
+    /// Of those, the ones of failed or cancelled attempts (left out of `failed_cost_usd`).
+    pub failed_unpriced: u64,
+    /// Answered requests left out of `failover_delta_usd` because their own cost is unknown.
+    pub delta_unknown: u64,
+}
+
+impl Totals {
+    /// What the session cost, unpriced usage said apart (never shown as $0).
+    pub fn cost(&self) -> Spend {
+        Spend {
+            usd: self.cost_usd,
+            unpriced: self.unpriced,
+        }
+    }
+
+    /// What failed and cancelled attempts cost.
+    pub fn failed_cost(&self) -> Spend {
+        Spend {
+            usd: self.failed_cost_usd,
+            unpriced: self.failed_unpriced,
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -62,6 +87,8 @@ pub struct RequestView {
     pub stop_reason: Option<String>,
     pub total_ms: Option<u64>,
     pub cost_usd: f64,
+    /// Some attempt used a model without a price: `cost_usd` is a lower bound.
+    pub unpriced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -96,6 +123,8 @@ pub struct AttemptDetail {
     pub tokens: Option<Tokens>,
     pub cost_usd: f64,
     pub tokens_estimated: bool,
+    /// Its model has no price: `cost_usd` is 0 and the cost unknown.
+    pub unpriced: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -136,7 +165,13 @@ impl RequestView {
             stop_reason: None,
             total_ms: None,
             cost_usd: 0.0,
+            unpriced: false,
         }
+    }
+
+    /// What it cost, an unpriced attempt said apart (never shown as $0).
+    pub fn cost(&self) -> Spend {
+        Spend::of(self.cost_usd, self.unpriced)
     }
 
     /// Ended because the caller went away (not a failure of the providers).
@@ -269,9 +304,14 @@ impl Dashboard {
                 request_id,
                 provider,
                 cost_usd,
+                unpriced,
                 ..
             } => {
-                self.on_usage(request_id, provider, finite(*cost_usd));
+                self.on_usage(
+                    request_id,
+                    provider,
+                    Spend::of(finite(*cost_usd), *unpriced),
+                );
                 self.attempt_usage(kind);
             }
             EventKind::RequestFinished { .. } => self.on_request_finished(kind),
@@ -411,12 +451,14 @@ impl Dashboard {
 
     /// What a `usage` costs the request and the session; kept in the ledger until the attempt's
     /// outcome says whether it was a failure's cost.
-    fn on_usage(&mut self, request_id: &str, provider: &str, cost: f64) {
-        self.totals.cost_usd += cost;
+    fn on_usage(&mut self, request_id: &str, provider: &str, spent: Spend) {
+        self.totals.cost_usd += spent.usd;
+        self.totals.unpriced += spent.unpriced;
         if let Some(request) = self.request_mut(request_id) {
-            request.cost_usd += cost;
+            request.cost_usd += spent.usd;
+            request.unpriced |= !spent.known();
         }
-        self.ledger.note_usage(request_id, provider, cost);
+        self.ledger.note_usage(request_id, provider, spent);
     }
 
     /// A `usage` to the attempt it reports on: its provider's latest in the request (the event
@@ -427,6 +469,7 @@ impl Dashboard {
             provider,
             cost_usd,
             estimated,
+            unpriced,
             ..
         } = kind
         else {
@@ -443,6 +486,7 @@ impl Dashboard {
             a.detail.tokens = Some(Tokens::of(kind));
             a.detail.cost_usd = finite(*cost_usd);
             a.detail.tokens_estimated = *estimated;
+            a.detail.unpriced = *unpriced;
         }
     }
 
@@ -458,12 +502,17 @@ impl Dashboard {
             cost_usd,
             failed_cost_usd,
             primary_cost_usd,
+            unpriced,
             ..
         } = kind
         else {
             return;
         };
-        let primary_cost_usd = primary_cost_usd.map(finite);
+        // An answer whose own cost is unknown says nothing of what failing over cost.
+        let primary_cost_usd = primary_cost_usd.map(finite).filter(|_| !unpriced);
+        if *unpriced && *outcome == Outcome::Ok {
+            self.totals.delta_unknown += 1;
+        }
         let outcome_kind = match (outcome, class) {
             (Outcome::Error, Some(ErrorClass::Cancelled)) => Ended::Cancelled,
             (Outcome::Error, _) => Ended::Failed,
@@ -487,6 +536,7 @@ impl Dashboard {
             request.message = text.as_deref().map(message);
             request.stop_reason = stop_reason.as_deref().map(message);
             request.total_ms = Some(*total_ms);
+            request.unpriced |= *unpriced;
             request.provider.clone_from(provider);
             if failed_over {
                 self.totals.failed_over += 1;
@@ -560,5 +610,51 @@ mod tests {
         let dash = s.fold();
         let r = dash.request("r2").unwrap();
         assert_eq!((r.text.len(), r.text_truncated), (REPLY_CHARS_KEPT, false));
+    }
+
+    /// A model without a price never reads $0: the request, its attempt, its provider and the
+    /// totals say "unknown", and a total with priced usage too is a lower bound.
+    #[test]
+    fn unpriced_usage_is_unknown_never_zero() {
+        let dollars = |usd: f64| format!("${usd:.4}");
+        let dash = Script::default()
+            .at(0, request("r1", &["a", "local"]))
+            .at(1, attempt("r1", 1, "a"))
+            .at(2, usage("r1", "a", 0.0012))
+            .at(
+                3,
+                failed("r1", 1, "a", ErrorClass::StreamCut, Phase::MidStream),
+            )
+            .at(4, attempt("r1", 2, "local"))
+            .at(5, unpriced(usage("r1", "local", 0.0)))
+            .at(6, unpriced(ok("r1", "local", 0.0012, 0.0012, 0.0030)))
+            // r2 fails at the unpriced provider after using tokens.
+            .at(7, request("r2", &["local"]))
+            .at(8, attempt("r2", 1, "local"))
+            .at(9, unpriced(usage("r2", "local", 0.0)))
+            .at(
+                10,
+                failed("r2", 1, "local", ErrorClass::StreamCut, Phase::MidStream),
+            )
+            .at(11, unpriced(error("r2", ErrorClass::StreamCut)))
+            .fold();
+        let r1 = dash.request("r1").unwrap();
+        assert_eq!(r1.cost().describe(dollars), "≥ $0.0012 (+ unpriced)");
+        assert!(!r1.attempts[0].detail.unpriced && r1.attempts[1].detail.unpriced);
+        let r2 = dash.request("r2").unwrap();
+        assert_eq!(r2.cost().describe(dollars), "cost unknown");
+        assert_eq!(r2.cost().cell(dollars), "unknown");
+
+        let local = dash.provider("local").unwrap();
+        assert_eq!(local.cost().cell(dollars), "unknown");
+        assert_eq!(local.failed_cost().describe(dollars), "cost unknown");
+        let a = dash.provider("a").unwrap();
+        assert_eq!(a.cost().describe(dollars), "$0.0012");
+
+        let t = &dash.totals;
+        assert_eq!(t.cost().describe(dollars), "≥ $0.0012 (+ unpriced)");
+        assert_eq!(t.failed_cost().describe(dollars), "≥ $0.0012 (+ unpriced)");
+        // r1's answer has no known cost: it is left out of the failover delta, and counted.
+        assert_eq!((t.failover_delta_usd, t.delta_unknown), (0.0, 1));
     }
 }

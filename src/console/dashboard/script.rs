@@ -153,7 +153,23 @@ pub(super) fn usage(id: &str, provider: &str, cost_usd: f64) -> EventKind {
         cache_write_tokens: 2,
         cost_usd,
         estimated: false,
+        unpriced: false,
     }
+}
+
+/// `kind` (a `usage` or a `request_finished`) as the engine sends it for a model without a price.
+pub(super) fn unpriced(mut kind: EventKind) -> EventKind {
+    match &mut kind {
+        EventKind::Usage {
+            cost_usd, unpriced, ..
+        } => {
+            *cost_usd = 0.0;
+            *unpriced = true;
+        }
+        EventKind::RequestFinished { unpriced, .. } => *unpriced = true,
+        _ => {}
+    }
+    kind
 }
 
 pub(super) fn ok(id: &str, provider: &str, cost: f64, failed_cost: f64, primary: f64) -> EventKind {
@@ -169,6 +185,7 @@ pub(super) fn ok(id: &str, provider: &str, cost: f64, failed_cost: f64, primary:
         attempts: 2,
         failed_cost_usd: failed_cost,
         primary_cost_usd: Some(primary),
+        unpriced: false,
     }
 }
 
@@ -185,6 +202,7 @@ pub(super) fn error(id: &str, class: ErrorClass) -> EventKind {
         attempts: 1,
         failed_cost_usd: 0.0,
         primary_cost_usd: None,
+        unpriced: false,
     }
 }
 

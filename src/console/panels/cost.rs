@@ -9,6 +9,7 @@ use ratatui::widgets::Table;
 use super::columns::{self, Column};
 use super::{Paint, text};
 use crate::console::dashboard::Tokens;
+use crate::event::facts::Spend;
 
 pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
     let theme = &paint.theme;
@@ -42,8 +43,8 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
     for p in &dash.providers {
         name.push(Span::styled(p.name.clone(), theme.title));
         push_tokens(&p.tokens, &mut input, &mut output, &mut cache);
-        cost.push(text::usd(p.cost_usd));
-        failed.push(failed_cell(p.failed_cost_usd, paint));
+        cost.push(p.cost().cell(text::usd));
+        failed.push(failed_cell(p.failed_cost(), paint));
         total.input += p.tokens.input;
         total.output += p.tokens.output;
         total.cache_read += p.tokens.cache_read;
@@ -51,8 +52,10 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
     }
     name.push(Span::styled("total", theme.title));
     push_tokens(&total, &mut input, &mut output, &mut cache);
-    cost.push(Span::styled(text::usd(dash.totals.cost_usd), theme.title));
-    failed.push(failed_cell(dash.totals.failed_cost_usd, paint));
+    // The total says in full when it leaves unpriced usage out: `≥ $0.0123 (+ unpriced)`.
+    let spent = dash.totals.cost().describe(text::usd);
+    cost.push(Span::styled(spent, theme.title));
+    failed.push(failed_cell(dash.totals.failed_cost(), paint));
     vec![name, input, output, cache, cost, failed]
 }
 
@@ -66,34 +69,53 @@ fn push_tokens(t: &Tokens, input: &mut Column, output: &mut Column, cache: &mut 
     ));
 }
 
-fn failed_cell<'a>(usd: f64, paint: &Paint) -> Span<'a> {
-    if usd > 0.0 {
-        Span::styled(text::usd(usd), paint.theme.failed)
+fn failed_cell<'a>(spent: Spend, paint: &Paint) -> Span<'a> {
+    if spent.usd > 0.0 || !spent.known() {
+        Span::styled(spent.cell(text::usd), paint.theme.failed)
     } else {
-        Span::raw(text::usd(usd))
+        Span::raw(spent.cell(text::usd))
     }
 }
 
 /// The failover delta, said in words: what answering from the fallbacks cost beyond, or saved
-/// on, what the primaries would have charged for the same tokens.
+/// on, what the primaries would have charged for the same tokens. Answers whose own cost is
+/// unknown are left out of it, and it says how many.
 fn summary<'a>(paint: &Paint) -> Line<'a> {
-    let delta = paint.view.dash.totals.failover_delta_usd;
+    let totals = &paint.view.dash.totals;
+    let delta = totals.failover_delta_usd;
     let theme = &paint.theme;
+    let unknown = totals.delta_unknown;
     // Below a hundredth of a cent, `usd` shows nothing either way.
-    if delta.abs() < 0.000_05 {
-        return Line::styled(
+    if delta.abs() < 0.000_05 && unknown > 0 {
+        let s = if unknown == 1 { "" } else { "s" };
+        return Line::from(vec![
+            Span::styled("what failing over cost is ", theme.muted),
+            Span::styled("unknown", theme.title),
+            Span::styled(format!(" ({unknown} answer{s} unpriced)"), theme.muted),
+        ]);
+    }
+    let mut spans = if delta.abs() < 0.000_05 {
+        vec![Span::styled(
             "failing over cost nothing beyond the primaries' price",
             theme.muted,
-        );
-    }
-    let (verb, tail) = if delta > 0.0 {
-        ("spent ", " more than the primaries would have")
+        )]
     } else {
-        ("saved ", " on the primaries' price")
+        let (verb, tail) = if delta > 0.0 {
+            ("spent ", " more than the primaries would have")
+        } else {
+            ("saved ", " on the primaries' price")
+        };
+        vec![
+            Span::styled(format!("failing over {verb}"), theme.muted),
+            Span::styled(text::usd(delta.abs()), theme.title),
+            Span::styled(tail, theme.muted),
+        ]
     };
-    Line::from(vec![
-        Span::styled(format!("failing over {verb}"), theme.muted),
-        Span::styled(text::usd(delta.abs()), theme.title),
-        Span::styled(tail, theme.muted),
-    ])
+    if unknown > 0 {
+        spans.push(Span::styled(
+            format!(" ({unknown} unpriced left out)"),
+            theme.muted,
+        ));
+    }
+    Line::from(spans)
 }

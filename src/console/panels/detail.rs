@@ -16,6 +16,7 @@ use crate::console::dashboard::{
 };
 use crate::console::theme::{Theme, state_word};
 use crate::console::ui::DetailTarget;
+use crate::event::facts::Spend;
 use crate::event::{BreakerState, ErrorClass, Outcome};
 
 /// Labels are padded to the longest of a detail's, within these bounds (a longer one pushes its
@@ -316,7 +317,7 @@ fn request_summary(d: &mut Detail, r: &RequestView) {
     if let Some(stop) = &r.stop_reason {
         d.field("stop reason", stop.clone());
     }
-    d.field("cost", text::usd(r.cost_usd));
+    d.field("cost", r.cost().describe(text::usd));
 }
 
 fn attempt(d: &mut Detail, a: &AttemptView) {
@@ -405,7 +406,15 @@ fn attempt(d: &mut Detail, a: &AttemptView) {
                 t.input, t.output, t.cache_read, t.cache_write
             ),
         );
-        d.field("  cost", text::usd(x.cost_usd));
+        let cost = if x.unpriced {
+            format!(
+                "cost unknown: {} has no price (set [pricing.\"{}\"] in the config)",
+                a.model, a.model
+            )
+        } else {
+            text::usd(x.cost_usd)
+        };
+        d.field("  cost", cost);
     }
 }
 
@@ -476,11 +485,15 @@ fn provider(dash: &Dashboard, name: &str) -> Detail {
 /// `7 sent, 1 answered, $0.000042 · probe 7 answered at 12:00:31` (or out now, or the next due).
 fn recovery_probes(p: &ProviderView, now: Option<DateTime<Utc>>) -> String {
     let r = &p.recovery;
+    let spent = Spend {
+        usd: r.cost_usd,
+        unpriced: r.unpriced,
+    };
     let mut s = format!(
         "{} sent, {} answered, {}",
         r.sent,
         r.answered,
-        text::usd(r.cost_usd)
+        spent.describe(text::usd)
     );
     if let Some((n, since)) = r.in_flight {
         s.push_str(&format!(" · probe {n} out since {}", time(since)));
@@ -593,8 +606,8 @@ fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
         "cost",
         format!(
             "{} ({} on failures)",
-            text::usd(p.cost_usd),
-            text::usd(p.failed_cost_usd)
+            p.cost().describe(text::usd),
+            p.failed_cost().describe(text::usd)
         ),
     );
     d.field(

@@ -149,7 +149,7 @@ fn totals<'a>(paint: &Paint, width: u16) -> Line<'a> {
         (1, "failed over", t.failed_over.to_string(), theme.title),
         (0, "failed", t.failed.to_string(), failed_style),
         (3, "in flight", t.in_flight.to_string(), theme.title),
-        (0, "cost", text::usd(t.cost_usd), theme.title),
+        (0, "cost", t.cost().describe(text::usd), theme.title),
     ];
     // Callers that went away are not failures; said apart, once there are any.
     if t.cancelled > 0 {

@@ -143,7 +143,7 @@ impl<'a, 't> Columns<'a, 't> {
         self.rate.push(now.map_or(text::NONE.into(), |now| {
             format!("{:.1}/s", p.rate_per_sec(now))
         }));
-        self.cost.push(text::usd(p.cost_usd));
+        self.cost.push(p.cost().cell(text::usd));
         self.model.push(p.model.clone());
         self.notes.push(notes_cell(p, theme));
     }

@@ -193,7 +193,7 @@ fn outcome_line<'a>(r: &RequestView, paint: &Paint) -> Line<'a> {
             let mut parts = Vec::new();
             parts.extend(r.stop_reason.clone());
             parts.extend(r.total_ms.map(text::millis));
-            parts.push(text::usd(r.cost_usd));
+            parts.push(r.cost().describe(text::usd));
             Line::from(vec![
                 Span::styled("✓ ok", theme.ok),
                 Span::styled(format!(" · {}", parts.join(" · ")), theme.muted),

@@ -117,7 +117,7 @@ fn table_columns<'a>(paint: &Paint, first: usize, count: usize) -> Vec<Column<'a
         status.push(status_cell(r, theme));
         provider.push(provider_cell(r));
         took.push(took_cell(r, paint));
-        cost.push(text::usd(r.cost_usd));
+        cost.push(r.cost().cell(text::usd));
     }
     vec![id, status, provider, took, cost]
 }

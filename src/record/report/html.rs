@@ -7,7 +7,7 @@
 use std::fmt::{Result, Write as _};
 
 use super::findings::{clock, duration, is_skip, latency, statuses};
-use super::markdown::kind_label;
+use super::markdown::{kind_label, unpriced_requests};
 use super::series::Point;
 use super::{IN_FLIGHT_CAP, ProviderStats, Report, ts, usd};
 use crate::event::BreakerState;
@@ -121,14 +121,18 @@ impl Report {
             ),
             ("Success rate", rate),
             ("Failovers", self.failover_total().to_string()),
-            ("Cost", money(r.cost_usd)),
-            ("Cost of failed attempts", money(self.failed_cost_total())),
+            ("Cost", r.cost().describe(money)),
+            (
+                "Cost of failed attempts",
+                self.failed_cost_total().describe(money),
+            ),
             (
                 "Failover cost delta",
                 format!(
-                    "{} over {} ok requests (paid − primary's price)",
+                    "{} over {} ok requests (paid − primary's price){}",
                     signed_money(r.failover_cost_delta_usd),
-                    r.failover_delta_requests
+                    r.failover_delta_requests,
+                    unpriced_requests(r.unpriced)
                 ),
             ),
         ];
@@ -367,8 +371,8 @@ impl Report {
             latency(p.percentile(0.50)),
             latency(p.percentile(0.95)),
             latency(p.percentile(0.99)),
-            money(p.cost_usd),
-            money(p.failed_cost_usd)
+            p.cost().describe(money),
+            p.failed_cost().describe(money)
         )
     }
 

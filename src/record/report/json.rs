@@ -64,7 +64,7 @@ impl Report {
             },
             "failover_cost_delta_usd": usd(self.requests.failover_cost_delta_usd),
             "failover_cost_delta_requests": self.requests.failover_delta_requests,
-            "failed_attempts_cost_usd": usd(self.failed_cost_total()),
+            "failed_attempts_cost_usd": usd(self.failed_cost_total().usd),
             "providers": providers,
             "pools": self.pools_json(),
             "timeline": timeline,
@@ -191,7 +191,7 @@ impl Report {
                 requests[key] = json!(n);
             }
         }
-        requests
+        with_count(requests, "unpriced_requests", r.unpriced)
     }
 
     fn provider_json(&self, p: &ProviderStats) -> Value {
@@ -206,7 +206,7 @@ impl Report {
             .map(|t| json!({"ts": ts(t.ts), "from": t.from, "to": t.to, "reason": t.reason}))
             .collect();
         let t = &p.tokens;
-        json!({
+        let json = json!({
             "attempts": p.attempts,
             "answered": p.answered,
             "errors": errors,
@@ -244,7 +244,15 @@ impl Report {
                 "answered": p.probes_answered,
                 "cost_usd": usd(p.probe_cost_usd),
             },
-        })
+        });
+        // Only when some cost is unknown: usages of a model without a price (`cost_usd` leaves
+        // them out).
+        let json = with_count(json, "unpriced_usages", p.unpriced_usages);
+        with_count(
+            json,
+            "failed_attempts_unpriced_usages",
+            p.failed_unpriced_usages,
+        )
     }
 }
 
@@ -274,4 +282,15 @@ fn class_json(c: &ClassDetail) -> Value {
 
 fn quantiles(q: Quantiles) -> Value {
     json!({"count": q.count, "p50": q.p50, "p95": q.p95})
+}
+
+/// `json` with `key: n` added when `n` is not zero (a field that appears only when it matters, so
+/// the reports of fully priced sessions stay as they were).
+fn with_count(mut json: Value, key: &str, n: u64) -> Value {
+    if n > 0
+        && let Some(map) = json.as_object_mut()
+    {
+        map.insert(key.to_string(), n.into());
+    }
+    json
 }

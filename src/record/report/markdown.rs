@@ -7,6 +7,7 @@ use std::fmt::{Result, Write as _};
 
 use super::findings::{clock, duration, is_skip, latency, statuses};
 use super::{IN_FLIGHT_CAP, ProviderStats, Report, ts, usd};
+use crate::event::facts::Spend;
 
 impl Report {
     /// The report as Markdown, for a person reading a postmortem.
@@ -179,14 +180,15 @@ impl Report {
         let rate = rate.map_or("n/a".to_string(), |s| format!("{:.1} %", s * 100.0));
         writeln!(out, "| Success rate | {rate} |")?;
         writeln!(out, "| Failovers | {} |", self.failover_total())?;
-        writeln!(out, "| Cost | {} |", money(r.cost_usd))?;
-        let failed = money(self.failed_cost_total());
+        writeln!(out, "| Cost | {} |", r.cost().describe(money))?;
+        let failed = self.failed_cost_total().describe(money);
         writeln!(out, "| Cost of failed attempts | {failed} |")?;
         writeln!(
             out,
-            "| Failover cost delta | {} over {} ok requests (paid − primary's price) |",
+            "| Failover cost delta | {} over {} ok requests (paid − primary's price){} |",
             signed_money(r.failover_cost_delta_usd),
-            r.failover_delta_requests
+            r.failover_delta_requests,
+            unpriced_requests(r.unpriced)
         )?;
         writeln!(out)?;
         if r.untracked > 0 {
@@ -266,8 +268,8 @@ impl Report {
                 opt_ms(p.percentile(0.50)),
                 opt_ms(p.percentile(0.95)),
                 opt_ms(p.percentile(0.99)),
-                money(p.cost_usd),
-                money(p.failed_cost_usd)
+                p.cost().describe(money),
+                p.failed_cost().describe(money)
             )?;
         }
         writeln!(out)
@@ -372,10 +374,11 @@ impl Report {
         )?;
         writeln!(
             out,
-            "- Cost: {}, of which {} on {} failed attempts.",
-            money(p.cost_usd),
-            money(p.failed_cost_usd),
-            p.failed_usages
+            "- Cost: {}, of which {} on {} failed attempts{}.",
+            p.cost().describe(money),
+            p.failed_cost().describe(money),
+            p.failed_usages,
+            unpriced_usages(p.unpriced_usages)
         )?;
         if p.probes > 0 {
             writeln!(
@@ -383,7 +386,11 @@ impl Report {
                 "- Recovery probes: {} sent while its breaker was open, {} answered, {} (in the cost).",
                 p.probes,
                 p.probes_answered,
-                money(p.probe_cost_usd)
+                Spend {
+                    usd: p.probe_cost_usd,
+                    unpriced: p.probe_unpriced
+                }
+                .describe(money)
             )?;
         }
         writeln!(
@@ -515,6 +522,24 @@ fn write_skips(out: &mut String, p: &ProviderStats) -> Result {
 
 fn money(x: f64) -> String {
     format!("${:.6}", usd(x))
+}
+
+/// `; 3 usages of a model without a price (cost unknown)`, or nothing when every usage was priced.
+pub(super) fn unpriced_usages(n: u64) -> String {
+    match n {
+        0 => String::new(),
+        1 => "; 1 usage of a model without a price (cost unknown)".to_string(),
+        n => format!("; {n} usages of a model without a price (cost unknown)"),
+    }
+}
+
+/// `; 2 requests with unpriced usage left out`, or nothing when every request was priced.
+pub(super) fn unpriced_requests(n: u64) -> String {
+    match n {
+        0 => String::new(),
+        1 => "; 1 request with unpriced usage left out".to_string(),
+        n => format!("; {n} requests with unpriced usage left out"),
+    }
 }
 
 fn signed_money(x: f64) -> String {

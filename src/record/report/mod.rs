@@ -22,7 +22,7 @@ use self::series::{Series, Width};
 use self::window::{Split, Starts, Window};
 use super::SessionHeader;
 use super::reader::{Reader, RecordError};
-use crate::event::facts::{self, TokenCounts};
+use crate::event::facts::{self, Spend, TokenCounts};
 use crate::event::{
     BreakerState, ErrorClass, Event, EventKind, Fold, Mode, OperatorAction, Outcome, PoolInfo,
     PoolStrategy, ProviderFlag, ProviderInfo, SkipReason,
@@ -124,6 +124,17 @@ struct Requests {
     /// Sum over ok requests that carry `primary_cost_usd` of `cost_usd - primary_cost_usd`.
     failover_cost_delta_usd: f64,
     failover_delta_requests: u64,
+    /// Requests some of whose usage had no price: `cost_usd` leaves it out.
+    unpriced: u64,
+}
+
+impl Requests {
+    fn cost(&self) -> Spend {
+        Spend {
+            usd: self.cost_usd,
+            unpriced: self.unpriced,
+        }
+    }
 }
 
 #[derive(Debug, Clone, Default)]
@@ -134,7 +145,7 @@ struct InFlight {
     primary_cause: Option<String>,
     /// The last `usage` of this request not yet followed by anything else: if the next event for
     /// the request is `attempt_failed` on the same provider, that usage was a failed attempt's.
-    pending_usage: Option<(String, f64)>,
+    pending_usage: Option<(String, Spend)>,
 }
 
 impl InFlight {
@@ -166,11 +177,17 @@ struct ProviderStats {
     cost_usd: f64,
     failed_cost_usd: f64,
     failed_usages: u64,
+    /// Usages of a model without a price (their `cost_usd` is 0: the cost is unknown).
+    unpriced_usages: u64,
+    /// Of those, the failed attempts'.
+    failed_unpriced_usages: u64,
     /// Recovery probes sent while its breaker was open, those answered, and what they cost
     /// (counted in `cost_usd` too).
     probes: u64,
     probes_answered: u64,
     probe_cost_usd: f64,
+    /// Probes of a model without a price (in `unpriced_usages` too).
+    probe_unpriced: u64,
     /// The last state a `breaker_changed` put it in (`None`: never seen one).
     state: Option<BreakerState>,
     /// Open (or forced open) since then; the span is closed by the next change, or by the
@@ -272,9 +289,12 @@ impl ProviderStats {
             cost_usd: 0.0,
             failed_cost_usd: 0.0,
             failed_usages: 0,
+            unpriced_usages: 0,
+            failed_unpriced_usages: 0,
             probes: 0,
             probes_answered: 0,
             probe_cost_usd: 0.0,
+            probe_unpriced: 0,
             state: None,
             open_since: None,
             open_ms: 0,
@@ -283,6 +303,20 @@ impl ProviderStats {
             throttled_times: 0,
             transitions: Vec::new(),
             transitions_dropped: 0,
+        }
+    }
+
+    fn cost(&self) -> Spend {
+        Spend {
+            usd: self.cost_usd,
+            unpriced: self.unpriced_usages,
+        }
+    }
+
+    fn failed_cost(&self) -> Spend {
+        Spend {
+            usd: self.failed_cost_usd,
+            unpriced: self.failed_unpriced_usages,
         }
     }
 
@@ -458,8 +492,12 @@ impl Fold for Report {
                 provider,
                 cost_usd,
                 estimated,
+                unpriced,
                 ..
-            } => self.on_usage(&event.kind, request_id, provider, *cost_usd, *estimated),
+            } => {
+                let spent = Spend::of(*cost_usd, *unpriced);
+                self.on_usage(&event.kind, request_id, provider, spent, *estimated);
+            }
             EventKind::RequestFinished {
                 request_id,
                 outcome,
@@ -467,13 +505,14 @@ impl Fold for Report {
                 class,
                 cost_usd,
                 primary_cost_usd,
+                unpriced,
                 ..
             } => self.on_request_finished(
                 ts,
                 request_id,
                 (*outcome, *class),
                 provider.as_deref(),
-                *cost_usd,
+                Spend::of(*cost_usd, *unpriced),
                 *primary_cost_usd,
             ),
             other => self.apply_session(ts, other),
@@ -523,8 +562,12 @@ impl Report {
                 ok,
                 latency_ms,
                 cost_usd,
+                unpriced,
                 ..
-            } => self.on_probe_finished(ts, provider, *probe, *ok, *latency_ms, *cost_usd),
+            } => {
+                let cost = Spend::of(*cost_usd, *unpriced);
+                self.on_probe_finished(ts, provider, (*probe, *ok, *latency_ms), cost);
+            }
             // Request events are folded by `apply`.
             EventKind::ThrottleChanged {
                 provider,
@@ -624,21 +667,17 @@ impl Report {
         &mut self,
         ts: DateTime<Utc>,
         provider: &str,
-        probe: u32,
-        ok: bool,
-        latency_ms: u64,
-        cost_usd: f64,
+        (probe, ok, latency_ms): (u32, bool, u64),
+        spent: Spend,
     ) {
         let stats = self.provider(provider);
-        let cost = if cost_usd.is_finite() && cost_usd > 0.0 {
-            cost_usd
-        } else {
-            0.0
-        };
+        let cost = spent.usd.max(0.0);
         stats.probes += 1;
         stats.probes_answered += u64::from(ok);
         stats.probe_cost_usd += cost;
+        stats.probe_unpriced += spent.unpriced;
         stats.cost_usd += cost;
+        stats.unpriced_usages += spent.unpriced;
         if ok {
             self.push_timeline(TimelineEntry {
                 ts,
@@ -715,7 +754,8 @@ impl Report {
             count.not_retryable += 1;
         }
         if let Some(cost) = failed_cost {
-            stats.failed_cost_usd += cost;
+            stats.failed_cost_usd += cost.usd;
+            stats.failed_unpriced_usages += cost.unpriced;
             stats.failed_usages += 1;
         }
     }
@@ -794,15 +834,15 @@ impl Report {
         usage: &EventKind,
         request_id: &str,
         provider: &str,
-        cost_usd: f64,
+        cost: Spend,
         estimated: bool,
     ) {
-        let cost = if cost_usd.is_finite() { cost_usd } else { 0.0 };
         let stats = self.provider(provider);
         stats
             .tokens
             .accumulate(TokenCounts::from_usage(usage).unwrap_or_default());
-        stats.cost_usd += cost;
+        stats.cost_usd += cost.usd;
+        stats.unpriced_usages += cost.unpriced;
         if estimated {
             stats.estimated_usages += 1;
         }
@@ -817,7 +857,7 @@ impl Report {
         request_id: &str,
         (outcome, class): (Outcome, Option<ErrorClass>),
         provider: Option<&str>,
-        cost_usd: f64,
+        cost: Spend,
         primary_cost_usd: Option<f64>,
     ) {
         let req = self.in_flight.remove(request_id);
@@ -825,9 +865,8 @@ impl Report {
         if let Some(t) = started {
             self.starts.remove(t);
         }
-        if cost_usd.is_finite() {
-            self.requests.cost_usd += cost_usd;
-        }
+        self.requests.cost_usd += cost.usd;
+        self.requests.unpriced += cost.unpriced;
         if outcome == Outcome::Error {
             self.requests.error += 1;
             if class != Some(ErrorClass::Cancelled) {
@@ -851,8 +890,9 @@ impl Report {
             self.affected.failed_over += 1;
             self.widen_window(started.unwrap_or(ts), ts);
         }
-        if let Some(primary_cost) = primary_cost_usd {
-            let delta = cost_usd - primary_cost;
+        // An answer whose own cost is unknown says nothing of what failing over cost.
+        if let Some(primary_cost) = primary_cost_usd.filter(|_| cost.known()) {
+            let delta = cost.usd - primary_cost;
             if delta.is_finite() {
                 self.requests.failover_cost_delta_usd += delta;
                 self.requests.failover_delta_requests += 1;
@@ -1106,8 +1146,12 @@ impl Report {
         (!parts.is_empty()).then(|| format!("{}.", parts.join("; ")))
     }
 
-    fn failed_cost_total(&self) -> f64 {
-        self.providers.values().map(|p| p.failed_cost_usd).sum()
+    fn failed_cost_total(&self) -> Spend {
+        let mut total = Spend::default();
+        for p in self.providers.values() {
+            total.add(p.failed_cost());
+        }
+        total
     }
 
     /// Requests still open at the end of the recording.

@@ -1,13 +1,13 @@
 //! The simulated providers without their demo pacing (no time to the first event, no jitter), as
 //! `[[sim.providers]]` config text: the one place the tests and the memory benchmark take it from.
 
-/// `anthropic` (claude-sonnet-4-5) and `openai` (gpt-5) at zero latency: for the tests that check
-/// what happens, not how long it takes.
+/// `anthropic` (claude-sonnet-5-5) and `openai` (gpt-6.2-sol), the default models, at zero
+/// latency: for the tests that check what happens, not how long it takes.
 pub const FAST_SIM: &str = r#"
 [[sim.providers]]
 name = "anthropic"
 protocol = "anthropic"
-model = "claude-sonnet-4-5"
+model = "claude-sonnet-5-5"
 first_event_latency = "0ms"
 token_delay = "0ms"
 jitter = 0.0
@@ -15,7 +15,7 @@ jitter = 0.0
 [[sim.providers]]
 name = "openai"
 protocol = "openai"
-model = "gpt-5"
+model = "gpt-6.2-sol"
 first_event_latency = "0ms"
 token_delay = "0ms"
 jitter = 0.0

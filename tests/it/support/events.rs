@@ -38,7 +38,8 @@ impl Timeline {
     }
 }
 
-/// The model a demo provider answers with.
+/// The model the hand-written scripts name for a demo provider (the defaults when they were
+/// written; the recordings and snapshots built on them keep it).
 pub fn demo_model(provider: &str) -> &'static str {
     if provider == "anthropic" {
         "claude-sonnet-4-5"
@@ -139,7 +140,17 @@ pub fn usage(id: &str, provider: &str, model: &str, tokens: [u64; 4], cost_usd: 
         cache_write_tokens: tokens[3],
         cost_usd,
         estimated: false,
+        unpriced: false,
     }
+}
+
+/// A `usage` of a model without a price: no dollars, and the flag that says so.
+pub fn unpriced_usage(id: &str, provider: &str, model: &str, tokens: [u64; 4]) -> EventKind {
+    let mut kind = usage(id, provider, model, tokens, 0.0);
+    if let EventKind::Usage { unpriced, .. } = &mut kind {
+        *unpriced = true;
+    }
+    kind
 }
 
 pub fn rewind(id: &str, provider: &str, discarded_chars: u64, reason: &str) -> EventKind {
@@ -189,6 +200,7 @@ pub struct Finished<'a> {
     pub attempts: u32,
     pub failed_cost_usd: f64,
     pub primary_cost_usd: Option<f64>,
+    pub unpriced: bool,
 }
 
 impl Default for Finished<'_> {
@@ -204,6 +216,7 @@ impl Default for Finished<'_> {
             attempts: 0,
             failed_cost_usd: 0.0,
             primary_cost_usd: None,
+            unpriced: false,
         }
     }
 }
@@ -221,5 +234,6 @@ pub fn request_finished(id: &str, end: Finished) -> EventKind {
         attempts: end.attempts,
         failed_cost_usd: end.failed_cost_usd,
         primary_cost_usd: end.primary_cost_usd,
+        unpriced: end.unpriced,
     }
 }
