@@ -89,7 +89,7 @@ mod tests {
         let want = Answering {
             attempts: 3,
             provider: Some("b".into()),
-            model: Some("claude-sonnet-4-5".into()),
+            model: Some("claude-sonnet-5-5".into()),
         };
         assert!(ok);
         assert_eq!(at_text, want, "as the first text arrives");
