@@ -120,9 +120,20 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
             }
         }
     }
-    vec![
+    let mut columns = vec![
         name, model, breaker, next, limits, fails, ok, p50, p95, p99, rate, cost, last_error, notes,
-    ]
+    ];
+    // A column of dashes says nothing: shown once some provider has stated its rate limits.
+    if !paint
+        .view
+        .dash
+        .providers
+        .iter()
+        .any(|p| p.rate_limits.stated())
+    {
+        columns.remove(4);
+    }
+    columns
 }
 
 /// The name, flagged with `⚑` so a misconfigured provider shows even when the notes do not fit.
@@ -147,12 +158,15 @@ fn limits_cell<'a>(p: &ProviderView, now: Option<DateTime<Utc>>, theme: &Theme) 
     };
     let mut cell = limit_text(l);
     let reset = v.throttle.as_ref().and_then(|t| t.until).or(l.reset_at);
-    if let Some(left) = now.and_then(|now| remaining(reset, now))
-        && left > TimeDelta::zero()
-    {
+    match now.and_then(|now| remaining(reset, now)) {
         // Padded: the column keeps its width while the countdown ticks.
-        let left = text::short_span(left);
-        cell.push_str(&format!(" {left:<w$}", w = text::AGO_WIDTH));
+        Some(left) if left > TimeDelta::zero() => {
+            let left = text::short_span(left);
+            cell.push_str(&format!(" {left:<w$}", w = text::AGO_WIDTH));
+        }
+        // What was stated is from before the reset: the limit is whole again.
+        Some(_) => cell.push_str(" reset"),
+        None => {}
     }
     match v.throttle {
         Some(_) => Line::styled(format!("THROTTLED {cell}"), theme.throttled),
