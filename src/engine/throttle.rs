@@ -46,12 +46,14 @@ pub struct Throttling {
 }
 
 /// Whether `limits`, stated at `seen`, throttle under `steer_below`: of the dimensions at or
-/// under their threshold, the one that resets last (a dimension with no reset, or one already
-/// reset, never throttles).
+/// under their threshold, the one that resets last, the first in [`LimitDimension`] order on a
+/// tie (a dimension with no reset, or one already reset, never throttles).
 pub fn verdict(limits: &RateLimits, seen: Instant, steer_below: f64) -> Option<Throttling> {
     limits
         .allowances
         .iter()
+        // Reversed: `max_by_key` keeps the last of equals.
+        .rev()
         .filter_map(|a| {
             let remaining = a.remaining?;
             let reset = a.reset.filter(|r| !r.is_zero())?;
@@ -381,6 +383,10 @@ mod tests {
             (t.dimension, t.remaining, t.until),
             (LimitDimension::Tokens, 1_000, now + Duration::from_secs(90))
         );
+        // On a tie, the first dimension: requests before tokens.
+        let spent = requests(Some(50), 0, Some(90));
+        let t = verdict(&limits(&[spent, tokens]), now, 0.05).unwrap();
+        assert_eq!(t.dimension, LimitDimension::Requests);
     }
 
     #[tokio::test(start_paused = true)]

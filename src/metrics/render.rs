@@ -243,7 +243,8 @@ impl Metrics {
 impl Metrics {
     /// What the providers' latest responses said of their rate limits, and who is throttled.
     fn render_rate_limits(&self, o: &mut String) {
-        let gauges: [(&str, &str, fn(&super::RateLimitGauges) -> Option<u64>); 3] = [
+        type Value = fn(&super::RateLimitGauges) -> Option<u64>;
+        let gauges: [(&str, &str, Value); 3] = [
             (
                 "breakerbox_rate_limit_remaining",
                 "What is left of a provider's rate limit, by dimension, as its latest response said.",

@@ -13,7 +13,8 @@ use ratatui_textarea::TextArea;
 
 use breakerbox::console::dashboard::{
     AttemptState, AttemptView, BreakerSpan, Dashboard, ErrorCount, LastError, LatencyPoint,
-    LogLine, ModelBreaker, PoolView, ProviderView, RequestView, RewindView, Tokens, Totals,
+    LimitView, LogLine, ModelBreaker, PoolView, ProviderView, RateLimitsView, RequestView,
+    RewindView, ThrottleView, Tokens, Totals,
 };
 use breakerbox::console::keys::Bindings;
 use breakerbox::console::panels::{Facts, View, draw};
@@ -640,6 +641,64 @@ fn forced_states() {
     let text = screen(&terminal);
     assert!(text.contains("FORCED OPEN") && text.contains("FORCED CLOSED"));
     insta::assert_snapshot!(text);
+}
+
+/// anthropic is throttled (1 of 20 requests left, 9 s to the reset; 14 requests steered away),
+/// openai states room to spare.
+fn throttled() -> Dashboard {
+    use breakerbox::event::LimitDimension::{Requests, Tokens as TokenLimit};
+    let mut dash = incident();
+    let limit = |dimension, limit, remaining, reset: i64| LimitView {
+        dimension,
+        limit: Some(limit),
+        remaining: Some(remaining),
+        reset_at: Some(at(NOW + reset)),
+    };
+    dash.providers[0].rate_limits = RateLimitsView {
+        limits: vec![
+            limit(Requests, 20, 1, 9),
+            limit(TokenLimit, 100_000, 98_000, 9),
+        ],
+        throttle: Some(ThrottleView {
+            since: at(NOW - 3),
+            dimension: Some(Requests),
+            remaining: Some(1),
+            limit: Some(20),
+            until: Some(at(NOW + 9)),
+            reason: "requests 1/20 left, resets in 12s".into(),
+        }),
+        throttled_count: 2,
+        steered: 14,
+        last_reason: None,
+    };
+    dash.providers[1].rate_limits.limits = vec![limit(Requests, 500, 478, 41)];
+    dash
+}
+
+/// A throttled provider says so in its own word and colour, apart from its breaker's state,
+/// with what is left and the countdown to the reset; the others say what they have left.
+#[test]
+fn a_throttled_provider_shows_what_is_left_and_when_it_resets() {
+    for (w, h) in [(160, 48), (80, 24)] {
+        let terminal = render(&throttled(), &demo_ui(), w, h);
+        let text = screen(&terminal);
+        assert!(text.contains("THROTTLED req 1/20 9s"), "{text}");
+        assert!(text.contains("req 478/500 41s"), "{text}");
+        let buffer = terminal.backend().buffer();
+        let cell = (0..buffer.area.height)
+            .flat_map(|y| (0..buffer.area.width).map(move |x| (x, y)))
+            .find(|&(x, y)| {
+                (0..9).all(|i| {
+                    buffer
+                        .cell((x + i, y))
+                        .is_some_and(|c| c.symbol() == &"THROTTLED"[i as usize..=i as usize])
+                })
+            })
+            .and_then(|(x, y)| buffer.cell((x, y)))
+            .expect("THROTTLED is drawn");
+        assert_eq!(cell.fg, Color::LightBlue, "its own colour");
+        insta::assert_snapshot!(format!("throttled_{w}x{h}"), text);
+    }
 }
 
 #[test]

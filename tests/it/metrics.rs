@@ -742,3 +742,65 @@ fn recovery_probes_are_counted_by_outcome_and_costed() {
         ],
     );
 }
+
+/// What the providers' latest responses said of their rate limits, as gauges, and whether each
+/// is throttled; a steered request is a skip with reason `throttled`.
+#[test]
+fn rate_limits_and_throttling_are_gauges() {
+    use breakerbox::event::{LimitDimension, RateLimit};
+    let limits = |remaining: u64, reset_ms: u64| EventKind::RateLimits {
+        provider: "anthropic".into(),
+        model: None,
+        limits: vec![
+            RateLimit {
+                dimension: LimitDimension::Requests,
+                limit: Some(20),
+                remaining: Some(remaining),
+                reset_ms: Some(reset_ms),
+            },
+            RateLimit {
+                dimension: LimitDimension::Tokens,
+                limit: None,
+                remaining: Some(90_000),
+                reset_ms: None,
+            },
+        ],
+    };
+    let throttle = |throttled: bool| EventKind::ThrottleChanged {
+        provider: "anthropic".into(),
+        model: None,
+        throttled,
+        dimension: Some(LimitDimension::Requests),
+        remaining: Some(1),
+        limit: Some(20),
+        reset_ms: Some(9_500),
+        reason: "requests 1/20 left, resets in 10s".into(),
+    };
+    let text = fold(vec![
+        limits(5, 30_000),
+        limits(1, 9_500),
+        throttle(true),
+        attempt_skipped("r9", "anthropic", "throttled"),
+    ])
+    .render();
+    validate(&text);
+    has(
+        &text,
+        &[
+            r#"breakerbox_rate_limit_remaining{provider="anthropic",dimension="requests"} 1"#,
+            r#"breakerbox_rate_limit_remaining{provider="anthropic",dimension="tokens"} 90000"#,
+            r#"breakerbox_rate_limit_limit{provider="anthropic",dimension="requests"} 20"#,
+            r#"breakerbox_rate_limit_reset_seconds{provider="anthropic",dimension="requests"} 9.5"#,
+            r#"breakerbox_throttled{provider="anthropic"} 1"#,
+            r#"breakerbox_attempts_skipped_total{provider="anthropic",reason="throttled"} 1"#,
+        ],
+    );
+    assert!(
+        !text.contains(r#"breakerbox_rate_limit_limit{provider="anthropic",dimension="tokens"}"#)
+    );
+    let lifted = fold(vec![limits(1, 9_500), throttle(true), throttle(false)]).render();
+    has(
+        &lifted,
+        &[r#"breakerbox_throttled{provider="anthropic"} 0"#],
+    );
+}

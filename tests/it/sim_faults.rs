@@ -604,3 +604,71 @@ async fn a_flapping_refusal_closes_and_reopens_the_direct_port() {
     eventually("down once", || !listening()).await;
     eventually("then up for good", listening).await;
 }
+
+/// `rate_limit_budget`: every response, streamed or not, states what is left in the protocol's
+/// real rate-limit headers (read back by breakerbox's own parser), counting down per request;
+/// once spent, a 429 with `retry-after` and nothing left, in each protocol's error shape.
+#[tokio::test]
+async fn a_rate_limit_budget_counts_down_in_the_headers_then_answers_429() {
+    use breakerbox::protocol::LimitDimension;
+    use breakerbox::provider::RateLimits;
+    let sim = start_fast().await;
+    for (name, protocol) in PROTOCOLS {
+        set(&sim, name, "rate_limit_budget:requests=3,tokens=0,per=1m");
+        for (left, stream) in [(2, true), (1, false), (0, true)] {
+            let response = post(&url(&sim, name, protocol), &body_for(protocol, stream)).await;
+            assert_eq!(response.status(), 200, "{name}");
+            let limits = RateLimits::from_headers(response.headers(), chrono::Utc::now())
+                .unwrap_or_else(|| panic!("{name}: no rate-limit headers"));
+            let requests = limits.get(LimitDimension::Requests).copied().unwrap();
+            assert_eq!(
+                (requests.limit, requests.remaining),
+                (Some(3), Some(left)),
+                "{name}"
+            );
+            let reset = requests.reset.unwrap();
+            assert!(
+                reset > Duration::from_secs(55) && reset <= Duration::from_secs(61),
+                "{name}: {reset:?}"
+            );
+            assert_eq!(limits.allowances.len(), 1, "{name}: tokens are not limited");
+            let prefix = if protocol == Protocol::Anthropic {
+                "anthropic-ratelimit-"
+            } else {
+                "x-ratelimit-"
+            };
+            assert!(
+                response
+                    .headers()
+                    .keys()
+                    .any(|k| k.as_str().starts_with(prefix)),
+                "{name}"
+            );
+            let _ = response.text().await;
+        }
+        let refused = post(&url(&sim, name, protocol), &body_for(protocol, true)).await;
+        assert_eq!(refused.status(), 429, "{name}");
+        let retry_after: u64 = refused.headers()["retry-after"]
+            .to_str()
+            .unwrap()
+            .parse()
+            .unwrap();
+        assert!((55..=60).contains(&retry_after), "{name}: {retry_after}");
+        let limits = RateLimits::from_headers(refused.headers(), chrono::Utc::now()).unwrap();
+        assert_eq!(
+            limits.get(LimitDimension::Requests).unwrap().remaining,
+            Some(0),
+            "{name}"
+        );
+        let body: Value = refused.json().await.unwrap();
+        let kind = body["error"]["type"]
+            .as_str()
+            .or(body["error"]["code"].as_str());
+        assert!(
+            matches!(kind, Some("rate_limit_error" | "requests")),
+            "{name}: {body}"
+        );
+        assert_eq!(outcome_count(&sim, name, "rate_limit"), 1, "{name}");
+        assert_eq!(outcome_count(&sim, name, "ok"), 3, "{name}");
+    }
+}

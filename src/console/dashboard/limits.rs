@@ -58,6 +58,11 @@ pub struct ThrottleView {
 }
 
 impl RateLimitsView {
+    /// Whether there is anything to show: limits stated, a throttling, requests steered away.
+    pub fn stated(&self) -> bool {
+        !self.limits.is_empty() || self.throttled_count > 0 || self.steered > 0
+    }
+
     /// The dimension to show first: the throttling one, else the one with the least share left
     /// (ties: the first).
     pub fn tightest(&self) -> Option<&LimitView> {

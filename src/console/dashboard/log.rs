@@ -14,7 +14,7 @@ pub const LOG_KEPT: usize = 5_000;
 
 /// The event types the filter offers, in the order things happen (text deltas are too many to be
 /// useful, and are not logged).
-pub const LOG_KINDS: [&str; 11] = [
+pub const LOG_KINDS: [&str; 13] = [
     "request_started",
     "attempt_started",
     "attempt_failed",
@@ -23,6 +23,8 @@ pub const LOG_KINDS: [&str; 11] = [
     "rewind",
     "request_finished",
     "breaker_changed",
+    "throttle_changed",
+    "rate_limits",
     "fault_changed",
     "operator_action",
     "provider_flagged",

@@ -623,24 +623,30 @@ fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
 /// went elsewhere because of it.
 fn rate_limits(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
     let v = &p.rate_limits;
-    d.heading("Rate limits (as its responses' headers state them)");
-    if v.limits.is_empty() && v.throttled_count == 0 {
-        d.text("none stated", 2, Tone::Muted);
+    // Nothing to say for a provider that never stated its limits (a local server, most tests).
+    if !v.stated() {
         return;
     }
+    d.heading("Rate limits (as its responses' headers state them)");
     let in_ = |at: Option<DateTime<Utc>>| match (at, dash.now) {
         (Some(at), Some(now)) if at > now => Some(text::span(at - now)),
         _ => None,
     };
     match &v.throttle {
         Some(t) => {
+            let why = match (t.dimension, t.remaining) {
+                (Some(dimension), Some(left)) => {
+                    let of = t.limit.map(|l| format!(" of {l}")).unwrap_or_default();
+                    format!("{} {left}{of} left", dimension.words())
+                }
+                _ => t.reason.clone(),
+            };
             let lifts = in_(t.until).map(|s| format!(", lifts in {s}"));
             d.toned(
                 "state",
                 format!(
-                    "THROTTLED since {}: {}{} · new requests go to the next target first",
+                    "THROTTLED since {}: {why}{} · new requests go to the next target first",
                     time(t.since),
-                    t.reason,
                     lifts.unwrap_or_default()
                 ),
                 Tone::Throttled,

@@ -79,7 +79,12 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
             table.model_row(p, m, under);
         }
     }
-    table.into_vec()
+    let mut columns = table.into_vec();
+    // A column of dashes says nothing: shown once some provider has stated its rate limits.
+    if !dash.providers.iter().any(|p| p.rate_limits.stated()) {
+        columns.remove(4);
+    }
+    columns
 }
 
 /// The table's columns as its rows are added.
@@ -320,12 +325,15 @@ fn limits_cell<'a>(p: &ProviderView, now: Option<DateTime<Utc>>, theme: &Theme) 
     };
     let mut cell = limit_text(l);
     let reset = v.throttle.as_ref().and_then(|t| t.until).or(l.reset_at);
-    if let Some(left) = now.and_then(|now| remaining(reset, now))
-        && left > TimeDelta::zero()
-    {
+    match now.and_then(|now| remaining(reset, now)) {
         // Padded: the column keeps its width while the countdown ticks.
-        let left = text::short_span(left);
-        cell.push_str(&format!(" {left:<w$}", w = text::AGO_WIDTH));
+        Some(left) if left > TimeDelta::zero() => {
+            let left = text::short_span(left);
+            cell.push_str(&format!(" {left:<w$}", w = text::AGO_WIDTH));
+        }
+        // What was stated is from before the reset: the limit is whole again.
+        Some(_) => cell.push_str(" reset"),
+        None => {}
     }
     match v.throttle {
         Some(_) => Line::styled(format!("THROTTLED {cell}"), theme.throttled),
