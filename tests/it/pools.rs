@@ -164,9 +164,11 @@ async fn a_member_answering_429_hands_the_request_to_the_other_member_not_to_the
             moved += 1;
         }
     }
-    // Weighted 3 to 1, most requests start on anthropic-us until its breaker opens (5 failures).
+    // Weighted 3 to 1, most requests would start on anthropic-us until its breaker opens (5
+    // failures); but its 429 says nothing is left until the reset (1 s), so it is throttled and
+    // passed over meanwhile: a request meets its 429 at least once, at most once a second.
     assert!(
-        (2..=5).contains(&moved),
+        (1..=5).contains(&moved),
         "{moved} requests moved from anthropic-us"
     );
     let breakers = &engine.shared().breakers;
