@@ -15,16 +15,9 @@ pub(super) fn duration<'de, D: Deserializer<'de>, const MIN: u64, const MAX: u64
     d: D,
 ) -> Result<Dur, D::Error> {
     let text = duration_text(d)?;
-    let value = parse_duration(&text).map_err(serde::de::Error::custom)?;
-    let (min, max) = (Duration::from_millis(MIN), Duration::from_millis(MAX));
-    if value < min || value > max {
-        return Err(serde::de::Error::custom(format!(
-            "`{text}` is out of range: use a duration from {} to {}",
-            limit(min),
-            limit(max)
-        )));
-    }
-    Ok(Dur(value))
+    in_range::<MIN, MAX>(&text, "")
+        .map(Dur)
+        .map_err(serde::de::Error::custom)
 }
 
 /// `off`, or a duration from `MIN` to `MAX` milliseconds.
@@ -35,17 +28,23 @@ pub(super) fn optional_duration<'de, D: Deserializer<'de>, const MIN: u64, const
     if text.trim() == "off" {
         return Ok(OptionalDur(None));
     }
-    let value =
-        parse_duration(&text).map_err(|e| serde::de::Error::custom(format!("{e}, or `off`")))?;
+    in_range::<MIN, MAX>(&text, ", or `off`")
+        .map(|value| OptionalDur(Some(value)))
+        .map_err(serde::de::Error::custom)
+}
+
+/// `text` read as a duration from `MIN` to `MAX` milliseconds; an error ends with `or`.
+fn in_range<const MIN: u64, const MAX: u64>(text: &str, or: &str) -> Result<Duration, String> {
+    let value = parse_duration(text).map_err(|e| format!("{e}{or}"))?;
     let (min, max) = (Duration::from_millis(MIN), Duration::from_millis(MAX));
     if value < min || value > max {
-        return Err(serde::de::Error::custom(format!(
-            "`{text}` is out of range: use a duration from {} to {}, or `off`",
+        return Err(format!(
+            "`{text}` is out of range: use a duration from {} to {}{or}",
             limit(min),
             limit(max)
-        )));
+        ));
     }
-    Ok(OptionalDur(Some(value)))
+    Ok(value)
 }
 
 /// A limit as people write it: `0s`, `1ms`, `1h`, `24h`.

@@ -372,6 +372,31 @@ mod tests {
         }
     }
 
+    /// `a` as the one target of an engine (which registers what to probe), with probes started
+    /// or not, and its breaker tripped by one failure with `retry_after`.
+    fn tripped(
+        a: &Arc<Scripted>,
+        probing: bool,
+        retry_after: Option<Duration>,
+    ) -> (Shared, FailoverEngine) {
+        let shared = shared(one_strike());
+        let e = FailoverEngine::new(
+            "chain",
+            vec![target(a, false)],
+            settings(MidStreamPolicy::Restart),
+            shared.clone(),
+        );
+        if probing {
+            shared.start_probing(ProbeConfig::default());
+        }
+        shared
+            .breakers
+            .admit(&BreakerKey::provider("a"))
+            .unwrap()
+            .record(CallOutcome::Failure { retry_after });
+        (shared, e)
+    }
+
     /// The probe events and breaker changes seen until `until` (virtual time), with when.
     async fn watch(
         rx: &mut broadcast::Receiver<Arc<Event>>,
@@ -413,21 +438,10 @@ mod tests {
                 reply(&["pong"]),
             ],
         );
-        let shared = shared(one_strike());
-        let _e = FailoverEngine::new(
-            "chain",
-            vec![target(&a, false)],
-            settings(MidStreamPolicy::Restart),
-            shared.clone(),
-        );
-        shared.start_probing(ProbeConfig::default());
-        let mut rx = shared.bus.subscribe();
         let key = BreakerKey::provider("a");
-        shared
-            .breakers
-            .admit(&key)
-            .unwrap()
-            .record(CallOutcome::Failure { retry_after: None });
+        let (shared, _e) = tripped(&a, true, None);
+        // Subscribed after the trip: the probes are seconds away.
+        let mut rx = shared.bus.subscribe();
         let seen = watch(&mut rx, Instant::now() + secs(29)).await;
 
         // 2 s, then half as long again each time (±20% jitter): about 2, 5, 9.5 and 16 s.
@@ -522,23 +536,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn no_probe_goes_before_the_providers_retry_after_nor_while_the_operator_holds_it() {
         let a = Scripted::new("a", vec![reply(&["pong"]); 3]);
-        let shared = shared(one_strike());
-        let _e = FailoverEngine::new(
-            "chain",
-            vec![target(&a, false)],
-            settings(MidStreamPolicy::Restart),
-            shared.clone(),
-        );
-        shared.start_probing(ProbeConfig::default());
+        let (shared, _e) = tripped(&a, true, Some(secs(12)));
         let mut rx = shared.bus.subscribe();
-        let key = BreakerKey::provider("a");
-        shared
-            .breakers
-            .admit(&key)
-            .unwrap()
-            .record(CallOutcome::Failure {
-                retry_after: Some(secs(12)),
-            });
         let seen = watch(&mut rx, Instant::now() + secs(20)).await;
         let starts = started_at(&seen);
         assert_eq!(starts.len(), 1, "{seen:?}");
@@ -558,19 +557,8 @@ mod tests {
     #[tokio::test(start_paused = true)]
     async fn probes_are_off_unless_started() {
         let a = Scripted::new("a", vec![reply(&["pong"])]);
-        let shared = shared(one_strike());
-        let _e = FailoverEngine::new(
-            "chain",
-            vec![target(&a, false)],
-            settings(MidStreamPolicy::Restart),
-            shared.clone(),
-        );
         let key = BreakerKey::provider("a");
-        shared
-            .breakers
-            .admit(&key)
-            .unwrap()
-            .record(CallOutcome::Failure { retry_after: None });
+        let (shared, _e) = tripped(&a, false, None);
         tokio::time::sleep(secs(29)).await;
         assert_eq!(a.calls(), 0);
         assert_eq!(shared.breakers.state(&key), BreakerState::Open);

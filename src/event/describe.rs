@@ -118,10 +118,7 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             target_model,
             probe,
         } => {
-            write!(s, "{}", q(provider))?;
-            if let Some(model) = model {
-                write!(s, " ({})", q(model))?;
-            }
+            who(s, provider, model.as_deref())?;
             write!(s, " recovery probe {probe} sent ({})", q(target_model))
         }
         EventKind::ProbeFinished { .. } => probe(s, kind),
@@ -363,6 +360,15 @@ fn finished(s: &mut String, kind: &EventKind) -> fmt::Result {
     Ok(())
 }
 
+/// A provider, and the model of a per-model breaker: `anthropic (claude-x)`.
+fn who(s: &mut String, provider: &str, model: Option<&str>) -> fmt::Result {
+    write!(s, "{}", q(provider))?;
+    if let Some(model) = model {
+        write!(s, " ({})", q(model))?;
+    }
+    Ok(())
+}
+
 fn probe(s: &mut String, kind: &EventKind) -> fmt::Result {
     let EventKind::ProbeFinished {
         provider,
@@ -382,10 +388,7 @@ fn probe(s: &mut String, kind: &EventKind) -> fmt::Result {
         return Ok(());
     };
     let cost = Spend::of(*cost_usd, *unpriced).describe(|usd| format!("${usd:.6}"));
-    write!(s, "{}", q(provider))?;
-    if let Some(model) = model {
-        write!(s, " ({})", q(model))?;
-    }
+    who(s, provider, model.as_deref())?;
     if *ok {
         write!(
             s,
@@ -422,10 +425,7 @@ fn breaker(s: &mut String, kind: &EventKind) -> fmt::Result {
     else {
         return Ok(());
     };
-    write!(s, "{}", q(provider))?;
-    if let Some(model) = model {
-        write!(s, " ({})", q(model))?;
-    }
+    who(s, provider, model.as_deref())?;
     write!(s, " breaker {from} → {to} ({})", q(reason))?;
     if let (Some(ms), super::BreakerState::Open) = (recovery_ms, to) {
         write!(s, ", half-open in {:.1} s", seconds(*ms))?;
