@@ -136,7 +136,7 @@ async fn a_member_answering_429_hands_the_request_to_the_other_member_not_to_the
     assert_eq!(members, [("anthropic-us", 3), ("anthropic-eu", 1)]);
 
     let engine = setup.engine(None).unwrap();
-    let mut moved = 0;
+    let (mut moved, mut started_on_us) = (0, 0);
     for _ in 0..8 {
         let seen = ask(&engine).await;
         assert_eq!(seen.outcome, Outcome::Ok);
@@ -159,23 +159,27 @@ async fn a_member_answering_429_hands_the_request_to_the_other_member_not_to_the
             Some("openai"),
             "{chain:?}"
         );
+        if chain[0] == "anthropic-us" {
+            started_on_us += 1;
+        }
         if seen.failed("anthropic-us", "rate_limited") {
             assert_eq!(chain[0], "anthropic-us", "tried first, as the pool chose");
             moved += 1;
         }
     }
-    // Weighted 3 to 1, most requests start on anthropic-us until its breaker opens (5 failures).
+    // Weighted 3 to 1, most requests start on anthropic-us: each takes its 429 and moves on to
+    // anthropic-eu at once, until the member is passed over (its breaker open after 5 failures,
+    // or steered past as throttled where rate limits are tracked), answered by anthropic-eu all
+    // the same.
     assert!(
-        (2..=5).contains(&moved),
-        "{moved} requests moved from anthropic-us"
+        started_on_us >= 3,
+        "{started_on_us} requests started on anthropic-us"
     );
+    assert!(moved >= 1, "{moved} requests moved from anthropic-us");
     let breakers = &engine.shared().breakers;
     let state = |name: &str| breakers.state(&BreakerKey::provider(name));
     assert_eq!(state("anthropic-eu"), BreakerState::Closed);
     assert_eq!(state("openai"), BreakerState::Closed);
-    if moved == 5 {
-        assert_eq!(state("anthropic-us"), BreakerState::Open, "its own breaker");
-    }
     setup.sim.unwrap().shutdown().await;
 }
 
