@@ -205,12 +205,29 @@ fn scenario_dir() -> std::path::PathBuf {
 
 #[test]
 fn shipped_scenarios_parse_and_name_the_default_providers() {
+    // The pool's scenario is for the simulated providers of the pool demo config.
+    let pool_demo = breakerbox::config::Config::parse(
+        include_str!("../../assets/pool-demo.toml"),
+        "assets/pool-demo.toml",
+    )
+    .unwrap();
+    let pool_providers: Vec<&str> = pool_demo
+        .sim
+        .providers
+        .iter()
+        .map(|p| p.name.as_str())
+        .collect();
     let mut count = 0;
     for entry in std::fs::read_dir(scenario_dir()).unwrap() {
         let path = entry.unwrap().path();
         let scenario = Scenario::load(&path).unwrap_or_else(|e| panic!("{e}"));
+        let providers = if path.ends_with("pool.toml") {
+            &pool_providers[..]
+        } else {
+            &["anthropic", "openai"]
+        };
         scenario
-            .check_providers(&["anthropic", "openai"])
+            .check_providers(providers)
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(!scenario.steps.is_empty());
         assert!(!scenario.description.is_empty());
