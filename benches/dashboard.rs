@@ -186,6 +186,7 @@ impl Traffic {
             breaker_threshold: Some(5),
             breaker_counts: None,
             settings: None,
+            pools: Vec::new(),
         };
         Traffic {
             rng: 0x9E37_79B9_7F4A_7C15,
@@ -335,6 +336,7 @@ impl Flow {
             attempt: self.attempt,
             provider: provider.into(),
             model: model(provider).into(),
+            pool: None,
         });
     }
 

@@ -114,6 +114,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 attempt,
                 provider: "anthropic".into(),
                 model: "claude-sonnet-4-5".into(),
+                pool: None,
             })?;
             g.emit(EventKind::AttemptFailed {
                 request_id: id.clone(),
@@ -155,6 +156,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 attempt,
                 provider: name.into(),
                 model: model.into(),
+                pool: None,
             })?;
             g.ms += 1;
             g.emit(EventKind::FirstEvent {

@@ -32,11 +32,12 @@ use crate::provider::{ErrorClass, Timeouts};
 use crate::sim::{SimConfig, SimProviderSpec};
 use providers::default_providers;
 pub use providers::{
-    BreakerScope, ChainEntry, HedgeSetting, ProviderEntry, RouteEntry, RouteMode, TargetEntry,
+    BreakerScope, ChainEntry, HedgeSetting, MAX_WEIGHT, MemberEntry, PoolEntry, ProviderEntry,
+    RouteEntry, RouteMode, TargetEntry,
 };
 pub use sections::{
-    BreakerSection, EngineSection, GatewaySection, RetrySection, SimEntry, SimSection,
-    TimeoutsConfig,
+    BreakerSection, EngineSection, GatewaySection, RateLimitsSection, RetrySection, SimEntry,
+    SimSection, TimeoutsConfig,
 };
 use validate::Invalid;
 use values::non_empty;
@@ -50,7 +51,11 @@ pub struct Config {
     /// The real (or any OpenAI/Anthropic-compatible) providers, in failover order.
     #[serde(default = "default_providers", deserialize_with = "non_empty")]
     pub providers: Vec<ProviderEntry>,
-    /// Named chains of targets; the default chain is every provider in order.
+    /// Pools of equivalent providers, each a chain target by its name.
+    #[serde(default)]
+    pub pools: Vec<PoolEntry>,
+    /// Named chains of targets; the default chain is every provider in order (a pool's members
+    /// as their pool, where the first of them stands).
     #[serde(default)]
     pub chains: Vec<ChainEntry>,
     /// The gateway's routes: a model name clients send → a chain. Without any, the route
@@ -65,6 +70,9 @@ pub struct Config {
     pub breaker: BreakerSection,
     #[serde(default)]
     pub retry: RetrySection,
+    /// When a provider close to a rate limit is passed over (`[rate_limits]`).
+    #[serde(default)]
+    pub rate_limits: RateLimitsSection,
     /// Per-class overrides of the retry / failover / breaker policy.
     #[serde(default)]
     pub policy: BTreeMap<ErrorClass, ClassPolicyOverride>,
@@ -88,12 +96,14 @@ impl Default for Config {
     fn default() -> Self {
         Config {
             providers: default_providers(),
+            pools: Vec::new(),
             chains: Vec::new(),
             routes: Vec::new(),
             timeouts: TimeoutsConfig::default(),
             engine: EngineSection::default(),
             breaker: BreakerSection::default(),
             retry: RetrySection::default(),
+            rate_limits: RateLimitsSection::default(),
             policy: BTreeMap::new(),
             pricing: BTreeMap::new(),
             sim: SimSection::default(),
@@ -135,6 +145,11 @@ impl Config {
 
     pub fn timeouts(&self) -> Timeouts {
         self.timeouts.to_timeouts()
+    }
+
+    /// The pool of this name, if one is declared.
+    pub fn pool(&self, name: &str) -> Option<&PoolEntry> {
+        self.pools.iter().find(|p| p.name() == name)
     }
 
     /// The simulated providers this config declares.
@@ -219,8 +234,10 @@ mod tests {
         assert_eq!(sample.engine, defaults.engine);
         assert_eq!(sample.breaker, defaults.breaker);
         assert_eq!(sample.retry, defaults.retry);
+        assert_eq!(sample.rate_limits, defaults.rate_limits);
         assert_eq!(sample.gateway, defaults.gateway);
         assert!(sample.chains.is_empty() && sample.policy.is_empty() && sample.routes.is_empty());
+        assert!(sample.pools.is_empty() && defaults.pools.is_empty());
         let names = |c: &Config| {
             c.providers
                 .iter()
@@ -255,6 +272,27 @@ mod tests {
             err.starts_with("my.toml:7:") && err.contains("twice"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn rate_limits_take_a_fraction_or_off() {
+        let c = Config::parse("[rate_limits]\nsteer_below = 0.2\n", "t").unwrap();
+        assert_eq!(c.rate_limits.steer_below, Some(0.2));
+        let c = Config::parse("[rate_limits]\nsteer_below = \"off\"\n", "t").unwrap();
+        assert_eq!(c.rate_limits.to_config().steer_below, None);
+        assert_eq!(
+            Config::parse("", "t").unwrap().rate_limits.steer_below,
+            Some(0.05)
+        );
+        for (text, says) in [
+            ("[rate_limits]\nsteer_below = 1.5\n", "from 0 to 1"),
+            ("[rate_limits]\nsteer_below = \"half\"\n", "or \"off\""),
+            ("[rate_limits]\nsteer_blow = 0.1\n", "steer_blow"),
+        ] {
+            let err = Config::parse(text, "my.toml").unwrap_err().to_string();
+            assert!(err.starts_with("my.toml:2:"), "{err}");
+            assert!(err.contains(says), "{err}");
+        }
     }
 
     #[test]

@@ -1,5 +1,6 @@
-//! `[[providers]]`, `[[chains]]` and `[[routes]]`: the real providers, the chains of targets the
-//! engine fails over along, and the gateway's routes from a model name to a chain.
+//! `[[providers]]`, `[[pools]]`, `[[chains]]` and `[[routes]]`: the real providers, the pools of
+//! equivalent ones, the chains of targets the engine fails over along, and the gateway's routes
+//! from a model name to a chain.
 
 use serde::Deserialize;
 use std::time::Duration;
@@ -7,6 +8,7 @@ use toml::Spanned;
 
 use super::values::context_window;
 use crate::engine::failover::{HedgeTrigger, MidStreamPolicy};
+use crate::event::PoolStrategy;
 use crate::parse::parse_duration;
 use crate::provider::{ApiKey, Protocol, ProviderConfig, Timeouts};
 
@@ -44,6 +46,86 @@ pub enum BreakerScope {
     #[default]
     Provider,
     Model,
+}
+
+/// A pool of equivalent providers (keys, regions, deployments of one model): a chain target that
+/// names it tries its members, in the order its strategy picks for each request, before the
+/// chain's next target.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PoolEntry {
+    pub name: Spanned<String>,
+    /// How each request orders the members.
+    #[serde(default)]
+    pub strategy: PoolStrategy,
+    pub members: Vec<Spanned<MemberEntry>>,
+}
+
+impl PoolEntry {
+    pub fn name(&self) -> &str {
+        self.name.get_ref()
+    }
+}
+
+/// The heaviest weight a pool member may have: far above any sensible share, low enough that
+/// weights never overflow when summed.
+pub const MAX_WEIGHT: u32 = 1_000_000;
+
+/// A pool member: a provider name (weight 1), or `{ provider = "name", weight = 2 }`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct MemberEntry {
+    pub provider: String,
+    pub weight: u32,
+}
+
+impl<'de> Deserialize<'de> for MemberEntry {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        d.deserialize_any(MemberVisitor)
+    }
+}
+
+/// Reads a member by hand rather than as an untagged enum, so that a bad weight or an unknown key
+/// gets its own message instead of "did not match any variant".
+struct MemberVisitor;
+
+impl<'de> serde::de::Visitor<'de> for MemberVisitor {
+    type Value = MemberEntry;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a provider name, or a table like { provider = \"name\", weight = 2 }")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<MemberEntry, E> {
+        Ok(MemberEntry {
+            provider: v.to_string(),
+            weight: 1,
+        })
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<MemberEntry, A::Error> {
+        use serde::de::Error;
+        let (mut provider, mut weight) = (None, 1);
+        while let Some(key) = map.next_key::<String>()? {
+            match key.as_str() {
+                "provider" => provider = Some(map.next_value::<String>()?),
+                "weight" => {
+                    let w: i64 = map.next_value()?;
+                    weight = u32::try_from(w)
+                        .ok()
+                        .filter(|w| (1..=MAX_WEIGHT).contains(w))
+                        .ok_or_else(|| {
+                            A::Error::custom(format!(
+                                "pools.members.weight: {w} is out of range: use a whole number \
+                                 from 1 to {MAX_WEIGHT} (leave a member out rather than weigh it 0)"
+                            ))
+                        })?;
+                }
+                other => return Err(A::Error::unknown_field(other, &["provider", "weight"])),
+            }
+        }
+        let provider = provider.ok_or_else(|| A::Error::missing_field("provider"))?;
+        Ok(MemberEntry { provider, weight })
+    }
 }
 
 /// A named, ordered chain of targets.
@@ -103,7 +185,7 @@ impl RouteMode {
     }
 }
 
-/// A target: a provider name, or a table naming a provider and a model.
+/// A target: a provider name (or a pool's), or a table naming a provider and a model.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(untagged)]
 pub enum TargetEntry {

@@ -1,18 +1,19 @@
-//! The sections of single settings: `[timeouts]`, `[engine]`, `[breaker]`, `[retry]`, `[sim]` and
-//! `[gateway]`, each with its defaults and its conversion to what the engine, the simulator or the
+//! The sections of single settings: `[timeouts]`, `[engine]`, `[breaker]`, `[retry]`,
+//! `[rate_limits]`, `[sim]` and `[gateway]`, each with its defaults and its conversion to what the engine, the simulator or the
 //! gateway takes.
 
 use serde::Deserialize;
 use std::time::Duration;
 
 use super::values::{
-    DAY_MS, HOUR_MS, amount, count, duration, factor, factor_f32, fraction, non_empty,
-    optional_duration, optional_fraction,
+    DAY_MS, HOUR_MS, amount, count, duration, factor, factor_f32, fraction, fraction_or_off,
+    non_empty, optional_duration, optional_fraction,
 };
 use crate::engine::breaker::BreakerConfig;
 use crate::engine::failover::WhenAllOpen;
 use crate::engine::probe::ProbeConfig;
 use crate::engine::retry::{BudgetConfig, RetryConfig};
+use crate::engine::throttle::ThrottleConfig;
 use crate::parse::{Dur, OptionalDur};
 use crate::provider::{Protocol, Timeouts};
 use crate::sim::SimConfig;
@@ -220,6 +221,33 @@ impl RetrySection {
                 capacity: self.budget_capacity,
                 refill_per_sec: self.budget_refill_per_sec,
             },
+        }
+    }
+}
+
+/// `[rate_limits]`: when a provider whose responses say it is close to a rate limit is passed
+/// over for the next target until the limit resets.
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RateLimitsSection {
+    /// Throttled when what remains of any dimension (requests, tokens) is at most this share of
+    /// its limit, rounded down; `"off"` never steers (the limits are still shown).
+    #[serde(deserialize_with = "fraction_or_off")]
+    pub steer_below: Option<f64>,
+}
+
+impl Default for RateLimitsSection {
+    fn default() -> Self {
+        RateLimitsSection {
+            steer_below: ThrottleConfig::default().steer_below,
+        }
+    }
+}
+
+impl RateLimitsSection {
+    pub fn to_config(self) -> ThrottleConfig {
+        ThrottleConfig {
+            steer_below: self.steer_below,
         }
     }
 }

@@ -1,5 +1,6 @@
 //! The checks that run after deserialization: names, URLs and prices, and values together (a name
-//! declared twice, a chain naming a provider, a route naming a chain, a key bound twice). Each
+//! declared twice, a pool's members, a chain naming a provider or a pool, a route naming a chain,
+//! a key bound twice). Each
 //! failure names its field, by its [`Spanned`] span or by its path in the text ([`locate`]), and
 //! says what to do.
 
@@ -7,7 +8,7 @@ use std::collections::{BTreeMap, HashSet};
 use std::ops::Range;
 use toml::Spanned;
 
-use super::{ChainEntry, Config, ProviderEntry, RouteEntry, SimEntry, TargetEntry};
+use super::{ChainEntry, Config, PoolEntry, ProviderEntry, RouteEntry, SimEntry, TargetEntry};
 use crate::engine::cost::ModelPrice;
 use crate::keys::{Bindings, KeyList};
 use crate::parse::locate::{self, Step, span_of};
@@ -27,13 +28,20 @@ impl Config {
     /// that fails is the one reported.
     pub(super) fn validate(&self, text: &str) -> Result<(), Invalid> {
         check_providers(&self.providers, text)?;
-        let known: Vec<&str> = self
+        // The real providers and the simulated ones, each name once.
+        let mut known: Vec<&str> = Vec::new();
+        for name in self
             .providers
             .iter()
             .map(ProviderEntry::name)
             .chain(self.sim.providers.iter().map(|p| p.name.as_str()))
-            .collect();
-        let chains = check_chains(&self.chains, &known, text)?;
+        {
+            if !known.contains(&name) {
+                known.push(name);
+            }
+        }
+        let pools = check_pools(self, &known, text)?;
+        let chains = check_chains(&self.chains, &known, &pools, text)?;
         check_routes(&self.routes, &chains)?;
         check_keys(&self.keys, text)?;
         check_pricing(&self.pricing, text)?;
@@ -108,10 +116,12 @@ fn check_provider(
     Ok(())
 }
 
-/// Each chain has a valid name of its own and targets among the `known` providers; the names.
+/// Each chain has a valid name of its own and targets among the `known` providers and the
+/// `pools`; the names.
 fn check_chains<'a>(
     chains: &'a [ChainEntry],
     known: &[&str],
+    pools: &[&str],
     text: &str,
 ) -> Result<HashSet<&'a String>, Invalid> {
     let mut names = HashSet::new();
@@ -137,20 +147,42 @@ fn check_chains<'a>(
                 format!("chains.targets: chain `{name}` has none: list provider names"),
             );
         }
-        check_targets(&chain.targets, known)?;
+        check_targets(&chain.targets, known, pools)?;
     }
     Ok(names)
 }
 
-/// Each target names a `known` provider, and a model only if it is not empty.
-fn check_targets(targets: &[Spanned<TargetEntry>], known: &[&str]) -> Result<(), Invalid> {
+/// Each target names a `known` provider or one of the `pools` (a pool by its name alone), and a
+/// model only if it is not empty.
+fn check_targets(
+    targets: &[Spanned<TargetEntry>],
+    known: &[&str],
+    pools: &[&str],
+) -> Result<(), Invalid> {
     for target in targets {
         let provider = target.get_ref().provider();
+        if pools.contains(&provider) {
+            if let TargetEntry::Table { .. } = target.get_ref() {
+                return invalid(
+                    target.span(),
+                    format!(
+                        "chains.targets: `{provider}` is a pool: name it alone (\"{provider}\"); \
+                         its members ask for their own models"
+                    ),
+                );
+            }
+            continue;
+        }
         if !known.contains(&provider) {
+            let pools = if pools.is_empty() {
+                String::new()
+            } else {
+                format!("; pools: {}", pools.join(", "))
+            };
             return invalid(
                 target.span(),
                 format!(
-                    "chains.targets: no provider is named `{provider}` (declared: {})",
+                    "chains.targets: no provider is named `{provider}` (declared: {}{pools})",
                     known.join(", ")
                 ),
             );
@@ -167,6 +199,143 @@ fn check_targets(targets: &[Spanned<TargetEntry>], known: &[&str]) -> Result<(),
                      or leave `model` out for the provider's own"
                 ),
             );
+        }
+    }
+    Ok(())
+}
+
+/// Each pool has a valid name of its own, shared with no provider, and members: `known`
+/// providers, each listed once, in no other pool, speaking protocols of the same models. The
+/// pools' names.
+fn check_pools<'a>(
+    config: &'a Config,
+    known: &[&str],
+    text: &str,
+) -> Result<Vec<&'a str>, Invalid> {
+    let mut names: Vec<&str> = Vec::new();
+    // Each provider already in a pool, and which.
+    let mut member_of: Vec<(&str, &str)> = Vec::new();
+    for (i, pool) in config.pools.iter().enumerate() {
+        let name = pool.name();
+        if !valid_name(name) {
+            return invalid(
+                pool.name.span(),
+                format!(
+                    "pools.name `{name}` is not a valid name: use letters, digits, `-` and `_`"
+                ),
+            );
+        }
+        if names.contains(&name) {
+            return invalid(
+                pool.name.span(),
+                format!("pools.name `{name}` is declared twice: give each pool its own name"),
+            );
+        }
+        if known.contains(&name) {
+            return invalid(
+                pool.name.span(),
+                format!(
+                    "pools.name `{name}` is also a provider's name: a chain target names one or \
+                     the other, so give the pool a name of its own"
+                ),
+            );
+        }
+        if pool.members.is_empty() {
+            return invalid(
+                span_of(text, &["pools".into(), i.into(), "members".into()]),
+                format!(
+                    "pools.members: pool `{name}` has none: list the providers it spreads over"
+                ),
+            );
+        }
+        for member in &pool.members {
+            let provider = member.get_ref().provider.as_str();
+            check_member(config, pool, member.span(), provider, known)?;
+            if let Some((_, other)) = member_of.iter().find(|(p, _)| *p == provider) {
+                let again = if *other == name {
+                    format!("pools.members: `{provider}` is listed twice in pool `{name}`")
+                } else {
+                    format!(
+                        "pools.members: `{provider}` is already a member of pool `{other}`: a \
+                         provider belongs to one pool"
+                    )
+                };
+                return invalid(member.span(), again);
+            }
+            member_of.push((provider, name));
+        }
+        check_pool_protocols(config, pool)?;
+        names.push(name);
+    }
+    Ok(names)
+}
+
+/// A member names a `known` provider (not a pool: pools do not nest).
+fn check_member(
+    config: &Config,
+    pool: &PoolEntry,
+    span: Range<usize>,
+    provider: &str,
+    known: &[&str],
+) -> Result<(), Invalid> {
+    if known.contains(&provider) {
+        return Ok(());
+    }
+    let why = if config.pool(provider).is_some() {
+        format!("`{provider}` is a pool, and pools do not nest: list its providers instead")
+    } else {
+        format!(
+            "no provider is named `{provider}` (declared: {})",
+            known.join(", ")
+        )
+    };
+    invalid(span, format!("pools.members of `{}`: {why}", pool.name()))
+}
+
+/// A pool's members are deployments of one model: among the real providers, and among the
+/// simulated ones, they speak protocols of the same models (`openai` and `openai_responses` go
+/// together).
+fn check_pool_protocols(config: &Config, pool: &PoolEntry) -> Result<(), Invalid> {
+    let real = |name: &str| {
+        config
+            .providers
+            .iter()
+            .find(|p| p.name() == name)
+            .map(|p| p.protocol)
+    };
+    let simulated = |name: &str| {
+        config
+            .sim
+            .providers
+            .iter()
+            .find(|p| p.name == name)
+            .map(|p| p.protocol)
+    };
+    for protocol_of in [
+        &real as &dyn Fn(&str) -> Option<crate::provider::Protocol>,
+        &simulated,
+    ] {
+        let mut first: Option<(&str, crate::provider::Protocol)> = None;
+        for member in &pool.members {
+            let provider = member.get_ref().provider.as_str();
+            let Some(protocol) = protocol_of(provider) else {
+                continue;
+            };
+            match first {
+                None => first = Some((provider, protocol)),
+                Some((one, theirs)) if !theirs.same_models(protocol) => {
+                    return invalid(
+                        member.span(),
+                        format!(
+                            "pools.members of `{}`: `{provider}` speaks {protocol} and `{one}` \
+                             {theirs}: a pool's members are deployments of one model; put \
+                             `{provider}` in the chain after the pool instead",
+                            pool.name()
+                        ),
+                    );
+                }
+                Some(_) => {}
+            }
         }
     }
     Ok(())

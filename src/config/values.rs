@@ -118,6 +118,26 @@ pub(super) fn fraction<'de, D: Deserializer<'de>>(d: D) -> Result<f64, D::Error>
     number(d, 0.0, 1.0, "a fraction")
 }
 
+/// A fraction from 0 to 1, or `"off"` (`None`).
+pub(super) fn fraction_or_off<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Written {
+        Number(f64),
+        Text(String),
+    }
+    match Written::deserialize(d)? {
+        Written::Number(n) if (0.0..=1.0).contains(&n) => Ok(Some(n)),
+        Written::Number(n) => Err(serde::de::Error::custom(format!(
+            "{n} is out of range: use a fraction from 0 to 1, or \"off\""
+        ))),
+        Written::Text(t) if t.trim() == "off" => Ok(None),
+        Written::Text(t) => Err(serde::de::Error::custom(format!(
+            "`{t}` is not a fraction: use one from 0 to 1 (like 0.05), or \"off\""
+        ))),
+    }
+}
+
 pub(super) fn optional_fraction<'de, D: Deserializer<'de>>(d: D) -> Result<Option<f64>, D::Error> {
     fraction(d).map(Some)
 }

@@ -1,5 +1,6 @@
 //! The console's styles. Colour carries meaning and only meaning: a breaker's state (closed green,
-//! half-open yellow, open red, operator-forced magenta), retryable (yellow) against non-retryable (red)
+//! half-open yellow, open red, operator-forced magenta), a throttled provider (blue: close to a
+//! rate limit, not a breaker state), retryable (yellow) against non-retryable (red)
 //! errors, success (green) against failure (red), and focus (cyan). Every one of those is also
 //! written as a word or a glyph, so the no-colour theme (`NO_COLOR`, `--no-color`) keeps only bold,
 //! reverse and plain text and still reads.
@@ -33,6 +34,8 @@ pub struct Theme {
     pub fatal: Style,
     /// A key in the status bar and the help.
     pub key: Style,
+    /// A provider throttled by its rate limits (written `THROTTLED` too).
+    pub throttled: Style,
     /// The mark of a failed attempt in the latency chart (a glyph that reads without colour).
     pub fail_glyph: &'static str,
 }
@@ -62,6 +65,7 @@ impl Theme {
             retryable: Style::new().fg(Color::Yellow),
             fatal: Style::new().fg(Color::Red),
             key: bold.fg(Color::Cyan),
+            throttled: bold.fg(Color::LightBlue),
             fail_glyph: "✗",
         }
     }
@@ -82,6 +86,7 @@ impl Theme {
             retryable: Style::new(),
             fatal: bold,
             key: bold,
+            throttled: bold,
             fail_glyph: "x",
         }
     }
@@ -173,6 +178,7 @@ mod tests {
             t.retryable,
             t.fatal,
             t.key,
+            t.throttled,
         ];
         for s in styles {
             assert_eq!((s.fg, s.bg), (None, None), "{s:?}");

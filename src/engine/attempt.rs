@@ -6,8 +6,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 
+use crate::engine::breaker::BreakerKey;
 use crate::engine::classify::{self, Policy};
 use crate::engine::cost::Pricing;
+use crate::engine::throttle::Throttle;
 use crate::event::{Bus, EventKind};
 use crate::provider::{
     ErrorClass, Phase, Provider, ProviderError, ProviderStream, Request, StopReason, StreamEvent,
@@ -34,6 +36,11 @@ pub struct AttemptContext<'a> {
     /// A hedged attempt: it may lose, so its `first_event` and text are published by whoever
     /// forwards them to the caller, never here.
     pub held: bool,
+    /// Where the provider's rate-limit headers go as they arrive: the shared throttle, under the
+    /// target's breaker key. `None`: they are dropped.
+    pub limits: Option<(&'a Throttle, &'a BreakerKey)>,
+    /// The pool the provider was chosen from, for `attempt_started`.
+    pub pool: Option<&'a str>,
 }
 
 impl<'a> AttemptContext<'a> {
@@ -48,6 +55,8 @@ impl<'a> AttemptContext<'a> {
             usage_before: Usage::default(),
             policy: None,
             held: false,
+            limits: None,
+            pool: None,
         }
     }
 }
@@ -141,6 +150,7 @@ pub async fn run(
         attempt: ctx.number,
         provider: name.clone(),
         model: request.model.clone(),
+        pool: ctx.pool.map(str::to_string),
     });
 
     let started = Instant::now();
@@ -184,6 +194,13 @@ async fn follow(
             None => stream.next().await,
         };
         let event = match item? {
+            // What the headers say of the provider's rate limits: kept, not a reply event.
+            Ok(StreamEvent::RateLimits(limits)) => {
+                if let Some((throttle, key)) = ctx.limits {
+                    throttle.observe(key, limits);
+                }
+                continue;
+            }
             Ok(event) => event,
             Err(err) => return Some(Err(err)),
         };

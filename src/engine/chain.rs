@@ -1,6 +1,6 @@
-//! What a chain is made of: its targets ([`Target`]) and the settings that say how the engine walks
-//! them ([`EngineSettings`]: the class policy, retries, mid-stream policy, the all-open fallback and
-//! hedging).
+//! What a chain is made of: its targets ([`Target`], some of them members of a [`Pool`]) and the
+//! settings that say how the engine walks them ([`EngineSettings`]: the class policy, retries,
+//! mid-stream policy, the all-open fallback and hedging).
 
 use serde::Deserialize;
 use std::sync::Arc;
@@ -8,6 +8,7 @@ use std::time::Duration;
 
 use crate::engine::breaker::BreakerKey;
 use crate::engine::classify::Policy;
+pub use crate::engine::pool::Pool;
 use crate::engine::retry::RetryConfig;
 use crate::provider::{Provider, Request};
 
@@ -23,6 +24,11 @@ pub struct Target {
     pub accepts_prefill: bool,
     /// The breaker guarding this target: the provider's, or its model's for per-model breakers.
     pub breaker_key: BreakerKey,
+    /// The pool this target is a member of. A pool's members stand together in the chain; each
+    /// request tries them in the order the pool picks ([`Pool::order`]).
+    pub pool: Option<Arc<Pool>>,
+    /// Its weight in its pool (1 outside one).
+    pub weight: u32,
 }
 
 impl Target {
@@ -54,11 +60,23 @@ impl Target {
             context_window: None,
             accepts_prefill: false,
             breaker_key,
+            pool: None,
+            weight: 1,
         }
     }
 
     pub(super) fn name(&self) -> &str {
         self.provider.name()
+    }
+
+    /// The name of the pool it is a member of.
+    pub fn pool_name(&self) -> Option<&str> {
+        self.pool.as_deref().map(|p| p.name.as_str())
+    }
+
+    /// Whether `other` is a member of the same pool.
+    pub(super) fn same_pool(&self, other: &Target) -> bool {
+        matches!((&self.pool, &other.pool), (Some(a), Some(b)) if Arc::ptr_eq(a, b))
     }
 }
 

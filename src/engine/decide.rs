@@ -26,6 +26,9 @@ pub struct Facts<'a> {
     /// The attempt had committed (its first event was healthy) before it failed.
     pub committed: bool,
     pub has_next_target: bool,
+    /// The next target is another member of this target's pool: an equivalent deployment that
+    /// can be asked at once, rather than waiting to retry this one.
+    pub next_in_pool: bool,
     /// Retries already made on this target.
     pub retries: u32,
     /// How long the attempt ran before it failed.
@@ -73,6 +76,9 @@ pub fn next_step(
     // A mid-stream failure restarts on the next target when there is one.
     if facts.committed && may_fail_over {
         return (Step::NextTarget, "failed mid-stream");
+    }
+    if facts.next_in_pool && may_fail_over {
+        return (Step::NextTarget, "the pool's next member");
     }
     if policy.retry {
         match retry::decide(
@@ -141,6 +147,7 @@ mod tests {
                 error: &err,
                 committed,
                 has_next_target: has_next,
+                next_in_pool: false,
                 retries,
                 elapsed,
             };
@@ -219,5 +226,34 @@ mod tests {
             decide(Quota, Phase::Headers, false, true, 0),
             Step::NextTarget
         );
+    }
+
+    #[test]
+    fn a_pools_next_member_is_asked_at_once_instead_of_a_retry() {
+        let s = settings(MidStreamPolicy::Restart);
+        let budget = RetryBudget::new(&BudgetConfig {
+            capacity: 10.0,
+            refill_per_sec: 0.0,
+        });
+        let decide = |class, next_in_pool| {
+            let err = ProviderError::new("a", class, Phase::Headers, "x");
+            let facts = Facts {
+                error: &err,
+                committed: false,
+                has_next_target: true,
+                next_in_pool,
+                retries: 0,
+                elapsed: Duration::ZERO,
+            };
+            let mut backoff = Backoff::new(&s.retry);
+            next_step(&s, &facts, &mut backoff, &budget).0
+        };
+        use ErrorClass::*;
+        for class in [RateLimited, Overloaded, ServerError, Connect] {
+            assert!(matches!(decide(class, false), Step::Retry(_)), "{class}");
+            assert_eq!(decide(class, true), Step::NextTarget, "{class}");
+        }
+        // A fault of the request fails the same way on every member.
+        assert_eq!(decide(BadRequest, true), Step::Fail);
     }
 }

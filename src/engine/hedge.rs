@@ -170,7 +170,11 @@ impl Run {
         let engine = self.engine.clone();
         let request_id = self.request_id.clone();
         let provider = Arc::clone(&target.provider);
+        let key = target.breaker_key.clone();
+        let pool = target.pool_name().map(str::to_string);
+        let busy = self.engine.shared.busy(target.name());
         let task = tokio::spawn(async move {
+            let _busy = busy;
             let mut ctx = AttemptContext::new(
                 &engine.shared.bus,
                 &engine.shared.pricing,
@@ -180,6 +184,8 @@ impl Run {
             ctx.out = Some(&tx);
             ctx.policy = Some(&engine.settings.policy);
             ctx.held = true;
+            ctx.limits = Some((&engine.shared.throttle, &key));
+            ctx.pool = pool.as_deref();
             attempt::run(provider.as_ref(), request, ctx).await
         });
         Held {

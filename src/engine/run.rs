@@ -1,6 +1,7 @@
-//! One request's journey down the chain ([`Run`]): which targets to try, the attempts on each (breaker
-//! admission, the attempt budget, retries with their backoff), the booking of every attempt, and the
-//! request's end. Hedging is in `hedge`, continuing or withdrawing a partial reply in `mid_stream`.
+//! One request's journey down the chain ([`Run`]): which targets to try (a pool's members in the
+//! order the pool picks for this request, `pool`), the attempts on each (breaker admission, the
+//! attempt budget, retries with their backoff), the booking of every attempt, and the request's end.
+//! Hedging is in `hedge`, continuing or withdrawing a partial reply in `mid_stream`.
 
 use std::time::Duration;
 use tokio::sync::mpsc;
@@ -12,6 +13,7 @@ use crate::engine::chain::{Target, WhenAllOpen};
 use crate::engine::classify::Failover;
 use crate::engine::decide::{Facts, Step, next_step};
 use crate::engine::failover::{FailoverEngine, RequestMeta};
+use crate::engine::pool;
 use crate::engine::retry::Backoff;
 use crate::engine::tally::Tally;
 use crate::event::{EventKind, Outcome, SkipReason};
@@ -68,35 +70,40 @@ impl Run {
         let engine = &self.engine;
         let bus = &engine.shared.bus;
         let (prompt, prompt_chars) = crate::event::prompt_excerpt(meta.prompt);
+        // This request's order: a pool's members as its strategy picks them now.
+        let targets = pool::ordered(&engine.targets, &engine.shared);
         bus.publish(EventKind::RequestStarted {
             request_id: self.request_id.clone(),
             source: meta.source,
-            chain: engine
-                .targets
-                .iter()
-                .map(|t| t.name().to_string())
-                .collect(),
+            chain: targets.iter().map(|t| t.name().to_string()).collect(),
             prompt,
             prompt_chars,
         });
         let mut tally = Tally::default();
-        let result = self.walk(&request, &mut tally).await;
+        let result = self.walk(&request, &targets, &mut tally).await;
         self.finish(result, tally, started).await;
     }
 
-    /// Walk the chain; `Ok` carries the answering attempt.
+    /// Walk the chain's `targets` in this request's order; `Ok` carries the answering attempt.
     async fn walk(
         &self,
         request: &Request,
+        targets: &[Target],
         tally: &mut Tally,
     ) -> Result<AttemptReport, ProviderError> {
         let settings = &*self.engine.settings;
-        let targets = &*self.engine.targets;
-        let mut skipped: Vec<(usize, Rejection)> = Vec::new();
+        let mut skipped: Vec<(&Target, Rejection)> = Vec::new();
         let mut min_context: Option<u64> = None;
+        let mut steered: Vec<usize> = Vec::new();
         for (index, target) in targets.iter().enumerate() {
             if let Some(reason) = unsuitable(target, request, min_context) {
                 self.skip(target, reason);
+                continue;
+            }
+            if self.steer_past(target, &targets[index + 1..], request, min_context) {
+                self.skip(target, SkipReason::Throttled);
+                steered.push(index);
+                tally.steered = true;
                 continue;
             }
             match self
@@ -104,7 +111,7 @@ impl Run {
                 .await
             {
                 TargetEnd::Answered(report) => return Ok(*report),
-                TargetEnd::Rejected(rejection) => skipped.push((index, rejection)),
+                TargetEnd::Rejected(rejection) => skipped.push((target, rejection)),
                 TargetEnd::NextTarget(class) => {
                     if settings.policy.get(class).failover == Failover::LargerContext {
                         min_context = Some(target.context_window.unwrap_or(0));
@@ -112,6 +119,12 @@ impl Run {
                 }
                 TargetEnd::Stop(err) => return Err(err),
             }
+        }
+        if let Some(end) = self
+            .try_steered(targets, &steered, request, tally, &mut skipped)
+            .await
+        {
+            return end;
         }
         if tally.attempts == 0 && !skipped.is_empty() {
             return self.all_refused(request, tally, &skipped).await;
@@ -125,17 +138,16 @@ impl Run {
         &self,
         request: &Request,
         tally: &mut Tally,
-        skipped: &[(usize, Rejection)],
+        skipped: &[(&Target, Rejection)],
     ) -> Result<AttemptReport, ProviderError> {
         let engine = &self.engine;
-        let targets = &*engine.targets;
         if engine.settings.when_all_open == WhenAllOpen::TryEarliest
-            && let Some(&(i, _)) = skipped
+            && let Some(&(target, _)) = skipped
                 .iter()
                 .filter(|(_, r)| r.reason != SkipReason::ForcedOpen)
-                .min_by_key(|(i, _)| engine.shared.breakers.opened_at(&targets[*i].breaker_key))
+                .min_by_key(|(t, _)| engine.shared.breakers.opened_at(&t.breaker_key))
             && let TargetEnd::Answered(report) =
-                self.on_target(&targets[i], request, tally, &[], true).await
+                self.on_target(target, request, tally, &[], true).await
         {
             return Ok(*report);
         }
@@ -159,7 +171,7 @@ impl Run {
 
     /// Attempts on one target until it answers, gives way to the next, or ends the request.
     /// `later`: the targets after this one. `bypass` skips the breaker (the all-open fallback).
-    async fn on_target(
+    pub(super) async fn on_target(
         &self,
         target: &Target,
         request: &Request,
@@ -300,6 +312,9 @@ impl Run {
             ctx.usage_before = tally.delivered_usage;
         }
         ctx.policy = Some(&engine.settings.policy);
+        ctx.limits = Some((&engine.shared.throttle, &target.breaker_key));
+        ctx.pool = target.pool_name();
+        let _busy = engine.shared.busy(target.name());
         attempt::run(target.provider.as_ref(), request, ctx).await
     }
 
@@ -330,11 +345,13 @@ impl Run {
 
         // Under `continue_or_fail` with content out, only a target that can carry it on counts
         // as a next one; when none can, this one (if it can) is retried with the prefill.
-        let has_next_target = at.later.iter().any(|t| !self.cannot_continue(t, tally));
+        let has_next_target =
+            tally.steered || at.later.iter().any(|t| !self.cannot_continue(t, tally));
         let facts = Facts {
             error: &err,
             committed: report.committed(),
             has_next_target,
+            next_in_pool: at.later.first().is_some_and(|t| t.same_pool(target)),
             retries: at.retries,
             elapsed: report.elapsed,
         };
@@ -454,11 +471,11 @@ impl Run {
     }
 
     /// The error of a request that every breaker refused: who, and when the first lets a probe through.
-    fn all_unavailable(&self, skipped: &[(usize, Rejection)]) -> ProviderError {
+    fn all_unavailable(&self, skipped: &[(&Target, Rejection)]) -> ProviderError {
         let parts: Vec<String> = skipped
             .iter()
-            .map(|(i, r)| {
-                let name = self.engine.targets[*i].name();
+            .map(|(target, r)| {
+                let name = target.name();
                 match r.retry_in {
                     Some(d) => format!(
                         "{name} {} (retry in {:.0} s)",
@@ -550,7 +567,11 @@ impl Run {
 
 /// Why `target` is not worth trying for `request`: its context is no larger than one that proved
 /// too small (`min_context`), or the request is bound to another protocol.
-fn unsuitable(target: &Target, request: &Request, min_context: Option<u64>) -> Option<SkipReason> {
+pub(super) fn unsuitable(
+    target: &Target,
+    request: &Request,
+    min_context: Option<u64>,
+) -> Option<SkipReason> {
     if let Some(min) = min_context
         && target.context_window.is_none_or(|c| c <= min)
     {

@@ -1,6 +1,8 @@
 //! What all engines of one process share ([`Shared`]): the bus, the breakers, the retry budget and
 //! prices, and what the engines learn as they go: a ring of recent first-event latencies per provider
-//! (for percentile hedging) and the running totals per provider ([`ProviderTotals`]).
+//! (for percentile hedging and the `lowest_latency` pools), the attempts in flight per provider (for
+//! the `least_in_flight` pools), the running totals per provider ([`ProviderTotals`]) and the
+//! providers' rate limits ([`Throttle`]).
 
 use serde::Serialize;
 use std::collections::{BTreeMap, HashMap, VecDeque};
@@ -13,6 +15,7 @@ use crate::engine::breaker::Breakers;
 use crate::engine::cost::Pricing;
 use crate::engine::probe::{ProbeConfig, ProbeTargets};
 use crate::engine::retry::RetryBudget;
+use crate::engine::throttle::{Throttle, ThrottleConfig};
 use crate::event::Bus;
 use crate::event::facts::Spend;
 
@@ -26,7 +29,11 @@ pub struct Shared {
     pub pricing: Pricing,
     /// What each breaker's recovery probes ask, as the engines registered it.
     pub probe_targets: ProbeTargets,
+    /// What the providers' responses say is left of their rate limits, and who is throttled
+    /// (`[rate_limits]`; the defaults unless set).
+    pub throttle: Throttle,
     latencies: Arc<Mutex<HashMap<String, VecDeque<u64>>>>,
+    in_flight: Arc<Mutex<HashMap<String, u32>>>,
     totals: Arc<Mutex<BTreeMap<String, ProviderTotals>>>,
     next_request: Arc<AtomicU64>,
 }
@@ -71,16 +78,35 @@ impl ProviderTotals {
 const LATENCY_SAMPLES: usize = 200;
 /// Samples needed before a percentile is trusted.
 const MIN_LATENCY_SAMPLES: usize = 20;
+/// The latest samples whose median is a provider's recent latency ([`Shared::recent_latency`]).
+const RECENT_SAMPLES: usize = 20;
+
+/// One attempt in flight on a provider, counted while it lives ([`Shared::busy`]).
+pub(super) struct Busy {
+    in_flight: Arc<Mutex<HashMap<String, u32>>>,
+    provider: String,
+}
+
+impl Drop for Busy {
+    fn drop(&mut self) {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = map.get_mut(&self.provider) {
+            *n = n.saturating_sub(1);
+        }
+    }
+}
 
 impl Shared {
     pub fn new(bus: Bus, breakers: Breakers, budget: RetryBudget, pricing: Pricing) -> Self {
         Shared {
+            throttle: Throttle::new(ThrottleConfig::default(), bus.clone()),
             bus,
             breakers,
             budget,
             pricing,
             probe_targets: ProbeTargets::default(),
             latencies: Arc::default(),
+            in_flight: Arc::default(),
             totals: Arc::default(),
             next_request: Arc::new(AtomicU64::new(0)),
         }
@@ -132,6 +158,34 @@ impl Shared {
             ring.pop_front();
         }
         ring.push_back(ms);
+    }
+
+    /// Count an attempt in flight on `provider` until the returned guard is dropped.
+    pub(super) fn busy(&self, provider: &str) -> Busy {
+        let mut map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        *map.entry(provider.to_string()).or_default() += 1;
+        Busy {
+            in_flight: Arc::clone(&self.in_flight),
+            provider: provider.to_string(),
+        }
+    }
+
+    /// Attempts in flight on `provider` now, by every engine of this process.
+    pub fn in_flight(&self, provider: &str) -> u32 {
+        let map = self.in_flight.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(provider).copied().unwrap_or(0)
+    }
+
+    /// The median of `provider`'s latest first-event latencies (up to [`RECENT_SAMPLES`] of
+    /// them); `None` before its first.
+    pub fn recent_latency(&self, provider: &str) -> Option<Duration> {
+        let map = self.latencies.lock().unwrap_or_else(|e| e.into_inner());
+        let ring = map.get(provider).filter(|r| !r.is_empty())?;
+        let mut recent: Vec<u64> = ring.iter().rev().take(RECENT_SAMPLES).copied().collect();
+        recent.sort_unstable();
+        recent
+            .get(recent.len() / 2)
+            .map(|&ms| Duration::from_millis(ms))
     }
 
     pub(super) fn latency_percentile(&self, provider: &str, percentile: f64) -> Option<Duration> {

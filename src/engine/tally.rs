@@ -30,6 +30,9 @@ pub(super) struct Tally {
     pub(super) tool_call: bool,
     /// Who failed after the caller got part of a reply, and why: the reason of the next rewind.
     pub(super) interrupted: Option<(String, String)>,
+    /// Targets passed over as throttled wait behind the chain (`steer`): a target failing with
+    /// none after it still has somewhere to go.
+    pub(super) steered: bool,
 }
 
 impl Tally {

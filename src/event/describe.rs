@@ -59,8 +59,16 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             mode,
             providers,
             breaker_threshold,
+            pools,
             ..
-        } => session(s, mode.as_str(), providers, *breaker_threshold),
+        } => {
+            session(s, mode.as_str(), providers, *breaker_threshold)?;
+            for pool in pools.iter().take(LISTED) {
+                write!(s, "; pool {} ({}) of", q(&pool.name), pool.strategy)?;
+                list(s, pool.members.iter().map(|m| q(&m.provider)), ", ")?;
+            }
+            Ok(())
+        }
         EventKind::RequestStarted { .. } | EventKind::AttemptStarted { .. } => started(s, kind),
         EventKind::AttemptFailed { .. } => attempt_failed(s, kind),
         EventKind::AttemptSkipped {
@@ -129,6 +137,25 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             fault,
             reason,
         } => write!(s, "{} fault now {} ({})", q(provider), q(fault), q(reason)),
+        EventKind::RateLimits { .. } => rate_limits(s, kind),
+        EventKind::ThrottleChanged {
+            provider,
+            model,
+            throttled,
+            reason,
+            ..
+        } => {
+            write!(s, "{}", q(provider))?;
+            if let Some(model) = model {
+                write!(s, " ({})", q(model))?;
+            }
+            let now = if *throttled {
+                "throttled"
+            } else {
+                "no longer throttled"
+            };
+            write!(s, " {now}: {}", q(reason))
+        }
         EventKind::OperatorAction {
             action,
             provider,
@@ -164,13 +191,20 @@ fn started(s: &mut String, kind: &EventKind) -> fmt::Result {
             attempt,
             provider,
             model,
-        } => write!(
-            s,
-            "{} #{attempt} {} started ({})",
-            q(request_id),
-            q(provider),
-            q(model)
-        ),
+            pool,
+        } => {
+            write!(
+                s,
+                "{} #{attempt} {} started ({})",
+                q(request_id),
+                q(provider),
+                q(model)
+            )?;
+            match pool {
+                Some(pool) => write!(s, " from pool {}", q(pool)),
+                None => Ok(()),
+            }
+        }
         _ => Ok(()),
     }
 }
@@ -388,4 +422,76 @@ fn breaker(s: &mut String, kind: &EventKind) -> fmt::Result {
         write!(s, ", half-open in {:.1} s", seconds(*ms))?;
     }
     Ok(())
+}
+
+/// `anthropic rate limits: requests 45/50 (resets in 41.0 s), tokens 39000/40000`.
+fn rate_limits(s: &mut String, kind: &EventKind) -> fmt::Result {
+    let EventKind::RateLimits {
+        provider,
+        model,
+        limits,
+    } = kind
+    else {
+        return Ok(());
+    };
+    write!(s, "{}", q(provider))?;
+    if let Some(model) = model {
+        write!(s, " ({})", q(model))?;
+    }
+    s.push_str(" rate limits:");
+    for (i, l) in limits.iter().take(LISTED).enumerate() {
+        let sep = if i == 0 { " " } else { ", " };
+        let left = l
+            .remaining
+            .map_or_else(|| "?".to_string(), |r| r.to_string());
+        write!(s, "{sep}{} {left}", l.dimension.words())?;
+        if let Some(limit) = l.limit {
+            write!(s, "/{limit}")?;
+        }
+        if let Some(ms) = l.reset_ms {
+            write!(s, " (resets in {:.1} s)", seconds(ms))?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{PoolInfo, PoolMemberInfo, PoolStrategy};
+
+    #[test]
+    fn pools_are_named_with_their_members_and_attempts_with_their_pool() {
+        let started = EventKind::SessionStarted {
+            format_version: 1,
+            mode: crate::event::Mode::Demo,
+            providers: vec![],
+            breaker_threshold: None,
+            breaker_counts: None,
+            settings: None,
+            pools: vec![PoolInfo {
+                name: "claude".into(),
+                strategy: PoolStrategy::LeastInFlight,
+                members: ["us", "eu"]
+                    .map(|p| PoolMemberInfo {
+                        provider: p.into(),
+                        weight: 1,
+                    })
+                    .into(),
+            }],
+        };
+        assert!(
+            describe(&started).ends_with("; pool claude (least_in_flight) of us, eu"),
+            "{}",
+            describe(&started)
+        );
+        let attempt = EventKind::AttemptStarted {
+            request_id: "r1".into(),
+            attempt: 2,
+            provider: "eu".into(),
+            model: "m".into(),
+            pool: Some("claude".into()),
+        };
+        assert_eq!(describe(&attempt), "r1 #2 eu started (m) from pool claude");
+    }
 }

@@ -21,7 +21,8 @@ pub mod vocab;
 pub use bus::Bus;
 pub use fold::{Fold, Received, follow, next, try_next};
 pub use vocab::{
-    BreakerState, ErrorClass, OperatorAction, Phase, Protocol, ProviderFlag, SkipReason,
+    BreakerState, ErrorClass, LimitDimension, OperatorAction, Phase, PoolStrategy, Protocol,
+    ProviderFlag, SkipReason,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -63,6 +64,10 @@ pub enum EventKind {
         /// a dotted name as the config writes it (`breaker.recovery`) and its value (`30s`).
         #[serde(default, skip_serializing_if = "Option::is_none")]
         settings: Option<BTreeMap<String, String>>,
+        /// The pools of equivalent providers (`[[pools]]`): each with its strategy and its
+        /// members, in the order declared. Absent when there are none.
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        pools: Vec<PoolInfo>,
     },
     RequestStarted {
         request_id: String,
@@ -81,6 +86,9 @@ pub enum EventKind {
         attempt: u32,
         provider: String,
         model: String,
+        /// The pool the provider was chosen from, when the chain's target was a pool.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        pool: Option<String>,
     },
     AttemptFailed {
         request_id: String,
@@ -242,6 +250,50 @@ pub enum EventKind {
         #[serde(default)]
         detail: String,
     },
+    /// What a provider's response headers say is left of its rate limits: published when a
+    /// response states other values than the last one did (not for every response).
+    RateLimits {
+        provider: String,
+        /// The model, for a per-model breaker (`breaker = "model"`): limits are tracked per breaker.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        /// One per dimension the response stated.
+        limits: Vec<RateLimit>,
+    },
+    /// A provider became throttled (what is left of a rate limit fell to the `[rate_limits]`
+    /// threshold: new requests go to the next target first) or stopped being (its limit reset, or
+    /// a fresher response says otherwise). Not a breaker state: breakers never count it.
+    ThrottleChanged {
+        provider: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        throttled: bool,
+        /// The dimension that throttles (or did).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        dimension: Option<LimitDimension>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        remaining: Option<u64>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        limit: Option<u64>,
+        /// While throttled: how long until the dimension resets.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reset_ms: Option<u64>,
+        /// For people: `requests 2/50 left, resets in 12s`, `requests reset`.
+        reason: String,
+    },
+}
+
+/// One dimension of a provider's rate limit in `rate_limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RateLimit {
+    pub dimension: LimitDimension,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub limit: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+    /// How long from the event until it is back to its limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reset_ms: Option<u64>,
 }
 
 impl EventKind {
@@ -264,6 +316,8 @@ impl EventKind {
             EventKind::ProbeStarted { .. } => "probe_started",
             EventKind::ProbeFinished { .. } => "probe_finished",
             EventKind::OperatorAction { .. } => "operator_action",
+            EventKind::RateLimits { .. } => "rate_limits",
+            EventKind::ThrottleChanged { .. } => "throttle_changed",
         }
     }
 }
@@ -314,6 +368,21 @@ pub struct ProviderInfo {
     /// form; absent when it starts healthy and for real providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+}
+
+/// A pool of equivalent providers as `session_started` describes it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolInfo {
+    pub name: String,
+    pub strategy: PoolStrategy,
+    pub members: Vec<PoolMemberInfo>,
+}
+
+/// One member of a pool: a provider and its weight.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PoolMemberInfo {
+    pub provider: String,
+    pub weight: u32,
 }
 
 /// The most of a prompt an event carries. Events are held in memory (the bus's ring, the gateway's

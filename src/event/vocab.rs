@@ -6,7 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::fmt;
 use std::str::FromStr;
 
-pub use crate::protocol::{ErrorClass, Protocol};
+pub use crate::protocol::{ErrorClass, LimitDimension, Protocol};
 pub use crate::provider::Phase;
 
 /// A circuit breaker's state.
@@ -70,16 +70,20 @@ pub enum SkipReason {
     OtherProtocol,
     /// It cannot continue a reply already begun, under `mid_stream = "continue_or_fail"`.
     CannotContinue,
+    /// Its provider is throttled (close to a rate limit before its reset) and a later target is
+    /// not: the request goes there first.
+    Throttled,
 }
 
 impl SkipReason {
-    pub const ALL: [SkipReason; 6] = [
+    pub const ALL: [SkipReason; 7] = [
         SkipReason::BreakerOpen,
         SkipReason::ForcedOpen,
         SkipReason::HalfOpenBusy,
         SkipReason::ContextTooSmall,
         SkipReason::OtherProtocol,
         SkipReason::CannotContinue,
+        SkipReason::Throttled,
     ];
 
     pub fn as_str(&self) -> &'static str {
@@ -90,6 +94,7 @@ impl SkipReason {
             SkipReason::ContextTooSmall => "context_too_small",
             SkipReason::OtherProtocol => "other_protocol",
             SkipReason::CannotContinue => "cannot_continue",
+            SkipReason::Throttled => "throttled",
         }
     }
 }
@@ -161,6 +166,41 @@ impl fmt::Display for ProviderFlag {
     }
 }
 
+/// How a pool orders its members for each request (`[[pools]] strategy`, `session_started.pools`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PoolStrategy {
+    /// At random, in proportion to the members' weights.
+    #[default]
+    Weighted,
+    /// The member with the fewest attempts in flight (per unit of weight) first.
+    LeastInFlight,
+    /// The member with the lowest recent first-event latency first.
+    LowestLatency,
+}
+
+impl PoolStrategy {
+    pub const ALL: [PoolStrategy; 3] = [
+        PoolStrategy::Weighted,
+        PoolStrategy::LeastInFlight,
+        PoolStrategy::LowestLatency,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            PoolStrategy::Weighted => "weighted",
+            PoolStrategy::LeastInFlight => "least_in_flight",
+            PoolStrategy::LowestLatency => "lowest_latency",
+        }
+    }
+}
+
+impl fmt::Display for PoolStrategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// Parsing by name, as the JSON spells it (`"half_open".parse::<BreakerState>()`), and comparing
 /// with a name (`state == "open"`).
 macro_rules! from_name {
@@ -193,6 +233,8 @@ from_name!(BreakerState, BreakerState::ALL);
 from_name!(SkipReason, SkipReason::ALL);
 from_name!(OperatorAction, OperatorAction::ALL);
 from_name!(ProviderFlag, ProviderFlag::ALL);
+from_name!(LimitDimension, LimitDimension::ALL);
+from_name!(PoolStrategy, PoolStrategy::ALL);
 
 #[cfg(test)]
 mod tests {
@@ -214,6 +256,10 @@ mod tests {
         for action in OperatorAction::ALL {
             assert_eq!(json(&action), format!("\"{action}\""));
             assert_eq!(action.as_str().parse(), Ok(action));
+        }
+        for strategy in PoolStrategy::ALL {
+            assert_eq!(json(&strategy), format!("\"{strategy}\""));
+            assert_eq!(strategy.as_str().parse(), Ok(strategy));
         }
     }
 

@@ -3,7 +3,8 @@
 //!
 //! A watcher that arrives late still needs the session's providers and every breaker's state, which
 //! may have changed hours ago. So [`History`] keeps, from the bus: the `session_started` event, the
-//! last `breaker_changed` of each breaker, and the most recent [`RECENT`] events. A new watcher gets
+//! last `breaker_changed` of each breaker, the last `rate_limits` and `throttle_changed` of each
+//! provider (and model), and the most recent [`RECENT`] events. A new watcher gets
 //! those (each once, in `seq` order), then live events. The history task appends and fans out under
 //! one lock, so a watcher sees no gap and no duplicate between its snapshot and the live stream.
 //!
@@ -33,6 +34,8 @@ const WATCHER_QUEUE: usize = 4096;
 struct Log {
     session: Option<Arc<Event>>,
     breakers: BTreeMap<String, Arc<Event>>,
+    /// By (provider, model, event type).
+    limits: BTreeMap<(String, Option<String>, &'static str), Arc<Event>>,
     recent: VecDeque<Arc<Event>>,
 }
 
@@ -72,6 +75,15 @@ impl History {
             EventKind::BreakerChanged { provider, .. } => {
                 log.breakers.insert(provider.clone(), Arc::clone(&event));
             }
+            EventKind::RateLimits {
+                provider, model, ..
+            }
+            | EventKind::ThrottleChanged {
+                provider, model, ..
+            } => {
+                let key = (provider.clone(), model.clone(), event.kind.type_name());
+                log.limits.insert(key, Arc::clone(&event));
+            }
             _ => {}
         }
         if log.recent.len() == RECENT {
@@ -90,6 +102,7 @@ impl History {
             .session
             .iter()
             .chain(log.breakers.values())
+            .chain(log.limits.values())
             .chain(log.recent.iter())
             .cloned()
             .collect();
@@ -179,8 +192,19 @@ mod tests {
             breaker_threshold: None,
             breaker_counts: None,
             settings: None,
+            pools: Vec::new(),
         });
         breaker(&bus, "anthropic", "open");
+        bus.publish(EventKind::ThrottleChanged {
+            provider: "openai".into(),
+            model: None,
+            throttled: true,
+            dimension: None,
+            remaining: Some(0),
+            limit: None,
+            reset_ms: Some(60_000),
+            reason: "requests 0 left, resets in 1m0s".into(),
+        });
         // Push the early events out of the recent ring.
         let mut last_published = 0;
         for i in 0..RECENT + 5 {
@@ -203,7 +227,8 @@ mod tests {
         };
         assert_eq!(snapshot[0].kind.type_name(), "session_started");
         assert_eq!(snapshot[1].kind.type_name(), "breaker_changed");
-        assert_eq!(snapshot.len(), 2 + RECENT);
+        assert_eq!(snapshot[2].kind.type_name(), "throttle_changed");
+        assert_eq!(snapshot.len(), 3 + RECENT);
         assert!(snapshot.windows(2).all(|w| w[0].seq < w[1].seq));
         let last = snapshot.last().unwrap().seq;
         breaker(&bus, "openai", "half_open");

@@ -1280,7 +1280,7 @@ impl Encode for ResponsesEncoder {
                 index,
                 partial_json,
             } => self.tool_delta(&mut out, *index, partial_json),
-            StreamEvent::Rewind { .. } => {}
+            StreamEvent::Rewind { .. } | StreamEvent::RateLimits(_) => {}
             StreamEvent::Done { stop_reason, .. } => self.done(&mut out, *stop_reason),
         }
         out

@@ -1337,7 +1337,7 @@ impl Encode for AnthropicEncoder {
                 index,
                 partial_json,
             } => self.tool_delta(*index, partial_json, &mut out),
-            StreamEvent::Rewind { .. } => {}
+            StreamEvent::Rewind { .. } | StreamEvent::RateLimits(_) => {}
             StreamEvent::Spliced => self.raw = false,
             StreamEvent::Wire { event, data } => return self.wire(event.as_deref(), data),
             StreamEvent::Done {
@@ -1595,7 +1595,7 @@ impl Encode for OpenAiEncoder {
                 index,
                 partial_json,
             } => self.tool_delta(*index, partial_json, &mut out),
-            StreamEvent::Rewind { .. } => {}
+            StreamEvent::Rewind { .. } | StreamEvent::RateLimits(_) => {}
             StreamEvent::Spliced => self.raw = false,
             StreamEvent::Wire { event, data } => return self.wire(event.as_deref(), data),
             StreamEvent::Done {
@@ -1735,7 +1735,10 @@ fn fold(events: &[StreamEvent]) -> Folded {
                 }
             }
             StreamEvent::Usage(usage) => reply.usage = *usage,
-            StreamEvent::Rewind { .. } | StreamEvent::Wire { .. } | StreamEvent::Spliced => {}
+            StreamEvent::Rewind { .. }
+            | StreamEvent::Wire { .. }
+            | StreamEvent::Spliced
+            | StreamEvent::RateLimits(_) => {}
             StreamEvent::Done {
                 stop_reason,
                 raw_stop_reason,

@@ -6,8 +6,12 @@
 //! families in a fixed order and series sorted by their labels, so two renders of the same fold are
 //! byte-identical.
 //!
-//! Memory is bounded whatever arrives: provider names, the one free-form label, keep at most
-//! [`LABEL_VALUES_KEPT`] distinct values, later ones counted under `other`, cut to
+//! A pool's members carry a `pool` label beside `provider` on every series of theirs, and
+//! `breakerbox_pool_member_weight` says which providers each pool has (from `session_started`, or an
+//! `attempt_started` that names its pool).
+//!
+//! Memory is bounded whatever arrives: provider and pool names, the free-form labels, keep at most
+//! [`LABEL_VALUES_KEPT`] distinct values each, later ones counted under `other`, cut to
 //! [`LABEL_VALUE_BYTES`] (`labels.rs`); skip reasons, operator actions, breaker states and error
 //! classes are closed sets and label their series by name. The request → primary map used to spot
 //! failovers keeps at most [`REQUESTS_TRACKED`] requests, the oldest dropped first.
@@ -45,6 +49,11 @@ const SOURCES: [Source; 4] = [Source::Prompt, Source::Load, Source::Ask, Source:
 #[derive(Debug, Clone, Default)]
 pub struct Metrics {
     providers: Labels,
+    pool_names: Labels,
+    /// A member's provider label → its pool's label.
+    pools: BTreeMap<String, String>,
+    /// (pool, provider) → the member's weight.
+    weights: BTreeMap<(String, String), u32>,
     /// Current breaker state of each known provider (never the pooled `other`).
     breakers: BTreeMap<String, BreakerState>,
     requests: [u64; SOURCES.len()],
@@ -68,7 +77,19 @@ pub struct Metrics {
     /// By the action's name, so series sort by it.
     operator_actions: BTreeMap<&'static str, u64>,
     primaries: FailoverTracker,
+    /// (provider, dimension): the latest `rate_limits` values.
+    rate_limits: BTreeMap<(String, &'static str), RateLimitGauges>,
+    /// Whether each provider that has reported is throttled now.
+    throttled: BTreeMap<String, bool>,
     events_missed: u64,
+}
+
+/// One dimension of a provider's rate limit, as its latest response stated it.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+struct RateLimitGauges {
+    limit: Option<u64>,
+    remaining: Option<u64>,
+    reset_ms: Option<u64>,
 }
 
 impl Fold for Metrics {
@@ -99,9 +120,16 @@ impl Metrics {
     /// Fold one event's content (the metrics do not depend on its time or sequence number).
     pub fn apply_kind(&mut self, kind: &EventKind) {
         match kind {
-            EventKind::SessionStarted { providers, .. } => {
+            EventKind::SessionStarted {
+                providers, pools, ..
+            } => {
                 for info in providers {
                     self.known_provider(&info.name);
+                }
+                for pool in pools {
+                    for m in &pool.members {
+                        self.member(&pool.name, &m.provider, m.weight);
+                    }
                 }
             }
             EventKind::RequestStarted { source, chain, .. } => {
@@ -113,9 +141,14 @@ impl Metrics {
                 }
                 self.primaries.apply(kind);
             }
-            EventKind::AttemptStarted { provider, .. } => {
+            EventKind::AttemptStarted { provider, pool, .. } => {
                 let p = self.provider(provider);
-                bump(self.attempts.entry(p).or_default(), 1);
+                bump(self.attempts.entry(p.clone()).or_default(), 1);
+                if let Some(pool) = pool
+                    && !self.pools.contains_key(&p)
+                {
+                    self.member(pool, provider, 1);
+                }
             }
             EventKind::AttemptFailed {
                 provider,
@@ -184,6 +217,33 @@ impl Metrics {
             EventKind::OperatorAction { action, .. } => {
                 bump(self.operator_actions.entry(action.as_str()).or_default(), 1);
             }
+            EventKind::RateLimits {
+                provider, limits, ..
+            } => {
+                let p = self.provider(provider);
+                if self.providers.is_kept(&p) {
+                    for l in limits {
+                        let gauges = RateLimitGauges {
+                            limit: l.limit,
+                            remaining: l.remaining,
+                            reset_ms: l.reset_ms,
+                        };
+                        self.rate_limits
+                            .insert((p.clone(), l.dimension.as_str()), gauges);
+                    }
+                    self.throttled.entry(p).or_insert(false);
+                }
+            }
+            EventKind::ThrottleChanged {
+                provider,
+                throttled,
+                ..
+            } => {
+                let p = self.provider(provider);
+                if self.providers.is_kept(&p) {
+                    self.throttled.insert(p, *throttled);
+                }
+            }
         }
     }
 
@@ -232,6 +292,17 @@ impl Metrics {
             self.breakers.insert(label.clone(), BreakerState::Closed);
         }
         label
+    }
+
+    /// Note `provider` as a member of `pool` (unless either is counted under `other`).
+    fn member(&mut self, pool: &str, provider: &str, weight: u32) {
+        let p = self.provider(provider);
+        let pool = self.pool_names.admit(pool);
+        if !self.providers.is_kept(&p) || !self.pool_names.is_kept(&pool) {
+            return;
+        }
+        self.weights.insert((pool.clone(), p.clone()), weight);
+        self.pools.insert(p, pool);
     }
 
     /// The breaker slot of a provider, unless it is pooled under `other`.

@@ -29,13 +29,14 @@ impl Metrics {
         );
         self.render_latency(o);
         self.render_usage(o);
+        self.render_rate_limits(o);
         counter(
             o,
             "breakerbox_rewinds_total",
             "Streams rewound (text already shown was discarded), by provider.",
             self.rewinds
                 .iter()
-                .map(|(provider, n)| ([("provider", provider.as_str())], n)),
+                .map(|(provider, n)| (self.with_pool(&[("provider", provider)]), n)),
         );
         counter(
             o,
@@ -43,9 +44,13 @@ impl Metrics {
             "Recovery probes sent to providers whose breaker was open, by outcome (answered, failed).",
             self.probes.iter().map(|((provider, ok), n)| {
                 let outcome = if *ok { "answered" } else { "failed" };
-                ([("provider", provider.as_str()), ("outcome", outcome)], n)
+                (
+                    self.with_pool(&[("provider", provider), ("outcome", outcome)]),
+                    n,
+                )
             }),
         );
+        self.render_pools(o);
         counter(
             o,
             "breakerbox_operator_actions_total",
@@ -74,7 +79,7 @@ impl Metrics {
         );
         for (provider, current) in &self.breakers {
             for state in BreakerState::ALL {
-                let labels = [("provider", provider.as_str()), ("state", state.as_str())];
+                let labels = self.with_pool(&[("provider", provider), ("state", state.as_str())]);
                 sample(o, name, &labels, u64::from(state == *current));
             }
         }
@@ -106,7 +111,7 @@ impl Metrics {
             "Attempts started, by provider.",
             self.attempts
                 .iter()
-                .map(|(provider, n)| ([("provider", provider.as_str())], n)),
+                .map(|(provider, n)| (self.with_pool(&[("provider", provider)]), n)),
         );
         counter(
             o,
@@ -121,7 +126,7 @@ impl Metrics {
                         ("class", *class),
                         ("retryable", retryable),
                     ];
-                    (labels, n)
+                    (self.with_pool(&labels), n)
                 }),
         );
         counter(
@@ -129,7 +134,10 @@ impl Metrics {
             "breakerbox_attempts_skipped_total",
             "Targets skipped without an attempt, by provider and reason.",
             self.skipped.iter().map(|((provider, reason), n)| {
-                ([("provider", provider.as_str()), ("reason", *reason)], n)
+                (
+                    self.with_pool(&[("provider", provider), ("reason", reason)]),
+                    n,
+                )
             }),
         );
     }
@@ -151,17 +159,17 @@ impl Metrics {
                 sample(
                     o,
                     &bucket,
-                    &[("provider", provider), ("le", *le)],
+                    &self.with_pool(&[("provider", provider), ("le", le)]),
                     cumulative,
                 );
             }
             sample(
                 o,
                 &bucket,
-                &[("provider", provider), ("le", "+Inf")],
+                &self.with_pool(&[("provider", provider), ("le", "+Inf")]),
                 h.count,
             );
-            let labels = [("provider", provider)];
+            let labels = self.with_pool(&[("provider", provider)]);
             sample(o, &format!("{LATENCY}_sum"), &labels, Millis(h.sum_ms));
             sample(o, &format!("{LATENCY}_count"), &labels, h.count);
         }
@@ -171,7 +179,7 @@ impl Metrics {
         let tokens = self.tokens.iter().flat_map(|(provider, counts)| {
             counts
                 .by_kind()
-                .map(|(kind, n)| ([("provider", provider.as_str()), ("kind", kind)], n))
+                .map(|(kind, n)| (self.with_pool(&[("provider", provider), ("kind", kind)]), n))
         });
         counter(
             o,
@@ -185,7 +193,7 @@ impl Metrics {
             "Spend in US dollars, by provider, failed attempts and recovery probes included.",
             self.cost_usd
                 .iter()
-                .map(|(provider, usd)| ([("provider", provider.as_str())], Float(*usd))),
+                .map(|(provider, usd)| (self.with_pool(&[("provider", provider)]), Float(*usd))),
         );
         let unpriced = self.unpriced_tokens.iter().flat_map(|(provider, counts)| {
             counts
@@ -199,6 +207,86 @@ impl Metrics {
              leaves them out, so it is a lower bound wherever this is above zero.",
             unpriced,
         );
+    }
+
+    /// Each pool's members with their weights.
+    fn render_pools(&self, o: &mut String) {
+        let name = "breakerbox_pool_member_weight";
+        family(
+            o,
+            name,
+            "gauge",
+            "The providers of each pool of equivalent providers, by pool and provider: the \
+             member's weight.",
+        );
+        for ((pool, provider), weight) in &self.weights {
+            let labels = [("pool", pool.as_str()), ("provider", provider.as_str())];
+            sample(o, name, &labels, weight);
+        }
+    }
+
+    /// `labels`, and after a `provider` label that names a pool's member, its `pool`.
+    fn with_pool<'a>(&'a self, labels: &[(&'a str, &'a str)]) -> Vec<(&'a str, &'a str)> {
+        let mut out = Vec::with_capacity(labels.len() + 1);
+        for &(key, value) in labels {
+            out.push((key, value));
+            if key == "provider"
+                && let Some(pool) = self.pools.get(value)
+            {
+                out.push(("pool", pool.as_str()));
+            }
+        }
+        out
+    }
+}
+
+impl Metrics {
+    /// What the providers' latest responses said of their rate limits, and who is throttled.
+    fn render_rate_limits(&self, o: &mut String) {
+        let gauges: [(&str, &str, fn(&super::RateLimitGauges) -> Option<u64>); 3] = [
+            (
+                "breakerbox_rate_limit_remaining",
+                "What is left of a provider's rate limit, by dimension, as its latest response said.",
+                |g| g.remaining,
+            ),
+            (
+                "breakerbox_rate_limit_limit",
+                "A provider's rate limit, by dimension, as its latest response said.",
+                |g| g.limit,
+            ),
+            (
+                "breakerbox_rate_limit_reset_seconds",
+                "Seconds from a provider's latest response until that rate limit resets, by dimension.",
+                |g| g.reset_ms,
+            ),
+        ];
+        for (name, help, value) in gauges {
+            family(o, name, "gauge", help);
+            for ((provider, dimension), g) in &self.rate_limits {
+                let Some(v) = value(g) else { continue };
+                let labels = [("provider", provider.as_str()), ("dimension", *dimension)];
+                if name.ends_with("_seconds") {
+                    sample(o, name, &labels, Millis(v));
+                } else {
+                    sample(o, name, &labels, v);
+                }
+            }
+        }
+        let name = "breakerbox_throttled";
+        family(
+            o,
+            name,
+            "gauge",
+            "1 while a provider is throttled (close to a rate limit: requests go to the next target first), else 0.",
+        );
+        for (provider, throttled) in &self.throttled {
+            sample(
+                o,
+                name,
+                &[("provider", provider.as_str())],
+                u64::from(*throttled),
+            );
+        }
     }
 }
 
@@ -240,15 +328,15 @@ pub fn render_connections(open: u64, cap: u64, refused: u64) -> String {
 }
 
 /// A counter family: its `# HELP` and `# TYPE` lines, then one sample per series.
-fn counter<'a, const N: usize, V: Display>(
+fn counter<'a, L: AsRef<[(&'a str, &'a str)]>, V: Display>(
     out: &mut String,
     name: &str,
     help: &str,
-    series: impl IntoIterator<Item = ([(&'a str, &'a str); N], V)>,
+    series: impl IntoIterator<Item = (L, V)>,
 ) {
     family(out, name, "counter", help);
     for (labels, value) in series {
-        sample(out, name, &labels, value);
+        sample(out, name, labels.as_ref(), value);
     }
 }
 

@@ -1,6 +1,6 @@
 //! Anthropic Messages (`POST /v1/messages`): its names for breakerbox's own things.
 
-use super::{ErrorClass, StopReason, Usage};
+use super::{ErrorClass, LimitDimension, StopReason, Usage};
 use serde_json::{Value, json};
 
 /// Where the API takes a message, below its host.
@@ -12,6 +12,43 @@ pub const FORWARDED_HEADERS: &[&str] = &["anthropic-version", "anthropic-beta"];
 
 /// The response header that carries the request's id.
 pub const REQUEST_ID_HEADER: &str = "request-id";
+
+/// The rate-limit headers on every response, success or error: per dimension, the names of its
+/// limit, what remains, and when it is fully replenished (an RFC 3339 time, `2025-08-21T12:40:59Z`).
+pub const RATE_LIMIT_HEADERS: [(LimitDimension, [&str; 3]); 4] = [
+    (
+        LimitDimension::Requests,
+        [
+            "anthropic-ratelimit-requests-limit",
+            "anthropic-ratelimit-requests-remaining",
+            "anthropic-ratelimit-requests-reset",
+        ],
+    ),
+    (
+        LimitDimension::Tokens,
+        [
+            "anthropic-ratelimit-tokens-limit",
+            "anthropic-ratelimit-tokens-remaining",
+            "anthropic-ratelimit-tokens-reset",
+        ],
+    ),
+    (
+        LimitDimension::InputTokens,
+        [
+            "anthropic-ratelimit-input-tokens-limit",
+            "anthropic-ratelimit-input-tokens-remaining",
+            "anthropic-ratelimit-input-tokens-reset",
+        ],
+    ),
+    (
+        LimitDimension::OutputTokens,
+        [
+            "anthropic-ratelimit-output-tokens-limit",
+            "anthropic-ratelimit-output-tokens-remaining",
+            "anthropic-ratelimit-output-tokens-reset",
+        ],
+    ),
+];
 
 /// Anthropic's `stop_reason` as ours.
 pub fn stop_reason(raw: &str) -> StopReason {

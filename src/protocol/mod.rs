@@ -14,7 +14,7 @@ pub mod chat;
 pub mod responses;
 mod vocab;
 
-pub use vocab::{ErrorClass, Protocol, StopReason, Usage};
+pub use vocab::{ErrorClass, LimitDimension, Protocol, StopReason, Usage};
 
 /// An OpenAI path below a base URL that ends in `/v1`, as OpenAI's base URLs do (and its
 /// clients' `OPENAI_BASE_URL`).

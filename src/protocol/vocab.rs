@@ -235,3 +235,50 @@ impl Protocol {
         }
     }
 }
+
+/// What a provider's rate limit counts (its `…-requests-…`, `…-tokens-…` headers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LimitDimension {
+    Requests,
+    /// Input and output tokens together (OpenAI's only token limit; Anthropic's combined one).
+    Tokens,
+    /// Anthropic's input-token limit.
+    InputTokens,
+    /// Anthropic's output-token limit.
+    OutputTokens,
+}
+
+impl LimitDimension {
+    pub const ALL: [LimitDimension; 4] = [
+        LimitDimension::Requests,
+        LimitDimension::Tokens,
+        LimitDimension::InputTokens,
+        LimitDimension::OutputTokens,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            LimitDimension::Requests => "requests",
+            LimitDimension::Tokens => "tokens",
+            LimitDimension::InputTokens => "input_tokens",
+            LimitDimension::OutputTokens => "output_tokens",
+        }
+    }
+
+    /// As people read it in a line: `requests`, `input tokens`.
+    pub fn words(&self) -> &'static str {
+        match self {
+            LimitDimension::Requests => "requests",
+            LimitDimension::Tokens => "tokens",
+            LimitDimension::InputTokens => "input tokens",
+            LimitDimension::OutputTokens => "output tokens",
+        }
+    }
+}
+
+impl fmt::Display for LimitDimension {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}

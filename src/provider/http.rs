@@ -6,7 +6,8 @@
 
 use super::sse::{SseEvent, SseStream, SseStreamError};
 use super::{
-    ApiKey, ErrorClass, Phase, ProviderConfig, ProviderError, ProviderStream, StreamEvent, Timeouts,
+    ApiKey, ErrorClass, Phase, ProviderConfig, ProviderError, ProviderStream, RateLimits,
+    StreamEvent, Timeouts,
 };
 use crate::secret::{Secrets, url_for_display};
 use bytes::Bytes;
@@ -255,6 +256,8 @@ fn post_sse<P: SseParser>(
         wire,
         stage: Stage::Start(request),
         ready: VecDeque::new(),
+        limits: None,
+        failed: None,
         yielded: false,
         started: Instant::now(),
     };
@@ -295,6 +298,10 @@ struct Attempt<P> {
     wire: bool,
     stage: Stage,
     ready: VecDeque<StreamEvent>,
+    /// The response's rate-limit headers, yielded before anything else it means.
+    limits: Option<RateLimits>,
+    /// The failure that ends the stream, held while `limits` goes out first.
+    failed: Option<ProviderError>,
     /// Whether a normalized event has been yielded: the line between `first_event` and `mid_stream`.
     yielded: bool,
     started: Instant,
@@ -303,6 +310,12 @@ struct Attempt<P> {
 impl<P: SseParser> Attempt<P> {
     async fn next(&mut self) -> Option<Result<StreamEvent, ProviderError>> {
         loop {
+            if let Some(limits) = self.limits.take() {
+                return Some(Ok(StreamEvent::RateLimits(limits)));
+            }
+            if let Some(err) = self.failed.take() {
+                return Some(Err(err));
+            }
             if let Some(mut event) = self.ready.pop_front() {
                 self.yielded = true;
                 redact_event(&self.secrets, &mut event);
@@ -315,7 +328,7 @@ impl<P: SseParser> Attempt<P> {
             };
             if let Err(err) = result {
                 self.ready.clear();
-                return Some(Err(err));
+                self.failed = Some(err);
             }
         }
     }
@@ -348,6 +361,7 @@ impl<P: SseParser> Attempt<P> {
             }
             Ok(Ok(response)) => response,
         };
+        self.limits = RateLimits::from_headers(response.headers(), chrono::Utc::now());
         if response.status().is_redirection() {
             return Err(self.redirected(&response));
         }
@@ -548,7 +562,10 @@ fn redact_event(secrets: &Secrets, event: &mut StreamEvent) {
             secrets.scrub_opt(event);
             secrets.scrub(data);
         }
-        StreamEvent::Usage(_) | StreamEvent::Rewind { .. } | StreamEvent::Spliced => {}
+        StreamEvent::Usage(_)
+        | StreamEvent::Rewind { .. }
+        | StreamEvent::Spliced
+        | StreamEvent::RateLimits(_) => {}
     }
 }
 

@@ -9,6 +9,7 @@ pub mod error;
 pub mod http;
 pub mod openai;
 pub mod passthrough;
+pub mod ratelimit;
 pub mod responses;
 pub mod sse;
 
@@ -20,6 +21,7 @@ use std::time::Duration;
 
 pub use crate::protocol::{ErrorClass, Protocol, StopReason, Usage};
 pub use error::{Phase, ProviderError};
+pub use ratelimit::{Allowance, RateLimits};
 
 /// A request in breakerbox's own terms; each protocol maps it to its wire format.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -379,6 +381,11 @@ pub enum StreamEvent {
     /// The reply goes on from another attempt, which continues the text so far (a prefill); its
     /// events are normalized only. Only the failover engine emits it.
     Spliced,
+    /// What the response's headers say is left of the provider's rate limits. The transport
+    /// yields it first, before anything else the response means (an error included), and only
+    /// when the headers state some; it is not a reply event: the engine keeps it and never
+    /// passes it on.
+    RateLimits(RateLimits),
 }
 
 pub type ProviderStream = BoxStream<'static, Result<StreamEvent, ProviderError>>;

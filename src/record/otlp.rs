@@ -37,6 +37,8 @@ struct Req {
 struct Attempt {
     number: u32,
     provider: String,
+    /// The pool the provider was chosen from.
+    pool: Option<String>,
     model: String,
     start: DateTime<Utc>,
     end: Option<DateTime<Utc>>,
@@ -242,6 +244,7 @@ impl<'h> Exporter<'h> {
         number: u32,
         provider: &str,
         model: &str,
+        pool: &Option<String>,
     ) {
         if let Some(req) = self
             .open
@@ -251,6 +254,7 @@ impl<'h> Exporter<'h> {
             req.attempts.push(Attempt {
                 number,
                 provider: provider.to_string(),
+                pool: pool.clone(),
                 model: model.to_string(),
                 start: ts,
                 end: None,
@@ -400,7 +404,8 @@ impl Fold for Exporter<'_> {
                 attempt,
                 provider,
                 model,
-            } => self.on_attempt_started(ts, request_id, *attempt, provider, model),
+                pool,
+            } => self.on_attempt_started(ts, request_id, *attempt, provider, model, pool),
             EventKind::AttemptFailed {
                 request_id,
                 attempt,
@@ -456,6 +461,8 @@ impl Fold for Exporter<'_> {
             | EventKind::FaultChanged { .. }
             | EventKind::ProbeStarted { .. }
             | EventKind::ProbeFinished { .. }
+            | EventKind::RateLimits { .. }
+            | EventKind::ThrottleChanged { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }
@@ -666,6 +673,9 @@ fn attempt_attributes(a: &Attempt, system: &str) -> Vec<Value> {
         attrs.push(kv_int("breakerbox.usage.cache_write_tokens", t.cache_write));
     }
     attrs.push(kv_str("breakerbox.provider", &a.provider));
+    if let Some(pool) = &a.pool {
+        attrs.push(kv_str("breakerbox.pool", pool));
+    }
     attrs.push(kv_int("breakerbox.attempt", u64::from(a.number)));
     attrs.push(kv_double("breakerbox.cost_usd", a.cost_usd));
     if a.unpriced {

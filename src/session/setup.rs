@@ -6,13 +6,15 @@ use std::net::{Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 
 use crate::cli::CommonArgs;
-use crate::config::{BreakerScope, Config, TargetEntry};
+use crate::config::{BreakerScope, Config, PoolEntry, TargetEntry};
 use crate::engine::breaker::{BreakerKey, Breakers};
 use crate::engine::classify::Policy;
 use crate::engine::cost::Pricing;
 use crate::engine::failover::{EngineSettings, FailoverEngine, MidStreamPolicy, Shared, Target};
+use crate::engine::pool::Pool;
 use crate::engine::retry::RetryBudget;
-use crate::event::{Bus, EventKind, FORMAT_VERSION, Mode, ProviderInfo};
+use crate::engine::throttle::Throttle;
+use crate::event::{Bus, EventKind, FORMAT_VERSION, Mode, PoolInfo, PoolMemberInfo, ProviderInfo};
 use crate::provider::{self, ApiKey, Protocol, Provider};
 use crate::secret::Secrets;
 use crate::sim::{self, Simulator};
@@ -50,7 +52,32 @@ impl Setup {
             breaker_threshold: Some(self.config.breaker.consecutive_failures),
             breaker_counts: Policy::with_overrides(&self.config.policy).breaker_counts(),
             settings: Some(settings(&self.config)),
+            pools: self.pools(),
         }
+    }
+
+    /// The config's pools as this setup has them: each with its members that are among its
+    /// providers (a real provider without a key is not), the pools left without any left out.
+    pub fn pools(&self) -> Vec<PoolInfo> {
+        self.config
+            .pools
+            .iter()
+            .map(|pool| PoolInfo {
+                name: pool.name().to_string(),
+                strategy: pool.strategy,
+                members: pool
+                    .members
+                    .iter()
+                    .map(|m| m.get_ref())
+                    .filter(|m| self.provider(&m.provider).is_some())
+                    .map(|m| PoolMemberInfo {
+                        provider: m.provider.clone(),
+                        weight: m.weight,
+                    })
+                    .collect(),
+            })
+            .filter(|pool| !pool.members.is_empty())
+            .collect()
     }
 
     pub fn provider(&self, name: &str) -> Option<&Arc<dyn Provider>> {
@@ -101,15 +128,32 @@ impl Setup {
             },
             None => Chain {
                 name: "default".to_string(),
-                entries: self
-                    .providers
-                    .iter()
-                    .map(|p| TargetEntry::Name(p.name().to_string()))
-                    .collect(),
+                entries: self.every_provider(),
                 mid_stream: MidStreamPolicy::default(),
                 hedge: None,
             },
         })
+    }
+
+    /// Every provider in order, the members of a pool as their pool where the first of them
+    /// stands: the chain when the config names none.
+    fn every_provider(&self) -> Vec<TargetEntry> {
+        let mut entries: Vec<TargetEntry> = Vec::new();
+        for p in &self.providers {
+            let name = match self
+                .config
+                .pools
+                .iter()
+                .find(|pool| has_member(pool, p.name()))
+            {
+                Some(pool) => pool.name(),
+                None => p.name(),
+            };
+            if !entries.iter().any(|e| e.provider() == name) {
+                entries.push(TargetEntry::Name(name.to_string()));
+            }
+        }
+        entries
     }
 
     /// The config this setup was built from.
@@ -127,42 +171,10 @@ impl Setup {
     ) -> Result<FailoverEngine> {
         let mut targets = Vec::new();
         for entry in entries {
-            let provider = self.provider(entry.provider()).ok_or_else(|| {
-                eyre!(
-                    "chain `{name}`: no provider `{}` in {} mode (there are: {})",
-                    entry.provider(),
-                    self.mode.as_str(),
-                    self.infos
-                        .iter()
-                        .map(|i| i.name.as_str())
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                )
-            })?;
-            let mut target = Target::new(Arc::clone(provider));
-            target.model = entry.model().map(str::to_string);
-            let protocol = self
-                .infos
-                .iter()
-                .find(|i| i.name == entry.provider())
-                .map(|i| i.protocol.as_str());
-            let configured = self
-                .config
-                .providers
-                .iter()
-                .find(|p| p.name() == entry.provider());
-            target.accepts_prefill = configured
-                .and_then(|p| p.accepts_prefill)
-                .unwrap_or(protocol == Some(Protocol::Anthropic.as_str()));
-            target.context_window = configured.and_then(|p| p.context_window);
-            if configured.is_some_and(|p| p.breaker == BreakerScope::Model) {
-                let model = target
-                    .model
-                    .clone()
-                    .unwrap_or_else(|| provider.default_model().to_string());
-                target.breaker_key = BreakerKey::model(provider.name(), &model);
+            match (entry, self.config.pool(entry.provider())) {
+                (TargetEntry::Name(_), Some(pool)) => targets.extend(self.members(name, pool)?),
+                _ => targets.push(self.target(name, entry.provider(), entry.model())?),
             }
-            targets.push(target);
         }
         let settings = EngineSettings {
             policy: Policy::with_overrides(&self.config.policy),
@@ -179,6 +191,80 @@ impl Setup {
             self.shared.clone(),
         ))
     }
+}
+
+impl Setup {
+    /// The target of `provider` (asking for `model`, else its own) in chain `chain`.
+    fn target(&self, chain: &str, name: &str, model: Option<&str>) -> Result<Target> {
+        let provider = self.provider(name).ok_or_else(|| {
+            eyre!(
+                "chain `{chain}`: no provider `{name}` in {} mode (there are: {})",
+                self.mode.as_str(),
+                self.infos
+                    .iter()
+                    .map(|i| i.name.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            )
+        })?;
+        let mut target = Target::new(Arc::clone(provider));
+        target.model = model.map(str::to_string);
+        let protocol = self
+            .infos
+            .iter()
+            .find(|i| i.name == name)
+            .map(|i| i.protocol.as_str());
+        let configured = self.config.providers.iter().find(|p| p.name() == name);
+        target.accepts_prefill = configured
+            .and_then(|p| p.accepts_prefill)
+            .unwrap_or(protocol == Some(Protocol::Anthropic.as_str()));
+        target.context_window = configured.and_then(|p| p.context_window);
+        if configured.is_some_and(|p| p.breaker == BreakerScope::Model) {
+            let model = target
+                .model
+                .clone()
+                .unwrap_or_else(|| provider.default_model().to_string());
+            target.breaker_key = BreakerKey::model(provider.name(), &model);
+        }
+        Ok(target)
+    }
+
+    /// The targets of `pool`'s members that this setup has (a real provider without a key is
+    /// left out), standing together in chain `chain`, sharing one [`Pool`].
+    fn members(&self, chain: &str, pool: &PoolEntry) -> Result<Vec<Target>> {
+        let shared = Pool::seeded_by_name(pool.name(), pool.strategy);
+        let mut targets = Vec::new();
+        for member in pool.members.iter().map(|m| m.get_ref()) {
+            if self.provider(&member.provider).is_none() {
+                continue;
+            }
+            let mut target = self.target(chain, &member.provider, None)?;
+            target.pool = Some(Arc::clone(&shared));
+            target.weight = member.weight;
+            targets.push(target);
+        }
+        if targets.is_empty() {
+            let members: Vec<&str> = pool
+                .members
+                .iter()
+                .map(|m| m.get_ref().provider.as_str())
+                .collect();
+            bail!(
+                "chain `{chain}`: pool `{}` has no member in {} mode (its members: {})",
+                pool.name(),
+                self.mode.as_str(),
+                members.join(", ")
+            );
+        }
+        Ok(targets)
+    }
+}
+
+/// Whether `provider` is one of `pool`'s members.
+fn has_member(pool: &PoolEntry, provider: &str) -> bool {
+    pool.members
+        .iter()
+        .any(|m| m.get_ref().provider == provider)
 }
 
 /// The settings that govern every provider, as `session_started.settings` carries them: what an
@@ -240,6 +326,13 @@ fn settings(config: &Config) -> std::collections::BTreeMap<String, String> {
         ("timeouts.first_event".into(), duration(t.first_event.0)),
         ("timeouts.idle".into(), duration(t.idle.0)),
         ("timeouts.total".into(), duration(t.total.0)),
+        (
+            "rate_limits.steer_below".into(),
+            config
+                .rate_limits
+                .steer_below
+                .map_or("off".into(), |f| f.to_string()),
+        ),
     ];
     for p in &config.providers {
         if p.breaker == BreakerScope::Model {
@@ -266,12 +359,13 @@ fn duration(d: std::time::Duration) -> String {
 fn shared(config: &Config, bus: Bus) -> Shared {
     let breakers = Breakers::new(config.breaker.to_config(), bus.clone());
     let budget = RetryBudget::new(&config.retry.to_config().budget);
-    let shared = Shared::new(
-        bus,
+    let mut shared = Shared::new(
+        bus.clone(),
         breakers,
         budget,
         Pricing::with_overrides(&config.pricing),
     );
+    shared.throttle = Throttle::new(config.rate_limits.to_config(), bus);
     if let Some(probes) = config.breaker.probes() {
         shared.start_probing(probes);
     }

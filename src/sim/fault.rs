@@ -17,6 +17,14 @@ pub enum FaultKind {
     RateLimit {
         retry_after: Duration,
     },
+    /// A rate limit that runs out: `requests` (and `tokens`, unless 0) per window of `per`,
+    /// stated in the protocol's rate-limit headers on every response and spent by each request;
+    /// once spent, a 429 with `retry-after` until the window resets.
+    RateLimitBudget {
+        requests: u32,
+        tokens: u32,
+        per: Duration,
+    },
     Quota,
     /// `status: None` means the protocol's own: 529 for Anthropic, 503 for OpenAI.
     Overloaded {
@@ -140,6 +148,37 @@ const KINDS: &[KindSpec] = &[
         build: |p| {
             Ok(FaultKind::RateLimit {
                 retry_after: p.duration("retry_after")?,
+            })
+        },
+    },
+    KindSpec {
+        name: "rate_limit_budget",
+        about: "healthy, with a rate limit that runs out: every response states what is left in \
+                the protocol's rate-limit headers (anthropic-ratelimit-*, x-ratelimit-*); each \
+                request spends one request and its tokens; once spent, 429 + retry-after until \
+                the window resets",
+        params: &[
+            param("requests", "50", "requests per window"),
+            param(
+                "tokens",
+                "100000",
+                "tokens (input and output) per window; 0: tokens are not limited",
+            ),
+            param("per", "60s", "the window, from when the fault is set"),
+        ],
+        build: |p| {
+            let requests = p.count("requests")?;
+            if requests == 0 {
+                return Err(p.bad("requests", "at least 1 request per window"));
+            }
+            let per = p.duration("per")?;
+            if per < Duration::from_millis(100) {
+                return Err(p.bad("per", "a window of 100ms or longer"));
+            }
+            Ok(FaultKind::RateLimitBudget {
+                requests,
+                tokens: p.count("tokens")?,
+                per,
             })
         },
     },
@@ -530,6 +569,7 @@ impl FaultKind {
         match self {
             FaultKind::None => "none",
             FaultKind::RateLimit { .. } => "rate_limit",
+            FaultKind::RateLimitBudget { .. } => "rate_limit_budget",
             FaultKind::Quota => "quota",
             FaultKind::Overloaded { .. } => "overloaded",
             FaultKind::ServerError { .. } => "server_error",
@@ -583,6 +623,15 @@ impl FaultKind {
         let mut out = Vec::new();
         match self {
             FaultKind::RateLimit { retry_after } => out.push(("retry_after", d(*retry_after))),
+            FaultKind::RateLimitBudget {
+                requests,
+                tokens,
+                per,
+            } => {
+                out.push(("requests", requests.to_string()));
+                out.push(("tokens", tokens.to_string()));
+                out.push(("per", d(*per)));
+            }
             FaultKind::Overloaded {
                 status,
                 retry_after,
@@ -749,6 +798,8 @@ mod tests {
         let texts = [
             "none",
             "rate_limit:retry_after=1500ms,p=0.25",
+            "rate_limit_budget:requests=20,tokens=0,per=1m",
+            "rate_limit_budget:requests=50,tokens=100000,per=90s",
             "quota",
             "overloaded",
             "overloaded:status=503,retry_after=3s",

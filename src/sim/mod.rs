@@ -5,13 +5,15 @@
 //! and also on a port of its own (the "direct" port), which `connect_refused` really closes. The
 //! control endpoint is `/_sim/…` on the shared port.
 //!
-//! Files: `fault.rs` (fault kinds and their syntax), `scenario.rs` (faults over time),
+//! Files: `fault.rs` (fault kinds and their syntax), `budget.rs` (a rate limit that runs out, and
+//! its headers), `scenario.rs` (faults over time),
 //! `server.rs` (listeners, connections, routes), `serve.rs` (one request), `reply.rs` (what is
 //! said), `wire.rs` + `anthropic.rs` + `openai.rs` + `responses.rs` (how it is said), `stream.rs`
 //! (playing a stream out over time), `state.rs` (counters and the request log), `control.rs`
 //! (`/_sim`). The `breakerbox sim` command is `cmd/sim.rs`.
 
 mod anthropic;
+mod budget;
 mod control;
 pub mod fault;
 mod openai;

@@ -1,5 +1,6 @@
 //! Answers one request to a simulated provider: draws the fault, then replies in the provider's
-//! protocol, breaking the reply the way the fault says.
+//! protocol, breaking the reply the way the fault says (or, under a `rate_limit_budget`, stating
+//! what is left of it in every response's headers, and refusing once it is spent).
 
 use axum::body::Body;
 use axum::http::{HeaderValue, StatusCode, header};
@@ -8,6 +9,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use std::sync::Arc;
 
+use super::budget::{self, Budget, Left};
 use super::fault::FaultKind;
 use super::reply::{Reply, SimRequest};
 use super::rng::Rng;
@@ -60,6 +62,25 @@ pub(crate) async fn answer(
 
     let spec = &provider.spec;
     let reply = Reply::generate(&request, provider.seed, spec.use_tools, wire.lead_in());
+    let limits = match kind {
+        FaultKind::RateLimitBudget {
+            requests,
+            tokens,
+            per,
+        } => {
+            let spent = super::reply::input_tokens(&request) + reply.output_tokens();
+            let budget = Budget {
+                requests,
+                tokens,
+                per,
+            };
+            match provider.budget.spend(budget, spent) {
+                Ok(left) => budget::headers(spec.protocol, &left),
+                Err(left) => return budget_spent(wire, &meta, spec.protocol, &left, tracker),
+            }
+        }
+        _ => Vec::new(),
+    };
     let (first, token) = match kind {
         FaultKind::Latency { first, token } => (first, token),
         FaultKind::SlowFirstEvent { delay } => (delay, spec.token_delay),
@@ -70,10 +91,41 @@ pub(crate) async fn answer(
         token,
         jitter: spec.jitter,
     };
-    if request.stream {
+    let mut response = if request.stream {
         streamed(wire, &reply, &meta, &kind, pace, rng, tracker)
     } else {
         whole(wire, &reply, &meta, &kind, pace, rng, tracker).await
+    };
+    add_headers(&mut response, &limits);
+    response
+}
+
+/// The 429 of a spent budget: retry after the window turns, the headers saying nothing is left.
+fn budget_spent(
+    wire: &dyn Wire,
+    meta: &Meta,
+    protocol: crate::provider::Protocol,
+    left: &Left,
+    tracker: Tracker,
+) -> Response {
+    let retry_after = FaultKind::RateLimit {
+        retry_after: left.reset_in,
+    };
+    let error = wire
+        .fault_error(&retry_after, meta)
+        .unwrap_or_else(|| ErrorReply::new(429, serde_json::json!({})));
+    tracker.refuse(429, "rate_limit");
+    let mut response = error_response(wire, error, meta);
+    add_headers(&mut response, &budget::headers(protocol, left));
+    response
+}
+
+/// Set `headers` on `response`, over any of the same name.
+fn add_headers(response: &mut Response, headers: &[(&'static str, String)]) {
+    for (name, value) in headers {
+        if let Ok(value) = HeaderValue::from_str(value) {
+            response.headers_mut().insert(*name, value);
+        }
     }
 }
 

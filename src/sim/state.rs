@@ -33,6 +33,8 @@ pub(crate) struct ProviderState {
     /// Whether the direct port is listening (it is closed while refusing connections).
     pub direct_listening: AtomicBool,
     fault: watch::Sender<ActiveFault>,
+    /// The window a `rate_limit_budget` is being spent in.
+    pub budget: super::budget::Window,
     requests: AtomicU64,
     active: AtomicU64,
     outcomes: Mutex<BTreeMap<&'static str, u64>>,
@@ -96,6 +98,7 @@ impl ProviderState {
             direct_base_url,
             direct_listening: AtomicBool::new(true),
             fault,
+            budget: super::budget::Window::default(),
             requests: AtomicU64::new(0),
             active: AtomicU64::new(0),
             outcomes: Mutex::new(BTreeMap::new()),
@@ -109,6 +112,8 @@ impl ProviderState {
 
     pub fn set_fault(&self, fault: Fault) {
         tracing::info!(provider = %self.spec.name, %fault, "sim fault set");
+        // A budget set anew starts whole, even one with the same numbers.
+        self.budget.clear();
         self.fault.send_replace(ActiveFault {
             fault,
             since: Instant::now(),
@@ -164,7 +169,8 @@ impl ProviderState {
             started: Instant::now(),
             status: None,
             outcome: match fault {
-                FaultKind::None => "ok",
+                // A budget answers until it is spent (then the outcome is `rate_limit`).
+                FaultKind::None | FaultKind::RateLimitBudget { .. } => "ok",
                 other => other.name(),
             },
         }
@@ -222,6 +228,13 @@ impl Tracker {
     pub fn finish(mut self, status: Option<u16>) {
         self.status = status;
         self.write(self.outcome);
+    }
+
+    /// The request was refused with `status`, ending as `outcome` (a spent budget's 429).
+    pub fn refuse(mut self, status: u16, outcome: &'static str) {
+        self.status = Some(status);
+        self.outcome = outcome;
+        self.write(outcome);
     }
 
     /// The request was refused as invalid.

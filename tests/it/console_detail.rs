@@ -69,6 +69,7 @@ fn incident() -> Vec<Event> {
             breaker_threshold: Some(1),
             breaker_counts: None,
             settings: Some(settings),
+            pools: Vec::new(),
         },
         request_started("r1", Source::Prompt, &["anthropic", "openai"], Some("Why?")),
         attempt_started("r1", 1, "anthropic", "claude-sonnet-4-5"),

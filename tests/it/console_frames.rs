@@ -13,13 +13,13 @@ use ratatui_textarea::TextArea;
 
 use breakerbox::console::dashboard::{
     AttemptState, AttemptView, BreakerSpan, Dashboard, ErrorCount, LastError, LatencyPoint,
-    LogLine, ModelBreaker, ProviderView, RequestView, RewindView, Tokens, Totals,
+    LogLine, ModelBreaker, PoolView, ProviderView, RequestView, RewindView, Tokens, Totals,
 };
 use breakerbox::console::keys::Bindings;
 use breakerbox::console::panels::{Facts, View, draw};
 use breakerbox::console::ui::{Focus, LoadView, LogFilter, Overlay, Ui};
 use breakerbox::engine::breaker::BreakerState;
-use breakerbox::event::{Mode, Outcome, Source};
+use breakerbox::event::{Mode, Outcome, PoolStrategy, Source};
 use breakerbox::provider::{ErrorClass, Phase};
 use breakerbox::session::Command;
 
@@ -959,6 +959,63 @@ fn per_model_breakers_under_their_provider() {
     };
     let picked = screen(&render(&per_model(), &ui, 80, 24));
     assert!(picked.contains("▶ openai "), "{picked}");
+}
+
+/// Anthropic as a pool of two deployments (issue 14): the heavier one rate-limited and open, the
+/// other answering; openai after the pool.
+fn pooled() -> Dashboard {
+    let mut dash = incident();
+    let mut us = anthropic();
+    us.name = "anthropic-us".into();
+    us.pool = Some("claude".into());
+    us.weight = 3;
+    let mut eu = openai();
+    eu.name = "anthropic-eu".into();
+    eu.protocol = "anthropic".into();
+    eu.model = "claude-sonnet-4-5".into();
+    eu.pool = Some("claude".into());
+    eu.last_error = None;
+    dash.providers = vec![us, eu, openai()];
+    dash.pools = vec![PoolView {
+        name: "claude".into(),
+        strategy: PoolStrategy::Weighted,
+    }];
+    dash
+}
+
+#[test]
+fn pool_members_under_their_pool() {
+    let text = screen(&render(&pooled(), &demo_ui(), 160, 48));
+    for needle in [
+        "claude ",
+        "pool · weighted",
+        "1 of 2 up",
+        "├ anthropic-us ×3",
+        "└ anthropic-eu",
+        "$3.7145",
+    ] {
+        assert!(text.contains(needle), "{needle:?} missing:\n{text}");
+    }
+    insta::assert_snapshot!(text);
+    // At 80×24 the pool and its members keep their names and states.
+    let small = screen(&render(&pooled(), &demo_ui(), 80, 24));
+    assert!(
+        small.contains("├ anthropic-us") && small.contains("1 of 2 up"),
+        "{small}"
+    );
+    // The selection is a member's own row, below its pool's; the next provider's below them.
+    for (selected, row) in [
+        (0, "▶ ├ anthropic-us"),
+        (1, "▶ └ anthropic-eu"),
+        (2, "▶ openai "),
+    ] {
+        let ui = Ui {
+            selected_provider: selected,
+            ..demo_ui()
+        };
+        let picked = screen(&render(&pooled(), &ui, 160, 48));
+        assert!(picked.contains(row), "{row:?} missing:\n{picked}");
+    }
 }
 
 // ---- Truth on screen (issue 13) ----

@@ -11,7 +11,10 @@ use futures::StreamExt;
 use crate::support::events::*;
 use breakerbox::cli::CommonArgs;
 use breakerbox::config::Config;
-use breakerbox::event::{Bus, Event, EventKind, Mode, Outcome, ProviderInfo, Source};
+use breakerbox::event::{
+    Bus, Event, EventKind, Mode, Outcome, PoolInfo, PoolMemberInfo, PoolStrategy, ProviderInfo,
+    Source,
+};
 use breakerbox::metrics::{LABEL_VALUES_KEPT, Metrics};
 use breakerbox::provider::{ErrorClass, Phase, Request};
 
@@ -174,6 +177,66 @@ fn scripted_fold_renders_exact_lines() {
     assert_eq!(text, fold(scripted()).render());
 }
 
+/// A pool's members (issue 14) carry its name in a `pool` label on every series of theirs.
+#[test]
+fn pool_members_carry_their_pool_label() {
+    let mut started = session(&["us", "eu", "openai"]);
+    if let EventKind::SessionStarted { pools, .. } = &mut started {
+        pools.push(PoolInfo {
+            name: "claude".into(),
+            strategy: PoolStrategy::Weighted,
+            members: vec![
+                PoolMemberInfo {
+                    provider: "us".into(),
+                    weight: 3,
+                },
+                PoolMemberInfo {
+                    provider: "eu".into(),
+                    weight: 1,
+                },
+            ],
+        });
+    }
+    let member = |provider: &str, n| EventKind::AttemptStarted {
+        request_id: "r1".into(),
+        attempt: n,
+        provider: provider.into(),
+        model: "m".into(),
+        pool: Some("claude".into()),
+    };
+    let text = fold(vec![
+        started,
+        request_started("r1", Source::Gateway, &["us", "eu", "openai"], None),
+        member("us", 1),
+        failed("r1", 1, "us", ErrorClass::RateLimited, true),
+        member("eu", 2),
+        first_event("r1", 2, "eu", 120),
+        usage("r1", "eu", "m", [10, 20, 0, 0], 0.0015),
+        finished("r1", Outcome::Ok, Some("eu")),
+        breaker_changed("us", "closed", "open", "test", None),
+    ])
+    .render();
+    validate(&text);
+    has(
+        &text,
+        &[
+            r#"breakerbox_breaker_state{provider="us",pool="claude",state="open"} 1"#,
+            r#"breakerbox_breaker_state{provider="openai",state="closed"} 1"#,
+            r#"breakerbox_attempts_total{provider="us",pool="claude"} 1"#,
+            r#"breakerbox_attempts_total{provider="eu",pool="claude"} 1"#,
+            r#"breakerbox_attempt_failures_total{provider="us",pool="claude",class="rate_limited",retryable="true"} 1"#,
+            r#"breakerbox_first_event_latency_seconds_count{provider="eu",pool="claude"} 1"#,
+            r#"breakerbox_tokens_total{provider="eu",pool="claude",kind="output"} 20"#,
+            r#"breakerbox_cost_usd_total{provider="eu",pool="claude"} 0.0015"#,
+            r#"breakerbox_failovers_total{from="us",to="eu"} 1"#,
+            "# TYPE breakerbox_pool_member_weight gauge",
+            r#"breakerbox_pool_member_weight{pool="claude",provider="eu"} 1"#,
+            r#"breakerbox_pool_member_weight{pool="claude",provider="us"} 3"#,
+        ],
+    );
+    assert!(!text.contains(r#"provider="openai",pool"#));
+}
+
 #[test]
 fn histogram_buckets_are_cumulative_and_inf_equals_count() {
     let latencies = [
@@ -285,8 +348,13 @@ fn help_and_type_appear_once_per_family_in_a_stable_order() {
             "breakerbox_tokens_total",
             "breakerbox_cost_usd_total",
             "breakerbox_unpriced_tokens_total",
+            "breakerbox_rate_limit_remaining",
+            "breakerbox_rate_limit_limit",
+            "breakerbox_rate_limit_reset_seconds",
+            "breakerbox_throttled",
             "breakerbox_rewinds_total",
             "breakerbox_recovery_probes_total",
+            "breakerbox_pool_member_weight",
             "breakerbox_operator_actions_total",
             "breakerbox_events_missed_total",
         ]
@@ -341,6 +409,12 @@ fn labels_are_bounded_and_hostile_input_never_panics() {
     kinds.push(request_started("x", Source::Load, &[], None));
     kinds.push(finished("x", Outcome::Ok, Some("p001")));
     kinds.push(finished("never-started", Outcome::Ok, Some("p001")));
+    // How many of the skips above name the reason at this index of `SkipReason::ALL`.
+    let skips_of = |index: usize| {
+        (0..LABEL_VALUES_KEPT + 10)
+            .filter(|i| i % breakerbox::event::SkipReason::ALL.len() == index)
+            .count()
+    };
     let mut m = fold(kinds);
     m.missed(u64::MAX);
     m.missed(3);
@@ -361,8 +435,14 @@ fn labels_are_bounded_and_hostile_input_never_panics() {
         &[
             r#"breakerbox_attempts_total{provider="other"} 12"#,
             // Skip reasons are a closed set: each its own series, none lumped into `other`.
-            r#"breakerbox_attempts_skipped_total{provider="p000",reason="breaker_open"} 13"#,
-            r#"breakerbox_attempts_skipped_total{provider="p000",reason="cannot_continue"} 12"#,
+            &format!(
+                r#"breakerbox_attempts_skipped_total{{provider="p000",reason="breaker_open"}} {}"#,
+                skips_of(0)
+            ),
+            &format!(
+                r#"breakerbox_attempts_skipped_total{{provider="p000",reason="cannot_continue"}} {}"#,
+                skips_of(5)
+            ),
             r#"breakerbox_tokens_total{provider="p000",kind="input"} 18446744073709551615"#,
             &format!(
                 "breakerbox_cost_usd_total{{provider=\"p000\"}} {}",

@@ -75,8 +75,11 @@ async fn send(engine: &FailoverEngine, prompt: &str, n: usize) {
     }
 }
 
-/// Record a demo session: `n` requests with a rate-limited primary (so attempts fail, the breaker
-/// opens, requests fail over). Returns the events seen by a direct bus subscription.
+/// Record a demo session: `n` requests with a failing primary (so attempts fail, the breaker
+/// opens, requests fail over). A server error rather than a 429: a 429's rate-limit headers would
+/// throttle the primary and steer requests past it before its breaker opened, and lift the
+/// throttling a second later, after the requests. Returns the events seen by a direct bus
+/// subscription.
 async fn record_demo(path: &Path, redact: bool, prompt: &str, n: usize) -> Vec<Event> {
     let bus = Bus::new(1 << 16);
     let mut direct = bus.subscribe();
@@ -85,7 +88,7 @@ async fn record_demo(path: &Path, redact: bool, prompt: &str, n: usize) -> Vec<E
         .sim
         .as_ref()
         .unwrap()
-        .set_fault("anthropic", "rate_limit:retry_after=1s".parse().unwrap())
+        .set_fault("anthropic", "server_error".parse().unwrap())
         .unwrap();
     let header = session_header(setup.mode, &setup.infos, &config, &|_| None, redact);
     let recorder = Recorder::start(path, &header, &bus, redact).unwrap();

@@ -577,6 +577,136 @@ fn open_breaker_is_clipped_to_the_end_and_initial_open_counts_from_the_start() {
     assert_eq!(j["requests"]["in_flight_at_end"], 1);
 }
 
+/// Time throttled by rate limits is summed (a span still open clipped to the end), and the
+/// requests steered away are counted, in all three forms and on the timeline.
+#[test]
+fn time_throttled_and_requests_steered_away_are_reported() {
+    let throttle = |throttled: bool, reason: &str| EventKind::ThrottleChanged {
+        provider: A.into(),
+        model: None,
+        throttled,
+        dimension: Some(breakerbox::event::LimitDimension::Requests),
+        remaining: throttled.then_some(0),
+        limit: throttled.then_some(8),
+        reset_ms: throttled.then_some(3_000),
+        reason: reason.into(),
+    };
+    let mut s = Script::new();
+    s.start(0, "x", Source::Prompt);
+    s.at(1_000, throttle(true, "requests 0/8 left, resets in 3s"));
+    s.skip(1_500, "r2", A, "throttled");
+    s.skip(2_000, "r3", A, "throttled");
+    s.at(4_000, throttle(false, "requests reset"));
+    s.at(6_000, throttle(true, "requests 0/8 left, resets in 9s"));
+    s.skip(7_000, "r4", A, "throttled");
+    s.at(10_000, operator_action("load", None, "end"));
+    let report = Report::from_events(&header(), s.events().into_iter().map(Ok));
+    let j = report.to_json();
+    let a = &j["providers"]["anthropic"];
+    assert_eq!(
+        (&a["throttled_ms"], &a["throttled_times"], &a["steered"]),
+        (&json!(7_000), &json!(2), &json!(3))
+    );
+    assert_eq!(j["providers"]["openai"]["throttled_ms"], 0);
+    let line = "throttled by its rate limits 2 times for 7.000 s in all; 3 requests steered to the \
+                next target before a 429";
+    let md = report.to_markdown();
+    assert!(md.contains(&format!("- T{}.", &line[1..])), "{md}");
+    assert!(md.contains("no longer throttled: requests reset"), "{md}");
+    assert!(report.to_html().contains(&format!("anthropic {line}")));
+}
+
+/// A pool (issue 14): the report names it with its members and their weights, its numbers
+/// together, and the requests that moved from one member to another.
+#[test]
+fn the_report_names_each_pool_with_its_members() {
+    use breakerbox::event::{PoolInfo, PoolMemberInfo, PoolStrategy, ProviderInfo};
+    let info = |name: &str| ProviderInfo {
+        name: name.into(),
+        protocol: "anthropic".parse().unwrap(),
+        model: "claude-sonnet-4-5".into(),
+        fault: None,
+    };
+    let providers = vec![info("us"), info("eu"), info(O)];
+    let mut started = session_started(Mode::Demo, providers.clone(), Some(5));
+    if let EventKind::SessionStarted { pools, .. } = &mut started {
+        let member = |provider: &str, weight| PoolMemberInfo {
+            provider: provider.into(),
+            weight,
+        };
+        pools.push(PoolInfo {
+            name: "claude".into(),
+            strategy: PoolStrategy::Weighted,
+            members: vec![member("us", 3), member("eu", 1)],
+        });
+    }
+    let ok = |provider| Finished {
+        provider: Some(provider),
+        attempts: 1,
+        ..Finished::default()
+    };
+    let mut s = Script::new();
+    s.at(0, started);
+    // r1 starts on us, rate-limited, and moves to eu; r2 starts on eu.
+    s.at(
+        10,
+        request_started("r1", Source::Ask, &["us", "eu", O], None),
+    );
+    s.attempt(11, "r1", 1, "us");
+    s.at(
+        12,
+        EventKind::AttemptFailed {
+            request_id: "r1".into(),
+            attempt: 1,
+            provider: "us".into(),
+            phase: Phase::Headers,
+            class: ErrorClass::RateLimited,
+            retryable: true,
+            status: Some(429),
+            retry_after_ms: Some(1_000),
+            message: "rate limit exceeded".into(),
+            elapsed_ms: 1,
+        },
+    );
+    s.attempt(13, "r1", 2, "eu");
+    s.first(14, "r1", 2, "eu", 300);
+    s.at(15, request_finished("r1", ok("eu")));
+    s.at(
+        20,
+        request_started("r2", Source::Ask, &["eu", "us", O], None),
+    );
+    s.attempt(21, "r2", 1, "eu");
+    s.first(22, "r2", 1, "eu", 280);
+    s.at(23, request_finished("r2", ok("eu")));
+    let mut h = header();
+    h.providers = providers;
+    let report = Report::from_events(&h, s.events().into_iter().map(Ok));
+    let md = report.to_markdown();
+    assert!(md.contains("## Pools"), "{md}");
+    assert!(
+        md.contains("| claude | weighted | us (3), eu (1) | 3 | 2 | 1 | 1 |"),
+        "{md}"
+    );
+    assert!(md.contains("Member of pool claude (weight 3)."), "{md}");
+    let j = report.to_json();
+    let pool = &j["pools"][0];
+    assert_eq!(pool["name"], "claude");
+    assert_eq!(pool["strategy"], "weighted");
+    assert_eq!(
+        pool["members"],
+        json!([{"provider": "us", "weight": 3}, {"provider": "eu", "weight": 1}])
+    );
+    assert_eq!(pool["moved_between_members"], 1);
+    assert_eq!(j["providers"]["us"]["pool"], "claude");
+    assert_eq!(j["providers"][O]["pool"], Value::Null);
+    let html = report.to_html();
+    assert!(
+        html.contains("<section id=\"pools\"><h2>Pools</h2>"),
+        "{html}"
+    );
+    assert!(html.contains("<td>us (3), eu (1)</td>"), "{html}");
+}
+
 /// A fallback whose model has no price: the report never calls its cost $0 — "cost unknown" for
 /// it, a lower bound for the totals, in markdown and HTML; the JSON counts what it left out.
 #[test]

@@ -248,7 +248,9 @@ fn event_provider(kind: &EventKind) -> Option<&str> {
         | EventKind::ProviderFlagged { provider, .. }
         | EventKind::FaultChanged { provider, .. }
         | EventKind::ProbeStarted { provider, .. }
-        | EventKind::ProbeFinished { provider, .. } => Some(provider),
+        | EventKind::ProbeFinished { provider, .. }
+        | EventKind::RateLimits { provider, .. }
+        | EventKind::ThrottleChanged { provider, .. } => Some(provider),
         EventKind::RequestFinished { provider, .. }
         | EventKind::OperatorAction { provider, .. } => provider.as_deref(),
         EventKind::SessionStarted { .. } | EventKind::RequestStarted { .. } => None,

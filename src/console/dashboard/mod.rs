@@ -6,12 +6,14 @@
 //! pure function of both (`panels/`). By concern:
 //!
 //! - `providers.rs`: a view per provider (its breaker, per model too; latency; health; cost).
+//! - `limits.rs`: each provider's rate limits, its throttling and the requests steered away.
 //! - `requests.rs`: recent requests, their attempts and replies; the totals.
 //! - `log.rs`: the event log's lines and its filter.
 //! - `ledger.rs`: what the fold remembers between events and no panel reads.
 //! - `ring.rs`: the bounded buffers.
 
 mod ledger;
+mod limits;
 mod log;
 mod providers;
 mod requests;
@@ -20,11 +22,12 @@ mod ring;
 mod script;
 
 pub use ledger::Ledger;
+pub use limits::{LimitView, RateLimitsView, ThrottleView};
 pub use log::{LOG_KEPT, LOG_KINDS, LogFilter, LogLine, LogWindow};
 pub use providers::{
     BREAKER_HISTORY_KEPT, BreakerChange, BreakerSpan, ERRORS_KEPT, ErrorCount, ErrorDetail,
-    LATENCY_POINTS_KEPT, LastError, LatencyPoint, ModelBreaker, ProviderView, RATE_WINDOW,
-    TIMELINE_KEPT, Tokens, severity,
+    LATENCY_POINTS_KEPT, LastError, LatencyPoint, ModelBreaker, PoolView, ProviderView,
+    RATE_WINDOW, TIMELINE_KEPT, Tokens, severity,
 };
 pub use requests::{
     AttemptDetail, AttemptState, AttemptView, REPLY_CHARS_KEPT, REQUESTS_KEPT, RequestView,
@@ -55,8 +58,11 @@ pub struct Dashboard {
     pub clock_held: Option<DateTime<Utc>>,
     /// Where the session is being recorded, when it is (shown in the header).
     pub recording: Option<String>,
-    /// In the order the session named them, then in order of first appearance.
+    /// In the order the session named them (a pool's members together, where the first of them
+    /// stands), then in order of first appearance.
     pub providers: Vec<ProviderView>,
+    /// The pools the session declared, in its order; at most `PROVIDERS_KEPT`.
+    pub pools: Vec<PoolView>,
     pub totals: Totals,
     /// Oldest first; at most `REQUESTS_KEPT`.
     pub requests: VecDeque<RequestView>,
@@ -103,6 +109,7 @@ impl Dashboard {
             clock_held: None,
             recording: None,
             providers: Vec::new(),
+            pools: Vec::new(),
             totals: Totals::default(),
             requests: VecDeque::new(),
             log: VecDeque::new(),
@@ -133,6 +140,7 @@ impl Dashboard {
         }
         // Providers first: an event naming a provider not seen before gives it its row first.
         self.fold_providers(event.ts, &event.kind);
+        self.fold_limits(event.ts, &event.kind);
         self.fold_requests(event.ts, &event.kind);
         self.push_log(event);
     }
@@ -382,6 +390,7 @@ mod tests {
                     breaker_threshold: Some(3),
                     breaker_counts: Some(vec![ErrorClass::Timeout]),
                     settings: Some(settings),
+                    pools: Vec::new(),
                 },
             )
             .fold();

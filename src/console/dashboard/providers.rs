@@ -1,20 +1,22 @@
 //! A view per provider and its part of the fold: its breaker (or, with `breaker = "model"`, one
 //! breaker per model, shown by the most severe), how close it is to tripping, its probes, its
-//! first-event latency, its traffic, its errors and what it cost.
+//! first-event latency, its traffic, its errors and what it cost; and the pools the providers
+//! belong to.
 
 use chrono::{DateTime, Utc};
 use hdrhistogram::Histogram;
 use std::collections::VecDeque;
 
 use super::ledger::Probe;
+use super::limits::RateLimitsView;
 use super::requests::CHAIN_KEPT;
 use super::ring::{bounded, push_capped, push_ring};
 use super::{Dashboard, SETTINGS_KEPT, finite, message};
 use crate::engine::classify::counted_by_breaker;
 use crate::event::facts::Spend;
 use crate::event::{
-    BreakerState, ErrorClass, EventKind, Mode, OperatorAction, Outcome, Phase, ProviderFlag,
-    ProviderInfo,
+    BreakerState, ErrorClass, EventKind, Mode, OperatorAction, Outcome, Phase, PoolInfo,
+    PoolStrategy, ProviderFlag, ProviderInfo,
 };
 
 /// First-event latency points kept per provider for the latency-over-time panel.
@@ -38,12 +40,22 @@ pub const ERRORS_KEPT: usize = 16;
 /// Longest request id kept with an error (ids are short; a hostile one must not be kept whole).
 const ID_CHARS_KEPT: usize = 128;
 
+/// A pool of equivalent providers, as the session declared it. Its members' views name it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PoolView {
+    pub name: String,
+    pub strategy: PoolStrategy,
+}
+
 /// Everything the console shows about one provider.
 #[derive(Debug, Clone)]
 pub struct ProviderView {
     pub name: String,
     pub protocol: String,
     pub model: String,
+    /// The pool it is a member of, and its weight there.
+    pub pool: Option<String>,
+    pub weight: u32,
     /// The breaker's state; with one breaker per model, the most severe of theirs ([`severity`]).
     pub breaker: BreakerState,
     /// When the breaker entered its current state.
@@ -95,6 +107,8 @@ pub struct ProviderView {
     pub recent_errors: VecDeque<ErrorDetail>,
     /// The background recovery probes sent while its breaker was open.
     pub recovery: RecoveryProbes,
+    /// What its responses say of its rate limits, and whether it is throttled.
+    pub rate_limits: RateLimitsView,
     /// Failures in a row of the provider as a whole, and of each model (kept from the start: a
     /// provider shows it has a breaker per model only when one of them first changes).
     in_a_row: u32,
@@ -224,6 +238,8 @@ impl ProviderView {
             name: name.to_string(),
             protocol: protocol.to_string(),
             model: model.to_string(),
+            pool: None,
+            weight: 1,
             breaker: BreakerState::Closed,
             breaker_since: None,
             open_until: None,
@@ -250,6 +266,7 @@ impl ProviderView {
             breaker_history: VecDeque::new(),
             recent_errors: VecDeque::new(),
             recovery: RecoveryProbes::default(),
+            rate_limits: RateLimitsView::default(),
             in_a_row: 0,
             in_a_row_by_model: Vec::new(),
         }
@@ -423,6 +440,7 @@ impl Dashboard {
                 breaker_threshold,
                 breaker_counts,
                 settings,
+                pools,
                 ..
             } => {
                 self.ledger.breaker_counts.clone_from(breaker_counts);
@@ -433,6 +451,7 @@ impl Dashboard {
                     .map(|(k, v)| (message(k), message(v)))
                     .collect();
                 self.on_session_started(ts, *mode, providers, *breaker_threshold);
+                self.on_pools(pools);
             }
             EventKind::RequestStarted { chain, .. } => {
                 for name in chain.iter().take(CHAIN_KEPT) {
@@ -444,6 +463,7 @@ impl Dashboard {
                 attempt,
                 provider,
                 model,
+                ..
             } => self.provider_attempt_started(ts, request_id, *attempt, provider, model),
             EventKind::AttemptFailed { .. } => self.provider_attempt_failed(ts, kind),
             EventKind::FirstEvent {
@@ -491,6 +511,11 @@ impl Dashboard {
                 }
             }
             EventKind::ProbeFinished { .. } => self.on_probe_finished(ts, kind),
+            // Their part is `limits.rs`'s; the row exists once they name the provider.
+            EventKind::RateLimits { provider, .. }
+            | EventKind::ThrottleChanged { provider, .. } => {
+                self.provider_index(ts, provider, "", "");
+            }
             EventKind::OperatorAction { .. } => {}
         }
     }
@@ -632,6 +657,38 @@ impl Dashboard {
             view.threshold = threshold;
         }
         self.providers = ordered;
+    }
+
+    /// The session's pools: each member's view names its pool and weight, and the members of a
+    /// pool stand together, where the first of them stood.
+    fn on_pools(&mut self, pools: &[PoolInfo]) {
+        self.pools = pools
+            .iter()
+            .take(PROVIDERS_KEPT)
+            .map(|p| PoolView {
+                name: p.name.clone(),
+                strategy: p.strategy,
+            })
+            .collect();
+        for view in &mut self.providers {
+            let member = pools.iter().find_map(|p| {
+                let m = p.members.iter().find(|m| m.provider == view.name)?;
+                Some((p.name.clone(), m.weight))
+            });
+            (view.pool, view.weight) = member.map_or((None, 1), |(p, w)| (Some(p), w));
+        }
+        let mut grouped: Vec<ProviderView> = Vec::with_capacity(self.providers.len());
+        for view in std::mem::take(&mut self.providers) {
+            let after = view
+                .pool
+                .as_ref()
+                .and_then(|pool| grouped.iter().rposition(|v| v.pool.as_ref() == Some(pool)));
+            match after {
+                Some(i) => grouped.insert(i + 1, view),
+                None => grouped.push(view),
+            }
+        }
+        self.providers = grouped;
     }
 
     /// An attempt started at `provider`: its traffic, and a probe if its breaker is half-open.
@@ -968,7 +1025,7 @@ fn push_span(timeline: &mut VecDeque<BreakerSpan>, span: BreakerSpan, now: DateT
 }
 
 /// `ts` plus `ms`, saturating at the end of time.
-fn plus_millis(ts: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
+pub(super) fn plus_millis(ts: DateTime<Utc>, ms: u64) -> DateTime<Utc> {
     i64::try_from(ms)
         .ok()
         .and_then(chrono::TimeDelta::try_milliseconds)
@@ -982,6 +1039,47 @@ mod tests {
     use crate::console::dashboard::requests::AttemptState;
     use crate::console::dashboard::script::*;
     use chrono::TimeDelta;
+
+    #[test]
+    fn a_pools_members_stand_together_where_the_first_of_them_stood() {
+        let mut started = session(&["us", "openai", "eu", "local"], Some(5));
+        if let EventKind::SessionStarted { pools, .. } = &mut started {
+            pools.push(PoolInfo {
+                name: "claude".into(),
+                strategy: PoolStrategy::LeastInFlight,
+                members: ["us", "eu"]
+                    .iter()
+                    .zip([3, 1])
+                    .map(|(p, w)| crate::event::PoolMemberInfo {
+                        provider: p.to_string(),
+                        weight: w,
+                    })
+                    .collect(),
+            });
+        }
+        let dash = Script::default().at(0, started).fold();
+        let order: Vec<(&str, Option<&str>, u32)> = dash
+            .providers
+            .iter()
+            .map(|p| (p.name.as_str(), p.pool.as_deref(), p.weight))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("us", Some("claude"), 3),
+                ("eu", Some("claude"), 1),
+                ("openai", None, 1),
+                ("local", None, 1)
+            ]
+        );
+        assert_eq!(
+            dash.pools,
+            [PoolView {
+                name: "claude".into(),
+                strategy: PoolStrategy::LeastInFlight
+            }]
+        );
+    }
 
     #[test]
     fn the_session_names_the_providers_their_order_and_threshold() {

@@ -268,6 +268,7 @@ impl Dashboard {
                 attempt,
                 provider,
                 model,
+                ..
             } => self.on_attempt_started(ts, request_id, *attempt, provider, model),
             EventKind::AttemptFailed { .. } => self.on_attempt_failed(kind),
             EventKind::AttemptSkipped {
@@ -306,6 +307,8 @@ impl Dashboard {
             | EventKind::FaultChanged { .. }
             | EventKind::ProbeStarted { .. }
             | EventKind::ProbeFinished { .. }
+            | EventKind::RateLimits { .. }
+            | EventKind::ThrottleChanged { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

@@ -61,6 +61,7 @@ pub(super) fn session(names: &[&str], threshold: Option<u32>) -> EventKind {
         breaker_threshold: threshold,
         breaker_counts: None,
         settings: None,
+        pools: Vec::new(),
     }
 }
 
@@ -80,6 +81,7 @@ pub(super) fn attempt(id: &str, n: u32, provider: &str) -> EventKind {
         attempt: n,
         provider: provider.into(),
         model: format!("{provider}-model"),
+        pool: None,
     }
 }
 
@@ -241,6 +243,7 @@ pub(super) fn attempt_on(id: &str, n: u32, provider: &str, model: &str) -> Event
         attempt: n,
         provider: provider.into(),
         model: model.into(),
+        pool: None,
     }
 }
 

@@ -33,6 +33,7 @@ enum Tone {
     Failed,
     Error { retryable: bool },
     State(BreakerState),
+    Throttled,
 }
 
 /// One row of a detail, before wrapping.
@@ -209,6 +210,7 @@ fn style(tone: Tone, theme: &Theme) -> Style {
         Tone::Failed => theme.failed,
         Tone::Error { retryable } => theme.error(retryable),
         Tone::State(state) => theme.state(state),
+        Tone::Throttled => theme.throttled,
     }
 }
 
@@ -430,6 +432,7 @@ fn provider(dash: &Dashboard, name: &str) -> Detail {
         return d;
     };
     provider_summary(&mut d, dash, p);
+    rate_limits(&mut d, dash, p);
     d.heading("Settings");
     if let Some(n) = p.threshold {
         d.field(
@@ -502,6 +505,28 @@ fn recovery_probes(p: &ProviderView, now: Option<DateTime<Utc>>) -> String {
 
 fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
     d.field("protocol", format!("{} · model {}", p.protocol, p.model));
+    if let Some(pool) = &p.pool {
+        let strategy = dash
+            .pools
+            .iter()
+            .find(|v| v.name == *pool)
+            .map_or("weighted", |v| v.strategy.as_str());
+        let others: Vec<&str> = dash
+            .providers
+            .iter()
+            .filter(|o| o.pool.as_ref() == Some(pool) && o.name != p.name)
+            .map(|o| o.name.as_str())
+            .collect();
+        let with = if others.is_empty() {
+            String::new()
+        } else {
+            format!(", with {}", others.join(", "))
+        };
+        d.field(
+            "pool",
+            format!("{pool} ({strategy}), weight {}{with}", p.weight),
+        );
+    }
     let since = p.breaker_since.map(|t| format!(" since {}", time(t)));
     let mut breaker = format!("{}{}", state_word(p.breaker), since.unwrap_or_default());
     if !p.breaker_reason.is_empty() {
@@ -583,6 +608,62 @@ fn provider_summary(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
             t.input, t.output, t.cache_read, t.cache_write
         ),
     );
+}
+
+/// What the provider's responses say of its rate limits, its throttling, and the requests that
+/// went elsewhere because of it.
+fn rate_limits(d: &mut Detail, dash: &Dashboard, p: &ProviderView) {
+    let v = &p.rate_limits;
+    d.heading("Rate limits (as its responses' headers state them)");
+    if v.limits.is_empty() && v.throttled_count == 0 {
+        d.text("none stated", 2, Tone::Muted);
+        return;
+    }
+    let in_ = |at: Option<DateTime<Utc>>| match (at, dash.now) {
+        (Some(at), Some(now)) if at > now => Some(text::span(at - now)),
+        _ => None,
+    };
+    match &v.throttle {
+        Some(t) => {
+            let lifts = in_(t.until).map(|s| format!(", lifts in {s}"));
+            d.toned(
+                "state",
+                format!(
+                    "THROTTLED since {}: {}{} · new requests go to the next target first",
+                    time(t.since),
+                    t.reason,
+                    lifts.unwrap_or_default()
+                ),
+                Tone::Throttled,
+            );
+        }
+        None => d.field("state", "not throttled"),
+    }
+    for l in &v.limits {
+        let left = l
+            .remaining
+            .map_or_else(|| "?".to_string(), |r| r.to_string());
+        let mut value = match l.limit {
+            Some(limit) => format!("{left} of {limit} left"),
+            None => format!("{left} left"),
+        };
+        if let Some(s) = in_(l.reset_at) {
+            value.push_str(&format!(", resets in {s}"));
+        }
+        d.field(&format!("  {}", l.dimension.words()), value);
+    }
+    d.field(
+        "steered away",
+        format!(
+            "{} (throttled {})",
+            text::plural(v.steered, "request", "requests"),
+            text::plural(v.throttled_count, "time", "times")
+        ),
+    );
+    if let (None, Some((at, throttled, reason))) = (&v.throttle, &v.last_reason) {
+        let what = if *throttled { "throttled" } else { "lifted" };
+        d.field("last change", format!("{} {what}: {reason}", time(*at)));
+    }
 }
 
 fn breaker_history(d: &mut Detail, p: &ProviderView) {

@@ -302,7 +302,7 @@ fn degradation_sentence(d: &Degradation<'_>) -> String {
 }
 
 /// `1 failure`, `15 failures`.
-fn plural(n: u64, noun: &str) -> String {
+pub(super) fn plural(n: u64, noun: &str) -> String {
     if n == 1 {
         format!("1 {noun}")
     } else {
@@ -311,7 +311,7 @@ fn plural(n: u64, noun: &str) -> String {
 }
 
 /// `once`, `207 times`.
-fn times(n: u64) -> String {
+pub(super) fn times(n: u64) -> String {
     if n == 1 {
         "once".to_string()
     } else {

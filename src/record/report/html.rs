@@ -76,6 +76,7 @@ impl Report {
         writeln!(out, "</aside></div>")?;
         self.html_root_cause(out)?;
         self.html_providers(out)?;
+        self.html_pools(out)?;
         self.html_timeline(out)?;
         self.html_skipped(out)?;
         writeln!(out, "</main></body></html>")
@@ -293,6 +294,18 @@ impl Report {
             self.html_provider_row(out, name, p)?;
         }
         writeln!(out, "</tbody></table>")?;
+        let throttled: Vec<String> = self
+            .providers
+            .iter()
+            .filter_map(|(name, p)| Some(format!("{name} {}", self.throttling_line(p)?)))
+            .collect();
+        if !throttled.is_empty() {
+            writeln!(
+                out,
+                "<p class=\"note\">Rate limits — {}.</p>",
+                esc(&throttled.join("; "))
+            )?;
+        }
         let faults: Vec<String> = self
             .providers
             .iter()
@@ -309,6 +322,35 @@ impl Report {
             )?;
         }
         writeln!(out, "</section>")
+    }
+
+    /// The pools of equivalent providers, as the Markdown's `## Pools`.
+    fn html_pools(&self, out: &mut String) -> Result {
+        if self.pools.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "<section id=\"pools\"><h2>Pools</h2>")?;
+        writeln!(
+            out,
+            "<table><thead><tr><th>Pool</th><th>Strategy</th><th>Members (weight)</th><th class=\"n\">Attempts</th><th class=\"n\">Answered</th><th class=\"n\">Errors</th><th class=\"n\">Moved between members</th></tr></thead><tbody>"
+        )?;
+        for pool in &self.pools {
+            let members: Vec<String> = pool
+                .members
+                .iter()
+                .map(|(m, w)| format!("{m} ({w})"))
+                .collect();
+            let (attempts, answered, errors) = self.pool_totals(pool);
+            writeln!(
+                out,
+                "<tr><td>{}</td><td>{}</td><td>{}</td><td class=\"n\">{attempts}</td><td class=\"n\">{answered}</td><td class=\"n\">{errors}</td><td class=\"n\">{}</td></tr>",
+                esc(&pool.name),
+                pool.strategy.as_str(),
+                esc(&members.join(", ")),
+                pool.moved_within
+            )?;
+        }
+        writeln!(out, "</tbody></table></section>")
     }
 
     fn html_provider_row(&self, out: &mut String, name: &str, p: &ProviderStats) -> Result {

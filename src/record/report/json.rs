@@ -12,7 +12,13 @@ impl Report {
         let providers: Map<String, Value> = self
             .providers
             .iter()
-            .map(|(name, p)| (name.clone(), self.provider_json(p)))
+            .map(|(name, p)| {
+                let mut v = self.provider_json(p);
+                if let Some((pool, _)) = self.pool_of(name) {
+                    v["pool"] = json!(pool.name);
+                }
+                (name.clone(), v)
+            })
             .collect();
         let timeline: Vec<Value> = self
             .timeline_rows()
@@ -60,9 +66,33 @@ impl Report {
             "failover_cost_delta_requests": self.requests.failover_delta_requests,
             "failed_attempts_cost_usd": usd(self.failed_cost_total().usd),
             "providers": providers,
+            "pools": self.pools_json(),
             "timeline": timeline,
             "timeline_dropped": self.timeline_dropped,
         })
+    }
+
+    fn pools_json(&self) -> Vec<Value> {
+        self.pools
+            .iter()
+            .map(|pool| {
+                let members: Vec<Value> = pool
+                    .members
+                    .iter()
+                    .map(|(m, w)| json!({"provider": m, "weight": w}))
+                    .collect();
+                let (attempts, answered, errors) = self.pool_totals(pool);
+                json!({
+                    "name": pool.name,
+                    "strategy": pool.strategy,
+                    "members": members,
+                    "attempts": attempts,
+                    "answered": answered,
+                    "errors": errors,
+                    "moved_between_members": pool.moved_within,
+                })
+            })
+            .collect()
     }
 
     fn root_cause_json(&self) -> Value {
@@ -174,6 +204,9 @@ impl Report {
             "errors": errors,
             "skipped": p.skipped,
             "open_ms": self.open_ms(p),
+            "throttled_ms": self.throttled_ms(p),
+            "throttled_times": p.throttled_times,
+            "steered": p.steered(),
             "state_at_start": p.state_at_start(),
             "state_at_end": p.state_at_end(),
             "fault_at_start": p.fault_at_start,

@@ -27,6 +27,7 @@ impl Report {
         self.write_failed_requests(out)?;
         self.write_latency_split(out)?;
         self.write_providers_table(out)?;
+        self.write_pools(out)?;
         for (name, p) in &self.providers {
             self.write_provider(out, name, p)?;
         }
@@ -270,14 +271,49 @@ impl Report {
         writeln!(out)
     }
 
+    /// The pools of equivalent providers: each with its strategy, its members and their weights,
+    /// their numbers together, and the requests that moved from one member to another.
+    fn write_pools(&self, out: &mut String) -> Result {
+        if self.pools.is_empty() {
+            return Ok(());
+        }
+        writeln!(out, "## Pools")?;
+        writeln!(out)?;
+        writeln!(
+            out,
+            "| Pool | Strategy | Members (weight) | Attempts | Answered | Errors | Moved between members |"
+        )?;
+        writeln!(out, "|---|---|---|---:|---:|---:|---:|")?;
+        for pool in &self.pools {
+            let members: Vec<String> = pool
+                .members
+                .iter()
+                .map(|(m, w)| format!("{} ({w})", md(m)))
+                .collect();
+            let (attempts, answered, errors) = self.pool_totals(pool);
+            writeln!(
+                out,
+                "| {} | {} | {} | {attempts} | {answered} | {errors} | {} |",
+                md(&pool.name),
+                pool.strategy.as_str(),
+                members.join(", "),
+                pool.moved_within
+            )?;
+        }
+        writeln!(out)
+    }
+
     /// A provider's section: what it is, its numbers, then its errors, skips and transitions.
     fn write_provider(&self, out: &mut String, name: &str, p: &ProviderStats) -> Result {
         writeln!(out, "### {}", md(name))?;
         writeln!(out)?;
         if let Some(info) = self.header.providers.iter().find(|i| i.name == name) {
+            let pool = self.pool_of(name).map_or(String::new(), |(pool, weight)| {
+                format!(" Member of pool {} (weight {weight}).", md(&pool.name))
+            });
             writeln!(
                 out,
-                "Protocol {}, model {}.",
+                "Protocol {}, model {}.{pool}",
                 md(info.protocol.as_str()),
                 md(&info.model)
             )?;
@@ -359,6 +395,13 @@ impl Report {
             duration(self.open_ms(p)),
             md(p.state_at_end().as_str())
         )?;
+        if let Some(line) = self.throttling_line(p) {
+            let mut line = line;
+            if let Some(first) = line.get_mut(..1) {
+                first.make_ascii_uppercase();
+            }
+            writeln!(out, "- {}.", md(&line))?;
+        }
         if let (Some(start), Some(end)) = (&p.fault_at_start, &p.fault) {
             writeln!(
                 out,
@@ -432,6 +475,7 @@ pub(super) fn kind_label(kind: &str) -> &'static str {
         "operator_action" => "operator",
         "fault_changed" => "fault",
         "recovery_probe" => "probe",
+        "throttle_changed" => "throttle",
         "first_failure" => "failure",
         "impact_start" | "impact_end" => "impact",
         _ => "flagged",

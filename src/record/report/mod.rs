@@ -24,8 +24,8 @@ use super::SessionHeader;
 use super::reader::{Reader, RecordError};
 use crate::event::facts::{self, Spend, TokenCounts};
 use crate::event::{
-    BreakerState, ErrorClass, Event, EventKind, Fold, Mode, OperatorAction, Outcome, ProviderFlag,
-    ProviderInfo, SkipReason,
+    BreakerState, ErrorClass, Event, EventKind, Fold, Mode, OperatorAction, Outcome, PoolInfo,
+    PoolStrategy, ProviderFlag, ProviderInfo, SkipReason,
 };
 
 /// The most entries kept in any list (transitions per provider, the timeline). Breaker changes and
@@ -67,6 +67,8 @@ pub struct Report {
     failovers: BTreeMap<String, u64>,
     failed_by_class: BTreeMap<String, u64>,
     providers: BTreeMap<String, ProviderStats>,
+    /// The pools of equivalent providers the session declared; at most `KEY_CAP`.
+    pools: Vec<PoolStats>,
     timeline: Vec<TimelineEntry>,
     timeline_dropped: u64,
     in_flight: HashMap<String, InFlight>,
@@ -78,6 +80,16 @@ pub struct Report {
     window: Option<Window>,
     affected: Affected,
     series_width: Width,
+}
+
+/// A pool the session declared: its members with their weights (at most `PROVIDER_CAP`), and the
+/// requests that began on one member and were answered by another.
+#[derive(Debug, Clone)]
+struct PoolStats {
+    name: String,
+    strategy: PoolStrategy,
+    members: Vec<(String, u32)>,
+    moved_within: u64,
 }
 
 /// The first attempt that failed (a cancellation by the client is not a failure).
@@ -179,6 +191,11 @@ struct ProviderStats {
     open_since: Option<DateTime<Utc>>,
     /// Time open in the spans already closed.
     open_ms: u64,
+    /// Throttled by its rate limits (`throttle_changed`) since then; closed like `open_since`.
+    throttled_since: Option<DateTime<Utc>>,
+    /// Time throttled in the spans already closed, and how many spans began.
+    throttled_ms: u64,
+    throttled_times: u64,
     transitions: Vec<Transition>,
     transitions_dropped: u64,
 }
@@ -277,6 +294,9 @@ impl ProviderStats {
             state: None,
             open_since: None,
             open_ms: 0,
+            throttled_since: None,
+            throttled_ms: 0,
+            throttled_times: 0,
             transitions: Vec::new(),
             transitions_dropped: 0,
         }
@@ -332,6 +352,14 @@ impl ProviderStats {
     fn state_at_end(&self) -> BreakerState {
         self.state.unwrap_or(BreakerState::Closed)
     }
+
+    /// Requests passed over for a later target while it was throttled.
+    fn steered(&self) -> u64 {
+        self.skipped
+            .get(SkipReason::Throttled.as_str())
+            .copied()
+            .unwrap_or(0)
+    }
 }
 
 impl Report {
@@ -349,6 +377,7 @@ impl Report {
             failovers: BTreeMap::new(),
             failed_by_class: BTreeMap::new(),
             providers: BTreeMap::new(),
+            pools: Vec::new(),
             timeline: Vec::new(),
             timeline_dropped: 0,
             in_flight: HashMap::new(),
@@ -485,8 +514,14 @@ impl Report {
     fn apply_session(&mut self, ts: DateTime<Utc>, kind: &EventKind) {
         match kind {
             EventKind::SessionStarted {
-                mode, providers, ..
-            } => self.on_session_started(ts, *mode, providers),
+                mode,
+                providers,
+                pools,
+                ..
+            } => {
+                self.on_session_started(ts, *mode, providers);
+                self.on_pools(pools);
+            }
             EventKind::BreakerChanged {
                 provider,
                 from,
@@ -522,6 +557,13 @@ impl Report {
                 self.on_probe_finished(ts, provider, (*probe, *ok, *latency_ms), cost);
             }
             // Request events are folded by `apply`.
+            EventKind::ThrottleChanged {
+                provider,
+                throttled,
+                reason,
+                ..
+            } => self.on_throttle_changed(ts, provider, *throttled, reason),
+            // Request events are folded by `apply`; `rate_limits` says nothing a report keeps.
             _ => {}
         }
     }
@@ -558,6 +600,43 @@ impl Report {
                 });
             }
         }
+    }
+
+    /// The session's pools, names clipped and counts capped like the providers'.
+    fn on_pools(&mut self, pools: &[PoolInfo]) {
+        self.pools = pools
+            .iter()
+            .take(KEY_CAP)
+            .map(|p| PoolStats {
+                name: clip(&p.name),
+                strategy: p.strategy,
+                members: p
+                    .members
+                    .iter()
+                    .take(PROVIDER_CAP)
+                    .map(|m| (clip(&m.provider), m.weight))
+                    .collect(),
+                moved_within: 0,
+            })
+            .collect();
+    }
+
+    /// The pool `provider` is a member of, and its weight there.
+    fn pool_of(&self, provider: &str) -> Option<(&PoolStats, u32)> {
+        self.pools.iter().find_map(|pool| {
+            let (_, weight) = pool.members.iter().find(|(m, _)| m == provider)?;
+            Some((pool, *weight))
+        })
+    }
+
+    /// A pool's members' attempts, answers and errors, together.
+    fn pool_totals(&self, pool: &PoolStats) -> (u64, u64, u64) {
+        pool.members
+            .iter()
+            .filter_map(|(m, _)| self.providers.get(m))
+            .fold((0, 0, 0), |(a, ok, e), p| {
+                (a + p.attempts, ok + p.answered, e + p.error_count())
+            })
     }
 
     /// Whether the header's config marks `name` as a simulated provider.
@@ -793,6 +872,7 @@ impl Report {
         if let Some(req) = &req
             && facts::failover(req.primary.as_deref(), outcome, provider).is_some()
         {
+            self.note_move_within_pool(req.primary.as_deref(), provider);
             let cause = req.primary_cause.as_deref().unwrap_or("unknown");
             bump(&mut self.failovers, cause);
             self.affected.failed_over += 1;
@@ -805,6 +885,22 @@ impl Report {
                 self.requests.failover_cost_delta_usd += delta;
                 self.requests.failover_delta_requests += 1;
             }
+        }
+    }
+
+    /// A request that began on `primary` and was answered by `answered`: a move between two
+    /// members of one pool, if both are.
+    fn note_move_within_pool(&mut self, primary: Option<&str>, answered: Option<&str>) {
+        let (Some(from), Some(to)) = (primary, answered) else {
+            return;
+        };
+        let has = |pool: &PoolStats, name: &str| pool.members.iter().any(|(m, _)| m == name);
+        if let Some(pool) = self
+            .pools
+            .iter_mut()
+            .find(|pool| has(pool, from) && has(pool, to))
+        {
+            pool.moved_within += 1;
         }
     }
 
@@ -870,6 +966,35 @@ impl Report {
             kind: "breaker_changed",
             provider: Some(clip(provider)),
             what,
+        });
+    }
+
+    fn on_throttle_changed(
+        &mut self,
+        ts: DateTime<Utc>,
+        provider: &str,
+        throttled: bool,
+        reason: &str,
+    ) {
+        let stats = self.provider(provider);
+        if throttled {
+            if stats.throttled_since.is_none() {
+                stats.throttled_since = Some(ts);
+                stats.throttled_times += 1;
+            }
+        } else if let Some(since) = stats.throttled_since.take() {
+            stats.throttled_ms = stats.throttled_ms.saturating_add(millis_between(since, ts));
+        }
+        let now = if throttled {
+            "throttled"
+        } else {
+            "no longer throttled"
+        };
+        self.push_timeline(TimelineEntry {
+            ts,
+            kind: "throttle_changed",
+            provider: Some(clip(provider)),
+            what: clip(&format!("{now}: {reason}")),
         });
     }
 
@@ -955,6 +1080,28 @@ impl Report {
             (Some(since), Some(end)) => p.open_ms.saturating_add(millis_between(since, end)),
             _ => p.open_ms,
         }
+    }
+
+    /// Time the provider was throttled by its rate limits, a span still open counted to the
+    /// recording's end.
+    fn throttled_ms(&self, p: &ProviderStats) -> u64 {
+        match (p.throttled_since, self.last_ts) {
+            (Some(since), Some(end)) => p.throttled_ms.saturating_add(millis_between(since, end)),
+            _ => p.throttled_ms,
+        }
+    }
+
+    /// One line about a provider's rate limits, when it was throttled or steered past.
+    fn throttling_line(&self, p: &ProviderStats) -> Option<String> {
+        (p.throttled_times > 0 || p.steered() > 0).then(|| {
+            format!(
+                "throttled by its rate limits {} for {} in all; {} steered to the next target \
+                 before a 429",
+                findings::times(p.throttled_times),
+                findings::duration(self.throttled_ms(p)),
+                findings::plural(p.steered(), "request")
+            )
+        })
     }
 
     fn success_rate(&self) -> Option<f64> {

@@ -72,6 +72,7 @@ pub fn session_started(
         breaker_threshold,
         breaker_counts: None,
         settings: None,
+        pools: Vec::new(),
     }
 }
 
@@ -96,6 +97,7 @@ pub fn attempt_started(id: &str, attempt: u32, provider: &str, model: &str) -> E
         attempt,
         provider: provider.into(),
         model: model.into(),
+        pool: None,
     }
 }
 
