@@ -20,6 +20,7 @@ use crate::console::dashboard::{Dashboard, LimitView, ModelBreaker, PoolView, Pr
 use crate::console::theme::{Theme, state_word};
 use crate::console::ui::Focus;
 use crate::engine::breaker::BreakerState;
+use crate::event::facts::Spend;
 
 const SELECTED: &str = "▶ ";
 const SELECTED_WIDTH: u16 = 2;
@@ -198,8 +199,11 @@ impl<'a, 't> Columns<'a, 't> {
             let sum: f64 = members.iter().map(|m| m.rate_per_sec(now)).sum();
             format!("{sum:.1}/s")
         }));
-        self.cost
-            .push(text::usd(members.iter().map(|m| m.cost_usd).sum()));
+        let mut spent = Spend::default();
+        for m in members {
+            spent.add(m.cost());
+        }
+        self.cost.push(spent.cell(text::usd));
         for column in [
             &mut self.next,
             &mut self.limits,
