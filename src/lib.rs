@@ -19,6 +19,7 @@ pub mod parse;
 pub mod protocol;
 pub mod provider;
 pub mod record;
+mod rng;
 pub mod secret;
 pub mod session;
 pub mod sim;

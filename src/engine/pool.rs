@@ -131,14 +131,12 @@ struct SplitMix(AtomicU64);
 
 impl SplitMix {
     fn next(&self) -> u64 {
-        const GAMMA: u64 = 0x9e37_79b9_7f4a_7c15;
-        let mut z = self
-            .0
-            .fetch_add(GAMMA, Ordering::Relaxed)
-            .wrapping_add(GAMMA);
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
+        use crate::rng::GAMMA;
+        crate::rng::mix(
+            self.0
+                .fetch_add(GAMMA, Ordering::Relaxed)
+                .wrapping_add(GAMMA),
+        )
     }
 
     /// A uniform number in (0, 1]: never 0, whose logarithm is infinite.

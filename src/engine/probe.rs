@@ -26,6 +26,7 @@ use crate::event::{Bus, EventKind};
 use crate::provider::{
     ErrorClass, Message, Phase, Provider, ProviderError, Request, StreamEvent, Usage,
 };
+use crate::rng;
 
 /// How often an open breaker's provider is probed.
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -180,7 +181,8 @@ impl Prober {
                 break;
             };
             let next_in = next_interval(interval, &self.config);
-            let answered = self.send(&bus, &key, &target, n, next_in).await;
+            let next_wait = jittered(next_in, seed, n.saturating_add(1));
+            let answered = self.send(&bus, &key, &target, n, next_wait).await;
             match answered {
                 Ok(latency_ms) => {
                     if let Some(breakers) = self.breakers.upgrade() {
@@ -212,13 +214,15 @@ impl Prober {
     }
 
     /// One probe, published; `Ok` with its latency when it answered, else the retry-after it got.
+    /// `next_wait` is the wait before the next probe should this one fail (a retry-after, the
+    /// probe's or the breaker's, can make it longer).
     async fn send(
         &self,
         bus: &Bus,
         key: &BreakerKey,
         target: &ProbeTarget,
         n: u32,
-        next_in: Duration,
+        next_wait: Duration,
     ) -> Result<u64, Option<Duration>> {
         bus.publish(EventKind::ProbeStarted {
             provider: key.provider.clone(),
@@ -232,6 +236,19 @@ impl Prober {
         let cost = self.pricing.cost(&reply.model, &reply.usage);
         let unpriced = cost.is_none() && reply.usage != Usage::default();
         let error = reply.result.as_ref().err();
+        let next_probe_ms = error.map(|e| {
+            let now = Instant::now();
+            let at = [
+                Some(now + next_wait),
+                e.retry_after.map(|after| now + after.min(MAX_HOLD)),
+                self.hold(key).flatten(),
+            ]
+            .into_iter()
+            .flatten()
+            .max()
+            .unwrap_or(now);
+            u64::try_from(at.duration_since(now).as_millis()).unwrap_or(u64::MAX)
+        });
         bus.publish(EventKind::ProbeFinished {
             provider: key.provider.clone(),
             model: key.model.clone(),
@@ -245,7 +262,7 @@ impl Prober {
             output_tokens: reply.usage.output_tokens,
             cost_usd: cost.unwrap_or(0.0),
             unpriced,
-            next_probe_ms: error.map(|_| u64::try_from(next_in.as_millis()).unwrap_or(u64::MAX)),
+            next_probe_ms,
         });
         match reply.result {
             Ok(()) => Ok(latency_ms),
@@ -325,11 +342,7 @@ fn next_interval(interval: Duration, config: &ProbeConfig) -> Duration {
 /// `interval` varied by up to [`JITTER`] either way, the same for the same seed and probe number.
 fn jittered(interval: Duration, seed: u64, n: u32) -> Duration {
     // splitmix64 of the seed and the probe number: a spread, not a secret.
-    let mut z = seed ^ u64::from(n).wrapping_mul(0x9E37_79B9_7F4A_7C15);
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^= z >> 31;
-    let unit = (z >> 11) as f64 / (1u64 << 53) as f64;
+    let unit = rng::unit(rng::mix(seed ^ u64::from(n).wrapping_mul(rng::GAMMA)));
     interval.mul_f64(1.0 + JITTER * (2.0 * unit - 1.0))
 }
 

@@ -1,9 +1,9 @@
-//! A tiny seeded generator, hand-written so a seed keeps producing the same replies whatever the
-//! versions of the crates around it.
+//! The simulator's seeded generator over [`crate::rng`]'s splitmix64: a seed keeps producing the
+//! same replies.
 
 use std::time::Duration;
 
-/// splitmix64.
+/// splitmix64 over a plain state.
 #[derive(Debug, Clone)]
 pub(crate) struct Rng(u64);
 
@@ -13,11 +13,8 @@ impl Rng {
     }
 
     pub fn next_u64(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
+        self.0 = self.0.wrapping_add(crate::rng::GAMMA);
+        crate::rng::mix(self.0)
     }
 
     /// A number in `lo..=hi`.
@@ -27,7 +24,7 @@ impl Rng {
 
     /// A number in `0.0..1.0`.
     pub fn unit(&mut self) -> f64 {
-        (self.next_u64() >> 11) as f64 / (1u64 << 53) as f64
+        crate::rng::unit(self.next_u64())
     }
 
     pub fn chance(&mut self, p: f64) -> bool {

@@ -127,11 +127,19 @@ pub struct RecoveryProbes {
     pub unpriced: u64,
     /// The probe out now: its number, and since when.
     pub in_flight: Option<(u32, DateTime<Utc>)>,
-    /// The last probe's end: its number, when, and the error class it failed with (`None`:
-    /// answered).
-    pub last: Option<(u32, DateTime<Utc>, Option<ErrorClass>)>,
+    /// How the last probe ended.
+    pub last: Option<ProbeEnd>,
     /// After a failed probe, while the breaker stays open: about when the next one goes.
     pub next_at: Option<DateTime<Utc>>,
+}
+
+/// How a recovery probe ended: its number, when, and whether it was answered.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct ProbeEnd {
+    pub probe: u32,
+    pub at: DateTime<Utc>,
+    /// `Ok`: answered. `Err`: failed, with its error class where the event named one.
+    pub outcome: Result<(), Option<ErrorClass>>,
 }
 
 /// One model's breaker, for a provider with one breaker per model (`breaker = "model"`).
@@ -539,15 +547,11 @@ impl Dashboard {
         };
         let r = &mut view.recovery;
         r.in_flight = None;
-        r.last = Some((
-            *probe,
-            ts,
-            if *ok {
-                None
-            } else {
-                Some(class.unwrap_or(ErrorClass::ServerError))
-            },
-        ));
+        r.last = Some(ProbeEnd {
+            probe: *probe,
+            at: ts,
+            outcome: if *ok { Ok(()) } else { Err(*class) },
+        });
         if *ok {
             r.answered = r.answered.saturating_add(1);
         }
@@ -1263,7 +1267,11 @@ mod tests {
         assert_eq!(next_text(a, dash.now).unwrap().trim_end(), "probe in 2s");
         assert_eq!(
             a.recovery.last,
-            Some((2, at(6_050), Some(ErrorClass::Overloaded)))
+            Some(ProbeEnd {
+                probe: 2,
+                at: at(6_050),
+                outcome: Err(Some(ErrorClass::Overloaded))
+            })
         );
 
         let mut s = Script::default();

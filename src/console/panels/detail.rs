@@ -497,10 +497,12 @@ fn recovery_probes(p: &ProviderView, now: Option<DateTime<Utc>>) -> String {
     );
     if let Some((n, since)) = r.in_flight {
         s.push_str(&format!(" · probe {n} out since {}", time(since)));
-    } else if let Some((n, at, class)) = r.last {
-        match class {
-            None => s.push_str(&format!(" · probe {n} answered at {}", time(at))),
-            Some(class) => s.push_str(&format!(" · probe {n} failed ({class}) at {}", time(at))),
+    } else if let Some(end) = r.last {
+        let (n, at) = (end.probe, time(end.at));
+        match end.outcome {
+            Ok(()) => s.push_str(&format!(" · probe {n} answered at {at}")),
+            Err(Some(class)) => s.push_str(&format!(" · probe {n} failed ({class}) at {at}")),
+            Err(None) => s.push_str(&format!(" · probe {n} failed at {at}")),
         }
     }
     if let (Some(next), Some(now)) = (r.next_at, now) {
