@@ -182,6 +182,27 @@ impl Throttle {
         }
     }
 
+    /// Lift every throttling of `provider` now (an operator's reset): the next response's limits
+    /// throttle it again if they still say so. Whether any was lifted.
+    pub fn forget(&self, provider: &str) -> bool {
+        let mut lifted = Vec::new();
+        for (key, entry) in self.lock().iter_mut() {
+            if key.provider != provider {
+                continue;
+            }
+            if let Some(was) = entry.throttling.take() {
+                // The pending lift of this throttling is void.
+                entry.generation += 1;
+                lifted.push((key.clone(), was));
+            }
+        }
+        let any = !lifted.is_empty();
+        for (key, was) in lifted {
+            self.lifted(&key, was, "operator reset".to_string());
+        }
+        any
+    }
+
     /// Whether `key`'s provider is throttled now (lifting it if its reset has come).
     pub fn throttled(&self, key: &BreakerKey) -> bool {
         self.expire(key, None)
@@ -387,6 +408,42 @@ mod tests {
         let spent = requests(Some(50), 0, Some(90));
         let t = verdict(&limits(&[spent, tokens]), now, 0.05).unwrap();
         assert_eq!(t.dimension, LimitDimension::Requests);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_operators_reset_lifts_the_throttling_and_its_timer_stays_void() {
+        let bus = Bus::new(64);
+        let mut rx = bus.subscribe();
+        let throttle = Throttle::new(ThrottleConfig::default(), bus);
+        let key = BreakerKey::provider("anthropic");
+        let other = BreakerKey::provider("openai");
+        throttle.observe(&key, limits(&[requests(Some(50), 0, Some(30))]));
+        throttle.observe(&other, limits(&[requests(Some(50), 0, Some(30))]));
+        assert!(throttle.throttled(&key));
+        events(&mut rx);
+
+        assert!(throttle.forget("anthropic"));
+        assert!(!throttle.throttled(&key));
+        assert!(throttle.throttled(&other), "only the provider named");
+        assert_eq!(
+            changes(&events(&mut rx)),
+            [(false, "operator reset".into())]
+        );
+        assert!(!throttle.forget("anthropic"), "nothing left to lift");
+
+        // Its reset time passing lifts nothing more; a new 0-left response throttles again.
+        tokio::time::sleep(Duration::from_secs(31)).await;
+        let after = events(&mut rx);
+        let lifted: Vec<&str> = after
+            .iter()
+            .filter_map(|e| match e {
+                EventKind::ThrottleChanged { provider, .. } => Some(provider.as_str()),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(lifted, ["openai"], "{after:?}");
+        throttle.observe(&key, limits(&[requests(Some(50), 0, Some(30))]));
+        assert!(throttle.throttled(&key));
     }
 
     #[tokio::test(start_paused = true)]

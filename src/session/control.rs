@@ -121,7 +121,12 @@ impl Controller {
         let (changed, effect) = match action {
             OperatorAction::Trip => (shared.breakers.force_open(provider), "trip (force open)"),
             OperatorAction::ForceClosed => (shared.breakers.force_closed(provider), "force closed"),
-            _ => (shared.breakers.reset(provider), "reset to automatic"),
+            // A reset forgets what the provider's rate limits said too.
+            _ => {
+                let breakers = shared.breakers.reset(provider);
+                let throttle = shared.throttle.forget(provider);
+                (breakers || throttle, "reset to automatic")
+            }
         };
         shared.bus.publish(EventKind::OperatorAction {
             action,
