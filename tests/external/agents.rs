@@ -6,19 +6,16 @@
 //!
 //! The agents are installed at pinned versions by `.ci/run`: `npm ci --prefix tests/agents`
 //! (Claude Code and Codex under tests/agents/node_modules/.bin) and tests/agents/requirements.txt
-//! into `$BREAKERBOX_SDK_PYTHON`'s venv. Without them each test is skipped with a notice, unless
-//! `BREAKERBOX_REQUIRE_SDK=1` (CI), which makes it fail. Each agent runs with a clean environment
-//! (`PATH` only, of the caller's), a fresh HOME and config directory, telemetry and updates off, and
-//! is killed after [`AGENT_DEADLINE`]. To run it locally:
+//! into `target/sdk-venv`. Each agent runs with a clean environment (`PATH` only, of the caller's),
+//! a fresh HOME and config directory, telemetry and updates off, and is killed after
+//! [`AGENT_DEADLINE`]. To run it locally:
 //!   npm ci --prefix tests/agents
-//!   python3 -m venv /tmp/v && /tmp/v/bin/pip install -r tests/sdk/requirements.txt -r tests/agents/requirements.txt
-//!   BREAKERBOX_SDK_PYTHON=/tmp/v/bin/python cargo test --test it agents:: -- --include-ignored --nocapture
-//!
-//! Codex and the Agents SDK speak the Responses API (`POST /v1/responses`); their tests are ignored
-//! until the gateway serves it (issue 11).
+//!   python3 -m venv target/sdk-venv && target/sdk-venv/bin/pip install -r tests/sdk/requirements.txt -r tests/agents/requirements.txt
+//!   cargo test --test external agents::
 
-use crate::support::gateway::Gateway;
-use crate::support::sdk;
+use crate::Checks;
+use crate::gateway::Gateway;
+use crate::needs::Missing;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -41,58 +38,6 @@ const PROOF: &str = "proof.txt";
 
 fn agents_dir() -> PathBuf {
     PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/agents"))
-}
-
-/// An installed agent's command, or `None` after a notice (a failure when required).
-fn installed(test: &str, bin: &str) -> Option<PathBuf> {
-    let path = agents_dir().join("node_modules/.bin").join(bin);
-    let version = Command::new(&path).arg("--version").output();
-    let why = match &version {
-        Ok(o) if o.status.success() => {
-            println!(
-                "{test}: {bin} {}",
-                String::from_utf8_lossy(&o.stdout).trim()
-            );
-            return Some(path);
-        }
-        Ok(o) => format!(
-            "`{} --version` failed ({}): {}",
-            path.display(),
-            o.status,
-            String::from_utf8_lossy(&o.stderr).trim()
-        ),
-        Err(e) => format!("{} cannot run: {e}", path.display()),
-    };
-    skip(test, &why, "npm ci --prefix tests/agents")
-}
-
-/// `$BREAKERBOX_SDK_PYTHON` (default `python3`) when it can import the Agents SDK.
-fn python_with_agents(test: &str) -> Option<String> {
-    let python = std::env::var("BREAKERBOX_SDK_PYTHON").unwrap_or_else(|_| "python3".into());
-    let import = Command::new(&python).args(["-c", "import agents"]).output();
-    let why = match &import {
-        Ok(o) if o.status.success() => return Some(python),
-        Ok(o) => String::from_utf8_lossy(&o.stderr)
-            .lines()
-            .last()
-            .unwrap_or_default()
-            .to_string(),
-        Err(e) => e.to_string(),
-    };
-    skip(
-        test,
-        &format!("`{python}` cannot import agents ({why})"),
-        "pip install -r tests/agents/requirements.txt into the venv BREAKERBOX_SDK_PYTHON names",
-    )
-}
-
-fn skip<T>(test: &str, why: &str, install: &str) -> Option<T> {
-    assert!(
-        !sdk::required(),
-        "BREAKERBOX_REQUIRE_SDK=1 but {test} cannot run: {why}"
-    );
-    eprintln!("\n*** SKIPPED {test}: {why}.\n*** Install it: {install}\n");
-    None
 }
 
 /// The demo gateway, with `faults` as `--fault` takes them.
@@ -293,13 +238,10 @@ fn assert_served(name: &str, gateway: &Gateway, answer: &str, failover: bool) ->
 
 // --- Claude Code ----------------------------------------------------------------------------
 
-fn claude_code(test: &str, faults: &[&str]) {
-    let Some(claude) = installed(test, "claude") else {
-        return;
-    };
+fn claude_code(test: &str, claude: &Path, faults: &[&str]) {
     let gateway = start_gateway(faults);
     let dir = scratch(test);
-    let mut command = isolated(&claude, &dir);
+    let mut command = isolated(claude, &dir);
     command
         .env("ANTHROPIC_BASE_URL", &gateway.base)
         .env("ANTHROPIC_API_KEY", "sk-ant-fake-key-for-breakerbox-tests")
@@ -338,25 +280,9 @@ fn claude_code(test: &str, faults: &[&str]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn claude_code_runs_a_tool_and_answers_through_the_gateway() {
-    claude_code(
-        "claude_code_runs_a_tool_and_answers_through_the_gateway",
-        &[],
-    );
-}
-
-#[test]
-fn claude_code_fails_over_invisibly() {
-    claude_code("claude_code_fails_over_invisibly", &[OVERLOADED]);
-}
-
 // --- Codex CLI ------------------------------------------------------------------------------
 
-fn codex_exec(test: &str, faults: &[&str]) {
-    let Some(codex) = installed(test, "codex") else {
-        return;
-    };
+fn codex_exec(test: &str, codex: &Path, faults: &[&str]) {
     let gateway = start_gateway(faults);
     let dir = scratch(test);
     let codex_home = dir.join("home/.codex");
@@ -382,7 +308,7 @@ wire_api = "responses"
     )
     .unwrap();
     let last = dir.join("last-message.txt");
-    let mut command = isolated(&codex, &dir);
+    let mut command = isolated(codex, &dir);
     command
         .env("CODEX_HOME", &codex_home)
         .env("BREAKERBOX_TEST_KEY", "sk-fake-key-for-breakerbox-tests")
@@ -402,25 +328,12 @@ wire_api = "responses"
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn codex_exec_answers_through_the_gateway() {
-    codex_exec("codex_exec_answers_through_the_gateway", &[]);
-}
-
-#[test]
-fn codex_exec_fails_over_invisibly() {
-    codex_exec("codex_exec_fails_over_invisibly", &[OVERLOADED]);
-}
-
 // --- OpenAI Agents SDK ----------------------------------------------------------------------
 
-fn agents_sdk(test: &str, faults: &[&str]) {
-    let Some(python) = python_with_agents(test) else {
-        return;
-    };
+fn agents_sdk(test: &str, python: &str, faults: &[&str]) {
     let gateway = start_gateway(faults);
     let dir = scratch(test);
-    let mut command = isolated(&python, &dir);
+    let mut command = isolated(python, &dir);
     command
         .env("OPENAI_BASE_URL", format!("{}/v1", gateway.base))
         .env("OPENAI_API_KEY", "sk-fake-key-for-breakerbox-tests")
@@ -445,15 +358,44 @@ fn agents_sdk(test: &str, faults: &[&str]) {
     let _ = std::fs::remove_dir_all(&dir);
 }
 
-#[test]
-fn agents_sdk_default_model_answers_through_the_gateway() {
-    agents_sdk("agents_sdk_default_model_answers_through_the_gateway", &[]);
-}
-
-#[test]
-fn agents_sdk_default_model_fails_over_invisibly() {
-    agents_sdk(
-        "agents_sdk_default_model_fails_over_invisibly",
-        &[OVERLOADED],
-    );
+/// The six checks: each agent answering, and answering through a failover it never sees.
+pub fn register(
+    checks: &mut Checks,
+    claude: &Result<PathBuf, Missing>,
+    codex: &Result<PathBuf, Missing>,
+    python: &Result<String, Missing>,
+) {
+    for (name, faults) in [
+        (
+            "claude_code_runs_a_tool_and_answers_through_the_gateway",
+            &[][..],
+        ),
+        ("claude_code_fails_over_invisibly", &[OVERLOADED][..]),
+    ] {
+        checks.add(&format!("agents::{name}"), claude, move |bin| {
+            claude_code(name, &bin, faults)
+        });
+    }
+    for (name, faults) in [
+        ("codex_exec_answers_through_the_gateway", &[][..]),
+        ("codex_exec_fails_over_invisibly", &[OVERLOADED][..]),
+    ] {
+        checks.add(&format!("agents::{name}"), codex, move |bin| {
+            codex_exec(name, &bin, faults)
+        });
+    }
+    for (name, faults) in [
+        (
+            "agents_sdk_default_model_answers_through_the_gateway",
+            &[][..],
+        ),
+        (
+            "agents_sdk_default_model_fails_over_invisibly",
+            &[OVERLOADED][..],
+        ),
+    ] {
+        checks.add(&format!("agents::{name}"), python, move |py| {
+            agents_sdk(name, &py, faults)
+        });
+    }
 }

@@ -2,11 +2,9 @@
 //! stream from the real `breakerbox sim` binary unchanged, and see each fault as the exception they
 //! document (tests/sdk/check_sdks.py, against the providers of tests/sdk/sim.toml).
 //!
-//! The interpreter is `$BREAKERBOX_SDK_PYTHON` (default `python3`). Without the two packages the
-//! test is skipped with a notice, unless `BREAKERBOX_REQUIRE_SDK=1`, which makes it fail (CI).
-//! To run it locally:
-//!   python3 -m venv /tmp/sdkvenv && /tmp/sdkvenv/bin/pip install -r tests/sdk/requirements.txt
-//!   BREAKERBOX_SDK_PYTHON=/tmp/sdkvenv/bin/python cargo test --test it sdk:: -- --nocapture
+//! The interpreter is found as [`crate::needs::python`] says. To run it locally:
+//!   python3 -m venv target/sdk-venv && target/sdk-venv/bin/pip install -r tests/sdk/requirements.txt
+//!   cargo test --test external sdk::
 
 use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
@@ -21,13 +19,7 @@ impl Drop for Running {
     }
 }
 
-#[test]
-fn official_sdks_accept_the_simulator() {
-    let Some(python) = crate::support::sdk::python_with_sdks("official_sdks_accept_the_simulator")
-    else {
-        return;
-    };
-
+pub fn official_sdks_accept_the_simulator(python: &str) {
     let mut sim = Running(
         Command::new(env!("CARGO_BIN_EXE_breakerbox"))
             .args([
@@ -58,7 +50,7 @@ fn official_sdks_accept_the_simulator() {
     assert!(base.starts_with("http://127.0.0.1:"), "{base}");
 
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/check_sdks.py");
-    let output = Command::new(&python)
+    let output = Command::new(python)
         .arg(script)
         .arg(&base)
         .output()

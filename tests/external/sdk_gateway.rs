@@ -4,18 +4,16 @@
 //! failure as the exception they document (tests/sdk/check_gateway.py,
 //! tests/sdk/js/check_gateway.mjs). Each script gets a fresh demo gateway of the real binary.
 //!
-//! Python: `$BREAKERBOX_SDK_PYTHON` (default `python3`) with tests/sdk/requirements.txt installed.
-//! JS: `node`, with `npm ci --prefix tests/sdk/js` run first. Without them each test is skipped
-//! with a notice, unless `BREAKERBOX_REQUIRE_SDK=1`, which makes it fail (CI). To run it locally:
-//!   python3 -m venv /tmp/sdkvenv && /tmp/sdkvenv/bin/pip install -r tests/sdk/requirements.txt
+//! Python: the interpreter [`crate::needs::python`] finds, with tests/sdk/requirements.txt
+//! installed. JS: `node`, with `npm ci --prefix tests/sdk/js` run first. To run it locally:
+//!   python3 -m venv target/sdk-venv && target/sdk-venv/bin/pip install -r tests/sdk/requirements.txt
 //!   npm ci --prefix tests/sdk/js
-//!   BREAKERBOX_SDK_PYTHON=/tmp/sdkvenv/bin/python cargo test --test it sdk_gateway:: -- --nocapture
+//!   cargo test --test external sdk_gateway::
 
-use crate::support::gateway::Gateway;
-use crate::support::sdk;
+use crate::gateway::Gateway;
 use std::ffi::OsStr;
 use std::io::Read;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::thread;
 use std::time::{Duration, Instant};
@@ -176,47 +174,16 @@ fn check_against_gateway(name: &str, command: &mut Command) {
     );
 }
 
-#[test]
-fn official_python_sdks_work_through_the_gateway() {
-    let Some(python) = sdk::python_with_sdks("official_python_sdks_work_through_the_gateway")
-    else {
-        return;
-    };
+pub fn official_python_sdks_work_through_the_gateway(python: &str) {
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/check_gateway.py");
-    check_against_gateway("python", Command::new(&python).arg(script));
+    check_against_gateway("python", Command::new(python).arg(script));
 }
 
-#[test]
-fn official_js_sdks_work_through_the_gateway() {
-    let dir = PathBuf::from(concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/js"));
-    let installed = ["openai", "@anthropic-ai/sdk"].iter().all(|package| {
-        dir.join("node_modules")
-            .join(package)
-            .join("package.json")
-            .is_file()
-    });
-    let node = Command::new("node").arg("--version").output();
-    let why = match &node {
-        Err(e) => Some(format!("`node` cannot run: {e}")),
-        Ok(o) if !o.status.success() => Some("`node --version` failed".to_string()),
-        Ok(_) if !installed => Some("tests/sdk/js/node_modules is missing".to_string()),
-        Ok(_) => None,
-    };
-    if let Some(why) = why {
-        assert!(
-            !sdk::required(),
-            "BREAKERBOX_REQUIRE_SDK=1 but the JS clients cannot run: {why}"
-        );
-        eprintln!(
-            "\n*** SKIPPED official_js_sdks_work_through_the_gateway: {why}.\n*** Install them: \
-             npm ci --prefix tests/sdk/js\n"
-        );
-        return;
-    }
+pub fn official_js_sdks_work_through_the_gateway(dir: &Path) {
     check_against_gateway(
         "js",
         Command::new("node")
             .arg(dir.join("check_gateway.mjs"))
-            .current_dir(&dir),
+            .current_dir(dir),
     );
 }

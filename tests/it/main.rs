@@ -7,7 +7,6 @@
 
 mod support;
 
-mod agents;
 mod ask;
 mod attach;
 mod breaker_props;
@@ -36,8 +35,6 @@ mod rate_limits;
 mod record;
 mod replay;
 mod report;
-mod sdk;
-mod sdk_gateway;
 mod secrets;
 mod sim_control;
 mod sim_faults;
