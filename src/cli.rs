@@ -43,6 +43,25 @@ pub enum Command {
     Serve(ServeArgs),
     /// Open the console on a gateway running elsewhere (its `/events` and `/control`).
     Attach(AttachArgs),
+    /// Print a shell completion script: `breakerbox completions bash > ~/.local/share/bash-completion/completions/breakerbox`.
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), or write one page per command into a directory.
+    Man(ManArgs),
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct CompletionsArgs {
+    /// The shell to complete for.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ManArgs {
+    /// Write breakerbox.1 and breakerbox-COMMAND.1 for each command here instead of printing
+    /// breakerbox.1.
+    #[arg(long, value_name = "DIR")]
+    pub dir: Option<PathBuf>,
 }
 
 /// The shared secret of a gateway's `/events` and `/control` (and, when set, its `/v1` routes).
@@ -169,7 +188,13 @@ pub struct CommonArgs {
     pub demo: bool,
 
     /// A TOML config file (providers, simulated providers, timeouts).
-    #[arg(long, global = true, value_name = "FILE", env = "BREAKERBOX_CONFIG")]
+    #[arg(
+        long,
+        global = true,
+        value_name = "FILE",
+        env = "BREAKERBOX_CONFIG",
+        hide_env_values = true
+    )]
     pub config: Option<PathBuf>,
 
     /// A steady fault on a simulated provider, as NAME=KIND[:PARAM=VALUE,...] (repeatable),

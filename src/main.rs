@@ -11,7 +11,7 @@ use breakerbox::cmd;
 fn main() {
     // color-eyre reports panics (colour only on a terminal); errors from bad input are printed
     // plainly below: they are messages for the user, not bugs with backtraces.
-    let colour = std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+    let colour = std::io::stderr().is_terminal() && cmd::colour(false);
     let theme = if colour {
         color_eyre::config::Theme::dark()
     } else {
@@ -33,6 +33,12 @@ fn main() {
 }
 
 fn run(cli: Cli) -> Result<i32> {
+    // What documents the command line needs neither logging nor a runtime.
+    match &cli.command {
+        Some(Command::Completions(args)) => return cmd::docs::completions(args.shell),
+        Some(Command::Man(args)) => return cmd::docs::man(args.dir.as_deref()),
+        _ => {}
+    }
     let _log_guard = breakerbox::logging::init(&cli.log)?;
     let runtime = tokio::runtime::Runtime::new()?;
     runtime.block_on(async {
@@ -42,6 +48,7 @@ fn run(cli: Cli) -> Result<i32> {
             Some(Command::Replay(args)) => cmd::replay::run(&cli, args).await,
             Some(Command::Serve(args)) => cmd::serve::run(&cli, args).await,
             Some(Command::Attach(args)) => cmd::attach::run(&cli, args).await,
+            Some(Command::Completions(_) | Command::Man(_)) => Ok(0),
             None => cmd::console::run(&cli).await,
         }
     })

@@ -13,6 +13,7 @@
 pub mod ask;
 pub mod attach;
 pub mod console;
+pub mod docs;
 pub mod replay;
 pub mod serve;
 pub mod sim;
@@ -24,9 +25,14 @@ use crate::cli::TokenArgs;
 use crate::config::Config;
 use crate::console::keys::Bindings;
 
-/// The console draws in colour unless `--no-color` or `NO_COLOR` (set and not empty) says not to.
+/// The console draws in colour unless `--no-color` or `NO_COLOR` says not to.
 pub fn colour(no_color: bool) -> bool {
-    !no_color && std::env::var_os("NO_COLOR").is_none_or(|v| v.is_empty())
+    !no_color && !no_color_env(std::env::var_os("NO_COLOR").as_deref())
+}
+
+/// Whether a value of `NO_COLOR` asks for no colour: any value but an empty one (no-color.org).
+pub fn no_color_env(value: Option<&std::ffi::OsStr>) -> bool {
+    value.is_some_and(|v| !v.is_empty())
 }
 
 /// The console's keys: the defaults with the config's `[keys]` overrides (checked at load).
@@ -84,6 +90,15 @@ mod tests {
     #![allow(clippy::unwrap_used)]
 
     use super::*;
+
+    #[test]
+    fn only_a_non_empty_no_color_turns_colour_off() {
+        use std::ffi::OsStr;
+        assert!(!no_color_env(None));
+        assert!(!no_color_env(Some(OsStr::new(""))), "empty counts as unset");
+        assert!(no_color_env(Some(OsStr::new("1"))));
+        assert!(no_color_env(Some(OsStr::new("false"))), "any value counts");
+    }
 
     #[test]
     fn the_token_comes_from_a_flag_or_a_file() {

@@ -10,6 +10,7 @@ mod support;
 mod ask;
 mod attach;
 mod breaker_props;
+mod cli;
 mod config;
 mod console_detail;
 mod console_events;
