@@ -431,26 +431,17 @@ pub fn strip_url_secrets(url: &str) -> String {
     }
 }
 
-/// Where the console records by default: `$XDG_DATA_HOME/breakerbox/sessions`, else
-/// `~/.local/share/breakerbox/sessions` (`~/Library/Application Support/…` on macOS).
-pub fn default_sessions_dir(env: &dyn Fn(&str) -> Option<String>) -> Result<PathBuf, String> {
-    let set = |v: &str| env(v).filter(|s| !s.is_empty());
-    if let Some(xdg) = set("XDG_DATA_HOME")
-        && Path::new(&xdg).is_absolute()
-    {
-        return Ok(PathBuf::from(xdg).join("breakerbox").join("sessions"));
-    }
-    let home = set("HOME").ok_or_else(|| {
-        "neither XDG_DATA_HOME nor HOME is set, so there is no data directory".to_string()
-    })?;
-    let base = if cfg!(target_os = "macos") {
-        PathBuf::from(home)
-            .join("Library")
-            .join("Application Support")
-    } else {
-        PathBuf::from(home).join(".local").join("share")
-    };
-    Ok(base.join("breakerbox").join("sessions"))
+/// Where the console records by default: `breakerbox/sessions` in the platform's data directory
+/// (the `dirs` crate: `$XDG_DATA_HOME`, else `~/.local/share` — the home directory from `HOME`,
+/// else the password database —; `~/Library/Application Support` on macOS).
+pub fn default_sessions_dir() -> Result<PathBuf, String> {
+    dirs::data_dir()
+        .map(|data| data.join("breakerbox").join("sessions"))
+        .ok_or_else(|| {
+            "there is no data directory (no XDG_DATA_HOME, HOME or home directory in the \
+             password database): record with --record FILE, or --no-record"
+                .to_string()
+        })
 }
 
 /// `session-YYYYMMDD-HHMMSS.jsonl`, UTC.
@@ -476,13 +467,7 @@ mod tests {
     }
 
     #[test]
-    fn sessions_dir_follows_xdg_then_home() {
-        let env = |v: &str| (v == "XDG_DATA_HOME").then(|| "/x/data".to_string());
-        assert_eq!(
-            default_sessions_dir(&env),
-            Ok(PathBuf::from("/x/data/breakerbox/sessions"))
-        );
-        assert!(default_sessions_dir(&|_| None).is_err());
+    fn session_files_are_named_by_their_start() {
         let t = chrono::DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z")
             .map(|t| t.with_timezone(&Utc));
         assert_eq!(

@@ -58,7 +58,7 @@ impl Recording {
                 },
                 None => Recording::off(),
             }),
-            When::ByDefault => Ok(by_default(record, bus, &header(), env)),
+            When::ByDefault => Ok(by_default(record, bus, &header())),
         }
     }
 
@@ -86,12 +86,7 @@ impl Recording {
 }
 
 /// A console's recording: never an error, the reason shown instead.
-fn by_default(
-    record: &RecordArgs,
-    bus: &Bus,
-    header: &crate::record::SessionHeader,
-    env: &dyn Fn(&str) -> Option<String>,
-) -> Recording {
+fn by_default(record: &RecordArgs, bus: &Bus, header: &crate::record::SessionHeader) -> Recording {
     if record.no_record {
         return Recording::off();
     }
@@ -102,7 +97,7 @@ fn by_default(
     let path = match &record.record {
         Some(path) => path.clone(),
         None => {
-            let dir = match default_sessions_dir(env) {
+            let dir = match default_sessions_dir() {
                 Ok(dir) => dir,
                 Err(why) => return not(why),
             };
