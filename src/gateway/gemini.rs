@@ -388,6 +388,9 @@ pub struct GeminiEncoder {
     model: String,
     said: Said,
     finished: bool,
+    /// The upstream's own chunks are going out (a passthrough): the normalized events they
+    /// carry are not written again.
+    raw: bool,
 }
 
 impl GeminiEncoder {
@@ -396,6 +399,7 @@ impl GeminiEncoder {
             model,
             said: Said::default(),
             finished: false,
+            raw: false,
         }
     }
 
@@ -406,8 +410,14 @@ impl GeminiEncoder {
 
 impl Encode for GeminiEncoder {
     fn event(&mut self, event: &StreamEvent) -> Vec<String> {
-        if self.finished {
+        if self.finished || (self.raw && super::wire::covered(event)) {
             return Vec::new();
+        }
+        match event {
+            StreamEvent::Wire { event, data } => return self.wire(event.as_deref(), data),
+            // A continuation from another attempt is written here, after the upstream's chunks.
+            StreamEvent::Spliced => self.raw = false,
+            _ => {}
         }
         if let StreamEvent::Done { stop_reason, .. } = event {
             self.finished = true;
@@ -439,6 +449,7 @@ impl Encode for GeminiEncoder {
         if self.finished {
             return Vec::new();
         }
+        self.raw = true;
         if let Ok(chunk) = serde_json::from_str::<Value>(data) {
             let finish = chunk.pointer("/candidates/0/finishReason").is_some();
             let blocked = chunk.pointer("/promptFeedback/blockReason").is_some();
