@@ -5,7 +5,7 @@
 //! Gemini's shapes.
 
 use super::wire::{DEFAULT_MAX_TOKENS, Encode, InboundOptions, WireError, error_message};
-use crate::protocol::gemini as protocol;
+use crate::protocol::gemini::{self as protocol, Field};
 use crate::provider::{
     Content, Message, OutputFormat, ProviderError, Request, Role, StopReason, StreamEvent,
     ToolChoice, ToolDef, Usage,
@@ -52,29 +52,29 @@ pub fn parse_request(
             });
         }
     }
-    let system = body.get("systemInstruction").and_then(|s| {
+    let system = body.field("systemInstruction").and_then(|s| {
         let text = texts(s);
         (!text.is_empty()).then_some(text)
     });
-    let config = body.get("generationConfig").cloned().unwrap_or_default();
+    let config = body.field("generationConfig").cloned().unwrap_or_default();
     let number = |key: &str| config.get(key).and_then(Value::as_f64).map(|v| v as f32);
     let request = Request {
         system,
         messages: Arc::new(messages),
         tools: tools(&body),
         max_tokens: config
-            .get("maxOutputTokens")
+            .field("maxOutputTokens")
             .and_then(Value::as_u64)
             .and_then(|n| u32::try_from(n).ok())
             .unwrap_or(DEFAULT_MAX_TOKENS),
         temperature: number("temperature"),
         top_p: number("topP"),
         top_k: config
-            .get("topK")
+            .field("topK")
             .and_then(Value::as_f64)
             .map(|k| k.max(0.0) as u32),
         stop: config
-            .get("stopSequences")
+            .field("stopSequences")
             .and_then(Value::as_array)
             .into_iter()
             .flatten()
@@ -135,13 +135,13 @@ impl Calls {
 
 fn part(part: &Value, calls: &mut Calls) -> Option<Content> {
     let text = |v: &Value, key: &str| v.get(key).and_then(Value::as_str).map(str::to_string);
-    if let Some(call) = part.get("functionCall") {
+    if let Some(call) = part.field("functionCall") {
         let name = text(call, "name").unwrap_or_default();
         let id = calls.call(call.get("id").and_then(Value::as_str), &name);
         let input = call.get("args").cloned().unwrap_or_else(|| json!({}));
         return Some(Content::ToolUse { id, name, input });
     }
-    if let Some(response) = part.get("functionResponse") {
+    if let Some(response) = part.field("functionResponse") {
         let name = text(response, "name").unwrap_or_default();
         let tool_use_id = calls.answer(response.get("id").and_then(Value::as_str), &name);
         let result = response.get("response").cloned().unwrap_or_default();
@@ -156,7 +156,7 @@ fn part(part: &Value, calls: &mut Calls) -> Option<Content> {
             is_error,
         });
     }
-    if let Some(inline) = part.get("inlineData") {
+    if let Some(inline) = part.field("inlineData") {
         let mime = text(inline, "mimeType").unwrap_or_default();
         let url = format!(
             "data:{mime};base64,{}",
@@ -164,7 +164,7 @@ fn part(part: &Value, calls: &mut Calls) -> Option<Content> {
         );
         return Some(media(&mime, url));
     }
-    if let Some(file) = part.get("fileData") {
+    if let Some(file) = part.field("fileData") {
         let mime = text(file, "mimeType").unwrap_or_default();
         return Some(media(&mime, text(file, "fileUri")?));
     }
@@ -193,7 +193,7 @@ fn tools(body: &Value) -> Vec<ToolDef> {
         .and_then(Value::as_array)
         .into_iter()
         .flatten()
-        .filter_map(|t| t.get("functionDeclarations").and_then(Value::as_array))
+        .filter_map(|t| t.field("functionDeclarations").and_then(Value::as_array))
         .flatten()
         .filter_map(|d| {
             Some(ToolDef {
@@ -204,7 +204,7 @@ fn tools(body: &Value) -> Vec<ToolDef> {
                     .unwrap_or_default()
                     .to_string(),
                 input_schema: d
-                    .get("parametersJsonSchema")
+                    .field("parametersJsonSchema")
                     .or_else(|| d.get("parameters"))
                     .cloned()
                     .unwrap_or_else(|| json!({"type": "object", "properties": {}})),
@@ -214,9 +214,9 @@ fn tools(body: &Value) -> Vec<ToolDef> {
 }
 
 fn tool_choice(body: &Value) -> Option<ToolChoice> {
-    let config = body.pointer("/toolConfig/functionCallingConfig")?;
+    let config = body.field("toolConfig")?.field("functionCallingConfig")?;
     let allowed = config
-        .get("allowedFunctionNames")
+        .field("allowedFunctionNames")
         .and_then(Value::as_array)
         .filter(|names| names.len() == 1)
         .and_then(|names| names[0].as_str());
@@ -234,12 +234,12 @@ fn tool_choice(body: &Value) -> Option<ToolChoice> {
 }
 
 fn output_format(config: &Value) -> Option<OutputFormat> {
-    if config.get("responseMimeType").and_then(Value::as_str) != Some("application/json") {
+    if config.field("responseMimeType").and_then(Value::as_str) != Some("application/json") {
         return None;
     }
     match config
-        .get("responseJsonSchema")
-        .or_else(|| config.get("responseSchema"))
+        .field("responseJsonSchema")
+        .or_else(|| config.field("responseSchema"))
     {
         Some(schema) => Some(OutputFormat::JsonSchema {
             name: "response".to_string(),
@@ -456,7 +456,7 @@ impl Encode for GeminiEncoder {
             if finish || blocked || chunk.get("error").is_some() {
                 self.finished = true;
             }
-            if let Some(id) = chunk.get("responseId").and_then(Value::as_str) {
+            if let Some(id) = chunk.field("responseId").and_then(Value::as_str) {
                 self.said.id = id.to_string();
             }
         }

@@ -311,6 +311,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         )
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1beta/models/{target}", post(gemini_generate))
+        .route("/v1/models/{target}", post(gemini_generate))
         .route("/v1/models", get(models))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),
@@ -348,7 +349,7 @@ async fn agent_auth(
         Protocol::Openai
     } else if path == protocol::responses::PATH {
         Protocol::OpenaiResponses
-    } else if path.starts_with("/v1beta/") {
+    } else if path.starts_with("/v1beta/") || path.starts_with("/v1/models/") {
         Protocol::Gemini
     } else if path.starts_with(protocol::anthropic::PATH)
         || request.headers().contains_key("anthropic-version")

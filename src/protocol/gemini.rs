@@ -217,6 +217,33 @@ pub fn usage_json(usage: &Usage) -> Value {
     metadata
 }
 
+/// A field of a request's JSON by its lowerCamelCase name, or by its proto name in snake_case:
+/// Google's servers take both (protobuf's JSON mapping), and the official client sends some
+/// fields one way (`functionDeclarations`) and some the other (`parameters_json_schema`).
+pub trait Field {
+    fn field(&self, camel: &str) -> Option<&Value>;
+}
+
+impl Field for Value {
+    fn field(&self, camel: &str) -> Option<&Value> {
+        self.get(camel).or_else(|| self.get(snake_case(camel)))
+    }
+}
+
+/// `maxOutputTokens` → `max_output_tokens`.
+pub fn snake_case(camel: &str) -> String {
+    let mut out = String::with_capacity(camel.len() + 4);
+    for c in camel.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
 /// The thought signature Google documents for function calls that Gemini did not make (history
 /// from another model): Gemini 3 checks the signatures of its own calls and skips this one.
 pub const FOREIGN_SIGNATURE: &str = "skip_thought_signature_validator";

@@ -18,12 +18,18 @@ use super::rng::Rng;
 use super::server::ConnControl;
 use super::state::{ProviderState, SimState};
 use super::wire::{ErrorReply, Frame, FrameKind, Meta, Wire, fields, raw_items, unix_now, value};
-use crate::protocol::gemini as protocol;
+use crate::protocol::gemini::{self as protocol, Field};
 
 pub(crate) struct Gemini;
 
 /// The model a simulated Gemini provider names when the path names none.
 pub(crate) const MODEL: &str = "gemini-3.5-flash";
+
+/// A top-level field of a request, by either of its names (see [`Field`]).
+fn top(body: &crate::json::Fields<'_>, camel: &str) -> Option<Value> {
+    body.value(camel)
+        .or_else(|| body.value(&protocol::snake_case(camel)))
+}
 
 fn error(code: u16, status: &str, message: &str) -> ErrorReply {
     ErrorReply::new(code, protocol::error_body(code, status, message, None))
@@ -115,9 +121,9 @@ impl Wire for Gemini {
         let contents = raw_items(&body, "contents")
             .filter(|c| !c.is_empty())
             .ok_or("* GenerateContentRequest.contents: contents is not specified")?;
-        let config = body.value("generationConfig").unwrap_or_default();
+        let config = top(&body, "generationConfig").unwrap_or_default();
         let max_tokens =
-            match config.get("maxOutputTokens") {
+            match config.field("maxOutputTokens") {
                 None | Some(Value::Null) => None,
                 Some(v) => Some(v.as_u64().and_then(|m| u32::try_from(m).ok()).ok_or(
                     "Invalid value at 'generation_config.max_output_tokens' (TYPE_INT32)",
@@ -133,8 +139,7 @@ impl Wire for Gemini {
                 .collect::<Vec<_>>()
                 .join("\n")
         };
-        let mut prompt = body
-            .value("systemInstruction")
+        let mut prompt = top(&body, "systemInstruction")
             .map(|s| texts(&s))
             .unwrap_or_default();
         let (mut last_user, mut after_tool_result) = (String::new(), false);
@@ -147,7 +152,7 @@ impl Wire for Gemini {
             let responds = content
                 .get("parts")
                 .and_then(Value::as_array)
-                .is_some_and(|p| p.iter().any(|p| p.get("functionResponse").is_some()));
+                .is_some_and(|p| p.iter().any(|p| p.field("functionResponse").is_some()));
             after_tool_result = responds;
             if content.get("role").and_then(Value::as_str) != Some("model") && !responds {
                 last_user = text;
@@ -158,7 +163,7 @@ impl Wire for Gemini {
             .flatten()
             .flat_map(|t| {
                 let t = value(t);
-                t.get("functionDeclarations")
+                t.field("functionDeclarations")
                     .and_then(Value::as_array)
                     .cloned()
                     .unwrap_or_default()
@@ -167,16 +172,15 @@ impl Wire for Gemini {
                 Some(Tool {
                     name: d.get("name")?.as_str()?.to_string(),
                     schema: d
-                        .get("parametersJsonSchema")
+                        .field("parametersJsonSchema")
                         .or_else(|| d.get("parameters"))
                         .cloned()
                         .unwrap_or(Value::Null),
                 })
             })
             .collect();
-        let mode = body
-            .value("toolConfig")
-            .and_then(|c| c.pointer("/functionCallingConfig/mode").cloned());
+        let mode = top(&body, "toolConfig")
+            .and_then(|c| c.field("functionCallingConfig")?.get("mode").cloned());
         Ok(SimRequest {
             model: None,
             prompt,

@@ -10,9 +10,14 @@ pub fn required() -> bool {
 /// `$BREAKERBOX_SDK_PYTHON` (default `python3`) when it can import `anthropic` and `openai`. Else
 /// `None` after a notice naming `test` — or a failure when the SDKs are required.
 pub fn python_with_sdks(test: &str) -> Option<String> {
+    python_importing(test, "anthropic, openai")
+}
+
+/// [`python_with_sdks`] for the interpreter that can import `modules` (`google.genai`).
+pub fn python_importing(test: &str, modules: &str) -> Option<String> {
     let python = std::env::var("BREAKERBOX_SDK_PYTHON").unwrap_or_else(|_| "python3".into());
     let import = Command::new(&python)
-        .args(["-c", "import anthropic, openai"])
+        .args(["-c", &format!("import {modules}")])
         .output();
     if import.as_ref().is_ok_and(|o| o.status.success()) {
         return Some(python);
@@ -28,10 +33,10 @@ pub fn python_with_sdks(test: &str) -> Option<String> {
     };
     assert!(
         !required(),
-        "BREAKERBOX_REQUIRE_SDK=1 but `{python}` cannot import anthropic and openai: {why}"
+        "BREAKERBOX_REQUIRE_SDK=1 but `{python}` cannot import {modules}: {why}"
     );
     eprintln!(
-        "\n*** SKIPPED {test}: `{python}` cannot import anthropic and openai ({why}).\n*** Install \
+        "\n*** SKIPPED {test}: `{python}` cannot import {modules} ({why}).\n*** Install \
          them: pip install -r tests/sdk/requirements.txt, and point BREAKERBOX_SDK_PYTHON at that \
          interpreter.\n"
     );
