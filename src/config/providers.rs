@@ -16,8 +16,9 @@ use crate::provider::{ApiKey, Protocol, ProviderConfig, Timeouts};
 #[serde(deny_unknown_fields)]
 pub struct ProviderEntry {
     pub name: Spanned<String>,
-    /// `anthropic` (Messages), `openai` (Chat Completions, and the servers compatible with it) or
-    /// `openai_responses` (OpenAI's Responses API: OpenAI's key, base URL and variables).
+    /// `anthropic` (Messages), `openai` (Chat Completions, and the servers compatible with it),
+    /// `openai_responses` (OpenAI's Responses API: OpenAI's key, base URL and variables) or
+    /// `gemini` (Google's Gemini API, and Vertex AI's flavour of it: docs/gemini.md).
     pub protocol: Protocol,
     pub model: String,
     /// Explicit base URL; else the value of `base_url_env`; else the protocol's public endpoint.
