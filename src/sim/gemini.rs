@@ -158,27 +158,7 @@ impl Wire for Gemini {
                 last_user = text;
             }
         }
-        let tools = raw_items(&body, "tools")
-            .into_iter()
-            .flatten()
-            .flat_map(|t| {
-                let t = value(t);
-                t.field("functionDeclarations")
-                    .and_then(Value::as_array)
-                    .cloned()
-                    .unwrap_or_default()
-            })
-            .filter_map(|d| {
-                Some(Tool {
-                    name: d.get("name")?.as_str()?.to_string(),
-                    schema: d
-                        .field("parametersJsonSchema")
-                        .or_else(|| d.get("parameters"))
-                        .cloned()
-                        .unwrap_or(Value::Null),
-                })
-            })
-            .collect();
+        let tools = tools(&body);
         let mode = top(&body, "toolConfig")
             .and_then(|c| c.field("functionCallingConfig")?.get("mode").cloned());
         Ok(SimRequest {
@@ -344,6 +324,31 @@ impl Wire for Gemini {
             Value::from(meta.message_id.as_str())
         ))
     }
+}
+
+/// The functions a request declares (`parametersJsonSchema`, else `parameters`).
+fn tools(body: &crate::json::Fields<'_>) -> Vec<Tool> {
+    raw_items(body, "tools")
+        .into_iter()
+        .flatten()
+        .flat_map(|t| {
+            let t = value(t);
+            t.field("functionDeclarations")
+                .and_then(Value::as_array)
+                .cloned()
+                .unwrap_or_default()
+        })
+        .filter_map(|d| {
+            Some(Tool {
+                name: d.get("name")?.as_str()?.to_string(),
+                schema: d
+                    .field("parametersJsonSchema")
+                    .or_else(|| d.get("parameters"))
+                    .cloned()
+                    .unwrap_or(Value::Null),
+            })
+        })
+        .collect()
 }
 
 /// Google's answer to a wrong key: a 400, the reason in an `ErrorInfo` detail.
