@@ -369,7 +369,9 @@ pub fn whole_from_wire(wire: &[(Option<&str>, &str)]) -> Option<Value> {
             .pointer("/candidates/0/content/parts")
             .and_then(Value::as_array)
         {
-            parts.extend(more.iter().cloned());
+            for part in more {
+                join_part(&mut parts, part.clone());
+            }
         }
         let merged = merged.get_or_insert_with(|| json!({}));
         for (key, value) in chunk.as_object()? {
@@ -377,10 +379,32 @@ pub fn whole_from_wire(wire: &[(Option<&str>, &str)]) -> Option<Value> {
         }
     }
     let mut merged = merged?;
-    if let Some(content) = merged.pointer_mut("/candidates/0/content") {
-        content["parts"] = Value::Array(parts);
+    if let Some(candidate) = merged.pointer_mut("/candidates/0") {
+        candidate["content"] = json!({"role": "model", "parts": parts});
     }
     Some(merged)
+}
+
+/// `part` after `parts`: words run on in the last part when both are plain text of the same kind
+/// (a thought or not) and neither carries a signature, as Gemini's whole responses have them.
+fn join_part(parts: &mut Vec<Value>, part: Value) {
+    let plain = |p: &Value| {
+        p.get("text").is_some_and(Value::is_string)
+            && p.as_object()
+                .is_some_and(|o| o.keys().all(|k| k == "text" || k == "thought"))
+    };
+    if let Some(last) = parts.last_mut() {
+        if plain(last) && plain(&part) && last.get("thought") == part.get("thought") {
+            let joined = format!(
+                "{}{}",
+                last["text"].as_str().unwrap_or_default(),
+                part["text"].as_str().unwrap_or_default()
+            );
+            last["text"] = json!(joined);
+            return;
+        }
+    }
+    parts.push(part);
 }
 
 /// Our stream events → Gemini's SSE (`data: GenerateContentResponse`, no end marker).

@@ -453,11 +453,14 @@ async fn a_gemini_client_through_the_gateway_is_passed_through_or_translated() {
     let whole = gw.post("generateContent", &body).await;
     assert_eq!(whole.status(), 200);
     let whole: Value = whole.json().await.unwrap();
-    assert!(
-        !whole["candidates"][0]["content"]["parts"]
+    // The upstream's words, one part, as Gemini's whole responses have them.
+    assert_eq!(
+        whole["candidates"][0]["content"]["parts"]
             .as_array()
             .unwrap()
-            .is_empty()
+            .len(),
+        1,
+        "{whole}"
     );
     assert_eq!(
         text_of(std::slice::from_ref(&whole)),
@@ -640,4 +643,79 @@ fn google_genai_works_through_the_gateway() {
     };
     let gateway = crate::support::gateway::Gateway::start(["--config", SDK_CONFIG]);
     check_gemini(&python, "gateway", &gateway.base, || gateway.log_tail());
+}
+
+// ---------------------------------------------------------------------------------------------
+// The client against a hand-written upstream: what it sends, and what it never lets out
+// ---------------------------------------------------------------------------------------------
+
+const KEY: &str = "AIzaSy-gemini-secret-key-0123456789";
+
+fn client_for(base_url: String) -> std::sync::Arc<dyn breakerbox::provider::Provider> {
+    let mut config =
+        breakerbox::provider::ProviderConfig::new("gemini", Protocol::Gemini, base_url);
+    config.api_key = breakerbox::provider::ApiKey::new(KEY);
+    config.model = "gemini-3.5-flash".into();
+    config.secrets = breakerbox::secret::Secrets::new([KEY]);
+    breakerbox::provider::build(config).unwrap()
+}
+
+async fn collect(
+    provider: &dyn breakerbox::provider::Provider,
+) -> (
+    Vec<StreamEvent>,
+    Option<breakerbox::provider::ProviderError>,
+) {
+    let mut stream = provider.stream(Request::prompt("hi"));
+    let mut events = Vec::new();
+    while let Some(item) = stream.next().await {
+        match item {
+            Ok(e) => events.push(e),
+            Err(e) => return (events, Some(e)),
+        }
+    }
+    (events, None)
+}
+
+#[tokio::test]
+async fn the_client_sends_the_key_in_its_header_and_never_lets_it_out() {
+    use crate::support::provider::{Reply, TestServer};
+    // A stream that echoes the key in its text.
+    let body = format!(
+        "data: {{\"candidates\":[{{\"content\":{{\"role\":\"model\",\"parts\":[{{\"text\":\"your key is {KEY}\"}}]}}}}],\"responseId\":\"r\"}}\r\n\r\n\
+         data: {{\"candidates\":[{{\"content\":{{\"role\":\"model\",\"parts\":[{{\"text\":\"\"}}]}},\"finishReason\":\"STOP\"}}],\"usageMetadata\":{{\"promptTokenCount\":3,\"candidatesTokenCount\":4}}}}\r\n\r\n"
+    );
+    let mut server = TestServer::start(Reply::stream(body.as_bytes())).await;
+    let (events, err) = collect(client_for(server.url()).as_ref()).await;
+    assert!(err.is_none(), "{err:?}");
+    let request = server.request().await;
+    assert_eq!(
+        request.path,
+        "/v1beta/models/gemini-3.5-flash:streamGenerateContent?alt=sse"
+    );
+    assert_eq!(request.headers["x-goog-api-key"], KEY);
+    assert!(!request.headers.contains_key("authorization"));
+    assert_eq!(request.body["contents"][0]["parts"][0]["text"], "hi");
+    assert_eq!(request.body["generationConfig"]["maxOutputTokens"], 1024);
+    assert!(
+        request.body.get("model").is_none(),
+        "the model is in the path"
+    );
+    let shown = format!("{events:?}");
+    assert!(
+        !shown.contains(KEY) && shown.contains("your key is"),
+        "{shown}"
+    );
+
+    // An error that echoes the key: redacted, and its RetryInfo read.
+    let error = format!(
+        r#"{{"error":{{"code":429,"message":"quota for key {KEY} exhausted","status":"RESOURCE_EXHAUSTED","details":[{{"@type":"type.googleapis.com/google.rpc.RetryInfo","retryDelay":"12s"}}]}}}}"#
+    );
+    let server = TestServer::start(Reply::error(429, vec![], &error)).await;
+    let (_, err) = collect(client_for(server.url()).as_ref()).await;
+    let err = err.expect("a 429");
+    assert_eq!(err.class, breakerbox::provider::ErrorClass::RateLimited);
+    assert_eq!(err.retry_after, Some(Duration::from_secs(12)));
+    assert_eq!(err.error_type.as_deref(), Some("RESOURCE_EXHAUSTED"));
+    assert!(!err.to_string().contains(KEY), "{err}");
 }
