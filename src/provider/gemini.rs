@@ -429,6 +429,36 @@ mod tests {
     }
 
     #[test]
+    fn a_gemini_callers_body_passes_as_sent_and_a_continuation_appends_its_prefill() {
+        let sent = r#"{"contents":[{"role":"user","parts":[{"text":"hi"}]},{"role":"model","parts":[{"functionCall":{"name":"f","args":{}},"thoughtSignature":"c2ln"}]}],"safetySettings":[{"category":"HARM_CATEGORY_HARASSMENT","threshold":"BLOCK_NONE"}],"generationConfig":{"thinkingConfig":{"thinkingLevel":"low"},"maxOutputTokens":900}}"#;
+        let mut request = Request {
+            original: Some(Arc::new(crate::provider::Original {
+                protocol: Protocol::Gemini,
+                body: bytes::Bytes::from(sent),
+                headers: Vec::new(),
+                bound: false,
+            })),
+            ..Request::prompt("hi")
+        };
+        let c = client("http://h");
+        assert_eq!(c.request_body(&request), sent, "byte for byte");
+        request.prefill = Some("So far".into());
+        request.max_tokens = 300;
+        let body: Value = serde_json::from_str(&c.request_body(&request)).unwrap();
+        assert_eq!(body["contents"][1]["parts"][0]["thoughtSignature"], "c2ln");
+        assert_eq!(
+            body["contents"][2],
+            json!({"role": "model", "parts": [{"text": "So far"}]})
+        );
+        assert_eq!(body["generationConfig"]["maxOutputTokens"], 300);
+        assert_eq!(
+            body["generationConfig"]["thinkingConfig"]["thinkingLevel"],
+            "low"
+        );
+        assert_eq!(body["safetySettings"][0]["threshold"], "BLOCK_NONE");
+    }
+
+    #[test]
     fn vertex_base_urls_take_the_publisher_path() {
         let vertex = "https://us-central1-aiplatform.googleapis.com/v1/projects/p/locations/us-central1/publishers/google";
         assert_eq!(

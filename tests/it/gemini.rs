@@ -106,6 +106,23 @@ async fn the_simulator_speaks_gemini() {
     .await;
     let base = sim.base_url("gemini").unwrap();
     assert!(!base.ends_with("/v1"), "the google-genai base URL: {base}");
+    // `GET /_sim/providers` gives the base URL the official client takes.
+    let listed: Value = sim::client()
+        .get(format!("http://{}/_sim/providers", sim.addr()))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let listed = listed
+        .as_array()
+        .or_else(|| listed["providers"].as_array())
+        .and_then(|all| all.iter().find(|p| p["name"] == "gemini"))
+        .cloned()
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(listed["protocol"], "gemini");
+    assert_eq!(listed["base_url"], base.as_str());
     let body = sim::body_for(Protocol::Gemini, true);
     let post = |url: String, key: Option<&'static str>| {
         let body = body.clone();
