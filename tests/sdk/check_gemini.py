@@ -235,6 +235,29 @@ def failed_over_to_anthropic():
     return with_fault("gemini", "overloaded", run)
 
 
+def cut_after_text():
+    """Anthropic cut mid-reply (Gemini overloaded): the stream ends in Google's error payload,
+    which the client raises mid-iteration, after the words it already has (never a clean end)."""
+
+    def run():
+        seen = []
+        try:
+            for chunk in CLIENT.models.generate_content_stream(model=MODEL, contents="hi"):
+                seen.append(chunk.text or "")
+        except errors.ServerError as e:
+            # The engine's last word: the cut, or (restarting on Gemini, overloaded) that.
+            assert (e.code, e.status) in ((500, "INTERNAL"), (503, "UNAVAILABLE")), e
+            assert "".join(seen).strip(), seen
+            return f"ServerError {e.code} {e.status} after {len(seen)} chunks"
+        raise AssertionError(f"the stream finished cleanly after {len(seen)} chunks")
+
+    set_fault("anthropic", "stream_cut:after=5")
+    try:
+        return with_fault("gemini", "overloaded", run)
+    finally:
+        set_fault("anthropic", "none")
+
+
 def all_down():
     set_fault("anthropic", "rate_limit:retry_after=3s")
     try:
@@ -262,6 +285,7 @@ if MODE == "sim":
     check("mid_stream_error: ServerError mid-stream", mid_stream_error)
 else:
     check("gemini overloaded: anthropic answers in Gemini's shapes", failed_over_to_anthropic)
+    check("anthropic cut after text: ServerError mid-stream", cut_after_text)
     check("every target down: ClientError 429 with RetryInfo", all_down)
 
 print(f"{len(failures)} failed" if failures else "all passed")
