@@ -254,7 +254,7 @@ mod tests {
         assert!(err.starts_with("my.toml:2:"), "{err}");
         assert!(err.contains("add a unit"), "{err}");
 
-        let text = "[[providers]]\nname = \"a\"\nprotocol = \"gemini\"\nmodel = \"m\"\n";
+        let text = "[[providers]]\nname = \"a\"\nprotocol = \"cohere\"\nmodel = \"m\"\n";
         let err = Config::parse(text, "my.toml").unwrap_err().to_string();
         assert!(err.starts_with("my.toml:3:"), "{err}");
         assert!(err.contains("anthropic"), "{err}");
@@ -346,6 +346,28 @@ mod tests {
         let sim = c.sim_config().unwrap();
         assert_eq!(sim.providers[0].protocol, Protocol::OpenaiResponses);
         assert_eq!(sim.providers[0].model, "gpt-6.2-sol");
+    }
+
+    #[test]
+    fn gemini_targets_read_gemini_api_key_then_google_api_key() {
+        let text =
+            "[[providers]]\nname = \"g\"\nprotocol = \"gemini\"\nmodel = \"gemini-3.5-flash\"\n";
+        let c = Config::parse(text, "t").unwrap();
+        let none = |_: &str| None;
+        let r = c.providers[0].resolve(Timeouts::default(), &none);
+        assert_eq!(r.base_url, "https://generativelanguage.googleapis.com");
+        assert_eq!(c.providers[0].missing_key(&none), Some("GEMINI_API_KEY"));
+        let google = |k: &str| (k == "GOOGLE_API_KEY").then(|| "g-key".to_string());
+        assert_eq!(c.providers[0].missing_key(&google), None);
+        let r = c.providers[0].resolve(Timeouts::default(), &google);
+        assert_eq!(r.api_key.expose(), "g-key");
+        let both = |k: &str| match k {
+            "GEMINI_API_KEY" => Some("gem-key".to_string()),
+            "GOOGLE_API_KEY" => Some("g-key".to_string()),
+            _ => None,
+        };
+        let r = c.providers[0].resolve(Timeouts::default(), &both);
+        assert_eq!(r.api_key.expose(), "gem-key");
     }
 
     #[test]

@@ -16,8 +16,9 @@ use crate::provider::{ApiKey, Protocol, ProviderConfig, Timeouts};
 #[serde(deny_unknown_fields)]
 pub struct ProviderEntry {
     pub name: Spanned<String>,
-    /// `anthropic` (Messages), `openai` (Chat Completions, and the servers compatible with it) or
-    /// `openai_responses` (OpenAI's Responses API: OpenAI's key, base URL and variables).
+    /// `anthropic` (Messages), `openai` (Chat Completions, and the servers compatible with it),
+    /// `openai_responses` (OpenAI's Responses API: OpenAI's key, base URL and variables) or
+    /// `gemini` (Google's Gemini API, and Vertex AI's flavour of it: docs/gemini.md).
     pub protocol: Protocol,
     pub model: String,
     /// Explicit base URL; else the value of `base_url_env`; else the protocol's public endpoint.
@@ -258,13 +259,28 @@ impl ProviderEntry {
         self.api_key_env.as_deref().unwrap_or(match self.protocol {
             Protocol::Anthropic => "ANTHROPIC_API_KEY",
             Protocol::Openai | Protocol::OpenaiResponses => "OPENAI_API_KEY",
+            Protocol::Gemini => "GEMINI_API_KEY",
         })
+    }
+
+    /// The variable read when the key's own is not set: the official Gemini client's second
+    /// name for its key.
+    fn api_key_fallback_var(&self) -> Option<&str> {
+        (self.api_key_env.is_none() && self.protocol == Protocol::Gemini)
+            .then_some("GOOGLE_API_KEY")
+    }
+
+    /// The key, from its variable or the fallback one.
+    fn api_key_from(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<String> {
+        let set = |var: &str| env(var).filter(|v| !v.is_empty());
+        set(self.api_key_var()).or_else(|| self.api_key_fallback_var().and_then(set))
     }
 
     fn base_url_var(&self) -> &str {
         self.base_url_env.as_deref().unwrap_or(match self.protocol {
             Protocol::Anthropic => "ANTHROPIC_BASE_URL",
             Protocol::Openai | Protocol::OpenaiResponses => "OPENAI_BASE_URL",
+            Protocol::Gemini => "GOOGLE_GEMINI_BASE_URL",
         })
     }
 
@@ -282,11 +298,12 @@ impl ProviderEntry {
                 match self.protocol {
                     Protocol::Anthropic => "https://api.anthropic.com",
                     Protocol::Openai | Protocol::OpenaiResponses => "https://api.openai.com/v1",
+                    Protocol::Gemini => "https://generativelanguage.googleapis.com",
                 }
                 .to_string()
             });
         ProviderConfig {
-            api_key: ApiKey::new(env(self.api_key_var()).unwrap_or_default()),
+            api_key: ApiKey::new(self.api_key_from(env).unwrap_or_default()),
             model: self.model.clone(),
             timeouts,
             ..ProviderConfig::new(self.name(), self.protocol, base_url.trim_end_matches('/'))
@@ -296,7 +313,7 @@ impl ProviderEntry {
     /// The variable holding this provider's key, if it is not set.
     pub fn missing_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<&str> {
         let var = self.api_key_var();
-        env(var).filter(|v| !v.is_empty()).is_none().then_some(var)
+        self.api_key_from(env).is_none().then_some(var)
     }
 }
 

@@ -291,7 +291,7 @@ fn default_sim_providers() -> Vec<SimEntry> {
 #[serde(deny_unknown_fields)]
 pub struct SimEntry {
     pub name: String,
-    /// Which wire protocol the simulated provider speaks (any of the three).
+    /// Which wire protocol the simulated provider speaks (any of them).
     pub protocol: Protocol,
     pub model: Option<String>,
     pub first_event_latency: Option<Dur>,

@@ -15,6 +15,7 @@
 
 pub mod auth;
 pub mod events;
+pub mod gemini;
 pub mod passthrough;
 pub mod per_request;
 pub mod reject;

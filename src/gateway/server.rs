@@ -17,7 +17,7 @@
 
 use axum::Router;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware;
 use axum::response::{IntoResponse, Response};
@@ -310,6 +310,8 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             post(openai_responses).get(responses_websocket),
         )
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/v1beta/models/{target}", post(gemini_generate))
+        .route("/v1/models/{target}", post(gemini_generate))
         .route("/v1/models", get(models))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),
@@ -347,6 +349,8 @@ async fn agent_auth(
         Protocol::Openai
     } else if path == protocol::responses::PATH {
         Protocol::OpenaiResponses
+    } else if path.starts_with("/v1beta/") || path.starts_with("/v1/models/") {
+        Protocol::Gemini
     } else if path.starts_with(protocol::anthropic::PATH)
         || request.headers().contains_key("anthropic-version")
     {
@@ -401,6 +405,23 @@ async fn responses_websocket() -> Response {
                           "code": "upgrade_required"}}),
         None,
     )
+}
+
+/// `POST /v1beta/models/{model}:streamGenerateContent` and `:generateContent` (Gemini): the
+/// model and whether it streams are in the path.
+async fn gemini_generate(
+    State(gw): State<Arc<Gateway>>,
+    Path(target): Path<String>,
+    headers: HeaderMap,
+    body: Body,
+) -> Response {
+    match super::gemini::method(&target) {
+        Ok(from_path) => {
+            gw.proxy_from(Protocol::Gemini, &headers, body, Some(from_path))
+                .await
+        }
+        Err(e) => json_response(e.status, &e.to_json(Protocol::Gemini), None),
+    }
 }
 
 async fn anthropic_messages(
@@ -491,6 +512,18 @@ async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
 
 impl Gateway {
     async fn proxy(&self, protocol: Protocol, headers: &HeaderMap, body: Body) -> Response {
+        self.proxy_from(protocol, headers, body, None).await
+    }
+
+    /// [`Gateway::proxy`] for a protocol whose path names the model and whether it streams
+    /// (Gemini's `{model}:{method}`).
+    async fn proxy_from(
+        &self,
+        protocol: Protocol,
+        headers: &HeaderMap,
+        body: Body,
+        from_path: Option<(String, bool)>,
+    ) -> Response {
         let asked = match per_request::asked(headers) {
             Ok(asked) => asked,
             Err(bad) => return bad_header(protocol, bad.header, &bad.message),
@@ -504,7 +537,7 @@ impl Gateway {
                 return json_response(unread.status, &body, None);
             }
         };
-        let (mut request, options, inbound) = match self.parse(protocol, headers, body) {
+        let (mut request, options, inbound) = match self.parse(protocol, headers, body, from_path) {
             Ok(parsed) => parsed,
             Err(refused) => return refused,
         };
@@ -568,9 +601,14 @@ impl Gateway {
         protocol: Protocol,
         headers: &HeaderMap,
         body: Bytes,
+        from_path: Option<(String, bool)>,
     ) -> Result<Parsed, Response> {
         let mut inbound = None;
         let parsed = match protocol {
+            Protocol::Gemini => {
+                let (model, stream) = from_path.unwrap_or_default();
+                super::gemini::parse_request(&body, &model, stream)
+            }
             Protocol::Openai => wire::parse_openai_request(&body),
             Protocol::Anthropic => wire::parse_anthropic_request(&body),
             Protocol::OpenaiResponses => {
@@ -671,7 +709,8 @@ impl Gateway {
             return true;
         };
         let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        [auth::presented_token(headers), api_key]
+        let google_key = (headers.get(protocol::gemini::KEY_HEADER)).and_then(|v| v.to_str().ok());
+        [auth::presented_token(headers), api_key, google_key]
             .into_iter()
             .flatten()
             .any(|presented| auth::token_matches(token, presented.trim()))
@@ -687,6 +726,7 @@ impl Gateway {
         let key = match protocol {
             Protocol::Anthropic => header("x-api-key").or(bearer),
             Protocol::Openai | Protocol::OpenaiResponses => bearer,
+            Protocol::Gemini => header(protocol::gemini::KEY_HEADER).or(bearer),
         }?
         .trim();
         let is_token = self
@@ -856,6 +896,7 @@ impl Reply {
                     Protocol::Anthropic => passthrough::anthropic_message(&wire),
                     Protocol::Openai => passthrough::openai_completion(&wire),
                     Protocol::OpenaiResponses => passthrough::responses_object(&wire),
+                    Protocol::Gemini => super::gemini::whole_from_wire(&wire),
                 });
                 let body = own.unwrap_or_else(|| match self.protocol {
                     Protocol::Anthropic => wire::anthropic_message(&self.model, &events),
@@ -863,6 +904,7 @@ impl Reply {
                     Protocol::OpenaiResponses => {
                         responses::whole_response(&self.model, &events, self.inbound())
                     }
+                    Protocol::Gemini => super::gemini::whole_response(&self.model, &events),
                 });
                 self.answer(json_response(200, &body, None), &answered)
             }
@@ -978,6 +1020,7 @@ impl Reply {
             Protocol::OpenaiResponses => {
                 Box::new(ResponsesEncoder::new(self.model.clone(), self.inbound()))
             }
+            Protocol::Gemini => Box::new(super::gemini::GeminiEncoder::new(self.model.clone())),
         }
     }
 

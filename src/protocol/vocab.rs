@@ -182,6 +182,9 @@ pub enum Protocol {
     Openai,
     /// The OpenAI Responses API (`POST /v1/responses`).
     OpenaiResponses,
+    /// Google Gemini (`POST /v1beta/models/{model}:streamGenerateContent`), and Vertex AI's
+    /// flavour of it.
+    Gemini,
 }
 
 impl Protocol {
@@ -190,6 +193,7 @@ impl Protocol {
             Protocol::Anthropic => "anthropic",
             Protocol::Openai => "openai",
             Protocol::OpenaiResponses => "openai_responses",
+            Protocol::Gemini => "gemini",
         }
     }
 
@@ -218,8 +222,9 @@ impl std::str::FromStr for Protocol {
             "anthropic" => Ok(Protocol::Anthropic),
             "openai" => Ok(Protocol::Openai),
             "openai_responses" => Ok(Protocol::OpenaiResponses),
+            "gemini" => Ok(Protocol::Gemini),
             other => Err(format!(
-                "unknown protocol `{other}` (expected `anthropic`, `openai` or `openai_responses`)"
+                "unknown protocol `{other}` (expected `anthropic`, `openai`, `openai_responses` or `gemini`)"
             )),
         }
     }
@@ -232,6 +237,7 @@ impl Protocol {
         match self {
             Protocol::Anthropic => super::anthropic::FORWARDED_HEADERS,
             Protocol::Openai | Protocol::OpenaiResponses => super::chat::FORWARDED_HEADERS,
+            Protocol::Gemini => super::gemini::FORWARDED_HEADERS,
         }
     }
 }

@@ -58,7 +58,12 @@ impl ErrorClass {
         {
             return ErrorClass::Quota;
         }
+        // Google answers a wrong key with a 400 `INVALID_ARGUMENT` (reason `API_KEY_INVALID`).
+        if msg.contains("api key not valid") || msg.contains("api_key_invalid") {
+            return ErrorClass::Auth;
+        }
         if says("context_length_exceeded")
+            || msg.contains("exceeds the maximum number of tokens allowed")
             || msg.contains("prompt is too long")
             || msg.contains("context length")
             || msg.contains("context window")
@@ -96,6 +101,14 @@ impl ErrorClass {
             "not_found_error" | "model_not_found" => ErrorClass::NotFound,
             "request_too_large" => ErrorClass::TooLarge,
             "invalid_request_error" => ErrorClass::BadRequest,
+            // Google's `error.status` (google.rpc.Code names), for an error inside a stream.
+            "RESOURCE_EXHAUSTED" => ErrorClass::RateLimited,
+            "UNAVAILABLE" => ErrorClass::Overloaded,
+            "DEADLINE_EXCEEDED" => ErrorClass::Timeout,
+            "UNAUTHENTICATED" => ErrorClass::Auth,
+            "PERMISSION_DENIED" => ErrorClass::Permission,
+            "NOT_FOUND" => ErrorClass::NotFound,
+            "INVALID_ARGUMENT" | "FAILED_PRECONDITION" | "OUT_OF_RANGE" => ErrorClass::BadRequest,
             _ if code == "rate_limit_exceeded" => ErrorClass::RateLimited,
             _ if msg.contains("overloaded") => ErrorClass::Overloaded,
             _ if msg.contains("rate limit") => ErrorClass::RateLimited,

@@ -443,7 +443,11 @@ impl<P: SseParser> Attempt<P> {
                 _ => break,
             }
         }
-        let mut failure = Failure::from_error_body(Some(status), &String::from_utf8_lossy(&body));
+        let body = String::from_utf8_lossy(&body);
+        let mut failure = Failure::from_error_body(Some(status), &body);
+        if status == 429 && crate::protocol::gemini::daily_quota(&body) {
+            failure.class = ErrorClass::Quota;
+        }
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
         // Whichever of the two protocols' headers the provider sent.
         let request_id = header(crate::protocol::anthropic::REQUEST_ID_HEADER)
@@ -453,7 +457,9 @@ impl<P: SseParser> Attempt<P> {
         }
         let mut err = self.error(failure, Phase::Headers);
         err.status = Some(status);
-        err.retry_after = retry_after(&headers);
+        // Google says when to come back in the body (a `RetryInfo` detail), not in a header.
+        err.retry_after =
+            retry_after(&headers).or_else(|| crate::protocol::gemini::retry_info(&body));
         err
     }
 

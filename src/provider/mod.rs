@@ -6,6 +6,7 @@
 
 pub mod anthropic;
 pub mod error;
+pub mod gemini;
 pub mod http;
 pub mod openai;
 pub mod passthrough;
@@ -527,6 +528,7 @@ pub fn build_with(config: ProviderConfig, http: reqwest::Client) -> std::sync::A
         Protocol::OpenaiResponses => {
             std::sync::Arc::new(responses::ResponsesClient::new(config, http))
         }
+        Protocol::Gemini => std::sync::Arc::new(gemini::GeminiClient::new(config, http)),
     }
 }
 

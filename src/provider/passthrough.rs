@@ -42,6 +42,8 @@ pub fn body(request: &Request, protocol: Protocol, model: &str) -> Option<String
                     .find(|k| fields.raw(k).is_some()),
             ),
             Protocol::OpenaiResponses => ("input", Some("max_output_tokens")),
+            // Gemini's body is its client's own (`provider::gemini`), never built here.
+            Protocol::Gemini => return None,
         };
         set.push((list, appended(&fields, list, &turn)?));
         if let Some(limit) = limit {

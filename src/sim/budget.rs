@@ -120,10 +120,13 @@ pub(crate) fn headers(protocol: Protocol, left: &Left) -> Vec<(&'static str, Str
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         }
         Protocol::Openai | Protocol::OpenaiResponses => chat::reset_duration(left.reset_in),
+        // Google states no rate limits in headers: a spent budget is only its 429's RetryInfo.
+        Protocol::Gemini => return Vec::new(),
     };
     let table: &[(LimitDimension, [&'static str; 3])] = match protocol {
         Protocol::Anthropic => &anthropic::RATE_LIMIT_HEADERS,
         Protocol::Openai | Protocol::OpenaiResponses => &chat::RATE_LIMIT_HEADERS,
+        Protocol::Gemini => &[],
     };
     let mut out = Vec::new();
     for (dimension, [limit, remaining, reset_name]) in table {

@@ -16,6 +16,7 @@ mod anthropic;
 mod budget;
 mod control;
 pub mod fault;
+mod gemini;
 mod openai;
 mod reply;
 mod responses;
@@ -65,6 +66,7 @@ impl SimProviderSpec {
             // The default providers' models (config/providers.rs).
             Protocol::Anthropic => "claude-sonnet-5-5",
             Protocol::Openai | Protocol::OpenaiResponses => "gpt-6.2-sol",
+            Protocol::Gemini => gemini::MODEL,
         };
         SimProviderSpec {
             name: name.into(),
@@ -183,6 +185,11 @@ impl Simulator {
                 Protocol::Openai | Protocol::OpenaiResponses => (
                     format!("http://{url_host}/{}/v1", spec.name),
                     format!("http://{direct_host}/v1"),
+                ),
+                // The google-genai client's `http_options.base_url`: it adds `/v1beta/models/…`.
+                Protocol::Gemini => (
+                    format!("http://{url_host}/{}", spec.name),
+                    format!("http://{direct_host}"),
                 ),
             };
             providers.push(Arc::new(ProviderState::new(

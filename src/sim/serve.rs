@@ -23,10 +23,22 @@ pub(crate) async fn answer(
     conn: Arc<ConnControl>,
     body: Bytes,
 ) -> Response {
+    answer_as(provider, conn, body, |_| {}).await
+}
+
+/// [`answer`], with what the request's path says set on the parsed request (Gemini's model and
+/// method are in its path).
+pub(crate) async fn answer_as(
+    provider: Arc<ProviderState>,
+    conn: Arc<ConnControl>,
+    body: Bytes,
+    from_path: impl FnOnce(&mut SimRequest),
+) -> Response {
     let wire = wire(provider.spec.protocol);
     let parsed = wire.parse_request(&body);
     drop(body);
-    let (request, parsed) = split(parsed);
+    let (mut request, parsed) = split(parsed);
+    from_path(&mut request);
     let (kind, mut rng) = provider.draw(&request.prompt);
     let model = request
         .model
@@ -44,6 +56,10 @@ pub(crate) async fn answer(
     if let Some(error) = wire.fault_error(&kind, &meta) {
         tracker.finish(Some(error.status.as_u16()));
         return error_response(wire, error, &meta);
+    }
+    if let Some((content_type, body)) = wire.fault_reply(&kind, &meta, request.stream) {
+        tracker.finish(Some(200));
+        return success(wire, &meta, content_type, Body::from(body));
     }
     match kind {
         FaultKind::Reset | FaultKind::ConnectRefused => {

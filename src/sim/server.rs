@@ -193,6 +193,18 @@ pub(crate) fn shared_router(state: Arc<SimState>) -> Router {
         )
         .route("/{name}/v1/chat/completions", post(shared_chat))
         .route("/{name}/v1/responses", post(shared_responses))
+        // Gemini's two API versions (its official client takes `v1` unless told `v1beta`), and
+        // Vertex AI's (`v1`, and `v1beta1`, its client's default).
+        .route("/{name}/v1beta/models/{target}", post(super::gemini::shared))
+        .route("/{name}/v1/models/{target}", post(super::gemini::shared))
+        .route(
+            "/{name}/v1/projects/{project}/locations/{location}/publishers/google/models/{target}",
+            post(super::gemini::shared_vertex),
+        )
+        .route(
+            "/{name}/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{target}",
+            post(super::gemini::shared_vertex),
+        )
         .fallback(|| async { not_found("no such path on the simulator".to_string()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -200,6 +212,14 @@ pub(crate) fn shared_router(state: Arc<SimState>) -> Router {
 
 fn direct_router(provider: Arc<ProviderState>) -> Router {
     let path = wire(provider.spec.protocol).path();
+    if provider.spec.protocol == Protocol::Gemini {
+        return Router::new()
+            .route(path, post(super::gemini::direct))
+            .route("/v1/models/{target}", post(super::gemini::direct))
+            .fallback(move || async move { not_found(format!("this port serves POST {path}")) })
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .with_state(provider);
+    }
     let mut router = Router::new().route(
         path,
         post(

@@ -94,6 +94,16 @@ pub(crate) trait Wire: Send + Sync {
     fn message(&self, reply: &Reply, meta: &Meta) -> Value;
     /// The HTTP error a fault answers with, if it is that kind of fault.
     fn fault_error(&self, kind: &FaultKind, meta: &Meta) -> Option<ErrorReply>;
+    /// A fault's answer that is a 200 in this protocol (Gemini's blocked prompt): its content
+    /// type and body, streamed or not.
+    fn fault_reply(
+        &self,
+        _kind: &FaultKind,
+        _meta: &Meta,
+        _stream: bool,
+    ) -> Option<(&'static str, Bytes)> {
+        None
+    }
     fn invalid_request(&self, message: &str, meta: &Meta) -> ErrorReply;
     /// An in-stream error event, sent as the stream's frame number `at` (where a protocol counts
     /// its events, this is the event's number).
@@ -107,6 +117,7 @@ pub(crate) fn wire(protocol: Protocol) -> &'static dyn Wire {
         Protocol::Anthropic => &super::anthropic::Anthropic,
         Protocol::Openai => &super::openai::Openai,
         Protocol::OpenaiResponses => &super::responses::Responses,
+        Protocol::Gemini => &super::gemini::Gemini,
     }
 }
 

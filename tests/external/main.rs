@@ -16,6 +16,7 @@ mod agents;
 #[allow(dead_code)] // the integration tests' gateway helper, shared as it is
 #[path = "../it/support/gateway.rs"]
 mod gateway;
+mod gemini_sdk;
 mod needs;
 mod sdk;
 mod sdk_gateway;
@@ -23,6 +24,10 @@ mod sdk_gateway;
 use libtest_mimic::{Arguments, Failed, Trial};
 use needs::Missing;
 use std::process::ExitCode;
+
+/// How the official Python clients get installed.
+pub const PIP_SDKS: &str = "bash .ci/run, or: python3 -m venv target/sdk-venv && \
+                            target/sdk-venv/bin/pip install -r tests/sdk/requirements.txt";
 
 fn main() -> ExitCode {
     let args = Arguments::from_args();
@@ -45,6 +50,13 @@ fn main() -> ExitCode {
         &js,
         |dir| sdk_gateway::official_js_sdks_work_through_the_gateway(&dir),
     );
+    let genai = needs::python_importing(&["google.genai"], PIP_SDKS);
+    checks.add("gemini_sdk::google_genai_accepts_the_simulator", &genai, |py| {
+        gemini_sdk::google_genai_accepts_the_simulator(&py)
+    });
+    checks.add("gemini_sdk::google_genai_works_through_the_gateway", &genai, |py| {
+        gemini_sdk::google_genai_works_through_the_gateway(&py)
+    });
     agents::register(&mut checks, &claude, &codex, &agents_sdk);
 
     let listing = args.list;

@@ -58,11 +58,7 @@ pub fn python_importing(modules: &[&str], install: &'static str) -> Result<Strin
 
 /// The official Python clients (tests/sdk/requirements.txt).
 pub fn python_sdks() -> Result<String, Missing> {
-    python_importing(
-        &["anthropic", "openai"],
-        "bash .ci/run, or: python3 -m venv target/sdk-venv && target/sdk-venv/bin/pip install \
-         -r tests/sdk/requirements.txt",
-    )
+    python_importing(&["anthropic", "openai"], crate::PIP_SDKS)
 }
 
 /// The OpenAI Agents SDK (tests/agents/requirements.txt).

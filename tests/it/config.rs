@@ -84,7 +84,7 @@ const CASES: &[Case] = &[
     ("[[providers]]\nname = \"a\"\nprotocol = \"openai\"\nmodel = \"m\"\nbase_url_env = ^\"MY URL\"\n", "providers.base_url_env", "not an environment variable name"),
     ("[[providers]]\nname = \"a\"\nprotocol = \"openai\"\nmodel = \"m\"\ncontext_window = ^0\n", "providers.context_window", "1 or more"),
     ("[[providers]]\nname = \"a\"\nprotocol = \"openai\"\nmodel = \"m\"\n\n[[providers]]\nname = ^\"a\"\nprotocol = \"openai\"\nmodel = \"m\"\n", "providers.name", "declared twice"),
-    ("[[providers]]\nname = \"a\"\nprotocol = ^\"gemini\"\nmodel = \"m\"\n", "providers.protocol", "unknown variant"),
+    ("[[providers]]\nname = \"a\"\nprotocol = ^\"cohere\"\nmodel = \"m\"\n", "providers.protocol", "unknown variant"),
     ("^[[providers]]\nname = \"a\"\nprotocol = \"openai\"\n", "providers", "missing field `model`"),
     // Chains and routes.
     ("[[chains]]\nname = ^\"\"\ntargets = [\"openai\"]\n", "chains.name", "not a valid name"),

@@ -19,6 +19,7 @@ async fn sim() -> Simulator {
             paced("anthropic", Protocol::Anthropic),
             paced("openai", Protocol::Openai),
             paced("responses", Protocol::OpenaiResponses),
+            paced("gemini", Protocol::Gemini),
         ],
         seed: 7,
     })
@@ -84,10 +85,11 @@ fn done(events: &[StreamEvent]) -> Option<StopReason> {
     })
 }
 
-const PROTOCOLS: [(&str, Protocol); 3] = [
+const PROTOCOLS: [(&str, Protocol); 4] = [
     ("anthropic", Protocol::Anthropic),
     ("openai", Protocol::Openai),
     ("responses", Protocol::OpenaiResponses),
+    ("gemini", Protocol::Gemini),
 ];
 
 #[tokio::test]
@@ -218,6 +220,11 @@ async fn every_failing_fault_gives_its_class_and_phase() {
             let p = client(&sim, name, protocol, direct);
             let (events, err) = collect(p.as_ref(), Request::prompt("hello there")).await;
             let err = err.unwrap_or_else(|| panic!("{name} {fault}: no error, got {events:?}"));
+            // Gemini blocks a prompt with a 200 whose one chunk says so (`promptFeedback`).
+            let phase = match (protocol, fault) {
+                (Protocol::Gemini, "content_filter") => Phase::FirstEvent,
+                _ => phase,
+            };
             assert_eq!(
                 (err.class, err.phase),
                 (class, phase),
@@ -261,9 +268,12 @@ async fn healthy_quirks_still_complete() {
             let p = client(&sim, name, protocol, false);
             let started = std::time::Instant::now();
             let (events, err) = collect(p.as_ref(), Request::prompt("hello")).await;
-            if fault == "no_done" && protocol == Protocol::OpenaiResponses {
-                // Its only end marker is `response.completed`, which carries the stop and the
-                // usage: without it the reply was cut.
+            if fault == "no_done"
+                && matches!(protocol, Protocol::OpenaiResponses | Protocol::Gemini)
+            {
+                // Its only end marker is `response.completed` (Gemini's: the chunk with the
+                // `finishReason`), which carries the stop and the usage: without it the reply
+                // was cut.
                 let err = err.unwrap_or_else(|| panic!("{name} {fault}: complete"));
                 assert_eq!(
                     (err.class, err.phase),

@@ -28,6 +28,7 @@ mod gateway_per_request;
 mod gateway_responses;
 mod gateway_routes;
 mod gateway_wire;
+mod gemini;
 mod metrics;
 mod pools;
 mod provider_clients;

@@ -14,6 +14,9 @@ fn path(name: &str, protocol: Protocol) -> String {
         Protocol::Anthropic => format!("/{name}/v1/messages"),
         Protocol::Openai => format!("/{name}/v1/chat/completions"),
         Protocol::OpenaiResponses => format!("/{name}/v1/responses"),
+        Protocol::Gemini => {
+            format!("/{name}/v1beta/models/gemini-test:streamGenerateContent?alt=sse")
+        }
     }
 }
 
@@ -134,6 +137,9 @@ async fn error_faults_answer_with_status_headers_and_body() {
                 };
                 assert_eq!(status, expected_status, "{what}");
                 match protocol {
+                    Protocol::Gemini => {
+                        unreachable!("Gemini has its own tests (tests/it/gemini.rs)")
+                    }
                     Protocol::Anthropic => {
                         assert_eq!(body["type"], "error", "{what}");
                         assert_eq!(body["error"]["type"], case.anthropic_type, "{what}");
@@ -364,6 +370,7 @@ async fn mid_stream_error_is_an_in_stream_error_event() {
             let (event, data) = events.last().unwrap();
             let data = json(data);
             match protocol {
+                Protocol::Gemini => unreachable!("Gemini has its own tests (tests/it/gemini.rs)"),
                 Protocol::Anthropic => {
                     assert_eq!(event.as_deref(), Some("error"));
                     assert_eq!(data["type"], "error");
@@ -459,6 +466,7 @@ async fn no_done_completes_without_the_end_marker() {
             .await
             .unwrap();
         match protocol {
+            Protocol::Gemini => unreachable!("Gemini has its own tests (tests/it/gemini.rs)"),
             Protocol::Anthropic => {
                 assert!(text.contains("\"message_delta\"") && !text.contains("message_stop"));
             }

@@ -475,6 +475,7 @@ async fn each_provider_also_answers_on_its_own_port() {
         match protocol {
             Protocol::Anthropic => assert!(!direct.ends_with("/v1")),
             Protocol::Openai | Protocol::OpenaiResponses => assert!(direct.ends_with("/v1")),
+            Protocol::Gemini => assert!(!direct.ends_with("/v1")),
         }
         let response = post(&endpoint(&direct, protocol), &body_for(protocol, true)).await;
         assert_eq!(response.status(), 200, "{name}");
@@ -623,6 +624,9 @@ async fn streams_have_the_shape_of_the_recorded_fixtures() {
                     }
                     Protocol::OpenaiResponses => {
                         json!([{"type": "function", "name": "get_weather", "parameters": weather_schema()}])
+                    }
+                    Protocol::Gemini => {
+                        json!([{"functionDeclarations": [{"name": "get_weather", "parametersJsonSchema": weather_schema()}]}])
                     }
                 };
             }

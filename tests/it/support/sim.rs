@@ -101,6 +101,11 @@ pub fn body_for(protocol: Protocol, stream: bool) -> Value {
         Protocol::OpenaiResponses => json!({
             "model": "gpt-5", "input": "Hello", "stream": stream,
         }),
+        // The model and the method are in the path (`endpoint`, streamed).
+        Protocol::Gemini => json!({
+            "systemInstruction": {"parts": [{"text": "You are terse."}]},
+            "contents": [{"role": "user", "parts": [{"text": "Why is the sky blue?"}]}],
+        }),
     }
 }
 
@@ -115,6 +120,9 @@ pub fn endpoint(base: &str, protocol: Protocol) -> String {
         Protocol::Anthropic => format!("{base}/v1/messages"),
         Protocol::Openai => format!("{base}/chat/completions"),
         Protocol::OpenaiResponses => format!("{base}/responses"),
+        Protocol::Gemini => {
+            format!("{base}/v1beta/models/gemini-test:streamGenerateContent?alt=sse")
+        }
     }
 }
 
