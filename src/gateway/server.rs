@@ -579,6 +579,7 @@ impl Gateway {
                     (request, options)
                 })
             }
+            Protocol::Bedrock => Err(wire::WireError::body("no route takes Converse requests")),
         };
         let (mut request, options, bound) = match parsed {
             Ok((request, options)) => (request, options, false),
@@ -686,7 +687,7 @@ impl Gateway {
         });
         let key = match protocol {
             Protocol::Anthropic => header("x-api-key").or(bearer),
-            Protocol::Openai | Protocol::OpenaiResponses => bearer,
+            Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock => bearer,
         }?
         .trim();
         let is_token = self
@@ -856,6 +857,7 @@ impl Reply {
                     Protocol::Anthropic => passthrough::anthropic_message(&wire),
                     Protocol::Openai => passthrough::openai_completion(&wire),
                     Protocol::OpenaiResponses => passthrough::responses_object(&wire),
+                    Protocol::Bedrock => None,
                 });
                 let body = own.unwrap_or_else(|| match self.protocol {
                     Protocol::Anthropic => wire::anthropic_message(&self.model, &events),
@@ -863,6 +865,7 @@ impl Reply {
                     Protocol::OpenaiResponses => {
                         responses::whole_response(&self.model, &events, self.inbound())
                     }
+                    Protocol::Bedrock => wire::anthropic_message(&self.model, &events),
                 });
                 self.answer(json_response(200, &body, None), &answered)
             }
@@ -978,6 +981,7 @@ impl Reply {
             Protocol::OpenaiResponses => {
                 Box::new(ResponsesEncoder::new(self.model.clone(), self.inbound()))
             }
+            Protocol::Bedrock => Box::new(AnthropicEncoder::new(self.model.clone())),
         }
     }
 

@@ -104,6 +104,7 @@ impl WireError {
         match protocol {
             Protocol::Anthropic => self.to_anthropic_json(),
             Protocol::Openai | Protocol::OpenaiResponses => self.to_openai_json(),
+            Protocol::Bedrock => json!({"message": self.message}),
         }
     }
 }
@@ -1007,6 +1008,7 @@ fn error_kind(protocol: Protocol, class: ErrorClass) -> (&'static str, Option<&'
     match protocol {
         Protocol::Anthropic => (crate::protocol::anthropic::error_type(class), None),
         Protocol::Openai | Protocol::OpenaiResponses => crate::protocol::chat::error_type(class),
+        Protocol::Bedrock => (crate::protocol::bedrock::error_for(class).1, None),
     }
 }
 
@@ -1051,7 +1053,7 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         C::RateLimited => 429,
         C::Overloaded => match protocol {
             Protocol::Anthropic => 529,
-            Protocol::Openai | Protocol::OpenaiResponses => 503,
+            Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock => 503,
         },
         C::Auth => 401,
         C::Permission => 403,
@@ -1060,7 +1062,7 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         C::TooLarge => 413,
         C::BadRequest | C::ContextLength | C::ContentFilter => 400,
         C::Quota => match protocol {
-            Protocol::Anthropic => 400,
+            Protocol::Anthropic | Protocol::Bedrock => 400,
             Protocol::Openai | Protocol::OpenaiResponses => 429,
         },
         C::Timeout | C::Stalled => 504,
@@ -1072,6 +1074,7 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
     let body = match protocol {
         Protocol::Anthropic => anthropic_error_body(err),
         Protocol::Openai | Protocol::OpenaiResponses => openai_error_body(err),
+        Protocol::Bedrock => json!({"message": error_message(err)}),
     };
     let retry_after = err
         .retry_after

@@ -182,6 +182,8 @@ pub enum Protocol {
     Openai,
     /// The OpenAI Responses API (`POST /v1/responses`).
     OpenaiResponses,
+    /// AWS Bedrock Runtime's Converse API (`POST /model/{modelId}/converse-stream`).
+    Bedrock,
 }
 
 impl Protocol {
@@ -190,6 +192,7 @@ impl Protocol {
             Protocol::Anthropic => "anthropic",
             Protocol::Openai => "openai",
             Protocol::OpenaiResponses => "openai_responses",
+            Protocol::Bedrock => "bedrock",
         }
     }
 
@@ -218,8 +221,10 @@ impl std::str::FromStr for Protocol {
             "anthropic" => Ok(Protocol::Anthropic),
             "openai" => Ok(Protocol::Openai),
             "openai_responses" => Ok(Protocol::OpenaiResponses),
+            "bedrock" => Ok(Protocol::Bedrock),
             other => Err(format!(
-                "unknown protocol `{other}` (expected `anthropic`, `openai` or `openai_responses`)"
+                "unknown protocol `{other}` (expected `anthropic`, `openai`, `openai_responses` \
+                 or `bedrock`)"
             )),
         }
     }
@@ -232,6 +237,8 @@ impl Protocol {
         match self {
             Protocol::Anthropic => super::anthropic::FORWARDED_HEADERS,
             Protocol::Openai | Protocol::OpenaiResponses => super::chat::FORWARDED_HEADERS,
+            // A Converse client says nothing in its headers but its credentials.
+            Protocol::Bedrock => &[],
         }
     }
 }

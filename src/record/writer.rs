@@ -408,6 +408,7 @@ fn default_key_var(protocol: crate::provider::Protocol) -> String {
         crate::provider::Protocol::Openai | crate::provider::Protocol::OpenaiResponses => {
             "OPENAI_API_KEY"
         }
+        crate::provider::Protocol::Bedrock => "AWS_BEARER_TOKEN_BEDROCK",
     }
     .to_string()
 }

@@ -109,6 +109,10 @@ pub(crate) fn headers(protocol: Protocol, left: &Left) -> Vec<(&'static str, Str
         _ if left.budget.tokens == 0 => None,
         _ => Some((u64::from(left.budget.tokens), left.tokens)),
     };
+    // Bedrock states no rate limits in its headers.
+    if protocol == Protocol::Bedrock {
+        return Vec::new();
+    }
     let reset = match protocol {
         Protocol::Anthropic => {
             let at = chrono::Utc::now()
@@ -119,11 +123,15 @@ pub(crate) fn headers(protocol: Protocol, left: &Left) -> Vec<(&'static str, Str
             let at = at + chrono::Duration::milliseconds(999);
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         }
-        Protocol::Openai | Protocol::OpenaiResponses => chat::reset_duration(left.reset_in),
+        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock => {
+            chat::reset_duration(left.reset_in)
+        }
     };
     let table: &[(LimitDimension, [&'static str; 3])] = match protocol {
         Protocol::Anthropic => &anthropic::RATE_LIMIT_HEADERS,
-        Protocol::Openai | Protocol::OpenaiResponses => &chat::RATE_LIMIT_HEADERS,
+        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock => {
+            &chat::RATE_LIMIT_HEADERS
+        }
     };
     let mut out = Vec::new();
     for (dimension, [limit, remaining, reset_name]) in table {

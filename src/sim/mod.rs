@@ -13,6 +13,7 @@
 //! (`/_sim`). The `breakerbox sim` command is `cmd/sim.rs`.
 
 mod anthropic;
+mod bedrock;
 mod budget;
 mod control;
 pub mod fault;
@@ -65,6 +66,7 @@ impl SimProviderSpec {
             // The default providers' models (config/providers.rs).
             Protocol::Anthropic => "claude-sonnet-5-5",
             Protocol::Openai | Protocol::OpenaiResponses => "gpt-6.2-sol",
+            Protocol::Bedrock => crate::protocol::bedrock::DEFAULT_MODEL,
         };
         SimProviderSpec {
             name: name.into(),
@@ -183,6 +185,11 @@ impl Simulator {
                 Protocol::Openai | Protocol::OpenaiResponses => (
                     format!("http://{url_host}/{}/v1", spec.name),
                     format!("http://{direct_host}/v1"),
+                ),
+                // boto3's `endpoint_url`: the model's path goes below it.
+                Protocol::Bedrock => (
+                    format!("http://{url_host}/{}", spec.name),
+                    format!("http://{direct_host}"),
                 ),
             };
             providers.push(Arc::new(ProviderState::new(

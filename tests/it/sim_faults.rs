@@ -14,6 +14,7 @@ fn path(name: &str, protocol: Protocol) -> String {
         Protocol::Anthropic => format!("/{name}/v1/messages"),
         Protocol::Openai => format!("/{name}/v1/chat/completions"),
         Protocol::OpenaiResponses => format!("/{name}/v1/responses"),
+        Protocol::Bedrock => format!("/{name}/model/m/converse-stream"),
     }
 }
 
@@ -151,6 +152,7 @@ async fn error_faults_answer_with_status_headers_and_body() {
                         assert_eq!(code, Some(case.openai_code), "{what}: {error}");
                         assert!(headers.contains_key("x-request-id"));
                     }
+                    Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
                 }
                 match case.fault {
                     "rate_limit:retry_after=1500ms" => {
@@ -396,6 +398,7 @@ async fn mid_stream_error_is_an_in_stream_error_event() {
                     );
                     assert!(!text.contains("response.completed"));
                 }
+                Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
             }
             assert_eq!(tokens(&text), 2, "{name} {fault}");
         }
@@ -476,6 +479,7 @@ async fn no_done_completes_without_the_end_marker() {
                 assert_eq!(last.as_deref(), Some("response.output_item.done"));
                 assert!(!text.contains("response.completed"));
             }
+            Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
         }
     }
 }

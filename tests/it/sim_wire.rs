@@ -475,6 +475,7 @@ async fn each_provider_also_answers_on_its_own_port() {
         match protocol {
             Protocol::Anthropic => assert!(!direct.ends_with("/v1")),
             Protocol::Openai | Protocol::OpenaiResponses => assert!(direct.ends_with("/v1")),
+            Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
         }
         let response = post(&endpoint(&direct, protocol), &body_for(protocol, true)).await;
         assert_eq!(response.status(), 200, "{name}");
@@ -624,6 +625,7 @@ async fn streams_have_the_shape_of_the_recorded_fixtures() {
                     Protocol::OpenaiResponses => {
                         json!([{"type": "function", "name": "get_weather", "parameters": weather_schema()}])
                     }
+                    Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
                 };
             }
             let text = post(&url(&sim, name, protocol), &body)

@@ -101,6 +101,10 @@ pub fn body_for(protocol: Protocol, stream: bool) -> Value {
         Protocol::OpenaiResponses => json!({
             "model": "gpt-5", "input": "Hello", "stream": stream,
         }),
+        // The model and the operation are in the path (see `endpoint`).
+        Protocol::Bedrock => json!({
+            "messages": [{"role": "user", "content": [{"text": "Hello"}]}],
+        }),
     }
 }
 
@@ -115,6 +119,7 @@ pub fn endpoint(base: &str, protocol: Protocol) -> String {
         Protocol::Anthropic => format!("{base}/v1/messages"),
         Protocol::Openai => format!("{base}/chat/completions"),
         Protocol::OpenaiResponses => format!("{base}/responses"),
+        Protocol::Bedrock => format!("{base}/model/anthropic.claude-test-v1%3A0/converse-stream"),
     }
 }
 
