@@ -320,15 +320,17 @@ impl Wire for Bedrock {
     }
 
     fn malformed(&self, _meta: &Meta, _at: usize) -> Bytes {
-        // Framed correctly, CRCs and all; its payload is cut-off JSON.
-        protocol::message(
-            &[
-                (":event-type", "contentBlockDelta"),
-                (":content-type", "application/json"),
-                (":message-type", "event"),
-            ],
-            br#"{"contentBlockIndex":0,"delta":{"te"#.to_vec(),
-        )
+        // A message whose checksum does not match: what an event stream's corruption looks like,
+        // and what every reader refuses (botocore reads a payload that is not JSON as a message).
+        let good = protocol::event_message(
+            "contentBlockDelta",
+            &json!({"contentBlockIndex": 0, "delta": {"text": " garbled"}}),
+        );
+        let mut bad = good.to_vec();
+        if let Some(last) = bad.last_mut() {
+            *last ^= 0xff;
+        }
+        Bytes::from(bad)
     }
 }
 

@@ -408,3 +408,85 @@ region = "eu-west-3"
     assert_eq!(entry.missing_key(&token), None);
     assert!(Config::parse(&text.replace("eu-west-3", "x\"\nregionn = \"y"), "t").is_err());
 }
+
+/// The interpreter that can import boto3 (`$BREAKERBOX_SDK_PYTHON`, default `python3`); `None`
+/// after a notice when it cannot — a failure when the SDKs are required (CI).
+fn python_with_boto3(test: &str) -> Option<String> {
+    let python = std::env::var("BREAKERBOX_SDK_PYTHON").unwrap_or_else(|_| "python3".into());
+    let import = std::process::Command::new(&python)
+        .args(["-c", "import boto3"])
+        .output();
+    if import.as_ref().is_ok_and(|o| o.status.success()) {
+        return Some(python);
+    }
+    assert!(
+        !crate::support::sdk::required(),
+        "BREAKERBOX_REQUIRE_SDK=1 but `{python}` cannot import boto3"
+    );
+    eprintln!(
+        "\n*** SKIPPED {test}: `{python}` cannot import boto3.\n*** Install it: pip install -r \
+         tests/sdk/requirements.txt, and point BREAKERBOX_SDK_PYTHON at that interpreter.\n"
+    );
+    None
+}
+
+/// Kills the simulator however the test ends.
+struct Running(std::process::Child);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+#[test]
+fn boto3_bedrock_runtime_accepts_the_simulator() {
+    use std::io::{BufRead, BufReader};
+    use std::process::{Command, Stdio};
+    let Some(python) = python_with_boto3("boto3_bedrock_runtime_accepts_the_simulator") else {
+        return;
+    };
+    let mut sim = Running(
+        Command::new(env!("CARGO_BIN_EXE_breakerbox"))
+            .args([
+                "sim",
+                "--config",
+                concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/bedrock.toml"),
+                "--listen",
+                "127.0.0.1:0",
+                "--first-event-latency",
+                "0ms",
+                "--token-delay",
+                "1ms",
+            ])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("the binary starts"),
+    );
+    let mut first_line = String::new();
+    BufReader::new(sim.0.stdout.take().unwrap())
+        .read_line(&mut first_line)
+        .unwrap();
+    let base = first_line
+        .trim()
+        .strip_prefix("breakerbox sim listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {first_line:?}"))
+        .to_string();
+    let output = Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/sdk/check_bedrock.py"
+        ))
+        .arg(&base)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success() && stdout.contains("all Bedrock checks passed"),
+        "the boto3 check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+}
