@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 /// The model a simulated Bedrock provider names when a request names none: Claude on Bedrock
 /// (a cross-region inference profile id), priced in assets/pricing.toml.
-pub const DEFAULT_MODEL: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+pub const DEFAULT_MODEL: &str = "us.anthropic.claude-sonnet-4-6";
 
 /// The service name SigV4 signs for.
 pub const SIGNING_NAME: &str = "bedrock";
@@ -31,6 +31,14 @@ pub const EVENT_STREAM_CONTENT_TYPE: &str = "application/vnd.amazon.eventstream"
 /// The public endpoint of a region.
 pub fn regional_endpoint(region: &str) -> String {
     format!("https://bedrock-runtime.{region}.amazonaws.com")
+}
+
+/// A Bedrock model id without its inference profile's geography (`us.anthropic.claude-…` →
+/// `anthropic.claude-…`); `None` for an id without one.
+pub fn without_profile_prefix(model_id: &str) -> Option<&str> {
+    let (geo, rest) = model_id.split_once('.')?;
+    let known = ["global", "us", "us-gov", "eu", "apac", "jp", "au", "ca"];
+    (known.contains(&geo) && rest.contains('.')).then_some(rest)
 }
 
 /// A model id as one path segment: everything but the unreserved characters percent-encoded, as

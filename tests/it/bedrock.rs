@@ -19,7 +19,7 @@ use futures::StreamExt;
 use serde_json::json;
 use std::time::Duration;
 
-const MODEL: &str = "us.anthropic.claude-sonnet-4-5-20250929-v1:0";
+const MODEL: &str = "us.anthropic.claude-haiku-4-5-20251001-v1:0";
 
 async fn sim() -> Simulator {
     start(SimConfig {
@@ -237,7 +237,7 @@ seed = 3
 [[sim.providers]]
 name = "bedrock"
 protocol = "bedrock"
-model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+model = "us.anthropic.claude-sonnet-4-6"
 first_event_latency = "0ms"
 token_delay = "1ms"
 jitter = 0.0
@@ -383,7 +383,7 @@ fn a_bedrock_provider_takes_its_region_profile_and_endpoint_from_the_config() {
 [[providers]]
 name = "claude-bedrock"
 protocol = "bedrock"
-model = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+model = "us.anthropic.claude-sonnet-4-6"
 region = "eu-west-3"
 "#;
     let config = Config::parse(text, "test config").unwrap();
@@ -489,4 +489,29 @@ fn boto3_bedrock_runtime_accepts_the_simulator() {
         "the boto3 check failed:\n{stdout}\n{}",
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+#[test]
+fn claude_on_bedrock_is_priced_by_its_model_id_and_inference_profile() {
+    let pricing = breakerbox::engine::cost::Pricing::built_in();
+    for id in [
+        "anthropic.claude-haiku-4-5-20251001-v1:0",
+        "us.anthropic.claude-haiku-4-5-20251001-v1:0",
+        "global.anthropic.claude-haiku-4-5-20251001-v1:0",
+    ] {
+        let price = pricing
+            .price(id)
+            .unwrap_or_else(|| panic!("{id} is priced"));
+        assert_eq!((price.input, price.output), (1.0, 5.0), "{id}");
+    }
+    assert_eq!(
+        pricing
+            .price("us.anthropic.claude-sonnet-4-6")
+            .unwrap()
+            .input,
+        3.0
+    );
+    // Another model, not an older one's price; a prefix that is no geography is not stripped.
+    assert!(pricing.price("us.anthropic.claude-sonnet-4-7").is_none());
+    assert!(pricing.price("xx.anthropic.claude-sonnet-4-6").is_none());
 }

@@ -24,7 +24,7 @@ if len(sys.argv) != 2:
     sys.exit(__doc__)
 BASE = sys.argv[1].rstrip("/")
 ENDPOINT = f"{BASE}/bedrock"
-MODEL = "us.anthropic.claude-sonnet-4-5-20250929-v1:0"
+MODEL = "us.anthropic.claude-haiku-4-5-20251001-v1:0"
 CONFIG = Config(retries={"total_max_attempts": 1}, read_timeout=30, connect_timeout=5)
 
 
