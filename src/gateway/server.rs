@@ -310,6 +310,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             post(openai_responses).get(responses_websocket),
         )
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route("/model/{model}/{operation}", post(converse))
         .route("/v1/models", get(models))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),
@@ -347,6 +348,8 @@ async fn agent_auth(
         Protocol::Openai
     } else if path == protocol::responses::PATH {
         Protocol::OpenaiResponses
+    } else if path.starts_with("/model/") {
+        Protocol::Bedrock
     } else if path.starts_with(protocol::anthropic::PATH)
         || request.headers().contains_key("anthropic-version")
     {
@@ -380,6 +383,42 @@ async fn operator_auth(
 
 async fn openai_chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     gw.proxy(Protocol::Openai, &headers, body).await
+}
+
+/// Bedrock's `POST /model/{modelId}/converse-stream` and `/converse`: the path's model id and
+/// operation are handed to the parser in headers of the gateway's own (set here, over any sent).
+async fn converse(
+    State(gw): State<Arc<Gateway>>,
+    axum::extract::Path((model, operation)): axum::extract::Path<(String, String)>,
+    mut headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let stream = match operation.as_str() {
+        "converse-stream" => true,
+        "converse" => false,
+        other => {
+            return gateway_error(
+                Protocol::Bedrock,
+                ErrorClass::NotFound,
+                &format!(
+                    "no operation `{other}`: POST /model/{{modelId}}/converse-stream or /converse"
+                ),
+            );
+        }
+    };
+    let (Ok(model), Ok(stream)) = (
+        HeaderValue::from_str(&model),
+        HeaderValue::from_str(&stream.to_string()),
+    ) else {
+        return gateway_error(
+            Protocol::Bedrock,
+            ErrorClass::BadRequest,
+            "invalid model id",
+        );
+    };
+    headers.insert(crate::gateway::bedrock::MODEL_HEADER, model);
+    headers.insert(crate::gateway::bedrock::STREAM_HEADER, stream);
+    gw.proxy(Protocol::Bedrock, &headers, body).await
 }
 
 async fn openai_responses(
@@ -579,7 +618,14 @@ impl Gateway {
                     (request, options)
                 })
             }
-            Protocol::Bedrock => Err(wire::WireError::body("no route takes Converse requests")),
+            Protocol::Bedrock => {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                crate::gateway::bedrock::parse_request(
+                    &body,
+                    header(crate::gateway::bedrock::MODEL_HEADER).unwrap_or_default(),
+                    header(crate::gateway::bedrock::STREAM_HEADER) == Some("true"),
+                )
+            }
         };
         let (mut request, options, bound) = match parsed {
             Ok((request, options)) => (request, options, false),
@@ -865,7 +911,7 @@ impl Reply {
                     Protocol::OpenaiResponses => {
                         responses::whole_response(&self.model, &events, self.inbound())
                     }
-                    Protocol::Bedrock => wire::anthropic_message(&self.model, &events),
+                    Protocol::Bedrock => crate::gateway::bedrock::whole_response(&events),
                 });
                 self.answer(json_response(200, &body, None), &answered)
             }
@@ -981,7 +1027,7 @@ impl Reply {
             Protocol::OpenaiResponses => {
                 Box::new(ResponsesEncoder::new(self.model.clone(), self.inbound()))
             }
-            Protocol::Bedrock => Box::new(AnthropicEncoder::new(self.model.clone())),
+            Protocol::Bedrock => Box::<crate::gateway::bedrock::ConverseEncoder>::default(),
         }
     }
 
@@ -990,12 +1036,17 @@ impl Reply {
     }
 
     fn sse(&self, body: Body) -> Response {
+        // A Converse client reads AWS event-stream messages: the frames are reframed on the way.
+        let (body, content_type) = match self.protocol {
+            Protocol::Bedrock => (
+                Body::from_stream(crate::gateway::bedrock::reframe(body.into_data_stream())),
+                protocol::bedrock::EVENT_STREAM_CONTENT_TYPE,
+            ),
+            _ => (body, "text/event-stream; charset=utf-8"),
+        };
         let mut response = Response::new(body);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream; charset=utf-8"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
     }

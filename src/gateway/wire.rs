@@ -1074,7 +1074,11 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
     let body = match protocol {
         Protocol::Anthropic => anthropic_error_body(err),
         Protocol::Openai | Protocol::OpenaiResponses => openai_error_body(err),
-        Protocol::Bedrock => json!({"message": error_message(err)}),
+        // boto3 reads the exception's name from `__type` when no `x-amzn-ErrorType` says it.
+        Protocol::Bedrock => json!({
+            "message": error_message(err),
+            "__type": crate::protocol::bedrock::error_for(err.class).1,
+        }),
     };
     let retry_after = err
         .retry_after

@@ -515,3 +515,33 @@ fn claude_on_bedrock_is_priced_by_its_model_id_and_inference_profile() {
     assert!(pricing.price("us.anthropic.claude-sonnet-4-7").is_none());
     assert!(pricing.price("xx.anthropic.claude-sonnet-4-6").is_none());
 }
+
+#[test]
+fn boto3_bedrock_runtime_works_through_the_gateway() {
+    let Some(python) = python_with_boto3("boto3_bedrock_runtime_works_through_the_gateway") else {
+        return;
+    };
+    let gateway = crate::support::gateway::Gateway::start([
+        "--config",
+        concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/sdk/gateway_bedrock.toml"
+        ),
+    ]);
+    let output = std::process::Command::new(&python)
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/tests/sdk/check_gateway_bedrock.py"
+        ))
+        .arg(&gateway.base)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success() && stdout.contains("all Bedrock gateway checks passed"),
+        "the boto3 gateway check failed:\n{stdout}\n{}\n{}",
+        String::from_utf8_lossy(&output.stderr),
+        gateway.log_tail()
+    );
+}
