@@ -270,7 +270,7 @@ fn post_sse<P: SseParser>(
         http: http.clone(),
         parser,
         wire,
-        stage: Stage::Start(request),
+        stage: Stage::Start(Box::new(request)),
         ready: VecDeque::new(),
         limits: None,
         failed: None,
@@ -287,7 +287,8 @@ fn post_sse<P: SseParser>(
 type Body = BoxStream<'static, Result<SseEvent, SseStreamError<reqwest::Error>>>;
 
 enum Stage {
-    Start(Result<reqwest::Request, String>),
+    // Boxed: the request is far larger than a running body, and is taken once.
+    Start(Box<Result<reqwest::Request, String>>),
     Streaming(Body),
     Ended,
 }
@@ -339,7 +340,7 @@ impl<P: SseParser> Attempt<P> {
             }
             let result = match std::mem::replace(&mut self.stage, Stage::Ended) {
                 Stage::Ended => return None,
-                Stage::Start(request) => self.open(request).await,
+                Stage::Start(request) => self.open(*request).await,
                 Stage::Streaming(body) => self.read(body).await,
             };
             if let Err(err) = result {
