@@ -236,9 +236,20 @@ impl Provider for BedrockClient {
                 return futures::stream::iter([Err(err)]).boxed();
             }
         };
+        // The signature joins the secrets this attempt keeps out of what comes back (an upstream
+        // that echoes the request's headers must not show it).
+        let signature = headers
+            .get(reqwest::header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.split("Signature=").nth(1))
+            .map(str::to_string);
+        let mut config = self.config.clone();
+        if let Some(signature) = signature {
+            config.secrets = config.secrets.with([signature]);
+        }
         http::send(
             &self.http,
-            &self.config,
+            &config,
             Protocol::Bedrock,
             &request,
             |_| Ok(headers),
