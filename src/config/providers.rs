@@ -39,6 +39,14 @@ pub struct ProviderEntry {
     /// One breaker for the provider (`provider`, the default) or one per model (`model`).
     #[serde(default)]
     pub breaker: BreakerScope,
+    /// Bedrock only: the AWS region (default `AWS_REGION`, `AWS_DEFAULT_REGION`, the profile's
+    /// `region`, else `us-east-1`), which picks the endpoint and signs the requests.
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Bedrock only: the profile of the shared AWS files to take credentials from (default
+    /// `AWS_PROFILE`, else the environment's keys, else `default`).
+    #[serde(default)]
+    pub profile: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -260,6 +268,8 @@ impl ProviderEntry {
             Protocol::Anthropic => "ANTHROPIC_API_KEY",
             Protocol::Openai | Protocol::OpenaiResponses => "OPENAI_API_KEY",
             Protocol::Gemini => "GEMINI_API_KEY",
+            // A Bedrock API key; without one the provider signs with AWS credentials.
+            Protocol::Bedrock => "AWS_BEARER_TOKEN_BEDROCK",
         })
     }
 
@@ -281,6 +291,8 @@ impl ProviderEntry {
             Protocol::Anthropic => "ANTHROPIC_BASE_URL",
             Protocol::Openai | Protocol::OpenaiResponses => "OPENAI_BASE_URL",
             Protocol::Gemini => "GOOGLE_GEMINI_BASE_URL",
+            // The AWS SDKs' own variable for a Bedrock Runtime endpoint.
+            Protocol::Bedrock => "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
         })
     }
 
@@ -290,30 +302,53 @@ impl ProviderEntry {
         timeouts: Timeouts,
         env: &dyn Fn(&str) -> Option<String>,
     ) -> ProviderConfig {
+        let aws = (self.protocol == Protocol::Bedrock).then(|| {
+            crate::provider::aws::AwsAuth::resolve(
+                self.region.as_deref(),
+                self.profile.as_deref(),
+                env,
+            )
+        });
         let base_url = self
             .base_url
             .clone()
             .or_else(|| env(self.base_url_var()).filter(|v| !v.is_empty()))
-            .unwrap_or_else(|| {
-                match self.protocol {
-                    Protocol::Anthropic => "https://api.anthropic.com",
-                    Protocol::Openai | Protocol::OpenaiResponses => "https://api.openai.com/v1",
-                    Protocol::Gemini => "https://generativelanguage.googleapis.com",
+            .unwrap_or_else(|| match (self.protocol, &aws) {
+                (Protocol::Anthropic, _) => "https://api.anthropic.com".to_string(),
+                (Protocol::Openai | Protocol::OpenaiResponses, _) => {
+                    "https://api.openai.com/v1".to_string()
                 }
-                .to_string()
+                (Protocol::Gemini, _) => "https://generativelanguage.googleapis.com".to_string(),
+                (Protocol::Bedrock, auth) => crate::protocol::bedrock::regional_endpoint(
+                    auth.as_ref()
+                        .map_or(crate::provider::aws::DEFAULT_REGION, |a| a.region.as_str()),
+                ),
             });
         ProviderConfig {
             api_key: ApiKey::new(self.api_key_from(env).unwrap_or_default()),
             model: self.model.clone(),
             timeouts,
+            aws,
             ..ProviderConfig::new(self.name(), self.protocol, base_url.trim_end_matches('/'))
         }
     }
 
-    /// The variable holding this provider's key, if it is not set.
+    /// The variable holding this provider's key, if it is not set. A Bedrock provider has a key
+    /// when it has a bearer token or AWS credentials (then nothing is missing).
     pub fn missing_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<&str> {
         let var = self.api_key_var();
-        self.api_key_from(env).is_none().then_some(var)
+        let has_key = self.api_key_from(env).is_some();
+        let signs = || {
+            self.protocol == Protocol::Bedrock
+                && crate::provider::aws::AwsAuth::resolve(
+                    self.region.as_deref(),
+                    self.profile.as_deref(),
+                    env,
+                )
+                .credentials
+                .is_some()
+        };
+        (!has_key && !signs()).then_some(var)
     }
 }
 
@@ -328,6 +363,8 @@ pub(super) fn default_providers() -> Vec<ProviderEntry> {
         accepts_prefill: None,
         context_window: None,
         breaker: BreakerScope::Provider,
+        region: None,
+        profile: None,
     };
     vec![
         // Current as of assets/pricing.toml's date, and priced there (a test keeps them so).

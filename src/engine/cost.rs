@@ -82,6 +82,11 @@ impl Pricing {
             })
             .max_by_key(|(key, _)| key.len())
             .map(|(_, price)| price)
+            // A Bedrock inference profile (`us.anthropic.…`) is priced as its model unless the
+            // table names the profile itself.
+            .or_else(|| {
+                crate::protocol::bedrock::without_profile_prefix(model).and_then(|m| self.price(m))
+            })
     }
 
     /// USD for a usage, or `None` when the model has no price.

@@ -14,6 +14,7 @@
 //! - [`auth`]: the token rules.
 
 pub mod auth;
+pub mod bedrock;
 pub mod events;
 pub mod gemini;
 pub mod passthrough;

@@ -312,6 +312,7 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/v1/messages/count_tokens", post(count_tokens))
         .route("/v1beta/models/{target}", post(gemini_generate))
         .route("/v1/models/{target}", post(gemini_generate))
+        .route("/model/{model}/{operation}", post(converse))
         .route("/v1/models", get(models))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),
@@ -351,6 +352,8 @@ async fn agent_auth(
         Protocol::OpenaiResponses
     } else if path.starts_with("/v1beta/") || path.starts_with("/v1/models/") {
         Protocol::Gemini
+    } else if path.starts_with("/model/") {
+        Protocol::Bedrock
     } else if path.starts_with(protocol::anthropic::PATH)
         || request.headers().contains_key("anthropic-version")
     {
@@ -384,6 +387,42 @@ async fn operator_auth(
 
 async fn openai_chat(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: Body) -> Response {
     gw.proxy(Protocol::Openai, &headers, body).await
+}
+
+/// Bedrock's `POST /model/{modelId}/converse-stream` and `/converse`: the path's model id and
+/// operation are handed to the parser in headers of the gateway's own (set here, over any sent).
+async fn converse(
+    State(gw): State<Arc<Gateway>>,
+    axum::extract::Path((model, operation)): axum::extract::Path<(String, String)>,
+    mut headers: HeaderMap,
+    body: Body,
+) -> Response {
+    let stream = match operation.as_str() {
+        "converse-stream" => true,
+        "converse" => false,
+        other => {
+            return gateway_error(
+                Protocol::Bedrock,
+                ErrorClass::NotFound,
+                &format!(
+                    "no operation `{other}`: POST /model/{{modelId}}/converse-stream or /converse"
+                ),
+            );
+        }
+    };
+    let (Ok(model), Ok(stream)) = (
+        HeaderValue::from_str(&model),
+        HeaderValue::from_str(&stream.to_string()),
+    ) else {
+        return gateway_error(
+            Protocol::Bedrock,
+            ErrorClass::BadRequest,
+            "invalid model id",
+        );
+    };
+    headers.insert(crate::gateway::bedrock::MODEL_HEADER, model);
+    headers.insert(crate::gateway::bedrock::STREAM_HEADER, stream);
+    gw.proxy(Protocol::Bedrock, &headers, body).await
 }
 
 async fn openai_responses(
@@ -617,6 +656,14 @@ impl Gateway {
                     (request, options)
                 })
             }
+            Protocol::Bedrock => {
+                let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+                crate::gateway::bedrock::parse_request(
+                    &body,
+                    header(crate::gateway::bedrock::MODEL_HEADER).unwrap_or_default(),
+                    header(crate::gateway::bedrock::STREAM_HEADER) == Some("true"),
+                )
+            }
         };
         let (mut request, options, bound) = match parsed {
             Ok((request, options)) => (request, options, false),
@@ -725,7 +772,7 @@ impl Gateway {
         });
         let key = match protocol {
             Protocol::Anthropic => header("x-api-key").or(bearer),
-            Protocol::Openai | Protocol::OpenaiResponses => bearer,
+            Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock => bearer,
             Protocol::Gemini => header(protocol::gemini::KEY_HEADER).or(bearer),
         }?
         .trim();
@@ -897,6 +944,7 @@ impl Reply {
                     Protocol::Openai => passthrough::openai_completion(&wire),
                     Protocol::OpenaiResponses => passthrough::responses_object(&wire),
                     Protocol::Gemini => super::gemini::whole_from_wire(&wire),
+                    Protocol::Bedrock => None,
                 });
                 let body = own.unwrap_or_else(|| match self.protocol {
                     Protocol::Anthropic => wire::anthropic_message(&self.model, &events),
@@ -905,6 +953,7 @@ impl Reply {
                         responses::whole_response(&self.model, &events, self.inbound())
                     }
                     Protocol::Gemini => super::gemini::whole_response(&self.model, &events),
+                    Protocol::Bedrock => crate::gateway::bedrock::whole_response(&events),
                 });
                 self.answer(json_response(200, &body, None), &answered)
             }
@@ -1021,6 +1070,7 @@ impl Reply {
                 Box::new(ResponsesEncoder::new(self.model.clone(), self.inbound()))
             }
             Protocol::Gemini => Box::new(super::gemini::GeminiEncoder::new(self.model.clone())),
+            Protocol::Bedrock => Box::<crate::gateway::bedrock::ConverseEncoder>::default(),
         }
     }
 
@@ -1029,12 +1079,17 @@ impl Reply {
     }
 
     fn sse(&self, body: Body) -> Response {
+        // A Converse client reads AWS event-stream messages: the frames are reframed on the way.
+        let (body, content_type) = match self.protocol {
+            Protocol::Bedrock => (
+                Body::from_stream(crate::gateway::bedrock::reframe(body.into_data_stream())),
+                protocol::bedrock::EVENT_STREAM_CONTENT_TYPE,
+            ),
+            _ => (body, "text/event-stream; charset=utf-8"),
+        };
         let mut response = Response::new(body);
         let headers = response.headers_mut();
-        headers.insert(
-            header::CONTENT_TYPE,
-            HeaderValue::from_static("text/event-stream; charset=utf-8"),
-        );
+        headers.insert(header::CONTENT_TYPE, HeaderValue::from_static(content_type));
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         response
     }

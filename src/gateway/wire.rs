@@ -105,6 +105,7 @@ impl WireError {
             Protocol::Anthropic => self.to_anthropic_json(),
             Protocol::Openai | Protocol::OpenaiResponses => self.to_openai_json(),
             Protocol::Gemini => super::gemini::wire_error_json(self),
+            Protocol::Bedrock => json!({"message": self.message}),
         }
     }
 }
@@ -1009,6 +1010,7 @@ fn error_kind(protocol: Protocol, class: ErrorClass) -> (&'static str, Option<&'
         Protocol::Anthropic => (crate::protocol::anthropic::error_type(class), None),
         Protocol::Openai | Protocol::OpenaiResponses => crate::protocol::chat::error_type(class),
         Protocol::Gemini => (crate::protocol::gemini::error_status(class).1, None),
+        Protocol::Bedrock => (crate::protocol::bedrock::error_for(class).1, None),
     }
 }
 
@@ -1053,7 +1055,10 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         C::RateLimited => 429,
         C::Overloaded => match protocol {
             Protocol::Anthropic => 529,
-            Protocol::Openai | Protocol::OpenaiResponses | Protocol::Gemini => 503,
+            Protocol::Openai
+            | Protocol::OpenaiResponses
+            | Protocol::Gemini
+            | Protocol::Bedrock => 503,
         },
         C::Auth => 401,
         C::Permission => 403,
@@ -1062,7 +1067,7 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         C::TooLarge => 413,
         C::BadRequest | C::ContextLength | C::ContentFilter => 400,
         C::Quota => match protocol {
-            Protocol::Anthropic => 400,
+            Protocol::Anthropic | Protocol::Bedrock => 400,
             Protocol::Openai | Protocol::OpenaiResponses | Protocol::Gemini => 429,
         },
         C::Timeout | C::Stalled => 504,
@@ -1075,6 +1080,11 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         Protocol::Anthropic => anthropic_error_body(err),
         Protocol::Openai | Protocol::OpenaiResponses => openai_error_body(err),
         Protocol::Gemini => super::gemini::error_body(status, err),
+        // boto3 reads the exception's name from `__type` when no `x-amzn-ErrorType` says it.
+        Protocol::Bedrock => json!({
+            "message": error_message(err),
+            "__type": crate::protocol::bedrock::error_for(err.class).1,
+        }),
     };
     let retry_after = err
         .retry_after

@@ -185,6 +185,8 @@ pub enum Protocol {
     /// Google Gemini (`POST /v1beta/models/{model}:streamGenerateContent`), and Vertex AI's
     /// flavour of it.
     Gemini,
+    /// AWS Bedrock Runtime's Converse API (`POST /model/{modelId}/converse-stream`).
+    Bedrock,
 }
 
 impl Protocol {
@@ -194,6 +196,7 @@ impl Protocol {
             Protocol::Openai => "openai",
             Protocol::OpenaiResponses => "openai_responses",
             Protocol::Gemini => "gemini",
+            Protocol::Bedrock => "bedrock",
         }
     }
 
@@ -223,8 +226,10 @@ impl std::str::FromStr for Protocol {
             "openai" => Ok(Protocol::Openai),
             "openai_responses" => Ok(Protocol::OpenaiResponses),
             "gemini" => Ok(Protocol::Gemini),
+            "bedrock" => Ok(Protocol::Bedrock),
             other => Err(format!(
-                "unknown protocol `{other}` (expected `anthropic`, `openai`, `openai_responses` or `gemini`)"
+                "unknown protocol `{other}` (expected `anthropic`, `openai`, `openai_responses`, \
+                 `gemini` or `bedrock`)"
             )),
         }
     }
@@ -238,6 +243,8 @@ impl Protocol {
             Protocol::Anthropic => super::anthropic::FORWARDED_HEADERS,
             Protocol::Openai | Protocol::OpenaiResponses => super::chat::FORWARDED_HEADERS,
             Protocol::Gemini => super::gemini::FORWARDED_HEADERS,
+            // A Converse client says nothing in its headers but its credentials.
+            Protocol::Bedrock => &[],
         }
     }
 }

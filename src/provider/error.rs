@@ -65,6 +65,7 @@ impl ErrorClass {
         if says("context_length_exceeded")
             || msg.contains("exceeds the maximum number of tokens allowed")
             || msg.contains("prompt is too long")
+            || msg.contains("input is too long")
             || msg.contains("context length")
             || msg.contains("context window")
         {
@@ -76,6 +77,13 @@ impl ErrorClass {
             || msg.contains("content management policy")
         {
             return ErrorClass::ContentFilter;
+        }
+        // Bedrock's exceptions say more than their statuses (a 424 is the model's failure, a 403
+        // a bad signature or a missing permission); `__type` names may carry a namespace.
+        if let Some(class) =
+            crate::protocol::bedrock::error_class(crate::protocol::bedrock::error_type_name(ty))
+        {
+            return class;
         }
         match status {
             Some(429) => return ErrorClass::RateLimited,

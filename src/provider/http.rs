@@ -10,7 +10,6 @@ use super::{
     StreamEvent, Timeouts,
 };
 use crate::secret::{Secrets, url_for_display};
-use bytes::Bytes;
 use futures::StreamExt;
 use futures::stream::BoxStream;
 use reqwest::header::{HeaderMap, HeaderValue, InvalidHeaderValue};
@@ -121,11 +120,14 @@ impl Failure {
                 error_type = fields
                     .get("type")
                     .and_then(text)
-                    .or_else(|| fields.get("status").and_then(text));
+                    .or_else(|| fields.get("status").and_then(text))
+                    // AWS's JSON protocols (`{"__type": "…#ValidationException", "message"}`).
+                    .or_else(|| fields.get("__type").and_then(text));
                 code = fields.get("code").and_then(text);
                 // `detail` is FastAPI's (some self-hosted servers).
                 message = fields
                     .get("message")
+                    .or_else(|| fields.get("Message"))
                     .or_else(|| fields.get("detail"))
                     .and_then(text);
             }
@@ -159,8 +161,22 @@ pub enum Flow {
     Finished,
 }
 
+/// How a protocol frames its stream.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Framing {
+    /// Server-sent events.
+    Sse,
+    /// AWS's binary event stream (`application/vnd.amazon.eventstream`, Bedrock's), each message
+    /// read as an event named by its `:event-type` (see [`super::bedrock::frames`]).
+    EventStream,
+}
+
 /// A wire protocol's event grammar: SSE events in, normalized events out.
 pub trait SseParser: Send + 'static {
+    /// How the stream is framed; SSE unless the protocol says otherwise.
+    fn framing(&self) -> Framing {
+        Framing::Sse
+    }
     /// Handle one SSE event, pushing the normalized events it means onto `out`. On `Err` the stream
     /// fails and whatever was pushed is dropped.
     fn event(&mut self, event: SseEvent, out: &mut VecDeque<StreamEvent>) -> Result<Flow, Failure>;
@@ -254,7 +270,7 @@ fn post_sse<P: SseParser>(
         http: http.clone(),
         parser,
         wire,
-        stage: Stage::Start(request),
+        stage: Stage::Start(Box::new(request)),
         ready: VecDeque::new(),
         limits: None,
         failed: None,
@@ -268,10 +284,11 @@ fn post_sse<P: SseParser>(
     .boxed()
 }
 
-type Body = SseStream<BoxStream<'static, Result<Bytes, reqwest::Error>>>;
+type Body = BoxStream<'static, Result<SseEvent, SseStreamError<reqwest::Error>>>;
 
 enum Stage {
-    Start(Result<reqwest::Request, String>),
+    // Boxed: the request is far larger than a running body, and is taken once.
+    Start(Box<Result<reqwest::Request, String>>),
     Streaming(Body),
     Ended,
 }
@@ -323,7 +340,7 @@ impl<P: SseParser> Attempt<P> {
             }
             let result = match std::mem::replace(&mut self.stage, Stage::Ended) {
                 Stage::Ended => return None,
-                Stage::Start(request) => self.open(request).await,
+                Stage::Start(request) => self.open(*request).await,
                 Stage::Streaming(body) => self.read(body).await,
             };
             if let Err(err) = result {
@@ -369,7 +386,10 @@ impl<P: SseParser> Attempt<P> {
             return Err(self.error_response(response).await);
         }
         let body = response.bytes_stream().boxed();
-        self.stage = Stage::Streaming(SseStream::new(body, self.max_event_bytes));
+        self.stage = Stage::Streaming(match self.parser.framing() {
+            Framing::Sse => SseStream::new(body, self.max_event_bytes).boxed(),
+            Framing::EventStream => super::bedrock::frames(body, self.max_event_bytes),
+        });
         Ok(())
     }
 
@@ -449,9 +469,17 @@ impl<P: SseParser> Attempt<P> {
             failure.class = ErrorClass::Quota;
         }
         let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
-        // Whichever of the two protocols' headers the provider sent.
+        // Whichever of the protocols' headers the provider sent.
         let request_id = header(crate::protocol::anthropic::REQUEST_ID_HEADER)
-            .or_else(|| header(crate::protocol::chat::REQUEST_ID_HEADER));
+            .or_else(|| header(crate::protocol::chat::REQUEST_ID_HEADER))
+            .or_else(|| header(crate::protocol::bedrock::REQUEST_ID_HEADER));
+        // AWS names the error in a header (Bedrock's `x-amzn-ErrorType`), its body only says why.
+        if let Some(name) = header(crate::protocol::bedrock::ERROR_TYPE_HEADER) {
+            let name = crate::protocol::bedrock::error_type_name(name).to_string();
+            failure.class =
+                ErrorClass::from_provider(Some(status), Some(&name), None, &failure.message);
+            failure.error_type = Some(name);
+        }
         if let Some(id) = request_id {
             failure.request_id = Some(id.to_string());
         }

@@ -5,6 +5,8 @@
 //! peek at the first item to decide whether the provider is healthy (the recipe's design).
 
 pub mod anthropic;
+pub mod aws;
+pub mod bedrock;
 pub mod error;
 pub mod gemini;
 pub mod http;
@@ -486,7 +488,8 @@ pub struct ProviderConfig {
     pub protocol: Protocol,
     /// For Anthropic, without `/v1` (`https://api.anthropic.com`); for OpenAI's two APIs (Chat
     /// Completions and Responses), with it (`https://api.openai.com/v1`), as the official clients
-    /// and their `*_BASE_URL` variables expect.
+    /// and their `*_BASE_URL` variables expect; for Bedrock, the endpoint (boto3's
+    /// `endpoint_url`, `https://bedrock-runtime.us-east-1.amazonaws.com`).
     pub base_url: String,
     pub api_key: ApiKey,
     pub model: String,
@@ -495,6 +498,9 @@ pub struct ProviderConfig {
     /// Every secret of this process (all providers' keys, the gateway's token, credentials in
     /// base URLs), removed from whatever this provider sends back.
     pub secrets: crate::secret::Secrets,
+    /// Bedrock's region and SigV4 credentials (`None` for the other protocols; a Bedrock
+    /// provider with a bearer token in `api_key` signs nothing).
+    pub aws: Option<aws::AwsAuth>,
 }
 
 impl ProviderConfig {
@@ -508,6 +514,7 @@ impl ProviderConfig {
             timeouts: Timeouts::default(),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             secrets: crate::secret::Secrets::default(),
+            aws: None,
         }
     }
 }
@@ -529,6 +536,7 @@ pub fn build_with(config: ProviderConfig, http: reqwest::Client) -> std::sync::A
             std::sync::Arc::new(responses::ResponsesClient::new(config, http))
         }
         Protocol::Gemini => std::sync::Arc::new(gemini::GeminiClient::new(config, http)),
+        Protocol::Bedrock => std::sync::Arc::new(bedrock::BedrockClient::new(config, http)),
     }
 }
 

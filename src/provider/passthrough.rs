@@ -44,6 +44,8 @@ pub fn body(request: &Request, protocol: Protocol, model: &str) -> Option<String
             Protocol::OpenaiResponses => ("input", Some("max_output_tokens")),
             // Gemini's body is its client's own (`provider::gemini`), never built here.
             Protocol::Gemini => return None,
+            // Converse bodies have their own passthrough (no `model` or `stream` in the body).
+            Protocol::Bedrock => return None,
         };
         set.push((list, appended(&fields, list, &turn)?));
         if let Some(limit) = limit {
@@ -55,7 +57,7 @@ pub fn body(request: &Request, protocol: Protocol, model: &str) -> Option<String
 
 /// The array `key` of `fields` with `item` appended, as JSON text, its items as they were sent.
 /// A Responses `input` given as a string is the user's one message.
-fn appended(fields: &Fields<'_>, key: &str, item: &Value) -> Option<String> {
+pub(crate) fn appended(fields: &Fields<'_>, key: &str, item: &Value) -> Option<String> {
     let raw = fields.raw(key)?;
     if json::kind(raw) == "a string" {
         let user = json!({"role": "user", "content": json::parse(raw).ok()?});

@@ -28,6 +28,10 @@ pub enum SseError {
     TooLarge { limit: usize },
     #[error("SSE event is not valid UTF-8")]
     InvalidUtf8,
+    /// A binary event-stream message (Bedrock's framing, read into the same events) that could
+    /// not be read.
+    #[error("{0}")]
+    EventStream(String),
 }
 
 pub type SseItem = Result<SseEvent, SseError>;

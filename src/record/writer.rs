@@ -409,6 +409,7 @@ fn default_key_var(protocol: crate::provider::Protocol) -> String {
             "OPENAI_API_KEY"
         }
         crate::provider::Protocol::Gemini => "GEMINI_API_KEY",
+        crate::provider::Protocol::Bedrock => "AWS_BEARER_TOKEN_BEDROCK",
     }
     .to_string()
 }

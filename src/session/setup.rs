@@ -466,6 +466,7 @@ fn secrets_of(configs: &[provider::ProviderConfig], token: Option<&str>) -> Secr
     for cfg in configs {
         all.push(cfg.api_key.expose().to_string());
         all.extend(crate::secret::url_secrets(&cfg.base_url));
+        all.extend(cfg.aws.iter().flat_map(provider::aws::AwsAuth::secrets));
     }
     Secrets::new(all)
 }
@@ -502,6 +503,20 @@ async fn demo(
             .ok_or_else(|| eyre!("simulated provider `{}` has no address", spec.name))?;
         let mut cfg = provider::ProviderConfig::new(&spec.name, spec.protocol, base_url);
         cfg.api_key = ApiKey::new("sim-key");
+        if spec.protocol == provider::Protocol::Bedrock {
+            // Signed with dummy credentials, as a real client signs (the simulator checks the
+            // signature's form, not the secret).
+            cfg.api_key = ApiKey::default();
+            cfg.aws = Some(provider::aws::AwsAuth {
+                region: provider::aws::DEFAULT_REGION.to_string(),
+                credentials: Some(provider::aws::AwsCredentials::new(
+                    "AKIASIMULATED0000000",
+                    "sim-secret-access-key",
+                    None,
+                    "the simulator's dummy credentials",
+                )),
+            });
+        }
         cfg.model = spec.model.clone();
         cfg.timeouts = config.timeouts();
         configs.push(cfg);

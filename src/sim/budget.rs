@@ -109,6 +109,10 @@ pub(crate) fn headers(protocol: Protocol, left: &Left) -> Vec<(&'static str, Str
         _ if left.budget.tokens == 0 => None,
         _ => Some((u64::from(left.budget.tokens), left.tokens)),
     };
+    // Bedrock states no rate limits in its headers.
+    if protocol == Protocol::Bedrock {
+        return Vec::new();
+    }
     let reset = match protocol {
         Protocol::Anthropic => {
             let at = chrono::Utc::now()
@@ -119,13 +123,17 @@ pub(crate) fn headers(protocol: Protocol, left: &Left) -> Vec<(&'static str, Str
             let at = at + chrono::Duration::milliseconds(999);
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         }
-        Protocol::Openai | Protocol::OpenaiResponses => chat::reset_duration(left.reset_in),
+        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock => {
+            chat::reset_duration(left.reset_in)
+        }
         // Google states no rate limits in headers: a spent budget is only its 429's RetryInfo.
         Protocol::Gemini => return Vec::new(),
     };
     let table: &[(LimitDimension, [&'static str; 3])] = match protocol {
         Protocol::Anthropic => &anthropic::RATE_LIMIT_HEADERS,
-        Protocol::Openai | Protocol::OpenaiResponses => &chat::RATE_LIMIT_HEADERS,
+        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock => {
+            &chat::RATE_LIMIT_HEADERS
+        }
         Protocol::Gemini => &[],
     };
     let mut out = Vec::new();

@@ -13,6 +13,7 @@
 //! (`/_sim`). The `breakerbox sim` command is `cmd/sim.rs`.
 
 mod anthropic;
+mod bedrock;
 mod budget;
 mod control;
 pub mod fault;
@@ -67,6 +68,7 @@ impl SimProviderSpec {
             Protocol::Anthropic => "claude-sonnet-5-5",
             Protocol::Openai | Protocol::OpenaiResponses => "gpt-6.2-sol",
             Protocol::Gemini => gemini::MODEL,
+            Protocol::Bedrock => crate::protocol::bedrock::DEFAULT_MODEL,
         };
         SimProviderSpec {
             name: name.into(),
@@ -186,8 +188,9 @@ impl Simulator {
                     format!("http://{url_host}/{}/v1", spec.name),
                     format!("http://{direct_host}/v1"),
                 ),
-                // The google-genai client's `http_options.base_url`: it adds `/v1beta/models/…`.
-                Protocol::Gemini => (
+                // The google-genai client's `http_options.base_url`: it adds `/v1beta/models/…`;
+                // boto3's `endpoint_url`: the model's path goes below it.
+                Protocol::Gemini | Protocol::Bedrock => (
                     format!("http://{url_host}/{}", spec.name),
                     format!("http://{direct_host}"),
                 ),

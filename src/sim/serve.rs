@@ -116,6 +116,49 @@ pub(crate) async fn answer_as(
     response
 }
 
+/// Bedrock's `POST /model/{model}/converse-stream` or `/converse`: a well-formed `Authorization`
+/// first (see [`super::bedrock::check_authorization`]), then [`answer`] with the path's model id
+/// and operation handed over in the body.
+pub(crate) async fn converse(
+    provider: Arc<ProviderState>,
+    model: String,
+    operation: String,
+    headers: axum::http::HeaderMap,
+    conn: Arc<ConnControl>,
+    body: Bytes,
+) -> Response {
+    use super::bedrock::{MODEL_FIELD, STREAM_FIELD};
+    let wire = wire(provider.spec.protocol);
+    let stream = match operation.as_str() {
+        "converse-stream" => true,
+        "converse" => false,
+        other => {
+            return not_found(format!(
+                "no operation `{other}`: use converse or converse-stream"
+            ));
+        }
+    };
+    let header = |name: &str| headers.get(name).and_then(|v| v.to_str().ok());
+    if let Err(message) =
+        super::bedrock::check_authorization(header("authorization"), header("x-amz-date"))
+    {
+        let meta = wire.new_meta(&mut super::rng::Rng::new(0), model, false);
+        return error_response(wire, super::bedrock::unauthorized(&message), &meta);
+    }
+    let body = match crate::json::Fields::parse(&body) {
+        Ok(fields) => Bytes::from(crate::json::with_fields(
+            &fields,
+            &[
+                (MODEL_FIELD, serde_json::json!(model).to_string()),
+                (STREAM_FIELD, stream.to_string()),
+            ],
+        )),
+        // Not an object: the protocol's own parser says so, as a 400.
+        Err(_) => body,
+    };
+    answer(provider, conn, body).await
+}
+
 /// The 429 of a spent budget: retry after the window turns, the headers saying nothing is left.
 fn budget_spent(
     wire: &dyn Wire,
@@ -232,7 +275,7 @@ fn streamed(
     success(
         wire,
         meta,
-        "text/event-stream; charset=utf-8",
+        wire.stream_content_type(),
         stream::body(plan, tracker),
     )
 }
@@ -293,7 +336,7 @@ async fn whole(
     }
 }
 
-fn error_response(wire: &dyn Wire, error: ErrorReply, meta: &Meta) -> Response {
+pub(crate) fn error_response(wire: &dyn Wire, error: ErrorReply, meta: &Meta) -> Response {
     let mut response = (error.status, axum::Json(error.body)).into_response();
     let headers = response.headers_mut();
     for (name, value) in error

@@ -205,6 +205,7 @@ pub(crate) fn shared_router(state: Arc<SimState>) -> Router {
             "/{name}/v1beta1/projects/{project}/locations/{location}/publishers/google/models/{target}",
             post(super::gemini::shared_vertex),
         )
+        .route("/{name}/model/{model}/{operation}", post(shared_converse))
         .fallback(|| async { not_found("no such path on the simulator".to_string()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
@@ -217,6 +218,26 @@ fn direct_router(provider: Arc<ProviderState>) -> Router {
             .route(path, post(super::gemini::direct))
             .route("/v1/models/{target}", post(super::gemini::direct))
             .fallback(move || async move { not_found(format!("this port serves POST {path}")) })
+            .layer(DefaultBodyLimit::max(BODY_LIMIT))
+            .with_state(provider);
+    }
+    if provider.spec.protocol == Protocol::Bedrock {
+        return Router::new()
+            .route(
+                "/model/{model}/{operation}",
+                post(
+                    |State(p): State<Arc<ProviderState>>,
+                     Path((model, operation)): Path<(String, String)>,
+                     Extension(conn): Extension<Arc<ConnControl>>,
+                     headers: axum::http::HeaderMap,
+                     body: Bytes| {
+                        super::serve::converse(p, model, operation, headers, conn, body)
+                    },
+                ),
+            )
+            .fallback(|| async {
+                not_found("this port serves POST /model/{modelId}/converse-stream".into())
+            })
             .layer(DefaultBodyLimit::max(BODY_LIMIT))
             .with_state(provider);
     }
@@ -279,6 +300,26 @@ async fn shared_responses(
     body: Bytes,
 ) -> Response {
     shared(&state, &name, Protocol::OpenaiResponses, conn, body).await
+}
+
+async fn shared_converse(
+    State(state): State<Arc<SimState>>,
+    Path((name, model, operation)): Path<(String, String, String)>,
+    Extension(conn): Extension<Arc<ConnControl>>,
+    headers: axum::http::HeaderMap,
+    body: Bytes,
+) -> Response {
+    match state.provider(&name) {
+        Ok(p) if p.spec.protocol == Protocol::Bedrock => {
+            super::serve::converse(Arc::clone(p), model, operation, headers, conn, body).await
+        }
+        Ok(p) => not_found(format!(
+            "`{name}` speaks the {} protocol: POST /{name}{}",
+            p.spec.protocol,
+            wire(p.spec.protocol).path()
+        )),
+        Err(e) => not_found(format!("{e} (there are: {})", state.names())),
+    }
 }
 
 async fn shared(

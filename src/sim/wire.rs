@@ -83,6 +83,10 @@ pub(crate) trait Wire: Send + Sync {
     fn path(&self) -> &'static str;
     /// The response header carrying the request id.
     fn request_id_header(&self) -> &'static str;
+    /// A stream's content type.
+    fn stream_content_type(&self) -> &'static str {
+        "text/event-stream; charset=utf-8"
+    }
     fn new_meta(&self, rng: &mut Rng, model: String, include_usage: bool) -> Meta;
     /// Read a request body (see [`fields`]); the error is a message for a 400.
     fn parse_request(&self, body: &[u8]) -> Result<SimRequest, String>;
@@ -118,6 +122,7 @@ pub(crate) fn wire(protocol: Protocol) -> &'static dyn Wire {
         Protocol::Openai => &super::openai::Openai,
         Protocol::OpenaiResponses => &super::responses::Responses,
         Protocol::Gemini => &super::gemini::Gemini,
+        Protocol::Bedrock => &super::bedrock::Bedrock,
     }
 }
 

@@ -384,6 +384,7 @@ fn error_responses_have_the_right_status_and_classify_back() {
                 Protocol::Openai | Protocol::OpenaiResponses | Protocol::Gemini => {
                     assert!(body["error"]["message"].is_string())
                 }
+                Protocol::Bedrock => assert!(body["message"].is_string()),
             }
             if class == ErrorClass::RateLimited {
                 assert_eq!(status, 429);

@@ -9,6 +9,7 @@ mod support;
 
 mod ask;
 mod attach;
+mod bedrock;
 mod breaker_props;
 mod cli;
 mod config;

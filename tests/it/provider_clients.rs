@@ -30,6 +30,7 @@ fn timed_client(protocol: Protocol, base_url: String, timeouts: Timeouts) -> Arc
     let base_url = match protocol {
         Protocol::Anthropic | Protocol::Gemini => base_url,
         Protocol::Openai | Protocol::OpenaiResponses => format!("{base_url}/v1"),
+        Protocol::Bedrock => base_url,
     };
     provider::build(config(protocol, base_url, timeouts)).unwrap()
 }

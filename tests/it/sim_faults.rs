@@ -17,6 +17,7 @@ fn path(name: &str, protocol: Protocol) -> String {
         Protocol::Gemini => {
             format!("/{name}/v1beta/models/gemini-test:streamGenerateContent?alt=sse")
         }
+        Protocol::Bedrock => format!("/{name}/model/m/converse-stream"),
     }
 }
 
@@ -157,6 +158,7 @@ async fn error_faults_answer_with_status_headers_and_body() {
                         assert_eq!(code, Some(case.openai_code), "{what}: {error}");
                         assert!(headers.contains_key("x-request-id"));
                     }
+                    Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
                 }
                 match case.fault {
                     "rate_limit:retry_after=1500ms" => {
@@ -403,6 +405,7 @@ async fn mid_stream_error_is_an_in_stream_error_event() {
                     );
                     assert!(!text.contains("response.completed"));
                 }
+                Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
             }
             assert_eq!(tokens(&text), 2, "{name} {fault}");
         }
@@ -484,6 +487,7 @@ async fn no_done_completes_without_the_end_marker() {
                 assert_eq!(last.as_deref(), Some("response.output_item.done"));
                 assert!(!text.contains("response.completed"));
             }
+            Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
         }
     }
 }

@@ -476,6 +476,7 @@ async fn each_provider_also_answers_on_its_own_port() {
             Protocol::Anthropic => assert!(!direct.ends_with("/v1")),
             Protocol::Openai | Protocol::OpenaiResponses => assert!(direct.ends_with("/v1")),
             Protocol::Gemini => assert!(!direct.ends_with("/v1")),
+            Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
         }
         let response = post(&endpoint(&direct, protocol), &body_for(protocol, true)).await;
         assert_eq!(response.status(), 200, "{name}");
@@ -628,6 +629,7 @@ async fn streams_have_the_shape_of_the_recorded_fixtures() {
                     Protocol::Gemini => {
                         json!([{"functionDeclarations": [{"name": "get_weather", "parametersJsonSchema": weather_schema()}]}])
                     }
+                    Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
                 };
             }
             let text = post(&url(&sim, name, protocol), &body)

@@ -106,6 +106,10 @@ pub fn body_for(protocol: Protocol, stream: bool) -> Value {
             "systemInstruction": {"parts": [{"text": "You are terse."}]},
             "contents": [{"role": "user", "parts": [{"text": "Why is the sky blue?"}]}],
         }),
+        // The model and the operation are in the path (see `endpoint`).
+        Protocol::Bedrock => json!({
+            "messages": [{"role": "user", "content": [{"text": "Hello"}]}],
+        }),
     }
 }
 
@@ -123,6 +127,7 @@ pub fn endpoint(base: &str, protocol: Protocol) -> String {
         Protocol::Gemini => {
             format!("{base}/v1beta/models/gemini-test:streamGenerateContent?alt=sse")
         }
+        Protocol::Bedrock => format!("{base}/model/anthropic.claude-test-v1%3A0/converse-stream"),
     }
 }
 
