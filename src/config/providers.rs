@@ -38,6 +38,18 @@ pub struct ProviderEntry {
     /// One breaker for the provider (`provider`, the default) or one per model (`model`).
     #[serde(default)]
     pub breaker: BreakerScope,
+    /// Azure: the deployment to call (default: the target's model names it).
+    #[serde(default, deserialize_with = "super::azure::deployment")]
+    pub deployment: Option<String>,
+    /// Azure: the `api-version` of the deployment paths (default `2024-10-21`), or `v1` for the
+    /// v1 path (`/openai/v1/chat/completions`, no version).
+    #[serde(default, deserialize_with = "super::azure::api_version")]
+    pub api_version: Option<String>,
+    /// Azure: the variable holding an Entra ID token (default `AZURE_OPENAI_AD_TOKEN`); when it
+    /// has one, it is sent as `Authorization: Bearer` instead of the key (as `openai.AzureOpenAI`
+    /// prefers it).
+    #[serde(default)]
+    pub ad_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -258,6 +270,7 @@ impl ProviderEntry {
         self.api_key_env.as_deref().unwrap_or(match self.protocol {
             Protocol::Anthropic => "ANTHROPIC_API_KEY",
             Protocol::Openai | Protocol::OpenaiResponses => "OPENAI_API_KEY",
+            Protocol::Azure => crate::protocol::azure::API_KEY_ENV,
         })
     }
 
@@ -265,6 +278,7 @@ impl ProviderEntry {
         self.base_url_env.as_deref().unwrap_or(match self.protocol {
             Protocol::Anthropic => "ANTHROPIC_BASE_URL",
             Protocol::Openai | Protocol::OpenaiResponses => "OPENAI_BASE_URL",
+            Protocol::Azure => crate::protocol::azure::ENDPOINT_ENV,
         })
     }
 
@@ -282,13 +296,18 @@ impl ProviderEntry {
                 match self.protocol {
                     Protocol::Anthropic => "https://api.anthropic.com",
                     Protocol::Openai | Protocol::OpenaiResponses => "https://api.openai.com/v1",
+                    // Azure has no public endpoint: each resource has its own.
+                    Protocol::Azure => "https://YOUR-RESOURCE.openai.azure.com",
                 }
                 .to_string()
             });
+        let (api_key, azure) = super::azure::credential(self, env);
         ProviderConfig {
-            api_key: ApiKey::new(env(self.api_key_var()).unwrap_or_default()),
+            api_key: api_key
+                .unwrap_or_else(|| ApiKey::new(env(self.api_key_var()).unwrap_or_default())),
             model: self.model.clone(),
             timeouts,
+            azure,
             ..ProviderConfig::new(self.name(), self.protocol, base_url.trim_end_matches('/'))
         }
     }
@@ -296,7 +315,8 @@ impl ProviderEntry {
     /// The variable holding this provider's key, if it is not set.
     pub fn missing_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<&str> {
         let var = self.api_key_var();
-        env(var).filter(|v| !v.is_empty()).is_none().then_some(var)
+        let token = super::azure::credential(self, env).0.is_some();
+        (env(var).filter(|v| !v.is_empty()).is_none() && !token).then_some(var)
     }
 }
 
@@ -311,6 +331,9 @@ pub(super) fn default_providers() -> Vec<ProviderEntry> {
         accepts_prefill: None,
         context_window: None,
         breaker: BreakerScope::Provider,
+        deployment: None,
+        api_version: None,
+        ad_token_env: None,
     };
     vec![
         // Current as of assets/pricing.toml's date, and priced there (a test keeps them so).

@@ -310,6 +310,11 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
             post(openai_responses).get(responses_websocket),
         )
         .route("/v1/messages/count_tokens", post(count_tokens))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(super::azure::deployment_chat),
+        )
+        .route(protocol::azure::V1_PATH, post(super::azure::v1_chat))
         .route("/v1/models", get(models))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),
@@ -345,6 +350,8 @@ async fn agent_auth(
     let path = request.uri().path();
     let protocol = if path == protocol::chat::PATH {
         Protocol::Openai
+    } else if path.starts_with("/openai/") {
+        Protocol::Azure
     } else if path == protocol::responses::PATH {
         Protocol::OpenaiResponses
     } else if path.starts_with(protocol::anthropic::PATH)
@@ -491,6 +498,18 @@ async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
 
 impl Gateway {
     async fn proxy(&self, protocol: Protocol, headers: &HeaderMap, body: Body) -> Response {
+        self.proxy_as(protocol, headers, body, None).await
+    }
+
+    /// [`Gateway::proxy`], for a client whose path names the model (an Azure deployment's): the
+    /// body's `model` becomes `model`.
+    pub(super) async fn proxy_as(
+        &self,
+        protocol: Protocol,
+        headers: &HeaderMap,
+        body: Body,
+        model: Option<&str>,
+    ) -> Response {
         let asked = match per_request::asked(headers) {
             Ok(asked) => asked,
             Err(bad) => return bad_header(protocol, bad.header, &bad.message),
@@ -503,6 +522,12 @@ impl Gateway {
                 let (_, body, _) = wire::error_response(protocol, &err);
                 return json_response(unread.status, &body, None);
             }
+        };
+        let body = match (model, crate::json::Fields::parse(&body)) {
+            (Some(model), Ok(fields)) => {
+                Bytes::from(crate::json::with_field(&fields, "model", &json!(model)))
+            }
+            _ => body,
         };
         let (mut request, options, inbound) = match self.parse(protocol, headers, body) {
             Ok(parsed) => parsed,
@@ -571,7 +596,7 @@ impl Gateway {
     ) -> Result<Parsed, Response> {
         let mut inbound = None;
         let parsed = match protocol {
-            Protocol::Openai => wire::parse_openai_request(&body),
+            Protocol::Openai | Protocol::Azure => wire::parse_openai_request(&body),
             Protocol::Anthropic => wire::parse_anthropic_request(&body),
             Protocol::OpenaiResponses => {
                 responses::parse_request(&body).map(|(request, options, asked)| {
@@ -671,7 +696,10 @@ impl Gateway {
             return true;
         };
         let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-        [auth::presented_token(headers), api_key]
+        // Azure's clients send their key as `api-key`.
+        let azure_key =
+            (headers.get(protocol::azure::API_KEY_HEADER)).and_then(|v| v.to_str().ok());
+        [auth::presented_token(headers), api_key, azure_key]
             .into_iter()
             .flatten()
             .any(|presented| auth::token_matches(token, presented.trim()))
@@ -687,6 +715,7 @@ impl Gateway {
         let key = match protocol {
             Protocol::Anthropic => header("x-api-key").or(bearer),
             Protocol::Openai | Protocol::OpenaiResponses => bearer,
+            Protocol::Azure => header(protocol::azure::API_KEY_HEADER).or(bearer),
         }?
         .trim();
         let is_token = self
@@ -854,12 +883,14 @@ impl Reply {
                 let answered = self.answered(&events);
                 let own = passthrough::wire_events(&events).and_then(|wire| match self.protocol {
                     Protocol::Anthropic => passthrough::anthropic_message(&wire),
-                    Protocol::Openai => passthrough::openai_completion(&wire),
+                    Protocol::Openai | Protocol::Azure => passthrough::openai_completion(&wire),
                     Protocol::OpenaiResponses => passthrough::responses_object(&wire),
                 });
                 let body = own.unwrap_or_else(|| match self.protocol {
                     Protocol::Anthropic => wire::anthropic_message(&self.model, &events),
-                    Protocol::Openai => wire::openai_completion(&self.model, &events),
+                    Protocol::Openai | Protocol::Azure => {
+                        wire::openai_completion(&self.model, &events)
+                    }
                     Protocol::OpenaiResponses => {
                         responses::whole_response(&self.model, &events, self.inbound())
                     }
@@ -972,7 +1003,7 @@ impl Reply {
     fn encoder(&self) -> Box<dyn Encode> {
         match self.protocol {
             Protocol::Anthropic => Box::new(AnthropicEncoder::new(self.model.clone())),
-            Protocol::Openai => {
+            Protocol::Openai | Protocol::Azure => {
                 Box::new(OpenAiEncoder::new(self.model.clone(), self.include_usage))
             }
             Protocol::OpenaiResponses => {

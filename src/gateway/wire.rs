@@ -104,6 +104,11 @@ impl WireError {
         match protocol {
             Protocol::Anthropic => self.to_anthropic_json(),
             Protocol::Openai | Protocol::OpenaiResponses => self.to_openai_json(),
+            Protocol::Azure => crate::protocol::azure::error_body(
+                ErrorClass::BadRequest,
+                self.status,
+                &self.message,
+            ),
         }
     }
 }
@@ -1006,7 +1011,9 @@ fn refusal_finish(refused: bool, reason: String) -> String {
 fn error_kind(protocol: Protocol, class: ErrorClass) -> (&'static str, Option<&'static str>) {
     match protocol {
         Protocol::Anthropic => (crate::protocol::anthropic::error_type(class), None),
-        Protocol::Openai | Protocol::OpenaiResponses => crate::protocol::chat::error_type(class),
+        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Azure => {
+            crate::protocol::chat::error_type(class)
+        }
     }
 }
 
@@ -1051,7 +1058,7 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         C::RateLimited => 429,
         C::Overloaded => match protocol {
             Protocol::Anthropic => 529,
-            Protocol::Openai | Protocol::OpenaiResponses => 503,
+            Protocol::Openai | Protocol::OpenaiResponses | Protocol::Azure => 503,
         },
         C::Auth => 401,
         C::Permission => 403,
@@ -1061,7 +1068,7 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         C::BadRequest | C::ContextLength | C::ContentFilter => 400,
         C::Quota => match protocol {
             Protocol::Anthropic => 400,
-            Protocol::Openai | Protocol::OpenaiResponses => 429,
+            Protocol::Openai | Protocol::OpenaiResponses | Protocol::Azure => 429,
         },
         C::Timeout | C::Stalled => 504,
         C::Cancelled => 500,
@@ -1072,6 +1079,9 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
     let body = match protocol {
         Protocol::Anthropic => anthropic_error_body(err),
         Protocol::Openai | Protocol::OpenaiResponses => openai_error_body(err),
+        Protocol::Azure => {
+            crate::protocol::azure::error_body(err.class, status, &error_message(err))
+        }
     };
     let retry_after = err
         .retry_after

@@ -10,6 +10,7 @@
 //! nothing of the crate's; `provider` re-exports it under its old paths.
 
 pub mod anthropic;
+pub mod azure;
 pub mod chat;
 pub mod responses;
 mod vocab;

@@ -182,6 +182,9 @@ pub enum Protocol {
     Openai,
     /// The OpenAI Responses API (`POST /v1/responses`).
     OpenaiResponses,
+    /// Azure OpenAI: Chat Completions at a deployment's path or the v1 path, with Azure's key
+    /// header, errors, retry headers and content-filter results (`protocol::azure`).
+    Azure,
 }
 
 impl Protocol {
@@ -190,6 +193,7 @@ impl Protocol {
             Protocol::Anthropic => "anthropic",
             Protocol::Openai => "openai",
             Protocol::OpenaiResponses => "openai_responses",
+            Protocol::Azure => "azure",
         }
     }
 
@@ -218,8 +222,10 @@ impl std::str::FromStr for Protocol {
             "anthropic" => Ok(Protocol::Anthropic),
             "openai" => Ok(Protocol::Openai),
             "openai_responses" => Ok(Protocol::OpenaiResponses),
+            "azure" => Ok(Protocol::Azure),
             other => Err(format!(
-                "unknown protocol `{other}` (expected `anthropic`, `openai` or `openai_responses`)"
+                "unknown protocol `{other}` (expected `anthropic`, `openai`, `openai_responses` \
+                 or `azure`)"
             )),
         }
     }
@@ -232,6 +238,7 @@ impl Protocol {
         match self {
             Protocol::Anthropic => super::anthropic::FORWARDED_HEADERS,
             Protocol::Openai | Protocol::OpenaiResponses => super::chat::FORWARDED_HEADERS,
+            Protocol::Azure => super::azure::FORWARDED_HEADERS,
         }
     }
 }

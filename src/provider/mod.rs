@@ -5,6 +5,7 @@
 //! peek at the first item to decide whether the provider is healthy (the recipe's design).
 
 pub mod anthropic;
+pub mod azure;
 pub mod error;
 pub mod http;
 pub mod openai;
@@ -494,6 +495,8 @@ pub struct ProviderConfig {
     /// Every secret of this process (all providers' keys, the gateway's token, credentials in
     /// base URLs), removed from whatever this provider sends back.
     pub secrets: crate::secret::Secrets,
+    /// An Azure provider's deployment, API version and kind of credential (unused by the others).
+    pub azure: azure::Settings,
 }
 
 impl ProviderConfig {
@@ -507,6 +510,7 @@ impl ProviderConfig {
             timeouts: Timeouts::default(),
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             secrets: crate::secret::Secrets::default(),
+            azure: azure::Settings::default(),
         }
     }
 }
@@ -527,6 +531,7 @@ pub fn build_with(config: ProviderConfig, http: reqwest::Client) -> std::sync::A
         Protocol::OpenaiResponses => {
             std::sync::Arc::new(responses::ResponsesClient::new(config, http))
         }
+        Protocol::Azure => std::sync::Arc::new(azure::AzureClient::new(config, http)),
     }
 }
 

@@ -408,6 +408,7 @@ fn default_key_var(protocol: crate::provider::Protocol) -> String {
         crate::provider::Protocol::Openai | crate::provider::Protocol::OpenaiResponses => {
             "OPENAI_API_KEY"
         }
+        crate::provider::Protocol::Azure => crate::protocol::azure::API_KEY_ENV,
     }
     .to_string()
 }

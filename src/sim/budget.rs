@@ -119,11 +119,13 @@ pub(crate) fn headers(protocol: Protocol, left: &Left) -> Vec<(&'static str, Str
             let at = at + chrono::Duration::milliseconds(999);
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         }
-        Protocol::Openai | Protocol::OpenaiResponses => chat::reset_duration(left.reset_in),
+        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Azure => {
+            chat::reset_duration(left.reset_in)
+        }
     };
     let table: &[(LimitDimension, [&'static str; 3])] = match protocol {
         Protocol::Anthropic => &anthropic::RATE_LIMIT_HEADERS,
-        Protocol::Openai | Protocol::OpenaiResponses => &chat::RATE_LIMIT_HEADERS,
+        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Azure => &chat::RATE_LIMIT_HEADERS,
     };
     let mut out = Vec::new();
     for (dimension, [limit, remaining, reset_name]) in table {

@@ -1,7 +1,9 @@
 //! The simulated providers: an axum server speaking the real wire protocols, breaking on purpose.
 //!
 //! Each provider lives under `/{name}` on the shared port (Anthropic: `POST /{name}/v1/messages`,
-//! OpenAI: `POST /{name}/v1/chat/completions`, OpenAI's Responses API: `POST /{name}/v1/responses`)
+//! OpenAI: `POST /{name}/v1/chat/completions`, OpenAI's Responses API: `POST /{name}/v1/responses`,
+//! Azure OpenAI: `POST /{name}/openai/deployments/{deployment}/chat/completions?api-version=…` and
+//! `POST /{name}/openai/v1/chat/completions`)
 //! and also on a port of its own (the "direct" port), which `connect_refused` really closes. The
 //! control endpoint is `/_sim/…` on the shared port.
 //!
@@ -13,6 +15,7 @@
 //! (`/_sim`). The `breakerbox sim` command is `cmd/sim.rs`.
 
 mod anthropic;
+mod azure;
 mod budget;
 mod control;
 pub mod fault;
@@ -64,7 +67,8 @@ impl SimProviderSpec {
         let model = match protocol {
             // The default providers' models (config/providers.rs).
             Protocol::Anthropic => "claude-sonnet-5-5",
-            Protocol::Openai | Protocol::OpenaiResponses => "gpt-6.2-sol",
+            // Azure names the deployment's real model in its chunks.
+            Protocol::Openai | Protocol::OpenaiResponses | Protocol::Azure => "gpt-6.2-sol",
         };
         SimProviderSpec {
             name: name.into(),
@@ -183,6 +187,11 @@ impl Simulator {
                 Protocol::Openai | Protocol::OpenaiResponses => (
                     format!("http://{url_host}/{}/v1", spec.name),
                     format!("http://{direct_host}/v1"),
+                ),
+                // What `openai.AzureOpenAI` takes as its `azure_endpoint`.
+                Protocol::Azure => (
+                    format!("http://{url_host}/{}", spec.name),
+                    format!("http://{direct_host}"),
                 ),
             };
             providers.push(Arc::new(ProviderState::new(

@@ -107,6 +107,7 @@ pub(crate) fn wire(protocol: Protocol) -> &'static dyn Wire {
         Protocol::Anthropic => &super::anthropic::Anthropic,
         Protocol::Openai => &super::openai::Openai,
         Protocol::OpenaiResponses => &super::responses::Responses,
+        Protocol::Azure => &super::azure::Azure,
     }
 }
 
