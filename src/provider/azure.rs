@@ -199,3 +199,60 @@ mod tests {
         assert_eq!(h.get("api-key").unwrap(), "callers");
     }
 }
+
+#[cfg(test)]
+mod wire_tests {
+    #![allow(clippy::unwrap_used)]
+    use super::super::http::{SseParser, retry_after};
+    use super::super::sse::SseEvent;
+    use super::*;
+    use crate::provider::{StopReason, StreamEvent};
+    use std::collections::VecDeque;
+    use std::time::Duration;
+
+    #[test]
+    fn azures_millisecond_retry_header_is_read() {
+        let mut h = HeaderMap::new();
+        h.insert("x-ms-retry-after-ms", HeaderValue::from_static("1250"));
+        h.insert("retry-after", HeaderValue::from_static("2"));
+        assert_eq!(retry_after(&h), Some(Duration::from_millis(1250)));
+    }
+
+    /// Chunks as Azure streams them: the prompt's filter results first, with an empty id and model,
+    /// then the reply, which a content filter ends.
+    #[test]
+    fn the_real_model_comes_from_the_chunk_after_the_filter_results() {
+        let chunks = [
+            r#"{"choices":[],"created":0,"id":"","model":"","object":"","prompt_filter_results":[{"prompt_index":0,"content_filter_results":{"hate":{"filtered":false,"severity":"safe"}}}]}"#,
+            r#"{"choices":[{"content_filter_results":{},"delta":{"content":"","role":"assistant"},"finish_reason":null,"index":0}],"created":1,"id":"chatcmpl-A1","model":"gpt-4o-2024-11-20","object":"chat.completion.chunk"}"#,
+            r#"{"choices":[{"content_filter_results":{"violence":{"filtered":false,"severity":"safe"}},"delta":{"content":"Hi"},"finish_reason":null,"index":0}],"created":1,"id":"chatcmpl-A1","model":"gpt-4o-2024-11-20","object":"chat.completion.chunk"}"#,
+            r#"{"choices":[{"content_filter_results":{"violence":{"filtered":true,"severity":"medium"}},"delta":{},"finish_reason":"content_filter","index":0}],"created":1,"id":"chatcmpl-A1","model":"gpt-4o-2024-11-20","object":"chat.completion.chunk"}"#,
+            "[DONE]",
+        ];
+        let mut parser = OpenAiParser::default();
+        let mut out = VecDeque::new();
+        for data in chunks {
+            let event = SseEvent {
+                event: None,
+                data: data.to_string(),
+            };
+            parser.event(event, &mut out).unwrap();
+        }
+        let events: Vec<StreamEvent> = out.into_iter().collect();
+        assert_eq!(
+            events[0],
+            StreamEvent::MessageStart {
+                id: "chatcmpl-A1".into(),
+                model: "gpt-4o-2024-11-20".into()
+            }
+        );
+        assert_eq!(events[1], StreamEvent::TextDelta { text: "Hi".into() });
+        assert!(matches!(
+            events.last(),
+            Some(StreamEvent::Done {
+                stop_reason: StopReason::ContentFilter,
+                ..
+            })
+        ));
+    }
+}

@@ -10,6 +10,7 @@ mod support;
 mod agents;
 mod ask;
 mod attach;
+mod azure;
 mod breaker_props;
 mod config;
 mod console_detail;

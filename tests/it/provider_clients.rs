@@ -28,7 +28,7 @@ fn client(protocol: Protocol, server: &TestServer) -> Arc<dyn Provider> {
 
 fn timed_client(protocol: Protocol, base_url: String, timeouts: Timeouts) -> Arc<dyn Provider> {
     let base_url = match protocol {
-        Protocol::Anthropic => base_url,
+        Protocol::Anthropic | Protocol::Azure => base_url,
         Protocol::Openai | Protocol::OpenaiResponses => format!("{base_url}/v1"),
     };
     provider::build(config(protocol, base_url, timeouts)).unwrap()

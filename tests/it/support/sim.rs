@@ -97,7 +97,7 @@ pub fn weather_schema() -> Value {
 pub fn body_for(protocol: Protocol, stream: bool) -> Value {
     match protocol {
         Protocol::Anthropic => anthropic_body(stream),
-        Protocol::Openai => openai_body(stream, true),
+        Protocol::Openai | Protocol::Azure => openai_body(stream, true),
         Protocol::OpenaiResponses => json!({
             "model": "gpt-5", "input": "Hello", "stream": stream,
         }),
@@ -115,6 +115,7 @@ pub fn endpoint(base: &str, protocol: Protocol) -> String {
         Protocol::Anthropic => format!("{base}/v1/messages"),
         Protocol::Openai => format!("{base}/chat/completions"),
         Protocol::OpenaiResponses => format!("{base}/responses"),
+        Protocol::Azure => format!("{base}/openai/v1/chat/completions"),
     }
 }
 
