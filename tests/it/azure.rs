@@ -527,3 +527,37 @@ async fn other_protocols_clients_reach_an_azure_target_translated() {
     );
     gw.stop().await;
 }
+
+/// The official `openai.AzureOpenAI` client against the simulator and through the gateway
+/// (tests/sdk/check_azure.py).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_official_azure_client_accepts_the_simulator_and_the_gateway() {
+    let Some(python) = crate::support::sdk::python_with_sdks(
+        "the_official_azure_client_accepts_the_simulator_and_the_gateway",
+    ) else {
+        return;
+    };
+    let (gw, sim) = gateway().await;
+    let args = [
+        concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/check_azure.py").to_string(),
+        format!("http://{}", sim.addr()),
+        format!("http://{}", gw.addr),
+        TOKEN.to_string(),
+    ];
+    let output = tokio::task::spawn_blocking(move || {
+        std::process::Command::new(python)
+            .args(args)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    let stdout = String::from_utf8_lossy(&output.stdout);
+    println!("{stdout}");
+    assert!(
+        output.status.success(),
+        "the Azure SDK check failed:\n{stdout}\n{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    gw.stop().await;
+}
