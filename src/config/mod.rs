@@ -14,6 +14,7 @@
 //! Files: this one (the whole config and how it is read), `providers.rs` (providers, chains,
 //! routes), `sections.rs` (the sections of single settings), `values.rs`, `validate.rs`.
 
+mod azure;
 mod providers;
 mod sections;
 mod validate;

@@ -47,6 +47,18 @@ pub struct ProviderEntry {
     /// `AWS_PROFILE`, else the environment's keys, else `default`).
     #[serde(default)]
     pub profile: Option<String>,
+    /// Azure: the deployment to call (default: the target's model names it).
+    #[serde(default, deserialize_with = "super::azure::deployment")]
+    pub deployment: Option<String>,
+    /// Azure: the `api-version` of the deployment paths (default `2024-10-21`), or `v1` for the
+    /// v1 path (`/openai/v1/chat/completions`, no version).
+    #[serde(default, deserialize_with = "super::azure::api_version")]
+    pub api_version: Option<String>,
+    /// Azure: the variable holding an Entra ID token (default `AZURE_OPENAI_AD_TOKEN`); when it
+    /// has one, it is sent as `Authorization: Bearer` instead of the key (as `openai.AzureOpenAI`
+    /// prefers it).
+    #[serde(default)]
+    pub ad_token_env: Option<String>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
@@ -270,6 +282,7 @@ impl ProviderEntry {
             Protocol::Gemini => "GEMINI_API_KEY",
             // A Bedrock API key; without one the provider signs with AWS credentials.
             Protocol::Bedrock => "AWS_BEARER_TOKEN_BEDROCK",
+            Protocol::Azure => crate::protocol::azure::API_KEY_ENV,
         })
     }
 
@@ -293,6 +306,7 @@ impl ProviderEntry {
             Protocol::Gemini => "GOOGLE_GEMINI_BASE_URL",
             // The AWS SDKs' own variable for a Bedrock Runtime endpoint.
             Protocol::Bedrock => "AWS_ENDPOINT_URL_BEDROCK_RUNTIME",
+            Protocol::Azure => crate::protocol::azure::ENDPOINT_ENV,
         })
     }
 
@@ -318,17 +332,22 @@ impl ProviderEntry {
                 (Protocol::Openai | Protocol::OpenaiResponses, _) => {
                     "https://api.openai.com/v1".to_string()
                 }
+                // Azure has no public endpoint: each resource has its own.
+                (Protocol::Azure, _) => "https://YOUR-RESOURCE.openai.azure.com".to_string(),
                 (Protocol::Gemini, _) => "https://generativelanguage.googleapis.com".to_string(),
                 (Protocol::Bedrock, auth) => crate::protocol::bedrock::regional_endpoint(
                     auth.as_ref()
                         .map_or(crate::provider::aws::DEFAULT_REGION, |a| a.region.as_str()),
                 ),
             });
+        let (api_key, azure) = super::azure::credential(self, env);
         ProviderConfig {
-            api_key: ApiKey::new(self.api_key_from(env).unwrap_or_default()),
+            api_key: api_key
+                .unwrap_or_else(|| ApiKey::new(self.api_key_from(env).unwrap_or_default())),
             model: self.model.clone(),
             timeouts,
             aws,
+            azure,
             ..ProviderConfig::new(self.name(), self.protocol, base_url.trim_end_matches('/'))
         }
     }
@@ -337,7 +356,7 @@ impl ProviderEntry {
     /// when it has a bearer token or AWS credentials (then nothing is missing).
     pub fn missing_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<&str> {
         let var = self.api_key_var();
-        let has_key = self.api_key_from(env).is_some();
+        let has_key = self.api_key_from(env).is_some() || super::azure::credential(self, env).0.is_some();
         let signs = || {
             self.protocol == Protocol::Bedrock
                 && crate::provider::aws::AwsAuth::resolve(
@@ -365,6 +384,9 @@ pub(super) fn default_providers() -> Vec<ProviderEntry> {
         breaker: BreakerScope::Provider,
         region: None,
         profile: None,
+        deployment: None,
+        api_version: None,
+        ad_token_env: None,
     };
     vec![
         // Current as of assets/pricing.toml's date, and priced there (a test keeps them so).

@@ -12,9 +12,11 @@
 //! - [`server`]: the HTTP server: `/v1/*`, `/events`, `/control`, `/metrics`, `/healthz`.
 //! - [`events`]: `/events`, with the history a late watcher needs.
 //! - [`auth`]: the token rules.
+//! - [`azure`]: Azure OpenAI's paths (`/openai/deployments/{deployment}/…`, `/openai/v1/…`).
 
 pub mod auth;
 pub mod bedrock;
+pub mod azure;
 pub mod events;
 pub mod gemini;
 pub mod passthrough;

@@ -313,6 +313,11 @@ pub fn router(gateway: Arc<Gateway>) -> Router {
         .route("/v1beta/models/{target}", post(gemini_generate))
         .route("/v1/models/{target}", post(gemini_generate))
         .route("/model/{model}/{operation}", post(converse))
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(super::azure::deployment_chat),
+        )
+        .route(protocol::azure::V1_PATH, post(super::azure::v1_chat))
         .route("/v1/models", get(models))
         .route_layer(middleware::from_fn_with_state(
             Arc::clone(&gateway),
@@ -348,6 +353,8 @@ async fn agent_auth(
     let path = request.uri().path();
     let protocol = if path == protocol::chat::PATH {
         Protocol::Openai
+    } else if path.starts_with("/openai/") {
+        Protocol::Azure
     } else if path == protocol::responses::PATH {
         Protocol::OpenaiResponses
     } else if path.starts_with("/v1beta/") || path.starts_with("/v1/models/") {
@@ -456,7 +463,7 @@ async fn gemini_generate(
 ) -> Response {
     match super::gemini::method(&target) {
         Ok(from_path) => {
-            gw.proxy_from(Protocol::Gemini, &headers, body, Some(from_path))
+            gw.proxy_from(Protocol::Gemini, &headers, body, Some(from_path), None)
                 .await
         }
         Err(e) => json_response(e.status, &e.to_json(Protocol::Gemini), None),
@@ -551,17 +558,30 @@ async fn count_tokens(State(gw): State<Arc<Gateway>>, headers: HeaderMap, body: 
 
 impl Gateway {
     async fn proxy(&self, protocol: Protocol, headers: &HeaderMap, body: Body) -> Response {
-        self.proxy_from(protocol, headers, body, None).await
+        self.proxy_from(protocol, headers, body, None, None).await
+    }
+
+    /// [`Gateway::proxy`], for a client whose path names the model (an Azure deployment's): the
+    /// body's `model` becomes `model`.
+    pub(super) async fn proxy_as(
+        &self,
+        protocol: Protocol,
+        headers: &HeaderMap,
+        body: Body,
+        model: Option<&str>,
+    ) -> Response {
+        self.proxy_from(protocol, headers, body, None, model).await
     }
 
     /// [`Gateway::proxy`] for a protocol whose path names the model and whether it streams
-    /// (Gemini's `{model}:{method}`).
+    /// (Gemini's `{model}:{method}`: `from_path`), or the model alone (`model`, set in the body).
     async fn proxy_from(
         &self,
         protocol: Protocol,
         headers: &HeaderMap,
         body: Body,
         from_path: Option<(String, bool)>,
+        model: Option<&str>,
     ) -> Response {
         let asked = match per_request::asked(headers) {
             Ok(asked) => asked,
@@ -575,6 +595,12 @@ impl Gateway {
                 let (_, body, _) = wire::error_response(protocol, &err);
                 return json_response(unread.status, &body, None);
             }
+        };
+        let body = match (model, crate::json::Fields::parse(&body)) {
+            (Some(model), Ok(fields)) => {
+                Bytes::from(crate::json::with_field(&fields, "model", &json!(model)))
+            }
+            _ => body,
         };
         let (mut request, options, inbound) = match self.parse(protocol, headers, body, from_path) {
             Ok(parsed) => parsed,
@@ -648,7 +674,7 @@ impl Gateway {
                 let (model, stream) = from_path.unwrap_or_default();
                 super::gemini::parse_request(&body, &model, stream)
             }
-            Protocol::Openai => wire::parse_openai_request(&body),
+            Protocol::Openai | Protocol::Azure => wire::parse_openai_request(&body),
             Protocol::Anthropic => wire::parse_anthropic_request(&body),
             Protocol::OpenaiResponses => {
                 responses::parse_request(&body).map(|(request, options, asked)| {
@@ -757,7 +783,10 @@ impl Gateway {
         };
         let api_key = headers.get("x-api-key").and_then(|v| v.to_str().ok());
         let google_key = (headers.get(protocol::gemini::KEY_HEADER)).and_then(|v| v.to_str().ok());
-        [auth::presented_token(headers), api_key, google_key]
+        // Azure's clients send their key as `api-key`.
+        let azure_key =
+            (headers.get(protocol::azure::API_KEY_HEADER)).and_then(|v| v.to_str().ok());
+        [auth::presented_token(headers), api_key, google_key, azure_key]
             .into_iter()
             .flatten()
             .any(|presented| auth::token_matches(token, presented.trim()))
@@ -774,6 +803,7 @@ impl Gateway {
             Protocol::Anthropic => header("x-api-key").or(bearer),
             Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock => bearer,
             Protocol::Gemini => header(protocol::gemini::KEY_HEADER).or(bearer),
+            Protocol::Azure => header(protocol::azure::API_KEY_HEADER).or(bearer),
         }?
         .trim();
         let is_token = self
@@ -941,14 +971,16 @@ impl Reply {
                 let answered = self.answered(&events);
                 let own = passthrough::wire_events(&events).and_then(|wire| match self.protocol {
                     Protocol::Anthropic => passthrough::anthropic_message(&wire),
-                    Protocol::Openai => passthrough::openai_completion(&wire),
+                    Protocol::Openai | Protocol::Azure => passthrough::openai_completion(&wire),
                     Protocol::OpenaiResponses => passthrough::responses_object(&wire),
                     Protocol::Gemini => super::gemini::whole_from_wire(&wire),
                     Protocol::Bedrock => None,
                 });
                 let body = own.unwrap_or_else(|| match self.protocol {
                     Protocol::Anthropic => wire::anthropic_message(&self.model, &events),
-                    Protocol::Openai => wire::openai_completion(&self.model, &events),
+                    Protocol::Openai | Protocol::Azure => {
+                        wire::openai_completion(&self.model, &events)
+                    }
                     Protocol::OpenaiResponses => {
                         responses::whole_response(&self.model, &events, self.inbound())
                     }
@@ -1063,7 +1095,7 @@ impl Reply {
     fn encoder(&self) -> Box<dyn Encode> {
         match self.protocol {
             Protocol::Anthropic => Box::new(AnthropicEncoder::new(self.model.clone())),
-            Protocol::Openai => {
+            Protocol::Openai | Protocol::Azure => {
                 Box::new(OpenAiEncoder::new(self.model.clone(), self.include_usage))
             }
             Protocol::OpenaiResponses => {

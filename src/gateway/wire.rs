@@ -106,6 +106,11 @@ impl WireError {
             Protocol::Openai | Protocol::OpenaiResponses => self.to_openai_json(),
             Protocol::Gemini => super::gemini::wire_error_json(self),
             Protocol::Bedrock => json!({"message": self.message}),
+            Protocol::Azure => crate::protocol::azure::error_body(
+                ErrorClass::BadRequest,
+                self.status,
+                &self.message,
+            ),
         }
     }
 }
@@ -1008,7 +1013,9 @@ fn refusal_finish(refused: bool, reason: String) -> String {
 fn error_kind(protocol: Protocol, class: ErrorClass) -> (&'static str, Option<&'static str>) {
     match protocol {
         Protocol::Anthropic => (crate::protocol::anthropic::error_type(class), None),
-        Protocol::Openai | Protocol::OpenaiResponses => crate::protocol::chat::error_type(class),
+        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Azure => {
+            crate::protocol::chat::error_type(class)
+        }
         Protocol::Gemini => (crate::protocol::gemini::error_status(class).1, None),
         Protocol::Bedrock => (crate::protocol::bedrock::error_for(class).1, None),
     }
@@ -1058,7 +1065,8 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
             Protocol::Openai
             | Protocol::OpenaiResponses
             | Protocol::Gemini
-            | Protocol::Bedrock => 503,
+            | Protocol::Bedrock
+            | Protocol::Azure => 503,
         },
         C::Auth => 401,
         C::Permission => 403,
@@ -1068,7 +1076,9 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
         C::BadRequest | C::ContextLength | C::ContentFilter => 400,
         C::Quota => match protocol {
             Protocol::Anthropic | Protocol::Bedrock => 400,
-            Protocol::Openai | Protocol::OpenaiResponses | Protocol::Gemini => 429,
+            Protocol::Openai | Protocol::OpenaiResponses | Protocol::Gemini | Protocol::Azure => {
+                429
+            }
         },
         C::Timeout | C::Stalled => 504,
         C::Cancelled => 500,
@@ -1085,6 +1095,9 @@ pub fn error_response(protocol: Protocol, err: &ProviderError) -> (u16, Value, O
             "message": error_message(err),
             "__type": crate::protocol::bedrock::error_for(err.class).1,
         }),
+        Protocol::Azure => {
+            crate::protocol::azure::error_body(err.class, status, &error_message(err))
+        }
     };
     let retry_after = err
         .retry_after

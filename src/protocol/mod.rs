@@ -11,6 +11,7 @@
 
 pub mod anthropic;
 pub mod bedrock;
+pub mod azure;
 pub mod chat;
 pub mod gemini;
 pub mod responses;

@@ -187,6 +187,9 @@ pub enum Protocol {
     Gemini,
     /// AWS Bedrock Runtime's Converse API (`POST /model/{modelId}/converse-stream`).
     Bedrock,
+    /// Azure OpenAI: Chat Completions at a deployment's path or the v1 path, with Azure's key
+    /// header, errors, retry headers and content-filter results (`protocol::azure`).
+    Azure,
 }
 
 impl Protocol {
@@ -197,6 +200,7 @@ impl Protocol {
             Protocol::OpenaiResponses => "openai_responses",
             Protocol::Gemini => "gemini",
             Protocol::Bedrock => "bedrock",
+            Protocol::Azure => "azure",
         }
     }
 
@@ -227,9 +231,10 @@ impl std::str::FromStr for Protocol {
             "openai_responses" => Ok(Protocol::OpenaiResponses),
             "gemini" => Ok(Protocol::Gemini),
             "bedrock" => Ok(Protocol::Bedrock),
+            "azure" => Ok(Protocol::Azure),
             other => Err(format!(
                 "unknown protocol `{other}` (expected `anthropic`, `openai`, `openai_responses`, \
-                 `gemini` or `bedrock`)"
+                 `gemini`, `bedrock` or `azure`)"
             )),
         }
     }
@@ -245,6 +250,7 @@ impl Protocol {
             Protocol::Gemini => super::gemini::FORWARDED_HEADERS,
             // A Converse client says nothing in its headers but its credentials.
             Protocol::Bedrock => &[],
+            Protocol::Azure => super::azure::FORWARDED_HEADERS,
         }
     }
 }

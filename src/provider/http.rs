@@ -628,7 +628,7 @@ fn truncate(mut text: String, max_chars: usize) -> String {
     text
 }
 
-/// `retry-after-ms` (milliseconds), else `retry-after` (seconds, possibly fractional, or an HTTP
+/// `retry-after-ms` or `x-ms-retry-after-ms` (milliseconds), else `retry-after` (seconds, possibly fractional, or an HTTP
 /// date), at most [`MAX_RETRY_AFTER`].
 pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let header = |name: &str| {
@@ -637,7 +637,11 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
             .and_then(|v| v.to_str().ok())
             .map(str::trim)
     };
-    if let Some(ms) = header("retry-after-ms").and_then(|v| v.parse::<f64>().ok()) {
+    // Azure's `x-ms-retry-after-ms` means the same as OpenAI's `retry-after-ms`.
+    let ms = crate::protocol::azure::RETRY_AFTER_MS_HEADERS
+        .iter()
+        .find_map(|name| header(name).and_then(|v| v.parse::<f64>().ok()));
+    if let Some(ms) = ms {
         if let Some(d) = seconds(ms / 1000.0) {
             return Some(d);
         }

@@ -7,6 +7,7 @@
 pub mod anthropic;
 pub mod aws;
 pub mod bedrock;
+pub mod azure;
 pub mod error;
 pub mod gemini;
 pub mod http;
@@ -501,6 +502,8 @@ pub struct ProviderConfig {
     /// Bedrock's region and SigV4 credentials (`None` for the other protocols; a Bedrock
     /// provider with a bearer token in `api_key` signs nothing).
     pub aws: Option<aws::AwsAuth>,
+    /// An Azure provider's deployment, API version and kind of credential (unused by the others).
+    pub azure: azure::Settings,
 }
 
 impl ProviderConfig {
@@ -515,6 +518,7 @@ impl ProviderConfig {
             max_event_bytes: DEFAULT_MAX_EVENT_BYTES,
             secrets: crate::secret::Secrets::default(),
             aws: None,
+            azure: azure::Settings::default(),
         }
     }
 }
@@ -537,6 +541,7 @@ pub fn build_with(config: ProviderConfig, http: reqwest::Client) -> std::sync::A
         }
         Protocol::Gemini => std::sync::Arc::new(gemini::GeminiClient::new(config, http)),
         Protocol::Bedrock => std::sync::Arc::new(bedrock::BedrockClient::new(config, http)),
+        Protocol::Azure => std::sync::Arc::new(azure::AzureClient::new(config, http)),
     }
 }
 

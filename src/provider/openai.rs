@@ -29,9 +29,6 @@ impl OpenAiClient {
     /// [`super::passthrough`]), else built from it; the model defaults to the configured one.
     pub fn request_body(&self, request: &Request) -> String {
         let model = request.model_or(&self.config.model);
-        if let Some(body) = super::passthrough::body(request, Protocol::Openai, model) {
-            return body;
-        }
         // api.openai.com rejects `max_tokens` for reasoning models (GPT-5, o-series) and wants
         // `max_completion_tokens`, which many compatible servers do not know; so only OpenAI gets it.
         let max_tokens_field = if self.config.base_url.contains("api.openai.com") {
@@ -39,70 +36,87 @@ impl OpenAiClient {
         } else {
             "max_tokens"
         };
-        let mut body = json!({
-            "model": model,
-            "stream": true,
-            "stream_options": { "include_usage": true },
-        });
-        body[max_tokens_field] = json!(request.max_tokens);
-        if let Some(t) = request.temperature {
-            body["temperature"] = json!(t);
-        }
-        if let Some(p) = request.top_p {
-            body["top_p"] = json!(p);
-        }
-        if !request.stop.is_empty() {
-            body["stop"] = json!(request.stop);
-        }
-        if let (Some(parallel), false) = (request.parallel_tool_calls, request.tools.is_empty()) {
-            body["parallel_tool_calls"] = json!(parallel);
-        }
-        if let Some(user) = &request.user {
-            body["user"] = json!(user);
-        }
-        if let Some(effort) = &request.reasoning_effort {
-            body["reasoning_effort"] = json!(effort);
-        }
-        if let Some(format) = &request.output_format {
-            body["response_format"] = format.to_openai(true);
-        }
-        if let (Some(choice), false) = (&request.tool_choice, request.tools.is_empty()) {
-            body["tool_choice"] = match choice {
-                ToolChoice::Auto => json!("auto"),
-                ToolChoice::None => json!("none"),
-                ToolChoice::Any => json!("required"),
-                ToolChoice::Tool { name } => {
-                    json!({"type": "function", "function": {"name": name}})
-                }
-            };
-        }
-        if !request.tools.is_empty() {
-            let tools: Vec<Value> = request
-                .tools
-                .iter()
-                .map(|t| {
-                    let mut function = json!({ "name": t.name, "parameters": t.input_schema });
-                    if !t.description.is_empty() {
-                        function["description"] = json!(t.description);
-                    }
-                    json!({ "type": "function", "function": function })
-                })
-                .collect();
-            body["tools"] = json!(tools);
-        }
-        // The messages one at a time: a long conversation is never a tree in memory.
-        let system = request
-            .system
-            .iter()
-            .map(|system| json!({ "role": "system", "content": system }));
-        let messages = request.messages.iter().flat_map(|message| {
-            let mut out = Vec::new();
-            push_messages(message.role, &message.content, &mut out);
-            out
-        });
-        json::object_with_array(&body, "messages", system.chain(messages))
+        chat_body(request, Protocol::Openai, model, max_tokens_field)
     }
+}
 
+/// The Chat Completions body for `request` asking `model`, with the output limit in
+/// `max_tokens_field`: the caller's own when it came in `protocol` (see [`super::passthrough`]),
+/// else built from it. Azure's client ([`super::azure`]) writes its bodies with it too.
+pub fn chat_body(
+    request: &Request,
+    protocol: Protocol,
+    model: &str,
+    max_tokens_field: &str,
+) -> String {
+    if let Some(body) = super::passthrough::body(request, protocol, model) {
+        return body;
+    }
+    let mut body = json!({
+        "model": model,
+        "stream": true,
+        "stream_options": { "include_usage": true },
+    });
+    body[max_tokens_field] = json!(request.max_tokens);
+    if let Some(t) = request.temperature {
+        body["temperature"] = json!(t);
+    }
+    if let Some(p) = request.top_p {
+        body["top_p"] = json!(p);
+    }
+    if !request.stop.is_empty() {
+        body["stop"] = json!(request.stop);
+    }
+    if let (Some(parallel), false) = (request.parallel_tool_calls, request.tools.is_empty()) {
+        body["parallel_tool_calls"] = json!(parallel);
+    }
+    if let Some(user) = &request.user {
+        body["user"] = json!(user);
+    }
+    if let Some(effort) = &request.reasoning_effort {
+        body["reasoning_effort"] = json!(effort);
+    }
+    if let Some(format) = &request.output_format {
+        body["response_format"] = format.to_openai(true);
+    }
+    if let (Some(choice), false) = (&request.tool_choice, request.tools.is_empty()) {
+        body["tool_choice"] = match choice {
+            ToolChoice::Auto => json!("auto"),
+            ToolChoice::None => json!("none"),
+            ToolChoice::Any => json!("required"),
+            ToolChoice::Tool { name } => {
+                json!({"type": "function", "function": {"name": name}})
+            }
+        };
+    }
+    if !request.tools.is_empty() {
+        let tools: Vec<Value> = request
+            .tools
+            .iter()
+            .map(|t| {
+                let mut function = json!({ "name": t.name, "parameters": t.input_schema });
+                if !t.description.is_empty() {
+                    function["description"] = json!(t.description);
+                }
+                json!({ "type": "function", "function": function })
+            })
+            .collect();
+        body["tools"] = json!(tools);
+    }
+    // The messages one at a time: a long conversation is never a tree in memory.
+    let system = request
+        .system
+        .iter()
+        .map(|system| json!({ "role": "system", "content": system }));
+    let messages = request.messages.iter().flat_map(|message| {
+        let mut out = Vec::new();
+        push_messages(message.role, &message.content, &mut out);
+        out
+    });
+    json::object_with_array(&body, "messages", system.chain(messages))
+}
+
+impl OpenAiClient {
     fn headers(&self, key: &ApiKey) -> Result<HeaderMap, InvalidHeaderValue> {
         let mut headers = HeaderMap::new();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
@@ -352,8 +366,10 @@ impl SseParser for OpenAiParser {
         {
             return Err(Failure::from_error_body(None, &event.data));
         }
+        // Azure's first chunk has an empty `id` and `model` (it carries only the prompt's filter
+        // results): the message starts with the first chunk that names itself, and its model.
         if !self.started {
-            if let Some(id) = chunk.id {
+            if let Some(id) = chunk.id.filter(|id| !id.is_empty()) {
                 self.started = true;
                 out.push_back(StreamEvent::MessageStart {
                     id,

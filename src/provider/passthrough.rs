@@ -23,7 +23,7 @@ pub fn body(request: &Request, protocol: Protocol, model: &str) -> Option<String
         ("model", json!(model).to_string()),
         ("stream", "true".to_string()),
     ];
-    if protocol == Protocol::Openai {
+    if matches!(protocol, Protocol::Openai | Protocol::Azure) {
         let mut options = match fields.value("stream_options") {
             Some(Value::Object(options)) => options,
             _ => Map::new(),
@@ -35,7 +35,7 @@ pub fn body(request: &Request, protocol: Protocol, model: &str) -> Option<String
         let turn = json!({"role": "assistant", "content": text});
         let (list, limit) = match protocol {
             Protocol::Anthropic => ("messages", Some("max_tokens")),
-            Protocol::Openai => (
+            Protocol::Openai | Protocol::Azure => (
                 "messages",
                 ["max_completion_tokens", "max_tokens"]
                     .into_iter()

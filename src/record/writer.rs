@@ -410,6 +410,7 @@ fn default_key_var(protocol: crate::provider::Protocol) -> String {
         }
         crate::provider::Protocol::Gemini => "GEMINI_API_KEY",
         crate::provider::Protocol::Bedrock => "AWS_BEARER_TOKEN_BEDROCK",
+        crate::provider::Protocol::Azure => crate::protocol::azure::API_KEY_ENV,
     }
     .to_string()
 }

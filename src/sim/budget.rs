@@ -123,7 +123,7 @@ pub(crate) fn headers(protocol: Protocol, left: &Left) -> Vec<(&'static str, Str
             let at = at + chrono::Duration::milliseconds(999);
             at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         }
-        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock => {
+        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock | Protocol::Azure => {
             chat::reset_duration(left.reset_in)
         }
         // Google states no rate limits in headers: a spent budget is only its 429's RetryInfo.
@@ -131,7 +131,7 @@ pub(crate) fn headers(protocol: Protocol, left: &Left) -> Vec<(&'static str, Str
     };
     let table: &[(LimitDimension, [&'static str; 3])] = match protocol {
         Protocol::Anthropic => &anthropic::RATE_LIMIT_HEADERS,
-        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock => {
+        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Bedrock | Protocol::Azure => {
             &chat::RATE_LIMIT_HEADERS
         }
         Protocol::Gemini => &[],

@@ -1,7 +1,9 @@
 //! The simulated providers: an axum server speaking the real wire protocols, breaking on purpose.
 //!
 //! Each provider lives under `/{name}` on the shared port (Anthropic: `POST /{name}/v1/messages`,
-//! OpenAI: `POST /{name}/v1/chat/completions`, OpenAI's Responses API: `POST /{name}/v1/responses`)
+//! OpenAI: `POST /{name}/v1/chat/completions`, OpenAI's Responses API: `POST /{name}/v1/responses`,
+//! Azure OpenAI: `POST /{name}/openai/deployments/{deployment}/chat/completions?api-version=…` and
+//! `POST /{name}/openai/v1/chat/completions`)
 //! and also on a port of its own (the "direct" port), which `connect_refused` really closes. The
 //! control endpoint is `/_sim/…` on the shared port.
 //!
@@ -14,6 +16,7 @@
 
 mod anthropic;
 mod bedrock;
+mod azure;
 mod budget;
 mod control;
 pub mod fault;
@@ -66,7 +69,8 @@ impl SimProviderSpec {
         let model = match protocol {
             // The default providers' models (config/providers.rs).
             Protocol::Anthropic => "claude-sonnet-5-5",
-            Protocol::Openai | Protocol::OpenaiResponses => "gpt-6.2-sol",
+            // Azure names the deployment's real model in its chunks.
+            Protocol::Openai | Protocol::OpenaiResponses | Protocol::Azure => "gpt-6.2-sol",
             Protocol::Gemini => gemini::MODEL,
             Protocol::Bedrock => crate::protocol::bedrock::DEFAULT_MODEL,
         };
@@ -189,8 +193,9 @@ impl Simulator {
                     format!("http://{direct_host}/v1"),
                 ),
                 // The google-genai client's `http_options.base_url`: it adds `/v1beta/models/…`;
-                // boto3's `endpoint_url`: the model's path goes below it.
-                Protocol::Gemini | Protocol::Bedrock => (
+                // boto3's `endpoint_url`: the model's path goes below it; what
+                // `openai.AzureOpenAI` takes as its `azure_endpoint`.
+                Protocol::Gemini | Protocol::Bedrock | Protocol::Azure => (
                     format!("http://{url_host}/{}", spec.name),
                     format!("http://{direct_host}"),
                 ),

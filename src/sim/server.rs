@@ -3,7 +3,8 @@
 //! listening (for `connect_refused`) and listen again on the same port.
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, Extension, Path, State};
+use axum::extract::{DefaultBodyLimit, Extension, Path, Query, State};
+use axum::http::HeaderMap;
 use axum::response::Response;
 use axum::routing::{get, post, put};
 use bytes::Bytes;
@@ -19,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
+use super::azure;
 use super::control;
 use super::serve::{answer, count_tokens, not_found};
 use super::state::{ProviderState, SimState};
@@ -206,12 +208,20 @@ pub(crate) fn shared_router(state: Arc<SimState>) -> Router {
             post(super::gemini::shared_vertex),
         )
         .route("/{name}/model/{model}/{operation}", post(shared_converse))
+        .route(
+            "/{name}/openai/deployments/{deployment}/chat/completions",
+            post(shared_azure_deployment),
+        )
+        .route("/{name}/openai/v1/chat/completions", post(shared_azure_v1))
         .fallback(|| async { not_found("no such path on the simulator".to_string()) })
         .layer(DefaultBodyLimit::max(BODY_LIMIT))
         .with_state(state)
 }
 
 fn direct_router(provider: Arc<ProviderState>) -> Router {
+    if provider.spec.protocol == Protocol::Azure {
+        return direct_azure_router(provider);
+    }
     let path = wire(provider.spec.protocol).path();
     if provider.spec.protocol == Protocol::Gemini {
         return Router::new()
@@ -341,4 +351,100 @@ async fn shared(
         ));
     }
     answer(provider, conn, body).await
+}
+
+/// The `api-version` of an Azure request's query.
+#[derive(serde::Deserialize)]
+pub(crate) struct AzureQuery {
+    #[serde(rename = "api-version")]
+    api_version: Option<String>,
+}
+
+/// An Azure provider's own port: its two paths.
+fn direct_azure_router(provider: Arc<ProviderState>) -> Router {
+    Router::new()
+        .route(
+            "/openai/deployments/{deployment}/chat/completions",
+            post(
+                |State(p): State<Arc<ProviderState>>,
+                 Extension(conn): Extension<Arc<ConnControl>>,
+                 Query(query): Query<AzureQuery>,
+                 headers: HeaderMap,
+                 body: Bytes| {
+                    azure::chat(
+                        p,
+                        conn,
+                        azure::Path::Deployment,
+                        query.api_version,
+                        headers,
+                        body,
+                    )
+                },
+            ),
+        )
+        .route(
+            "/openai/v1/chat/completions",
+            post(
+                |State(p): State<Arc<ProviderState>>,
+                 Extension(conn): Extension<Arc<ConnControl>>,
+                 headers: HeaderMap,
+                 body: Bytes| {
+                    azure::chat(p, conn, azure::Path::V1, None, headers, body)
+                },
+            ),
+        )
+        .fallback(|| async {
+            not_found(
+                "this port serves POST /openai/deployments/{deployment}/chat/completions and \
+                 /openai/v1/chat/completions"
+                    .to_string(),
+            )
+        })
+        .layer(DefaultBodyLimit::max(BODY_LIMIT))
+        .with_state(provider)
+}
+
+async fn shared_azure_deployment(
+    State(state): State<Arc<SimState>>,
+    Path((name, _deployment)): Path<(String, String)>,
+    Query(query): Query<AzureQuery>,
+    Extension(conn): Extension<Arc<ConnControl>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let path = azure::Path::Deployment;
+    shared_azure(&state, &name, path, query.api_version, conn, headers, body).await
+}
+
+async fn shared_azure_v1(
+    State(state): State<Arc<SimState>>,
+    Path(name): Path<String>,
+    Extension(conn): Extension<Arc<ConnControl>>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    shared_azure(&state, &name, azure::Path::V1, None, conn, headers, body).await
+}
+
+async fn shared_azure(
+    state: &SimState,
+    name: &str,
+    path: azure::Path,
+    api_version: Option<String>,
+    conn: Arc<ConnControl>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Response {
+    let provider = match state.provider(name) {
+        Ok(p) => Arc::clone(p),
+        Err(e) => return not_found(format!("{e} (there are: {})", state.names())),
+    };
+    if provider.spec.protocol != Protocol::Azure {
+        let protocol = provider.spec.protocol;
+        return not_found(format!(
+            "`{name}` speaks the {protocol} protocol: POST /{name}{}",
+            wire(protocol).path()
+        ));
+    }
+    azure::chat(provider, conn, path, api_version, headers, body).await
 }

@@ -123,6 +123,7 @@ pub(crate) fn wire(protocol: Protocol) -> &'static dyn Wire {
         Protocol::OpenaiResponses => &super::responses::Responses,
         Protocol::Gemini => &super::gemini::Gemini,
         Protocol::Bedrock => &super::bedrock::Bedrock,
+        Protocol::Azure => &super::azure::Azure,
     }
 }
 

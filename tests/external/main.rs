@@ -13,6 +13,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod agents;
+mod azure_sdk;
 mod bedrock_sdk;
 #[allow(dead_code)] // the integration tests' gateway helper, shared as it is
 #[path = "../it/support/gateway.rs"]
@@ -58,6 +59,11 @@ fn main() -> ExitCode {
     checks.add("gemini_sdk::google_genai_works_through_the_gateway", &genai, |py| {
         gemini_sdk::google_genai_works_through_the_gateway(&py)
     });
+    checks.add(
+        "azure_sdk::the_official_azure_client_accepts_the_simulator_and_the_gateway",
+        &python,
+        |py| azure_sdk::the_official_azure_client_accepts_the_simulator_and_the_gateway(&py),
+    );
     let boto3 = needs::python_importing(&["boto3"], PIP_SDKS);
     checks.add("bedrock_sdk::boto3_bedrock_runtime_accepts_the_simulator", &boto3, |py| {
         bedrock_sdk::boto3_bedrock_runtime_accepts_the_simulator(&py)

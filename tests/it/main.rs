@@ -10,6 +10,7 @@ mod support;
 mod ask;
 mod attach;
 mod bedrock;
+mod azure;
 mod breaker_props;
 mod cli;
 mod config;

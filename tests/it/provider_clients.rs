@@ -29,6 +29,7 @@ fn client(protocol: Protocol, server: &TestServer) -> Arc<dyn Provider> {
 fn timed_client(protocol: Protocol, base_url: String, timeouts: Timeouts) -> Arc<dyn Provider> {
     let base_url = match protocol {
         Protocol::Anthropic | Protocol::Gemini => base_url,
+        Protocol::Azure => base_url,
         Protocol::Openai | Protocol::OpenaiResponses => format!("{base_url}/v1"),
         Protocol::Bedrock => base_url,
     };

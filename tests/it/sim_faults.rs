@@ -18,6 +18,7 @@ fn path(name: &str, protocol: Protocol) -> String {
             format!("/{name}/v1beta/models/gemini-test:streamGenerateContent?alt=sse")
         }
         Protocol::Bedrock => format!("/{name}/model/m/converse-stream"),
+        Protocol::Azure => format!("/{name}/openai/v1/chat/completions"),
     }
 }
 
@@ -131,9 +132,14 @@ async fn error_faults_answer_with_status_headers_and_body() {
                 assert!(message.contains(case.message_has), "{what}: {message}");
                 let expected_status = match (case.fault, protocol) {
                     ("quota", Protocol::Anthropic) => 400,
-                    ("quota", Protocol::Openai | Protocol::OpenaiResponses) => 429,
+                    ("quota", Protocol::Openai | Protocol::OpenaiResponses | Protocol::Azure) => {
+                        429
+                    }
                     ("overloaded", Protocol::Anthropic) => 529,
-                    ("overloaded", Protocol::Openai | Protocol::OpenaiResponses) => 503,
+                    (
+                        "overloaded",
+                        Protocol::Openai | Protocol::OpenaiResponses | Protocol::Azure,
+                    ) => 503,
                     _ => case.status,
                 };
                 assert_eq!(status, expected_status, "{what}");
@@ -159,6 +165,8 @@ async fn error_faults_answer_with_status_headers_and_body() {
                         assert!(headers.contains_key("x-request-id"));
                     }
                     Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
+                    // Azure's are tested in tests/it/azure.rs.
+                    Protocol::Azure => assert!(body["error"]["code"].is_string(), "{what}"),
                 }
                 match case.fault {
                     "rate_limit:retry_after=1500ms" => {
@@ -379,7 +387,7 @@ async fn mid_stream_error_is_an_in_stream_error_event() {
                     assert_eq!(data["error"]["type"], error_type);
                     assert!(!text.contains("message_stop"));
                 }
-                Protocol::Openai => {
+                Protocol::Openai | Protocol::Azure => {
                     assert_eq!(data["error"]["type"], error_type);
                     assert!(data["error"]["message"].is_string());
                     assert!(!text.contains("[DONE]"));
@@ -473,7 +481,7 @@ async fn no_done_completes_without_the_end_marker() {
             Protocol::Anthropic => {
                 assert!(text.contains("\"message_delta\"") && !text.contains("message_stop"));
             }
-            Protocol::Openai => {
+            Protocol::Openai | Protocol::Azure => {
                 assert!(text.contains("\"finish_reason\":\"stop\"") && !text.contains("[DONE]"));
                 assert!(
                     text.contains("\"choices\":[]"),

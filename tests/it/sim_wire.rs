@@ -473,7 +473,7 @@ async fn each_provider_also_answers_on_its_own_port() {
         let direct = sim.direct_base_url(name).unwrap();
         assert_ne!(direct, sim.base_url(name).unwrap());
         match protocol {
-            Protocol::Anthropic => assert!(!direct.ends_with("/v1")),
+            Protocol::Anthropic | Protocol::Azure => assert!(!direct.ends_with("/v1")),
             Protocol::Openai | Protocol::OpenaiResponses => assert!(direct.ends_with("/v1")),
             Protocol::Gemini => assert!(!direct.ends_with("/v1")),
             Protocol::Bedrock => unreachable!("Bedrock is tested in bedrock.rs"),
@@ -620,7 +620,7 @@ async fn streams_have_the_shape_of_the_recorded_fixtures() {
                     Protocol::Anthropic => {
                         json!([{"name": "get_weather", "input_schema": weather_schema()}])
                     }
-                    Protocol::Openai => {
+                    Protocol::Openai | Protocol::Azure => {
                         json!([{"type": "function", "function": {"name": "get_weather", "parameters": weather_schema()}}])
                     }
                     Protocol::OpenaiResponses => {

@@ -97,7 +97,7 @@ pub fn weather_schema() -> Value {
 pub fn body_for(protocol: Protocol, stream: bool) -> Value {
     match protocol {
         Protocol::Anthropic => anthropic_body(stream),
-        Protocol::Openai => openai_body(stream, true),
+        Protocol::Openai | Protocol::Azure => openai_body(stream, true),
         Protocol::OpenaiResponses => json!({
             "model": "gpt-5", "input": "Hello", "stream": stream,
         }),
@@ -128,6 +128,7 @@ pub fn endpoint(base: &str, protocol: Protocol) -> String {
             format!("{base}/v1beta/models/gemini-test:streamGenerateContent?alt=sse")
         }
         Protocol::Bedrock => format!("{base}/model/anthropic.claude-test-v1%3A0/converse-stream"),
+        Protocol::Azure => format!("{base}/openai/v1/chat/completions"),
     }
 }
 
