@@ -313,12 +313,24 @@ fn runs(buffer: &Buffer, y: u16) -> Vec<Run> {
     runs
 }
 
-/// The console draws no wide glyphs today; this keeps a future one from shifting its row.
+/// East Asian wide glyphs and emoji take two columns. The console draws none today; this keeps a
+/// future one from shifting the rest of its row.
 fn is_wide(symbol: &str) -> bool {
-    symbol
-        .chars()
-        .next()
-        .is_some_and(|c| matches!(u32::from(c), 0x1100..=0x115F | 0x2E80..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60 | 0xFFE0..=0xFFE6 | 0x1F300..=0x1FAFF | 0x20000..=0x3FFFD))
+    const WIDE: [(u32, u32); 9] = [
+        (0x1100, 0x115F),
+        (0x2E80, 0xA4CF),
+        (0xAC00, 0xD7A3),
+        (0xF900, 0xFAFF),
+        (0xFE30, 0xFE4F),
+        (0xFF00, 0xFF60),
+        (0xFFE0, 0xFFE6),
+        (0x1F300, 0x1FAFF),
+        (0x20000, 0x3FFFD),
+    ];
+    symbol.chars().next().is_some_and(|c| {
+        let c = u32::from(c);
+        WIDE.iter().any(|&(from, to)| (from..=to).contains(&c))
+    })
 }
 
 fn write_run(out: &mut String, y: u16, run: &Run) {

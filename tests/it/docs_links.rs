@@ -135,7 +135,11 @@ fn broken_links(root: &Path) -> Vec<String> {
             broken.push(format!("{}: unreadable", file.display()));
             continue;
         };
-        let shown = file.strip_prefix(root).unwrap_or(&file).display().to_string();
+        let shown = file
+            .strip_prefix(root)
+            .unwrap_or(&file)
+            .display()
+            .to_string();
         let dir = file.parent().unwrap_or(root);
         for (line, prose) in prose(&text) {
             for target in link_targets(&prose) {
@@ -216,7 +220,10 @@ fn anchors_are_githubs() {
         slug("The gateway (breakerbox serve)"),
         "the-gateway-breakerbox-serve"
     );
-    assert_eq!(slug("Failover: what the engine does"), "failover-what-the-engine-does");
+    assert_eq!(
+        slug("Failover: what the engine does"),
+        "failover-what-the-engine-does"
+    );
     assert_eq!(slug("Recording and replay"), "recording-and-replay");
     assert_eq!(slug("See [the docs](docs/README.md)"), "see-the-docs");
 }

@@ -24,12 +24,26 @@ fn the_committed_picture_is_what_the_console_draws() {
 fn the_picture_is_the_demo_console_in_an_incident() {
     let svg = screenshot::picture().unwrap();
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
-    for seen in ["DEMO", "breakerbox", "OPEN", "half-open in", "rate_limited", "r38", "event log"] {
+    for seen in [
+        "DEMO",
+        "breakerbox",
+        "OPEN",
+        "half-open in",
+        "rate_limited",
+        "r38",
+        "event log",
+    ] {
         assert!(svg.contains(seen), "the picture shows {seen:?}");
     }
     // In colour: the open breaker red (reversed on the selected row, so a red background behind
     // it), the closed one green.
     assert!(svg.contains(r##"fill="#cd3131"/>"##), "a red background");
-    assert!(svg.contains(r##"fill="#0dbc79">closed"##), "closed in green");
-    assert_eq!(svg.matches("<text ").count(), svg.matches("</text>").count());
+    assert!(
+        svg.contains(r##"fill="#0dbc79">closed"##),
+        "closed in green"
+    );
+    assert_eq!(
+        svg.matches("<text ").count(),
+        svg.matches("</text>").count()
+    );
 }
