@@ -5,24 +5,24 @@
 
 #[allow(dead_code)]
 #[path = "../../examples/screenshot.rs"]
-mod screenshot;
+mod example;
 
 #[test]
 fn the_committed_picture_is_what_the_console_draws() {
-    let drawn = screenshot::picture().unwrap();
-    let path = screenshot::root().join(screenshot::PICTURE);
+    let drawn = example::picture().unwrap();
+    let path = example::root().join(example::PICTURE);
     let committed = std::fs::read_to_string(&path).unwrap();
     assert!(
         committed == drawn,
         "{} is stale: regenerate it with `cargo run --example screenshot -- {}` and commit it",
         path.display(),
-        screenshot::PICTURE,
+        example::PICTURE,
     );
 }
 
 #[test]
 fn the_picture_is_the_demo_console_in_an_incident() {
-    let svg = screenshot::picture().unwrap();
+    let svg = example::picture().unwrap();
     assert!(svg.starts_with("<svg xmlns=\"http://www.w3.org/2000/svg\""));
     for seen in [
         "DEMO",
