@@ -1,4 +1,4 @@
-//! The command line (DESIGN.md's contract). Each command has one entry point; see `main.rs`.
+//! The command line (docs/cli.md). Each command has one entry point; see `main.rs`.
 
 use clap::{Args, Parser, Subcommand};
 use std::net::SocketAddr;

@@ -1,7 +1,8 @@
 //! breakerbox: a multi-provider LLM failover engine with a live operator console.
 //!
 //! The architecture is one stream of [`event::Event`]s: the engine publishes, the console, the
-//! recorder and the tests fold. See DESIGN.md in the project's shared notes and the README.
+//! recorder and the tests fold. See docs/architecture.md (the data flow and the layout) and the
+//! README.
 
 pub mod attach;
 pub mod cli;

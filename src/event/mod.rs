@@ -1,4 +1,4 @@
-//! The event vocabulary (DESIGN.md), the bus that carries it and the folds that read it.
+//! The event vocabulary (docs/events.md), the bus that carries it and the folds that read it.
 //!
 //! Everything the console shows, the recorder writes, the metrics count and the tests assert is a
 //! fold over one stream of these events ([`Fold`], [`follow`]). Names and fields are a contract:

@@ -18,7 +18,7 @@
 //! OpenAI: `previous_response_id`, `conversation`, `prompt`, `background`, `item_reference`,
 //! `file_id`), or dropped where dropping keeps an agent working (`reasoning` items, the records of
 //! OpenAI-hosted tool runs, and the `web_search`, `image_generation` and `tool_search` tools): the
-//! README's table says which.
+//! table in docs/gateway.md says which.
 
 use std::collections::HashMap;
 use std::sync::Arc;

@@ -1,5 +1,6 @@
 //! Translation between the two inbound protocols (OpenAI Chat Completions, Anthropic Messages) and
-//! breakerbox's own types, following PROTOCOLS.md.
+//! breakerbox's own types; what maps and what is dropped is in docs/gateway.md ("What translation
+//! keeps" and the Responses API's tables).
 //!
 //! - Inbound: [`parse_openai_request`] and [`parse_anthropic_request`] turn a client's JSON body into a
 //!   [`Request`] plus [`InboundOptions`]; a body we cannot honour is a [`WireError`] (HTTP 400) naming
@@ -322,7 +323,7 @@ pub(crate) fn temperature(obj: &Map<String, Value>) -> Result<Option<f32>, WireE
 
 /// Text of a `content` that is a string or an array of text parts / blocks. Other part kinds
 /// (images, audio, files, documents) have no place here: a target of the client's protocol gets
-/// them as sent (a passthrough), one of another protocol does not (README: what translation keeps).
+/// them as sent (a passthrough), one of another protocol does not (docs/gateway.md: what translation keeps).
 fn text_parts(value: &Value, path: &str) -> Result<Vec<String>, WireError> {
     match value {
         Value::Null => Ok(Vec::new()),
@@ -961,7 +962,7 @@ fn anthropic_block(block: &Value, path: &str) -> Result<Option<Content>, WireErr
         }
         // Server tool blocks, search results, thinking (its signature is only valid
         // for the model that wrote it) and blocks added later: a target of the client's protocol
-        // gets them as sent; across protocols they are not carried (README).
+        // gets them as sent; across protocols they are not carried (docs/gateway.md).
         _ => None,
     })
 }

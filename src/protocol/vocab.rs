@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 use std::fmt;
 
-/// The class of a failure (DESIGN.md). Whether a class is retried or failed over is policy, decided
+/// The class of a failure (docs/engine.md, "Classification"). Whether a class is retried or failed over is policy, decided
 /// by the engine, not here.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -1,5 +1,6 @@
 //! What the wire protocols have in common, and the trait each implements (`anthropic.rs`,
-//! `openai.rs`, `responses.rs`). Formats follow PROTOCOLS.md and the recorded fixtures of the official SDKs.
+//! `openai.rs`, `responses.rs`). Formats follow the providers' API references and the
+//! recorded fixtures of the official SDKs (tests/fixtures/).
 
 use crate::json::{self, Fields, NotAnObject};
 use axum::http::StatusCode;

@@ -952,7 +952,7 @@ async fn system_messages_within_the_conversation_stay_in_place_where_the_target_
 }
 
 /// Between OpenAI's two APIs, reasoning effort and a JSON schema for the reply have equivalents:
-/// they cross (an Anthropic target gets neither: see the README's table).
+/// they cross (an Anthropic target gets neither: see the table in docs/gateway.md).
 #[tokio::test]
 async fn reasoning_effort_and_the_reply_schema_cross_between_openais_two_apis() {
     let schema =

@@ -1,4 +1,4 @@
-//! The simulator's wire formats, checked on the raw bytes against PROTOCOLS.md and the recorded
+//! The simulator's wire formats, checked on the raw bytes against the providers' API references and the recorded
 //! fixtures: framing, event order, ids, usage, end markers, headers, tool calls, plain JSON replies.
 
 use crate::support::sim::*;
