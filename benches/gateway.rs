@@ -200,10 +200,10 @@ fn process_tree(pid: u32) -> Vec<u32> {
             else {
                 continue;
             };
-            if let Some(fields) = stat_fields(p) {
-                if let Some(ppid) = fields.get(1).and_then(|f| f.parse().ok()) {
-                    parents.push((p, ppid));
-                }
+            if let Some(fields) = stat_fields(p)
+                && let Some(ppid) = fields.get(1).and_then(|f| f.parse().ok())
+            {
+                parents.push((p, ppid));
             }
         }
     }

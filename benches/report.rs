@@ -88,7 +88,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
             chain_name: None,
             failover: None,
         })?;
-        if n % 500 == 0 {
+        if n.is_multiple_of(500) {
             g.emit(EventKind::BreakerChanged {
                 provider: "anthropic".into(),
                 model: None,
@@ -110,7 +110,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
         }
         let mut attempt = 1;
         let mut provider = 0usize;
-        if n % 7 == 0 {
+        if n.is_multiple_of(7) {
             g.emit(EventKind::AttemptStarted {
                 request_id: id.clone(),
                 attempt,
@@ -133,7 +133,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
             attempt += 1;
             provider = 1;
         }
-        if n % 50 == 0 {
+        if n.is_multiple_of(50) {
             g.emit(EventKind::RequestFinished {
                 request_id: id.clone(),
                 outcome: Outcome::Error,
@@ -151,7 +151,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
             continue;
         }
         let (name, _, model) = PROVIDERS[provider];
-        let cut = n % 13 == 0;
+        let cut = n.is_multiple_of(13);
         for round in 0..if cut { 2 } else { 1 } {
             g.emit(EventKind::AttemptStarted {
                 request_id: id.clone(),

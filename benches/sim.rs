@@ -50,7 +50,7 @@ async fn one_stream(
 ) -> Result<StreamResult, String> {
     // Distinct prompts, so replies differ as they would in real traffic.
     let prompt = format!("Question number {i}: why is the sky blue?");
-    let (url, body) = if i % 2 == 0 {
+    let (url, body) = if i.is_multiple_of(2) {
         (
             format!("{base}/anthropic/v1/messages"),
             serde_json::json!({

@@ -356,7 +356,8 @@ impl ProviderEntry {
     /// when it has a bearer token or AWS credentials (then nothing is missing).
     pub fn missing_key(&self, env: &dyn Fn(&str) -> Option<String>) -> Option<&str> {
         let var = self.api_key_var();
-        let has_key = self.api_key_from(env).is_some() || super::azure::credential(self, env).0.is_some();
+        let has_key =
+            self.api_key_from(env).is_some() || super::azure::credential(self, env).0.is_some();
         let signs = || {
             self.protocol == Protocol::Bedrock
                 && crate::provider::aws::AwsAuth::resolve(

@@ -52,7 +52,7 @@ mod tests {
         assert_eq!((c.bytes, c.cut), (4, false));
         let long = "é".repeat(COPY_BYTES_KEPT);
         let c = osc52(&long);
-        assert!(c.cut && c.bytes <= COPY_BYTES_KEPT && c.bytes % 2 == 0);
+        assert!(c.cut && c.bytes <= COPY_BYTES_KEPT && c.bytes.is_multiple_of(2));
         assert!(c.sequence.len() < COPY_BYTES_KEPT * 4 / 3 + 16);
     }
 }

@@ -62,7 +62,7 @@ impl Pool {
                 f64::from(shared.in_flight(m.provider.name())) / f64::from(m.weight.max(1))
             }),
             PoolStrategy::LowestLatency => {
-                if self.rng.next() % EXPLORE_ONE_IN == 0 {
+                if self.rng.next().is_multiple_of(EXPLORE_ONE_IN) {
                     return order;
                 }
                 sorted_by(order, |i| {

@@ -393,16 +393,18 @@ fn join_part(parts: &mut Vec<Value>, part: Value) {
             && p.as_object()
                 .is_some_and(|o| o.keys().all(|k| k == "text" || k == "thought"))
     };
-    if let Some(last) = parts.last_mut() {
-        if plain(last) && plain(&part) && last.get("thought") == part.get("thought") {
-            let joined = format!(
-                "{}{}",
-                last["text"].as_str().unwrap_or_default(),
-                part["text"].as_str().unwrap_or_default()
-            );
-            last["text"] = json!(joined);
-            return;
-        }
+    if let Some(last) = parts.last_mut()
+        && plain(last)
+        && plain(&part)
+        && last.get("thought") == part.get("thought")
+    {
+        let joined = format!(
+            "{}{}",
+            last["text"].as_str().unwrap_or_default(),
+            part["text"].as_str().unwrap_or_default()
+        );
+        last["text"] = json!(joined);
+        return;
     }
     parts.push(part);
 }

@@ -15,8 +15,8 @@
 //! - [`azure`]: Azure OpenAI's paths (`/openai/deployments/{deployment}/…`, `/openai/v1/…`).
 
 pub mod auth;
-pub mod bedrock;
 pub mod azure;
+pub mod bedrock;
 pub mod events;
 pub mod gemini;
 pub mod passthrough;

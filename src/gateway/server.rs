@@ -786,10 +786,15 @@ impl Gateway {
         // Azure's clients send their key as `api-key`.
         let azure_key =
             (headers.get(protocol::azure::API_KEY_HEADER)).and_then(|v| v.to_str().ok());
-        [auth::presented_token(headers), api_key, google_key, azure_key]
-            .into_iter()
-            .flatten()
-            .any(|presented| auth::token_matches(token, presented.trim()))
+        [
+            auth::presented_token(headers),
+            api_key,
+            google_key,
+            azure_key,
+        ]
+        .into_iter()
+        .flatten()
+        .any(|presented| auth::token_matches(token, presented.trim()))
     }
 
     /// The client's own API key for a passthrough route (never the gateway's token).

@@ -450,15 +450,14 @@ pub(crate) fn push_message(messages: &mut Vec<Message>, role: Role, mut content:
     // and a long conversation would pay four times over.
     content.shrink_to_fit();
     let is_result = |c: &Content| matches!(c, Content::ToolResult { .. });
-    if let Some(last) = messages.last_mut() {
-        if role == Role::User
-            && last.role == Role::User
-            && (content.iter().any(is_result) || last.content.iter().any(is_result))
-        {
-            last.content.extend(content);
-            last.content.shrink_to_fit();
-            return;
-        }
+    if let Some(last) = messages.last_mut()
+        && role == Role::User
+        && last.role == Role::User
+        && (content.iter().any(is_result) || last.content.iter().any(is_result))
+    {
+        last.content.extend(content);
+        last.content.shrink_to_fit();
+        return;
     }
     messages.push(Message { role, content });
 }
@@ -1239,10 +1238,10 @@ impl AnthropicEncoder {
     }
 
     fn ensure_block(&mut self, kind: BlockKind, out: &mut Vec<String>) -> u32 {
-        if let Some((index, open)) = self.open {
-            if open == kind {
-                return index;
-            }
+        if let Some((index, open)) = self.open
+            && open == kind
+        {
+            return index;
         }
         self.close_block(out);
         let index = self.next_index;

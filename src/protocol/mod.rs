@@ -10,8 +10,8 @@
 //! nothing of the crate's; `provider` re-exports it under its old paths.
 
 pub mod anthropic;
-pub mod bedrock;
 pub mod azure;
+pub mod bedrock;
 pub mod chat;
 pub mod gemini;
 pub mod responses;

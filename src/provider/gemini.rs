@@ -337,10 +337,10 @@ impl SseParser for GeminiParser {
             return Err(Failure::from_error_body(None, &event.data));
         }
         let candidates = chunk.get("candidates").and_then(Value::as_array);
-        if candidates.is_none_or(|c| c.is_empty()) {
-            if let Some(failure) = blocked(&chunk) {
-                return Err(failure);
-            }
+        if candidates.is_none_or(|c| c.is_empty())
+            && let Some(failure) = blocked(&chunk)
+        {
+            return Err(failure);
         }
         self.start(&chunk, out);
         if let Some(candidate) = candidates.and_then(|c| c.first()) {

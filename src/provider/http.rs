@@ -641,10 +641,10 @@ pub fn retry_after(headers: &HeaderMap) -> Option<Duration> {
     let ms = crate::protocol::azure::RETRY_AFTER_MS_HEADERS
         .iter()
         .find_map(|name| header(name).and_then(|v| v.parse::<f64>().ok()));
-    if let Some(ms) = ms {
-        if let Some(d) = seconds(ms / 1000.0) {
-            return Some(d);
-        }
+    if let Some(ms) = ms
+        && let Some(d) = seconds(ms / 1000.0)
+    {
+        return Some(d);
     }
     let value = header("retry-after")?;
     if let Ok(secs) = value.parse::<f64>() {

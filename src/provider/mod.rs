@@ -6,8 +6,8 @@
 
 pub mod anthropic;
 pub mod aws;
-pub mod bedrock;
 pub mod azure;
+pub mod bedrock;
 pub mod error;
 pub mod gemini;
 pub mod http;

@@ -337,11 +337,11 @@ impl OpenAiParser {
                 name: None,
                 arguments: None,
             });
-            if let (Some(id), Some(name)) = (call.id, function.name) {
-                if !self.tool_calls.contains(&index) {
-                    self.tool_calls.push(index);
-                    out.push_back(StreamEvent::ToolCallStart { index, id, name });
-                }
+            if let (Some(id), Some(name)) = (call.id, function.name)
+                && !self.tool_calls.contains(&index)
+            {
+                self.tool_calls.push(index);
+                out.push_back(StreamEvent::ToolCallStart { index, id, name });
             }
             if let Some(partial_json) = function.arguments.filter(|a| !a.is_empty()) {
                 out.push_back(StreamEvent::ToolCallDelta {
@@ -368,14 +368,14 @@ impl SseParser for OpenAiParser {
         }
         // Azure's first chunk has an empty `id` and `model` (it carries only the prompt's filter
         // results): the message starts with the first chunk that names itself, and its model.
-        if !self.started {
-            if let Some(id) = chunk.id.filter(|id| !id.is_empty()) {
-                self.started = true;
-                out.push_back(StreamEvent::MessageStart {
-                    id,
-                    model: chunk.model.unwrap_or_default(),
-                });
-            }
+        if !self.started
+            && let Some(id) = chunk.id.filter(|id| !id.is_empty())
+        {
+            self.started = true;
+            out.push_back(StreamEvent::MessageStart {
+                id,
+                model: chunk.model.unwrap_or_default(),
+            });
         }
         for choice in chunk.choices.into_iter().flatten() {
             if let Some(delta) = choice.delta {

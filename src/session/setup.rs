@@ -348,7 +348,7 @@ fn settings(config: &Config) -> std::collections::BTreeMap<String, String> {
 /// A duration as the config writes it: `500ms`, `30s`.
 fn duration(d: std::time::Duration) -> String {
     let ms = d.as_millis();
-    if ms > 0 && ms % 1000 == 0 {
+    if ms > 0 && ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

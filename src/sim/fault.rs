@@ -699,9 +699,9 @@ impl fmt::Display for Fault {
 /// The shortest exact form among `1m`, `2s` and `500ms` (sub-millisecond parts are dropped).
 pub fn format_duration(d: Duration) -> String {
     let ms = d.as_millis();
-    if ms != 0 && ms % 60_000 == 0 {
+    if ms != 0 && ms.is_multiple_of(60_000) {
         format!("{}m", ms / 60_000)
-    } else if ms != 0 && ms % 1000 == 0 {
+    } else if ms != 0 && ms.is_multiple_of(1000) {
         format!("{}s", ms / 1000)
     } else {
         format!("{ms}ms")

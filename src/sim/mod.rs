@@ -15,8 +15,8 @@
 //! (`/_sim`). The `breakerbox sim` command is `cmd/sim.rs`.
 
 mod anthropic;
-mod bedrock;
 mod azure;
+mod bedrock;
 mod budget;
 mod control;
 pub mod fault;

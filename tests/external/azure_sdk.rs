@@ -47,10 +47,9 @@ pub fn the_official_azure_client_accepts_the_simulator_and_the_gateway(python: &
              [[routes]]\nmodel = \"prod-4o\"\nchain = \"az\"\n"
         );
         let config = breakerbox::config::Config::parse(&text, "azure gateway config").unwrap();
-        let (gw, sim, _) =
-            breakerbox::gateway::start_demo(&config, &[], Some(TOKEN.to_string()))
-                .await
-                .unwrap();
+        let (gw, sim, _) = breakerbox::gateway::start_demo(&config, &[], Some(TOKEN.to_string()))
+            .await
+            .unwrap();
         let args = [
             concat!(env!("CARGO_MANIFEST_DIR"), "/tests/sdk/check_azure.py").to_string(),
             format!("http://{}", sim.addr()),

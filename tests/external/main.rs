@@ -53,24 +53,32 @@ fn main() -> ExitCode {
         |dir| sdk_gateway::official_js_sdks_work_through_the_gateway(&dir),
     );
     let genai = needs::python_importing(&["google.genai"], PIP_SDKS);
-    checks.add("gemini_sdk::google_genai_accepts_the_simulator", &genai, |py| {
-        gemini_sdk::google_genai_accepts_the_simulator(&py)
-    });
-    checks.add("gemini_sdk::google_genai_works_through_the_gateway", &genai, |py| {
-        gemini_sdk::google_genai_works_through_the_gateway(&py)
-    });
+    checks.add(
+        "gemini_sdk::google_genai_accepts_the_simulator",
+        &genai,
+        |py| gemini_sdk::google_genai_accepts_the_simulator(&py),
+    );
+    checks.add(
+        "gemini_sdk::google_genai_works_through_the_gateway",
+        &genai,
+        |py| gemini_sdk::google_genai_works_through_the_gateway(&py),
+    );
     checks.add(
         "azure_sdk::the_official_azure_client_accepts_the_simulator_and_the_gateway",
         &python,
         |py| azure_sdk::the_official_azure_client_accepts_the_simulator_and_the_gateway(&py),
     );
     let boto3 = needs::python_importing(&["boto3"], PIP_SDKS);
-    checks.add("bedrock_sdk::boto3_bedrock_runtime_accepts_the_simulator", &boto3, |py| {
-        bedrock_sdk::boto3_bedrock_runtime_accepts_the_simulator(&py)
-    });
-    checks.add("bedrock_sdk::boto3_bedrock_runtime_works_through_the_gateway", &boto3, |py| {
-        bedrock_sdk::boto3_bedrock_runtime_works_through_the_gateway(&py)
-    });
+    checks.add(
+        "bedrock_sdk::boto3_bedrock_runtime_accepts_the_simulator",
+        &boto3,
+        |py| bedrock_sdk::boto3_bedrock_runtime_accepts_the_simulator(&py),
+    );
+    checks.add(
+        "bedrock_sdk::boto3_bedrock_runtime_works_through_the_gateway",
+        &boto3,
+        |py| bedrock_sdk::boto3_bedrock_runtime_works_through_the_gateway(&py),
+    );
     agents::register(&mut checks, &claude, &codex, &agents_sdk);
 
     let listing = args.list;

@@ -119,10 +119,10 @@ impl Model {
 
     fn admit(&mut self, now: Instant) -> (Result<bool, Rejection>, Option<Expected>) {
         let mut transition = None;
-        if let Mode::Open { until } = self.mode {
-            if now >= until {
-                transition = self.go(Mode::HalfOpen, "recovery elapsed", None);
-            }
+        if let Mode::Open { until } = self.mode
+            && now >= until
+        {
+            transition = self.go(Mode::HalfOpen, "recovery elapsed", None);
         }
         let reject = |reason, retry_in| Err(Rejection { reason, retry_in });
         let admission = match self.mode {
@@ -368,11 +368,10 @@ proptest! {
                     transition
                 }
             };
-            if let Some(t) = &transition {
-                if t.to == BreakerState::Open {
+            if let Some(t) = &transition
+                && t.to == BreakerState::Open {
                     open_until = Some(now + t.recovery.unwrap());
                 }
-            }
 
             let state = breaker.state();
             prop_assert_eq!(state, model.mode.state());

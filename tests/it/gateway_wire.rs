@@ -381,7 +381,10 @@ fn error_responses_have_the_right_status_and_classify_back() {
             assert_eq!(back.message, err.message);
             match protocol {
                 Protocol::Anthropic => assert_eq!(body["type"], "error"),
-                Protocol::Openai | Protocol::OpenaiResponses | Protocol::Gemini | Protocol::Azure => {
+                Protocol::Openai
+                | Protocol::OpenaiResponses
+                | Protocol::Gemini
+                | Protocol::Azure => {
                     assert!(body["error"]["message"].is_string())
                 }
                 Protocol::Bedrock => assert!(body["message"].is_string()),

@@ -9,8 +9,8 @@ mod support;
 
 mod ask;
 mod attach;
-mod bedrock;
 mod azure;
+mod bedrock;
 mod breaker_props;
 mod cli;
 mod config;

@@ -409,10 +409,10 @@ impl Breaker {
 
     /// Why the failure just recorded opens the breaker, if it does.
     fn trip_reason(&self, retry_after: Option<Duration>) -> Option<String> {
-        if let (Some(retry_after), Some(limit)) = (retry_after, self.config.open_on_retry_after) {
-            if retry_after >= limit {
-                return Some(format!("retry-after {}", human(retry_after)));
-            }
+        if let (Some(retry_after), Some(limit)) = (retry_after, self.config.open_on_retry_after)
+            && retry_after >= limit
+        {
+            return Some(format!("retry-after {}", human(retry_after)));
         }
         let threshold = self.config.consecutive_failures;
         if threshold > 0 && self.consecutive_failures >= threshold {
