@@ -22,6 +22,7 @@ mod gemini_sdk;
 mod needs;
 mod sdk;
 mod sdk_gateway;
+mod sim;
 
 use libtest_mimic::{Arguments, Failed, Trial};
 use needs::Missing;
