@@ -50,7 +50,7 @@ async fn session(cli: &Cli, start: Option<Start>) -> Result<i32> {
             crate::sim::scenario::INCIDENT,
             "assets/scenarios/incident.toml",
         )?;
-        session.setup.scenario = Some(incident);
+        session.setup.scenario = Some(demo_incident(incident, &session.provider_names()));
     }
     let mode = session.setup.mode;
     let recording = Recording::start(
@@ -83,4 +83,77 @@ async fn session(cli: &Cli, start: Option<Start>) -> Result<i32> {
     recording.finish().await;
     result?;
     Ok(0)
+}
+
+/// The demo incident on this session's simulated providers: as written when they are the
+/// default `anthropic` and `openai`, otherwise on the chain's first (the primary) and second.
+fn demo_incident(incident: Scenario, providers: &[String]) -> Scenario {
+    let has = |name: &str| providers.iter().any(|p| p == name);
+    if has("anthropic") && has("openai") {
+        return incident;
+    }
+    let mut cast = Vec::new();
+    if let Some(primary) = providers.first() {
+        cast.push(("anthropic", primary.as_str()));
+    }
+    if let Some(fallback) = providers.get(1) {
+        cast.push(("openai", fallback.as_str()));
+    }
+    incident.recast(&cast)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn incident() -> Scenario {
+        Scenario::parse(crate::sim::scenario::INCIDENT, "incident.toml")
+            .expect("the shipped incident parses")
+    }
+
+    fn providers(steps: &Scenario) -> Vec<&str> {
+        let mut names: Vec<&str> = steps.steps.iter().map(|s| s.provider.as_str()).collect();
+        names.sort_unstable();
+        names.dedup();
+        names
+    }
+
+    #[test]
+    fn the_demo_incident_plays_on_the_default_providers_as_written() {
+        let names = [
+            "anthropic".to_string(),
+            "openai".to_string(),
+            "local".to_string(),
+        ];
+        let played = demo_incident(incident(), &names);
+        assert_eq!(played, incident());
+    }
+
+    #[test]
+    fn the_demo_incident_plays_on_a_configs_own_primary_and_fallback() {
+        let names = [
+            "gemini".to_string(),
+            "bedrock".to_string(),
+            "azure".to_string(),
+        ];
+        let played = demo_incident(incident(), &names);
+        assert_eq!(providers(&played), ["bedrock", "gemini"]);
+        let both: Vec<&str> = names.iter().map(String::as_str).collect();
+        played
+            .check_providers(&both)
+            .expect("every step names a simulated provider");
+        assert!(
+            played.description.contains("gemini rate-limited"),
+            "{}",
+            played.description
+        );
+        assert_eq!(played.steps.len(), incident().steps.len());
+    }
+
+    #[test]
+    fn with_one_simulated_provider_only_the_primarys_steps_are_played() {
+        let played = demo_incident(incident(), &["solo".to_string()]);
+        assert_eq!(providers(&played), ["solo"]);
+        assert!(played.steps.len() < incident().steps.len());
+    }
 }

@@ -395,6 +395,12 @@ impl Run {
                 if !at.bypass && self.breaker_turns_away(target) {
                     return Next::End(TargetEnd::NextTarget(err.class));
                 }
+                // Nor when the retry would spend an attempt the request's budget keeps for a
+                // target not yet tried: a healthy third provider is worth more than a third try
+                // on a failing second.
+                if has_next_target && self.retry_would_starve(at, tally) {
+                    return Next::End(TargetEnd::NextTarget(err.class));
+                }
                 at.retries += 1;
                 Next::RetryIn(delay)
             }
@@ -402,6 +408,13 @@ impl Run {
             // Nothing left to try: the request ends with the most telling failure of all.
             Step::Fail => Next::End(TargetEnd::Stop(tally.kept_or(err))),
         }
+    }
+
+    /// Whether one more attempt on this target would leave a later one without its first within
+    /// the request's `max_attempts`.
+    fn retry_would_starve(&self, at: &TargetRun<'_>, tally: &Tally) -> bool {
+        let untried = u32::try_from(at.later.len()).unwrap_or(u32::MAX);
+        tally.attempts.saturating_add(untried) >= self.engine.settings.retry.max_attempts
     }
 
     /// Whether `target`'s breaker now turns requests away (open, or tripped by the operator).
@@ -924,6 +937,36 @@ mod tests {
                 .count(),
             2
         );
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn retries_on_failing_targets_leave_the_attempt_budget_for_a_healthy_later_one() {
+        let down = |name: &str| {
+            Scripted::new(
+                name,
+                (0..3)
+                    .map(|_| vec![fail(name, ErrorClass::ServerError, Phase::Headers)])
+                    .collect(),
+            )
+        };
+        let (a, b, d) = (down("a"), down("b"), down("d"));
+        let c = Scripted::new("c", vec![reply(&["from c"])]);
+        let mut s = settings(MidStreamPolicy::Restart);
+        s.retry.max_retries = 2;
+        s.retry.max_attempts = 6;
+        let e = engine(
+            vec![
+                target(&a, false),
+                target(&b, false),
+                target(&c, false),
+                target(&d, false),
+            ],
+            s,
+        );
+        let seen = ask(&e).await;
+        assert_eq!(seen.text, "from c");
+        // a has its three tries; b only one, so that c and d each keep one within the six.
+        assert_eq!((a.calls(), b.calls(), c.calls(), d.calls()), (3, 1, 1, 0));
     }
 
     fn no_retries() -> EngineSettings {

@@ -141,6 +141,33 @@ impl Scenario {
         })
     }
 
+    /// The scenario played on other providers: each step's provider is looked up in `cast`
+    /// (`(from, to)` pairs) and the steps of a provider with no part are dropped. The built-in
+    /// demo incident is written for `anthropic` and `openai`; a `--demo --config` whose
+    /// simulator has other providers plays it on its own primary and fallback.
+    pub fn recast(mut self, cast: &[(&str, &str)]) -> Scenario {
+        let part = |name: &str| {
+            cast.iter()
+                .find(|(from, _)| *from == name)
+                .map(|(_, to)| *to)
+        };
+        let mut steps = Vec::new();
+        let mut spans = Vec::new();
+        for (mut step, span) in self.steps.into_iter().zip(self.provider_spans) {
+            if let Some(to) = part(&step.provider) {
+                step.provider = to.to_string();
+                steps.push(step);
+                spans.push(span);
+            }
+        }
+        self.steps = steps;
+        self.provider_spans = spans;
+        for (from, to) in cast {
+            self.description = self.description.replace(from, to);
+        }
+        self
+    }
+
     /// Check that every step names one of these providers.
     pub fn check_providers(&self, names: &[&str]) -> Result<(), ScenarioError> {
         for (step, span) in self.steps.iter().zip(&self.provider_spans) {
