@@ -270,6 +270,9 @@ pub fn wire_error_json(err: &WireError) -> Value {
 #[derive(Default)]
 struct Said {
     id: String,
+    /// The model that answers, as its first event names it (the one asked for until then), so
+    /// that a reply another provider gave says whose it is, as the other protocols' replies do.
+    model: Option<String>,
     /// Tool calls in progress: (name, arguments so far).
     calls: Vec<(String, String)>,
     usage: Option<Usage>,
@@ -279,7 +282,14 @@ impl Said {
     /// An event's part, when it is content (tool calls are held until they are whole).
     fn take(&mut self, event: &StreamEvent) -> Option<Value> {
         match event {
-            StreamEvent::MessageStart { id, .. } if self.id.is_empty() => self.id.clone_from(id),
+            StreamEvent::MessageStart { id, model } => {
+                if self.id.is_empty() {
+                    self.id.clone_from(id);
+                }
+                if self.model.is_none() && !model.is_empty() {
+                    self.model = Some(model.clone());
+                }
+            }
             StreamEvent::TextDelta { text } | StreamEvent::RefusalDelta { text } => {
                 return Some(json!({"text": text}));
             }
@@ -318,7 +328,7 @@ impl Said {
         }
         let mut response = json!({
             "candidates": [candidate],
-            "modelVersion": model,
+            "modelVersion": self.model.as_deref().unwrap_or(model),
             "responseId": self.id,
         });
         if let Some(usage) = &self.usage {
@@ -580,5 +590,11 @@ mod tests {
         assert!(encoder.finish().is_empty());
         let whole = whole_response("gemini-x", &events);
         assert_eq!(whole["candidates"][0]["content"]["parts"][0]["text"], "Hi");
+        // The reply says who gave it, as the other protocols' replies do; the model asked for
+        // stands in only when the first event names none.
+        assert_eq!(last["modelVersion"], "claude");
+        assert_eq!(whole["modelVersion"], "claude");
+        let unnamed = whole_response("gemini-x", &events[1..]);
+        assert_eq!(unnamed["modelVersion"], "gemini-x");
     }
 }
