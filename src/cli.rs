@@ -205,6 +205,17 @@ pub struct CommonArgs {
     /// A scenario file scheduling faults over time on the simulated providers.
     #[arg(long, global = true, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
+
+    /// Share breakers with the other gateways of a fleet through this Redis
+    /// (`redis://[:PASSWORD@]HOST[:PORT][/DB]`; over the config's `[cluster] redis`).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "BREAKERBOX_REDIS",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
 }
 
 #[derive(Debug, Clone, Args, Default)]

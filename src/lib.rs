@@ -6,6 +6,7 @@
 
 pub mod attach;
 pub mod cli;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod console;

@@ -194,6 +194,10 @@ pub enum EventKind {
         /// How long it stays open, when `to` is `open`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         recovery_ms: Option<u64>,
+        /// The gateway of the fleet (`[cluster]`) whose breaker changed first, when it was another
+        /// one: this instance followed it. Absent for a change of this instance's own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
     },
     /// The engine noticed something wrong with a provider's setup (a rejected key, no access).
     ProviderFlagged {
@@ -257,6 +261,21 @@ pub enum EventKind {
         provider: Option<String>,
         #[serde(default)]
         detail: String,
+        /// The gateway of the fleet the operator acted on, when it was another one (the action
+        /// applies fleet-wide). Absent for an action taken here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+    },
+    /// This gateway's link to its fleet (`[cluster] redis`) changed: connected (breakers shared),
+    /// or lost (each instance carries on with its own breakers until it is back).
+    ClusterChanged {
+        /// This instance's name in the fleet.
+        instance: String,
+        connected: bool,
+        /// The Redis server, as `host:port` (never its password).
+        redis: String,
+        /// For people: `connected; 3 breakers synchronized`, `lost: connection refused`.
+        reason: String,
     },
     /// What a provider's response headers say is left of its rate limits: published when a
     /// response states other values than the last one did (not for every response).
@@ -326,6 +345,7 @@ impl EventKind {
             EventKind::OperatorAction { .. } => "operator_action",
             EventKind::RateLimits { .. } => "rate_limits",
             EventKind::ThrottleChanged { .. } => "throttle_changed",
+            EventKind::ClusterChanged { .. } => "cluster_changed",
         }
     }
 }

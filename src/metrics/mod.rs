@@ -81,6 +81,8 @@ pub struct Metrics {
     rate_limits: BTreeMap<(String, &'static str), RateLimitGauges>,
     /// Whether each provider that has reported is throttled now.
     throttled: BTreeMap<String, bool>,
+    /// Whether the fleet's Redis is reachable (`[cluster]`); `None` when not in a fleet.
+    cluster_connected: Option<bool>,
     events_missed: u64,
 }
 
@@ -243,6 +245,9 @@ impl Metrics {
                 if self.providers.is_kept(&p) {
                     self.throttled.insert(p, *throttled);
                 }
+            }
+            EventKind::ClusterChanged { connected, .. } => {
+                self.cluster_connected = Some(*connected)
             }
         }
     }

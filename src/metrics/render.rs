@@ -51,6 +51,16 @@ impl Metrics {
             }),
         );
         self.render_pools(o);
+        if let Some(connected) = self.cluster_connected {
+            let name = "breakerbox_cluster_connected";
+            family(
+                o,
+                name,
+                "gauge",
+                "1 while the fleet's Redis ([cluster]) is reachable and breakers are shared, 0 while this instance carries on alone.",
+            );
+            sample(o, name, &[] as &[(&str, &str)], u64::from(connected));
+        }
         counter(
             o,
             "breakerbox_operator_actions_total",

@@ -463,6 +463,7 @@ impl Fold for Exporter<'_> {
             | EventKind::ProbeFinished { .. }
             | EventKind::RateLimits { .. }
             | EventKind::ThrottleChanged { .. }
+            | EventKind::ClusterChanged { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

@@ -45,6 +45,14 @@ const MESSAGE_CHARS_KEPT: usize = 2_000;
 /// Settings kept from `session_started`.
 const SETTINGS_KEPT: usize = 128;
 
+/// A gateway's link to its fleet: its name there, whether its Redis is reachable, which one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetLink {
+    pub instance: String,
+    pub connected: bool,
+    pub redis: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Dashboard {
     pub mode: Option<Mode>,
@@ -58,6 +66,8 @@ pub struct Dashboard {
     pub clock_held: Option<DateTime<Utc>>,
     /// Where the session is being recorded, when it is (shown in the header).
     pub recording: Option<String>,
+    /// The gateway's link to its fleet (`[cluster]`), as the latest `cluster_changed` said.
+    pub fleet: Option<FleetLink>,
     /// In the order the session named them (a pool's members together, where the first of them
     /// stands), then in order of first appearance.
     pub providers: Vec<ProviderView>,
@@ -108,6 +118,7 @@ impl Dashboard {
             now: None,
             clock_held: None,
             recording: None,
+            fleet: None,
             providers: Vec::new(),
             pools: Vec::new(),
             totals: Totals::default(),

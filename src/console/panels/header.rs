@@ -109,6 +109,22 @@ fn conditions<'a>(paint: &Paint) -> Line<'a> {
         ));
         spans.push(Span::raw("  "));
     }
+    match &dash.fleet {
+        Some(fleet) if fleet.connected => {
+            spans.push(Span::styled("fleet ", theme.muted));
+            spans.push(Span::raw(fleet.instance.clone()));
+            spans.push(Span::raw("  "));
+        }
+        // Breakers are this gateway's own until Redis is back: the operator must know.
+        Some(fleet) => {
+            spans.push(Span::styled(
+                format!("⚠ fleet lost ({}): local breakers", fleet.redis),
+                theme.warning,
+            ));
+            spans.push(Span::raw("  "));
+        }
+        None => {}
+    }
     if paint.view.facts.frozen {
         spans.push(Span::styled(" FROZEN ", theme.badge));
         spans.push(Span::raw("  "));
