@@ -24,4 +24,5 @@ mod rng;
 pub mod secret;
 pub mod session;
 pub mod sim;
+pub mod telemetry;
 pub mod text;

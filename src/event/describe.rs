@@ -289,6 +289,7 @@ fn usage(s: &mut String, kind: &EventKind) -> fmt::Result {
         estimated,
         unpriced,
         model,
+        ..
     } = kind
     else {
         return Ok(());

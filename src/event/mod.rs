@@ -88,6 +88,13 @@ pub enum EventKind {
         /// then its first target alone. Absent otherwise.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failover: Option<bool>,
+        /// The most tokens the reply may have, as the caller asked (absent in older recordings).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tokens: Option<u32>,
+        /// Whether the caller asked for a streamed reply (a gateway client's `stream`); absent
+        /// where the caller is breakerbox itself (the console, `ask`), which always streams.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<bool>,
     },
     AttemptStarted {
         request_id: String,
@@ -151,6 +158,9 @@ pub enum EventKind {
         /// `cost_usd` is 0 but the cost is unknown, not zero. Absent when priced.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unpriced: bool,
+        /// The provider's id of the reply (`msg_…`, `chatcmpl-…`), when it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response_id: Option<String>,
     },
     RequestFinished {
         request_id: String,
@@ -376,6 +386,10 @@ pub struct ProviderInfo {
     /// form; absent when it starts healthy and for real providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// Where the provider is reached (`https://api.anthropic.com`), without user info, query or
+    /// fragment (where credentials hide); absent in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
 }
 
 /// A pool of equivalent providers as `session_started` describes it.

@@ -635,6 +635,7 @@ impl Gateway {
             prompt: last_user_text(&request),
             chain_name: asked.chain.clone(),
             failover: asked.failover,
+            stream: Some(streaming),
             ..RequestMeta::new(Source::Gateway)
         };
         let (request_id, stream, progress) = engine.send_watched(request, meta);

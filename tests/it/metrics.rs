@@ -69,6 +69,7 @@ fn session(names: &[&str]) -> EventKind {
             protocol: breakerbox::provider::Protocol::Openai,
             model: "m".into(),
             fault: None,
+            base_url: None,
         })
         .collect();
     session_started(Mode::Serve, providers, Some(5))

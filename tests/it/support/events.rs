@@ -56,6 +56,7 @@ pub fn demo_providers() -> Vec<ProviderInfo> {
             protocol: name.parse().expect("a protocol"),
             model: demo_model(name).into(),
             fault: None,
+            base_url: None,
         })
         .into()
 }
@@ -90,6 +91,8 @@ pub fn request_started(
         prompt_chars: None,
         chain_name: None,
         failover: None,
+        max_tokens: None,
+        stream: None,
     }
 }
 
@@ -141,6 +144,7 @@ pub fn usage(id: &str, provider: &str, model: &str, tokens: [u64; 4], cost_usd: 
         cost_usd,
         estimated: false,
         unpriced: false,
+        response_id: None,
     }
 }
 
