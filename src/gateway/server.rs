@@ -90,6 +90,8 @@ pub struct Gateway {
     connections: Arc<Semaphore>,
     /// Connections refused because every permit was taken.
     refused: AtomicU64,
+    /// The live OTLP exporter's counts, when spans are exported (`--otlp-endpoint`).
+    otlp: std::sync::OnceLock<Arc<crate::telemetry::OtlpStats>>,
 }
 
 /// What [`start`] needs.
@@ -150,6 +152,7 @@ pub fn start(parts: GatewayParts, listener: TcpListener) -> std::io::Result<Runn
         limits: parts.limits,
         connections: Arc::new(Semaphore::new(parts.limits.max_connections as usize)),
         refused: AtomicU64::new(0),
+        otlp: std::sync::OnceLock::new(),
     });
     let router = router(Arc::clone(&gateway));
     let tasks = TaskTracker::new();
@@ -1317,6 +1320,11 @@ async fn not_found(
 // ---------------------------------------------------------------------------------------------
 
 impl Gateway {
+    /// Show the live OTLP exporter's counts in `/metrics` (`breakerbox_otlp_*`).
+    pub fn report_otlp(&self, stats: Arc<crate::telemetry::OtlpStats>) {
+        let _ = self.otlp.set(stats);
+    }
+
     /// `/events` and `/control` demand the token when there is one.
     fn operator_authorized(&self, headers: &HeaderMap) -> bool {
         match &self.token {
@@ -1391,6 +1399,15 @@ async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
         cap,
         gw.refused.load(Ordering::Relaxed),
     ));
+    if let Some(stats) = gw.otlp.get() {
+        use crate::telemetry::OtlpStats;
+        text.push_str(&metrics::render_otlp(metrics::OtlpCounts {
+            exported: OtlpStats::get(&stats.exported),
+            dropped: OtlpStats::get(&stats.dropped),
+            failures: OtlpStats::get(&stats.failures),
+            events_missed: OtlpStats::get(&stats.events_missed),
+        }));
+    }
     let mut response = Response::new(Body::from(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

@@ -20,7 +20,7 @@ mod labels;
 mod render;
 
 pub use labels::{LABEL_VALUE_BYTES, LABEL_VALUES_KEPT, OTHER};
-pub use render::{CONTENT_TYPE, escape_label, render_connections};
+pub use render::{CONTENT_TYPE, OtlpCounts, escape_label, render_connections, render_otlp};
 
 pub use crate::event::facts::REQUESTS_TRACKED;
 

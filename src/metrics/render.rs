@@ -328,6 +328,48 @@ pub fn render_connections(open: u64, cap: u64, refused: u64) -> String {
     out
 }
 
+/// The live OTLP exporter's counts (`serve --otlp-endpoint`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OtlpCounts {
+    pub exported: u64,
+    pub dropped: u64,
+    pub failures: u64,
+    pub events_missed: u64,
+}
+
+/// The live OTLP exporter's counters, in the same exposition format. Not a fold of events: the
+/// exporter counts them itself.
+pub fn render_otlp(counts: OtlpCounts) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    counter(
+        o,
+        "breakerbox_otlp_spans_exported_total",
+        "Spans the OpenTelemetry collector accepted.",
+        [([], counts.exported)],
+    );
+    counter(
+        o,
+        "breakerbox_otlp_spans_dropped_total",
+        "Spans never delivered: pushed out of the full export queue, or in a batch the collector \
+         did not take.",
+        [([], counts.dropped)],
+    );
+    counter(
+        o,
+        "breakerbox_otlp_export_failures_total",
+        "Batches of spans the collector did not take, after sending them again.",
+        [([], counts.failures)],
+    );
+    counter(
+        o,
+        "breakerbox_otlp_events_missed_total",
+        "Events the span export missed because it fell behind the bus (their spans are incomplete).",
+        [([], counts.events_missed)],
+    );
+    out
+}
+
 /// A counter family: its `# HELP` and `# TYPE` lines, then one sample per series.
 fn counter<'a, L: AsRef<[(&'a str, &'a str)]>, V: Display>(
     out: &mut String,
