@@ -22,7 +22,7 @@ pub use bus::Bus;
 pub use fold::{Fold, Received, follow, next, try_next};
 pub use vocab::{
     BreakerState, ErrorClass, LimitDimension, OperatorAction, Phase, PoolStrategy, Protocol,
-    ProviderFlag, SkipReason,
+    ProviderFlag, RejectReason, SkipReason,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -268,6 +268,17 @@ pub enum EventKind {
         #[serde(default)]
         detail: String,
     },
+    /// The gateway refused a request itself, before the engine saw it (no `request_started`
+    /// precedes it): an unknown model, a missing token, a body it cannot read or take.
+    RequestRejected {
+        reason: RejectReason,
+        /// The HTTP status the client got.
+        status: u16,
+        /// The protocol the client spoke.
+        protocol: Protocol,
+        /// What the client was told (the gateway's own words: never a key or the token).
+        message: String,
+    },
     /// What a provider's response headers say is left of its rate limits: published when a
     /// response states other values than the last one did (not for every response).
     RateLimits {
@@ -336,6 +347,7 @@ impl EventKind {
             EventKind::OperatorAction { .. } => "operator_action",
             EventKind::RateLimits { .. } => "rate_limits",
             EventKind::ThrottleChanged { .. } => "throttle_changed",
+            EventKind::RequestRejected { .. } => "request_rejected",
         }
     }
 }

@@ -584,6 +584,7 @@ impl Fold for Spans {
             | EventKind::ProbeFinished { .. }
             | EventKind::RateLimits { .. }
             | EventKind::ThrottleChanged { .. }
+            | EventKind::RequestRejected { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

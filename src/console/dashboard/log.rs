@@ -255,7 +255,9 @@ fn event_provider(kind: &EventKind) -> Option<&str> {
         | EventKind::ThrottleChanged { provider, .. } => Some(provider),
         EventKind::RequestFinished { provider, .. }
         | EventKind::OperatorAction { provider, .. } => provider.as_deref(),
-        EventKind::SessionStarted { .. } | EventKind::RequestStarted { .. } => None,
+        EventKind::SessionStarted { .. }
+        | EventKind::RequestStarted { .. }
+        | EventKind::RequestRejected { .. } => None,
     }
 }
 

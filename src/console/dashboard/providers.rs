@@ -524,7 +524,7 @@ impl Dashboard {
             | EventKind::ThrottleChanged { provider, .. } => {
                 self.provider_index(ts, provider, "", "");
             }
-            EventKind::OperatorAction { .. } => {}
+            EventKind::OperatorAction { .. } | EventKind::RequestRejected { .. } => {}
         }
     }
 

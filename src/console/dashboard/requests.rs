@@ -323,6 +323,7 @@ impl Dashboard {
             | EventKind::ProbeFinished { .. }
             | EventKind::RateLimits { .. }
             | EventKind::ThrottleChanged { .. }
+            | EventKind::RequestRejected { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }
