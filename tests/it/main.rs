@@ -33,6 +33,7 @@ mod gateway_routes;
 mod gateway_wire;
 mod gemini;
 mod metrics;
+mod observability_assets;
 mod otlp_live;
 mod pools;
 mod provider_clients;
