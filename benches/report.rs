@@ -59,6 +59,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 protocol: p.parse().unwrap_or(breakerbox::provider::Protocol::Openai),
                 model: (*m).into(),
                 fault: None,
+                base_url: None,
             })
             .collect(),
         config: serde_json::Value::Null,
@@ -87,6 +88,8 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
             prompt_chars: None,
             chain_name: None,
             failover: None,
+            max_tokens: None,
+            stream: None,
         })?;
         if n.is_multiple_of(500) {
             g.emit(EventKind::BreakerChanged {
@@ -96,6 +99,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 to: breakerbox::event::BreakerState::Open,
                 reason: "3 consecutive failures".into(),
                 recovery_ms: Some(30_000),
+                instance: None,
             })?;
         }
         if n % 500 == 20 {
@@ -106,6 +110,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 to: breakerbox::event::BreakerState::Closed,
                 reason: "probe succeeded".into(),
                 recovery_ms: None,
+                instance: None,
             })?;
         }
         let mut attempt = 1;
@@ -185,6 +190,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 cost_usd: 0.0012,
                 estimated: false,
                 unpriced: false,
+                response_id: None,
             })?;
             if cut && round == 0 {
                 g.emit(EventKind::AttemptFailed {

@@ -102,6 +102,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub headless: bool,
 
+    /// Export spans live (one per request, one per attempt) to this OpenTelemetry collector over
+    /// OTLP/HTTP with JSON: its base URL, e.g. `http://127.0.0.1:4318` (spans go to `/v1/traces`
+    /// under it). Without it, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT;
+    /// OTEL_EXPORTER_OTLP_HEADERS adds headers (`key=value,…`).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
     #[command(flatten)]
     pub token: TokenArgs,
 }

@@ -25,4 +25,5 @@ mod rng;
 pub mod secret;
 pub mod session;
 pub mod sim;
+pub mod telemetry;
 pub mod text;

@@ -796,6 +796,7 @@ mod tests {
                 action: OperatorAction::Trip,
                 provider: Some("a".into()),
                 detail: i.to_string(),
+                instance: None,
             },
         });
         write_recording(name, events)

@@ -135,6 +135,17 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             reason,
         } => write!(s, "{} fault now {} ({})", q(provider), q(fault), q(reason)),
         EventKind::RateLimits { .. } => rate_limits(s, kind),
+        EventKind::RequestRejected {
+            reason,
+            status,
+            protocol,
+            message,
+        } => write!(
+            s,
+            "gateway refused a {} request ({reason}, {status}): {}",
+            protocol.as_str(),
+            q(message)
+        ),
         EventKind::ThrottleChanged {
             provider,
             model,
@@ -312,6 +323,7 @@ fn usage(s: &mut String, kind: &EventKind) -> fmt::Result {
         estimated,
         unpriced,
         model,
+        ..
     } = kind
     else {
         return Ok(());

@@ -22,7 +22,7 @@ pub use bus::Bus;
 pub use fold::{Fold, Received, follow, next, try_next};
 pub use vocab::{
     BreakerState, ErrorClass, LimitDimension, OperatorAction, Phase, PoolStrategy, Protocol,
-    ProviderFlag, SkipReason,
+    ProviderFlag, RejectReason, SkipReason,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -88,6 +88,13 @@ pub enum EventKind {
         /// then its first target alone. Absent otherwise.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failover: Option<bool>,
+        /// The most tokens the reply may have, as the caller asked (absent in older recordings).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tokens: Option<u32>,
+        /// Whether the caller asked for a streamed reply (a gateway client's `stream`); absent
+        /// where the caller is breakerbox itself (the console, `ask`), which always streams.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<bool>,
     },
     AttemptStarted {
         request_id: String,
@@ -151,6 +158,9 @@ pub enum EventKind {
         /// `cost_usd` is 0 but the cost is unknown, not zero. Absent when priced.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unpriced: bool,
+        /// The provider's id of the reply (`msg_…`, `chatcmpl-…`), when it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response_id: Option<String>,
     },
     RequestFinished {
         request_id: String,
@@ -277,6 +287,17 @@ pub enum EventKind {
         /// For people: `connected; 3 breakers synchronized`, `lost: connection refused`.
         reason: String,
     },
+    /// The gateway refused a request itself, before the engine saw it (no `request_started`
+    /// precedes it): an unknown model, a missing token, a body it cannot read or take.
+    RequestRejected {
+        reason: RejectReason,
+        /// The HTTP status the client got.
+        status: u16,
+        /// The protocol the client spoke.
+        protocol: Protocol,
+        /// What the client was told (the gateway's own words: never a key or the token).
+        message: String,
+    },
     /// What a provider's response headers say is left of its rate limits: published when a
     /// response states other values than the last one did (not for every response).
     RateLimits {
@@ -346,6 +367,7 @@ impl EventKind {
             EventKind::RateLimits { .. } => "rate_limits",
             EventKind::ThrottleChanged { .. } => "throttle_changed",
             EventKind::ClusterChanged { .. } => "cluster_changed",
+            EventKind::RequestRejected { .. } => "request_rejected",
         }
     }
 }
@@ -396,6 +418,10 @@ pub struct ProviderInfo {
     /// form; absent when it starts healthy and for real providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// Where the provider is reached (`https://api.anthropic.com`), without user info, query or
+    /// fragment (where credentials hide); absent in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
 }
 
 /// A pool of equivalent providers as `session_started` describes it.
@@ -542,6 +568,7 @@ mod tests {
                 action: OperatorAction::Load,
                 provider: None,
                 detail: i.to_string(),
+                instance: None,
             });
         }
         match rx.try_recv() {

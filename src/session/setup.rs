@@ -454,7 +454,10 @@ fn build_providers(configs: Vec<provider::ProviderConfig>, token: Option<&str>) 
     let mut infos = Vec::new();
     for mut cfg in configs {
         cfg.secrets = secrets.clone();
-        infos.push(info(&cfg.name, cfg.protocol, &cfg.model));
+        let mut provider_info = info(&cfg.name, cfg.protocol, &cfg.model);
+        provider_info.base_url =
+            (!cfg.base_url.is_empty()).then(|| crate::secret::url_for_display(&cfg.base_url));
+        infos.push(provider_info);
         let client = match http.iter().find(|(t, _)| *t == cfg.timeouts) {
             Some((_, client)) => client.clone(),
             None => {
@@ -553,5 +556,6 @@ fn info(name: &str, protocol: provider::Protocol, model: &str) -> ProviderInfo {
         protocol,
         model: model.to_string(),
         fault: None,
+        base_url: None,
     }
 }

@@ -258,6 +258,7 @@ fn event_provider(kind: &EventKind) -> Option<&str> {
         EventKind::SessionStarted { .. }
         | EventKind::RequestStarted { .. }
         | EventKind::ClusterChanged { .. } => None,
+        EventKind::RequestRejected { .. } => None,
     }
 }
 

@@ -742,6 +742,8 @@ mod tests {
                 prompt_chars: None,
                 chain_name: None,
                 failover: None,
+                max_tokens: None,
+                stream: None,
             },
         )
         .at(1, attempt(&huge, u32::MAX, &huge))
@@ -760,6 +762,7 @@ mod tests {
                 cost_usd: f64::NAN,
                 estimated: true,
                 unpriced: false,
+                response_id: None,
             },
         )
         .at(3, usage("r", "a\nb", f64::INFINITY))

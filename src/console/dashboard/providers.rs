@@ -525,7 +525,7 @@ impl Dashboard {
             | EventKind::ThrottleChanged { provider, .. } => {
                 self.provider_index(ts, provider, "", "");
             }
-            EventKind::OperatorAction { .. } => {}
+            EventKind::OperatorAction { .. } | EventKind::RequestRejected { .. } => {}
             EventKind::ClusterChanged {
                 instance,
                 connected,

@@ -324,6 +324,7 @@ impl Dashboard {
             | EventKind::RateLimits { .. }
             | EventKind::ThrottleChanged { .. }
             | EventKind::ClusterChanged { .. }
+            | EventKind::RequestRejected { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

@@ -519,6 +519,7 @@ mod tests {
             to: to.parse().expect("a name in the vocabulary"),
             reason: reason.into(),
             recovery_ms,
+            instance: None,
         }
     }
 

@@ -56,6 +56,7 @@ pub fn demo_providers() -> Vec<ProviderInfo> {
             protocol: name.parse().expect("a protocol"),
             model: demo_model(name).into(),
             fault: None,
+            base_url: None,
         })
         .into()
 }
@@ -90,6 +91,8 @@ pub fn request_started(
         prompt_chars: None,
         chain_name: None,
         failover: None,
+        max_tokens: None,
+        stream: None,
     }
 }
 
@@ -141,6 +144,7 @@ pub fn usage(id: &str, provider: &str, model: &str, tokens: [u64; 4], cost_usd: 
         cost_usd,
         estimated: false,
         unpriced: false,
+        response_id: None,
     }
 }
 
@@ -176,6 +180,7 @@ pub fn breaker_changed(
         to: to.parse().expect("a name in the vocabulary"),
         reason: reason.into(),
         recovery_ms,
+        instance: None,
     }
 }
 
@@ -184,6 +189,7 @@ pub fn operator_action(action: &str, provider: Option<&str>, detail: &str) -> Ev
         action: action.parse().expect("a name in the vocabulary"),
         provider: provider.map(Into::into),
         detail: detail.into(),
+        instance: None,
     }
 }
 
