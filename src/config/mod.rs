@@ -318,6 +318,46 @@ mod tests {
     }
 
     #[test]
+    fn the_cluster_section_is_checked_where_it_is_written_and_keeps_its_password_in() {
+        for (text, says) in [
+            (
+                "[cluster]\nredis = \"http://cache:6379\"\n",
+                "cluster.redis: `http:` is not a Redis URL",
+            ),
+            ("[cluster]\nredis = \"redis://\"\n", "names no host"),
+            (
+                "[cluster]\nredis = \"redis://x\"\ninstance = \"gw 1\"\n",
+                "cluster.instance",
+            ),
+            (
+                "[cluster]\nredis = \"redis://x\"\nport = 1\n",
+                "unknown field",
+            ),
+        ] {
+            let err = Config::parse(text, "my.toml").unwrap_err().to_string();
+            assert!(err.starts_with("my.toml:"), "{err}");
+            assert!(err.contains(says), "{err}");
+        }
+        let c = Config::parse("[cluster]\nredis = \"redis://:pw-123@cache:6380/1\"\nname = \"eu\"\ninstance = \"gw-1\"\n", "t").unwrap();
+        let cluster = c.cluster.to_config(None).unwrap();
+        assert_eq!(
+            (
+                cluster.address(),
+                cluster.name.as_str(),
+                cluster.instance.as_str()
+            ),
+            ("cache:6380".to_string(), "eu", "gw-1")
+        );
+        assert!(!format!("{:?} {cluster:?}", c.cluster).contains("pw-123"));
+        // --redis wins over the config; no [cluster]: no fleet.
+        assert_eq!(
+            c.cluster.to_config(Some("redis://other")).unwrap().redis,
+            "redis://other"
+        );
+        assert!(Config::default().cluster.to_config(None).is_none());
+    }
+
+    #[test]
     fn base_url_and_key_resolution() {
         let text = "[[providers]]\nname = \"groq\"\nprotocol = \"openai\"\nmodel = \"llama\"\nbase_url = \"https://api.groq.com/openai/v1/\"\napi_key_env = \"GROQ_API_KEY\"\n\n[[providers]]\nname = \"openai\"\nprotocol = \"openai\"\nmodel = \"gpt-5\"\n";
         let c = Config::parse(text, "t").unwrap();

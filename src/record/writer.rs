@@ -304,6 +304,12 @@ pub fn config_summary(
             "retry_silent_timeouts": config.engine.retry_silent_timeouts,
         },
         "sim_seed": (mode == Mode::Demo).then_some(config.sim.seed),
+        // Where the fleet's Redis is (host:port only: the URL may hold a password).
+        "cluster": config.cluster.redis.as_ref().map(|url| json!({
+            "redis": crate::cluster::address(url.get_ref()).unwrap_or_default(),
+            "name": config.cluster.name.as_deref().unwrap_or("breakerbox"),
+            "instance": config.cluster.instance,
+        })),
     })
 }
 
