@@ -46,7 +46,11 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
     let console_events = session.bus.subscribe();
     let routes = Routes::build(&session.setup)?;
     let listener = bind(args.listen).await?;
-    let banner = banner(&listener, &routes, session.setup.mode)?;
+    let mut banner = banner(&listener, &routes, session.setup.mode)?;
+    if let Some(redis) = &session.config.cluster.redis {
+        let address = crate::cluster::address(redis.get_ref()).unwrap_or_default();
+        banner.push_str(&format!("  fleet: breakers shared through redis {address}\n"));
+    }
     let serving = listener.local_addr()?.to_string();
     // A headless gateway records only when asked; the console records by default, as always.
     let when = if args.headless {
@@ -164,6 +168,7 @@ async fn log_requests(mut rx: tokio::sync::broadcast::Receiver<Arc<Event>>) {
                     EventKind::RequestFinished { .. }
                         | EventKind::BreakerChanged { .. }
                         | EventKind::OperatorAction { .. }
+                        | EventKind::ClusterChanged { .. }
                 ) {
                     eprintln!(
                         "{} {}",
