@@ -15,6 +15,10 @@
 //!   are carried out here (an `operator_action` naming it). Half-open elsewhere means its probe is
 //!   out: no probe goes from here until its verdict. Recovery probes take a claim in Redis first,
 //!   so one instance probes for the fleet.
+//! - **Rate limits**: what a response's rate-limit headers said on one instance (when it changes
+//!   what is shown) is published, and the others take it as their own latest observation of that
+//!   provider: an account's limits are spent by the whole fleet, so one instance's throttling
+//!   steers everyone's new requests.
 //! - **Lost**: when Redis is slow or gone, instances carry on with their own breakers; a
 //!   `cluster_changed` event says so (the console's header, `breakerbox_cluster_connected`).
 //!   The subscription reconnects with backoff; on reconnecting, the instance reads the hash to
@@ -36,6 +40,7 @@ use crate::engine::breaker::{BreakerKey, Counted, ProbeGate};
 use crate::engine::shared::Shared;
 use crate::engine::throttle::Throttle;
 use crate::event::{BreakerState, Event, EventKind, OperatorAction};
+use crate::provider::ratelimit::{Allowance, RateLimits};
 pub use wire::{Message, What};
 
 /// How long a Redis command may take before the instance carries on without it.
@@ -189,10 +194,12 @@ pub fn start(config: ClusterConfig, shared: &Shared) -> Result<(), String> {
     let reconnected = Arc::new(Notify::new());
     let events = shared.bus.subscribe();
     let counted = shared.breakers.watch_outcomes();
+    let observed = shared.throttle.watch_observations();
     tokio::spawn(outbound(
         Arc::clone(&link),
         events,
         counted,
+        observed,
         Arc::clone(&reconnected),
     ));
     tokio::spawn(inbound(link, client, reconnected));
@@ -380,6 +387,36 @@ impl Link {
         }
     }
 
+    /// Publish what a response here said of a provider's rate limits.
+    async fn send_limits(&self, key: BreakerKey, limits: &RateLimits) {
+        if !self.connected() {
+            return;
+        }
+        let limits = limits
+            .allowances
+            .iter()
+            .map(|a| crate::event::RateLimit {
+                dimension: a.dimension,
+                limit: a.limit,
+                remaining: a.remaining,
+                reset_ms: a
+                    .reset
+                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+            })
+            .collect();
+        let message = self.message(What::Limits {
+            provider: key.provider,
+            model: key.model,
+            limits,
+        });
+        let Ok(text) = serde_json::to_string(&message) else {
+            return;
+        };
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(&self.keys.changes).arg(text);
+        let _ = self.run::<i64>(&publish).await;
+    }
+
     /// Add one counted outcome to the fleet's, and open here when the fleet's reach a trigger.
     async fn count(&self, counted: Counted) {
         if !self.connected() {
@@ -470,6 +507,29 @@ impl Link {
                 }
                 breakers.follow(&key, to, reason, open_for, by_operator, &message.from);
             }
+            What::Limits {
+                provider,
+                model,
+                limits,
+            } => {
+                if !breakers.knows(&provider) {
+                    return;
+                }
+                let elapsed = wire::now_ms().saturating_sub(message.at_ms);
+                let allowances = limits
+                    .into_iter()
+                    .map(|l| Allowance {
+                        dimension: l.dimension,
+                        limit: l.limit,
+                        remaining: l.remaining,
+                        reset: l
+                            .reset_ms
+                            .map(|ms| Duration::from_millis(ms.saturating_sub(elapsed))),
+                    })
+                    .collect();
+                self.throttle
+                    .observe_from_fleet(&BreakerKey { provider, model }, RateLimits { allowances });
+            }
             What::Operator { action, provider } => {
                 if !breakers.knows(&provider) {
                     return;
@@ -518,6 +578,7 @@ async fn outbound(
     link: Arc<Link>,
     mut events: broadcast::Receiver<Arc<Event>>,
     mut counted: mpsc::Receiver<Counted>,
+    mut observed: mpsc::Receiver<(BreakerKey, RateLimits)>,
     reconnected: Arc<Notify>,
 ) {
     let mut alive = tokio::time::interval(Duration::from_secs(1));
@@ -530,6 +591,7 @@ async fn outbound(
                 Err(broadcast::error::RecvError::Closed) => return,
             },
             Some(c) = counted.recv() => link.count(c).await,
+            Some((key, limits)) = observed.recv() => link.send_limits(key, &limits).await,
             () = reconnected.notified() => link.flush().await,
             _ = alive.tick() => {
                 if link.breakers.upgrade().is_none() {

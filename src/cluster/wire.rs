@@ -45,6 +45,14 @@ pub enum What {
         action: OperatorAction,
         provider: String,
     },
+    /// What a response to the sender said of a provider's rate limits (the account's limits,
+    /// whoever asked).
+    Limits {
+        provider: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        model: Option<String>,
+        limits: Vec<crate::event::RateLimit>,
+    },
 }
 
 impl Message {
@@ -56,7 +64,7 @@ impl Message {
                 provider: provider.clone(),
                 model: model.clone(),
             }),
-            What::Operator { .. } => None,
+            What::Operator { .. } | What::Limits { .. } => None,
         }
     }
 }

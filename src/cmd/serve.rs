@@ -49,7 +49,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
     let mut banner = banner(&listener, &routes, session.setup.mode)?;
     if let Some(redis) = &session.config.cluster.redis {
         let address = crate::cluster::address(redis.get_ref()).unwrap_or_default();
-        banner.push_str(&format!("  fleet: breakers shared through redis {address}\n"));
+        banner.push_str(&format!(
+            "  fleet: breakers shared through redis {address}\n"
+        ));
     }
     let serving = listener.local_addr()?.to_string();
     // A headless gateway records only when asked; the console records by default, as always.

@@ -81,7 +81,13 @@ struct Inner {
     bus: Bus,
     config: ThrottleConfig,
     entries: Mutex<HashMap<BreakerKey, Entry>>,
+    /// Told each observation of this instance's own that changed what is shown (the fleet
+    /// shares them); at most [`OBSERVATIONS_QUEUED`] wait.
+    observations: Mutex<Option<tokio::sync::mpsc::Sender<(BreakerKey, RateLimits)>>>,
 }
+
+/// Observations waiting for the fleet before more are dropped.
+const OBSERVATIONS_QUEUED: usize = 1024;
 
 /// One breaker key's latest limits.
 struct Entry {
@@ -111,8 +117,27 @@ impl Throttle {
                 bus,
                 config,
                 entries: Mutex::new(HashMap::new()),
+                observations: Mutex::new(None),
             }),
         }
+    }
+
+    /// This instance's own observations from now on, when they change what is shown (one
+    /// listener: the fleet).
+    pub fn watch_observations(&self) -> tokio::sync::mpsc::Receiver<(BreakerKey, RateLimits)> {
+        let (tx, rx) = tokio::sync::mpsc::channel(OBSERVATIONS_QUEUED);
+        *self
+            .inner
+            .observations
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        rx
+    }
+
+    /// What another gateway of the fleet saw of a provider's limits, as if a response here had
+    /// said it: the limits are the provider account's, whoever asked.
+    pub fn observe_from_fleet(&self, key: &BreakerKey, limits: RateLimits) {
+        self.record(key, limits, false);
     }
 
     pub fn config(&self) -> ThrottleConfig {
@@ -130,6 +155,10 @@ impl Throttle {
     /// A response for `key` stated `limits`, now: keep them, publish them if they differ from the
     /// last ones published, and throttle or lift the provider as they say.
     pub fn observe(&self, key: &BreakerKey, limits: RateLimits) {
+        self.record(key, limits, true);
+    }
+
+    fn record(&self, key: &BreakerKey, limits: RateLimits, own: bool) {
         let now = Instant::now();
         let verdict = self
             .inner
@@ -146,6 +175,17 @@ impl Throttle {
         let shown = shown(&limits, now);
         if !same(&entry.shown, &shown) {
             entry.shown = shown;
+            if own
+                && let Some(tx) = self
+                    .inner
+                    .observations
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .as_ref()
+            {
+                // Full or gone: the fleet misses one observation, never this response.
+                let _ = tx.try_send((key.clone(), limits.clone()));
+            }
             self.inner.bus.publish(EventKind::RateLimits {
                 provider: key.provider.clone(),
                 model: key.model.clone(),

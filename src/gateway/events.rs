@@ -36,6 +36,8 @@ struct Log {
     breakers: BTreeMap<String, Arc<Event>>,
     /// By (provider, model, event type).
     limits: BTreeMap<(String, Option<String>, &'static str), Arc<Event>>,
+    /// The latest `cluster_changed`: whether the fleet is reachable.
+    cluster: Option<Arc<Event>>,
     recent: VecDeque<Arc<Event>>,
 }
 
@@ -72,6 +74,7 @@ impl History {
         let mut log = self.log.lock().unwrap_or_else(|e| e.into_inner());
         match &event.kind {
             EventKind::SessionStarted { .. } => log.session = Some(Arc::clone(&event)),
+            EventKind::ClusterChanged { .. } => log.cluster = Some(Arc::clone(&event)),
             EventKind::BreakerChanged { provider, .. } => {
                 log.breakers.insert(provider.clone(), Arc::clone(&event));
             }
@@ -103,6 +106,7 @@ impl History {
             .iter()
             .chain(log.breakers.values())
             .chain(log.limits.values())
+            .chain(log.cluster.iter())
             .chain(log.recent.iter())
             .cloned()
             .collect();

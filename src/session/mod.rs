@@ -80,6 +80,12 @@ impl Session {
     /// each step is published as a `fault_changed` after it.
     pub fn announce(&mut self, mode: Mode) -> Result<()> {
         self.bus.publish(self.setup.session_started(mode));
+        // The fleet joins now, so that whatever folds the session (the console, `/metrics`) has
+        // subscribed and sees how its link goes.
+        if let Some(cluster) = self.config.cluster.to_config(None) {
+            crate::cluster::start(cluster, &self.setup.shared)
+                .map_err(|e| color_eyre::eyre::eyre!("{e}"))?;
+        }
         if let (Some(sim), Some(scenario)) = (&self.sim, self.setup.scenario.take()) {
             let bus = self.bus.clone();
             sim.run_scenario(scenario, move |scenario, step| {

@@ -369,9 +369,6 @@ fn shared(config: &Config, bus: Bus) -> Result<Shared> {
     if let Some(probes) = config.breaker.probes() {
         shared.start_probing(probes);
     }
-    if let Some(cluster) = config.cluster.to_config(None) {
-        crate::cluster::start(cluster, &shared).map_err(|e| eyre!("{e}"))?;
-    }
     Ok(shared)
 }
 

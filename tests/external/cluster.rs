@@ -351,3 +351,35 @@ pub fn with_redis_gone_every_instance_serves_then_resynchronizes(redis_server: &
         assert_eq!(b.ask().await, "openai");
     });
 }
+
+pub fn one_instances_rate_limit_headers_steer_the_whole_fleet(redis_server: &str) {
+    let redis = Redis::start(redis_server);
+    runtime().block_on(async {
+        let fleet = fleet_name("limits");
+        // a's anthropic states a budget of 5 requests a minute; b's says nothing of limits.
+        let budget = ["anthropic=rate_limit_budget:requests=5,tokens=0,per=60s"];
+        let mut a = member(&redis, &fleet, "gw-a", "", &budget).await;
+        let mut b = member(&redis, &fleet, "gw-b", "", &[]).await;
+        a.connected(true).await;
+        b.connected(true).await;
+        for _ in 0..5 {
+            assert_eq!(a.ask().await, "anthropic");
+        }
+        // The last answer left 0 of 5: a is throttled, and so is b, which never asked.
+        let seen = b
+            .seen(Duration::from_secs(5), |k| {
+                matches!(k, EventKind::ThrottleChanged { provider, throttled: true, .. }
+                    if provider == "anthropic")
+            })
+            .await;
+        assert!(
+            seen.is_some(),
+            "b takes gw-a's observation of the account's limits"
+        );
+        assert_eq!(
+            b.ask().await,
+            "openai",
+            "b steers past the throttled provider"
+        );
+    });
+}

@@ -99,6 +99,11 @@ fn main() -> ExitCode {
         |r| cluster::only_one_instance_probes_for_the_fleet(&r),
     );
     checks.add(
+        "cluster::one_instances_rate_limit_headers_steer_the_whole_fleet",
+        &redis,
+        |r| cluster::one_instances_rate_limit_headers_steer_the_whole_fleet(&r),
+    );
+    checks.add(
         "cluster::with_redis_gone_every_instance_serves_then_resynchronizes",
         &redis,
         |r| cluster::with_redis_gone_every_instance_serves_then_resynchronizes(&r),
