@@ -226,6 +226,7 @@ impl Traffic {
             ts: self.ts,
             seq: self.seq,
             kind,
+            instance: None,
         }
     }
 

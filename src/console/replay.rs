@@ -797,6 +797,7 @@ mod tests {
                 provider: Some("a".into()),
                 detail: i.to_string(),
             },
+            instance: None,
         });
         write_recording(name, events)
     }

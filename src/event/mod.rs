@@ -40,6 +40,23 @@ pub struct Event {
     pub seq: u64,
     #[serde(flatten)]
     pub kind: EventKind,
+    /// The gateway this event came from, in a console over a fleet (`breakerbox attach URL URL
+    /// …`), which stamps it on the events it merges, in memory. Never set on the bus, so never in
+    /// a recording or on `/events`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+}
+
+impl Event {
+    /// An event of no particular gateway (`instance` unset).
+    pub fn new(ts: DateTime<Utc>, seq: u64, kind: EventKind) -> Self {
+        Event {
+            ts,
+            seq,
+            kind,
+            instance: None,
+        }
+    }
 }
 
 fn ts_millis<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {
