@@ -15,6 +15,7 @@
 //! routes), `sections.rs` (the sections of single settings), `values.rs`, `validate.rs`.
 
 mod azure;
+mod fleet;
 mod providers;
 mod sections;
 mod validate;
@@ -28,6 +29,7 @@ use crate::engine::classify::ClassPolicyOverride;
 use crate::engine::cost::ModelPrice;
 use crate::keys::KeyList;
 use crate::parse::toml_error;
+pub use fleet::{FleetGateway, FleetGatewayTable, FleetSection};
 pub use crate::parse::{ConfigError, Dur, MAX_DURATION, OptionalDur, parse_duration};
 use crate::provider::{ErrorClass, Timeouts};
 use crate::sim::{SimConfig, SimProviderSpec};
@@ -88,6 +90,9 @@ pub struct Config {
     /// Console key overrides: an action name → a key or a list of keys.
     #[serde(default)]
     pub keys: BTreeMap<String, KeyList>,
+    /// The gateways `breakerbox attach` watches when given no URL.
+    #[serde(default)]
+    pub fleet: FleetSection,
     /// Where the config came from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -110,6 +115,7 @@ impl Default for Config {
             sim: SimSection::default(),
             gateway: GatewaySection::default(),
             keys: BTreeMap::new(),
+            fleet: FleetSection::default(),
             source: None,
         }
     }

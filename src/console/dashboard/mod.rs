@@ -12,6 +12,7 @@
 //! - `ledger.rs`: what the fold remembers between events and no panel reads.
 //! - `ring.rs`: the bounded buffers.
 
+mod fleet;
 mod ledger;
 mod limits;
 mod log;
@@ -21,6 +22,7 @@ mod ring;
 #[cfg(test)]
 mod script;
 
+pub use fleet::{Fleet, FleetBreaker, MEMBERS_KEPT, Member, MemberLink};
 pub use ledger::Ledger;
 pub use limits::{LimitView, RateLimitsView, ThrottleView};
 pub use log::{LOG_KEPT, LOG_KINDS, LogFilter, LogLine, LogWindow};
@@ -82,6 +84,8 @@ pub struct Dashboard {
     pub events_missed: u64,
     /// What the fold remembers between events; no panel reads it.
     pub ledger: Ledger,
+    /// A console over a fleet of gateways: each member's own dashboard (see `fleet.rs`).
+    pub fleet: Option<Box<Fleet>>,
 }
 
 impl Default for Dashboard {
@@ -119,6 +123,7 @@ impl Dashboard {
             events_applied: 0,
             events_missed: 0,
             ledger: Ledger::default(),
+            fleet: None,
         }
     }
 
@@ -126,6 +131,7 @@ impl Dashboard {
     pub fn apply(&mut self, event: &Event) {
         self.events_applied = self.events_applied.saturating_add(1);
         self.advance(event.ts);
+        self.fold_member(event);
         // Text is the hottest event (most of a stream) and has no log line: taken straight to
         // its provider's row and its request.
         if let EventKind::TextDelta {
@@ -143,6 +149,7 @@ impl Dashboard {
         self.fold_limits(event.ts, &event.kind);
         self.fold_requests(event.ts, &event.kind);
         self.push_log(event);
+        self.sync_after(event);
     }
 
     /// Let time pass without events (countdowns, rates), unless the clock is held. Never moves
@@ -150,6 +157,11 @@ impl Dashboard {
     pub fn tick(&mut self, now: DateTime<Utc>) {
         if self.clock_held.is_none() {
             self.advance(now);
+        }
+        if let Some(fleet) = self.fleet.as_deref_mut() {
+            for member in &mut fleet.members {
+                member.dash.tick(now);
+            }
         }
     }
 
