@@ -74,7 +74,9 @@ impl MemberSpec {
             _ => (None, spec),
         };
         if url.is_empty() {
-            bail!("`{spec}` names a gateway but gives no URL; write NAME=URL, like gw-a=http://10.0.0.5:8080");
+            bail!(
+                "`{spec}` names a gateway but gives no URL; write NAME=URL, like gw-a=http://10.0.0.5:8080"
+            );
         }
         Ok(MemberSpec {
             name,
@@ -167,7 +169,9 @@ pub async fn attach_fleet(specs: Vec<MemberSpec>, options: Options) -> Result<Fl
     let mut down = Vec::new();
     for (i, check) in checks.iter().enumerate() {
         match check {
-            Ok(Health { simulated, .. }) => members[i].simulated.store(*simulated, Ordering::Relaxed),
+            Ok(Health { simulated, .. }) => {
+                members[i].simulated.store(*simulated, Ordering::Relaxed)
+            }
             Err(why) => down.push((i, why.clone())),
         }
     }
@@ -176,10 +180,7 @@ pub async fn attach_fleet(specs: Vec<MemberSpec>, options: Options) -> Result<Fl
             .iter()
             .map(|(i, why)| format!("{}: {why}", members[*i].name))
             .collect();
-        bail!(
-            "no gateway of the fleet answered: {}",
-            reasons.join("; ")
-        );
+        bail!("no gateway of the fleet answered: {}", reasons.join("; "));
     }
 
     let (tx, events) = broadcast::channel(EVENT_CAPACITY);
@@ -332,7 +333,10 @@ async fn follow(
 
 /// `/healthz` (whether it has simulated providers now) and `/events`, each within the request
 /// time limit: a member that accepts and never answers is down, not waited for.
-async fn connect(member: &Shared, options: &Options) -> std::result::Result<reqwest::Response, String> {
+async fn connect(
+    member: &Shared,
+    options: &Options,
+) -> std::result::Result<reqwest::Response, String> {
     let limit = options.request_timeout;
     let health = tokio::time::timeout(limit, health(&member.gateway, options))
         .await
@@ -456,11 +460,7 @@ impl Ord for Held {
 
 /// Merge the members' events into the console's channel in time order: each is held for
 /// `window`, and the oldest held goes first. Numbered with the fleet's own `seq` as they go.
-async fn merge(
-    mut rx: mpsc::Receiver<Event>,
-    tx: broadcast::Sender<Arc<Event>>,
-    window: Duration,
-) {
+async fn merge(mut rx: mpsc::Receiver<Event>, tx: broadcast::Sender<Arc<Event>>, window: Duration) {
     let mut held: BinaryHeap<Reverse<Held>> = BinaryHeap::new();
     let mut arrivals = 0u64;
     let mut seq = 0u64;
@@ -568,10 +568,9 @@ impl Control for FleetControl {
         let notes = self.notes.clone();
         let timeout = self.timeout;
         runtime.spawn(async move {
-            let results = futures::future::join_all(
-                to.iter().map(|m| exchange(&m.gateway, timeout, &body)),
-            )
-            .await;
+            let results =
+                futures::future::join_all(to.iter().map(|m| exchange(&m.gateway, timeout, &body)))
+                    .await;
             let outcome = fleet_outcome(&what, &to, results);
             let _ = notes.send(Note::Flash(outcome));
         });
@@ -662,13 +661,18 @@ mod tests {
             panic!("{e:?}");
         };
         assert_eq!(request_id, "gw-b/r1");
-        assert_eq!(member_frame(event("{not json"), "x"), MemberFrame::Missed(1));
+        assert_eq!(
+            member_frame(event("{not json"), "x"),
+            MemberFrame::Missed(1)
+        );
     }
 
     #[test]
     fn a_reconnection_to_the_same_session_passes_only_what_is_new() {
         let at = |seq: u64, kind: EventKind, ts: &str| {
-            let ts = DateTime::parse_from_rfc3339(ts).unwrap().with_timezone(&Utc);
+            let ts = DateTime::parse_from_rfc3339(ts)
+                .unwrap()
+                .with_timezone(&Utc);
             Event::new(ts, seq, kind)
         };
         let session = |ts: &str| {
@@ -701,7 +705,12 @@ mod tests {
         let first = [session("2026-03-14T12:00:00Z"), action(2), action(3)];
         assert!(first.iter().all(|e| seen.pass(e)));
         // The same session again, its history, then one new event.
-        let again = [session("2026-03-14T12:00:00Z"), action(2), action(3), action(4)];
+        let again = [
+            session("2026-03-14T12:00:00Z"),
+            action(2),
+            action(3),
+            action(4),
+        ];
         let passed: Vec<bool> = again.iter().map(|e| seen.pass(e)).collect();
         assert_eq!(passed, [false, false, false, true]);
         // The gateway started again: a new session, passed in full.

@@ -98,3 +98,49 @@ pub fn members(urls: &[String], config: &Config) -> Result<Vec<MemberSpec>> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_fleet_comes_from_the_urls_else_the_config() {
+        let dir = std::env::temp_dir().join(format!("bb-fleet-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("a directory");
+        std::fs::write(dir.join("c.token"), "c-secret\n").expect("a token file");
+        let text = r#"
+            [fleet]
+            gateways = [
+                "http://10.0.0.5:8080",
+                "gw-b=http://10.0.0.6:8080",
+                { name = "gw-c", url = "http://10.0.0.7:8080", token_file = "c.token" },
+            ]
+        "#;
+        let mut config = Config::parse(text, "fleet.toml").expect("a config");
+        config.source = Some(dir.join("fleet.toml"));
+        let specs = members(&[], &config).expect("members");
+        let got: Vec<(Option<&str>, &str, Option<&str>)> = specs
+            .iter()
+            .map(|s| (s.name.as_deref(), s.url.as_str(), s.token.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (None, "http://10.0.0.5:8080", None),
+                (Some("gw-b"), "http://10.0.0.6:8080", None),
+                (Some("gw-c"), "http://10.0.0.7:8080", Some("c-secret")),
+            ]
+        );
+        // URLs given win over the config.
+        let specs = members(&["a=http://h:1".to_string()], &config).expect("members");
+        assert_eq!(specs.len(), 1);
+        let none = members(&[], &Config::default()).unwrap_err().to_string();
+        assert!(none.contains("[fleet] gateways"), "{none}");
+        let bad = Config::parse(
+            "[fleet]\ngateways = [{ url = \"x\", tokn = \"y\" }]",
+            "f.toml",
+        );
+        assert!(bad.is_err());
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

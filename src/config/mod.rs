@@ -29,10 +29,10 @@ use crate::engine::classify::ClassPolicyOverride;
 use crate::engine::cost::ModelPrice;
 use crate::keys::KeyList;
 use crate::parse::toml_error;
-pub use fleet::{FleetGateway, FleetGatewayTable, FleetSection};
 pub use crate::parse::{ConfigError, Dur, MAX_DURATION, OptionalDur, parse_duration};
 use crate::provider::{ErrorClass, Timeouts};
 use crate::sim::{SimConfig, SimProviderSpec};
+pub use fleet::{FleetGateway, FleetGatewayTable, FleetSection};
 use providers::default_providers;
 pub use providers::{
     BreakerScope, ChainEntry, HedgeSetting, MAX_WEIGHT, MemberEntry, PoolEntry, ProviderEntry,

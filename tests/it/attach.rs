@@ -23,8 +23,8 @@ use tokio::sync::broadcast;
 
 use breakerbox::attach::{MemberSpec, Options, Reader, attach, attach_fleet};
 use breakerbox::console::app::App;
-use breakerbox::console::keys::Bindings;
 use breakerbox::console::dashboard::{FleetBreaker, MemberLink};
+use breakerbox::console::keys::Bindings;
 use breakerbox::console::ui::{Link, Ui};
 use breakerbox::engine::breaker::BreakerState;
 use breakerbox::event::Event;
@@ -658,8 +658,22 @@ fn members_up(app: &App) -> usize {
 #[tokio::test]
 async fn a_fleet_console_merges_three_gateways() {
     // a and b have anthropic's breaker open, c does not; their requests interleave in time.
-    let a = kept([session_started(1), breaker_open(2, "anthropic"), answered(10, "r1")].concat());
-    let b = kept([session_started(1), breaker_open(3, "anthropic"), answered(20, "r1")].concat());
+    let a = kept(
+        [
+            session_started(1),
+            breaker_open(2, "anthropic"),
+            answered(10, "r1"),
+        ]
+        .concat(),
+    );
+    let b = kept(
+        [
+            session_started(1),
+            breaker_open(3, "anthropic"),
+            answered(20, "r1"),
+        ]
+        .concat(),
+    );
     let c = kept([session_started(1), answered(5, "r1")].concat());
     let urls = vec![
         serve(a.clone()).await,
@@ -694,7 +708,12 @@ async fn a_fleet_console_merges_three_gateways() {
     let states: Vec<(&str, BreakerState)> = fleet
         .members
         .iter()
-        .map(|m| (m.name.as_str(), m.dash.provider("anthropic").unwrap().breaker))
+        .map(|m| {
+            (
+                m.name.as_str(),
+                m.dash.provider("anthropic").unwrap().breaker,
+            )
+        })
         .collect();
     assert_eq!(
         states,
@@ -708,7 +727,11 @@ async fn a_fleet_console_merges_three_gateways() {
     let openai = app.live.provider("openai").unwrap();
     assert_eq!((openai.attempts, openai.successes), (3, 3));
     assert_eq!(
-        fleet.members.iter().map(|m| m.dash.totals.answered).sum::<u64>(),
+        fleet
+            .members
+            .iter()
+            .map(|m| m.dash.totals.answered)
+            .sum::<u64>(),
         3
     );
 
@@ -833,9 +856,12 @@ async fn a_member_down_is_shown_and_the_others_keep_working() {
         started.elapsed() < Duration::from_secs(3),
         "a silent member holds up the start no longer than the request limit"
     );
-    until(&mut app, &mut events, "a's reconnection and the others' requests", |app| {
-        app.live.totals.answered == 3 && members_up(app) == 2
-    })
+    until(
+        &mut app,
+        &mut events,
+        "a's reconnection and the others' requests",
+        |app| app.live.totals.answered == 3 && members_up(app) == 2,
+    )
     .await;
     assert_eq!(a.connections.load(Ordering::SeqCst), 2);
     assert_eq!(app.live.totals.requests, 3, "a/r1 once, a/r2, b/r1");
@@ -858,14 +884,19 @@ async fn a_member_down_is_shown_and_the_others_keep_working() {
     assert!(why.contains("timed out"), "{why}");
     // The down members are not counted in the rows: b's and a's breakers only.
     assert_eq!(
-        fleet.breaker("anthropic").map(|b| (b.state, b.in_state, b.of)),
+        fleet
+            .breaker("anthropic")
+            .map(|b| (b.state, b.in_state, b.of)),
         Some((BreakerState::Open, 1, 2))
     );
     let text = screen(&app, 160, 48);
     assert!(text.contains("FLEET 2/4 up"), "{text}");
     assert!(text.contains("down: c, d"), "{text}");
     assert!(!text.contains(TOKEN));
-    assert!(app.live.clock_held.is_none(), "the others keep the clock going");
+    assert!(
+        app.live.clock_held.is_none(),
+        "the others keep the clock going"
+    );
 
     // A command reaches those that are up and says which could not take it.
     app.on_key(&key('r'));
@@ -874,10 +905,9 @@ async fn a_member_down_is_shown_and_the_others_keep_working() {
         Some("reset anthropic → sent to 4 gateways")
     );
     until(&mut app, &mut events, "the results", |app| {
-        app.ui
-            .flash
-            .as_deref()
-            .is_some_and(|f| f.starts_with("reset anthropic: 2/4 gateways took it; c failed: cannot reach "))
+        app.ui.flash.as_deref().is_some_and(|f| {
+            f.starts_with("reset anthropic: 2/4 gateways took it; c failed: cannot reach ")
+        })
     })
     .await;
     let flash = app.ui.flash.clone().unwrap();
@@ -907,9 +937,14 @@ async fn a_fleet_none_of_whose_members_answers_is_a_clear_error() {
         .expect("nobody answers")
         .to_string();
     assert!(
-        err.starts_with("no gateway of the fleet answered: a: cannot reach the gateway at http://127.0.0.1:"),
+        err.starts_with(
+            "no gateway of the fleet answered: a: cannot reach the gateway at http://127.0.0.1:"
+        ),
         "{err}"
     );
-    assert!(err.contains("; 127.0.0.1:"), "the second by its host:port: {err}");
+    assert!(
+        err.contains("; 127.0.0.1:"),
+        "the second by its host:port: {err}"
+    );
     assert!(!err.contains('\n'), "{err}");
 }

@@ -21,7 +21,10 @@ pub enum MemberLink {
     Up,
     /// Gone, or never answered: why, in a few words, and when the next try is (milliseconds
     /// after it went).
-    Down { why: String, retry_in_ms: u64 },
+    Down {
+        why: String,
+        retry_in_ms: u64,
+    },
 }
 
 impl MemberLink {
@@ -237,9 +240,10 @@ mod tests {
     fn a_provider_shows_its_most_severe_member_and_how_many_are_in_it() {
         let mut dash = Dashboard::fleet(["a".to_string(), "b".into(), "c".into()]);
         let mut opened = Script::default();
-        opened
-            .at(0, session(&["anthropic", "openai"], Some(5)))
-            .at(10, breaker("anthropic", "closed", "open", "5 failures", Some(30_000)));
+        opened.at(0, session(&["anthropic", "openai"], Some(5))).at(
+            10,
+            breaker("anthropic", "closed", "open", "5 failures", Some(30_000)),
+        );
         let mut quiet = Script::default();
         quiet.at(0, session(&["anthropic", "openai"], Some(5)));
         let mut events = stamped(&opened, "a", true);
@@ -252,7 +256,10 @@ mod tests {
             dash.apply(e);
         }
         for i in 0..3 {
-            dash.fleet.as_deref_mut().unwrap().set_link(i, MemberLink::Up);
+            dash.fleet
+                .as_deref_mut()
+                .unwrap()
+                .set_link(i, MemberLink::Up);
         }
         dash.sync_fleet();
         let fleet = dash.fleet.as_deref().unwrap();
@@ -272,7 +279,13 @@ mod tests {
         assert_eq!(row.breaker, BreakerState::Open);
         assert_eq!(row.breaker_reason, "a: 5 failures");
         assert_eq!(
-            fleet.member("b").unwrap().dash.provider("anthropic").unwrap().breaker,
+            fleet
+                .member("b")
+                .unwrap()
+                .dash
+                .provider("anthropic")
+                .unwrap()
+                .breaker,
             BreakerState::Closed
         );
 
@@ -288,7 +301,10 @@ mod tests {
             );
         }
         dash.sync_fleet();
-        assert_eq!(dash.provider("anthropic").unwrap().breaker, BreakerState::Closed);
+        assert_eq!(
+            dash.provider("anthropic").unwrap().breaker,
+            BreakerState::Closed
+        );
         let fleet = dash.fleet.as_deref_mut().unwrap();
         fleet.set_link(
             1,

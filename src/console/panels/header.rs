@@ -133,7 +133,10 @@ fn conditions<'a>(paint: &Paint) -> Line<'a> {
             })
             .collect();
         if !down.is_empty() {
-            spans.push(Span::styled(format!("down: {}", down.join(", ")), theme.warning));
+            spans.push(Span::styled(
+                format!("down: {}", down.join(", ")),
+                theme.warning,
+            ));
             spans.push(Span::raw("  "));
         }
     }
