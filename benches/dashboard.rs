@@ -181,6 +181,7 @@ impl Traffic {
                     protocol: breakerbox::provider::Protocol::Anthropic,
                     model: model(name).to_string(),
                     fault: None,
+                    base_url: None,
                 })
                 .collect(),
             breaker_threshold: Some(5),
@@ -226,7 +227,7 @@ impl Traffic {
             ts: self.ts,
             seq: self.seq,
             kind,
-            instance: None,
+            gateway: None,
         }
     }
 
@@ -257,6 +258,8 @@ impl Traffic {
             prompt_chars: None,
             chain_name: None,
             failover: None,
+            max_tokens: None,
+            stream: None,
         });
         let phase = self.requests % BREAKER_CYCLE;
         if phase == 0 {
@@ -400,6 +403,7 @@ impl Flow {
             cost_usd: cost,
             estimated: false,
             unpriced: false,
+            response_id: None,
         });
         self.cost += cost;
         cost
@@ -454,6 +458,7 @@ fn breaker(from: &str, to: &str, reason: &str, recovery_ms: Option<u64>) -> Even
         to: to.parse().expect("a name in the vocabulary"),
         reason: reason.into(),
         recovery_ms,
+        instance: None,
     }
 }
 

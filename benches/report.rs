@@ -32,7 +32,7 @@ impl<W: Write> Gen<W> {
             ts: self.t0 + Duration::milliseconds(self.ms),
             seq: self.seq,
             kind,
-            instance: None,
+            gateway: None,
         };
         serde_json::to_writer(&mut self.out, &event)?;
         self.out.write_all(b"\n")
@@ -60,6 +60,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 protocol: p.parse().unwrap_or(breakerbox::provider::Protocol::Openai),
                 model: (*m).into(),
                 fault: None,
+                base_url: None,
             })
             .collect(),
         config: serde_json::Value::Null,
@@ -88,6 +89,8 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
             prompt_chars: None,
             chain_name: None,
             failover: None,
+            max_tokens: None,
+            stream: None,
         })?;
         if n.is_multiple_of(500) {
             g.emit(EventKind::BreakerChanged {
@@ -97,6 +100,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 to: breakerbox::event::BreakerState::Open,
                 reason: "3 consecutive failures".into(),
                 recovery_ms: Some(30_000),
+                instance: None,
             })?;
         }
         if n % 500 == 20 {
@@ -107,6 +111,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 to: breakerbox::event::BreakerState::Closed,
                 reason: "probe succeeded".into(),
                 recovery_ms: None,
+                instance: None,
             })?;
         }
         let mut attempt = 1;
@@ -186,6 +191,7 @@ fn generate(path: &std::path::Path) -> std::io::Result<()> {
                 cost_usd: 0.0012,
                 estimated: false,
                 unpriced: false,
+                response_id: None,
             })?;
             if cut && round == 0 {
                 g.emit(EventKind::AttemptFailed {

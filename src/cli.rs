@@ -103,6 +103,13 @@ pub struct ServeArgs {
     #[arg(long)]
     pub headless: bool,
 
+    /// Export spans live (one per request, one per attempt) to this OpenTelemetry collector over
+    /// OTLP/HTTP with JSON: its base URL, e.g. `http://127.0.0.1:4318` (spans go to `/v1/traces`
+    /// under it). Without it, OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT;
+    /// OTEL_EXPORTER_OTLP_HEADERS adds headers (`key=value,…`).
+    #[arg(long, value_name = "URL")]
+    pub otlp_endpoint: Option<String>,
+
     #[command(flatten)]
     pub token: TokenArgs,
 }
@@ -209,6 +216,17 @@ pub struct CommonArgs {
     /// A scenario file scheduling faults over time on the simulated providers.
     #[arg(long, global = true, value_name = "FILE")]
     pub scenario: Option<PathBuf>,
+
+    /// Share breakers with the other gateways of a fleet through this Redis
+    /// (`redis://[:PASSWORD@]HOST[:PORT][/DB]`; over the config's `[cluster] redis`).
+    #[arg(
+        long,
+        global = true,
+        value_name = "URL",
+        env = "BREAKERBOX_REDIS",
+        hide_env_values = true
+    )]
+    pub redis: Option<String>,
 }
 
 #[derive(Debug, Clone, Args, Default)]

@@ -6,6 +6,7 @@
 
 pub mod attach;
 pub mod cli;
+pub mod cluster;
 pub mod cmd;
 pub mod config;
 pub mod console;
@@ -24,4 +25,5 @@ mod rng;
 pub mod secret;
 pub mod session;
 pub mod sim;
+pub mod telemetry;
 pub mod text;

@@ -2,7 +2,7 @@
 //!
 //! Each member has a reader task of its own (connect, read `/events`, reconnect with backoff), so
 //! a member that is slow, gone or never answers holds up nobody: it is shown down, with why, and
-//! tried again. Readers stamp each event with the member's name (`Event::instance`) and prefix
+//! tried again. Readers stamp each event with the member's name (`Event::gateway`) and prefix
 //! its request id with it (`gw-a/r12`: two gateways' `r12` are two requests), and skip what a
 //! reconnection to the same gateway session sends again (the session, snapshot and recent events
 //! it sent before, by `seq`): each event reaches the console once, so nothing is counted twice.
@@ -220,7 +220,7 @@ impl FleetAttachment {
         keys: Bindings,
     ) -> (App, broadcast::Receiver<Arc<Event>>, Reader) {
         let mut app = App::attached(ui, keys, self.control, self.notes);
-        app.live = Dashboard::fleet(self.names);
+        app.live = Dashboard::over_gateways(self.names);
         for (index, why) in self.down {
             app.on_note(Note::Member {
                 index,
@@ -422,7 +422,7 @@ fn member_frame(item: SseItem, name: &str) -> MemberFrame {
         if let Some(serde_json::Value::String(id)) = object.get_mut("request_id") {
             *id = format!("{name}/{id}");
         }
-        object.insert("instance".into(), name.into());
+        object.insert("gateway".into(), name.into());
     }
     match serde_json::from_value::<Event>(json) {
         Ok(event) => MemberFrame::Event(event),
@@ -656,7 +656,7 @@ mod tests {
         let MemberFrame::Event(e) = frame else {
             panic!("{frame:?}");
         };
-        assert_eq!((e.seq, e.instance.as_deref()), (7, Some("gw-b")));
+        assert_eq!((e.seq, e.gateway.as_deref()), (7, Some("gw-b")));
         let EventKind::RequestStarted { request_id, .. } = &e.kind else {
             panic!("{e:?}");
         };
@@ -697,6 +697,7 @@ mod tests {
                     action: crate::event::OperatorAction::Trip,
                     provider: Some("a".into()),
                     detail: String::new(),
+                    instance: None,
                 },
                 "2026-03-14T12:00:01Z",
             )

@@ -1,7 +1,7 @@
 //! `breakerbox serve`: the gateway in front of real agents, with the console on its traffic, or
 //! headless with a log line per finished request, breaker change and operator action.
 
-use color_eyre::eyre::{Result, bail};
+use color_eyre::eyre::{Result, bail, eyre};
 use std::io::IsTerminal;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -16,6 +16,10 @@ use crate::gateway::routes::Routes;
 use crate::gateway::{auth, bind, launch};
 use crate::session::recording::{Recording, When};
 use crate::session::{LoadView, Session, env};
+use crate::telemetry::{OtlpConfig, OtlpExporter};
+
+/// How long spans still queued at shutdown may take to reach the collector.
+const OTLP_FLUSH: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// `breakerbox serve`.
 pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
@@ -24,8 +28,20 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
     if !args.headless && !std::io::stdout().is_terminal() {
         bail!("the console needs a terminal; add --headless to serve without one");
     }
+    let otlp = OtlpConfig::resolve(args.otlp_endpoint.as_deref(), &env).map_err(|e| eyre!(e))?;
     let mut session = Session::start(&cli.common, &env, token.as_deref()).await?;
     let keys = super::keys(&session.config)?;
+    // Subscribed before the first event too: `session_started` says where the providers are.
+    let exporter = match otlp {
+        Some(config) => {
+            let url = config.traces_url.to_string();
+            Some((
+                OtlpExporter::start(&session.bus, config).map_err(|e| eyre!(e))?,
+                url,
+            ))
+        }
+        None => None,
+    };
     // Subscribed before the first event, so the console sees the whole session.
     let console_events = session.bus.subscribe();
     let routes = Routes::build(&session.setup)?;
@@ -66,6 +82,11 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
         token,
         listener,
     )?;
+    let mut banner = banner;
+    if let Some((exporter, url)) = &exporter {
+        running.gateway.report_otlp(exporter.stats());
+        banner.push_str(&format!("  spans: OTLP/HTTP to {url}\n"));
+    }
 
     // Printed before the console takes the screen too, so it is there after the console exits.
     eprint!("{banner}");
@@ -92,6 +113,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
         app::run_in_terminal(&mut app, console_events).await
     };
     running.stop().await;
+    if let Some((exporter, _)) = exporter {
+        exporter.stop(OTLP_FLUSH).await;
+    }
     recording.finish().await;
     result?;
     Ok(0)

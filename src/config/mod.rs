@@ -39,8 +39,8 @@ pub use providers::{
     RouteEntry, RouteMode, TargetEntry,
 };
 pub use sections::{
-    BreakerSection, EngineSection, GatewaySection, RateLimitsSection, RetrySection, SimEntry,
-    SimSection, TimeoutsConfig,
+    BreakerSection, ClusterSection, EngineSection, GatewaySection, RateLimitsSection, RetrySection,
+    SimEntry, SimSection, TimeoutsConfig,
 };
 use validate::Invalid;
 use values::non_empty;
@@ -87,6 +87,9 @@ pub struct Config {
     /// The gateway's limits on client connections (`breakerbox serve`).
     #[serde(default)]
     pub gateway: GatewaySection,
+    /// The fleet this gateway shares its breakers with (`[cluster] redis`).
+    #[serde(default)]
+    pub cluster: ClusterSection,
     /// Console key overrides: an action name → a key or a list of keys.
     #[serde(default)]
     pub keys: BTreeMap<String, KeyList>,
@@ -114,6 +117,7 @@ impl Default for Config {
             pricing: BTreeMap::new(),
             sim: SimSection::default(),
             gateway: GatewaySection::default(),
+            cluster: ClusterSection::default(),
             keys: BTreeMap::new(),
             fleet: FleetSection::default(),
             source: None,

@@ -225,6 +225,55 @@ impl RetrySection {
     }
 }
 
+/// `[cluster]`: the fleet of gateways this one shares its breakers with, through Redis.
+#[derive(Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterSection {
+    /// `redis://[user:password@]host[:port][/db]`; absent: no fleet (or `--redis`). It may hold a
+    /// password: only its `host:port` is ever shown.
+    pub redis: Option<toml::Spanned<String>>,
+    /// The fleet's name, its Redis keys' prefix: gateways of one fleet share it.
+    pub name: Option<String>,
+    /// This gateway's name in the fleet (default: the host's name and the process id).
+    pub instance: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterSection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterSection")
+            .field(
+                "redis",
+                &self
+                    .redis
+                    .as_ref()
+                    .map(|r| crate::cluster::address(r.get_ref()).unwrap_or_default()),
+            )
+            .field("name", &self.name)
+            .field("instance", &self.instance)
+            .finish()
+    }
+}
+
+impl ClusterSection {
+    /// The fleet settings, with `redis` (`--redis`) over the config's; `None`: no fleet.
+    pub fn to_config(&self, redis: Option<&str>) -> Option<crate::cluster::ClusterConfig> {
+        let url = redis
+            .map(str::to_string)
+            .or_else(|| self.redis.as_ref().map(|r| r.get_ref().clone()))?;
+        Some(crate::cluster::ClusterConfig {
+            redis: url,
+            name: self
+                .name
+                .clone()
+                .unwrap_or_else(|| "breakerbox".to_string()),
+            instance: self
+                .instance
+                .clone()
+                .unwrap_or_else(crate::cluster::default_instance),
+        })
+    }
+}
+
 /// `[rate_limits]`: when a provider whose responses say it is close to a rate limit is passed
 /// over for the next target until the limit resets.
 #[derive(Debug, Clone, Copy, PartialEq, Deserialize)]

@@ -45,8 +45,34 @@ impl Config {
         check_routes(&self.routes, &chains)?;
         check_keys(&self.keys, text)?;
         check_pricing(&self.pricing, text)?;
+        check_cluster(&self.cluster, text)?;
         check_sim_providers(&self.sim.providers, text)
     }
+}
+
+/// `[cluster]`: a Redis URL breakerbox can use, names that fit in a Redis key and a log line.
+fn check_cluster(cluster: &super::ClusterSection, text: &str) -> Result<(), Invalid> {
+    if let Some(redis) = &cluster.redis
+        && let Err(e) = crate::cluster::address(redis.get_ref())
+    {
+        return invalid(redis.span(), format!("cluster.redis: {e}"));
+    }
+    for (field, value) in [("name", &cluster.name), ("instance", &cluster.instance)] {
+        if let Some(value) = value
+            && (value.is_empty()
+                || value.len() > 64
+                || value.chars().any(|c| c.is_control() || c.is_whitespace()))
+        {
+            return invalid(
+                span_of(text, &["cluster".into(), field.into()]),
+                format!(
+                    "cluster.{field} `{}` is not a usable name: 1 to 64 characters, no spaces",
+                    value.escape_debug()
+                ),
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Each provider has a valid name of its own, and fields that make sense.

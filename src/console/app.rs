@@ -307,7 +307,7 @@ impl App {
                 // A fleet's members never start it afresh: each member's own view does (see
                 // `dashboard/fleet.rs`), and the fleet's reader sends each event once.
                 if self.is_attached()
-                    && self.live.fleet.is_none()
+                    && self.live.gateways.is_none()
                     && self.live.events_applied > 0
                     && matches!(event.kind, EventKind::SessionStarted { .. })
                 {
@@ -413,7 +413,7 @@ impl App {
             }
             Note::Member { index, link } => {
                 for dash in std::iter::once(&mut self.live).chain(self.frozen.as_deref_mut()) {
-                    let Some(fleet) = dash.fleet.as_deref_mut() else {
+                    let Some(fleet) = dash.gateways.as_deref_mut() else {
                         continue;
                     };
                     fleet.set_link(index, link.clone());

@@ -796,8 +796,9 @@ mod tests {
                 action: OperatorAction::Trip,
                 provider: Some("a".into()),
                 detail: i.to_string(),
+                instance: None,
             },
-            instance: None,
+            gateway: None,
         });
         write_recording(name, events)
     }

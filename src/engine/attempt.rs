@@ -62,6 +62,9 @@ impl<'a> AttemptContext<'a> {
     }
 }
 
+/// The longest reply id kept: ids are short, but they come from the provider.
+const RESPONSE_ID_BYTES: usize = 256;
+
 /// How a completed attempt ended.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Completion {
@@ -87,6 +90,8 @@ pub struct AttemptReport {
     /// It used tokens of a model the price table does not know: its cost is unknown, not zero.
     pub unpriced: bool,
     pub first_event_ms: Option<u64>,
+    /// The provider's id of the reply (its `MessageStart`'s), when it gave one.
+    pub response_id: Option<String>,
     /// A tool call had started streaming.
     pub tool_call: bool,
     pub elapsed: Duration,
@@ -110,6 +115,7 @@ impl AttemptReport {
             cost_usd: 0.0,
             unpriced: false,
             first_event_ms: None,
+            response_id: None,
             tool_call: false,
             elapsed: Duration::ZERO,
         }
@@ -260,9 +266,12 @@ fn take(
         report.output_pieces += 1;
     }
     match event {
-        StreamEvent::MessageStart { model, .. } => {
+        StreamEvent::MessageStart { id, model } => {
             if !model.is_empty() {
                 report.model = model.clone();
+            }
+            if !id.is_empty() {
+                report.response_id = Some(crate::text::cut(id, RESPONSE_ID_BYTES).to_string());
             }
             (true, None)
         }
@@ -326,6 +335,7 @@ fn publish_end(ctx: &AttemptContext<'_>, report: &AttemptReport) {
             cost_usd: report.cost_usd,
             estimated: report.usage_estimated,
             unpriced: report.unpriced,
+            response_id: report.response_id.clone(),
         });
     }
     if let Err(err) = &report.result {

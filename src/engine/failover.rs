@@ -43,6 +43,9 @@ pub struct RequestMeta {
     /// False: the request goes to the chain's first target only (retries there included, no
     /// hedge, no other target), and `request_started` says so.
     pub failover: bool,
+    /// Whether the caller asked for a streamed reply, for `request_started` (the gateway's
+    /// clients say; `None` for breakerbox's own callers).
+    pub stream: Option<bool>,
 }
 
 impl RequestMeta {
@@ -53,6 +56,7 @@ impl RequestMeta {
             prompt: None,
             chain_name: None,
             failover: true,
+            stream: None,
         }
     }
 }

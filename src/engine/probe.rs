@@ -182,6 +182,10 @@ impl Prober {
             };
             let next_in = next_interval(interval, &self.config);
             let next_wait = jittered(next_in, seed, n.saturating_add(1));
+            // In a fleet, one gateway probes for all: the others wait for its verdict.
+            if !self.may_probe(&key, wait).await {
+                continue;
+            }
             let answered = self.send(&bus, &key, &target, n, next_wait).await;
             match answered {
                 Ok(latency_ms) => {
@@ -200,6 +204,16 @@ impl Prober {
             }
         }
         key
+    }
+
+    /// Whether this gateway sends the probe of `key` now (always, outside a fleet). `hold`: how
+    /// long the claim keeps the others' probes back.
+    async fn may_probe(&self, key: &BreakerKey, hold: Duration) -> bool {
+        let gate = self.breakers.upgrade().and_then(|b| b.probe_gate());
+        match gate {
+            Some(gate) => gate.claim(key, hold).await,
+            None => true,
+        }
     }
 
     /// While `key`'s breaker is open: `Some`, with the end of the provider's retry-after if any.

@@ -87,6 +87,8 @@ impl Run {
             prompt_chars,
             chain_name: meta.chain_name,
             failover: (!meta.failover).then_some(false),
+            max_tokens: (request.max_tokens > 0).then_some(request.max_tokens),
+            stream: meta.stream,
         });
         let mut tally = Tally::default();
         let result = self.walk(&request, &targets, &mut tally).await;

@@ -223,6 +223,7 @@ pub(super) async fn ask_for(engine: &FailoverEngine, request: Request) -> Seen {
             action: crate::event::OperatorAction::Load,
             provider: None,
             detail: String::new(),
+            instance: None,
         },
         usage: None,
         continued_by: vec![],

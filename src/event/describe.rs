@@ -135,6 +135,17 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             reason,
         } => write!(s, "{} fault now {} ({})", q(provider), q(fault), q(reason)),
         EventKind::RateLimits { .. } => rate_limits(s, kind),
+        EventKind::RequestRejected {
+            reason,
+            status,
+            protocol,
+            message,
+        } => write!(
+            s,
+            "gateway refused a {} request ({reason}, {status}): {}",
+            protocol.as_str(),
+            q(message)
+        ),
         EventKind::ThrottleChanged {
             provider,
             model,
@@ -157,6 +168,7 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
             action,
             provider,
             detail,
+            instance,
         } => {
             write!(s, "operator {action}")?;
             for part in [provider.as_deref(), Some(detail.as_str())]
@@ -167,7 +179,29 @@ fn write_description(s: &mut String, kind: &EventKind) -> fmt::Result {
                     write!(s, " {}", q(part))?;
                 }
             }
+            if let Some(instance) = instance {
+                write!(s, " (at {}, for the fleet)", q(instance))?;
+            }
             Ok(())
+        }
+        EventKind::ClusterChanged {
+            instance,
+            connected,
+            redis,
+            reason,
+        } => {
+            let now = if *connected {
+                "shares its breakers through"
+            } else {
+                "lost"
+            };
+            write!(
+                s,
+                "fleet: {} {now} redis {} ({})",
+                q(instance),
+                q(redis),
+                q(reason)
+            )
         }
     }
 }
@@ -289,6 +323,7 @@ fn usage(s: &mut String, kind: &EventKind) -> fmt::Result {
         estimated,
         unpriced,
         model,
+        ..
     } = kind
     else {
         return Ok(());
@@ -421,12 +456,16 @@ fn breaker(s: &mut String, kind: &EventKind) -> fmt::Result {
         to,
         reason,
         recovery_ms,
+        instance,
     } = kind
     else {
         return Ok(());
     };
     who(s, provider, model.as_deref())?;
     write!(s, " breaker {from} → {to} ({})", q(reason))?;
+    if let Some(instance) = instance {
+        write!(s, " after {} in the fleet", q(instance))?;
+    }
     if let (Some(ms), super::BreakerState::Open) = (recovery_ms, to) {
         write!(s, ", half-open in {:.1} s", seconds(*ms))?;
     }

@@ -271,6 +271,8 @@ mod tests {
             prompt_chars: None,
             chain_name: None,
             failover: None,
+            max_tokens: None,
+            stream: None,
         }
     }
 
@@ -319,6 +321,7 @@ mod tests {
             cost_usd: 0.0,
             estimated: false,
             unpriced: true,
+            response_id: None,
         };
         let line = crate::event::describe::describe(&usage);
         assert!(
@@ -344,6 +347,7 @@ mod tests {
             cost_usd: 0.0,
             estimated: false,
             unpriced: false,
+            response_id: None,
         };
         let one = TokenCounts::from_usage(&usage).unwrap_or_default();
         let mut sum = TokenCounts::default();

@@ -73,6 +73,7 @@ mod tests {
             action: OperatorAction::Load,
             provider: None,
             detail: String::new(),
+            instance: None,
         });
     }
 

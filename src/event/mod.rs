@@ -22,7 +22,7 @@ pub use bus::Bus;
 pub use fold::{Fold, Received, follow, next, try_next};
 pub use vocab::{
     BreakerState, ErrorClass, LimitDimension, OperatorAction, Phase, PoolStrategy, Protocol,
-    ProviderFlag, SkipReason,
+    ProviderFlag, RejectReason, SkipReason,
 };
 
 use chrono::{DateTime, SecondsFormat, Utc};
@@ -40,21 +40,22 @@ pub struct Event {
     pub seq: u64,
     #[serde(flatten)]
     pub kind: EventKind,
-    /// The gateway this event came from, in a console over a fleet (`breakerbox attach URL URL
+    /// The gateway this event came from, in a console over several (`breakerbox attach URL URL
     /// …`), which stamps it on the events it merges, in memory. Never set on the bus, so never in
-    /// a recording or on `/events`.
+    /// a recording or on `/events`. (Not `instance`: some kinds name the cluster instance an
+    /// action or a change came from.)
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub instance: Option<String>,
+    pub gateway: Option<String>,
 }
 
 impl Event {
-    /// An event of no particular gateway (`instance` unset).
+    /// An event of no particular gateway (`gateway` unset).
     pub fn new(ts: DateTime<Utc>, seq: u64, kind: EventKind) -> Self {
         Event {
             ts,
             seq,
             kind,
-            instance: None,
+            gateway: None,
         }
     }
 }
@@ -105,6 +106,13 @@ pub enum EventKind {
         /// then its first target alone. Absent otherwise.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         failover: Option<bool>,
+        /// The most tokens the reply may have, as the caller asked (absent in older recordings).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        max_tokens: Option<u32>,
+        /// Whether the caller asked for a streamed reply (a gateway client's `stream`); absent
+        /// where the caller is breakerbox itself (the console, `ask`), which always streams.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        stream: Option<bool>,
     },
     AttemptStarted {
         request_id: String,
@@ -168,6 +176,9 @@ pub enum EventKind {
         /// `cost_usd` is 0 but the cost is unknown, not zero. Absent when priced.
         #[serde(default, skip_serializing_if = "std::ops::Not::not")]
         unpriced: bool,
+        /// The provider's id of the reply (`msg_…`, `chatcmpl-…`), when it gave one.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        response_id: Option<String>,
     },
     RequestFinished {
         request_id: String,
@@ -211,6 +222,10 @@ pub enum EventKind {
         /// How long it stays open, when `to` is `open`.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         recovery_ms: Option<u64>,
+        /// The gateway of the fleet (`[cluster]`) whose breaker changed first, when it was another
+        /// one: this instance followed it. Absent for a change of this instance's own.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
     },
     /// The engine noticed something wrong with a provider's setup (a rejected key, no access).
     ProviderFlagged {
@@ -274,6 +289,32 @@ pub enum EventKind {
         provider: Option<String>,
         #[serde(default)]
         detail: String,
+        /// The gateway of the fleet the operator acted on, when it was another one (the action
+        /// applies fleet-wide). Absent for an action taken here.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        instance: Option<String>,
+    },
+    /// This gateway's link to its fleet (`[cluster] redis`) changed: connected (breakers shared),
+    /// or lost (each instance carries on with its own breakers until it is back).
+    ClusterChanged {
+        /// This instance's name in the fleet.
+        instance: String,
+        connected: bool,
+        /// The Redis server, as `host:port` (never its password).
+        redis: String,
+        /// For people: `connected; 3 breakers synchronized`, `lost: connection refused`.
+        reason: String,
+    },
+    /// The gateway refused a request itself, before the engine saw it (no `request_started`
+    /// precedes it): an unknown model, a missing token, a body it cannot read or take.
+    RequestRejected {
+        reason: RejectReason,
+        /// The HTTP status the client got.
+        status: u16,
+        /// The protocol the client spoke.
+        protocol: Protocol,
+        /// What the client was told (the gateway's own words: never a key or the token).
+        message: String,
     },
     /// What a provider's response headers say is left of its rate limits: published when a
     /// response states other values than the last one did (not for every response).
@@ -343,6 +384,8 @@ impl EventKind {
             EventKind::OperatorAction { .. } => "operator_action",
             EventKind::RateLimits { .. } => "rate_limits",
             EventKind::ThrottleChanged { .. } => "throttle_changed",
+            EventKind::ClusterChanged { .. } => "cluster_changed",
+            EventKind::RequestRejected { .. } => "request_rejected",
         }
     }
 }
@@ -393,6 +436,10 @@ pub struct ProviderInfo {
     /// form; absent when it starts healthy and for real providers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub fault: Option<String>,
+    /// Where the provider is reached (`https://api.anthropic.com`), without user info, query or
+    /// fragment (where credentials hide); absent in older recordings.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub base_url: Option<String>,
 }
 
 /// A pool of equivalent providers as `session_started` describes it.
@@ -539,6 +586,7 @@ mod tests {
                 action: OperatorAction::Load,
                 provider: None,
                 detail: i.to_string(),
+                instance: None,
             });
         }
         match rx.try_recv() {

@@ -105,6 +105,52 @@ impl fmt::Display for SkipReason {
     }
 }
 
+/// Why the gateway itself refused a request before any provider saw it (`request_rejected`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RejectReason {
+    /// No route for the model it named.
+    UnknownModel,
+    /// The gateway's token was missing or wrong.
+    Auth,
+    /// Its body could not be read as a request of its protocol.
+    BadRequest,
+    /// One of the gateway's own headers (`x-breakerbox-…`) was wrong, or named no usable chain.
+    BadHeader,
+    /// Its body was larger than the gateway takes.
+    TooLarge,
+    /// Its body did not arrive in time (`[gateway] body_timeout`).
+    BodyTimeout,
+}
+
+impl RejectReason {
+    pub const ALL: [RejectReason; 6] = [
+        RejectReason::UnknownModel,
+        RejectReason::Auth,
+        RejectReason::BadRequest,
+        RejectReason::BadHeader,
+        RejectReason::TooLarge,
+        RejectReason::BodyTimeout,
+    ];
+
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            RejectReason::UnknownModel => "unknown_model",
+            RejectReason::Auth => "auth",
+            RejectReason::BadRequest => "bad_request",
+            RejectReason::BadHeader => "bad_header",
+            RejectReason::TooLarge => "too_large",
+            RejectReason::BodyTimeout => "body_timeout",
+        }
+    }
+}
+
+impl fmt::Display for RejectReason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
 /// What the operator did (`operator_action.action`): the names of the control plane's commands.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -178,6 +178,7 @@ mod tests {
             to: to.parse().expect("a name in the vocabulary"),
             reason: "test".into(),
             recovery_ms: None,
+            instance: None,
         });
     }
 
@@ -213,6 +214,7 @@ mod tests {
                     action: crate::event::OperatorAction::Load,
                     provider: None,
                     detail: i.to_string(),
+                    instance: None,
                 })
                 .seq;
         }
@@ -243,6 +245,7 @@ mod tests {
             action: crate::event::OperatorAction::Trip,
             provider: Some("anthropic".into()),
             detail: "line one\nline two".into(),
+            instance: None,
         });
         let text = String::from_utf8(frame(&event).to_vec()).unwrap();
         assert!(text.starts_with("id: 1\nevent: operator_action\ndata: {"));

@@ -50,7 +50,7 @@ use super::wire::{self, AnthropicEncoder, Encode, OpenAiEncoder};
 use crate::config::GatewaySection;
 use crate::engine::failover::{FailoverEngine, RequestMeta};
 use crate::engine::progress::Progress;
-use crate::event::{Bus, Mode, Received, Source};
+use crate::event::{Bus, EventKind, Mode, Received, RejectReason, Source};
 use crate::metrics::{self, Metrics};
 use crate::protocol;
 use crate::provider::{
@@ -90,6 +90,10 @@ pub struct Gateway {
     connections: Arc<Semaphore>,
     /// Connections refused because every permit was taken.
     refused: AtomicU64,
+    /// For `request_rejected`: what the gateway refuses itself is an event like any other.
+    bus: Bus,
+    /// The live OTLP exporter's counts, when spans are exported (`--otlp-endpoint`).
+    otlp: std::sync::OnceLock<Arc<crate::telemetry::OtlpStats>>,
 }
 
 /// What [`start`] needs.
@@ -150,6 +154,8 @@ pub fn start(parts: GatewayParts, listener: TcpListener) -> std::io::Result<Runn
         limits: parts.limits,
         connections: Arc::new(Semaphore::new(parts.limits.max_connections as usize)),
         refused: AtomicU64::new(0),
+        otlp: std::sync::OnceLock::new(),
+        bus: parts.bus.clone(),
     });
     let router = router(Arc::clone(&gateway));
     let tasks = TaskTracker::new();
@@ -368,11 +374,10 @@ async fn agent_auth(
     } else {
         Protocol::Openai
     };
-    gateway_error(
-        protocol,
-        ErrorClass::Auth,
-        "this gateway needs its token: send it as the API key, or in x-breakerbox-token",
-    )
+    let message = "this gateway needs its token: send it as the API key, or in x-breakerbox-token";
+    let response = gateway_error(protocol, ErrorClass::Auth, message);
+    gw.rejected(protocol, RejectReason::Auth, &response, message);
+    response
 }
 
 /// With a token, `/events` and `/control` want it as a bearer token.
@@ -585,15 +590,30 @@ impl Gateway {
     ) -> Response {
         let asked = match per_request::asked(headers) {
             Ok(asked) => asked,
-            Err(bad) => return bad_header(protocol, bad.header, &bad.message),
+            Err(bad) => {
+                let response = bad_header(protocol, bad.header, &bad.message);
+                self.rejected(protocol, RejectReason::BadHeader, &response, &bad.message);
+                return response;
+            }
         };
         let body = match read_body(body, headers, BODY_LIMIT, self.limits.body_timeout.0).await {
             Ok(body) => body,
             Err(unread) => {
-                let err =
-                    ProviderError::new("gateway", unread.class, Phase::Connect, unread.message);
+                let reason = match unread.status {
+                    413 => RejectReason::TooLarge,
+                    408 => RejectReason::BodyTimeout,
+                    _ => RejectReason::BadRequest,
+                };
+                let err = ProviderError::new(
+                    "gateway",
+                    unread.class,
+                    Phase::Connect,
+                    unread.message.clone(),
+                );
                 let (_, body, _) = wire::error_response(protocol, &err);
-                return json_response(unread.status, &body, None);
+                let response = json_response(unread.status, &body, None);
+                self.rejected(protocol, reason, &response, &unread.message);
+                return response;
             }
         };
         let body = match (model, crate::json::Fields::parse(&body)) {
@@ -604,18 +624,21 @@ impl Gateway {
         };
         let (mut request, options, inbound) = match self.parse(protocol, headers, body, from_path) {
             Ok(parsed) => parsed,
-            Err(refused) => return refused,
+            Err(refused) => {
+                let message = "the request body is not a request of its protocol";
+                self.rejected(protocol, RejectReason::BadRequest, &refused, message);
+                return refused;
+            }
         };
         let Some(route) = self.routes.get(&options.model) else {
-            return gateway_error(
-                protocol,
-                ErrorClass::NotFound,
-                &format!(
-                    "model `{}` has no route on this gateway; the routes are: {}",
-                    options.model,
-                    self.routes.names().join(", ")
-                ),
+            let message = format!(
+                "model `{}` has no route on this gateway; the routes are: {}",
+                crate::text::cut(&options.model, 128),
+                self.routes.names().join(", ")
             );
+            let response = gateway_error(protocol, ErrorClass::NotFound, &message);
+            self.rejected(protocol, RejectReason::UnknownModel, &response, &message);
+            return response;
         };
         // The client's model name picks the route; each target asks for its own model, except that
         // a route by pattern asks targets of the client's protocol for the model it named.
@@ -629,12 +652,17 @@ impl Gateway {
         let streaming = options.stream;
         let engine = match self.engine_asked(protocol, route, &asked, streaming) {
             Ok(engine) => engine,
-            Err(refused) => return refused,
+            Err(refused) => {
+                let message = "x-breakerbox-chain names no chain usable here";
+                self.rejected(protocol, RejectReason::BadHeader, &refused, message);
+                return refused;
+            }
         };
         let meta = RequestMeta {
             prompt: last_user_text(&request),
             chain_name: asked.chain.clone(),
             failover: asked.failover,
+            stream: Some(streaming),
             ..RequestMeta::new(Source::Gateway)
         };
         let (request_id, stream, progress) = engine.send_watched(request, meta);
@@ -1316,6 +1344,27 @@ async fn not_found(
 // ---------------------------------------------------------------------------------------------
 
 impl Gateway {
+    /// Publish `request_rejected` for a request refused with `response`.
+    fn rejected(
+        &self,
+        protocol: Protocol,
+        reason: RejectReason,
+        response: &Response,
+        message: &str,
+    ) {
+        self.bus.publish(EventKind::RequestRejected {
+            reason,
+            status: response.status().as_u16(),
+            protocol,
+            message: crate::text::cut(message, 512).to_string(),
+        });
+    }
+
+    /// Show the live OTLP exporter's counts in `/metrics` (`breakerbox_otlp_*`).
+    pub fn report_otlp(&self, stats: Arc<crate::telemetry::OtlpStats>) {
+        let _ = self.otlp.set(stats);
+    }
+
     /// `/events` and `/control` demand the token when there is one.
     fn operator_authorized(&self, headers: &HeaderMap) -> bool {
         match &self.token {
@@ -1390,6 +1439,15 @@ async fn metrics_text(State(gw): State<Arc<Gateway>>) -> Response {
         cap,
         gw.refused.load(Ordering::Relaxed),
     ));
+    if let Some(stats) = gw.otlp.get() {
+        use crate::telemetry::OtlpStats;
+        text.push_str(&metrics::render_otlp(metrics::OtlpCounts {
+            exported: OtlpStats::get(&stats.exported),
+            dropped: OtlpStats::get(&stats.dropped),
+            failures: OtlpStats::get(&stats.failures),
+            events_missed: OtlpStats::get(&stats.events_missed),
+        }));
+    }
     let mut response = Response::new(Body::from(text));
     response.headers_mut().insert(
         header::CONTENT_TYPE,

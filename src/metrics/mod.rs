@@ -20,14 +20,14 @@ mod labels;
 mod render;
 
 pub use labels::{LABEL_VALUE_BYTES, LABEL_VALUES_KEPT, OTHER};
-pub use render::{CONTENT_TYPE, escape_label, render_connections};
+pub use render::{CONTENT_TYPE, OtlpCounts, escape_label, render_connections, render_otlp};
 
 pub use crate::event::facts::REQUESTS_TRACKED;
 
 use std::collections::BTreeMap;
 
 use crate::event::facts::{FailoverTracker, TokenCounts};
-use crate::event::{BreakerState, Event, EventKind, Fold, Outcome, Source};
+use crate::event::{BreakerState, Event, EventKind, Fold, Outcome, RejectReason, Source};
 use labels::Labels;
 
 /// Upper bounds of the first-event latency histogram, in milliseconds, and as written in `le`.
@@ -41,6 +41,22 @@ const LATENCY_BUCKETS: [(u64, &str); 9] = [
     (5_000, "5"),
     (10_000, "10"),
     (30_000, "30"),
+];
+
+/// Upper bounds of the whole-request duration histogram, in milliseconds, and as written in `le`:
+/// an LLM request takes seconds to minutes.
+const DURATION_BUCKETS: [(u64, &str); 11] = [
+    (100, "0.1"),
+    (250, "0.25"),
+    (500, "0.5"),
+    (1_000, "1"),
+    (2_500, "2.5"),
+    (5_000, "5"),
+    (10_000, "10"),
+    (30_000, "30"),
+    (60_000, "60"),
+    (120_000, "120"),
+    (300_000, "300"),
 ];
 
 const SOURCES: [Source; 4] = [Source::Prompt, Source::Load, Source::Ask, Source::Gateway];
@@ -59,6 +75,10 @@ pub struct Metrics {
     requests: [u64; SOURCES.len()],
     finished_ok: u64,
     finished_error: u64,
+    /// Whole-request durations, by outcome (ok, error).
+    durations: [Histogram<11>; 2],
+    /// Requests the gateway refused itself, by [`RejectReason::ALL`]'s order.
+    rejected: [u64; RejectReason::ALL.len()],
     attempts: BTreeMap<String, u64>,
     /// (provider, class, retryable)
     failures: BTreeMap<(String, &'static str, bool), u64>,
@@ -81,6 +101,8 @@ pub struct Metrics {
     rate_limits: BTreeMap<(String, &'static str), RateLimitGauges>,
     /// Whether each provider that has reported is throttled now.
     throttled: BTreeMap<String, bool>,
+    /// Whether the fleet's Redis is reachable (`[cluster]`); `None` when not in a fleet.
+    cluster_connected: Option<bool>,
     events_missed: u64,
 }
 
@@ -171,7 +193,13 @@ impl Metrics {
                 ..
             } => {
                 let p = self.provider(provider);
-                self.latency.entry(p).or_default().observe(*latency_ms);
+                (self.latency.entry(p).or_default()).observe(*latency_ms, &LATENCY_BUCKETS);
+            }
+            EventKind::RequestRejected { reason, .. } => {
+                let i = RejectReason::ALL.iter().position(|r| r == reason);
+                if let Some(slot) = i.and_then(|i| self.rejected.get_mut(i)) {
+                    bump(slot, 1);
+                }
             }
             EventKind::TextDelta { .. }
             | EventKind::ProviderFlagged { .. }
@@ -208,7 +236,13 @@ impl Metrics {
                 unpriced,
                 ..
             } => self.on_usage(kind, provider, *cost_usd, *unpriced),
-            EventKind::RequestFinished { outcome, .. } => self.on_request_finished(kind, *outcome),
+            EventKind::RequestFinished {
+                outcome, total_ms, ..
+            } => {
+                let i = usize::from(*outcome == Outcome::Error);
+                self.durations[i].observe(*total_ms, &DURATION_BUCKETS);
+                self.on_request_finished(kind, *outcome);
+            }
             EventKind::BreakerChanged { provider, to, .. } => {
                 if let Some(slot) = self.known_provider(provider) {
                     *slot = *to;
@@ -243,6 +277,9 @@ impl Metrics {
                 if self.providers.is_kept(&p) {
                     self.throttled.insert(p, *throttled);
                 }
+            }
+            EventKind::ClusterChanged { connected, .. } => {
+                self.cluster_connected = Some(*connected)
             }
         }
     }
@@ -315,18 +352,29 @@ impl Metrics {
     }
 }
 
-/// First-event latencies of one provider, in [`LATENCY_BUCKETS`].
-#[derive(Debug, Clone, Copy, Default)]
-struct Histogram {
+/// Durations in milliseconds, in `N` buckets (first-event latencies in [`LATENCY_BUCKETS`],
+/// whole requests in [`DURATION_BUCKETS`]).
+#[derive(Debug, Clone, Copy)]
+struct Histogram<const N: usize = 9> {
     /// Per bucket, not cumulative.
-    buckets: [u64; LATENCY_BUCKETS.len()],
+    buckets: [u64; N],
     count: u64,
     sum_ms: u64,
 }
 
-impl Histogram {
-    fn observe(&mut self, ms: u64) {
-        if let Some(i) = LATENCY_BUCKETS.iter().position(|(le, _)| ms <= *le) {
+impl<const N: usize> Default for Histogram<N> {
+    fn default() -> Self {
+        Histogram {
+            buckets: [0; N],
+            count: 0,
+            sum_ms: 0,
+        }
+    }
+}
+
+impl<const N: usize> Histogram<N> {
+    fn observe(&mut self, ms: u64, bounds: &[(u64, &str); N]) {
+        if let Some(i) = bounds.iter().position(|(le, _)| ms <= *le) {
             bump(&mut self.buckets[i], 1);
         }
         bump(&mut self.count, 1);

@@ -3,8 +3,8 @@
 
 use std::fmt::{Display, Write as _};
 
-use super::{LATENCY_BUCKETS, Metrics, SOURCES};
-use crate::event::{BreakerState, Source};
+use super::{DURATION_BUCKETS, Histogram, LATENCY_BUCKETS, Metrics, SOURCES};
+use crate::event::{BreakerState, RejectReason, Source};
 
 /// The `Content-Type` of [`Metrics::render`]'s output.
 pub const CONTENT_TYPE: &str = "text/plain; version=0.0.4; charset=utf-8";
@@ -16,6 +16,18 @@ impl Metrics {
     pub fn render(&self) -> String {
         let mut out = String::with_capacity(4096);
         let o = &mut out;
+        family(
+            o,
+            "breakerbox_build_info",
+            "gauge",
+            "Always 1, labelled with the version of breakerbox serving.",
+        );
+        sample(
+            o,
+            "breakerbox_build_info",
+            &[("version", env!("CARGO_PKG_VERSION"))],
+            1,
+        );
         self.render_breakers(o);
         self.render_requests(o);
         self.render_attempts(o);
@@ -51,6 +63,16 @@ impl Metrics {
             }),
         );
         self.render_pools(o);
+        if let Some(connected) = self.cluster_connected {
+            let name = "breakerbox_cluster_connected";
+            family(
+                o,
+                name,
+                "gauge",
+                "1 while the fleet's Redis ([cluster]) is reachable and breakers are shared, 0 while this instance carries on alone.",
+            );
+            sample(o, name, &[] as &[(&str, &str)], u64::from(connected));
+        }
         counter(
             o,
             "breakerbox_operator_actions_total",
@@ -101,6 +123,29 @@ impl Metrics {
             "Requests finished, by outcome.",
             [("ok", self.finished_ok), ("error", self.finished_error)]
                 .map(|(outcome, n)| ([("outcome", outcome)], n)),
+        );
+        let name = "breakerbox_requests_in_flight";
+        family(o, name, "gauge", "Requests started and not finished yet.");
+        sample(o, name, &[], self.primaries.len());
+        let name = "breakerbox_request_duration_seconds";
+        family(
+            o,
+            name,
+            "histogram",
+            "Whole requests, from start to the last byte of the answer (or the error), by outcome.",
+        );
+        for (outcome, h) in ["ok", "error"].into_iter().zip(&self.durations) {
+            histogram(o, name, &[("outcome", outcome)], h, &DURATION_BUCKETS);
+        }
+        counter(
+            o,
+            "breakerbox_gateway_rejected_total",
+            "Requests the gateway refused itself before any provider saw them, by reason \
+             (unknown_model, auth, bad_request, bad_header, too_large, body_timeout).",
+            RejectReason::ALL
+                .iter()
+                .zip(self.rejected)
+                .map(|(r, n)| ([("reason", r.as_str())], n)),
         );
     }
 
@@ -326,6 +371,71 @@ pub fn render_connections(open: u64, cap: u64, refused: u64) -> String {
         [([], refused)],
     );
     out
+}
+
+/// The live OTLP exporter's counts (`serve --otlp-endpoint`).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct OtlpCounts {
+    pub exported: u64,
+    pub dropped: u64,
+    pub failures: u64,
+    pub events_missed: u64,
+}
+
+/// The live OTLP exporter's counters, in the same exposition format. Not a fold of events: the
+/// exporter counts them itself.
+pub fn render_otlp(counts: OtlpCounts) -> String {
+    let mut out = String::new();
+    let o = &mut out;
+    counter(
+        o,
+        "breakerbox_otlp_spans_exported_total",
+        "Spans the OpenTelemetry collector accepted.",
+        [([], counts.exported)],
+    );
+    counter(
+        o,
+        "breakerbox_otlp_spans_dropped_total",
+        "Spans never delivered: pushed out of the full export queue, or in a batch the collector \
+         did not take.",
+        [([], counts.dropped)],
+    );
+    counter(
+        o,
+        "breakerbox_otlp_export_failures_total",
+        "Batches of spans the collector did not take, after sending them again.",
+        [([], counts.failures)],
+    );
+    counter(
+        o,
+        "breakerbox_otlp_events_missed_total",
+        "Events the span export missed because it fell behind the bus (their spans are incomplete).",
+        [([], counts.events_missed)],
+    );
+    out
+}
+
+/// One histogram series: cumulative buckets, `+Inf`, sum (seconds) and count.
+fn histogram<const N: usize>(
+    o: &mut String,
+    name: &str,
+    labels: &[(&str, &str)],
+    h: &Histogram<N>,
+    bounds: &[(u64, &str); N],
+) {
+    let bucket = format!("{name}_bucket");
+    let mut cumulative = 0u64;
+    for ((_, le), n) in bounds.iter().zip(h.buckets) {
+        cumulative = cumulative.saturating_add(n);
+        let mut with_le = labels.to_vec();
+        with_le.push(("le", le));
+        sample(o, &bucket, &with_le, cumulative);
+    }
+    let mut with_le = labels.to_vec();
+    with_le.push(("le", "+Inf"));
+    sample(o, &bucket, &with_le, h.count);
+    sample(o, &format!("{name}_sum"), labels, Millis(h.sum_ms));
+    sample(o, &format!("{name}_count"), labels, h.count);
 }
 
 /// A counter family: its `# HELP` and `# TYPE` lines, then one sample per series.

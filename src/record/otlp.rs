@@ -4,6 +4,14 @@
 //!
 //! Ids are derived from the session's start time and the request id with a fixed hash, so exporting
 //! the same file twice gives the same trace and span ids (and a re-import deduplicates).
+//!
+//! [`Spans`] is the fold itself: the file export (`replay FILE --export otlp-json`) runs it over a
+//! recording, the live exporter (`serve --otlp-endpoint`, `crate::telemetry`) over the bus, and
+//! both hand on each request's spans as soon as its `request_finished` arrives.
+//!
+//! Attributes follow the GenAI semantic conventions as they stand (the `gen_ai.provider.name`
+//! era: no `gen_ai.system`): `gen_ai.usage.input_tokens` counts every input token, cached ones
+//! included, as the convention wants (breakerbox's events count them apart, as Anthropic does).
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 
@@ -12,7 +20,7 @@ use serde_json::{Value, json};
 
 use super::SessionHeader;
 use crate::event::facts::TokenCounts;
-use crate::event::{Event, EventKind, Fold, Outcome, SkipReason, Source};
+use crate::event::{Event, EventKind, Fold, Outcome, Protocol, ProviderInfo, SkipReason, Source};
 
 const SCOPE: &str = "breakerbox";
 /// OTLP `SpanKind`: the request is breakerbox's own work, an attempt is a call to a provider.
@@ -27,6 +35,11 @@ struct Req {
     id: String,
     source: String,
     chain: Vec<String>,
+    /// The chain the request named (`x-breakerbox-chain`), when it did.
+    chain_name: Option<String>,
+    max_tokens: Option<u32>,
+    /// Whether the caller asked for a streamed reply, when known.
+    stream: Option<bool>,
     start: DateTime<Utc>,
     attempts: Vec<Attempt>,
     /// `attempt_skipped` and `rewind`, as span events.
@@ -43,6 +56,7 @@ struct Attempt {
     start: DateTime<Utc>,
     end: Option<DateTime<Utc>>,
     response_model: Option<String>,
+    response_id: Option<String>,
     tokens: TokenCounts,
     cost_usd: f64,
     /// A usage of it had no price: `cost_usd` is not its cost (`breakerbox.cost_unknown`).
@@ -109,12 +123,18 @@ pub fn write_otlp_json(
 }
 
 fn envelope(header: &SessionHeader, spans: Vec<Value>) -> Value {
+    envelope_of(&header.breakerbox_version, spans)
+}
+
+/// The OTLP/JSON request around `spans` (an `ExportTraceServiceRequest`), from breakerbox
+/// `version`.
+pub fn envelope_of(version: &str, spans: Vec<Value>) -> Value {
     json!({
         "resourceSpans": [{
             "resource": {
                 "attributes": [
                     kv_str("service.name", "breakerbox"),
-                    kv_str("service.version", &header.breakerbox_version),
+                    kv_str("service.version", version),
                 ],
             },
             "scopeSpans": [{
@@ -132,7 +152,7 @@ fn export(
     events: impl IntoIterator<Item = Event>,
     mut sink: impl FnMut(Value),
 ) {
-    let mut exporter = Exporter::new(header);
+    let mut exporter = Spans::for_header(header);
     for event in events {
         // The spans the previous event ended go out once the next one is read.
         exporter.spans.drain(..).for_each(&mut sink);
@@ -142,11 +162,59 @@ fn export(
     exporter.spans.drain(..).for_each(&mut sink);
 }
 
-/// The requests in flight and the spans of those that ended, not yet handed on.
-struct Exporter<'h> {
+/// What the spans say of a provider: its GenAI provider name and where it is reached.
+#[derive(Debug, Clone, Default, PartialEq)]
+struct ProviderMeta {
+    /// `gen_ai.provider.name`: the convention's well-known value for its protocol (and host).
+    genai: &'static str,
+    /// `server.address` and `server.port`, from its base URL.
+    server: Option<(String, u16)>,
+}
+
+impl ProviderMeta {
+    fn of(info: &ProviderInfo) -> ProviderMeta {
+        let url = info
+            .base_url
+            .as_deref()
+            .and_then(|u| reqwest::Url::parse(u).ok());
+        let host = url.as_ref().and_then(|u| u.host_str()).unwrap_or("");
+        let server = url.as_ref().and_then(|u| {
+            let host = u.host_str()?.trim_start_matches('[').trim_end_matches(']');
+            Some((host.to_string(), u.port_or_known_default()?))
+        });
+        ProviderMeta {
+            genai: genai_provider(info.protocol, host),
+            server,
+        }
+    }
+}
+
+/// The GenAI convention's `gen_ai.provider.name` for a provider of `protocol` at `host`: its
+/// well-known values, told apart by host where one protocol serves several (Chat Completions
+/// servers, Gemini on AI Studio or Vertex AI).
+pub fn genai_provider(protocol: Protocol, host: &str) -> &'static str {
+    let on = |domain: &str| host == domain || host.ends_with(&format!(".{domain}"));
+    match protocol {
+        Protocol::Anthropic => "anthropic",
+        Protocol::Openai if on("groq.com") => "groq",
+        Protocol::Openai if on("deepseek.com") => "deepseek",
+        Protocol::Openai if on("mistral.ai") => "mistral_ai",
+        Protocol::Openai if on("x.ai") => "x_ai",
+        Protocol::Openai if on("perplexity.ai") => "perplexity",
+        Protocol::Openai | Protocol::OpenaiResponses => "openai",
+        Protocol::Gemini if on("aiplatform.googleapis.com") => "gcp.vertex_ai",
+        Protocol::Gemini => "gcp.gemini",
+        Protocol::Bedrock => "aws.bedrock",
+        Protocol::Azure => "azure.ai.openai",
+    }
+}
+
+/// The span fold: requests in flight, and the spans of those that ended, not yet handed on
+/// ([`Spans::take`]).
+pub struct Spans {
     ids: SpanIds,
-    /// Provider name → protocol, from the header: the attempts' `gen_ai.system`.
-    protocols: HashMap<&'h str, &'h str>,
+    /// Provider name → what its spans say of it, from the header and `session_started`.
+    providers: HashMap<String, ProviderMeta>,
     open: HashMap<String, Req>,
     /// Request ids in the order they started, to find the oldest when too many are open.
     started: VecDeque<(u64, String)>,
@@ -155,28 +223,51 @@ struct Exporter<'h> {
     spans: Vec<Value>,
 }
 
-impl<'h> Exporter<'h> {
-    fn new(header: &'h SessionHeader) -> Self {
-        Exporter {
+impl Spans {
+    /// A fold whose ids derive from `session_key` (the same key and events give the same ids),
+    /// knowing `providers` before their `session_started`.
+    pub fn new(session_key: &str, providers: &[ProviderInfo]) -> Self {
+        let mut spans = Spans {
             ids: SpanIds {
-                session_key: header.started_at.timestamp_micros().to_string(),
+                session_key: session_key.to_string(),
             },
-            protocols: header
-                .providers
-                .iter()
-                .map(|p| (p.name.as_str(), p.protocol.as_str()))
-                .collect(),
+            providers: HashMap::new(),
             open: HashMap::new(),
             started: VecDeque::new(),
             order: 0,
             last_ts: None,
             spans: Vec::new(),
+        };
+        spans.know(providers);
+        spans
+    }
+
+    /// The fold of a recording: ids from its start time, providers from its header.
+    pub fn for_header(header: &SessionHeader) -> Self {
+        let key = header.started_at.timestamp_micros().to_string();
+        Spans::new(&key, &header.providers)
+    }
+
+    fn know(&mut self, providers: &[ProviderInfo]) {
+        for info in providers {
+            self.providers
+                .insert(info.name.clone(), ProviderMeta::of(info));
         }
+    }
+
+    /// The spans of the requests that ended since the last call, requests first.
+    pub fn take(&mut self) -> Vec<Value> {
+        std::mem::take(&mut self.spans)
+    }
+
+    /// Requests started and not yet ended.
+    pub fn open_requests(&self) -> usize {
+        self.open.len()
     }
 
     /// Export the requests still open, in the order they started, as ending at the last event
     /// (at `start` if there was none).
-    fn finish(&mut self, start: DateTime<Utc>) {
+    pub fn finish(&mut self, start: DateTime<Utc>) {
         let end = self.last_ts.unwrap_or(start);
         let open = std::mem::take(&mut self.open);
         let rest: BTreeMap<u64, Req> = open.into_values().map(|r| (r.order, r)).collect();
@@ -185,13 +276,20 @@ impl<'h> Exporter<'h> {
         }
     }
 
-    fn on_request_started(
-        &mut self,
-        ts: DateTime<Utc>,
-        request_id: &str,
-        source: Source,
-        chain: &[String],
-    ) {
+    fn on_request_started(&mut self, ts: DateTime<Utc>, started: &EventKind) {
+        let EventKind::RequestStarted {
+            request_id,
+            source,
+            chain,
+            chain_name,
+            max_tokens,
+            stream,
+            ..
+        } = started
+        else {
+            return;
+        };
+        let source: Source = *source;
         self.order += 1;
         let order = self.order;
         let source = serde_json::to_value(source)
@@ -215,6 +313,9 @@ impl<'h> Exporter<'h> {
             id: request_id.to_string(),
             source,
             chain: chain.to_vec(),
+            chain_name: chain_name.clone(),
+            max_tokens: *max_tokens,
+            stream: *stream,
             start: ts,
             attempts: Vec::new(),
             skips: Vec::new(),
@@ -259,6 +360,7 @@ impl<'h> Exporter<'h> {
                 start: ts,
                 end: None,
                 response_model: None,
+                response_id: None,
                 tokens: TokenCounts::default(),
                 cost_usd: 0.0,
                 unpriced: false,
@@ -319,8 +421,15 @@ impl<'h> Exporter<'h> {
         model: &str,
         (cost_usd, unpriced): (f64, bool),
     ) {
+        let response_id = match usage {
+            EventKind::Usage { response_id, .. } => response_id.clone(),
+            _ => None,
+        };
         if let Some(a) = self.attempt(request_id, provider, None) {
             a.response_model = Some(model.to_string());
+            if response_id.is_some() {
+                a.response_id = response_id;
+            }
             a.tokens
                 .accumulate(TokenCounts::from_usage(usage).unwrap_or_default());
             if cost_usd.is_finite() {
@@ -357,48 +466,61 @@ impl<'h> Exporter<'h> {
         let end = end.max(req.start);
         let trace_id = self.ids.trace(&req.id);
         let span_id = self.ids.request(&req.id);
-        self.spans.push(request_span(
-            &req,
-            &trace_id,
-            &span_id,
-            end,
-            finish.as_ref(),
-        ));
         let answered = finish
             .as_ref()
             .filter(|f| f.ok)
             .and_then(|f| f.provider.as_deref());
         // The last attempt on the answering provider is the one that answered.
         let winner = answered.and_then(|p| req.attempts.iter().rposition(|a| a.provider == p));
+        // The request span names the provider that answered, else the last one tried, else
+        // its primary.
+        let named = winner
+            .and_then(|i| req.attempts.get(i))
+            .or(req.attempts.last())
+            .map(|a| a.provider.as_str())
+            .or(answered)
+            .or(req.chain.first().map(String::as_str));
+        let none = ProviderMeta::default();
+        let meta = |name: Option<&str>| name.and_then(|n| self.providers.get(n)).unwrap_or(&none);
+        let span = request_span(
+            &req,
+            RequestSpan {
+                trace_id: &trace_id,
+                span_id: &span_id,
+                end,
+                genai: meta(named).genai,
+                answer: winner.and_then(|i| req.attempts.get(i)),
+            },
+            finish.as_ref(),
+        );
+        self.spans.push(span);
+        let stop_reason = finish.as_ref().and_then(|f| f.stop_reason.clone());
+        let max_tokens = req.max_tokens;
+        let mut spans = Vec::with_capacity(req.attempts.len());
         for (i, a) in req.attempts.into_iter().enumerate() {
             let parent = ParentSpan {
                 trace_id: &trace_id,
                 span_id: &span_id,
                 end,
+                max_tokens,
             };
             let id = self.ids.attempt(&req.id, i);
-            let system = self
-                .protocols
-                .get(a.provider.as_str())
-                .copied()
-                .unwrap_or("");
-            self.spans
-                .push(attempt_span(a, &id, parent, system, winner == Some(i)));
+            let provider = meta(Some(a.provider.as_str()));
+            // Only the answering attempt has a finish reason: the others failed or were cut.
+            let finished = (winner == Some(i)).then(|| stop_reason.as_deref().unwrap_or(""));
+            spans.push(attempt_span(a, &id, parent, provider, finished));
         }
+        self.spans.extend(spans);
     }
 }
 
-impl Fold for Exporter<'_> {
+impl Fold for Spans {
     fn apply(&mut self, event: &Event) {
         let ts = event.ts;
         self.last_ts = Some(self.last_ts.map_or(ts, |t| t.max(ts)));
         match &event.kind {
-            EventKind::RequestStarted {
-                request_id,
-                source,
-                chain,
-                ..
-            } => self.on_request_started(ts, request_id, *source, chain),
+            EventKind::SessionStarted { providers, .. } => self.know(providers),
+            EventKind::RequestStarted { .. } => self.on_request_started(ts, &event.kind),
             EventKind::AttemptStarted {
                 request_id,
                 attempt,
@@ -454,8 +576,7 @@ impl Fold for Exporter<'_> {
                     self.on_request_finished(ts, request_id, finish);
                 }
             }
-            EventKind::SessionStarted { .. }
-            | EventKind::TextDelta { .. }
+            EventKind::TextDelta { .. }
             | EventKind::BreakerChanged { .. }
             | EventKind::ProviderFlagged { .. }
             | EventKind::FaultChanged { .. }
@@ -463,6 +584,8 @@ impl Fold for Exporter<'_> {
             | EventKind::ProbeFinished { .. }
             | EventKind::RateLimits { .. }
             | EventKind::ThrottleChanged { .. }
+            | EventKind::ClusterChanged { .. }
+            | EventKind::RequestRejected { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }
@@ -472,6 +595,7 @@ impl Fold for Exporter<'_> {
 struct Finish {
     ok: bool,
     provider: Option<String>,
+    stop_reason: Option<String>,
     class: Option<&'static str>,
     message: Option<String>,
     cost_usd: f64,
@@ -484,6 +608,7 @@ impl Finish {
         let EventKind::RequestFinished {
             outcome,
             provider,
+            stop_reason,
             class,
             message,
             cost_usd,
@@ -497,6 +622,7 @@ impl Finish {
         Some(Finish {
             ok: *outcome == Outcome::Ok,
             provider: provider.clone(),
+            stop_reason: stop_reason.clone(),
             class: class.map(|c| c.as_str()),
             message: message.clone(),
             cost_usd: *cost_usd,
@@ -571,22 +697,55 @@ struct ParentSpan<'a> {
     span_id: &'a str,
     /// When the request ended: an attempt still open then ends with it.
     end: DateTime<Utc>,
+    /// What the caller asked as the most tokens of the reply.
+    max_tokens: Option<u32>,
 }
 
-fn request_span(
-    req: &Req,
-    trace_id: &str,
-    span_id: &str,
+/// What a request's span takes besides the request.
+struct RequestSpan<'a> {
+    trace_id: &'a str,
+    span_id: &'a str,
     end: DateTime<Utc>,
-    finish: Option<&Finish>,
-) -> Value {
-    let mut attrs = vec![
-        kv_str("gen_ai.operation.name", "chat"),
+    /// `gen_ai.provider.name` of the provider that answered (else the last tried), or "".
+    genai: &'static str,
+    /// The attempt that answered.
+    answer: Option<&'a Attempt>,
+}
+
+fn request_span(req: &Req, span: RequestSpan<'_>, finish: Option<&Finish>) -> Value {
+    let mut attrs = vec![kv_str("gen_ai.operation.name", "chat")];
+    if !span.genai.is_empty() {
+        attrs.push(kv_str("gen_ai.provider.name", span.genai));
+    }
+    if let Some(n) = req.max_tokens {
+        attrs.push(kv_int("gen_ai.request.max_tokens", u64::from(n)));
+    }
+    if let Some(stream) = req.stream {
+        attrs.push(kv_bool("gen_ai.request.stream", stream));
+    }
+    if let Some(a) = span.answer {
+        if let Some(m) = &a.response_model {
+            attrs.push(kv_str("gen_ai.response.model", m));
+        }
+        if let Some(id) = &a.response_id {
+            attrs.push(kv_str("gen_ai.response.id", id));
+        }
+    }
+    if let Some(reason) = finish
+        .filter(|f| f.ok)
+        .and_then(|f| f.stop_reason.as_deref())
+    {
+        attrs.push(kv_str_array("gen_ai.response.finish_reasons", &[reason]));
+    }
+    attrs.extend([
         kv_str("breakerbox.request_id", &req.id),
         kv_str("breakerbox.source", &req.source),
         kv_str("breakerbox.chain", &req.chain.join(",")),
-        kv_int("breakerbox.attempts", req.attempts.len() as u64),
-    ];
+    ]);
+    if let Some(name) = &req.chain_name {
+        attrs.push(kv_str("breakerbox.chain_name", name));
+    }
+    attrs.push(kv_int("breakerbox.attempts", req.attempts.len() as u64));
     if let Some(f) = finish {
         if let Some(p) = &f.provider {
             attrs.push(kv_str("breakerbox.provider", p));
@@ -601,12 +760,12 @@ fn request_span(
         }
     }
     let mut span = json!({
-        "traceId": trace_id,
-        "spanId": span_id,
+        "traceId": span.trace_id,
+        "spanId": span.span_id,
         "name": "request",
         "kind": KIND_INTERNAL,
         "startTimeUnixNano": nanos(req.start),
-        "endTimeUnixNano": nanos(end),
+        "endTimeUnixNano": nanos(span.end),
         "attributes": attrs,
         "events": req.skips,
     });
@@ -615,16 +774,21 @@ fn request_span(
     span
 }
 
-/// An attempt's span; `answered` when it is the attempt whose reply the request returned.
+/// An attempt's span; `finished` (its finish reason) when it is the attempt whose reply the
+/// request returned.
 fn attempt_span(
     a: Attempt,
     id: &str,
     parent: ParentSpan<'_>,
-    system: &str,
-    answered: bool,
+    provider: &ProviderMeta,
+    finished: Option<&str>,
 ) -> Value {
     let end = a.end.unwrap_or(parent.end).max(a.start);
-    let mut attrs = attempt_attributes(&a, system);
+    let answered = finished.is_some();
+    let mut attrs = attempt_attributes(&a, provider, parent.max_tokens);
+    if let Some(reason) = finished.filter(|r| !r.is_empty()) {
+        attrs.push(kv_str_array("gen_ai.response.finish_reasons", &[reason]));
+    }
     let status = if let Some(f) = &a.failure {
         attrs.push(kv_str("error.type", f.class));
         attrs.push(kv_str("breakerbox.phase", f.phase));
@@ -654,23 +818,49 @@ fn attempt_span(
     span
 }
 
-/// An attempt's attributes but for its failure's: GenAI's, then breakerbox's.
-fn attempt_attributes(a: &Attempt, system: &str) -> Vec<Value> {
+/// An attempt's attributes but for its failure's and finish reason's: GenAI's (and the server's),
+/// then breakerbox's.
+fn attempt_attributes(a: &Attempt, provider: &ProviderMeta, max_tokens: Option<u32>) -> Vec<Value> {
     let mut attrs = vec![
         kv_str("gen_ai.operation.name", "chat"),
         kv_str("gen_ai.request.model", &a.model),
     ];
-    if !system.is_empty() {
-        attrs.push(kv_str("gen_ai.system", system));
-        attrs.push(kv_str("gen_ai.provider.name", system));
+    if !provider.genai.is_empty() {
+        attrs.push(kv_str("gen_ai.provider.name", provider.genai));
+    }
+    if let Some((address, port)) = &provider.server {
+        attrs.push(kv_str("server.address", address));
+        attrs.push(kv_int("server.port", u64::from(*port)));
+    }
+    if let Some(n) = max_tokens {
+        attrs.push(kv_int("gen_ai.request.max_tokens", u64::from(n)));
+    }
+    // The engine always streams from providers, whatever its caller asked.
+    attrs.push(kv_bool("gen_ai.request.stream", true));
+    if let Some(id) = &a.response_id {
+        attrs.push(kv_str("gen_ai.response.id", id));
     }
     if let Some(m) = &a.response_model {
         let t = &a.tokens;
         attrs.push(kv_str("gen_ai.response.model", m));
-        attrs.push(kv_int("gen_ai.usage.input_tokens", t.input));
+        // The convention's input tokens include the cached ones; the events count them apart.
+        let input = t
+            .input
+            .saturating_add(t.cache_read)
+            .saturating_add(t.cache_write);
+        attrs.push(kv_int("gen_ai.usage.input_tokens", input));
         attrs.push(kv_int("gen_ai.usage.output_tokens", t.output));
-        attrs.push(kv_int("breakerbox.usage.cache_read_tokens", t.cache_read));
-        attrs.push(kv_int("breakerbox.usage.cache_write_tokens", t.cache_write));
+        attrs.push(kv_int("gen_ai.usage.cache_read.input_tokens", t.cache_read));
+        attrs.push(kv_int(
+            "gen_ai.usage.cache_creation.input_tokens",
+            t.cache_write,
+        ));
+    }
+    if let Some(ms) = a.first_event_ms {
+        attrs.push(kv_double_exact(
+            "gen_ai.response.time_to_first_chunk",
+            ms as f64 / 1000.0,
+        ));
     }
     attrs.push(kv_str("breakerbox.provider", &a.provider));
     if let Some(pool) = &a.pool {
@@ -747,6 +937,17 @@ fn kv_str(key: &str, value: &str) -> Value {
 
 fn kv_int(key: &str, value: u64) -> Value {
     json!({"key": key, "value": {"intValue": value.to_string()}})
+}
+
+fn kv_str_array(key: &str, values: &[&str]) -> Value {
+    let values: Vec<Value> = values.iter().map(|v| json!({"stringValue": v})).collect();
+    json!({"key": key, "value": {"arrayValue": {"values": values}}})
+}
+
+/// A double as it is (seconds from milliseconds need no rounding).
+fn kv_double_exact(key: &str, value: f64) -> Value {
+    let v = if value.is_finite() { value } else { 0.0 };
+    json!({"key": key, "value": {"doubleValue": v}})
 }
 
 fn kv_bool(key: &str, value: bool) -> Value {

@@ -136,6 +136,7 @@ impl Controller {
             } else {
                 "no change".to_string()
             },
+            instance: None,
         });
         if changed {
             format!("{provider}: {effect}")
@@ -157,6 +158,7 @@ impl Controller {
             action: OperatorAction::SetFault,
             provider: Some(provider.to_string()),
             detail: fault.to_string(),
+            instance: None,
         });
         Ok(format!("{provider}: fault {fault}"))
     }
@@ -191,6 +193,7 @@ impl Controller {
             action: OperatorAction::Load,
             provider: None,
             detail: detail.clone(),
+            instance: None,
         });
         Ok(format!("background load {detail}"))
     }

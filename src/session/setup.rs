@@ -356,7 +356,7 @@ fn duration(d: std::time::Duration) -> String {
 }
 
 /// What the session's engines share, with the recovery probes started (unless they are off).
-fn shared(config: &Config, bus: Bus) -> Shared {
+fn shared(config: &Config, bus: Bus) -> Result<Shared> {
     let breakers = Breakers::new(config.breaker.to_config(), bus.clone());
     let budget = RetryBudget::new(&config.retry.to_config().budget);
     let mut shared = Shared::new(
@@ -369,15 +369,23 @@ fn shared(config: &Config, bus: Bus) -> Shared {
     if let Some(probes) = config.breaker.probes() {
         shared.start_probing(probes);
     }
-    shared
+    if let Some(cluster) = config.cluster.to_config(None) {
+        crate::cluster::start(cluster, &shared).map_err(|e| eyre!("{e}"))?;
+    }
+    Ok(shared)
 }
 
 /// Read `--config` (or the defaults).
 pub fn load_config(common: &CommonArgs) -> Result<Config> {
-    match &common.config {
-        Some(path) => Ok(Config::load(path)?),
-        None => Ok(Config::default()),
+    let mut config = match &common.config {
+        Some(path) => Config::load(path)?,
+        None => Config::default(),
+    };
+    if let Some(url) = &common.redis {
+        crate::cluster::address(url).map_err(|e| eyre!("--redis: {e}"))?;
+        config.cluster.redis = Some(toml::Spanned::new(0..0, url.clone()));
     }
+    Ok(config)
 }
 
 /// Build the providers: simulated when `--demo` is given, real otherwise. `env` reads environment
@@ -428,7 +436,7 @@ pub async fn build_guarding(
         mode: Mode::Live,
         providers,
         infos,
-        shared: shared(config, bus),
+        shared: shared(config, bus)?,
         sim: None,
         scenario: None,
         config: config.clone(),
@@ -446,7 +454,10 @@ fn build_providers(configs: Vec<provider::ProviderConfig>, token: Option<&str>) 
     let mut infos = Vec::new();
     for mut cfg in configs {
         cfg.secrets = secrets.clone();
-        infos.push(info(&cfg.name, cfg.protocol, &cfg.model));
+        let mut provider_info = info(&cfg.name, cfg.protocol, &cfg.model);
+        provider_info.base_url =
+            (!cfg.base_url.is_empty()).then(|| crate::secret::url_for_display(&cfg.base_url));
+        infos.push(provider_info);
         let client = match http.iter().find(|(t, _)| *t == cfg.timeouts) {
             Some((_, client)) => client.clone(),
             None => {
@@ -532,7 +543,7 @@ async fn demo(
         mode: Mode::Demo,
         providers,
         infos,
-        shared: shared(config, bus),
+        shared: shared(config, bus)?,
         sim: Some(simulator),
         scenario: scenario_to_play,
         config: config.clone(),
@@ -545,5 +556,6 @@ fn info(name: &str, protocol: provider::Protocol, model: &str) -> ProviderInfo {
         protocol,
         model: model.to_string(),
         fault: None,
+        base_url: None,
     }
 }

@@ -15,6 +15,7 @@
 mod agents;
 mod azure_sdk;
 mod bedrock_sdk;
+mod cluster;
 #[allow(dead_code)] // the integration tests' gateway helper, shared as it is
 #[path = "../it/support/gateway.rs"]
 mod gateway;
@@ -81,6 +82,27 @@ fn main() -> ExitCode {
         |py| bedrock_sdk::boto3_bedrock_runtime_works_through_the_gateway(&py),
     );
     agents::register(&mut checks, &claude, &codex, &agents_sdk);
+    let redis = needs::redis_server();
+    checks.add(
+        "cluster::a_trip_on_one_gateway_refuses_on_the_others",
+        &redis,
+        |r| cluster::a_trip_on_one_gateway_refuses_on_the_others(&r),
+    );
+    checks.add(
+        "cluster::failures_on_several_instances_add_up_to_one_breaker",
+        &redis,
+        |r| cluster::failures_on_several_instances_add_up_to_one_breaker(&r),
+    );
+    checks.add(
+        "cluster::only_one_instance_probes_for_the_fleet",
+        &redis,
+        |r| cluster::only_one_instance_probes_for_the_fleet(&r),
+    );
+    checks.add(
+        "cluster::with_redis_gone_every_instance_serves_then_resynchronizes",
+        &redis,
+        |r| cluster::with_redis_gone_every_instance_serves_then_resynchronizes(&r),
+    );
 
     let listing = args.list;
     let selected: Vec<&(String, Missing)> = checks

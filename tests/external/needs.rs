@@ -117,3 +117,19 @@ pub fn agent(bin: &str) -> Result<PathBuf, Missing> {
         install: "npm ci --prefix tests/agents",
     })
 }
+
+/// `redis-server` (Debian's package), or `$BREAKERBOX_REDIS_SERVER`: the fleet checks start
+/// their own on a free loopback port.
+pub fn redis_server() -> Result<String, Missing> {
+    let binary =
+        std::env::var("BREAKERBOX_REDIS_SERVER").unwrap_or_else(|_| "redis-server".to_string());
+    let why = match Command::new(&binary).arg("--version").output() {
+        Ok(o) if o.status.success() => return Ok(binary),
+        Ok(o) => format!("`{binary} --version` failed ({})", o.status),
+        Err(e) => format!("`{binary}` cannot run: {e}"),
+    };
+    Err(Missing {
+        why,
+        install: "apt-get install redis-server (Debian), or set BREAKERBOX_REDIS_SERVER",
+    })
+}

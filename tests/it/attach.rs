@@ -652,7 +652,7 @@ fn kept(frames: String) -> Fake {
 }
 
 fn members_up(app: &App) -> usize {
-    app.live.fleet.as_deref().map_or(0, |f| f.up())
+    app.live.gateways.as_deref().map_or(0, |f| f.up())
 }
 
 #[tokio::test]
@@ -687,7 +687,7 @@ async fn a_fleet_console_merges_three_gateways() {
     .await;
 
     // Each provider's row: the most severe of the members' breakers, and how many are in it.
-    let fleet = app.live.fleet.as_deref().unwrap();
+    let fleet = app.live.gateways.as_deref().unwrap();
     assert_eq!(
         fleet.breaker("anthropic"),
         Some(FleetBreaker {
@@ -868,10 +868,10 @@ async fn a_member_down_is_shown_and_the_others_keep_working() {
     let mut ids: Vec<&str> = app.live.requests.iter().map(|r| r.id.as_str()).collect();
     ids.sort_unstable();
     assert_eq!(ids, ["a/r1", "a/r2", "b/r1"]);
-    let a_dash = &app.live.fleet.as_deref().unwrap().members[0].dash;
+    let a_dash = &app.live.gateways.as_deref().unwrap().members[0].dash;
     assert_eq!(a_dash.totals.requests, 2, "a's own view, once each");
 
-    let fleet = app.live.fleet.as_deref().unwrap();
+    let fleet = app.live.gateways.as_deref().unwrap();
     let links: Vec<bool> = fleet.members.iter().map(|m| m.link.is_up()).collect();
     assert_eq!(links, [true, true, false, false]);
     let MemberLink::Down { why, .. } = &fleet.members[2].link else {

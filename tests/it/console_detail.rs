@@ -123,7 +123,7 @@ fn incident() -> Vec<Event> {
             ts: at(1_000 * i as i64),
             seq: i as u64 + 1,
             kind,
-            instance: None,
+            gateway: None,
         })
         .collect()
 }
@@ -288,7 +288,7 @@ fn a_requests_detail_says_what_its_headers_asked_for() {
         ts: at(1_000 * i as i64),
         seq: i as u64 + 1,
         kind,
-        instance: None,
+        gateway: None,
     })
     .collect();
     let mut c = Console::with((120, 35), events);

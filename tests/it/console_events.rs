@@ -227,6 +227,7 @@ fn a_model_without_a_price_reads_cost_unknown_never_zero() {
         protocol: "openai".parse().unwrap(),
         model: "llama-3.3-70b".into(),
         fault: None,
+        base_url: None,
     });
     sc.at(0, session_started(Mode::Demo, providers, Some(5)));
     let chain = ["anthropic", "local"];

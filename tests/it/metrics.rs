@@ -30,7 +30,7 @@ fn fold(kinds: Vec<EventKind>) -> Metrics {
             ts: at(seq),
             seq,
             kind,
-            instance: None,
+            gateway: None,
         });
     }
     m
@@ -70,6 +70,7 @@ fn session(names: &[&str]) -> EventKind {
             protocol: breakerbox::provider::Protocol::Openai,
             model: "m".into(),
             fault: None,
+            base_url: None,
         })
         .collect();
     session_started(Mode::Serve, providers, Some(5))
@@ -327,6 +328,53 @@ fn unpriced_tokens_are_counted_apart_from_the_cost() {
     assert!(!text.contains(r#"breakerbox_unpriced_tokens_total{provider="openai""#));
 }
 
+/// The version, requests in flight, the whole-request duration histogram by outcome, and the
+/// gateway's own refusals by reason.
+#[test]
+fn build_info_in_flight_durations_and_rejections() {
+    let rejected = |reason| EventKind::RequestRejected {
+        reason,
+        status: 404,
+        protocol: breakerbox::event::Protocol::Openai,
+        message: "model `x` has no route".into(),
+    };
+    let mut long = finished("r2", Outcome::Error, None);
+    if let EventKind::RequestFinished { total_ms, .. } = &mut long {
+        *total_ms = 45_000;
+    }
+    let events = vec![
+        request_started("r1", Source::Gateway, &["a"], None),
+        request_started("r2", Source::Gateway, &["a"], None),
+        request_started("r3", Source::Gateway, &["a"], None),
+        finished("r1", Outcome::Ok, Some("a")),
+        long,
+        rejected(breakerbox::event::RejectReason::UnknownModel),
+        rejected(breakerbox::event::RejectReason::UnknownModel),
+        rejected(breakerbox::event::RejectReason::Auth),
+    ];
+    let text = fold(events).render();
+    validate(&text);
+    has(
+        &text,
+        &[
+            &format!(
+                "breakerbox_build_info{{version=\"{}\"}} 1",
+                env!("CARGO_PKG_VERSION")
+            ),
+            "breakerbox_requests_in_flight 1",
+            "breakerbox_request_duration_seconds_bucket{outcome=\"ok\",le=\"0.1\"} 1",
+            "breakerbox_request_duration_seconds_bucket{outcome=\"error\",le=\"30\"} 0",
+            "breakerbox_request_duration_seconds_bucket{outcome=\"error\",le=\"60\"} 1",
+            "breakerbox_request_duration_seconds_bucket{outcome=\"error\",le=\"+Inf\"} 1",
+            "breakerbox_request_duration_seconds_sum{outcome=\"error\"} 45",
+            "breakerbox_request_duration_seconds_count{outcome=\"ok\"} 1",
+            "breakerbox_gateway_rejected_total{reason=\"unknown_model\"} 2",
+            "breakerbox_gateway_rejected_total{reason=\"auth\"} 1",
+            "breakerbox_gateway_rejected_total{reason=\"too_large\"} 0",
+        ],
+    );
+}
+
 #[test]
 fn help_and_type_appear_once_per_family_in_a_stable_order() {
     let text = fold(scripted()).render();
@@ -338,9 +386,13 @@ fn help_and_type_appear_once_per_family_in_a_stable_order() {
     assert_eq!(
         families,
         [
+            "breakerbox_build_info",
             "breakerbox_breaker_state",
             "breakerbox_requests_total",
             "breakerbox_requests_finished_total",
+            "breakerbox_requests_in_flight",
+            "breakerbox_request_duration_seconds",
+            "breakerbox_gateway_rejected_total",
             "breakerbox_attempts_total",
             "breakerbox_attempt_failures_total",
             "breakerbox_attempts_skipped_total",
@@ -804,4 +856,68 @@ fn rate_limits_and_throttling_are_gauges() {
         &lifted,
         &[r#"breakerbox_throttled{provider="anthropic"} 0"#],
     );
+}
+
+/// The gateway's own refusals are events (`request_rejected`) and counted in `/metrics` by reason.
+#[tokio::test]
+async fn the_gateways_refusals_are_events_and_counted() {
+    let config = Config::parse(&paced_sim(), "t.toml").unwrap();
+    let (running, _sim, bus) = breakerbox::gateway::start_demo(&config, &[], Some("tok".into()))
+        .await
+        .unwrap();
+    let mut rx = bus.subscribe();
+    let base = format!("http://{}", running.addr);
+    let http = reqwest::Client::new();
+    let post = |body: &'static str, key: &'static str| {
+        http.post(format!("{base}/v1/chat/completions"))
+            .header("authorization", format!("Bearer {key}"))
+            .header("content-type", "application/json")
+            .body(body)
+            .send()
+    };
+    assert_eq!(post("{}", "wrong").await.unwrap().status(), 401);
+    assert_eq!(post("not json", "tok").await.unwrap().status(), 400);
+    let mut reasons = Vec::new();
+    while reasons.len() < 2 {
+        let event = tokio::time::timeout(Duration::from_secs(5), rx.recv())
+            .await
+            .expect("an event")
+            .expect("the bus");
+        if let EventKind::RequestRejected {
+            reason,
+            status,
+            message,
+            ..
+        } = &event.kind
+        {
+            assert!(!message.contains("tok\""), "{message}");
+            reasons.push((reason.as_str(), *status));
+        }
+    }
+    assert_eq!(reasons, [("auth", 401), ("bad_request", 400)]);
+    // The metrics fold runs on its own task: give it a moment to have both.
+    let mut text = String::new();
+    for _ in 0..100 {
+        text = http
+            .get(format!("{base}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.contains("breakerbox_gateway_rejected_total{reason=\"bad_request\"} 1") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    has(
+        &text,
+        &[
+            "breakerbox_gateway_rejected_total{reason=\"auth\"} 1",
+            "breakerbox_gateway_rejected_total{reason=\"bad_request\"} 1",
+            "breakerbox_requests_in_flight 0",
+        ],
+    );
+    running.stop().await;
 }

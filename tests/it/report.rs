@@ -28,7 +28,14 @@ fn header() -> SessionHeader {
         breakerbox_version: "0.1.0".to_string(),
         started_at: t0(),
         mode: Mode::Demo,
-        providers: demo_providers(),
+        providers: demo_providers()
+            .into_iter()
+            .map(|mut p| {
+                // Where the spans' server.address and server.port come from.
+                p.base_url = (p.name == "anthropic").then(|| "https://api.anthropic.com".into());
+                p
+            })
+            .collect(),
         config: json!({"providers": ["anthropic", "openai"]}),
         redacted: false,
     }
@@ -626,6 +633,7 @@ fn the_report_names_each_pool_with_its_members() {
         protocol: "anthropic".parse().unwrap(),
         model: "claude-sonnet-4-5".into(),
         fault: None,
+        base_url: None,
     };
     let providers = vec![info("us"), info("eu"), info(O)];
     let mut started = session_started(Mode::Demo, providers.clone(), Some(5));
@@ -881,6 +889,7 @@ fn hostile_content_never_panics_and_stays_bounded() {
                 cost_usd: f64::MAX,
                 estimated: true,
                 unpriced: false,
+                response_id: None,
             },
         );
     }
@@ -985,9 +994,33 @@ fn otlp_export_matches_golden_and_is_well_formed() {
         .expect("the rate-limited attempt");
     assert_eq!(failed["status"]["code"], 2);
     assert_eq!(
-        attr(failed, "gen_ai.system"),
+        attr(failed, "gen_ai.provider.name"),
         Some(&json!({"stringValue": "anthropic"}))
     );
+    assert_eq!(
+        attr(failed, "server.address"),
+        Some(&json!({"stringValue": "api.anthropic.com"}))
+    );
+    assert_eq!(
+        attr(failed, "server.port"),
+        Some(&json!({"intValue": "443"}))
+    );
+    assert_eq!(
+        attr(failed, "gen_ai.request.stream"),
+        Some(&json!({"boolValue": true}))
+    );
+    // The deprecated attribute is gone from every span.
+    assert!(
+        spans.iter().all(|s| attr(s, "gen_ai.system").is_none()),
+        "gen_ai.system is deprecated"
+    );
+    for r in &requests {
+        assert_eq!(
+            attr(r, "gen_ai.operation.name"),
+            Some(&json!({"stringValue": "chat"}))
+        );
+        assert!(attr(r, "gen_ai.provider.name").is_some(), "{r}");
+    }
     assert_eq!(
         attr(failed, "http.response.status_code"),
         Some(&json!({"intValue": "429"}))
@@ -1004,12 +1037,101 @@ fn otlp_export_matches_golden_and_is_well_formed() {
         .expect("r8");
     assert!(r8.get("status").is_none());
     assert_eq!(r8["endTimeUnixNano"], "1767268845200000000");
-    // The answering attempt of r1 carries usage as intValue strings.
+    // The answering attempt of r2 carries usage as intValue strings, its 10 cached tokens
+    // counted in the input as the convention counts them.
     let usage = attempts
         .iter()
-        .find(|a| attr(a, "gen_ai.usage.input_tokens") == Some(&json!({"intValue": "200"})))
+        .find(|a| attr(a, "gen_ai.usage.input_tokens") == Some(&json!({"intValue": "210"})))
         .expect("r2's attempt");
+    assert_eq!(
+        attr(usage, "gen_ai.usage.cache_read.input_tokens"),
+        Some(&json!({"intValue": "10"}))
+    );
     assert_eq!(usage["status"]["code"], 1);
+}
+
+/// The GenAI conventions' attributes, both spans: cached tokens counted in the input (they are
+/// apart in the events), seconds to the first chunk, finish reasons as an array, the reply's id,
+/// what the caller asked (max tokens, stream), and the chain it named.
+#[test]
+fn otlp_spans_follow_the_genai_conventions() {
+    let mut t = Timeline::new(t0());
+    let mut started = request_started("r1", Source::Gateway, &["anthropic", "openai"], None);
+    if let EventKind::RequestStarted {
+        chain_name,
+        max_tokens,
+        stream,
+        ..
+    } = &mut started
+    {
+        *chain_name = Some("fast".into());
+        *max_tokens = Some(256);
+        *stream = Some(false);
+    }
+    t.at(0, started);
+    t.at(1, attempt_started("r1", 1, "anthropic", "claude-x"));
+    t.at(251, first_event("r1", 1, "anthropic", 250));
+    let mut used = usage("r1", "anthropic", "claude-x-1", [10, 20, 300, 40], 0.01);
+    if let EventKind::Usage { response_id, .. } = &mut used {
+        *response_id = Some("msg_01abc".into());
+    }
+    t.at(900, used);
+    let end = Finished {
+        provider: Some("anthropic"),
+        stop_reason: Some("end_turn"),
+        total_ms: 900,
+        attempts: 1,
+        ..Finished::default()
+    };
+    t.at(900, request_finished("r1", end));
+    let otlp = to_otlp_json(&header(), t.events());
+    let spans = otlp["resourceSpans"][0]["scopeSpans"][0]["spans"]
+        .as_array()
+        .expect("spans");
+    assert_eq!(spans.len(), 2);
+    let (request, attempt) = (&spans[0], &spans[1]);
+    let s = |v: &str| json!({"stringValue": v});
+    let i = |v: &str| json!({"intValue": v});
+    let reasons = json!({"arrayValue": {"values": [{"stringValue": "end_turn"}]}});
+    for (key, want) in [
+        ("gen_ai.provider.name", s("anthropic")),
+        ("gen_ai.request.max_tokens", i("256")),
+        ("gen_ai.request.stream", json!({"boolValue": false})),
+        ("gen_ai.response.id", s("msg_01abc")),
+        ("gen_ai.response.model", s("claude-x-1")),
+        ("gen_ai.response.finish_reasons", reasons.clone()),
+        ("breakerbox.chain_name", s("fast")),
+    ] {
+        assert_eq!(attr(request, key), Some(&want), "request {key}: {request}");
+    }
+    for (key, want) in [
+        ("gen_ai.provider.name", s("anthropic")),
+        ("server.address", s("api.anthropic.com")),
+        ("server.port", i("443")),
+        ("gen_ai.request.model", s("claude-x")),
+        ("gen_ai.request.max_tokens", i("256")),
+        // The engine streams from the provider whatever the caller asked.
+        ("gen_ai.request.stream", json!({"boolValue": true})),
+        ("gen_ai.response.id", s("msg_01abc")),
+        ("gen_ai.response.finish_reasons", reasons),
+        ("gen_ai.usage.input_tokens", i("350")),
+        ("gen_ai.usage.output_tokens", i("20")),
+        ("gen_ai.usage.cache_read.input_tokens", i("300")),
+        ("gen_ai.usage.cache_creation.input_tokens", i("40")),
+        (
+            "gen_ai.response.time_to_first_chunk",
+            json!({"doubleValue": 0.25}),
+        ),
+    ] {
+        assert_eq!(attr(attempt, key), Some(&want), "attempt {key}: {attempt}");
+    }
+    for span in spans {
+        assert!(attr(span, "gen_ai.system").is_none(), "{span}");
+        assert!(
+            attr(span, "breakerbox.usage.cache_read_tokens").is_none(),
+            "{span}"
+        );
+    }
 }
 
 /// The demo incident shipped in assets/ (when present): the report must tell the story.
@@ -1231,7 +1353,7 @@ fn the_export_writes_spans_as_requests_end_and_never_holds_more_than_it_must() {
                 ts: t0() + chrono::TimeDelta::milliseconds(seq as i64),
                 seq,
                 kind: request_started(&format!("r{seq}"), Source::Gateway, &[A], None),
-                instance: None,
+                gateway: None,
             }
         })
     };

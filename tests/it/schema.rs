@@ -50,6 +50,7 @@ fn samples() -> Vec<EventKind> {
         protocol: Protocol::Anthropic,
         model: s("claude-sonnet-5-5"),
         fault: Some(s("overloaded")),
+        base_url: Some(s("https://api.anthropic.com")),
     };
     vec![
         EventKind::SessionStarted {
@@ -76,6 +77,8 @@ fn samples() -> Vec<EventKind> {
             prompt_chars: Some(5000),
             chain_name: Some(s("cheap")),
             failover: Some(false),
+            max_tokens: Some(1024),
+            stream: Some(true),
         },
         EventKind::AttemptStarted {
             request_id: s("r1"),
@@ -129,6 +132,7 @@ fn samples() -> Vec<EventKind> {
             cost_usd: 0.00056,
             estimated: true,
             unpriced: true,
+            response_id: Some(s("chatcmpl-1")),
         },
         EventKind::RequestFinished {
             request_id: s("r1"),
@@ -151,6 +155,7 @@ fn samples() -> Vec<EventKind> {
             to: BreakerState::Open,
             reason: s("5 consecutive failures"),
             recovery_ms: Some(30_000),
+            instance: Some(s("gw-2")),
         },
         EventKind::ProviderFlagged {
             provider: s("openai"),
@@ -187,6 +192,7 @@ fn samples() -> Vec<EventKind> {
             action: OperatorAction::Trip,
             provider: Some(s("anthropic")),
             detail: s("from the console"),
+            instance: Some(s("gw-2")),
         },
         EventKind::RateLimits {
             provider: s("anthropic"),
@@ -197,6 +203,18 @@ fn samples() -> Vec<EventKind> {
                 remaining: Some(2),
                 reset_ms: Some(9000),
             }],
+        },
+        EventKind::RequestRejected {
+            reason: RejectReason::UnknownModel,
+            status: 404,
+            protocol: Protocol::Gemini,
+            message: s("no route for model `x`"),
+        },
+        EventKind::ClusterChanged {
+            instance: s("gw-1"),
+            connected: false,
+            redis: s("127.0.0.1:6379"),
+            reason: s("lost: connection refused"),
         },
         EventKind::ThrottleChanged {
             provider: s("anthropic"),
@@ -231,6 +249,8 @@ fn kind_index(kind: &EventKind) -> usize {
         EventKind::OperatorAction { .. } => 15,
         EventKind::RateLimits { .. } => 16,
         EventKind::ThrottleChanged { .. } => 17,
+        EventKind::RequestRejected { .. } => 18,
+        EventKind::ClusterChanged { .. } => 19,
     }
 }
 
@@ -239,7 +259,7 @@ fn as_json(kind: EventKind, seq: u64) -> Value {
         ts: Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap(),
         seq,
         kind,
-        instance: None,
+        gateway: None,
     };
     serde_json::to_value(&event).unwrap()
 }
@@ -343,6 +363,7 @@ fn every_value_of_every_closed_set_is_in_the_schema() {
         ("provider_flag", names(&ProviderFlag::ALL)),
         ("pool_strategy", names(&PoolStrategy::ALL)),
         ("limit_dimension", names(&LimitDimension::ALL)),
+        ("reject_reason", names(&RejectReason::ALL)),
     ];
     for (def, values) in sets {
         assert_eq!(defs[def]["enum"].as_array().unwrap(), &values, "{def}");

@@ -124,9 +124,9 @@ impl Fleet {
 
 impl Dashboard {
     /// A dashboard over a fleet of the members named.
-    pub fn fleet(names: impl IntoIterator<Item = String>) -> Self {
+    pub fn over_gateways(names: impl IntoIterator<Item = String>) -> Self {
         Dashboard {
-            fleet: Some(Box::new(Fleet::new(names))),
+            gateways: Some(Box::new(Fleet::new(names))),
             ..Dashboard::new()
         }
     }
@@ -135,10 +135,10 @@ impl Dashboard {
     /// row can take its breaker from it). A member's new `session_started` (its gateway started
     /// again) starts its own dashboard afresh; what it did before stays in the merged one.
     pub(super) fn fold_member(&mut self, event: &Event) {
-        let Some(fleet) = self.fleet.as_deref_mut() else {
+        let Some(fleet) = self.gateways.as_deref_mut() else {
             return;
         };
-        let Some(name) = event.instance.as_deref() else {
+        let Some(name) = event.gateway.as_deref() else {
             return;
         };
         let Some(member) = fleet.members.iter_mut().find(|m| m.name == name) else {
@@ -153,7 +153,7 @@ impl Dashboard {
 
     /// After an event: the merged rows of what it is about take their breaker from the members.
     pub(super) fn sync_after(&mut self, event: &Event) {
-        if self.fleet.is_none() {
+        if self.gateways.is_none() {
             return;
         }
         match log::event_provider(&event.kind) {
@@ -176,7 +176,7 @@ impl Dashboard {
     /// The merged row of `provider`: the breaker of its most severe member (state, since,
     /// countdown, reason, per-model breakers), the most failures in a row, every member's probes.
     fn sync_provider(&mut self, provider: &str) {
-        let Some(fleet) = self.fleet.as_deref() else {
+        let Some(fleet) = self.gateways.as_deref() else {
             return;
         };
         let Some(view) = self.providers.iter_mut().find(|p| p.name == provider) else {
@@ -230,7 +230,7 @@ mod tests {
                 if prefix && let Some(id) = json["request_id"].as_str() {
                     json["request_id"] = format!("{instance}/{id}").into();
                 }
-                json["instance"] = instance.into();
+                json["gateway"] = instance.into();
                 serde_json::from_value(json).expect("an event")
             })
             .collect()
@@ -238,7 +238,7 @@ mod tests {
 
     #[test]
     fn a_provider_shows_its_most_severe_member_and_how_many_are_in_it() {
-        let mut dash = Dashboard::fleet(["a".to_string(), "b".into(), "c".into()]);
+        let mut dash = Dashboard::over_gateways(["a".to_string(), "b".into(), "c".into()]);
         let mut opened = Script::default();
         opened.at(0, session(&["anthropic", "openai"], Some(5))).at(
             10,
@@ -256,13 +256,13 @@ mod tests {
             dash.apply(e);
         }
         for i in 0..3 {
-            dash.fleet
+            dash.gateways
                 .as_deref_mut()
                 .unwrap()
                 .set_link(i, MemberLink::Up);
         }
         dash.sync_fleet();
-        let fleet = dash.fleet.as_deref().unwrap();
+        let fleet = dash.gateways.as_deref().unwrap();
         assert_eq!(
             fleet.breaker("anthropic"),
             Some(FleetBreaker {
@@ -290,7 +290,7 @@ mod tests {
         );
 
         // A member that went away no longer counts; when none is left, what they last said.
-        let fleet = dash.fleet.as_deref_mut().unwrap();
+        let fleet = dash.gateways.as_deref_mut().unwrap();
         for i in [0, 2] {
             fleet.set_link(
                 i,
@@ -305,7 +305,7 @@ mod tests {
             dash.provider("anthropic").unwrap().breaker,
             BreakerState::Closed
         );
-        let fleet = dash.fleet.as_deref_mut().unwrap();
+        let fleet = dash.gateways.as_deref_mut().unwrap();
         fleet.set_link(
             1,
             MemberLink::Down {

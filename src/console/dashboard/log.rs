@@ -176,7 +176,7 @@ impl Dashboard {
         let fields = fields(event);
         let mut text = describe(&event.kind);
         // A fleet's line names its member: a request's id already does (`gw-a/r12`).
-        if let Some(instance) = &event.instance
+        if let Some(instance) = &event.gateway
             && !fields.iter().any(|(name, _)| name == "request_id")
         {
             text = format!("{instance}: {text}");
@@ -281,7 +281,10 @@ pub(super) fn event_provider(kind: &EventKind) -> Option<&str> {
         | EventKind::ThrottleChanged { provider, .. } => Some(provider),
         EventKind::RequestFinished { provider, .. }
         | EventKind::OperatorAction { provider, .. } => provider.as_deref(),
-        EventKind::SessionStarted { .. } | EventKind::RequestStarted { .. } => None,
+        EventKind::SessionStarted { .. }
+        | EventKind::RequestStarted { .. }
+        | EventKind::ClusterChanged { .. } => None,
+        EventKind::RequestRejected { .. } => None,
     }
 }
 

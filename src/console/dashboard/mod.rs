@@ -47,6 +47,14 @@ const MESSAGE_CHARS_KEPT: usize = 2_000;
 /// Settings kept from `session_started`.
 const SETTINGS_KEPT: usize = 128;
 
+/// A gateway's link to its fleet: its name there, whether its Redis is reachable, which one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FleetLink {
+    pub instance: String,
+    pub connected: bool,
+    pub redis: String,
+}
+
 #[derive(Debug, Clone)]
 pub struct Dashboard {
     pub mode: Option<Mode>,
@@ -60,6 +68,8 @@ pub struct Dashboard {
     pub clock_held: Option<DateTime<Utc>>,
     /// Where the session is being recorded, when it is (shown in the header).
     pub recording: Option<String>,
+    /// The gateway's link to its fleet (`[cluster]`), as the latest `cluster_changed` said.
+    pub fleet: Option<FleetLink>,
     /// In the order the session named them (a pool's members together, where the first of them
     /// stands), then in order of first appearance.
     pub providers: Vec<ProviderView>,
@@ -84,8 +94,9 @@ pub struct Dashboard {
     pub events_missed: u64,
     /// What the fold remembers between events; no panel reads it.
     pub ledger: Ledger,
-    /// A console over a fleet of gateways: each member's own dashboard (see `fleet.rs`).
-    pub fleet: Option<Box<Fleet>>,
+    /// A console over a fleet of gateways (`attach URL URL …`): each one's own dashboard (see
+    /// `fleet.rs`). Not `fleet`, this gateway's own link to its cluster.
+    pub gateways: Option<Box<Fleet>>,
 }
 
 impl Default for Dashboard {
@@ -112,6 +123,7 @@ impl Dashboard {
             now: None,
             clock_held: None,
             recording: None,
+            fleet: None,
             providers: Vec::new(),
             pools: Vec::new(),
             totals: Totals::default(),
@@ -123,7 +135,7 @@ impl Dashboard {
             events_applied: 0,
             events_missed: 0,
             ledger: Ledger::default(),
-            fleet: None,
+            gateways: None,
         }
     }
 
@@ -158,7 +170,7 @@ impl Dashboard {
         if self.clock_held.is_none() {
             self.advance(now);
         }
-        if let Some(fleet) = self.fleet.as_deref_mut() {
+        if let Some(fleet) = self.gateways.as_deref_mut() {
             for member in &mut fleet.members {
                 member.dash.tick(now);
             }
@@ -743,6 +755,8 @@ mod tests {
                 prompt_chars: None,
                 chain_name: None,
                 failover: None,
+                max_tokens: None,
+                stream: None,
             },
         )
         .at(1, attempt(&huge, u32::MAX, &huge))
@@ -761,6 +775,7 @@ mod tests {
                 cost_usd: f64::NAN,
                 estimated: true,
                 unpriced: false,
+                response_id: None,
             },
         )
         .at(3, usage("r", "a\nb", f64::INFINITY))

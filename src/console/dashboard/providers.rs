@@ -505,6 +505,7 @@ impl Dashboard {
                 action: OperatorAction::SetFault,
                 provider: Some(provider),
                 detail,
+                ..
             } => self.on_fault_set(ts, provider, detail),
             EventKind::FaultChanged {
                 provider, fault, ..
@@ -524,7 +525,19 @@ impl Dashboard {
             | EventKind::ThrottleChanged { provider, .. } => {
                 self.provider_index(ts, provider, "", "");
             }
-            EventKind::OperatorAction { .. } => {}
+            EventKind::OperatorAction { .. } | EventKind::RequestRejected { .. } => {}
+            EventKind::ClusterChanged {
+                instance,
+                connected,
+                redis,
+                ..
+            } => {
+                self.fleet = Some(super::FleetLink {
+                    instance: crate::text::one_line(instance, 64),
+                    connected: *connected,
+                    redis: crate::text::one_line(redis, 128),
+                });
+            }
         }
     }
 
@@ -887,6 +900,7 @@ impl Dashboard {
             to,
             reason,
             recovery_ms,
+            ..
         } = kind
         else {
             return;

@@ -323,6 +323,8 @@ impl Dashboard {
             | EventKind::ProbeFinished { .. }
             | EventKind::RateLimits { .. }
             | EventKind::ThrottleChanged { .. }
+            | EventKind::ClusterChanged { .. }
+            | EventKind::RequestRejected { .. }
             | EventKind::OperatorAction { .. } => {}
         }
     }

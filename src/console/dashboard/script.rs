@@ -56,6 +56,7 @@ pub(super) fn session(names: &[&str], threshold: Option<u32>) -> EventKind {
                 protocol: crate::event::Protocol::Anthropic,
                 model: format!("{n}-model"),
                 fault: None,
+                base_url: None,
             })
             .collect(),
         breaker_threshold: threshold,
@@ -74,6 +75,8 @@ pub(super) fn request(id: &str, chain: &[&str]) -> EventKind {
         prompt_chars: None,
         chain_name: None,
         failover: None,
+        max_tokens: None,
+        stream: None,
     }
 }
 
@@ -154,6 +157,7 @@ pub(super) fn usage(id: &str, provider: &str, cost_usd: f64) -> EventKind {
         cost_usd,
         estimated: false,
         unpriced: false,
+        response_id: None,
     }
 }
 
@@ -220,6 +224,7 @@ pub(super) fn breaker(
         to: to.parse().expect("a name in the vocabulary"),
         reason: reason.into(),
         recovery_ms: recovery,
+        instance: None,
     }
 }
 
@@ -254,6 +259,7 @@ pub(super) fn operator(action: &str, provider: Option<&str>, detail: &str) -> Ev
         action: action.parse().expect("a name in the vocabulary"),
         provider: provider.map(str::to_string),
         detail: detail.into(),
+        instance: None,
     }
 }
 

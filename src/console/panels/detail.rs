@@ -486,7 +486,7 @@ fn provider(dash: &Dashboard, name: &str) -> Detail {
 /// Over a fleet, each gateway's part: its own breaker (the row shows the most severe), how close
 /// it is to tripping, its traffic; or that it is down, and why.
 fn fleet_members(d: &mut Detail, dash: &Dashboard, name: &str) {
-    let Some(fleet) = &dash.fleet else {
+    let Some(fleet) = &dash.gateways else {
         return;
     };
     d.heading(format!(

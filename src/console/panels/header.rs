@@ -78,7 +78,7 @@ fn identity<'a>(paint: &Paint) -> Line<'a> {
         Some(at) => (format!("as of {}", text::time_of_day(at)), theme.warning),
         None => (clock, theme.title),
     };
-    let badge = match (&dash.fleet, &paint.view.ui.attached) {
+    let badge = match (&dash.gateways, &paint.view.ui.attached) {
         (Some(fleet), _) => fleet_badge(fleet, paint),
         (None, Some(attached)) => attached_badge(attached, paint),
         (None, None) => {
@@ -123,7 +123,7 @@ fn conditions<'a>(paint: &Paint) -> Line<'a> {
         ));
         spans.push(Span::raw("  "));
     }
-    if let Some(fleet) = &dash.fleet {
+    if let Some(fleet) = &dash.gateways {
         let down: Vec<String> = fleet
             .members
             .iter()
@@ -139,6 +139,22 @@ fn conditions<'a>(paint: &Paint) -> Line<'a> {
             ));
             spans.push(Span::raw("  "));
         }
+    }
+    match &dash.fleet {
+        Some(fleet) if fleet.connected => {
+            spans.push(Span::styled("fleet ", theme.muted));
+            spans.push(Span::raw(fleet.instance.clone()));
+            spans.push(Span::raw("  "));
+        }
+        // Breakers are this gateway's own until Redis is back: the operator must know.
+        Some(fleet) => {
+            spans.push(Span::styled(
+                format!("⚠ fleet lost ({}): local breakers", fleet.redis),
+                theme.warning,
+            ));
+            spans.push(Span::raw("  "));
+        }
+        None => {}
     }
     if paint.view.facts.frozen {
         spans.push(Span::styled(" FROZEN ", theme.badge));

@@ -128,7 +128,7 @@ pub fn draw(frame: &mut Frame, view: &View) -> Drawn {
 /// An attached console whose gateway went away (over a fleet: every one of them): what it shows
 /// is as of then.
 fn disconnected(view: &View) -> bool {
-    if let Some(fleet) = &view.dash.fleet {
+    if let Some(fleet) = &view.dash.gateways {
         return fleet.up() == 0
             && fleet
                 .members

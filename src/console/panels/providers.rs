@@ -70,7 +70,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
 /// Every column, most important first in rank; `columns::fit` keeps what the width allows.
 fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
     let dash = paint.view.dash;
-    let mut table = Columns::new(&paint.theme, dash.now, dash.fleet.as_deref());
+    let mut table = Columns::new(&paint.theme, dash.now, dash.gateways.as_deref());
     for (i, p) in dash.providers.iter().enumerate() {
         if opens_pool(dash, i) {
             table.pool_row(&pool_of(dash, p), pool_members(dash, i));

@@ -107,7 +107,7 @@ fn table_columns<'a>(paint: &Paint, first: usize, count: usize) -> Vec<Column<'a
     let dash = paint.view.dash;
     let theme = &paint.theme;
     // A fleet's ids name their gateway (`gw-a/r12`).
-    let widest = if dash.fleet.is_some() { 28 } else { 10 };
+    let widest = if dash.gateways.is_some() { 28 } else { 10 };
     let mut id = Column::new("id", 0).max(widest);
     let mut status = Column::new("status", 1);
     // Filling, so the numbers line up against the right border.

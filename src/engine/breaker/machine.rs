@@ -31,6 +31,11 @@ use crate::event::{BreakerState, SkipReason};
 /// provider bug, and an instant that far ahead would overflow. A day leaves the operator time to step in.
 const MAX_OPEN: Duration = Duration::from_secs(24 * 60 * 60);
 
+/// In a fleet (`[cluster]`), how long a half-open period that another gateway's probe holds keeps
+/// this one's own probes back: its verdict (closed, or open again) normally arrives within the
+/// probe call's timeouts; should that gateway vanish meanwhile, this one probes for itself after.
+pub const FLEET_PROBE_WAIT: Duration = Duration::from_secs(30);
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct BreakerConfig {
     /// Consecutive failures that open the breaker; 0 disables this trigger.
@@ -159,6 +164,9 @@ pub struct Breaker {
     /// are still out, and counting them keeps a later half-open period within its limit.
     probes_in_flight: u32,
     trips: u32,
+    /// Half-open because another gateway of the fleet is probing: until then this one lets no
+    /// probe of its own through (one probe for the fleet).
+    fleet_probe_until: Option<Instant>,
 }
 
 impl Breaker {
@@ -175,6 +183,7 @@ impl Breaker {
             probe_led: false,
             probes_in_flight: 0,
             trips: 0,
+            fleet_probe_until: None,
         }
     }
 
@@ -235,6 +244,13 @@ impl Breaker {
                     .open_until
                     .map(|until| until.saturating_duration_since(now)),
             }),
+            // Another gateway's probe is out: its verdict comes back through the fleet.
+            BreakerState::HalfOpen if self.fleet_probe_until.is_some_and(|until| now < until) => {
+                Err(Rejection {
+                    reason: SkipReason::HalfOpenBusy,
+                    retry_in: None,
+                })
+            }
             // Zero probes would leave it half-open for ever.
             BreakerState::HalfOpen
                 if self.probes_in_flight < self.config.half_open_probes.max(1) =>
@@ -282,6 +298,61 @@ impl Breaker {
     /// Admits everything and never trips until reset.
     pub fn force_closed(&mut self) -> Option<Transition> {
         self.move_to(BreakerState::ForcedClosed, "operator: force closed", None)
+    }
+
+    /// Follow a change another gateway of the fleet made to its breaker of the same provider.
+    /// An automatic change does not undo an operator's forced state here (an operator's own
+    /// change, `by_operator`, does: it applies fleet-wide). `open_for` is what is left of its
+    /// open period. Half-open there means its probe is out: here no probe goes until its verdict
+    /// arrives (or [`FLEET_PROBE_WAIT`] passes).
+    pub fn follow(
+        &mut self,
+        now: Instant,
+        to: BreakerState,
+        reason: String,
+        open_for: Option<Duration>,
+        by_operator: bool,
+    ) -> Option<Transition> {
+        let forced = matches!(
+            self.state,
+            BreakerState::ForcedOpen | BreakerState::ForcedClosed
+        );
+        if forced && !by_operator {
+            return None;
+        }
+        match to {
+            BreakerState::Open => {
+                let period = open_for.unwrap_or(self.recovery).min(MAX_OPEN);
+                let until = now.checked_add(period).unwrap_or(now);
+                self.fleet_probe_until = None;
+                self.opened_at = Some(now);
+                // Already open here: the later of the two ends.
+                self.open_until = Some(
+                    self.open_until
+                        .filter(|_| self.state == BreakerState::Open)
+                        .map_or(until, |mine| mine.max(until)),
+                );
+                self.move_to(BreakerState::Open, reason, Some(period))
+            }
+            BreakerState::HalfOpen => {
+                self.open_until = None;
+                self.fleet_probe_until = now.checked_add(FLEET_PROBE_WAIT);
+                self.move_to(BreakerState::HalfOpen, reason, None)
+            }
+            BreakerState::Closed => {
+                self.clear();
+                self.move_to(BreakerState::Closed, reason, None)
+            }
+            BreakerState::ForcedOpen | BreakerState::ForcedClosed => self.move_to(to, reason, None),
+        }
+    }
+
+    /// The fleet's failures together reached a trigger: open, as this breaker's own would.
+    pub fn open_for_fleet(&mut self, now: Instant, reason: String) -> Option<Transition> {
+        if self.state != BreakerState::Closed {
+            return None;
+        }
+        self.open(now, reason, None)
     }
 
     /// Back to automatic: closed, with counters, window and recovery cleared.
@@ -445,6 +516,7 @@ impl Breaker {
             .map_or(self.recovery, |after| after.max(self.recovery))
             .min(MAX_OPEN);
         self.opened_at = Some(now);
+        self.fleet_probe_until = None;
         // A day from now is always representable; checked all the same, since it is the clock.
         self.open_until = Some(now.checked_add(period).unwrap_or(now));
         self.hold_until = retry_after.and_then(|after| now.checked_add(after.min(MAX_OPEN)));
@@ -474,6 +546,7 @@ impl Breaker {
         self.open_until = None;
         self.hold_until = None;
         self.probe_led = false;
+        self.fleet_probe_until = None;
     }
 
     fn move_to(

@@ -5,5 +5,6 @@ mod machine;
 mod registry;
 
 pub use crate::event::BreakerState;
+pub use machine::FLEET_PROBE_WAIT;
 pub use machine::{Breaker, BreakerConfig, BreakerSnapshot, CallOutcome, Rejection, Transition};
-pub use registry::{BreakerKey, Breakers, Permit, WeakBreakers};
+pub use registry::{BreakerKey, Breakers, Counted, Permit, ProbeGate, WeakBreakers};

@@ -10,7 +10,28 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 
 use super::machine::{Breaker, BreakerConfig, BreakerSnapshot, CallOutcome, Rejection, Transition};
-use crate::event::{BreakerState, Bus, EventKind};
+use crate::event::{BreakerState, Bus, EventKind, OperatorAction};
+
+/// How many counted call outcomes wait for the fleet ([`Breakers::watch_outcomes`]) before more
+/// are dropped: a slow Redis must not grow memory.
+const OUTCOMES_QUEUED: usize = 4096;
+
+/// One call outcome a breaker counted (it was closed), for the fleet to add up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counted {
+    pub key: BreakerKey,
+    pub failed: bool,
+}
+
+/// May this gateway send the next recovery probe of a breaker, or is another gateway of the fleet
+/// sending it? (`cluster`: one probe for the fleet.) Answers soon, whatever the network does.
+pub trait ProbeGate: Send + Sync {
+    fn claim(
+        &self,
+        key: &BreakerKey,
+        hold: std::time::Duration,
+    ) -> futures::future::BoxFuture<'static, bool>;
+}
 
 /// What one breaker guards: a provider, or one model of it (`breaker = "model"`).
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -66,6 +87,10 @@ struct Shared {
     registry: Mutex<Registry>,
     /// Told the key of every breaker that opens (the recovery prober listens).
     openings: Mutex<Option<mpsc::UnboundedSender<BreakerKey>>>,
+    /// Told every outcome a closed breaker counted (the fleet adds them up).
+    outcomes: Mutex<Option<mpsc::Sender<Counted>>>,
+    /// Asked before each recovery probe, in a fleet.
+    probe_gate: Mutex<Option<std::sync::Arc<dyn ProbeGate>>>,
 }
 
 /// The breakers, held without keeping them alive (the prober's hold).
@@ -131,7 +156,95 @@ impl Breakers {
                     index: BTreeMap::new(),
                 }),
                 openings: Mutex::new(None),
+                outcomes: Mutex::new(None),
+                probe_gate: Mutex::new(None),
             }),
+        }
+    }
+
+    /// Every outcome a closed breaker counts from now on (one listener; at most
+    /// [`OUTCOMES_QUEUED`] waiting, beyond which they are dropped).
+    pub fn watch_outcomes(&self) -> mpsc::Receiver<Counted> {
+        let (tx, rx) = mpsc::channel(OUTCOMES_QUEUED);
+        *lock(&self.shared.outcomes) = Some(tx);
+        rx
+    }
+
+    /// Ask `gate` before each recovery probe from now on.
+    pub fn set_probe_gate(&self, gate: std::sync::Arc<dyn ProbeGate>) {
+        *lock(&self.shared.probe_gate) = Some(gate);
+    }
+
+    /// The gate recovery probes ask, in a fleet.
+    pub fn probe_gate(&self) -> Option<std::sync::Arc<dyn ProbeGate>> {
+        lock(&self.shared.probe_gate).clone()
+    }
+
+    /// The thresholds `key`'s breaker uses.
+    pub fn config_of(&self, key: &BreakerKey) -> BreakerConfig {
+        self.lock().config(key).clone()
+    }
+
+    /// Every breaker there is, with its state (for the fleet to publish after a reconnect).
+    pub fn states(&self) -> Vec<(BreakerKey, BreakerState)> {
+        self.lock()
+            .breakers
+            .iter()
+            .map(|(key, breaker)| (key.clone(), breaker.state()))
+            .collect()
+    }
+
+    /// Follow what `instance`, another gateway of the fleet, says its breaker of `key` did (see
+    /// [`Breaker::follow`]); the `breaker_changed` names that instance.
+    pub fn follow(
+        &self,
+        key: &BreakerKey,
+        to: BreakerState,
+        reason: String,
+        open_for: Option<std::time::Duration>,
+        by_operator: bool,
+        instance: &str,
+    ) -> bool {
+        self.update_from(key, Some(instance), |breaker, now| {
+            let t = breaker.follow(now, to, reason, open_for, by_operator);
+            (t.is_some(), t)
+        })
+    }
+
+    /// The fleet's failures together reached a trigger of `key`'s breaker: open it here (the
+    /// fleet follows, as after any opening here).
+    pub fn open_for_fleet(&self, key: &BreakerKey, reason: String) -> bool {
+        self.update(key, |breaker, now| {
+            let t = breaker.open_for_fleet(now, reason);
+            (t.is_some(), t)
+        })
+    }
+
+    /// An operator's action taken at `instance`, another gateway of the fleet, carried out here:
+    /// trip, force closed or reset every breaker of `provider`.
+    pub fn operate_for(&self, action: OperatorAction, provider: &str, instance: &str) -> bool {
+        let step: fn(&mut Breaker) -> Option<Transition> = match action {
+            OperatorAction::Trip => Breaker::force_open,
+            OperatorAction::ForceClosed => Breaker::force_closed,
+            OperatorAction::Reset => Breaker::reset,
+            OperatorAction::SetFault | OperatorAction::Load => return false,
+        };
+        let keys = self.lock().keys_of(provider);
+        keys.iter().fold(false, |changed, key| {
+            self.update_from(key, Some(instance), |breaker, _| {
+                let transition = step(breaker);
+                (transition.is_some(), transition)
+            }) | changed
+        })
+    }
+
+    fn tell_counted(&self, key: &BreakerKey, failed: bool) {
+        if let Some(tx) = lock(&self.shared.outcomes).as_ref() {
+            // Full or gone: the fleet misses one count, never this call.
+            let _ = tx.try_send(Counted {
+                key: key.clone(),
+                failed,
+            });
         }
     }
 
@@ -143,6 +256,11 @@ impl Breakers {
         if !keys.contains(key) {
             keys.push(key.clone());
         }
+    }
+
+    /// Whether a target of this engine uses `provider` (it has registered a breaker).
+    pub fn knows(&self, provider: &str) -> bool {
+        self.lock().index.contains_key(provider)
     }
 
     /// The breakers of `provider` (see [`Breakers::register`]).
@@ -173,11 +291,7 @@ impl Breakers {
     /// The key of every breaker that opens from now on (one listener: a new one replaces it).
     pub fn watch_openings(&self) -> mpsc::UnboundedReceiver<BreakerKey> {
         let (tx, rx) = mpsc::unbounded_channel();
-        *self
-            .shared
-            .openings
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner()) = Some(tx);
+        *lock(&self.shared.openings) = Some(tx);
         rx
     }
 
@@ -252,6 +366,17 @@ impl Breakers {
         key: &BreakerKey,
         f: impl FnOnce(&mut Breaker, Instant) -> (T, Option<Transition>),
     ) -> T {
+        self.update_from(key, None, f)
+    }
+
+    /// [`Breakers::update`], for a change that `instance` (another gateway of the fleet) made
+    /// first, when there is one.
+    fn update_from<T>(
+        &self,
+        key: &BreakerKey,
+        instance: Option<&str>,
+        f: impl FnOnce(&mut Breaker, Instant) -> (T, Option<Transition>),
+    ) -> T {
         let mut registry = self.lock();
         let (value, transition) = f(registry.breaker(key), Instant::now());
         // Published under the lock so that the bus carries the transitions of a breaker in the order
@@ -269,18 +394,14 @@ impl Breakers {
                 recovery_ms: transition
                     .recovery
                     .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
+                instance: instance.map(str::to_owned),
             });
         }
         value
     }
 
     fn tell_opened(&self, key: &BreakerKey) {
-        let openings = self
-            .shared
-            .openings
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        if let Some(tx) = openings.as_ref() {
+        if let Some(tx) = lock(&self.shared.openings).as_ref() {
             // A listener that has gone stops nothing.
             let _ = tx.send(key.clone());
         }
@@ -294,6 +415,14 @@ impl Breakers {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
+}
+
+/// A std mutex's guard; a panic elsewhere while it was held leaves its value usable (every update
+/// is one step).
+fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Leave to send one call through a breaker. Record its outcome; dropping it unrecorded (a cancelled
@@ -314,9 +443,18 @@ impl Permit {
     pub fn record(mut self, outcome: CallOutcome) {
         self.settled = true;
         let probe = self.probe;
-        self.breakers.update(&self.key, |breaker, now| {
-            ((), breaker.record(now, probe, outcome))
+        let counted = self.breakers.update(&self.key, |breaker, now| {
+            let counted = breaker.state() == BreakerState::Closed && !probe;
+            (counted, breaker.record(now, probe, outcome))
         });
+        let failed = match outcome {
+            CallOutcome::Neutral => return,
+            CallOutcome::Success | CallOutcome::Answered { .. } => false,
+            CallOutcome::Failure { .. } => true,
+        };
+        if counted {
+            self.breakers.tell_counted(&self.key, failed);
+        }
     }
 }
 
@@ -381,6 +519,7 @@ mod tests {
             to: to.parse().expect("a name in the vocabulary"),
             reason: reason.into(),
             recovery_ms,
+            instance: None,
         }
     }
 

@@ -550,6 +550,7 @@ impl Report {
                 action,
                 provider,
                 detail,
+                ..
             } => self.on_operator_action(ts, *action, provider.as_deref(), detail),
             EventKind::FaultChanged {
                 provider,

@@ -33,7 +33,7 @@ impl Timeline {
                 ts: self.start + TimeDelta::milliseconds(ms),
                 seq: i as u64 + 1,
                 kind,
-                instance: None,
+                gateway: None,
             })
             .collect()
     }
@@ -57,6 +57,7 @@ pub fn demo_providers() -> Vec<ProviderInfo> {
             protocol: name.parse().expect("a protocol"),
             model: demo_model(name).into(),
             fault: None,
+            base_url: None,
         })
         .into()
 }
@@ -91,6 +92,8 @@ pub fn request_started(
         prompt_chars: None,
         chain_name: None,
         failover: None,
+        max_tokens: None,
+        stream: None,
     }
 }
 
@@ -142,6 +145,7 @@ pub fn usage(id: &str, provider: &str, model: &str, tokens: [u64; 4], cost_usd: 
         cost_usd,
         estimated: false,
         unpriced: false,
+        response_id: None,
     }
 }
 
@@ -177,6 +181,7 @@ pub fn breaker_changed(
         to: to.parse().expect("a name in the vocabulary"),
         reason: reason.into(),
         recovery_ms,
+        instance: None,
     }
 }
 
@@ -185,6 +190,7 @@ pub fn operator_action(action: &str, provider: Option<&str>, detail: &str) -> Ev
         action: action.parse().expect("a name in the vocabulary"),
         provider: provider.map(Into::into),
         detail: detail.into(),
+        instance: None,
     }
 }
 
