@@ -227,6 +227,7 @@ impl Traffic {
             ts: self.ts,
             seq: self.seq,
             kind,
+            gateway: None,
         }
     }
 

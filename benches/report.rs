@@ -32,6 +32,7 @@ impl<W: Write> Gen<W> {
             ts: self.t0 + Duration::milliseconds(self.ms),
             seq: self.seq,
             kind,
+            gateway: None,
         };
         serde_json::to_writer(&mut self.out, &event)?;
         self.out.write_all(b"\n")

@@ -41,7 +41,8 @@ pub enum Command {
     /// Run a local gateway that agents point their OpenAI or Anthropic base URL at; the console
     /// watches its traffic.
     Serve(ServeArgs),
-    /// Open the console on a gateway running elsewhere (its `/events` and `/control`).
+    /// Open the console on a gateway running elsewhere (its `/events` and `/control`), or on
+    /// several: one console over the fleet.
     Attach(AttachArgs),
     /// Print a shell completion script: `breakerbox completions bash > ~/.local/share/bash-completion/completions/breakerbox`.
     Completions(CompletionsArgs),
@@ -115,8 +116,11 @@ pub struct ServeArgs {
 
 #[derive(Debug, Clone, Args)]
 pub struct AttachArgs {
-    /// The gateway's base URL, e.g. `http://127.0.0.1:8080`.
-    pub url: String,
+    /// The gateway's base URL, e.g. `http://127.0.0.1:8080`; several for one console over the
+    /// fleet, each `URL` or `NAME=URL` (`gw-a=http://10.0.0.5:8080`). None: the config's
+    /// `[fleet] gateways`.
+    #[arg(value_name = "URL")]
+    pub urls: Vec<String>,
 
     #[command(flatten)]
     pub token: TokenArgs,

@@ -33,6 +33,9 @@ use crate::event::Event;
 use crate::provider::sse::{Decoder, SseEvent, SseItem};
 use crate::session::Command;
 
+mod fleet;
+pub use fleet::{FleetAttachment, FleetControl, MemberSpec, attach_fleet};
+
 /// Events held for the console between folds; past it the console is told it lagged.
 pub const EVENT_CAPACITY: usize = 1 << 16;
 /// One event's most bytes (a long prompt or reply chunk fits; a runaway frame does not).
@@ -54,6 +57,9 @@ pub struct Options {
     /// The first wait before reconnecting; it doubles on each failed try, up to `backoff_max`.
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
+    /// A fleet's events are held this long before they are shown, to be put in time order across
+    /// its members (see `fleet.rs`).
+    pub merge_window: Duration,
 }
 
 impl Default for Options {
@@ -64,6 +70,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(10),
             backoff_initial: Duration::from_millis(250),
             backoff_max: Duration::from_secs(5),
+            merge_window: Duration::from_millis(250),
         }
     }
 }
@@ -286,13 +293,15 @@ async fn open_events(gateway: &Gateway) -> std::result::Result<reqwest::Response
     Ok(response)
 }
 
-/// Stops the reader task when dropped.
+/// Stops the reader tasks (one per gateway, and a fleet's merger) when dropped.
 #[derive(Debug)]
-pub struct Reader(JoinHandle<()>);
+pub struct Reader(Vec<JoinHandle<()>>);
 
 impl Drop for Reader {
     fn drop(&mut self) {
-        self.0.abort();
+        for task in &self.0 {
+            task.abort();
+        }
     }
 }
 
@@ -319,13 +328,13 @@ pub async fn attach(url: &str, token: Option<String>, options: Options) -> Resul
         .map_err(|why| eyre!("{}: {why}", gateway.url()))?;
     let (tx, events) = broadcast::channel(EVENT_CAPACITY);
     let (notes_tx, notes) = mpsc::unbounded_channel();
-    let reader = Reader(tokio::spawn(read_events(
+    let reader = Reader(vec![tokio::spawn(read_events(
         gateway.clone(),
         first,
         tx,
         notes_tx.clone(),
         options.clone(),
-    )));
+    ))]);
     let control = RemoteControl {
         gateway: gateway.clone(),
         notes: notes_tx,
@@ -608,35 +617,44 @@ impl RemoteControl {
 
     /// POST the command and say how it went, in one line.
     async fn outcome(&self, what: &str, body: &serde_json::Value) -> String {
-        let gateway = &self.gateway;
-        let request = gateway
-            .authorized(gateway.http.post(gateway.endpoint("/control")))
-            .timeout(self.timeout)
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_string());
-        let response = match request.send().await {
-            Ok(response) => response,
-            Err(e) => {
-                return format!(
-                    "{what} failed: cannot reach {}: {}",
-                    gateway.target(),
-                    gateway.scrub(&describe(&e))
-                );
-            }
-        };
-        let status = response.status();
-        let bytes = read_limited(response, MAX_ERROR_BODY).await;
-        let reply: ControlReply = serde_json::from_slice(&bytes).unwrap_or_default();
-        let said = |text: Option<String>| text.map(|t| gateway.scrub(&t)).filter(|t| !t.is_empty());
-        if status.is_success() {
-            said(reply.message).unwrap_or_else(|| format!("{what}: done"))
-        } else if status == StatusCode::UNAUTHORIZED {
-            let error = said(reply.error).unwrap_or_default();
-            format!("{what} failed: {}", gateway.refused(&error))
-        } else {
-            let error = said(reply.error).unwrap_or_else(|| status.to_string());
-            format!("{what} failed: {error}")
+        match exchange(&self.gateway, self.timeout, body).await {
+            Ok(Some(message)) => message,
+            Ok(None) => format!("{what}: done"),
+            Err(why) => format!("{what} failed: {why}"),
         }
+    }
+}
+
+/// POST a command to a gateway's `/control`: its message when it took it (if it said one), or
+/// why not, in a few words (scrubbed of the token).
+async fn exchange(
+    gateway: &Gateway,
+    timeout: Duration,
+    body: &serde_json::Value,
+) -> std::result::Result<Option<String>, String> {
+    let request = gateway
+        .authorized(gateway.http.post(gateway.endpoint("/control")))
+        .timeout(timeout)
+        .header(CONTENT_TYPE, "application/json")
+        .body(body.to_string());
+    let response = request.send().await.map_err(|e| {
+        format!(
+            "cannot reach {}: {}",
+            gateway.target(),
+            gateway.scrub(&describe(&e))
+        )
+    })?;
+    let status = response.status();
+    let bytes = read_limited(response, MAX_ERROR_BODY).await;
+    let reply: ControlReply = serde_json::from_slice(&bytes).unwrap_or_default();
+    let said = |text: Option<String>| text.map(|t| gateway.scrub(&t)).filter(|t| !t.is_empty());
+    if status.is_success() {
+        Ok(said(reply.message))
+    } else if status == StatusCode::UNAUTHORIZED {
+        let error = said(reply.error).unwrap_or_default();
+        Err(gateway.refused(&error))
+    } else {
+        Err(said(reply.error).unwrap_or_else(|| status.to_string()))
     }
 }
 

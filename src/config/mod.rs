@@ -15,6 +15,7 @@
 //! routes), `sections.rs` (the sections of single settings), `values.rs`, `validate.rs`.
 
 mod azure;
+mod fleet;
 mod providers;
 mod sections;
 mod validate;
@@ -31,6 +32,7 @@ use crate::parse::toml_error;
 pub use crate::parse::{ConfigError, Dur, MAX_DURATION, OptionalDur, parse_duration};
 use crate::provider::{ErrorClass, Timeouts};
 use crate::sim::{SimConfig, SimProviderSpec};
+pub use fleet::{FleetGateway, FleetGatewayTable, FleetSection};
 use providers::default_providers;
 pub use providers::{
     BreakerScope, ChainEntry, HedgeSetting, MAX_WEIGHT, MemberEntry, PoolEntry, ProviderEntry,
@@ -91,6 +93,9 @@ pub struct Config {
     /// Console key overrides: an action name → a key or a list of keys.
     #[serde(default)]
     pub keys: BTreeMap<String, KeyList>,
+    /// The gateways `breakerbox attach` watches when given no URL.
+    #[serde(default)]
+    pub fleet: FleetSection,
     /// Where the config came from, for messages.
     #[serde(skip)]
     pub source: Option<PathBuf>,
@@ -114,6 +119,7 @@ impl Default for Config {
             gateway: GatewaySection::default(),
             cluster: ClusterSection::default(),
             keys: BTreeMap::new(),
+            fleet: FleetSection::default(),
             source: None,
         }
     }

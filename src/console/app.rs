@@ -23,7 +23,7 @@ use tokio::sync::broadcast;
 use tokio::sync::mpsc;
 
 use super::clipboard;
-use super::dashboard::{Dashboard, LogFilter};
+use super::dashboard::{Dashboard, LogFilter, MemberLink};
 use super::keys::{Action, Bindings, Scope};
 use super::panels::{self, Drawn, Facts, View};
 use super::replay::{Landed, MarkKind, Player};
@@ -101,6 +101,9 @@ pub enum Note {
     Missed(u64),
     /// The event stream connected or dropped.
     Link(Link),
+    /// A fleet member's event stream (`attach URL URL …`, by its place in the fleet) connected
+    /// or dropped.
+    Member { index: usize, link: MemberLink },
 }
 
 /// The console's state and what it talks to.
@@ -301,7 +304,10 @@ impl App {
     pub fn on_event(&mut self, received: Received) {
         match received {
             Received::Event(event) => {
+                // A fleet's members never start it afresh: each member's own view does (see
+                // `dashboard/fleet.rs`), and the fleet's reader sends each event once.
                 if self.is_attached()
+                    && self.live.gateways.is_none()
                     && self.live.events_applied > 0
                     && matches!(event.kind, EventKind::SessionStarted { .. })
                 {
@@ -402,6 +408,22 @@ impl App {
                     match link {
                         Link::Disconnected { .. } => dash.hold_clock(),
                         Link::Connected => dash.release_clock(),
+                    }
+                }
+            }
+            Note::Member { index, link } => {
+                for dash in std::iter::once(&mut self.live).chain(self.frozen.as_deref_mut()) {
+                    let Some(fleet) = dash.gateways.as_deref_mut() else {
+                        continue;
+                    };
+                    fleet.set_link(index, link.clone());
+                    // The whole screen stops only when every member has gone.
+                    let none_up = fleet.up() == 0;
+                    dash.sync_fleet();
+                    if none_up && matches!(link, MemberLink::Down { .. }) {
+                        dash.hold_clock();
+                    } else {
+                        dash.release_clock();
                     }
                 }
             }

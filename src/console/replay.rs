@@ -798,6 +798,7 @@ mod tests {
                 detail: i.to_string(),
                 instance: None,
             },
+            gateway: None,
         });
         write_recording(name, events)
     }

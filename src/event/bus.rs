@@ -37,6 +37,7 @@ impl Bus {
             ts: Utc::now().trunc_subsecs(3),
             seq: *seq,
             kind,
+            gateway: None,
         });
         // No receivers is fine: nobody is watching yet.
         let _ = self.tx.send(Arc::clone(&event));

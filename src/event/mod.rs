@@ -40,6 +40,24 @@ pub struct Event {
     pub seq: u64,
     #[serde(flatten)]
     pub kind: EventKind,
+    /// The gateway this event came from, in a console over several (`breakerbox attach URL URL
+    /// …`), which stamps it on the events it merges, in memory. Never set on the bus, so never in
+    /// a recording or on `/events`. (Not `instance`: some kinds name the cluster instance an
+    /// action or a change came from.)
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
+impl Event {
+    /// An event of no particular gateway (`gateway` unset).
+    pub fn new(ts: DateTime<Utc>, seq: u64, kind: EventKind) -> Self {
+        Event {
+            ts,
+            seq,
+            kind,
+            gateway: None,
+        }
+    }
 }
 
 fn ts_millis<S: Serializer>(ts: &DateTime<Utc>, s: S) -> Result<S::Ok, S::Error> {

@@ -2,6 +2,8 @@
 //! `/events`, `/control` and `/healthz` contract. Events reach the dashboard as the gateway stamped
 //! them, keys become authorized POSTs, their results reach the status bar, a refused token is a
 //! clear error that never shows the token, and a dropped stream reconnects without double counting.
+//! A fleet console over three such gateways: merged rows, each member's part, events in time order
+//! named by member, commands to all of them, a member down while the others carry on.
 
 use axum::Router;
 use axum::body::Body;
@@ -19,8 +21,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::broadcast;
 
-use breakerbox::attach::{Options, Reader, attach};
+use breakerbox::attach::{MemberSpec, Options, Reader, attach, attach_fleet};
 use breakerbox::console::app::App;
+use breakerbox::console::dashboard::{FleetBreaker, MemberLink};
 use breakerbox::console::keys::Bindings;
 use breakerbox::console::ui::{Link, Ui};
 use breakerbox::engine::breaker::BreakerState;
@@ -612,4 +615,336 @@ async fn lost_events_are_counted() {
     })
     .await;
     assert_eq!(app.live.requests.back().unwrap().id, "r9");
+}
+
+/// A fleet of `fakes` named a, b, c, …, attached with `options` and the test token.
+async fn fleet(
+    urls: &[String],
+    options: Options,
+) -> (App, broadcast::Receiver<Arc<Event>>, Reader) {
+    let specs = urls
+        .iter()
+        .zip(["a", "b", "c", "d"])
+        .map(|(url, name)| {
+            let mut spec = MemberSpec::parse(&format!("{name}={url}")).expect("a member");
+            spec.token = Some(TOKEN.to_string());
+            spec
+        })
+        .collect();
+    attach_fleet(specs, options)
+        .await
+        .expect("attaches to the fleet")
+        .into_app(Ui::default(), Bindings::default())
+}
+
+fn fleet_options() -> Options {
+    Options {
+        merge_window: Duration::from_millis(50),
+        ..fast()
+    }
+}
+
+fn kept(frames: String) -> Fake {
+    Fake::new(vec![Script {
+        frames,
+        keep_open: true,
+    }])
+}
+
+fn members_up(app: &App) -> usize {
+    app.live.gateways.as_deref().map_or(0, |f| f.up())
+}
+
+#[tokio::test]
+async fn a_fleet_console_merges_three_gateways() {
+    // a and b have anthropic's breaker open, c does not; their requests interleave in time.
+    let a = kept(
+        [
+            session_started(1),
+            breaker_open(2, "anthropic"),
+            answered(10, "r1"),
+        ]
+        .concat(),
+    );
+    let b = kept(
+        [
+            session_started(1),
+            breaker_open(3, "anthropic"),
+            answered(20, "r1"),
+        ]
+        .concat(),
+    );
+    let c = kept([session_started(1), answered(5, "r1")].concat());
+    let urls = vec![
+        serve(a.clone()).await,
+        serve(b.clone()).await,
+        serve(c.clone()).await,
+    ];
+    let (mut app, mut events, _reader) = fleet(&urls, fleet_options()).await;
+    until(&mut app, &mut events, "every member's requests", |app| {
+        app.live.totals.answered == 3 && members_up(app) == 3
+    })
+    .await;
+
+    // Each provider's row: the most severe of the members' breakers, and how many are in it.
+    let fleet = app.live.gateways.as_deref().unwrap();
+    assert_eq!(
+        fleet.breaker("anthropic"),
+        Some(FleetBreaker {
+            state: BreakerState::Open,
+            in_state: 2,
+            of: 3
+        })
+    );
+    assert_eq!(
+        app.live.provider("anthropic").unwrap().breaker,
+        BreakerState::Open
+    );
+    assert_eq!(
+        app.live.provider("anthropic").unwrap().breaker_reason,
+        "a: 5 consecutive failures"
+    );
+    // Each member's own part.
+    let states: Vec<(&str, BreakerState)> = fleet
+        .members
+        .iter()
+        .map(|m| {
+            (
+                m.name.as_str(),
+                m.dash.provider("anthropic").unwrap().breaker,
+            )
+        })
+        .collect();
+    assert_eq!(
+        states,
+        [
+            ("a", BreakerState::Open),
+            ("b", BreakerState::Open),
+            ("c", BreakerState::Closed)
+        ]
+    );
+    // Traffic adds up: openai answered all three.
+    let openai = app.live.provider("openai").unwrap();
+    assert_eq!((openai.attempts, openai.successes), (3, 3));
+    assert_eq!(
+        fleet
+            .members
+            .iter()
+            .map(|m| m.dash.totals.answered)
+            .sum::<u64>(),
+        3
+    );
+
+    // Requests keep their gateway's name; the log is in time order and names every member.
+    let mut ids: Vec<&str> = app.live.requests.iter().map(|r| r.id.as_str()).collect();
+    assert_eq!(ids, ["c/r1", "a/r1", "b/r1"], "in the order they started");
+    ids.sort_unstable();
+    let times: Vec<_> = app.live.log.iter().map(|l| l.at).collect();
+    assert!(times.windows(2).all(|w| w[0] <= w[1]), "{times:?}");
+    let texts: Vec<&str> = app.live.log.iter().map(|l| l.text.as_str()).collect();
+    for name in ["a", "b", "c"] {
+        assert!(
+            texts.iter().any(|t| t.starts_with(&format!("{name}/r1 "))),
+            "{texts:?}"
+        );
+    }
+    assert!(
+        texts
+            .iter()
+            .any(|t| t.starts_with("a: ") && t.contains("anthropic")),
+        "{texts:?}"
+    );
+    let seqs: Vec<u64> = app.live.log.iter().map(|l| l.seq).collect();
+    assert!(seqs.windows(2).all(|w| w[0] < w[1]), "the fleet's own seq");
+
+    let text = screen(&app, 160, 48);
+    assert!(text.contains("FLEET 3/3 up"), "{text}");
+    assert!(text.contains("OPEN 2/3"), "{text}");
+    assert!(text.contains("closed 3/3"), "{text}");
+    assert!(text.contains("c/r1"), "{text}");
+    assert!(!text.contains(TOKEN));
+    let small = screen(&app, 80, 24);
+    assert!(small.contains("FLEET 3/3 up"), "{small}");
+
+    // Enter on anthropic: each gateway's breaker.
+    app.on_key(&enter());
+    let detail = screen(&app, 160, 48);
+    assert!(detail.contains("Gateways (3 of 3 up"), "{detail}");
+    let line_of = |name: &str| {
+        detail
+            .lines()
+            .find(|l| l.contains(&format!("┃ {name}               ")))
+            .unwrap_or_else(|| panic!("no line for {name}:\n{detail}"))
+            .to_string()
+    };
+    assert!(line_of("a").contains("OPEN") && line_of("a").contains("5 consecutive failures"));
+    assert!(line_of("b").contains("OPEN"));
+    assert!(line_of("c").contains("closed") && line_of("c").contains("0 of 5 fails"));
+    app.on_key(&KeyEvent {
+        code: KeyCode::Esc,
+        ..key(' ')
+    });
+
+    // A trip goes to every member, with the token; the status bar says how many took it.
+    app.on_key(&key('o'));
+    app.on_key(&key('y'));
+    assert_eq!(
+        app.ui.flash.as_deref(),
+        Some("trip anthropic → sent to 3 gateways")
+    );
+    for fake in [&a, &b, &c] {
+        let got = controls(fake, 1).await;
+        assert_eq!(
+            got,
+            [(
+                Some(format!("Bearer {TOKEN}")),
+                json!({ "action": "trip", "provider": "anthropic" })
+            )]
+        );
+    }
+    until(&mut app, &mut events, "every member's answer", |app| {
+        app.ui.flash.as_deref() == Some("trip anthropic: 3/3 gateways took it")
+    })
+    .await;
+
+    // A prompt is one request: it goes to one member.
+    app.on_key(&key('i'));
+    for ch in "hi".chars() {
+        app.on_key(&key(ch));
+    }
+    app.on_key(&enter());
+    assert_eq!(app.ui.flash.as_deref(), Some("prompt → sent to a"));
+    let got = controls(&a, 2).await;
+    assert_eq!(got[1].1, json!({ "action": "prompt", "text": "hi" }));
+    assert_eq!(b.controls.lock().unwrap().len(), 1);
+}
+
+#[tokio::test]
+async fn a_member_down_is_shown_and_the_others_keep_working() {
+    // a drops its stream once and comes back with one request more; b carries on; c refuses
+    // connections; d accepts them and never answers.
+    let a = Fake::new(vec![
+        Script {
+            frames: opening(),
+            keep_open: false,
+        },
+        Script {
+            frames: [opening(), answered(30, "r2")].concat(),
+            keep_open: true,
+        },
+    ]);
+    let b = kept([session_started(1), answered(20, "r1")].concat());
+    let refused = {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let silent = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let silent_url = format!("http://{}", silent.local_addr().unwrap());
+    let urls = vec![
+        serve(a.clone()).await,
+        serve(b.clone()).await,
+        refused.clone(),
+        silent_url,
+    ];
+    let options = Options {
+        request_timeout: Duration::from_millis(500),
+        ..fleet_options()
+    };
+    let started = std::time::Instant::now();
+    let (mut app, mut events, _reader) = fleet(&urls, options).await;
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "a silent member holds up the start no longer than the request limit"
+    );
+    until(
+        &mut app,
+        &mut events,
+        "a's reconnection and the others' requests",
+        |app| app.live.totals.answered == 3 && members_up(app) == 2,
+    )
+    .await;
+    assert_eq!(a.connections.load(Ordering::SeqCst), 2);
+    assert_eq!(app.live.totals.requests, 3, "a/r1 once, a/r2, b/r1");
+    let mut ids: Vec<&str> = app.live.requests.iter().map(|r| r.id.as_str()).collect();
+    ids.sort_unstable();
+    assert_eq!(ids, ["a/r1", "a/r2", "b/r1"]);
+    let a_dash = &app.live.gateways.as_deref().unwrap().members[0].dash;
+    assert_eq!(a_dash.totals.requests, 2, "a's own view, once each");
+
+    let fleet = app.live.gateways.as_deref().unwrap();
+    let links: Vec<bool> = fleet.members.iter().map(|m| m.link.is_up()).collect();
+    assert_eq!(links, [true, true, false, false]);
+    let MemberLink::Down { why, .. } = &fleet.members[2].link else {
+        panic!("c is down");
+    };
+    assert!(why.contains("cannot reach"), "{why}");
+    let MemberLink::Down { why, .. } = &fleet.members[3].link else {
+        panic!("d is down");
+    };
+    assert!(why.contains("timed out"), "{why}");
+    // The down members are not counted in the rows: b's and a's breakers only.
+    assert_eq!(
+        fleet
+            .breaker("anthropic")
+            .map(|b| (b.state, b.in_state, b.of)),
+        Some((BreakerState::Open, 1, 2))
+    );
+    let text = screen(&app, 160, 48);
+    assert!(text.contains("FLEET 2/4 up"), "{text}");
+    assert!(text.contains("down: c, d"), "{text}");
+    assert!(!text.contains(TOKEN));
+    assert!(
+        app.live.clock_held.is_none(),
+        "the others keep the clock going"
+    );
+
+    // A command reaches those that are up and says which could not take it.
+    app.on_key(&key('r'));
+    assert_eq!(
+        app.ui.flash.as_deref(),
+        Some("reset anthropic → sent to 4 gateways")
+    );
+    until(&mut app, &mut events, "the results", |app| {
+        app.ui.flash.as_deref().is_some_and(|f| {
+            f.starts_with("reset anthropic: 2/4 gateways took it; c failed: cannot reach ")
+        })
+    })
+    .await;
+    let flash = app.ui.flash.clone().unwrap();
+    assert!(
+        flash.contains("; d failed: cannot reach ") && flash.ends_with("timed out"),
+        "{flash}"
+    );
+    assert!(!flash.contains(TOKEN));
+    assert_eq!(controls(&a, 1).await.len(), 1);
+    assert_eq!(controls(&b, 1).await.len(), 1);
+    drop(silent);
+}
+
+#[tokio::test]
+async fn a_fleet_none_of_whose_members_answers_is_a_clear_error() {
+    let gone = || {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", listener.local_addr().unwrap())
+    };
+    let specs = vec![
+        MemberSpec::parse(&format!("a={}", gone())).unwrap(),
+        MemberSpec::parse(&gone()).unwrap(),
+    ];
+    let err = attach_fleet(specs, fast())
+        .await
+        .err()
+        .expect("nobody answers")
+        .to_string();
+    assert!(
+        err.starts_with(
+            "no gateway of the fleet answered: a: cannot reach the gateway at http://127.0.0.1:"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("; 127.0.0.1:"),
+        "the second by its host:port: {err}"
+    );
+    assert!(!err.contains('\n'), "{err}");
 }

@@ -123,6 +123,7 @@ fn incident() -> Vec<Event> {
             ts: at(1_000 * i as i64),
             seq: i as u64 + 1,
             kind,
+            gateway: None,
         })
         .collect()
 }
@@ -287,6 +288,7 @@ fn a_requests_detail_says_what_its_headers_asked_for() {
         ts: at(1_000 * i as i64),
         seq: i as u64 + 1,
         kind,
+        gateway: None,
     })
     .collect();
     let mut c = Console::with((120, 35), events);

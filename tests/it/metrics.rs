@@ -30,6 +30,7 @@ fn fold(kinds: Vec<EventKind>) -> Metrics {
             ts: at(seq),
             seq,
             kind,
+            gateway: None,
         });
     }
     m

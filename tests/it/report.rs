@@ -1353,6 +1353,7 @@ fn the_export_writes_spans_as_requests_end_and_never_holds_more_than_it_must() {
                 ts: t0() + chrono::TimeDelta::milliseconds(seq as i64),
                 seq,
                 kind: request_started(&format!("r{seq}"), Source::Gateway, &[A], None),
+                gateway: None,
             }
         })
     };

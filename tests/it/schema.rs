@@ -259,6 +259,7 @@ fn as_json(kind: EventKind, seq: u64) -> Value {
         ts: Utc.with_ymd_and_hms(2026, 12, 7, 9, 0, 0).unwrap(),
         seq,
         kind,
+        gateway: None,
     };
     serde_json::to_value(&event).unwrap()
 }

@@ -147,7 +147,8 @@ impl Dashboard {
             None => last,
             Some(seq) => seqs
                 .iter()
-                .rposition(|s| *s <= seq)
+                .rposition(|s| *s == seq)
+                .or_else(|| seqs.iter().rposition(|s| *s <= seq))
                 .unwrap_or(0)
                 .max(lowest),
         };
@@ -160,21 +161,46 @@ impl Dashboard {
 fn anchor_index(lines: &[&LogLine], at: Option<u64>) -> Option<usize> {
     match at {
         None => lines.len().checked_sub(1),
-        Some(seq) => lines.iter().rposition(|l| l.seq <= seq),
+        Some(seq) => lines
+            .iter()
+            .rposition(|l| l.seq == seq)
+            .or_else(|| lines.iter().rposition(|l| l.seq <= seq)),
     }
 }
 
 impl Dashboard {
+    /// A line for the event, in time order: a fleet's members are not heard in step (a member
+    /// that comes up late sends its history), so a line older than the newest goes where its
+    /// time puts it, or nowhere if it is older than every line kept.
     pub(super) fn push_log(&mut self, event: &Event) {
+        let fields = fields(event);
+        let mut text = describe(&event.kind);
+        // A fleet's line names its member: a request's id already does (`gw-a/r12`).
+        if let Some(instance) = &event.gateway
+            && !fields.iter().any(|(name, _)| name == "request_id")
+        {
+            text = format!("{instance}: {text}");
+        }
         let line = LogLine {
             at: event.ts,
             seq: event.seq,
             kind: event.kind.type_name(),
             provider: event_provider(&event.kind).map(str::to_string),
-            text: describe(&event.kind),
-            fields: fields(event),
+            text,
+            fields,
         };
-        push_ring(&mut self.log, line, LOG_KEPT);
+        if self.log.back().is_none_or(|last| last.at <= line.at) {
+            push_ring(&mut self.log, line, LOG_KEPT);
+            return;
+        }
+        let at = self.log.partition_point(|l| l.at <= line.at);
+        if at == 0 && self.log.len() >= LOG_KEPT {
+            return;
+        }
+        self.log.insert(at, line);
+        while self.log.len() > LOG_KEPT {
+            self.log.pop_front();
+        }
     }
 }
 
@@ -237,7 +263,7 @@ impl std::io::Write for Bounded {
 }
 
 /// The provider an event is about, for the log's provider filter.
-fn event_provider(kind: &EventKind) -> Option<&str> {
+pub(super) fn event_provider(kind: &EventKind) -> Option<&str> {
     match kind {
         EventKind::AttemptStarted { provider, .. }
         | EventKind::AttemptFailed { provider, .. }

@@ -12,6 +12,7 @@
 //! - `ledger.rs`: what the fold remembers between events and no panel reads.
 //! - `ring.rs`: the bounded buffers.
 
+mod fleet;
 mod ledger;
 mod limits;
 mod log;
@@ -21,6 +22,7 @@ mod ring;
 #[cfg(test)]
 mod script;
 
+pub use fleet::{Fleet, FleetBreaker, MEMBERS_KEPT, Member, MemberLink};
 pub use ledger::Ledger;
 pub use limits::{LimitView, RateLimitsView, ThrottleView};
 pub use log::{LOG_KEPT, LOG_KINDS, LogFilter, LogLine, LogWindow};
@@ -92,6 +94,9 @@ pub struct Dashboard {
     pub events_missed: u64,
     /// What the fold remembers between events; no panel reads it.
     pub ledger: Ledger,
+    /// A console over a fleet of gateways (`attach URL URL …`): each one's own dashboard (see
+    /// `fleet.rs`). Not `fleet`, this gateway's own link to its cluster.
+    pub gateways: Option<Box<Fleet>>,
 }
 
 impl Default for Dashboard {
@@ -130,6 +135,7 @@ impl Dashboard {
             events_applied: 0,
             events_missed: 0,
             ledger: Ledger::default(),
+            gateways: None,
         }
     }
 
@@ -137,6 +143,7 @@ impl Dashboard {
     pub fn apply(&mut self, event: &Event) {
         self.events_applied = self.events_applied.saturating_add(1);
         self.advance(event.ts);
+        self.fold_member(event);
         // Text is the hottest event (most of a stream) and has no log line: taken straight to
         // its provider's row and its request.
         if let EventKind::TextDelta {
@@ -154,6 +161,7 @@ impl Dashboard {
         self.fold_limits(event.ts, &event.kind);
         self.fold_requests(event.ts, &event.kind);
         self.push_log(event);
+        self.sync_after(event);
     }
 
     /// Let time pass without events (countdowns, rates), unless the clock is held. Never moves
@@ -161,6 +169,11 @@ impl Dashboard {
     pub fn tick(&mut self, now: DateTime<Utc>) {
         if self.clock_held.is_none() {
             self.advance(now);
+        }
+        if let Some(fleet) = self.gateways.as_deref_mut() {
+            for member in &mut fleet.members {
+                member.dash.tick(now);
+            }
         }
     }
 

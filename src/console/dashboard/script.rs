@@ -17,7 +17,7 @@ impl Script {
 
     pub(super) fn at_time(&mut self, ts: DateTime<Utc>, kind: EventKind) -> &mut Self {
         let seq = self.0.len() as u64 + 1;
-        self.0.push(Event { ts, seq, kind });
+        self.0.push(Event::new(ts, seq, kind));
         self
     }
 

@@ -8,11 +8,11 @@ use ratatui::layout::{Margin, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
-use super::providers::retry_mark;
+use super::providers::{next_text, retry_mark};
 use super::{Paint, popup, text};
 use crate::console::dashboard::{
     AttemptState, AttemptView, BREAKER_HISTORY_KEPT, Dashboard, ERRORS_KEPT, ErrorDetail,
-    ProviderView, REQUESTS_KEPT, RequestView,
+    MemberLink, ProviderView, REQUESTS_KEPT, RequestView,
 };
 use crate::console::theme::{Theme, state_word};
 use crate::console::ui::DetailTarget;
@@ -441,6 +441,7 @@ fn provider(dash: &Dashboard, name: &str) -> Detail {
         return d;
     };
     provider_summary(&mut d, dash, p);
+    fleet_members(&mut d, dash, name);
     rate_limits(&mut d, dash, p);
     d.heading("Settings");
     if let Some(n) = p.threshold {
@@ -480,6 +481,63 @@ fn provider(dash: &Dashboard, name: &str) -> Detail {
         error_row(&mut d, e, false);
     }
     d
+}
+
+/// Over a fleet, each gateway's part: its own breaker (the row shows the most severe), how close
+/// it is to tripping, its traffic; or that it is down, and why.
+fn fleet_members(d: &mut Detail, dash: &Dashboard, name: &str) {
+    let Some(fleet) = &dash.gateways else {
+        return;
+    };
+    d.heading(format!(
+        "Gateways ({} of {} up; the row shows the most severe breaker)",
+        fleet.up(),
+        fleet.members.len()
+    ));
+    for m in &fleet.members {
+        let label = text::fit(&m.name, 30);
+        let down = match &m.link {
+            MemberLink::Down { why, .. } => Some(format!("down ({why}); as last heard: ")),
+            MemberLink::Connecting => Some("connecting; ".to_string()),
+            MemberLink::Up => None,
+        };
+        let Some(p) = m.dash.provider(name) else {
+            let said = down.unwrap_or_default();
+            d.toned(&label, format!("{said}does not know {name}"), Tone::Muted);
+            continue;
+        };
+        // The fleet's clock: a quiet member's own stops at its last event.
+        let now = dash.now;
+        let mut parts = vec![state_word(p.breaker).to_string()];
+        if let Some(next) = next_text(p, now) {
+            parts.push(next.trim().to_string());
+        }
+        let fails = match p.threshold {
+            Some(t) => format!("{} of {t} fails", p.consecutive_failures),
+            None => format!("{} fails in a row", p.consecutive_failures),
+        };
+        parts.push(fails);
+        if let Some(ok) = p.success_rate() {
+            parts.push(format!("ok {}", text::percent(ok)));
+        }
+        if let Some(ms) = p.latency_ms(0.5) {
+            parts.push(format!("p50 {}", text::millis(ms)));
+        }
+        if let Some(now) = now {
+            parts.push(format!("{:.1}/s", p.rate_per_sec(now)));
+        }
+        parts.push(p.cost().describe(text::usd));
+        if p.breaker != BreakerState::Closed && !p.breaker_reason.is_empty() {
+            parts.push(p.breaker_reason.clone());
+        }
+        let tone = if down.is_some() {
+            Tone::Muted
+        } else {
+            Tone::State(p.breaker)
+        };
+        let value = format!("{}{}", down.unwrap_or_default(), parts.join(" · "));
+        d.toned(&label, value, tone);
+    }
 }
 
 /// `7 sent, 1 answered, $0.000042 · probe 7 answered at 12:00:31` (or out now, or the next due).

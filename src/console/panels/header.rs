@@ -8,6 +8,7 @@ use ratatui::style::{Modifier, Style};
 use ratatui::text::{Line, Span};
 
 use super::{Paint, text};
+use crate::console::dashboard::{Fleet, MemberLink};
 use crate::console::ui::{Attached, Link};
 use crate::event::Mode;
 
@@ -53,6 +54,18 @@ fn attached_badge<'a>(attached: &Attached, paint: &Paint) -> Span<'a> {
     }
 }
 
+/// A console over a fleet says how many of its gateways are connected: `FLEET 3/3`, and in the
+/// warning colour when some are not.
+fn fleet_badge<'a>(fleet: &Fleet, paint: &Paint) -> Span<'a> {
+    let (up, of) = (fleet.up(), fleet.members.len());
+    let style = if up == of {
+        paint.theme.badge
+    } else {
+        paint.theme.warning.add_modifier(Modifier::REVERSED)
+    };
+    Span::styled(format!(" FLEET {up}/{of} up "), style)
+}
+
 /// Mode, name, clock and uptime.
 fn identity<'a>(paint: &Paint) -> Line<'a> {
     let dash = paint.view.dash;
@@ -65,9 +78,10 @@ fn identity<'a>(paint: &Paint) -> Line<'a> {
         Some(at) => (format!("as of {}", text::time_of_day(at)), theme.warning),
         None => (clock, theme.title),
     };
-    let badge = match &paint.view.ui.attached {
-        Some(attached) => attached_badge(attached, paint),
-        None => {
+    let badge = match (&dash.gateways, &paint.view.ui.attached) {
+        (Some(fleet), _) => fleet_badge(fleet, paint),
+        (None, Some(attached)) => attached_badge(attached, paint),
+        (None, None) => {
             let mode = mode_word(dash.mode, paint.view.facts.replay.is_some());
             let badge = match &paint.view.ui.serving {
                 Some(addr) => format!(" {mode} {} ", text::fit(addr, TARGET_CHARS)),
@@ -108,6 +122,23 @@ fn conditions<'a>(paint: &Paint) -> Line<'a> {
             theme.warning,
         ));
         spans.push(Span::raw("  "));
+    }
+    if let Some(fleet) = &dash.gateways {
+        let down: Vec<String> = fleet
+            .members
+            .iter()
+            .filter_map(|m| match &m.link {
+                MemberLink::Down { .. } => Some(text::fit(&m.name, TARGET_CHARS).into_owned()),
+                _ => None,
+            })
+            .collect();
+        if !down.is_empty() {
+            spans.push(Span::styled(
+                format!("down: {}", down.join(", ")),
+                theme.warning,
+            ));
+            spans.push(Span::raw("  "));
+        }
     }
     match &dash.fleet {
         Some(fleet) if fleet.connected => {

@@ -113,7 +113,7 @@ pub fn draw(frame: &mut Frame, view: &View) -> Drawn {
         Screen::TooSmall => too_small::draw(frame, area, &paint),
         Screen::Panels(areas) => {
             drawn.reply_scroll = panels(frame, &areas, &paint);
-            if disconnected(view.ui) {
+            if disconnected(view) {
                 grey(frame, &areas);
             }
             drawn.log_rows = areas
@@ -125,10 +125,18 @@ pub fn draw(frame: &mut Frame, view: &View) -> Drawn {
     drawn
 }
 
-/// An attached console whose gateway went away: what it shows is as of then.
-fn disconnected(ui: &Ui) -> bool {
+/// An attached console whose gateway went away (over a fleet: every one of them): what it shows
+/// is as of then.
+fn disconnected(view: &View) -> bool {
+    if let Some(fleet) = &view.dash.gateways {
+        return fleet.up() == 0
+            && fleet
+                .members
+                .iter()
+                .any(|m| matches!(m.link, super::dashboard::MemberLink::Down { .. }));
+    }
     matches!(
-        ui.attached,
+        view.ui.attached,
         Some(Attached {
             link: Link::Disconnected { .. },
             ..

@@ -16,7 +16,9 @@ use ratatui::widgets::{HighlightSpacing, Table, TableState};
 
 use super::columns::{self, Column};
 use super::{Paint, text};
-use crate::console::dashboard::{Dashboard, LimitView, ModelBreaker, PoolView, ProviderView};
+use crate::console::dashboard::{
+    Dashboard, Fleet, LimitView, ModelBreaker, PoolView, ProviderView,
+};
 use crate::console::theme::{Theme, state_word};
 use crate::console::ui::Focus;
 use crate::engine::breaker::BreakerState;
@@ -68,7 +70,7 @@ pub fn draw(frame: &mut Frame, area: Rect, paint: &Paint) {
 /// Every column, most important first in rank; `columns::fit` keeps what the width allows.
 fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
     let dash = paint.view.dash;
-    let mut table = Columns::new(&paint.theme, dash.now);
+    let mut table = Columns::new(&paint.theme, dash.now, dash.gateways.as_deref());
     for (i, p) in dash.providers.iter().enumerate() {
         if opens_pool(dash, i) {
             table.pool_row(&pool_of(dash, p), pool_members(dash, i));
@@ -92,6 +94,8 @@ fn table_columns<'a>(paint: &Paint) -> Vec<Column<'a>> {
 struct Columns<'a, 't> {
     theme: &'t Theme,
     now: Option<DateTime<Utc>>,
+    /// Over a fleet: a breaker says how many members are in its state (`OPEN 2/3`).
+    fleet: Option<&'t Fleet>,
     name: Column<'a>,
     breaker: Column<'a>,
     next: Column<'a>,
@@ -109,10 +113,11 @@ struct Columns<'a, 't> {
 }
 
 impl<'a, 't> Columns<'a, 't> {
-    fn new(theme: &'t Theme, now: Option<DateTime<Utc>>) -> Self {
+    fn new(theme: &'t Theme, now: Option<DateTime<Utc>>, fleet: Option<&'t Fleet>) -> Self {
         Columns {
             theme,
             now,
+            fleet,
             name: Column::new("provider", 0).max(20),
             breaker: Column::new("breaker", 1),
             next: Column::new("next", 2),
@@ -134,8 +139,12 @@ impl<'a, 't> Columns<'a, 't> {
     fn provider_row(&mut self, p: &ProviderView, branch: Option<&'static str>) {
         let (theme, now) = (self.theme, self.now);
         self.name.push(name_cell(p, branch, theme));
+        let state = match self.fleet.and_then(|f| f.breaker(&p.name)) {
+            Some(b) => format!("{} {}/{}", state_word(b.state), b.in_state, b.of),
+            None => state_word(p.breaker).to_string(),
+        };
         self.breaker
-            .push(Span::styled(state_word(p.breaker), theme.state(p.breaker)));
+            .push(Span::styled(state, theme.state(p.breaker)));
         self.next.push(next_cell(p, now, theme));
         self.limits.push(limits_cell(p, now, theme));
         self.fails

@@ -106,7 +106,9 @@ fn title(kept: usize, total: u64, width: u16) -> String {
 fn table_columns<'a>(paint: &Paint, first: usize, count: usize) -> Vec<Column<'a>> {
     let dash = paint.view.dash;
     let theme = &paint.theme;
-    let mut id = Column::new("id", 0).max(10);
+    // A fleet's ids name their gateway (`gw-a/r12`).
+    let widest = if dash.gateways.is_some() { 28 } else { 10 };
+    let mut id = Column::new("id", 0).max(widest);
     let mut status = Column::new("status", 1);
     // Filling, so the numbers line up against the right border.
     let mut provider = Column::new("provider", 2).fill();

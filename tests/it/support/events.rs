@@ -33,6 +33,7 @@ impl Timeline {
                 ts: self.start + TimeDelta::milliseconds(ms),
                 seq: i as u64 + 1,
                 kind,
+                gateway: None,
             })
             .collect()
     }
