@@ -88,7 +88,6 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
         token,
         listener,
     )?;
-    let mut banner = banner;
     if let Some((exporter, url)) = &exporter {
         running.gateway.report_otlp(exporter.stats());
         banner.push_str(&format!("  spans: OTLP/HTTP to {url}\n"));
