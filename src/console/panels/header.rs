@@ -141,9 +141,11 @@ fn conditions<'a>(paint: &Paint) -> Line<'a> {
         }
     }
     match &dash.fleet {
+        // The Redis the fleet shares (the same for every gateway of it, so right in a console
+        // over several too); the instance names are in the log.
         Some(fleet) if fleet.connected => {
-            spans.push(Span::styled("fleet ", theme.muted));
-            spans.push(Span::raw(fleet.instance.clone()));
+            spans.push(Span::styled("fleet via ", theme.muted));
+            spans.push(Span::raw(fleet.redis.clone()));
             spans.push(Span::raw("  "));
         }
         // Breakers are this gateway's own until Redis is back: the operator must know.
