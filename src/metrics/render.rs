@@ -63,14 +63,15 @@ impl Metrics {
             }),
         );
         self.render_pools(o);
+        // The family always (dashboards and alerts name it); its sample in a fleet only.
+        let name = "breakerbox_cluster_connected";
+        family(
+            o,
+            name,
+            "gauge",
+            "1 while the fleet's Redis ([cluster]) is reachable and breakers are shared, 0 while this instance carries on alone; no sample outside a fleet.",
+        );
         if let Some(connected) = self.cluster_connected {
-            let name = "breakerbox_cluster_connected";
-            family(
-                o,
-                name,
-                "gauge",
-                "1 while the fleet's Redis ([cluster]) is reachable and breakers are shared, 0 while this instance carries on alone.",
-            );
             sample(o, name, &[] as &[(&str, &str)], u64::from(connected));
         }
         counter(

@@ -408,6 +408,7 @@ fn help_and_type_appear_once_per_family_in_a_stable_order() {
             "breakerbox_rewinds_total",
             "breakerbox_recovery_probes_total",
             "breakerbox_pool_member_weight",
+            "breakerbox_cluster_connected",
             "breakerbox_operator_actions_total",
             "breakerbox_events_missed_total",
         ]
@@ -920,4 +921,28 @@ async fn the_gateways_refusals_are_events_and_counted() {
         ],
     );
     running.stop().await;
+}
+
+#[test]
+fn the_fleet_link_is_a_gauge_only_in_a_fleet() {
+    let link = |connected: bool| EventKind::ClusterChanged {
+        instance: "gw-1".into(),
+        connected,
+        redis: "127.0.0.1:6379".into(),
+        reason: "test".into(),
+    };
+    let alone = fold(vec![]).render();
+    assert!(alone.contains("# TYPE breakerbox_cluster_connected gauge"));
+    assert!(
+        !alone
+            .lines()
+            .any(|l| l.starts_with("breakerbox_cluster_connected "))
+    );
+    let lost = fold(vec![link(true), link(false)]).render();
+    validate(&lost);
+    has(&lost, &["breakerbox_cluster_connected 0"]);
+    has(
+        &fold(vec![link(false), link(true)]).render(),
+        &["breakerbox_cluster_connected 1"],
+    );
 }
