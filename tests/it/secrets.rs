@@ -866,3 +866,69 @@ async fn no_secret_leaves_whatever_the_upstream_echoes() {
     }
     let _ = std::fs::remove_dir_all(console_data);
 }
+
+/// The fleet's Redis URL may hold a password: `--redis` with one, to a Redis that is not there.
+/// The gateway says it is alone (log, `/events`, `/metrics`, the recording) and names the server
+/// by its address only.
+#[tokio::test]
+async fn the_fleets_redis_password_appears_nowhere() {
+    const PASSWORD: &str = "redis-pw-9Tq4Lm2Xv7Kd1Zs8";
+    let recording = temp("fleet-secret.jsonl");
+    let mut gw = crate::support::gateway::Gateway::start([
+        "--redis".to_string(),
+        format!("redis://:{PASSWORD}@127.0.0.1:1/0"),
+        "--record".to_string(),
+        recording.display().to_string(),
+    ]);
+    let http = crate::support::sim::client();
+    // Its first attempt fails at once (nothing listens on port 1): wait for it to say so.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    let metrics = loop {
+        let text = http
+            .get(format!("{}/metrics", gw.base))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        if text.lines().any(|l| l == "breakerbox_cluster_connected 0") {
+            break text;
+        }
+        assert!(std::time::Instant::now() < deadline, "{}", gw.log_tail());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    };
+    let mut events = String::new();
+    let mut stream = http
+        .get(format!("{}/events", gw.base))
+        .send()
+        .await
+        .unwrap();
+    while !events.contains("cluster_changed") {
+        match tokio::time::timeout(Duration::from_secs(5), stream.chunk()).await {
+            Ok(Ok(Some(chunk))) => events.push_str(&String::from_utf8_lossy(&chunk)),
+            _ => panic!("no cluster_changed on /events: {events}"),
+        }
+    }
+    drop(stream);
+    gw.terminate(Duration::from_secs(10));
+    let log = gw.log();
+    assert!(
+        log.contains("fleet: breakers shared through redis 127.0.0.1:1"),
+        "{log}"
+    );
+    assert!(log.contains("lost redis 127.0.0.1:1"), "{log}");
+    let recorded = std::fs::read_to_string(&recording).unwrap();
+    assert!(
+        recorded.contains("\"cluster\":{"),
+        "the header names the fleet"
+    );
+    for (what, text) in [
+        ("the log", &log),
+        ("/metrics", &metrics),
+        ("/events", &events),
+        ("the recording", &recorded),
+    ] {
+        assert_eq!(leaks(what, text, &[PASSWORD]), Vec::<String>::new());
+    }
+}
