@@ -45,6 +45,9 @@ pub use wire::{Message, What};
 
 /// How long a Redis command may take before the instance carries on without it.
 const COMMAND_TIMEOUT: Duration = Duration::from_millis(500);
+/// How often the subscription's connection is pinged; one that does not answer within two
+/// command timeouts is taken as lost.
+const PING_EVERY: Duration = Duration::from_secs(1);
 /// Reconnecting the subscription: the first wait, and the longest.
 const BACKOFF_MIN: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
@@ -672,8 +675,8 @@ async fn inbound(link: Arc<Link>, client: redis::Client, reconnected: Arc<Notify
                     );
                     backoff = BACKOFF_MIN;
                     reconnected.notify_one();
-                    listen(&link, pubsub).await;
-                    link.announce(false, "lost: the connection closed".to_string());
+                    let why = listen(&link, pubsub).await;
+                    link.announce(false, format!("lost: {why}"));
                 }
                 Err(e) => link.announce(false, format!("lost: {e}")),
             },
@@ -697,10 +700,10 @@ async fn subscribe(link: &Link, client: &redis::Client) -> Result<redis::aio::Pu
     }
 }
 
-/// Follow the channel until the connection ends (or the engine is gone).
-async fn listen(link: &Link, pubsub: redis::aio::PubSub) {
-    let mut messages = pubsub.into_on_message();
-    let mut alive = tokio::time::interval(Duration::from_secs(1));
+/// Follow the channel until the connection ends, stops answering a ping, or the engine is gone.
+async fn listen(link: &Link, pubsub: redis::aio::PubSub) -> String {
+    let (mut sink, mut messages) = pubsub.split();
+    let mut alive = tokio::time::interval(PING_EVERY);
     loop {
         tokio::select! {
             message = messages.next() => match message {
@@ -711,11 +714,18 @@ async fn listen(link: &Link, pubsub: redis::aio::PubSub) {
                         Err(e) => tracing::debug!(error = %e, "fleet: a message not understood"),
                     }
                 }
-                None => return,
+                None => return "the connection closed".to_string(),
             },
             _ = alive.tick() => {
                 if link.breakers.upgrade().is_none() {
-                    return;
+                    return "this gateway is stopping".to_string();
+                }
+                // A connection that went silent without closing (a partition, a frozen server)
+                // would otherwise look connected for ever.
+                match tokio::time::timeout(COMMAND_TIMEOUT * 2, sink.ping::<redis::Value>()).await {
+                    Ok(Ok(_)) => {}
+                    Ok(Err(e)) => return redact(&e.to_string(), &link.config),
+                    Err(_) => return "Redis stopped answering (no reply to a ping)".to_string(),
                 }
             }
         }

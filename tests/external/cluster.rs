@@ -383,3 +383,76 @@ pub fn one_instances_rate_limit_headers_steer_the_whole_fleet(redis_server: &str
         );
     });
 }
+
+/// A TCP proxy to Redis that can go silent without closing anything (a partition).
+struct Freezer {
+    port: u16,
+    frozen: Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Freezer {
+    async fn start(to: u16) -> Freezer {
+        use std::sync::atomic::{AtomicBool, Ordering};
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let port = listener.local_addr().unwrap().port();
+        let frozen = Arc::new(AtomicBool::new(false));
+        let flag = Arc::clone(&frozen);
+        tokio::spawn(async move {
+            while let Ok((client, _)) = listener.accept().await {
+                let Ok(upstream) = tokio::net::TcpStream::connect(("127.0.0.1", to)).await else {
+                    continue;
+                };
+                let (cr, cw) = client.into_split();
+                let (ur, uw) = upstream.into_split();
+                for (mut from, mut to) in [(cr, uw), (ur, cw)] {
+                    let flag = Arc::clone(&flag);
+                    tokio::spawn(async move {
+                        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+                        let mut buf = vec![0u8; 16 * 1024];
+                        loop {
+                            let n = match from.read(&mut buf).await {
+                                Ok(0) | Err(_) => return,
+                                Ok(n) => n,
+                            };
+                            // Frozen: hold what came, send nothing, close nothing.
+                            while flag.load(Ordering::Acquire) {
+                                tokio::time::sleep(Duration::from_millis(10)).await;
+                            }
+                            if to.write_all(&buf[..n]).await.is_err() {
+                                return;
+                            }
+                        }
+                    });
+                }
+            }
+        });
+        Freezer { port, frozen }
+    }
+
+    fn freeze(&self, frozen: bool) {
+        self.frozen
+            .store(frozen, std::sync::atomic::Ordering::Release);
+    }
+}
+
+pub fn a_redis_that_goes_silent_is_noticed_and_rejoined(redis_server: &str) {
+    let redis = Redis::start(redis_server);
+    runtime().block_on(async {
+        let freezer = Freezer::start(redis.port).await;
+        let through = Redis {
+            binary: String::new(),
+            port: freezer.port,
+            child: None,
+        };
+        let mut a = member(&through, &fleet_name("silent"), "gw-a", "", &[]).await;
+        a.connected(true).await;
+        let frozen_at = Instant::now();
+        freezer.freeze(true);
+        a.connected(false).await;
+        println!("    a silent Redis noticed in {:?}", frozen_at.elapsed());
+        // Serving all the while, on its own breakers.
+        assert_eq!(a.ask().await, "anthropic");
+        freezer.freeze(false);
+        a.connected(true).await;
+    });
+}

@@ -104,6 +104,11 @@ fn main() -> ExitCode {
         |r| cluster::one_instances_rate_limit_headers_steer_the_whole_fleet(&r),
     );
     checks.add(
+        "cluster::a_redis_that_goes_silent_is_noticed_and_rejoined",
+        &redis,
+        |r| cluster::a_redis_that_goes_silent_is_noticed_and_rejoined(&r),
+    );
+    checks.add(
         "cluster::with_redis_gone_every_instance_serves_then_resynchronizes",
         &redis,
         |r| cluster::with_redis_gone_every_instance_serves_then_resynchronizes(&r),
