@@ -42,7 +42,8 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
         }
         None => None,
     };
-    // Subscribed before the first event, so the console sees the whole session.
+    // Subscribed before the first event, so the console (or the headless log) sees the whole
+    // session.
     let console_events = session.bus.subscribe();
     let routes = Routes::build(&session.setup)?;
     let listener = bind(args.listen).await?;
@@ -99,7 +100,9 @@ pub async fn run(cli: &Cli, args: &ServeArgs) -> Result<i32> {
         if let Some(path) = &recording.shown {
             eprintln!("  recording to {path}");
         }
-        let log = tokio::spawn(log_requests(session.bus.subscribe()));
+        // The receiver subscribed before the first event: a fleet link that fails at once is
+        // in the log too.
+        let log = tokio::spawn(log_requests(console_events));
         let stopped = match stop_signal() {
             Ok(stop) => stop.await.map_err(Into::into),
             Err(e) => Err(e),
