@@ -13,12 +13,13 @@ use breakerbox::sim::Simulator;
 use serde_json::{Value, json};
 use std::sync::Arc;
 
-/// No retries, short timeouts, and a third simulated provider with chains to pick from.
+/// No retries, and a third simulated provider with chains to pick from. The timeouts are long
+/// enough that a core stalled by other tests never turns a healthy reply into a failover.
 const CONFIG: &str = r#"
 [timeouts]
-headers = "400ms"
-first_event = "400ms"
-idle = "300ms"
+headers = "5s"
+first_event = "5s"
+idle = "5s"
 
 [retry]
 max_retries = 0
