@@ -158,7 +158,8 @@ fn frame(dash: &Dashboard, player: &Player) -> String {
 
 /// Wait for the background scan (it learns the length and the marks).
 fn scanned(player: &mut Player, dash: &mut Dashboard) {
-    for _ in 0..200 {
+    // Up to 20 s: the scan runs on a thread of its own, which a loaded machine may starve.
+    for _ in 0..2_000 {
         player.advance(dash, Duration::ZERO);
         if player.view().total.is_some() {
             return;
