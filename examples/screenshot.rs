@@ -41,13 +41,14 @@ pub const HEIGHT: u16 = 36;
 /// The recording the picture is folded from, in the repository.
 pub const RECORDING: &str = "assets/recordings/demo-incident.jsonl";
 
-/// How far into the recording the picture is taken: the primary's breaker has opened, its first
-/// recovery probe has failed, and every request fails over to the fallback.
-pub const AT_MS: i64 = 28_700;
+/// How far into the recording the picture is taken: the primary, throttled by its rate-limit
+/// headers for 25 s, is now overloaded; its breaker has opened, its first recovery probe has
+/// failed, and every request goes to the fallback.
+pub const AT_MS: i64 = 44_500;
 
-/// The request in the reply panel: it met two 429s on the primary and was answered by the
-/// fallback, its whole reply on screen.
-pub const REQUEST: &str = "r38";
+/// The request in the reply panel: it met two overloaded answers on the primary and was answered
+/// by the fallback, its whole reply on screen.
+pub const REQUEST: &str = "r88";
 
 /// Where the picture goes, in the repository.
 pub const PICTURE: &str = "docs/console.svg";

@@ -1161,25 +1161,35 @@ fn demo_incident_report_shows_the_breaker_and_failovers() {
     );
     assert!(report.to_markdown().contains("→ open"));
 
-    // The root cause is the 429s with the provider's words, not the skips they caused.
+    // The root cause is the overload that opened the breaker, with the provider's words, not the
+    // skips it caused; the rate limit before it (mostly steered around, 6 429s met) comes next.
     let cause = &j["root_cause"]["failures"][0];
     assert_eq!(cause["provider"], "anthropic", "{cause}");
-    assert_eq!(cause["class"], "rate_limited", "{cause}");
-    assert_eq!(cause["statuses"], json!({"429": 15}), "{cause}");
-    let message = cause["messages"][0]["message"].as_str().unwrap_or_default();
+    assert_eq!(cause["class"], "overloaded", "{cause}");
+    assert_eq!(cause["statuses"], json!({"529": 11}), "{cause}");
+    assert_eq!(cause["messages"][0]["message"], "Overloaded", "{cause}");
+    let also = &j["root_cause"]["failures"][1];
+    assert_eq!(also["class"], "rate_limited", "{also}");
+    assert_eq!(also["statuses"], json!({"429": 6}), "{also}");
+    let message = also["messages"][0]["message"].as_str().unwrap_or_default();
     assert!(
         message.starts_with("This request would exceed the rate limit"),
         "{message}"
     );
-    assert!(j["root_cause"]["consequences"].as_array().is_some_and(|c| {
-        c.iter()
-            .any(|c| c["skipped_because"] == "breaker_open" && c["count"] == 207)
-    }));
-    // The first failure came 6.9 s before the breaker opened.
-    assert_eq!(j["first_failure"]["ts"], "2026-11-25T09:09:28.981Z");
+    let skipped = |why: &str, n: u64| {
+        j["root_cause"]["consequences"].as_array().is_some_and(|c| {
+            c.iter()
+                .any(|c| c["skipped_because"] == why && c["count"] == n)
+        })
+    };
+    assert!(skipped("breaker_open", 94), "{}", j["root_cause"]);
+    // Steered around while its rate-limit headers said it was spent.
+    assert!(skipped("throttled", 51), "{}", j["root_cause"]);
+    // The first failure (a 429) came 25.8 s before the breaker opened.
+    assert_eq!(j["first_failure"]["ts"], "2026-12-08T00:28:39.346Z");
     assert_eq!(j["first_failure"]["status"], 429);
-    assert_eq!(j["first_failure"]["before_first_breaker_open_ms"], 6_922);
-    assert_eq!(j["impact_window"]["failed_over"], 208);
+    assert_eq!(j["first_failure"]["before_first_breaker_open_ms"], 25_826);
+    assert_eq!(j["impact_window"]["failed_over"], 151);
     // The fallback slowed down: openai's p95 inside the window is ~1.7 s, its p50 ~310 ms.
     let inside = &j["latency_by_window"]["openai"]["inside"];
     let p95 = inside["p95"].as_u64().unwrap_or(0);
@@ -1190,11 +1200,11 @@ fn demo_incident_report_shows_the_breaker_and_failovers() {
     assert_eq!(j["providers"]["openai"]["state_at_end"], "closed");
     let md = report.to_markdown();
     assert!(
-        md.contains("Root cause: anthropic rate_limited, 15 failures (HTTP 429 ×15)"),
+        md.contains("Root cause: anthropic overloaded, 11 failures (HTTP 529 ×11)"),
         "{md}"
     );
     assert!(
-        md.contains("6.922 s before the first breaker opened"),
+        md.contains("25.826 s before the first breaker opened"),
         "{md}"
     );
     assert!(md.contains("Latency: openai first event p95 1.6"), "{md}");

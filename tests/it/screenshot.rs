@@ -28,9 +28,10 @@ fn the_picture_is_the_demo_console_in_an_incident() {
         "DEMO",
         "breakerbox",
         "OPEN",
-        "half-open in",
-        "rate_limited",
-        "r38",
+        "probe in",
+        "overloaded",
+        "req 0/50",
+        "r88",
         "event log",
     ] {
         assert!(svg.contains(seen), "the picture shows {seen:?}");
