@@ -637,12 +637,17 @@ async fn on_local(link: &Link, kind: &EventKind) {
     }
 }
 
-/// After missing local events: every breaker's state as it is now.
+/// After missing local events: every breaker of ours that turns requests away (or is held by an
+/// operator), as it is now. A closed one is not resent: stamped now, it would undo a newer opening
+/// elsewhere; an opening missed the other way heals by its own recovery.
 async fn resend_states(link: &Link) {
     let Some(breakers) = link.breakers.upgrade() else {
         return;
     };
     for (key, state) in breakers.states() {
+        if state == BreakerState::Closed {
+            continue;
+        }
         let open_ms = breakers
             .snapshot(&key)
             .open_remaining
