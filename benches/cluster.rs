@@ -6,50 +6,20 @@
 //! Run: `cargo bench --bench cluster` (needs `redis-server`, or `$BREAKERBOX_REDIS_SERVER`).
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark stops when its setup fails
 
-use futures::StreamExt;
+mod support;
+use support::{histogram, measure, shared};
+
 use hdrhistogram::Histogram;
 use std::process::{Command, Stdio};
-
 use std::time::{Duration, Instant};
 
 use breakerbox::cluster::{self, ClusterConfig};
-use breakerbox::engine::breaker::{BreakerConfig, Breakers};
-use breakerbox::engine::cost::Pricing;
 use breakerbox::engine::failover::{EngineSettings, FailoverEngine, RequestMeta, Shared, Target};
-use breakerbox::engine::retry::{BudgetConfig, RetryBudget};
-use breakerbox::event::{Bus, EventKind, Source};
-use breakerbox::provider::{self, ApiKey, Protocol, ProviderConfig, Request, StreamEvent};
+use breakerbox::event::{EventKind, Source};
+use breakerbox::provider::{self, ApiKey, Protocol, ProviderConfig, Request};
 use breakerbox::sim::{SimConfig, SimProviderSpec, Simulator};
 
 const SEQUENTIAL: usize = 2_000;
-
-fn shared() -> Shared {
-    let bus = Bus::new(1 << 16);
-    let breakers = Breakers::new(BreakerConfig::default(), bus.clone());
-    let budget = RetryBudget::new(&BudgetConfig {
-        capacity: 1e9,
-        refill_per_sec: 1e9,
-    });
-    Shared::new(bus, breakers, budget, Pricing::built_in())
-}
-
-async fn measure(stream: provider::ProviderStream) -> (Duration, Duration) {
-    let start = Instant::now();
-    let mut stream = stream;
-    let mut first = None;
-    while let Some(item) = stream.next().await {
-        let item = item.expect("a healthy stream");
-        first.get_or_insert_with(|| start.elapsed());
-        if matches!(item, StreamEvent::Done { .. }) {
-            break;
-        }
-    }
-    (first.expect("an event"), start.elapsed())
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram")
-}
 
 fn main() {
     if !std::env::args().any(|a| a == "--bench") {

@@ -8,57 +8,27 @@
 //! Run: `cargo bench --bench engine`. Client, engine and simulator share the machine's cores.
 #![allow(clippy::expect_used, clippy::unwrap_used)] // a benchmark stops when its setup fails
 
+mod support;
+use support::{histogram, measure, shared};
+
 use futures::StreamExt;
 use hdrhistogram::Histogram;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use breakerbox::engine::breaker::{BreakerConfig, Breakers, CallOutcome};
-use breakerbox::engine::cost::Pricing;
-use breakerbox::engine::failover::{EngineSettings, FailoverEngine, RequestMeta, Shared, Target};
-use breakerbox::engine::retry::{BudgetConfig, RetryBudget};
+use breakerbox::engine::failover::{EngineSettings, FailoverEngine, RequestMeta, Target};
 use breakerbox::event::{Bus, Source};
-use breakerbox::provider::{
-    self, ApiKey, Protocol, Provider, ProviderConfig, Request, StreamEvent,
-};
+use breakerbox::provider::{self, ApiKey, Protocol, Provider, ProviderConfig, Request};
 use breakerbox::sim::{SimConfig, SimProviderSpec, Simulator};
 
 const SEQUENTIAL: usize = 2_000;
 const CONCURRENT: usize = 1_000;
 
-fn shared() -> Shared {
-    let bus = Bus::new(1 << 16);
-    let breakers = Breakers::new(BreakerConfig::default(), bus.clone());
-    let budget = RetryBudget::new(&BudgetConfig {
-        capacity: 1e9,
-        refill_per_sec: 1e9,
-    });
-    Shared::new(bus, breakers, budget, Pricing::built_in())
-}
-
 fn client(name: &str, protocol: Protocol, base: String) -> Arc<dyn Provider> {
     let mut cfg = ProviderConfig::new(name, protocol, base);
     cfg.api_key = ApiKey::new("bench");
     provider::build(cfg).expect("client")
-}
-
-/// Time to the first event and to the end of one stream.
-async fn measure(stream: provider::ProviderStream) -> (Duration, Duration) {
-    let start = Instant::now();
-    let mut stream = stream;
-    let mut first = None;
-    while let Some(item) = stream.next().await {
-        let item = item.expect("a healthy stream");
-        first.get_or_insert_with(|| start.elapsed());
-        if matches!(item, StreamEvent::Done { .. }) {
-            break;
-        }
-    }
-    (first.expect("an event"), start.elapsed())
-}
-
-fn histogram() -> Histogram<u64> {
-    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram")
 }
 
 fn us(h: &Histogram<u64>, q: f64) -> f64 {

@@ -25,5 +25,6 @@ mod rng;
 pub mod secret;
 pub mod session;
 pub mod sim;
+mod sync;
 pub mod telemetry;
 pub mod text;

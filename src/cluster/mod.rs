@@ -298,11 +298,7 @@ impl Link {
 
     async fn run<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> Result<T, String> {
         let mut con = self.commands.clone();
-        match tokio::time::timeout(COMMAND_TIMEOUT, cmd.query_async::<T>(&mut con)).await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(e)) => Err(redact(&e.to_string(), &self.config)),
-            Err(_) => Err("Redis did not answer in time".to_string()),
-        }
+        self.within(cmd.query_async::<T>(&mut con)).await
     }
 
     async fn script<T: redis::FromRedisValue>(
@@ -310,11 +306,30 @@ impl Link {
         invocation: &redis::ScriptInvocation<'_>,
     ) -> Result<T, String> {
         let mut con = self.commands.clone();
-        match tokio::time::timeout(COMMAND_TIMEOUT, invocation.invoke_async::<T>(&mut con)).await {
+        self.within(invocation.invoke_async::<T>(&mut con)).await
+    }
+
+    /// A Redis call's answer within [`COMMAND_TIMEOUT`], its error without the URL's password.
+    async fn within<T>(
+        &self,
+        call: impl std::future::Future<Output = redis::RedisResult<T>>,
+    ) -> Result<T, String> {
+        match tokio::time::timeout(COMMAND_TIMEOUT, call).await {
             Ok(Ok(value)) => Ok(value),
             Ok(Err(e)) => Err(redact(&e.to_string(), &self.config)),
             Err(_) => Err("Redis did not answer in time".to_string()),
         }
+    }
+
+    /// Publish `what` on the fleet's channel (not stored: only breaker changes are).
+    async fn publish(&self, what: What) -> Result<(), String> {
+        if !self.connected() {
+            return Err("the fleet is not reachable".to_string());
+        }
+        let text = serde_json::to_string(&self.message(what)).map_err(|e| e.to_string())?;
+        let mut publish = redis::cmd("PUBLISH");
+        publish.arg(&self.keys.changes).arg(text);
+        self.run::<i64>(&publish).await.map(|_| ())
     }
 
     fn message(&self, what: What) -> Message {
@@ -376,48 +391,30 @@ impl Link {
     }
 
     async fn send_operator(&self, action: OperatorAction, provider: String) {
+        // Away from the fleet, the breaker change it made reaches the others on reconnecting.
         if !self.connected() {
             return;
         }
-        let message = self.message(What::Operator { action, provider });
-        let Ok(text) = serde_json::to_string(&message) else {
-            return;
-        };
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(&self.keys.changes).arg(text);
-        if let Err(e) = self.run::<i64>(&publish).await {
+        if let Err(e) = self.publish(What::Operator { action, provider }).await {
             tracing::warn!(error = %e, "fleet: an operator's action did not reach the fleet");
         }
     }
 
     /// Publish what a response here said of a provider's rate limits.
     async fn send_limits(&self, key: BreakerKey, limits: &RateLimits) {
-        if !self.connected() {
-            return;
-        }
         let limits = limits
             .allowances
             .iter()
-            .map(|a| crate::event::RateLimit {
-                dimension: a.dimension,
-                limit: a.limit,
-                remaining: a.remaining,
-                reset_ms: a
-                    .reset
-                    .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX)),
-            })
+            .map(crate::engine::throttle::rate_limit)
             .collect();
-        let message = self.message(What::Limits {
-            provider: key.provider,
-            model: key.model,
-            limits,
-        });
-        let Ok(text) = serde_json::to_string(&message) else {
-            return;
-        };
-        let mut publish = redis::cmd("PUBLISH");
-        publish.arg(&self.keys.changes).arg(text);
-        let _ = self.run::<i64>(&publish).await;
+        // Lost with the fleet: the next response says it again.
+        let _ = self
+            .publish(What::Limits {
+                provider: key.provider,
+                model: key.model,
+                limits,
+            })
+            .await;
     }
 
     /// Add one counted outcome to the fleet's, and open here when the fleet's reach a trigger.

@@ -126,11 +126,7 @@ impl Throttle {
     /// listener: the fleet).
     pub fn watch_observations(&self) -> tokio::sync::mpsc::Receiver<(BreakerKey, RateLimits)> {
         let (tx, rx) = tokio::sync::mpsc::channel(OBSERVATIONS_QUEUED);
-        *self
-            .inner
-            .observations
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(tx);
+        *crate::sync::lock(&self.inner.observations) = Some(tx);
         rx
     }
 
@@ -175,14 +171,7 @@ impl Throttle {
         let shown = shown(&limits, now);
         if !same(&entry.shown, &shown) {
             entry.shown = shown;
-            if own
-                && let Some(tx) = self
-                    .inner
-                    .observations
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner)
-                    .as_ref()
-            {
+            if own && let Some(tx) = crate::sync::lock(&self.inner.observations).as_ref() {
                 // Full or gone: the fleet misses one observation, never this response.
                 let _ = tx.try_send((key.clone(), limits.clone()));
             }
@@ -358,7 +347,8 @@ fn same(a: &[Shown], b: &[Shown]) -> bool {
         })
 }
 
-fn rate_limit(a: &Allowance) -> RateLimit {
+/// An allowance as events carry it.
+pub(crate) fn rate_limit(a: &Allowance) -> RateLimit {
     RateLimit {
         dimension: a.dimension,
         limit: a.limit,

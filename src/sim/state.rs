@@ -1,9 +1,10 @@
 //! The live state of each simulated provider: the fault in force, counters, and the request log.
 
+use crate::sync::lock;
 use serde::Serialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -201,11 +202,6 @@ impl ProviderState {
                 .collect(),
         }
     }
-}
-
-/// A poisoned lock only means another request panicked mid-update of a counter; carry on.
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 /// The record of one request in flight. Dropping it unfinished means the client went away.

@@ -21,6 +21,8 @@ mod cluster;
 mod gateway;
 mod gemini_sdk;
 mod needs;
+#[path = "../it/support/scrape.rs"]
+mod scrape;
 mod sdk;
 mod sdk_gateway;
 mod sim;

@@ -897,21 +897,10 @@ async fn the_gateways_refusals_are_events_and_counted() {
     }
     assert_eq!(reasons, [("auth", 401), ("bad_request", 400)]);
     // The metrics fold runs on its own task: give it a moment to have both.
-    let mut text = String::new();
-    for _ in 0..100 {
-        text = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.contains("breakerbox_gateway_rejected_total{reason=\"bad_request\"} 1") {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+    let text = crate::support::scrape::metrics_once(&http, &base, "the bad request", |text| {
+        text.contains("breakerbox_gateway_rejected_total{reason=\"bad_request\"} 1")
+    })
+    .await;
     has(
         &text,
         &[

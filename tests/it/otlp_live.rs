@@ -197,14 +197,7 @@ async fn serve_exports_spans_live_to_a_collector() {
             "{attempt}"
         );
     }
-    let metrics = http
-        .get(format!("{}/metrics", gw.base))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = crate::support::scrape::metrics(&http, &gw.base).await;
     assert!(
         metrics.contains("breakerbox_otlp_spans_dropped_total 0"),
         "{metrics}"
@@ -270,14 +263,7 @@ async fn a_collector_down_or_busy_holds_no_request_up_and_losses_are_counted() {
         })
         .await;
         assert_eq!(OtlpStats::get(&stats.exported), 0);
-        let metrics = http
-            .get(format!("{base}/metrics"))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
+        let metrics = crate::support::scrape::metrics(&http, &base).await;
         assert!(
             !metrics.contains("breakerbox_otlp_export_failures_total 0\n")
                 && metrics.contains("breakerbox_otlp_export_failures_total "),

@@ -882,22 +882,10 @@ async fn the_fleets_redis_password_appears_nowhere() {
     ]);
     let http = crate::support::sim::client();
     // Its first attempt fails at once (nothing listens on port 1): wait for it to say so.
-    let deadline = std::time::Instant::now() + Duration::from_secs(10);
-    let metrics = loop {
-        let text = http
-            .get(format!("{}/metrics", gw.base))
-            .send()
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        if text.lines().any(|l| l == "breakerbox_cluster_connected 0") {
-            break text;
-        }
-        assert!(std::time::Instant::now() < deadline, "{}", gw.log_tail());
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    };
+    let metrics = crate::support::scrape::metrics_once(&http, &gw.base, "the fleet lost", |t| {
+        t.lines().any(|l| l == "breakerbox_cluster_connected 0")
+    })
+    .await;
     let mut events = String::new();
     let mut stream = http
         .get(format!("{}/events", gw.base))

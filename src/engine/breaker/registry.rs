@@ -11,6 +11,7 @@ use tokio::time::Instant;
 
 use super::machine::{Breaker, BreakerConfig, BreakerSnapshot, CallOutcome, Rejection, Transition};
 use crate::event::{BreakerState, Bus, EventKind, OperatorAction};
+use crate::sync::lock;
 
 /// How many counted call outcomes wait for the fleet ([`Breakers::watch_outcomes`]) before more
 /// are dropped: a slow Redis must not grow memory.
@@ -89,6 +90,8 @@ struct Shared {
     openings: Mutex<Option<mpsc::UnboundedSender<BreakerKey>>>,
     /// Told every outcome a closed breaker counted (the fleet adds them up).
     outcomes: Mutex<Option<mpsc::Sender<Counted>>>,
+    /// Whether anyone watches the outcomes: outside a fleet, recording a call takes no other lock.
+    counting: std::sync::atomic::AtomicBool,
     /// Asked before each recovery probe, in a fleet.
     probe_gate: Mutex<Option<std::sync::Arc<dyn ProbeGate>>>,
 }
@@ -157,6 +160,7 @@ impl Breakers {
                 }),
                 openings: Mutex::new(None),
                 outcomes: Mutex::new(None),
+                counting: std::sync::atomic::AtomicBool::new(false),
                 probe_gate: Mutex::new(None),
             }),
         }
@@ -167,6 +171,9 @@ impl Breakers {
     pub fn watch_outcomes(&self) -> mpsc::Receiver<Counted> {
         let (tx, rx) = mpsc::channel(OUTCOMES_QUEUED);
         *lock(&self.shared.outcomes) = Some(tx);
+        self.shared
+            .counting
+            .store(true, std::sync::atomic::Ordering::Release);
         rx
     }
 
@@ -239,6 +246,13 @@ impl Breakers {
     }
 
     fn tell_counted(&self, key: &BreakerKey, failed: bool) {
+        if !self
+            .shared
+            .counting
+            .load(std::sync::atomic::Ordering::Acquire)
+        {
+            return;
+        }
         if let Some(tx) = lock(&self.shared.outcomes).as_ref() {
             // Full or gone: the fleet misses one count, never this call.
             let _ = tx.try_send(Counted {
@@ -410,19 +424,8 @@ impl Breakers {
     fn lock(&self) -> MutexGuard<'_, Registry> {
         // A panic elsewhere while holding the lock leaves a consistent registry: every update is a
         // single state-machine step.
-        self.shared
-            .registry
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
+        lock(&self.shared.registry)
     }
-}
-
-/// A std mutex's guard; a panic elsewhere while it was held leaves its value usable (every update
-/// is one step).
-fn lock<T>(mutex: &Mutex<T>) -> MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(|poisoned| poisoned.into_inner())
 }
 
 /// Leave to send one call through a breaker. Record its outcome; dropping it unrecorded (a cancelled
